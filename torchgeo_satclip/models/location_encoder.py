@@ -1,0 +1,189 @@
+"""The location encoder: input validation, positional encoding, then a network."""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .networks import get_network
+from .positional import get_positional_encoding
+
+__all__ = ['LocationEncoder', 'build_location_encoder', 'validate_lonlat']
+
+
+def validate_lonlat(lonlat: Tensor) -> None:
+    """Check that ``lonlat`` is a valid batch of (lon, lat) points in degrees.
+
+    Args:
+        lonlat: tensor that should have shape ``(N, 2)``, a floating dtype,
+            finite values, **longitude first** in [-180, 180] and latitude
+            second in [-90, 90].
+
+    Raises:
+        ValueError: naming the first offending row and value when a check
+            fails, or the shape or dtype found.
+    """
+    if not isinstance(lonlat, Tensor):
+        raise ValueError(f'lonlat must be a torch.Tensor, got {type(lonlat).__name__}')
+    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
+        raise ValueError(
+            'lonlat must have shape (N, 2) holding (longitude, latitude) in degrees, '
+            f'got shape {tuple(lonlat.shape)}'
+        )
+    if not lonlat.is_floating_point():
+        raise ValueError(
+            f'lonlat must have a floating dtype (float32 or float64), got {lonlat.dtype}'
+        )
+    if lonlat.shape[0] == 0:
+        return
+    lon, lat = lonlat[:, 0], lonlat[:, 1]
+    finite = torch.isfinite(lonlat).all(dim=1)
+    bad_lon = finite & ((lon < -180) | (lon > 180))
+    bad_lat = finite & ((lat < -90) | (lat > 90))
+    bad = ~finite | bad_lon | bad_lat
+    # One host synchronisation on the happy path.
+    if not bool(bad.any()):
+        return
+    row = int(torch.nonzero(bad)[0, 0])
+    lon_value, lat_value = (float(v) for v in lonlat[row].tolist())
+    if not bool(finite[row]):
+        raise ValueError(
+            f'lonlat row {row} is not finite: (lon, lat) = ({lon_value}, {lat_value})'
+        )
+    if bool(bad_lon[row]):
+        raise ValueError(
+            f'lonlat row {row}: longitude {lon_value} is outside [-180, 180]'
+        )
+    swapped = abs(lat_value) <= 180 and abs(lon_value) <= 90
+    hint = (
+        '; the values look like (latitude, longitude): SatCLIP takes '
+        '(longitude, latitude), longitude first'
+        if swapped
+        else '; coordinates must be (longitude, latitude) in degrees'
+    )
+    raise ValueError(
+        f'lonlat row {row}: latitude {lat_value} is outside [-90, 90]{hint}'
+    )
+
+
+class LocationEncoder(nn.Module):
+    """A SatCLIP location encoder: positional encoding, then network.
+
+    ``forward(lonlat)`` maps an ``(N, 2)`` tensor of **(longitude, latitude) in
+    degrees** to ``(N, embed_dim)`` embeddings (not L2-normalised).
+
+    Attribute names match TorchGeo 0.10's ``torchgeo.models.SatCLIP``
+    (``posenc`` and ``nnet``), so state dicts move between the two unchanged.
+
+    Precision: the positional encoding is computed in float64 when the network
+    is float64 (the default, as in the original and its float64 checkpoints)
+    and in float32 otherwise; its output is then cast to the network's dtype.
+    ``encoder.to(torch.float32)`` or ``encoder.to(torch.bfloat16)`` trades
+    fidelity for speed (the difference is measured in
+    ``tests/models/test_location_encoder.py`` and documented in the README).
+    """
+
+    def __init__(self, posenc: nn.Module, nnet: nn.Module, validate: bool = True) -> None:
+        """Initialise the encoder.
+
+        Args:
+            posenc: positional encoding with an ``embedding_dim`` attribute.
+            nnet: network whose input size is ``posenc.embedding_dim``.
+            validate: check every input with :func:`validate_lonlat` (one host
+                synchronisation per call; turn off in hot training loops whose
+                inputs are known to be valid).
+
+        Raises:
+            ValueError: if the two parts do not fit together.
+        """
+        super().__init__()
+        dim = getattr(posenc, 'embedding_dim', None)
+        dim_in = getattr(nnet, 'dim_in', dim)
+        if dim is not None and dim_in != dim:
+            raise ValueError(
+                f'network expects {dim_in} input features but the positional '
+                f'encoding produces {dim}'
+            )
+        self.posenc = posenc
+        self.nnet = nnet
+        self.validate = validate
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the network's parameters (the compute dtype)."""
+        for param in self.nnet.parameters():
+            return param.dtype
+        return torch.get_default_dtype()
+
+    @property
+    def embed_dim(self) -> int:
+        """Size of the output embedding."""
+        return int(getattr(self.nnet, 'dim_out'))
+
+    def forward(self, lonlat: Tensor) -> Tensor:
+        """Embed points.
+
+        Args:
+            lonlat: ``(N, 2)`` floating tensor of **(longitude, latitude) in
+                degrees**, lon in [-180, 180], lat in [-90, 90].
+
+        Returns:
+            ``(N, embed_dim)`` embeddings in the network's dtype.
+
+        Raises:
+            ValueError: if ``lonlat`` is invalid (see :func:`validate_lonlat`).
+        """
+        if self.validate:
+            validate_lonlat(lonlat)
+        dtype = self.dtype
+        coords = lonlat.to(torch.float64 if dtype == torch.float64 else torch.float32)
+        features = self.posenc(coords).to(dtype)
+        out: Tensor = self.nnet(features)
+        return out
+
+
+def build_location_encoder(
+    positional_encoding: str = 'sphericalharmonics',
+    network: str = 'siren',
+    legendre_polys: int = 10,
+    embed_dim: int = 256,
+    capacity: int = 512,
+    num_hidden_layers: int = 2,
+    dropout: float = 0.5,
+    dtype: torch.dtype = torch.float64,
+    validate: bool = True,
+    **posenc_kwargs: Any,
+) -> LocationEncoder:
+    """Build a location encoder from SatCLIP's configuration names.
+
+    Args:
+        positional_encoding: SatCLIP's ``le_type`` (``'sphericalharmonics'``,
+            ``'wrap'``, ``'spherec'``, ...).
+        network: SatCLIP's ``pe_type`` (``'siren'``, ``'fcnet'``, ``'mlp'``,
+            ``'linear'``).
+        legendre_polys: number of spherical-harmonic degrees ``L`` (only for
+            ``'sphericalharmonics'``).
+        embed_dim: embedding size.
+        capacity: hidden width of the network.
+        num_hidden_layers: hidden layers of the network.
+        dropout: dropout probability of the network in training.
+        dtype: parameter and compute dtype (float64 by default, as SatCLIP).
+        validate: validate inputs (see :class:`LocationEncoder`).
+        **posenc_kwargs: further arguments of the positional encoding (for
+            example ``frequency_num``, ``min_radius``, ``max_radius``).
+
+    Returns:
+        The location encoder.
+    """
+    if positional_encoding == 'sphericalharmonics':
+        posenc_kwargs = {'legendre_polys': legendre_polys, **posenc_kwargs}
+    posenc = get_positional_encoding(positional_encoding, **posenc_kwargs)
+    nnet = get_network(
+        network,
+        dim_in=int(getattr(posenc, 'embedding_dim')),
+        dim_hidden=capacity,
+        dim_out=embed_dim,
+        num_layers=num_hidden_layers,
+        dropout=dropout,
+    )
+    return LocationEncoder(posenc, nnet, validate=validate).to(dtype)

@@ -1,0 +1,376 @@
+"""Trainable networks that turn positional encodings into location embeddings.
+
+SatCLIP's released location encoders use :class:`SirenNet`. :class:`FCNet`
+(the SINR network), :class:`MLP` and :class:`LinearNet` are the other choices
+of the original code base. :func:`get_network` builds any of them by the name
+used in SatCLIP's ``hyper_parameters['pe_type']``.
+"""
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    'FCNet',
+    'LinearNet',
+    'MLP',
+    'NETWORKS',
+    'SirenLayer',
+    'SirenNet',
+    'get_network',
+]
+
+
+class SirenLayer(nn.Module):
+    """One SIREN layer: ``sin(w0 * dropout(W x + b))``, or linear for the last.
+
+    Initialisation follows SatCLIP (and Sitzmann et al., 2020): weights and
+    biases of the first layer are drawn from ``U(-1/dim_in, 1/dim_in)``, those of
+    every other layer from ``U(-sqrt(c/dim_in)/w0, sqrt(c/dim_in)/w0)``.
+    Dropout, when enabled, acts on ``W x + b`` before the sine and only in
+    training mode.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_out: int,
+        w0: float = 1.0,
+        c: float = 6.0,
+        is_first: bool = False,
+        use_bias: bool = True,
+        activation: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        """Initialise the layer.
+
+        Args:
+            dim_in: input features.
+            dim_out: output features.
+            w0: frequency factor of the sine (30 for SatCLIP's first layer, 1
+                for the others).
+            c: constant of the uniform initialisation bound.
+            is_first: use the first-layer initialisation.
+            use_bias: learn an additive bias.
+            activation: apply the sine (False for a linear output layer).
+            dropout: dropout probability on ``W x + b`` in training (0: none).
+        """
+        super().__init__()
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.w0 = w0
+        self.activation = activation
+        self.dropout = dropout
+        bound = 1.0 / dim_in if is_first else math.sqrt(c / dim_in) / w0
+        self.weight = nn.Parameter(torch.empty(dim_out, dim_in).uniform_(-bound, bound))
+        self.bias = (
+            nn.Parameter(torch.empty(dim_out).uniform_(-bound, bound))
+            if use_bias
+            else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the layer.
+
+        Args:
+            x: ``(N, dim_in)`` input.
+
+        Returns:
+            ``(N, dim_out)`` output.
+        """
+        out = nn.functional.linear(x, self.weight, self.bias)
+        if self.dropout > 0:
+            out = nn.functional.dropout(out, p=self.dropout, training=self.training)
+        if self.activation:
+            out = torch.sin(self.w0 * out)
+        return out
+
+    def extra_repr(self) -> str:
+        """Return the summary shown by ``repr``."""
+        return (
+            f'dim_in={self.dim_in}, dim_out={self.dim_out}, w0={self.w0}, '
+            f'activation={self.activation}, dropout={self.dropout}'
+        )
+
+
+class SirenNet(nn.Module):
+    """Sinusoidal representation network, as in SatCLIP's released encoders.
+
+    ``num_layers`` sine layers then a linear output layer. For the released
+    models: ``L^2 -> 512`` with ``sin(30 (W x + b))``, ``512 -> 512`` with
+    ``sin(W x + b)``, ``512 -> 256`` linear; dropout 0.5 before each sine in
+    training. Parameter names (``layers.<i>.weight``, ``last_layer.weight``)
+    match the official checkpoints' ``model.location.nnet.*`` keys.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_hidden: int = 512,
+        dim_out: int = 256,
+        num_layers: int = 2,
+        w0: float = 1.0,
+        w0_initial: float = 30.0,
+        use_bias: bool = True,
+        dropout: float = 0.5,
+    ) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features (``L^2`` after spherical harmonics).
+            dim_hidden: width of the hidden layers (``capacity``).
+            dim_out: embedding size (``embed_dim``).
+            num_layers: number of sine layers (``num_hidden_layers``).
+            w0: sine frequency of the layers after the first.
+            w0_initial: sine frequency of the first layer.
+            use_bias: learn biases.
+            dropout: dropout probability before each sine in training.
+
+        Raises:
+            ValueError: if a size is not positive.
+        """
+        super().__init__()
+        _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
+        if num_layers < 1:
+            raise ValueError(f'num_layers must be at least 1, got {num_layers}')
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.layers = nn.ModuleList(
+            SirenLayer(
+                dim_in=dim_in if i == 0 else dim_hidden,
+                dim_out=dim_hidden,
+                w0=w0_initial if i == 0 else w0,
+                is_first=i == 0,
+                use_bias=use_bias,
+                dropout=dropout,
+            )
+            for i in range(num_layers)
+        )
+        self.last_layer = SirenLayer(
+            dim_in=dim_hidden, dim_out=dim_out, w0=w0, use_bias=use_bias, activation=False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the network.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        for layer in self.layers:
+            x = layer(x)
+        out: Tensor = self.last_layer(x)
+        return out
+
+
+class _ResidualBlock(nn.Module):
+    """``x + ReLU(Linear(Dropout(ReLU(Linear(x)))))``: a SINR residual block."""
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = x + self.block(x)
+        return out
+
+
+class FCNet(nn.Module):
+    """The residual fully connected network of SINR (Cole et al., 2023).
+
+    ``Linear + ReLU``, then ``num_blocks`` residual blocks of
+    ``Linear, ReLU, Dropout, Linear, ReLU`` with a skip connection, then a
+    bias-free linear output layer.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_hidden: int = 256,
+        dim_out: int = 256,
+        num_blocks: int = 4,
+        dropout: float = 0.5,
+    ) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features.
+            dim_hidden: width of the hidden layers.
+            dim_out: embedding size.
+            num_blocks: number of residual blocks.
+            dropout: dropout probability inside each block.
+
+        Raises:
+            ValueError: if a size is not positive.
+        """
+        super().__init__()
+        _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.feats = nn.Sequential(
+            nn.Linear(dim_in, dim_hidden),
+            nn.ReLU(inplace=True),
+            *(_ResidualBlock(dim_hidden, dropout) for _ in range(num_blocks)),
+        )
+        self.last_layer = nn.Linear(dim_hidden, dim_out, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the network.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        out: Tensor = self.last_layer(self.feats(x))
+        return out
+
+
+class MLP(nn.Module):
+    """A ReLU multilayer perceptron with ``num_layers`` hidden layers.
+
+    Unlike the original SatCLIP ``mlp``, whose hidden layers all share one
+    module by accident, every hidden layer here has its own weights.
+    """
+
+    def __init__(
+        self, dim_in: int, dim_hidden: int = 256, dim_out: int = 256, num_layers: int = 2
+    ) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features.
+            dim_hidden: width of the hidden layers.
+            dim_out: embedding size.
+            num_layers: number of hidden layers (``Linear + ReLU``).
+
+        Raises:
+            ValueError: if a size is not positive.
+        """
+        super().__init__()
+        _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
+        if num_layers < 1:
+            raise ValueError(f'num_layers must be at least 1, got {num_layers}')
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.layers = nn.Sequential(
+            *(
+                module
+                for i in range(num_layers)
+                for module in (
+                    nn.Linear(dim_in if i == 0 else dim_hidden, dim_hidden),
+                    nn.ReLU(inplace=True),
+                )
+            )
+        )
+        self.last_layer = nn.Linear(dim_hidden, dim_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the network.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        out: Tensor = self.last_layer(self.layers(x))
+        return out
+
+
+class LinearNet(nn.Module):
+    """A single linear layer from positional encoding to embedding."""
+
+    def __init__(self, dim_in: int, dim_out: int = 256) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features.
+            dim_out: embedding size.
+
+        Raises:
+            ValueError: if a size is not positive.
+        """
+        super().__init__()
+        _check_positive(dim_in=dim_in, dim_out=dim_out)
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.last_layer = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the layer.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        out: Tensor = self.last_layer(x)
+        return out
+
+
+def _check_positive(**sizes: int) -> None:
+    """Raise ``ValueError`` naming the first size that is not positive."""
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f'{name} must be a positive integer, got {value}')
+
+
+NetworkName = Literal['siren', 'fcnet', 'mlp', 'linear']
+
+#: Network classes by the name SatCLIP uses in ``hyper_parameters['pe_type']``.
+NETWORKS: dict[str, type[nn.Module]] = {
+    'siren': SirenNet,
+    'fcnet': FCNet,
+    'mlp': MLP,
+    'linear': LinearNet,
+}
+
+
+def get_network(
+    name: str,
+    dim_in: int,
+    dim_hidden: int = 512,
+    dim_out: int = 256,
+    num_layers: int = 2,
+    dropout: float = 0.5,
+) -> nn.Module:
+    """Build a network by name.
+
+    Args:
+        name: one of ``'siren'``, ``'fcnet'``, ``'mlp'``, ``'linear'``.
+        dim_in: input features (the positional encoding's size).
+        dim_hidden: hidden width (SatCLIP's ``capacity``).
+        dim_out: embedding size (SatCLIP's ``embed_dim``).
+        num_layers: hidden layers (SatCLIP's ``num_hidden_layers``); ignored
+            by ``fcnet`` (four residual blocks, as in SINR and SatCLIP) and by
+            ``linear``.
+        dropout: dropout probability (``siren`` and ``fcnet``).
+
+    Returns:
+        The network.
+
+    Raises:
+        ValueError: if ``name`` is unknown.
+    """
+    if name == 'siren':
+        return SirenNet(dim_in, dim_hidden, dim_out, num_layers, dropout=dropout)
+    if name == 'fcnet':
+        return FCNet(dim_in, dim_hidden, dim_out, dropout=dropout)
+    if name == 'mlp':
+        return MLP(dim_in, dim_hidden, dim_out, num_layers)
+    if name == 'linear':
+        return LinearNet(dim_in, dim_out)
+    raise ValueError(f'unknown network {name!r}; expected one of {sorted(NETWORKS)}')
