@@ -1,0 +1,478 @@
+"""Official SatCLIP weights, one loader for every source, and export.
+
+:func:`load_location_encoder` is the single entry point. It accepts
+
+* a path to an official SatCLIP Lightning checkpoint (any of the six released
+  ones, or one trained with the original code), or to a checkpoint written by
+  :func:`save_official_checkpoint`;
+* a :class:`SatCLIPWeights` member or its name (downloads the checkpoint into
+  the torch hub cache only if it is not there yet);
+* a TorchGeo 0.10 ``SatCLIP_Weights`` member;
+* an in-memory checkpoint or state dict (a mapping of names to tensors).
+
+Files are always read with ``torch.load(..., weights_only=True)``: a checkpoint
+whose pickle would run code is refused. Only the location encoder is built;
+no image encoder, no network access for a local path.
+"""
+
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+from torchvision.models._api import Weights, WeightsEnum
+
+from .location_encoder import LocationEncoder, build_location_encoder
+
+__all__ = [
+    'CheckpointError',
+    'SatCLIPWeights',
+    'download_checkpoint',
+    'load_location_encoder',
+    'save_official_checkpoint',
+]
+
+_PUBLICATION = 'https://doi.org/10.1609/aaai.v39i4.32457'
+_REPO = 'https://github.com/microsoft/satclip'
+#: Revision of the ViT16-L40 repository pinned by TorchGeo 0.10.
+_VIT16_L40_REVISION = '0ef2acc0b91d3c8cfdf4a0cc03207095989287ab'
+
+#: Network key suffixes of a SIREN location encoder (besides ``layers.<i>``).
+_NNET_PREFIXES = ('model.location.nnet.', 'model.nnet.', 'location_encoder.nnet.', 'nnet.')
+
+
+def _meta(image_encoder: str, timm_name: str, legendre_polys: int) -> dict[str, Any]:
+    return {
+        'dataset': 'S2-100K',
+        'model': 'satclip',
+        'image_encoder': image_encoder,
+        'timm_model': timm_name,
+        'in_chans': 13,
+        'ssl_method': 'clip',
+        'publication': _PUBLICATION,
+        'repo': _REPO,
+        'le_type': 'sphericalharmonics',
+        'pe_type': 'siren',
+        'legendre_polys': legendre_polys,
+        'capacity': 512,
+        'embed_dim': 256,
+        'num_hidden_layers': 2,
+    }
+
+
+def _url(repo: str, filename: str, revision: str = 'main') -> str:
+    return f'https://huggingface.co/microsoft/{repo}/resolve/{revision}/{filename}'
+
+
+class SatCLIPWeights(WeightsEnum):  # type: ignore[misc]
+    """The six released SatCLIP checkpoints (Klemmer et al., AAAI 2025).
+
+    Each is a Lightning checkpoint of the full model; only its location
+    encoder is used by :func:`load_location_encoder`. ``meta`` holds the
+    location encoder's architecture (``legendre_polys``, ``capacity``,
+    ``embed_dim``, ``num_hidden_layers``) and the image encoder it was trained
+    with (``timm_model``).
+
+    If you use these weights, please cite https://doi.org/10.1609/aaai.v39i4.32457.
+    """
+
+    SATCLIP_RESNET18_L10 = Weights(
+        url=_url('SatCLIP-ResNet18-L10', 'satclip-resnet18-l10.ckpt'),
+        transforms=nn.Identity(),
+        meta=_meta('resnet18', 'resnet18', 10),
+    )
+    SATCLIP_RESNET18_L40 = Weights(
+        url=_url('SatCLIP-ResNet18-L40', 'satclip-resnet18-l40.ckpt'),
+        transforms=nn.Identity(),
+        meta=_meta('resnet18', 'resnet18', 40),
+    )
+    SATCLIP_RESNET50_L10 = Weights(
+        url=_url('SatCLIP-ResNet50-L10', 'satclip-resnet50-l10.ckpt'),
+        transforms=nn.Identity(),
+        meta=_meta('resnet50', 'resnet50', 10),
+    )
+    SATCLIP_RESNET50_L40 = Weights(
+        url=_url('SatCLIP-ResNet50-L40', 'satclip-resnet50-l40.ckpt'),
+        transforms=nn.Identity(),
+        meta=_meta('resnet50', 'resnet50', 40),
+    )
+    SATCLIP_VIT16_L10 = Weights(
+        url=_url('SatCLIP-ViT16-L10', 'satclip-vit16-l10.ckpt'),
+        transforms=nn.Identity(),
+        meta=_meta('vit16', 'vit_small_patch16_224', 10),
+    )
+    SATCLIP_VIT16_L40 = Weights(
+        url=_url('SatCLIP-ViT16-L40', 'satclip-vit16-l40.ckpt', _VIT16_L40_REVISION),
+        transforms=nn.Identity(),
+        meta=_meta('vit16', 'vit_small_patch16_224', 40),
+    )
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not hold a usable location encoder."""
+
+
+def _cache_dir() -> Path:
+    return Path(torch.hub.get_dir()) / 'checkpoints'
+
+
+def download_checkpoint(
+    weights: WeightsEnum, root: str | os.PathLike[str] | None = None, progress: bool = True
+) -> Path:
+    """Return the local path of a released checkpoint, downloading it if absent.
+
+    The file is downloaded to a temporary name in ``root`` and renamed when
+    complete (``torch.hub.download_url_to_file`` does both), so an interrupted
+    download never leaves a truncated checkpoint under the final name.
+
+    Args:
+        weights: a :class:`SatCLIPWeights` member (or any ``WeightsEnum``
+            member whose ``url`` is a checkpoint).
+        root: directory to keep checkpoints in; defaults to
+            ``<torch hub dir>/checkpoints``.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        Path of the checkpoint file.
+    """
+    directory = Path(root) if root is not None else _cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / Path(weights.url).name
+    if not path.exists():
+        torch.hub.download_url_to_file(weights.url, str(path), progress=progress)
+    return path
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """``torch.load`` a file with ``weights_only=True``, with errors naming it."""
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint file not found: {path}')
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f'refusing to load {path}: it holds objects other than tensors and '
+            'plain containers, and loading it would run code from its pickle '
+            f'(torch.load with weights_only=True said: {str(error).splitlines()[0]})'
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f'cannot read checkpoint {path} (truncated or not a torch file?): {error}'
+        ) from error
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(
+            f'checkpoint {path} holds a {type(loaded).__name__}, expected a dict'
+        )
+    return dict(loaded)
+
+
+def _split_network_state(
+    state_dict: Mapping[str, Any], origin: str
+) -> tuple[str, dict[str, Tensor]]:
+    """Find the location network's parameters and strip their prefix.
+
+    Returns:
+        The prefix found and the network's state dict (``layers.<i>.*`` and
+        ``last_layer.*`` keys).
+    """
+    for prefix in _NNET_PREFIXES:
+        found = {
+            key[len(prefix) :]: value
+            for key, value in state_dict.items()
+            if key.startswith(prefix)
+        }
+        if found:
+            return prefix, found
+    if any(key.startswith(('layers.', 'last_layer.')) for key in state_dict):
+        return '', {
+            key: value
+            for key, value in state_dict.items()
+            if key.startswith(('layers.', 'last_layer.'))
+        }
+    sample = ', '.join(sorted(state_dict)[:8]) or 'none'
+    raise CheckpointError(
+        f'{origin}: no location-encoder weights found; expected keys starting with '
+        f'one of {list(_NNET_PREFIXES)} (first keys found: {sample})'
+    )
+
+
+def _infer_siren_architecture(state: Mapping[str, Tensor], origin: str) -> dict[str, int]:
+    """Read ``legendre_polys``, ``capacity``, ``embed_dim`` and depth from shapes."""
+    try:
+        first = state['layers.0.weight']
+        last = state['last_layer.weight']
+    except KeyError as error:
+        raise CheckpointError(
+            f'{origin}: missing key {error.args[0]!r} of a SIREN location encoder'
+        ) from None
+    num_layers = len({key.split('.')[1] for key in state if key.startswith('layers.')})
+    legendre_polys = math.isqrt(first.shape[1])
+    if legendre_polys**2 != first.shape[1]:
+        raise CheckpointError(
+            f'{origin}: layers.0.weight has {first.shape[1]} input features, which '
+            'is not a square number L^2 of spherical harmonics'
+        )
+    return {
+        'legendre_polys': legendre_polys,
+        'capacity': int(first.shape[0]),
+        'embed_dim': int(last.shape[0]),
+        'num_hidden_layers': num_layers,
+    }
+
+
+#: ``hyper_parameters`` keys forwarded to :func:`build_location_encoder`.
+_HPARAM_KEYS = {
+    'le_type': 'positional_encoding',
+    'pe_type': 'network',
+    'legendre_polys': 'legendre_polys',
+    'embed_dim': 'embed_dim',
+    'capacity': 'capacity',
+    'num_hidden_layers': 'num_hidden_layers',
+}
+_SPACE2VEC_KEYS = ('frequency_num', 'min_radius', 'max_radius')
+
+
+def _encoder_from_state(
+    checkpoint: Mapping[str, Any],
+    origin: str,
+    hyper_parameters: Mapping[str, Any] | None,
+    dtype: torch.dtype,
+) -> LocationEncoder:
+    """Build a location encoder from a checkpoint mapping and load its weights."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f'{origin}: state_dict is a {type(state_dict).__name__}')
+    hparams = dict(hyper_parameters or checkpoint.get('hyper_parameters') or {})
+    _, network_state = _split_network_state(state_dict, origin)
+
+    kwargs: dict[str, Any] = {}
+    for key, name in _HPARAM_KEYS.items():
+        if key in hparams and hparams[key] is not None:
+            kwargs[name] = hparams[key]
+    kwargs.setdefault('positional_encoding', 'sphericalharmonics')
+    kwargs.setdefault('network', 'siren')
+    if kwargs['positional_encoding'] == 'sphericalharmonics' and kwargs['network'] == 'siren':
+        inferred = _infer_siren_architecture(network_state, origin)
+        for key, value in inferred.items():
+            if key in kwargs and int(kwargs[key]) != value:
+                raise CheckpointError(
+                    f'{origin}: hyper_parameters say {key}={kwargs[key]} but the '
+                    f'weights have {key}={value}'
+                )
+            kwargs[key] = value
+    if kwargs['positional_encoding'] != 'sphericalharmonics':
+        kwargs.update({k: hparams[k] for k in _SPACE2VEC_KEYS if k in hparams})
+    try:
+        encoder = build_location_encoder(**kwargs, dtype=torch.float64)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f'{origin}: cannot build a location encoder from {kwargs}: {error}'
+        ) from error
+
+    expected = set(encoder.nnet.state_dict())
+    missing = sorted(expected - set(network_state))
+    unexpected = sorted(set(network_state) - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f'{origin}: location-encoder weights do not match the architecture '
+            f'{kwargs}: missing keys {missing}, unexpected keys {unexpected}'
+        )
+    for key, value in network_state.items():
+        target = encoder.nnet.state_dict()[key]
+        if not isinstance(value, Tensor) or value.shape != target.shape:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
+            raise CheckpointError(
+                f'{origin}: {key} has shape {shape}, expected {tuple(target.shape)}'
+            )
+    encoder.nnet.load_state_dict(network_state, strict=True)
+    return encoder.to(dtype).eval()
+
+
+def _weights_enum_member(name: str) -> WeightsEnum | None:
+    """Resolve ``'SATCLIP_RESNET18_L10'`` or ``'SatCLIPWeights.SATCLIP_...'``."""
+    key = name.rsplit('.', 1)[-1].upper()
+    members = cast(dict[str, WeightsEnum], SatCLIPWeights.__members__)
+    return members.get(key)
+
+
+def load_location_encoder(
+    source: str | os.PathLike[str] | WeightsEnum | Mapping[str, Any],
+    dtype: torch.dtype = torch.float64,
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> LocationEncoder:
+    """Load a SatCLIP location encoder from any supported source.
+
+    Args:
+        source: a checkpoint path; a :class:`SatCLIPWeights` member or name
+            (``'SATCLIP_RESNET18_L10'``); a TorchGeo 0.10 ``SatCLIP_Weights``
+            member; or an in-memory checkpoint / state dict. The architecture
+            comes from ``hyper_parameters`` (SatCLIP's ``le_type``, ``pe_type``,
+            ``legendre_polys``, ``capacity``, ``embed_dim``,
+            ``num_hidden_layers``) or, for a SIREN without them, from the
+            weight shapes; the weights from ``model.location.nnet.*`` (else
+            ``model.nnet.*``, ``location_encoder.nnet.*``, ``nnet.*``).
+        dtype: compute dtype of the returned encoder (float64 by default, the
+            checkpoints' own precision).
+        root: where released checkpoints are cached (default: the torch hub
+            cache); used only for enum sources.
+        progress: show a progress bar when a download is needed.
+
+    Returns:
+        The location encoder, in eval mode.
+
+    Raises:
+        CheckpointError: if the file is missing, truncated, unsafe (its pickle
+            would run code) or its keys or shapes do not form a location
+            encoder; the message names the file and the keys.
+        TypeError: if ``source`` is of an unsupported type.
+    """
+    hyper_parameters: Mapping[str, Any] | None = None
+    if isinstance(source, Mapping):
+        return _encoder_from_state(source, 'state dict', None, dtype)
+    if isinstance(source, str) and not Path(source).exists():
+        member = _weights_enum_member(source)
+        if member is None:
+            raise CheckpointError(
+                f'{source!r} is neither an existing checkpoint file nor a '
+                f'SatCLIPWeights name ({", ".join(SatCLIPWeights.__members__)})'
+            )
+        source = member
+    if isinstance(source, Enum) and isinstance(getattr(source, 'value', None), Weights):
+        weights = cast(WeightsEnum, source)
+        meta = weights.meta
+        hyper_parameters = {
+            key: meta[key]
+            for key in ('legendre_polys', 'capacity', 'embed_dim', 'num_hidden_layers')
+            if key in meta
+        }
+        path = download_checkpoint(weights, root=root, progress=progress)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+    else:
+        raise TypeError(
+            'source must be a checkpoint path, a SatCLIPWeights member or name, a '
+            f'TorchGeo SatCLIP_Weights member or a state dict, got {type(source).__name__}'
+        )
+    checkpoint = _read_checkpoint(path)
+    if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
+        hyper_parameters = None  # the file's own record wins
+    return _encoder_from_state(checkpoint, str(path), hyper_parameters, dtype)
+
+
+def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
+    """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture."""
+    posenc, nnet = encoder.posenc, encoder.nnet
+    le_type = next(
+        (
+            name
+            for name, cls in _registered_encodings().items()
+            if type(posenc) is cls
+        ),
+        type(posenc).__name__.lower(),
+    )
+    pe_type = next(
+        (name for name, cls in _registered_networks().items() if type(nnet) is cls),
+        type(nnet).__name__.lower(),
+    )
+    layers = getattr(nnet, 'layers', None)
+    first = next(iter(nnet.parameters()))
+    hparams: dict[str, Any] = {
+        'embed_dim': encoder.embed_dim,
+        'le_type': le_type,
+        'pe_type': pe_type,
+        'legendre_polys': getattr(posenc, 'legendre_polys', None),
+        'capacity': int(first.shape[0]) if first.ndim == 2 else None,
+        'num_hidden_layers': len(layers) if isinstance(layers, nn.ModuleList) else None,
+        'harmonics_calculation': 'analytic',
+    }
+    for key in _SPACE2VEC_KEYS:
+        if hasattr(posenc, key):
+            hparams[key] = getattr(posenc, key)
+    return hparams
+
+
+def _registered_encodings() -> dict[str, type[nn.Module]]:
+    from .positional import POSITIONAL_ENCODINGS
+
+    return POSITIONAL_ENCODINGS
+
+
+def _registered_networks() -> dict[str, type[nn.Module]]:
+    from .networks import NETWORKS
+
+    return NETWORKS
+
+
+def save_official_checkpoint(
+    encoder: LocationEncoder,
+    path: str | os.PathLike[str],
+    hyper_parameters: Mapping[str, Any] | None = None,
+    extra_state: Mapping[str, Tensor] | None = None,
+) -> Path:
+    """Write ``encoder`` in the layout of the official SatCLIP checkpoints.
+
+    The network's weights are stored in float64 twice, as
+    ``model.location.nnet.*`` and ``model.nnet.*``, beside a plain-dict
+    ``hyper_parameters`` (``le_type``, ``pe_type``, ``legendre_polys``,
+    ``capacity``, ``embed_dim``, ``num_hidden_layers``, ...), so tools written
+    for the released checkpoints, TorchGeo 0.10's loader and
+    :func:`load_location_encoder` all read it. The file is written to a
+    temporary name in the same directory, then renamed.
+
+    Args:
+        encoder: the location encoder to save.
+        path: destination file.
+        hyper_parameters: extra entries merged into ``hyper_parameters`` (for
+            example the image encoder's settings).
+        extra_state: extra tensors for ``state_dict`` (for example
+            ``model.visual.*`` and ``model.logit_scale``).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    network = {
+        key: value.detach().to('cpu', torch.float64).clone()
+        for key, value in encoder.nnet.state_dict().items()
+    }
+    state_dict: dict[str, Tensor] = {}
+    for prefix in ('model.location.nnet.', 'model.nnet.'):
+        state_dict.update({prefix + key: value for key, value in network.items()})
+    state_dict.update(dict(extra_state or {}))
+    hparams = _official_hyper_parameters(encoder)
+    hparams.update(dict(hyper_parameters or {}))
+    checkpoint = {
+        'epoch': 0,
+        'global_step': 0,
+        'pytorch-lightning_version': _lightning_version(),
+        'state_dict': state_dict,
+        'hyper_parameters': hparams,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _lightning_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version('lightning')
+    except Exception:  # pragma: no cover - lightning is a dependency
+        return 'unknown'
+
