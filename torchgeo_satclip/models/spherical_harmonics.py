@@ -162,13 +162,19 @@ def spherical_harmonics(
     if normalization == 'satclip':
         scale = scale.masked_fill(trig_index == size - 1, math.pi)
 
-    coords = torch.deg2rad(lonlat.to(dtype))
-    lon, lat = coords[:, 0:1], coords[:, 1:2]
-    # theta = lat + pi/2 (from the south pole): cos(theta) = -sin(lat),
-    # sin(theta) = cos(lat). Computing them from lat directly avoids the
-    # rounding of pi/2 and gives x = -1, s = 0 (to float precision) at lat = 90.
-    x = -torch.sin(lat)
-    s = torch.cos(lat)
+    coords = lonlat.to(dtype)
+    lon = torch.deg2rad(coords[:, 0:1])
+    lat_deg = coords[:, 1:2]
+    # theta = lat + 90 deg (from the south pole): cos(theta) = -sin(lat) and
+    # sin(theta) = cos(lat). Near the poles (|lat| >= 45) both come from the
+    # colatitude 90 - |lat|, which is exact in floating point there (Sterbenz),
+    # so sin(theta) is exactly 0 at lat = +-90 even in float32, where
+    # cos(deg2rad(90)) would be -4.4e-8. No clamping anywhere.
+    lat = torch.deg2rad(lat_deg)
+    colat = torch.deg2rad(90.0 - lat_deg.abs())
+    polar = lat_deg.abs() >= 45.0
+    x = torch.where(polar, -torch.sign(lat_deg) * torch.cos(colat), -torch.sin(lat))
+    s = torch.where(polar, torch.sin(colat), torch.cos(lat))
 
     # Normalised associated Legendre functions, one row (all orders) per degree.
     first = torch.zeros(lonlat.shape[0], size, device=device, dtype=dtype)
