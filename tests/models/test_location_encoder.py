@@ -1,0 +1,171 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from torchgeo_satclip.models import (
+    LocationEncoder,
+    SirenNet,
+    SphericalHarmonics,
+    build_location_encoder,
+    spherical_harmonics,
+    validate_lonlat,
+)
+
+
+@pytest.fixture(scope='module')
+def encoder() -> LocationEncoder:
+    torch.manual_seed(0)
+    return build_location_encoder(legendre_polys=10).eval()
+
+
+def test_released_parameter_counts() -> None:
+    for legendre_polys, count in ((10, 445_696), (40, 1_213_696)):
+        enc = build_location_encoder(legendre_polys=legendre_polys)
+        assert sum(p.numel() for p in enc.parameters()) == count
+        assert enc.dtype == torch.float64
+        assert enc.embed_dim == 256
+
+
+def test_forward_is_posenc_then_network(encoder: LocationEncoder) -> None:
+    lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.71]], dtype=torch.float64)
+    expected = encoder.nnet(spherical_harmonics(lonlat, 10))
+    torch.testing.assert_close(encoder(lonlat), expected)
+    # float32 input is promoted to the float64 network
+    out = encoder(lonlat.float())
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_state_dict_keys_match_torchgeo_layout(encoder: LocationEncoder) -> None:
+    assert set(encoder.state_dict()) == {
+        'nnet.layers.0.weight', 'nnet.layers.0.bias', 'nnet.layers.1.weight',
+        'nnet.layers.1.bias', 'nnet.last_layer.weight', 'nnet.last_layer.bias',
+    }
+
+
+def test_mismatched_parts() -> None:
+    with pytest.raises(ValueError, match='expects 50 input features.*produces 100'):
+        LocationEncoder(SphericalHarmonics(10), SirenNet(dim_in=50))
+
+
+@pytest.mark.parametrize(
+    ('lonlat', 'match'),
+    [
+        ([[0.0, 0.0], [181.0, 0.0]], r'row 1: longitude 181.0 is outside \[-180, 180\]'),
+        ([[0.0, 91.0]], r'row 0: latitude 91.0 is outside \[-90, 90\]'),
+        ([[48.8, 120.0]], 'look like \\(latitude, longitude\\)'),
+        ([[1.0, 2.0], [float('nan'), 0.0]], 'row 1 is not finite'),
+        ([[float('inf'), 0.0]], 'row 0 is not finite'),
+    ],
+)
+def test_validation_messages(encoder: LocationEncoder, lonlat: list[list[float]], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        encoder(torch.tensor(lonlat, dtype=torch.float64))
+
+
+def test_validation_shapes_and_dtypes(encoder: LocationEncoder) -> None:
+    with pytest.raises(ValueError, match=r'shape \(N, 2\).*got shape \(2,\)'):
+        encoder(torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r'got shape \(4, 3\)'):
+        encoder(torch.zeros(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match='floating dtype.*torch.int64'):
+        encoder(torch.zeros(4, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match='must be a torch.Tensor'):
+        validate_lonlat([[0.0, 0.0]])  # type: ignore[arg-type]
+    assert encoder(torch.zeros(0, 2, dtype=torch.float64)).shape == (0, 256)
+
+
+def test_validation_can_be_disabled() -> None:
+    enc = build_location_encoder(legendre_polys=3, validate=False).eval()
+    out = enc(torch.tensor([[0.0, 95.0]], dtype=torch.float64))
+    assert out.shape == (1, 256)
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+lons = st.floats(min_value=-180, max_value=180)
+lats = st.floats(min_value=-90, max_value=90)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(lons, lats), min_size=1, max_size=20))
+def test_property_valid_points_accepted(points: list[tuple[float, float]]) -> None:
+    tensor = torch.tensor(points, dtype=torch.float64)
+    validate_lonlat(tensor)
+    validate_lonlat(tensor.float())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(lons, lats), min_size=0, max_size=10),
+    st.one_of(
+        st.tuples(finite.filter(lambda v: abs(v) > 180), lats),
+        st.tuples(lons, finite.filter(lambda v: abs(v) > 90)),
+        st.tuples(st.sampled_from([math.nan, math.inf, -math.inf]), lats),
+        st.tuples(lons, st.sampled_from([math.nan, math.inf, -math.inf])),
+    ),
+    st.lists(st.tuples(lons, lats), min_size=0, max_size=10),
+)
+def test_property_first_bad_row_named(
+    before: list[tuple[float, float]],
+    bad: tuple[float, float],
+    after: list[tuple[float, float]],
+) -> None:
+    tensor = torch.tensor([*before, bad, *after], dtype=torch.float64)
+    with pytest.raises(ValueError, match=f'row {len(before)}[ :]'):
+        validate_lonlat(tensor)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([torch.int32, torch.int64, torch.uint8, torch.bool]),
+    st.integers(min_value=1, max_value=5),
+)
+def test_property_integer_dtypes_refused(dtype: torch.dtype, n: int) -> None:
+    with pytest.raises(ValueError, match='floating dtype'):
+        validate_lonlat(torch.zeros(n, 2, dtype=dtype))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4), min_size=0, max_size=4))
+def test_property_wrong_shapes_refused(shape: list[int]) -> None:
+    if len(shape) == 2 and shape[1] == 2:
+        return
+    with pytest.raises(ValueError, match=r'shape \(N, 2\)'):
+        validate_lonlat(torch.zeros(tuple(shape), dtype=torch.float64))
+
+
+def test_dtype_difference() -> None:
+    """Embedding difference between compute dtypes (figures in docs/precision.md)."""
+    torch.manual_seed(0)
+    enc64 = build_location_encoder(legendre_polys=40).eval()
+    gen = torch.Generator().manual_seed(1)
+    lonlat = torch.stack(
+        [torch.rand(4096, generator=gen) * 360 - 180, torch.rand(4096, generator=gen) * 180 - 90],
+        dim=1,
+    ).double()
+    with torch.no_grad():
+        ref = enc64(lonlat)
+        scale = ref.abs().max()
+        out32 = build_location_encoder(legendre_polys=40)
+        out32.load_state_dict(enc64.state_dict())
+        diff32 = (out32.to(torch.float32).eval()(lonlat).double() - ref).abs().max() / scale
+        out16 = build_location_encoder(legendre_polys=40)
+        out16.load_state_dict(enc64.state_dict())
+        emb16 = out16.to(torch.bfloat16).eval()(lonlat)
+        assert emb16.dtype == torch.bfloat16
+        diff16 = (emb16.double() - ref).abs().max() / scale
+    # Documented bounds (relative to the largest embedding value):
+    assert diff32 < 1e-4
+    assert diff16 < 1e-1
+    print(f'max relative difference float32 {float(diff32):.2e}, bf16 {float(diff16):.2e}')
+
+
+def test_gradients_flow_to_input_and_weights() -> None:
+    enc = build_location_encoder(legendre_polys=5)
+    lonlat = torch.tensor([[10.0, 90.0], [20.0, -30.0]], dtype=torch.float64, requires_grad=True)
+    enc(lonlat).sum().backward()
+    assert lonlat.grad is not None and torch.isfinite(lonlat.grad).all()
+    assert all(p.grad is not None for p in enc.parameters())
