@@ -1,0 +1,412 @@
+"""Loading official-format checkpoints built here: no network, no pickled code."""
+
+import os
+import pickle
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from torchgeo_satclip import _compat
+from torchgeo_satclip.models import (
+    CheckpointError,
+    LocationEncoder,
+    SatCLIPWeights,
+    build_location_encoder,
+    load_location_encoder,
+    save_official_checkpoint,
+)
+from torchgeo_satclip.models import weights as weights_module
+
+POINTS = torch.tensor(
+    [[2.35, 48.86], [-74.0, 40.71], [151.2, -33.9], [0.0, 90.0], [-180.0, -90.0]],
+    dtype=torch.float64,
+)
+
+
+def official_checkpoint(
+    legendre_polys: int = 10,
+    capacity: int = 32,
+    embed_dim: int = 16,
+    num_hidden_layers: int = 2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A checkpoint laid out like the released SatCLIP ones (random weights)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen, dtype=torch.float64) * 0.2 - 0.1
+
+    nnet: dict[str, torch.Tensor] = {}
+    dim_in = legendre_polys**2
+    for i in range(num_hidden_layers):
+        nnet[f'layers.{i}.weight'] = rand(capacity, dim_in if i == 0 else capacity)
+        nnet[f'layers.{i}.bias'] = rand(capacity)
+    nnet['last_layer.weight'] = rand(embed_dim, capacity)
+    nnet['last_layer.bias'] = rand(embed_dim)
+    state_dict: dict[str, torch.Tensor] = OrderedDict()
+    state_dict['model.logit_scale'] = torch.tensor(2.6592, dtype=torch.float64)
+    state_dict['model.visual.conv1.weight'] = rand(4, 13, 3, 3)
+    state_dict['model.visual.fc.weight'] = rand(embed_dim, 4)
+    for prefix in ('model.location.nnet.', 'model.nnet.'):
+        state_dict.update({prefix + k: v.clone() for k, v in nnet.items()})
+    return {
+        'epoch': 499,
+        'global_step': 6000,
+        'pytorch-lightning_version': '2.0.1',
+        'state_dict': state_dict,
+        'loops': {'fit_loop': {'state_dict': {}}},
+        'callbacks': {},
+        'optimizer_states': [
+            {
+                'state': {0: {'step': torch.tensor(6000.0), 'exp_avg': rand(3)}},
+                'param_groups': [{'lr': 1e-4, 'weight_decay': 0.01, 'params': [0]}],
+            }
+        ],
+        'lr_schedulers': [],
+        'hparams_name': 'kwargs',
+        'hyper_parameters': {
+            'embed_dim': embed_dim,
+            'image_resolution': 256,
+            'vision_layers': 'moco_resnet18',
+            'vision_width': 768,
+            'vision_patch_size': 32,
+            'in_channels': 13,
+            'le_type': 'sphericalharmonics',
+            'pe_type': 'siren',
+            'frequency_num': 16,
+            'max_radius': 260,
+            'min_radius': 1,
+            'legendre_polys': legendre_polys,
+            'harmonics_calculation': 'analytic',
+            'sh_embedding_dims': 32,
+            'learning_rate': 1e-4,
+            'weight_decay': 0.01,
+            'num_hidden_layers': num_hidden_layers,
+            'capacity': capacity,
+        },
+    }
+
+
+def reference_embedding(checkpoint: dict[str, Any], lonlat: torch.Tensor) -> torch.Tensor:
+    """Embed with the checkpoint's weights by hand: SH, then SIREN in float64."""
+    from torchgeo_satclip.models import spherical_harmonics
+
+    hp = checkpoint['hyper_parameters']
+    sd = checkpoint['state_dict']
+    x = spherical_harmonics(lonlat, hp['legendre_polys'])
+    for i in range(hp['num_hidden_layers']):
+        w0 = 30.0 if i == 0 else 1.0
+        pre = x @ sd[f'model.location.nnet.layers.{i}.weight'].T
+        x = torch.sin(w0 * (pre + sd[f'model.location.nnet.layers.{i}.bias']))
+    w = sd['model.location.nnet.last_layer.weight']
+    return x @ w.T + sd['model.location.nnet.last_layer.bias']
+
+
+@pytest.fixture
+def checkpoint_path(tmp_path: Path) -> Path:
+    path = tmp_path / 'satclip-resnet18-l10.ckpt'
+    torch.save(official_checkpoint(), path)
+    return path
+
+
+def test_load_official_checkpoint(checkpoint_path: Path) -> None:
+    encoder = load_location_encoder(checkpoint_path)
+    assert isinstance(encoder, LocationEncoder)
+    assert not encoder.training
+    assert encoder.dtype == torch.float64
+    assert encoder.posenc.legendre_polys == 10
+    expected = reference_embedding(torch.load(checkpoint_path, weights_only=True), POINTS)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(('legendre_polys', 'layers'), [(10, 2), (40, 2), (4, 1), (6, 3)])
+def test_architecture_read_from_hyper_parameters(
+    tmp_path: Path, legendre_polys: int, layers: int
+) -> None:
+    ckpt = official_checkpoint(legendre_polys=legendre_polys, num_hidden_layers=layers)
+    path = tmp_path / 'c.ckpt'
+    torch.save(ckpt, path)
+    encoder = load_location_encoder(path)
+    assert encoder.posenc.embedding_dim == legendre_polys**2
+    assert len(encoder.nnet.layers) == layers
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encoder(POINTS), reference_embedding(ckpt, POINTS), rtol=0, atol=1e-12
+        )
+
+
+def test_loader_uses_weights_only(
+    checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+    real_load = torch.load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, 'load', spy)
+    load_location_encoder(checkpoint_path)
+    assert calls and all(call.get('weights_only') is True for call in calls)
+
+
+def test_only_model_nnet_keys(tmp_path: Path) -> None:
+    ckpt = official_checkpoint()
+    ckpt['state_dict'] = {
+        k: v for k, v in ckpt['state_dict'].items() if not k.startswith('model.location.')
+    }
+    path = tmp_path / 'c.ckpt'
+    torch.save(ckpt, path)
+    with torch.no_grad():
+        out = load_location_encoder(path)(POINTS)
+    torch.testing.assert_close(out, reference_embedding(official_checkpoint(), POINTS))
+
+
+def test_no_hyper_parameters_infers_from_shapes() -> None:
+    ckpt = official_checkpoint(legendre_polys=7, capacity=24, embed_dim=8, num_hidden_layers=3)
+    bare = {k: v for k, v in ckpt['state_dict'].items() if k.startswith('model.location.')}
+    encoder = load_location_encoder(bare)
+    assert encoder.posenc.legendre_polys == 7
+    assert encoder.embed_dim == 8
+    assert len(encoder.nnet.layers) == 3
+
+
+class Exploit:
+    """An object whose unpickling would run code."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, ('echo pwned > /tmp/torchgeo_satclip_pwned',))
+
+
+@pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+def test_malicious_pickle_refused(tmp_path: Path) -> None:
+    marker = Path('/tmp/torchgeo_satclip_pwned')
+    marker.unlink(missing_ok=True)
+    ckpt = official_checkpoint()
+    ckpt['hyper_parameters']['payload'] = Exploit()
+    path = tmp_path / 'evil.ckpt'
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r'refusing to load .*evil\.ckpt'):
+        load_location_encoder(path)
+    assert not marker.exists()
+    # and a raw pickle (not a torch zip file) is refused too
+    raw = tmp_path / 'raw.ckpt'
+    raw.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match='raw.ckpt'):
+        load_location_encoder(raw)
+    assert not marker.exists()
+
+
+def test_truncated_file(checkpoint_path: Path, tmp_path: Path) -> None:
+    data = checkpoint_path.read_bytes()
+    truncated = tmp_path / 'truncated.ckpt'
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r'cannot read checkpoint .*truncated\.ckpt'):
+        load_location_encoder(truncated)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match='not found'):
+        load_location_encoder(tmp_path / 'absent.ckpt')
+    with pytest.raises(CheckpointError, match='neither an existing checkpoint file nor'):
+        load_location_encoder('no-such-file.ckpt')
+
+
+def test_missing_and_unexpected_keys(tmp_path: Path) -> None:
+    ckpt = official_checkpoint()
+    del ckpt['state_dict']['model.location.nnet.layers.1.bias']
+    del ckpt['state_dict']['model.nnet.layers.1.bias']
+    ckpt['state_dict']['model.location.nnet.layers.1.extra'] = torch.zeros(3)
+    path = tmp_path / 'keys.ckpt'
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"keys.ckpt.*missing keys \['layers.1.bias'\], unexpected keys \['layers.1.extra'\]"):
+        load_location_encoder(path)
+
+
+def test_wrong_shape(tmp_path: Path) -> None:
+    ckpt = official_checkpoint()
+    for prefix in ('model.location.nnet.', 'model.nnet.'):
+        ckpt['state_dict'][prefix + 'layers.1.weight'] = torch.zeros(32, 31, dtype=torch.float64)
+    path = tmp_path / 'shape.ckpt'
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r'layers.1.weight has shape \(32, 31\), expected \(32, 32\)'):
+        load_location_encoder(path)
+
+
+def test_hyper_parameters_disagree_with_weights(tmp_path: Path) -> None:
+    ckpt = official_checkpoint()
+    ckpt['hyper_parameters']['legendre_polys'] = 40
+    path = tmp_path / 'hp.ckpt'
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match='legendre_polys=40 but the weights have legendre_polys=10'):
+        load_location_encoder(path)
+
+
+def test_no_location_weights(tmp_path: Path) -> None:
+    path = tmp_path / 'image-only.ckpt'
+    torch.save({'state_dict': {'model.visual.fc.weight': torch.zeros(2, 2)}}, path)
+    with pytest.raises(CheckpointError, match='no location-encoder weights found'):
+        load_location_encoder(path)
+
+
+def test_unsupported_source_type() -> None:
+    with pytest.raises(TypeError, match='source must be'):
+        load_location_encoder(42)  # type: ignore[arg-type]
+
+
+def test_dtype_option(checkpoint_path: Path) -> None:
+    encoder = load_location_encoder(checkpoint_path, dtype=torch.float32)
+    assert encoder.dtype == torch.float32
+    with torch.no_grad():
+        out = encoder(POINTS)
+    assert out.dtype == torch.float32
+    ref = reference_embedding(torch.load(checkpoint_path, weights_only=True), POINTS)
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-4)
+
+
+def test_save_official_checkpoint_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=6, capacity=16, embed_dim=8).eval()
+    path = save_official_checkpoint(
+        encoder, tmp_path / 'out' / 'mine.ckpt', extra_state={'model.logit_scale': torch.tensor(1.0)}
+    )
+    assert not [p for p in path.parent.iterdir() if p.name != 'mine.ckpt']  # no temp left
+    raw = torch.load(path, weights_only=True)
+    hp = raw['hyper_parameters']
+    assert (hp['le_type'], hp['pe_type'], hp['legendre_polys']) == ('sphericalharmonics', 'siren', 6)
+    assert (hp['capacity'], hp['embed_dim'], hp['num_hidden_layers']) == (16, 8, 2)
+    assert raw['state_dict']['model.location.nnet.layers.0.weight'].dtype == torch.float64
+    torch.testing.assert_close(
+        raw['state_dict']['model.nnet.last_layer.bias'],
+        raw['state_dict']['model.location.nnet.last_layer.bias'],
+    )
+    loaded = load_location_encoder(path)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(POINTS), encoder(POINTS), rtol=0, atol=0)
+
+
+def test_enum_members_and_meta() -> None:
+    assert len(SatCLIPWeights) == 6
+    for member in SatCLIPWeights:
+        meta = member.meta
+        name = member.name.lower().replace('_', '-')
+        assert member.url.endswith(f'{name}.ckpt')
+        assert member.url.startswith('https://huggingface.co/microsoft/SatCLIP-')
+        assert meta['legendre_polys'] in (10, 40)
+        assert (meta['capacity'], meta['embed_dim'], meta['num_hidden_layers']) == (512, 256, 2)
+    assert SatCLIPWeights.SATCLIP_RESNET18_L10.url == (
+        'https://huggingface.co/microsoft/SatCLIP-ResNet18-L10/resolve/main/'
+        'satclip-resnet18-l10.ckpt'
+    )
+
+
+def test_enum_download_is_monkeypatched_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / 'src.ckpt'
+    torch.save(
+        official_checkpoint(legendre_polys=10, capacity=512, embed_dim=256), source
+    )
+    downloads: list[str] = []
+
+    def fake_download(url: str, dst: str, progress: bool = True) -> None:
+        downloads.append(url)
+        shutil.copy(source, dst)
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    cache = tmp_path / 'cache'
+    for src in (SatCLIPWeights.SATCLIP_RESNET18_L10, 'SATCLIP_RESNET18_L10', 'SatCLIPWeights.satclip_resnet18_l10'):
+        encoder = load_location_encoder(src, root=cache)
+        assert encoder.posenc.legendre_polys == 10
+    assert downloads == [SatCLIPWeights.SATCLIP_RESNET18_L10.url]  # cached after the first
+    assert (cache / 'satclip-resnet18-l10.ckpt').is_file()
+
+
+def test_enum_hyper_parameters_checked_against_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file without hyper_parameters is checked against the enum's meta."""
+    ckpt = official_checkpoint(legendre_polys=10, capacity=512, embed_dim=256)
+    del ckpt['hyper_parameters']
+    source = tmp_path / 'src.ckpt'
+    torch.save(ckpt, source)
+    monkeypatch.setattr(
+        torch.hub, 'download_url_to_file', lambda url, dst, progress=True: shutil.copy(source, dst)
+    )
+    with pytest.raises(CheckpointError, match='legendre_polys=40 but the weights have legendre_polys=10'):
+        load_location_encoder(SatCLIPWeights.SATCLIP_RESNET18_L40, root=tmp_path / 'c')
+
+
+def test_no_network_for_a_path(checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('network access attempted')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', forbidden)
+    monkeypatch.setattr('urllib.request.urlopen', forbidden)
+    load_location_encoder(checkpoint_path)
+
+
+@pytest.mark.skipif(not _compat.TORCHGEO_AT_LEAST_0_10, reason='torchgeo.models.SatCLIP needs torchgeo >= 0.10')
+def test_torchgeo_satclip_interoperates() -> None:
+    """TorchGeo 0.10's SatCLIP and ours share weights both ways.
+
+    Documented tolerance: 5e-6 on float64 embeddings. TorchGeo builds its
+    Legendre coefficient tables in the default dtype (float32) at
+    construction, so even after ``.double()`` its spherical harmonics differ
+    from an exact float64 reference by about 5e-7 (ours: about 3e-14), which
+    the first SIREN layer (w0 = 30) amplifies to about 7e-7 in the
+    embeddings. TorchGeo also clamps latitude to +-89.95, so points closer to
+    the poles than that are left out of the comparison.
+    """
+    from tests.models.test_spherical_harmonics import reference
+
+    from torchgeo_satclip.models import spherical_harmonics
+
+    torch.manual_seed(0)
+    theirs = _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32).double().eval()
+    ours = build_location_encoder(legendre_polys=10, capacity=64, embed_dim=32).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    gen = torch.Generator().manual_seed(0)
+    lonlat = torch.stack(
+        [torch.rand(500, generator=gen) * 360 - 180, torch.rand(500, generator=gen) * 179.8 - 89.9],
+        dim=1,
+    ).double()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(lonlat), theirs(lonlat), rtol=0, atol=5e-6)
+        # and the reverse direction
+        fresh = _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32).double().eval()
+        fresh.load_state_dict(ours.state_dict(), strict=True)
+        torch.testing.assert_close(fresh(lonlat), ours(lonlat), rtol=0, atol=5e-6)
+        # the difference is TorchGeo's rounding, not ours
+        exact = torch.from_numpy(reference(lonlat.numpy(), 10))
+        ours_error = (spherical_harmonics(lonlat, 10) - exact).abs().max()
+        theirs_error = (theirs.posenc(lonlat) - exact).abs().max()
+        assert ours_error < 1e-12
+        assert ours_error < theirs_error
+
+
+@pytest.mark.skipif(not _compat.TORCHGEO_AT_LEAST_0_10, reason='SatCLIP_Weights needs torchgeo >= 0.10')
+def test_torchgeo_weights_enum_member(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    member = _compat.TorchGeoSatCLIPWeights.SATCLIP_VIT16_L40
+    ckpt = official_checkpoint(legendre_polys=40, capacity=512, embed_dim=256)
+    ckpt['state_dict'] = {  # TorchGeo's copy: location weights only
+        k: v for k, v in ckpt['state_dict'].items() if k.startswith('model.location.')
+    }
+    source = tmp_path / 'src.ckpt'
+    torch.save(ckpt, source)
+    monkeypatch.setattr(
+        torch.hub, 'download_url_to_file', lambda url, dst, progress=True: shutil.copy(source, dst)
+    )
+    encoder = load_location_encoder(member, root=tmp_path / 'cache')
+    assert encoder.posenc.legendre_polys == 40
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(POINTS), reference_embedding(ckpt, POINTS))
+
+
+def test_weights_module_exports() -> None:
+    assert set(weights_module.__all__) >= {'load_location_encoder', 'SatCLIPWeights'}
