@@ -1,0 +1,311 @@
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import rasterio
+import rasterio.transform
+import torch
+from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
+
+import torchgeo_satclip.datasets.s2_100k
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+
+matplotlib.use('agg')
+
+DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
+REAL = DATA / 'real'
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_download(
+    url: str, root: str | os.PathLike[str], *args: object, **kwargs: object
+) -> None:
+    """Stand-in for torchgeo's download_url: copy a local file (no network)."""
+    filename = (
+        kwargs.get('filename') or (args[0] if args else None) or os.path.basename(url)
+    )
+    shutil.copyfile(url, os.path.join(root, str(filename)))
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> Path:
+    root = tmp_path / 's2_100k'
+    root.mkdir()
+    shutil.copy(DATA / 'index.csv', root)
+    shutil.copytree(DATA / 'images', root / 'images')
+    return root
+
+
+@pytest.fixture
+def remote(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        torchgeo_satclip.datasets.s2_100k, 'download_url', copy_download
+    )
+    monkeypatch.setattr(
+        S2100K, 'index_remote', (str(DATA / 'index.csv'), sha256(DATA / 'index.csv'))
+    )
+    monkeypatch.setattr(
+        S2100K,
+        'archive_remotes',
+        [(str(DATA / 'satclip.tar'), sha256(DATA / 'satclip.tar'))],
+    )
+
+
+class TestS2100K:
+    def test_getitem(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root)
+        sample = ds[0]
+        assert set(sample) == {'image', 'point'}
+        assert sample['image'].dtype == torch.float32
+        assert sample['image'].shape == (12, 32, 32)
+        assert sample['point'].dtype == torch.float32
+        assert sample['point'].shape == (2,)
+        with rasterio.open(fake_root / 'images' / 'patch_0.tif') as f:
+            assert torch.equal(
+                sample['image'], torch.from_numpy(f.read().astype(np.float32))
+            )
+
+    def test_len(self, fake_root: Path) -> None:
+        assert len(S2100K(fake_root)) == 8
+
+    def test_point_order(self, fake_root: Path) -> None:
+        first = (fake_root / 'index.csv').read_text().splitlines()[1].split(',')
+        point = S2100K(fake_root, mode='points')[0]['point']
+        assert point.tolist() == pytest.approx(
+            [float(first[1]), float(first[2])], abs=1e-4
+        )
+
+    def test_bands(self, fake_root: Path) -> None:
+        full = S2100K(fake_root)[2]['image']
+        ds = S2100K(fake_root, bands=['B04', 'B8A', 'B12'])
+        assert torch.equal(ds[2]['image'], full[[3, 8, 11]])
+
+    def test_invalid_bands(self, fake_root: Path) -> None:
+        with pytest.raises(ValueError, match='invalid bands'):
+            S2100K(fake_root, bands=['B10'])
+
+    def test_invalid_mode(self, fake_root: Path) -> None:
+        with pytest.raises(ValueError, match='mode'):
+            S2100K(fake_root, mode='images')  # type: ignore[arg-type]
+
+    def test_points_mode(self, fake_root: Path) -> None:
+        shutil.rmtree(fake_root / 'images')  # no image IO, no image needed
+        ds = S2100K(fake_root, mode='points')
+        assert set(ds[1]) == {'point'}
+        assert len(ds) == 8
+
+    def test_transforms(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, transforms=lambda s: {**s, 'image': s['image'] / 2})
+        assert ds[0]['image'].max() < 5000
+
+    def test_download(self, tmp_path: Path, remote: None) -> None:
+        root = tmp_path / 'new'
+        ds = S2100K(root, download=True)
+        assert len(ds) == 8
+        assert torch.equal(ds[5]['image'], S2100K(DATA)[5]['image'])
+        assert not list(root.glob('*.part'))
+        # a second instance finds everything and downloads nothing
+        S2100K(root, download=False)
+
+    def test_download_resumes_per_shard(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        # a two-shard revision: the second shard failed last time
+        shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
+        shutil.copy(DATA / 'satclip.tar', shard_a)
+        shutil.copy(DATA / 'satclip.tar', shard_b)
+        monkeypatch.setattr(
+            S2100K,
+            'archive_remotes',
+            [(str(shard_a), sha256(shard_a)), (str(shard_b), 'bad')],
+        )
+        root = tmp_path / 'root'
+        with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
+            S2100K(root, download=True)
+        assert (root / '.a.tar.extracted').exists()
+        assert not (root / 'b.tar').exists()
+        fetched: list[str] = []
+
+        def counting(url: str, *args: object, **kwargs: object) -> None:
+            fetched.append(url)
+            copy_download(url, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(torchgeo_satclip.datasets.s2_100k, 'download_url', counting)
+        monkeypatch.setattr(
+            S2100K,
+            'archive_remotes',
+            [(str(shard_a), sha256(shard_a)), (str(shard_b), sha256(shard_b))],
+        )
+        assert len(S2100K(root, download=True)) == 8
+        assert fetched == [str(shard_b)]
+
+    def test_extract(self, tmp_path: Path) -> None:
+        root = tmp_path / 'root'
+        root.mkdir()
+        shutil.copy(DATA / 'index.csv', root)
+        shutil.copy(DATA / 'satclip.tar', root)
+        assert len(S2100K(root, checksum=False)) == 8
+
+    def test_extract_checksum(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        root = tmp_path / 'root'
+        root.mkdir()
+        shutil.copy(DATA / 'index.csv', root)
+        (root / 'satclip.tar').write_bytes(b'not the archive')
+        with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
+            S2100K(root)
+
+    def test_checksum_mismatch(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        monkeypatch.setattr(S2100K, 'index_remote', (str(DATA / 'index.csv'), '0' * 64))
+        root = tmp_path / 'root'
+        with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
+            S2100K(root, download=True)
+        assert not (root / 'index.csv').exists()
+        assert not list(root.glob('*.part'))
+
+    def test_checksum_off(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        monkeypatch.setattr(S2100K, 'index_remote', (str(DATA / 'index.csv'), '0' * 64))
+        assert len(S2100K(tmp_path / 'root', download=True, checksum=False)) == 8
+
+    def test_not_found(self, tmp_path: Path) -> None:
+        with pytest.raises(DatasetNotFoundError, match='Dataset not found'):
+            S2100K(tmp_path)
+
+    def test_not_found_images(self, tmp_path: Path) -> None:
+        shutil.copy(DATA / 'index.csv', tmp_path)
+        with pytest.raises(DatasetNotFoundError, match='Dataset not found'):
+            S2100K(tmp_path)
+
+    def test_missing_file(self, fake_root: Path) -> None:
+        (fake_root / 'images' / 'patch_6.tif').unlink()
+        with pytest.raises(FileNotFoundError, match=r'1 of 8 files .* patch_6\.tif'):
+            S2100K(fake_root)
+
+    def test_corrupt_file(self, fake_root: Path) -> None:
+        path = fake_root / 'images' / 'patch_2.tif'
+        path.write_bytes(path.read_bytes()[:500])
+        ds = S2100K(fake_root)
+        with pytest.raises(RuntimeError, match=r'patch_2\.tif'):
+            ds[2]
+
+    def test_wrong_band_count(self, fake_root: Path) -> None:
+        profile = {
+            'driver': 'GTiff',
+            'dtype': 'uint16',
+            'count': 3,
+            'height': 4,
+            'width': 4,
+            'crs': 'EPSG:32633',
+            'transform': rasterio.transform.from_origin(500000, 4000000, 10, 10),
+        }
+        with rasterio.open(fake_root / 'images' / 'patch_1.tif', 'w', **profile) as f:
+            f.write(np.zeros((3, 4, 4), np.uint16))
+        with pytest.raises(RuntimeError, match=r'patch_1\.tif: expected 12'):
+            S2100K(fake_root)[1]
+
+    def test_nodata(self, fake_root: Path) -> None:
+        assert S2100K(fake_root).num_excluded == 0
+        ds = S2100K(fake_root, exclude_nodata=True)
+        assert len(ds) == 7
+        assert ds.num_excluded == 1
+        assert ds.excluded == ['patch_3.tif']
+        assert 'patch_3.tif' not in ds.files
+        # measured once, then read from the record
+        assert (fake_root / 'nodata.csv').is_file()
+        (fake_root / 'images' / 'patch_3.tif').write_bytes(b'corrupt, never read again')
+        assert S2100K(fake_root, exclude_nodata=True).num_excluded == 1
+
+    def test_nodata_recorded_list(self, fake_root: Path) -> None:
+        (fake_root / 'nodata.csv').write_text(
+            'fn\npatch_0.tif\npatch_3.tif\n'
+            + ''.join(f'patch_{i}.tif,0\n' for i in (1, 2, 4, 5, 6, 7)).replace(
+                ',0', ''
+            )
+        )
+        # a plain list of file names: each listed file counts as all nodata
+        ds = S2100K(fake_root, exclude_nodata=True)
+        assert ds.num_excluded == 8
+
+    def test_nodata_threshold(self, fake_root: Path) -> None:
+        (fake_root / 'nodata.csv').write_text(
+            'fn,nodata_fraction\n'
+            + ''.join(f'patch_{i}.tif,{i / 10}\n' for i in range(8))
+        )
+        assert (
+            S2100K(
+                fake_root, exclude_nodata=True, max_nodata_fraction=0.45
+            ).num_excluded
+            == 3
+        )
+        with pytest.raises(ValueError, match='max_nodata_fraction'):
+            S2100K(fake_root, max_nodata_fraction=1.0)
+
+    def test_plot(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root)
+        fig = ds.plot(ds[0], suptitle='Test')
+        assert 'lon' in fig.axes[0].get_title()
+        plt.close(fig)
+        fig = ds.plot(ds[3], show_titles=False)  # all-zero patch
+        plt.close(fig)
+
+    def test_plot_rgb(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, bands=['B08', 'B11'])
+        with pytest.raises(
+            RGBBandsMissingError, match='Dataset does not contain some of the RGB bands'
+        ):
+            ds.plot(ds[0])
+
+    def test_real_patches(self) -> None:
+        ds = S2100K(REAL)
+        assert len(ds) == 3
+        for sample in ds:
+            assert sample['image'].shape == (12, 256, 256)
+            assert sample['image'].max() > 100
+        lats = sorted(float(s['point'][1]) for s in ds)
+        assert lats[-1] == pytest.approx(77.863973)
+        fig = ds.plot(ds[1])
+        plt.close(fig)
+
+    def test_packed_layout_identical(self, fake_root: Path) -> None:
+        geotiff = S2100K(fake_root)
+        pack_s2_100k(fake_root, shard_size=3, progress=False)
+        packed = S2100K(fake_root)
+        assert packed.layout == 'packed'
+        assert S2100K(fake_root, layout='geotiff').layout == 'geotiff'
+        for i in range(len(geotiff)):
+            a, b = geotiff[i], packed[i]
+            assert torch.equal(a['image'], b['image'])
+            assert torch.equal(a['point'], b['point'])
+        sub = S2100K(fake_root, bands=['B02', 'B12'])
+        assert torch.equal(sub[4]['image'], geotiff[4]['image'][[1, 11]])
+        # packed data alone suffices
+        expected = geotiff[7]['image']
+        shutil.rmtree(fake_root / 'images')
+        assert torch.equal(S2100K(fake_root)[7]['image'], expected)
+        assert S2100K(fake_root, exclude_nodata=True).num_excluded == 1
+
+    def test_layout_packed_missing(self, fake_root: Path) -> None:
+        with pytest.raises(FileNotFoundError, match='torchgeo-satclip pack'):
+            S2100K(fake_root, layout='packed')
+
+    def test_real_packed_identical(self, tmp_path: Path) -> None:
+        root = tmp_path / 'real'
+        shutil.copytree(REAL, root)
+        pack_s2_100k(root, progress=False)
+        for a, b in zip(
+            S2100K(root, layout='geotiff'), S2100K(root, layout='packed'), strict=True
+        ):
+            assert torch.equal(a['image'], b['image'])
