@@ -1,0 +1,139 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import torchgeo_satclip.datasets.pack
+from torchgeo_satclip.cli import main
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.datasets._s2_100k_files import read_geotiff
+
+DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / 's2_100k'
+    root.mkdir()
+    shutil.copy(DATA / 'index.csv', root)
+    shutil.copytree(DATA / 'images', root / 'images')
+    return root
+
+
+def assert_identical(root: Path) -> None:
+    geotiff = S2100K(root, layout='geotiff')
+    packed = S2100K(root, layout='packed')
+    assert len(geotiff) == len(packed)
+    for i in range(len(geotiff)):
+        assert torch.equal(geotiff[i]['image'], packed[i]['image'])
+        assert torch.equal(geotiff[i]['point'], packed[i]['point'])
+
+
+class TestPack:
+    def test_round_trip(self, root: Path) -> None:
+        result = pack_s2_100k(root, shard_size=3, progress=False)
+        assert result.num_samples == 8
+        assert result.num_shards == 3
+        assert result.num_resumed_shards == 0
+        assert result.num_bytes > 8 * 12 * 32 * 32 * 2
+        shard = np.load(root / 'packed' / 'shard_00002.npy')
+        assert shard.dtype == np.uint16
+        assert shard.shape == (2, 12, 32, 32)
+        assert np.array_equal(shard[1], read_geotiff(root / 'images' / 'patch_7.tif'))
+        assert_identical(root)
+        manifest = json.loads((root / 'packed' / 'manifest.json').read_text())
+        assert manifest['num_samples'] == 8
+        assert not list((root / 'packed').glob('.*tmp'))
+
+    def test_resume(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        calls: list[Path] = []
+        original = torchgeo_satclip.datasets.pack._decode
+
+        def failing(path: Path) -> tuple[np.ndarray, float]:
+            calls.append(path)
+            if path.name == 'patch_4.tif':
+                raise KeyboardInterrupt  # the user pressed Ctrl-C mid-shard
+            return original(path)
+
+        monkeypatch.setattr(torchgeo_satclip.datasets.pack, '_decode', failing)
+        with pytest.raises(KeyboardInterrupt):
+            pack_s2_100k(root, shard_size=3, progress=False)
+        packed = root / 'packed'
+        assert (packed / 'shard_00000.npy').is_file()
+        assert not (packed / 'shard_00001.npy').exists()
+        assert not (packed / 'manifest.json').exists()
+        assert not list(packed.glob('.*tmp'))  # the partial shard was removed
+        assert S2100K(root).layout == 'geotiff'  # incomplete packing is ignored
+
+        calls.clear()
+        monkeypatch.setattr(
+            torchgeo_satclip.datasets.pack,
+            '_decode',
+            lambda p: (calls.append(p), original(p))[1],
+        )
+        result = pack_s2_100k(root, shard_size=3, progress=False)
+        assert result.num_resumed_shards == 1
+        assert [p.name for p in calls] == [f'patch_{i}.tif' for i in range(3, 8)]
+        assert_identical(root)
+
+    def test_index_changed_repacks_shard(self, root: Path) -> None:
+        pack_s2_100k(root, shard_size=4, progress=False)
+        lines = (root / 'index.csv').read_text().splitlines()
+        lines[1], lines[5] = lines[5], lines[1]  # patch_0 moves to the second shard
+        (root / 'index.csv').write_text('\n'.join(lines) + '\n')
+        result = pack_s2_100k(root, shard_size=4, progress=False)
+        assert result.num_resumed_shards == 0
+        assert_identical(root)
+
+    def test_complete_pack_is_reused(self, root: Path) -> None:
+        pack_s2_100k(root, shard_size=4, progress=False)
+        assert pack_s2_100k(root, shard_size=4, progress=False).num_resumed_shards == 2
+        assert (
+            pack_s2_100k(
+                root, shard_size=4, overwrite=True, progress=False
+            ).num_resumed_shards
+            == 0
+        )
+
+    def test_missing_file(self, root: Path) -> None:
+        (root / 'images' / 'patch_5.tif').unlink()
+        with pytest.raises(FileNotFoundError, match=r'patch_5\.tif'):
+            pack_s2_100k(root, progress=False)
+
+    def test_corrupt_file(self, root: Path) -> None:
+        (root / 'images' / 'patch_6.tif').write_bytes(b'II*\x00garbage')
+        with pytest.raises(RuntimeError, match=r'patch_6\.tif'):
+            pack_s2_100k(root, progress=False)
+        assert not (root / 'packed' / 'manifest.json').exists()
+
+    def test_invalid_arguments(self, root: Path, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match='shard_size'):
+            pack_s2_100k(root, shard_size=0)
+        with pytest.raises(ValueError, match='num_workers'):
+            pack_s2_100k(root, num_workers=-1)
+        with pytest.raises(FileNotFoundError, match=r'index\.csv'):
+            pack_s2_100k(tmp_path / 'nothing')
+
+    def test_nodata_recorded(self, root: Path) -> None:
+        pack_s2_100k(root, progress=False)
+        assert (root / 'nodata.csv').read_text().count('1.000000') == 1
+        ds = S2100K(root, exclude_nodata=True)
+        assert ds.excluded == ['patch_3.tif']
+
+    def test_workers(self, root: Path) -> None:
+        pack_s2_100k(root, shard_size=5, num_workers=1, progress=False)
+        assert_identical(root)
+
+    def test_cli(self, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(['pack', str(root), '--shard-size', '4', '--quiet']) == 0
+        assert 'packed 8 patches into 2 shards' in capsys.readouterr().out
+        assert_identical(root)
+
+    def test_cli_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(['pack', str(tmp_path), '--quiet']) == 2
+        assert 'index.csv' in capsys.readouterr().err
