@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Images per second per DataLoader worker: S2-100K GeoTIFF vs packed layout.
+
+Builds a temporary S2-100K root of real-shaped patches (12 x 256 x 256 uint16,
+LZW, tiled 512 x 512 with pixel interleave like the real files): the three
+real sample patches from tests/data/s2_100k/real plus noisy copies of them,
+packs it with ``pack_s2_100k``, then times a full pass of a DataLoader over
+each layout with 1 and 2 workers, in the same run. Packing is timed too.
+
+    python benchmarks/data_pipeline.py --num-patches 300
+
+It prints the in-process ``__getitem__`` rate of each layout (decoding per
+CPU core, no DataLoader) and then DataLoader throughput per worker (which
+adds collation of float32 batches, 3 MiB per image, and the transfer between
+processes). The packed shards are freshly written, so they are in the page cache: the
+packed figure is the decode-free ceiling; from a cold disk it is bounded by
+disk bandwidth (1.5 MiB per patch).
+"""
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from torch.utils.data import DataLoader
+
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+
+REAL = Path(__file__).parents[1] / 'tests' / 'data' / 's2_100k' / 'real'
+
+
+def make_root(root: Path, num_patches: int, seed: int = 0) -> None:
+    """Write *num_patches* real-like patches and an index.csv under *root*."""
+    rng = np.random.default_rng(seed)
+    (root / 'images').mkdir(parents=True)
+    sources = sorted((REAL / 'images').glob('*.tif'))
+    lines = ['fn,lon,lat']
+    for i in range(num_patches):
+        src = sources[i % len(sources)]
+        fn = f'patch_{i}.tif'
+        if i < len(sources):
+            shutil.copy(src, root / 'images' / fn)
+        else:
+            # a flipped/rotated copy with a small offset and sparse noise: new
+            # content that LZW compresses like the real patch (dense noise
+            # would make the files larger and slower to decode than real ones)
+            with rasterio.open(src) as f:
+                profile = f.profile
+                image = f.read().astype(np.int32)
+            image = np.rot90(image, k=int(rng.integers(4)), axes=(1, 2))
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+            image = image + int(rng.integers(0, 50))
+            mask = rng.random(image.shape) < 0.01
+            image[mask] += rng.integers(-20, 21, int(mask.sum()))
+            image = np.ascontiguousarray(np.clip(image, 0, 65535).astype(np.uint16))
+            with rasterio.open(root / 'images' / fn, 'w', **profile) as dst:
+                dst.write(image)
+        lines.append(f'{fn},{rng.uniform(-180, 180):.6f},{rng.uniform(-60, 80):.6f}')
+    (root / 'index.csv').write_text('\n'.join(lines) + '\n')
+
+
+def images_per_second(dataset: S2100K, num_workers: int, batch_size: int) -> float:
+    """Time one full pass of a DataLoader (worker start-up excluded)."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+        persistent_workers=num_workers > 0,
+    )
+    iterator = iter(loader)
+    next(iterator)  # the first batch includes worker start-up: not timed
+    count = 0
+    start = time.perf_counter()
+    for batch in iterator:
+        count += len(batch['image'])
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--num-patches', type=int, default=300)
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--tmp', default=None, help='parent of the temporary root')
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        root = Path(tmp) / 's2_100k'
+        start = time.perf_counter()
+        make_root(root, args.num_patches)
+        print(f'made {args.num_patches} patches in {time.perf_counter() - start:.1f} s')
+        tif_bytes = sum(p.stat().st_size for p in (root / 'images').iterdir())
+
+        start = time.perf_counter()
+        result = pack_s2_100k(root, shard_size=128, progress=False)
+        seconds = time.perf_counter() - start
+        print(
+            f'pack (1 process): {args.num_patches / seconds:.1f} patches/s; '
+            f'GeoTIFF {tif_bytes / 2**20:.0f} MiB -> packed {result.num_bytes / 2**20:.0f} MiB'
+        )
+
+        rates: dict[str, float] = {}
+        geotiff = S2100K(root, layout='geotiff')
+        packed = S2100K(root, layout='packed')
+        for i in range(0, len(geotiff), max(1, len(geotiff) // 10)):
+            assert torch.equal(geotiff[i]['image'], packed[i]['image'])
+
+        for name, dataset in (('GeoTIFF', geotiff), ('packed', packed)):
+            start = time.perf_counter()
+            for i in range(len(dataset)):
+                dataset[i]
+            rates[name] = len(dataset) / (time.perf_counter() - start)
+            print(
+                f'in-process __getitem__ (1 core, no DataLoader), {name}: '
+                f'{rates[name]:.1f} images/s'
+            )
+        print(f'ratio per core: {rates["packed"] / rates["GeoTIFF"]:.1f}x')
+
+        print(
+            f'{"workers":>8} {"GeoTIFF":>16} {"packed":>16} {"ratio":>7}  (images/s per worker)'
+        )
+        for workers in args.workers:
+            tif = images_per_second(geotiff, workers, args.batch_size) / workers
+            npy = images_per_second(packed, workers, args.batch_size) / workers
+            print(f'{workers:>8} {tif:>16.1f} {npy:>16.1f} {npy / tif:>6.1f}x')
+
+
+if __name__ == '__main__':
+    main()

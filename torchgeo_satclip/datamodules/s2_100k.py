@@ -1,0 +1,295 @@
+"""S2-100K datamodule with SatCLIP's augmentations applied on the device.
+
+The original recipe (``satclip/datamodules``) augments every sample on the CPU
+workers: divide by 10000, random crop, horizontal and vertical flips, a 3 x 3
+Gaussian blur with sigma ~ U(0.1, 2.0), and (lon, lat) jitter by U(0, 0.01)
+degrees; the image encoders take the 13-band SSL4EO-S12 layout, so an
+all-zero B10 is inserted at index 10. Here the workers only read uint16
+patches and all of that runs batched on the GPU in ``on_after_batch_transfer``
+(kornia), which frees the CPU for decoding.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import kornia.augmentation as K
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Subset
+from torchgeo.datamodules import NonGeoDataModule
+
+from .._compat import TorchGeoS2100k
+from ..datasets import S2100K
+
+__all__ = ['S2100KAugmentation', 'S2100KDataModule', 'jitter_points', 'split_indices']
+
+#: Index at which the all-zero B10 band is inserted (SSL4EO-S12 13-band order).
+B10_INDEX = 10
+
+
+class S2100KAugmentation(nn.Module):
+    """SatCLIP's S2-100K preprocessing and augmentation, batched.
+
+    Acts on a batch ``{'image': (B, 12, H, W), 'point': (B, 2) [lon, lat], ...}``;
+    other keys pass through untouched.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: float = 10000.0,
+        insert_b10: bool = True,
+        crop_size: int | None = 224,
+        random: bool = True,
+        flips: bool = True,
+        blur: bool = True,
+        jitter: float = 0.01,
+        symmetric_jitter: bool = False,
+    ) -> None:
+        """Initialize a new S2100KAugmentation instance.
+
+        Args:
+            scale: images are divided by this (reflectance x 10000 -> reflectance).
+            insert_b10: insert an all-zero band at index 10 (12 -> 13 bands).
+            crop_size: side of the square crop, None for no crop. Random when
+                *random*, else centred.
+            random: apply the random augmentations (flips, blur, jitter, random
+                crop); if False the transform is deterministic.
+            flips: random horizontal and vertical flips (p = 0.5 each).
+            blur: 3 x 3 Gaussian blur with sigma ~ U(0.1, 2.0) on every sample.
+            jitter: maximum (lon, lat) jitter in degrees; 0 for none.
+            symmetric_jitter: jitter by U(-jitter, jitter) instead of the
+                original's U(0, jitter).
+
+        Raises:
+            ValueError: on an invalid argument.
+        """
+        super().__init__()
+        if crop_size is not None and crop_size < 1:
+            raise ValueError(f'crop_size must be positive or None, not {crop_size}')
+        if jitter < 0:
+            raise ValueError(f'jitter must be >= 0, not {jitter}')
+        self.scale = scale
+        self.insert_b10 = insert_b10
+        self.random = random
+        self.jitter = jitter if random else 0.0
+        self.symmetric_jitter = symmetric_jitter
+        ops: list[nn.Module] = []
+        if crop_size is not None:
+            size = (crop_size, crop_size)
+            ops.append(K.RandomCrop(size) if random else K.CenterCrop(size))
+        if random and flips:
+            ops += [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
+        if random and blur:
+            ops.append(K.RandomGaussianBlur((3, 3), (0.1, 2.0), p=1.0))
+        self.image_ops = nn.Sequential(*ops)
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Augment a batch.
+
+        Args:
+            batch: the batch.
+
+        Returns:
+            A new dict with ``image`` (and ``point`` when jittering) replaced.
+
+        Raises:
+            ValueError: if *insert_b10* and the image does not have 12 bands.
+        """
+        batch = dict(batch)
+        if 'image' in batch:
+            image = batch['image'].float() / self.scale
+            if self.insert_b10:
+                if image.shape[1] != 12:
+                    raise ValueError(
+                        f'insert_b10 needs the 12 S2-100K bands, got {image.shape[1]}'
+                    )
+                zeros = image.new_zeros(image.shape[0], 1, *image.shape[2:])
+                image = torch.cat(
+                    [image[:, :B10_INDEX], zeros, image[:, B10_INDEX:]], 1
+                )
+            if len(self.image_ops) > 0:
+                image = self.image_ops(image)
+            batch['image'] = image
+        if 'point' in batch and self.jitter > 0:
+            batch['point'] = jitter_points(
+                batch['point'], self.jitter, self.symmetric_jitter
+            )
+        return batch
+
+
+def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tensor:
+    """Jitter (lon, lat) in degrees, keeping them valid.
+
+    Longitude wraps into [-180, 180), latitude is clamped to [-90, 90].
+
+    Args:
+        point: ``(..., 2)`` tensor of (lon, lat).
+        amount: maximum jitter in degrees.
+        symmetric: U(-amount, amount) instead of U(0, amount).
+
+    Returns:
+        The jittered points (a new tensor).
+    """
+    noise = torch.rand_like(point) * amount
+    if symmetric:
+        noise = 2 * noise - amount
+    moved = point + noise
+    lon = torch.remainder(moved[..., 0] + 180.0, 360.0) - 180.0
+    lat = moved[..., 1].clamp(-90.0, 90.0)
+    return torch.stack([lon, lat], dim=-1)
+
+
+def split_indices(
+    keys: Sequence[str], val_split_pct: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Seeded train/val split, identical on every run, machine and library version.
+
+    Samples are ordered by a BLAKE2b hash of ``f'{seed}/{key}'`` (no random
+    number generator involved) and the first ``round(n * val_split_pct)`` (at
+    least 1 when the fraction is positive) go to validation. With file names
+    as keys, a sample stays on its side of the split when others are added or
+    excluded.
+
+    Args:
+        keys: one identifier per sample (file names, or the indices as text).
+        val_split_pct: fraction of samples for validation, in [0, 1).
+        seed: the seed.
+
+    Returns:
+        Sorted train and validation indices.
+
+    Raises:
+        ValueError: if the fraction is out of range or leaves no training sample.
+    """
+    if not 0 <= val_split_pct < 1:
+        raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+    n = len(keys)
+    num_val = round(n * val_split_pct)
+    if val_split_pct > 0:
+        num_val = max(num_val, 1)
+    if num_val >= n:
+        raise ValueError(
+            f'{n} samples are too few for a {val_split_pct:.0%} validation split'
+        )
+    order = sorted(
+        range(n),
+        key=lambda i: hashlib.blake2b(
+            f'{seed}/{keys[i]}'.encode(), digest_size=16
+        ).digest(),
+    )
+    return sorted(order[num_val:]), sorted(order[:num_val])
+
+
+def _sample_keys(dataset: Dataset[dict[str, Tensor]]) -> list[str]:
+    """File names of a dataset's samples, or their indices as text."""
+    files = getattr(dataset, 'files', None)
+    if files is not None:
+        return [str(fn) for fn in files]
+    index = getattr(dataset, 'index', None)  # torchgeo.datasets.S2100k
+    if index is not None and hasattr(index, 'columns') and 'fn' in index.columns:
+        return [str(fn) for fn in index['fn']]
+    return [str(i) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+class S2100KDataModule(NonGeoDataModule):
+    """LightningDataModule for S2-100K (SatCLIP pretraining).
+
+    Uses :class:`~torchgeo_satclip.datasets.S2100K` or, on torchgeo >= 0.10,
+    ``torchgeo.datasets.S2100k``. Batches keep the uint16 values as float32 on
+    the CPU and are augmented on the device (see :class:`S2100KAugmentation`).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_split_pct: float = 0.1,
+        seed: int = 0,
+        crop_size: int | None = 224,
+        insert_b10: bool = True,
+        flips: bool = True,
+        blur: bool = True,
+        jitter: float = 0.01,
+        symmetric_jitter: bool = False,
+        augment_val: bool = False,
+        dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new S2100KDataModule instance.
+
+        Args:
+            batch_size: size of each mini-batch.
+            num_workers: number of workers for parallel data loading.
+            val_split_pct: fraction of samples for validation (seeded, see
+                :func:`split_indices`).
+            seed: seed of the split.
+            crop_size: side of the crop (224 for ViT-S/16), None for no crop.
+                Training crops are random, validation crops centred (random
+                with *augment_val*).
+            insert_b10: insert an all-zero B10 at index 10 (13-band SSL4EO layout).
+            flips: random horizontal and vertical flips in training.
+            blur: 3 x 3 Gaussian blur, sigma ~ U(0.1, 2.0), in training.
+            jitter: maximum point jitter in degrees in training (0: none).
+            symmetric_jitter: jitter by U(-jitter, jitter) instead of the
+                original's U(0, jitter).
+            augment_val: augment validation batches like training ones, as the
+                original recipe does (default: deterministic validation).
+            dataset: ``'torchgeo_satclip'`` for this package's S2100K,
+                ``'torchgeo'`` for ``torchgeo.datasets.S2100k`` (torchgeo >= 0.10).
+            **kwargs: passed to the dataset class (``root``, ``download``,
+                ``bands``, ``exclude_nodata``, ...).
+
+        Raises:
+            ValueError: on an invalid argument, or ``dataset='torchgeo'`` on
+                torchgeo < 0.10.
+        """
+        if dataset == 'torchgeo':
+            if TorchGeoS2100k is None:
+                raise ValueError("dataset='torchgeo' needs torchgeo >= 0.10 (S2100k)")
+            dataset_class = TorchGeoS2100k
+        elif dataset == 'torchgeo_satclip':
+            dataset_class = S2100K
+        else:
+            raise ValueError(
+                f"dataset must be 'torchgeo_satclip' or 'torchgeo', not {dataset!r}"
+            )
+        if not 0 <= val_split_pct < 1:
+            raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+        super().__init__(dataset_class, batch_size, num_workers, **kwargs)
+        self.val_split_pct = val_split_pct
+        self.seed = seed
+
+        common: dict[str, Any] = {'insert_b10': insert_b10, 'crop_size': crop_size}
+        train = S2100KAugmentation(
+            **common,
+            random=True,
+            flips=flips,
+            blur=blur,
+            jitter=jitter,
+            symmetric_jitter=symmetric_jitter,
+        )
+        self.train_aug = train
+        self.val_aug = (
+            train if augment_val else S2100KAugmentation(**common, random=False)
+        )
+        self.aug = S2100KAugmentation(**common, random=False)
+
+    def setup(self, stage: str) -> None:
+        """Build the dataset and the seeded train/val split.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'. S2-100K has no test
+                split; 'predict' uses the whole dataset.
+        """
+        if self.dataset is None:
+            self.dataset = self.dataset_class(**self.kwargs)
+        if stage in ('fit', 'validate'):
+            train, val = split_indices(
+                _sample_keys(self.dataset), self.val_split_pct, self.seed
+            )
+            self.train_dataset = Subset(self.dataset, train)
+            self.val_dataset = Subset(self.dataset, val) if val else None
+        if stage == 'predict':
+            self.predict_dataset = self.dataset
