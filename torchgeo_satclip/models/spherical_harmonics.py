@@ -42,59 +42,61 @@ Normalization = Literal['satclip', 'orthonormal']
 MAX_LEGENDRE_POLYS = 100
 
 
-@lru_cache(maxsize=32)
-def _tables(num_degrees: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Build the float64 coefficient and index tables for ``num_degrees`` degrees.
+@lru_cache(maxsize=64)
+def _tables(
+    num_degrees: int, dtype: torch.dtype, device: torch.device
+) -> tuple[list[tuple[Tensor, Tensor | None, float]], Tensor, Tensor]:
+    """Recurrence coefficients and output indices for ``num_degrees`` degrees.
 
     The normalised associated Legendre functions
     ``Q(l, m) = N(l, m) P_l^m(x)`` (no Condon-Shortley phase) obey, for
     ``x = cos(theta)`` and ``s = sin(theta)``::
 
         Q(0, 0) = 1 / sqrt(4 pi)
-        Q(l, l) = sqrt((2l + 1) / (2l)) * s * Q(l-1, l-1)
-        Q(l, l-1) = sqrt(2l + 1) * x * Q(l-1, l-1)
-        Q(l, m) = a(l, m) * x * Q(l-1, m) - a(l, m) b(l, m) * Q(l-2, m),  m <= l-2
+        Q(l, m) = a(l, m) x Q(l-1, m) - a(l, m) b(l, m) Q(l-2, m),  m <= l-2
+        Q(l, l-1) = sqrt(2l + 1) x Q(l-1, l-1)
+        Q(l, l) = sqrt((2l + 1) / (2l)) s Q(l-1, l-1)
 
     with ``a(l, m) = sqrt((4l^2 - 1) / (l^2 - m^2))`` and
-    ``b(l, m) = sqrt(((l-1)^2 - m^2) / (4 (l-1)^2 - 1))``. Row ``l`` of the
-    returned tables holds, for every order ``m = 0 .. L-1`` at once, the
-    coefficient of ``x * Q(l-1, m)`` (``ax``), of ``Q(l-2, m)`` (``b``) and of
-    ``s * Q(l-1, m-1)`` (``d``), zero where a term does not apply, so that one
-    row of the recurrence is three fused tensor operations.
+    ``b(l, m) = sqrt(((l-1)^2 - m^2) / (4 (l-1)^2 - 1))``. Coefficients are
+    computed in float64 and then cast, so float32 tables are correctly
+    rounded.
 
     Args:
         num_degrees: number of degrees ``L``.
+        dtype: floating dtype of the coefficient tables.
+        device: device of the tables.
 
     Returns:
-        ``(ax, b, d, legendre_index, trig_index, scale)``: the three ``(L, L)``
-        recurrence tables, then for each of the ``L^2`` output columns the flat
-        index ``l * L + |m|`` into the Legendre table, the index ``m + L - 1``
-        into the trigonometric table, and the column factor without the
-        normalisation-dependent ``m = 0`` factor (``sqrt(2)`` for ``m != 0``,
-        ``1`` for ``m = 0``).
+        ``(steps, legendre_index, trig_index)``: for each degree ``l >= 1`` the
+        ``(l, 1)`` column of ``x Q(l-1, m)`` coefficients (``m = 0 .. l-1``),
+        the ``(l-1, 1)`` column of ``Q(l-2, m)`` coefficients (None for
+        ``l = 1``) and the diagonal factor; then, for each of the ``L^2``
+        output columns ``l * l + l + m``, the row ``l (l+1) / 2 + |m|`` of the
+        triangular Legendre table and the row ``m + L - 1`` of the
+        trigonometric table.
     """
-    size = num_degrees
-    ax = torch.zeros(size, size, dtype=torch.float64)
-    b = torch.zeros(size, size, dtype=torch.float64)
-    d = torch.zeros(size, size, dtype=torch.float64)
-    for degree in range(1, size):
-        orders = torch.arange(degree - 1, dtype=torch.float64)
+    steps: list[tuple[Tensor, Tensor | None, float]] = []
+    for degree in range(1, num_degrees):
+        orders = torch.arange(degree, dtype=torch.float64)
+        ax = torch.empty(degree, dtype=torch.float64)
+        ax[degree - 1] = math.sqrt(2.0 * degree + 1.0)
+        b: Tensor | None = None
         if degree >= 2:
-            a = torch.sqrt((4.0 * degree**2 - 1.0) / (degree**2 - orders**2))
+            low = orders[: degree - 1]
+            a = torch.sqrt((4.0 * degree**2 - 1.0) / (degree**2 - low**2))
             prev = degree - 1
-            bb = torch.sqrt((prev**2 - orders**2) / (4.0 * prev**2 - 1.0))
-            ax[degree, : degree - 1] = a
-            b[degree, : degree - 1] = a * bb
-        ax[degree, degree - 1] = math.sqrt(2.0 * degree + 1.0)
-        d[degree, degree] = math.sqrt((2.0 * degree + 1.0) / (2.0 * degree))
+            ax[: degree - 1] = a
+            b = (a * torch.sqrt((prev**2 - low**2) / (4.0 * prev**2 - 1.0)))[:, None]
+            b = b.to(device=device, dtype=dtype)
+        diag = math.sqrt((2.0 * degree + 1.0) / (2.0 * degree))
+        steps.append((ax[:, None].to(device=device, dtype=dtype), b, diag))
 
-    degrees = torch.arange(size).repeat_interleave(2 * torch.arange(size) + 1)
-    orders = torch.cat([torch.arange(-deg, deg + 1) for deg in range(size)])
-    legendre_index = degrees * size + orders.abs()
-    trig_index = orders + size - 1
-    scale = torch.full(orders.shape, math.sqrt(2.0), dtype=torch.float64)
-    scale[orders == 0] = 1.0
-    return ax, b, d, legendre_index, trig_index, scale
+    degrees = torch.arange(num_degrees).repeat_interleave(2 * torch.arange(num_degrees) + 1)
+    orders_all = torch.cat([torch.arange(-deg, deg + 1) for deg in range(num_degrees)])
+    legendre_index = (degrees * (degrees + 1)) // 2 + orders_all.abs()
+    trig_index = orders_all + num_degrees - 1
+    return steps, legendre_index.to(device), trig_index.to(device)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -129,7 +131,10 @@ def spherical_harmonics(
     Returns:
         ``(N, L * L)`` tensor on ``lonlat``'s device, float64 for float64
         input and float32 for any narrower floating input (float32, float16,
-        bfloat16). Differentiable with respect to ``lonlat``.
+        bfloat16). Differentiable with respect to ``lonlat``. The result is a
+        transposed view of an ``(L * L, N)`` buffer (points vary fastest in
+        memory, which makes every step a long vectorised loop); call
+        ``.contiguous()`` if a row-major copy is needed.
 
     Raises:
         ValueError: if ``legendre_polys`` is out of range, ``normalization``
@@ -153,18 +158,13 @@ def spherical_harmonics(
         raise ValueError(f'lonlat must be a floating tensor, got {lonlat.dtype}')
 
     dtype = _compute_dtype(lonlat.dtype)
-    device = lonlat.device
     size = legendre_polys
-    ax, b, d, legendre_index, trig_index, scale = (
-        t.to(device=device, dtype=dtype if t.is_floating_point() else None)
-        for t in _tables(size)
-    )
-    if normalization == 'satclip':
-        scale = scale.masked_fill(trig_index == size - 1, math.pi)
+    steps, legendre_index, trig_index = _tables(size, dtype, lonlat.device)
 
-    coords = lonlat.to(dtype)
-    lon = torch.deg2rad(coords[:, 0:1])
-    lat_deg = coords[:, 1:2]
+    # Rows layout: one row per function, points along the last (contiguous) dim.
+    coords = lonlat.to(dtype).T.contiguous()
+    lon = torch.deg2rad(coords[0:1])
+    lat_deg = coords[1:2]
     # theta = lat + 90 deg (from the south pole): cos(theta) = -sin(lat) and
     # sin(theta) = cos(lat). Near the poles (|lat| >= 45) both come from the
     # colatitude 90 - |lat|, which is exact in floating point there (Sterbenz),
@@ -176,31 +176,64 @@ def spherical_harmonics(
     x = torch.where(polar, -torch.sign(lat_deg) * torch.cos(colat), -torch.sin(lat))
     s = torch.where(polar, torch.sin(colat), torch.cos(lat))
 
-    # Normalised associated Legendre functions, one row (all orders) per degree.
-    first = torch.zeros(lonlat.shape[0], size, device=device, dtype=dtype)
-    first[:, 0] = 0.5 / math.sqrt(math.pi)
-    rows = [first]
-    previous = torch.zeros_like(first)
-    for degree in range(1, size):
-        current = rows[-1]
-        shifted = nn.functional.pad(current[:, :-1], (1, 0))
-        nxt = ax[degree] * x * current - b[degree] * previous + d[degree] * s * shifted
-        previous = current
-        rows.append(nxt)
-    legendre = torch.stack(rows, dim=1).reshape(lonlat.shape[0], size * size)
-
-    # Trigonometric table, column m + L - 1 for m = -(L-1) .. L-1:
-    # sin(|m| phi) for m < 0, cos(m phi) for m >= 0, with phi = lon + pi.
-    # cos(m (lon + pi)) = (-1)^m cos(m lon): the small argument m * lon keeps
-    # float32 accurate at high order.
-    orders = torch.arange(size, device=device, dtype=dtype)
-    angle = lon * orders
-    sign = 1.0 - 2.0 * (torch.arange(size, device=device) % 2).to(dtype)
+    # Trigonometric rows with the column factors folded in: sqrt(2) sin(m phi)
+    # and sqrt(2) cos(m phi) for m = 1 .. L-1. With phi = lon + pi,
+    # cos(m phi) = (-1)^m cos(m lon): the smaller argument keeps float32
+    # accurate at high order. The sine rows are stored in reverse order
+    # (m = L-1 .. 1) so that each degree's m < 0 block is a contiguous slice.
+    m0 = math.pi if normalization == 'satclip' else 1.0
+    orders = torch.arange(1, size, device=lonlat.device, dtype=dtype)[:, None]
+    sign = math.sqrt(2.0) * (1.0 - 2.0 * (orders % 2))
+    angle = orders * lon
     cos = sign * torch.cos(angle)
-    sin = sign * torch.sin(angle)
-    trig = torch.cat([sin[:, 1:].flip(1), cos], dim=1)
+    sin_reversed = (sign * torch.sin(angle)).flip(0)
 
-    return legendre[:, legendre_index] * trig[:, trig_index] * scale
+    # Degree by degree: the Legendre row Q(l, m), m = 0 .. l, from the two
+    # previous rows (a handful of whole-row tensor operations, no loop over
+    # orders), then the output block of columns l*l .. l*l + 2l:
+    # [Q(l, l..1) * sin(l..1 phi), pi Q(l, 0), Q(l, 1..l) * cos(1..l phi)].
+    # Without autograd the blocks are written straight into the output
+    # (``out=``), which saves two full copies of it; with autograd they are
+    # concatenated.
+    num_points = lonlat.shape[0]
+    track = torch.is_grad_enabled() and lonlat.requires_grad
+    out = None if track else torch.empty(size * size, num_points, device=lonlat.device, dtype=dtype)
+    # Inference reuses three row buffers in rotation (degrees l-2, l-1, l)
+    # and updates them in place; autograd gets fresh tensors instead.
+    rows = None if track else torch.empty(3, size, num_points, device=lonlat.device, dtype=dtype)
+    blocks: list[Tensor] = []
+    previous = torch.empty(0, num_points, device=lonlat.device, dtype=dtype)
+    current = torch.full_like(x, 0.5 / math.sqrt(math.pi))
+    for degree in range(size):
+        if degree > 0:
+            ax, b, diag = steps[degree - 1]
+            if rows is None:  # same operations, same order, out of place
+                body = (current * x) * ax
+                if b is not None:
+                    body = torch.cat(
+                        [torch.addcmul(body[:-1], b, previous, value=-1.0), body[-1:]]
+                    )
+                new = torch.cat([body, (current[-1:] * s) * diag])
+            else:
+                new = rows[degree % 3, : degree + 1]
+                torch.mul(current, x, out=new[:degree]).mul_(ax)
+                if b is not None:
+                    new[: degree - 1].addcmul_(b, previous, value=-1.0)
+                torch.mul(current[-1:], s, out=new[degree:]).mul_(diag)
+            previous, current = current, new
+        tail = current[1:]
+        sin_part = sin_reversed[size - 1 - degree :]
+        cos_part = cos[:degree]
+        if out is None:
+            blocks += [tail.flip(0) * sin_part, current[:1] * m0, tail * cos_part]
+        else:
+            first = degree * degree
+            torch.mul(tail.flip(0), sin_part, out=out[first : first + degree])
+            torch.mul(current[:1], m0, out=out[first + degree : first + degree + 1])
+            torch.mul(tail, cos_part, out=out[first + degree + 1 : first + 2 * degree + 1])
+    if out is None:
+        out = torch.cat(blocks)
+    return out.T
 
 
 class SphericalHarmonics(nn.Module):
