@@ -7,21 +7,28 @@ dataset and a SatCLIP location model. The rest of the package imports these
 names from here and never checks versions itself.
 """
 
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
 import torchgeo
+from torch import Tensor
 
 __all__ = [
-    'TORCHGEO_VERSION',
+    'METRICS_LOGGED_AT_EPOCH_END',
     'TORCHGEO_AT_LEAST_0_10',
+    'TORCHGEO_VERSION',
     'BaseTask',
     'ClassificationTask',
     'RegressionTask',
     'TorchGeoS2100k',
     'TorchGeoSatCLIP',
     'TorchGeoSatCLIPWeights',
+    'classification_kwargs',
+    'geo_sample_bounds',
     'load_backbone_state_dict',
+    'regression_kwargs',
 ]
 
 
@@ -42,17 +49,133 @@ TorchGeoSatCLIP: Any
 TorchGeoSatCLIPWeights: Any
 
 if TORCHGEO_AT_LEAST_0_10:
-    from torchgeo.datasets import S2100k as TorchGeoS2100k
-    from torchgeo.models import SatCLIP as TorchGeoSatCLIP
-    from torchgeo.models import SatCLIP_Weights as TorchGeoSatCLIPWeights
+    from torchgeo.datasets import S2100k as TorchGeoS2100k  # type: ignore[attr-defined,no-redef]
+    from torchgeo.models import SatCLIP as TorchGeoSatCLIP  # type: ignore[attr-defined,no-redef]
+    from torchgeo.models import SatCLIP_Weights as TorchGeoSatCLIPWeights  # type: ignore[attr-defined,no-redef]
     from torchgeo.tasks import BaseTask
     from torchgeo.tasks import Classification as ClassificationTask
     from torchgeo.tasks import Regression as RegressionTask
     from torchgeo.tasks.utils import load_state_dict as load_backbone_state_dict
 else:  # torchgeo 0.8
-    from torchgeo.trainers import BaseTask, ClassificationTask, RegressionTask
-    from torchgeo.trainers.utils import load_state_dict as load_backbone_state_dict
+    from torchgeo.trainers import (  # type: ignore[attr-defined,no-redef]
+        BaseTask,
+        ClassificationTask,
+        RegressionTask,
+    )
+    from torchgeo.trainers.utils import (  # type: ignore[attr-defined,no-redef]
+        load_state_dict as load_backbone_state_dict,
+    )
 
     TorchGeoS2100k = None
     TorchGeoSatCLIP = None
     TorchGeoSatCLIPWeights = None
+
+
+#: torchgeo 0.10's classification/regression mix-ins log the metric
+#: collections in ``on_*_epoch_end``; torchgeo 0.8 logs them in every step.
+METRICS_LOGGED_AT_EPOCH_END: bool = TORCHGEO_AT_LEAST_0_10
+
+
+def classification_kwargs(
+    labels: list[str] | None, pos_weight: Tensor | None, ignore_index: int | None
+) -> dict[str, Any]:
+    """Keyword arguments that only torchgeo 0.10's ``Classification`` accepts.
+
+    Args:
+        labels: class names.
+        pos_weight: weight of positive examples for the 'bce' loss.
+        ignore_index: class index ignored by the loss and metrics.
+
+    Returns:
+        The arguments to pass on (all three on 0.10, none on 0.8).
+
+    Raises:
+        ValueError: if one is set on torchgeo 0.8, which cannot honour it.
+    """
+    given = {'labels': labels, 'pos_weight': pos_weight, 'ignore_index': ignore_index}
+    if TORCHGEO_AT_LEAST_0_10:
+        return given
+    unsupported = [name for name, value in given.items() if value is not None]
+    if unsupported:
+        raise ValueError(
+            f'{", ".join(unsupported)} need torchgeo >= 0.10 (installed: '
+            f'{TORCHGEO_VERSION})'
+        )
+    return {}
+
+
+def regression_kwargs(labels: list[str] | None) -> dict[str, Any]:
+    """Keyword arguments that only torchgeo 0.10's ``Regression`` accepts.
+
+    Args:
+        labels: names of the regression outputs.
+
+    Returns:
+        The arguments to pass on.
+
+    Raises:
+        ValueError: if ``labels`` is set on torchgeo 0.8.
+    """
+    if TORCHGEO_AT_LEAST_0_10:
+        return {'labels': labels}
+    if labels is not None:
+        raise ValueError(
+            f'labels needs torchgeo >= 0.10 (installed: {TORCHGEO_VERSION})'
+        )
+    return {}
+
+
+def _box_from_bounds(bounds: Any) -> tuple[float, float, float, float]:
+    """Return ``(minx, miny, maxx, maxy)`` of one GeoDataset bounds value."""
+    if isinstance(bounds, Tensor | np.ndarray):
+        values = [float(v) for v in bounds.reshape(-1).tolist()]
+        if len(values) == 9:  # torchgeo 0.10: x start/stop/step, y ..., t ...
+            return values[0], values[3], values[1], values[4]
+        if len(values) in (4, 6):  # torchgeo 0.8 BoundingBox as a tensor
+            return values[0], values[2], values[1], values[3]
+        raise ValueError(f'cannot read bounds of {len(values)} values')
+    if isinstance(bounds, tuple | list) and bounds and isinstance(bounds[0], slice):
+        x, y = bounds[0], bounds[1]  # torchgeo 0.8.1 GeoSlice query
+        return float(x.start), float(y.start), float(x.stop), float(y.stop)
+    if hasattr(bounds, 'geom_type') and hasattr(bounds, 'bounds'):  # shapely
+        minx, miny, maxx, maxy = (float(v) for v in bounds.bounds)
+        return minx, miny, maxx, maxy
+    names = ('minx', 'miny', 'maxx', 'maxy')
+    if all(hasattr(bounds, name) for name in names):  # torchgeo 0.8 BoundingBox
+        minx, miny, maxx, maxy = (float(getattr(bounds, name)) for name in names)
+        return minx, miny, maxx, maxy
+    raise TypeError(f'cannot read bounds from {type(bounds).__name__}')
+
+
+def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
+    """Spatial bounds of a GeoDataset sample or batch, in its own CRS.
+
+    torchgeo 0.8.1 puts the query under ``bounds``: a ``GeoSlice`` (a tuple of
+    x, y, t slices), a deprecated ``BoundingBox(minx, maxx, miny, maxy, mint,
+    maxt)`` or a shapely polygon (``bbox`` before 0.6), and a batch holds a
+    list of them; torchgeo 0.10 puts a tensor ``[xmin, xmax, xres, ymin, ymax, yres, tmin,
+    tmax, tres]`` under ``bounds``, stacked to ``(B, 9)`` in a batch.
+
+    Args:
+        sample: a sample or a collated batch.
+
+    Returns:
+        A float64 ``(N, 4)`` array of ``(minx, miny, maxx, maxy)``, or None when
+        the sample has no bounds.
+    """
+    bounds = sample.get('bounds', sample.get('bbox'))
+    if bounds is None:
+        return None
+    if isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2:
+        items: list[Any] = list(bounds)
+    elif isinstance(bounds, tuple) and bounds and isinstance(bounds[0], slice):
+        items = [bounds]
+    elif isinstance(bounds, list | tuple):
+        items = list(bounds)
+        if items and isinstance(items[0], int | float):
+            items = [np.asarray(items, dtype=np.float64)]
+    else:
+        items = [bounds]
+    return np.array(
+        [_box_from_bounds(item) for item in items], dtype=np.float64
+    ).reshape(-1, 4)

@@ -1,0 +1,160 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from pyproj import Transformer
+from rasterio.transform import from_origin
+from torchgeo.datasets import RasterDataset, stack_samples
+
+from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
+from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.transforms import (
+    FileCentroids,
+    LocationEmbedding,
+    file_centroid,
+    sample_lonlat,
+)
+
+PARIS = (2.35, 48.86)
+
+
+def write_utm_tif(path: Path, lonlat: tuple[float, float], epsg: int = 32631) -> None:
+    """A 16 x 16 px, 10 m GeoTIFF in UTM whose centre is at ``lonlat``."""
+    to_utm = Transformer.from_crs('EPSG:4326', f'EPSG:{epsg}', always_xy=True)
+    x, y = to_utm.transform(*lonlat)
+    transform = from_origin(x - 80, y + 80, 10, 10)
+    data = np.random.default_rng(0).integers(0, 1000, (3, 16, 16), dtype=np.uint16)
+    with rasterio.open(
+        path,
+        'w',
+        driver='GTiff',
+        width=16,
+        height=16,
+        count=3,
+        dtype='uint16',
+        crs=f'EPSG:{epsg}',
+        transform=transform,
+    ) as dst:
+        dst.write(data)
+
+
+@pytest.fixture
+def encoder() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_location_encoder(legendre_polys=4, embed_dim=8, capacity=16)
+
+
+def reference(
+    encoder: torch.nn.Module, lonlat: list[tuple[float, float]]
+) -> torch.Tensor:
+    with torch.no_grad():
+        return encoder(torch.tensor(lonlat, dtype=torch.float64)).float()
+
+
+def test_point_sample_and_batch(encoder: torch.nn.Module) -> None:
+    transform = LocationEmbedding(encoder)
+    sample = transform({'image': torch.zeros(3, 4, 4), 'point': torch.tensor(PARIS)})
+    assert sample['location_embedding'].shape == (8,)
+    assert sample['location_embedding'].dtype == torch.float32
+    torch.testing.assert_close(
+        sample['location_embedding'], reference(encoder, [PARIS])[0]
+    )
+    batch = {'point': torch.tensor([PARIS, (-74.0, 40.7)], dtype=torch.float32)}
+    out = transform(batch)['location_embedding']
+    assert out.shape == (2, 8)
+    torch.testing.assert_close(
+        out, reference(encoder, [PARIS, (-74.0, 40.7)]), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_lat_lon_keys(encoder: torch.nn.Module) -> None:
+    transform = LocationEmbedding(encoder)
+    single = transform({'lat': torch.tensor(PARIS[1]), 'lon': torch.tensor(PARIS[0])})
+    assert single['location_embedding'].shape == (8,)
+    batch = transform(
+        {'lat': torch.tensor([48.86, 40.7]), 'lon': torch.tensor([2.35, -74.0])}
+    )
+    torch.testing.assert_close(
+        batch['location_embedding'],
+        reference(encoder, [PARIS, (-74.0, 40.7)]),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+def test_encoder_frozen_and_eval(encoder: torch.nn.Module) -> None:
+    transform = LocationEmbedding(encoder)
+    transform.train()
+    assert not transform.encoder.training
+    assert all(not p.requires_grad for p in transform.parameters())
+
+
+def test_no_location_raises(encoder: torch.nn.Module) -> None:
+    with pytest.raises(KeyError, match='no location'):
+        LocationEmbedding(encoder)({'image': torch.zeros(1)})
+
+
+def test_geodataset_sample_reprojected(
+    tmp_path: Path, encoder: torch.nn.Module
+) -> None:
+    write_utm_tif(tmp_path / 'paris.tif', PARIS)
+    dataset = RasterDataset(paths=str(tmp_path))
+    sample = dataset[dataset.bounds]
+    transform = LocationEmbedding(encoder, crs=dataset.crs)
+    lonlat, batched = sample_lonlat(sample, dataset.crs)
+    assert not batched
+    np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-6)
+    out = transform(sample)['location_embedding']
+    torch.testing.assert_close(
+        out, reference(encoder, [PARIS])[0], atol=1e-5, rtol=1e-5
+    )
+    # a collated batch of two samples
+    batch = stack_samples([dataset[dataset.bounds], dataset[dataset.bounds]])
+    lonlat, batched = sample_lonlat(batch, dataset.crs)
+    assert batched
+    assert lonlat.shape == (2, 2)
+    if TORCHGEO_AT_LEAST_0_10:  # samples carry no CRS: it must be given
+        with pytest.raises(ValueError, match='no CRS'):
+            sample_lonlat(sample)
+    else:
+        assert 'crs' in sample
+        np.testing.assert_allclose(
+            sample_lonlat(sample)[0][0].numpy(), PARIS, atol=1e-6
+        )
+
+
+def test_file_centroids(tmp_path: Path) -> None:
+    places = [PARIS, (9.19, 45.46)]  # Paris (UTM 31N), Milan (UTM 32N)
+    paths = []
+    for i, (place, epsg) in enumerate(zip(places, (32631, 32632), strict=True)):
+        path = tmp_path / f'{i}.tif'
+        write_utm_tif(path, place, epsg)
+        paths.append(path)
+    np.testing.assert_allclose(file_centroid(paths[1]), places[1], atol=1e-6)
+
+    class Files(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.samples = [(os.fspath(p), 0) for p in paths]
+
+        def __len__(self) -> int:
+            return len(self.samples)
+
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            return {'label': torch.tensor(index)}
+
+    wrapped = FileCentroids(Files())
+    assert len(wrapped) == 2
+    assert wrapped.samples[0][1] == 0  # attributes fall through
+    np.testing.assert_allclose(wrapped[1]['point'].numpy(), places[1], atol=1e-4)
+    with pytest.raises(ValueError, match='paths for a dataset'):
+        FileCentroids(Files(), paths=paths[:1])
+    plain = tmp_path / 'plain.tif'
+    with rasterio.open(
+        plain, 'w', driver='GTiff', width=2, height=2, count=1, dtype='uint8'
+    ) as dst:
+        dst.write(np.zeros((1, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match='not georeferenced'):
+        file_centroid(plain)

@@ -1,0 +1,226 @@
+"""Location embeddings as sample features: :class:`LocationEmbedding`.
+
+A sample (or a collated batch) can say where it is in three ways, all read by
+:func:`sample_lonlat`:
+
+* ``point``: ``(2,)`` or ``(B, 2)`` (longitude, latitude) in degrees, as in
+  TorchGeo's ``S2100k`` and this package's datasets;
+* ``lon`` and ``lat``: scalars or ``(B,)`` tensors in degrees, as in TorchGeo
+  0.10's Copernicus-Bench datasets;
+* GeoDataset ``bounds`` (``bbox`` in old torchgeo) plus a CRS (the sample's
+  ``crs`` key in torchgeo 0.8, or given to the transform, since torchgeo 0.10
+  samples carry none): the centre of the bounds, reprojected to EPSG:4326.
+"""
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchvision.models._api import WeightsEnum
+
+from .._compat import geo_sample_bounds
+from ..models import LocationEncoder, build_location_encoder, load_location_encoder
+
+__all__ = [
+    'LocationEmbedding',
+    'LocationSource',
+    'get_location_encoder',
+    'reproject_to_lonlat',
+    'sample_lonlat',
+]
+
+#: Anything :func:`get_location_encoder` accepts.
+LocationSource: TypeAlias = LocationEncoder | WeightsEnum | str | os.PathLike[str]
+
+
+def get_location_encoder(
+    source: LocationSource | None = None,
+    dtype: torch.dtype = torch.float64,
+    **build_kwargs: Any,
+) -> LocationEncoder:
+    """Return a location encoder from a module, checkpoint, weights name or config.
+
+    Args:
+        source: an existing :class:`LocationEncoder` (used as is), anything
+            :func:`~torchgeo_satclip.models.load_location_encoder` accepts (a
+            checkpoint path, a ``SatCLIPWeights`` member or name), or None for
+            a new, randomly initialised encoder built from ``build_kwargs``.
+        dtype: compute dtype of a loaded or built encoder.
+        **build_kwargs: arguments of
+            :func:`~torchgeo_satclip.models.build_location_encoder`
+            (``positional_encoding``, ``network``, ``legendre_polys``, ...).
+
+    Returns:
+        The location encoder.
+    """
+    if isinstance(source, LocationEncoder):
+        return source
+    if source is None:
+        return build_location_encoder(dtype=dtype, **build_kwargs)
+    return load_location_encoder(source, dtype=dtype)
+
+
+def reproject_to_lonlat(x: np.ndarray, y: np.ndarray, crs: Any) -> np.ndarray:
+    """Reproject coordinates to (longitude, latitude) in EPSG:4326.
+
+    Args:
+        x: easting (or longitude) in ``crs``.
+        y: northing (or latitude) in ``crs``.
+        crs: source CRS: a rasterio or pyproj CRS, an EPSG code or any string
+            pyproj understands.
+
+    Returns:
+        A float64 ``(N, 2)`` array of (lon, lat) in degrees.
+    """
+    from pyproj import CRS, Transformer
+
+    source = CRS.from_user_input(crs.to_wkt() if hasattr(crs, 'to_wkt') else crs)
+    transformer = Transformer.from_crs(source, 'EPSG:4326', always_xy=True)
+    lon, lat = transformer.transform(
+        np.asarray(x, np.float64), np.asarray(y, np.float64)
+    )
+    return np.stack([np.asarray(lon), np.asarray(lat)], axis=-1).reshape(-1, 2)
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else torch.as_tensor(value)
+
+
+def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, bool]:
+    """Read the (longitude, latitude) of a sample or batch.
+
+    Args:
+        sample: a sample or a collated batch (see the module docstring for the
+            keys read, in order of preference).
+        crs: CRS of ``bounds`` when the sample has no ``crs`` key (torchgeo
+            0.10 GeoDataset samples).
+
+    Returns:
+        ``(lonlat, batched)``: a float64 ``(N, 2)`` tensor on the device of the
+        coordinates, and whether the input was a batch (False for a single
+        sample, whose ``N`` is 1).
+
+    Raises:
+        KeyError: if the sample says nothing about where it is.
+        ValueError: if ``bounds`` come without any CRS.
+    """
+    if 'point' in sample:
+        point = _as_tensor(sample['point']).to(torch.float64)
+        return point.reshape(-1, 2), point.ndim == 2
+    if 'lon' in sample and 'lat' in sample:
+        lon = _as_tensor(sample['lon']).to(torch.float64)
+        lat = _as_tensor(sample['lat']).to(torch.float64)
+        lat = lat.to(lon.device)
+        batched = lon.ndim == 1
+        return torch.stack([lon.reshape(-1), lat.reshape(-1)], dim=1), batched
+    boxes = geo_sample_bounds(sample)
+    if boxes is not None:
+        sample_crs = sample.get('crs', crs)
+        if isinstance(sample_crs, list | tuple):
+            crs_list = list(sample_crs)
+        else:
+            crs_list = [sample_crs] * len(boxes)
+        if any(c is None for c in crs_list):
+            raise ValueError(
+                'the sample has bounds but no CRS: pass crs= (torchgeo 0.10 samples '
+                'carry none; use the dataset.crs)'
+            )
+        x = (boxes[:, 0] + boxes[:, 2]) / 2
+        y = (boxes[:, 1] + boxes[:, 3]) / 2
+        rows = [
+            reproject_to_lonlat(x[i : i + 1], y[i : i + 1], crs_list[i])
+            for i in range(len(boxes))
+        ]
+        lonlat = torch.from_numpy(np.concatenate(rows)).to(torch.float64)
+        bounds = sample.get('bounds', sample.get('bbox'))
+        batched = isinstance(bounds, list) or (
+            isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2
+        )
+        return lonlat, batched
+    raise KeyError(
+        "the sample has no location: expected 'point' (lon, lat), 'lon' and 'lat', "
+        "or GeoDataset 'bounds' with a CRS"
+    )
+
+
+class LocationEmbedding(nn.Module):
+    """Add a frozen location encoder's embedding to a sample or batch.
+
+    Use it as a dataset transform (one sample at a time) or on whole batches
+    on the GPU (for example in a datamodule's ``on_after_batch_transfer``):
+    the encoder follows the device of the coordinates and never trains.
+
+    Example:
+        >>> transform = LocationEmbedding('SATCLIP_VIT16_L40')  # doctest: +SKIP
+        >>> sample = transform({'image': image, 'point': torch.tensor([2.35, 48.86])})
+        >>> sample['location_embedding'].shape  # doctest: +SKIP
+        torch.Size([256])
+    """
+
+    def __init__(
+        self,
+        encoder: LocationSource | None = None,
+        key: str = 'location_embedding',
+        crs: Any = None,
+        dtype: torch.dtype = torch.float32,
+        encoder_dtype: torch.dtype = torch.float64,
+    ) -> None:
+        """Initialise the transform.
+
+        Args:
+            encoder: a :class:`LocationEncoder`, a checkpoint path or a
+                ``SatCLIPWeights`` member or name; None builds a random L = 10
+                SatCLIP-style encoder (useful only for tests).
+            key: sample key to write the embedding to.
+            crs: CRS of GeoDataset ``bounds`` for samples without a ``crs``
+                key (torchgeo 0.10: pass ``dataset.crs``).
+            dtype: dtype of the stored embedding.
+            encoder_dtype: compute dtype of an encoder loaded here.
+        """
+        super().__init__()
+        self.encoder = get_location_encoder(encoder, dtype=encoder_dtype).eval()
+        for param in self.encoder.parameters():
+            param.requires_grad_(False)
+        self.key = key
+        self.crs = crs
+        self.dtype = dtype
+
+    def train(self, mode: bool = True) -> 'LocationEmbedding':
+        """Keep the frozen encoder in eval mode whatever ``mode`` is.
+
+        Args:
+            mode: ignored for the encoder (kept for the nn.Module interface).
+
+        Returns:
+            self.
+        """
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    @torch.no_grad()
+    def forward(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Add the embedding.
+
+        Args:
+            sample: a sample or collated batch with a location (see
+                :func:`sample_lonlat`).
+
+        Returns:
+            The same dict with ``key`` set to a ``(D,)`` (sample) or ``(B, D)``
+            (batch) tensor on the device of the coordinates.
+        """
+        lonlat, batched = sample_lonlat(sample, self.crs)
+        device = lonlat.device
+        if any(p.device != device for p in self.encoder.parameters()):
+            self.encoder.to(device)
+        embedding = self.encoder(lonlat).to(self.dtype)
+        sample[self.key] = embedding if batched else embedding[0]
+        return sample
+
+    def extra_repr(self) -> str:
+        """Summarise the transform."""
+        return f'key={self.key!r}, dtype={self.dtype}'
