@@ -48,7 +48,9 @@ def _closed_form_coefficients(degree: int, order: int) -> list[tuple[int, float]
     P_l(x) = 1/(2^l l!) d^l/dx^l (x^2 - 1)^l (no Condon-Shortley phase).
     """
     # (x^2 - 1)^l = sum_k C(l, k) (-1)^(l-k) x^(2k)
-    poly = {2 * k: math.comb(degree, k) * (-1) ** (degree - k) for k in range(degree + 1)}
+    poly = {
+        2 * k: math.comb(degree, k) * (-1) ** (degree - k) for k in range(degree + 1)
+    }
     for _ in range(degree + order):  # differentiate l + m times
         poly = {p - 1: c * p for p, c in poly.items() if p > 0}
     scale = 1.0 / (2**degree * math.factorial(degree))
@@ -65,8 +67,10 @@ def naive_spherical_harmonics(lonlat: Tensor, num_degrees: int) -> Tensor:
         for order in range(-degree, degree + 1):
             m = abs(order)
             norm = math.sqrt(
-                (2 * degree + 1) / (4 * math.pi)
-                * math.factorial(degree - m) / math.factorial(degree + m)
+                (2 * degree + 1)
+                / (4 * math.pi)
+                * math.factorial(degree - m)
+                / math.factorial(degree + m)
             )
             poly = torch.zeros_like(x)
             for power, coef in _closed_form_coefficients(degree, m):
@@ -95,7 +99,9 @@ class SphericartSatCLIP:
         assert sphericart_torch is not None
         self.module = sphericart_torch.SphericalHarmonics(num_degrees - 1)
         self.num_degrees = num_degrees
-        probe = torch.rand(512, 2, dtype=torch.float64) * torch.tensor([360.0, 170.0]) - torch.tensor([180.0, 85.0])
+        probe = torch.rand(512, 2, dtype=torch.float64) * torch.tensor(
+            [360.0, 170.0]
+        ) - torch.tensor([180.0, 85.0])
         ours = spherical_harmonics(probe, num_degrees)
         theirs = self._raw(probe)
         factor = (ours * theirs).sum(0) / (theirs * theirs).sum(0)
@@ -110,7 +116,11 @@ class SphericartSatCLIP:
         lon = torch.deg2rad(lonlat[:, 0])
         lat = torch.deg2rad(lonlat[:, 1])
         xyz = torch.stack(
-            [-torch.cos(lat) * torch.cos(lon), -torch.cos(lat) * torch.sin(lon), -torch.sin(lat)],
+            [
+                -torch.cos(lat) * torch.cos(lon),
+                -torch.cos(lat) * torch.sin(lon),
+                -torch.sin(lat),
+            ],
             dim=1,
         )
         out: Tensor = self.module(xyz)
@@ -126,7 +136,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_per_point(fn: Callable[[], object], n: int, device: torch.device, repeats: int) -> float:
+def time_per_point(
+    fn: Callable[[], object], n: int, device: torch.device, repeats: int
+) -> float:
     """Best-of-``repeats`` seconds per point after one warm-up call."""
     with torch.no_grad():
         fn()
@@ -149,9 +161,13 @@ def random_points(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 def report(name: str, seconds: float, baselines: dict[str, float]) -> str:
     ratios = ' '.join(
-        f'{seconds_b / seconds:7.1f}x vs {b}' for b, seconds_b in baselines.items() if seconds_b
+        f'{seconds_b / seconds:7.1f}x vs {b}'
+        for b, seconds_b in baselines.items()
+        if seconds_b
     )
-    return f'  {name:<34} {seconds * 1e6:10.3f} us/pt {1 / seconds:14,.0f} pt/s  {ratios}'
+    return (
+        f'  {name:<34} {seconds * 1e6:10.3f} us/pt {1 / seconds:14,.0f} pt/s  {ratios}'
+    )
 
 
 def run_cpu(threads: int, quick: bool) -> None:
@@ -166,12 +182,17 @@ def run_cpu(threads: int, quick: bool) -> None:
             label = f'L={num_degrees} {str(dtype).split(".")[-1]}'
             print(f' {label}')
             pts = random_points(n, dtype, device)
-            ours = time_per_point(lambda: spherical_harmonics(pts, num_degrees), n, device, repeats)
+            ours = time_per_point(
+                lambda: spherical_harmonics(pts, num_degrees), n, device, repeats
+            )
             naive = None
             if num_degrees <= 40 or not quick:
                 few = pts[:n_naive]
                 naive = time_per_point(
-                    lambda: naive_spherical_harmonics(few, num_degrees), n_naive, device, 1
+                    lambda: naive_spherical_harmonics(few, num_degrees),
+                    n_naive,
+                    device,
+                    1,
                 )
             spc = None
             if sphericart_torch is not None:
@@ -194,7 +215,9 @@ def run_cpu(threads: int, quick: bool) -> None:
                 print(report('SH naive per-(l,m) (original)', naive, {}))
             if spc is not None:
                 print(report('SH sphericart (mapped)', spc, {}))
-            encoder = build_location_encoder(legendre_polys=num_degrees, dtype=dtype, validate=False).eval()
+            encoder = build_location_encoder(
+                legendre_polys=num_degrees, dtype=dtype, validate=False
+            ).eval()
             full = time_per_point(lambda: encoder(pts), n, device, repeats)
             print(report('full encoder (SH + SIREN) ours', full, {}))
 
@@ -210,14 +233,26 @@ def run_cuda(quick: bool) -> None:
         for dtype in (torch.float64, torch.float32, torch.bfloat16):
             label = f'L={num_degrees} {str(dtype).split(".")[-1]}'
             size = n if num_degrees < 100 else n // 8
-            pts = random_points(size, torch.float32 if dtype != torch.float64 else dtype, device)
-            sh_t = time_per_point(lambda: spherical_harmonics(pts, num_degrees), size, device, repeats)
-            encoder = build_location_encoder(legendre_polys=num_degrees, dtype=dtype, validate=False).to(device).eval()
+            pts = random_points(
+                size, torch.float32 if dtype != torch.float64 else dtype, device
+            )
+            sh_t = time_per_point(
+                lambda: spherical_harmonics(pts, num_degrees), size, device, repeats
+            )
+            encoder = (
+                build_location_encoder(
+                    legendre_polys=num_degrees, dtype=dtype, validate=False
+                )
+                .to(device)
+                .eval()
+            )
             full = time_per_point(lambda: encoder(pts), size, device, repeats)
             baselines: dict[str, float] = {}
             if sphericart_torch is not None and dtype != torch.bfloat16:
                 sc = SphericartSatCLIP(num_degrees, dtype)
-                baselines['sphericart'] = time_per_point(lambda: sc(pts), size, device, repeats)
+                baselines['sphericart'] = time_per_point(
+                    lambda: sc(pts), size, device, repeats
+                )
             print(f' {label}')
             print(report('SH ours', sh_t, baselines))
             print(report('full encoder ours', full, {}))
@@ -226,14 +261,23 @@ def run_cuda(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer points and repeats')
-    parser.add_argument('--threads', type=int, default=None, help='"all threads" count (default: all cores)')
-    parser.add_argument('--cpu-only-threads', type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='"all threads" count (default: all cores)',
+    )
+    parser.add_argument(
+        '--cpu-only-threads', type=int, default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.cpu_only_threads is not None:
         run_cpu(args.cpu_only_threads, args.quick)
         return
     all_threads = args.threads or torch.get_num_threads()
-    print(f'torch {torch.__version__}; sphericart-torch: {"yes" if sphericart_torch else "not installed"}')
+    print(
+        f'torch {torch.__version__}; sphericart-torch: {"yes" if sphericart_torch else "not installed"}'
+    )
     # Each thread count runs in a fresh process: changing the OpenMP pool size
     # inside one process that has also loaded sphericart's runtime crashed.
     for threads in sorted({1, all_threads}):

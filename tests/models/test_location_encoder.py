@@ -41,27 +41,36 @@ def test_forward_is_posenc_then_network(encoder: LocationEncoder) -> None:
 
 def test_state_dict_keys_match_torchgeo_layout(encoder: LocationEncoder) -> None:
     assert set(encoder.state_dict()) == {
-        'nnet.layers.0.weight', 'nnet.layers.0.bias', 'nnet.layers.1.weight',
-        'nnet.layers.1.bias', 'nnet.last_layer.weight', 'nnet.last_layer.bias',
+        'nnet.layers.0.weight',
+        'nnet.layers.0.bias',
+        'nnet.layers.1.weight',
+        'nnet.layers.1.bias',
+        'nnet.last_layer.weight',
+        'nnet.last_layer.bias',
     }
 
 
 def test_mismatched_parts() -> None:
-    with pytest.raises(ValueError, match='expects 50 input features.*produces 100'):
+    with pytest.raises(ValueError, match=r'expects 50 input features.*produces 100'):
         LocationEncoder(SphericalHarmonics(10), SirenNet(dim_in=50))
 
 
 @pytest.mark.parametrize(
     ('lonlat', 'match'),
     [
-        ([[0.0, 0.0], [181.0, 0.0]], r'row 1: longitude 181.0 is outside \[-180, 180\]'),
+        (
+            [[0.0, 0.0], [181.0, 0.0]],
+            r'row 1: longitude 181.0 is outside \[-180, 180\]',
+        ),
         ([[0.0, 91.0]], r'row 0: latitude 91.0 is outside \[-90, 90\]'),
         ([[48.8, 120.0]], 'look like \\(latitude, longitude\\)'),
         ([[1.0, 2.0], [float('nan'), 0.0]], 'row 1 is not finite'),
         ([[float('inf'), 0.0]], 'row 0 is not finite'),
     ],
 )
-def test_validation_messages(encoder: LocationEncoder, lonlat: list[list[float]], match: str) -> None:
+def test_validation_messages(
+    encoder: LocationEncoder, lonlat: list[list[float]], match: str
+) -> None:
     with pytest.raises(ValueError, match=match):
         encoder(torch.tensor(lonlat, dtype=torch.float64))
 
@@ -71,9 +80,9 @@ def test_validation_shapes_and_dtypes(encoder: LocationEncoder) -> None:
         encoder(torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ValueError, match=r'got shape \(4, 3\)'):
         encoder(torch.zeros(4, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match='floating dtype.*torch.int64'):
+    with pytest.raises(ValueError, match=r'floating dtype.*torch\.int64'):
         encoder(torch.zeros(4, 2, dtype=torch.int64))
-    with pytest.raises(ValueError, match='must be a torch.Tensor'):
+    with pytest.raises(ValueError, match=r'must be a torch\.Tensor'):
         validate_lonlat([[0.0, 0.0]])  # type: ignore[arg-type]
     assert encoder(torch.zeros(0, 2, dtype=torch.float64)).shape == (0, 256)
 
@@ -143,7 +152,10 @@ def test_dtype_difference() -> None:
     enc64 = build_location_encoder(legendre_polys=40).eval()
     gen = torch.Generator().manual_seed(1)
     lonlat = torch.stack(
-        [torch.rand(4096, generator=gen) * 360 - 180, torch.rand(4096, generator=gen) * 180 - 90],
+        [
+            torch.rand(4096, generator=gen) * 360 - 180,
+            torch.rand(4096, generator=gen) * 180 - 90,
+        ],
         dim=1,
     ).double()
     with torch.no_grad():
@@ -151,7 +163,9 @@ def test_dtype_difference() -> None:
         scale = ref.abs().max()
         out32 = build_location_encoder(legendre_polys=40)
         out32.load_state_dict(enc64.state_dict())
-        diff32 = (out32.to(torch.float32).eval()(lonlat).double() - ref).abs().max() / scale
+        diff32 = (
+            out32.to(torch.float32).eval()(lonlat).double() - ref
+        ).abs().max() / scale
         out16 = build_location_encoder(legendre_polys=40)
         out16.load_state_dict(enc64.state_dict())
         emb16 = out16.to(torch.bfloat16).eval()(lonlat)
@@ -160,12 +174,17 @@ def test_dtype_difference() -> None:
     # Documented bounds (relative to the largest embedding value):
     assert diff32 < 1e-4
     assert diff16 < 1e-1
-    print(f'max relative difference float32 {float(diff32):.2e}, bf16 {float(diff16):.2e}')
+    print(
+        f'max relative difference float32 {float(diff32):.2e}, bf16 {float(diff16):.2e}'
+    )
 
 
 def test_gradients_flow_to_input_and_weights() -> None:
     enc = build_location_encoder(legendre_polys=5)
-    lonlat = torch.tensor([[10.0, 90.0], [20.0, -30.0]], dtype=torch.float64, requires_grad=True)
+    lonlat = torch.tensor(
+        [[10.0, 90.0], [20.0, -30.0]], dtype=torch.float64, requires_grad=True
+    )
     enc(lonlat).sum().backward()
-    assert lonlat.grad is not None and torch.isfinite(lonlat.grad).all()
+    assert lonlat.grad is not None
+    assert torch.isfinite(lonlat.grad).all()
     assert all(p.grad is not None for p in enc.parameters())

@@ -118,7 +118,9 @@ def test_get_network(name: str) -> None:
 def test_get_network_errors() -> None:
     with pytest.raises(ValueError, match="unknown network 'transformer'"):
         get_network('transformer', dim_in=3)
-    with pytest.raises(ValueError, match='dim_hidden must be a positive integer, got 0'):
+    with pytest.raises(
+        ValueError, match='dim_hidden must be a positive integer, got 0'
+    ):
         SirenNet(dim_in=3, dim_hidden=0)
     with pytest.raises(ValueError, match='num_layers must be at least 1'):
         MLP(dim_in=3, num_layers=0)

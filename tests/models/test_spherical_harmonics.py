@@ -17,7 +17,9 @@ from scipy.special import lpmv
 from torchgeo_satclip.models import SphericalHarmonics, spherical_harmonics
 
 
-def reference(lonlat: np.ndarray, num_degrees: int, pi_on_m0: bool = True) -> np.ndarray:
+def reference(
+    lonlat: np.ndarray, num_degrees: int, pi_on_m0: bool = True
+) -> np.ndarray:
     """SatCLIP's real spherical harmonics, evaluated one (l, m) at a time."""
     phi = np.radians(lonlat[:, 0] + 180.0)
     theta = np.radians(lonlat[:, 1] + 90.0)
@@ -50,7 +52,9 @@ def mp_reference(lon: float, lat: float, degree: int, order: int) -> float:
     theta = mpmath.radians(mpmath.mpf(lat) + 90)
     m = abs(order)
     norm = mpmath.sqrt(
-        (2 * degree + 1) / (4 * mpmath.pi) * mpmath.factorial(degree - m)
+        (2 * degree + 1)
+        / (4 * mpmath.pi)
+        * mpmath.factorial(degree - m)
         / mpmath.factorial(degree + m)
     )
     # mpmath.legenp includes the Condon-Shortley phase (-1)^m for type 2.
@@ -69,9 +73,17 @@ def sample_points(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     points = np.stack([rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)], axis=1)
     special = [
-        [0.0, 90.0], [0.0, -90.0], [180.0, 90.0], [-180.0, -90.0],
-        [-180.0, 0.0], [180.0, 0.0], [0.0, 0.0], [45.0, 89.999], [-45.0, -89.999],
-        [123.4, 60.0], [-10.0, -75.0],
+        [0.0, 90.0],
+        [0.0, -90.0],
+        [180.0, 90.0],
+        [-180.0, -90.0],
+        [-180.0, 0.0],
+        [180.0, 0.0],
+        [0.0, 0.0],
+        [45.0, 89.999],
+        [-45.0, -89.999],
+        [123.4, 60.0],
+        [-10.0, -75.0],
     ]
     return np.concatenate([points, np.asarray(special)])
 
@@ -108,7 +120,9 @@ def test_float32_matches_reference(num_degrees: int) -> None:
 )
 def test_matches_mpmath(lon: float, lat: float, degree: int, order: int) -> None:
     points = torch.tensor([[lon, lat]], dtype=torch.float64)
-    actual = spherical_harmonics(points, degree + 1)[0, degree * degree + degree + order]
+    actual = spherical_harmonics(points, degree + 1)[
+        0, degree * degree + degree + order
+    ]
     assert abs(float(actual) - mp_reference(lon, lat, degree, order)) <= 1e-11
 
 
@@ -127,7 +141,9 @@ def test_published_values() -> None:
 def test_orthonormal_option_drops_pi() -> None:
     points = sample_points(50)
     expected = reference(points, 12, pi_on_m0=False)
-    actual = spherical_harmonics(torch.from_numpy(points), 12, normalization='orthonormal')
+    actual = spherical_harmonics(
+        torch.from_numpy(points), 12, normalization='orthonormal'
+    )
     np.testing.assert_allclose(actual.numpy(), expected, rtol=0, atol=1e-11)
     satclip = spherical_harmonics(torch.from_numpy(points), 12)
     m0 = [d * d + d for d in range(12)]
@@ -181,7 +197,9 @@ def test_finite_up_to_l100_at_poles(dtype: torch.dtype) -> None:
     # lat = +90: theta = pi, cos(theta) = -1, P_l(-1) = (-1)^l
     signs = torch.tensor([(-1.0) ** d for d in range(100)])
     expected = math.pi * norm * signs
-    torch.testing.assert_close(pole[m0].double(), expected.double(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        pole[m0].double(), expected.double(), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_bfloat16_input_accepted() -> None:

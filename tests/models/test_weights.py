@@ -91,7 +91,9 @@ def official_checkpoint(
     }
 
 
-def reference_embedding(checkpoint: dict[str, Any], lonlat: torch.Tensor) -> torch.Tensor:
+def reference_embedding(
+    checkpoint: dict[str, Any], lonlat: torch.Tensor
+) -> torch.Tensor:
     """Embed with the checkpoint's weights by hand: SH, then SIREN in float64."""
     from torchgeo_satclip.models import spherical_harmonics
 
@@ -119,12 +121,16 @@ def test_load_official_checkpoint(checkpoint_path: Path) -> None:
     assert not encoder.training
     assert encoder.dtype == torch.float64
     assert encoder.posenc.legendre_polys == 10
-    expected = reference_embedding(torch.load(checkpoint_path, weights_only=True), POINTS)
+    expected = reference_embedding(
+        torch.load(checkpoint_path, weights_only=True), POINTS
+    )
     with torch.no_grad():
         torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(('legendre_polys', 'layers'), [(10, 2), (40, 2), (4, 1), (6, 3)])
+@pytest.mark.parametrize(
+    ('legendre_polys', 'layers'), [(10, 2), (40, 2), (4, 1), (6, 3)]
+)
 def test_architecture_read_from_hyper_parameters(
     tmp_path: Path, legendre_polys: int, layers: int
 ) -> None:
@@ -152,13 +158,16 @@ def test_loader_uses_weights_only(
 
     monkeypatch.setattr(torch, 'load', spy)
     load_location_encoder(checkpoint_path)
-    assert calls and all(call.get('weights_only') is True for call in calls)
+    assert calls
+    assert all(call.get('weights_only') is True for call in calls)
 
 
 def test_only_model_nnet_keys(tmp_path: Path) -> None:
     ckpt = official_checkpoint()
     ckpt['state_dict'] = {
-        k: v for k, v in ckpt['state_dict'].items() if not k.startswith('model.location.')
+        k: v
+        for k, v in ckpt['state_dict'].items()
+        if not k.startswith('model.location.')
     }
     path = tmp_path / 'c.ckpt'
     torch.save(ckpt, path)
@@ -168,8 +177,12 @@ def test_only_model_nnet_keys(tmp_path: Path) -> None:
 
 
 def test_no_hyper_parameters_infers_from_shapes() -> None:
-    ckpt = official_checkpoint(legendre_polys=7, capacity=24, embed_dim=8, num_hidden_layers=3)
-    bare = {k: v for k, v in ckpt['state_dict'].items() if k.startswith('model.location.')}
+    ckpt = official_checkpoint(
+        legendre_polys=7, capacity=24, embed_dim=8, num_hidden_layers=3
+    )
+    bare = {
+        k: v for k, v in ckpt['state_dict'].items() if k.startswith('model.location.')
+    }
     encoder = load_location_encoder(bare)
     assert encoder.posenc.legendre_polys == 7
     assert encoder.embed_dim == 8
@@ -197,7 +210,7 @@ def test_malicious_pickle_refused(tmp_path: Path) -> None:
     # and a raw pickle (not a torch zip file) is refused too
     raw = tmp_path / 'raw.ckpt'
     raw.write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(CheckpointError, match='raw.ckpt'):
+    with pytest.raises(CheckpointError, match=r'raw\.ckpt'):
         load_location_encoder(raw)
     assert not marker.exists()
 
@@ -206,14 +219,18 @@ def test_truncated_file(checkpoint_path: Path, tmp_path: Path) -> None:
     data = checkpoint_path.read_bytes()
     truncated = tmp_path / 'truncated.ckpt'
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=r'cannot read checkpoint .*truncated\.ckpt'):
+    with pytest.raises(
+        CheckpointError, match=r'cannot read checkpoint .*truncated\.ckpt'
+    ):
         load_location_encoder(truncated)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match='not found'):
         load_location_encoder(tmp_path / 'absent.ckpt')
-    with pytest.raises(CheckpointError, match='neither an existing checkpoint file nor'):
+    with pytest.raises(
+        CheckpointError, match='neither an existing checkpoint file nor'
+    ):
         load_location_encoder('no-such-file.ckpt')
 
 
@@ -224,17 +241,25 @@ def test_missing_and_unexpected_keys(tmp_path: Path) -> None:
     ckpt['state_dict']['model.location.nnet.layers.1.extra'] = torch.zeros(3)
     path = tmp_path / 'keys.ckpt'
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match=r"keys.ckpt.*missing keys \['layers.1.bias'\], unexpected keys \['layers.1.extra'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"keys.ckpt.*missing keys \['layers.1.bias'\], unexpected keys \['layers.1.extra'\]",
+    ):
         load_location_encoder(path)
 
 
 def test_wrong_shape(tmp_path: Path) -> None:
     ckpt = official_checkpoint()
     for prefix in ('model.location.nnet.', 'model.nnet.'):
-        ckpt['state_dict'][prefix + 'layers.1.weight'] = torch.zeros(32, 31, dtype=torch.float64)
+        ckpt['state_dict'][prefix + 'layers.1.weight'] = torch.zeros(
+            32, 31, dtype=torch.float64
+        )
     path = tmp_path / 'shape.ckpt'
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match=r'layers.1.weight has shape \(32, 31\), expected \(32, 32\)'):
+    with pytest.raises(
+        CheckpointError,
+        match=r'layers.1.weight has shape \(32, 31\), expected \(32, 32\)',
+    ):
         load_location_encoder(path)
 
 
@@ -243,7 +268,10 @@ def test_hyper_parameters_disagree_with_weights(tmp_path: Path) -> None:
     ckpt['hyper_parameters']['legendre_polys'] = 40
     path = tmp_path / 'hp.ckpt'
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match='legendre_polys=40 but the weights have legendre_polys=10'):
+    with pytest.raises(
+        CheckpointError,
+        match='legendre_polys=40 but the weights have legendre_polys=10',
+    ):
         load_location_encoder(path)
 
 
@@ -273,14 +301,24 @@ def test_save_official_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     encoder = build_location_encoder(legendre_polys=6, capacity=16, embed_dim=8).eval()
     path = save_official_checkpoint(
-        encoder, tmp_path / 'out' / 'mine.ckpt', extra_state={'model.logit_scale': torch.tensor(1.0)}
+        encoder,
+        tmp_path / 'out' / 'mine.ckpt',
+        extra_state={'model.logit_scale': torch.tensor(1.0)},
     )
-    assert not [p for p in path.parent.iterdir() if p.name != 'mine.ckpt']  # no temp left
+    assert not [
+        p for p in path.parent.iterdir() if p.name != 'mine.ckpt'
+    ]  # no temp left
     raw = torch.load(path, weights_only=True)
     hp = raw['hyper_parameters']
-    assert (hp['le_type'], hp['pe_type'], hp['legendre_polys']) == ('sphericalharmonics', 'siren', 6)
+    assert (hp['le_type'], hp['pe_type'], hp['legendre_polys']) == (
+        'sphericalharmonics',
+        'siren',
+        6,
+    )
     assert (hp['capacity'], hp['embed_dim'], hp['num_hidden_layers']) == (16, 8, 2)
-    assert raw['state_dict']['model.location.nnet.layers.0.weight'].dtype == torch.float64
+    assert (
+        raw['state_dict']['model.location.nnet.layers.0.weight'].dtype == torch.float64
+    )
     torch.testing.assert_close(
         raw['state_dict']['model.nnet.last_layer.bias'],
         raw['state_dict']['model.location.nnet.last_layer.bias'],
@@ -298,7 +336,11 @@ def test_enum_members_and_meta() -> None:
         assert member.url.endswith(f'{name}.ckpt')
         assert member.url.startswith('https://huggingface.co/microsoft/SatCLIP-')
         assert meta['legendre_polys'] in (10, 40)
-        assert (meta['capacity'], meta['embed_dim'], meta['num_hidden_layers']) == (512, 256, 2)
+        assert (meta['capacity'], meta['embed_dim'], meta['num_hidden_layers']) == (
+            512,
+            256,
+            2,
+        )
     assert SatCLIPWeights.SATCLIP_RESNET18_L10.url == (
         'https://huggingface.co/microsoft/SatCLIP-ResNet18-L10/resolve/main/'
         'satclip-resnet18-l10.ckpt'
@@ -320,10 +362,16 @@ def test_enum_download_is_monkeypatched_and_cached(
 
     monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
     cache = tmp_path / 'cache'
-    for src in (SatCLIPWeights.SATCLIP_RESNET18_L10, 'SATCLIP_RESNET18_L10', 'SatCLIPWeights.satclip_resnet18_l10'):
+    for src in (
+        SatCLIPWeights.SATCLIP_RESNET18_L10,
+        'SATCLIP_RESNET18_L10',
+        'SatCLIPWeights.satclip_resnet18_l10',
+    ):
         encoder = load_location_encoder(src, root=cache)
         assert encoder.posenc.legendre_polys == 10
-    assert downloads == [SatCLIPWeights.SATCLIP_RESNET18_L10.url]  # cached after the first
+    assert downloads == [
+        SatCLIPWeights.SATCLIP_RESNET18_L10.url
+    ]  # cached after the first
     assert (cache / 'satclip-resnet18-l10.ckpt').is_file()
 
 
@@ -336,13 +384,20 @@ def test_enum_hyper_parameters_checked_against_weights(
     source = tmp_path / 'src.ckpt'
     torch.save(ckpt, source)
     monkeypatch.setattr(
-        torch.hub, 'download_url_to_file', lambda url, dst, progress=True: shutil.copy(source, dst)
+        torch.hub,
+        'download_url_to_file',
+        lambda url, dst, progress=True: shutil.copy(source, dst),
     )
-    with pytest.raises(CheckpointError, match='legendre_polys=40 but the weights have legendre_polys=10'):
+    with pytest.raises(
+        CheckpointError,
+        match='legendre_polys=40 but the weights have legendre_polys=10',
+    ):
         load_location_encoder(SatCLIPWeights.SATCLIP_RESNET18_L40, root=tmp_path / 'c')
 
 
-def test_no_network_for_a_path(checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_network_for_a_path(
+    checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def forbidden(*args: Any, **kwargs: Any) -> None:
         raise AssertionError('network access attempted')
 
@@ -351,7 +406,10 @@ def test_no_network_for_a_path(checkpoint_path: Path, monkeypatch: pytest.Monkey
     load_location_encoder(checkpoint_path)
 
 
-@pytest.mark.skipif(not _compat.TORCHGEO_AT_LEAST_0_10, reason='torchgeo.models.SatCLIP needs torchgeo >= 0.10')
+@pytest.mark.skipif(
+    not _compat.TORCHGEO_AT_LEAST_0_10,
+    reason='torchgeo.models.SatCLIP needs torchgeo >= 0.10',
+)
 def test_torchgeo_satclip_interoperates() -> None:
     """TorchGeo 0.10's SatCLIP and ours share weights both ways.
 
@@ -364,22 +422,32 @@ def test_torchgeo_satclip_interoperates() -> None:
     the poles than that are left out of the comparison.
     """
     from tests.models.test_spherical_harmonics import reference
-
     from torchgeo_satclip.models import spherical_harmonics
 
     torch.manual_seed(0)
-    theirs = _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32).double().eval()
+    theirs = (
+        _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32)
+        .double()
+        .eval()
+    )
     ours = build_location_encoder(legendre_polys=10, capacity=64, embed_dim=32).eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     gen = torch.Generator().manual_seed(0)
     lonlat = torch.stack(
-        [torch.rand(500, generator=gen) * 360 - 180, torch.rand(500, generator=gen) * 179.8 - 89.9],
+        [
+            torch.rand(500, generator=gen) * 360 - 180,
+            torch.rand(500, generator=gen) * 179.8 - 89.9,
+        ],
         dim=1,
     ).double()
     with torch.no_grad():
         torch.testing.assert_close(ours(lonlat), theirs(lonlat), rtol=0, atol=5e-6)
         # and the reverse direction
-        fresh = _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32).double().eval()
+        fresh = (
+            _compat.TorchGeoSatCLIP(legendre_polys=10, capacity=64, embed_dim=32)
+            .double()
+            .eval()
+        )
         fresh.load_state_dict(ours.state_dict(), strict=True)
         torch.testing.assert_close(fresh(lonlat), ours(lonlat), rtol=0, atol=5e-6)
         # the difference is TorchGeo's rounding, not ours
@@ -390,8 +458,12 @@ def test_torchgeo_satclip_interoperates() -> None:
         assert ours_error < theirs_error
 
 
-@pytest.mark.skipif(not _compat.TORCHGEO_AT_LEAST_0_10, reason='SatCLIP_Weights needs torchgeo >= 0.10')
-def test_torchgeo_weights_enum_member(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(
+    not _compat.TORCHGEO_AT_LEAST_0_10, reason='SatCLIP_Weights needs torchgeo >= 0.10'
+)
+def test_torchgeo_weights_enum_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     member = _compat.TorchGeoSatCLIPWeights.SATCLIP_VIT16_L40
     ckpt = official_checkpoint(legendre_polys=40, capacity=512, embed_dim=256)
     ckpt['state_dict'] = {  # TorchGeo's copy: location weights only
@@ -400,7 +472,9 @@ def test_torchgeo_weights_enum_member(tmp_path: Path, monkeypatch: pytest.Monkey
     source = tmp_path / 'src.ckpt'
     torch.save(ckpt, source)
     monkeypatch.setattr(
-        torch.hub, 'download_url_to_file', lambda url, dst, progress=True: shutil.copy(source, dst)
+        torch.hub,
+        'download_url_to_file',
+        lambda url, dst, progress=True: shutil.copy(source, dst),
     )
     encoder = load_location_encoder(member, root=tmp_path / 'cache')
     assert encoder.posenc.legendre_polys == 40

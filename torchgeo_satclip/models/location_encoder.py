@@ -83,7 +83,9 @@ class LocationEncoder(nn.Module):
     ``tests/models/test_location_encoder.py`` and documented in the README).
     """
 
-    def __init__(self, posenc: nn.Module, nnet: nn.Module, validate: bool = True) -> None:
+    def __init__(
+        self, posenc: nn.Module, nnet: nn.Module, validate: bool = True
+    ) -> None:
         """Initialise the encoder.
 
         Args:
@@ -118,7 +120,7 @@ class LocationEncoder(nn.Module):
     @property
     def embed_dim(self) -> int:
         """Size of the output embedding."""
-        return int(getattr(self.nnet, 'dim_out'))
+        return int(self.nnet.dim_out)  # type: ignore[arg-type]
 
     def forward(self, lonlat: Tensor) -> Tensor:
         """Embed points.
@@ -180,7 +182,7 @@ def build_location_encoder(
     posenc = get_positional_encoding(positional_encoding, **posenc_kwargs)
     nnet = get_network(
         network,
-        dim_in=int(getattr(posenc, 'embedding_dim')),
+        dim_in=int(posenc.embedding_dim),  # type: ignore[arg-type]
         dim_hidden=capacity,
         dim_out=embed_dim,
         num_layers=num_hidden_layers,

@@ -13,10 +13,10 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    'FCNet',
-    'LinearNet',
     'MLP',
     'NETWORKS',
+    'FCNet',
+    'LinearNet',
     'SirenLayer',
     'SirenNet',
     'get_network',
@@ -149,7 +149,11 @@ class SirenNet(nn.Module):
             for i in range(num_layers)
         )
         self.last_layer = SirenLayer(
-            dim_in=dim_hidden, dim_out=dim_out, w0=w0, use_bias=use_bias, activation=False
+            dim_in=dim_hidden,
+            dim_out=dim_out,
+            w0=w0,
+            use_bias=use_bias,
+            activation=False,
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -245,7 +249,11 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, dim_in: int, dim_hidden: int = 256, dim_out: int = 256, num_layers: int = 2
+        self,
+        dim_in: int,
+        dim_hidden: int = 256,
+        dim_out: int = 256,
+        num_layers: int = 2,
     ) -> None:
         """Initialise the network.
 

@@ -45,7 +45,7 @@ MAX_LEGENDRE_POLYS = 100
 @lru_cache(maxsize=64)
 def _tables(
     num_degrees: int, dtype: torch.dtype, device: torch.device
-) -> tuple[list[tuple[Tensor, Tensor | None, float]], Tensor, Tensor]:
+) -> list[tuple[Tensor, Tensor | None, float]]:
     """Recurrence coefficients and output indices for ``num_degrees`` degrees.
 
     The normalised associated Legendre functions
@@ -68,13 +68,10 @@ def _tables(
         device: device of the tables.
 
     Returns:
-        ``(steps, legendre_index, trig_index)``: for each degree ``l >= 1`` the
-        ``(l, 1)`` column of ``x Q(l-1, m)`` coefficients (``m = 0 .. l-1``),
-        the ``(l-1, 1)`` column of ``Q(l-2, m)`` coefficients (None for
-        ``l = 1``) and the diagonal factor; then, for each of the ``L^2``
-        output columns ``l * l + l + m``, the row ``l (l+1) / 2 + |m|`` of the
-        triangular Legendre table and the row ``m + L - 1`` of the
-        trigonometric table.
+        For each degree ``l >= 1``: the ``(l, 1)`` column of ``x Q(l-1, m)``
+        coefficients (``m = 0 .. l-1``), the ``(l-1, 1)`` column of
+        ``Q(l-2, m)`` coefficients (None for ``l = 1``) and the diagonal
+        factor of ``s Q(l-1, l-1)``.
     """
     steps: list[tuple[Tensor, Tensor | None, float]] = []
     for degree in range(1, num_degrees):
@@ -92,11 +89,7 @@ def _tables(
         diag = math.sqrt((2.0 * degree + 1.0) / (2.0 * degree))
         steps.append((ax[:, None].to(device=device, dtype=dtype), b, diag))
 
-    degrees = torch.arange(num_degrees).repeat_interleave(2 * torch.arange(num_degrees) + 1)
-    orders_all = torch.cat([torch.arange(-deg, deg + 1) for deg in range(num_degrees)])
-    legendre_index = (degrees * (degrees + 1)) // 2 + orders_all.abs()
-    trig_index = orders_all + num_degrees - 1
-    return steps, legendre_index.to(device), trig_index.to(device)
+    return steps
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -147,8 +140,7 @@ def spherical_harmonics(
         )
     if normalization not in ('satclip', 'orthonormal'):
         raise ValueError(
-            "normalization must be 'satclip' or 'orthonormal', "
-            f'got {normalization!r}'
+            f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"
         )
     if lonlat.ndim != 2 or lonlat.shape[1] != 2:
         raise ValueError(
@@ -159,7 +151,7 @@ def spherical_harmonics(
 
     dtype = _compute_dtype(lonlat.dtype)
     size = legendre_polys
-    steps, legendre_index, trig_index = _tables(size, dtype, lonlat.device)
+    steps = _tables(size, dtype, lonlat.device)
 
     # Rows layout: one row per function, points along the last (contiguous) dim.
     coords = lonlat.to(dtype).T.contiguous()
@@ -197,10 +189,18 @@ def spherical_harmonics(
     # concatenated.
     num_points = lonlat.shape[0]
     track = torch.is_grad_enabled() and lonlat.requires_grad
-    out = None if track else torch.empty(size * size, num_points, device=lonlat.device, dtype=dtype)
+    out = (
+        None
+        if track
+        else torch.empty(size * size, num_points, device=lonlat.device, dtype=dtype)
+    )
     # Inference reuses three row buffers in rotation (degrees l-2, l-1, l)
     # and updates them in place; autograd gets fresh tensors instead.
-    rows = None if track else torch.empty(3, size, num_points, device=lonlat.device, dtype=dtype)
+    rows = (
+        None
+        if track
+        else torch.empty(3, size, num_points, device=lonlat.device, dtype=dtype)
+    )
     blocks: list[Tensor] = []
     previous = torch.empty(0, num_points, device=lonlat.device, dtype=dtype)
     current = torch.full_like(x, 0.5 / math.sqrt(math.pi))
@@ -230,7 +230,9 @@ def spherical_harmonics(
             first = degree * degree
             torch.mul(tail.flip(0), sin_part, out=out[first : first + degree])
             torch.mul(current[:1], m0, out=out[first + degree : first + degree + 1])
-            torch.mul(tail, cos_part, out=out[first + degree + 1 : first + 2 * degree + 1])
+            torch.mul(
+                tail, cos_part, out=out[first + degree + 1 : first + 2 * degree + 1]
+            )
     if out is None:
         out = torch.cat(blocks)
     return out.T

@@ -45,7 +45,12 @@ _REPO = 'https://github.com/microsoft/satclip'
 _VIT16_L40_REVISION = '0ef2acc0b91d3c8cfdf4a0cc03207095989287ab'
 
 #: Network key suffixes of a SIREN location encoder (besides ``layers.<i>``).
-_NNET_PREFIXES = ('model.location.nnet.', 'model.nnet.', 'location_encoder.nnet.', 'nnet.')
+_NNET_PREFIXES = (
+    'model.location.nnet.',
+    'model.nnet.',
+    'location_encoder.nnet.',
+    'nnet.',
+)
 
 
 def _meta(image_encoder: str, timm_name: str, legendre_polys: int) -> dict[str, Any]:
@@ -124,7 +129,9 @@ def _cache_dir() -> Path:
 
 
 def download_checkpoint(
-    weights: WeightsEnum, root: str | os.PathLike[str] | None = None, progress: bool = True
+    weights: WeightsEnum,
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> Path:
     """Return the local path of a released checkpoint, downloading it if absent.
 
@@ -203,7 +210,9 @@ def _split_network_state(
     )
 
 
-def _infer_siren_architecture(state: Mapping[str, Tensor], origin: str) -> dict[str, int]:
+def _infer_siren_architecture(
+    state: Mapping[str, Tensor], origin: str
+) -> dict[str, int]:
     """Read ``legendre_polys``, ``capacity``, ``embed_dim`` and depth from shapes."""
     try:
         first = state['layers.0.weight']
@@ -258,7 +267,10 @@ def _encoder_from_state(
             kwargs[name] = hparams[key]
     kwargs.setdefault('positional_encoding', 'sphericalharmonics')
     kwargs.setdefault('network', 'siren')
-    if kwargs['positional_encoding'] == 'sphericalharmonics' and kwargs['network'] == 'siren':
+    if (
+        kwargs['positional_encoding'] == 'sphericalharmonics'
+        and kwargs['network'] == 'siren'
+    ):
         inferred = _infer_siren_architecture(network_state, origin)
         for key, value in inferred.items():
             if key in kwargs and int(kwargs[key]) != value:
@@ -284,10 +296,11 @@ def _encoder_from_state(
             f'{origin}: location-encoder weights do not match the architecture '
             f'{kwargs}: missing keys {missing}, unexpected keys {unexpected}'
         )
-    for key, value in network_state.items():
-        target = encoder.nnet.state_dict()[key]
-        if not isinstance(value, Tensor) or value.shape != target.shape:
-            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
+    targets = encoder.nnet.state_dict()
+    for key, tensor in network_state.items():
+        target = targets[key]
+        if not isinstance(tensor, Tensor) or tensor.shape != target.shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor)
             raise CheckpointError(
                 f'{origin}: {key} has shape {shape}, expected {tuple(target.shape)}'
             )
@@ -371,11 +384,7 @@ def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
     """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture."""
     posenc, nnet = encoder.posenc, encoder.nnet
     le_type = next(
-        (
-            name
-            for name, cls in _registered_encodings().items()
-            if type(posenc) is cls
-        ),
+        (name for name, cls in _registered_encodings().items() if type(posenc) is cls),
         type(posenc).__name__.lower(),
     )
     pe_type = next(
@@ -457,7 +466,9 @@ def save_official_checkpoint(
         'hyper_parameters': hparams,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    handle, tmp = tempfile.mkstemp(
+        prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent
+    )
     os.close(handle)
     try:
         torch.save(checkpoint, tmp)
@@ -475,4 +486,3 @@ def _lightning_version() -> str:
         return version('lightning')
     except Exception:  # pragma: no cover - lightning is a dependency
         return 'unknown'
-
