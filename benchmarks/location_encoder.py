@@ -16,8 +16,9 @@ measured in the same run.
 
 Usage::
 
-    python benchmarks/location_encoder.py            # full run
-    python benchmarks/location_encoder.py --quick    # fewer points/repeats
+    python benchmarks/location_encoder.py              # full run
+    python benchmarks/location_encoder.py --quick      # fewer points/repeats
+    python benchmarks/location_encoder.py --precision  # accuracy table (scipy)
 """
 
 import argparse
@@ -27,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -258,6 +260,31 @@ def run_cuda(quick: bool) -> None:
             print(report('full encoder ours', full, {}))
 
 
+def precision_table(num_degrees: int = 40) -> None:
+    """Print max abs error by latitude against the exact float64 reference."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.models.test_spherical_harmonics import reference
+
+    print(f'max abs error over all {num_degrees**2} features, L = {num_degrees}')
+    print('| latitude | closed forms f64 | closed forms f32 | ours f64 | ours f32 |')
+    print('|---:|---:|---:|---:|---:|')
+    for lat in (0, 30, 45, 60, 75, 89, 90):
+        points = np.stack([np.linspace(-180, 180, 50), np.full(50, float(lat))], axis=1)
+        exact = reference(points, num_degrees)
+        t = torch.from_numpy(points)
+        cells = []
+        for fn in (naive_spherical_harmonics, spherical_harmonics):
+            for dtype in (torch.float64, torch.float32):
+                with np.errstate(invalid='ignore'):
+                    err = np.abs(fn(t.to(dtype), num_degrees).double().numpy() - exact)
+                cells.append(
+                    'inf / NaN' if not np.isfinite(err).all() else f'{err.max():.1e}'
+                )
+        print(f'| {lat} | ' + ' | '.join(cells) + ' |')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer points and repeats')
@@ -270,7 +297,13 @@ def main() -> None:
     parser.add_argument(
         '--cpu-only-threads', type=int, default=None, help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        '--precision', action='store_true', help='print the accuracy table and exit'
+    )
     args = parser.parse_args()
+    if args.precision:
+        precision_table()
+        return
     if args.cpu_only_threads is not None:
         run_cpu(args.cpu_only_threads, args.quick)
         return
