@@ -202,10 +202,14 @@ class TestS2100KDataModule:
             is not S2100KDataModule(root=real_root).train_aug
         )
 
-    def test_dataset_kwargs(self) -> None:
+    def test_dataset_kwargs(self, tmp_path: Path) -> None:
+        root = tmp_path / 's2_100k'
+        root.mkdir()
+        shutil.copy(DATA / 'index.csv', root)
+        shutil.copytree(DATA / 'images', root / 'images')
         dm = S2100KDataModule(
             batch_size=2,
-            root=DATA,
+            root=root,
             exclude_nodata=True,
             crop_size=16,
             val_split_pct=0.2,
