@@ -1,0 +1,40 @@
+"""Evaluation of location embeddings: point tasks, probes, tables and maps."""
+
+from .plots import pca_rgb, plot_pca_map, plot_scores
+from .points import PointDataModule, PointDataset
+from .probe import (
+    ALPHAS,
+    BUILTIN_ENCODERS,
+    ProbeResult,
+    cross_validate,
+    encode,
+    fold_indices,
+    make_probe,
+    results_to_markdown,
+    run_probes,
+    write_results,
+)
+from .tasks import BUILTIN_TASKS, PointTask, load_task, sample_sphere, task_from_csv
+
+__all__ = [
+    'ALPHAS',
+    'BUILTIN_ENCODERS',
+    'BUILTIN_TASKS',
+    'PointDataModule',
+    'PointDataset',
+    'PointTask',
+    'ProbeResult',
+    'cross_validate',
+    'encode',
+    'fold_indices',
+    'load_task',
+    'make_probe',
+    'pca_rgb',
+    'plot_pca_map',
+    'plot_scores',
+    'results_to_markdown',
+    'run_probes',
+    'sample_sphere',
+    'task_from_csv',
+    'write_results',
+]

@@ -1,0 +1,155 @@
+"""Figures: the embedding's first three PCA components as a world map, score bars."""
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .probe import ProbeResult, encode
+
+__all__ = ['pca_rgb', 'plot_pca_map', 'plot_scores']
+
+
+def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Project features on their first three principal components, scaled to [0, 1].
+
+    Args:
+        features: ``(N, D)`` features, ``D >= 3``.
+        weights: ``(N,)`` sample weights of the PCA fit (for a latitude-longitude
+            grid, ``cos(lat)``, so that the over-sampled poles do not dominate).
+
+    Returns:
+        ``(N, 3)`` colours.
+    """
+    w = np.ones(len(features)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mean = w @ features
+    centred = features - mean
+    _, _, vt = np.linalg.svd(centred * np.sqrt(w)[:, None], full_matrices=False)
+    components = centred @ vt[:3].T
+    low = np.percentile(components, 1, axis=0)
+    high = np.percentile(components, 99, axis=0)
+    rgb: np.ndarray = np.clip((components - low) / np.maximum(high - low, 1e-12), 0, 1)
+    return rgb
+
+
+def plot_pca_map(
+    encoder: str | torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    path: str | os.PathLike[str],
+    resolution: float = 1.0,
+    title: str | None = None,
+    coastlines: bool = True,
+) -> Path:
+    """Save a world map of an encoder's first three PCA components as RGB.
+
+    Args:
+        encoder: anything :func:`~torchgeo_satclip.evaluation.probe.encode` accepts.
+        path: PNG file to write.
+        resolution: grid step in degrees.
+        title: figure title (default: the encoder's name).
+        coastlines: draw coastlines (needs ``global-land-mask``; skipped if absent).
+
+    Returns:
+        The PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use('agg')
+    import matplotlib.pyplot as plt
+
+    lon = np.arange(-180 + resolution / 2, 180, resolution)
+    lat = np.arange(90 - resolution / 2, -90, -resolution)
+    grid_lon, grid_lat = np.meshgrid(lon, lat)
+    lonlat = np.stack([grid_lon.ravel(), grid_lat.ravel()], axis=1)
+    area = np.cos(np.radians(lonlat[:, 1]))
+    rgb = pca_rgb(encode(encoder, lonlat), area).reshape(len(lat), len(lon), 3)
+    fig, ax = plt.subplots(figsize=(10, 5.2))
+    ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
+    if coastlines:
+        try:
+            from global_land_mask import globe
+
+            land = globe.is_land(grid_lat, grid_lon).astype(float)
+            ax.contour(
+                grid_lon, grid_lat, land, levels=[0.5], colors='k', linewidths=0.5
+            )
+        except ImportError:
+            pass
+    name = encoder if isinstance(encoder, str) else type(encoder).__name__
+    ax.set_title(title or f'{name}: first three PCA components as RGB')
+    ax.set_xlabel('longitude')
+    ax.set_ylabel('latitude')
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches='tight')
+    plt.close(fig)
+    return out
+
+
+def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) -> Path:
+    """Save per-task bar charts of the probe scores (mean +- std over folds).
+
+    One panel per task/metric, one group of bars per probe and CV scheme, one
+    colour per encoder.
+
+    Args:
+        results: probe results.
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use('agg')
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r.task, r.metric) for r in results))
+    encoders = list(dict.fromkeys(r.encoder for r in results))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.2 * len(panels) + 1, 3.6), squeeze=False
+    )
+    width = 0.8 / max(len(encoders), 1)
+    colours: Any = plt.get_cmap('tab10')
+    for ax, (task, metric) in zip(axes[0], panels, strict=True):
+        mine = [r for r in results if r.task == task and r.metric == metric]
+        groups = list(dict.fromkeys((r.protocol, r.split) for r in mine))
+        for e, encoder in enumerate(encoders):
+            for g, group in enumerate(groups):
+                cell = next(
+                    (
+                        r
+                        for r in mine
+                        if r.encoder == encoder and (r.protocol, r.split) == group
+                    ),
+                    None,
+                )
+                if cell is None:
+                    continue
+                ax.bar(
+                    g + (e - (len(encoders) - 1) / 2) * width,
+                    cell.mean,
+                    width,
+                    yerr=cell.std,
+                    color=colours(e % 10),
+                    label=encoder if g == 0 else None,
+                    capsize=2,
+                )
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([f'{p}\n{s}' for p, s in groups], fontsize=8)
+        ax.set_title(task)
+        ax.set_ylabel(metric)
+        ax.set_ylim(min(0.0, *(r.mean - r.std for r in mine)), 1.0)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='upper center', ncol=len(encoders), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

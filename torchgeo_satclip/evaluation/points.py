@@ -1,0 +1,145 @@
+"""Point tasks as a TorchGeo dataset and datamodule, for the location-only tasks.
+
+``PointDataset`` serves a built-in task (``air_temperature``, ``koppen``, ...)
+or a user CSV as samples ``{'point': (lon, lat), 'label': target}``;
+``PointDataModule`` splits it (seeded) for ``torchgeo fit`` with
+:class:`~torchgeo_satclip.tasks.LocationRegressionTask` or
+:class:`~torchgeo_satclip.tasks.LocationClassificationTask`.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import random_split
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets import NonGeoDataset
+
+from .tasks import load_task, task_from_csv
+
+__all__ = ['PointDataModule', 'PointDataset']
+
+
+class PointDataset(NonGeoDataset):  # type: ignore[misc]
+    """Points with labels: ``{'point': float32 (2,), 'label': target}``."""
+
+    def __init__(
+        self,
+        task: str = 'air_temperature',
+        path: str | None = None,
+        target: str | None = None,
+        lon_column: str = 'lon',
+        lat_column: str = 'lat',
+        num_points: int = 5000,
+        seed: int = 0,
+        standardize: bool = True,
+        transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ) -> None:
+        """Initialise the dataset.
+
+        Args:
+            task: a built-in task name (ignored when ``path`` is given).
+            path: a CSV of points with a ``target`` column.
+            target: the target column of ``path``.
+            lon_column: longitude column of ``path``.
+            lat_column: latitude column of ``path``.
+            num_points: points of the sampled built-in tasks.
+            seed: sampling seed of the built-in tasks.
+            standardize: scale regression targets to zero mean and unit
+                variance (``mean``/``std`` attributes keep the scale).
+            transforms: applied to each sample.
+
+        Raises:
+            ValueError: if ``path`` is given without ``target``.
+        """
+        if path is not None:
+            if target is None:
+                raise ValueError('a CSV path needs target= (the target column)')
+            self.task = task_from_csv(path, target, lon_column, lat_column)
+        else:
+            self.task = load_task(task, num_points, seed)
+        self.points = torch.from_numpy(self.task.lonlat.astype(np.float32))
+        values = self.task.target
+        self.mean, self.std = 0.0, 1.0
+        if self.task.kind == 'regression':
+            if standardize:
+                self.mean, self.std = float(values.mean()), float(values.std() or 1.0)
+            self.labels = torch.from_numpy(
+                ((values - self.mean) / self.std).astype(np.float32)
+            )
+        else:
+            self.labels = torch.from_numpy(values.astype(np.int64))
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        """Return the number of points."""
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Return one point and its label.
+
+        Args:
+            index: the point's index.
+
+        Returns:
+            The sample.
+        """
+        sample = {'point': self.points[index], 'label': self.labels[index]}
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+
+class PointDataModule(NonGeoDataModule):  # type: ignore[misc]
+    """A seeded train/val/test split of a :class:`PointDataset`."""
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_split_pct: float = 0.2,
+        test_split_pct: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        """Initialise the datamodule.
+
+        Args:
+            batch_size: points per batch.
+            num_workers: data-loading processes.
+            val_split_pct: fraction of points for validation.
+            test_split_pct: fraction of points for testing.
+            **kwargs: arguments of :class:`PointDataset`.
+        """
+        super().__init__(PointDataset, batch_size, num_workers, **kwargs)
+        self.val_split_pct = val_split_pct
+        self.test_split_pct = test_split_pct
+
+    def setup(self, stage: str) -> None:
+        """Load the points and split them (seed 0).
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        dataset = PointDataset(**self.kwargs)
+        test = round(len(dataset) * self.test_split_pct)
+        val = round(len(dataset) * self.val_split_pct)
+        generator = torch.Generator().manual_seed(0)
+        self.train_dataset, self.val_dataset, self.test_dataset = random_split(
+            dataset, [len(dataset) - val - test, val, test], generator
+        )
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Tensor], dataloader_idx: int
+    ) -> dict[str, Tensor]:
+        """Return the batch unchanged: points need no image augmentation.
+
+        Args:
+            batch: the batch.
+            dataloader_idx: index of its dataloader.
+
+        Returns:
+            The batch.
+        """
+        return batch

