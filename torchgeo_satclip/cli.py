@@ -3,7 +3,9 @@
 Each subcommand parses its arguments and calls one library function, which
 the tests call directly. Subcommands:
 
-* ``embed``: embed the points of a CSV file with a location encoder.
+* ``embed``: embed the points of a CSV, Parquet or GeoJSON file with a
+  location encoder.
+* ``probe``: probe location features on tasks with real labels.
 * ``pack``: convert S2-100K GeoTIFFs once to the fast packed layout.
 """
 
@@ -16,25 +18,38 @@ import torch
 __all__ = ['build_parser', 'main']
 
 
-def _add_embed(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
+def _add_embed(
+    subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]',
+) -> None:
     parser = subparsers.add_parser(
         'embed',
-        help='embed the points of a CSV file with a SatCLIP location encoder',
+        help='embed the points of a CSV, Parquet or GeoJSON file with a SatCLIP location encoder',
         description=(
-            'Embed every (longitude, latitude) row of INPUT with a SatCLIP location '
-            'encoder and write OUTPUT: .csv (other input columns kept, then '
-            'emb_0..emb_{D-1}) or .npy (float32 array, input order). Streams in '
-            'batches, uses the GPU when available, writes to a temporary file and '
-            'renames it when complete.'
+            'Embed every (longitude, latitude) point of INPUT with a SatCLIP location '
+            'encoder and write OUTPUT: .parquet (other input columns kept, then lon, '
+            'lat and the embedding as float32 emb_0..emb_{D-1} columns or, with '
+            '--layout list, one fixed-size list column "embedding"), .csv (same '
+            'columns) or .npy (float32 (N, D) array, input order). Streams in '
+            'batches (memory bounded by --batch-size), uses the GPU when available, '
+            'never replaces an existing OUTPUT without --overwrite, and writes to a '
+            'temporary file renamed when complete. A bad row is reported with its '
+            'line number; latitudes outside [-90, 90] are refused, with a hint when '
+            'the longitude and latitude columns look swapped.'
         ),
     )
-    parser.add_argument('input', help='CSV file with a header and lon/lat columns')
-    parser.add_argument('output', help='output file, .csv or .npy')
+    parser.add_argument(
+        'input',
+        help=(
+            'points: .csv (header line), .parquet, or .geojson/.json (a '
+            'FeatureCollection of Points; properties are kept)'
+        ),
+    )
+    parser.add_argument('output', help='output file: .parquet, .csv or .npy')
     parser.add_argument(
         '--weights',
         default='random',
         help=(
-            "checkpoint path, a SatCLIPWeights name such as SATCLIP_VIT16_L40 "
+            'checkpoint path, a SatCLIPWeights name such as SATCLIP_VIT16_L40 '
             "(downloaded to the torch hub cache if absent), or 'random' for a "
             'randomly initialised encoder (default: random)'
         ),
@@ -55,10 +70,15 @@ def _add_embed(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]'
         '--lat-column', default='lat', help='latitude column, degrees (default: lat)'
     )
     parser.add_argument(
-        '--batch-size', type=int, default=65536, help='points per batch (default: 65536)'
+        '--batch-size',
+        type=int,
+        default=65536,
+        help='points per batch (default: 65536)',
     )
     parser.add_argument(
-        '--device', default=None, help='torch device (default: cuda if available, else cpu)'
+        '--device',
+        default=None,
+        help='torch device (default: cuda if available, else cpu)',
     )
     parser.add_argument(
         '--dtype',
@@ -72,23 +92,34 @@ def _add_embed(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]'
     parser.add_argument(
         '--neighbours',
         action='store_true',
-        help='print each point\'s nearest neighbour in embedding space (small inputs)',
+        help="print each point's nearest neighbour in embedding space (small inputs)",
+    )
+    parser.add_argument(
+        '--layout',
+        choices=('columns', 'list'),
+        default='columns',
+        help=(
+            'Parquet embedding layout: one float32 column per dimension (emb_0, ...) '
+            'or one fixed-size list column "embedding" (default: columns)'
+        ),
     )
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.set_defaults(func=_run_embed)
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from .embed import embed_csv
+    from .embed import embed_file
     from .models import build_location_encoder, load_location_encoder
 
     dtype = getattr(torch, args.dtype)
     if args.weights == 'random':
         torch.manual_seed(args.seed)
-        encoder = build_location_encoder(legendre_polys=args.legendre_polys, dtype=dtype)
+        encoder = build_location_encoder(
+            legendre_polys=args.legendre_polys, dtype=dtype
+        )
     else:
         encoder = load_location_encoder(args.weights, dtype=dtype)
-    result = embed_csv(
+    result = embed_file(
         encoder,
         args.input,
         args.output,
@@ -98,8 +129,11 @@ def _run_embed(args: argparse.Namespace) -> int:
         device=args.device,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        layout=args.layout,
     )
-    print(f'wrote {result.num_points} embeddings of size {result.embed_dim} to {result.path}')
+    print(
+        f'wrote {result.num_points} embeddings of size {result.embed_dim} to {result.path}'
+    )
     if args.neighbours:
         _print_neighbours(encoder, args)
     return 0
@@ -107,12 +141,16 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _print_neighbours(encoder: torch.nn.Module, args: argparse.Namespace) -> None:
     """Print each point's nearest neighbour by cosine similarity of embeddings."""
-    from .embed import read_points_csv
+    from .embed import read_points
 
-    rows, coords = [], []
-    for batch_rows, lonlat in read_points_csv(args.input, args.lon_column, args.lat_column):
-        rows.extend(batch_rows)
-        coords.append(torch.from_numpy(lonlat))
+    rows: list[dict[str, object]] = []
+    coords = []
+    for batch in read_points(args.input, args.lon_column, args.lat_column):
+        keys = list(batch.columns)
+        rows.extend(
+            {k: batch.columns[k][i] for k in keys} for i in range(len(batch.lonlat))
+        )
+        coords.append(torch.from_numpy(batch.lonlat))
     if len(rows) > 1000:
         print('(--neighbours skipped: more than 1000 points)')
         return
@@ -123,7 +161,16 @@ def _print_neighbours(encoder: torch.nn.Module, args: argparse.Namespace) -> Non
     sim = emb @ emb.T
     sim.fill_diagonal_(-2.0)
     names = [
-        next((v for k, v in row.items() if k not in (args.lon_column, args.lat_column)), str(i))
+        str(
+            next(
+                (
+                    v
+                    for k, v in row.items()
+                    if k not in (args.lon_column, args.lat_column)
+                ),
+                i,
+            )
+        )
         for i, row in enumerate(rows)
     ]
     print('nearest neighbour in embedding space (cosine similarity):')
@@ -185,6 +232,148 @@ def _run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_probe(
+    subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]',
+) -> None:
+    parser = subparsers.add_parser(
+        'probe',
+        help='probe location features on tasks with real labels (tables and maps)',
+        description=(
+            'Cross-validate probes of frozen location features on point tasks and '
+            'write OUTPUT_DIR/probe_results.md and .csv (mean +- std over folds: R^2 '
+            'for regression, accuracy for classification), OUTPUT_DIR/scores.png '
+            '(per-task bars) and OUTPUT_DIR/pca_<encoder>.png (world maps of the '
+            'first three PCA components as RGB). The linear probe follows RANGE: '
+            'MinMax scaling, then RidgeCV / RidgeClassifierCV with alpha in {0.1, 1, '
+            "10}; the MLP probe follows SatCLIP's example (2 x 64, Adam 1e-3). "
+            'Built-in tasks need no download; koppen, land_ocean and country need the '
+            'eval extra (pip install "torchgeo-satclip[eval]").'
+        ),
+    )
+    parser.add_argument(
+        '--tasks',
+        nargs='+',
+        default=['air_temperature', 'land_ocean'],
+        help=(
+            'built-in tasks: air_temperature, precipitation (3,076 weather '
+            'stations), koppen (Koppen-Geiger class), land_ocean, country '
+            '(default: air_temperature land_ocean)'
+        ),
+    )
+    parser.add_argument(
+        '--csv',
+        action='append',
+        default=[],
+        metavar='PATH:TARGET',
+        help=(
+            'a user task: a CSV with lon/lat columns (--lon-column, --lat-column) '
+            'and the TARGET column; repeatable'
+        ),
+    )
+    parser.add_argument(
+        '--encoders',
+        nargs='+',
+        default=['raw', 'wrap', 'sh'],
+        help=(
+            'features side by side: raw (lon, lat), wrap, sh (spherical harmonics '
+            'L = 10 alone), sh20, checkpoint paths or SatCLIPWeights names '
+            '(default: raw wrap sh)'
+        ),
+    )
+    parser.add_argument(
+        '--protocols',
+        nargs='+',
+        choices=('linear', 'mlp'),
+        default=['linear'],
+        help='probes (default: linear)',
+    )
+    parser.add_argument(
+        '--cv',
+        nargs='+',
+        choices=('random', 'spatial'),
+        default=['random', 'spatial'],
+        help='cross-validation: random k-fold, spatial-block k-fold (default: both)',
+    )
+    parser.add_argument('--folds', type=int, default=5, help='folds (default: 5)')
+    parser.add_argument(
+        '--block-size',
+        type=float,
+        default=10.0,
+        help='side of the spatial blocks in degrees (default: 10)',
+    )
+    parser.add_argument(
+        '--num-points',
+        type=int,
+        default=5000,
+        help='points of the sampled tasks koppen, land_ocean, country (default: 5000)',
+    )
+    parser.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    parser.add_argument(
+        '--lon-column', default='lon', help='longitude column of --csv (default: lon)'
+    )
+    parser.add_argument(
+        '--lat-column', default='lat', help='latitude column of --csv (default: lat)'
+    )
+    parser.add_argument(
+        '--output-dir',
+        default='probe_results',
+        help='output folder (default: probe_results)',
+    )
+    parser.add_argument(
+        '--no-plots', action='store_true', help='write the tables only, no PNG figures'
+    )
+    parser.add_argument(
+        '--map-resolution',
+        type=float,
+        default=1.0,
+        help='grid step of the PCA maps in degrees (default: 1)',
+    )
+    parser.set_defaults(func=_run_probe)
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluation import (
+        load_task,
+        plot_pca_map,
+        plot_scores,
+        run_probes,
+        task_from_csv,
+        write_results,
+    )
+
+    tasks = [load_task(name, args.num_points, args.seed) for name in args.tasks]
+    for spec in args.csv:
+        path, sep, target = spec.rpartition(':')
+        if not sep or not path:
+            raise ValueError(f'--csv expects PATH:TARGET, got {spec!r}')
+        tasks.append(task_from_csv(path, target, args.lon_column, args.lat_column))
+    results = run_probes(
+        tasks,
+        args.encoders,
+        protocols=args.protocols,
+        splits=args.cv,
+        folds=args.folds,
+        block_size=args.block_size,
+        seed=args.seed,
+        progress=print,
+    )
+    markdown, table = write_results(results, args.output_dir)
+    print(markdown.read_text())
+    print(f'wrote {markdown} and {table}')
+    if not args.no_plots:
+        out = Path(args.output_dir)
+        print(f'wrote {plot_scores(results, out / "scores.png")}')
+        for encoder in args.encoders:
+            if encoder == 'raw':
+                continue
+            name = Path(encoder).stem if Path(encoder).suffix else encoder
+            path = plot_pca_map(encoder, out / f'pca_{name}.png', args.map_resolution)
+            print(f'wrote {path}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``torchgeo-satclip`` argument parser.
 
@@ -197,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest='command', required=True)
     _add_embed(subparsers)
+    _add_probe(subparsers)
     _add_pack(subparsers)
     return parser
 

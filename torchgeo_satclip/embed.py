@@ -1,19 +1,23 @@
 """Embed a table of points with a location encoder, streaming in batches.
 
-The library side of ``torchgeo-satclip embed``: :func:`embed_csv` reads a CSV
-of points in batches, embeds each batch (on the GPU when there is one) and
-writes the result as CSV (identifier columns kept) or ``.npy``, to a temporary
-file that is renamed when complete. Memory stays bounded by the batch size,
-whatever the number of points.
+The library side of ``torchgeo-satclip embed``: :func:`embed_file` reads
+points from CSV, Parquet or GeoJSON in batches, embeds each batch (on the GPU
+when there is one) and writes Parquet (identifier columns kept, the embedding
+as ``emb_*`` columns or one fixed-size list column), CSV or ``.npy``, to a
+temporary file in the output's folder that is renamed when complete. Only one
+batch of points and embeddings is in memory at a time, whatever the number of
+points (GeoJSON, a single JSON document, is the exception: it is parsed whole).
 """
 
 import csv
+import json
 import math
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,7 +26,23 @@ from tqdm import tqdm
 
 from .models import LocationEncoder
 
-__all__ = ['EmbedResult', 'InputError', 'embed_csv', 'read_points_csv']
+__all__ = [
+    'INPUT_FORMATS',
+    'OUTPUT_FORMATS',
+    'EmbedResult',
+    'InputError',
+    'PointBatch',
+    'count_points',
+    'embed_csv',
+    'embed_file',
+    'read_points',
+    'read_points_csv',
+]
+
+#: Input suffixes understood by :func:`read_points`.
+INPUT_FORMATS = ('.csv', '.parquet', '.pq', '.geojson', '.json')
+#: Output suffixes understood by :func:`embed_file`.
+OUTPUT_FORMATS = ('.parquet', '.pq', '.csv', '.npy')
 
 
 class InputError(ValueError):
@@ -31,28 +51,49 @@ class InputError(ValueError):
 
 @dataclass
 class EmbedResult:
-    """What :func:`embed_csv` wrote."""
+    """What :func:`embed_file` wrote."""
 
     path: Path
     num_points: int
     embed_dim: int
 
 
-def _parse_row(
-    row: dict[str, str], lon_column: str, lat_column: str, path: Path, line: int
-) -> tuple[float, float]:
-    """Return ``(lon, lat)`` of one CSV row, with errors naming file and line."""
-    try:
-        lon, lat = float(row[lon_column]), float(row[lat_column])
-    except (TypeError, ValueError):
-        raise InputError(
-            f'{path}, line {line}: cannot read a number from '
-            f'{lon_column}={row.get(lon_column)!r}, {lat_column}={row.get(lat_column)!r}'
-        ) from None
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise InputError(f'{path}, line {line}: non-finite coordinate ({lon}, {lat})')
-    if abs(lat) > 90:
-        swapped = abs(lat) <= 180 and abs(lon) <= 90
+@dataclass
+class PointBatch:
+    """A batch of input points."""
+
+    #: Other input columns (identifiers), one list or array per column.
+    columns: dict[str, Any]
+    #: float64 ``(n, 2)`` (lon, lat) in degrees.
+    lonlat: np.ndarray
+
+
+def _check_values(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    lon_column: str,
+    lat_column: str,
+    where: Any,
+) -> None:
+    """Raise :class:`InputError` naming the first bad row of a batch.
+
+    Args:
+        lon: longitudes.
+        lat: latitudes.
+        lon_column: longitude column name (for messages).
+        lat_column: latitude column name (for messages).
+        where: maps a row index of the batch to a description such as
+            ``'data.csv, line 12'``.
+    """
+    finite = np.isfinite(lon) & np.isfinite(lat)
+    bad = ~finite | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad)[0])
+    if not finite[i]:
+        raise InputError(f'{where(i)}: non-finite coordinate ({lon[i]}, {lat[i]})')
+    if abs(lat[i]) > 90:
+        swapped = abs(lat[i]) <= 180 and abs(lon[i]) <= 90
         hint = (
             f'; the columns look swapped: is {lat_column!r} the longitude? '
             'Pass --lon-column/--lat-column'
@@ -60,15 +101,12 @@ def _parse_row(
             else ''
         )
         raise InputError(
-            f'{path}, line {line}: latitude {lat} in column {lat_column!r} is '
+            f'{where(i)}: latitude {lat[i]} in column {lat_column!r} is '
             f'outside [-90, 90]{hint}'
         )
-    if abs(lon) > 180:
-        raise InputError(
-            f'{path}, line {line}: longitude {lon} in column {lon_column!r} is '
-            'outside [-180, 180]'
-        )
-    return lon, lat
+    raise InputError(
+        f'{where(i)}: longitude {lon[i]} in column {lon_column!r} is outside [-180, 180]'
+    )
 
 
 def read_points_csv(
@@ -99,33 +137,251 @@ def read_points_csv(
         fields = reader.fieldnames or []
         for column in (lon_column, lat_column):
             if column not in fields:
-                raise InputError(
-                    f'{path}: no column {column!r}; columns are {fields}'
-                )
+                raise InputError(f'{path}: no column {column!r}; columns are {fields}')
         rows: list[dict[str, str]] = []
         coords: list[tuple[float, float]] = []
+        lines: list[int] = []
+
+        def flush() -> tuple[list[dict[str, str]], np.ndarray]:
+            lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+            _check_values(
+                lonlat[:, 0],
+                lonlat[:, 1],
+                lon_column,
+                lat_column,
+                lambda i: f'{path}, line {lines[i]}',
+            )
+            return rows, lonlat
+
         for row in reader:
-            coords.append(_parse_row(row, lon_column, lat_column, path, reader.line_num))
+            try:
+                lon, lat = float(row[lon_column]), float(row[lat_column])
+            except (TypeError, ValueError):
+                raise InputError(
+                    f'{path}, line {reader.line_num}: cannot read a number from '
+                    f'{lon_column}={row.get(lon_column)!r}, '
+                    f'{lat_column}={row.get(lat_column)!r}'
+                ) from None
+            coords.append((lon, lat))
             rows.append(row)
+            lines.append(reader.line_num)
             if len(rows) == batch_size:
-                yield rows, np.asarray(coords, dtype=np.float64)
-                rows, coords = [], []
+                yield flush()
+                rows, coords, lines = [], [], []
         if rows:
-            yield rows, np.asarray(coords, dtype=np.float64)
+            yield flush()
 
 
-def _count_rows(path: Path) -> int:
+def _csv_batches(
+    path: Path, lon_column: str, lat_column: str, batch_size: int
+) -> Iterator[PointBatch]:
+    for rows, lonlat in read_points_csv(path, lon_column, lat_column, batch_size):
+        keep = [c for c in rows[0] if c not in (lon_column, lat_column)]
+        yield PointBatch({c: [row[c] for row in rows] for c in keep}, lonlat)
+
+
+def _parquet_batches(
+    path: Path, lon_column: str, lat_column: str, batch_size: int
+) -> Iterator[PointBatch]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    for column in (lon_column, lat_column):
+        if column not in names:
+            raise InputError(f'{path}: no column {column!r}; columns are {names}')
+    start = 0
+    for record in parquet.iter_batches(batch_size=batch_size):
+        columns = {name: record.column(name) for name in record.schema.names}
+        try:
+            lon = (
+                columns.pop(lon_column)
+                .to_numpy(zero_copy_only=False)
+                .astype(np.float64)
+            )
+            lat = (
+                columns.pop(lat_column)
+                .to_numpy(zero_copy_only=False)
+                .astype(np.float64)
+            )
+        except (TypeError, ValueError) as error:
+            raise InputError(
+                f'{path}: columns {lon_column!r}/{lat_column!r} are not numeric ({error})'
+            ) from None
+        offset = start
+        _check_values(
+            lon,
+            lat,
+            lon_column,
+            lat_column,
+            lambda i, o=offset: f'{path}, row {o + i + 1}',
+        )
+        start += len(lon)
+        yield PointBatch(columns, np.stack([lon, lat], axis=1))
+
+
+def _geojson_batches(path: Path, batch_size: int) -> Iterator[PointBatch]:
+    with path.open() as handle:
+        document = json.load(handle)
+    features = document.get('features') if isinstance(document, dict) else None
+    if not isinstance(features, list):
+        raise InputError(f'{path}: not a GeoJSON FeatureCollection')
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size]
+        coords = []
+        properties: list[dict[str, Any]] = []
+        for offset, feature in enumerate(chunk):
+            geometry = (feature or {}).get('geometry') or {}
+            point = geometry.get('coordinates')
+            if (
+                geometry.get('type') != 'Point'
+                or not isinstance(point, list)
+                or len(point) < 2
+            ):
+                raise InputError(
+                    f'{path}, feature {start + offset + 1}: expected a Point geometry, '
+                    f'got {geometry.get("type")!r}'
+                )
+            try:
+                coords.append((float(point[0]), float(point[1])))
+            except (TypeError, ValueError):
+                raise InputError(
+                    f'{path}, feature {start + offset + 1}: cannot read coordinates {point!r}'
+                ) from None
+            properties.append(feature.get('properties') or {})
+        lonlat = np.asarray(coords, dtype=np.float64)
+        _check_values(
+            lonlat[:, 0],
+            lonlat[:, 1],
+            'longitude',
+            'latitude',
+            lambda i, s=start: f'{path}, feature {s + i + 1}',
+        )
+        keys = list(dict.fromkeys(k for p in properties for k in p))
+        yield PointBatch({k: [p.get(k) for p in properties] for k in keys}, lonlat)
+
+
+def read_points(
+    path: str | os.PathLike[str],
+    lon_column: str = 'lon',
+    lat_column: str = 'lat',
+    batch_size: int = 65536,
+) -> Iterator[PointBatch]:
+    """Read points from CSV, Parquet or GeoJSON in batches.
+
+    Args:
+        path: ``.csv`` (header line), ``.parquet``/``.pq`` or
+            ``.geojson``/``.json`` (a FeatureCollection of Points, properties
+            kept as columns; coordinates are (lon, lat) by the GeoJSON standard).
+        lon_column: longitude column (CSV, Parquet).
+        lat_column: latitude column (CSV, Parquet).
+        batch_size: points per batch.
+
+    Yields:
+        Batches of points with their other columns.
+
+    Raises:
+        InputError: for a missing column or a bad row (naming its line, row
+            or feature number), including latitudes outside [-90, 90], with a
+            hint when the columns look swapped.
+        ValueError: for an unsupported suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == '.csv':
+        yield from _csv_batches(path, lon_column, lat_column, batch_size)
+    elif suffix in ('.parquet', '.pq'):
+        yield from _parquet_batches(path, lon_column, lat_column, batch_size)
+    elif suffix in ('.geojson', '.json'):
+        yield from _geojson_batches(path, batch_size)
+    else:
+        raise ValueError(f'input must be one of {", ".join(INPUT_FORMATS)}, got {path}')
+
+
+def count_points(path: str | os.PathLike[str]) -> int:
+    """Count the points of an input file without holding it in memory.
+
+    Args:
+        path: an input file (see :func:`read_points`).
+
+    Returns:
+        The number of data rows or features.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in ('.parquet', '.pq'):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if suffix in ('.geojson', '.json'):
+        with path.open() as handle:
+            return len(json.load(handle).get('features', []))
     with path.open(newline='') as handle:
         return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
 
 
 @torch.no_grad()
-def _embed(encoder: LocationEncoder, lonlat: np.ndarray, device: torch.device) -> Tensor:
+def _embed(
+    encoder: LocationEncoder, lonlat: np.ndarray, device: torch.device
+) -> np.ndarray:
     coords = torch.from_numpy(lonlat).to(device)
-    return encoder(coords).float().cpu()
+    out: Tensor = encoder(coords)
+    array: np.ndarray = out.float().cpu().numpy()
+    return array
 
 
-def embed_csv(
+class _ParquetSink:
+    """Writes batches to a Parquet file, one row group per batch."""
+
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        layout: Literal['columns', 'list'],
+        lon: str,
+        lat: str,
+    ) -> None:
+        self.path, self.dim, self.layout, self.lon, self.lat = (
+            path,
+            dim,
+            layout,
+            lon,
+            lat,
+        )
+        self.writer: Any = None
+
+    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays: dict[str, Any] = {}
+        for name, values in batch.columns.items():
+            arrays[name] = (
+                values
+                if isinstance(values, pa.Array | pa.ChunkedArray)
+                else pa.array(values)
+            )
+        arrays[self.lon] = pa.array(batch.lonlat[:, 0])
+        arrays[self.lat] = pa.array(batch.lonlat[:, 1])
+        if self.layout == 'list':
+            flat = pa.array(embedding.reshape(-1), type=pa.float32())
+            arrays['embedding'] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
+        else:
+            for i in range(self.dim):
+                arrays[f'emb_{i}'] = pa.array(embedding[:, i], type=pa.float32())
+        table = pa.table(arrays)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        else:
+            table = table.cast(self.writer.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def embed_file(
     encoder: LocationEncoder,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
@@ -135,41 +391,59 @@ def embed_csv(
     device: str | torch.device | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    layout: Literal['columns', 'list'] = 'columns',
 ) -> EmbedResult:
-    """Embed every point of a CSV file and write the embeddings.
+    """Embed every point of an input file and write the embeddings.
 
     Args:
         encoder: the location encoder (put in eval mode here).
-        input_path: CSV with a header and longitude/latitude columns.
-        output_path: ``.csv`` (input columns other than the coordinates kept
-            first, then ``emb_0 .. emb_{D-1}``) or ``.npy`` (a float32
-            ``(N, D)`` array in input order).
+        input_path: CSV, Parquet or GeoJSON points (see :func:`read_points`).
+        output_path: ``.parquet``/``.pq`` (input columns kept, then lon, lat
+            and the embedding as float32 ``emb_0 .. emb_{D-1}`` columns or one
+            ``embedding`` fixed-size list column), ``.csv`` (same columns) or
+            ``.npy`` (a float32 ``(N, D)`` array in input order).
         lon_column: longitude column name.
         lat_column: latitude column name.
         batch_size: points per batch (bounds memory).
         device: where to run the encoder; default CUDA when available.
         overwrite: replace an existing output file.
         progress: show a progress bar.
+        layout: Parquet embedding layout, 'columns' or 'list'.
 
     Returns:
         What was written.
 
     Raises:
         FileExistsError: if the output exists and ``overwrite`` is False.
+        FileNotFoundError: if the input does not exist.
         InputError: for a malformed input row (naming its line).
-        ValueError: for an unsupported output suffix.
+        ValueError: for an unsupported suffix.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     suffix = output_path.suffix.lower()
-    if suffix not in ('.csv', '.npy'):
-        raise ValueError(f'output must end in .csv or .npy, got {output_path}')
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(
+            f'output must end in {", ".join(OUTPUT_FORMATS)}, got {output_path}'
+        )
+    if input_path.suffix.lower() not in INPUT_FORMATS:
+        raise ValueError(
+            f'input must end in {", ".join(INPUT_FORMATS)}, got {input_path}'
+        )
+    if not input_path.exists():
+        raise FileNotFoundError(f'{input_path} does not exist')
     if output_path.exists() and not overwrite:
-        raise FileExistsError(f'{output_path} exists; pass overwrite=True (--overwrite)')
-    dev = torch.device(device) if device is not None else torch.device(
-        'cuda' if torch.cuda.is_available() else 'cpu'
+        raise FileExistsError(
+            f'{output_path} exists; pass overwrite=True (--overwrite)'
+        )
+    if layout not in ('columns', 'list'):
+        raise ValueError(f"layout must be 'columns' or 'list', got {layout!r}")
+    dev = (
+        torch.device(device)
+        if device is not None
+        else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     )
     encoder = encoder.to(dev).eval()
-    total = _count_rows(input_path)
+    total = count_points(input_path)
     dim = encoder.embed_dim
     output_path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(
@@ -178,45 +452,81 @@ def embed_csv(
     os.close(handle)
     tmp = Path(tmp_name)
     written = 0
+    bar = tqdm(total=total, unit='pt', disable=not progress, desc='embedding')
     try:
-        bar = tqdm(total=total, unit='pt', disable=not progress, desc='embedding')
-        batches = read_points_csv(input_path, lon_column, lat_column, batch_size)
+        batches = read_points(input_path, lon_column, lat_column, batch_size)
         if suffix == '.npy':
-            array = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32, shape=(total, dim))
-            for _, lonlat in batches:
-                array[written : written + len(lonlat)] = _embed(encoder, lonlat, dev).numpy()
-                written += len(lonlat)
-                bar.update(len(lonlat))
+            array = np.lib.format.open_memmap(
+                tmp, mode='w+', dtype=np.float32, shape=(total, dim)
+            )
+            for batch in batches:
+                n = len(batch.lonlat)
+                array[written : written + n] = _embed(encoder, batch.lonlat, dev)
+                written += n
+                bar.update(n)
             array.flush()
             del array
-        else:
+        elif suffix == '.csv':
             with tmp.open('w', newline='') as out:
-                writer = None
-                keep: list[str] = []
-                for rows, lonlat in batches:
-                    emb = _embed(encoder, lonlat, dev).numpy()
-                    if writer is None:
-                        keep = [c for c in rows[0] if c not in (lon_column, lat_column)]
-                        writer = csv.writer(out)
-                        writer.writerow(
-                            [*keep, lon_column, lat_column, *(f'emb_{i}' for i in range(dim))]
-                        )
-                    for row, (lon, lat), vec in zip(rows, lonlat, emb, strict=True):
+                writer = csv.writer(out)
+                header: list[str] | None = None
+                for batch in batches:
+                    emb = _embed(encoder, batch.lonlat, dev)
+                    if header is None:
+                        header = list(batch.columns)
                         writer.writerow(
                             [
-                                *(row[c] for c in keep),
+                                *header,
+                                lon_column,
+                                lat_column,
+                                *(f'emb_{i}' for i in range(dim)),
+                            ]
+                        )
+                    columns = [batch.columns.get(c, [''] * len(emb)) for c in header]
+                    for j, ((lon, lat), vec) in enumerate(
+                        zip(batch.lonlat, emb, strict=True)
+                    ):
+                        writer.writerow(
+                            [
+                                *(_cell(values[j]) for values in columns),
                                 repr(float(lon)),
                                 repr(float(lat)),
                                 *(f'{v:.7g}' for v in vec),
                             ]
                         )
-                    written += len(rows)
-                    bar.update(len(rows))
-        bar.close()
+                    written += len(emb)
+                    bar.update(len(emb))
+        else:
+            sink = _ParquetSink(tmp, dim, layout, lon_column, lat_column)
+            try:
+                for batch in batches:
+                    emb = _embed(encoder, batch.lonlat, dev)
+                    sink.write(batch, emb)
+                    written += len(emb)
+                    bar.update(len(emb))
+            finally:
+                sink.close()
         if written != total:
-            raise InputError(f'{input_path}: read {written} rows, expected {total}')
+            raise InputError(f'{input_path}: read {written} points, expected {total}')
         os.replace(tmp, output_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        bar.close()
     return EmbedResult(path=output_path, num_points=written, embed_dim=dim)
+
+
+def _cell(value: Any) -> str:
+    """Format one identifier value for CSV output."""
+    if value is None:
+        return ''
+    if hasattr(value, 'as_py'):
+        value = value.as_py()
+    if isinstance(value, float) and math.isnan(value):
+        return ''
+    return str(value)
+
+
+#: Backwards-compatible name of :func:`embed_file` (CSV input).
+embed_csv = embed_file
