@@ -244,6 +244,9 @@ _HPARAM_KEYS = {
     'embed_dim': 'embed_dim',
     'capacity': 'capacity',
     'num_hidden_layers': 'num_hidden_layers',
+    # SatCLIPTask's names (torchgeo_satclip.tasks.SatCLIPTask checkpoints)
+    'positional_encoding': 'positional_encoding',
+    'location_network': 'network',
 }
 _SPACE2VEC_KEYS = ('frequency_num', 'min_radius', 'max_radius')
 
@@ -281,6 +284,8 @@ def _encoder_from_state(
             kwargs[key] = value
     if kwargs['positional_encoding'] != 'sphericalharmonics':
         kwargs.update({k: hparams[k] for k in _SPACE2VEC_KEYS if k in hparams})
+    if isinstance(hparams.get('positional_encoding_kwargs'), Mapping):  # SatCLIPTask
+        kwargs.update(hparams['positional_encoding_kwargs'])
     try:
         encoder = build_location_encoder(**kwargs, dtype=torch.float64)
     except (TypeError, ValueError) as error:

@@ -1,0 +1,445 @@
+"""Cached-feature SatCLIP pretraining: compute a frozen backbone's features once.
+
+With a frozen image backbone (the released SatCLIP recipe), the only trainable
+image-side part is the linear projection of the pooled features, so the
+backbone's output for an image never changes during training. The original
+recipe recomputes it every epoch (500 epochs x 100k images: about 2 days on an
+A100, mostly data loading). :class:`CachedFeatureDataModule` instead runs the
+backbone once per image (and optionally per view: up to the 8 flips and
+rotations of the dihedral group), stores the features in a memory-mapped
+``.npy`` file (float16 by default) and then serves ``{'features', 'point'}``
+batches; :class:`~torchgeo_satclip.tasks.SatCLIPTask` projects ``features``
+directly and skips the backbone.
+
+The cache is keyed by a hash of the backbone's weights, the preprocessing, the
+views and the dataset's file list, so a change to any of them builds a new
+one. It is written to a temporary name and renamed when complete (an
+interrupted build never leaves a cache that looks valid). Under DDP, rank 0
+builds it while the others wait.
+
+What caching cannot reproduce: the per-epoch random crop and Gaussian blur of
+the original augmentation (features are of the centre crop; flips and
+rotations are covered by ``views``). Point jitter still applies per batch.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from .s2_100k import S2100KDataModule
+
+__all__ = [
+    'CachedFeatureDataModule',
+    'CachedFeatureDataset',
+    'build_feature_cache',
+    'dihedral_view',
+]
+
+_NP_DTYPES: dict[str, type[np.floating[Any]]] = {
+    'float16': np.float16,
+    'float32': np.float32,
+}
+
+
+def dihedral_view(image: Tensor, view: int) -> Tensor:
+    """One of the 8 flips and rotations of a batch of images.
+
+    Args:
+        image: ``(..., H, W)`` images.
+        view: 0-7; ``view % 4`` quarter turns, then a horizontal flip for
+            ``view >= 4``. View 0 is the image itself.
+
+    Returns:
+        The transformed images.
+
+    Raises:
+        ValueError: if ``view`` is not in 0-7.
+    """
+    if not 0 <= view < 8:
+        raise ValueError(f'view must be in 0-7, not {view}')
+    out = torch.rot90(image, view % 4, dims=(-2, -1)) if view % 4 else image
+    return out.flip(-1) if view >= 4 else out
+
+
+class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
+    """Cached backbone features and the (lon, lat) of a subset of samples."""
+
+    def __init__(
+        self,
+        features: NDArray[Any],
+        lonlat: NDArray[np.float64],
+        indices: Sequence[int] | None = None,
+        random_view: bool = False,
+    ) -> None:
+        """Initialize a new CachedFeatureDataset instance.
+
+        Args:
+            features: ``(N, V, F)`` features of every sample and view (an
+                array or a read-only memory map).
+            lonlat: ``(N, 2)`` (lon, lat) in degrees.
+            indices: samples of this subset (default: all).
+            random_view: draw a random view per sample and access (training);
+                else always view 0.
+        """
+        self.features = features
+        self.indices = (
+            np.arange(len(lonlat)) if indices is None else np.asarray(indices)
+        )
+        #: (lon, lat) of the subset's samples (read by the geo-classification k-means).
+        self.lonlat = np.asarray(lonlat, dtype=np.float64)[self.indices]
+        self.random_view = random_view
+
+    def __len__(self) -> int:
+        """Return the number of samples."""
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Return one sample: ``features`` (F,) and ``point`` (2,) float32."""
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indexes: Sequence[int]) -> list[dict[str, Tensor]]:
+        """Return several samples with one fancy-indexed read of the cache.
+
+        Args:
+            indexes: positions in this subset.
+
+        Returns:
+            The samples, in the order asked.
+        """
+        rows = self.indices[np.asarray(indexes, dtype=np.int64)]
+        num_views = self.features.shape[1]
+        if self.random_view and num_views > 1:
+            views = torch.randint(num_views, (len(rows),)).numpy()
+        else:
+            views = np.zeros(len(rows), dtype=np.int64)
+        order = np.argsort(rows, kind='stable')  # sequential reads of a memmap
+        features = np.empty((len(rows), self.features.shape[2]), self.features.dtype)
+        features[order] = self.features[rows[order], views[order]]
+        points = torch.from_numpy(self.lonlat[np.asarray(indexes)].astype(np.float32))
+        stacked = torch.from_numpy(features)
+        return [{'features': stacked[i], 'point': points[i]} for i in range(len(rows))]
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(
+        prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent
+    )
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@torch.no_grad()
+def build_feature_cache(
+    dataset: Dataset[dict[str, Tensor]],
+    extractor: Callable[[Tensor], Tensor],
+    path: str | os.PathLike[str],
+    *,
+    preprocess: nn.Module | None = None,
+    views: int = 1,
+    dtype: Literal['float16', 'float32'] = 'float16',
+    batch_size: int = 256,
+    num_workers: int = 0,
+    device: torch.device | str = 'cpu',
+) -> Path:
+    """Run a frozen feature extractor over a dataset and store the features.
+
+    Writes an ``(N, views, F)`` ``.npy`` file to a temporary name, then renames
+    it to *path*.
+
+    Args:
+        dataset: samples with ``image`` (in dataset order).
+        extractor: maps a ``(B, C, H, W)`` batch on *device* to ``(B, F)``.
+        path: destination ``.npy`` file.
+        preprocess: batch transform applied on *device* before the views (for
+            S2-100K: /10000, B10 and centre crop).
+        views: number of dihedral views (1-8) per image, see
+            :func:`dihedral_view`.
+        dtype: storage dtype.
+        batch_size: images per extractor call.
+        num_workers: DataLoader workers.
+        device: where to run *extractor*.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if *views* is not in 1-8.
+    """
+    if not 1 <= views <= 8:
+        raise ValueError(f'views must be in 1-8, not {views}')
+    path = Path(path)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    np_dtype = _NP_DTYPES[dtype]
+    total = len(dataset)  # type: ignore[arg-type]
+
+    def write(tmp: str) -> None:
+        out: Any = None
+        start = 0
+        for batch in loader:
+            batch = {
+                k: v.to(device) if isinstance(v, Tensor) else v
+                for k, v in batch.items()
+            }
+            if preprocess is not None:
+                batch = preprocess(batch)
+            image = batch['image']
+            for view in range(views):
+                features = extractor(dihedral_view(image, view)).float().cpu().numpy()
+                if out is None:
+                    out = np.lib.format.open_memmap(
+                        tmp,
+                        mode='w+',
+                        dtype=np_dtype,
+                        shape=(total, views, features.shape[1]),
+                    )
+                out[start : start + len(features), view] = features
+            start += len(image)
+        if out is None:
+            raise ValueError('cannot cache the features of an empty dataset')
+        out.flush()
+        del out
+
+    _atomic_write(path, write)
+    return path
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        data = tensor.detach().cpu().contiguous()
+        digest.update(str((tuple(data.shape), str(data.dtype))).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b'')
+
+
+class CachedFeatureDataModule(S2100KDataModule):
+    """S2-100K as cached frozen-backbone features (fast SatCLIP pretraining).
+
+    Use with a :class:`~torchgeo_satclip.tasks.SatCLIPTask` whose
+    ``freeze_backbone`` is true: at ``setup`` the task's backbone computes the
+    features of every image (once; later runs reuse the cache), then batches
+    are ``{'features': (B, F), 'point': (B, 2)}``. Validation uses view 0 (the
+    centre crop); training draws one of ``views`` views per sample and jitters
+    the points as :class:`S2100KDataModule` does.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_split_pct: float = 0.1,
+        seed: int = 0,
+        crop_size: int | None = 224,
+        insert_b10: bool = True,
+        jitter: float = 0.01,
+        symmetric_jitter: bool = False,
+        cache_dir: str | None = None,
+        views: int = 1,
+        cache_dtype: Literal['float16', 'float32'] = 'float16',
+        in_memory: bool = True,
+        feature_batch_size: int = 256,
+        dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new CachedFeatureDataModule instance.
+
+        Args:
+            batch_size: size of each mini-batch.
+            num_workers: workers for loading batches (and images while caching).
+            val_split_pct: fraction of samples for validation.
+            seed: seed of the split.
+            crop_size: centre crop of the cached images (None: whole image).
+            insert_b10: insert an all-zero B10 (13-band SSL4EO layout).
+            jitter: maximum point jitter in degrees in training.
+            symmetric_jitter: jitter by U(-jitter, jitter).
+            cache_dir: directory of the feature caches (default:
+                ``<root>/feature_cache``).
+            views: dihedral views cached per image, 1-8 (8: all flips and
+                rotations).
+            cache_dtype: storage dtype of the features.
+            in_memory: load the cache into memory (else memory-map it).
+            feature_batch_size: images per backbone call while caching.
+            dataset: ``'torchgeo_satclip'`` or ``'torchgeo'`` (see
+                :class:`S2100KDataModule`).
+            **kwargs: passed to the dataset class (``root``, ...).
+
+        Raises:
+            ValueError: on an invalid argument.
+        """
+        if not 1 <= views <= 8:
+            raise ValueError(f'views must be in 1-8, not {views}')
+        if cache_dtype not in _NP_DTYPES:
+            raise ValueError(
+                f'cache_dtype must be float16 or float32, not {cache_dtype!r}'
+            )
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            val_split_pct=val_split_pct,
+            seed=seed,
+            crop_size=crop_size,
+            insert_b10=insert_b10,
+            flips=False,
+            blur=False,
+            jitter=jitter,
+            symmetric_jitter=symmetric_jitter,
+            dataset=dataset,
+            **kwargs,
+        )
+        self.crop_size = crop_size
+        self.insert_b10 = insert_b10
+        self.cache_dir = cache_dir
+        self.views = views
+        self.cache_dtype: Literal['float16', 'float32'] = cache_dtype
+        self.in_memory = in_memory
+        self.feature_batch_size = feature_batch_size
+        #: The module whose ``image_features`` are cached; default: the
+        #: trainer's LightningModule.
+        self.feature_extractor: nn.Module | None = None
+        #: Path of the cache in use, after ``setup``.
+        self.cache_path: Path | None = None
+
+    def _extractor(self) -> nn.Module:
+        module = self.feature_extractor
+        if module is None:
+            trainer = getattr(self, 'trainer', None)
+            module = getattr(trainer, 'lightning_module', None) if trainer else None
+        if module is None or not hasattr(module, 'image_features'):
+            raise RuntimeError(
+                'CachedFeatureDataModule needs a SatCLIPTask (attach it to a Trainer '
+                'or set datamodule.feature_extractor)'
+            )
+        hparams = getattr(module, 'hparams', {})
+        if not hparams.get('freeze_backbone', False):
+            raise ValueError(
+                'cached features need a frozen backbone: set freeze_backbone: true'
+            )
+        return module
+
+    def cache_key(self, module: nn.Module) -> str:
+        """Hash of everything the cached features depend on.
+
+        Args:
+            module: the task whose ``model`` (backbone) computes the features.
+
+        Returns:
+            A hexadecimal digest.
+        """
+        digest = hashlib.sha256()
+        backbone = cast(nn.Module, getattr(module, 'model', module))
+        digest.update(type(backbone).__name__.encode())
+        _hash_update(digest, backbone)
+        settings = {
+            'crop_size': self.crop_size,
+            'insert_b10': self.insert_b10,
+            'views': self.views,
+            'dtype': self.cache_dtype,
+            'dataset': type(self.dataset).__name__,
+            'bands': list(getattr(self.dataset, 'bands', [])),
+        }
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        files = getattr(self.dataset, 'files', None)
+        keys = (
+            [str(fn) for fn in files] if files is not None else [str(len(self.dataset))]  # type: ignore[arg-type]
+        )  # type: ignore[arg-type]
+        digest.update('\n'.join(keys).encode())
+        return digest.hexdigest()
+
+    def _cache_root(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir)
+        return Path(self.kwargs.get('root', 'data')) / 'feature_cache'
+
+    def _load_or_build(self) -> NDArray[Any]:
+        module = self._extractor()
+        dataset = self.dataset
+        if dataset is None:
+            raise RuntimeError('setup() must build the dataset first')
+        key = self.cache_key(module)
+        path = self._cache_root() / f'features-{key[:24]}.npy'
+        trainer = getattr(self, 'trainer', None)
+        rank = int(getattr(trainer, 'global_rank', 0)) if trainer is not None else 0
+        if rank == 0 and not path.exists():
+            device = (
+                trainer.strategy.root_device
+                if trainer is not None
+                else torch.device('cpu')
+            )
+            backbone = cast(nn.Module, module.model)
+            was_training = backbone.training
+            backbone.to(device).eval()
+            try:
+                build_feature_cache(
+                    dataset,
+                    cast(Callable[[Tensor], Tensor], module.image_features),
+                    path,
+                    preprocess=cast(nn.Module, self.aug).to(device),
+                    views=self.views,
+                    dtype=self.cache_dtype,
+                    batch_size=self.feature_batch_size,
+                    num_workers=self.num_workers,
+                    device=device,
+                )
+            finally:
+                backbone.to('cpu').train(was_training)
+            meta = {
+                'key': key,
+                'samples': len(dataset),  # type: ignore[arg-type]
+                'views': self.views,
+                'dtype': self.cache_dtype,
+                'model': str(getattr(module, 'hparams', {}).get('model', '')),
+            }
+            _atomic_write(
+                path.with_suffix('.json'),
+                lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
+            )
+        if trainer is not None and trainer.world_size > 1:
+            trainer.strategy.barrier('satclip_feature_cache')
+        self.cache_path = path
+        features: NDArray[Any] = np.load(
+            path, mmap_mode=None if self.in_memory else 'r'
+        )
+        if features.shape[0] != len(dataset) or features.shape[1] != self.views:  # type: ignore[arg-type]
+            raise RuntimeError(f'feature cache {path} has shape {features.shape}')
+        return features
+
+    def setup(self, stage: str) -> None:
+        """Build the split (as S2100KDataModule), then load or build the cache.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        super().setup(stage)
+        features = self._load_or_build()
+        from ..tasks.satclip import training_lonlat
+
+        lonlat = training_lonlat(self.dataset).numpy()
+        if stage in ('fit', 'validate'):
+            train = cast(Any, self.train_dataset).indices
+            self.train_dataset = CachedFeatureDataset(
+                features, lonlat, train, random_view=True
+            )
+            if self.val_dataset is not None:
+                val = cast(Any, self.val_dataset).indices
+                self.val_dataset = CachedFeatureDataset(features, lonlat, val)
+        if stage == 'predict':
+            self.predict_dataset = CachedFeatureDataset(features, lonlat)

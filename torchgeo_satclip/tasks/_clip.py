@@ -1,0 +1,276 @@
+"""Contrastive-loss building blocks of :class:`~torchgeo_satclip.tasks.SatCLIPTask`.
+
+Pure tensor functions, kept apart from the Lightning task so that tests (and
+other tasks) can call them directly: the symmetric CLIP loss with optional
+cross-device negatives, in-batch retrieval metrics, great-circle distances and
+a seeded spherical k-means for the geo-classification pretext task.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    'EARTH_RADIUS_KM',
+    'ClipOutput',
+    'clip_loss',
+    'gather_with_grad',
+    'great_circle_km',
+    'lonlat_to_unit',
+    'nearest_centroid',
+    'retrieval_metrics',
+    'spherical_kmeans',
+]
+
+#: Mean Earth radius (IUGG), in kilometres.
+EARTH_RADIUS_KM = 6371.0088
+
+
+class ClipOutput(NamedTuple):
+    """Result of :func:`clip_loss`.
+
+    Attributes:
+        loss: the symmetric cross-entropy, a scalar.
+        logits_image: ``(B, N)`` logits of the local images against all ``N``
+            locations (``N = B`` without gathering).
+        logits_location: ``(B, N)`` logits of the local locations against all
+            images.
+        offset: index of the first local sample among the ``N`` gathered ones.
+    """
+
+    loss: Tensor
+    logits_image: Tensor
+    logits_location: Tensor
+    offset: int
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(tensor: Tensor) -> tuple[Tensor, int]:
+    """All-gather a tensor across processes, keeping the autograd graph.
+
+    Uses ``torch.distributed.nn.functional.all_gather``, whose backward sums
+    the gradients of every process into each process's own slice. Every
+    process must pass a tensor of the same shape.
+
+    Args:
+        tensor: ``(B, ...)`` local tensor.
+
+    Returns:
+        The ``(world_size * B, ...)`` concatenation in rank order and the
+        offset of this process's slice in it. Without an initialised process
+        group of more than one process, the tensor itself and 0.
+    """
+    if not _distributed():
+        return tensor, 0
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(tensor.contiguous())  # type: ignore[no-untyped-call]
+    return torch.cat(parts, dim=0), dist.get_rank() * tensor.shape[0]
+
+
+def clip_loss(
+    image_embedding: Tensor,
+    location_embedding: Tensor,
+    logit_scale: Tensor,
+    gather: bool = False,
+) -> ClipOutput:
+    """SatCLIP's symmetric contrastive (CLIP) loss.
+
+    Both embeddings are L2-normalised; ``logits = exp(logit_scale) * img @ loc.T``
+    and the loss is the mean of the image-to-location and location-to-image
+    cross-entropies against the matching pairs.
+
+    With ``gather``, the normalised embeddings of every process are
+    all-gathered with gradients and each process computes the loss of its own
+    rows against all ``N`` columns (OpenCLIP's "local loss"): the mean of the
+    per-process losses equals the loss of one process on the concatenated
+    batch, and, with DDP's gradient averaging, so do the gradients, at
+    ``O(B N)`` instead of ``O(N^2)`` cost per process.
+
+    Args:
+        image_embedding: ``(B, D)`` image embeddings.
+        location_embedding: ``(B, D)`` location embeddings of the same samples.
+        logit_scale: scalar, the log of the inverse temperature.
+        gather: take negatives from every process (no-op without an
+            initialised process group of several processes).
+
+    Returns:
+        The loss, both logit matrices and the local offset.
+
+    Raises:
+        ValueError: if the two embeddings differ in shape.
+    """
+    if image_embedding.shape != location_embedding.shape:
+        raise ValueError(
+            f'image embeddings {tuple(image_embedding.shape)} and location '
+            f'embeddings {tuple(location_embedding.shape)} differ in shape'
+        )
+    image = F.normalize(image_embedding.float(), dim=-1)
+    location = F.normalize(location_embedding.float(), dim=-1)
+    if gather:
+        all_image, offset = gather_with_grad(image)
+        all_location, _ = gather_with_grad(location)
+    else:
+        all_image, all_location, offset = image, location, 0
+    scale = logit_scale.float().exp()
+    logits_image = scale * image @ all_location.T
+    logits_location = scale * location @ all_image.T
+    target = torch.arange(image.shape[0], device=image.device) + offset
+    loss = (
+        F.cross_entropy(logits_image, target) + F.cross_entropy(logits_location, target)
+    ) / 2
+    return ClipOutput(loss, logits_image, logits_location, offset)
+
+
+def great_circle_km(a: Tensor, b: Tensor) -> Tensor:
+    """Great-circle (haversine) distance between (lon, lat) points in degrees.
+
+    Args:
+        a: ``(..., 2)`` (longitude, latitude) in degrees.
+        b: ``(..., 2)`` (longitude, latitude) in degrees, broadcastable to ``a``.
+
+    Returns:
+        Distances in kilometres on a sphere of radius :data:`EARTH_RADIUS_KM`.
+    """
+    a = torch.deg2rad(a.double())
+    b = torch.deg2rad(b.double())
+    dlon = b[..., 0] - a[..., 0]
+    dlat = b[..., 1] - a[..., 1]
+    h = (
+        torch.sin(dlat / 2) ** 2
+        + torch.cos(a[..., 1]) * torch.cos(b[..., 1]) * torch.sin(dlon / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(h.clamp(0, 1)))
+
+
+def retrieval_metrics(
+    output: ClipOutput, lonlat: Tensor, all_lonlat: Tensor | None = None
+) -> dict[str, Tensor]:
+    """In-batch retrieval accuracy and the distance to the retrieved location.
+
+    Args:
+        output: the result of :func:`clip_loss`.
+        lonlat: ``(B, 2)`` true (lon, lat) of the local samples.
+        all_lonlat: ``(N, 2)`` (lon, lat) of all gathered samples (default:
+            ``lonlat``, for an ungathered loss).
+
+    Returns:
+        ``i2l_top1``, ``i2l_top5``, ``l2i_top1``, ``l2i_top5`` (fractions of
+        local rows whose match is among the top 1 or 5 of the ``N``
+        candidates; top 5 becomes top ``N`` for batches under 5) and
+        ``median_km``, the median great-circle distance between each image's
+        true location and the location it retrieves first.
+    """
+    candidates = all_lonlat if all_lonlat is not None else lonlat
+    rows, columns = output.logits_image.shape
+    target = torch.arange(rows, device=lonlat.device) + output.offset
+    k = min(5, columns)
+    metrics: dict[str, Tensor] = {}
+    retrieved = output.logits_image.new_empty(0, dtype=torch.long)
+    for name, logits in (('i2l', output.logits_image), ('l2i', output.logits_location)):
+        top = logits.detach().topk(k, dim=1).indices
+        hits = top == target[:, None]
+        metrics[f'{name}_top1'] = hits[:, 0].float().mean()
+        metrics[f'{name}_top5'] = hits.any(dim=1).float().mean()
+        if name == 'i2l':
+            retrieved = top[:, 0]
+    distance = great_circle_km(lonlat.to(candidates.dtype), candidates[retrieved])
+    metrics['median_km'] = distance.median().float()
+    return metrics
+
+
+def lonlat_to_unit(lonlat: Tensor) -> Tensor:
+    """Unit vectors on the sphere of (lon, lat) points in degrees.
+
+    Args:
+        lonlat: ``(N, 2)`` (longitude, latitude) in degrees.
+
+    Returns:
+        ``(N, 3)`` float64 unit vectors.
+    """
+    lon, lat = torch.deg2rad(lonlat.double()).unbind(-1)
+    return torch.stack(
+        [
+            torch.cos(lat) * torch.cos(lon),
+            torch.cos(lat) * torch.sin(lon),
+            torch.sin(lat),
+        ],
+        dim=-1,
+    )
+
+
+def nearest_centroid(lonlat: Tensor, centroids: Tensor) -> Tensor:
+    """Index of the nearest (largest cosine) unit-vector centroid of each point.
+
+    Args:
+        lonlat: ``(N, 2)`` (longitude, latitude) in degrees.
+        centroids: ``(K, 3)`` unit vectors.
+
+    Returns:
+        ``(N,)`` long tensor of cluster indices.
+    """
+    return (lonlat_to_unit(lonlat) @ centroids.double().T).argmax(dim=1)
+
+
+def spherical_kmeans(
+    lonlat: Tensor, k: int, iterations: int = 50, seed: int = 0
+) -> Tensor:
+    """Seeded spherical k-means of (lon, lat) points (cosine distance).
+
+    Clusters the points' unit vectors (so clusters wrap across the
+    antimeridian and shrink towards the poles correctly). Initialised with
+    k-means++ from a ``torch.Generator`` seeded with ``seed``, then Lloyd
+    iterations until the assignment stops changing; an empty cluster is
+    re-seeded with the point farthest from its centroid. The same points and
+    seed give the same centroids on every machine.
+
+    Args:
+        lonlat: ``(N, 2)`` (longitude, latitude) in degrees, ``N >= k``.
+        k: number of clusters.
+        iterations: maximum Lloyd iterations.
+        seed: seed of the initialisation.
+
+    Returns:
+        ``(k, 3)`` float64 unit-vector centroids.
+
+    Raises:
+        ValueError: if ``k`` is not positive or exceeds the number of points.
+    """
+    points = lonlat_to_unit(lonlat.detach().cpu())
+    n = points.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f'k must be in [1, {n}] (the number of points), not {k}')
+    generator = torch.Generator().manual_seed(seed)
+    first = int(torch.randint(n, (1,), generator=generator))
+    chosen = [first]
+    closest = 1 - points @ points[first]
+    for _ in range(1, k):
+        weights = closest.clamp(min=0)
+        if float(weights.sum()) <= 0:
+            weights = torch.ones(n, dtype=points.dtype)
+        index = int(torch.multinomial(weights, 1, generator=generator))
+        chosen.append(index)
+        closest = torch.minimum(closest, 1 - points @ points[index])
+    centroids = points[chosen].clone()
+    assignment = torch.full((n,), -1, dtype=torch.long)
+    for _ in range(iterations):
+        similarity = points @ centroids.T
+        new_assignment = similarity.argmax(dim=1)
+        if torch.equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
+        sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
+        counts = torch.bincount(assignment, minlength=k)
+        for cluster in torch.nonzero(counts == 0).flatten().tolist():
+            far = int(similarity.max(dim=1).values.argmin())
+            sums[cluster] = points[far]
+            similarity[far] = float('inf')
+        norms = sums.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        centroids = sums / norms
+    return centroids

@@ -1,0 +1,649 @@
+"""SatCLIP contrastive pretraining as a TorchGeo task.
+
+:class:`SatCLIPTask` trains an image encoder (any timm model, TorchGeo
+weights) and a SatCLIP location encoder so that an image and the place it was
+taken embed close together (Klemmer et al., AAAI 2025)::
+
+    image -> timm backbone (pooled features) -> linear projection ─┐
+    (lon, lat) -> location encoder (positional encoding + network) ┴-> CLIP loss
+
+Run it with ``torchgeo fit --config configs/satclip_resnet18_l10.yaml``. The
+checkpoint keys are ``model.*`` (the timm backbone, as TorchGeo's own tasks,
+so ``extract_backbone`` and ``weights=<ckpt>`` of TorchGeo's tasks read it),
+``projection.*``, ``location_encoder.nnet.*`` and ``logit_scale``;
+:func:`~torchgeo_satclip.models.load_location_encoder` loads the location
+encoder of a ``.ckpt`` directly, and :func:`export_official_checkpoint` writes
+the layout of the released SatCLIP checkpoints.
+
+Batches are dicts with ``point`` ((B, 2) lon/lat in degrees) and either
+``image`` (B, C, H, W) or ``features`` ((B, F) pooled backbone features, from
+:class:`~torchgeo_satclip.datamodules.CachedFeatureDataModule`): with a frozen
+backbone the two give the same loss, and features skip the backbone entirely.
+"""
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import lightning.pytorch.utilities.types
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+from torchvision.models._api import WeightsEnum
+
+from .._compat import BaseTask, load_backbone_state_dict
+from ..models import LocationEncoder, load_location_encoder, save_official_checkpoint
+from ..models.weights import CheckpointError, _official_hyper_parameters
+from ..transforms.location import get_location_encoder
+from ._clip import (
+    clip_loss,
+    gather_with_grad,
+    nearest_centroid,
+    retrieval_metrics,
+    spherical_kmeans,
+)
+
+__all__ = ['SatCLIPTask', 'export_official_checkpoint', 'training_lonlat']
+
+_DTYPES = {'float32': torch.float32, 'float64': torch.float64}
+
+
+def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
+    """State dict of an image backbone from an enum, a name or a checkpoint file.
+
+    A file may be a TorchGeo task checkpoint (``model.*`` keys, or
+    ``model.backbone.model.*``), a SatCLIP checkpoint (``model.visual.*``,
+    official or exported), a SatCLIPTask checkpoint (``model.*``), or a plain
+    state dict; it is read with ``weights_only=True``.
+    """
+    if isinstance(weights, WeightsEnum):
+        return cast(dict[str, Tensor], weights.get_state_dict(progress=True))
+    if os.path.exists(weights):
+        loaded = torch.load(weights, map_location='cpu', weights_only=True)
+        state = loaded.get('state_dict', loaded)
+        for prefix in ('model.visual.', 'model.backbone.model.', 'model.'):
+            found = {
+                key[len(prefix) :]: value
+                for key, value in state.items()
+                if key.startswith(prefix)
+            }
+            if found:
+                return found
+        return dict(state)
+    from torchgeo.models import get_weight
+
+    return cast(dict[str, Tensor], get_weight(weights).get_state_dict(progress=True))
+
+
+def training_lonlat(dataset: Any) -> Tensor:
+    """The (lon, lat) of every sample of a dataset, without reading images.
+
+    Reads a ``lonlat`` or ``points`` array (this package's datasets), an
+    ``index`` frame with ``lon``/``lat`` (TorchGeo's ``S2100k``), follows
+    ``torch.utils.data.Subset`` indices, and otherwise iterates over the
+    samples' ``point``.
+
+    Args:
+        dataset: a map-style dataset.
+
+    Returns:
+        ``(N, 2)`` float64 (lon, lat) in degrees.
+    """
+    indices = getattr(dataset, 'indices', None)
+    inner = getattr(dataset, 'dataset', None)
+    if indices is not None and inner is not None:
+        return training_lonlat(inner)[torch.as_tensor(list(indices))]
+    for name in ('lonlat', 'points'):
+        values = getattr(dataset, name, None)
+        if values is not None:
+            return torch.as_tensor(values, dtype=torch.float64).reshape(-1, 2)
+    index = getattr(dataset, 'index', None)
+    if index is not None and hasattr(index, 'columns') and 'lon' in index.columns:
+        return torch.as_tensor(index[['lon', 'lat']].to_numpy(), dtype=torch.float64)
+    points = [torch.as_tensor(dataset[i]['point']) for i in range(len(dataset))]
+    return torch.stack(points).double()
+
+
+class SatCLIPTask(BaseTask):  # type: ignore[misc]
+    """SatCLIP: contrastive pretraining of a location encoder on satellite images.
+
+    Faithful to the original recipe by default (symmetric CLIP loss with a
+    learnable logit scale initialised to ln(1/0.07) and never clamped, AdamW
+    with weight decay on matrices only, no scheduler), with options the
+    original lacks: negatives gathered from every device, warmup and cosine
+    decay, a clamp of the logit scale, and the geo-classification pretext task
+    of Geography-Aware SSL (Ayush et al., ICCV 2021).
+
+    A frozen backbone is kept in eval mode (batch-norm running statistics, no
+    dropout), which is what makes cached features exact; the original freezes
+    the weights but leaves the module in training mode.
+
+    If you use this task, please cite https://doi.org/10.1609/aaai.v39i4.32457.
+    """
+
+    ignore: Sequence[str] | str | None = ('weights', 'location_weights')
+    monitor = 'val_loss'
+
+    #: Unit-vector centroids of the geo-classification pseudo-classes.
+    geo_centroids: Tensor
+
+    def __init__(
+        self,
+        model: str = 'resnet18',
+        weights: WeightsEnum | str | None = None,
+        in_channels: int = 13,
+        freeze_backbone: bool = False,
+        embed_dim: int = 256,
+        location_weights: WeightsEnum | str | None = None,
+        positional_encoding: str = 'sphericalharmonics',
+        location_network: str = 'siren',
+        legendre_polys: int = 10,
+        capacity: int = 512,
+        num_hidden_layers: int = 2,
+        location_dropout: float = 0.5,
+        positional_encoding_kwargs: dict[str, Any] | None = None,
+        location_dtype: Literal['float32', 'float64'] = 'float64',
+        validate_locations: bool = True,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        scheduler: Literal['none', 'cosine'] = 'none',
+        warmup_steps: int = 0,
+        min_lr: float = 0.0,
+        temperature: float = 0.07,
+        logit_scale_max: float | None = None,
+        gather_distributed: bool = False,
+        geo_classes: int = 0,
+        geo_loss_weight: float = 0.0,
+        geo_kmeans_seed: int = 0,
+        image_resolution: int = 224,
+    ) -> None:
+        """Initialize a new SatCLIPTask instance.
+
+        Args:
+            model: timm name of the image backbone (``resnet18``, ``resnet50``,
+                ``vit_small_patch16_224`` in the released recipes).
+            weights: backbone weights: a TorchGeo ``WeightsEnum`` member (for
+                example ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), its name, a
+                checkpoint path (TorchGeo task, SatCLIP or SatCLIPTask
+                checkpoint, or a state dict), or None for random weights.
+            in_channels: image channels (13: SSL4EO-S12 layout).
+            freeze_backbone: train only the projection (the released recipe);
+                the backbone is then kept in eval mode.
+            embed_dim: size of both embeddings.
+            location_weights: initialise the location encoder from anything
+                :func:`~torchgeo_satclip.models.load_location_encoder` accepts
+                (path, ``SatCLIPWeights`` member or name); its architecture then
+                overrides the arguments below.
+            positional_encoding: positional encoding name
+                (``'sphericalharmonics'``, ``'rff'``, ``'spherec'``, ...).
+            location_network: network name (``'siren'``, ``'fcnet'``,
+                ``'mlp'``, ``'linear'``).
+            legendre_polys: spherical-harmonic degrees L (10 or 40 released).
+            capacity: hidden width of the location network.
+            num_hidden_layers: hidden layers of the location network.
+            location_dropout: dropout of the location network in training.
+            positional_encoding_kwargs: further arguments of the positional
+                encoding (e.g. ``sigmas``/``encoded_size``/``seed`` for
+                ``'rff'``, ``frequency_num``/``min_radius``/``max_radius``).
+            location_dtype: parameter dtype of the location encoder (float64
+                as the original; float32 is much faster on GPUs).
+            validate_locations: check the (lon, lat) of every batch (one host
+                synchronisation per step).
+            lr: learning rate of AdamW.
+            weight_decay: weight decay of matrices (0 for biases, other 1-D
+                parameters and the logit scale).
+            scheduler: ``'none'`` (the original) or ``'cosine'`` decay to
+                *min_lr* over the run, per optimiser step.
+            warmup_steps: linear warmup optimiser steps (with either scheduler).
+            min_lr: final learning rate of the cosine schedule.
+            temperature: initial temperature; ``logit_scale = ln(1 / temperature)``.
+            logit_scale_max: clamp ``exp(logit_scale)`` at this value (CLIP
+                uses 100); None never clamps (the original).
+            gather_distributed: all-gather embeddings across devices so that
+                negatives come from the global batch (the original uses only
+                the local micro-batch).
+            geo_classes: K of the geo-classification pretext task: k-means of
+                the training locations into K pseudo-classes predicted from the
+                image embedding (0: off).
+            geo_loss_weight: weight lambda of the geo-classification loss.
+            geo_kmeans_seed: seed of the k-means.
+            image_resolution: input size recorded by
+                :func:`export_official_checkpoint` (224 in the released models).
+
+        Raises:
+            ValueError: on an invalid argument.
+        """
+        if location_dtype not in _DTYPES:
+            raise ValueError(
+                f'location_dtype must be float32 or float64, not {location_dtype!r}'
+            )
+        if temperature <= 0:
+            raise ValueError(f'temperature must be positive, not {temperature}')
+        if geo_classes < 0 or geo_loss_weight < 0:
+            raise ValueError('geo_classes and geo_loss_weight must be >= 0')
+        if geo_loss_weight > 0 and geo_classes < 1:
+            raise ValueError('geo_loss_weight > 0 needs geo_classes >= 1')
+        self.weights = weights
+        self.location_weights = location_weights
+        super().__init__()
+
+    # ------------------------------------------------------------------ models
+    def configure_models(self) -> None:
+        """Build the backbone, projection, location encoder and logit scale."""
+        hp = self.hparams
+        self.model: nn.Module = timm.create_model(
+            hp['model'], in_chans=hp['in_channels'], num_classes=0
+        )
+        if self.weights:
+            state_dict = _backbone_state_dict(self.weights)
+            load_backbone_state_dict(self.model, state_dict)
+        num_features = int(cast(Any, self.model).num_features)
+        self.projection = nn.Linear(num_features, hp['embed_dim'])
+        if hp['freeze_backbone']:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+        self.location_encoder: LocationEncoder = self._build_location_encoder()
+        self.location_encoder.validate = hp['validate_locations']
+        if self.location_encoder.embed_dim != hp['embed_dim']:
+            raise ValueError(
+                f'the location encoder embeds to {self.location_encoder.embed_dim} '
+                f'dimensions but embed_dim is {hp["embed_dim"]}'
+            )
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / hp['temperature'])))
+
+        self.geo_head: nn.Linear | None = None
+        if hp['geo_classes'] > 0:
+            self.geo_head = nn.Linear(hp['embed_dim'], hp['geo_classes'])
+            self.register_buffer(
+                'geo_centroids', torch.zeros(hp['geo_classes'], 3, dtype=torch.float64)
+            )
+
+    def _build_location_encoder(self) -> LocationEncoder:
+        hp = self.hparams
+        dtype = _DTYPES[hp['location_dtype']]
+        if self.location_weights is not None:
+            encoder = get_location_encoder(self.location_weights, dtype=dtype)
+            # Record the loaded architecture, so that the checkpoint rebuilds it.
+            found = _official_hyper_parameters(encoder)
+            hp['positional_encoding'] = found['le_type']
+            hp['location_network'] = found['pe_type']
+            for key in ('legendre_polys', 'capacity', 'num_hidden_layers'):
+                if found.get(key) is not None:
+                    hp[key] = found[key]
+            return encoder
+        return get_location_encoder(
+            None,
+            dtype=dtype,
+            positional_encoding=hp['positional_encoding'],
+            network=hp['location_network'],
+            legendre_polys=hp['legendre_polys'],
+            embed_dim=hp['embed_dim'],
+            capacity=hp['capacity'],
+            num_hidden_layers=hp['num_hidden_layers'],
+            dropout=hp['location_dropout'],
+            **dict(hp['positional_encoding_kwargs'] or {}),
+        )
+
+    def train(self, mode: bool = True) -> 'SatCLIPTask':
+        """Set training mode, keeping a frozen backbone in eval mode.
+
+        Args:
+            mode: training (True) or evaluation (False) mode.
+
+        Returns:
+            self.
+        """
+        super().train(mode)
+        if self.hparams['freeze_backbone']:
+            self.model.eval()
+        return self
+
+    # ----------------------------------------------------------------- forward
+    def image_features(self, image: Tensor) -> Tensor:
+        """Pooled backbone features (no gradient through a frozen backbone).
+
+        Args:
+            image: ``(B, C, H, W)`` images.
+
+        Returns:
+            ``(B, num_features)`` features.
+        """
+        if self.hparams['freeze_backbone']:
+            with torch.no_grad():
+                return cast(Tensor, self.model(image))
+        return cast(Tensor, self.model(image))
+
+    def encode_image(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Image embeddings of a batch (from ``features`` if present, else ``image``).
+
+        Args:
+            batch: a batch with ``image`` or cached ``features``.
+
+        Returns:
+            ``(B, embed_dim)`` embeddings, not normalised.
+
+        Raises:
+            KeyError: if the batch has neither key.
+        """
+        if 'features' in batch:
+            features = batch['features'].to(self.projection.weight.dtype)
+        elif 'image' in batch:
+            features = self.image_features(batch['image'])
+        else:
+            raise KeyError("a SatCLIP batch needs 'image' or 'features'")
+        return cast(Tensor, self.projection(features))
+
+    def encode_location(self, lonlat: Tensor) -> Tensor:
+        """Location embeddings in float32.
+
+        Args:
+            lonlat: ``(B, 2)`` (longitude, latitude) in degrees.
+
+        Returns:
+            ``(B, embed_dim)`` embeddings, not normalised.
+        """
+        return cast(Tensor, self.location_encoder(lonlat)).float()
+
+    def forward(self, image: Tensor, lonlat: Tensor) -> tuple[Tensor, Tensor]:
+        """Embed images and locations.
+
+        Args:
+            image: ``(B, C, H, W)`` images.
+            lonlat: ``(B, 2)`` (longitude, latitude) in degrees.
+
+        Returns:
+            Image and location embeddings, ``(B, embed_dim)`` each.
+        """
+        return self.encode_image({'image': image}), self.encode_location(lonlat)
+
+    def current_logit_scale(self) -> Tensor:
+        """The logit scale (log inverse temperature), clamped if configured.
+
+        Returns:
+            A scalar tensor.
+        """
+        maximum = self.hparams['logit_scale_max']
+        if maximum is None:
+            return self.logit_scale
+        return self.logit_scale.clamp(max=math.log(maximum))
+
+    # ------------------------------------------------------------------ losses
+    def compute_loss(
+        self, batch: Mapping[str, Tensor], gather: bool = False
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss and metrics of a batch.
+
+        Args:
+            batch: ``point`` and ``image`` or ``features``.
+            gather: take negatives from every process.
+
+        Returns:
+            The total loss and a dict of detached metrics (``clip_loss``,
+            retrieval accuracies, ``median_km``, ``geo_loss`` when enabled).
+        """
+        lonlat = batch['point']
+        image_embedding = self.encode_image(batch)
+        output = clip_loss(
+            image_embedding,
+            self.encode_location(lonlat),
+            self.current_logit_scale(),
+            gather=gather,
+        )
+        all_lonlat = lonlat
+        if output.logits_image.shape[1] != lonlat.shape[0]:  # gathered
+            all_lonlat, _ = gather_with_grad(lonlat.detach())
+        metrics = retrieval_metrics(output, lonlat.detach(), all_lonlat)
+        loss = output.loss
+        metrics['clip_loss'] = output.loss.detach()
+        if self.geo_head is not None:
+            target = nearest_centroid(lonlat.detach(), self.geo_centroids)
+            geo_loss = F.cross_entropy(
+                self.geo_head(image_embedding), target.to(lonlat.device)
+            )
+            metrics['geo_loss'] = geo_loss.detach()
+            loss = loss + self.hparams['geo_loss_weight'] * geo_loss
+        return loss, metrics
+
+    def _log_step(
+        self, stage: str, loss: Tensor, metrics: Mapping[str, Tensor], batch_size: int
+    ) -> None:
+        sync = stage != 'train'
+        self.log(
+            f'{stage}_loss',
+            loss.detach(),
+            batch_size=batch_size,
+            sync_dist=sync,
+            prog_bar=True,
+        )
+        for name, value in metrics.items():
+            self.log(f'{stage}_{name}', value, batch_size=batch_size, sync_dist=sync)
+        if stage == 'train':
+            self.log(
+                'logit_scale',
+                self.current_logit_scale().detach().exp(),
+                batch_size=batch_size,
+            )
+
+    # ------------------------------------------------------------------- steps
+    def setup(self, stage: str) -> None:
+        """Fit the geo-classification k-means on the training locations.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        if self.geo_head is None or stage != 'fit':
+            return
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        dataset = getattr(datamodule, 'train_dataset', None)
+        if dataset is None:
+            raise ValueError('geo_classes > 0 needs a datamodule with a train_dataset')
+        centroids = spherical_kmeans(
+            training_lonlat(dataset),
+            self.hparams['geo_classes'],
+            seed=self.hparams['geo_kmeans_seed'],
+        )
+        self.geo_centroids.copy_(centroids)
+
+    def training_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the training loss.
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: integer displaying index of this batch.
+            dataloader_idx: index of the current dataloader.
+
+        Returns:
+            The loss tensor.
+        """
+        loss, metrics = self.compute_loss(
+            batch, gather=self.hparams['gather_distributed']
+        )
+        self._log_step('train', loss, metrics, batch['point'].shape[0])
+        return loss
+
+    def validation_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Compute the validation loss and metrics (local batch negatives).
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: integer displaying index of this batch.
+            dataloader_idx: index of the current dataloader.
+        """
+        loss, metrics = self.compute_loss(batch)
+        self._log_step('val', loss, metrics, batch['point'].shape[0])
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Compute the test loss and metrics (local batch negatives).
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: integer displaying index of this batch.
+            dataloader_idx: index of the current dataloader.
+        """
+        loss, metrics = self.compute_loss(batch)
+        self._log_step('test', loss, metrics, batch['point'].shape[0])
+
+    def predict_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Embed the batch's locations (and images, when the batch has them).
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: integer displaying index of this batch.
+            dataloader_idx: index of the current dataloader.
+
+        Returns:
+            ``location_embedding`` (and ``image_embedding``) of shape
+            ``(B, embed_dim)``, not normalised, and the ``point``.
+        """
+        out = {
+            'point': batch['point'],
+            'location_embedding': self.encode_location(batch['point']),
+        }
+        if 'image' in batch or 'features' in batch:
+            out['image_embedding'] = self.encode_image(batch)
+        return out
+
+    # -------------------------------------------------------------- optimiser
+    def configure_optimizers(
+        self,
+    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
+        """AdamW with SatCLIP's weight-decay groups, optional warmup and cosine.
+
+        Returns:
+            The optimiser, and the scheduler (stepped per optimiser step) if
+            one is configured.
+        """
+        hp = self.hparams
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            if param.ndim < 2 or name.endswith('bias') or name == 'logit_scale':
+                no_decay.append(param)
+            else:
+                decay.append(param)
+        optimizer = AdamW(
+            [
+                {'params': decay, 'weight_decay': hp['weight_decay']},
+                {'params': no_decay, 'weight_decay': 0.0},
+            ],
+            lr=hp['lr'],
+        )
+        warmup = int(hp['warmup_steps'])
+        if hp['scheduler'] == 'none' and warmup == 0:
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        cosine = hp['scheduler'] == 'cosine'
+        floor = hp['min_lr'] / hp['lr'] if hp['lr'] else 0.0
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not cosine:
+                return 1.0
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = LambdaLR(optimizer, factor)
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        }
+
+
+def _classifier_name(model: str) -> str:
+    """Timm's name of the classifier of ``model`` (``fc``, ``head``, ...)."""
+    try:
+        cfg = timm.get_pretrained_cfg(model)
+    except Exception:  # unknown to timm: the ResNet convention
+        cfg = None
+    name = getattr(cfg, 'classifier', None) if cfg is not None else None
+    return str(name) if name else 'fc'
+
+
+def export_official_checkpoint(
+    task_or_ckpt: SatCLIPTask | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write a SatCLIPTask in the layout of the released SatCLIP checkpoints.
+
+    The location network goes to ``model.location.nnet.*`` and ``model.nnet.*``
+    (float64), the image encoder to ``model.visual.*`` with the projection as
+    timm's classifier (``model.visual.fc.*`` for ResNets, ``model.visual.head.*``
+    for ViTs: SatCLIP's visual encoder is the timm model with
+    ``num_classes=embed_dim``), the logit scale to ``model.logit_scale``, and
+    ``hyper_parameters`` uses the original's key names (``embed_dim``,
+    ``image_resolution``, ``vision_layers``, ``vision_width``,
+    ``vision_patch_size``, ``in_channels``, ``le_type``, ``pe_type``,
+    ``legendre_polys``, ``capacity``, ``num_hidden_layers``, ...).
+
+    Args:
+        task_or_ckpt: a task, or the path of a SatCLIPTask Lightning
+            checkpoint (read with ``weights_only=True``; no timm model is
+            built).
+        path: destination file (written atomically).
+
+    Returns:
+        The path written.
+
+    Raises:
+        CheckpointError: if a checkpoint file is not a SatCLIPTask checkpoint.
+    """
+    if isinstance(task_or_ckpt, SatCLIPTask):
+        state = {k: v.detach() for k, v in task_or_ckpt.state_dict().items()}
+        hparams: dict[str, Any] = dict(task_or_ckpt.hparams)
+        encoder = task_or_ckpt.location_encoder
+    else:
+        checkpoint = torch.load(task_or_ckpt, map_location='cpu', weights_only=True)
+        state = dict(checkpoint.get('state_dict', {}))
+        hparams = dict(checkpoint.get('hyper_parameters', {}))
+        if 'projection.weight' not in state or 'logit_scale' not in state:
+            raise CheckpointError(
+                f'{task_or_ckpt}: not a SatCLIPTask checkpoint (no projection.weight '
+                'or logit_scale)'
+            )
+        encoder = load_location_encoder(checkpoint)
+    model_name = str(hparams.get('model', 'resnet18'))
+    classifier = _classifier_name(model_name)
+    extra: dict[str, Tensor] = {
+        'model.visual.' + key[len('model.') :]: value.cpu()
+        for key, value in state.items()
+        if key.startswith('model.')
+    }
+    extra[f'model.visual.{classifier}.weight'] = state['projection.weight'].cpu()
+    extra[f'model.visual.{classifier}.bias'] = state['projection.bias'].cpu()
+    extra['model.logit_scale'] = state['logit_scale'].cpu()
+    patch = re.search(r'patch(\d+)', model_name)
+    official: dict[str, Any] = {
+        'embed_dim': encoder.embed_dim,
+        'image_resolution': hparams.get('image_resolution', 224),
+        'vision_layers': model_name,
+        'vision_width': int(state['projection.weight'].shape[1]),
+        'vision_patch_size': int(patch.group(1)) if patch else None,
+        'in_channels': hparams.get('in_channels', 13),
+        'learning_rate': hparams.get('lr', 1e-4),
+        'weight_decay': hparams.get('weight_decay', 0.01),
+    }
+    posenc_kwargs = dict(hparams.get('positional_encoding_kwargs') or {})
+    if posenc_kwargs:  # not an official key: lets load_location_encoder rebuild it
+        official['positional_encoding_kwargs'] = posenc_kwargs
+    found = _official_hyper_parameters(encoder)
+    if found.get('legendre_polys') is not None:
+        official['sh_embedding_dims'] = int(found['legendre_polys']) ** 2
+    return save_official_checkpoint(
+        encoder, path, hyper_parameters=official, extra_state=extra
+    )
