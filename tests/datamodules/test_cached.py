@@ -1,0 +1,195 @@
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from torchgeo_satclip.datamodules import (
+    CachedFeatureDataModule,
+    CachedFeatureDataset,
+    S2100KDataModule,
+    build_feature_cache,
+    dihedral_view,
+)
+from torchgeo_satclip.tasks import SatCLIPTask
+
+from ..tasks.test_satclip import create_model
+
+DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
+
+
+@pytest.fixture(autouse=True)
+def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timm, 'create_model', create_model)
+
+
+def frozen_task(**kwargs: Any) -> SatCLIPTask:
+    torch.manual_seed(0)
+    return SatCLIPTask(
+        freeze_backbone=True,
+        embed_dim=8,
+        legendre_polys=4,
+        capacity=16,
+        location_dropout=0.0,
+        **kwargs,
+    )
+
+
+def cached(tmp_path: Path, task: SatCLIPTask, **kwargs: Any) -> CachedFeatureDataModule:
+    args: dict[str, Any] = {
+        'batch_size': 3,
+        'crop_size': None,
+        'jitter': 0.0,
+        'cache_dir': str(tmp_path / 'cache'),
+        'cache_dtype': 'float32',
+        'root': str(DATA),
+    }
+    args.update(kwargs)
+    dm = CachedFeatureDataModule(**args)
+    dm.feature_extractor = task
+    return dm
+
+
+@pytest.mark.parametrize(('dtype', 'tol'), [('float32', 1e-6), ('float16', 2e-3)])
+def test_cached_and_uncached_loss_agree(tmp_path: Path, dtype: str, tol: float) -> None:
+    task = frozen_task()
+    task.train()  # training mode: the frozen backbone still runs in eval mode
+    uncached = S2100KDataModule(
+        batch_size=3,
+        crop_size=None,
+        flips=False,
+        blur=False,
+        jitter=0.0,
+        root=str(DATA),
+    )
+    uncached.setup('fit')
+    dm = cached(tmp_path, task, cache_dtype=dtype)
+    dm.setup('fit')
+    assert isinstance(dm.train_dataset, CachedFeatureDataset)
+    indices = [0, 1, 2]
+    images = [uncached.train_dataset[i] for i in indices]  # type: ignore[index]
+    batch = {
+        'image': torch.stack([s['image'] for s in images]),
+        'point': torch.stack([s['point'] for s in images]),
+    }
+    batch = uncached.train_aug(batch)
+    features = dm.train_dataset.__getitems__(indices)
+    feature_batch = {
+        'features': torch.stack([s['features'] for s in features]),
+        'point': torch.stack([s['point'] for s in features]),
+    }
+    feature_batch = dm.train_aug(feature_batch)
+    torch.testing.assert_close(feature_batch['point'], batch['point'])
+    torch.manual_seed(1)
+    loss_images, _ = task.compute_loss(batch)
+    torch.manual_seed(1)
+    loss_features, _ = task.compute_loss(feature_batch)
+    assert loss_features.item() == pytest.approx(loss_images.item(), abs=tol)
+    # and the gradients reach the same parameters
+    loss_features.backward()
+    assert task.projection.weight.grad is not None
+    assert all(p.grad is None for p in task.model.parameters())
+
+
+def test_cache_reused_and_keyed_by_weights(tmp_path: Path) -> None:
+    task = frozen_task()
+    dm = cached(tmp_path, task)
+    dm.setup('fit')
+    path = dm.cache_path
+    assert path is not None
+    assert path.exists()
+    assert path.with_suffix('.json').exists()
+    mtime = path.stat().st_mtime_ns
+    again = cached(tmp_path, task)
+    again.setup('fit')
+    assert again.cache_path == path
+    assert path.stat().st_mtime_ns == mtime  # not rebuilt
+    with torch.no_grad():
+        next(task.model.parameters()).add_(1.0)
+    other = cached(tmp_path, task)
+    other.setup('fit')
+    assert other.cache_path != path
+    assert not list((tmp_path / 'cache').glob('.*.tmp'))  # no leftovers
+
+
+def test_views_and_shapes(tmp_path: Path) -> None:
+    task = frozen_task()
+    dm = cached(tmp_path, task, views=8, cache_dtype='float16')
+    dm.setup('fit')
+    features = np.load(dm.cache_path)  # type: ignore[arg-type]
+    assert features.dtype == np.float16
+    assert features.shape == (8, 8, 4)  # samples, views, backbone features
+    # view 0 is the plain image, the others its flips and rotations
+    assert not np.allclose(features[:, 0], features[:, 1])
+    dm.setup('predict')
+    sample = dm.predict_dataset[0]  # type: ignore[index]
+    np.testing.assert_allclose(sample['features'].numpy(), features[0, 0])
+    train = dm.train_dataset
+    assert isinstance(train, CachedFeatureDataset)
+    assert train.lonlat.shape == (len(train), 2)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch['features'].shape == (3, 4)
+    assert batch['point'].shape == (3, 2)
+
+
+def test_dihedral_views() -> None:
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    views = [dihedral_view(image, v) for v in range(8)]
+    assert torch.equal(views[0], image)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    with pytest.raises(ValueError, match='view'):
+        dihedral_view(image, 8)
+
+
+def test_build_feature_cache_atomic(tmp_path: Path) -> None:
+    class Boom(RuntimeError):
+        pass
+
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(4)]
+    calls = 0
+
+    def extractor(x: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise Boom
+        return x.mean(dim=(2, 3))
+
+    path = tmp_path / 'f.npy'
+    with pytest.raises(Boom):
+        build_feature_cache(dataset, extractor, path, batch_size=2)  # type: ignore[arg-type]
+    assert not path.exists()
+    assert not list(tmp_path.iterdir())
+    build_feature_cache(
+        dataset,  # type: ignore[arg-type]
+        lambda x: x.mean(dim=(2, 3)),
+        path,
+        batch_size=3,
+        views=2,
+        dtype='float32',
+    )
+    out = np.load(path)
+    assert out.shape == (4, 2, 2)
+    expected = torch.stack([d['image'].mean(dim=(1, 2)) for d in dataset]).numpy()
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-6)
+
+
+def test_needs_frozen_backbone(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    task = SatCLIPTask(embed_dim=8, legendre_polys=4, capacity=16)
+    dm = cached(tmp_path, task)
+    with pytest.raises(ValueError, match='frozen backbone'):
+        dm.setup('fit')
+    dm = cached(tmp_path, task)
+    dm.feature_extractor = None
+    with pytest.raises(RuntimeError, match='SatCLIPTask'):
+        dm.setup('fit')
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError, match='views'):
+        CachedFeatureDataModule(views=9, root=str(DATA))
+    with pytest.raises(ValueError, match='cache_dtype'):
+        CachedFeatureDataModule(cache_dtype='int8', root=str(DATA))  # type: ignore[arg-type]
