@@ -7,6 +7,7 @@ the tests call directly. Subcommands:
   location encoder.
 * ``probe``: probe location features on tasks with real labels.
 * ``pack``: convert S2-100K GeoTIFFs once to the fast packed layout.
+* ``build``: build an S2-100K-style dataset from the Planetary Computer.
 """
 
 import argparse
@@ -232,6 +233,169 @@ def _run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build(
+    subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]',
+) -> None:
+    parser = subparsers.add_parser(
+        'build',
+        help='build an S2-100K-style dataset from the Planetary Computer',
+        description=(
+            'Sample points uniformly on land (or in a GeoJSON region), find the '
+            'least cloudy Sentinel-2 L2A scene over each on the Planetary '
+            'Computer STAC API and cut a 12-band patch at 10 m around it with '
+            'windowed reads. Writes ROOT/index.csv and ROOT/images/ (the S2-100K '
+            'layout). Concurrent, retries transient errors, resumable: re-run the '
+            'same command after an interruption (or with a larger --num-samples '
+            'to extend the dataset). Exit status 1 if fewer patches than asked '
+            'for were made.'
+        ),
+    )
+    parser.add_argument('root', help='output directory')
+    parser.add_argument(
+        '--num-samples', type=int, required=True, help='number of patches wanted'
+    )
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the points (default: 0)'
+    )
+    parser.add_argument(
+        '--start',
+        default='2021-01-01',
+        help='first date, ISO 8601 (default: 2021-01-01)',
+    )
+    parser.add_argument(
+        '--end', default='2023-05-17', help='last date, ISO 8601 (default: 2023-05-17)'
+    )
+    parser.add_argument(
+        '--max-cloud-cover',
+        type=float,
+        default=20.0,
+        help='keep scenes with eo:cloud_cover below this, in %% (default: 20)',
+    )
+    parser.add_argument(
+        '--region', default=None, help='GeoJSON file: sample only inside its polygons'
+    )
+    parser.add_argument(
+        '--include-water',
+        action='store_true',
+        help='do not restrict the points to land (global-land-mask)',
+    )
+    parser.add_argument(
+        '--size', type=int, default=256, help='patch side in 10 m pixels (default: 256)'
+    )
+    parser.add_argument(
+        '--max-nodata',
+        type=float,
+        default=0.1,
+        help='reject patches with more nodata than this fraction (default: 0.1)',
+    )
+    parser.add_argument(
+        '--items-per-point',
+        type=int,
+        default=1,
+        help='scenes tried per point, least cloudy first, before rejecting it for '
+        'nodata (default: 1)',
+    )
+    parser.add_argument(
+        '--resampling',
+        choices=('nearest', 'bilinear', 'cubic'),
+        default='nearest',
+        help='resampling of the 20 m and 60 m bands (default: nearest)',
+    )
+    parser.add_argument(
+        '--workers', type=int, default=8, help='concurrent samples (default: 8)'
+    )
+    parser.add_argument(
+        '--max-retries',
+        type=int,
+        default=5,
+        help='retries of a transient error before a sample is skipped (default: 5)',
+    )
+    parser.add_argument(
+        '--backoff',
+        type=float,
+        default=1.0,
+        help='first retry delay in seconds, doubled each retry (default: 1)',
+    )
+    parser.add_argument(
+        '--timeout',
+        type=float,
+        default=60.0,
+        help='HTTP time-out in seconds (default: 60)',
+    )
+    parser.add_argument(
+        '--max-candidates',
+        type=int,
+        default=None,
+        help='points tried at most in this run (default: 4 x num-samples + 100)',
+    )
+    parser.add_argument(
+        '--api-url',
+        default=None,
+        help='STAC API (default: the Planetary Computer, '
+        'https://planetarycomputer.microsoft.com/api/stac/v1)',
+    )
+    parser.add_argument(
+        '--collection',
+        default='sentinel-2-l2a',
+        help='STAC collection (default: sentinel-2-l2a)',
+    )
+    parser.add_argument(
+        '--no-sign',
+        action='store_true',
+        help='do not sign asset URLs with planetary_computer (other STAC APIs)',
+    )
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.set_defaults(func=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    import logging
+    from typing import Any
+
+    from .builders import DEFAULT_API_URL, BuildLockedError, build_dataset
+
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    kwargs: dict[str, Any] = {'sign': None} if args.no_sign else {}
+    try:
+        result = build_dataset(
+            args.root,
+            args.num_samples,
+            seed=args.seed,
+            start=args.start,
+            end=args.end,
+            max_cloud_cover=args.max_cloud_cover,
+            region=args.region,
+            land=not args.include_water,
+            api_url=args.api_url or DEFAULT_API_URL,
+            collection=args.collection,
+            size=args.size,
+            max_nodata_fraction=args.max_nodata,
+            items_per_point=args.items_per_point,
+            resampling=args.resampling,
+            workers=args.workers,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
+            timeout=args.timeout,
+            max_candidates=args.max_candidates,
+            progress=not args.quiet,
+            **kwargs,
+        )
+    except BuildLockedError as error:
+        print(f'torchgeo-satclip build: error: {error}', file=sys.stderr)
+        return 2
+    rejected = ', '.join(f'{n} {why}' for why, n in sorted(result.rejected.items()))
+    print(
+        f'{result.num_samples} of {result.target} patches in {result.root} '
+        f'({result.num_written} written now, {result.num_resumed} resumed, '
+        f'{result.num_adopted} recovered); points rejected: {rejected or "none"}; '
+        f'failed: {result.num_failed}; {result.seconds:.1f} s'
+    )
+    if not result.complete:
+        print('incomplete: re-run the same command to continue', file=sys.stderr)
+        return 1
+    return 0
+
+
 def _add_probe(
     subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]',
 ) -> None:
@@ -388,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(subparsers)
     _add_probe(subparsers)
     _add_pack(subparsers)
+    _add_build(subparsers)
     return parser
 
 

@@ -1,0 +1,387 @@
+"""A tiny local STAC API with Sentinel-2-like COGs, for builder tests.
+
+``make_world(directory)`` writes small cloud-optimised GeoTIFFs (one per band
+and item, at 10, 20 and 60 m like Sentinel-2 L2A) for a few fake scenes in UTM
+zone 33N, and ``FakeStacServer`` serves, on 127.0.0.1 only:
+
+* ``GET /stac``: a landing page conforming to STAC API item search;
+* ``POST|GET /stac/search``: items whose footprint contains the ``intersects``
+  point (the cloud ``query`` and ``sortby`` are deliberately ignored, so the
+  client's own filtering is what is tested);
+* ``GET|HEAD /cogs/<file>``: the COGs, with HTTP Range support (what GDAL's
+  ``/vsicurl/`` needs).
+
+Faults can be injected: a number of 503 answers for the next requests to a
+path prefix, paths that always answer 503, and a delay per COG request.
+"""
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from rasterio.warp import transform as warp_transform
+from shapely.geometry import shape
+
+BANDS = (
+    'B01',
+    'B02',
+    'B03',
+    'B04',
+    'B05',
+    'B06',
+    'B07',
+    'B08',
+    'B8A',
+    'B09',
+    'B11',
+    'B12',
+)
+RESOLUTION = {
+    'B01': 60, 'B02': 10, 'B03': 10, 'B04': 10, 'B05': 20, 'B06': 20,
+    'B07': 20, 'B08': 10, 'B8A': 20, 'B09': 60, 'B11': 20, 'B12': 20,
+}  # fmt: skip
+CRS_UTM = CRS.from_epsg(32633)
+#: Scene extent in metres (a multiple of 60 m; real scenes are 109,800 m).
+EXTENT = 3840
+#: Value of every pixel of the cloudy item: never expected in an output.
+CLOUDY_VALUE = 7777
+
+
+@dataclass
+class Scene:
+    """A fake scene: one footprint, several items."""
+
+    name: str
+    left: float
+    top: float
+
+    @property
+    def footprint(self) -> dict[str, Any]:
+        xs = [self.left, self.left + EXTENT, self.left + EXTENT, self.left, self.left]
+        ys = [self.top, self.top, self.top - EXTENT, self.top - EXTENT, self.top]
+        lons, lats = warp_transform(CRS_UTM, 'EPSG:4326', xs, ys)
+        return {'type': 'Polygon', 'coordinates': [list(zip(lons, lats, strict=True))]}
+
+    def box(self, margin: float) -> dict[str, Any]:
+        """A lon/lat polygon inside the scene, *margin* metres from its edges."""
+        x0, x1 = self.left + margin, self.left + EXTENT - margin
+        y0, y1 = self.top - EXTENT + margin, self.top - margin
+        xs, ys = [x0, x1, x1, x0, x0], [y1, y1, y0, y0, y1]
+        lons, lats = warp_transform(CRS_UTM, 'EPSG:4326', xs, ys)
+        return {'type': 'Polygon', 'coordinates': [list(zip(lons, lats, strict=True))]}
+
+
+#: Scene A: a good item and a cloudy one. Scene B: a nodata item (least cloudy)
+#: and a good one. Scene C: an item whose B01 always fails (HTTP 503).
+SCENES = {
+    'A': Scene('A', 500000, 5550000),
+    'B': Scene('B', 520000, 5550000),
+    'C': Scene('C', 540000, 5550000),
+}
+
+#: item id -> (scene, eo:cloud_cover, kind)
+ITEMS = {
+    'S2_A_GOOD': ('A', 5.0, 'good'),
+    'S2_A_CLOUDY': ('A', 60.0, 'cloudy'),
+    'S2_B_NODATA': ('B', 1.0, 'nodata'),
+    'S2_B_GOOD': ('B', 10.0, 'good'),
+    'S2_C_BROKEN': ('C', 3.0, 'good'),
+}
+
+
+def band_values(kind: str, band: str, size: int) -> np.ndarray:
+    """The pixels of one band of one item kind (deterministic)."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    if kind == 'cloudy':
+        return np.full((size, size), CLOUDY_VALUE, dtype=np.uint16)
+    data = 1000 + 100 * BANDS.index(band) + (rows * 7 + cols * 3) % 50
+    data = data.astype(np.uint16)
+    if kind == 'nodata':
+        data[:, : size * 3 // 5] = 0  # 60 % nodata
+    return data
+
+
+def make_world(directory: Path) -> None:
+    """Write the COGs of every item into *directory*."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for item_id, (scene_name, _, kind) in ITEMS.items():
+        scene = SCENES[scene_name]
+        for band in BANDS:
+            res = RESOLUTION[band]
+            size = EXTENT // res
+            profile = {
+                'driver': 'COG',
+                'dtype': 'uint16',
+                'count': 1,
+                'height': size,
+                'width': size,
+                'crs': CRS_UTM,
+                'transform': from_origin(scene.left, scene.top, res, res),
+                'nodata': 0,
+                'compress': 'deflate',
+                'blocksize': 128,
+            }
+            with rasterio.open(
+                directory / f'{item_id}_{band}.tif', 'w', **profile
+            ) as dst:
+                dst.write(band_values(kind, band, size), 1)
+
+
+class FakeStacServer:
+    """The local STAC API and COG server, in a background thread."""
+
+    def __init__(self, cogs: Path) -> None:
+        self.cogs = cogs
+        self.lock = threading.Lock()
+        #: path prefix -> number of 503 answers left
+        self.faults: dict[str, int] = {}
+        #: path prefixes that always answer 503
+        self.broken: set[str] = {'/cogs/S2_C_BROKEN_B01'}
+        #: seconds of delay per COG request
+        self.delay = 0.0
+        #: (method, path, JSON body or None) of every request
+        self.requests: list[tuple[str, str, Any]] = []
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> 'FakeStacServer':
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    @property
+    def api_url(self) -> str:
+        return f'{self.url}/stac'
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.broken = {'/cogs/S2_C_BROKEN_B01'}
+            self.delay = 0.0
+            self.requests.clear()
+
+    def count(self, method: str, prefix: str) -> int:
+        with self.lock:
+            return sum(
+                1 for m, p, _ in self.requests if m == method and p.startswith(prefix)
+            )
+
+    # -- STAC documents ------------------------------------------------------
+
+    def landing(self) -> dict[str, Any]:
+        api = self.api_url
+        return {
+            'type': 'Catalog',
+            'id': 'fake-stac',
+            'stac_version': '1.0.0',
+            'description': 'fake STAC API for tests',
+            'conformsTo': [
+                'https://api.stacspec.org/v1.0.0/core',
+                'https://api.stacspec.org/v1.0.0/item-search',
+                'https://api.stacspec.org/v1.0.0/item-search#query',
+                'https://api.stacspec.org/v1.0.0/item-search#sort',
+            ],
+            'links': [
+                {'rel': 'self', 'href': api, 'type': 'application/json'},
+                {'rel': 'root', 'href': api, 'type': 'application/json'},
+                {
+                    'rel': 'search',
+                    'href': f'{api}/search',
+                    'type': 'application/geo+json',
+                    'method': 'POST',
+                },
+                {
+                    'rel': 'search',
+                    'href': f'{api}/search',
+                    'type': 'application/geo+json',
+                    'method': 'GET',
+                },
+            ],
+        }
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        scene_name, cloud, _ = ITEMS[item_id]
+        footprint = SCENES[scene_name].footprint
+        return {
+            'type': 'Feature',
+            'stac_version': '1.0.0',
+            'id': item_id,
+            'collection': 'sentinel-2-l2a',
+            'geometry': footprint,
+            'bbox': list(shape(footprint).bounds),
+            'properties': {
+                'datetime': '2022-06-01T10:00:00Z',
+                'eo:cloud_cover': cloud,
+                'proj:epsg': 32633,
+            },
+            'links': [],
+            'assets': {
+                band: {
+                    'href': f'{self.url}/cogs/{item_id}_{band}.tif',
+                    'type': 'image/tiff; application=geotiff; profile=cloud-optimized',
+                    'roles': ['data'],
+                }
+                for band in BANDS
+            },
+        }
+
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        point = shapely.Point(*body['intersects']['coordinates'])
+        features = [
+            self.item(item_id)
+            for item_id, (scene, _, _) in ITEMS.items()
+            if shape(SCENES[scene].footprint).intersects(point)
+            and 'sentinel-2-l2a' in body.get('collections', [])
+        ]
+        return {'type': 'FeatureCollection', 'features': features, 'links': []}
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _fault(self, path: str) -> bool:
+                with server.lock:
+                    if any(path.startswith(p) for p in server.broken):
+                        return True
+                    for prefix, left in server.faults.items():
+                        if path.startswith(prefix) and left > 0:
+                            server.faults[prefix] = left - 1
+                            return True
+                return False
+
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                ctype: str,
+                extra: dict[str, str] | None = None,
+                head: bool = False,
+            ) -> None:
+                self.send_response(status)
+                self.send_header('Content-Type', ctype)
+                self.send_header('Content-Length', str(len(body)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def _json(self, document: dict[str, Any]) -> None:
+                self._send(200, json.dumps(document).encode(), 'application/json')
+
+            def _handle(self, method: str) -> None:
+                url = urlparse(self.path)
+                body = None
+                if method == 'POST':
+                    length = int(self.headers.get('Content-Length', 0))
+                    body = json.loads(self.rfile.read(length) or b'{}')
+                elif url.path.startswith('/cogs/'):
+                    body = self.headers.get('Range')
+                elif url.path.endswith('/search'):
+                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    body = {
+                        'intersects': json.loads(query.get('intersects', 'null')),
+                        'collections': query.get('collections', '').split(','),
+                    }
+                with server.lock:
+                    server.requests.append((method, url.path, body))
+                head = method == 'HEAD'
+                if self._fault(url.path):
+                    self._send(503, b'busy', 'text/plain', head=head)
+                    return
+                if url.path in ('/stac', '/stac/'):
+                    self._json(server.landing())
+                elif url.path == '/stac/search' and body is not None:
+                    self._json(server.search(body))
+                elif url.path.startswith('/cogs/'):
+                    self._cog(url.path[len('/cogs/') :], head=head)
+                else:
+                    self._send(404, b'not found', 'text/plain', head=head)
+
+            def _cog(self, name: str, head: bool) -> None:
+                if server.delay:
+                    threading.Event().wait(server.delay)
+                path = server.cogs / name
+                if '/' in name or not path.is_file():
+                    self._send(404, b'not found', 'text/plain', head=head)
+                    return
+                data = path.read_bytes()
+                match = re.fullmatch(
+                    r'bytes=(\d+)-(\d*)', self.headers.get('Range', '')
+                )
+                if match is None:
+                    self._send(
+                        200, data, 'image/tiff', {'Accept-Ranges': 'bytes'}, head=head
+                    )
+                    return
+                first = int(match.group(1))
+                last = int(match.group(2)) if match.group(2) else len(data) - 1
+                last = min(last, len(data) - 1)
+                if first >= len(data):
+                    self._send(
+                        416,
+                        b'',
+                        'text/plain',
+                        {'Content-Range': f'bytes */{len(data)}'},
+                        head=head,
+                    )
+                    return
+                self._send(
+                    206,
+                    data[first : last + 1],
+                    'image/tiff',
+                    {
+                        'Accept-Ranges': 'bytes',
+                        'Content-Range': f'bytes {first}-{last}/{len(data)}',
+                    },
+                    head=head,
+                )
+
+            def do_GET(self) -> None:
+                self._handle('GET')
+
+            def do_HEAD(self) -> None:
+                self._handle('HEAD')
+
+            def do_POST(self) -> None:
+                self._handle('POST')
+
+        return Handler
+
+
+def main() -> None:  # pragma: no cover - manual use
+    import sys
+    import time
+
+    cogs = Path(sys.argv[1])
+    make_world(cogs)
+    with FakeStacServer(cogs) as server:
+        print(server.api_url, flush=True)
+        time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 60)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    main()

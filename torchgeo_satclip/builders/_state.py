@@ -1,0 +1,367 @@
+"""On-disk state of a dataset build: crash-safe, resumable, duplicate-free.
+
+Layout under the dataset root::
+
+    index.csv        fn, lon, lat: one row per finished patch (what S2100K reads)
+    images/          patch_<k>.tif, k the sample number of the point stream
+    build.json       the parameters that define the dataset (checked on resume)
+    rejected.csv     sample, lon, lat, reason: points that gave no patch, for good
+    .build.lock      held (flock) while a build runs
+
+The invariants, whatever moment a build is killed at (SIGKILL included):
+
+* an image exists under its final name only when complete (it is written under
+  a temporary name, then renamed);
+* every row of ``index.csv`` names a complete image: the row is appended, in a
+  single ``write`` on an ``O_APPEND`` descriptor, only after the rename;
+* a sample is in ``index.csv`` at most once.
+
+The one state a kill can leave behind is an image renamed but not yet indexed.
+:meth:`BuildState.open` adopts such an image (its row is rebuilt from the file
+itself) and removes stale temporary files, so a re-run continues exactly where
+the killed run stopped.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+from rasterio.warp import transform as warp_transform
+
+from ..datasets._s2_100k_files import ALL_BANDS
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    'CONFIG_FILE',
+    'INDEX_FILE',
+    'REJECTED_FILE',
+    'BuildLockedError',
+    'BuildState',
+    'patch_centroid',
+    'patch_name',
+    'sample_of',
+]
+
+INDEX_FILE = 'index.csv'
+CONFIG_FILE = 'build.json'
+REJECTED_FILE = 'rejected.csv'
+LOCK_FILE = '.build.lock'
+
+_INDEX_HEADER = 'fn,lon,lat\n'
+_REJECTED_HEADER = 'sample,lon,lat,reason\n'
+_PATCH_RE = re.compile(r'patch_(\d+)\.tif')
+
+
+class BuildLockedError(RuntimeError):
+    """Another build is running in the same dataset root."""
+
+
+def patch_name(sample: int) -> str:
+    """File name of a sample's patch.
+
+    Args:
+        sample: the sample number.
+
+    Returns:
+        ``patch_<sample>.tif``.
+    """
+    return f'patch_{sample}.tif'
+
+
+def sample_of(fn: str) -> int | None:
+    """Sample number of a patch file name.
+
+    Args:
+        fn: a file name.
+
+    Returns:
+        The number, or None if *fn* is not ``patch_<k>.tif``.
+    """
+    match = _PATCH_RE.fullmatch(fn)
+    return int(match.group(1)) if match else None
+
+
+def patch_centroid(
+    crs: CRS, transform: Affine, width: int, height: int
+) -> tuple[float, float]:
+    """Centre of a patch in (lon, lat) degrees.
+
+    Args:
+        crs: the patch CRS.
+        transform: its affine transform.
+        width: its width in pixels.
+        height: its height in pixels.
+
+    Returns:
+        ``(lon, lat)`` of the centre, EPSG:4326.
+    """
+    col, row = width / 2, height / 2
+    x = transform.c + transform.a * col + transform.b * row
+    y = transform.f + transform.d * col + transform.e * row
+    xs, ys = warp_transform(crs, 'EPSG:4326', [x], [y])
+    return float(xs[0]), float(ys[0])
+
+
+def _format_row(*values: object) -> bytes:
+    """One CSV line (values are plain names and numbers)."""
+    return (','.join(str(v) for v in values) + '\n').encode()
+
+
+def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
+    """Rows of one of our append-only CSV files, tolerating a torn last line.
+
+    Returns:
+        The complete rows (header excluded) and whether the file needs a
+        rewrite (a missing newline at the end, or a wrong header).
+    """
+    text = path.read_text()
+    dirty = False
+    if text and not text.endswith('\n'):
+        # A line without its newline was never completely written: drop it.
+        text = text[: text.rfind('\n') + 1]
+        dirty = True
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0] != header:
+        raise ValueError(f'{path}: expected the header {header.strip()!r}')
+    rows = list(csv.reader(io.StringIO(''.join(lines[1:]))))
+    return rows, dirty
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a file under a temporary name, then rename it."""
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    with open(tmp, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class BuildState:
+    """The files of one dataset root during a build; use as a context manager.
+
+    Only the thread that opened it may call :meth:`add` and :meth:`reject`
+    (workers only write images, under temporary names, then rename them).
+    """
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        """Prepare a state (nothing happens until :meth:`open`).
+
+        Args:
+            root: the dataset root.
+            config: the parameters that define the dataset (``build.json``).
+        """
+        self.root = root
+        self.images = root / 'images'
+        self.config = config
+        #: file name -> (lon, lat) of the rows of index.csv
+        self.rows: dict[str, tuple[float, float]] = {}
+        #: sample number -> reason, of rejected.csv
+        self.rejected: dict[int, str] = {}
+        #: Rows that were present when opened.
+        self.num_resumed = 0
+        #: Finished images found without a row, given one when opened.
+        self.num_adopted = 0
+        self._lock_fd: int | None = None
+        self._index_fd: int | None = None
+        self._rejected_fd: int | None = None
+
+    def __enter__(self) -> 'BuildState':
+        """Open the state."""
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the state."""
+        self.close()
+
+    @property
+    def done(self) -> set[int]:
+        """Sample numbers with a patch."""
+        samples = (sample_of(fn) for fn in self.rows)
+        return {s for s in samples if s is not None}
+
+    def open(self) -> None:
+        """Lock the root, check its parameters and repair what a kill left.
+
+        Raises:
+            BuildLockedError: if another build holds the root.
+            ValueError: if the root holds another build's dataset, or a dataset
+                that this builder did not make.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            self._check_config()
+            self.images.mkdir(exist_ok=True)
+            for entry in os.scandir(self.images):
+                if entry.name.startswith('.') and entry.name.endswith('.tmp'):
+                    os.unlink(entry.path)  # an image a killed run never finished
+            self._load_index()
+            self._load_rejected()
+            self._adopt_orphans()
+            flags = os.O_WRONLY | os.O_APPEND
+            self._index_fd = os.open(self.root / INDEX_FILE, flags)
+            self._rejected_fd = os.open(self.root / REJECTED_FILE, flags)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the files and release the lock."""
+        for name in ('_index_fd', '_rejected_fd', '_lock_fd'):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)  # closing the descriptor releases the flock
+                setattr(self, name, None)
+
+    def add(self, fn: str, lon: float, lat: float) -> None:
+        """Record a finished image (already renamed to its final name).
+
+        Args:
+            fn: its file name under ``images/``.
+            lon: centroid longitude.
+            lat: centroid latitude.
+        """
+        assert self._index_fd is not None, 'the state is not open'
+        if fn in self.rows:
+            return
+        os.write(self._index_fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
+        self.rows[fn] = (lon, lat)
+
+    def reject(self, sample: int, lon: float, lat: float, reason: str) -> None:
+        """Record that a point gives no patch (it is not tried again).
+
+        Args:
+            sample: the sample number.
+            lon: the point's longitude.
+            lat: the point's latitude.
+            reason: a word, e.g. ``no_item`` or ``nodata``.
+        """
+        assert self._rejected_fd is not None, 'the state is not open'
+        line = _format_row(sample, f'{lon:.6f}', f'{lat:.6f}', reason)
+        os.write(self._rejected_fd, line)
+        self.rejected[sample] = reason
+
+    def _lock(self) -> None:
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise BuildLockedError(
+                    f'another build is running in {self.root}'
+                ) from None
+        self._lock_fd = fd
+
+    def _check_config(self) -> None:
+        path = self.root / CONFIG_FILE
+        if not path.is_file():
+            if (self.root / INDEX_FILE).exists():
+                raise ValueError(
+                    f'{self.root} holds a dataset without {CONFIG_FILE}: not one '
+                    'this builder made; choose an empty directory'
+                )
+            _write_atomic(path, (json.dumps(self.config, indent=2) + '\n').encode())
+            return
+        saved = json.loads(path.read_text())
+        changed = sorted(
+            key
+            for key in set(saved) | set(self.config)
+            if saved.get(key) != self.config.get(key)
+        )
+        if changed:
+            details = ', '.join(
+                f'{k}: {saved.get(k)!r} -> {self.config.get(k)!r}' for k in changed
+            )
+            raise ValueError(
+                f'{self.root} was built with other parameters ({details}); resume '
+                'with the same ones, or build into another directory'
+            )
+
+    def _load_index(self) -> None:
+        path = self.root / INDEX_FILE
+        if not path.exists():
+            _write_atomic(path, _INDEX_HEADER.encode())
+            return
+        raw_rows, dirty = _read_lines(path, _INDEX_HEADER)
+        present = {e.name for e in os.scandir(self.images)}
+        for row in raw_rows:
+            if len(row) != 3 or row[0] not in present or row[0] in self.rows:
+                dirty = True  # torn, orphaned or duplicated: cannot come from us
+                continue
+            try:
+                self.rows[row[0]] = (float(row[1]), float(row[2]))
+            except ValueError:
+                dirty = True
+        if dirty:
+            data = _INDEX_HEADER + ''.join(
+                f'{fn},{lon:.6f},{lat:.6f}\n' for fn, (lon, lat) in self.rows.items()
+            )
+            _write_atomic(path, data.encode())
+        self.num_resumed = len(self.rows)
+
+    def _load_rejected(self) -> None:
+        path = self.root / REJECTED_FILE
+        if not path.exists():
+            _write_atomic(path, _REJECTED_HEADER.encode())
+            return
+        raw_rows, dirty = _read_lines(path, _REJECTED_HEADER)
+        kept = []
+        for row in raw_rows:
+            if len(row) == 4 and row[0].isdigit():
+                self.rejected[int(row[0])] = row[3]
+                kept.append(row)
+            else:
+                dirty = True
+        if dirty:
+            data = _REJECTED_HEADER + ''.join(','.join(r) + '\n' for r in kept)
+            _write_atomic(path, data.encode())
+
+    def _adopt_orphans(self) -> None:
+        """Index finished images a killed run renamed but did not index."""
+        orphans = sorted(
+            e.name
+            for e in os.scandir(self.images)
+            if sample_of(e.name) is not None and e.name not in self.rows
+        )
+        if not orphans:
+            return
+        flags = os.O_WRONLY | os.O_APPEND
+        fd = os.open(self.root / INDEX_FILE, flags)
+        try:
+            for fn in orphans:
+                path = self.images / fn
+                try:
+                    with rasterio.open(path) as src:
+                        valid = (
+                            src.count == len(ALL_BANDS) and src.dtypes[0] == 'uint16'
+                        )
+                        src.read(1, window=((0, 1), (0, 1)))
+                        lon, lat = patch_centroid(
+                            src.crs, src.transform, src.width, src.height
+                        )
+                except (RasterioError, OSError):
+                    valid = False
+                if not valid or not (np.isfinite(lon) and np.isfinite(lat)):
+                    os.unlink(path)
+                    continue
+                os.write(fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
+                self.rows[fn] = (lon, lat)
+                self.num_adopted += 1
+        finally:
+            os.close(fd)
