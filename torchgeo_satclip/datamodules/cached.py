@@ -228,7 +228,11 @@ def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
         digest.update(name.encode())
         data = tensor.detach().cpu().contiguous()
         digest.update(str((tuple(data.shape), str(data.dtype))).encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b'')
+        digest.update(
+            data.reshape(-1).view(torch.uint8).numpy().tobytes()
+            if data.numel()
+            else b''
+        )
 
 
 class CachedFeatureDataModule(S2100KDataModule):
