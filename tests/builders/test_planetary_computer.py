@@ -120,7 +120,7 @@ def test_build_loads_with_s2100k(tmp_path: Path, server: FakeStacServer) -> None
 
 def test_transient_503_retried(tmp_path: Path, server: FakeStacServer) -> None:
     server.faults.update({'/stac/search': 2, '/cogs/S2_A_GOOD_B03': 2, '/stac': 1})
-    result = build(tmp_path, server, 2, 'A')
+    result = build(tmp_path, server, 2, 'A', progress=True)
     assert result.complete
     assert not result.failures
     assert all(left == 0 for left in server.faults.values())

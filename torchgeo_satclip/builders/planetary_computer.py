@@ -370,6 +370,7 @@ class _Builder:
             datetime=self.datetime_range,
             query={'eo:cloud_cover': {'lt': self.max_cloud_cover}},
             sortby=[{'field': 'eo:cloud_cover', 'direction': 'asc'}],
+            limit=max(10, 2 * self.items_per_point),
             max_items=max(10, 2 * self.items_per_point),
         )
         items = list(search.items())
