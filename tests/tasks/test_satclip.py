@@ -609,3 +609,17 @@ def test_forward() -> None:
     assert img.shape == loc.shape == (6, 8)
     with pytest.raises(KeyError, match='image'):
         tiny_task().encode_image({})
+
+
+@pytest.mark.parametrize('model', ['mobilenetv3_small_050', 'resnet18'])
+def test_projection_fits_timm_pooled_features(model: str) -> None:
+    """MobileNetV3 pools to head_hidden_size (1024), not num_features (288)."""
+    task = SatCLIPTask(
+        model=model, in_channels=13, embed_dim=8, legendre_polys=2, capacity=8
+    ).eval()
+    images = torch.rand(2, 13, 32, 32)
+    lonlat = torch.tensor([[0.0, 0.0], [10.0, 20.0]])
+    with torch.no_grad():
+        image_emb, location_emb = task(images, lonlat)
+    assert image_emb.shape == (2, 8)
+    assert location_emb.shape == (2, 8)

@@ -40,6 +40,7 @@ from .._compat import (
 )
 from ..models import LocationEncoder
 from ..transforms.location import get_location_encoder, sample_lonlat
+from .utils import pooled_feature_size
 
 __all__ = [
     'Fusion',
@@ -239,7 +240,7 @@ class _FusionSteps(_LocationMixin):
                 f'{type(backbone).__name__} has no reset_classifier (timm API)'
             )
         backbone.reset_classifier(0)
-        num_features = int(backbone.num_features)
+        num_features = pooled_feature_size(backbone)
         self.model = LocationFusionModel(
             backbone,
             num_features,

@@ -48,6 +48,7 @@ from ._clip import (
     retrieval_metrics,
     spherical_kmeans,
 )
+from .utils import pooled_feature_size
 
 __all__ = ['SatCLIPTask', 'export_official_checkpoint', 'training_lonlat']
 
@@ -243,7 +244,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         if self.weights:
             state_dict = _backbone_state_dict(self.weights)
             load_backbone_state_dict(self.model, state_dict)
-        num_features = int(cast(Any, self.model).num_features)
+        num_features = pooled_feature_size(self.model)
         self.projection = nn.Linear(num_features, hp['embed_dim'])
         if hp['freeze_backbone']:
             self.model.requires_grad_(False)
