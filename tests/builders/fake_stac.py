@@ -17,6 +17,7 @@ path prefix, paths that always answer 503, and a delay per COG request.
 
 import json
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,6 +138,15 @@ def make_world(directory: Path) -> None:
                 dst.write(band_values(kind, band, size), 1)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the SIGKILL test) resets its connection.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeStacServer:
     """The local STAC API and COG server, in a background thread."""
 
@@ -151,8 +161,7 @@ class FakeStacServer:
         self.delay = 0.0
         #: (method, path, JSON body or None) of every request
         self.requests: list[tuple[str, str, Any]] = []
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(('127.0.0.1', 0), self._handler())
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -373,7 +382,6 @@ class FakeStacServer:
 
 
 def main() -> None:  # pragma: no cover - manual use
-    import sys
     import time
 
     cogs = Path(sys.argv[1])
