@@ -15,13 +15,13 @@ load average about 3) with
 ``python benchmarks/data_pipeline.py --num-patches 300`` (300 real-shaped
 patches: the 3 real ones plus rotated/offset copies):
 
-================================  =======  ======  =====
-images/s                          GeoTIFF  packed  ratio
-================================  =======  ======  =====
-``__getitem__`` in-process, 1 core    38.3  1870.7  48.9x
-DataLoader, 1 worker, per worker      26.2   154.8   5.9x
-DataLoader, 2 workers, per worker     14.5    83.8   5.8x
-================================  =======  ======  =====
+=====================================  =======  ======  =====
+images/s                               GeoTIFF  packed  ratio
+=====================================  =======  ======  =====
+``__getitem__`` in-process, 1 core        38.3  1870.7  48.9x
+DataLoader, 1 worker, per worker          26.2   154.8   5.9x
+DataLoader, 2 workers, per worker         14.5    83.8   5.8x
+=====================================  =======  ======  =====
 
 Decoding per core is ~50x faster; through a DataLoader the packed rate is
 bounded by collating and passing float32 batches between processes (3 MiB per
