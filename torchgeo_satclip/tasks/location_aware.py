@@ -488,6 +488,18 @@ class _LocationOnlySteps(_LocationMixin):
         out: Tensor = self.model(location)
         return out
 
+    def _build_location_only(self, num_outputs: int) -> None:
+        """Set ``self.model``: the location encoder, then the MLP head."""
+        hp = self.hparams
+        self.model = LocationOnlyModel(
+            self._location_encoder(),
+            num_outputs,
+            hidden=hp['head_hidden'],
+            num_layers=hp['head_layers'],
+            dropout=hp['head_dropout'],
+            freeze_location=hp['freeze_location'],
+        )
+
     def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
@@ -594,14 +606,7 @@ class LocationClassificationTask(_LocationOnlySteps, ClassificationTask):  # typ
     def configure_models(self) -> None:
         """Build the location encoder and the MLP head."""
         hp = self.hparams
-        self.model = LocationOnlyModel(
-            self._location_encoder(),
-            int(hp['num_classes'] or hp['num_labels'] or 1),
-            hidden=hp['head_hidden'],
-            num_layers=hp['head_layers'],
-            dropout=hp['head_dropout'],
-            freeze_location=hp['freeze_location'],
-        )
+        self._build_location_only(int(hp['num_classes'] or hp['num_labels'] or 1))
 
     def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return y_hat.squeeze(1) if y_hat.shape[1] == 1 else y_hat, y
@@ -678,15 +683,7 @@ class LocationRegressionTask(_LocationOnlySteps, RegressionTask):  # type: ignor
 
     def configure_models(self) -> None:
         """Build the location encoder and the MLP head."""
-        hp = self.hparams
-        self.model = LocationOnlyModel(
-            self._location_encoder(),
-            int(hp['num_outputs']),
-            hidden=hp['head_hidden'],
-            num_layers=hp['head_layers'],
-            dropout=hp['head_dropout'],
-            freeze_location=hp['freeze_location'],
-        )
+        self._build_location_only(int(self.hparams['num_outputs']))
 
     def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         y = y.float()
