@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,7 @@ from torchgeo.datasets import RasterDataset, stack_samples
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.models import build_location_encoder
-from torchgeo_satclip.transforms import (
-    FileCentroids,
-    LocationEmbedding,
-    file_centroid,
-    sample_lonlat,
-)
+from torchgeo_satclip.transforms import LocationEmbedding, sample_lonlat
 
 PARIS = (2.35, 48.86)
 
@@ -124,37 +118,3 @@ def test_geodataset_sample_reprojected(
         np.testing.assert_allclose(
             sample_lonlat(sample)[0][0].numpy(), PARIS, atol=1e-6
         )
-
-
-def test_file_centroids(tmp_path: Path) -> None:
-    places = [PARIS, (9.19, 45.46)]  # Paris (UTM 31N), Milan (UTM 32N)
-    paths = []
-    for i, (place, epsg) in enumerate(zip(places, (32631, 32632), strict=True)):
-        path = tmp_path / f'{i}.tif'
-        write_utm_tif(path, place, epsg)
-        paths.append(path)
-    np.testing.assert_allclose(file_centroid(paths[1]), places[1], atol=1e-6)
-
-    class Files(torch.utils.data.Dataset):
-        def __init__(self) -> None:
-            self.samples = [(os.fspath(p), 0) for p in paths]
-
-        def __len__(self) -> int:
-            return len(self.samples)
-
-        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-            return {'label': torch.tensor(index)}
-
-    wrapped = FileCentroids(Files())
-    assert len(wrapped) == 2
-    assert wrapped.samples[0][1] == 0  # attributes fall through
-    np.testing.assert_allclose(wrapped[1]['point'].numpy(), places[1], atol=1e-4)
-    with pytest.raises(ValueError, match='paths for a dataset'):
-        FileCentroids(Files(), paths=paths[:1])
-    plain = tmp_path / 'plain.tif'
-    with rasterio.open(
-        plain, 'w', driver='GTiff', width=2, height=2, count=1, dtype='uint8'
-    ) as dst:
-        dst.write(np.zeros((1, 2, 2), np.uint8))
-    with pytest.raises(ValueError, match='not georeferenced'):
-        file_centroid(plain)

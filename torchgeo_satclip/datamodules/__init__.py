@@ -1,4 +1,4 @@
-"""Lightning datamodules: S2-100K with SatCLIP's on-device augmentation."""
+"""Lightning datamodules: S2-100K, cached features, location-aware EuroSAT."""
 
 from .cached import (
     CachedFeatureDataModule,
@@ -6,11 +6,13 @@ from .cached import (
     build_feature_cache,
     dihedral_view,
 )
+from .eurosat import EuroSATLocationDataModule
 from .s2_100k import S2100KAugmentation, S2100KDataModule, jitter_points, split_indices
 
 __all__ = [
     'CachedFeatureDataModule',
     'CachedFeatureDataset',
+    'EuroSATLocationDataModule',
     'S2100KAugmentation',
     'S2100KDataModule',
     'build_feature_cache',

@@ -1,6 +1,14 @@
-"""Datasets: S2-100K (GeoTIFF or packed layout) and its one-time packer."""
+"""Datasets: S2-100K, its packer, the demo world, and file-centroid wrappers."""
 
+from .located import FileCentroids, file_centroid, file_paths
 from .pack import PackResult, pack_s2_100k
 from .s2_100k import S2100K
 
-__all__ = ['S2100K', 'PackResult', 'pack_s2_100k']
+__all__ = [
+    'S2100K',
+    'FileCentroids',
+    'PackResult',
+    'file_centroid',
+    'file_paths',
+    'pack_s2_100k',
+]

@@ -1,6 +1,5 @@
-"""Transforms and wrappers that add locations and location embeddings to samples."""
+"""Transforms that add location embeddings to samples and batches."""
 
-from .located import EuroSATLocationDataModule, FileCentroids, file_centroid, file_paths
 from .location import (
     LocationEmbedding,
     LocationSource,
@@ -10,12 +9,8 @@ from .location import (
 )
 
 __all__ = [
-    'EuroSATLocationDataModule',
-    'FileCentroids',
     'LocationEmbedding',
     'LocationSource',
-    'file_centroid',
-    'file_paths',
     'get_location_encoder',
     'reproject_to_lonlat',
     'sample_lonlat',

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchgeo.datamodules import EuroSATDataModule
 
-from .location import reproject_to_lonlat
+from ..transforms.location import reproject_to_lonlat
 
-__all__ = ['EuroSATLocationDataModule', 'FileCentroids', 'file_centroid', 'file_paths']
+__all__ = ['FileCentroids', 'file_centroid', 'file_paths']
 
 
 def file_centroid(path: str | os.PathLike[str]) -> tuple[float, float]:
@@ -157,24 +156,3 @@ class FileCentroids(Dataset[dict[str, Any]]):
         if name == 'dataset':  # not yet set: avoid infinite recursion
             raise AttributeError(name)
         return getattr(self.dataset, name)
-
-
-class EuroSATLocationDataModule(EuroSATDataModule):  # type: ignore[misc]
-    """TorchGeo's EuroSAT datamodule whose samples carry ``point`` (lon, lat).
-
-    EuroSAT's GeoTIFFs are georeferenced, so each patch's centroid is read
-    from its file (see :class:`FileCentroids`). Arguments are those of
-    ``torchgeo.datamodules.EuroSATDataModule``.
-    """
-
-    def setup(self, stage: str) -> None:
-        """Build the datasets, then wrap them.
-
-        Args:
-            stage: 'fit', 'validate', 'test' or 'predict'.
-        """
-        super().setup(stage)
-        for name in ('train_dataset', 'val_dataset', 'test_dataset', 'predict_dataset'):
-            dataset = getattr(self, name, None)
-            if dataset is not None and not isinstance(dataset, FileCentroids):
-                setattr(self, name, FileCentroids(dataset))
