@@ -13,7 +13,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ._io import temporary_sibling
 from .models import LocationEncoder
 
 __all__ = [
@@ -367,12 +367,25 @@ class _ParquetSink:
             flat = pa.array(embedding.reshape(-1), type=pa.float32())
             arrays['embedding'] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
         else:
+            # One contiguous transpose, then each column is a zero-copy view
+            # (slicing a column out of a row-major array would copy 256 times).
+            columns = np.ascontiguousarray(embedding.T, dtype=np.float32)
             for i in range(self.dim):
-                arrays[f'emb_{i}'] = pa.array(embedding[:, i], type=pa.float32())
+                arrays[f'emb_{i}'] = pa.array(columns[i])
         table = pa.table(arrays)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema)
-        else:
+            # Embedding values are continuous: dictionary encoding and min/max
+            # statistics cost time and buy nothing; keep both for the input's
+            # own columns (ids, labels).
+            own = [name for name in batch.columns if name in table.schema.names]
+            own += [self.lon, self.lat]
+            self.writer = pq.ParquetWriter(
+                self.path,
+                table.schema,
+                use_dictionary=[n for n in own if n in batch.columns],
+                write_statistics=own,
+            )
+        elif not table.schema.equals(self.writer.schema):
             table = table.cast(self.writer.schema)
         self.writer.write_table(table)
 
@@ -445,12 +458,7 @@ def embed_file(
     encoder = encoder.to(dev).eval()
     total = count_points(input_path)
     dim = encoder.embed_dim
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(
-        prefix=f'.{output_path.name}.', suffix=f'.tmp{suffix}', dir=output_path.parent
-    )
-    os.close(handle)
-    tmp = Path(tmp_name)
+    tmp = temporary_sibling(output_path, f'.tmp{suffix}')
     written = 0
     bar = tqdm(total=total, unit='pt', disable=not progress, desc='embedding')
     try:

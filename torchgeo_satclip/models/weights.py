@@ -18,7 +18,6 @@ no image encoder, no network access for a local path.
 import math
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from enum import Enum
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
+from .._io import atomic_write
 from .location_encoder import LocationEncoder, build_location_encoder
 
 __all__ = [
@@ -470,17 +470,7 @@ def save_official_checkpoint(
         'state_dict': state_dict,
         'hyper_parameters': hparams,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent
-    )
-    os.close(handle)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
     return path
 
 
