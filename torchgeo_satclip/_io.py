@@ -7,10 +7,11 @@ half-written file under the final name.
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['atomic_write', 'temporary_sibling']
+__all__ = ['atomic_path', 'atomic_write', 'temporary_sibling']
 
 
 def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Path:
@@ -40,6 +41,30 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
     return Path(name)
 
 
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it to ``path`` on success.
+
+    Write the content to the yielded path inside the ``with`` block. On an
+    exception the temporary file is removed and ``path`` is left as it was.
+    Temporary names are ``.<name>.<random><suffix>``, so a resumable job can
+    find and delete the leftovers of a killed run.
+
+    Args:
+        path: the final destination.
+        suffix: suffix of the temporary name.
+
+    Yields:
+        The temporary path.
+    """
+    tmp = temporary_sibling(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write(
     path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = '.tmp'
 ) -> None:
@@ -54,10 +79,5 @@ def atomic_write(
         BaseException: whatever ``write`` raises; the temporary file is
             removed and ``path`` is left as it was.
     """
-    tmp = temporary_sibling(path, suffix)
-    try:
+    with atomic_path(path, suffix) as tmp:
         write(os.fspath(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -37,6 +37,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
+from .._io import atomic_path
 from ..datasets._s2_100k_files import ALL_BANDS
 
 try:
@@ -142,12 +143,10 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write a file under a temporary name, then rename it."""
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f:
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class BuildState:

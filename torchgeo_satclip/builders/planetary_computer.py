@@ -62,6 +62,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import shape  # type: ignore[import-untyped]
 from tqdm import tqdm
 
+from .._io import atomic_path
 from ..datasets._s2_100k_files import ALL_BANDS, nodata_fraction
 from ._state import BuildState, patch_centroid, patch_name
 from .sampling import Region, iter_points
@@ -468,7 +469,6 @@ class _Builder:
         """
         fn = patch_name(sample)
         final = self.images / fn
-        tmp = self.images / f'.{fn}.{os.getpid()}.{threading.get_ident()}.tmp'
         profile = {
             'driver': 'GTiff',
             'dtype': 'uint16',
@@ -480,21 +480,20 @@ class _Builder:
             'compress': 'lzw',
             'predictor': 2,
         }
-        try:
-            with rasterio.Env(), rasterio.open(tmp, 'w', **profile) as dst:
-                dst.write(image)
-                dst.descriptions = ALL_BANDS
-                dst.update_tags(
-                    sample=str(sample),
-                    stac_item=item.id,
-                    collection=self.collection,
-                    datetime=str(item.properties.get('datetime')),
-                    eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
-                )
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with (
+            atomic_path(final) as tmp,
+            rasterio.Env(),
+            rasterio.open(tmp, 'w', **profile) as dst,
+        ):
+            dst.write(image)
+            dst.descriptions = ALL_BANDS
+            dst.update_tags(
+                sample=str(sample),
+                stac_item=item.id,
+                collection=self.collection,
+                datetime=str(item.properties.get('datetime')),
+                eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
+            )
         lon, lat = patch_centroid(crs, transform, self.size, self.size)
         return _Written(sample, fn, lon, lat)
 

@@ -8,9 +8,7 @@ file, measuring nodata, atomic writes, and the reader of the packed layout
 import csv
 import hashlib
 import json
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,14 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
+from .._io import atomic_path
+
 __all__ = [
     'ALL_BANDS',
     'NODATA_FILE',
     'PACKED_DIR',
     'PACKED_FORMAT',
     'PackedLayout',
-    'atomic_path',
     'nodata_fraction',
     'read_geotiff',
     'read_index',
@@ -151,27 +150,6 @@ def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside *path*, renamed to *path* on success.
-
-    On an exception the temporary file is removed and *path* is untouched.
-
-    Args:
-        path: the final file.
-
-    Yields:
-        The temporary path to write.
-    """
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_nodata_file(

@@ -68,12 +68,12 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from .._io import atomic_path
 from ._s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
     PACKED_DIR,
     PACKED_FORMAT,
-    atomic_path,
     nodata_fraction,
     read_geotiff,
     read_index,
