@@ -169,3 +169,21 @@ def test_location_only_tasks() -> None:
         3,
         2,
     )
+
+
+@pytest.mark.parametrize('fusion', ['concat', 'film'])
+def test_real_timm_backbone_with_pre_logits_head(
+    fusion: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MobileNetV3 pools to head_hidden_size (1024), not num_features (288)."""
+    monkeypatch.undo()  # a real timm model, not the autouse stand-in
+    task = LocationAwareClassificationTask(
+        model='mobilenetv3_small_050',
+        in_channels=3,
+        num_classes=3,
+        fusion=fusion,
+        **small(),
+    ).eval()
+    with torch.no_grad():
+        out = task(torch.randn(2, 3, 32, 32), torch.tensor([[2.35, 48.86], [0.0, 0.0]]))
+    assert out.shape == (2, 3)

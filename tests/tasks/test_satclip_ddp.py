@@ -5,6 +5,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import timm
@@ -56,15 +57,17 @@ class _Tiny(nn.Module):
 
 
 def _task() -> SatCLIPTask:
-    timm.create_model = _Tiny
     torch.manual_seed(0)
-    return SatCLIPTask(
-        embed_dim=4,
-        legendre_polys=3,
-        capacity=8,
-        location_dropout=0.0,
-        location_dtype='float64',
-    ).eval()
+    # Patch timm only while the task is built: a global assignment would leak
+    # the stand-in into every later test of the session.
+    with mock.patch.object(timm, 'create_model', _Tiny):
+        return SatCLIPTask(
+            embed_dim=4,
+            legendre_polys=3,
+            capacity=8,
+            location_dropout=0.0,
+            location_dtype='float64',
+        ).eval()
 
 
 def _task_batch(features: torch.Tensor, lonlat: torch.Tensor) -> dict[str, Any]:

@@ -221,6 +221,8 @@ class Wrap(nn.Module):
 class _MultiScale(nn.Module):
     """Base of the Space2Vec / Sphere2Vec encodings: the geometric scales."""
 
+    #: Output features per scale; ``embedding_dim = features_per_scale * F``.
+    features_per_scale: ClassVar[int] = 0
     embedding_dim: int
 
     def __init__(
@@ -250,6 +252,7 @@ class _MultiScale(nn.Module):
         self.frequency_num = frequency_num
         self.min_radius = float(min_radius)
         self.max_radius = float(max_radius)
+        self.embedding_dim = self.features_per_scale * frequency_num
 
     def frequencies(
         self,
@@ -304,24 +307,7 @@ class Grid(_MultiScale):
     ``4 F`` features.
     """
 
-    def __init__(
-        self,
-        frequency_num: int = 10,
-        min_radius: float = 1.0,
-        max_radius: float = 360.0,
-    ) -> None:
-        """Initialise the encoding.
-
-        Args:
-            frequency_num: number of scales ``F``; output size ``4 F``.
-            min_radius: smallest timescale (finest scale), in degrees, > 0.
-            max_radius: largest timescale (coarsest scale), in degrees, > 0.
-
-        Raises:
-            ValueError: if an argument is out of range.
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
-        self.embedding_dim = 4 * frequency_num
+    features_per_scale = 4
 
     def forward(self, lonlat: Tensor) -> Tensor:
         """Encode points.
@@ -362,24 +348,7 @@ class Theory(_MultiScale):
     the original for every ``F``; prefer an even ``F``.
     """
 
-    def __init__(
-        self,
-        frequency_num: int = 10,
-        min_radius: float = 1.0,
-        max_radius: float = 360.0,
-    ) -> None:
-        """Initialise the encoding.
-
-        Args:
-            frequency_num: number of scales ``F``; output size ``6 F``.
-            min_radius: smallest timescale (finest scale), in degrees, > 0.
-            max_radius: largest timescale (coarsest scale), in degrees, > 0.
-
-        Raises:
-            ValueError: if an argument is out of range.
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
-        self.embedding_dim = 6 * frequency_num
+    features_per_scale = 6
 
     def forward(self, lonlat: Tensor) -> Tensor:
         """Encode points.
