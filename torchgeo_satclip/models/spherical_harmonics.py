@@ -92,6 +92,19 @@ def _tables(
     return steps
 
 
+def _check_arguments(legendre_polys: int, normalization: str) -> None:
+    """Raise ``ValueError`` for an out-of-range degree count or unknown basis."""
+    if not 1 <= legendre_polys <= MAX_LEGENDRE_POLYS:
+        raise ValueError(
+            f'legendre_polys must be between 1 and {MAX_LEGENDRE_POLYS}, '
+            f'got {legendre_polys}'
+        )
+    if normalization not in ('satclip', 'orthonormal'):
+        raise ValueError(
+            f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"
+        )
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Return the dtype the encoding is computed in for an input ``dtype``.
 
@@ -133,15 +146,7 @@ def spherical_harmonics(
         ValueError: if ``legendre_polys`` is out of range, ``normalization``
             is unknown, or ``lonlat`` is not a floating ``(N, 2)`` tensor.
     """
-    if not 1 <= legendre_polys <= MAX_LEGENDRE_POLYS:
-        raise ValueError(
-            f'legendre_polys must be between 1 and {MAX_LEGENDRE_POLYS}, '
-            f'got {legendre_polys}'
-        )
-    if normalization not in ('satclip', 'orthonormal'):
-        raise ValueError(
-            f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"
-        )
+    _check_arguments(legendre_polys, normalization)
     if lonlat.ndim != 2 or lonlat.shape[1] != 2:
         raise ValueError(
             f'lonlat must have shape (N, 2) (lon, lat), got {tuple(lonlat.shape)}'
@@ -267,16 +272,7 @@ class SphericalHarmonics(nn.Module):
             ValueError: if an argument is out of range.
         """
         super().__init__()
-        if not 1 <= legendre_polys <= MAX_LEGENDRE_POLYS:
-            raise ValueError(
-                f'legendre_polys must be between 1 and {MAX_LEGENDRE_POLYS}, '
-                f'got {legendre_polys}'
-            )
-        if normalization not in ('satclip', 'orthonormal'):
-            raise ValueError(
-                "normalization must be 'satclip' or 'orthonormal', "
-                f'got {normalization!r}'
-            )
+        _check_arguments(legendre_polys, normalization)
         self.legendre_polys = legendre_polys
         self.normalization: Normalization = normalization
         self.embedding_dim = legendre_polys * legendre_polys

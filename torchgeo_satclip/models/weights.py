@@ -30,6 +30,8 @@ from torchvision.models._api import Weights, WeightsEnum
 
 from .._io import atomic_write
 from .location_encoder import LocationEncoder, build_location_encoder
+from .networks import NETWORKS
+from .positional import POSITIONAL_ENCODINGS
 
 __all__ = [
     'CheckpointError',
@@ -389,11 +391,11 @@ def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
     """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture."""
     posenc, nnet = encoder.posenc, encoder.nnet
     le_type = next(
-        (name for name, cls in _registered_encodings().items() if type(posenc) is cls),
+        (name for name, cls in POSITIONAL_ENCODINGS.items() if type(posenc) is cls),
         type(posenc).__name__.lower(),
     )
     pe_type = next(
-        (name for name, cls in _registered_networks().items() if type(nnet) is cls),
+        (name for name, cls in NETWORKS.items() if type(nnet) is cls),
         type(nnet).__name__.lower(),
     )
     layers = getattr(nnet, 'layers', None)
@@ -411,18 +413,6 @@ def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
         if hasattr(posenc, key):
             hparams[key] = getattr(posenc, key)
     return hparams
-
-
-def _registered_encodings() -> dict[str, type[nn.Module]]:
-    from .positional import POSITIONAL_ENCODINGS
-
-    return POSITIONAL_ENCODINGS
-
-
-def _registered_networks() -> dict[str, type[nn.Module]]:
-    from .networks import NETWORKS
-
-    return NETWORKS
 
 
 def save_official_checkpoint(
