@@ -9,7 +9,7 @@ import torch
 import torchgeo_satclip.datasets.pack
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
-from torchgeo_satclip.datasets._s2_100k_files import read_geotiff
+from torchgeo_satclip.datasets.s2_100k_files import read_geotiff
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 

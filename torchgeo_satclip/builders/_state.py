@@ -38,7 +38,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
 from .._io import atomic_path
-from ..datasets._s2_100k_files import ALL_BANDS
+from ..datasets.s2_100k_files import ALL_BANDS
 
 try:
     import fcntl

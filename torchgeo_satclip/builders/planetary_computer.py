@@ -63,7 +63,7 @@ from shapely.geometry import shape  # type: ignore[import-untyped]
 from tqdm import tqdm
 
 from .._io import atomic_path
-from ..datasets._s2_100k_files import ALL_BANDS, nodata_fraction
+from ..datasets.s2_100k_files import ALL_BANDS, nodata_fraction
 from ._state import BuildState, patch_centroid, patch_name
 from .sampling import Region, iter_points
 

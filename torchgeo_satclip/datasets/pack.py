@@ -69,7 +69,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from .._io import atomic_path
-from ._s2_100k_files import (
+from .s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
     PACKED_DIR,

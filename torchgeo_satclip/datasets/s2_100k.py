@@ -29,7 +29,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissi
 from torchgeo.datasets.utils import download_url, extract_archive
 from tqdm import tqdm
 
-from ._s2_100k_files import (
+from .s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
     PACKED_DIR,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..models import LocationEncoder, SphericalHarmonics, Wrap
-from ..transforms.location import get_location_encoder
+from ..models import satclip_location_encoder
 from .tasks import PointTask
 
 __all__ = [
@@ -71,7 +71,7 @@ def encode(
     Args:
         encoder: a :data:`BUILTIN_ENCODERS` name (``'raw'`` lon/lat, ``'wrap'``,
             ``'sh'`` spherical harmonics L = 10 alone, ``'sh20'``), anything
-            :func:`~torchgeo_satclip.transforms.get_location_encoder` loads
+            :func:`~torchgeo_satclip.models.satclip_location_encoder` loads
             (checkpoint path, ``SatCLIPWeights`` name), or a module.
         lonlat: ``(N, 2)`` (lon, lat) in degrees.
         batch_size: points per forward pass.
@@ -81,7 +81,7 @@ def encode(
         float64 ``(N, D)`` features.
     """
     if isinstance(encoder, str):
-        module = BUILTIN_ENCODERS.get(encoder) or get_location_encoder(encoder)
+        module = BUILTIN_ENCODERS.get(encoder) or satclip_location_encoder(encoder)
     else:
         module = encoder
     if isinstance(module, torch.nn.Module):

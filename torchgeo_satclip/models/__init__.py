@@ -1,7 +1,16 @@
 """SatCLIP location encoders: positional encodings, networks, weights."""
 
 from .location_encoder import LocationEncoder, build_location_encoder, validate_lonlat
-from .networks import MLP, NETWORKS, FCNet, LinearNet, SirenLayer, SirenNet, get_network
+from .networks import (
+    MLP,
+    NETWORKS,
+    FCNet,
+    LinearNet,
+    SirenLayer,
+    SirenNet,
+    get_network,
+    list_networks,
+)
 from .positional import (
     GEOCLIP_SCALE_FACTOR,
     POSITIONAL_ENCODINGS,
@@ -17,13 +26,17 @@ from .positional import (
     Wrap,
     equal_earth_projection,
     get_positional_encoding,
+    list_positional_encodings,
 )
 from .spherical_harmonics import SphericalHarmonics, spherical_harmonics
 from .weights import (
     CheckpointError,
+    LocationSource,
     SatCLIPWeights,
     download_checkpoint,
+    list_weights,
     load_location_encoder,
+    satclip_location_encoder,
     save_official_checkpoint,
 )
 
@@ -39,6 +52,7 @@ __all__ = [
     'Grid',
     'LinearNet',
     'LocationEncoder',
+    'LocationSource',
     'RandomFourierFeatures',
     'SatCLIPWeights',
     'SirenLayer',
@@ -55,7 +69,11 @@ __all__ = [
     'equal_earth_projection',
     'get_network',
     'get_positional_encoding',
+    'list_networks',
+    'list_positional_encodings',
+    'list_weights',
     'load_location_encoder',
+    'satclip_location_encoder',
     'save_official_checkpoint',
     'spherical_harmonics',
     'validate_lonlat',

@@ -6,6 +6,7 @@ of the original code base. :func:`get_network` builds any of them by the name
 used in SatCLIP's ``hyper_parameters['pe_type']``.
 """
 
+import inspect
 import math
 from typing import Literal
 
@@ -20,6 +21,7 @@ __all__ = [
     'SirenLayer',
     'SirenNet',
     'get_network',
+    'list_networks',
 ]
 
 
@@ -373,12 +375,28 @@ def get_network(
     Raises:
         ValueError: if ``name`` is unknown.
     """
-    if name == 'siren':
-        return SirenNet(dim_in, dim_hidden, dim_out, num_layers, dropout=dropout)
-    if name == 'fcnet':
-        return FCNet(dim_in, dim_hidden, dim_out, dropout=dropout)
-    if name == 'mlp':
-        return MLP(dim_in, dim_hidden, dim_out, num_layers)
-    if name == 'linear':
-        return LinearNet(dim_in, dim_out)
-    raise ValueError(f'unknown network {name!r}; expected one of {sorted(NETWORKS)}')
+    try:
+        cls = NETWORKS[name]
+    except KeyError:
+        raise ValueError(
+            f'unknown network {name!r}; expected one of {list_networks()}'
+        ) from None
+    offered = {
+        'dim_in': dim_in,
+        'dim_hidden': dim_hidden,
+        'dim_out': dim_out,
+        'num_layers': num_layers,
+        'dropout': dropout,
+    }
+    # Each class takes the subset of the common arguments it has a use for.
+    accepted = inspect.signature(cls).parameters
+    return cls(**{key: value for key, value in offered.items() if key in accepted})
+
+
+def list_networks() -> list[str]:
+    """Names accepted by :func:`get_network` (SatCLIP's ``pe_type`` values).
+
+    Returns:
+        The registered names of :data:`NETWORKS`, sorted.
+    """
+    return sorted(NETWORKS)

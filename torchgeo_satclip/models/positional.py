@@ -70,6 +70,7 @@ __all__ = [
     'Wrap',
     'equal_earth_projection',
     'get_positional_encoding',
+    'list_positional_encodings',
 ]
 
 Convention = Literal['satclip', 'sphere2vec']
@@ -780,6 +781,15 @@ def get_positional_encoding(name: str, **kwargs: Any) -> nn.Module:
     except KeyError:
         raise ValueError(
             f'unknown positional encoding {name!r}; '
-            f'expected one of {sorted(POSITIONAL_ENCODINGS)}'
+            f'expected one of {list_positional_encodings()}'
         ) from None
     return cls(**kwargs)
+
+
+def list_positional_encodings() -> list[str]:
+    """Names accepted by :func:`get_positional_encoding` (SatCLIP's ``le_type`` values).
+
+    Returns:
+        The registered names of :data:`POSITIONAL_ENCODINGS`, sorted.
+    """
+    return sorted(POSITIONAL_ENCODINGS)

@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import torch
 from torch import Tensor, nn
@@ -35,9 +35,12 @@ from .positional import POSITIONAL_ENCODINGS
 
 __all__ = [
     'CheckpointError',
+    'LocationSource',
     'SatCLIPWeights',
     'download_checkpoint',
+    'list_weights',
     'load_location_encoder',
+    'satclip_location_encoder',
     'save_official_checkpoint',
 ]
 
@@ -362,7 +365,7 @@ def load_location_encoder(
         if member is None:
             raise CheckpointError(
                 f'{source!r} is neither an existing checkpoint file nor a '
-                f'SatCLIPWeights name ({", ".join(SatCLIPWeights.__members__)})'
+                f'SatCLIPWeights name ({", ".join(list_weights())})'
             )
         source = member
     if isinstance(source, Enum) and isinstance(getattr(source, 'value', None), Weights):
@@ -385,6 +388,57 @@ def load_location_encoder(
     if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
         hyper_parameters = None  # the file's own record wins
     return _encoder_from_state(checkpoint, str(path), hyper_parameters, dtype)
+
+
+#: Anything :func:`satclip_location_encoder` accepts as ``weights``: a built
+#: encoder, a checkpoint path, a weights member or name, or a state dict.
+LocationSource: TypeAlias = (
+    LocationEncoder | WeightsEnum | str | os.PathLike[str] | Mapping[str, Any]
+)
+
+
+def satclip_location_encoder(
+    weights: LocationSource | None = None,
+    *,
+    dtype: torch.dtype = torch.float64,
+    **architecture: Any,
+) -> LocationEncoder:
+    """Return a SatCLIP location encoder, pretrained or new (the one factory).
+
+    As TorchGeo's model builders (``resnet18(weights=...)``): with
+    ``weights`` the architecture is the one the weights were trained with;
+    without, a new, randomly initialised encoder is built from
+    ``architecture``. Tasks, transforms, ``embed`` and ``probe`` all build
+    their location encoders here.
+
+    Args:
+        weights: None for a new encoder; a :class:`LocationEncoder` (returned
+            as it is); or anything :func:`load_location_encoder` accepts (a
+            checkpoint path, a :class:`SatCLIPWeights` member or name, a
+            TorchGeo ``SatCLIP_Weights`` member, a state dict).
+        dtype: compute dtype of a loaded or built encoder.
+        **architecture: arguments of :func:`build_location_encoder`
+            (``positional_encoding``, ``network``, ``legendre_polys``,
+            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ``dropout``, ...);
+            used only when ``weights`` is None.
+
+    Returns:
+        The location encoder.
+    """
+    if isinstance(weights, LocationEncoder):
+        return weights
+    if weights is None:
+        return build_location_encoder(dtype=dtype, **architecture)
+    return load_location_encoder(weights, dtype=dtype)
+
+
+def list_weights() -> list[str]:
+    """Names of the released weights (:class:`SatCLIPWeights` members).
+
+    Returns:
+        The member names, in declaration order (smallest model first).
+    """
+    return list(SatCLIPWeights.__members__)
 
 
 def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:

@@ -39,7 +39,8 @@ from .._compat import (
     regression_kwargs,
 )
 from ..models import LocationEncoder
-from ..transforms.location import get_location_encoder, sample_lonlat
+from ..models import satclip_location_encoder
+from ..transforms.location import sample_lonlat
 from .utils import pooled_feature_size
 
 __all__ = [
@@ -200,7 +201,7 @@ class _LocationMixin:
     def _location_encoder(self) -> LocationEncoder:
         """Build or load the location encoder from the hyperparameters."""
         hp = self.hparams
-        return get_location_encoder(
+        return satclip_location_encoder(
             self.location_weights,
             dtype=torch.float32,
             positional_encoding=hp['positional_encoding'],

@@ -40,7 +40,7 @@ from torchvision.models._api import WeightsEnum
 from .._compat import BaseTask, load_backbone_state_dict
 from ..models import LocationEncoder, load_location_encoder, save_official_checkpoint
 from ..models.weights import CheckpointError, _official_hyper_parameters
-from ..transforms.location import get_location_encoder
+from ..models import satclip_location_encoder
 from ._clip import (
     clip_loss,
     gather_with_grad,
@@ -270,7 +270,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         hp = self.hparams
         dtype = _DTYPES[hp['location_dtype']]
         if self.location_weights is not None:
-            encoder = get_location_encoder(self.location_weights, dtype=dtype)
+            encoder = satclip_location_encoder(self.location_weights, dtype=dtype)
             # Record the loaded architecture, so that the checkpoint rebuilds it.
             found = _official_hyper_parameters(encoder)
             hp['positional_encoding'] = found['le_type']
@@ -279,7 +279,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 if found.get(key) is not None:
                     hp[key] = found[key]
             return encoder
-        return get_location_encoder(
+        return satclip_location_encoder(
             None,
             dtype=dtype,
             positional_encoding=hp['positional_encoding'],

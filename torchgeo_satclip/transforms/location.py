@@ -12,17 +12,16 @@ A sample (or a collated batch) can say where it is in three ways, all read by
   samples carry none): the centre of the bounds, reprojected to EPSG:4326.
 """
 
-import os
+import warnings
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.models._api import WeightsEnum
 
 from .._compat import geo_sample_bounds
-from ..models import LocationEncoder, build_location_encoder, load_location_encoder
+from ..models import LocationEncoder, LocationSource, satclip_location_encoder
 
 __all__ = [
     'LocationEmbedding',
@@ -32,35 +31,28 @@ __all__ = [
     'sample_lonlat',
 ]
 
-#: Anything :func:`get_location_encoder` accepts.
-LocationSource: TypeAlias = LocationEncoder | WeightsEnum | str | os.PathLike[str]
-
-
 def get_location_encoder(
     source: LocationSource | None = None,
     dtype: torch.dtype = torch.float64,
     **build_kwargs: Any,
 ) -> LocationEncoder:
-    """Return a location encoder from a module, checkpoint, weights name or config.
+    """Deprecated alias of :func:`~torchgeo_satclip.models.satclip_location_encoder`.
 
     Args:
-        source: an existing :class:`LocationEncoder` (used as is), anything
-            :func:`~torchgeo_satclip.models.load_location_encoder` accepts (a
-            checkpoint path, a ``SatCLIPWeights`` member or name), or None for
-            a new, randomly initialised encoder built from ``build_kwargs``.
+        source: the factory's ``weights``.
         dtype: compute dtype of a loaded or built encoder.
-        **build_kwargs: arguments of
-            :func:`~torchgeo_satclip.models.build_location_encoder`
-            (``positional_encoding``, ``network``, ``legendre_polys``, ...).
+        **build_kwargs: the factory's architecture arguments.
 
     Returns:
         The location encoder.
     """
-    if isinstance(source, LocationEncoder):
-        return source
-    if source is None:
-        return build_location_encoder(dtype=dtype, **build_kwargs)
-    return load_location_encoder(source, dtype=dtype)
+    warnings.warn(
+        'torchgeo_satclip.transforms.get_location_encoder is deprecated: use '
+        'torchgeo_satclip.models.satclip_location_encoder(weights, dtype=..., ...)',
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return satclip_location_encoder(source, dtype=dtype, **build_kwargs)
 
 
 def reproject_to_lonlat(x: np.ndarray, y: np.ndarray, crs: Any) -> np.ndarray:
@@ -181,7 +173,7 @@ class LocationEmbedding(nn.Module):
             encoder_dtype: compute dtype of an encoder loaded here.
         """
         super().__init__()
-        self.encoder = get_location_encoder(encoder, dtype=encoder_dtype).eval()
+        self.encoder = satclip_location_encoder(encoder, dtype=encoder_dtype).eval()
         for param in self.encoder.parameters():
             param.requires_grad_(False)
         self.key = key

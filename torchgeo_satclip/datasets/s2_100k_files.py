@@ -1,4 +1,5 @@
-"""File-level helpers shared by the S2-100K dataset and the packer.
+"""The S2-100K file layout: its bands, files and readers (public: the dataset, the
+packer and the builders share it).
 
 Reading ``index.csv``, decoding one GeoTIFF patch with errors that name the
 file, measuring nodata, atomic writes, and the reader of the packed layout
