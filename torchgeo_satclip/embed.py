@@ -13,7 +13,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ._io import temporary_sibling
+from .geo import validate_lonlat
 from .models import LocationEncoder
 
 __all__ = [
@@ -69,43 +70,23 @@ class PointBatch:
 
 
 def _check_values(
-    lon: np.ndarray,
-    lat: np.ndarray,
-    lon_column: str,
-    lat_column: str,
-    where: Any,
+    lonlat: np.ndarray, where: Callable[[int], str], columns: tuple[str, str] | None
 ) -> None:
     """Raise :class:`InputError` naming the first bad row of a batch.
 
     Args:
-        lon: longitudes.
-        lat: latitudes.
-        lon_column: longitude column name (for messages).
-        lat_column: latitude column name (for messages).
+        lonlat: ``(n, 2)`` float64 (lon, lat) of the batch.
         where: maps a row index of the batch to a description such as
             ``'data.csv, line 12'``.
+        columns: the longitude and latitude column names (None for GeoJSON).
     """
-    finite = np.isfinite(lon) & np.isfinite(lat)
-    bad = ~finite | (np.abs(lat) > 90) | (np.abs(lon) > 180)
-    if not bad.any():
-        return
-    i = int(np.flatnonzero(bad)[0])
-    if not finite[i]:
-        raise InputError(f'{where(i)}: non-finite coordinate ({lon[i]}, {lat[i]})')
-    if abs(lat[i]) > 90:
-        swapped = abs(lat[i]) <= 180 and abs(lon[i]) <= 90
-        hint = (
-            f'; the columns look swapped: is {lat_column!r} the longitude? '
-            'Pass --lon-column/--lat-column'
-            if swapped
-            else ''
-        )
-        raise InputError(
-            f'{where(i)}: latitude {lat[i]} in column {lat_column!r} is '
-            f'outside [-90, 90]{hint}'
-        )
-    raise InputError(
-        f'{where(i)}: longitude {lon[i]} in column {lon_column!r} is outside [-180, 180]'
+    hint = (
+        f'is {columns[1]!r} the longitude? Pass --lon-column/--lat-column'
+        if columns
+        else 'GeoJSON coordinates are [longitude, latitude]'
+    )
+    validate_lonlat(
+        lonlat, where=where, columns=columns, swap_hint=hint, error=InputError
     )
 
 
@@ -145,11 +126,7 @@ def read_points_csv(
         def flush() -> tuple[list[dict[str, str]], np.ndarray]:
             lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
             _check_values(
-                lonlat[:, 0],
-                lonlat[:, 1],
-                lon_column,
-                lat_column,
-                lambda i: f'{path}, line {lines[i]}',
+                lonlat, lambda i: f'{path}, line {lines[i]}', (lon_column, lat_column)
             )
             return rows, lonlat
 
@@ -208,16 +185,14 @@ def _parquet_batches(
             raise InputError(
                 f'{path}: columns {lon_column!r}/{lat_column!r} are not numeric ({error})'
             ) from None
-        offset = start
-        _check_values(
-            lon,
-            lat,
-            lon_column,
-            lat_column,
-            lambda i, o=offset: f'{path}, row {o + i + 1}',
-        )
+        lonlat = np.stack([lon, lat], axis=1)
+
+        def row(i: int, first: int = start) -> str:
+            return f'{path}, row {first + i + 1}'
+
+        _check_values(lonlat, row, (lon_column, lat_column))
         start += len(lon)
-        yield PointBatch(columns, np.stack([lon, lat], axis=1))
+        yield PointBatch(columns, lonlat)
 
 
 def _geojson_batches(path: Path, batch_size: int) -> Iterator[PointBatch]:
@@ -249,14 +224,12 @@ def _geojson_batches(path: Path, batch_size: int) -> Iterator[PointBatch]:
                     f'{path}, feature {start + offset + 1}: cannot read coordinates {point!r}'
                 ) from None
             properties.append(feature.get('properties') or {})
-        lonlat = np.asarray(coords, dtype=np.float64)
-        _check_values(
-            lonlat[:, 0],
-            lonlat[:, 1],
-            'longitude',
-            'latitude',
-            lambda i, s=start: f'{path}, feature {s + i + 1}',
-        )
+        lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+
+        def feature(i: int, first: int = start) -> str:
+            return f'{path}, feature {first + i + 1}'
+
+        _check_values(lonlat, feature, None)
         keys = list(dict.fromkeys(k for p in properties for k in p))
         yield PointBatch({k: [p.get(k) for p in properties] for k in keys}, lonlat)
 

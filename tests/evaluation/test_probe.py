@@ -11,10 +11,10 @@ from torchgeo_satclip.evaluation import (
     load_task,
     results_to_markdown,
     run_probes,
-    sample_sphere,
     task_from_csv,
     write_results,
 )
+from torchgeo_satclip.geo import sample_points
 
 
 def test_builtin_tasks_offline() -> None:
@@ -33,18 +33,8 @@ def test_builtin_tasks_offline() -> None:
         load_task('nope')
 
 
-def test_known_labels() -> None:
-    from torchgeo_satclip.evaluation.tasks import koppen_zone
-
-    # Manaus (tropical rainforest), Cairo (hot desert), mid-Pacific
-    zones = koppen_zone(np.array([[-60.0, -3.1], [31.2, 30.0], [-150.0, 0.0]]))
-    assert zones[0].startswith('A')
-    assert zones[1] == 'BWh'
-    assert zones[2] == 'Ocean'
-
-
 def test_folds() -> None:
-    lonlat = sample_sphere(500, 1)
+    lonlat = sample_points(500, 1, land=False)
     seen = np.zeros(500, int)
     for train, test in fold_indices(lonlat, 5, 'spatial', 30.0):
         assert not set(train) & set(test)

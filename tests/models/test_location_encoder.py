@@ -64,8 +64,8 @@ def test_mismatched_parts() -> None:
         ),
         ([[0.0, 91.0]], r'row 0: latitude 91.0 is outside \[-90, 90\]'),
         ([[48.8, 120.0]], 'look like \\(latitude, longitude\\)'),
-        ([[1.0, 2.0], [float('nan'), 0.0]], 'row 1 is not finite'),
-        ([[float('inf'), 0.0]], 'row 0 is not finite'),
+        ([[1.0, 2.0], [float('nan'), 0.0]], 'row 1: non-finite'),
+        ([[float('inf'), 0.0]], 'row 0: non-finite'),
     ],
 )
 def test_validation_messages(

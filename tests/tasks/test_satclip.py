@@ -13,11 +13,11 @@ from torchgeo.main import main
 from torchvision.models._api import Weights, WeightsEnum
 
 from torchgeo_satclip.datamodules import S2100KDataModule
+from torchgeo_satclip.geo import great_circle_km
 from torchgeo_satclip.models import load_location_encoder
 from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
 from torchgeo_satclip.tasks._clip import (
     clip_loss,
-    great_circle_km,
     nearest_centroid,
     retrieval_metrics,
     spherical_kmeans,

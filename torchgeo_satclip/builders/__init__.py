@@ -1,8 +1,8 @@
 """Dataset builders: new S2-100K-style datasets from the Planetary Computer."""
 
+from ..geo import Region, iter_points, sample_points
 from ._state import BuildLockedError
 from .planetary_computer import COLLECTION, DEFAULT_API_URL, BuildResult, build_dataset
-from .sampling import Region, iter_points, sample_points
 
 __all__ = [
     'COLLECTION',

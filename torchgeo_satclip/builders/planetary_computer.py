@@ -3,7 +3,7 @@
 The recipe of S2-100K, for any number of points, region and dates:
 
 1. sample points uniformly on the sphere, on land (global-land-mask) and/or
-   inside a GeoJSON region, from a seeded stream (:mod:`.sampling`);
+   inside a GeoJSON region, from a seeded stream (:mod:`torchgeo_satclip.geo.sampling`);
 2. for each point, search the STAC API (collection ``sentinel-2-l2a``) for
    items over the point in the date range with ``eo:cloud_cover`` below the
    maximum, and take the least cloudy one;
@@ -64,8 +64,8 @@ from tqdm import tqdm
 
 from .._io import atomic_path
 from ..datasets.s2_100k_files import ALL_BANDS, nodata_fraction
+from ..geo import Region, iter_points
 from ._state import BuildState, patch_centroid, patch_name
-from .sampling import Region, iter_points
 
 __all__ = [
     'COLLECTION',

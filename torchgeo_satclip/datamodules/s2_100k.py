@@ -21,6 +21,7 @@ from torchgeo.datamodules import NonGeoDataModule
 
 from .._compat import TorchGeoS2100k
 from ..datasets import S2100K
+from ..geo import jitter_points
 
 __all__ = ['S2100KAugmentation', 'S2100KDataModule', 'jitter_points', 'split_indices']
 
@@ -117,28 +118,6 @@ class S2100KAugmentation(nn.Module):
                 batch['point'], self.jitter, self.symmetric_jitter
             )
         return batch
-
-
-def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tensor:
-    """Jitter (lon, lat) in degrees, keeping them valid.
-
-    Longitude wraps into [-180, 180), latitude is clamped to [-90, 90].
-
-    Args:
-        point: ``(..., 2)`` tensor of (lon, lat).
-        amount: maximum jitter in degrees.
-        symmetric: U(-amount, amount) instead of U(0, amount).
-
-    Returns:
-        The jittered points (a new tensor).
-    """
-    noise = torch.rand_like(point) * amount
-    if symmetric:
-        noise = 2 * noise - amount
-    moved = point + noise
-    lon = torch.remainder(moved[..., 0] + 180.0, 360.0) - 180.0
-    lat = moved[..., 1].clamp(-90.0, 90.0)
-    return torch.stack([lon, lat], dim=-1)
 
 
 def split_indices(

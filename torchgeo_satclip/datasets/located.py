@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..transforms.location import reproject_to_lonlat
+from ..geo import reproject_to_lonlat
 
 __all__ = ['FileCentroids', 'file_centroid', 'file_paths']
 

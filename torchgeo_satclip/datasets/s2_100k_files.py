@@ -1,5 +1,6 @@
-"""The S2-100K file layout: its bands, files and readers (public: the dataset, the
-packer and the builders share it).
+"""The S2-100K file layout: its bands, files and readers.
+
+Public, since the dataset, the packer and the builders share it.
 
 Reading ``index.csv``, decoding one GeoTIFF patch with errors that name the
 file, measuring nodata, atomic writes, and the reader of the packed layout

@@ -14,7 +14,7 @@ from .probe import (
     run_probes,
     write_results,
 )
-from .tasks import BUILTIN_TASKS, PointTask, load_task, sample_sphere, task_from_csv
+from .tasks import BUILTIN_TASKS, PointTask, load_task, task_from_csv
 
 __all__ = [
     'ALPHAS',
@@ -34,7 +34,6 @@ __all__ = [
     'plot_scores',
     'results_to_markdown',
     'run_probes',
-    'sample_sphere',
     'task_from_csv',
     'write_results',
 ]

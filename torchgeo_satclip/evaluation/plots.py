@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geo import is_land
 from .probe import ProbeResult, encode
 
 __all__ = ['pca_rgb', 'plot_pca_map', 'plot_scores']
@@ -70,9 +71,7 @@ def plot_pca_map(
     ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
     if coastlines:
         try:
-            from global_land_mask import globe
-
-            land = globe.is_land(grid_lat, grid_lon).astype(float)
+            land = is_land(grid_lon, grid_lat).astype(float)
             ax.contour(
                 grid_lon, grid_lat, land, levels=[0.5], colors='k', linewidths=0.5
             )

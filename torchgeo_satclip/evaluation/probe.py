@@ -23,8 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..models import LocationEncoder, SphericalHarmonics, Wrap
-from ..models import satclip_location_encoder
+from ..models import LocationEncoder, SphericalHarmonics, Wrap, satclip_location_encoder
 from .tasks import PointTask
 
 __all__ = [

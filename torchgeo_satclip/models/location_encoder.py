@@ -5,65 +5,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..geo import compute_dtype, validate_lonlat
 from .networks import get_network
 from .positional import get_positional_encoding
 
 __all__ = ['LocationEncoder', 'build_location_encoder', 'validate_lonlat']
-
-
-def validate_lonlat(lonlat: Tensor) -> None:
-    """Check that ``lonlat`` is a valid batch of (lon, lat) points in degrees.
-
-    Args:
-        lonlat: tensor that should have shape ``(N, 2)``, a floating dtype,
-            finite values, **longitude first** in [-180, 180] and latitude
-            second in [-90, 90].
-
-    Raises:
-        ValueError: naming the first offending row and value when a check
-            fails, or the shape or dtype found.
-    """
-    if not isinstance(lonlat, Tensor):
-        raise ValueError(f'lonlat must be a torch.Tensor, got {type(lonlat).__name__}')
-    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
-        raise ValueError(
-            'lonlat must have shape (N, 2) holding (longitude, latitude) in degrees, '
-            f'got shape {tuple(lonlat.shape)}'
-        )
-    if not lonlat.is_floating_point():
-        raise ValueError(
-            f'lonlat must have a floating dtype (float32 or float64), got {lonlat.dtype}'
-        )
-    if lonlat.shape[0] == 0:
-        return
-    lon, lat = lonlat[:, 0], lonlat[:, 1]
-    finite = torch.isfinite(lonlat).all(dim=1)
-    bad_lon = finite & ((lon < -180) | (lon > 180))
-    bad_lat = finite & ((lat < -90) | (lat > 90))
-    bad = ~finite | bad_lon | bad_lat
-    # One host synchronisation on the happy path.
-    if not bool(bad.any()):
-        return
-    row = int(torch.nonzero(bad)[0, 0])
-    lon_value, lat_value = (float(v) for v in lonlat[row].tolist())
-    if not bool(finite[row]):
-        raise ValueError(
-            f'lonlat row {row} is not finite: (lon, lat) = ({lon_value}, {lat_value})'
-        )
-    if bool(bad_lon[row]):
-        raise ValueError(
-            f'lonlat row {row}: longitude {lon_value} is outside [-180, 180]'
-        )
-    swapped = abs(lat_value) <= 180 and abs(lon_value) <= 90
-    hint = (
-        '; the values look like (latitude, longitude): SatCLIP takes '
-        '(longitude, latitude), longitude first'
-        if swapped
-        else '; coordinates must be (longitude, latitude) in degrees'
-    )
-    raise ValueError(
-        f'lonlat row {row}: latitude {lat_value} is outside [-90, 90]{hint}'
-    )
 
 
 class LocationEncoder(nn.Module):
@@ -91,7 +37,8 @@ class LocationEncoder(nn.Module):
         Args:
             posenc: positional encoding with an ``embedding_dim`` attribute.
             nnet: network whose input size is ``posenc.embedding_dim``.
-            validate: check every input with :func:`validate_lonlat` (one host
+            validate: check every input with
+                :func:`~torchgeo_satclip.geo.validate_lonlat` (one host
                 synchronisation per call; turn off in hot training loops whose
                 inputs are known to be valid).
 
@@ -133,12 +80,13 @@ class LocationEncoder(nn.Module):
             ``(N, embed_dim)`` embeddings in the network's dtype.
 
         Raises:
-            ValueError: if ``lonlat`` is invalid (see :func:`validate_lonlat`).
+            ValueError: if ``lonlat`` is invalid (see
+                :func:`~torchgeo_satclip.geo.validate_lonlat`).
         """
         if self.validate:
             validate_lonlat(lonlat)
         dtype = self.dtype
-        coords = lonlat.to(torch.float64 if dtype == torch.float64 else torch.float32)
+        coords = lonlat.to(compute_dtype(dtype))
         features = self.posenc(coords).to(dtype)
         out: Tensor = self.nnet(features)
         return out

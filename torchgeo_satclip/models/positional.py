@@ -52,6 +52,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from ..geo import check_lonlat_shape, compute_dtype
 from .spherical_harmonics import SphericalHarmonics
 
 __all__ = [
@@ -100,14 +101,8 @@ def _prepare(lonlat: Tensor) -> Tensor:
     Raises:
         ValueError: if ``lonlat`` is not a floating ``(N, 2)`` tensor.
     """
-    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
-        raise ValueError(
-            f'lonlat must have shape (N, 2) (lon, lat), got {tuple(lonlat.shape)}'
-        )
-    if not lonlat.is_floating_point():
-        raise ValueError(f'lonlat must be a floating tensor, got {lonlat.dtype}')
-    dtype = torch.float64 if lonlat.dtype == torch.float64 else torch.float32
-    return lonlat.to(dtype)
+    check_lonlat_shape(lonlat)
+    return lonlat.to(compute_dtype(lonlat.dtype))
 
 
 def _repeat_columns(values: Tensor) -> Tensor:

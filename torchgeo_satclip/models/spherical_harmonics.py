@@ -34,6 +34,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..geo import check_lonlat_shape, compute_dtype
+
 __all__ = ['SphericalHarmonics', 'spherical_harmonics']
 
 Normalization = Literal['satclip', 'orthonormal']
@@ -105,17 +107,6 @@ def _check_arguments(legendre_polys: int, normalization: str) -> None:
         )
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Return the dtype the encoding is computed in for an input ``dtype``.
-
-    float64 stays float64; every narrower floating type (float32, float16,
-    bfloat16) is computed in float32: bf16 cannot even hold a longitude to
-    better than one degree, so the narrow cast, if wanted, belongs after the
-    encoding, in the network.
-    """
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def spherical_harmonics(
     lonlat: Tensor,
     legendre_polys: int = 10,
@@ -147,14 +138,10 @@ def spherical_harmonics(
             is unknown, or ``lonlat`` is not a floating ``(N, 2)`` tensor.
     """
     _check_arguments(legendre_polys, normalization)
-    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
-        raise ValueError(
-            f'lonlat must have shape (N, 2) (lon, lat), got {tuple(lonlat.shape)}'
-        )
-    if not lonlat.is_floating_point():
-        raise ValueError(f'lonlat must be a floating tensor, got {lonlat.dtype}')
-
-    dtype = _compute_dtype(lonlat.dtype)
+    check_lonlat_shape(lonlat)
+    # bf16 cannot even hold a longitude to better than one degree: narrow
+    # inputs are encoded in float32 and the cast, if wanted, comes after.
+    dtype = compute_dtype(lonlat.dtype)
     size = legendre_polys
     steps = _tables(size, dtype, lonlat.device)
 

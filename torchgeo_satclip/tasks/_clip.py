@@ -2,8 +2,7 @@
 
 Pure tensor functions, kept apart from the Lightning task so that tests (and
 other tasks) can call them directly: the symmetric CLIP loss with optional
-cross-device negatives, in-batch retrieval metrics, great-circle distances and
-a seeded spherical k-means for the geo-classification pretext task.
+cross-device negatives, in-batch retrieval metrics and a seeded spherical k-means for the geo-classification pretext task.
 """
 
 from typing import NamedTuple
@@ -13,20 +12,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geo import great_circle_km, lonlat_to_unit
+
 __all__ = [
-    'EARTH_RADIUS_KM',
     'ClipOutput',
     'clip_loss',
     'gather_with_grad',
-    'great_circle_km',
-    'lonlat_to_unit',
     'nearest_centroid',
     'retrieval_metrics',
     'spherical_kmeans',
 ]
-
-#: Mean Earth radius (IUGG), in kilometres.
-EARTH_RADIUS_KM = 6371.0088
 
 
 class ClipOutput(NamedTuple):
@@ -128,27 +123,6 @@ def clip_loss(
     return ClipOutput(loss, logits_image, logits_location, offset)
 
 
-def great_circle_km(a: Tensor, b: Tensor) -> Tensor:
-    """Great-circle (haversine) distance between (lon, lat) points in degrees.
-
-    Args:
-        a: ``(..., 2)`` (longitude, latitude) in degrees.
-        b: ``(..., 2)`` (longitude, latitude) in degrees, broadcastable to ``a``.
-
-    Returns:
-        Distances in kilometres on a sphere of radius :data:`EARTH_RADIUS_KM`.
-    """
-    a = torch.deg2rad(a.double())
-    b = torch.deg2rad(b.double())
-    dlon = b[..., 0] - a[..., 0]
-    dlat = b[..., 1] - a[..., 1]
-    h = (
-        torch.sin(dlat / 2) ** 2
-        + torch.cos(a[..., 1]) * torch.cos(b[..., 1]) * torch.sin(dlon / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(h.clamp(0, 1)))
-
-
 def retrieval_metrics(
     output: ClipOutput, lonlat: Tensor, all_lonlat: Tensor | None = None
 ) -> dict[str, Tensor]:
@@ -183,26 +157,6 @@ def retrieval_metrics(
     distance = great_circle_km(lonlat.to(candidates.dtype), candidates[retrieved])
     metrics['median_km'] = distance.median().float()
     return metrics
-
-
-def lonlat_to_unit(lonlat: Tensor) -> Tensor:
-    """Unit vectors on the sphere of (lon, lat) points in degrees.
-
-    Args:
-        lonlat: ``(N, 2)`` (longitude, latitude) in degrees.
-
-    Returns:
-        ``(N, 3)`` float64 unit vectors.
-    """
-    lon, lat = torch.deg2rad(lonlat.double()).unbind(-1)
-    return torch.stack(
-        [
-            torch.cos(lat) * torch.cos(lon),
-            torch.cos(lat) * torch.sin(lon),
-            torch.sin(lat),
-        ],
-        dim=-1,
-    )
 
 
 def nearest_centroid(lonlat: Tensor, centroids: Tensor) -> Tensor:

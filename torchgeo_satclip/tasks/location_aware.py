@@ -38,8 +38,7 @@ from .._compat import (
     classification_kwargs,
     regression_kwargs,
 )
-from ..models import LocationEncoder
-from ..models import satclip_location_encoder
+from ..models import LocationEncoder, satclip_location_encoder
 from ..transforms.location import sample_lonlat
 from .utils import pooled_feature_size
 

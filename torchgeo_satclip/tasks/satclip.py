@@ -38,9 +38,13 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models._api import WeightsEnum
 
 from .._compat import BaseTask, load_backbone_state_dict
-from ..models import LocationEncoder, load_location_encoder, save_official_checkpoint
+from ..models import (
+    LocationEncoder,
+    load_location_encoder,
+    satclip_location_encoder,
+    save_official_checkpoint,
+)
 from ..models.weights import CheckpointError, _official_hyper_parameters
-from ..models import satclip_location_encoder
 from ._clip import (
     clip_loss,
     gather_with_grad,

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .._compat import geo_sample_bounds
+from ..geo import reproject_to_lonlat
 from ..models import LocationEncoder, LocationSource, satclip_location_encoder
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     'reproject_to_lonlat',
     'sample_lonlat',
 ]
+
 
 def get_location_encoder(
     source: LocationSource | None = None,
@@ -53,28 +55,6 @@ def get_location_encoder(
         stacklevel=2,
     )
     return satclip_location_encoder(source, dtype=dtype, **build_kwargs)
-
-
-def reproject_to_lonlat(x: np.ndarray, y: np.ndarray, crs: Any) -> np.ndarray:
-    """Reproject coordinates to (longitude, latitude) in EPSG:4326.
-
-    Args:
-        x: easting (or longitude) in ``crs``.
-        y: northing (or latitude) in ``crs``.
-        crs: source CRS: a rasterio or pyproj CRS, an EPSG code or any string
-            pyproj understands.
-
-    Returns:
-        A float64 ``(N, 2)`` array of (lon, lat) in degrees.
-    """
-    from pyproj import CRS, Transformer
-
-    source = CRS.from_user_input(crs.to_wkt() if hasattr(crs, 'to_wkt') else crs)
-    transformer = Transformer.from_crs(source, 'EPSG:4326', always_xy=True)
-    lon, lat = transformer.transform(
-        np.asarray(x, np.float64), np.asarray(y, np.float64)
-    )
-    return np.stack([np.asarray(lon), np.asarray(lat)], axis=-1).reshape(-1, 2)
 
 
 def _as_tensor(value: Any) -> Tensor:

@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+from global_land_mask import globe
+
+from torchgeo_satclip.geo import Region, sample_points
+
+BOX = {
+    'type': 'Polygon',
+    'coordinates': [
+        [[5.0, 45.0], [10.0, 45.0], [10.0, 48.0], [5.0, 48.0], [5.0, 45.0]]
+    ],
+}
+
+
+def test_seeded_and_prefix_stable() -> None:
+    a = sample_points(50, seed=3)
+    np.testing.assert_array_equal(a, sample_points(50, seed=3))
+    np.testing.assert_array_equal(a[:20], sample_points(20, seed=3))
+    assert not np.array_equal(a, sample_points(50, seed=4))
+
+
+def test_land() -> None:
+    points = sample_points(300, seed=0)
+    assert points.shape == (300, 2)
+    assert globe.is_land(points[:, 1], points[:, 0]).all()
+    assert (np.abs(points[:, 0]) <= 180).all()
+    assert (np.abs(points[:, 1]) <= 90).all()
+
+
+def test_uniform_on_the_sphere() -> None:
+    points = sample_points(4000, seed=0, land=False)
+    sin_lat = np.sin(np.radians(points[:, 1]))
+    # Uniform on the sphere: sin(lat) and lon are uniform.
+    assert abs(sin_lat.mean()) < 0.05
+    assert abs(np.mean(np.abs(sin_lat) < 0.5) - 0.5) < 0.05
+    assert abs(np.mean(points[:, 0] > 0) - 0.5) < 0.05
+
+
+def test_region() -> None:
+    region = Region(
+        {
+            'type': 'FeatureCollection',
+            'features': [{'type': 'Feature', 'geometry': BOX, 'properties': {}}],
+        }
+    )
+    points = sample_points(200, seed=1, region=region)
+    assert region.contains(points[:, 0], points[:, 1]).all()
+    assert (points[:, 0] >= 5).all()
+    assert (points[:, 0] <= 10).all()
+    assert globe.is_land(points[:, 1], points[:, 0]).all()
+
+
+def test_region_file(tmp_path) -> None:
+    import json
+
+    path = tmp_path / 'r.geojson'
+    path.write_text(json.dumps({'type': 'Feature', 'geometry': BOX}))
+    assert Region.from_file(path).bounds == (5.0, 45.0, 10.0, 48.0)
+
+
+def test_invalid() -> None:
+    with pytest.raises(ValueError, match='Polygons'):
+        Region({'type': 'Point', 'coordinates': [0, 0]})
+    with pytest.raises(ValueError, match='antimeridian'):
+        Region(
+            {
+                'type': 'Polygon',
+                'coordinates': [[[170, 0], [190, 0], [190, 5], [170, 0]]],
+            }
+        )
+    with pytest.raises(ValueError, match='num_points'):
+        sample_points(-1)
+    ocean = Region(
+        {
+            'type': 'Polygon',
+            'coordinates': [[[-30, -10], [-29, -10], [-29, -9], [-30, -10]]],
+        }
+    )
+    with pytest.raises(ValueError, match='land'):
+        sample_points(1, region=ocean)
+
+
+def _square(lon: float, lat: float, side: float) -> list[list[list[float]]]:
+    return [
+        [
+            [lon, lat],
+            [lon + side, lat],
+            [lon + side, lat + side],
+            [lon, lat + side],
+            [lon, lat],
+        ]
+    ]
+
+
+def test_single_polygon_stream_is_the_builders() -> None:
+    """One polygon (or none) draws exactly the stream S2-100K builds resume on."""
+    from torchgeo_satclip.geo.sampling import _BATCH
+
+    region = Region(BOX)
+    rng = np.random.default_rng(7)
+    west, south, east, north = 5.0, 45.0, 10.0, 48.0
+    lon = rng.uniform(west, east, _BATCH)
+    sin_lat = rng.uniform(*np.sin(np.radians([south, north])), _BATCH)
+    lat = np.degrees(np.arcsin(sin_lat))
+    keep = region.contains(lon, lat)
+    expected = np.stack([lon[keep], lat[keep]], axis=1)[:100]
+    np.testing.assert_array_equal(
+        sample_points(100, seed=7, region=region, land=False), expected
+    )
+
+
+def test_many_small_polygons() -> None:
+    """Hundreds of tiny islands scattered over the globe: sampled polygon by polygon."""
+    rng = np.random.default_rng(0)
+    corners = np.stack(
+        [rng.uniform(-179, 178, 400), rng.uniform(-80, 79, 400)], axis=1
+    ).round(1)
+    region = Region(
+        {
+            'type': 'MultiPolygon',
+            'coordinates': [_square(lon, lat, 0.05) for lon, lat in corners],
+        }
+    )
+    # The region covers about 1e-6 of its bounding box: drawing in that box
+    # would find nothing in 64 x 4096 draws.
+    points = sample_points(500, seed=1, region=region, land=False)
+    assert region.contains(points[:, 0], points[:, 1]).all()
+    # The points spread over many islands, not a few.
+    hit = {(round(lon // 0.05), round(lat // 0.05)) for lon, lat in points}
+    assert len(hit) > 250
+
+
+def test_uniform_over_polygons_of_different_area() -> None:
+    # Equal boxes in degrees, but at 60 degrees latitude a degree box has
+    # half the area of one at the equator: it must get half the points.
+    region = Region(
+        {
+            'type': 'MultiPolygon',
+            'coordinates': [_square(0, -0.5, 1.0), _square(20, 59.5, 1.0)],
+        }
+    )
+    points = sample_points(6000, seed=2, region=region, land=False)
+    share = np.mean(points[:, 1] > 30)
+    expected = (np.sin(np.radians(60.5)) - np.sin(np.radians(59.5))) / (
+        2 * np.sin(np.radians(0.5))
+        + np.sin(np.radians(60.5))
+        - np.sin(np.radians(59.5))
+    )
+    assert share == pytest.approx(expected, abs=0.02)
+
+
+def test_overlapping_polygons_are_not_counted_twice() -> None:
+    # A small box inside a big one: the union is the big box, uniform.
+    region = Region(
+        {
+            'type': 'FeatureCollection',
+            'features': [
+                {
+                    'type': 'Feature',
+                    'geometry': {'type': 'Polygon', 'coordinates': _square(0, 0, 10)},
+                },
+                {
+                    'type': 'Feature',
+                    'geometry': {'type': 'Polygon', 'coordinates': _square(0, 0, 1)},
+                },
+            ],
+        }
+    )
+    points = sample_points(5000, seed=3, region=region, land=False)
+    inner = np.mean((points[:, 0] < 1) & (points[:, 1] < 1))
+    assert inner == pytest.approx(0.01, abs=0.006)
+
+
+def test_where_filter() -> None:
+    east = lambda lon, lat: lon > 0  # noqa: E731
+    points = sample_points(300, seed=0, land=False, where=east)
+    assert (points[:, 0] > 0).all()
+    # The filter keeps the stream's order: the kept points of the plain stream.
+    plain = sample_points(1000, seed=0, land=False)
+    np.testing.assert_array_equal(points, plain[plain[:, 0] > 0][:300])

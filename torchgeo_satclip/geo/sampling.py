@@ -1,0 +1,239 @@
+"""Seeded points uniform on the sphere, restricted to land, a region or a mask.
+
+A point is uniform on the sphere when its longitude is uniform and the sine of
+its latitude is uniform. Keeping only the points of such a stream that fall on
+land, inside a polygon or where a mask says so (rejection) keeps it uniform
+over what remains, which is how S2-100K was sampled.
+
+A region is drawn polygon by polygon: each candidate first picks one of the
+region's polygons with probability proportional to the spherical area of its
+bounding box, then a point uniform in that box, kept only if it lies in that
+polygon. The kept points are uniform over the whole region, and a region made
+of many small polygons scattered over the globe (islands, parcels) costs no
+more than one polygon, where drawing in the region's overall bounding box
+would almost never hit.
+
+The stream is deterministic: the k-th point of a seed is always the same,
+however many points are asked for, so a resumed build names sample ``k`` the
+same place.
+"""
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .maps import is_land
+
+__all__ = ['PointMask', 'Region', 'iter_points', 'sample_points']
+
+#: A filter of points: ``(lon, lat) -> bool mask``, degrees in, one bool a point.
+PointMask: TypeAlias = Callable[
+    [NDArray[np.float64], NDArray[np.float64]], NDArray[np.bool_]
+]
+
+#: Candidate points drawn per batch of the rejection sampler.
+_BATCH = 4096
+
+#: Consecutive batches without a single kept point before giving up.
+_MAX_EMPTY_BATCHES = 64
+
+
+def _shapely() -> Any:
+    try:
+        import shapely  # type: ignore[import-untyped]
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            'regions need shapely: pip install "torchgeo-satclip[build]"'
+        ) from error
+    return shapely
+
+
+class Region:
+    """A polygonal region in (lon, lat) degrees, read from GeoJSON.
+
+    Polygons crossing the antimeridian are not supported: split them in two
+    (a ``MultiPolygon``) at 180 degrees.
+    """
+
+    def __init__(self, geojson: Mapping[str, Any]) -> None:
+        """Initialize a new Region.
+
+        Args:
+            geojson: a GeoJSON ``FeatureCollection``, ``Feature`` or geometry
+                (``Polygon`` or ``MultiPolygon``) in EPSG:4326.
+
+        Raises:
+            ValueError: if the GeoJSON holds no polygon, or lies outside
+                [-180, 180] x [-90, 90].
+        """
+        shapely = _shapely()
+        from shapely.geometry import shape  # type: ignore[import-untyped]
+
+        kind = geojson.get('type')
+        if kind == 'FeatureCollection':
+            geometries = [f['geometry'] for f in geojson.get('features', [])]
+        elif kind == 'Feature':
+            geometries = [geojson['geometry']]
+        else:
+            geometries = [geojson]
+        shapes = [shape(g) for g in geometries if g]
+        polygons = [s for s in shapes if s.geom_type in ('Polygon', 'MultiPolygon')]
+        if not polygons or len(polygons) != len(shapes):
+            raise ValueError('the region must be made of Polygons or MultiPolygons')
+        self.geometry: Any = shapely.union_all(polygons)
+        if self.geometry.is_empty or self.geometry.area == 0:
+            raise ValueError('the region is empty')
+        west, south, east, north = self.geometry.bounds
+        if west < -180 or east > 180 or south < -90 or north > 90:
+            raise ValueError(
+                'the region must lie within [-180, 180] x [-90, 90] degrees '
+                '(split polygons crossing the antimeridian)'
+            )
+        self.bounds: tuple[float, float, float, float] = (west, south, east, north)
+        shapely.prepare(self.geometry)
+        # The disjoint polygons of the union, and their bounding boxes.
+        parts = shapely.get_parts(self.geometry)
+        self.parts: NDArray[Any] = np.asarray(
+            [p for p in parts if p.area > 0], dtype=object
+        )
+        shapely.prepare(self.parts)
+        self.part_bounds: NDArray[np.float64] = np.asarray(
+            shapely.bounds(self.parts), dtype=np.float64
+        ).reshape(-1, 4)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> 'Region':
+        """Read a region from a GeoJSON file.
+
+        Args:
+            path: the GeoJSON file.
+
+        Returns:
+            The region.
+        """
+        with open(path) as f:
+            return cls(json.load(f))
+
+    def contains(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        """Which points lie inside the region.
+
+        Args:
+            lon: longitudes in degrees.
+            lat: latitudes in degrees.
+
+        Returns:
+            A boolean mask.
+        """
+        return np.asarray(_shapely().contains_xy(self.geometry, lon, lat), dtype=bool)
+
+
+def _box_weights(bounds: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Spherical areas (up to a constant) of (west, south, east, north) boxes."""
+    west, south, east, north = bounds.T
+    sine = np.sin(np.radians(north)) - np.sin(np.radians(south))
+    area = (east - west) * sine
+    return np.asarray(area / area.sum(), dtype=np.float64)
+
+
+def _draw_in_boxes(
+    rng: np.random.Generator, boxes: NDArray[np.float64], n: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Points uniform on the sphere inside the ``(n, 4)`` boxes, one each."""
+    west, south, east, north = boxes.T
+    lon = rng.uniform(west, east, n)
+    sin_lat = rng.uniform(np.sin(np.radians(south)), np.sin(np.radians(north)), n)
+    return lon, np.degrees(np.arcsin(sin_lat))
+
+
+def iter_points(
+    seed: int = 0,
+    *,
+    region: Region | None = None,
+    land: bool = True,
+    where: PointMask | None = None,
+) -> Iterator[tuple[float, float]]:
+    """Yield (lon, lat) points uniform on the sphere, restricted, forever.
+
+    Args:
+        seed: seed of the random stream; the same seed gives the same points.
+        region: keep only points inside this region (default: the whole globe).
+        land: keep only points on land (:func:`~torchgeo_satclip.geo.is_land`).
+        where: keep only points where this mask is true as well (for example
+            :func:`~torchgeo_satclip.geo.is_koppen_land`).
+
+    Yields:
+        ``(lon, lat)`` in degrees.
+
+    Raises:
+        ValueError: if no point survives the restrictions for many batches.
+    """
+    rng = np.random.default_rng(seed)
+    if region is None:
+        boxes = np.array([[-180.0, -90.0, 180.0, 90.0]])
+    else:
+        boxes = region.part_bounds
+    weights = _box_weights(boxes)
+    empty_batches = 0
+    while True:
+        if len(boxes) == 1:
+            part = np.zeros(_BATCH, dtype=np.intp)
+        else:
+            part = rng.choice(len(boxes), size=_BATCH, p=weights)
+        lon, lat = _draw_in_boxes(rng, boxes[part], _BATCH)
+        keep = np.ones(_BATCH, dtype=bool)
+        if region is not None:
+            # Each point counts only in the polygon whose box it was drawn in.
+            keep &= np.asarray(
+                _shapely().contains_xy(region.parts[part], lon, lat), dtype=bool
+            )
+        if land:
+            keep &= is_land(lon, lat)
+        if where is not None:
+            keep &= np.asarray(where(lon, lat), dtype=bool)
+        empty_batches = 0 if keep.any() else empty_batches + 1
+        if empty_batches > _MAX_EMPTY_BATCHES:
+            raise ValueError(
+                f'no point found in {_MAX_EMPTY_BATCHES * _BATCH} draws: is there '
+                'land in the region? (see land=False)'
+            )
+        for x, y in zip(lon[keep], lat[keep], strict=True):
+            yield float(x), float(y)
+
+
+def sample_points(
+    num_points: int,
+    seed: int = 0,
+    *,
+    region: Region | None = None,
+    land: bool = True,
+    where: PointMask | None = None,
+) -> NDArray[np.float64]:
+    """Sample points uniformly on the sphere, restricted to land and/or a region.
+
+    Args:
+        num_points: how many points.
+        seed: seed of the random stream.
+        region: keep only points inside this region.
+        land: keep only points on land.
+        where: keep only points where this mask is true as well.
+
+    Returns:
+        An ``(num_points, 2)`` float64 array of (lon, lat) in degrees; the
+        first *k* rows are the same for any *num_points* >= *k*.
+
+    Raises:
+        ValueError: if *num_points* is negative.
+    """
+    if num_points < 0:
+        raise ValueError(f'num_points must be >= 0, not {num_points}')
+    points = iter_points(seed, region=region, land=land, where=where)
+    out = np.empty((num_points, 2), dtype=np.float64)
+    for i in range(num_points):
+        out[i] = next(points)
+    return out
