@@ -1,6 +1,7 @@
 """SatCLIP location encoders: positional encodings, networks, weights."""
 
-from .location_encoder import LocationEncoder, build_location_encoder, validate_lonlat
+from ..geo import validate_lonlat
+from .location_encoder import LocationEncoder, build_location_encoder
 from .networks import (
     MLP,
     NETWORKS,

@@ -9,7 +9,7 @@ from ..geo import compute_dtype, validate_lonlat
 from .networks import get_network
 from .positional import get_positional_encoding
 
-__all__ = ['LocationEncoder', 'build_location_encoder', 'validate_lonlat']
+__all__ = ['LocationEncoder', 'build_location_encoder']
 
 
 class LocationEncoder(nn.Module):

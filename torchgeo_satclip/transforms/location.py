@@ -26,9 +26,7 @@ from ..models import LocationEncoder, LocationSource, satclip_location_encoder
 
 __all__ = [
     'LocationEmbedding',
-    'LocationSource',
     'get_location_encoder',
-    'reproject_to_lonlat',
     'sample_lonlat',
 ]
 
