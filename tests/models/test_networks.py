@@ -124,3 +124,24 @@ def test_get_network_errors() -> None:
         SirenNet(dim_in=3, dim_hidden=0)
     with pytest.raises(ValueError, match='num_layers must be at least 1'):
         MLP(dim_in=3, num_layers=0)
+
+
+def test_registry_is_what_get_network_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchgeo_satclip.models import NETWORKS, get_network, list_networks
+
+    assert list_networks() == ['fcnet', 'linear', 'mlp', 'siren']
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, dim_in: int, dim_out: int = 256) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(dim_in, dim_out)
+
+    monkeypatch.setitem(NETWORKS, 'tiny', Tiny)
+    net = get_network('tiny', dim_in=5, dim_hidden=7, dim_out=3, num_layers=9)
+    assert isinstance(net, Tiny)
+    assert net.linear.weight.shape == (3, 5)
+    assert 'tiny' in list_networks()
+    with pytest.raises(
+        ValueError, match=r"unknown network 'nope'; expected one of \['fcnet'"
+    ):
+        get_network('nope', dim_in=4)

@@ -648,3 +648,17 @@ def test_rff_float32_module() -> None:
     out = encoding(lonlat_grid(torch.float32))
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
+
+
+def test_list_positional_encodings() -> None:
+    from torchgeo_satclip.models import (
+        POSITIONAL_ENCODINGS,
+        get_positional_encoding,
+        list_positional_encodings,
+    )
+
+    names = list_positional_encodings()
+    assert names == sorted(POSITIONAL_ENCODINGS)
+    assert {'sphericalharmonics', 'wrap', 'rff'} <= set(names)
+    with pytest.raises(ValueError, match="unknown positional encoding 'nope'"):
+        get_positional_encoding('nope')

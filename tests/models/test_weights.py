@@ -484,3 +484,38 @@ def test_torchgeo_weights_enum_member(
 
 def test_weights_module_exports() -> None:
     assert set(weights_module.__all__) >= {'load_location_encoder', 'SatCLIPWeights'}
+
+
+def test_one_factory() -> None:
+    from torchgeo_satclip.models import (
+        LocationEncoder,
+        SatCLIPWeights,
+        list_weights,
+        satclip_location_encoder,
+    )
+
+    assert list_weights() == [m.name for m in SatCLIPWeights]
+    assert list_weights()[0] == 'SATCLIP_RESNET18_L10'
+    built = satclip_location_encoder(
+        legendre_polys=3, embed_dim=8, capacity=16, dtype=torch.float32
+    )
+    assert isinstance(built, LocationEncoder)
+    assert built.embed_dim == 8
+    assert built.dtype == torch.float32
+    assert satclip_location_encoder(built) is built
+    # A state dict goes through the loader (architecture from the shapes).
+    loaded = satclip_location_encoder(built.state_dict(), dtype=torch.float64)
+    assert loaded.embed_dim == 8
+    assert loaded.dtype == torch.float64
+    lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.7]], dtype=torch.float64)
+    torch.testing.assert_close(
+        loaded(lonlat), built.double().eval()(lonlat), rtol=0, atol=1e-12
+    )
+
+
+def test_get_location_encoder_is_a_deprecated_alias() -> None:
+    from torchgeo_satclip.transforms import get_location_encoder
+
+    with pytest.deprecated_call(match='satclip_location_encoder'):
+        encoder = get_location_encoder(None, legendre_polys=2, embed_dim=4)
+    assert encoder.embed_dim == 4

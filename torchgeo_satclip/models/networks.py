@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ._registry import lookup
+
 __all__ = [
     'MLP',
     'NETWORKS',
@@ -375,12 +377,7 @@ def get_network(
     Raises:
         ValueError: if ``name`` is unknown.
     """
-    try:
-        cls = NETWORKS[name]
-    except KeyError:
-        raise ValueError(
-            f'unknown network {name!r}; expected one of {list_networks()}'
-        ) from None
+    cls = lookup(NETWORKS, name, 'network')
     offered = {
         'dim_in': dim_in,
         'dim_hidden': dim_hidden,

@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geo import check_lonlat_shape, compute_dtype
+from ._registry import lookup
 from .spherical_harmonics import SphericalHarmonics
 
 __all__ = [
@@ -771,14 +772,7 @@ def get_positional_encoding(name: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: if ``name`` is unknown.
     """
-    try:
-        cls = POSITIONAL_ENCODINGS[name]
-    except KeyError:
-        raise ValueError(
-            f'unknown positional encoding {name!r}; '
-            f'expected one of {list_positional_encodings()}'
-        ) from None
-    return cls(**kwargs)
+    return lookup(POSITIONAL_ENCODINGS, name, 'positional encoding')(**kwargs)
 
 
 def list_positional_encodings() -> list[str]:
