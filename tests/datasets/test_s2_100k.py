@@ -83,6 +83,26 @@ class TestS2100K:
             [float(first[1]), float(first[2])], abs=1e-4
         )
 
+    @pytest.mark.parametrize(
+        ('lon', 'lat', 'match'),
+        [
+            ('275', '10', r'line 3: longitude 275.0 in column .lon. is outside'),
+            ('10', '90.0001', r'line 3: latitude 90.0001 in column .lat. is outside'),
+            ('nan', '10', r'line 3: non-finite coordinate'),
+            ('10', '177.8', r'line 3: latitude 177.8 .*look swapped'),
+        ],
+    )
+    def test_invalid_points(
+        self, fake_root: Path, lon: str, lat: str, match: str
+    ) -> None:
+        index = fake_root / 'index.csv'
+        lines = index.read_text().splitlines()
+        lines[2] = ','.join([lines[2].split(',')[0], lon, lat])
+        index.write_text('\n'.join(lines) + '\n')
+        with pytest.raises(ValueError, match=match) as info:
+            S2100K(fake_root)
+        assert str(index) in str(info.value)
+
     def test_bands(self, fake_root: Path) -> None:
         full = S2100K(fake_root)[2]['image']
         ds = S2100K(fake_root, bands=['B04', 'B8A', 'B12'])

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from .._io import atomic_path
+from ..geo import validate_lonlat
 
 __all__ = [
     'ALL_BANDS',
@@ -72,11 +73,12 @@ def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
         The file names and an ``(N, 2)`` array of (lon, lat) in degrees.
 
     Raises:
-        ValueError: if a column is missing or a coordinate is not a number; the
-            message names the file and line.
+        ValueError: if a column is missing or a coordinate is not a finite
+            (lon, lat) in degrees; the message names the file and line.
     """
     fns: list[str] = []
     coords: list[tuple[float, float]] = []
+    lines: list[int] = []
     with open(path, newline='') as f:
         reader = csv.DictReader(f, skipinitialspace=True)
         missing = {'fn', 'lon', 'lat'} - set(reader.fieldnames or ())
@@ -90,7 +92,15 @@ def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
                     f'{path}, line {line}: cannot read lon/lat from {row!r}'
                 ) from None
             fns.append(row['fn'].strip())
-    return fns, np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+            lines.append(line)
+    lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    validate_lonlat(
+        lonlat,
+        where=lambda i: f'{path}, line {lines[i]}',
+        columns=('lon', 'lat'),
+        swap_hint='S2-100K stores lon before lat',
+    )
+    return fns, lonlat
 
 
 def read_geotiff(
