@@ -137,3 +137,69 @@ def test_streams_in_bounded_batches(tmp_path: Path) -> None:
     )
     sizes = [len(b.lonlat) for b in read_points(path, batch_size=10)]
     assert sizes == [10, 10, 5]
+
+
+SEVEN = [(f'p{i}', -170.0 + 50.0 * i, -60.0 + 20.0 * i) for i in range(7)]
+
+
+def read_output(path: Path, dim: int) -> tuple[list[str] | None, np.ndarray]:
+    if path.suffix == '.npy':
+        return None, np.load(path)
+    if path.suffix == '.csv':
+        import csv
+
+        with path.open(newline='') as handle:
+            rows = list(csv.DictReader(handle))
+        ids = [r['id'] for r in rows]
+        return ids, np.array([[float(r[f'emb_{i}']) for i in range(dim)] for r in rows])
+    table = pq.read_table(path)
+    emb = np.stack([table.column(f'emb_{i}').to_numpy() for i in range(dim)], axis=1)
+    return table.column('id').to_pylist(), emb
+
+
+@pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
+def test_row_order_across_batches(
+    tmp_path: Path, encoder: torch.nn.Module, suffix: str
+) -> None:
+    """7 points in batches of 3: every id keeps the embedding of its own point."""
+    source = write_csv(
+        tmp_path / 'seven.csv', [f'{n},{lon},{lat}' for n, lon, lat in SEVEN]
+    )
+    out = tmp_path / f'out{suffix}'
+    embed_file(encoder, source, out, batch_size=3, progress=False)
+    ids, emb = read_output(out, 4)
+    if ids is not None:
+        assert ids == [p[0] for p in SEVEN]
+    lonlat = torch.tensor([p[1:] for p in SEVEN], dtype=torch.float64)
+    with torch.no_grad():
+        want = encoder.eval()(lonlat).float().numpy()
+    np.testing.assert_allclose(emb, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
+def test_failed_overwrite_keeps_the_old_output(
+    tmp_path: Path,
+    encoder: torch.nn.Module,
+    suffix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [f'{n},{lon},{lat}' for n, lon, lat in SEVEN]
+    rows[5] = 'bad,10,95'  # found in the second batch, after a batch was written
+    source = write_csv(tmp_path / 'bad.csv', rows)
+    out = tmp_path / f'out{suffix}'
+    out.write_bytes(b'the old output')
+    seen: list[list[str]] = []
+    original = torch.nn.Module.__call__
+
+    def spy(module: torch.nn.Module, *args: object, **kwargs: object) -> object:
+        # While embedding, the final name still holds the old content.
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        assert out.read_bytes() == b'the old output'
+        return original(module, *args, **kwargs)
+
+    monkeypatch.setattr(type(encoder), '__call__', spy)
+    with pytest.raises(InputError, match=r'line 7: latitude 95\.0'):
+        embed_file(encoder, source, out, batch_size=3, progress=False, overwrite=True)
+    assert seen  # the first batch was embedded before the error
+    assert out.read_bytes() == b'the old output'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bad.csv', f'out{suffix}']

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ._io import temporary_sibling
+from ._io import atomic_path
 from .geo import validate_lonlat
 from .models import LocationEncoder
 
@@ -303,24 +303,81 @@ def _embed(
     return array
 
 
+@dataclass(frozen=True)
+class _SinkOptions:
+    """What every output writer needs to know besides its file."""
+
+    num_points: int
+    dim: int
+    lon_column: str
+    lat_column: str
+    layout: Literal['columns', 'list']
+
+
+class _NpySink:
+    """Writes a float32 ``(N, D)`` array, in input order, through a memory map."""
+
+    def __init__(self, path: Path, options: _SinkOptions) -> None:
+        self.array = np.lib.format.open_memmap(
+            path, mode='w+', dtype=np.float32, shape=(options.num_points, options.dim)
+        )
+        self.written = 0
+
+    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+        n = len(embedding)
+        self.array[self.written : self.written + n] = embedding
+        self.written += n
+
+    def close(self) -> None:
+        self.array.flush()
+        del self.array
+
+
+class _CsvSink:
+    """Writes the input columns, lon, lat and ``emb_0 .. emb_{D-1}`` as CSV."""
+
+    def __init__(self, path: Path, options: _SinkOptions) -> None:
+        self.handle = path.open('w', newline='')
+        self.writer = csv.writer(self.handle)
+        self.options = options
+        self.header: list[str] | None = None
+
+    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+        options = self.options
+        if self.header is None:
+            self.header = list(batch.columns)
+            self.writer.writerow(
+                [
+                    *self.header,
+                    options.lon_column,
+                    options.lat_column,
+                    *(f'emb_{i}' for i in range(options.dim)),
+                ]
+            )
+        n = len(embedding)
+        columns = [batch.columns.get(c, [''] * n) for c in self.header]
+        for j, ((lon, lat), vec) in enumerate(
+            zip(batch.lonlat, embedding, strict=True)
+        ):
+            self.writer.writerow(
+                [
+                    *(_cell(values[j]) for values in columns),
+                    repr(float(lon)),
+                    repr(float(lat)),
+                    *(f'{v:.7g}' for v in vec),
+                ]
+            )
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 class _ParquetSink:
     """Writes batches to a Parquet file, one row group per batch."""
 
-    def __init__(
-        self,
-        path: Path,
-        dim: int,
-        layout: Literal['columns', 'list'],
-        lon: str,
-        lat: str,
-    ) -> None:
-        self.path, self.dim, self.layout, self.lon, self.lat = (
-            path,
-            dim,
-            layout,
-            lon,
-            lat,
-        )
+    def __init__(self, path: Path, options: _SinkOptions) -> None:
+        self.path, self.dim, self.layout = path, options.dim, options.layout
+        self.lon, self.lat = options.lon_column, options.lat_column
         self.writer: Any = None
 
     def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
@@ -367,6 +424,37 @@ class _ParquetSink:
             self.writer.close()
 
 
+#: Output writers by file suffix.
+_SINKS: dict[str, type[_NpySink | _CsvSink | _ParquetSink]] = {
+    '.npy': _NpySink,
+    '.csv': _CsvSink,
+    '.parquet': _ParquetSink,
+    '.pq': _ParquetSink,
+}
+
+
+def _check_paths(
+    input_path: Path, output_path: Path, overwrite: bool, layout: str
+) -> None:
+    """Refuse unsupported suffixes, a missing input and an unwanted overwrite."""
+    if output_path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ValueError(
+            f'output must end in {", ".join(OUTPUT_FORMATS)}, got {output_path}'
+        )
+    if input_path.suffix.lower() not in INPUT_FORMATS:
+        raise ValueError(
+            f'input must end in {", ".join(INPUT_FORMATS)}, got {input_path}'
+        )
+    if not input_path.exists():
+        raise FileNotFoundError(f'{input_path} does not exist')
+    if output_path.exists() and not overwrite:
+        raise FileExistsError(
+            f'{output_path} exists; pass overwrite=True (--overwrite)'
+        )
+    if layout not in ('columns', 'list'):
+        raise ValueError(f"layout must be 'columns' or 'list', got {layout!r}")
+
+
 def embed_file(
     encoder: LocationEncoder,
     input_path: str | os.PathLike[str],
@@ -406,23 +494,7 @@ def embed_file(
         ValueError: for an unsupported suffix.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    suffix = output_path.suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise ValueError(
-            f'output must end in {", ".join(OUTPUT_FORMATS)}, got {output_path}'
-        )
-    if input_path.suffix.lower() not in INPUT_FORMATS:
-        raise ValueError(
-            f'input must end in {", ".join(INPUT_FORMATS)}, got {input_path}'
-        )
-    if not input_path.exists():
-        raise FileNotFoundError(f'{input_path} does not exist')
-    if output_path.exists() and not overwrite:
-        raise FileExistsError(
-            f'{output_path} exists; pass overwrite=True (--overwrite)'
-        )
-    if layout not in ('columns', 'list'):
-        raise ValueError(f"layout must be 'columns' or 'list', got {layout!r}")
+    _check_paths(input_path, output_path, overwrite, layout)
     dev = (
         torch.device(device)
         if device is not None
@@ -430,72 +502,25 @@ def embed_file(
     )
     encoder = encoder.to(dev).eval()
     total = count_points(input_path)
-    dim = encoder.embed_dim
-    tmp = temporary_sibling(output_path, f'.tmp{suffix}')
+    suffix = output_path.suffix.lower()
+    options = _SinkOptions(total, encoder.embed_dim, lon_column, lat_column, layout)
     written = 0
-    bar = tqdm(total=total, unit='pt', disable=not progress, desc='embedding')
-    try:
-        batches = read_points(input_path, lon_column, lat_column, batch_size)
-        if suffix == '.npy':
-            array = np.lib.format.open_memmap(
-                tmp, mode='w+', dtype=np.float32, shape=(total, dim)
-            )
-            for batch in batches:
-                n = len(batch.lonlat)
-                array[written : written + n] = _embed(encoder, batch.lonlat, dev)
-                written += n
-                bar.update(n)
-            array.flush()
-            del array
-        elif suffix == '.csv':
-            with tmp.open('w', newline='') as out:
-                writer = csv.writer(out)
-                header: list[str] | None = None
-                for batch in batches:
-                    emb = _embed(encoder, batch.lonlat, dev)
-                    if header is None:
-                        header = list(batch.columns)
-                        writer.writerow(
-                            [
-                                *header,
-                                lon_column,
-                                lat_column,
-                                *(f'emb_{i}' for i in range(dim)),
-                            ]
-                        )
-                    columns = [batch.columns.get(c, [''] * len(emb)) for c in header]
-                    for j, ((lon, lat), vec) in enumerate(
-                        zip(batch.lonlat, emb, strict=True)
-                    ):
-                        writer.writerow(
-                            [
-                                *(_cell(values[j]) for values in columns),
-                                repr(float(lon)),
-                                repr(float(lat)),
-                                *(f'{v:.7g}' for v in vec),
-                            ]
-                        )
-                    written += len(emb)
-                    bar.update(len(emb))
-        else:
-            sink = _ParquetSink(tmp, dim, layout, lon_column, lat_column)
-            try:
-                for batch in batches:
-                    emb = _embed(encoder, batch.lonlat, dev)
-                    sink.write(batch, emb)
-                    written += len(emb)
-                    bar.update(len(emb))
-            finally:
-                sink.close()
+    with (
+        atomic_path(output_path, f'.tmp{suffix}') as tmp,
+        tqdm(total=total, unit='pt', disable=not progress, desc='embedding') as bar,
+    ):
+        sink = _SINKS[suffix](tmp, options)
+        try:
+            for batch in read_points(input_path, lon_column, lat_column, batch_size):
+                embedding = _embed(encoder, batch.lonlat, dev)
+                sink.write(batch, embedding)
+                written += len(embedding)
+                bar.update(len(embedding))
+        finally:
+            sink.close()
         if written != total:
             raise InputError(f'{input_path}: read {written} points, expected {total}')
-        os.replace(tmp, output_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        bar.close()
-    return EmbedResult(path=output_path, num_points=written, embed_dim=dim)
+    return EmbedResult(path=output_path, num_points=written, embed_dim=options.dim)
 
 
 def _cell(value: Any) -> str:
