@@ -1,12 +1,14 @@
 """Dataset builders: new S2-100K-style datasets from the Planetary Computer."""
 
 from ._state import BuildLockedError
+from .config import BuildConfig
 from .planetary_computer import COLLECTION, DEFAULT_API_URL, BuildResult, build_dataset
 from .sampling import Region, iter_points, sample_points
 
 __all__ = [
     'COLLECTION',
     'DEFAULT_API_URL',
+    'BuildConfig',
     'BuildLockedError',
     'BuildResult',
     'Region',
