@@ -13,7 +13,7 @@ import rasterio
 import shapely
 from shapely.geometry import shape
 
-from torchgeo_satclip.builders import BuildLockedError, build_dataset
+from torchgeo_satclip.builders import BuildConfig, BuildLockedError, build_dataset
 from torchgeo_satclip.builders._state import BuildState
 from torchgeo_satclip.cli import build_parser, main
 from torchgeo_satclip.datasets import S2100K
@@ -25,10 +25,9 @@ GDAL_ENV = {'GDAL_HTTP_MAX_RETRY': '0', 'CPL_VSIL_CURL_ALLOWED_EXTENSIONS': '.ti
 REPO = Path(__file__).resolve().parents[2]
 
 
-def build(root: Path, server: FakeStacServer, n: int, scene: str, **kwargs: Any) -> Any:
-    options: dict[str, Any] = {
-        'region': SCENES[scene].box(300),
-        'land': False,
+def run_options(server: FakeStacServer) -> dict[str, Any]:
+    """How tests run builds: the fake server, unsigned, fast retries, quiet."""
+    return {
         'api_url': server.api_url,
         'sign': None,
         'workers': 2,
@@ -38,6 +37,10 @@ def build(root: Path, server: FakeStacServer, n: int, scene: str, **kwargs: Any)
         'gdal_env': GDAL_ENV,
         'progress': False,
     }
+
+
+def build(root: Path, server: FakeStacServer, n: int, scene: str, **kwargs: Any) -> Any:
+    options = {'region': SCENES[scene].box(300), 'land': False, **run_options(server)}
     options.update(kwargs)
     return build_dataset(root, n, **options)
 
@@ -230,7 +233,7 @@ def test_other_parameters_refused(tmp_path: Path, server: FakeStacServer) -> Non
 
 def test_locked(tmp_path: Path, server: FakeStacServer) -> None:
     build(tmp_path, server, 1, 'A')
-    config = json.loads((tmp_path / 'build.json').read_text())
+    config = BuildConfig.from_json((tmp_path / 'build.json').read_text())
     with BuildState(tmp_path, config), pytest.raises(BuildLockedError):
         build(tmp_path, server, 1, 'A')
 

@@ -28,7 +28,6 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -39,6 +38,7 @@ from rasterio.warp import transform as warp_transform
 
 from .._io import atomic_path
 from ..datasets.s2_100k_files import ALL_BANDS
+from .config import BuildConfig
 
 try:
     import fcntl
@@ -156,7 +156,7 @@ class BuildState:
     (workers only write images, under temporary names, then rename them).
     """
 
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+    def __init__(self, root: Path, config: BuildConfig) -> None:
         """Prepare a state (nothing happens until :meth:`open`).
 
         Args:
@@ -275,17 +275,20 @@ class BuildState:
                     f'{self.root} holds a dataset without {CONFIG_FILE}: not one '
                     'this builder made; choose an empty directory'
                 )
-            _write_atomic(path, (json.dumps(self.config, indent=2) + '\n').encode())
+            _write_atomic(path, self.config.to_json().encode())
             return
+        # Compared as JSON, key by key, so that build.json files of any
+        # version, or edited by hand, are told apart by what differs.
         saved = json.loads(path.read_text())
+        current = self.config.to_dict()
         changed = sorted(
             key
-            for key in set(saved) | set(self.config)
-            if saved.get(key) != self.config.get(key)
+            for key in set(saved) | set(current)
+            if saved.get(key) != current.get(key)
         )
         if changed:
             details = ', '.join(
-                f'{k}: {saved.get(k)!r} -> {self.config.get(k)!r}' for k in changed
+                f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed
             )
             raise ValueError(
                 f'{self.root} was built with other parameters ({details}); resume '

@@ -6,12 +6,12 @@ The recipe of S2-100K, for any number of points, region and dates:
    inside a GeoJSON region, from a seeded stream (:mod:`torchgeo_satclip.geo.sampling`);
 2. for each point, search the STAC API (collection ``sentinel-2-l2a``) for
    items over the point in the date range with ``eo:cloud_cover`` below the
-   maximum, and take the least cloudy one;
+   maximum, and take the least cloudy one (:mod:`.stac`);
 3. read a ``size x size`` window at 10 m around the point from the item's
    cloud-optimised GeoTIFFs, one windowed read per band (the 20 m and 60 m
    bands resampled to the 10 m grid), never a whole scene; the window is
    shifted inside the scene when the point is near its edge, so the centre of
-   the patch can be up to half a patch from the point;
+   the patch can be up to half a patch from the point (:mod:`.reading`);
 4. reject the patch when more than 10 % of it is nodata (0 in every band),
    else write ``images/patch_<k>.tif`` (12 bands uint16, LZW, CRS and
    transform of the scene) and its row ``patch_<k>.tif, lon, lat`` (the
@@ -26,23 +26,19 @@ and skipped (a re-run tries it again). Points that give no patch for good
 A build can be killed at any moment, SIGKILL included, and re-run with the
 same arguments: it continues where it stopped, without duplicates, and
 ``index.csv`` only ever lists complete images (see :mod:`._state`). Running it
-again with a larger number of samples extends the dataset.
+again with a larger number of samples extends the dataset. The parameters
+that define the dataset are a :class:`~.config.BuildConfig`.
 """
 
-import ctypes
-import ctypes.util
 import logging
 import os
-import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal
 
 import numpy as np
 import planetary_computer
@@ -50,22 +46,25 @@ import pystac
 import rasterio
 import shapely  # type: ignore[import-untyped]
 from numpy.typing import NDArray
-from pystac_client import Client
-from pystac_client.exceptions import APIError
-from pystac_client.stac_api_io import StacApiIO
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
-from rasterio.warp import transform as warp_transform
-from rasterio.windows import Window, from_bounds
-from rasterio.windows import bounds as window_bounds
-from rasterio.windows import transform as window_transform
-from shapely.geometry import shape  # type: ignore[import-untyped]
 from tqdm import tqdm
 
 from .._io import atomic_path
-from ..datasets.s2_100k_files import ALL_BANDS, nodata_fraction
+from ..datasets.s2_100k_files import ALL_BANDS
 from ..geo import Region, iter_points
 from ._state import BuildState, patch_centroid, patch_name
+from .config import BuildConfig
+from .reading import (
+    _Cancelled,
+    _describe,
+    _forget,
+    _gdal_env,
+    _Patch,
+    _read_patch,
+    _Rejected,
+    _Retry,
+)
+from .stac import COLLECTION, DEFAULT_API_URL, _ItemSearch, _signed
 
 __all__ = [
     'COLLECTION',
@@ -75,28 +74,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: The Planetary Computer STAC API.
-DEFAULT_API_URL = 'https://planetarycomputer.microsoft.com/api/stac/v1'
-
-#: Sentinel-2 Level-2A collection of the Planetary Computer.
-COLLECTION = 'sentinel-2-l2a'
-
-#: The band whose 10 m grid defines the patch grid.
-_GRID_BAND = 'B02'
-
-#: HTTP statuses worth retrying.
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-#: GDAL settings for reading cloud-optimised GeoTIFFs over HTTP; overridable.
-_GDAL_DEFAULTS: dict[str, str] = {
-    'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR',  # no directory listing requests
-    'GDAL_HTTP_MERGE_CONSECUTIVE_RANGES': 'YES',
-    'GDAL_HTTP_MULTIPLEX': 'YES',
-    'VSI_CACHE': 'FALSE',
-}
-
-_T = TypeVar('_T')
 
 
 @dataclass
@@ -143,18 +120,6 @@ class BuildResult:
         return len(self.failures)
 
 
-class _Rejected(Exception):
-    """A point gives no patch, for good (recorded; not tried again)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Cancelled(Exception):
-    """The build is stopping; a retry loop gave up waiting."""
-
-
 @dataclass
 class _Written:
     sample: int
@@ -163,289 +128,48 @@ class _Written:
     lat: float
 
 
-def _is_transient(error: BaseException) -> bool:
-    """Whether an error may go away when the request is repeated.
-
-    Args:
-        error: an exception raised while searching, signing or reading.
-
-    Returns:
-        True for HTTP 408/425/429/5xx, time-outs, connection errors and GDAL
-        read errors (GDAL reports HTTP failures of ``/vsicurl/`` that way).
-    """
-    if isinstance(error, APIError):
-        status = getattr(error, 'status_code', None)
-        return status is None or status in _TRANSIENT_STATUS
-    if isinstance(error, (RasterioError, TimeoutError, ConnectionError)):
-        return True
-    try:
-        from rasterio._err import CPLE_BaseError
-    except ImportError:  # pragma: no cover - private module moved
-        return False
-    if isinstance(error, CPLE_BaseError):
-        return True
-    try:
-        import requests
-    except ImportError:  # pragma: no cover - pystac-client requires it
-        return False
-    if isinstance(error, requests.HTTPError) and error.response is not None:
-        return error.response.status_code in _TRANSIENT_STATUS
-    return isinstance(error, (requests.ConnectionError, requests.Timeout))
-
-
-def _gdal_clear_cache() -> Callable[[str], None] | None:
-    """GDAL's ``VSICurlPartialClearCache``, or None where it cannot be found."""
-    try:
-        from rasterio.cache import invalidate  # rasterio >= 1.5
-
-        return cast(Callable[[str], None], invalidate)
-    except ImportError:
-        pass
-    # rasterio < 1.5: call the function in the libgdal rasterio itself loaded
-    # (wheels bundle it beside the package; dlopen returns the loaded library).
-    package = Path(rasterio.__file__).parent
-    candidates = [
-        *sorted(package.parent.glob('rasterio.libs/libgdal*')),
-        *sorted(package.glob('.dylibs/libgdal*')),
-    ]
-    found = ctypes.util.find_library('gdal')
-    if found:
-        candidates.append(Path(found))
-    for path in candidates:
-        try:
-            function = ctypes.CDLL(str(path)).VSICurlPartialClearCache
-        except (OSError, AttributeError):
-            continue
-        function.argtypes = [ctypes.c_char_p]
-        function.restype = None
-
-        def invalidate(url: str, function: Any = function) -> None:
-            function(f'/vsicurl/{url}'.encode())
-
-        return invalidate
-    return None  # pragma: no cover - no libgdal found
-
-
-_clear_cache_lock = threading.Lock()
-_clear_cache: list[Callable[[str], None] | None] = []
-
-
-def _forget(urls: Iterable[str]) -> None:
-    """Make GDAL forget what it cached about URLs, failures included.
-
-    GDAL's ``/vsicurl/`` remembers that a URL failed (a 503, say) and fails
-    every later open of it without a request: a retry must clear that first.
-
-    Args:
-        urls: the URLs (``http(s)://...``).
-    """
-    with _clear_cache_lock:
-        if not _clear_cache:
-            _clear_cache.append(_gdal_clear_cache())
-        invalidate = _clear_cache[0]
-    if invalidate is None:  # pragma: no cover
-        return
-    for url in urls:
-        if url.startswith(('http://', 'https://')):
-            invalidate(url)
-
-
-def _cloud_cover(item: pystac.Item) -> float:
-    value = item.properties.get('eo:cloud_cover')
-    return float(value) if value is not None else float('inf')
-
-
+@dataclass(frozen=True)
 class _Builder:
-    """One run: the state, the pool, the retry policy."""
+    """One run: how a point becomes a patch (search, read, write)."""
 
-    def __init__(
-        self,
-        *,
-        api_url: str,
-        collection: str,
-        datetime_range: str,
-        max_cloud_cover: float,
-        sign: Callable[[pystac.Item], pystac.Item] | None,
-        size: int,
-        max_nodata_fraction: float,
-        items_per_point: int,
-        resampling: Resampling,
-        max_retries: int,
-        backoff: float,
-        max_backoff: float,
-        timeout: float,
-        gdal_env: Mapping[str, str],
-        images: Path,
-    ) -> None:
-        self.api_url = api_url
-        self.collection = collection
-        self.datetime_range = datetime_range
-        self.max_cloud_cover = max_cloud_cover
-        self.sign = sign
-        self.size = size
-        self.max_nodata_fraction = max_nodata_fraction
-        self.items_per_point = items_per_point
-        self.resampling = resampling
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.timeout = timeout
-        self.gdal_env = dict(gdal_env)
-        self.images = images
-        self.stop = threading.Event()
-        self._local = threading.local()
-
-    # -- retries -----------------------------------------------------------
-
-    def retry(
-        self,
-        what: str,
-        function: Callable[[], _T],
-        before_retry: Callable[[], None] | None = None,
-    ) -> _T:
-        """Call *function*, retrying transient errors with exponential backoff.
-
-        Args:
-            what: a description for the log.
-            function: the call.
-            before_retry: called before each retry.
-
-        Returns:
-            What *function* returns.
-
-        Raises:
-            _Cancelled: if the build stops while waiting.
-        """
-        attempt = 0
-        while True:
-            if self.stop.is_set():
-                raise _Cancelled()
-            try:
-                return function()
-            except _Rejected:
-                raise
-            except Exception as error:
-                if not _is_transient(error) or attempt >= self.max_retries:
-                    raise
-                delay = min(self.max_backoff, self.backoff * 2**attempt)
-                delay *= random.uniform(0.5, 1.0)
-                attempt += 1
-                logger.info(
-                    '%s: %s; retry %d of %d in %.2f s',
-                    what,
-                    _describe(error),
-                    attempt,
-                    self.max_retries,
-                    delay,
-                )
-                if self.stop.wait(delay):
-                    raise _Cancelled() from error
-                if before_retry is not None:
-                    before_retry()
-
-    # -- search ------------------------------------------------------------
-
-    def client(self) -> Client:
-        """This thread's STAC client (opened once per thread)."""
-        client: Client | None = getattr(self._local, 'client', None)
-        if client is None:
-            io = StacApiIO(timeout=self.timeout, max_retries=None)
-            client = Client.open(self.api_url, stac_io=io)
-            self._local.client = client
-        return client
-
-    def search(self, lon: float, lat: float) -> list[pystac.Item]:
-        """Items covering a point below the cloud maximum, least cloudy first.
-
-        Args:
-            lon: longitude in degrees.
-            lat: latitude in degrees.
-
-        Returns:
-            The items; filtered and sorted here too, whatever the server did.
-        """
-        point = {'type': 'Point', 'coordinates': [lon, lat]}
-        search = self.client().search(
-            collections=[self.collection],
-            intersects=point,
-            datetime=self.datetime_range,
-            query={'eo:cloud_cover': {'lt': self.max_cloud_cover}},
-            sortby=[{'field': 'eo:cloud_cover', 'direction': 'asc'}],
-            limit=max(10, 2 * self.items_per_point),
-            max_items=max(10, 2 * self.items_per_point),
-        )
-        items = list(search.items())
-        where = shapely.Point(lon, lat)
-        kept = [
-            item
-            for item in items
-            if _cloud_cover(item) < self.max_cloud_cover
-            and (item.geometry is None or shape(item.geometry).intersects(where))
-        ]
-        return sorted(kept, key=lambda item: (_cloud_cover(item), item.id))
-
-    # -- read ----------------------------------------------------------------
+    config: BuildConfig
+    search: _ItemSearch
+    retry: _Retry
+    sign: Callable[[pystac.Item], pystac.Item] | None
+    gdal_env: Mapping[str, str]
+    images: Path
 
     def read(
-        self, item: pystac.Item, lon: float, lat: float
-    ) -> tuple[NDArray[np.uint16], Any, Any] | None:
-        """Read the patch of one item around a point.
+        self, where: str, item: pystac.Item, lon: float, lat: float
+    ) -> _Patch | None:
+        """Sign and read the patch of one item, retrying transient errors.
 
         Args:
-            item: a (signed) STAC item with one asset per band.
+            where: the sample, for the log.
+            item: the (unsigned) item.
             lon: longitude in degrees.
             lat: latitude in degrees.
 
         Returns:
             ``(image, crs, transform)``, or None if the patch has too much
             nodata.
-
-        Raises:
-            _Rejected: if the item lacks a band or its scene is unusable.
         """
-        missing = [band for band in ALL_BANDS if band not in item.assets]
-        if missing:
-            raise _Rejected('missing_asset')
-        size = self.size
-        bands: dict[str, NDArray[np.uint16]] = {}
-        with rasterio.Env(**self.gdal_env):
-            with rasterio.open(item.assets[_GRID_BAND].href) as src:
-                grid = src.transform
-                if grid.b != 0 or grid.d != 0 or grid.e >= 0:
-                    raise _Rejected('bad_scene')  # rotated or south-up grid
-                if src.width < size or src.height < size:
-                    raise _Rejected('scene_too_small')
-                crs = src.crs
-                xs, ys = warp_transform('EPSG:4326', crs, [lon], [lat])
-                col = (xs[0] - grid.c) / grid.a  # a north-up grid, checked above
-                row = (ys[0] - grid.f) / grid.e
-                col_off = min(max(round(col - size / 2), 0), src.width - size)
-                row_off = min(max(round(row - size / 2), 0), src.height - size)
-                window = Window(col_off, row_off, size, size)
-                bands[_GRID_BAND] = src.read(1, window=window)
-            # Cheap early rejection: L2A nodata is 0 in every band at once.
-            if np.mean(bands[_GRID_BAND] == 0) > self.max_nodata_fraction:
-                return None
-            left, bottom, right, top = window_bounds(window, grid)
-            for band in ALL_BANDS:
-                if band in bands:
-                    continue
-                with rasterio.open(item.assets[band].href) as src:
-                    band_window = from_bounds(
-                        left, bottom, right, top, transform=src.transform
-                    )
-                    bands[band] = src.read(
-                        1,
-                        window=band_window,
-                        out_shape=(size, size),
-                        resampling=self.resampling,
-                    )
-        image = np.stack([bands[band] for band in ALL_BANDS]).astype(np.uint16)
-        if nodata_fraction(image) > self.max_nodata_fraction:
-            return None
-        return image, crs, window_transform(window, grid)
+        urls: list[str] = []
 
-    # -- one sample ----------------------------------------------------------
+        def attempt() -> _Patch | None:
+            signed = _signed(item, self.sign)
+            urls[:] = [asset.href for asset in signed.assets.values()]
+            return _read_patch(
+                signed,
+                lon,
+                lat,
+                size=self.config.size,
+                max_nodata_fraction=self.config.max_nodata_fraction,
+                resampling=Resampling[self.config.resampling],
+                gdal_env=self.gdal_env,
+            )
+
+        return self.retry(f'{where}: read {item.id}', attempt, lambda: _forget(urls))
 
     def write(
         self,
@@ -473,8 +197,8 @@ class _Builder:
             'driver': 'GTiff',
             'dtype': 'uint16',
             'count': len(ALL_BANDS),
-            'height': self.size,
-            'width': self.size,
+            'height': self.config.size,
+            'width': self.config.size,
             'crs': crs,
             'transform': transform,
             'compress': 'lzw',
@@ -490,11 +214,11 @@ class _Builder:
             dst.update_tags(
                 sample=str(sample),
                 stac_item=item.id,
-                collection=self.collection,
+                collection=self.config.collection,
                 datetime=str(item.properties.get('datetime')),
                 eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
             )
-        lon, lat = patch_centroid(crs, transform, self.size, self.size)
+        lon, lat = patch_centroid(crs, transform, self.config.size, self.config.size)
         return _Written(sample, fn, lon, lat)
 
     def make_patch(self, sample: int, lon: float, lat: float) -> _Written:
@@ -516,38 +240,12 @@ class _Builder:
         items = self.retry(f'{where}: search', lambda: self.search(lon, lat))
         if not items:
             raise _Rejected('no_item')
-        for item in items[: self.items_per_point]:
-            urls: list[str] = []
-
-            def read(item: pystac.Item = item, urls: list[str] = urls) -> Any:
-                signed = self.sign(item.clone()) if self.sign else item
-                urls[:] = [asset.href for asset in signed.assets.values()]
-                return self.read(signed, lon, lat)
-
-            def forget(urls: list[str] = urls) -> None:
-                _forget(urls)
-
-            patch = self.retry(f'{where}: read {item.id}', read, forget)
+        for item in items[: self.config.items_per_point]:
+            patch = self.read(where, item, lon, lat)
             if patch is not None:
                 return self.write(sample, item, *patch)
             logger.debug('%s: %s has too much nodata', where, item.id)
         raise _Rejected('nodata')
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0][:200] if text else ''
-    return f'{type(error).__name__}: {first}'
-
-
-def _parse_date(value: str, name: str) -> str:
-    try:
-        datetime.fromisoformat(value.replace('Z', '+00:00'))
-    except ValueError:
-        raise ValueError(
-            f'{name} must be an ISO date like 2021-01-01, not {value!r}'
-        ) from None
-    return value
 
 
 def build_dataset(
@@ -575,6 +273,7 @@ def build_dataset(
     max_candidates: int | None = None,
     gdal_env: Mapping[str, str] | None = None,
     progress: bool = True,
+    config: BuildConfig | None = None,
 ) -> BuildResult:
     """Build (or resume, or extend) an S2-100K-style dataset.
 
@@ -611,6 +310,10 @@ def build_dataset(
             (default: ``4 * num_samples + 100``).
         gdal_env: GDAL configuration options, over this builder's defaults.
         progress: show a progress bar.
+        config: the parameters that define the dataset, instead of *seed*,
+            *start*, *end*, *max_cloud_cover*, *region*, *land*,
+            *collection*, *size*, *max_nodata_fraction*, *items_per_point*
+            and *resampling* (which must then be left at their defaults).
 
     Returns:
         What the run did; :attr:`BuildResult.complete` tells whether the
@@ -623,105 +326,116 @@ def build_dataset(
     """
     if num_samples < 0:
         raise ValueError(f'num_samples must be >= 0, not {num_samples}')
-    if not 0 <= max_nodata_fraction < 1:
+    if workers < 1 or max_retries < 0:
         raise ValueError(
-            f'max_nodata_fraction must be in [0, 1), not {max_nodata_fraction}'
+            f'workers must be >= 1 and max_retries >= 0, not {workers} and '
+            f'{max_retries}'
         )
-    if size < 1 or workers < 1 or items_per_point < 1 or max_retries < 0:
-        raise ValueError(
-            'size, workers and items_per_point must be >= 1, max_retries >= 0'
-        )
-    if resampling not in ('nearest', 'bilinear', 'cubic'):
-        raise ValueError(
-            f"resampling must be 'nearest', 'bilinear' or 'cubic', not {resampling!r}"
-        )
-    start, end = _parse_date(start, 'start'), _parse_date(end, 'end')
-    if region is not None and not isinstance(region, Region):
-        region = (
-            Region(region) if isinstance(region, Mapping) else Region.from_file(region)
-        )
-    if max_candidates is None:
-        max_candidates = 4 * num_samples + 100
-
-    root = Path(root)
-    config: dict[str, Any] = {
-        'format': 'torchgeo-satclip/s2-100k-build',
-        'version': 1,
-        'seed': seed,
-        'start': start,
-        'end': end,
-        'max_cloud_cover': max_cloud_cover,
-        'region': shapely.geometry.mapping(region.geometry) if region else None,
-        'land': land,
-        'collection': collection,
-        'size': size,
-        'max_nodata_fraction': max_nodata_fraction,
-        'items_per_point': items_per_point,
-        'resampling': resampling,
-    }
-    # Round trip through JSON so that tuples compare equal to saved lists.
-    config = _json_roundtrip(config)
-
-    env = dict(_GDAL_DEFAULTS)
-    env['GDAL_HTTP_TIMEOUT'] = str(max(1, round(timeout)))
-    env.update(gdal_env or {})
-    builder = _Builder(
-        api_url=api_url,
-        collection=collection,
-        datetime_range=f'{start}/{end}',
+    sampling_region = _as_region(region)
+    arguments = BuildConfig(
+        seed=seed,
+        start=start,
+        end=end,
         max_cloud_cover=max_cloud_cover,
-        sign=sign,
+        region=_geometry(sampling_region),
+        land=land,
+        collection=collection,
         size=size,
         max_nodata_fraction=max_nodata_fraction,
         items_per_point=items_per_point,
-        resampling=Resampling[resampling],
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        timeout=timeout,
-        gdal_env=env,
+        resampling=resampling,
+    )
+    if config is None:
+        config = arguments
+    elif arguments != BuildConfig():
+        raise ValueError(
+            'give the parameters that define the dataset either in config or as '
+            'arguments, not both'
+        )
+    else:
+        sampling_region = _as_region(config.region)
+    root = Path(root)
+    builder = _Builder(
+        config=config,
+        search=_item_search(config, api_url, timeout),
+        retry=_Retry(max_retries, backoff, max_backoff),
+        sign=sign,
+        gdal_env=_gdal_env(timeout, gdal_env),
         images=root / 'images',
     )
+    if max_candidates is None:
+        max_candidates = 4 * num_samples + 100
     result = BuildResult(root=root, target=num_samples)
+    _build(builder, result, sampling_region, workers, max_candidates, progress)
+    _log_result(result)
+    return result
+
+
+def _item_search(config: BuildConfig, api_url: str, timeout: float) -> _ItemSearch:
+    """The STAC search of a configuration's items."""
+    return _ItemSearch(
+        api_url,
+        collection=config.collection,
+        datetime=f'{config.start}/{config.end}',
+        max_cloud_cover=config.max_cloud_cover,
+        wanted=config.items_per_point,
+        timeout=timeout,
+    )
+
+
+def _build(
+    builder: _Builder,
+    result: BuildResult,
+    region: Region | None,
+    workers: int,
+    max_candidates: int,
+    progress: bool,
+) -> None:
+    """Open the root's state, make patches until done and fill *result*."""
+    config = builder.config
     started = time.monotonic()
-    with BuildState(root, config) as state:
+    with BuildState(result.root, config) as state:
         result.num_resumed = state.num_resumed
         result.num_adopted = state.num_adopted
         if state.num_adopted:
             logger.info('indexed %d patches a killed run left', state.num_adopted)
-        _run(
-            builder,
-            state,
-            result,
-            region,
-            seed,
-            land,
-            workers,
-            max_candidates,
-            progress,
-        )
+        candidates = _candidates(state, region, config.seed, config.land)
+        _run(builder, state, result, candidates, workers, max_candidates, progress)
         result.num_samples = len(state.rows)
     result.seconds = time.monotonic() - started
+
+
+def _as_region(
+    region: Region | Mapping[str, Any] | str | os.PathLike[str] | None,
+) -> Region | None:
+    """A region from a :class:`Region`, a GeoJSON mapping or a GeoJSON file."""
+    if region is None or isinstance(region, Region):
+        return region
+    return Region(region) if isinstance(region, Mapping) else Region.from_file(region)
+
+
+def _geometry(region: Region | None) -> dict[str, Any] | None:
+    """The GeoJSON geometry of a region (what ``build.json`` records)."""
+    if region is None:
+        return None
+    geometry: dict[str, Any] = shapely.geometry.mapping(region.geometry)
+    return geometry
+
+
+def _log_result(result: BuildResult) -> None:
+    """Log what a run did."""
     rejected = ', '.join(
         f'{n} {reason}' for reason, n in sorted(result.rejected.items())
     )
     logger.info(
         'build of %s: %d of %d patches (%d written now); rejected: %s; failed: %d',
-        root,
+        result.root,
         result.num_samples,
-        num_samples,
+        result.target,
         result.num_written,
         rejected or 'none',
         result.num_failed,
     )
-    return result
-
-
-def _json_roundtrip(value: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = json.loads(json.dumps(value))
-    return out
 
 
 def _candidates(
@@ -738,9 +452,7 @@ def _run(
     builder: _Builder,
     state: BuildState,
     result: BuildResult,
-    region: Region | None,
-    seed: int,
-    land: bool,
+    candidates: Iterator[tuple[int, float, float]],
     workers: int,
     max_candidates: int,
     progress: bool,
@@ -748,7 +460,6 @@ def _run(
     """Submit points until the target is met or the candidates run out."""
     if len(state.rows) >= result.target:
         return
-    candidates = _candidates(state, region, seed, land)
     pending: dict[Future[_Written], tuple[int, float, float]] = {}
     bar = tqdm(
         total=result.target,
@@ -776,7 +487,7 @@ def _run(
                 sample, lon, lat = pending.pop(future)
                 _collect(future, sample, lon, lat, state, result, bar)
     except BaseException:
-        builder.stop.set()
+        builder.retry.stop.set()
         for future in pending:
             future.cancel()
         raise

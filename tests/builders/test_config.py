@@ -1,0 +1,134 @@
+import dataclasses
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from torchgeo_satclip.builders import BuildConfig, build_dataset
+
+from .fake_stac import SCENES, FakeStacServer
+from .test_planetary_computer import index_rows, run_options
+
+REGION = {
+    'type': 'Polygon',
+    'coordinates': (((10.0, 45.0), (11.0, 45.0), (11.0, 46.0), (10.0, 45.0)),),
+}
+
+
+def test_round_trip() -> None:
+    config = BuildConfig(seed=3, region=REGION, land=False, resampling='cubic')
+    assert isinstance(config.region, dict)
+    assert config.region['coordinates'][0][0] == [10.0, 45.0]  # JSON form
+    assert BuildConfig.from_dict(config.to_dict()) == config
+    assert BuildConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json()) == config.to_dict()
+    assert BuildConfig.from_json(BuildConfig().to_json()) == BuildConfig()
+    assert hash(config) == hash(BuildConfig.from_json(config.to_json()))
+
+
+def test_to_dict_is_build_json_layout() -> None:
+    data = BuildConfig().to_dict()
+    assert list(data) == [
+        'format',
+        'version',
+        'seed',
+        'start',
+        'end',
+        'max_cloud_cover',
+        'region',
+        'land',
+        'collection',
+        'size',
+        'max_nodata_fraction',
+        'items_per_point',
+        'resampling',
+    ]
+    assert data['format'] == 'torchgeo-satclip/s2-100k-build'
+    assert data['version'] == 1
+    assert BuildConfig().to_json().endswith('}\n')
+
+
+def test_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        BuildConfig().seed = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ('data', 'match'),
+    [
+        ({'version': 1}, 'configuration'),
+        ({'format': 'torchgeo-satclip/s2-100k-build', 'version': 2}, 'version 1'),
+        (
+            {'format': 'torchgeo-satclip/s2-100k-build', 'version': 1, 'workers': 2},
+            'workers',
+        ),
+    ],
+)
+def test_from_dict_refuses(data: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BuildConfig.from_dict(data)
+
+
+def test_from_json_refuses_non_object() -> None:
+    with pytest.raises(ValueError, match='JSON object'):
+        BuildConfig.from_json('[]')
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'max_nodata_fraction': 1.0}, 'max_nodata_fraction'),
+        ({'max_nodata_fraction': -0.1}, 'max_nodata_fraction'),
+        ({'size': 0}, 'size'),
+        ({'items_per_point': 0}, 'items_per_point'),
+        ({'resampling': 'mode'}, 'resampling'),
+        ({'start': '2021-13-01'}, 'start'),
+        ({'end': 'yesterday'}, 'end'),
+        ({'region': {'type': 'Feature', 'geometry': REGION}}, 'region'),
+    ],
+)
+def test_invalid(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BuildConfig(**kwargs)
+
+
+def test_build_dataset_defaults_are_the_config_defaults() -> None:
+    parameters = inspect.signature(build_dataset).parameters
+    for field in dataclasses.fields(BuildConfig):
+        assert parameters[field.name].default == field.default, field.name
+
+
+def test_build_json_is_the_config(tmp_path: Path, server: FakeStacServer) -> None:
+    region = SCENES['A'].box(300)
+    options = run_options(server)
+    build_dataset(tmp_path / 'a', 2, region=region, land=False, **options)
+    text = (tmp_path / 'a' / 'build.json').read_text()
+    config = BuildConfig.from_json(text)
+    assert config == BuildConfig(region=region, land=False)
+    assert config.to_json() == text
+    # The same dataset from the config alone.
+    result = build_dataset(tmp_path / 'b', 2, config=config, **options)
+    assert result.complete
+    assert (tmp_path / 'b' / 'build.json').read_text() == text
+    assert sorted(index_rows(tmp_path / 'b')) == sorted(index_rows(tmp_path / 'a'))
+    # Resuming with the config is resuming with the same arguments.
+    result = build_dataset(tmp_path / 'a', 2, config=config, **options)
+    assert result.num_resumed == 2
+    assert result.num_candidates == 0
+
+
+def test_config_and_arguments_refused(tmp_path: Path, server: FakeStacServer) -> None:
+    with pytest.raises(ValueError, match='not both'):
+        build_dataset(tmp_path, 1, seed=1, config=BuildConfig(), **run_options(server))
+    assert not (tmp_path / 'build.json').exists()
+
+
+def test_other_config_refused(tmp_path: Path, server: FakeStacServer) -> None:
+    options = run_options(server)
+    config = BuildConfig(region=SCENES['A'].box(300), land=False)
+    build_dataset(tmp_path, 1, config=config, **options)
+    other = dataclasses.replace(config, size=128)
+    with pytest.raises(ValueError, match=r'size: 256 -> 128'):
+        build_dataset(tmp_path, 1, config=other, **options)

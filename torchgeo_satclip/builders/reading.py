@@ -1,0 +1,331 @@
+"""Windowed reads of cloud-optimised GeoTIFFs, and retrying what fails.
+
+A patch is read from the item's cloud-optimised GeoTIFFs, one windowed read
+per band, never a whole scene: the 10 m grid of B02 defines a ``size x size``
+window around the point (shifted inside the scene when the point is near its
+edge) and the 20 m and 60 m bands are resampled onto it.
+
+Transient errors (HTTP 408, 425, 429, 5xx, time-outs, broken connections,
+failed GDAL reads) are retried with exponential backoff and jitter. GDAL's
+``/vsicurl/`` remembers failed URLs, so a retry first makes it forget them.
+"""
+
+import ctypes
+import ctypes.util
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import pystac
+import rasterio
+from numpy.typing import NDArray
+from pystac_client.exceptions import APIError
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+from ..datasets.s2_100k_files import ALL_BANDS, nodata_fraction
+
+__all__: list[str] = []
+
+logger = logging.getLogger(__name__)
+
+#: The band whose 10 m grid defines the patch grid.
+_GRID_BAND = 'B02'
+
+#: HTTP statuses worth retrying.
+_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: GDAL settings for reading cloud-optimised GeoTIFFs over HTTP; overridable.
+_GDAL_DEFAULTS: dict[str, str] = {
+    'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR',  # no directory listing requests
+    'GDAL_HTTP_MERGE_CONSECUTIVE_RANGES': 'YES',
+    'GDAL_HTTP_MULTIPLEX': 'YES',
+    'VSI_CACHE': 'FALSE',
+}
+
+_T = TypeVar('_T')
+
+#: A patch: ``(image, crs, transform)``, image ``(12, size, size)`` uint16.
+_Patch = tuple[NDArray[np.uint16], Any, Any]
+
+
+class _Rejected(Exception):
+    """A point gives no patch, for good (recorded; not tried again)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Cancelled(Exception):
+    """The build is stopping; a retry loop gave up waiting."""
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it)."""
+    text = str(error).strip().splitlines()
+    first = text[0][:200] if text else ''
+    return f'{type(error).__name__}: {first}'
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Whether an error may go away when the request is repeated.
+
+    Args:
+        error: an exception raised while searching, signing or reading.
+
+    Returns:
+        True for HTTP 408/425/429/5xx, time-outs, connection errors and GDAL
+        read errors (GDAL reports HTTP failures of ``/vsicurl/`` that way).
+    """
+    if isinstance(error, APIError):
+        status = getattr(error, 'status_code', None)
+        return status is None or status in _TRANSIENT_STATUS
+    if isinstance(error, (RasterioError, TimeoutError, ConnectionError)):
+        return True
+    try:
+        from rasterio._err import CPLE_BaseError
+    except ImportError:  # pragma: no cover - private module moved
+        return False
+    if isinstance(error, CPLE_BaseError):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - pystac-client requires it
+        return False
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return error.response.status_code in _TRANSIENT_STATUS
+    return isinstance(error, (requests.ConnectionError, requests.Timeout))
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """Calls a function, retrying transient errors with exponential backoff.
+
+    Attributes:
+        max_retries: retries of a transient error before giving up.
+        backoff: first retry delay in seconds, doubled at each retry (with
+            jitter), at most *max_backoff*.
+        max_backoff: longest retry delay in seconds.
+        stop: once set, waiting loops give up (:class:`_Cancelled`).
+    """
+
+    max_retries: int
+    backoff: float
+    max_backoff: float
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(
+        self,
+        what: str,
+        function: Callable[[], _T],
+        before_retry: Callable[[], None] | None = None,
+    ) -> _T:
+        """Call *function*, retrying transient errors with exponential backoff.
+
+        Args:
+            what: a description for the log.
+            function: the call.
+            before_retry: called before each retry.
+
+        Returns:
+            What *function* returns.
+
+        Raises:
+            _Cancelled: if the build stops while waiting.
+        """
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise _Cancelled()
+            try:
+                return function()
+            except _Rejected:
+                raise
+            except Exception as error:
+                if not _is_transient(error) or attempt >= self.max_retries:
+                    raise
+                delay = min(self.max_backoff, self.backoff * 2**attempt)
+                delay *= random.uniform(0.5, 1.0)
+                attempt += 1
+                logger.info(
+                    '%s: %s; retry %d of %d in %.2f s',
+                    what,
+                    _describe(error),
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
+                if self.stop.wait(delay):
+                    raise _Cancelled() from error
+                if before_retry is not None:
+                    before_retry()
+
+
+def _gdal_env(timeout: float, overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """GDAL configuration options of the reads.
+
+    Args:
+        timeout: HTTP time-out in seconds (``GDAL_HTTP_TIMEOUT``, at least 1).
+        overrides: options over the builder's defaults.
+
+    Returns:
+        The options.
+    """
+    env = dict(_GDAL_DEFAULTS)
+    env['GDAL_HTTP_TIMEOUT'] = str(max(1, round(timeout)))
+    env.update(overrides or {})
+    return env
+
+
+def _gdal_clear_cache() -> Callable[[str], None] | None:
+    """GDAL's ``VSICurlPartialClearCache``, or None where it cannot be found."""
+    try:
+        from rasterio.cache import invalidate  # rasterio >= 1.5
+
+        return cast(Callable[[str], None], invalidate)
+    except ImportError:
+        pass
+    # rasterio < 1.5: call the function in the libgdal rasterio itself loaded
+    # (wheels bundle it beside the package; dlopen returns the loaded library).
+    package = Path(rasterio.__file__).parent
+    candidates = [
+        *sorted(package.parent.glob('rasterio.libs/libgdal*')),
+        *sorted(package.glob('.dylibs/libgdal*')),
+    ]
+    found = ctypes.util.find_library('gdal')
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        try:
+            function = ctypes.CDLL(str(path)).VSICurlPartialClearCache
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = [ctypes.c_char_p]
+        function.restype = None
+
+        def invalidate(url: str, function: Any = function) -> None:
+            function(f'/vsicurl/{url}'.encode())
+
+        return invalidate
+    return None  # pragma: no cover - no libgdal found
+
+
+_clear_cache_lock = threading.Lock()
+_clear_cache: list[Callable[[str], None] | None] = []
+
+
+def _forget(urls: Iterable[str]) -> None:
+    """Make GDAL forget what it cached about URLs, failures included.
+
+    GDAL's ``/vsicurl/`` remembers that a URL failed (a 503, say) and fails
+    every later open of it without a request: a retry must clear that first.
+
+    Args:
+        urls: the URLs (``http(s)://...``).
+    """
+    with _clear_cache_lock:
+        if not _clear_cache:
+            _clear_cache.append(_gdal_clear_cache())
+        invalidate = _clear_cache[0]
+    if invalidate is None:  # pragma: no cover
+        return
+    for url in urls:
+        if url.startswith(('http://', 'https://')):
+            invalidate(url)
+
+
+def _grid_window(src: Any, lon: float, lat: float, size: int) -> Window:
+    """The ``size x size`` window of a scene's grid around a point.
+
+    Args:
+        src: the open dataset of the grid band.
+        lon: longitude in degrees.
+        lat: latitude in degrees.
+        size: the window's height and width in pixels.
+
+    Returns:
+        The window, shifted inside the scene when the point is near its edge.
+
+    Raises:
+        _Rejected: if the grid is rotated or south-up, or smaller than a patch.
+    """
+    grid = src.transform
+    if grid.b != 0 or grid.d != 0 or grid.e >= 0:
+        raise _Rejected('bad_scene')  # rotated or south-up grid
+    if src.width < size or src.height < size:
+        raise _Rejected('scene_too_small')
+    xs, ys = warp_transform('EPSG:4326', src.crs, [lon], [lat])
+    col = (xs[0] - grid.c) / grid.a  # a north-up grid, checked above
+    row = (ys[0] - grid.f) / grid.e
+    col_off = min(max(round(col - size / 2), 0), src.width - size)
+    row_off = min(max(round(row - size / 2), 0), src.height - size)
+    return Window(col_off, row_off, size, size)
+
+
+def _read_patch(
+    item: pystac.Item,
+    lon: float,
+    lat: float,
+    *,
+    size: int,
+    max_nodata_fraction: float,
+    resampling: Resampling,
+    gdal_env: Mapping[str, str],
+) -> _Patch | None:
+    """Read the patch of one item around a point.
+
+    Args:
+        item: a (signed) STAC item with one asset per band.
+        lon: longitude in degrees.
+        lat: latitude in degrees.
+        size: patch height and width in pixels of the 10 m grid.
+        max_nodata_fraction: the most nodata a patch may have.
+        resampling: resampling of the 20 m and 60 m bands to 10 m.
+        gdal_env: GDAL configuration options.
+
+    Returns:
+        ``(image, crs, transform)``, or None if the patch has too much
+        nodata.
+
+    Raises:
+        _Rejected: if the item lacks a band or its scene is unusable.
+    """
+    if any(band not in item.assets for band in ALL_BANDS):
+        raise _Rejected('missing_asset')
+    bands: dict[str, NDArray[np.uint16]] = {}
+    with rasterio.Env(**gdal_env):
+        with rasterio.open(item.assets[_GRID_BAND].href) as src:
+            window = _grid_window(src, lon, lat, size)
+            grid, crs = src.transform, src.crs
+            bands[_GRID_BAND] = src.read(1, window=window)
+        # Cheap early rejection: L2A nodata is 0 in every band at once.
+        if np.mean(bands[_GRID_BAND] == 0) > max_nodata_fraction:
+            return None
+        left, bottom, right, top = window_bounds(window, grid)
+        for band in ALL_BANDS:
+            if band in bands:
+                continue
+            with rasterio.open(item.assets[band].href) as src:
+                band_window = from_bounds(
+                    left, bottom, right, top, transform=src.transform
+                )
+                bands[band] = src.read(
+                    1,
+                    window=band_window,
+                    out_shape=(size, size),
+                    resampling=resampling,
+                )
+    image = np.stack([bands[band] for band in ALL_BANDS]).astype(np.uint16)
+    if nodata_fraction(image) > max_nodata_fraction:
+        return None
+    return image, crs, window_transform(window, grid)

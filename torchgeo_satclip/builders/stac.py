@@ -1,0 +1,133 @@
+"""STAC side of the builder: search around a point, item choice, signing.
+
+For a point, the STAC API is asked for the items of a collection over the
+point in a date range with ``eo:cloud_cover`` below a maximum, sorted by cloud
+cover. The answer is filtered and sorted again here, whatever the server did,
+so the least cloudy item whose footprint covers the point always comes first.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+
+import pystac
+import shapely  # type: ignore[import-untyped]
+from pystac_client import Client
+from pystac_client.stac_api_io import StacApiIO
+from shapely.geometry import shape  # type: ignore[import-untyped]
+
+__all__ = ['COLLECTION', 'DEFAULT_API_URL']
+
+#: The Planetary Computer STAC API.
+DEFAULT_API_URL = 'https://planetarycomputer.microsoft.com/api/stac/v1'
+
+#: Sentinel-2 Level-2A collection of the Planetary Computer.
+COLLECTION = 'sentinel-2-l2a'
+
+
+def _cloud_cover(item: pystac.Item) -> float:
+    """An item's ``eo:cloud_cover`` (infinite when it has none)."""
+    value = item.properties.get('eo:cloud_cover')
+    return float(value) if value is not None else float('inf')
+
+
+def _covering(
+    items: Iterable[pystac.Item], lon: float, lat: float, max_cloud_cover: float
+) -> list[pystac.Item]:
+    """The items over a point below the cloud maximum, least cloudy first.
+
+    Args:
+        items: items as a STAC API answered.
+        lon: longitude in degrees.
+        lat: latitude in degrees.
+        max_cloud_cover: keep items with ``eo:cloud_cover`` below this (%).
+
+    Returns:
+        The items kept (an item without a geometry is taken to cover the
+        point), sorted by cloud cover, then id.
+    """
+    where = shapely.Point(lon, lat)
+    kept = [
+        item
+        for item in items
+        if _cloud_cover(item) < max_cloud_cover
+        and (item.geometry is None or shape(item.geometry).intersects(where))
+    ]
+    return sorted(kept, key=lambda item: (_cloud_cover(item), item.id))
+
+
+def _signed(
+    item: pystac.Item, sign: Callable[[pystac.Item], pystac.Item] | None
+) -> pystac.Item:
+    """A signed copy of an item (the item itself when *sign* is None).
+
+    Args:
+        item: a STAC item; left unchanged.
+        sign: signs an item's asset URLs, e.g. ``planetary_computer.sign``.
+
+    Returns:
+        The item to read.
+    """
+    return sign(item.clone()) if sign else item
+
+
+class _ItemSearch:
+    """Searches a STAC API for the items over a point; one client per thread."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        collection: str,
+        datetime: str,
+        max_cloud_cover: float,
+        wanted: int,
+        timeout: float,
+    ) -> None:
+        """Prepare the search (no request is made until called).
+
+        Args:
+            api_url: the STAC API.
+            collection: the STAC collection.
+            datetime: the date range, ``start/end`` (ISO 8601).
+            max_cloud_cover: keep items with ``eo:cloud_cover`` below this (%).
+            wanted: how many items a caller may try per point (at least 10,
+                and twice this, are asked for).
+            timeout: HTTP time-out in seconds.
+        """
+        self.api_url = api_url
+        self.collection = collection
+        self.datetime = datetime
+        self.max_cloud_cover = max_cloud_cover
+        self.limit = max(10, 2 * wanted)
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def client(self) -> Client:
+        """This thread's STAC client (opened once per thread)."""
+        client: Client | None = getattr(self._local, 'client', None)
+        if client is None:
+            io = StacApiIO(timeout=self.timeout, max_retries=None)
+            client = Client.open(self.api_url, stac_io=io)
+            self._local.client = client
+        return client
+
+    def __call__(self, lon: float, lat: float) -> list[pystac.Item]:
+        """Items covering a point below the cloud maximum, least cloudy first.
+
+        Args:
+            lon: longitude in degrees.
+            lat: latitude in degrees.
+
+        Returns:
+            The items; filtered and sorted here too, whatever the server did.
+        """
+        search = self.client().search(
+            collections=[self.collection],
+            intersects={'type': 'Point', 'coordinates': [lon, lat]},
+            datetime=self.datetime,
+            query={'eo:cloud_cover': {'lt': self.max_cloud_cover}},
+            sortby=[{'field': 'eo:cloud_cover', 'direction': 'asc'}],
+            limit=self.limit,
+            max_items=self.limit,
+        )
+        return _covering(search.items(), lon, lat, self.max_cloud_cover)
