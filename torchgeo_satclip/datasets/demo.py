@@ -29,7 +29,7 @@ import rasterio
 from affine import Affine
 from tqdm import tqdm
 
-from .._io import atomic_write
+from .._io import atomic_path, atomic_write
 from ..geo import is_koppen_land, koppen_zone, sample_points
 
 __all__ = [
@@ -225,21 +225,22 @@ def make_demo_dataset(
         name = f'patch_{i}.tif'
         west, north = lon - size / 2 * pixel, lat + size / 2 * pixel
         transform = Affine(pixel, 0.0, west, 0.0, -pixel, north)
-        tmp = images / f'.{name}.tmp'
-        with rasterio.open(
-            tmp,
-            'w',
-            driver='GTiff',
-            height=size,
-            width=size,
-            count=12,
-            dtype='uint16',
-            crs='EPSG:4326',
-            transform=transform,
-            compress='lzw',
-        ) as dst:
+        with (
+            atomic_path(images / name, '.tmp.tif') as tmp,
+            rasterio.open(
+                tmp,
+                'w',
+                driver='GTiff',
+                height=size,
+                width=size,
+                count=12,
+                dtype='uint16',
+                crs='EPSG:4326',
+                transform=transform,
+                compress='lzw',
+            ) as dst,
+        ):
             dst.write(data)
-        os.replace(tmp, images / name)
         rows.append((name, round(lon, 6), round(lat, 6)))
 
     def write_index(tmp: str) -> None:
