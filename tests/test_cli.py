@@ -1,9 +1,26 @@
+import argparse
+import importlib
+import importlib.metadata
+import inspect
+import os
+import subprocess
+import sys
+import typing
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+import torchgeo_satclip
 from torchgeo_satclip.cli import build_parser, main
+
+MODELS = 'torchgeo_satclip.models.location_encoder'
+PACK = 'torchgeo_satclip.datasets.pack'
+DEMO = 'torchgeo_satclip.datasets.demo'
+PROBE = 'torchgeo_satclip.evaluation.probe'
+TASKS = 'torchgeo_satclip.evaluation.tasks'
+PLOTS = 'torchgeo_satclip.evaluation.plots'
+BUILDERS = 'torchgeo_satclip.builders.planetary_computer'
 
 
 @pytest.fixture
@@ -116,3 +133,199 @@ def test_probe_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     for name in ('probe_results.csv', 'scores.png', 'pca_sh.png'):
         assert (out / name).stat().st_size > 0
     assert main(['probe', '--tasks', 'nope']) == 2
+
+
+REPO = Path(__file__).parents[1]
+#: Imported only when a subcommand runs, never for --help or --version.
+HEAVY = ('torch', 'torchgeo', 'lightning', 'numpy', 'torchvision', 'timm')
+
+
+def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if a.dest == 'command')
+    choice: argparse.ArgumentParser = sub.choices[name]
+    return choice
+
+
+def option(command: str, dest: str) -> argparse.Action:
+    parser = subcommand(build_parser(), command)
+    return next(a for a in parser._actions if a.dest == dest)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--version'])
+    assert exit_info.value.code == 0
+    expected = importlib.metadata.version('torchgeo-satclip')
+    assert capsys.readouterr().out == f'torchgeo-satclip {expected}\n'
+    assert torchgeo_satclip.__version__ == expected
+
+
+@pytest.mark.parametrize(
+    'argv',
+    [
+        ['--help'],
+        ['--version'],
+        ['embed', '--help'],
+        ['probe', '--help'],
+        ['pack', '--help'],
+        ['build', '--help'],
+        ['demo-data', '--help'],
+    ],
+)
+def test_help_imports_no_torch(argv: list[str]) -> None:
+    """-X importtime lists every module the real entry point imports."""
+    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    command = [sys.executable, '-X', 'importtime', '-m', 'torchgeo_satclip.cli']
+    done = subprocess.run(
+        [*command, *argv], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'torchgeo-satclip' in done.stdout
+    imported = [
+        line.rpartition('|')[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith('import time:')
+    ]
+    assert 'torchgeo_satclip.cli' in imported
+    heavy = [name for name in imported if name.split('.')[0] in HEAVY]
+    assert not heavy, f'{argv} imported {heavy}'
+
+
+def test_package_import_is_lazy() -> None:
+    code = (
+        'import sys, torchgeo_satclip as t\n'
+        'assert "torch" not in sys.modules, "import torchgeo_satclip imported torch"\n'
+        'assert set(t.__all__) <= set(dir(t))\n'
+        'from torchgeo_satclip import LocationEncoder, build_location_encoder\n'
+        'from torchgeo_satclip.models import location_encoder as m\n'
+        'assert LocationEncoder is m.LocationEncoder\n'
+        'assert build_location_encoder is m.build_location_encoder\n'
+        'assert all(getattr(t, name) is not None for name in t.__all__)\n'
+        'try:\n'
+        '    t.nope\n'
+        'except AttributeError as error:\n'
+        '    assert "nope" in str(error)\n'
+        'else:\n'
+        '    raise AssertionError("no AttributeError")\n'
+    )
+    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    done = subprocess.run(
+        [sys.executable, '-c', code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_shared_options() -> None:
+    parser = build_parser()
+    expected = {
+        'embed': {'seed', 'lon_column', 'lat_column', 'overwrite', 'quiet'},
+        'probe': {'seed', 'lon_column', 'lat_column'},
+        'pack': {'overwrite', 'quiet'},
+        'build': {'seed', 'quiet'},
+        'demo-data': {'seed', 'overwrite', 'quiet'},
+    }
+    shared = {'seed', 'lon_column', 'lat_column', 'overwrite', 'quiet'}
+    for name, dests in expected.items():
+        actions = subcommand(parser, name)._actions
+        assert {a.dest for a in actions} & shared == dests, name
+        for action in actions:
+            if action.dest == 'quiet':
+                assert action.help == 'no progress bar'
+            if action.dest == 'seed':
+                assert action.type is int
+                assert action.help is not None
+                assert action.help.endswith('(default: 0)')
+
+
+# (subcommand, option dest, library module, function, parameter)
+LIBRARY_DEFAULTS = [
+    ('embed', 'weights', 'torchgeo_satclip.workflows', 'embed_points', 'weights'),
+    ('embed', 'seed', 'torchgeo_satclip.workflows', 'embed_points', 'seed'),
+    ('embed', 'dtype', 'torchgeo_satclip.workflows', 'embed_points', 'dtype'),
+    ('embed', 'legendre_polys', MODELS, 'build_location_encoder', 'legendre_polys'),
+    ('embed', 'lon_column', 'torchgeo_satclip.embed', 'embed_file', 'lon_column'),
+    ('embed', 'lat_column', 'torchgeo_satclip.embed', 'embed_file', 'lat_column'),
+    ('embed', 'lon_column', 'torchgeo_satclip.embed', 'read_points', 'lon_column'),
+    ('embed', 'batch_size', 'torchgeo_satclip.embed', 'embed_file', 'batch_size'),
+    ('embed', 'device', 'torchgeo_satclip.embed', 'embed_file', 'device'),
+    ('embed', 'layout', 'torchgeo_satclip.embed', 'embed_file', 'layout'),
+    ('pack', 'shard_size', PACK, 'pack_s2_100k', 'shard_size'),
+    ('pack', 'workers', PACK, 'pack_s2_100k', 'num_workers'),
+    ('demo-data', 'n', DEMO, 'make_demo_dataset', 'num_patches'),
+    ('demo-data', 'size', DEMO, 'make_demo_dataset', 'size'),
+    ('demo-data', 'seed', DEMO, 'make_demo_dataset', 'seed'),
+    ('probe', 'seed', PROBE, 'run_probes', 'seed'),
+    ('probe', 'seed', TASKS, 'load_task', 'seed'),
+    ('probe', 'folds', PROBE, 'run_probes', 'folds'),
+    ('probe', 'block_size', PROBE, 'run_probes', 'block_size'),
+    ('probe', 'num_points', TASKS, 'load_task', 'num_points'),
+    ('probe', 'lon_column', TASKS, 'task_from_csv', 'lon_column'),
+    ('probe', 'lat_column', TASKS, 'task_from_csv', 'lat_column'),
+    ('probe', 'map_resolution', PLOTS, 'plot_pca_map', 'resolution'),
+    ('probe', 'tasks', 'torchgeo_satclip.workflows', 'probe_report', 'tasks'),
+    ('probe', 'encoders', 'torchgeo_satclip.workflows', 'probe_report', 'encoders'),
+    ('probe', 'cv', 'torchgeo_satclip.workflows', 'probe_report', 'splits'),
+    ('probe', 'protocols', PROBE, 'run_probes', 'protocols'),
+    *[
+        ('build', dest, BUILDERS, 'build_dataset', parameter)
+        for dest, parameter in [
+            ('seed', 'seed'),
+            ('start', 'start'),
+            ('end', 'end'),
+            ('max_cloud_cover', 'max_cloud_cover'),
+            ('size', 'size'),
+            ('max_nodata', 'max_nodata_fraction'),
+            ('items_per_point', 'items_per_point'),
+            ('resampling', 'resampling'),
+            ('workers', 'workers'),
+            ('max_retries', 'max_retries'),
+            ('backoff', 'backoff'),
+            ('timeout', 'timeout'),
+            ('max_candidates', 'max_candidates'),
+            ('collection', 'collection'),
+        ]
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    ('command', 'dest', 'module', 'function', 'parameter'), LIBRARY_DEFAULTS
+)
+def test_defaults_are_the_library_defaults(
+    command: str, dest: str, module: str, function: str, parameter: str
+) -> None:
+    action = option(command, dest)
+    func = getattr(importlib.import_module(module), function)
+    default = inspect.signature(func).parameters[parameter].default
+    value = action.default
+    assert (tuple(value) if isinstance(value, list) else value) == default
+    if action.help and '(default: ' in action.help and isinstance(default, int | str):
+        assert f'(default: {default}' in action.help
+
+
+def test_embed_dtype_is_the_encoders_default() -> None:
+    import torch
+
+    from torchgeo_satclip.models import build_location_encoder, load_location_encoder
+
+    dtype = getattr(torch, option('embed', 'dtype').default)
+    for function in (build_location_encoder, load_location_encoder):
+        assert inspect.signature(function).parameters['dtype'].default == dtype
+
+
+def test_choices_are_the_library_literals() -> None:
+    from torchgeo_satclip.builders.planetary_computer import DEFAULT_API_URL
+    from torchgeo_satclip.evaluation.probe import Protocol, Split
+    from torchgeo_satclip.workflows import DtypeName
+
+    assert option('embed', 'dtype').choices == typing.get_args(DtypeName)
+    assert option('embed', 'layout').choices == ('columns', 'list')
+    assert option('build', 'resampling').choices == ('nearest', 'bilinear', 'cubic')
+    assert option('probe', 'protocols').choices == typing.get_args(Protocol)
+    assert option('probe', 'cv').choices == typing.get_args(Split)
+    assert DEFAULT_API_URL in str(option('build', 'api_url').help)
+
+
+def test_probe_bad_csv_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['probe', '--csv', 'no-target']) == 2
+    assert 'PATH:TARGET' in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""The ``torchgeo-satclip`` command line.
+
+Each subcommand parses its arguments, calls one library function (which the
+tests call directly) and prints what it did. Subcommands, one module each:
+
+* ``embed``: embed the points of a CSV, Parquet or GeoJSON file with a
+  location encoder (:func:`torchgeo_satclip.workflows.embed_points`).
+* ``probe``: probe location features on tasks with real labels
+  (:func:`torchgeo_satclip.workflows.probe_report`).
+* ``pack``: convert S2-100K GeoTIFFs once to the fast packed layout
+  (:func:`torchgeo_satclip.datasets.pack_s2_100k`).
+* ``build``: build an S2-100K-style dataset from the Planetary Computer
+  (:func:`torchgeo_satclip.builders.build_dataset`).
+* ``demo-data``: write an offline demo world
+  (:func:`torchgeo_satclip.datasets.demo.make_demo_dataset`).
+
+Building the parser imports no torch (nor numpy): option defaults are read
+from the library's source (:mod:`torchgeo_satclip._signatures`) and the
+library is imported when a subcommand runs, so ``--help`` and ``--version``
+answer at once.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import _build, _demo_data, _embed, _pack, _probe
+
+__all__ = ['build_parser', 'main']
+
+#: The subcommands, in the order ``--help`` lists them.
+SUBCOMMANDS = (_embed, _probe, _pack, _build, _demo_data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``torchgeo-satclip`` argument parser.
+
+    Returns:
+        The parser with every subcommand.
+    """
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog='torchgeo-satclip',
+        description='SatCLIP location encoders for TorchGeo.',
+    )
+    parser.add_argument(
+        '--version',
+        action='version',
+        version=f'%(prog)s {__version__}',
+        help="print the package's version and exit",
+    )
+    subparsers = parser.add_subparsers(dest='command', required=True)
+    for subcommand in SUBCOMMANDS:
+        subcommand.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(f'torchgeo-satclip {args.command}: error: {error}', file=sys.stderr)
+        return 2
+    return status

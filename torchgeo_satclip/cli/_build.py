@@ -1,0 +1,176 @@
+"""``torchgeo-satclip build``: build an S2-100K-style dataset."""
+
+import argparse
+import sys
+from typing import Any
+
+from .._signatures import StaticSignature, constant
+from . import _common
+from ._common import Subparsers
+
+__all__ = ['add_parser', 'run']
+
+BUILD = StaticSignature('torchgeo_satclip.builders.planetary_computer', 'build_dataset')
+
+DESCRIPTION = (
+    'Sample points uniformly on land (or in a GeoJSON region), find the '
+    'least cloudy Sentinel-2 L2A scene over each on the Planetary '
+    'Computer STAC API and cut a 12-band patch at 10 m around it with '
+    'windowed reads. Writes ROOT/index.csv and ROOT/images/ (the S2-100K '
+    'layout). Concurrent, retries transient errors, resumable: re-run the '
+    'same command after an interruption (or with a larger --num-samples '
+    'to extend the dataset). Exit status 1 if fewer patches than asked '
+    'for were made.'
+)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Add the ``build`` subcommand.
+
+    Args:
+        subparsers: the command line's subcommands.
+    """
+    parser = subparsers.add_parser(
+        'build',
+        help='build an S2-100K-style dataset from the Planetary Computer',
+        description=DESCRIPTION,
+        parents=[_common.seed(BUILD, 'seed of the points'), _common.quiet()],
+    )
+    parser.add_argument('root', help='output directory')
+    parser.add_argument(
+        '--num-samples', type=int, required=True, help='number of patches wanted'
+    )
+    parser.add_argument(
+        '--region', default=None, help='GeoJSON file: sample only inside its polygons'
+    )
+    parser.add_argument(
+        '--include-water',
+        action='store_true',
+        help='do not restrict the points to land (global-land-mask)',
+    )
+    # Options passed to build_dataset as they are, with its defaults.
+    options: list[tuple[str, str, str, dict[str, Any]]] = [
+        ('--start', 'start', 'first date, ISO 8601', {}),
+        ('--end', 'end', 'last date, ISO 8601', {}),
+        (
+            '--max-cloud-cover',
+            'max_cloud_cover',
+            'keep scenes with eo:cloud_cover below this, in %%',
+            {'type': float},
+        ),
+        ('--size', 'size', 'patch side in 10 m pixels', {'type': int}),
+        (
+            '--max-nodata',
+            'max_nodata_fraction',
+            'reject patches with more nodata than this fraction',
+            {'type': float},
+        ),
+        (
+            '--items-per-point',
+            'items_per_point',
+            'scenes tried per point, least cloudy first, before rejecting it for '
+            'nodata',
+            {'type': int},
+        ),
+        (
+            '--resampling',
+            'resampling',
+            'resampling of the 20 m and 60 m bands',
+            {'choices': BUILD.choices('resampling')},
+        ),
+        ('--workers', 'workers', 'concurrent samples', {'type': int}),
+        (
+            '--max-retries',
+            'max_retries',
+            'retries of a transient error before a sample is skipped',
+            {'type': int},
+        ),
+        (
+            '--backoff',
+            'backoff',
+            'first retry delay in seconds, doubled each retry',
+            {'type': float},
+        ),
+        ('--timeout', 'timeout', 'HTTP time-out in seconds', {'type': float}),
+        ('--collection', 'collection', 'STAC collection', {}),
+    ]
+    for flag, parameter, text, kwargs in options:
+        _common.option(parser, flag, BUILD, parameter, text, **kwargs)
+    parser.add_argument(
+        '--max-candidates',
+        type=int,
+        default=BUILD.default('max_candidates'),
+        help='points tried at most in this run (default: 4 x num-samples + 100)',
+    )
+    api_url = constant(
+        'torchgeo_satclip.builders.planetary_computer', 'DEFAULT_API_URL'
+    )
+    parser.add_argument(
+        '--api-url',
+        default=None,
+        help=f'STAC API (default: the Planetary Computer, {api_url})',
+    )
+    parser.add_argument(
+        '--no-sign',
+        action='store_true',
+        help='do not sign asset URLs with planetary_computer (other STAC APIs)',
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the dataset: :func:`~torchgeo_satclip.builders.build_dataset`.
+
+    Args:
+        args: the parsed ``build`` arguments.
+
+    Returns:
+        The exit status: 1 if the dataset is incomplete, 2 if another build
+        holds its lock.
+    """
+    import logging
+
+    from ..builders import BuildLockedError, build_dataset
+
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    # Options left out take build_dataset's defaults (an empty --api-url too).
+    kwargs: dict[str, Any] = {'sign': None} if args.no_sign else {}
+    if args.api_url:
+        kwargs['api_url'] = args.api_url
+    try:
+        result = build_dataset(
+            args.root,
+            args.num_samples,
+            seed=args.seed,
+            start=args.start,
+            end=args.end,
+            max_cloud_cover=args.max_cloud_cover,
+            region=args.region,
+            land=not args.include_water,
+            collection=args.collection,
+            size=args.size,
+            max_nodata_fraction=args.max_nodata,
+            items_per_point=args.items_per_point,
+            resampling=args.resampling,
+            workers=args.workers,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
+            timeout=args.timeout,
+            max_candidates=args.max_candidates,
+            progress=not args.quiet,
+            **kwargs,
+        )
+    except BuildLockedError as error:
+        print(f'torchgeo-satclip build: error: {error}', file=sys.stderr)
+        return 2
+    rejected = ', '.join(f'{n} {why}' for why, n in sorted(result.rejected.items()))
+    print(
+        f'{result.num_samples} of {result.target} patches in {result.root} '
+        f'({result.num_written} written now, {result.num_resumed} resumed, '
+        f'{result.num_adopted} recovered); points rejected: {rejected or "none"}; '
+        f'failed: {result.num_failed}; {result.seconds:.1f} s'
+    )
+    if not result.complete:
+        print('incomplete: re-run the same command to continue', file=sys.stderr)
+        return 1
+    return 0

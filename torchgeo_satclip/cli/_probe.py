@@ -1,0 +1,178 @@
+"""``torchgeo-satclip probe``: probe location features on labelled tasks."""
+
+import argparse
+
+from .._signatures import StaticSignature
+from . import _common
+from ._common import Subparsers, shown
+
+__all__ = ['add_parser', 'csv_tasks', 'run']
+
+PROBE_REPORT = StaticSignature('torchgeo_satclip.workflows', 'probe_report')
+RUN_PROBES = StaticSignature('torchgeo_satclip.evaluation.probe', 'run_probes')
+LOAD_TASK = StaticSignature('torchgeo_satclip.evaluation.tasks', 'load_task')
+TASK_FROM_CSV = StaticSignature('torchgeo_satclip.evaluation.tasks', 'task_from_csv')
+PLOT_PCA_MAP = StaticSignature('torchgeo_satclip.evaluation.plots', 'plot_pca_map')
+
+DESCRIPTION = (
+    'Cross-validate probes of frozen location features on point tasks and '
+    'write OUTPUT_DIR/probe_results.md and .csv (mean +- std over folds: R^2 '
+    'for regression, accuracy for classification), OUTPUT_DIR/scores.png '
+    '(per-task bars) and OUTPUT_DIR/pca_<encoder>.png (world maps of the '
+    'first three PCA components as RGB). The linear probe follows RANGE: '
+    'MinMax scaling, then RidgeCV / RidgeClassifierCV with alpha in {0.1, 1, '
+    "10}; the MLP probe follows SatCLIP's example (2 x 64, Adam 1e-3). "
+    'Built-in tasks need no download; koppen, land_ocean and country need the '
+    'eval extra (pip install "torchgeo-satclip[eval]").'
+)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Add the ``probe`` subcommand.
+
+    Args:
+        subparsers: the command line's subcommands.
+    """
+    parser = subparsers.add_parser(
+        'probe',
+        help='probe location features on tasks with real labels (tables and maps)',
+        description=DESCRIPTION,
+        parents=[_common.seed(RUN_PROBES), _common.columns(TASK_FROM_CSV, ' of --csv')],
+    )
+    tasks = PROBE_REPORT.default('tasks')
+    parser.add_argument(
+        '--tasks',
+        nargs='+',
+        default=list(tasks),
+        help=(
+            'built-in tasks: air_temperature, precipitation (3,076 weather '
+            'stations), koppen (Koppen-Geiger class), land_ocean, country '
+            f'(default: {shown(tasks)})'
+        ),
+    )
+    parser.add_argument(
+        '--csv',
+        action='append',
+        default=[],
+        metavar='PATH:TARGET',
+        help=(
+            'a user task: a CSV with lon/lat columns (--lon-column, --lat-column) '
+            'and the TARGET column; repeatable'
+        ),
+    )
+    encoders = PROBE_REPORT.default('encoders')
+    parser.add_argument(
+        '--encoders',
+        nargs='+',
+        default=list(encoders),
+        help=(
+            'features side by side: raw (lon, lat), wrap, sh (spherical harmonics '
+            'L = 10 alone), sh20, checkpoint paths or SatCLIPWeights names '
+            f'(default: {shown(encoders)})'
+        ),
+    )
+    protocols = RUN_PROBES.default('protocols')
+    parser.add_argument(
+        '--protocols',
+        nargs='+',
+        choices=RUN_PROBES.choices('protocols'),
+        default=list(protocols),
+        help=f'probes (default: {shown(protocols)})',
+    )
+    parser.add_argument(
+        '--cv',
+        nargs='+',
+        choices=PROBE_REPORT.choices('splits'),
+        default=list(PROBE_REPORT.default('splits')),
+        help='cross-validation: random k-fold, spatial-block k-fold (default: both)',
+    )
+    _common.option(parser, '--folds', RUN_PROBES, 'folds', 'folds', type=int)
+    _common.option(
+        parser,
+        '--block-size',
+        RUN_PROBES,
+        'block_size',
+        'side of the spatial blocks in degrees',
+        type=float,
+    )
+    _common.option(
+        parser,
+        '--num-points',
+        LOAD_TASK,
+        'num_points',
+        'points of the sampled tasks koppen, land_ocean, country',
+        type=int,
+    )
+    parser.add_argument(
+        '--output-dir',
+        default='probe_results',
+        help='output folder (default: probe_results)',
+    )
+    parser.add_argument(
+        '--no-plots', action='store_true', help='write the tables only, no PNG figures'
+    )
+    _common.option(
+        parser,
+        '--map-resolution',
+        PLOT_PCA_MAP,
+        'resolution',
+        'grid step of the PCA maps in degrees',
+        type=float,
+    )
+    parser.set_defaults(func=run)
+
+
+def csv_tasks(specs: list[str]) -> list[tuple[str, str]]:
+    """Split ``--csv PATH:TARGET`` values (the path may hold colons).
+
+    Args:
+        specs: the ``--csv`` values.
+
+    Returns:
+        ``(path, target)`` pairs.
+
+    Raises:
+        ValueError: for a value without ``:`` or without a path.
+    """
+    pairs = []
+    for spec in specs:
+        path, sep, target = spec.rpartition(':')
+        if not sep or not path:
+            raise ValueError(f'--csv expects PATH:TARGET, got {spec!r}')
+        pairs.append((path, target))
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the probes: :func:`~torchgeo_satclip.workflows.probe_report`.
+
+    Args:
+        args: the parsed ``probe`` arguments.
+
+    Returns:
+        The exit status.
+    """
+    from ..workflows import probe_report
+
+    report = probe_report(
+        args.output_dir,
+        args.tasks,
+        args.encoders,
+        csv_tasks=csv_tasks(args.csv),
+        lon_column=args.lon_column,
+        lat_column=args.lat_column,
+        num_points=args.num_points,
+        protocols=args.protocols,
+        splits=args.cv,
+        folds=args.folds,
+        block_size=args.block_size,
+        seed=args.seed,
+        plots=not args.no_plots,
+        map_resolution=args.map_resolution,
+        progress=print,
+    )
+    print(report.markdown.read_text())
+    print(f'wrote {report.markdown} and {report.table}')
+    for figure in report.figures:
+        print(f'wrote {figure}')
+    return 0
