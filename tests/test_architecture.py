@@ -24,7 +24,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ('models', 'datasets'),
     ('transforms', 'datamodules', 'builders', 'embed'),
     ('tasks', 'evaluation'),
-    ('cli', '__init__', '__main__'),
+    ('__init__',),
+    ('cli',),
 )
 FLOOR = {part: level for level, parts in enumerate(FLOORS) for part in parts}
 
@@ -85,8 +86,10 @@ def violations(root: Path) -> list[str]:
     for edge in iter_edges(root):
         source, target = part_of(edge.source), part_of(edge.target)
         if edge.name is not None and edge.target == root.name:
-            # ``from torchgeo_satclip import models``: the part is the name.
-            target = edge.name
+            # ``from torchgeo_satclip import models``: the part is the name,
+            # unless it is a name defined by the package's ``__init__``.
+            is_part = (root / edge.name).is_dir() or (root / f'{edge.name}.py').exists()
+            target = edge.name if is_part else '__init__'
         if source not in FLOOR:
             found.append(f'{edge}: {source!r} is not on the floor plan')
             continue
@@ -103,7 +106,12 @@ def violations(root: Path) -> list[str]:
         inner = edge.target.split('.')[2:]  # below the part
         if target not in ('_io', '_compat') and any(p.startswith('_') for p in inner):
             found.append(f"{edge}: another part's private module")
-        if edge.name and edge.name.startswith('_'):
+        dunder = (
+            edge.name is not None
+            and edge.name.startswith('__')
+            and edge.name.endswith('__')
+        )
+        if edge.name and edge.name.startswith('_') and not dunder:
             found.append(f"{edge}: another part's private name")
     return found
 
@@ -173,6 +181,11 @@ def write(root: Path, files: dict[str, str]) -> Path:
         (
             {'newpart/x.py': 'from ..geo import f\n'},
             "'newpart' is not on the floor plan",
+        ),
+        # A name that the package's __init__ defines is on the __init__ floor.
+        (
+            {'models/m.py': 'from .. import __version__\n'},
+            'models (floor 1) may not import __init__ (floor 4)',
         ),
     ],
 )

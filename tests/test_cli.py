@@ -239,9 +239,9 @@ def test_shared_options() -> None:
 
 # (subcommand, option dest, library module, function, parameter)
 LIBRARY_DEFAULTS = [
-    ('embed', 'weights', 'torchgeo_satclip.workflows', 'embed_points', 'weights'),
-    ('embed', 'seed', 'torchgeo_satclip.workflows', 'embed_points', 'seed'),
-    ('embed', 'dtype', 'torchgeo_satclip.workflows', 'embed_points', 'dtype'),
+    ('embed', 'weights', 'torchgeo_satclip.embed', 'embed_points', 'weights'),
+    ('embed', 'seed', 'torchgeo_satclip.embed', 'embed_points', 'seed'),
+    ('embed', 'dtype', 'torchgeo_satclip.embed', 'embed_points', 'dtype'),
     ('embed', 'legendre_polys', MODELS, 'build_location_encoder', 'legendre_polys'),
     ('embed', 'lon_column', 'torchgeo_satclip.embed', 'embed_file', 'lon_column'),
     ('embed', 'lat_column', 'torchgeo_satclip.embed', 'embed_file', 'lat_column'),
@@ -262,9 +262,15 @@ LIBRARY_DEFAULTS = [
     ('probe', 'lon_column', TASKS, 'task_from_csv', 'lon_column'),
     ('probe', 'lat_column', TASKS, 'task_from_csv', 'lat_column'),
     ('probe', 'map_resolution', PLOTS, 'plot_pca_map', 'resolution'),
-    ('probe', 'tasks', 'torchgeo_satclip.workflows', 'probe_report', 'tasks'),
-    ('probe', 'encoders', 'torchgeo_satclip.workflows', 'probe_report', 'encoders'),
-    ('probe', 'cv', 'torchgeo_satclip.workflows', 'probe_report', 'splits'),
+    ('probe', 'tasks', 'torchgeo_satclip.evaluation.report', 'probe_report', 'tasks'),
+    (
+        'probe',
+        'encoders',
+        'torchgeo_satclip.evaluation.report',
+        'probe_report',
+        'encoders',
+    ),
+    ('probe', 'cv', 'torchgeo_satclip.evaluation.report', 'probe_report', 'splits'),
     ('probe', 'protocols', PROBE, 'run_probes', 'protocols'),
     *[
         ('build', dest, BUILDERS, 'build_dataset', parameter)
@@ -315,8 +321,8 @@ def test_embed_dtype_is_the_encoders_default() -> None:
 
 def test_choices_are_the_library_literals() -> None:
     from torchgeo_satclip.builders.planetary_computer import DEFAULT_API_URL
+    from torchgeo_satclip.embed import DtypeName
     from torchgeo_satclip.evaluation.probe import Protocol, Split
-    from torchgeo_satclip.workflows import DtypeName
 
     assert option('embed', 'dtype').choices == typing.get_args(DtypeName)
     assert option('embed', 'layout').choices == ('columns', 'list')

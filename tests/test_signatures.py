@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from torchgeo_satclip import _signatures
-from torchgeo_satclip._signatures import StaticSignature, constant
+from torchgeo_satclip.cli import _signatures
+from torchgeo_satclip.cli._signatures import StaticSignature, constant
 
-PACKAGE = Path(_signatures.__file__).parent
+PACKAGE = Path(_signatures.__file__).parents[1]
 MODULES = [
     'torchgeo_satclip.embed',
-    'torchgeo_satclip.workflows',
+    'torchgeo_satclip.evaluation.report',
     'torchgeo_satclip.models.location_encoder',
     'torchgeo_satclip.models.weights',
     'torchgeo_satclip.datasets.pack',
@@ -67,8 +67,8 @@ def test_reads_source_without_importing(monkeypatch: pytest.MonkeyPatch) -> None
     assert probe.default('folds') == 5
     assert probe.default('protocols') == ('linear',)
     assert probe.choices('splits') == ('random', 'spatial')
-    # Split is imported by workflows from evaluation.probe: followed there.
-    report = StaticSignature('torchgeo_satclip.workflows', 'probe_report')
+    # Split is imported by evaluation.report from evaluation.probe: followed there.
+    report = StaticSignature('torchgeo_satclip.evaluation.report', 'probe_report')
     assert report.choices('splits') == ('random', 'spatial')
     build = StaticSignature(
         'torchgeo_satclip.builders.planetary_computer', 'build_dataset'

@@ -16,26 +16,32 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from ._io import atomic_path
 from .geo import validate_lonlat
-from .models import LocationEncoder
+from .models import LocationEncoder, satclip_location_encoder
 
 __all__ = [
     'INPUT_FORMATS',
     'OUTPUT_FORMATS',
+    'DtypeName',
+    'EmbedOptions',
+    'EmbedPointsResult',
     'EmbedResult',
     'InputError',
+    'Neighbour',
     'PointBatch',
     'count_points',
     'embed_csv',
     'embed_file',
+    'embed_points',
+    'nearest_neighbours',
     'read_points',
     'read_points_csv',
 ]
@@ -536,3 +542,145 @@ def _cell(value: Any) -> str:
 
 #: Backwards-compatible name of :func:`embed_file` (CSV input).
 embed_csv = embed_file
+
+
+#: Compute dtypes of :func:`embed_points`, by name.
+DtypeName = Literal['float64', 'float32', 'bfloat16']
+
+
+class EmbedOptions(TypedDict, total=False):
+    """Options of :func:`~torchgeo_satclip.embed.embed_file` (its defaults)."""
+
+    batch_size: int
+    device: str | torch.device | None
+    overwrite: bool
+    progress: bool
+    layout: Literal['columns', 'list']
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A point and its nearest other point in embedding space."""
+
+    #: The point's name: its first non-coordinate column, else its row number.
+    name: str
+    #: The nearest point's name.
+    nearest: str
+    #: Cosine similarity of the two embeddings.
+    similarity: float
+
+
+@dataclass
+class EmbedPointsResult:
+    """What :func:`embed_points` did."""
+
+    #: The file written.
+    written: EmbedResult
+    #: Each point's nearest neighbour; None if not asked for, or too many points.
+    neighbours: list[Neighbour] | None = None
+
+
+def embed_points(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    weights: str = 'random',
+    legendre_polys: int | None = None,
+    seed: int = 0,
+    dtype: DtypeName = 'float64',
+    lon_column: str = 'lon',
+    lat_column: str = 'lat',
+    neighbours: bool = False,
+    max_neighbour_points: int = 1000,
+    **options: Unpack[EmbedOptions],
+) -> EmbedPointsResult:
+    """Embed the points of a file with a new or pretrained location encoder.
+
+    Args:
+        input_path: CSV, Parquet or GeoJSON points (see
+            :func:`~torchgeo_satclip.embed.read_points`).
+        output_path: ``.parquet``, ``.csv`` or ``.npy`` (see
+            :func:`~torchgeo_satclip.embed.embed_file`).
+        weights: ``'random'`` for a new, randomly initialised encoder, else
+            anything :func:`~torchgeo_satclip.models.load_location_encoder`
+            accepts (a checkpoint path, a ``SatCLIPWeights`` name).
+        legendre_polys: spherical-harmonic degrees of a random encoder
+            (default: :func:`~torchgeo_satclip.models.build_location_encoder`'s).
+        seed: torch seed set before initialising a random encoder.
+        dtype: compute dtype of the encoder (float64: the checkpoints' own).
+        lon_column: longitude column (degrees).
+        lat_column: latitude column (degrees).
+        neighbours: also find each point's nearest neighbour in embedding
+            space (see :func:`nearest_neighbours`).
+        max_neighbour_points: skip the neighbours for larger inputs.
+        **options: further options of :func:`~torchgeo_satclip.embed.embed_file`.
+
+    Returns:
+        The file written and, if asked for, the neighbours.
+    """
+    torch_dtype = getattr(torch, dtype)
+    if weights == 'random':
+        torch.manual_seed(seed)
+        architecture = (
+            {} if legendre_polys is None else {'legendre_polys': legendre_polys}
+        )
+        encoder = satclip_location_encoder(dtype=torch_dtype, **architecture)
+    else:
+        encoder = satclip_location_encoder(weights, dtype=torch_dtype)
+    written = embed_file(
+        encoder,
+        input_path,
+        output_path,
+        lon_column=lon_column,
+        lat_column=lat_column,
+        **options,
+    )
+    found = None
+    if neighbours:
+        found = nearest_neighbours(
+            encoder, input_path, lon_column, lat_column, max_neighbour_points
+        )
+    return EmbedPointsResult(written, found)
+
+
+def nearest_neighbours(
+    encoder: nn.Module,
+    path: str | os.PathLike[str],
+    lon_column: str = 'lon',
+    lat_column: str = 'lat',
+    max_points: int = 1000,
+) -> list[Neighbour] | None:
+    """Each point's nearest other point by cosine similarity of embeddings.
+
+    Args:
+        encoder: the location encoder.
+        path: the points (see :func:`~torchgeo_satclip.embed.read_points`).
+        lon_column: longitude column (degrees).
+        lat_column: latitude column (degrees).
+        max_points: the similarity matrix is ``N x N``: None for larger inputs.
+
+    Returns:
+        One neighbour per point, in input order; None if there are more than
+        ``max_points`` points.
+    """
+    names: list[str] = []
+    coords = []
+    for batch in read_points(path, lon_column, lat_column):
+        others = [k for k in batch.columns if k not in (lon_column, lat_column)]
+        for i in range(len(batch.lonlat)):
+            label = batch.columns[others[0]][i] if others else len(names)
+            names.append(str(label))
+        coords.append(torch.from_numpy(batch.lonlat))
+        if len(names) > max_points:
+            return None
+    with torch.no_grad():
+        device = next(encoder.parameters()).device
+        emb = encoder(torch.cat(coords).to(device)).double().cpu()
+    emb = nn.functional.normalize(emb, dim=1)
+    similarity = emb @ emb.T
+    similarity.fill_diagonal_(-2.0)
+    nearest = similarity.argmax(dim=1).tolist()
+    return [
+        Neighbour(name, names[j], float(similarity[i, j]))
+        for i, (name, j) in enumerate(zip(names, nearest, strict=True))
+    ]

@@ -4,9 +4,9 @@ Each subcommand parses its arguments, calls one library function (which the
 tests call directly) and prints what it did. Subcommands, one module each:
 
 * ``embed``: embed the points of a CSV, Parquet or GeoJSON file with a
-  location encoder (:func:`torchgeo_satclip.workflows.embed_points`).
+  location encoder (:func:`torchgeo_satclip.embed.embed_points`).
 * ``probe``: probe location features on tasks with real labels
-  (:func:`torchgeo_satclip.workflows.probe_report`).
+  (:func:`torchgeo_satclip.evaluation.probe_report`).
 * ``pack``: convert S2-100K GeoTIFFs once to the fast packed layout
   (:func:`torchgeo_satclip.datasets.pack_s2_100k`).
 * ``build``: build an S2-100K-style dataset from the Planetary Computer
@@ -15,7 +15,7 @@ tests call directly) and prints what it did. Subcommands, one module each:
   (:func:`torchgeo_satclip.datasets.demo.make_demo_dataset`).
 
 Building the parser imports no torch (nor numpy): option defaults are read
-from the library's source (:mod:`torchgeo_satclip._signatures`) and the
+from the library's source (:mod:`torchgeo_satclip.cli._signatures`) and the
 library is imported when a subcommand runs, so ``--help`` and ``--version``
 answer at once.
 """

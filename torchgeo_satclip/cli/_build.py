@@ -4,9 +4,9 @@ import argparse
 import sys
 from typing import Any
 
-from .._signatures import StaticSignature, constant
 from . import _common
 from ._common import Subparsers
+from ._signatures import StaticSignature, constant
 
 __all__ = ['add_parser', 'run']
 

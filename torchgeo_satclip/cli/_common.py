@@ -3,13 +3,13 @@
 Each factory returns a parent parser (``add_help=False``) for
 ``add_parser(..., parents=[...])``: the option's name, action and help are
 written once here, and its default is read from the library function that the
-subcommand calls (see :mod:`torchgeo_satclip._signatures`), never torch.
+subcommand calls (see :mod:`torchgeo_satclip.cli._signatures`), never torch.
 """
 
 import argparse
 from typing import Any, TypeAlias
 
-from .._signatures import StaticSignature
+from ._signatures import StaticSignature
 
 __all__ = ['Subparsers', 'columns', 'option', 'overwrite', 'quiet', 'seed', 'shown']
 

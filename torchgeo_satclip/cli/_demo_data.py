@@ -2,9 +2,9 @@
 
 import argparse
 
-from .._signatures import StaticSignature
 from . import _common
 from ._common import Subparsers
+from ._signatures import StaticSignature
 
 __all__ = ['add_parser', 'run']
 

@@ -2,13 +2,13 @@
 
 import argparse
 
-from .._signatures import StaticSignature
 from . import _common
 from ._common import Subparsers
+from ._signatures import StaticSignature
 
 __all__ = ['add_parser', 'run']
 
-EMBED_POINTS = StaticSignature('torchgeo_satclip.workflows', 'embed_points')
+EMBED_POINTS = StaticSignature('torchgeo_satclip.embed', 'embed_points')
 EMBED_FILE = StaticSignature('torchgeo_satclip.embed', 'embed_file')
 BUILD_ENCODER = StaticSignature(
     'torchgeo_satclip.models.location_encoder', 'build_location_encoder'
@@ -104,7 +104,7 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Embed the points: :func:`~torchgeo_satclip.workflows.embed_points`.
+    """Embed the points: :func:`~torchgeo_satclip.embed.embed_points`.
 
     Args:
         args: the parsed ``embed`` arguments.
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from ..workflows import embed_points
+    from ..embed import embed_points
 
     result = embed_points(
         args.input,

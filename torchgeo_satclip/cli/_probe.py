@@ -2,13 +2,13 @@
 
 import argparse
 
-from .._signatures import StaticSignature
 from . import _common
 from ._common import Subparsers, shown
+from ._signatures import StaticSignature
 
 __all__ = ['add_parser', 'csv_tasks', 'run']
 
-PROBE_REPORT = StaticSignature('torchgeo_satclip.workflows', 'probe_report')
+PROBE_REPORT = StaticSignature('torchgeo_satclip.evaluation.report', 'probe_report')
 RUN_PROBES = StaticSignature('torchgeo_satclip.evaluation.probe', 'run_probes')
 LOAD_TASK = StaticSignature('torchgeo_satclip.evaluation.tasks', 'load_task')
 TASK_FROM_CSV = StaticSignature('torchgeo_satclip.evaluation.tasks', 'task_from_csv')
@@ -144,7 +144,7 @@ def csv_tasks(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the probes: :func:`~torchgeo_satclip.workflows.probe_report`.
+    """Run the probes: :func:`~torchgeo_satclip.evaluation.probe_report`.
 
     Args:
         args: the parsed ``probe`` arguments.
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from ..workflows import probe_report
+    from ..evaluation.report import probe_report
 
     report = probe_report(
         args.output_dir,

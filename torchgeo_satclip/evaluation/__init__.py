@@ -14,6 +14,7 @@ from .probe import (
     run_probes,
     write_results,
 )
+from .report import ProbeReport, probe_report
 from .tasks import BUILTIN_TASKS, PointTask, load_task, task_from_csv
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     'PointDataModule',
     'PointDataset',
     'PointTask',
+    'ProbeReport',
     'ProbeResult',
     'cross_validate',
     'encode',
@@ -32,6 +34,7 @@ __all__ = [
     'pca_rgb',
     'plot_pca_map',
     'plot_scores',
+    'probe_report',
     'results_to_markdown',
     'run_probes',
     'task_from_csv',

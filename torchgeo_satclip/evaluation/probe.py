@@ -30,6 +30,8 @@ __all__ = [
     'ALPHAS',
     'BUILTIN_ENCODERS',
     'ProbeResult',
+    'Protocol',
+    'Split',
     'cross_validate',
     'encode',
     'fold_indices',

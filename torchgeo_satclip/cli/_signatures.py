@@ -20,8 +20,8 @@ from typing import Any
 
 __all__ = ['StaticSignature', 'constant']
 
-_PACKAGE = __name__.rpartition('.')[0]
-_ROOT = Path(__file__).resolve().parent
+_PACKAGE = __name__.partition('.')[0]
+_ROOT = Path(__file__).resolve().parents[1]
 #: Generic containers unwrapped to reach a ``Literal`` (``Sequence[Split]``).
 _CONTAINERS = frozenset({'Sequence', 'list', 'tuple', 'Iterable', 'Collection'})
 #: Names bound to names bound to ... followed at most this deep.

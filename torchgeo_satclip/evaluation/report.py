@@ -1,0 +1,109 @@
+"""The probe report: tasks in, probes run, tables and figures out.
+
+:func:`probe_report` is the whole ``torchgeo-satclip probe`` job in one call:
+it loads the built-in and CSV tasks, runs :func:`~.probe.run_probes`, writes
+the Markdown and CSV tables and draws the score bars and PCA world maps.
+Options left at None take the default of the function they are passed to,
+so that there is one default, where the work is done.
+"""
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .plots import plot_pca_map, plot_scores
+from .probe import ProbeResult, Protocol, Split, run_probes, write_results
+from .tasks import load_task, task_from_csv
+
+__all__ = ['ProbeReport', 'probe_report']
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that are not None (the others take the callee's default)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+@dataclass
+class ProbeReport:
+    """What :func:`probe_report` computed and wrote."""
+
+    #: One result per task, encoder, protocol and split.
+    results: list[ProbeResult]
+    #: ``probe_results.md``.
+    markdown: Path
+    #: ``probe_results.csv``.
+    table: Path
+    #: ``scores.png`` then one ``pca_<encoder>.png`` per encoder but ``raw``.
+    figures: list[Path] = field(default_factory=list)
+
+
+def probe_report(
+    output_dir: str | os.PathLike[str],
+    tasks: Sequence[str] = ('air_temperature', 'land_ocean'),
+    encoders: Sequence[str] = ('raw', 'wrap', 'sh'),
+    *,
+    csv_tasks: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    num_points: int | None = None,
+    protocols: Sequence[Protocol] | None = None,
+    splits: Sequence[Split] = ('random', 'spatial'),
+    folds: int | None = None,
+    block_size: float | None = None,
+    seed: int | None = None,
+    plots: bool = True,
+    map_resolution: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ProbeReport:
+    """Probe location features on tasks and write tables and figures.
+
+    Args:
+        output_dir: where ``probe_results.md``, ``probe_results.csv``,
+            ``scores.png`` and ``pca_<encoder>.png`` go (created).
+        tasks: built-in task names (see
+            :func:`~torchgeo_satclip.evaluation.load_task`).
+        encoders: features side by side (see
+            :func:`~torchgeo_satclip.evaluation.run_probes`).
+        csv_tasks: user tasks, ``(CSV path, target column)`` pairs.
+        lon_column: longitude column of the CSV tasks.
+        lat_column: latitude column of the CSV tasks.
+        num_points: points of the sampled built-in tasks.
+        protocols: probes to run.
+        splits: cross-validation schemes to run.
+        folds: folds per cross-validation.
+        block_size: spatial block side in degrees.
+        seed: seed of the sampled tasks, the folds and the MLPs.
+        plots: also draw ``scores.png`` and the PCA maps.
+        map_resolution: grid step of the PCA maps in degrees.
+        progress: called with a line of text after each result.
+
+    Returns:
+        The results and the files written.
+    """
+    loaded = [
+        load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks
+    ]
+    columns = _given(lon_column=lon_column, lat_column=lat_column)
+    loaded += [task_from_csv(path, target, **columns) for path, target in csv_tasks]
+    results = run_probes(
+        loaded,
+        encoders,
+        splits=splits,
+        progress=progress,
+        **_given(protocols=protocols, folds=folds, block_size=block_size, seed=seed),
+    )
+    markdown, table = write_results(results, output_dir)
+    report = ProbeReport(results, markdown, table)
+    if plots:
+        out = Path(output_dir)
+        report.figures.append(plot_scores(results, out / 'scores.png'))
+        resolution = _given(resolution=map_resolution)
+        for encoder in encoders:
+            if encoder == 'raw':
+                continue
+            name = Path(encoder).stem if Path(encoder).suffix else encoder
+            path = out / f'pca_{name}.png'
+            report.figures.append(plot_pca_map(encoder, path, **resolution))
+    return report
