@@ -193,7 +193,7 @@ def main() -> None:
             views=args.views,
             cache_dir=str(Path(tmp) / 'cache'),
         )
-        cached.feature_extractor = task
+        cached.set_feature_extractor(task.feature_extractor())
         start = time.perf_counter()
         cached.setup('fit')
         build = time.perf_counter() - start

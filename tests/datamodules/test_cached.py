@@ -47,9 +47,7 @@ def cached(tmp_path: Path, task: SatCLIPTask, **kwargs: Any) -> CachedFeatureDat
         'root': str(DATA),
     }
     args.update(kwargs)
-    dm = CachedFeatureDataModule(**args)
-    dm.feature_extractor = task
-    return dm
+    return CachedFeatureDataModule(feature_extractor=task.feature_extractor(), **args)
 
 
 @pytest.mark.parametrize(('dtype', 'tol'), [('float32', 1e-6), ('float16', 2e-3)])
@@ -179,13 +177,68 @@ def test_build_feature_cache_atomic(tmp_path: Path) -> None:
 def test_needs_frozen_backbone(tmp_path: Path) -> None:
     torch.manual_seed(0)
     task = SatCLIPTask(embed_dim=8, legendre_polys=4, capacity=16)
-    dm = cached(tmp_path, task)
     with pytest.raises(ValueError, match='frozen backbone'):
-        dm.setup('fit')
+        task.feature_extractor()
+    dm = CachedFeatureDataModule(root=str(DATA), cache_dir=str(tmp_path))
+    dm.setup('fit')  # the split, but no features without an extractor
+    assert dm.feature_extractor is None
+    with pytest.raises(RuntimeError, match='no feature extractor'):
+        dm.train_dataloader()
+
+
+def band_means(image: torch.Tensor) -> torch.Tensor:
+    return image.mean(dim=(2, 3))
+
+
+def test_plain_callable_extractor_without_lightning_module(tmp_path: Path) -> None:
+    """The extractor is an explicit argument: a function works, no task needed."""
+    args: dict[str, Any] = {
+        'batch_size': 3,
+        'crop_size': None,
+        'jitter': 0.0,
+        'cache_dir': str(tmp_path / 'cache'),
+        'cache_dtype': 'float32',
+        'root': str(DATA),
+    }
+    dm = CachedFeatureDataModule(
+        feature_extractor=band_means, extractor_key='band-means', **args
+    )
+    assert dm.trainer is None
+    dm.setup('fit')
+    batch = next(iter(dm.train_dataloader()))
+    assert batch['features'].shape == (3, 13)  # 12 bands + the inserted B10
+    features = np.load(dm.cache_path)  # type: ignore[arg-type]
+    raw = dm.dataset[0]['image'][None]  # type: ignore[index]
+    expected = band_means(dm.aug({'image': raw})['image'])[0]
+    np.testing.assert_allclose(features[0, 0], expected.numpy(), rtol=1e-5)
+    # the key is the cache's identity for a callable
+    other = CachedFeatureDataModule(
+        feature_extractor=band_means, extractor_key='band-means-v2', **args
+    )
+    other.setup('fit')
+    assert other.cache_path != dm.cache_path
+    with pytest.raises(ValueError, match='needs a key'):
+        CachedFeatureDataModule(feature_extractor=band_means, **args)
+    # set later: the split set up before gets its cache then
+    late = CachedFeatureDataModule(**args)
+    late.setup('fit')
+    assert not isinstance(late.train_dataset, CachedFeatureDataset)
+    late.set_feature_extractor(band_means, key='band-means')
+    assert isinstance(late.train_dataset, CachedFeatureDataset)
+    assert late.cache_path == dm.cache_path
+    np.testing.assert_array_equal(
+        late.train_points().numpy(), dm.train_points().numpy()
+    )
+
+
+def test_train_points_of_the_cached_split(tmp_path: Path) -> None:
+    task = frozen_task()
     dm = cached(tmp_path, task)
-    dm.feature_extractor = None
-    with pytest.raises(RuntimeError, match='SatCLIPTask'):
-        dm.setup('fit')
+    dm.setup('fit')
+    plain = S2100KDataModule(root=str(DATA))
+    plain.setup('fit')
+    torch.testing.assert_close(dm.train_points(), plain.train_points())
+    assert dm.train_points().shape == (len(dm.train_dataset), 2)  # type: ignore[arg-type]
 
 
 def test_invalid_arguments() -> None:

@@ -1,18 +1,30 @@
+import dataclasses
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pytest
 import timm
 import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import Logger
 from torch import nn
 from torchgeo.main import main
 
 from torchgeo_satclip._compat import ClassificationTask, RegressionTask
+from torchgeo_satclip.datamodules import EuroSATLocationDataModule
+from torchgeo_satclip.models import save_official_checkpoint
 from torchgeo_satclip.tasks import (
     LocationAwareClassificationTask,
     LocationAwareRegressionTask,
     LocationClassificationTask,
     LocationRegressionTask,
+    SatCLIPTask,
+)
+from torchgeo_satclip.tasks.utils import (
+    DEPRECATED_LOCATION_ARGS,
+    LOCATION_DEFAULTS,
+    LocationEncoderArgs,
 )
 
 CONF = Path('tests', 'conf')
@@ -96,11 +108,28 @@ def test_point_dataset_location_only_fit(tmp_path: Path) -> None:
     run(['fit', '--config', str(CONF / 'air_temperature_location.yaml')], tmp_path)
 
 
+def test_deprecated_name_in_yaml_still_works(tmp_path: Path) -> None:
+    config = CONF / 'air_temperature_location.yaml'
+    with pytest.warns(DeprecationWarning, match='location_capacity is deprecated'):
+        run(
+            [
+                'fit',
+                '--config',
+                str(config),
+                '--model.init_args.capacity',
+                '512',
+                '--model.init_args.location_capacity',
+                '12',
+            ],
+            tmp_path,
+        )
+
+
 def small(**kwargs: Any) -> dict[str, Any]:
     return {
         'legendre_polys': 3,
-        'location_embed_dim': 8,
-        'location_capacity': 8,
+        'embed_dim': 8,
+        'capacity': 8,
         **kwargs,
     }
 
@@ -114,24 +143,166 @@ def test_subclasses_and_hparams() -> None:
     assert isinstance(LocationRegressionTask(**small()), RegressionTask)
 
 
+LONLAT = torch.tensor([[2.35, 48.86], [-74.0, 40.7]])
+
+
 @pytest.mark.parametrize('fusion', ['concat', 'film'])
 def test_forward_and_frozen_location(fusion: str) -> None:
     task = LocationAwareClassificationTask(
         model='tiny', num_classes=3, fusion=fusion, **small()
     )
     images = torch.randn(2, 3, 8, 8)
-    lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.7]])
-    assert task(images, lonlat).shape == (2, 3)
-    with pytest.raises(ValueError, match='needs locations'):
-        task(images)
+    assert task(images, LONLAT).shape == (2, 3)
     encoder = task.model.location.encoder
     task.train()
     assert not encoder.training
     assert all(not p.requires_grad for p in encoder.parameters())
-    # a precomputed embedding gives the same output as the coordinates
+    # precomputed embeddings, declared as such, give the same output
+    embedded = LocationAwareClassificationTask(
+        model='tiny',
+        num_classes=3,
+        fusion=fusion,
+        location_input='embedding',
+        **small(),
+    )
+    embedded.load_state_dict(task.state_dict())
     with torch.no_grad():
-        embedding = encoder(lonlat.double()).float()
-    torch.testing.assert_close(task(images, embedding), task(images, lonlat))
+        embedding = encoder(LONLAT.double()).float()
+    torch.testing.assert_close(embedded(images, embedding), task(images, LONLAT))
+
+
+def batch_at(lonlat: torch.Tensor, **extra: torch.Tensor) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        'image': torch.randn(len(lonlat), 3, 8, 8, generator=g),
+        'point': lonlat,
+        'label': torch.tensor([0, 2])[: len(lonlat)],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize('task_class', ['fusion', 'location-only'])
+def test_location_passed_explicitly_and_nothing_kept(task_class: str) -> None:
+    """Each step hands the batch's own location to the model; no state stays."""
+    if task_class == 'fusion':
+        task: Any = LocationAwareClassificationTask(
+            model='tiny', num_classes=3, **small()
+        )
+    else:
+        task = LocationClassificationTask(num_classes=3, **small())
+    # the location is a required argument of forward, not a fallback
+    location = inspect.signature(task.forward).parameters['location']
+    assert location.default is inspect.Parameter.empty
+    seen: list[torch.Tensor] = []
+    model_forward = task.model.forward
+
+    def spy(*args: torch.Tensor) -> torch.Tensor:
+        seen.append(args[-1])
+        return model_forward(*args)
+
+    task.model.forward = spy
+    task.configure_losses()
+    attributes = set(vars(task))
+    far = torch.tensor([[150.0, -30.0], [-120.0, 60.0]])
+    losses = [task.training_step(batch_at(lonlat), 0) for lonlat in (LONLAT, far)]
+    assert set(vars(task)) == attributes  # no attribute appears between calls
+    assert losses[0].item() != losses[1].item()
+    torch.testing.assert_close(seen[0], LONLAT.double())
+    torch.testing.assert_close(seen[1], far.double())
+    task.validation_step(batch_at(far), 0)
+    task.test_step(batch_at(LONLAT), 0)
+    assert task.predict_step(batch_at(far), 0).shape == (2, 3)
+    torch.testing.assert_close(seen[-1], far.double())
+    assert set(vars(task)) == attributes
+
+
+def test_location_input_mismatch_is_an_error() -> None:
+    images = torch.randn(2, 3, 8, 8)
+    task = LocationAwareRegressionTask(model='tiny', **small())
+    embedding = torch.randn(2, 8)
+    with pytest.raises(ValueError, match="location_input='lonlat' expects"):
+        task(images, embedding)  # an embedding where lon/lat is declared
+    embedded = LocationAwareRegressionTask(
+        model='tiny', location_input='embedding', **small()
+    )
+    with pytest.raises(ValueError, match="location_input='embedding' expects"):
+        embedded(images, LONLAT)  # lon/lat where embeddings are declared
+    assert embedded(images, embedding).shape == (2, 1)
+    with pytest.raises(KeyError, match='location_embedding'):
+        embedded.training_step(batch_at(LONLAT, label=torch.ones(2)), 0)
+    only = LocationRegressionTask(location_input='embedding', **small())
+    with pytest.raises(ValueError, match="location_input='embedding' expects"):
+        only(LONLAT)
+    with pytest.raises(ValueError, match='frozen location encoder'):
+        LocationRegressionTask(
+            location_input='embedding', freeze_location=False, **small()
+        )
+
+
+TASKS = [
+    SatCLIPTask,
+    LocationAwareClassificationTask,
+    LocationAwareRegressionTask,
+    LocationClassificationTask,
+    LocationRegressionTask,
+]
+
+
+@pytest.mark.parametrize('task_class', TASKS, ids=lambda c: c.__name__)
+def test_one_set_of_location_arguments(task_class: type) -> None:
+    """Every task takes the same location-encoder names, with one set of defaults."""
+    parameters = inspect.signature(task_class.__init__).parameters
+    for field in dataclasses.fields(LocationEncoderArgs):
+        assert field.name in parameters, field.name
+        default = parameters[field.name].default
+        assert default == getattr(LOCATION_DEFAULTS, field.name), field.name
+    assert 'location_weights' in parameters
+    # released SatCLIP architecture
+    assert (LOCATION_DEFAULTS.capacity, LOCATION_DEFAULTS.embed_dim) == (512, 256)
+    assert LOCATION_DEFAULTS.num_hidden_layers == 2
+
+
+def test_location_arguments_build_the_encoder() -> None:
+    task = LocationRegressionTask(
+        positional_encoding='wrap',
+        location_network='mlp',
+        embed_dim=6,
+        capacity=5,
+        num_hidden_layers=3,
+    )
+    encoder = task.model.location.encoder
+    assert encoder.embed_dim == 6
+    assert type(encoder.posenc).__name__ == 'Wrap'
+    assert next(iter(encoder.nnet.parameters())).shape[0] == 5
+    assert LocationEncoderArgs.from_hparams(task.hparams).num_hidden_layers == 3
+
+
+@pytest.mark.parametrize('old', sorted(DEPRECATED_LOCATION_ARGS))
+def test_deprecated_location_names(old: str) -> None:
+    new = DEPRECATED_LOCATION_ARGS[old]
+    with pytest.warns(DeprecationWarning, match=f'{old} is deprecated; use {new}'):
+        task = LocationRegressionTask(**{old: 6})
+    assert task.hparams[new] == 6
+    assert old not in task.hparams
+    with pytest.raises(ValueError, match='both given'):
+        LocationRegressionTask(**{old: 6, new: 5})
+
+
+def test_loaded_location_weights_rebuild_from_hparams(tmp_path: Path) -> None:
+    source = LocationRegressionTask(legendre_polys=3, embed_dim=6, capacity=5)
+    path = save_official_checkpoint(
+        source.model.location.encoder, tmp_path / 'encoder.ckpt'
+    )
+    task = LocationRegressionTask(location_weights=str(path))
+    assert (task.hparams['legendre_polys'], task.hparams['capacity']) == (3, 5)
+    assert task.hparams['embed_dim'] == 6
+    # the saved hyperparameters alone rebuild the architecture of the weights
+    # (as load_from_checkpoint does: the arguments of __init__ among them)
+    names = inspect.signature(LocationRegressionTask.__init__).parameters
+    again = LocationRegressionTask(
+        **{key: value for key, value in task.hparams.items() if key in names}
+    )
+    again.load_state_dict(task.state_dict())
 
 
 def test_film_starts_as_identity() -> None:
@@ -145,17 +316,57 @@ def test_film_starts_as_identity() -> None:
 def test_fine_tuned_location_gets_gradients() -> None:
     task = LocationAwareRegressionTask(model='tiny', freeze_location=False, **small())
     task.train()
-    batch = {
-        'image': torch.randn(2, 3, 8, 8),
-        'point': torch.tensor([[2.35, 48.86], [-74.0, 40.7]]),
-        'label': torch.tensor([1.0, 2.0]),
-    }
     task.configure_losses()
-    with task._located(batch):
-        loss = task.criterion(task(batch['image']).squeeze(1), batch['label'])
+    loss = task.training_step(batch_at(LONLAT, label=torch.tensor([1.0, 2.0])), 0)
     loss.backward()
     grads = [p.grad for p in task.model.location.encoder.parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+class FigureLogger(Logger):
+    """Records the figures TorchGeo's validation step draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return 'figures'
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def experiment(self) -> 'FigureLogger':
+        return self
+
+    def add_figure(self, tag: str, figure: Any, global_step: int) -> None:
+        self.figures.append(tag)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_validation_figures_as_torchgeo(tmp_path: Path) -> None:
+    logger = FigureLogger()
+    task = LocationAwareClassificationTask(
+        model='tiny', in_channels=13, num_classes=2, **small()
+    )
+    datamodule = EuroSATLocationDataModule(batch_size=2, root='tests/data/eurosat')
+    Trainer(
+        accelerator='cpu',
+        limit_val_batches=1,
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    ).validate(task, datamodule)
+    assert logger.figures == ['image/0']
 
 
 def test_location_only_tasks() -> None:

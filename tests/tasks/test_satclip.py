@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
+from torch.utils.data import DataLoader
 from torchgeo.main import main
 from torchvision.models._api import Weights, WeightsEnum
 
@@ -298,16 +299,6 @@ def test_retrieval_metrics_swapped() -> None:
     )
 
 
-def test_great_circle_km() -> None:
-    a = torch.tensor([[0.0, 0.0], [179.5, 0.0], [0.0, 90.0]])
-    b = torch.tensor([[90.0, 0.0], [-179.5, 0.0], [123.0, 90.0]])
-    d = great_circle_km(a, b)
-    quarter = math.pi / 2 * 6371.0088
-    assert d[0].item() == pytest.approx(quarter)
-    assert d[1].item() == pytest.approx(111.195, rel=1e-3)  # across the antimeridian
-    assert d[2].item() == pytest.approx(0.0, abs=1e-6)
-
-
 # ---------------------------------------------------------------- k-means
 def test_spherical_kmeans() -> None:
     g = torch.Generator().manual_seed(0)
@@ -341,6 +332,60 @@ def test_geo_head_fitted_on_training_locations(tmp_path: Path) -> None:
     )
     _, metrics = task.compute_loss(fixed_batch())
     assert 'geo_loss' in metrics
+
+
+class PointsDataModule(S2100KDataModule):
+    """Declares training points that are not those of its train_dataset."""
+
+    POINTS = torch.tensor(
+        [[10.0, 10.0], [11.0, 10.0], [10.0, 11.0], [-100.0, -40.0], [-101.0, -41.0]],
+        dtype=torch.float64,
+    )
+
+    def train_points(self) -> torch.Tensor:
+        return self.POINTS
+
+
+def test_geo_pretext_gets_points_from_train_points(tmp_path: Path) -> None:
+    """The k-means reads the declared train_points(), not train_dataset."""
+    task = tiny_task(geo_classes=2, geo_loss_weight=0.5)
+    dm = PointsDataModule(
+        batch_size=2,
+        crop_size=None,
+        flips=False,
+        blur=False,
+        jitter=0.0,
+        root=str(DATA),
+    )
+    trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(task, dm)
+    expected = spherical_kmeans(PointsDataModule.POINTS, 2, seed=0)
+    torch.testing.assert_close(task.geo_centroids, expected)
+    # and S2100KDataModule declares its training split's points
+    quiet = quiet_datamodule()
+    quiet.setup('fit')
+    points = quiet.train_points()
+    assert points.dtype == torch.float64
+    assert points.shape == (len(quiet.train_dataset), 2)  # type: ignore[arg-type]
+    first = quiet.train_dataset[0]['point']  # type: ignore[index]
+    torch.testing.assert_close(points[0], first.double())
+
+
+def test_geo_pretext_without_points_names_the_fix(tmp_path: Path) -> None:
+    task = tiny_task(geo_classes=2, geo_loss_weight=0.5)
+    dm = quiet_datamodule()
+    dm.setup('fit')
+    loader = DataLoader(dm.train_dataset, batch_size=2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r'train_points\(\)'):
+        trainer(tmp_path, max_steps=1).fit(task, train_dataloaders=loader)
+    # the explicit path without a datamodule
+    task.fit_geo_centroids(PointsDataModule.POINTS)
+    torch.testing.assert_close(
+        task.geo_centroids, spherical_kmeans(PointsDataModule.POINTS, 2, seed=0)
+    )
+    with pytest.raises(ValueError, match=r'\(N, 2\)'):
+        task.fit_geo_centroids(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match='geo_classes'):
+        tiny_task().fit_geo_centroids(PointsDataModule.POINTS)
 
 
 def test_invalid_arguments(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from .cached import (
     CachedFeatureDataModule,
     CachedFeatureDataset,
+    FeatureExtractor,
     build_feature_cache,
     dihedral_view,
 )
@@ -13,6 +14,7 @@ __all__ = [
     'CachedFeatureDataModule',
     'CachedFeatureDataset',
     'EuroSATLocationDataModule',
+    'FeatureExtractor',
     'S2100KAugmentation',
     'S2100KDataModule',
     'build_feature_cache',

@@ -11,7 +11,14 @@ rotations of the dihedral group), stores the features in a memory-mapped
 batches; :class:`~torchgeo_satclip.tasks.SatCLIPTask` projects ``features``
 directly and skips the backbone.
 
-The cache is keyed by a hash of the backbone's weights, the preprocessing, the
+The feature extractor is given explicitly: ``feature_extractor=`` (an
+``nn.Module`` or any callable mapping ``(B, C, H, W)`` preprocessed images to
+``(B, F)`` features) or :meth:`CachedFeatureDataModule.set_feature_extractor`.
+A :class:`~torchgeo_satclip.tasks.SatCLIPTask` with ``freeze_backbone: true``
+hands over its backbone at ``setup`` when none was given, which is how
+``torchgeo fit --config configs/satclip_resnet18_l10_cached.yaml`` works.
+
+The cache is keyed by a hash of the extractor's weights (or its ``extractor_key``), the preprocessing, the
 views and the dataset's file list, so a change to any of them builds a new
 one. It is written to a temporary name and renamed when complete (an
 interrupted build never leaves a cache that looks valid). Under DDP, rank 0
@@ -27,23 +34,29 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .._io import atomic_write
-from .s2_100k import S2100KDataModule
+from .s2_100k import S2100KDataModule, _dataset_lonlat
 
 __all__ = [
     'CachedFeatureDataModule',
     'CachedFeatureDataset',
+    'FeatureExtractor',
     'build_feature_cache',
     'dihedral_view',
 ]
+
+#: What computes the cached features: ``(B, C, H, W)`` preprocessed images on
+#: the cache device to ``(B, F)`` features. An ``nn.Module`` is run in eval mode
+#: and keyed by its weights; another callable needs an explicit key.
+FeatureExtractor: TypeAlias = nn.Module | Callable[[Tensor], Tensor]
 
 _NP_DTYPES: dict[str, type[np.floating[Any]]] = {
     'float16': np.float16,
@@ -224,10 +237,12 @@ def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
 class CachedFeatureDataModule(S2100KDataModule):
     """S2-100K as cached frozen-backbone features (fast SatCLIP pretraining).
 
-    Use with a :class:`~torchgeo_satclip.tasks.SatCLIPTask` whose
-    ``freeze_backbone`` is true: at ``setup`` the task's backbone computes the
-    features of every image (once; later runs reuse the cache), then batches
-    are ``{'features': (B, F), 'point': (B, 2)}``. Validation uses view 0 (the
+    The features come from an explicit *feature_extractor*: given here, set
+    with :meth:`set_feature_extractor`, or (when neither is done) set by a
+    :class:`~torchgeo_satclip.tasks.SatCLIPTask` with ``freeze_backbone``
+    true at its ``setup``, which hands over its backbone. The extractor runs
+    once per image and view (later runs reuse the cache), then batches are
+    ``{'features': (B, F), 'point': (B, 2)}``. Validation uses view 0 (the
     centre crop); training draws one of ``views`` views per sample and jitters
     the points as :class:`S2100KDataModule` does.
     """
@@ -247,6 +262,8 @@ class CachedFeatureDataModule(S2100KDataModule):
         cache_dtype: Literal['float16', 'float32'] = 'float16',
         in_memory: bool = True,
         feature_batch_size: int = 256,
+        feature_extractor: nn.Module | Callable[[Tensor], Tensor] | None = None,
+        extractor_key: str | None = None,
         dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
         **kwargs: Any,
     ) -> None:
@@ -267,7 +284,16 @@ class CachedFeatureDataModule(S2100KDataModule):
                 rotations).
             cache_dtype: storage dtype of the features.
             in_memory: load the cache into memory (else memory-map it).
-            feature_batch_size: images per backbone call while caching.
+            feature_batch_size: images per extractor call while caching.
+            feature_extractor: maps ``(B, C, H, W)`` preprocessed images (on
+                the trainer's device, or the CPU without a trainer) to
+                ``(B, F)`` features (see :data:`FeatureExtractor`); None: set
+                later with :meth:`set_feature_extractor` (a SatCLIPTask with a
+                frozen backbone does so at ``setup``).
+            extractor_key: identifies the extractor in the cache key; required
+                for a callable that is not an ``nn.Module`` (change it whenever
+                the callable's output changes). A module is keyed by its type
+                and weights (and this key, if given).
             dataset: ``'torchgeo_satclip'`` or ``'torchgeo'`` (see
                 :class:`S2100KDataModule`).
             **kwargs: passed to the dataset class (``root``, ...).
@@ -302,42 +328,76 @@ class CachedFeatureDataModule(S2100KDataModule):
         self.cache_dtype: Literal['float16', 'float32'] = cache_dtype
         self.in_memory = in_memory
         self.feature_batch_size = feature_batch_size
-        #: The module whose ``image_features`` are cached; default: the
-        #: trainer's LightningModule.
-        self.feature_extractor: nn.Module | None = None
-        #: Path of the cache in use, after ``setup``.
+        #: Path of the cache in use, once the features are loaded.
         self.cache_path: Path | None = None
+        self._extractor: FeatureExtractor | None = None
+        self._extractor_key: str | None = None
+        #: Sample indices of the splits set up so far (None: every sample).
+        self._splits: dict[str, Sequence[int] | None] = {}
+        self._features: NDArray[Any] | None = None
+        if feature_extractor is not None:
+            self.set_feature_extractor(feature_extractor, extractor_key)
+        elif extractor_key is not None:
+            raise ValueError('extractor_key needs a feature_extractor')
 
-    def _extractor(self) -> nn.Module:
-        module = self.feature_extractor
-        if module is None:
-            trainer = getattr(self, 'trainer', None)
-            module = getattr(trainer, 'lightning_module', None) if trainer else None
-        if module is None or not hasattr(module, 'image_features'):
-            raise RuntimeError(
-                'CachedFeatureDataModule needs a SatCLIPTask (attach it to a Trainer '
-                'or set datamodule.feature_extractor)'
-            )
-        hparams = getattr(module, 'hparams', {})
-        if not hparams.get('freeze_backbone', False):
-            raise ValueError(
-                'cached features need a frozen backbone: set freeze_backbone: true'
-            )
-        return module
+    @property
+    def feature_extractor(self) -> FeatureExtractor | None:
+        """The feature extractor, or None while none is set."""
+        return self._extractor
 
-    def cache_key(self, module: nn.Module) -> str:
-        """Hash of everything the cached features depend on.
+    def set_feature_extractor(
+        self, extractor: FeatureExtractor, key: str | None = None
+    ) -> None:
+        """Set what computes the cached features.
+
+        If :meth:`setup` has already built the split, the cache is loaded (or
+        built) now.
 
         Args:
-            module: the task whose ``model`` (backbone) computes the features.
+            extractor: an ``nn.Module`` (run in eval mode on the trainer's
+                device, keyed by its type and weights) or a callable, both
+                mapping ``(B, C, H, W)`` preprocessed images to ``(B, F)``.
+            key: identifies the extractor in the cache key; required for a
+                callable that is not an ``nn.Module``.
+
+        Raises:
+            TypeError: if *extractor* is not callable.
+            ValueError: if a callable that is not a module comes without *key*.
+        """
+        if not callable(extractor):
+            raise TypeError(
+                f'a feature extractor must be callable, not {type(extractor).__name__}'
+            )
+        if not isinstance(extractor, nn.Module) and key is None:
+            raise ValueError(
+                'a feature extractor that is not an nn.Module needs a key '
+                '(extractor_key=): the cache is keyed by it instead of by weights'
+            )
+        self._extractor = extractor
+        self._extractor_key = key
+        self._features = None
+        self.cache_path = None
+        if self._splits:
+            self._use_cache()
+
+    def cache_key(self) -> str:
+        """Hash of everything the cached features depend on.
 
         Returns:
-            A hexadecimal digest.
+            A hexadecimal digest of the extractor (module type and weights,
+            and its key), the preprocessing, the views, the storage dtype and
+            the dataset's file list.
+
+        Raises:
+            RuntimeError: if no feature extractor is set.
         """
+        extractor = self._require_extractor()
         digest = hashlib.sha256()
-        backbone = cast(nn.Module, getattr(module, 'model', module))
-        digest.update(type(backbone).__name__.encode())
-        _hash_update(digest, backbone)
+        if isinstance(extractor, nn.Module):
+            digest.update(type(extractor).__name__.encode())
+            _hash_update(digest, extractor)
+        if self._extractor_key is not None:
+            digest.update(f'key:{self._extractor_key}'.encode())
         settings = {
             'crop_size': self.crop_size,
             'insert_b10': self.insert_b10,
@@ -350,9 +410,18 @@ class CachedFeatureDataModule(S2100KDataModule):
         files = getattr(self.dataset, 'files', None)
         keys = (
             [str(fn) for fn in files] if files is not None else [str(len(self.dataset))]  # type: ignore[arg-type]
-        )  # type: ignore[arg-type]
+        )
         digest.update('\n'.join(keys).encode())
         return digest.hexdigest()
+
+    def _require_extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            raise RuntimeError(
+                'CachedFeatureDataModule has no feature extractor: pass '
+                'feature_extractor=, call set_feature_extractor(), or fit a '
+                'SatCLIPTask with freeze_backbone: true (it sets its backbone at setup)'
+            )
+        return self._extractor
 
     def _cache_root(self) -> Path:
         if self.cache_dir is not None:
@@ -360,11 +429,11 @@ class CachedFeatureDataModule(S2100KDataModule):
         return Path(self.kwargs.get('root', 'data')) / 'feature_cache'
 
     def _load_or_build(self) -> NDArray[Any]:
-        module = self._extractor()
+        extractor = self._require_extractor()
         dataset = self.dataset
         if dataset is None:
             raise RuntimeError('setup() must build the dataset first')
-        key = self.cache_key(module)
+        key = self.cache_key()
         path = self._cache_root() / f'features-{key[:24]}.npy'
         trainer = getattr(self, 'trainer', None)
         rank = int(getattr(trainer, 'global_rank', 0)) if trainer is not None else 0
@@ -374,29 +443,13 @@ class CachedFeatureDataModule(S2100KDataModule):
                 if trainer is not None
                 else torch.device('cpu')
             )
-            backbone = cast(nn.Module, module.model)
-            was_training = backbone.training
-            backbone.to(device).eval()
-            try:
-                build_feature_cache(
-                    dataset,
-                    cast(Callable[[Tensor], Tensor], module.image_features),
-                    path,
-                    preprocess=cast(nn.Module, self.aug).to(device),
-                    views=self.views,
-                    dtype=self.cache_dtype,
-                    batch_size=self.feature_batch_size,
-                    num_workers=self.num_workers,
-                    device=device,
-                )
-            finally:
-                backbone.to('cpu').train(was_training)
+            self._build(extractor, dataset, path, device)
             meta = {
                 'key': key,
                 'samples': len(dataset),  # type: ignore[arg-type]
                 'views': self.views,
                 'dtype': self.cache_dtype,
-                'model': str(getattr(module, 'hparams', {}).get('model', '')),
+                'extractor': self._extractor_key or type(extractor).__name__,
             }
             atomic_write(
                 path.with_suffix('.json'),
@@ -412,24 +465,111 @@ class CachedFeatureDataModule(S2100KDataModule):
             raise RuntimeError(f'feature cache {path} has shape {features.shape}')
         return features
 
+    def _build(
+        self,
+        extractor: FeatureExtractor,
+        dataset: Dataset[dict[str, Tensor]],
+        path: Path,
+        device: torch.device,
+    ) -> None:
+        """Run *extractor* over *dataset* (a module in eval mode on *device*)."""
+        module = extractor if isinstance(extractor, nn.Module) else None
+        if module is not None:
+            param = next(module.parameters(), None)
+            home = param.device if param is not None else torch.device('cpu')
+            was_training = module.training
+            module.to(device).eval()
+        try:
+            build_feature_cache(
+                dataset,
+                extractor,
+                path,
+                preprocess=cast(nn.Module, self.aug).to(device),
+                views=self.views,
+                dtype=self.cache_dtype,
+                batch_size=self.feature_batch_size,
+                num_workers=self.num_workers,
+                device=device,
+            )
+        finally:
+            if module is not None:
+                module.to(home).train(was_training)
+
+    def _use_cache(self) -> None:
+        """Load or build the cache and serve the splits set up from it."""
+        self._features = features = self._load_or_build()
+        lonlat = _dataset_lonlat(self.dataset).numpy()
+        if 'train' in self._splits:
+            self.train_dataset = CachedFeatureDataset(
+                features, lonlat, self._splits['train'], random_view=True
+            )
+        if 'val' in self._splits:
+            val = self._splits['val']
+            self.val_dataset = (
+                CachedFeatureDataset(features, lonlat, val) if val else None
+            )
+        if 'predict' in self._splits:
+            self.predict_dataset = CachedFeatureDataset(features, lonlat)
+
     def setup(self, stage: str) -> None:
-        """Build the split (as S2100KDataModule), then load or build the cache.
+        """Build the split (as S2100KDataModule), then the cache if possible.
+
+        Without a feature extractor the split serves images until one is set
+        (:meth:`set_feature_extractor`); the dataloaders need one.
 
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
         super().setup(stage)
-        features = self._load_or_build()
-        from ..tasks.satclip import training_lonlat
-
-        lonlat = training_lonlat(self.dataset).numpy()
         if stage in ('fit', 'validate'):
-            train = cast(Any, self.train_dataset).indices
-            self.train_dataset = CachedFeatureDataset(
-                features, lonlat, train, random_view=True
+            train = self.train_dataset
+            val = self.val_dataset
+            self._splits['train'] = (
+                list(train.indices) if isinstance(train, Subset) else None
             )
-            if self.val_dataset is not None:
-                val = cast(Any, self.val_dataset).indices
-                self.val_dataset = CachedFeatureDataset(features, lonlat, val)
+            self._splits['val'] = list(val.indices) if isinstance(val, Subset) else []
         if stage == 'predict':
-            self.predict_dataset = CachedFeatureDataset(features, lonlat)
+            self._splits['predict'] = None
+        if self._extractor is not None:
+            self._use_cache()
+
+    def _require_cache(self) -> None:
+        self._require_extractor()
+        if self._features is None:
+            raise RuntimeError('call setup() before asking for a dataloader')
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """Batches of cached training features (a random view each).
+
+        Returns:
+            The training dataloader.
+
+        Raises:
+            RuntimeError: if no feature extractor is set.
+        """
+        self._require_cache()
+        return super().train_dataloader()  # type: ignore[no-any-return]
+
+    def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """Batches of cached validation features (view 0).
+
+        Returns:
+            The validation dataloader.
+
+        Raises:
+            RuntimeError: if no feature extractor is set.
+        """
+        self._require_cache()
+        return super().val_dataloader()  # type: ignore[no-any-return]
+
+    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """Batches of cached features of every sample (view 0).
+
+        Returns:
+            The prediction dataloader.
+
+        Raises:
+            RuntimeError: if no feature extractor is set.
+        """
+        self._require_cache()
+        return super().predict_dataloader()  # type: ignore[no-any-return]

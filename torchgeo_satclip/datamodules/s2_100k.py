@@ -172,6 +172,35 @@ def _sample_keys(dataset: Dataset[dict[str, Tensor]]) -> list[str]:
     return [str(i) for i in range(len(dataset))]  # type: ignore[arg-type]
 
 
+def _dataset_lonlat(dataset: Any) -> Tensor:
+    """The (lon, lat) of every sample of a dataset, without reading images.
+
+    Reads a ``lonlat`` or ``points`` array (this package's datasets), an
+    ``index`` frame with ``lon``/``lat`` (TorchGeo's ``S2100k``), follows
+    ``torch.utils.data.Subset`` indices, and otherwise iterates over the
+    samples' ``point``.
+
+    Args:
+        dataset: a map-style dataset.
+
+    Returns:
+        ``(N, 2)`` float64 (lon, lat) in degrees.
+    """
+    indices = getattr(dataset, 'indices', None)
+    inner = getattr(dataset, 'dataset', None)
+    if indices is not None and inner is not None:
+        return _dataset_lonlat(inner)[torch.as_tensor(list(indices))]
+    for name in ('lonlat', 'points'):
+        values = getattr(dataset, name, None)
+        if values is not None:
+            return torch.as_tensor(values, dtype=torch.float64).reshape(-1, 2)
+    index = getattr(dataset, 'index', None)
+    if index is not None and hasattr(index, 'columns') and 'lon' in index.columns:
+        return torch.as_tensor(index[['lon', 'lat']].to_numpy(), dtype=torch.float64)
+    points = [torch.as_tensor(dataset[i]['point']) for i in range(len(dataset))]
+    return torch.stack(points).double()
+
+
 class S2100KDataModule(NonGeoDataModule):
     """LightningDataModule for S2-100K (SatCLIP pretraining).
 
@@ -272,3 +301,23 @@ class S2100KDataModule(NonGeoDataModule):
             self.val_dataset = Subset(self.dataset, val) if val else None
         if stage == 'predict':
             self.predict_dataset = self.dataset
+
+    def train_points(self) -> Tensor:
+        """The (lon, lat) of every training sample, without reading images.
+
+        The declared source of the training locations, for example for the
+        geo-classification pretext of
+        :class:`~torchgeo_satclip.tasks.SatCLIPTask` (``geo_classes``).
+
+        Returns:
+            ``(N, 2)`` float64 (longitude, latitude) in degrees of the
+            training split, in its order.
+
+        Raises:
+            RuntimeError: if ``setup('fit')`` has not built the split yet.
+        """
+        if self.train_dataset is None:
+            raise RuntimeError(
+                "train_points() needs the split: call setup('fit') first"
+            )
+        return _dataset_lonlat(self.train_dataset)

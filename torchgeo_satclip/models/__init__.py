@@ -37,6 +37,7 @@ from .weights import (
     download_checkpoint,
     list_weights,
     load_location_encoder,
+    location_encoder_hyper_parameters,
     satclip_location_encoder,
     save_official_checkpoint,
 )
@@ -74,6 +75,7 @@ __all__ = [
     'list_positional_encodings',
     'list_weights',
     'load_location_encoder',
+    'location_encoder_hyper_parameters',
     'satclip_location_encoder',
     'save_official_checkpoint',
     'spherical_harmonics',

@@ -40,6 +40,7 @@ __all__ = [
     'download_checkpoint',
     'list_weights',
     'load_location_encoder',
+    'location_encoder_hyper_parameters',
     'satclip_location_encoder',
     'save_official_checkpoint',
 ]
@@ -441,8 +442,20 @@ def list_weights() -> list[str]:
     return list(SatCLIPWeights.__members__)
 
 
-def _official_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
-    """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture."""
+def location_encoder_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
+    """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture.
+
+    The keys the released checkpoints use (``le_type``, ``pe_type``,
+    ``legendre_polys``, ``capacity``, ``embed_dim``, ``num_hidden_layers``,
+    ``harmonics_calculation``, and the Space2Vec radii and frequencies where
+    the encoding has them), from the encoder's modules and weight shapes.
+
+    Args:
+        encoder: a location encoder.
+
+    Returns:
+        The hyper-parameters; a key the encoder has no value for is None.
+    """
     posenc, nnet = encoder.posenc, encoder.nnet
     le_type = next(
         (name for name, cls in POSITIONAL_ENCODINGS.items() if type(posenc) is cls),
@@ -505,7 +518,7 @@ def save_official_checkpoint(
     for prefix in ('model.location.nnet.', 'model.nnet.'):
         state_dict.update({prefix + key: value for key, value in network.items()})
     state_dict.update(dict(extra_state or {}))
-    hparams = _official_hyper_parameters(encoder)
+    hparams = location_encoder_hyper_parameters(encoder)
     hparams.update(dict(hyper_parameters or {}))
     checkpoint = {
         'epoch': 0,

@@ -10,17 +10,22 @@ from .location_aware import (
     LocationAwareRegressionTask,
     LocationClassificationTask,
     LocationFusionModel,
+    LocationInput,
     LocationOnlyModel,
     LocationRegressionTask,
 )
 from .satclip import SatCLIPTask, export_official_checkpoint
+from .utils import LOCATION_DEFAULTS, LocationEncoderArgs
 
 __all__ = [
+    'LOCATION_DEFAULTS',
     'Fusion',
     'LocationAwareClassificationTask',
     'LocationAwareRegressionTask',
     'LocationClassificationTask',
+    'LocationEncoderArgs',
     'LocationFusionModel',
+    'LocationInput',
     'LocationOnlyModel',
     'LocationRegressionTask',
     'SatCLIPTask',

@@ -2,33 +2,46 @@
 
 TorchGeo's downstream tasks read only ``batch['image']``. The tasks here fuse
 the image backbone's pooled features with a SatCLIP location embedding of the
-batch's coordinates (``point``, ``lon``/``lat``, or a precomputed
-``location_embedding``; see :func:`~torchgeo_satclip.transforms.sample_lonlat`):
+batch's location:
 
 * :class:`LocationAwareClassificationTask`, :class:`LocationAwareRegressionTask`:
   image backbone (any timm model, TorchGeo weights as usual) + location
-  encoder, fused by concatenation (default) or FiLM, then a linear head.
+  encoder, fused by concatenation (default) or FiLM, then a linear head;
+  ``forward(image, location)``.
 * :class:`LocationClassificationTask`, :class:`LocationRegressionTask`: no
   image at all, for datasets of points with labels: location embedding, then
-  an MLP head.
+  an MLP head; ``forward(location)``.
 
-The location encoder is configured by name (``positional_encoding``,
-``location_network``, ``legendre_polys``, ...) or loaded from
+What a batch's location is, is declared by ``location_input``: ``'lonlat'``
+(the default) reads ``(B, 2)`` longitude/latitude in degrees from ``point``
+(or ``lon``/``lat``; see :func:`~torchgeo_satclip.transforms.sample_lonlat`)
+and embeds it; ``'embedding'`` reads ``(B, embed_dim)`` precomputed embeddings
+from ``location_embedding`` (for example added by
+:class:`~torchgeo_satclip.transforms.LocationEmbedding`). A tensor of the
+other kind is an error, never a guess.
+
+The location encoder takes the arguments every task of this package takes
+(:class:`~torchgeo_satclip.tasks.utils.LocationEncoderArgs`: SatCLIP's names
+and the released architecture's defaults), or is loaded from
 ``location_weights`` (a checkpoint path or a ``SatCLIPWeights`` member or
-name), frozen by default (``freeze_location=False`` fine-tunes it).
+name); it is frozen by default (``freeze_location=False`` fine-tunes it).
 
-The fusion tasks reuse TorchGeo's own step methods (losses, metrics and
-validation plots of the installed version): each step records the batch's
-location, then calls the parent step, whose ``self(x)`` picks it up.
+The step methods pass each batch's location to the model explicitly; they
+compute TorchGeo's losses and metrics, log them as the installed TorchGeo
+version does (in every step on 0.8, at epoch end on 0.10) and draw TorchGeo's
+validation figures.
 """
 
 import enum
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
+import kornia.augmentation as K
+import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
+from torchgeo.datamodules import BaseDataModule
+from torchgeo.datasets import RGBBandsMissingError, unbind_samples
 from torchvision.models._api import WeightsEnum
 
 from .._compat import (
@@ -38,9 +51,15 @@ from .._compat import (
     classification_kwargs,
     regression_kwargs,
 )
-from ..models import LocationEncoder, satclip_location_encoder
+from ..models import LocationEncoder
 from ..transforms.location import sample_lonlat
-from .utils import pooled_feature_size
+from .utils import (
+    LOCATION_DEFAULTS,
+    LocationEncoderArgs,
+    location_encoder_architecture,
+    pooled_feature_size,
+    resolve_deprecated_location_args,
+)
 
 __all__ = [
     'Fusion',
@@ -48,9 +67,19 @@ __all__ = [
     'LocationAwareRegressionTask',
     'LocationClassificationTask',
     'LocationFusionModel',
+    'LocationInput',
     'LocationOnlyModel',
     'LocationRegressionTask',
 ]
+
+#: Hyperparameters that are not saved: objects, and the deprecated names.
+_IGNORE = (
+    'weights',
+    'location_weights',
+    'location_embed_dim',
+    'location_capacity',
+    'location_layers',
+)
 
 
 class Fusion(enum.StrEnum):
@@ -62,13 +91,33 @@ class Fusion(enum.StrEnum):
     FILM = 'film'
 
 
+class LocationInput(enum.StrEnum):
+    """What the location given to a model is."""
+
+    #: ``(B, 2)`` longitude and latitude in degrees, embedded by the encoder.
+    LONLAT = 'lonlat'
+    #: ``(B, embed_dim)`` embeddings precomputed by the same (frozen) encoder.
+    EMBEDDING = 'embedding'
+
+
 class _Location(nn.Module):
     """A location encoder, frozen (in eval mode, no gradients) or trainable."""
 
-    def __init__(self, encoder: LocationEncoder, frozen: bool) -> None:
+    def __init__(
+        self,
+        encoder: LocationEncoder,
+        frozen: bool,
+        location_input: LocationInput | str = LocationInput.LONLAT,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.frozen = frozen
+        self.location_input = LocationInput(location_input)
+        if self.location_input is LocationInput.EMBEDDING and not frozen:
+            raise ValueError(
+                "location_input='embedding' needs a frozen location encoder "
+                '(freeze_location=True): precomputed embeddings cannot be fine-tuned'
+            )
         if frozen:
             self.encoder.eval()
             for param in self.encoder.parameters():
@@ -85,9 +134,24 @@ class _Location(nn.Module):
         return self
 
     def forward(self, location: Tensor) -> Tensor:
-        """Embed ``(B, 2)`` lon/lat, or pass a ``(B, D)`` embedding through."""
-        if location.ndim == 2 and location.shape[1] == self.embed_dim != 2:
+        """Embed ``(B, 2)`` lon/lat, or check and pass on ``(B, D)`` embeddings.
+
+        Raises:
+            ValueError: if the tensor is not of the declared kind.
+        """
+        if self.location_input is LocationInput.EMBEDDING:
+            if location.ndim != 2 or location.shape[1] != self.embed_dim:
+                raise ValueError(
+                    f"location_input='embedding' expects (B, {self.embed_dim}) "
+                    f'embeddings, got shape {tuple(location.shape)}'
+                )
             return location.float()
+        if location.ndim != 2 or location.shape[1] != 2:
+            raise ValueError(
+                "location_input='lonlat' expects (B, 2) longitude/latitude in "
+                f'degrees, got shape {tuple(location.shape)}; for precomputed '
+                "embeddings use location_input='embedding'"
+            )
         if self.frozen:
             with torch.no_grad():
                 frozen: Tensor = self.encoder(location).float()
@@ -107,6 +171,7 @@ class LocationFusionModel(nn.Module):
         num_outputs: int,
         fusion: Fusion | str = Fusion.CONCAT,
         freeze_location: bool = True,
+        location_input: LocationInput | str = LocationInput.LONLAT,
     ) -> None:
         """Initialise the model.
 
@@ -117,10 +182,17 @@ class LocationFusionModel(nn.Module):
             num_outputs: size of the output.
             fusion: 'concat' or 'film'.
             freeze_location: keep the location encoder fixed.
+            location_input: 'lonlat' (``forward`` embeds lon/lat) or
+                'embedding' (``forward`` takes precomputed embeddings; needs
+                *freeze_location*).
+
+        Raises:
+            ValueError: if *location_input* is 'embedding' and the encoder is
+                not frozen.
         """
         super().__init__()
         self.backbone = backbone
-        self.location = _Location(location_encoder, freeze_location)
+        self.location = _Location(location_encoder, freeze_location, location_input)
         self.fusion = Fusion(fusion)
         dim = self.location.embed_dim
         if self.fusion is Fusion.FILM:
@@ -136,11 +208,14 @@ class LocationFusionModel(nn.Module):
 
         Args:
             image: ``(B, C, H, W)`` images.
-            location: ``(B, 2)`` lon/lat in degrees, or ``(B, D)`` precomputed
-                embeddings.
+            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
+                embeddings, as ``location_input`` says.
 
         Returns:
             ``(B, num_outputs)`` logits or values.
+
+        Raises:
+            ValueError: if *location* is not of the declared kind.
         """
         features = self.backbone(image)
         embedding = self.location(location).to(features.dtype)
@@ -163,6 +238,7 @@ class LocationOnlyModel(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.0,
         freeze_location: bool = True,
+        location_input: LocationInput | str = LocationInput.LONLAT,
     ) -> None:
         """Initialise the model.
 
@@ -173,9 +249,15 @@ class LocationOnlyModel(nn.Module):
             num_layers: hidden layers of the head (0: a linear head).
             dropout: dropout after each hidden layer.
             freeze_location: keep the location encoder fixed.
+            location_input: 'lonlat' or 'embedding' (see
+                :class:`LocationFusionModel`).
+
+        Raises:
+            ValueError: if *location_input* is 'embedding' and the encoder is
+                not frozen.
         """
         super().__init__()
-        self.location = _Location(location_encoder, freeze_location)
+        self.location = _Location(location_encoder, freeze_location, location_input)
         layers: list[nn.Module] = []
         width = self.location.embed_dim
         for _ in range(num_layers):
@@ -185,56 +267,237 @@ class LocationOnlyModel(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, location: Tensor) -> Tensor:
-        """Predict from ``(B, 2)`` lon/lat or ``(B, D)`` embeddings."""
+        """Predict from ``(B, 2)`` lon/lat or ``(B, embed_dim)`` embeddings.
+
+        Args:
+            location: the locations, as ``location_input`` says.
+
+        Returns:
+            ``(B, num_outputs)``.
+
+        Raises:
+            ValueError: if *location* is not of the declared kind.
+        """
         out: Tensor = self.head(self.location(location))
         return out
 
 
-class _LocationMixin:
-    """Shared location handling of the tasks below."""
+class _LocationSteps:
+    """Location encoder and step methods shared by the four tasks.
 
+    Each step reads the batch's location (as ``location_input`` says) and
+    passes it to the model with the image; nothing is kept between calls.
+    """
+
+    # provided by TorchGeo's tasks and Lightning
     hparams: Any
+    model: nn.Module
+    criterion: nn.Module
+    trainer: Any
+    logger: Any
+    global_step: int
+    log: Any
+    log_dict: Any
     location_weights: WeightsEnum | str | None
-    _location: Tensor | None = None
+
+    #: Classification (else regression).
+    _classifies: ClassVar[bool]
+    #: Whether the model takes images (the fusion tasks).
+    _has_image: ClassVar[bool]
 
     def _location_encoder(self) -> LocationEncoder:
-        """Build or load the location encoder from the hyperparameters."""
-        hp = self.hparams
-        return satclip_location_encoder(
-            self.location_weights,
-            dtype=torch.float32,
-            positional_encoding=hp['positional_encoding'],
-            network=hp['location_network'],
-            legendre_polys=hp['legendre_polys'],
-            embed_dim=hp['location_embed_dim'],
-            capacity=hp['location_capacity'],
-            num_hidden_layers=hp['location_layers'],
-        )
+        """Build the location encoder, or load it from ``location_weights``.
 
-    def _batch_location(self, batch: dict[str, Any]) -> Tensor:
-        """Precomputed ``location_embedding`` (frozen encoder), else lon/lat."""
-        if self.hparams['freeze_location'] and 'location_embedding' in batch:
+        A loaded encoder's architecture is recorded in the hyperparameters,
+        so that the task's checkpoint rebuilds it.
+        """
+        args = LocationEncoderArgs.from_hparams(self.hparams)
+        encoder = args.build(self.location_weights, dtype=torch.float32)
+        if self.location_weights is not None:
+            self.hparams.update(location_encoder_architecture(encoder))
+        return encoder
+
+    def batch_location(self, batch: dict[str, Any]) -> Tensor:
+        """The location input of a batch, as ``location_input`` declares.
+
+        Args:
+            batch: a batch with ``point`` (or ``lon``/``lat``) for
+                ``location_input='lonlat'``, or ``location_embedding`` for
+                ``'embedding'``.
+
+        Returns:
+            ``(B, 2)`` float64 lon/lat or ``(B, embed_dim)`` embeddings.
+
+        Raises:
+            KeyError: if the batch lacks the declared key.
+        """
+        if self.hparams['location_input'] == LocationInput.EMBEDDING:
+            if 'location_embedding' not in batch:
+                raise KeyError(
+                    "location_input='embedding' needs batches with a "
+                    "'location_embedding' (see transforms.LocationEmbedding)"
+                )
             return torch.as_tensor(batch['location_embedding'])
         lonlat, _ = sample_lonlat(batch)
         return lonlat
 
-    @contextmanager
-    def _located(self, batch: dict[str, Any]) -> Iterator[None]:
-        self._location = self._batch_location(batch)
+    def _output(self, batch: dict[str, Any]) -> Tensor:
+        """The model's raw output for a batch."""
+        location = self.batch_location(batch)
+        if self._has_image:
+            image = batch['image']
+            return self.model(image, location.to(image.device))  # type: ignore[no-any-return]
+        return self.model(location)  # type: ignore[no-any-return]
+
+    def _targets(
+        self, y_hat: Tensor, batch: dict[str, Any]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Prediction, metric target and loss target, as TorchGeo's tasks."""
+        if self._classifies:
+            y = batch['label']
+            y_hat = y_hat.squeeze(1)
+            return y_hat, y, (y.float() if self.hparams['loss'] == 'bce' else y)
+        y = batch['label'].to(torch.float)
+        if y_hat.ndim != y.ndim:
+            y = y.unsqueeze(dim=1)
+        return y_hat, y, y
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
+        """Loss and metrics of a batch; returns the loss and the prediction."""
+        y_hat, y, y_loss = self._targets(self._output(batch), batch)
+        batch_size = y_hat.shape[0]
+        metrics = getattr(self, f'{stage}_metrics')
+        metrics(y_hat, y)
+        if not METRICS_LOGGED_AT_EPOCH_END:  # torchgeo 0.10 logs them at epoch end
+            self.log_dict(metrics, batch_size=batch_size)
+        loss: Tensor = self.criterion(y_hat, y_loss)
+        self.log(f'{stage}_loss', loss, batch_size=batch_size)
+        return loss, y_hat
+
+    def training_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the training loss and metrics.
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: index of this batch.
+            dataloader_idx: index of the current dataloader.
+
+        Returns:
+            The loss tensor.
+        """
+        loss, _ = self._step(batch, 'train')
+        return loss
+
+    def validation_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Compute the validation loss and metrics (and TorchGeo's figures).
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: index of this batch.
+            dataloader_idx: index of the current dataloader.
+        """
+        _, y_hat = self._step(batch, 'val')
+        if self._has_image and batch_idx < 10:
+            self._log_figure(batch, batch_idx, y_hat.detach())
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Compute the test loss and metrics.
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: index of this batch.
+            dataloader_idx: index of the current dataloader.
+        """
+        self._step(batch, 'test')
+
+    def predict_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Class probabilities (classification) or values (regression).
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: index of this batch.
+            dataloader_idx: index of the current dataloader.
+
+        Returns:
+            ``(B, num_outputs)``.
+        """
+        y_hat = self._output(batch)
+        if not self._classifies:
+            return y_hat
+        if self.hparams['task'] == 'multiclass':
+            return y_hat.softmax(dim=1)
+        return y_hat.sigmoid()
+
+    def _log_figure(self, batch: dict[str, Any], batch_idx: int, y_hat: Tensor) -> None:
+        """TorchGeo's validation figure: the datamodule's plot of a sample."""
+        experiment: Any = (
+            getattr(self.logger, 'experiment', None) if self.logger else None
+        )
+        if not hasattr(experiment, 'add_figure'):
+            return
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        if not isinstance(datamodule, BaseDataModule):
+            return
+        aug = K.AugmentationSequential(
+            K.Denormalize(datamodule.mean, datamodule.std),
+            data_keys=None,
+            keepdim=True,
+        )
+        batch = aug(batch)
+        if not self._classifies:
+            batch['prediction'] = y_hat
+        elif self.hparams['task'] == 'multiclass':
+            batch['prediction'] = y_hat.argmax(dim=1)
+        else:
+            batch['prediction'] = (y_hat.sigmoid() >= 0.5).long()
+        for key in ('image', 'label', 'prediction'):
+            batch[key] = batch[key].cpu()
+        sample = unbind_samples(batch)[0]
         try:
-            yield
-        finally:
-            self._location = None
+            fig = datamodule.plot(sample)
+        except RGBBandsMissingError:
+            fig = None
+        if fig:
+            experiment.add_figure(
+                f'image/{batch_idx}', fig, global_step=self.global_step
+            )
+            plt.close()
 
 
-class _FusionSteps(_LocationMixin):
-    """Step methods that record the batch location, then run TorchGeo's step."""
+class _FusionTask(_LocationSteps):
+    """Image backbone (TorchGeo's recipe) + location encoder + head."""
 
-    model: nn.Module
+    _has_image = True
 
-    def _configure_fusion(self, super_configure: Any) -> None:
-        super_configure()  # TorchGeo's timm model, weights and freezing
-        backbone: Any = self.model  # a timm model
+    def forward(self, image: Tensor, location: Tensor) -> Tensor:
+        """Predict from images and their locations.
+
+        Args:
+            image: ``(B, C, H, W)`` images.
+            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
+                embeddings, as ``location_input`` says.
+
+        Returns:
+            ``(B, num_outputs)``.
+
+        Raises:
+            ValueError: if *location* is not of the declared kind.
+        """
+        out: Tensor = self.model(image, location.to(image.device))
+        return out
+
+    def _num_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _configure_fusion(self) -> None:
+        """Wrap TorchGeo's timm model (already in ``self.model``) with the rest."""
+        backbone: Any = self.model
         if not hasattr(backbone, 'reset_classifier'):
             raise TypeError(
                 f'{type(backbone).__name__} has no reset_classifier (timm API)'
@@ -248,67 +511,50 @@ class _FusionSteps(_LocationMixin):
             self._num_outputs(),
             fusion=self.hparams['fusion'],
             freeze_location=self.hparams['freeze_location'],
+            location_input=self.hparams['location_input'],
         )
 
-    def _num_outputs(self) -> int:
-        raise NotImplementedError
 
-    def forward(self, x: Tensor, location: Tensor | None = None) -> Tensor:
-        """Predict from images and their locations.
+class _LocationOnlyTask(_LocationSteps):
+    """Location encoder + MLP head; batches without images."""
+
+    _has_image = False
+
+    def forward(self, location: Tensor) -> Tensor:
+        """Predict from locations.
 
         Args:
-            x: ``(B, C, H, W)`` images.
-            location: ``(B, 2)`` lon/lat (or ``(B, D)`` embeddings); default:
-                the location of the batch being processed by a step method.
+            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
+                embeddings, as ``location_input`` says.
 
         Returns:
             ``(B, num_outputs)``.
 
         Raises:
-            ValueError: if no location is available.
+            ValueError: if *location* is not of the declared kind.
         """
-        location = location if location is not None else self._location
-        if location is None:
-            raise ValueError(
-                'a location-aware task needs locations: call model(x, lonlat) or '
-                "give batches a 'point' (or 'lon'/'lat') key"
-            )
-        out: Tensor = self.model(x, location.to(x.device))
+        out: Tensor = self.model(location)
         return out
 
-    def training_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Run the parent's training step with the batch's location."""
-        with self._located(batch):
-            loss: Tensor = super().training_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-        return loss
-
-    def validation_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Run the parent's validation step with the batch's location."""
-        with self._located(batch):
-            super().validation_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Run the parent's test step with the batch's location."""
-        with self._located(batch):
-            super().test_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-
-    def predict_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Run the parent's predict step with the batch's location."""
-        with self._located(batch):
-            out: Tensor = super().predict_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-        return out
+    def _build_location_only(self, num_outputs: int) -> None:
+        """Set ``self.model``: the location encoder, then the MLP head."""
+        hp = self.hparams
+        self.model = LocationOnlyModel(
+            self._location_encoder(),
+            num_outputs,
+            hidden=hp['head_hidden'],
+            num_layers=hp['head_layers'],
+            dropout=hp['head_dropout'],
+            freeze_location=hp['freeze_location'],
+            location_input=hp['location_input'],
+        )
 
 
-class LocationAwareClassificationTask(_FusionSteps, ClassificationTask):  # type: ignore[misc]
+class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type: ignore[misc]
     """Image classification with a SatCLIP location embedding fused in."""
 
-    ignore: Sequence[str] | str | None = ('weights', 'location_weights')
+    ignore: Sequence[str] | str | None = _IGNORE
+    _classifies = True
 
     def __init__(
         self,
@@ -324,17 +570,23 @@ class LocationAwareClassificationTask(_FusionSteps, ClassificationTask):  # type
         patience: int = 10,
         freeze_backbone: bool = False,
         location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = 'sphericalharmonics',
-        location_network: str = 'siren',
-        legendre_polys: int = 10,
-        location_embed_dim: int = 256,
-        location_capacity: int = 256,
-        location_layers: int = 2,
+        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
+        location_network: str = LOCATION_DEFAULTS.location_network,
+        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
+        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
+        capacity: int = LOCATION_DEFAULTS.capacity,
+        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
+        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
+        positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
+        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
         fusion: Literal['concat', 'film'] = 'concat',
         labels: list[str] | None = None,
         pos_weight: Tensor | None = None,
         ignore_index: int | None = None,
+        location_embed_dim: int | None = None,
+        location_capacity: int | None = None,
+        location_layers: int | None = None,
     ) -> None:
         """Initialise the task.
 
@@ -353,22 +605,45 @@ class LocationAwareClassificationTask(_FusionSteps, ClassificationTask):  # type
             freeze_backbone: train only the head (and fusion layers).
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised).
+                arguments below (randomly initialised). Loaded weights bring
+                their own architecture, which replaces the arguments below in
+                the hyperparameters.
             positional_encoding: positional encoding name of a built encoder
-                ('sphericalharmonics', 'wrap', 'spherec', ...).
+                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
             location_network: network name of a built encoder ('siren',
                 'fcnet', 'mlp', 'linear').
             legendre_polys: spherical-harmonic degrees L of a built encoder.
-            location_embed_dim: embedding size of a built encoder.
-            location_capacity: hidden width of a built encoder.
-            location_layers: hidden layers of a built encoder.
-            freeze_location: keep the location encoder fixed (a batch's
-                precomputed ``location_embedding`` is then used if present).
+            embed_dim: embedding size of a built encoder.
+            capacity: hidden width of a built encoder's network.
+            num_hidden_layers: hidden layers of a built encoder's network.
+            location_dropout: dropout of a built encoder's network (applies
+                only when it is fine-tuned).
+            positional_encoding_kwargs: further arguments of the positional
+                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
+            freeze_location: keep the location encoder fixed.
+            location_input: what a batch's location is: 'lonlat' (``point``
+                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
+                (``location_embedding``, precomputed; needs
+                *freeze_location*).
             fusion: 'concat' (default) or 'film'.
             labels: class names (torchgeo >= 0.10 only).
             pos_weight: positive-class weight of the 'bce' loss (torchgeo >= 0.10).
             ignore_index: class ignored by loss and metrics (torchgeo >= 0.10).
+            location_embed_dim: deprecated name of *embed_dim*.
+            location_capacity: deprecated name of *capacity*.
+            location_layers: deprecated name of *num_hidden_layers*.
+
+        Raises:
+            ValueError: on an invalid argument.
         """
+        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
+            embed_dim,
+            capacity,
+            num_hidden_layers,
+            location_embed_dim=location_embed_dim,
+            location_capacity=location_capacity,
+            location_layers=location_layers,
+        )
         self.location_weights = location_weights
         super().__init__(
             model=model,
@@ -390,13 +665,15 @@ class LocationAwareClassificationTask(_FusionSteps, ClassificationTask):  # type
 
     def configure_models(self) -> None:
         """Build the backbone (TorchGeo's recipe), location encoder and head."""
-        self._configure_fusion(super().configure_models)
+        super().configure_models()
+        self._configure_fusion()
 
 
-class LocationAwareRegressionTask(_FusionSteps, RegressionTask):  # type: ignore[misc]
+class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[misc]
     """Image regression with a SatCLIP location embedding fused in."""
 
-    ignore: Sequence[str] | str | None = ('weights', 'location_weights')
+    ignore: Sequence[str] | str | None = _IGNORE
+    _classifies = False
 
     def __init__(
         self,
@@ -409,15 +686,21 @@ class LocationAwareRegressionTask(_FusionSteps, RegressionTask):  # type: ignore
         patience: int = 10,
         freeze_backbone: bool = False,
         location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = 'sphericalharmonics',
-        location_network: str = 'siren',
-        legendre_polys: int = 10,
-        location_embed_dim: int = 256,
-        location_capacity: int = 256,
-        location_layers: int = 2,
+        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
+        location_network: str = LOCATION_DEFAULTS.location_network,
+        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
+        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
+        capacity: int = LOCATION_DEFAULTS.capacity,
+        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
+        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
+        positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
+        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
         fusion: Literal['concat', 'film'] = 'concat',
         labels: list[str] | None = None,
+        location_embed_dim: int | None = None,
+        location_capacity: int | None = None,
+        location_layers: int | None = None,
     ) -> None:
         """Initialise the task.
 
@@ -432,17 +715,43 @@ class LocationAwareRegressionTask(_FusionSteps, RegressionTask):  # type: ignore
             freeze_backbone: train only the head (and fusion layers).
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below.
-            positional_encoding: positional encoding name of a built encoder.
-            location_network: network name of a built encoder.
+                arguments below (randomly initialised). Loaded weights bring
+                their own architecture, which replaces the arguments below in
+                the hyperparameters.
+            positional_encoding: positional encoding name of a built encoder
+                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
+            location_network: network name of a built encoder ('siren',
+                'fcnet', 'mlp', 'linear').
             legendre_polys: spherical-harmonic degrees L of a built encoder.
-            location_embed_dim: embedding size of a built encoder.
-            location_capacity: hidden width of a built encoder.
-            location_layers: hidden layers of a built encoder.
+            embed_dim: embedding size of a built encoder.
+            capacity: hidden width of a built encoder's network.
+            num_hidden_layers: hidden layers of a built encoder's network.
+            location_dropout: dropout of a built encoder's network (applies
+                only when it is fine-tuned).
+            positional_encoding_kwargs: further arguments of the positional
+                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
             freeze_location: keep the location encoder fixed.
+            location_input: what a batch's location is: 'lonlat' (``point``
+                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
+                (``location_embedding``, precomputed; needs
+                *freeze_location*).
             fusion: 'concat' (default) or 'film'.
             labels: output names (torchgeo >= 0.10 only).
+            location_embed_dim: deprecated name of *embed_dim*.
+            location_capacity: deprecated name of *capacity*.
+            location_layers: deprecated name of *num_hidden_layers*.
+
+        Raises:
+            ValueError: on an invalid argument.
         """
+        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
+            embed_dim,
+            capacity,
+            num_hidden_layers,
+            location_embed_dim=location_embed_dim,
+            location_capacity=location_capacity,
+            location_layers=location_layers,
+        )
         self.location_weights = location_weights
         super().__init__(
             model=model,
@@ -461,84 +770,15 @@ class LocationAwareRegressionTask(_FusionSteps, RegressionTask):  # type: ignore
 
     def configure_models(self) -> None:
         """Build the backbone (TorchGeo's recipe), location encoder and head."""
-        self._configure_fusion(super().configure_models)
+        super().configure_models()
+        self._configure_fusion()
 
 
-class _LocationOnlySteps(_LocationMixin):
-    """Steps of the location-only tasks: no image, no plots."""
-
-    model: nn.Module
-    train_metrics: Any
-    val_metrics: Any
-    test_metrics: Any
-    criterion: nn.Module
-    log: Any
-    log_dict: Any
-    __call__: Callable[..., Tensor]
-
-    def forward(self, location: Tensor) -> Tensor:
-        """Predict from ``(B, 2)`` lon/lat in degrees (or ``(B, D)`` embeddings).
-
-        Args:
-            location: the batch's locations.
-
-        Returns:
-            ``(B, num_outputs)``.
-        """
-        out: Tensor = self.model(location)
-        return out
-
-    def _build_location_only(self, num_outputs: int) -> None:
-        """Set ``self.model``: the location encoder, then the MLP head."""
-        hp = self.hparams
-        self.model = LocationOnlyModel(
-            self._location_encoder(),
-            num_outputs,
-            hidden=hp['head_hidden'],
-            num_layers=hp['head_layers'],
-            dropout=hp['head_dropout'],
-            freeze_location=hp['freeze_location'],
-        )
-
-    def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def _loss_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        return y_hat, y
-
-    def _shared_step(self, batch: dict[str, Any], stage: str) -> Tensor:
-        location = self._batch_location(batch)
-        y = batch['label']
-        y_hat, y = self._prediction_target(self(location.to(y.device)), y)
-        metrics = getattr(self, f'{stage}_metrics')
-        metrics(y_hat, y)
-        if not METRICS_LOGGED_AT_EPOCH_END:
-            self.log_dict(metrics, batch_size=len(y))
-        loss: Tensor = self.criterion(*self._loss_target(y_hat, y))
-        self.log(f'{stage}_loss', loss, batch_size=len(y))
-        return loss
-
-    def training_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Compute the training loss and metrics."""
-        return self._shared_step(batch, 'train')
-
-    def validation_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Compute the validation loss and metrics."""
-        self._shared_step(batch, 'val')
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Compute the test loss and metrics."""
-        self._shared_step(batch, 'test')
-
-
-class LocationClassificationTask(_LocationOnlySteps, ClassificationTask):  # type: ignore[misc]
+class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type: ignore[misc]
     """Classification of points from their location embedding alone."""
 
-    ignore: Sequence[str] | str | None = ('weights', 'location_weights')
+    ignore: Sequence[str] | str | None = _IGNORE
+    _classifies = True
 
     def __init__(
         self,
@@ -550,18 +790,24 @@ class LocationClassificationTask(_LocationOnlySteps, ClassificationTask):  # typ
         lr: float = 1e-3,
         patience: int = 10,
         location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = 'sphericalharmonics',
-        location_network: str = 'siren',
-        legendre_polys: int = 10,
-        location_embed_dim: int = 256,
-        location_capacity: int = 256,
-        location_layers: int = 2,
+        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
+        location_network: str = LOCATION_DEFAULTS.location_network,
+        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
+        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
+        capacity: int = LOCATION_DEFAULTS.capacity,
+        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
+        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
+        positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
+        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
         head_hidden: int = 64,
         head_layers: int = 2,
         head_dropout: float = 0.0,
         labels: list[str] | None = None,
         ignore_index: int | None = None,
+        location_embed_dim: int | None = None,
+        location_capacity: int | None = None,
+        location_layers: int | None = None,
     ) -> None:
         """Initialise the task.
 
@@ -575,20 +821,46 @@ class LocationClassificationTask(_LocationOnlySteps, ClassificationTask):  # typ
             patience: patience of the learning-rate scheduler.
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below.
-            positional_encoding: positional encoding name of a built encoder.
-            location_network: network name of a built encoder.
+                arguments below (randomly initialised). Loaded weights bring
+                their own architecture, which replaces the arguments below in
+                the hyperparameters.
+            positional_encoding: positional encoding name of a built encoder
+                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
+            location_network: network name of a built encoder ('siren',
+                'fcnet', 'mlp', 'linear').
             legendre_polys: spherical-harmonic degrees L of a built encoder.
-            location_embed_dim: embedding size of a built encoder.
-            location_capacity: hidden width of a built encoder.
-            location_layers: hidden layers of a built encoder.
+            embed_dim: embedding size of a built encoder.
+            capacity: hidden width of a built encoder's network.
+            num_hidden_layers: hidden layers of a built encoder's network.
+            location_dropout: dropout of a built encoder's network (applies
+                only when it is fine-tuned).
+            positional_encoding_kwargs: further arguments of the positional
+                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
             freeze_location: keep the location encoder fixed.
+            location_input: what a batch's location is: 'lonlat' (``point``
+                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
+                (``location_embedding``, precomputed; needs
+                *freeze_location*).
             head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
             head_layers: hidden layers of the MLP head (0: linear probe).
             head_dropout: dropout of the MLP head.
             labels: class names (torchgeo >= 0.10 only).
             ignore_index: class ignored by loss and metrics (torchgeo >= 0.10).
+            location_embed_dim: deprecated name of *embed_dim*.
+            location_capacity: deprecated name of *capacity*.
+            location_layers: deprecated name of *num_hidden_layers*.
+
+        Raises:
+            ValueError: on an invalid argument.
         """
+        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
+            embed_dim,
+            capacity,
+            num_hidden_layers,
+            location_embed_dim=location_embed_dim,
+            location_capacity=location_capacity,
+            location_layers=location_layers,
+        )
         self.location_weights = location_weights
         super().__init__(
             model='location-only',
@@ -608,26 +880,12 @@ class LocationClassificationTask(_LocationOnlySteps, ClassificationTask):  # typ
         hp = self.hparams
         self._build_location_only(int(hp['num_classes'] or hp['num_labels'] or 1))
 
-    def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        return y_hat.squeeze(1) if y_hat.shape[1] == 1 else y_hat, y
 
-    def _loss_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        return y_hat, (y.float() if self.hparams['loss'] == 'bce' else y)
-
-    def predict_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Return class probabilities."""
-        y_hat: Tensor = self(self._batch_location(batch))
-        if self.hparams['task'] == 'multiclass':
-            return y_hat.softmax(dim=1)
-        return y_hat.sigmoid()
-
-
-class LocationRegressionTask(_LocationOnlySteps, RegressionTask):  # type: ignore[misc]
+class LocationRegressionTask(_LocationOnlyTask, RegressionTask):  # type: ignore[misc]
     """Regression of point values from their location embedding alone."""
 
-    ignore: Sequence[str] | str | None = ('weights', 'location_weights')
+    ignore: Sequence[str] | str | None = _IGNORE
+    _classifies = False
 
     def __init__(
         self,
@@ -636,17 +894,23 @@ class LocationRegressionTask(_LocationOnlySteps, RegressionTask):  # type: ignor
         lr: float = 1e-3,
         patience: int = 10,
         location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = 'sphericalharmonics',
-        location_network: str = 'siren',
-        legendre_polys: int = 10,
-        location_embed_dim: int = 256,
-        location_capacity: int = 256,
-        location_layers: int = 2,
+        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
+        location_network: str = LOCATION_DEFAULTS.location_network,
+        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
+        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
+        capacity: int = LOCATION_DEFAULTS.capacity,
+        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
+        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
+        positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
+        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
         head_hidden: int = 64,
         head_layers: int = 2,
         head_dropout: float = 0.0,
         labels: list[str] | None = None,
+        location_embed_dim: int | None = None,
+        location_capacity: int | None = None,
+        location_layers: int | None = None,
     ) -> None:
         """Initialise the task.
 
@@ -657,19 +921,45 @@ class LocationRegressionTask(_LocationOnlySteps, RegressionTask):  # type: ignor
             patience: patience of the learning-rate scheduler.
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below.
-            positional_encoding: positional encoding name of a built encoder.
-            location_network: network name of a built encoder.
+                arguments below (randomly initialised). Loaded weights bring
+                their own architecture, which replaces the arguments below in
+                the hyperparameters.
+            positional_encoding: positional encoding name of a built encoder
+                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
+            location_network: network name of a built encoder ('siren',
+                'fcnet', 'mlp', 'linear').
             legendre_polys: spherical-harmonic degrees L of a built encoder.
-            location_embed_dim: embedding size of a built encoder.
-            location_capacity: hidden width of a built encoder.
-            location_layers: hidden layers of a built encoder.
+            embed_dim: embedding size of a built encoder.
+            capacity: hidden width of a built encoder's network.
+            num_hidden_layers: hidden layers of a built encoder's network.
+            location_dropout: dropout of a built encoder's network (applies
+                only when it is fine-tuned).
+            positional_encoding_kwargs: further arguments of the positional
+                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
             freeze_location: keep the location encoder fixed.
+            location_input: what a batch's location is: 'lonlat' (``point``
+                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
+                (``location_embedding``, precomputed; needs
+                *freeze_location*).
             head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
             head_layers: hidden layers of the MLP head (0: linear probe).
             head_dropout: dropout of the MLP head.
             labels: output names (torchgeo >= 0.10 only).
+            location_embed_dim: deprecated name of *embed_dim*.
+            location_capacity: deprecated name of *capacity*.
+            location_layers: deprecated name of *num_hidden_layers*.
+
+        Raises:
+            ValueError: on an invalid argument.
         """
+        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
+            embed_dim,
+            capacity,
+            num_hidden_layers,
+            location_embed_dim=location_embed_dim,
+            location_capacity=location_capacity,
+            location_layers=location_layers,
+        )
         self.location_weights = location_weights
         super().__init__(
             model='location-only',
@@ -684,16 +974,3 @@ class LocationRegressionTask(_LocationOnlySteps, RegressionTask):  # type: ignor
     def configure_models(self) -> None:
         """Build the location encoder and the MLP head."""
         self._build_location_only(int(self.hparams['num_outputs']))
-
-    def _prediction_target(self, y_hat: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        y = y.float()
-        if y_hat.ndim != y.ndim:
-            y = y.unsqueeze(dim=1)
-        return y_hat, y
-
-    def predict_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Return the predicted values."""
-        y_hat: Tensor = self(self._batch_location(batch))
-        return y_hat

@@ -38,13 +38,13 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models._api import WeightsEnum
 
 from .._compat import BaseTask, load_backbone_state_dict
+from ..datamodules.cached import CachedFeatureDataModule
 from ..models import (
+    CheckpointError,
     LocationEncoder,
     load_location_encoder,
-    satclip_location_encoder,
     save_official_checkpoint,
 )
-from ..models.weights import CheckpointError, _official_hyper_parameters
 from ._clip import (
     clip_loss,
     gather_with_grad,
@@ -52,9 +52,14 @@ from ._clip import (
     retrieval_metrics,
     spherical_kmeans,
 )
-from .utils import pooled_feature_size
+from .utils import (
+    LOCATION_DEFAULTS,
+    LocationEncoderArgs,
+    location_encoder_architecture,
+    pooled_feature_size,
+)
 
-__all__ = ['SatCLIPTask', 'export_official_checkpoint', 'training_lonlat']
+__all__ = ['SatCLIPTask', 'export_official_checkpoint']
 
 _DTYPES = {'float32': torch.float32, 'float64': torch.float64}
 
@@ -86,35 +91,6 @@ def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
     return cast(dict[str, Tensor], get_weight(weights).get_state_dict(progress=True))
 
 
-def training_lonlat(dataset: Any) -> Tensor:
-    """The (lon, lat) of every sample of a dataset, without reading images.
-
-    Reads a ``lonlat`` or ``points`` array (this package's datasets), an
-    ``index`` frame with ``lon``/``lat`` (TorchGeo's ``S2100k``), follows
-    ``torch.utils.data.Subset`` indices, and otherwise iterates over the
-    samples' ``point``.
-
-    Args:
-        dataset: a map-style dataset.
-
-    Returns:
-        ``(N, 2)`` float64 (lon, lat) in degrees.
-    """
-    indices = getattr(dataset, 'indices', None)
-    inner = getattr(dataset, 'dataset', None)
-    if indices is not None and inner is not None:
-        return training_lonlat(inner)[torch.as_tensor(list(indices))]
-    for name in ('lonlat', 'points'):
-        values = getattr(dataset, name, None)
-        if values is not None:
-            return torch.as_tensor(values, dtype=torch.float64).reshape(-1, 2)
-    index = getattr(dataset, 'index', None)
-    if index is not None and hasattr(index, 'columns') and 'lon' in index.columns:
-        return torch.as_tensor(index[['lon', 'lat']].to_numpy(), dtype=torch.float64)
-    points = [torch.as_tensor(dataset[i]['point']) for i in range(len(dataset))]
-    return torch.stack(points).double()
-
-
 class SatCLIPTask(BaseTask):  # type: ignore[misc]
     """SatCLIP: contrastive pretraining of a location encoder on satellite images.
 
@@ -144,14 +120,14 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         weights: WeightsEnum | str | None = None,
         in_channels: int = 13,
         freeze_backbone: bool = False,
-        embed_dim: int = 256,
+        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
         location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = 'sphericalharmonics',
-        location_network: str = 'siren',
-        legendre_polys: int = 10,
-        capacity: int = 512,
-        num_hidden_layers: int = 2,
-        location_dropout: float = 0.5,
+        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
+        location_network: str = LOCATION_DEFAULTS.location_network,
+        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
+        capacity: int = LOCATION_DEFAULTS.capacity,
+        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
+        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
         positional_encoding_kwargs: dict[str, Any] | None = None,
         location_dtype: Literal['float32', 'float64'] = 'float64',
         validate_locations: bool = True,
@@ -180,7 +156,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             in_channels: image channels (13: SSL4EO-S12 layout).
             freeze_backbone: train only the projection (the released recipe);
                 the backbone is then kept in eval mode.
-            embed_dim: size of both embeddings.
+            embed_dim: size of both embeddings (the location encoder's
+                ``embed_dim``).
             location_weights: initialise the location encoder from anything
                 :func:`~torchgeo_satclip.models.load_location_encoder` accepts
                 (path, ``SatCLIPWeights`` member or name); its architecture then
@@ -215,7 +192,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 the local micro-batch).
             geo_classes: K of the geo-classification pretext task: k-means of
                 the training locations into K pseudo-classes predicted from the
-                image embedding (0: off).
+                image embedding (0: off). The locations come from the
+                datamodule's ``train_points()`` (S2100KDataModule and
+                CachedFeatureDataModule have it), or from
+                :meth:`fit_geo_centroids` when fitting without a datamodule.
             geo_loss_weight: weight lambda of the geo-classification loss.
             geo_kmeans_seed: seed of the k-means.
             image_resolution: input size recorded by
@@ -256,11 +236,6 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
         self.location_encoder: LocationEncoder = self._build_location_encoder()
         self.location_encoder.validate = hp['validate_locations']
-        if self.location_encoder.embed_dim != hp['embed_dim']:
-            raise ValueError(
-                f'the location encoder embeds to {self.location_encoder.embed_dim} '
-                f'dimensions but embed_dim is {hp["embed_dim"]}'
-            )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / hp['temperature'])))
 
         self.geo_head: nn.Linear | None = None
@@ -272,29 +247,17 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
     def _build_location_encoder(self) -> LocationEncoder:
         hp = self.hparams
-        dtype = _DTYPES[hp['location_dtype']]
+        args = LocationEncoderArgs.from_hparams(hp)
+        encoder = args.build(self.location_weights, dtype=_DTYPES[hp['location_dtype']])
+        if encoder.embed_dim != hp['embed_dim']:
+            raise ValueError(
+                f'the location encoder embeds to {encoder.embed_dim} '
+                f'dimensions but embed_dim is {hp["embed_dim"]}'
+            )
         if self.location_weights is not None:
-            encoder = satclip_location_encoder(self.location_weights, dtype=dtype)
             # Record the loaded architecture, so that the checkpoint rebuilds it.
-            found = _official_hyper_parameters(encoder)
-            hp['positional_encoding'] = found['le_type']
-            hp['location_network'] = found['pe_type']
-            for key in ('legendre_polys', 'capacity', 'num_hidden_layers'):
-                if found.get(key) is not None:
-                    hp[key] = found[key]
-            return encoder
-        return satclip_location_encoder(
-            None,
-            dtype=dtype,
-            positional_encoding=hp['positional_encoding'],
-            network=hp['location_network'],
-            legendre_polys=hp['legendre_polys'],
-            embed_dim=hp['embed_dim'],
-            capacity=hp['capacity'],
-            num_hidden_layers=hp['num_hidden_layers'],
-            dropout=hp['location_dropout'],
-            **dict(hp['positional_encoding_kwargs'] or {}),
-        )
+            hp.update(location_encoder_architecture(encoder))
+        return encoder
 
     def train(self, mode: bool = True) -> 'SatCLIPTask':
         """Set training mode, keeping a frozen backbone in eval mode.
@@ -324,6 +287,26 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             with torch.no_grad():
                 return cast(Tensor, self.model(image))
         return cast(Tensor, self.model(image))
+
+    def feature_extractor(self) -> nn.Module:
+        """The frozen backbone, for :class:`~torchgeo_satclip.datamodules.CachedFeatureDataModule`.
+
+        Its pooled features of preprocessed images are what the task projects;
+        :meth:`setup` hands it to a cached-feature datamodule that has no
+        extractor yet.
+
+        Returns:
+            The timm backbone (``self.model``).
+
+        Raises:
+            ValueError: if the backbone is not frozen (its features would go
+                stale while it trains).
+        """
+        if not self.hparams['freeze_backbone']:
+            raise ValueError(
+                'cached features need a frozen backbone: set freeze_backbone: true'
+            )
+        return self.model
 
     def encode_image(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Image embeddings of a batch (from ``features`` if present, else ``image``).
@@ -438,19 +421,59 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
     # ------------------------------------------------------------------- steps
     def setup(self, stage: str) -> None:
-        """Fit the geo-classification k-means on the training locations.
+        """Hand over a frozen backbone and fit the geo-classification k-means.
+
+        A :class:`~torchgeo_satclip.datamodules.CachedFeatureDataModule`
+        without a feature extractor gets :meth:`feature_extractor`. With
+        ``geo_classes`` > 0, the k-means is fitted on the datamodule's
+        ``train_points()`` when fitting.
 
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
+
+        Raises:
+            ValueError: if the geo pretext is on and the datamodule has no
+                ``train_points()``, or if a cached-feature datamodule meets an
+                unfrozen backbone.
         """
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        if (
+            isinstance(datamodule, CachedFeatureDataModule)
+            and datamodule.feature_extractor is None
+        ):
+            datamodule.set_feature_extractor(self.feature_extractor())
         if self.geo_head is None or stage != 'fit':
             return
-        datamodule = getattr(self.trainer, 'datamodule', None)
-        dataset = getattr(datamodule, 'train_dataset', None)
-        if dataset is None:
-            raise ValueError('geo_classes > 0 needs a datamodule with a train_dataset')
+        train_points = getattr(datamodule, 'train_points', None)
+        if not callable(train_points):
+            raise ValueError(
+                'geo_classes > 0 needs the training locations: fit with a datamodule '
+                'whose train_points() returns the (N, 2) float64 lon/lat of its '
+                'training split (S2100KDataModule and CachedFeatureDataModule have '
+                f'it; this one is {type(datamodule).__name__}), or set geo_classes: 0'
+            )
+        self.fit_geo_centroids(train_points())
+
+    def fit_geo_centroids(self, lonlat: Tensor) -> None:
+        """Fit the geo-classification pseudo-classes on training locations.
+
+        Called by :meth:`setup` with the datamodule's ``train_points()``.
+
+        Args:
+            lonlat: ``(N, 2)`` (longitude, latitude) in degrees, N >= geo_classes.
+
+        Raises:
+            ValueError: if the geo pretext is off or *lonlat* is not ``(N, 2)``.
+        """
+        if self.geo_head is None:
+            raise ValueError('the geo-classification pretext is off (geo_classes: 0)')
+        points = torch.as_tensor(lonlat, dtype=torch.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(
+                f'training locations must be (N, 2) lon/lat, not {tuple(points.shape)}'
+            )
         centroids = spherical_kmeans(
-            training_lonlat(dataset),
+            points.cpu(),
             self.hparams['geo_classes'],
             seed=self.hparams['geo_kmeans_seed'],
         )
@@ -646,9 +669,9 @@ def export_official_checkpoint(
     posenc_kwargs = dict(hparams.get('positional_encoding_kwargs') or {})
     if posenc_kwargs:  # not an official key: lets load_location_encoder rebuild it
         official['positional_encoding_kwargs'] = posenc_kwargs
-    found = _official_hyper_parameters(encoder)
-    if found.get('legendre_polys') is not None:
-        official['sh_embedding_dims'] = int(found['legendre_polys']) ** 2
+    legendre_polys = location_encoder_architecture(encoder).get('legendre_polys')
+    if legendre_polys is not None:
+        official['sh_embedding_dims'] = int(legendre_polys) ** 2
     return save_official_checkpoint(
         encoder, path, hyper_parameters=official, extra_state=extra
     )

@@ -1,8 +1,203 @@
-"""Helpers shared by the tasks."""
+"""Helpers shared by the tasks: the location-encoder arguments, pooled features.
 
+Every task of this package takes the same location-encoder arguments, with the
+names of SatCLIP's released ``hyper_parameters`` and of TorchGeo's own
+``torchgeo.models.SatCLIP`` (``legendre_polys``, ``capacity``, ``embed_dim``,
+``num_hidden_layers``), and the defaults of the released SatCLIP architecture
+(spherical harmonics with L = 10, a SIREN of 2 x 512, 256-dimensional
+embeddings). They are defined once, in :class:`LocationEncoderArgs`; each
+task's ``__init__`` lists them with these defaults (jsonargparse, hence
+``torchgeo fit``, builds its parser from the signatures) and builds its
+encoder with :meth:`LocationEncoderArgs.build`.
+"""
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ['pooled_feature_size']
+import torch
+
+from ..models import (
+    LocationEncoder,
+    LocationSource,
+    location_encoder_hyper_parameters,
+    satclip_location_encoder,
+)
+
+__all__ = [
+    'DEPRECATED_LOCATION_ARGS',
+    'LOCATION_DEFAULTS',
+    'LocationEncoderArgs',
+    'location_encoder_architecture',
+    'pooled_feature_size',
+    'resolve_deprecated_location_args',
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class LocationEncoderArgs:
+    """The location-encoder arguments of every task, with their defaults.
+
+    Attributes:
+        positional_encoding: positional encoding name (SatCLIP's ``le_type``:
+            ``'sphericalharmonics'``, ``'wrap'``, ``'spherec'``, ``'rff'``, ...).
+        location_network: network name (SatCLIP's ``pe_type``: ``'siren'``,
+            ``'fcnet'``, ``'mlp'``, ``'linear'``).
+        legendre_polys: spherical-harmonic degrees L (10 or 40 released).
+        embed_dim: size of the location embedding.
+        capacity: hidden width of the location network.
+        num_hidden_layers: hidden layers of the location network.
+        location_dropout: dropout of the location network in training.
+        positional_encoding_kwargs: further arguments of the positional
+            encoding (e.g. ``sigmas``/``encoded_size``/``seed`` for ``'rff'``,
+            ``frequency_num``/``min_radius``/``max_radius``).
+    """
+
+    positional_encoding: str = 'sphericalharmonics'
+    location_network: str = 'siren'
+    legendre_polys: int = 10
+    embed_dim: int = 256
+    capacity: int = 512
+    num_hidden_layers: int = 2
+    location_dropout: float = 0.5
+    positional_encoding_kwargs: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> 'LocationEncoderArgs':
+        """Read the arguments from a task's hyperparameters.
+
+        Args:
+            hparams: the task's ``hparams``.
+
+        Returns:
+            The arguments.
+        """
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: hparams[name] for name in names})
+
+    def build(
+        self, weights: LocationSource | None = None, dtype: torch.dtype = torch.float32
+    ) -> LocationEncoder:
+        """Build the encoder, or load it from *weights* (whose architecture wins).
+
+        Args:
+            weights: None for a new, randomly initialised encoder; else anything
+                :func:`~torchgeo_satclip.models.satclip_location_encoder`
+                accepts (a checkpoint path, a ``SatCLIPWeights`` member or name).
+            dtype: parameter and compute dtype.
+
+        Returns:
+            The location encoder.
+        """
+        if weights is not None:
+            return satclip_location_encoder(weights, dtype=dtype)
+        return satclip_location_encoder(
+            None,
+            dtype=dtype,
+            positional_encoding=self.positional_encoding,
+            network=self.location_network,
+            legendre_polys=self.legendre_polys,
+            embed_dim=self.embed_dim,
+            capacity=self.capacity,
+            num_hidden_layers=self.num_hidden_layers,
+            dropout=self.location_dropout,
+            **dict(self.positional_encoding_kwargs or {}),
+        )
+
+
+#: The defaults every task uses (the released SatCLIP architecture).
+LOCATION_DEFAULTS = LocationEncoderArgs()
+
+#: Old argument names of the location-aware tasks and their current names.
+DEPRECATED_LOCATION_ARGS: dict[str, str] = {
+    'location_embed_dim': 'embed_dim',
+    'location_capacity': 'capacity',
+    'location_layers': 'num_hidden_layers',
+}
+
+
+def resolve_deprecated_location_args(
+    embed_dim: int,
+    capacity: int,
+    num_hidden_layers: int,
+    *,
+    location_embed_dim: int | None,
+    location_capacity: int | None,
+    location_layers: int | None,
+) -> tuple[int, int, int]:
+    """Move values given under deprecated names onto the current names.
+
+    The location-aware tasks called three arguments ``location_embed_dim``,
+    ``location_capacity`` and ``location_layers``; every task now uses
+    SatCLIP's names (see :data:`DEPRECATED_LOCATION_ARGS`). An old name still
+    works, with a ``DeprecationWarning``.
+
+    Args:
+        embed_dim: the value of ``embed_dim``.
+        capacity: the value of ``capacity``.
+        num_hidden_layers: the value of ``num_hidden_layers``.
+        location_embed_dim: deprecated ``embed_dim`` (None: not given).
+        location_capacity: deprecated ``capacity`` (None: not given).
+        location_layers: deprecated ``num_hidden_layers`` (None: not given).
+
+    Returns:
+        ``(embed_dim, capacity, num_hidden_layers)``.
+
+    Raises:
+        ValueError: if an old and a new name are both given, with different
+            values.
+    """
+    current = {
+        'embed_dim': embed_dim,
+        'capacity': capacity,
+        'num_hidden_layers': num_hidden_layers,
+    }
+    deprecated = {
+        'location_embed_dim': location_embed_dim,
+        'location_capacity': location_capacity,
+        'location_layers': location_layers,
+    }
+    for old, value in deprecated.items():
+        if value is None:
+            continue
+        new = DEPRECATED_LOCATION_ARGS[old]
+        if current[new] not in (getattr(LOCATION_DEFAULTS, new), value):
+            raise ValueError(
+                f'{old} (deprecated) and {new} are both given, with different values'
+            )
+        warnings.warn(
+            f'{old} is deprecated; use {new} (the name every task uses)',
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        current[new] = value
+    return current['embed_dim'], current['capacity'], current['num_hidden_layers']
+
+
+def location_encoder_architecture(encoder: LocationEncoder) -> dict[str, Any]:
+    """The task arguments that rebuild *encoder*'s architecture.
+
+    Used to record the architecture of loaded weights in a task's
+    hyperparameters, so that its checkpoint rebuilds the same encoder.
+
+    Args:
+        encoder: a location encoder.
+
+    Returns:
+        ``positional_encoding``, ``location_network`` and ``embed_dim``, plus
+        ``legendre_polys``, ``capacity`` and ``num_hidden_layers`` where the
+        encoder has them.
+    """
+    hparams = location_encoder_hyper_parameters(encoder)
+    arch: dict[str, Any] = {
+        'positional_encoding': hparams['le_type'],
+        'location_network': hparams['pe_type'],
+    }
+    for key in ('embed_dim', 'legendre_polys', 'capacity', 'num_hidden_layers'):
+        if hparams[key] is not None:
+            arch[key] = int(hparams[key])
+    return arch
 
 
 def pooled_feature_size(model: Any) -> int:
