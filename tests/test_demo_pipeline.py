@@ -12,7 +12,8 @@ pytest.importorskip('sklearn')
 
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 from torchgeo_satclip.evaluation.probe import cross_validate, encode
-from torchgeo_satclip.evaluation.tasks import PointTask, koppen_zone
+from torchgeo_satclip.evaluation.tasks import PointTask
+from torchgeo_satclip.geo import koppen_zone
 
 CONFIG = Path(__file__).parents[1] / 'configs' / 'satclip_demo.yaml'
 

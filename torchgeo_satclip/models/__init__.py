@@ -1,6 +1,7 @@
 """SatCLIP location encoders: positional encodings, networks, weights."""
 
 from ..geo import validate_lonlat
+from .fusion import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
 from .location_encoder import LocationEncoder, build_location_encoder
 from .networks import (
     MLP,
@@ -51,9 +52,13 @@ __all__ = [
     'CheckpointError',
     'Direct',
     'FCNet',
+    'Fusion',
     'Grid',
     'LinearNet',
     'LocationEncoder',
+    'LocationFusionModel',
+    'LocationInput',
+    'LocationOnlyModel',
     'LocationSource',
     'RandomFourierFeatures',
     'SatCLIPWeights',

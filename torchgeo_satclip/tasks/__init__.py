@@ -1,19 +1,14 @@
-"""TorchGeo tasks: location-aware classification and regression.
+"""TorchGeo tasks: SatCLIP pretraining, location-aware and location-only tasks.
+
+The fusion models are re-exported from :mod:`torchgeo_satclip.models.fusion`.
 
 Use the full dotted paths in ``torchgeo fit`` YAML, for example
 ``class_path: torchgeo_satclip.tasks.LocationAwareClassificationTask``.
 """
 
-from .location_aware import (
-    Fusion,
-    LocationAwareClassificationTask,
-    LocationAwareRegressionTask,
-    LocationClassificationTask,
-    LocationFusionModel,
-    LocationInput,
-    LocationOnlyModel,
-    LocationRegressionTask,
-)
+from ..models import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
+from .location_aware import LocationAwareClassificationTask, LocationAwareRegressionTask
+from .location_only import LocationClassificationTask, LocationRegressionTask
 from .satclip import SatCLIPTask, export_official_checkpoint
 from .utils import LOCATION_DEFAULTS, LocationEncoderArgs
 

@@ -8,9 +8,13 @@ batch's location:
   image backbone (any timm model, TorchGeo weights as usual) + location
   encoder, fused by concatenation (default) or FiLM, then a linear head;
   ``forward(image, location)``.
-* :class:`LocationClassificationTask`, :class:`LocationRegressionTask`: no
+* :class:`~torchgeo_satclip.tasks.location_only.LocationClassificationTask`,
+  :class:`~torchgeo_satclip.tasks.location_only.LocationRegressionTask`: no
   image at all, for datasets of points with labels: location embedding, then
   an MLP head; ``forward(location)``.
+
+The models themselves (``nn.Module``, no Lightning) are in
+:mod:`torchgeo_satclip.models.fusion`.
 
 What a batch's location is, is declared by ``location_input``: ``'lonlat'``
 (the default) reads ``(B, 2)`` longitude/latitude in degrees from ``point``
@@ -32,7 +36,6 @@ version does (in every step on 0.8, at epoch end on 0.10) and draw TorchGeo's
 validation figures.
 """
 
-import enum
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -51,7 +54,11 @@ from .._compat import (
     classification_kwargs,
     regression_kwargs,
 )
-from ..models import LocationEncoder
+from ..models import (
+    LocationEncoder,
+    LocationFusionModel,
+    LocationInput,
+)
 from ..transforms.location import sample_lonlat
 from .utils import (
     LOCATION_DEFAULTS,
@@ -61,16 +68,7 @@ from .utils import (
     resolve_deprecated_location_args,
 )
 
-__all__ = [
-    'Fusion',
-    'LocationAwareClassificationTask',
-    'LocationAwareRegressionTask',
-    'LocationClassificationTask',
-    'LocationFusionModel',
-    'LocationInput',
-    'LocationOnlyModel',
-    'LocationRegressionTask',
-]
+__all__ = ['LocationAwareClassificationTask', 'LocationAwareRegressionTask']
 
 #: Hyperparameters that are not saved: objects, and the deprecated names.
 _IGNORE = (
@@ -80,206 +78,6 @@ _IGNORE = (
     'location_capacity',
     'location_layers',
 )
-
-
-class Fusion(enum.StrEnum):
-    """How image features and the location embedding are combined."""
-
-    #: ``head([image_features, location_embedding])``.
-    CONCAT = 'concat'
-    #: Feature-wise linear modulation: ``head(f * (1 + gamma(e)) + beta(e))``.
-    FILM = 'film'
-
-
-class LocationInput(enum.StrEnum):
-    """What the location given to a model is."""
-
-    #: ``(B, 2)`` longitude and latitude in degrees, embedded by the encoder.
-    LONLAT = 'lonlat'
-    #: ``(B, embed_dim)`` embeddings precomputed by the same (frozen) encoder.
-    EMBEDDING = 'embedding'
-
-
-class _Location(nn.Module):
-    """A location encoder, frozen (in eval mode, no gradients) or trainable."""
-
-    def __init__(
-        self,
-        encoder: LocationEncoder,
-        frozen: bool,
-        location_input: LocationInput | str = LocationInput.LONLAT,
-    ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.frozen = frozen
-        self.location_input = LocationInput(location_input)
-        if self.location_input is LocationInput.EMBEDDING and not frozen:
-            raise ValueError(
-                "location_input='embedding' needs a frozen location encoder "
-                '(freeze_location=True): precomputed embeddings cannot be fine-tuned'
-            )
-        if frozen:
-            self.encoder.eval()
-            for param in self.encoder.parameters():
-                param.requires_grad_(False)
-
-    @property
-    def embed_dim(self) -> int:
-        return self.encoder.embed_dim
-
-    def train(self, mode: bool = True) -> '_Location':
-        super().train(mode)
-        if self.frozen:
-            self.encoder.eval()
-        return self
-
-    def forward(self, location: Tensor) -> Tensor:
-        """Embed ``(B, 2)`` lon/lat, or check and pass on ``(B, D)`` embeddings.
-
-        Raises:
-            ValueError: if the tensor is not of the declared kind.
-        """
-        if self.location_input is LocationInput.EMBEDDING:
-            if location.ndim != 2 or location.shape[1] != self.embed_dim:
-                raise ValueError(
-                    f"location_input='embedding' expects (B, {self.embed_dim}) "
-                    f'embeddings, got shape {tuple(location.shape)}'
-                )
-            return location.float()
-        if location.ndim != 2 or location.shape[1] != 2:
-            raise ValueError(
-                "location_input='lonlat' expects (B, 2) longitude/latitude in "
-                f'degrees, got shape {tuple(location.shape)}; for precomputed '
-                "embeddings use location_input='embedding'"
-            )
-        if self.frozen:
-            with torch.no_grad():
-                frozen: Tensor = self.encoder(location).float()
-            return frozen
-        out: Tensor = self.encoder(location).float()
-        return out
-
-
-class LocationFusionModel(nn.Module):
-    """Image backbone features fused with a location embedding, then a head."""
-
-    def __init__(
-        self,
-        backbone: nn.Module,
-        num_features: int,
-        location_encoder: LocationEncoder,
-        num_outputs: int,
-        fusion: Fusion | str = Fusion.CONCAT,
-        freeze_location: bool = True,
-        location_input: LocationInput | str = LocationInput.LONLAT,
-    ) -> None:
-        """Initialise the model.
-
-        Args:
-            backbone: maps images to ``(B, num_features)`` pooled features.
-            num_features: size of the backbone's features.
-            location_encoder: maps ``(B, 2)`` lon/lat to embeddings.
-            num_outputs: size of the output.
-            fusion: 'concat' or 'film'.
-            freeze_location: keep the location encoder fixed.
-            location_input: 'lonlat' (``forward`` embeds lon/lat) or
-                'embedding' (``forward`` takes precomputed embeddings; needs
-                *freeze_location*).
-
-        Raises:
-            ValueError: if *location_input* is 'embedding' and the encoder is
-                not frozen.
-        """
-        super().__init__()
-        self.backbone = backbone
-        self.location = _Location(location_encoder, freeze_location, location_input)
-        self.fusion = Fusion(fusion)
-        dim = self.location.embed_dim
-        if self.fusion is Fusion.FILM:
-            self.film = nn.Linear(dim, 2 * num_features)
-            nn.init.zeros_(self.film.weight)  # start as the identity modulation
-            nn.init.zeros_(self.film.bias)
-            self.head = nn.Linear(num_features, num_outputs)
-        else:
-            self.head = nn.Linear(num_features + dim, num_outputs)
-
-    def forward(self, image: Tensor, location: Tensor) -> Tensor:
-        """Predict.
-
-        Args:
-            image: ``(B, C, H, W)`` images.
-            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
-                embeddings, as ``location_input`` says.
-
-        Returns:
-            ``(B, num_outputs)`` logits or values.
-
-        Raises:
-            ValueError: if *location* is not of the declared kind.
-        """
-        features = self.backbone(image)
-        embedding = self.location(location).to(features.dtype)
-        if self.fusion is Fusion.FILM:
-            gamma, beta = self.film(embedding).chunk(2, dim=1)
-            out: Tensor = self.head(features * (1 + gamma) + beta)
-            return out
-        out = self.head(torch.cat([features, embedding], dim=1))
-        return out
-
-
-class LocationOnlyModel(nn.Module):
-    """Location embedding, then an MLP head."""
-
-    def __init__(
-        self,
-        location_encoder: LocationEncoder,
-        num_outputs: int,
-        hidden: int = 64,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        freeze_location: bool = True,
-        location_input: LocationInput | str = LocationInput.LONLAT,
-    ) -> None:
-        """Initialise the model.
-
-        Args:
-            location_encoder: maps ``(B, 2)`` lon/lat to embeddings.
-            num_outputs: size of the output.
-            hidden: width of the head's hidden layers.
-            num_layers: hidden layers of the head (0: a linear head).
-            dropout: dropout after each hidden layer.
-            freeze_location: keep the location encoder fixed.
-            location_input: 'lonlat' or 'embedding' (see
-                :class:`LocationFusionModel`).
-
-        Raises:
-            ValueError: if *location_input* is 'embedding' and the encoder is
-                not frozen.
-        """
-        super().__init__()
-        self.location = _Location(location_encoder, freeze_location, location_input)
-        layers: list[nn.Module] = []
-        width = self.location.embed_dim
-        for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        layers.append(nn.Linear(width, num_outputs))
-        self.head = nn.Sequential(*layers)
-
-    def forward(self, location: Tensor) -> Tensor:
-        """Predict from ``(B, 2)`` lon/lat or ``(B, embed_dim)`` embeddings.
-
-        Args:
-            location: the locations, as ``location_input`` says.
-
-        Returns:
-            ``(B, num_outputs)``.
-
-        Raises:
-            ValueError: if *location* is not of the declared kind.
-        """
-        out: Tensor = self.head(self.location(location))
-        return out
 
 
 class _LocationSteps:
@@ -515,41 +313,6 @@ class _FusionTask(_LocationSteps):
         )
 
 
-class _LocationOnlyTask(_LocationSteps):
-    """Location encoder + MLP head; batches without images."""
-
-    _has_image = False
-
-    def forward(self, location: Tensor) -> Tensor:
-        """Predict from locations.
-
-        Args:
-            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
-                embeddings, as ``location_input`` says.
-
-        Returns:
-            ``(B, num_outputs)``.
-
-        Raises:
-            ValueError: if *location* is not of the declared kind.
-        """
-        out: Tensor = self.model(location)
-        return out
-
-    def _build_location_only(self, num_outputs: int) -> None:
-        """Set ``self.model``: the location encoder, then the MLP head."""
-        hp = self.hparams
-        self.model = LocationOnlyModel(
-            self._location_encoder(),
-            num_outputs,
-            hidden=hp['head_hidden'],
-            num_layers=hp['head_layers'],
-            dropout=hp['head_dropout'],
-            freeze_location=hp['freeze_location'],
-            location_input=hp['location_input'],
-        )
-
-
 class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type: ignore[misc]
     """Image classification with a SatCLIP location embedding fused in."""
 
@@ -772,205 +535,3 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
         """Build the backbone (TorchGeo's recipe), location encoder and head."""
         super().configure_models()
         self._configure_fusion()
-
-
-class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type: ignore[misc]
-    """Classification of points from their location embedding alone."""
-
-    ignore: Sequence[str] | str | None = _IGNORE
-    _classifies = True
-
-    def __init__(
-        self,
-        task: Literal['binary', 'multiclass', 'multilabel'] = 'multiclass',
-        num_classes: int | None = None,
-        num_labels: int | None = None,
-        loss: Literal['ce', 'bce', 'jaccard', 'focal'] = 'ce',
-        class_weights: Tensor | Sequence[float] | None = None,
-        lr: float = 1e-3,
-        patience: int = 10,
-        location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
-        location_network: str = LOCATION_DEFAULTS.location_network,
-        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
-        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
-        capacity: int = LOCATION_DEFAULTS.capacity,
-        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
-        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
-        positional_encoding_kwargs: dict[str, Any] | None = None,
-        freeze_location: bool = True,
-        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
-        head_hidden: int = 64,
-        head_layers: int = 2,
-        head_dropout: float = 0.0,
-        labels: list[str] | None = None,
-        ignore_index: int | None = None,
-        location_embed_dim: int | None = None,
-        location_capacity: int | None = None,
-        location_layers: int | None = None,
-    ) -> None:
-        """Initialise the task.
-
-        Args:
-            task: 'binary', 'multiclass' or 'multilabel'.
-            num_classes: classes (multiclass).
-            num_labels: labels (multilabel).
-            loss: 'ce', 'bce', 'jaccard' or 'focal'.
-            class_weights: class weights of the 'ce' loss.
-            lr: learning rate.
-            patience: patience of the learning-rate scheduler.
-            location_weights: location encoder checkpoint path or
-                ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
-            positional_encoding: positional encoding name of a built encoder
-                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
-            location_network: network name of a built encoder ('siren',
-                'fcnet', 'mlp', 'linear').
-            legendre_polys: spherical-harmonic degrees L of a built encoder.
-            embed_dim: embedding size of a built encoder.
-            capacity: hidden width of a built encoder's network.
-            num_hidden_layers: hidden layers of a built encoder's network.
-            location_dropout: dropout of a built encoder's network (applies
-                only when it is fine-tuned).
-            positional_encoding_kwargs: further arguments of the positional
-                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
-            freeze_location: keep the location encoder fixed.
-            location_input: what a batch's location is: 'lonlat' (``point``
-                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
-                (``location_embedding``, precomputed; needs
-                *freeze_location*).
-            head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
-            head_layers: hidden layers of the MLP head (0: linear probe).
-            head_dropout: dropout of the MLP head.
-            labels: class names (torchgeo >= 0.10 only).
-            ignore_index: class ignored by loss and metrics (torchgeo >= 0.10).
-            location_embed_dim: deprecated name of *embed_dim*.
-            location_capacity: deprecated name of *capacity*.
-            location_layers: deprecated name of *num_hidden_layers*.
-
-        Raises:
-            ValueError: on an invalid argument.
-        """
-        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
-            embed_dim,
-            capacity,
-            num_hidden_layers,
-            location_embed_dim=location_embed_dim,
-            location_capacity=location_capacity,
-            location_layers=location_layers,
-        )
-        self.location_weights = location_weights
-        super().__init__(
-            model='location-only',
-            weights=None,
-            task=task,
-            num_classes=num_classes,
-            num_labels=num_labels,
-            loss=loss,
-            class_weights=class_weights,
-            lr=lr,
-            patience=patience,
-            **classification_kwargs(labels, None, ignore_index),
-        )
-
-    def configure_models(self) -> None:
-        """Build the location encoder and the MLP head."""
-        hp = self.hparams
-        self._build_location_only(int(hp['num_classes'] or hp['num_labels'] or 1))
-
-
-class LocationRegressionTask(_LocationOnlyTask, RegressionTask):  # type: ignore[misc]
-    """Regression of point values from their location embedding alone."""
-
-    ignore: Sequence[str] | str | None = _IGNORE
-    _classifies = False
-
-    def __init__(
-        self,
-        num_outputs: int = 1,
-        loss: Literal['mse', 'mae'] = 'mse',
-        lr: float = 1e-3,
-        patience: int = 10,
-        location_weights: WeightsEnum | str | None = None,
-        positional_encoding: str = LOCATION_DEFAULTS.positional_encoding,
-        location_network: str = LOCATION_DEFAULTS.location_network,
-        legendre_polys: int = LOCATION_DEFAULTS.legendre_polys,
-        embed_dim: int = LOCATION_DEFAULTS.embed_dim,
-        capacity: int = LOCATION_DEFAULTS.capacity,
-        num_hidden_layers: int = LOCATION_DEFAULTS.num_hidden_layers,
-        location_dropout: float = LOCATION_DEFAULTS.location_dropout,
-        positional_encoding_kwargs: dict[str, Any] | None = None,
-        freeze_location: bool = True,
-        location_input: Literal['lonlat', 'embedding'] = 'lonlat',
-        head_hidden: int = 64,
-        head_layers: int = 2,
-        head_dropout: float = 0.0,
-        labels: list[str] | None = None,
-        location_embed_dim: int | None = None,
-        location_capacity: int | None = None,
-        location_layers: int | None = None,
-    ) -> None:
-        """Initialise the task.
-
-        Args:
-            num_outputs: regression outputs.
-            loss: 'mse' or 'mae'.
-            lr: learning rate.
-            patience: patience of the learning-rate scheduler.
-            location_weights: location encoder checkpoint path or
-                ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
-            positional_encoding: positional encoding name of a built encoder
-                ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
-            location_network: network name of a built encoder ('siren',
-                'fcnet', 'mlp', 'linear').
-            legendre_polys: spherical-harmonic degrees L of a built encoder.
-            embed_dim: embedding size of a built encoder.
-            capacity: hidden width of a built encoder's network.
-            num_hidden_layers: hidden layers of a built encoder's network.
-            location_dropout: dropout of a built encoder's network (applies
-                only when it is fine-tuned).
-            positional_encoding_kwargs: further arguments of the positional
-                encoding (e.g. ``sigmas`` and ``encoded_size`` of 'rff').
-            freeze_location: keep the location encoder fixed.
-            location_input: what a batch's location is: 'lonlat' (``point``
-                or ``lon``/``lat``, embedded by the encoder) or 'embedding'
-                (``location_embedding``, precomputed; needs
-                *freeze_location*).
-            head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
-            head_layers: hidden layers of the MLP head (0: linear probe).
-            head_dropout: dropout of the MLP head.
-            labels: output names (torchgeo >= 0.10 only).
-            location_embed_dim: deprecated name of *embed_dim*.
-            location_capacity: deprecated name of *capacity*.
-            location_layers: deprecated name of *num_hidden_layers*.
-
-        Raises:
-            ValueError: on an invalid argument.
-        """
-        embed_dim, capacity, num_hidden_layers = resolve_deprecated_location_args(
-            embed_dim,
-            capacity,
-            num_hidden_layers,
-            location_embed_dim=location_embed_dim,
-            location_capacity=location_capacity,
-            location_layers=location_layers,
-        )
-        self.location_weights = location_weights
-        super().__init__(
-            model='location-only',
-            weights=None,
-            num_outputs=num_outputs,
-            loss=loss,
-            lr=lr,
-            patience=patience,
-            **regression_kwargs(labels),
-        )
-
-    def configure_models(self) -> None:
-        """Build the location encoder and the MLP head."""
-        self._build_location_only(int(self.hparams['num_outputs']))

@@ -1,0 +1,225 @@
+"""Location-aware models: image features fused with a location embedding.
+
+The ``nn.Module`` side of the location-aware tasks
+(:mod:`torchgeo_satclip.tasks.location_aware`), usable without Lightning:
+
+* :class:`LocationFusionModel`: an image backbone's pooled features and a
+  location embedding, fused by concatenation or FiLM, then a linear head;
+  ``forward(image, location)``.
+* :class:`LocationOnlyModel`: a location embedding, then an MLP head;
+  ``forward(location)``.
+
+``location_input`` declares what ``location`` is: ``'lonlat'``, ``(B, 2)``
+longitude/latitude in degrees, embedded by the location encoder; or
+``'embedding'``, ``(B, embed_dim)`` precomputed embeddings. A tensor of the
+other kind is an error, never a guess.
+"""
+
+import enum
+
+import torch
+from torch import Tensor, nn
+
+from .location_encoder import LocationEncoder
+
+__all__ = ['Fusion', 'LocationFusionModel', 'LocationInput', 'LocationOnlyModel']
+
+
+class Fusion(enum.StrEnum):
+    """How image features and the location embedding are combined."""
+
+    #: ``head([image_features, location_embedding])``.
+    CONCAT = 'concat'
+    #: Feature-wise linear modulation: ``head(f * (1 + gamma(e)) + beta(e))``.
+    FILM = 'film'
+
+
+class LocationInput(enum.StrEnum):
+    """What the location given to a model is."""
+
+    #: ``(B, 2)`` longitude and latitude in degrees, embedded by the encoder.
+    LONLAT = 'lonlat'
+    #: ``(B, embed_dim)`` embeddings precomputed by the same (frozen) encoder.
+    EMBEDDING = 'embedding'
+
+
+class _Location(nn.Module):
+    """A location encoder, frozen (in eval mode, no gradients) or trainable."""
+
+    def __init__(
+        self,
+        encoder: LocationEncoder,
+        frozen: bool,
+        location_input: LocationInput | str = LocationInput.LONLAT,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.frozen = frozen
+        self.location_input = LocationInput(location_input)
+        if self.location_input is LocationInput.EMBEDDING and not frozen:
+            raise ValueError(
+                "location_input='embedding' needs a frozen location encoder "
+                '(freeze_location=True): precomputed embeddings cannot be fine-tuned'
+            )
+        if frozen:
+            self.encoder.eval()
+            for param in self.encoder.parameters():
+                param.requires_grad_(False)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def train(self, mode: bool = True) -> '_Location':
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
+    def forward(self, location: Tensor) -> Tensor:
+        """Embed ``(B, 2)`` lon/lat, or check and pass on ``(B, D)`` embeddings.
+
+        Raises:
+            ValueError: if the tensor is not of the declared kind.
+        """
+        if self.location_input is LocationInput.EMBEDDING:
+            if location.ndim != 2 or location.shape[1] != self.embed_dim:
+                raise ValueError(
+                    f"location_input='embedding' expects (B, {self.embed_dim}) "
+                    f'embeddings, got shape {tuple(location.shape)}'
+                )
+            return location.float()
+        if location.ndim != 2 or location.shape[1] != 2:
+            raise ValueError(
+                "location_input='lonlat' expects (B, 2) longitude/latitude in "
+                f'degrees, got shape {tuple(location.shape)}; for precomputed '
+                "embeddings use location_input='embedding'"
+            )
+        if self.frozen:
+            with torch.no_grad():
+                frozen: Tensor = self.encoder(location).float()
+            return frozen
+        out: Tensor = self.encoder(location).float()
+        return out
+
+
+class LocationFusionModel(nn.Module):
+    """Image backbone features fused with a location embedding, then a head."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        location_encoder: LocationEncoder,
+        num_outputs: int,
+        fusion: Fusion | str = Fusion.CONCAT,
+        freeze_location: bool = True,
+        location_input: LocationInput | str = LocationInput.LONLAT,
+    ) -> None:
+        """Initialise the model.
+
+        Args:
+            backbone: maps images to ``(B, num_features)`` pooled features.
+            num_features: size of the backbone's features.
+            location_encoder: maps ``(B, 2)`` lon/lat to embeddings.
+            num_outputs: size of the output.
+            fusion: 'concat' or 'film'.
+            freeze_location: keep the location encoder fixed.
+            location_input: 'lonlat' (``forward`` embeds lon/lat) or
+                'embedding' (``forward`` takes precomputed embeddings; needs
+                *freeze_location*).
+
+        Raises:
+            ValueError: if *location_input* is 'embedding' and the encoder is
+                not frozen.
+        """
+        super().__init__()
+        self.backbone = backbone
+        self.location = _Location(location_encoder, freeze_location, location_input)
+        self.fusion = Fusion(fusion)
+        dim = self.location.embed_dim
+        if self.fusion is Fusion.FILM:
+            self.film = nn.Linear(dim, 2 * num_features)
+            nn.init.zeros_(self.film.weight)  # start as the identity modulation
+            nn.init.zeros_(self.film.bias)
+            self.head = nn.Linear(num_features, num_outputs)
+        else:
+            self.head = nn.Linear(num_features + dim, num_outputs)
+
+    def forward(self, image: Tensor, location: Tensor) -> Tensor:
+        """Predict.
+
+        Args:
+            image: ``(B, C, H, W)`` images.
+            location: ``(B, 2)`` lon/lat in degrees, or ``(B, embed_dim)``
+                embeddings, as ``location_input`` says.
+
+        Returns:
+            ``(B, num_outputs)`` logits or values.
+
+        Raises:
+            ValueError: if *location* is not of the declared kind.
+        """
+        features = self.backbone(image)
+        embedding = self.location(location).to(features.dtype)
+        if self.fusion is Fusion.FILM:
+            gamma, beta = self.film(embedding).chunk(2, dim=1)
+            out: Tensor = self.head(features * (1 + gamma) + beta)
+            return out
+        out = self.head(torch.cat([features, embedding], dim=1))
+        return out
+
+
+class LocationOnlyModel(nn.Module):
+    """Location embedding, then an MLP head."""
+
+    def __init__(
+        self,
+        location_encoder: LocationEncoder,
+        num_outputs: int,
+        hidden: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        freeze_location: bool = True,
+        location_input: LocationInput | str = LocationInput.LONLAT,
+    ) -> None:
+        """Initialise the model.
+
+        Args:
+            location_encoder: maps ``(B, 2)`` lon/lat to embeddings.
+            num_outputs: size of the output.
+            hidden: width of the head's hidden layers.
+            num_layers: hidden layers of the head (0: a linear head).
+            dropout: dropout after each hidden layer.
+            freeze_location: keep the location encoder fixed.
+            location_input: 'lonlat' or 'embedding' (see
+                :class:`LocationFusionModel`).
+
+        Raises:
+            ValueError: if *location_input* is 'embedding' and the encoder is
+                not frozen.
+        """
+        super().__init__()
+        self.location = _Location(location_encoder, freeze_location, location_input)
+        layers: list[nn.Module] = []
+        width = self.location.embed_dim
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, num_outputs))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, location: Tensor) -> Tensor:
+        """Predict from ``(B, 2)`` lon/lat or ``(B, embed_dim)`` embeddings.
+
+        Args:
+            location: the locations, as ``location_input`` says.
+
+        Returns:
+            ``(B, num_outputs)``.
+
+        Raises:
+            ValueError: if *location* is not of the declared kind.
+        """
+        out: Tensor = self.head(self.location(location))
+        return out
