@@ -98,3 +98,11 @@ def test_user_csv_and_point_dataset(tmp_path: Path) -> None:
     sample = dataset[1]
     assert sample['point'].tolist() == [3.0, 4.0]
     assert int(sample['label']) == 1
+
+
+def test_sample_sphere_is_a_deprecated_alias() -> None:
+    from torchgeo_satclip.evaluation import sample_sphere
+
+    with pytest.deprecated_call(match='geo.sample_points'):
+        points = sample_sphere(50, 3)
+    np.testing.assert_array_equal(points, sample_points(50, 3, land=False))

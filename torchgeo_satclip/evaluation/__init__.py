@@ -15,7 +15,7 @@ from .probe import (
     write_results,
 )
 from .report import ProbeReport, probe_report
-from .tasks import BUILTIN_TASKS, PointTask, load_task, task_from_csv
+from .tasks import BUILTIN_TASKS, PointTask, load_task, sample_sphere, task_from_csv
 
 __all__ = [
     'ALPHAS',
@@ -37,6 +37,7 @@ __all__ = [
     'probe_report',
     'results_to_markdown',
     'run_probes',
+    'sample_sphere',
     'task_from_csv',
     'write_results',
 ]

@@ -17,6 +17,7 @@ Any CSV with longitude, latitude and target columns works too
 """
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +32,7 @@ __all__ = [
     'BUILTIN_TASKS',
     'PointTask',
     'load_task',
+    'sample_sphere',
     'task_from_csv',
 ]
 
@@ -155,6 +157,25 @@ def _stations(column: str, name: str) -> PointTask:
         task = task_from_csv(file, column, 'Lon', 'Lat', 'regression', name)
     task.source = 'Hooker et al. 2018 weather stations (SatCLIP air-temperature task)'
     return task
+
+
+def sample_sphere(num_points: int, seed: int = 0) -> np.ndarray:
+    """Deprecated: :func:`torchgeo_satclip.geo.sample_points` with ``land=False``.
+
+    Args:
+        num_points: how many.
+        seed: random seed.
+
+    Returns:
+        float64 ``(num_points, 2)`` (lon, lat) in degrees, uniform on the sphere.
+    """
+    warnings.warn(
+        'evaluation.sample_sphere is deprecated: use '
+        'torchgeo_satclip.geo.sample_points(num_points, seed, land=False)',
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return sample_points(num_points, seed, land=False)
 
 
 def _land_ocean(num_points: int, seed: int) -> PointTask:
