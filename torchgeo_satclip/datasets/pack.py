@@ -158,21 +158,8 @@ def pack_s2_100k(
     if num_workers < 0:
         raise ValueError(f'num_workers must be >= 0, not {num_workers}')
     root = Path(root)
-    index_path = root / 'index.csv'
-    if not index_path.is_file():
-        raise FileNotFoundError(f'{index_path} not found')
-    fns, _ = read_index(index_path)
+    fns = _listed_files(root)
     images = root / 'images'
-    present = set(os.listdir(images)) if images.is_dir() else set()
-    missing = [fn for fn in fns if fn not in present]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} files listed in {index_path} are missing from {images}: '
-            + ', '.join(missing[:5])
-        )
-    if not fns:
-        raise ValueError(f'{index_path} lists no files')
-
     out = root / PACKED_DIR
     if overwrite and out.exists():
         shutil.rmtree(out)
@@ -185,44 +172,18 @@ def pack_s2_100k(
         _shard_done(out, k, group) for k, group in enumerate(groups)
     ]
     resumed = sum(f is not None for f in fractions)
-
-    bar = tqdm(
+    done = sum(len(g) for g, f in zip(groups, fractions, strict=True) if f is not None)
+    with tqdm(
         total=len(fns),
-        initial=sum(
-            len(g) for g, f in zip(groups, fractions, strict=True) if f is not None
-        ),
+        initial=done,
         desc='packing S2-100K',
         unit='patch',
         disable=not progress,
-    )
-    pool = (
-        multiprocessing.get_context('spawn').Pool(num_workers)
-        if num_workers > 0
-        else None
-    )
-    try:
-        for k, group in enumerate(groups):
-            if fractions[k] is not None:
-                continue
-            paths = [images / fn for fn in group]
-            decoded: Iterator[tuple[NDArray[np.uint16], float]] = (
-                pool.imap(_decode, paths, chunksize=4) if pool else map(_decode, paths)
-            )
-            fractions[k] = _write_shard(
-                out, k, group, paths, decoded, (height, width), bar
-            )
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+    ) as bar:
+        _pack_shards(out, images, groups, fractions, (height, width), num_workers, bar)
 
     all_fractions = [f for shard in fractions if shard is not None for f in shard]
-    with atomic_path(out / 'files.csv') as tmp, open(tmp, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['fn', 'shard', 'row', 'nodata_fraction'])
-        for i, (fn, fraction) in enumerate(zip(fns, all_fractions, strict=True)):
-            writer.writerow([fn, i // shard_size, i % shard_size, f'{fraction:.6f}'])
+    _write_index(out, fns, all_fractions, shard_size)
     write_nodata_file(root / NODATA_FILE, fns, all_fractions)
     manifest = {
         'format': PACKED_FORMAT,
@@ -246,6 +207,66 @@ def pack_s2_100k(
             (out / _shard_name(k)).stat().st_size for k in range(len(groups))
         ),
     )
+
+
+def _listed_files(root: Path) -> list[str]:
+    """The files ``root/index.csv`` lists, all present in ``root/images``."""
+    index_path = root / 'index.csv'
+    if not index_path.is_file():
+        raise FileNotFoundError(f'{index_path} not found')
+    fns, _ = read_index(index_path)
+    images = root / 'images'
+    present = set(os.listdir(images)) if images.is_dir() else set()
+    missing = [fn for fn in fns if fn not in present]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} files listed in {index_path} are missing from {images}: '
+            + ', '.join(missing[:5])
+        )
+    if not fns:
+        raise ValueError(f'{index_path} lists no files')
+    return fns
+
+
+def _pack_shards(
+    out: Path,
+    images: Path,
+    groups: Sequence[Sequence[str]],
+    fractions: list[list[float] | None],
+    size: tuple[int, int],
+    num_workers: int,
+    bar: 'tqdm[object]',
+) -> None:
+    """Write the shards not done yet, filling in their ``fractions``."""
+    pool = (
+        multiprocessing.get_context('spawn').Pool(num_workers)
+        if num_workers > 0
+        else None
+    )
+    try:
+        for k, group in enumerate(groups):
+            if fractions[k] is not None:
+                continue
+            paths = [images / fn for fn in group]
+            decoded: Iterator[tuple[NDArray[np.uint16], float]] = (
+                pool.imap(_decode, paths, chunksize=4) if pool else map(_decode, paths)
+            )
+            fractions[k] = _write_shard(out, k, group, paths, decoded, size, bar)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _write_index(
+    out: Path, fns: Sequence[str], fractions: Sequence[float], shard_size: int
+) -> None:
+    """Write ``files.csv``: each file's shard, row and nodata fraction."""
+    with atomic_path(out / 'files.csv') as tmp, open(tmp, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['fn', 'shard', 'row', 'nodata_fraction'])
+        for i, (fn, fraction) in enumerate(zip(fns, fractions, strict=True)):
+            writer.writerow([fn, i // shard_size, i % shard_size, f'{fraction:.6f}'])
 
 
 def _write_shard(
