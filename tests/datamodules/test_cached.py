@@ -37,7 +37,7 @@ def frozen_task(**kwargs: Any) -> SatCLIPTask:
     )
 
 
-def cached(tmp_path: Path, task: SatCLIPTask, **kwargs: Any) -> CachedFeatureDataModule:
+def cache_args(tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         'batch_size': 3,
         'crop_size': None,
@@ -47,7 +47,13 @@ def cached(tmp_path: Path, task: SatCLIPTask, **kwargs: Any) -> CachedFeatureDat
         'root': str(DATA),
     }
     args.update(kwargs)
-    return CachedFeatureDataModule(feature_extractor=task.feature_extractor(), **args)
+    return args
+
+
+def cached(tmp_path: Path, task: SatCLIPTask, **kwargs: Any) -> CachedFeatureDataModule:
+    return CachedFeatureDataModule(
+        feature_extractor=task.feature_extractor(), **cache_args(tmp_path, **kwargs)
+    )
 
 
 @pytest.mark.parametrize(('dtype', 'tol'), [('float32', 1e-6), ('float16', 2e-3)])
@@ -192,14 +198,7 @@ def band_means(image: torch.Tensor) -> torch.Tensor:
 
 def test_plain_callable_extractor_without_lightning_module(tmp_path: Path) -> None:
     """The extractor is an explicit argument: a function works, no task needed."""
-    args: dict[str, Any] = {
-        'batch_size': 3,
-        'crop_size': None,
-        'jitter': 0.0,
-        'cache_dir': str(tmp_path / 'cache'),
-        'cache_dtype': 'float32',
-        'root': str(DATA),
-    }
+    args = cache_args(tmp_path)
     dm = CachedFeatureDataModule(
         feature_extractor=band_means, extractor_key='band-means', **args
     )
