@@ -328,6 +328,103 @@ def test_save_official_checkpoint_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(POINTS), encoder(POINTS), rtol=0, atol=0)
 
 
+#: Keys of the released checkpoints' hyper_parameters (spec section 4) and the
+#: three the official loader pops first.
+RELEASED_KEYS = {
+    'embed_dim',
+    'image_resolution',
+    'vision_layers',
+    'vision_width',
+    'vision_patch_size',
+    'in_channels',
+    'le_type',
+    'pe_type',
+    'frequency_num',
+    'max_radius',
+    'min_radius',
+    'legendre_polys',
+    'harmonics_calculation',
+    'sh_embedding_dims',
+    'learning_rate',
+    'weight_decay',
+    'num_hidden_layers',
+    'capacity',
+    'eval_downstream',
+    'air_temp_data_path',
+    'election_data_path',
+}
+
+
+@pytest.mark.parametrize(
+    ('architecture', 'radii'),
+    [
+        ({'legendre_polys': 6}, (16, 260, 1)),  # the released values, unused by SH
+        (
+            {
+                'positional_encoding': 'spherec',
+                'frequency_num': 4,
+                'min_radius': 2.0,
+                'max_radius': 90.0,
+            },
+            (4, 90.0, 2.0),
+        ),
+        ({'positional_encoding': 'direct'}, (16, 260, 1)),
+    ],
+    ids=['sh', 'spherec', 'direct'],
+)
+def test_save_official_checkpoint_writes_released_keys(
+    tmp_path: Path, architecture: dict[str, Any], radii: tuple[float, ...]
+) -> None:
+    torch.manual_seed(0)
+    encoder = build_location_encoder(capacity=16, embed_dim=8, **architecture).eval()
+    path = save_official_checkpoint(encoder, tmp_path / 'mine.ckpt')
+    hp = torch.load(path, weights_only=True)['hyper_parameters']
+    assert set(hp) == RELEASED_KEYS | {'location_only'}
+    assert hp['location_only'] is True
+    assert hp['vision_layers'] is None
+    assert (hp['frequency_num'], hp['max_radius'], hp['min_radius']) == radii
+    assert hp['harmonics_calculation'] == 'analytic'
+    assert (hp['capacity'], hp['embed_dim'], hp['num_hidden_layers']) == (16, 8, 2)
+    loaded = load_location_encoder(path)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(POINTS), encoder(POINTS), rtol=0, atol=0)
+
+
+def test_save_official_checkpoint_refuses_what_the_official_code_cannot_read(
+    tmp_path: Path,
+) -> None:
+    sh = build_location_encoder(legendre_polys=3, capacity=4, embed_dim=4)
+    cases: list[tuple[LocationEncoder, dict[str, Any], str]] = [
+        (
+            build_location_encoder('rff', 'siren', capacity=4, embed_dim=4),
+            {},
+            "'rff' is not one the official",
+        ),
+        (
+            build_location_encoder(network='mlp', capacity=4, embed_dim=4),
+            {},
+            "'mlp' has no counterpart",
+        ),
+        (
+            build_location_encoder(
+                legendre_polys=3, capacity=4, embed_dim=4, normalization='orthonormal'
+            ),
+            {},
+            "normalization='orthonormal'",
+        ),
+        (sh, {'positional_encoding_kwargs': {}}, 'not arguments of the official'),
+        (sh, {'legendre_polys': 10}, 'contradict the location encoder'),
+        (sh, {'vision_layers': 'resnet18'}, 'not an image encoder the official'),
+        (sh, {'vision_layers': 'moco_resnet18'}, 'needs the image encoder'),
+    ]
+    for encoder, hyper_parameters, message in cases:
+        with pytest.raises(ValueError, match=message):
+            save_official_checkpoint(
+                encoder, tmp_path / 'x.ckpt', hyper_parameters=hyper_parameters
+            )
+    assert not list(tmp_path.iterdir())
+
+
 def test_enum_members_and_meta() -> None:
     assert len(SatCLIPWeights) == 6
     for member in SatCLIPWeights:

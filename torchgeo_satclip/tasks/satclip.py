@@ -45,6 +45,7 @@ from ..models import (
     load_location_encoder,
     save_official_checkpoint,
 )
+from ..models.weights import OFFICIAL_VISION_LAYERS
 from ._clip import (
     clip_loss,
     gather_with_grad,
@@ -606,30 +607,44 @@ def _classifier_name(model: str) -> str:
 def export_official_checkpoint(
     task_or_ckpt: SatCLIPTask | str | os.PathLike[str],
     path: str | os.PathLike[str],
+    *,
+    location_only: bool = False,
 ) -> Path:
     """Write a SatCLIPTask in the layout of the released SatCLIP checkpoints.
 
-    The location network goes to ``model.location.nnet.*`` and ``model.nnet.*``
-    (float64), the image encoder to ``model.visual.*`` with the projection as
-    timm's classifier (``model.visual.fc.*`` for ResNets, ``model.visual.head.*``
+    The file opens in the official SatCLIP code (``satclip/load.py``'s
+    ``get_satclip``, strict loading), in RANGE's location-only loader and in
+    :func:`~torchgeo_satclip.models.load_location_encoder`. The location
+    network goes to ``model.location.nnet.*`` and ``model.nnet.*`` (float64),
+    the image encoder to ``model.visual.*`` with the projection as timm's
+    classifier (``model.visual.fc.*`` for ResNets, ``model.visual.head.*``
     for ViTs: SatCLIP's visual encoder is the timm model with
     ``num_classes=embed_dim``), the logit scale to ``model.logit_scale``, and
-    ``hyper_parameters`` uses the original's key names (``embed_dim``,
-    ``image_resolution``, ``vision_layers``, ``vision_width``,
-    ``vision_patch_size``, ``in_channels``, ``le_type``, ``pe_type``,
-    ``legendre_polys``, ``capacity``, ``num_hidden_layers``, ...).
+    ``hyper_parameters`` has every key of the released checkpoints (see
+    :func:`~torchgeo_satclip.models.save_official_checkpoint`), with the
+    image encoder under its official name: ``resnet18`` is
+    ``vision_layers='moco_resnet18'``, ``resnet50`` is ``'moco_resnet50'``,
+    ``vit_small_patch16_224`` is ``'moco_vit16'``, always with 13 input
+    channels; ``vision_width`` is the backbone's feature width.
 
     Args:
         task_or_ckpt: a task, or the path of a SatCLIPTask Lightning
             checkpoint (read with ``weights_only=True``; no timm model is
             built).
         path: destination file (written atomically).
+        location_only: write the location encoder alone (no ``model.visual.*``;
+            ``hyper_parameters['location_only']`` is True), for an image
+            encoder the official code cannot build. RANGE and
+            ``load_location_encoder`` read such a file; the official full
+            loader does not.
 
     Returns:
         The path written.
 
     Raises:
         CheckpointError: if a checkpoint file is not a SatCLIPTask checkpoint.
+        ValueError: if the official code cannot build the image encoder (and
+            ``location_only`` is False) or the location encoder.
     """
     if isinstance(task_or_ckpt, SatCLIPTask):
         state = {k: v.detach() for k, v in task_or_ckpt.state_dict().items()}
@@ -645,33 +660,58 @@ def export_official_checkpoint(
                 'or logit_scale)'
             )
         encoder = load_location_encoder(checkpoint)
-    model_name = str(hparams.get('model', 'resnet18'))
-    classifier = _classifier_name(model_name)
-    extra: dict[str, Tensor] = {
-        'model.visual.' + key[len('model.') :]: value.cpu()
-        for key, value in state.items()
-        if key.startswith('model.')
-    }
-    extra[f'model.visual.{classifier}.weight'] = state['projection.weight'].cpu()
-    extra[f'model.visual.{classifier}.bias'] = state['projection.bias'].cpu()
-    extra['model.logit_scale'] = state['logit_scale'].cpu()
-    patch = re.search(r'patch(\d+)', model_name)
     official: dict[str, Any] = {
-        'embed_dim': encoder.embed_dim,
         'image_resolution': hparams.get('image_resolution', 224),
-        'vision_layers': model_name,
-        'vision_width': int(state['projection.weight'].shape[1]),
-        'vision_patch_size': int(patch.group(1)) if patch else None,
         'in_channels': hparams.get('in_channels', 13),
         'learning_rate': hparams.get('lr', 1e-4),
         'weight_decay': hparams.get('weight_decay', 0.01),
     }
-    posenc_kwargs = dict(hparams.get('positional_encoding_kwargs') or {})
-    if posenc_kwargs:  # not an official key: lets load_location_encoder rebuild it
-        official['positional_encoding_kwargs'] = posenc_kwargs
-    legendre_polys = location_encoder_architecture(encoder).get('legendre_polys')
-    if legendre_polys is not None:
-        official['sh_embedding_dims'] = int(legendre_polys) ** 2
+    extra: dict[str, Tensor] = {'model.logit_scale': state['logit_scale'].cpu()}
+    if not location_only:
+        model_name = str(hparams.get('model', 'resnet18'))
+        official.update(_official_image_hyper_parameters(model_name, official, state))
+        extra.update(_official_image_state(model_name, state))
     return save_official_checkpoint(
         encoder, path, hyper_parameters=official, extra_state=extra
     )
+
+
+#: Input channels of every image encoder the official code builds.
+_OFFICIAL_IN_CHANNELS = 13
+
+
+def _official_image_hyper_parameters(
+    model_name: str, official: Mapping[str, Any], state: Mapping[str, Tensor]
+) -> dict[str, Any]:
+    """``vision_layers``, ``vision_width`` and ``vision_patch_size`` of the image encoder."""
+    vision_layers = OFFICIAL_VISION_LAYERS.get(model_name)
+    if vision_layers is None or official['in_channels'] != _OFFICIAL_IN_CHANNELS:
+        known = ', '.join(f'{k} ({v})' for k, v in OFFICIAL_VISION_LAYERS.items())
+        raise ValueError(
+            f'the official SatCLIP code cannot build the image encoder {model_name!r} '
+            f'with {official["in_channels"]} input channels: it builds only {known}, '
+            f'with {_OFFICIAL_IN_CHANNELS} channels. Pass location_only=True to '
+            'export the location encoder alone (RANGE and load_location_encoder '
+            'read it; the official full loader does not)'
+        )
+    patch = re.search(r'patch(\d+)', model_name)
+    return {
+        'vision_layers': vision_layers,
+        'vision_width': int(state['projection.weight'].shape[1]),
+        'vision_patch_size': int(patch.group(1)) if patch else None,
+    }
+
+
+def _official_image_state(
+    model_name: str, state: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """The image encoder as ``model.visual.*``, the projection as timm's classifier."""
+    classifier = _classifier_name(model_name)
+    visual = {
+        'model.visual.' + key[len('model.') :]: value.cpu()
+        for key, value in state.items()
+        if key.startswith('model.')
+    }
+    visual[f'model.visual.{classifier}.weight'] = state['projection.weight'].cpu()
+    visual[f'model.visual.{classifier}.bias'] = state['projection.bias'].cpu()
+    return visual
