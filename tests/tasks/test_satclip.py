@@ -569,7 +569,7 @@ def test_export_official_checkpoint(tmp_path: Path) -> None:
         assert hparams['pe_type'] == 'siren'
         assert hparams['legendre_polys'] == 4
         assert hparams['embed_dim'] == 8
-        assert hparams['vision_layers'] == 'resnet18'
+        assert hparams['vision_layers'] == 'moco_resnet18'
         assert hparams['in_channels'] == 13
         assert hparams['learning_rate'] == 1e-4
         encoder = load_location_encoder(out, dtype=torch.float32)
