@@ -248,3 +248,38 @@ def test_nearest_neighbours(named_points: Path, tmp_path: Path) -> None:
     found = nearest_neighbours(encoder, unnamed, 'x', 'y')
     assert found is not None
     assert [(n.name, n.nearest) for n in found] == [('0', '1'), ('1', '0')]
+
+
+def test_bad_parquet_row_in_a_later_batch(tmp_path: Path) -> None:
+    parquet = tmp_path / 'bad.parquet'
+    lon = [0.0] * 7
+    lon[5] = 180.0001  # row 6, in the second batch of 3
+    pq.write_table(pa.table({'lon': lon, 'lat': [0.0] * 7}), parquet)
+    with pytest.raises(InputError, match=r'bad\.parquet, row 6: longitude 180\.0001'):
+        list(read_points(parquet, batch_size=3))
+
+
+@pytest.mark.parametrize('suffix', ['.csv', '.parquet'])
+def test_columns_on_and_past_the_limits(tmp_path: Path, suffix: str) -> None:
+    limits = [(180.0, 90.0), (-180.0, -90.0), (-180.0, 90.0), (180.0, -90.0)]
+
+    def write(name: str, points: list[tuple[float, float]]) -> Path:
+        path = tmp_path / f'{name}{suffix}'
+        if suffix == '.csv':
+            return write_csv(path, [f'{i},{x},{y}' for i, (x, y) in enumerate(points)])
+        xs, ys = zip(*points, strict=True)
+        pq.write_table(pa.table({'id': range(len(points)), 'lon': xs, 'lat': ys}), path)
+        return path
+
+    read = np.concatenate([b.lonlat for b in read_points(write('ok', limits))])
+    np.testing.assert_array_equal(read, limits)
+    where = 'line 4' if suffix == '.csv' else 'row 3'
+    for point, match in [
+        ((0.0, 90.0001), 'latitude 90.0001'),
+        ((0.0, -90.0001), 'latitude -90.0001'),
+        ((180.0001, 0.0), 'longitude 180.0001'),
+        ((-180.0001, 0.0), 'longitude -180.0001'),
+    ]:
+        path = write('bad', [*limits[:2], point])
+        with pytest.raises(InputError, match=rf'{where}: {match} in column'):
+            list(read_points(path))

@@ -46,6 +46,12 @@ def test_covering_keeps_least_cloudy_covering_items_first() -> None:
     assert [i.id for i in kept] == ['clear', 'no-geometry', 'a', 'b']
 
 
+def test_cloud_maximum_is_strict() -> None:
+    # "below the cloud maximum": an item exactly at it is not kept
+    items = [item('at', 20.0), item('below', 19.999)]
+    assert [i.id for i in _covering(items, 1.0, 1.0, max_cloud_cover=20.0)] == ['below']
+
+
 def test_signed_signs_a_copy() -> None:
     original = item('x', 1.0)
 

@@ -66,6 +66,22 @@ class TestSplit:
         with pytest.raises(ValueError, match='too few'):
             split_indices(['a'], 0.1, 0)
 
+    def test_limits(self) -> None:
+        keys = [f'patch_{i}.tif' for i in range(10)]
+        # 0 is allowed: no validation set
+        assert split_indices(keys, 0.0, seed=0) == (list(range(10)), [])
+        # a positive fraction rounding to 0 still gives one validation sample
+        train, val = split_indices(keys, 0.01, seed=0)
+        assert (len(train), len(val)) == (9, 1)
+        # 0.94 of 10 rounds to 9: one sample left to train on
+        assert len(split_indices(keys, 0.94, seed=0)[0]) == 1
+        # 0.95 of 10 rounds to 10: nothing to train on
+        with pytest.raises(ValueError, match='too few'):
+            split_indices(keys, 0.95, seed=0)
+        for bad in (-0.01, 1.0):
+            with pytest.raises(ValueError, match='val_split_pct'):
+                split_indices(keys, bad, seed=0)
+
     def test_datamodule_split(self) -> None:
         def val_files(seed: int) -> list[str]:
             dm = S2100KDataModule(

@@ -14,6 +14,7 @@ from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
 
 import torchgeo_satclip.datasets.s2_100k
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.datasets.s2_100k_files import nodata_fraction
 
 matplotlib.use('agg')
 
@@ -272,6 +273,62 @@ class TestS2100K:
         )
         with pytest.raises(ValueError, match='max_nodata_fraction'):
             S2100K(fake_root, max_nodata_fraction=1.0)
+
+    def test_nodata_is_zero_in_every_band(self, fake_root: Path) -> None:
+        # patch 5: 0 in every band but B01 everywhere (not nodata), and 0 in
+        # all 12 bands in its first row (nodata).
+        path = fake_root / 'images' / 'patch_5.tif'
+        with rasterio.open(path) as src:
+            profile, image = src.profile, src.read()
+        image[1:] = 0
+        image[:, 0] = 0
+        with rasterio.open(path, 'w', **profile) as dst:
+            dst.write(image)
+        fraction = 1 / image.shape[1]
+        assert nodata_fraction(image) == pytest.approx(fraction)
+        kept = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=fraction)
+        assert kept.excluded == ['patch_3.tif']
+        (fake_root / 'nodata.csv').unlink()
+        dropped = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.0)
+        assert dropped.excluded == ['patch_3.tif', 'patch_5.tif']
+
+    def test_nodata_threshold_is_inclusive(self, fake_root: Path) -> None:
+        (fake_root / 'nodata.csv').write_text(
+            'fn,nodata_fraction\n'
+            + ''.join(f'patch_{i}.tif,{i / 10}\n' for i in range(8))
+        )
+        # at most max_nodata_fraction is kept: 0.4 of patch 4 is not excluded
+        ds = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.4)
+        assert ds.excluded == ['patch_5.tif', 'patch_6.tif', 'patch_7.tif']
+        # 0 excludes every patch with any nodata; just below 0 and 1 are refused
+        ds = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.0)
+        assert ds.num_excluded == 7
+        for bad in (-1e-9, 1.0):
+            with pytest.raises(ValueError, match='max_nodata_fraction'):
+                S2100K(fake_root, max_nodata_fraction=bad)
+
+    @pytest.mark.parametrize(
+        ('lon', 'lat', 'match'),
+        [
+            (180.0, 90.0, None),
+            (-180.0, -90.0, None),
+            (180.0001, 0.0, 'longitude 180.0001'),
+            (0.0, -90.0001, 'latitude -90.0001'),
+        ],
+    )
+    def test_index_limits(
+        self, fake_root: Path, lon: float, lat: float, match: str | None
+    ) -> None:
+        index = fake_root / 'index.csv'
+        lines = index.read_text().splitlines()
+        lines[3] = f'patch_2.tif,{lon},{lat}'
+        index.write_text('\n'.join(lines) + '\n')
+        if match is None:
+            point = S2100K(fake_root, mode='points')[2]['point']
+            assert point.tolist() == [lon, lat]
+        else:
+            with pytest.raises(ValueError, match=rf'index\.csv, line 4: {match}'):
+                S2100K(fake_root)
 
     def test_plot(self, fake_root: Path) -> None:
         ds = S2100K(fake_root)

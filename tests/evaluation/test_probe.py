@@ -48,6 +48,19 @@ def test_folds() -> None:
         list(fold_indices(lonlat[:3], 5))
 
 
+def test_fold_limits() -> None:
+    lonlat = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 40.0]])
+    # as many points as folds: one test point per fold
+    folds = list(fold_indices(lonlat, 3, 'random'))
+    assert sorted(int(test[0]) for _, test in folds) == [0, 1, 2]
+    # 30-degree blocks (column, row) (6, 3), (7, 3) and (6, 4): three blocks
+    # (a key adding column and row would merge the last two), one per fold
+    folds = list(fold_indices(lonlat, 3, 'spatial', 30.0))
+    assert sorted(int(test[0]) for _, test in folds) == [0, 1, 2]
+    with pytest.raises(ValueError, match='2 blocks'):
+        list(fold_indices(lonlat[:2], 3, 'spatial', 30.0))
+
+
 @pytest.mark.parametrize('split', ['random', 'spatial'])
 def test_sh_beats_raw_on_air_temperature(split: str) -> None:
     task = load_task('air_temperature')

@@ -188,3 +188,17 @@ def test_gradients_flow_to_input_and_weights() -> None:
     assert lonlat.grad is not None
     assert torch.isfinite(lonlat.grad).all()
     assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_half_precision_network_computes_coordinates_in_float32() -> None:
+    # bfloat16 holds 100.0 and 100.1 as the same number (its spacing there is
+    # 0.5): a bfloat16 encoder must compute the harmonics before casting, or
+    # two points 11 km apart get the same embedding.
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=10).to(torch.bfloat16).eval()
+    lonlat = torch.tensor([[100.0, 40.0], [100.1, 40.1]])
+    assert torch.equal(lonlat.to(torch.bfloat16)[0], lonlat.to(torch.bfloat16)[1])
+    with torch.no_grad():
+        embedding = encoder(lonlat)
+    assert embedding.dtype == torch.bfloat16
+    assert not torch.equal(embedding[0], embedding[1])

@@ -12,10 +12,11 @@ The recipe of S2-100K, for any number of points, region and dates:
    bands resampled to the 10 m grid), never a whole scene; the window is
    shifted inside the scene when the point is near its edge, so the centre of
    the patch can be up to half a patch from the point (:mod:`.reading`);
-4. reject the patch when more than 10 % of it is nodata (0 in every band),
-   else write ``images/patch_<k>.tif`` (12 bands uint16, LZW, CRS and
-   transform of the scene) and its row ``patch_<k>.tif, lon, lat`` (the
-   patch centroid) in ``index.csv``.
+4. reject the patch when more than 10 % of it is nodata (0 in every band
+   in L2A, so decided from B02 before the other bands are read), else write
+   ``images/patch_<k>.tif`` (12 bands uint16, LZW, CRS and transform of the
+   scene) and its row ``patch_<k>.tif, lon, lat`` (the patch centroid) in
+   ``index.csv``.
 
 Samples run concurrently on a thread pool. Transient errors (HTTP 408, 429,
 5xx, time-outs, broken connections, failed reads) are retried with

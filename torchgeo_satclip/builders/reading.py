@@ -32,7 +32,7 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
-from ..datasets.s2_100k_files import ALL_BANDS, nodata_fraction
+from ..datasets.s2_100k_files import ALL_BANDS
 
 __all__: list[str] = []
 
@@ -294,8 +294,14 @@ def _read_patch(
         gdal_env: GDAL configuration options.
 
     Returns:
-        ``(image, crs, transform)``, or None if the patch has too much
-        nodata.
+        ``(image, crs, transform)``, or None if more than
+        *max_nodata_fraction* of the patch is nodata. Sentinel-2 L2A nodata is
+        0 in every band at once, so the grid band (B02, read first) decides
+        alone, before the other 11 bands are read: a rejected patch costs one
+        read. Zeros in other bands never reject a patch; zeros in B02 alone
+        do. A written patch therefore never has more nodata (0 in every band,
+        as :class:`~torchgeo_satclip.datasets.S2100K` measures it) than
+        *max_nodata_fraction*.
 
     Raises:
         _Rejected: if the item lacks a band or its scene is unusable.
@@ -308,7 +314,8 @@ def _read_patch(
             window = _grid_window(src, lon, lat, size)
             grid, crs = src.transform, src.crs
             bands[_GRID_BAND] = src.read(1, window=window)
-        # Cheap early rejection: L2A nodata is 0 in every band at once.
+        # The one nodata check (see Returns): L2A nodata is 0 in every band
+        # at once, so B02 decides before the other bands are read.
         if np.mean(bands[_GRID_BAND] == 0) > max_nodata_fraction:
             return None
         left, bottom, right, top = window_bounds(window, grid)
@@ -326,6 +333,4 @@ def _read_patch(
                     resampling=resampling,
                 )
     image = np.stack([bands[band] for band in ALL_BANDS]).astype(np.uint16)
-    if nodata_fraction(image) > max_nodata_fraction:
-        return None
     return image, crs, window_transform(window, grid)

@@ -1,0 +1,140 @@
+"""Retrieval metrics on matrices whose two directions disagree.
+
+A permutation matrix retrieves the same pairs in both directions and along
+both axes, so it cannot tell image-to-location from location-to-image, nor a
+top-k along the rows from one down the columns. Every matrix here is
+many-to-one or otherwise non-symmetric, and every expected figure is worked
+out by hand in the comments.
+"""
+
+import math
+
+import pytest
+import torch
+
+from torchgeo_satclip.geo import EARTH_RADIUS_KM
+from torchgeo_satclip.tasks._clip import ClipOutput, clip_loss, retrieval_metrics
+
+KM_PER_DEGREE = math.pi / 180 * EARTH_RADIUS_KM  # along the equator
+
+
+def equator(*longitudes: float) -> torch.Tensor:
+    """Points on the equator: their distances are |dlon| degrees of arc."""
+    return torch.tensor([[lon, 0.0] for lon in longitudes], dtype=torch.float64)
+
+
+def ranked(*orders: list[int]) -> torch.Tensor:
+    """Logits whose row i ranks the columns in ``orders[i]``, best first."""
+    n = len(orders[0])
+    logits = torch.zeros(len(orders), n)
+    for row, order in enumerate(orders):
+        for rank, column in enumerate(order):
+            logits[row, column] = float(n - rank)
+    return logits
+
+
+def check(metrics: dict[str, torch.Tensor], expected: dict[str, float]) -> None:
+    assert set(metrics) == set(expected)
+    for name, value in expected.items():
+        assert metrics[name].item() == pytest.approx(value, rel=1e-6), name
+
+
+def test_many_to_one_through_clip_loss() -> None:
+    # Image i is e_0 + e_i / 2: every image is closest to location 0 (cosine
+    # 1 / sqrt(1.25) against 0.5 / sqrt(1.25) for its own), while location i
+    # (e_i) is closest to image i. Image-to-location: only image 0 retrieves
+    # its own location first, every other one retrieves it second.
+    locations = torch.eye(7)
+    images = locations[0] + locations / 2
+    out = clip_loss(images, locations, torch.tensor(math.log(10.0)))
+    assert not torch.allclose(out.logits_image, out.logits_image.T)
+    lonlat = equator(0, 1, 2, 3, 10, 20, 40)
+    # Every image retrieves the location at longitude 0: the distances are
+    # 0, 1, 2, 3, 10, 20 and 40 degrees, whose median is 3 (the mean is 76/7).
+    check(
+        retrieval_metrics(out, lonlat),
+        {
+            'i2l_top1': 1 / 7,
+            'i2l_top5': 1.0,
+            'l2i_top1': 1.0,
+            'l2i_top5': 1.0,
+            'median_km': 3 * KM_PER_DEGREE,
+        },
+    )
+
+
+def test_each_direction_from_its_own_logits() -> None:
+    logits_image = ranked(  # image i against the 7 locations
+        [0, 1, 2, 3, 4, 5, 6],  # top 1 hit
+        [0, 2, 3, 4, 5, 6, 1],  # own last: top 5 miss
+        [0, 1, 3, 4, 5, 2, 6],  # own 6th: top 5 miss
+        [0, 3, 1, 2, 4, 5, 6],  # own 2nd: top 5 hit
+        [0, 4, 1, 2, 3, 5, 6],  # own 2nd
+        [0, 1, 2, 3, 5, 4, 6],  # own 5th: top 5 hit
+        [0, 6, 1, 2, 3, 4, 5],  # own 2nd
+    )
+    logits_location = ranked(  # location i against the 7 images
+        [0, 1, 2, 3, 4, 5, 6],  # top 1 hit
+        [1, 0, 2, 3, 4, 5, 6],  # top 1 hit
+        [2, 0, 1, 3, 4, 5, 6],  # top 1 hit
+        [6, 0, 1, 2, 4, 5, 3],  # own last
+        [6, 0, 1, 2, 3, 4, 5],  # own 6th
+        [6, 0, 1, 2, 3, 4, 5],  # own last
+        [5, 6, 0, 1, 2, 3, 4],  # own 2nd: top 5 hit
+    )
+    out = ClipOutput(torch.tensor(0.0), logits_image, logits_location, 0)
+    # i2l retrieves location 0 for every image: distances 0, 1, 2, 3, 10, 20,
+    # 40 degrees, median 3.
+    check(
+        retrieval_metrics(out, equator(0, 1, 2, 3, 10, 20, 40)),
+        {
+            'i2l_top1': 1 / 7,
+            'i2l_top5': 5 / 7,
+            'l2i_top1': 3 / 7,
+            'l2i_top5': 4 / 7,
+            'median_km': 3 * KM_PER_DEGREE,
+        },
+    )
+
+
+def test_gathered_rows_use_the_offset_and_all_lonlat() -> None:
+    # Rank 1 of 2 with 3 samples each: local rows are samples 3, 4 and 5 of
+    # the 6 gathered ones, so their targets are columns 3, 4 and 5.
+    logits_image = ranked(
+        [3, 0, 1, 2, 4, 5],  # image 3: hit; retrieves sample 3
+        [0, 1, 2, 3, 5, 4],  # image 4: own last; retrieves sample 0
+        [1, 5, 0, 2, 3, 4],  # image 5: own 2nd; retrieves sample 1
+    )
+    logits_location = ranked(
+        [0, 1, 2, 4, 5, 3],  # location 3: own last
+        [4, 0, 1, 2, 3, 5],  # location 4: hit
+        [5, 0, 1, 2, 3, 4],  # location 5: hit
+    )
+    out = ClipOutput(torch.tensor(0.0), logits_image, logits_location, 3)
+    all_lonlat = equator(0, 1, 2, 3, 10, 20)
+    # Samples at longitudes 3, 10 and 20 retrieve longitudes 3, 0 and 1:
+    # 0, 10 and 19 degrees, median 10.
+    check(
+        retrieval_metrics(out, all_lonlat[3:], all_lonlat),
+        {
+            'i2l_top1': 1 / 3,
+            'i2l_top5': 2 / 3,
+            'l2i_top1': 2 / 3,
+            'l2i_top5': 2 / 3,
+            'median_km': 10 * KM_PER_DEGREE,
+        },
+    )
+
+
+def test_small_batch_top5_is_top_n() -> None:
+    # Three candidates: every match is within the top 5 (= top 3), but only
+    # one row in each direction finds its own first.
+    logits_image = ranked([0, 1, 2], [0, 2, 1], [0, 1, 2])
+    logits_location = ranked([1, 0, 2], [1, 0, 2], [1, 0, 2])
+    out = ClipOutput(torch.tensor(0.0), logits_image, logits_location, 0)
+    metrics = retrieval_metrics(out, equator(0, 5, 10))
+    assert metrics['i2l_top1'].item() == pytest.approx(1 / 3)
+    assert metrics['l2i_top1'].item() == pytest.approx(1 / 3)
+    assert metrics['i2l_top5'].item() == metrics['l2i_top5'].item() == 1.0
+    # retrieved: 0, 0, 0: distances 0, 5 and 10 degrees
+    assert metrics['median_km'].item() == pytest.approx(5 * KM_PER_DEGREE)
