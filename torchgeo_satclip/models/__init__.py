@@ -33,14 +33,19 @@ from .positional import (
 from .spherical_harmonics import SphericalHarmonics, spherical_harmonics
 from .weights import (
     CheckpointError,
+    ChecksumError,
+    DownloadError,
     LocationSource,
     SatCLIPWeights,
     download_checkpoint,
+    expected_sha256,
     list_weights,
     load_location_encoder,
     location_encoder_hyper_parameters,
     satclip_location_encoder,
     save_official_checkpoint,
+    sha256sum,
+    weights_table,
 )
 
 __all__ = [
@@ -50,7 +55,9 @@ __all__ = [
     'POSITIONAL_ENCODINGS',
     'Cartesian3D',
     'CheckpointError',
+    'ChecksumError',
     'Direct',
+    'DownloadError',
     'FCNet',
     'Fusion',
     'Grid',
@@ -74,6 +81,7 @@ __all__ = [
     'build_location_encoder',
     'download_checkpoint',
     'equal_earth_projection',
+    'expected_sha256',
     'get_network',
     'get_positional_encoding',
     'list_networks',
@@ -83,6 +91,8 @@ __all__ = [
     'location_encoder_hyper_parameters',
     'satclip_location_encoder',
     'save_official_checkpoint',
+    'sha256sum',
     'spherical_harmonics',
     'validate_lonlat',
+    'weights_table',
 ]

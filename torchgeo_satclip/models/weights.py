@@ -15,10 +15,13 @@ whose pickle would run code is refused. Only the location encoder is built;
 no image encoder, no network access for a local path.
 """
 
+import hashlib
 import inspect
 import math
 import os
 import pickle
+import re
+import urllib.error
 import zipfile
 from collections.abc import Mapping
 from enum import Enum
@@ -37,14 +40,19 @@ from .positional import POSITIONAL_ENCODINGS
 __all__ = [
     'OFFICIAL_VISION_LAYERS',
     'CheckpointError',
+    'ChecksumError',
+    'DownloadError',
     'LocationSource',
     'SatCLIPWeights',
     'download_checkpoint',
+    'expected_sha256',
     'list_weights',
     'load_location_encoder',
     'location_encoder_hyper_parameters',
     'satclip_location_encoder',
     'save_official_checkpoint',
+    'sha256sum',
+    'weights_table',
 ]
 
 _PUBLICATION = 'https://doi.org/10.1609/aaai.v39i4.32457'
@@ -77,6 +85,8 @@ def _meta(image_encoder: str, timm_name: str, legendre_polys: int) -> dict[str, 
         'capacity': 512,
         'embed_dim': 256,
         'num_hidden_layers': 2,
+        # sha256 of the checkpoint file; None while unknown (not verified)
+        'sha256': None,
     }
 
 
@@ -92,6 +102,11 @@ class SatCLIPWeights(WeightsEnum):  # type: ignore[misc]
     location encoder's architecture (``legendre_polys``, ``capacity``,
     ``embed_dim``, ``num_hidden_layers``) and the image encoder it was trained
     with (``timm_model``).
+
+    As TorchGeo's ``WeightsEnum`` members, a member gives the state dict of
+    its model with :meth:`get_state_dict`, which loads into
+    ``satclip_location_encoder(**architecture)``, and the model itself comes
+    from ``satclip_location_encoder(weights=SatCLIPWeights.SATCLIP_...)``.
 
     If you use these weights, please cite https://doi.org/10.1609/aaai.v39i4.32457.
     """
@@ -127,9 +142,132 @@ class SatCLIPWeights(WeightsEnum):  # type: ignore[misc]
         meta=_meta('vit16', 'vit_small_patch16_224', 40),
     )
 
+    def get_state_dict(
+        self,
+        progress: bool = True,
+        model_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The location encoder's state dict, as torchvision's ``Weights``.
+
+        The checkpoint is downloaded (once, verified against
+        ``meta['sha256']`` when known) and its location encoder is returned
+        as a state dict that loads into
+        ``satclip_location_encoder(**self.architecture())``.
+
+        Args:
+            progress: show a progress bar while downloading.
+            model_dir: where checkpoints are cached (default:
+                ``<torch hub dir>/checkpoints``).
+            **kwargs: accepted for torchvision compatibility
+                (``check_hash``, ``map_location``, ``weights_only``) and
+                ignored: the hash is always checked when known and the
+                file is always read with ``weights_only=True`` on the CPU.
+
+        Returns:
+            The state dict of the location encoder (float64 tensors).
+        """
+        encoder = load_location_encoder(self, root=model_dir, progress=progress)
+        return dict(encoder.state_dict())
+
+    def architecture(self) -> dict[str, Any]:
+        """Arguments of ``satclip_location_encoder`` building this model.
+
+        Returns:
+            ``positional_encoding``, ``network``, ``legendre_polys``,
+            ``capacity``, ``embed_dim`` and ``num_hidden_layers``.
+        """
+        meta = self.meta
+        return {
+            'positional_encoding': meta['le_type'],
+            'network': meta['pe_type'],
+            'legendre_polys': meta['legendre_polys'],
+            'capacity': meta['capacity'],
+            'embed_dim': meta['embed_dim'],
+            'num_hidden_layers': meta['num_hidden_layers'],
+        }
+
+
+def weights_table() -> str:
+    """The released weights as a reStructuredText list-table (for the docs).
+
+    Returns:
+        One row per :class:`SatCLIPWeights` member: its name, L, capacity,
+        embedding dimension, image encoder and source URL.
+    """
+    lines = [
+        '.. list-table::',
+        '   :header-rows: 1',
+        '',
+        '   * - Weights',
+        '     - L',
+        '     - Capacity',
+        '     - Embed dim',
+        '     - Image encoder',
+        '     - Source',
+    ]
+    for name, member in SatCLIPWeights.__members__.items():
+        meta = member.meta
+        lines += [
+            f'   * - ``SatCLIPWeights.{name}``',
+            f'     - {meta["legendre_polys"]}',
+            f'     - {meta["capacity"]}',
+            f'     - {meta["embed_dim"]}',
+            f'     - {meta["timm_model"]}',
+            f'     - {member.url}',
+        ]
+    return '\n'.join(lines) + '\n'
+
 
 class CheckpointError(ValueError):
     """A checkpoint could not be read or does not hold a usable location encoder."""
+
+
+class DownloadError(CheckpointError):
+    """A released checkpoint is not cached and could not be downloaded."""
+
+
+class ChecksumError(CheckpointError):
+    """A downloaded checkpoint does not have its known sha256 (it is deleted)."""
+
+
+#: A hash prefix in a file name, as torch.hub and TorchGeo (``name-<hex>.pth``).
+_HASH_PREFIX = re.compile(r'-([a-f0-9]{8,64})\.[A-Za-z0-9]+$')
+
+
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, in hex.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its 64-character hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for block in iter(lambda: file.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_sha256(weights: WeightsEnum) -> str | None:
+    """The known sha256 (or a prefix of it) of a released checkpoint.
+
+    TorchGeo's convention: ``meta['sha256']`` when set, else the hash prefix
+    in the file name (``satclip-resnet18-l10-<hex>.ckpt``), else None.
+
+    Args:
+        weights: a weights member.
+
+    Returns:
+        The full hash or a prefix, lower case, or None when unknown.
+    """
+    known = weights.meta.get('sha256')
+    if known:
+        return str(known).lower()
+    match = _HASH_PREFIX.search(Path(weights.url).name)
+    return match.group(1) if match else None
 
 
 def _cache_dir() -> Path:
@@ -144,8 +282,9 @@ def download_checkpoint(
     """Return the local path of a released checkpoint, downloading it if absent.
 
     The file is downloaded to a temporary name in ``root`` and renamed when
-    complete (``torch.hub.download_url_to_file`` does both), so an interrupted
-    download never leaves a truncated checkpoint under the final name.
+    complete, so an interrupted download never leaves a truncated checkpoint
+    under the final name. When its sha256 is known (:func:`expected_sha256`)
+    the download is verified before the rename; a mismatch deletes it.
 
     Args:
         weights: a :class:`SatCLIPWeights` member (or any ``WeightsEnum``
@@ -156,12 +295,37 @@ def download_checkpoint(
 
     Returns:
         Path of the checkpoint file.
+
+    Raises:
+        DownloadError: if the file is absent and cannot be downloaded (no
+            network); the message says where to put it.
+        ChecksumError: if the download does not have the known sha256.
     """
     directory = Path(root) if root is not None else _cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / Path(weights.url).name
-    if not path.exists():
-        torch.hub.download_url_to_file(weights.url, str(path), progress=progress)
+    if path.exists():
+        return path
+    partial = path.with_name(f'.{path.name}.{os.getpid()}.partial')
+    try:
+        torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
+    except (urllib.error.URLError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, 'reason', error)
+        raise DownloadError(
+            f'cannot download {weights.url} ({reason}); no network? put the file '
+            f'at {path} or pass a checkpoint path instead'
+        ) from None
+    expected = expected_sha256(weights)
+    if expected is not None:
+        actual = sha256sum(partial)
+        if not actual.startswith(expected):
+            partial.unlink(missing_ok=True)
+            raise ChecksumError(
+                f'{weights.url} downloaded with sha256 {actual}, expected '
+                f'{expected}; the partial file was deleted, try again'
+            )
+    os.replace(partial, path)
     return path
 
 
@@ -427,7 +591,15 @@ def satclip_location_encoder(
     ``weights`` the architecture is the one the weights were trained with;
     without, a new, randomly initialised encoder is built from
     ``architecture``. Tasks, transforms, ``embed`` and ``probe`` all build
-    their location encoders here.
+    their location encoders here::
+
+        from torchgeo_satclip.models import SatCLIPWeights, satclip_location_encoder
+
+        encoder = satclip_location_encoder(weights=SatCLIPWeights.SATCLIP_RESNET18_L10)
+        # the same, in torchvision's two steps
+        weights = SatCLIPWeights.SATCLIP_RESNET18_L10
+        encoder = satclip_location_encoder(**weights.architecture())
+        encoder.load_state_dict(weights.get_state_dict(progress=True))
 
     Args:
         weights: None for a new encoder; a :class:`LocationEncoder` (returned

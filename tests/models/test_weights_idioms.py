@@ -1,0 +1,134 @@
+"""TorchGeo's weights idioms: get_state_dict, the builder, hashes, offline."""
+
+import hashlib
+import shutil
+import urllib.error
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from torchgeo_satclip.models import (
+    ChecksumError,
+    DownloadError,
+    SatCLIPWeights,
+    build_location_encoder,
+    download_checkpoint,
+    expected_sha256,
+    satclip_location_encoder,
+    save_official_checkpoint,
+    weights_table,
+)
+
+MEMBER = SatCLIPWeights.SATCLIP_RESNET18_L10
+POINTS = torch.tensor([[2.35, 48.86], [-74.0, 40.71]], dtype=torch.float64)
+
+
+@pytest.fixture
+def released(tmp_path: Path) -> Path:
+    """A file laid out as the released ResNet18-L10 checkpoint (random weights)."""
+    torch.manual_seed(0)
+    encoder = build_location_encoder(**MEMBER.architecture())
+    return save_official_checkpoint(encoder, tmp_path / 'released.ckpt')
+
+
+def copier(source: Path, calls: list[str]) -> Callable[..., None]:
+    def fake_download(url: str, dst: str, progress: bool = True) -> None:
+        calls.append(url)
+        shutil.copy(source, dst)
+
+    return fake_download
+
+
+def test_get_state_dict_loads_into_the_builder(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copier(released, calls))
+    state = MEMBER.get_state_dict(progress=False, model_dir=tmp_path / 'cache')
+    model = satclip_location_encoder(**MEMBER.architecture())
+    model.load_state_dict(state)  # strict
+    model.eval()
+    expected = satclip_location_encoder(weights=released)
+    torch.testing.assert_close(model(POINTS), expected(POINTS))
+    assert calls == [MEMBER.url]
+
+
+def test_builder_takes_a_member(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copier(released, []))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    model = satclip_location_encoder(weights=MEMBER)
+    assert model.posenc.legendre_polys == 10
+    assert model.embed_dim == 256
+
+
+def test_every_member_has_a_sha256_slot() -> None:
+    for member in SatCLIPWeights:
+        assert 'sha256' in member.meta
+        assert expected_sha256(member) is None  # unknown: not verified
+
+
+class _Hashed:
+    """A stand-in weights member with a known hash (meta or file name)."""
+
+    def __init__(self, url: str, sha256: str | None) -> None:
+        self.url = url
+        self.meta: dict[str, Any] = {'sha256': sha256}
+
+
+def test_known_hash_is_verified(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copier(released, []))
+    digest = hashlib.sha256(released.read_bytes()).hexdigest()
+    good = _Hashed('https://example.org/good.ckpt', digest)
+    path = download_checkpoint(good, root=tmp_path / 'a')  # type: ignore[arg-type]
+    assert path.read_bytes() == released.read_bytes()
+    # TorchGeo / torch.hub convention: a hash prefix in the file name
+    named = _Hashed(f'https://example.org/satclip-{digest[:8]}.ckpt', None)
+    assert expected_sha256(named) == digest[:8]  # type: ignore[arg-type]
+    assert download_checkpoint(named, root=tmp_path / 'b').is_file()  # type: ignore[arg-type]
+
+
+def test_hash_mismatch_is_a_clear_error_and_deletes_the_file(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copier(released, []))
+    bad = _Hashed('https://example.org/bad.ckpt', '0' * 64)
+    root = tmp_path / 'c'
+    with pytest.raises(ChecksumError, match=r'sha256 .* expected 0000'):
+        download_checkpoint(bad, root=root)  # type: ignore[arg-type]
+    assert list(root.iterdir()) == []  # neither the final nor the partial file
+
+
+def test_offline_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(url: str, dst: str, progress: bool = True) -> None:
+        Path(dst).write_bytes(b'half')
+        raise urllib.error.URLError('Name or service not known')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    root = tmp_path / 'hub' / 'checkpoints'
+    with pytest.raises(DownloadError) as info:
+        satclip_location_encoder(weights='SATCLIP_RESNET18_L10')
+    message = str(info.value)
+    assert '\n' not in message
+    assert 'no network' in message
+    assert str(root / 'satclip-resnet18-l10.ckpt') in message
+    assert list(root.iterdir()) == []
+
+
+def test_weights_table_in_the_docs_matches_the_enum() -> None:
+    docs = Path(__file__).parents[2] / 'docs' / 'weights.rst'
+    table = weights_table()
+    assert table in docs.read_text(), (
+        'docs/weights.rst is out of date: paste torchgeo_satclip.models.weights_table()'
+    )
+    for member in SatCLIPWeights:
+        assert member.url in table
