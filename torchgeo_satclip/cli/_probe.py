@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
+    from tqdm.auto import tqdm
+
     from ..evaluation.report import probe_report
 
     report = probe_report(
@@ -169,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         plots=not args.no_plots,
         map_resolution=args.map_resolution,
-        progress=print,
+        progress=tqdm.write,
+        progress_bar=True,
     )
     print(report.markdown.read_text())
     print(f'wrote {report.markdown} and {report.table}')

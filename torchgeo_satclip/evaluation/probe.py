@@ -22,8 +22,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ..models import LocationEncoder, SphericalHarmonics, Wrap, satclip_location_encoder
+from ..models import (
+    LocationEncoder,
+    SphericalHarmonics,
+    Wrap,
+    list_weights,
+    satclip_location_encoder,
+)
 from .tasks import PointTask
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     'encode',
     'fold_indices',
     'make_probe',
+    'resolve_encoders',
     'results_to_markdown',
     'run_probes',
     'write_results',
@@ -95,6 +103,78 @@ def encode(
             )
             out.append(module(chunk.to(device, torch.float64)).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def _short_name(spec: str) -> str:
+    """A legend name: ``sh``, ``resnet18_l10`` (a weights name) or a file's stem."""
+    if spec in BUILTIN_ENCODERS:
+        return spec
+    path = Path(spec)
+    if path.suffix and path.exists():
+        return path.stem
+    key = spec.rsplit('.', 1)[-1].upper()
+    if key.startswith('SATCLIP_'):
+        return key[len('SATCLIP_') :].lower()
+    return path.stem or spec
+
+
+def _unique_names(specs: Sequence[str]) -> list[str]:
+    """Short names, made unique with the parent folder, then a counter."""
+    short = [_short_name(spec) for spec in specs]
+    names = [
+        f'{Path(spec).parent.name}_{name}'
+        if short.count(name) > 1 and Path(spec).parent.name
+        else name
+        for spec, name in zip(specs, short, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f'{name}_{seen[name]}')
+    return unique
+
+
+def resolve_encoders(
+    encoders: Sequence[str] | dict[str, Any],
+) -> dict[str, Any]:
+    """Load every encoder before anything is computed, under short unique names.
+
+    Args:
+        encoders: :data:`BUILTIN_ENCODERS` names, checkpoint paths or
+            ``SatCLIPWeights`` names; or a mapping from display name to
+            encoder (names kept, strings loaded).
+
+    Returns:
+        Display name (``sh``, ``resnet18_l10``, a checkpoint's stem, with its
+        folder when two stems are the same) to encoder module.
+
+    Raises:
+        ValueError: for an encoder that is neither built in, a weights name
+            nor an existing file (the message lists the built-in ones), or a
+            checkpoint that cannot be read or downloaded (one line).
+    """
+    if isinstance(encoders, dict):
+        named = dict(encoders)
+    else:
+        specs = [str(spec) for spec in encoders]
+        named = dict(zip(_unique_names(specs), specs, strict=True))
+    resolved: dict[str, Any] = {}
+    for name, spec in named.items():
+        if not isinstance(spec, str):
+            resolved[name] = spec
+        elif spec in BUILTIN_ENCODERS:
+            resolved[name] = BUILTIN_ENCODERS[spec]
+        else:
+            is_weights = spec.rsplit('.', 1)[-1].upper() in list_weights()
+            if not Path(spec).exists() and not is_weights:
+                raise ValueError(
+                    f'unknown encoder {spec!r}: not a built-in one '
+                    f'({", ".join(BUILTIN_ENCODERS)}), a SatCLIPWeights name '
+                    f'({", ".join(list_weights())}) or an existing checkpoint'
+                )
+            resolved[name] = satclip_location_encoder(spec)
+    return resolved
 
 
 def fold_indices(
@@ -261,13 +341,15 @@ def run_probes(
     seed: int = 0,
     device: str | torch.device = 'cpu',
     progress: Callable[[str], None] | None = None,
+    progress_bar: bool = False,
 ) -> list[ProbeResult]:
     """Probe every encoder on every task, side by side.
 
     Args:
         tasks: the tasks.
         encoders: names/paths (see :func:`encode`), or a mapping from display
-            name to encoder.
+            name to encoder; all are loaded first (:func:`resolve_encoders`),
+            so a missing checkpoint stops the run before any work.
         protocols: probes to run.
         splits: cross-validation schemes to run.
         folds: folds per cross-validation.
@@ -275,28 +357,40 @@ def run_probes(
         seed: seed of folds and MLPs.
         device: where to compute features.
         progress: called with a line of text after each result.
+        progress_bar: show a tqdm bar over the (task, encoder, protocol,
+            split) runs; lines from ``progress`` then go through
+            ``tqdm.write`` unless another callable is given.
 
     Returns:
         One result per task, encoder, protocol and split.
     """
-    named = (
-        dict(encoders) if isinstance(encoders, dict) else {str(e): e for e in encoders}
-    )
+    named = resolve_encoders(encoders)
     results = []
-    for task in tasks:
-        for name, encoder in named.items():
-            features = encode(encoder, task.lonlat, device=device)
-            for protocol in protocols:
-                for split in splits:
-                    result = cross_validate(
-                        features, task, protocol, split, folds, block_size, seed, name
-                    )
-                    results.append(result)
-                    if progress is not None:
-                        progress(
-                            f'{task.name:>16} {name:>12} {protocol:>6} {split:>7}: '
-                            f'{result.metric} {result.mean:.3f} +- {result.std:.3f}'
+    total = len(tasks) * len(named) * len(protocols) * len(splits)
+    with tqdm(total=total, disable=not progress_bar, unit='probe') as bar:
+        for task in tasks:
+            for name, encoder in named.items():
+                bar.set_description(f'{task.name} {name}')
+                features = encode(encoder, task.lonlat, device=device)
+                for protocol in protocols:
+                    for split in splits:
+                        result = cross_validate(
+                            features,
+                            task,
+                            protocol,
+                            split,
+                            folds,
+                            block_size,
+                            seed,
+                            name,
                         )
+                        results.append(result)
+                        bar.update()
+                        if progress is not None:
+                            progress(
+                                f'{task.name:>16} {name:>12} {protocol:>6} {split:>7}: '
+                                f'{result.metric} {result.mean:.3f} +- {result.std:.3f}'
+                            )
     return results
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .plots import plot_pca_map, plot_scores
-from .probe import ProbeResult, Protocol, Split, run_probes, write_results
+from .probe import (
+    ProbeResult,
+    Protocol,
+    Split,
+    resolve_encoders,
+    run_probes,
+    write_results,
+)
 from .tasks import load_task, task_from_csv
 
 __all__ = ['ProbeReport', 'probe_report']
@@ -56,6 +63,7 @@ def probe_report(
     plots: bool = True,
     map_resolution: float | None = None,
     progress: Callable[[str], None] | None = None,
+    progress_bar: bool = False,
 ) -> ProbeReport:
     """Probe location features on tasks and write tables and figures.
 
@@ -78,10 +86,17 @@ def probe_report(
         plots: also draw ``scores.png`` and the PCA maps.
         map_resolution: grid step of the PCA maps in degrees.
         progress: called with a line of text after each result.
+        progress_bar: show a tqdm bar over the probes.
 
     Returns:
-        The results and the files written.
+        The results and the files written (one ``pca_<name>.png`` per
+        encoder, ``<name>`` its short unique name).
+
+    Raises:
+        ValueError: for an unknown encoder or a checkpoint that cannot be
+            read or downloaded, before anything is computed or written.
     """
+    named = resolve_encoders(encoders)
     loaded = [
         load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks
     ]
@@ -89,9 +104,10 @@ def probe_report(
     loaded += [task_from_csv(path, target, **columns) for path, target in csv_tasks]
     results = run_probes(
         loaded,
-        encoders,
+        named,
         splits=splits,
         progress=progress,
+        progress_bar=progress_bar,
         **_given(protocols=protocols, folds=folds, block_size=block_size, seed=seed),
     )
     markdown, table = write_results(results, output_dir)
@@ -100,10 +116,12 @@ def probe_report(
         out = Path(output_dir)
         report.figures.append(plot_scores(results, out / 'scores.png'))
         resolution = _given(resolution=map_resolution)
-        for encoder in encoders:
-            if encoder == 'raw':
+        for name, encoder in named.items():
+            if name == 'raw':
                 continue
-            name = Path(encoder).stem if Path(encoder).suffix else encoder
             path = out / f'pca_{name}.png'
-            report.figures.append(plot_pca_map(encoder, path, **resolution))
+            title = f'{name}: first three PCA components as RGB'
+            report.figures.append(
+                plot_pca_map(encoder, path, title=title, **resolution)
+            )
     return report

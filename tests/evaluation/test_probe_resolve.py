@@ -1,0 +1,88 @@
+"""Probe and embed resolve every encoder first and fail in one line."""
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchgeo_satclip.cli import main
+from torchgeo_satclip.evaluation import probe_report, resolve_encoders
+from torchgeo_satclip.models import build_location_encoder, save_official_checkpoint
+
+
+def offline(url: str, dst: str, progress: bool = True) -> None:
+    raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+
+
+@pytest.fixture
+def no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    return tmp_path / 'hub' / 'checkpoints'
+
+
+def checkpoint(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    encoder = build_location_encoder(legendre_polys=4, capacity=8, embed_dim=4)
+    return save_official_checkpoint(encoder, path)
+
+
+def test_unknown_encoder_lists_the_builtin_ones() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown encoder 'nope'.*raw, wrap, sh, sh20"
+    ):
+        resolve_encoders(['raw', 'nope'])
+
+
+def test_same_stems_get_unique_names(tmp_path: Path) -> None:
+    a = checkpoint(tmp_path / 'run_a' / 'last.ckpt', 0)
+    b = checkpoint(tmp_path / 'run_b' / 'last.ckpt', 1)
+    named = resolve_encoders(['sh', str(a), str(b)])
+    assert list(named) == ['sh', 'run_a_last', 'run_b_last']
+
+
+def test_two_last_ckpt_maps_do_not_overwrite(tmp_path: Path) -> None:
+    a = checkpoint(tmp_path / 'run_a' / 'last.ckpt', 0)
+    b = checkpoint(tmp_path / 'run_b' / 'last.ckpt', 1)
+    out = tmp_path / 'out'
+    report = probe_report(
+        out,
+        ['air_temperature'],
+        [str(a), str(b)],
+        splits=('random',),
+        folds=2,
+        map_resolution=30.0,
+    )
+    names = sorted(path.name for path in report.figures)
+    assert names == ['pca_run_a_last.png', 'pca_run_b_last.png', 'scores.png']
+    assert 'run_a_last' in report.markdown.read_text()
+
+
+def test_probe_offline_fails_first_in_one_line(
+    no_network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / 'probe'
+    args = ['probe', '--tasks', 'air_temperature', '--encoders', 'raw']
+    status = main([*args, 'SATCLIP_VIT16_L40', '--output-dir', str(out)])
+    assert status == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert 'no network' in err
+    assert str(no_network / 'satclip-vit16-l40.ckpt') in err
+    assert 'raw' not in captured.out  # nothing computed before the failure
+    assert not out.exists()
+
+
+def test_embed_offline_is_one_line(
+    no_network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    points = tmp_path / 'points.csv'
+    points.write_text('lon,lat\n2.35,48.86\n')
+    args = ['embed', str(points), str(tmp_path / 'out.csv')]
+    assert main([*args, '--weights', 'SATCLIP_RESNET18_L10']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert 'no network' in err
+    assert str(no_network / 'satclip-resnet18-l10.ckpt') in err
