@@ -386,3 +386,28 @@ class TestS2100K:
             S2100K(root, layout='geotiff'), S2100K(root, layout='packed'), strict=True
         ):
             assert torch.equal(a['image'], b['image'])
+
+
+def test_plot_keeps_true_colour(fake_root: Path) -> None:
+    """A desert (R > G > B, nearly flat) stays yellow-brown, not grey."""
+    ds = S2100K(fake_root)
+    sample = ds[0]
+    image = torch.zeros_like(sample['image'])
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(image.shape[1:], generator=generator) * 50
+    for band, value in (('B04', 2400.0), ('B03', 1800.0), ('B02', 1200.0)):
+        image[ds.bands.index(band)] = value + noise
+    fig = ds.plot({**sample, 'image': image})
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    plt.close(fig)
+    red, green, blue = (float(shown[..., c].mean()) for c in range(3))
+    assert red > green > blue
+    assert red == pytest.approx((2400 + 25) / 3000, abs=0.02)
+
+
+def test_not_found_prints_a_plain_path(tmp_path: Path) -> None:
+    root = tmp_path / 'missing'
+    with pytest.raises(DatasetNotFoundError) as info:
+        S2100K(root)
+    assert f'root={root}' in str(info.value)
+    assert 'PosixPath' not in str(info.value)
