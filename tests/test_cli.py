@@ -2,16 +2,21 @@ import argparse
 import importlib
 import importlib.metadata
 import inspect
+import logging
 import os
 import subprocess
 import sys
+import tomllib
 import typing
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
 import torchgeo_satclip
+import torchgeo_satclip.builders
 from torchgeo_satclip.cli import build_parser, main
 
 MODELS = 'torchgeo_satclip.models.location_encoder'
@@ -335,3 +340,45 @@ def test_choices_are_the_library_literals() -> None:
 def test_probe_bad_csv_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['probe', '--csv', 'no-target']) == 2
     assert 'PATH:TARGET' in capsys.readouterr().err
+
+
+# issue 12.7: build --verbose shows retries; tensorboard through an extra
+
+
+def fake_build(root: str, num_samples: int, **kwargs: Any) -> SimpleNamespace:
+    logging.getLogger('torchgeo_satclip.builders.reading').info(
+        'B04: HTTP 503; retry 1 of 3 in 0.50 s'
+    )
+    return SimpleNamespace(
+        num_samples=num_samples,
+        target=num_samples,
+        root=root,
+        num_written=num_samples,
+        num_resumed=0,
+        num_adopted=0,
+        rejected={},
+        num_failed=0,
+        seconds=0.0,
+        complete=True,
+    )
+
+
+@pytest.mark.parametrize('verbose', [True, False])
+def test_build_verbose_shows_retries(
+    verbose: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(torchgeo_satclip.builders, 'build_dataset', fake_build)
+    args = ['build', str(tmp_path), '--num-samples', '2', '--quiet']
+    assert main([*args, '--verbose'] if verbose else args) == 0
+    assert ('retry 1 of 3' in caplog.text) is verbose
+    logging.getLogger('torchgeo_satclip').setLevel(logging.NOTSET)
+
+
+def test_tensorboard_extra() -> None:
+    extras = tomllib.loads((Path(__file__).parents[1] / 'pyproject.toml').read_text())[
+        'project'
+    ]['optional-dependencies']
+    assert any(dep.startswith('tensorboard') for dep in extras['logging'])

@@ -38,6 +38,11 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument('root', help='output directory')
     parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='also log retries and skipped points (above the progress bar)',
+    )
+    parser.add_argument(
         '--num-samples', type=int, required=True, help='number of patches wanted'
     )
     parser.add_argument(
@@ -130,39 +135,44 @@ def run(args: argparse.Namespace) -> int:
     """
     import logging
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from ..builders import BuildLockedError, build_dataset
 
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.getLogger('torchgeo_satclip').setLevel(level)
     # Options left out take build_dataset's defaults (an empty --api-url too).
     kwargs: dict[str, Any] = {'sign': None} if args.no_sign else {}
     if args.api_url:
         kwargs['api_url'] = args.api_url
-    try:
-        result = build_dataset(
-            args.root,
-            args.num_samples,
-            seed=args.seed,
-            start=args.start,
-            end=args.end,
-            max_cloud_cover=args.max_cloud_cover,
-            region=args.region,
-            land=not args.include_water,
-            collection=args.collection,
-            size=args.size,
-            max_nodata_fraction=args.max_nodata,
-            items_per_point=args.items_per_point,
-            resampling=args.resampling,
-            workers=args.workers,
-            max_retries=args.max_retries,
-            backoff=args.backoff,
-            timeout=args.timeout,
-            max_candidates=args.max_candidates,
-            progress=not args.quiet,
-            **kwargs,
-        )
-    except BuildLockedError as error:
-        print(f'torchgeo-satclip build: error: {error}', file=sys.stderr)
-        return 2
+    with logging_redirect_tqdm():
+        try:
+            result = build_dataset(
+                args.root,
+                args.num_samples,
+                seed=args.seed,
+                start=args.start,
+                end=args.end,
+                max_cloud_cover=args.max_cloud_cover,
+                region=args.region,
+                land=not args.include_water,
+                collection=args.collection,
+                size=args.size,
+                max_nodata_fraction=args.max_nodata,
+                items_per_point=args.items_per_point,
+                resampling=args.resampling,
+                workers=args.workers,
+                max_retries=args.max_retries,
+                backoff=args.backoff,
+                timeout=args.timeout,
+                max_candidates=args.max_candidates,
+                progress=not args.quiet,
+                **kwargs,
+            )
+        except BuildLockedError as error:
+            print(f'torchgeo-satclip build: error: {error}', file=sys.stderr)
+            return 2
     rejected = ', '.join(f'{n} {why}' for why, n in sorted(result.rejected.items()))
     print(
         f'{result.num_samples} of {result.target} patches in {result.root} '
