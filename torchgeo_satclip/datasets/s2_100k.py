@@ -16,7 +16,8 @@ atomic, checksummed, per-shard resumable downloads.
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar, Literal
+from types import SimpleNamespace
+from typing import ClassVar, Literal, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -43,6 +44,16 @@ from .s2_100k_files import (
 )
 
 __all__ = ['S2100K']
+
+
+class _PlainText(str):
+    """A string whose repr is itself (a path in a message, without quotes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
 
 #: Hugging Face revision pinned by TorchGeo 0.10.1.
 _BASE_URL = (
@@ -82,6 +93,9 @@ class S2100K(NonGeoDataset):
 
     all_bands: tuple[str, ...] = ALL_BANDS
     rgb_bands: tuple[str, ...] = ('B04', 'B03', 'B02')
+    #: Reflectance x 10,000 shown as white by :meth:`plot` (0.3: bright
+    #: land surfaces are visible, snow and clouds saturate).
+    RGB_SCALE: ClassVar[float] = 3000.0
 
     #: ``(url, sha256)`` of the index.
     index_remote: ClassVar[tuple[str, str]] = (
@@ -281,7 +295,7 @@ class S2100K(NonGeoDataset):
         """
         if not (self.root / 'index.csv').is_file():
             if not self.download:
-                raise DatasetNotFoundError(self)
+                raise self._not_found()
             self._fetch(*self.index_remote)
 
         if (
@@ -300,12 +314,12 @@ class S2100K(NonGeoDataset):
         if not local and not self.download:
             if have_images:  # extracted by hand; _check_files checks completeness
                 return
-            raise DatasetNotFoundError(self)
+            raise self._not_found()
         for remote in pending:
             path = self.root / _filename(remote[0])
             if not path.is_file():
                 if not self.download:
-                    raise DatasetNotFoundError(self)
+                    raise self._not_found()
                 self._fetch(*remote)
             elif self.checksum and sha256_file(path) != remote[1]:
                 raise RuntimeError(
@@ -314,6 +328,11 @@ class S2100K(NonGeoDataset):
                 )
             extract_archive(path, self.images_dir)
             self._marker(remote).touch()
+
+    def _not_found(self) -> DatasetNotFoundError:
+        """TorchGeo's error, naming the root as a plain path."""
+        shown = SimpleNamespace(root=_PlainText(self.root), download=self.download)
+        return DatasetNotFoundError(cast(NonGeoDataset, shown))
 
     def _marker(self, remote: tuple[str, str]) -> Path:
         """Empty file recording that an archive was extracted."""
@@ -351,7 +370,12 @@ class S2100K(NonGeoDataset):
         show_titles: bool = True,
         suptitle: str | None = None,
     ) -> Figure:
-        """Plot a sample in true colour (B04, B03, B02, 2-98 % percentile stretch).
+        """Plot a sample in true colour (B04, B03, B02 on one fixed scale).
+
+        The three bands share one scale, :attr:`RGB_SCALE` (surface reflectance
+        x 10,000 shown as white), so colours stay true: a desert stays
+        yellow-brown and snow white, where a per-band stretch would turn both
+        grey.
 
         Args:
             sample: a sample returned by :meth:`__getitem__`.
@@ -367,10 +391,7 @@ class S2100K(NonGeoDataset):
         if not all(band in self.bands for band in self.rgb_bands):
             raise RGBBandsMissingError()
         rgb = sample['image'][[self.bands.index(b) for b in self.rgb_bands]].double()
-        flat = rgb.flatten(1)
-        low = torch.quantile(flat, 0.02, dim=1)[:, None, None]
-        high = torch.quantile(flat, 0.98, dim=1)[:, None, None]
-        image = ((rgb - low) / (high - low).clamp(min=1e-12)).clamp(0, 1)
+        image = (rgb / self.RGB_SCALE).clamp(0, 1)
 
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.imshow(image.permute(1, 2, 0).numpy())
