@@ -412,7 +412,7 @@ def test_frozen_random_location_encoder_is_an_error(task_class: type) -> None:
     kwargs: dict[str, Any] = {'model': 'tiny'} if 'Aware' in task_class.__name__ else {}
     if 'Classification' in task_class.__name__:
         kwargs['num_classes'] = 2
-    with pytest.raises(ValueError, match='location_weights.*freeze_location=False'):
+    with pytest.raises(ValueError, match=r'location_weights.*freeze_location=False'):
         task_class(**kwargs, legendre_polys=3, embed_dim=8, capacity=8)
     # each fix works: training the encoder, or opting in
     task_class(**kwargs, **small(allow_random_location=False), freeze_location=False)

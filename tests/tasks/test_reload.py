@@ -73,9 +73,7 @@ def test_reload_without_the_weights_file(name: str, tmp_path: Path) -> None:
     path = weights_file(tmp_path)
     task: Any = task_class(**kwargs, location_weights=str(path))
     expected = outputs(task)
-    trainer = Trainer(
-        accelerator='cpu', logger=False, default_root_dir=str(tmp_path)
-    )
+    trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
     trainer.strategy.connect(task)
     trainer.save_checkpoint(tmp_path / 'task.ckpt')
     path.unlink()
@@ -88,7 +86,7 @@ def test_reload_without_the_weights_file(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize('name', list(TASKS))
 def test_missing_weights_file_is_an_error(name: str, tmp_path: Path) -> None:
     task_class, kwargs = TASKS[name]
-    with pytest.raises(Exception, match='missing.ckpt'):
+    with pytest.raises(Exception, match=r'missing\.ckpt'):
         task_class(**kwargs, location_weights=str(tmp_path / 'missing.ckpt'))
 
 

@@ -64,6 +64,9 @@ __all__ = ['SatCLIPTask', 'export_official_checkpoint']
 
 _DTYPES = {'float32': torch.float32, 'float64': torch.float64}
 
+#: Smallest batch with a contrastive signal (one positive, one negative).
+_MIN_CONTRASTIVE_BATCH = 2
+
 
 def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
     """State dict of an image backbone from an enum, a name or a checkpoint file.
@@ -504,24 +507,37 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     ) -> None:
         """Compute the validation loss and metrics (local batch negatives).
 
+        Metrics are averaged over the epoch weighted by batch size. A batch
+        of one sample (the last one of a split) is skipped: with no negative
+        its loss is 0 and its retrieval is perfect, which would skew the
+        epoch's metrics.
+
         Args:
             batch: the output of your DataLoader.
             batch_idx: integer displaying index of this batch.
             dataloader_idx: index of the current dataloader.
         """
+        self._evaluate('val', batch)
+
+    def _evaluate(self, stage: str, batch: Any) -> None:
+        """Log the loss and metrics of a validation or test batch (size >= 2)."""
+        batch_size = int(batch['point'].shape[0])
+        if batch_size < _MIN_CONTRASTIVE_BATCH:
+            return
         loss, metrics = self.compute_loss(batch)
-        self._log_step('val', loss, metrics, batch['point'].shape[0])
+        self._log_step(stage, loss, metrics, batch_size)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Compute the test loss and metrics (local batch negatives).
 
+        A batch of one sample is skipped, as in :meth:`validation_step`.
+
         Args:
             batch: the output of your DataLoader.
             batch_idx: integer displaying index of this batch.
             dataloader_idx: index of the current dataloader.
         """
-        loss, metrics = self.compute_loss(batch)
-        self._log_step('test', loss, metrics, batch['point'].shape[0])
+        self._evaluate('test', batch)
 
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
