@@ -319,9 +319,10 @@ class S2100KDataModule(NonGeoDataModule):
 
     def _check_crop_size(self) -> None:
         """Refuse a crop larger than the patches (kornia would upsample them)."""
-        if self.crop_size is None or self.dataset is None or len(self.dataset) == 0:
+        dataset: Any = self.dataset
+        if self.crop_size is None or dataset is None or len(dataset) == 0:
             return
-        height, width = (int(n) for n in self.dataset[0]['image'].shape[-2:])
+        height, width = (int(n) for n in dataset[0]['image'].shape[-2:])
         if self.crop_size > min(height, width):
             raise ValueError(
                 f'crop_size {self.crop_size} is larger than the patches '
