@@ -185,7 +185,9 @@ def test_needs_frozen_backbone(tmp_path: Path) -> None:
     task = SatCLIPTask(embed_dim=8, legendre_polys=4, capacity=16)
     with pytest.raises(ValueError, match='frozen backbone'):
         task.feature_extractor()
-    dm = CachedFeatureDataModule(root=str(DATA), cache_dir=str(tmp_path))
+    dm = CachedFeatureDataModule(
+        batch_size=2, crop_size=None, root=str(DATA), cache_dir=str(tmp_path)
+    )
     dm.setup('fit')  # the split, but no features without an extractor
     assert dm.feature_extractor is None
     with pytest.raises(RuntimeError, match='no feature extractor'):
@@ -234,7 +236,7 @@ def test_train_points_of_the_cached_split(tmp_path: Path) -> None:
     task = frozen_task()
     dm = cached(tmp_path, task)
     dm.setup('fit')
-    plain = S2100KDataModule(root=str(DATA))
+    plain = S2100KDataModule(batch_size=2, crop_size=None, root=str(DATA))
     plain.setup('fit')
     torch.testing.assert_close(dm.train_points(), plain.train_points())
     assert dm.train_points().shape == (len(dm.train_dataset), 2)  # type: ignore[arg-type]

@@ -85,7 +85,11 @@ class TestSplit:
     def test_datamodule_split(self) -> None:
         def val_files(seed: int) -> list[str]:
             dm = S2100KDataModule(
-                batch_size=2, seed=seed, root=DATA, val_split_pct=0.25
+                batch_size=2,
+                seed=seed,
+                root=DATA,
+                val_split_pct=0.25,
+                crop_size=None,
             )
             dm.setup('fit')
             assert dm.val_dataset is not None

@@ -89,6 +89,8 @@ def test_shipped_eurosat_config_on_fake_data(tmp_path: Path) -> None:
             'null',
             '--model.init_args.location_weights',
             'null',
+            '--model.init_args.allow_random_location',
+            'true',
             '--model.init_args.num_classes',
             '2',
             '--data.init_args.batch_size',
@@ -130,6 +132,7 @@ def small(**kwargs: Any) -> dict[str, Any]:
         'legendre_polys': 3,
         'embed_dim': 8,
         'capacity': 8,
+        'allow_random_location': True,
         **kwargs,
     }
 
@@ -269,6 +272,7 @@ def test_location_arguments_build_the_encoder() -> None:
         embed_dim=6,
         capacity=5,
         num_hidden_layers=3,
+        allow_random_location=True,
     )
     encoder = task.model.location.encoder
     assert encoder.embed_dim == 6
@@ -281,15 +285,17 @@ def test_location_arguments_build_the_encoder() -> None:
 def test_deprecated_location_names(old: str) -> None:
     new = DEPRECATED_LOCATION_ARGS[old]
     with pytest.warns(DeprecationWarning, match=f'{old} is deprecated; use {new}'):
-        task = LocationRegressionTask(**{old: 6})
+        task = LocationRegressionTask(**{old: 6}, allow_random_location=True)
     assert task.hparams[new] == 6
     assert old not in task.hparams
     with pytest.raises(ValueError, match='both given'):
-        LocationRegressionTask(**{old: 6, new: 5})
+        LocationRegressionTask(**{old: 6, new: 5}, allow_random_location=True)
 
 
 def test_loaded_location_weights_rebuild_from_hparams(tmp_path: Path) -> None:
-    source = LocationRegressionTask(legendre_polys=3, embed_dim=6, capacity=5)
+    source = LocationRegressionTask(
+        legendre_polys=3, embed_dim=6, capacity=5, allow_random_location=True
+    )
     path = save_official_checkpoint(
         source.model.location.encoder, tmp_path / 'encoder.ckpt'
     )
@@ -398,3 +404,20 @@ def test_real_timm_backbone_with_pre_logits_head(
     with torch.no_grad():
         out = task(torch.randn(2, 3, 32, 32), torch.tensor([[2.35, 48.86], [0.0, 0.0]]))
     assert out.shape == (2, 3)
+
+
+@pytest.mark.parametrize('task_class', TASKS[1:], ids=lambda c: c.__name__)
+def test_frozen_random_location_encoder_is_an_error(task_class: type) -> None:
+    """The old default (no weights, frozen) added fixed noise in silence."""
+    kwargs: dict[str, Any] = {'model': 'tiny'} if 'Aware' in task_class.__name__ else {}
+    if 'Classification' in task_class.__name__:
+        kwargs['num_classes'] = 2
+    with pytest.raises(ValueError, match=r'location_weights.*freeze_location=False'):
+        task_class(**kwargs, legendre_polys=3, embed_dim=8, capacity=8)
+    # each fix works: training the encoder, or opting in
+    task_class(**kwargs, **small(allow_random_location=False), freeze_location=False)
+    task_class(**kwargs, **small())
+    # precomputed embeddings never go through the encoder
+    task_class(
+        **kwargs, **small(allow_random_location=False), location_input='embedding'
+    )

@@ -118,3 +118,12 @@ def test_geodataset_sample_reprojected(
         np.testing.assert_allclose(
             sample_lonlat(sample)[0][0].numpy(), PARIS, atol=1e-6
         )
+
+
+def test_no_encoder_is_an_error() -> None:
+    """A random frozen encoder would add fixed noise in silence."""
+    with pytest.raises(ValueError, match='SATCLIP_RESNET18_L10'):
+        LocationEmbedding()
+    transform = LocationEmbedding(allow_random=True)
+    sample = transform({'point': torch.tensor(PARIS)})
+    assert sample['location_embedding'].shape == (256,)

@@ -268,6 +268,7 @@ class S2100KDataModule(NonGeoDataModule):
         super().__init__(dataset_class, batch_size, num_workers, **kwargs)
         self.val_split_pct = val_split_pct
         self.seed = seed
+        self.crop_size = crop_size
 
         common: dict[str, Any] = {'insert_b10': insert_b10, 'crop_size': crop_size}
         train = S2100KAugmentation(
@@ -290,17 +291,44 @@ class S2100KDataModule(NonGeoDataModule):
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'. S2-100K has no test
                 split; 'predict' uses the whole dataset.
+
+        Raises:
+            ValueError: if ``crop_size`` is larger than the patches, or (when
+                fitting) ``batch_size`` is larger than the training split,
+                which would give no training batch at all (the training
+                loader drops the last incomplete batch).
         """
         if self.dataset is None:
             self.dataset = self.dataset_class(**self.kwargs)
+            self._check_crop_size()
         if stage in ('fit', 'validate'):
             train, val = split_indices(
                 _sample_keys(self.dataset), self.val_split_pct, self.seed
             )
             self.train_dataset = Subset(self.dataset, train)
             self.val_dataset = Subset(self.dataset, val) if val else None
+            if stage == 'fit' and len(train) < self.batch_size:
+                raise ValueError(
+                    f'batch_size {self.batch_size} is larger than the training '
+                    f'split ({len(train)} samples), so there would be no training '
+                    'batch (the last incomplete batch is dropped): lower batch_size '
+                    'or use more data'
+                )
         if stage == 'predict':
             self.predict_dataset = self.dataset
+
+    def _check_crop_size(self) -> None:
+        """Refuse a crop larger than the patches (kornia would upsample them)."""
+        dataset: Any = self.dataset
+        if self.crop_size is None or dataset is None or len(dataset) == 0:
+            return
+        height, width = (int(n) for n in dataset[0]['image'].shape[-2:])
+        if self.crop_size > min(height, width):
+            raise ValueError(
+                f'crop_size {self.crop_size} is larger than the patches '
+                f'({height} x {width}): set crop_size to at most '
+                f'{min(height, width)} (or null for no crop)'
+            )
 
     def train_points(self) -> Tensor:
         """The (lon, lat) of every training sample, without reading images.

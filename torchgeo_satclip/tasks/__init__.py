@@ -9,11 +9,13 @@ Use the full dotted paths in ``torchgeo fit`` YAML, for example
 from ..models import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
 from .location_aware import LocationAwareClassificationTask, LocationAwareRegressionTask
 from .location_only import LocationClassificationTask, LocationRegressionTask
+from .prediction import EmbeddingWriter
 from .satclip import SatCLIPTask, export_official_checkpoint
 from .utils import LOCATION_DEFAULTS, LocationEncoderArgs
 
 __all__ = [
     'LOCATION_DEFAULTS',
+    'EmbeddingWriter',
     'Fusion',
     'LocationAwareClassificationTask',
     'LocationAwareRegressionTask',

@@ -63,6 +63,7 @@ from ..transforms.location import sample_lonlat
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_random_location,
     location_encoder_architecture,
     pooled_feature_size,
     resolve_deprecated_location_args,
@@ -107,13 +108,29 @@ class _LocationSteps:
         """Build the location encoder, or load it from ``location_weights``.
 
         A loaded encoder's architecture is recorded in the hyperparameters,
-        so that the task's checkpoint rebuilds it.
+        with ``location_weights_loaded=True``, so that the task's checkpoint
+        rebuilds it alone: ``load_from_checkpoint`` builds the recorded
+        architecture (the weights file is not read again, and may be gone)
+        and the checkpoint's state dict brings the weights.
+
+        Raises:
+            ValueError: if the encoder would be random and frozen (see
+                :func:`check_random_location`).
         """
-        args = LocationEncoderArgs.from_hparams(self.hparams)
-        encoder = args.build(self.location_weights, dtype=torch.float32)
+        hp = self.hparams
+        args = LocationEncoderArgs.from_hparams(hp)
         if self.location_weights is not None:
-            self.hparams.update(location_encoder_architecture(encoder))
-        return encoder
+            encoder = args.build(self.location_weights, dtype=torch.float32)
+            hp.update(location_encoder_architecture(encoder))
+            hp['location_weights_loaded'] = True
+            return encoder
+        if not hp['location_weights_loaded']:
+            check_random_location(
+                freeze_location=hp['freeze_location'],
+                location_input=hp['location_input'],
+                allow_random_location=hp['allow_random_location'],
+            )
+        return args.build(None, dtype=torch.float32)
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:
         """The location input of a batch, as ``location_input`` declares.
@@ -343,6 +360,8 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
         positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
         location_input: Literal['lonlat', 'embedding'] = 'lonlat',
+        allow_random_location: bool = False,
+        location_weights_loaded: bool = False,
         fusion: Literal['concat', 'film'] = 'concat',
         labels: list[str] | None = None,
         pos_weight: Tensor | None = None,
@@ -368,9 +387,11 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
             freeze_backbone: train only the head (and fusion layers).
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
+                arguments below (randomly initialised: then pass
+                ``freeze_location=False`` to train it, or
+                ``allow_random_location=True``; a frozen random encoder is an
+                error). Loaded weights bring their own architecture, which
+                replaces the arguments below in the hyperparameters.
             positional_encoding: positional encoding name of a built encoder
                 ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
             location_network: network name of a built encoder ('siren',
@@ -388,6 +409,14 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
                 or ``lon``/``lat``, embedded by the encoder) or 'embedding'
                 (``location_embedding``, precomputed; needs
                 *freeze_location*).
+            allow_random_location: accept a frozen, randomly initialised
+                location encoder (no ``location_weights``, *freeze_location*;
+                its embedding is fixed noise: for tests and ablations only).
+            location_weights_loaded: set by the task itself, in its
+                hyperparameters, once it has loaded ``location_weights``: the
+                recorded architecture is then built and its weights come from
+                the task's checkpoint (``load_from_checkpoint`` needs no
+                weights file). Do not set it yourself.
             fusion: 'concat' (default) or 'film'.
             labels: class names (torchgeo >= 0.10 only).
             pos_weight: positive-class weight of the 'bce' loss (torchgeo >= 0.10).
@@ -459,6 +488,8 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
         positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
         location_input: Literal['lonlat', 'embedding'] = 'lonlat',
+        allow_random_location: bool = False,
+        location_weights_loaded: bool = False,
         fusion: Literal['concat', 'film'] = 'concat',
         labels: list[str] | None = None,
         location_embed_dim: int | None = None,
@@ -478,9 +509,11 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
             freeze_backbone: train only the head (and fusion layers).
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
+                arguments below (randomly initialised: then pass
+                ``freeze_location=False`` to train it, or
+                ``allow_random_location=True``; a frozen random encoder is an
+                error). Loaded weights bring their own architecture, which
+                replaces the arguments below in the hyperparameters.
             positional_encoding: positional encoding name of a built encoder
                 ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
             location_network: network name of a built encoder ('siren',
@@ -498,6 +531,14 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
                 or ``lon``/``lat``, embedded by the encoder) or 'embedding'
                 (``location_embedding``, precomputed; needs
                 *freeze_location*).
+            allow_random_location: accept a frozen, randomly initialised
+                location encoder (no ``location_weights``, *freeze_location*;
+                its embedding is fixed noise: for tests and ablations only).
+            location_weights_loaded: set by the task itself, in its
+                hyperparameters, once it has loaded ``location_weights``: the
+                recorded architecture is then built and its weights come from
+                the task's checkpoint (``load_from_checkpoint`` needs no
+                weights file). Do not set it yourself.
             fusion: 'concat' (default) or 'film'.
             labels: output names (torchgeo >= 0.10 only).
             location_embed_dim: deprecated name of *embed_dim*.

@@ -90,6 +90,8 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
         positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
         location_input: Literal['lonlat', 'embedding'] = 'lonlat',
+        allow_random_location: bool = False,
+        location_weights_loaded: bool = False,
         head_hidden: int = 64,
         head_layers: int = 2,
         head_dropout: float = 0.0,
@@ -111,9 +113,11 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
             patience: patience of the learning-rate scheduler.
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
+                arguments below (randomly initialised: then pass
+                ``freeze_location=False`` to train it, or
+                ``allow_random_location=True``; a frozen random encoder is an
+                error). Loaded weights bring their own architecture, which
+                replaces the arguments below in the hyperparameters.
             positional_encoding: positional encoding name of a built encoder
                 ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
             location_network: network name of a built encoder ('siren',
@@ -131,6 +135,14 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
                 or ``lon``/``lat``, embedded by the encoder) or 'embedding'
                 (``location_embedding``, precomputed; needs
                 *freeze_location*).
+            allow_random_location: accept a frozen, randomly initialised
+                location encoder (no ``location_weights``, *freeze_location*;
+                its embedding is fixed noise: for tests and ablations only).
+            location_weights_loaded: set by the task itself, in its
+                hyperparameters, once it has loaded ``location_weights``: the
+                recorded architecture is then built and its weights come from
+                the task's checkpoint (``load_from_checkpoint`` needs no
+                weights file). Do not set it yourself.
             head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
             head_layers: hidden layers of the MLP head (0: linear probe).
             head_dropout: dropout of the MLP head.
@@ -194,6 +206,8 @@ class LocationRegressionTask(_LocationOnlyTask, RegressionTask):  # type: ignore
         positional_encoding_kwargs: dict[str, Any] | None = None,
         freeze_location: bool = True,
         location_input: Literal['lonlat', 'embedding'] = 'lonlat',
+        allow_random_location: bool = False,
+        location_weights_loaded: bool = False,
         head_hidden: int = 64,
         head_layers: int = 2,
         head_dropout: float = 0.0,
@@ -211,9 +225,11 @@ class LocationRegressionTask(_LocationOnlyTask, RegressionTask):  # type: ignore
             patience: patience of the learning-rate scheduler.
             location_weights: location encoder checkpoint path or
                 ``SatCLIPWeights`` member or name; None builds one from the
-                arguments below (randomly initialised). Loaded weights bring
-                their own architecture, which replaces the arguments below in
-                the hyperparameters.
+                arguments below (randomly initialised: then pass
+                ``freeze_location=False`` to train it, or
+                ``allow_random_location=True``; a frozen random encoder is an
+                error). Loaded weights bring their own architecture, which
+                replaces the arguments below in the hyperparameters.
             positional_encoding: positional encoding name of a built encoder
                 ('sphericalharmonics', 'wrap', 'spherec', 'rff', ...).
             location_network: network name of a built encoder ('siren',
@@ -231,6 +247,14 @@ class LocationRegressionTask(_LocationOnlyTask, RegressionTask):  # type: ignore
                 or ``lon``/``lat``, embedded by the encoder) or 'embedding'
                 (``location_embedding``, precomputed; needs
                 *freeze_location*).
+            allow_random_location: accept a frozen, randomly initialised
+                location encoder (no ``location_weights``, *freeze_location*;
+                its embedding is fixed noise: for tests and ablations only).
+            location_weights_loaded: set by the task itself, in its
+                hyperparameters, once it has loaded ``location_weights``: the
+                recorded architecture is then built and its weights come from
+                the task's checkpoint (``load_from_checkpoint`` needs no
+                weights file). Do not set it yourself.
             head_hidden: hidden width of the MLP head (SatCLIP's example: 64).
             head_layers: hidden layers of the MLP head (0: linear probe).
             head_dropout: dropout of the MLP head.

@@ -29,6 +29,7 @@ __all__ = [
     'DEPRECATED_LOCATION_ARGS',
     'LOCATION_DEFAULTS',
     'LocationEncoderArgs',
+    'check_random_location',
     'location_encoder_architecture',
     'pooled_feature_size',
     'resolve_deprecated_location_args',
@@ -217,3 +218,34 @@ def pooled_feature_size(model: Any) -> int:
     """
     size = getattr(model, 'head_hidden_size', None) or model.num_features
     return int(size)
+
+
+def check_random_location(
+    *, freeze_location: bool, location_input: str, allow_random_location: bool
+) -> None:
+    """Refuse a frozen, randomly initialised location encoder.
+
+    Such an encoder never learns: every embedding it adds is fixed noise, and
+    a model trained on it looks like one with a location input. A task
+    without ``location_weights`` must either train its encoder
+    (``freeze_location=False``) or say that it wants the noise
+    (``allow_random_location=True``, for tests and ablations). Precomputed
+    embeddings (``location_input='embedding'``) do not go through the
+    encoder and are always accepted.
+
+    Args:
+        freeze_location: whether the encoder is frozen.
+        location_input: ``'lonlat'`` or ``'embedding'``.
+        allow_random_location: the explicit opt-in.
+
+    Raises:
+        ValueError: naming the fixes, if the encoder would be random and frozen.
+    """
+    if freeze_location and location_input == 'lonlat' and not allow_random_location:
+        raise ValueError(
+            'the location encoder would be frozen and randomly initialised (no '
+            'location_weights), so its embedding would be fixed noise: pass '
+            'location_weights (a checkpoint path or a SatCLIPWeights name such '
+            "as 'SATCLIP_RESNET18_L10'), or freeze_location=False to train it, "
+            'or allow_random_location=True if that is really what you want'
+        )

@@ -137,20 +137,34 @@ class LocationEmbedding(nn.Module):
         crs: Any = None,
         dtype: torch.dtype = torch.float32,
         encoder_dtype: torch.dtype = torch.float64,
+        allow_random: bool = False,
     ) -> None:
         """Initialise the transform.
 
         Args:
             encoder: a :class:`LocationEncoder`, a checkpoint path or a
-                ``SatCLIPWeights`` member or name; None builds a random L = 10
-                SatCLIP-style encoder (useful only for tests).
+                ``SatCLIPWeights`` member or name (for example
+                ``'SATCLIP_RESNET18_L10'``); None builds a random L = 10
+                SatCLIP-style encoder, whose embeddings are fixed noise, and
+                needs *allow_random*.
             key: sample key to write the embedding to.
             crs: CRS of GeoDataset ``bounds`` for samples without a ``crs``
                 key (torchgeo 0.10: pass ``dataset.crs``).
             dtype: dtype of the stored embedding.
             encoder_dtype: compute dtype of an encoder loaded here.
+            allow_random: accept ``encoder=None`` (for tests only).
+
+        Raises:
+            ValueError: if *encoder* is None without *allow_random*.
         """
         super().__init__()
+        if encoder is None and not allow_random:
+            raise ValueError(
+                'LocationEmbedding needs an encoder: without one it would add the '
+                'embeddings of a random, frozen encoder (fixed noise). Pass a '
+                "checkpoint path or a SatCLIPWeights name such as 'SATCLIP_RESNET18_L10' "
+                '(or allow_random=True, for tests only)'
+            )
         self.encoder = satclip_location_encoder(encoder, dtype=encoder_dtype).eval()
         for param in self.encoder.parameters():
             param.requires_grad_(False)
