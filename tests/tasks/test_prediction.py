@@ -46,3 +46,27 @@ def test_predict_writes_embeddings(fmt: str, tmp_path: Path) -> None:
     assert len(frame) > 0
     assert frame['lon'].between(-180, 180).all()
     assert not list(out.glob('.*'))  # no temporary leftovers
+
+
+def test_every_recipe_writes_its_predictions() -> None:
+    """`torchgeo predict` with any released-recipe config writes embeddings."""
+    import yaml
+
+    recipes = sorted(
+        [
+            *Path('configs').glob('satclip_*.yaml'),
+            *Path('configs').glob('geoclip_*.yaml'),
+        ]
+    )
+    assert recipes
+    outputs = set()
+    for path in recipes:
+        config = yaml.safe_load(path.read_text())
+        writers = [
+            c
+            for c in config['trainer'].get('callbacks', [])
+            if c['class_path'] == 'torchgeo_satclip.tasks.EmbeddingWriter'
+        ]
+        assert len(writers) == 1, path
+        outputs.add(writers[0]['init_args']['output_dir'])
+    assert len(outputs) == len(recipes)  # no two recipes overwrite each other
