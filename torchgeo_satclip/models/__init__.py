@@ -1,6 +1,11 @@
 """SatCLIP location encoders: positional encodings, networks, weights."""
 
 from ..geo import validate_lonlat
+from .export import (
+    OFFICIAL_VISION_LAYERS,
+    location_encoder_hyper_parameters,
+    save_official_checkpoint,
+)
 from .fusion import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
 from .location_encoder import LocationEncoder, build_location_encoder
 from .networks import (
@@ -41,9 +46,7 @@ from .weights import (
     expected_sha256,
     list_weights,
     load_location_encoder,
-    location_encoder_hyper_parameters,
     satclip_location_encoder,
-    save_official_checkpoint,
     sha256sum,
     weights_table,
 )
@@ -52,6 +55,7 @@ __all__ = [
     'GEOCLIP_SCALE_FACTOR',
     'MLP',
     'NETWORKS',
+    'OFFICIAL_VISION_LAYERS',
     'POSITIONAL_ENCODINGS',
     'Cartesian3D',
     'CheckpointError',

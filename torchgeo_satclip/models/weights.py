@@ -1,10 +1,10 @@
-"""Official SatCLIP weights, one loader for every source, and export.
+"""Official SatCLIP weights and one loader for every source.
 
 :func:`load_location_encoder` is the single entry point. It accepts
 
 * a path to an official SatCLIP Lightning checkpoint (any of the six released
   ones, or one trained with the original code), or to a checkpoint written by
-  :func:`save_official_checkpoint`;
+  :func:`~torchgeo_satclip.models.export.save_official_checkpoint`;
 * a :class:`SatCLIPWeights` member or its name (downloads the checkpoint into
   the torch hub cache only if it is not there yet);
 * a TorchGeo 0.10 ``SatCLIP_Weights`` member;
@@ -32,13 +32,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from .._io import atomic_write
 from .location_encoder import LocationEncoder, build_location_encoder
-from .networks import NETWORKS
 from .positional import POSITIONAL_ENCODINGS
 
 __all__ = [
-    'OFFICIAL_VISION_LAYERS',
     'CheckpointError',
     'ChecksumError',
     'DownloadError',
@@ -48,9 +45,7 @@ __all__ = [
     'expected_sha256',
     'list_weights',
     'load_location_encoder',
-    'location_encoder_hyper_parameters',
     'satclip_location_encoder',
-    'save_official_checkpoint',
     'sha256sum',
     'weights_table',
 ]
@@ -629,281 +624,3 @@ def list_weights() -> list[str]:
         The member names, in declaration order (smallest model first).
     """
     return list(SatCLIPWeights.__members__)
-
-
-def location_encoder_hyper_parameters(encoder: LocationEncoder) -> dict[str, Any]:
-    """SatCLIP-style ``hyper_parameters`` describing ``encoder``'s architecture.
-
-    The ten location keys of the released checkpoints, the ones the official
-    SatCLIP code and RANGE's location-only loader read: ``le_type``,
-    ``pe_type``, ``legendre_polys``, ``harmonics_calculation``,
-    ``min_radius``, ``max_radius``, ``frequency_num``, ``embed_dim``,
-    ``capacity`` and ``num_hidden_layers``, from the encoder's modules and
-    weight shapes. An encoding without Space2Vec radii and frequencies (the
-    spherical harmonics) gets the released checkpoints' values
-    (``frequency_num=16``, ``max_radius=260``, ``min_radius=1``), which the
-    official code passes to it and it ignores.
-
-    Args:
-        encoder: a location encoder.
-
-    Returns:
-        The hyper-parameters; a key the encoder has no value for is None
-        (``legendre_polys`` of an encoding other than spherical harmonics).
-    """
-    posenc, nnet = encoder.posenc, encoder.nnet
-    le_type = next(
-        (name for name, cls in POSITIONAL_ENCODINGS.items() if type(posenc) is cls),
-        type(posenc).__name__.lower(),
-    )
-    pe_type = next(
-        (name for name, cls in NETWORKS.items() if type(nnet) is cls),
-        type(nnet).__name__.lower(),
-    )
-    layers = getattr(nnet, 'layers', None)
-    first = next(iter(nnet.parameters()))
-    hparams: dict[str, Any] = {
-        'embed_dim': encoder.embed_dim,
-        'le_type': le_type,
-        'pe_type': pe_type,
-        'legendre_polys': getattr(posenc, 'legendre_polys', None),
-        'capacity': int(first.shape[0]) if first.ndim == 2 else None,
-        'num_hidden_layers': len(layers) if isinstance(layers, nn.ModuleList) else None,
-        'harmonics_calculation': 'analytic',
-    }
-    for key, released in _RELEASED_SPACE2VEC.items():
-        hparams[key] = getattr(posenc, key, released)
-    return hparams
-
-
-#: Space2Vec settings of the released checkpoints (unused by their encoding).
-_RELEASED_SPACE2VEC: dict[str, Any] = {
-    'frequency_num': 16,
-    'max_radius': 260,
-    'min_radius': 1,
-}
-
-#: The constructor arguments of the official ``SatCLIPLightningModule``, which
-#: are the ``hyper_parameters`` of the released checkpoints, in their order.
-_OFFICIAL_ARGUMENTS = (
-    'embed_dim',
-    'image_resolution',
-    'vision_layers',
-    'vision_width',
-    'vision_patch_size',
-    'in_channels',
-    'le_type',
-    'pe_type',
-    'frequency_num',
-    'max_radius',
-    'min_radius',
-    'legendre_polys',
-    'harmonics_calculation',
-    'sh_embedding_dims',
-    'learning_rate',
-    'weight_decay',
-    'num_hidden_layers',
-    'capacity',
-)
-#: Keys the official loader (``satclip/load.py``) pops before building the
-#: model; a KeyError there when they are absent.
-_OFFICIAL_POPPED: dict[str, Any] = {
-    'eval_downstream': False,
-    'air_temp_data_path': None,
-    'election_data_path': None,
-}
-#: timm image encoders the official SatCLIP code builds, by timm name: their
-#: ``vision_layers`` name there (always with 13 input channels and timm's
-#: classifier, ``fc`` or ``head``, as the projection to ``embed_dim``).
-OFFICIAL_VISION_LAYERS: dict[str, str] = {
-    'resnet18': 'moco_resnet18',
-    'resnet50': 'moco_resnet50',
-    'vit_small_patch16_224': 'moco_vit16',
-}
-
-#: Encodings the official code builds (``le_type``), and the only network
-#: whose weights it names as we do (``pe_type``).
-_OFFICIAL_LE_TYPES = frozenset(
-    {
-        'sphericalharmonics',
-        'direct',
-        'cartesian3d',
-        'wrap',
-        'grid',
-        'theory',
-        'spherec',
-        'spherecplus',
-        'spherem',
-        'spheremplus',
-    }
-)
-_OFFICIAL_PE_TYPES = frozenset({'siren'})
-
-
-def _official_location_problem(
-    encoder: LocationEncoder, hparams: Mapping[str, Any]
-) -> str | None:
-    """Why the official code cannot rebuild ``encoder``, or None if it can."""
-    le_type, pe_type = hparams['le_type'], hparams['pe_type']
-    if le_type not in _OFFICIAL_LE_TYPES:
-        return (
-            f'its positional encoding {le_type!r} is not one the official code '
-            f'builds ({", ".join(sorted(_OFFICIAL_LE_TYPES))})'
-        )
-    if pe_type not in _OFFICIAL_PE_TYPES:
-        return (
-            f'its network {pe_type!r} has no counterpart with the same weights in '
-            "the official code (only 'siren')"
-        )
-    for option in ('normalization', 'convention'):
-        value = getattr(encoder.posenc, option, 'satclip')
-        if value != 'satclip':
-            return (
-                f'its positional encoding is computed with {option}={value!r}; the '
-                "official code computes only 'satclip'"
-            )
-    return None
-
-
-def _official_hyper_parameters(
-    encoder: LocationEncoder, image: Mapping[str, Any], path: Path
-) -> dict[str, Any]:
-    """The complete official ``hyper_parameters`` of ``encoder`` plus ``image``."""
-    location = location_encoder_hyper_parameters(encoder)
-    problem = _official_location_problem(encoder, location)
-    if problem is not None:
-        raise ValueError(
-            f'cannot write {path} for the official SatCLIP code or RANGE: {problem}. '
-            "Keep the task's own Lightning checkpoint instead (load_location_encoder "
-            'reads it)'
-        )
-    allowed = {*_OFFICIAL_ARGUMENTS, *_OFFICIAL_POPPED}
-    unknown = sorted(set(image) - allowed)
-    if unknown:
-        raise ValueError(
-            f'hyper_parameters {unknown} are not arguments of the official '
-            'SatCLIPLightningModule (it would refuse them)'
-        )
-    clashes = sorted(
-        key for key in location if key in image and image[key] != location[key]
-    )
-    if clashes:
-        raise ValueError(
-            f'hyper_parameters {clashes} contradict the location encoder '
-            f'({ {key: location[key] for key in clashes} })'
-        )
-    legendre_polys = location['legendre_polys']
-    hparams: dict[str, Any] = dict.fromkeys(_OFFICIAL_ARGUMENTS)
-    hparams.update(
-        {
-            'sh_embedding_dims': legendre_polys**2 if legendre_polys else None,
-            'learning_rate': 1e-4,
-            'weight_decay': 0.01,
-        }
-    )
-    hparams.update(location)
-    hparams.update(_OFFICIAL_POPPED)
-    hparams.update(image)
-    return hparams
-
-
-def save_official_checkpoint(
-    encoder: LocationEncoder,
-    path: str | os.PathLike[str],
-    hyper_parameters: Mapping[str, Any] | None = None,
-    extra_state: Mapping[str, Tensor] | None = None,
-) -> Path:
-    """Write ``encoder`` in the layout of the official SatCLIP checkpoints.
-
-    The network's weights are stored in float64 twice, as
-    ``model.location.nnet.*`` and ``model.nnet.*``, beside a plain-dict
-    ``hyper_parameters`` with every key of the released checkpoints: the
-    constructor arguments of the official ``SatCLIPLightningModule``
-    (``embed_dim``, ``image_resolution``, ``vision_layers``,
-    ``vision_width``, ``vision_patch_size``, ``in_channels``, ``le_type``,
-    ``pe_type``, ``frequency_num``, ``max_radius``, ``min_radius``,
-    ``legendre_polys``, ``harmonics_calculation``, ``sh_embedding_dims``,
-    ``learning_rate``, ``weight_decay``, ``num_hidden_layers``,
-    ``capacity``) and the three keys its loader pops first
-    (``eval_downstream``, ``air_temp_data_path``, ``election_data_path``).
-    RANGE's location-only loader, TorchGeo 0.10's loader and
-    :func:`load_location_encoder` read the file.
-
-    Without an image encoder (no ``vision_layers`` in ``hyper_parameters``)
-    the file is location-only: the image keys are None and
-    ``hyper_parameters`` also holds ``location_only: True``, so that the
-    official full loader stops at once with an error naming it rather than
-    building a random image encoder. With ``vision_layers`` (one of
-    :data:`OFFICIAL_VISION_LAYERS`' values), ``extra_state`` must hold the
-    image encoder (``model.visual.*``) and ``model.logit_scale``, and the
-    official code loads the file strictly. The file is written to a
-    temporary name in the same directory, then renamed.
-
-    Args:
-        encoder: the location encoder to save.
-        path: destination file.
-        hyper_parameters: the image encoder's settings and training values
-            (``vision_layers``, ``vision_width``, ``vision_patch_size``,
-            ``image_resolution``, ``in_channels``, ``learning_rate``,
-            ``weight_decay``, ...), official keys only.
-        extra_state: extra tensors for ``state_dict`` (``model.visual.*`` and
-            ``model.logit_scale``).
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: if the official code cannot rebuild ``encoder`` (a
-            positional encoding or network it does not have, such as ``rff``
-            or ``mlp``), if ``hyper_parameters`` has a key the official code
-            does not take or contradicts the encoder, or if ``vision_layers``
-            is not an official name or comes without the image weights.
-    """
-    path = Path(path)
-    image = dict(hyper_parameters or {})
-    hparams = _official_hyper_parameters(encoder, image, path)
-    extra = dict(extra_state or {})
-    vision_layers = hparams['vision_layers']
-    if vision_layers is None:
-        hparams['location_only'] = True
-    else:
-        official = sorted(set(OFFICIAL_VISION_LAYERS.values()))
-        if vision_layers not in official:
-            raise ValueError(
-                f'vision_layers={vision_layers!r} is not an image encoder the '
-                f'official SatCLIP code builds ({", ".join(official)}); leave it '
-                'out for a location-only file'
-            )
-        if 'model.logit_scale' not in extra or not any(
-            key.startswith('model.visual.') for key in extra
-        ):
-            raise ValueError(
-                f'vision_layers={vision_layers!r} needs the image encoder in '
-                'extra_state (model.visual.* and model.logit_scale)'
-            )
-    network = {
-        key: value.detach().to('cpu', torch.float64).clone()
-        for key, value in encoder.nnet.state_dict().items()
-    }
-    state_dict: dict[str, Tensor] = {}
-    for prefix in ('model.location.nnet.', 'model.nnet.'):
-        state_dict.update({prefix + key: value for key, value in network.items()})
-    state_dict.update(extra)
-    checkpoint = {
-        'epoch': 0,
-        'global_step': 0,
-        'pytorch-lightning_version': _lightning_version(),
-        'state_dict': state_dict,
-        'hyper_parameters': hparams,
-    }
-    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
-    return path
-
-
-def _lightning_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version('lightning')
-    except Exception:  # pragma: no cover - lightning is a dependency
-        return 'unknown'

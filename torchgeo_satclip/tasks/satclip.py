@@ -40,12 +40,12 @@ from torchvision.models._api import WeightsEnum
 from .._compat import BaseTask, load_backbone_state_dict
 from ..datamodules.cached import CachedFeatureDataModule
 from ..models import (
+    OFFICIAL_VISION_LAYERS,
     CheckpointError,
     LocationEncoder,
     load_location_encoder,
     save_official_checkpoint,
 )
-from ..models.weights import OFFICIAL_VISION_LAYERS
 from ._clip import (
     clip_loss,
     gather_with_grad,
