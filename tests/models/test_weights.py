@@ -21,6 +21,8 @@ from torchgeo_satclip.models import (
 )
 from torchgeo_satclip.models import weights as weights_module
 
+from ..satclip_spec import OFFICIAL_ARGUMENTS, OFFICIAL_POPPED
+
 POINTS = torch.tensor(
     [[2.35, 48.86], [-74.0, 40.71], [151.2, -33.9], [0.0, 90.0], [-180.0, -90.0]],
     dtype=torch.float64,
@@ -330,29 +332,7 @@ def test_save_official_checkpoint_round_trip(tmp_path: Path) -> None:
 
 #: Keys of the released checkpoints' hyper_parameters (spec section 4) and the
 #: three the official loader pops first.
-RELEASED_KEYS = {
-    'embed_dim',
-    'image_resolution',
-    'vision_layers',
-    'vision_width',
-    'vision_patch_size',
-    'in_channels',
-    'le_type',
-    'pe_type',
-    'frequency_num',
-    'max_radius',
-    'min_radius',
-    'legendre_polys',
-    'harmonics_calculation',
-    'sh_embedding_dims',
-    'learning_rate',
-    'weight_decay',
-    'num_hidden_layers',
-    'capacity',
-    'eval_downstream',
-    'air_temp_data_path',
-    'election_data_path',
-}
+RELEASED_KEYS = OFFICIAL_ARGUMENTS | set(OFFICIAL_POPPED)
 
 
 @pytest.mark.parametrize(

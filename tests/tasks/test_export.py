@@ -26,11 +26,9 @@ from torchgeo_satclip.models import (
 )
 from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
 
-CONFIGS = Path('configs')
-RECIPES = sorted(
-    [*CONFIGS.glob('satclip_*.yaml'), *CONFIGS.glob('geoclip_*.yaml')],
-    key=lambda p: p.name,
-)
+from ..satclip_spec import OFFICIAL_ARGUMENTS, OFFICIAL_POPPED
+from .test_satclip import CONFIGS, RECIPES
+
 #: Recipes whose image encoder the official code builds: a full export.
 FULL = {
     'satclip_resnet18_l10',
@@ -44,42 +42,6 @@ LOCATION_ONLY = {'satclip_demo'}
 #: Recipes with a location encoder neither the official code nor RANGE builds.
 REFUSED = {'geoclip_resnet18_rff'}
 
-#: What RANGE's location-only loader reads from ``hyper_parameters``.
-RANGE_KEYS = (
-    'le_type',
-    'legendre_polys',
-    'harmonics_calculation',
-    'min_radius',
-    'max_radius',
-    'frequency_num',
-    'pe_type',
-    'embed_dim',
-    'capacity',
-    'num_hidden_layers',
-)
-#: What the official loader pops before building the model.
-OFFICIAL_POPPED = ('eval_downstream', 'air_temp_data_path', 'election_data_path')
-#: The official SatCLIPLightningModule's constructor arguments (spec section 4).
-OFFICIAL_ARGUMENTS = {
-    'embed_dim',
-    'image_resolution',
-    'vision_layers',
-    'vision_width',
-    'vision_patch_size',
-    'in_channels',
-    'le_type',
-    'pe_type',
-    'frequency_num',
-    'max_radius',
-    'min_radius',
-    'legendre_polys',
-    'harmonics_calculation',
-    'sh_embedding_dims',
-    'learning_rate',
-    'weight_decay',
-    'num_hidden_layers',
-    'capacity',
-}
 #: The official image encoders: timm model and classifier (spec section 5).
 OFFICIAL_VISION = {
     'moco_resnet18': ('resnet18', 'fc'),

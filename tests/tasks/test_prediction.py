@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import timm
 
-from .test_satclip import CONF, create_model, run
+from .test_satclip import CONF, RECIPES, create_model, run
 
 
 @pytest.fixture(autouse=True)
@@ -52,15 +52,9 @@ def test_every_recipe_writes_its_predictions() -> None:
     """`torchgeo predict` with any released-recipe config writes embeddings."""
     import yaml
 
-    recipes = sorted(
-        [
-            *Path('configs').glob('satclip_*.yaml'),
-            *Path('configs').glob('geoclip_*.yaml'),
-        ]
-    )
-    assert recipes
+    assert RECIPES
     outputs = set()
-    for path in recipes:
+    for path in RECIPES:
         config = yaml.safe_load(path.read_text())
         writers = [
             c
@@ -69,4 +63,4 @@ def test_every_recipe_writes_its_predictions() -> None:
         ]
         assert len(writers) == 1, path
         outputs.add(writers[0]['init_args']['output_dir'])
-    assert len(outputs) == len(recipes)  # no two recipes overwrite each other
+    assert len(outputs) == len(RECIPES)  # no two recipes overwrite each other
