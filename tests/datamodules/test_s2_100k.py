@@ -11,9 +11,10 @@ from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.datamodules import (
     S2100KAugmentation,
     S2100KDataModule,
+    collate_sample_batch,
     split_indices,
 )
-from torchgeo_satclip.datasets import S2100K
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 REAL = DATA / 'real'
@@ -281,3 +282,61 @@ class TestS2100KDataModule:
             S2100KDataModule(dataset='other')  # type: ignore[arg-type]
         with pytest.raises(ValueError, match='val_split_pct'):
             S2100KDataModule(val_split_pct=1.5)
+
+
+class TestBatchedUint16:
+    """The packed uint16 batch path feeds the model the GeoTIFF path's values."""
+
+    @pytest.fixture(scope='class')
+    def packed_root(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        root = tmp_path_factory.mktemp('packed') / 's2_100k'
+        shutil.copytree(REAL, root)
+        pack_s2_100k(root, progress=False)
+        return root
+
+    @pytest.mark.parametrize('num_workers', [0, 1])
+    @pytest.mark.parametrize('split', ['train', 'val'])
+    def test_model_sees_geotiff_values(
+        self, packed_root: Path, num_workers: int, split: str
+    ) -> None:
+        common = {'root': packed_root, 'batch_size': 1, 'val_split_pct': 0.34}
+        geotiff = S2100KDataModule(
+            layout='geotiff', image_dtype='float32', num_workers=0, **common
+        )
+        packed = S2100KDataModule(num_workers=num_workers, **common)
+        batches = []
+        for dm in (geotiff, packed):
+            dm.setup('fit')
+            torch.manual_seed(0)  # the shuffle
+            batch = batch_of(dm, split)
+            torch.manual_seed(1)  # the random crop, flips, blur and jitter
+            aug = dm.train_aug if split == 'train' else dm.val_aug
+            batches.append((batch, aug(batch)))
+        (raw_tif, seen_tif), (raw_packed, seen_packed) = batches
+        assert raw_tif['image'].dtype == torch.float32
+        assert raw_packed['image'].dtype == torch.uint16
+        assert seen_packed['image'].dtype == torch.float32
+        assert seen_packed['image'].shape == (1, 13, 224, 224)
+        assert torch.equal(seen_tif['image'], seen_packed['image'])
+        assert torch.equal(seen_tif['point'], seen_packed['point'])
+
+    def test_pin_memory(self, packed_root: Path) -> None:
+        dm = S2100KDataModule(root=packed_root, batch_size=1, val_split_pct=0.34)
+        dm.setup('fit')
+        assert not dm.train_dataloader().pin_memory  # no trainer on CUDA
+        dm.trainer = SimpleNamespace(  # type: ignore[assignment]
+            strategy=SimpleNamespace(root_device=torch.device('cuda', 0))
+        )
+        assert dm.train_dataloader().pin_memory
+        forced = S2100KDataModule(
+            root=packed_root, batch_size=1, val_split_pct=0.34, pin_memory=False
+        )
+        forced.trainer = dm.trainer
+        forced.setup('fit')
+        assert not forced.train_dataloader().pin_memory
+
+    def test_torchgeo_style_collation(self, packed_root: Path) -> None:
+        """Samples not read as one still go through default_collate."""
+        samples = [S2100K(packed_root)[i] for i in range(2)]
+        batch = collate_sample_batch(samples)
+        assert batch['image'].shape == (2, 12, 256, 256)

@@ -8,7 +8,13 @@ from .cached import (
     dihedral_view,
 )
 from .eurosat import EuroSATLocationDataModule
-from .s2_100k import S2100KAugmentation, S2100KDataModule, jitter_points, split_indices
+from .s2_100k import (
+    S2100KAugmentation,
+    S2100KDataModule,
+    collate_sample_batch,
+    jitter_points,
+    split_indices,
+)
 
 __all__ = [
     'CachedFeatureDataModule',
@@ -18,6 +24,7 @@ __all__ = [
     'S2100KAugmentation',
     'S2100KDataModule',
     'build_feature_cache',
+    'collate_sample_batch',
     'dihedral_view',
     'jitter_points',
     'split_indices',
