@@ -98,7 +98,9 @@ def _batch_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     if torch.utils.data.get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
     numel = int(np.prod(shape))
-    storage = torch.UntypedStorage._new_shared(numel * dtype.itemsize)
+    storage = torch.UntypedStorage._new_shared(  # type: ignore[no-untyped-call]
+        numel * dtype.itemsize
+    )
     return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
