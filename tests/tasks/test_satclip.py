@@ -167,7 +167,11 @@ def test_recipe_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.parametrize('config', RECIPES, ids=lambda p: p.stem)
-def test_recipe_config_fast_dev_run(config: Path, tmp_path: Path) -> None:
+def test_recipe_config_fast_dev_run(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, data = config.resolve(), DATA.resolve()
+    monkeypatch.chdir(tmp_path)  # the recipes write checkpoints/ and predictions/
     run(
         [
             'fit',
@@ -176,7 +180,7 @@ def test_recipe_config_fast_dev_run(config: Path, tmp_path: Path) -> None:
             '--model.init_args.weights',
             'null',
             '--data.dict_kwargs.root',
-            str(DATA),
+            str(data),
             '--data.init_args.batch_size',
             '2',
             '--data.init_args.num_workers',
