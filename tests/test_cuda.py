@@ -33,7 +33,9 @@ def packed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_uint16_batches_convert_on_the_gpu(packed_root: Path) -> None:
     """Pinned uint16 batches, converted on the GPU, equal the float32 CPU path."""
-    dm = S2100KDataModule(root=packed_root, batch_size=3, num_workers=1, pin_memory=True)
+    dm = S2100KDataModule(
+        root=packed_root, batch_size=3, num_workers=1, pin_memory=True
+    )
     dm.setup('predict')
     loader = dm.predict_dataloader()  # in dataset order
     assert loader.pin_memory
