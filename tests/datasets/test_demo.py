@@ -35,7 +35,7 @@ def test_layout_and_dataset(tmp_path: Path) -> None:
         assert src.dtypes[0] == 'uint16'
         assert src.compression is not None
         assert src.compression.value == 'LZW'
-    dataset = S2100K(root)
+    dataset = S2100K(root, patch_size=16)
     assert len(dataset) == 12
     sample = dataset[3]
     assert sample['image'].shape == (12, 16, 16)
@@ -83,7 +83,7 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match=r'index\.csv exists'):
         make_demo_dataset(tmp_path, num_patches=2, size=4, progress=False)
     make_demo_dataset(tmp_path, num_patches=3, size=4, progress=False, overwrite=True)
-    assert len(S2100K(tmp_path)) == 3
+    assert len(S2100K(tmp_path, patch_size=4)) == 3
     with pytest.raises(ValueError, match='must be positive'):
         make_demo_dataset(tmp_path / 'x', num_patches=0)
 
@@ -91,7 +91,7 @@ def test_errors(tmp_path: Path) -> None:
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['demo-data', str(tmp_path), '--n', '4', '--size', '8', '--quiet']) == 0
     assert 'wrote 4 demo patches' in capsys.readouterr().out
-    assert len(S2100K(tmp_path)) == 4
+    assert len(S2100K(tmp_path, patch_size=8)) == 4
     assert main(['demo-data', str(tmp_path), '--n', '4', '--quiet']) == 2
     assert 'exists' in capsys.readouterr().err
 

@@ -24,8 +24,8 @@ def root(tmp_path: Path) -> Path:
 
 
 def assert_identical(root: Path) -> None:
-    geotiff = S2100K(root, layout='geotiff')
-    packed = S2100K(root, layout='packed')
+    geotiff = S2100K(root, patch_size=32, layout='geotiff')
+    packed = S2100K(root, patch_size=32, layout='packed')
     assert len(geotiff) == len(packed)
     for i in range(len(geotiff)):
         assert torch.equal(geotiff[i]['image'], packed[i]['image'])
@@ -34,7 +34,7 @@ def assert_identical(root: Path) -> None:
 
 class TestPack:
     def test_round_trip(self, root: Path) -> None:
-        result = pack_s2_100k(root, shard_size=3, progress=False)
+        result = pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
         assert result.num_samples == 8
         assert result.num_shards == 3
         assert result.num_resumed_shards == 0
@@ -52,48 +52,54 @@ class TestPack:
         calls: list[Path] = []
         original = torchgeo_satclip.datasets.pack._decode
 
-        def failing(path: Path) -> tuple[np.ndarray, float]:
+        def failing(path: Path, size: tuple[int, int]) -> object:
             calls.append(path)
             if path.name == 'patch_4.tif':
                 raise KeyboardInterrupt  # the user pressed Ctrl-C mid-shard
-            return original(path)
+            return original(path, size)
 
         monkeypatch.setattr(torchgeo_satclip.datasets.pack, '_decode', failing)
         with pytest.raises(KeyboardInterrupt):
-            pack_s2_100k(root, shard_size=3, progress=False)
+            pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
         packed = root / 'packed'
         assert (packed / 'shard_00000.npy').is_file()
         assert not (packed / 'shard_00001.npy').exists()
         assert not (packed / 'manifest.json').exists()
         assert not list(packed.glob('.*tmp'))  # the partial shard was removed
-        assert S2100K(root).layout == 'geotiff'  # incomplete packing is ignored
+        # incomplete packing is ignored
+        assert S2100K(root, patch_size=32).layout == 'geotiff'
 
         calls.clear()
         monkeypatch.setattr(
             torchgeo_satclip.datasets.pack,
             '_decode',
-            lambda p: (calls.append(p), original(p))[1],
+            lambda p, size: (calls.append(p), original(p, size))[1],
         )
-        result = pack_s2_100k(root, shard_size=3, progress=False)
+        result = pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
         assert result.num_resumed_shards == 1
         assert [p.name for p in calls] == [f'patch_{i}.tif' for i in range(3, 8)]
         assert_identical(root)
 
     def test_index_changed_repacks_shard(self, root: Path) -> None:
-        pack_s2_100k(root, shard_size=4, progress=False)
+        pack_s2_100k(root, patch_size=32, shard_size=4, progress=False)
         lines = (root / 'index.csv').read_text().splitlines()
         lines[1], lines[5] = lines[5], lines[1]  # patch_0 moves to the second shard
         (root / 'index.csv').write_text('\n'.join(lines) + '\n')
-        result = pack_s2_100k(root, shard_size=4, progress=False)
+        result = pack_s2_100k(root, patch_size=32, shard_size=4, progress=False)
         assert result.num_resumed_shards == 0
         assert_identical(root)
 
     def test_complete_pack_is_reused(self, root: Path) -> None:
-        pack_s2_100k(root, shard_size=4, progress=False)
-        assert pack_s2_100k(root, shard_size=4, progress=False).num_resumed_shards == 2
+        pack_s2_100k(root, patch_size=32, shard_size=4, progress=False)
         assert (
             pack_s2_100k(
-                root, shard_size=4, overwrite=True, progress=False
+                root, patch_size=32, shard_size=4, progress=False
+            ).num_resumed_shards
+            == 2
+        )
+        assert (
+            pack_s2_100k(
+                root, patch_size=32, shard_size=4, overwrite=True, progress=False
             ).num_resumed_shards
             == 0
         )
@@ -101,34 +107,47 @@ class TestPack:
     def test_missing_file(self, root: Path) -> None:
         (root / 'images' / 'patch_5.tif').unlink()
         with pytest.raises(FileNotFoundError, match=r'patch_5\.tif'):
-            pack_s2_100k(root, progress=False)
+            pack_s2_100k(root, patch_size=32, progress=False)
 
     def test_corrupt_file(self, root: Path) -> None:
         (root / 'images' / 'patch_6.tif').write_bytes(b'II*\x00garbage')
         with pytest.raises(RuntimeError, match=r'patch_6\.tif'):
-            pack_s2_100k(root, progress=False)
+            pack_s2_100k(root, patch_size=32, progress=False)
         assert not (root / 'packed' / 'manifest.json').exists()
 
     def test_invalid_arguments(self, root: Path, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match='shard_size'):
-            pack_s2_100k(root, shard_size=0)
+            pack_s2_100k(root, patch_size=32, shard_size=0)
         with pytest.raises(ValueError, match='num_workers'):
-            pack_s2_100k(root, num_workers=-1)
+            pack_s2_100k(root, patch_size=32, num_workers=-1)
         with pytest.raises(FileNotFoundError, match=r'index\.csv'):
             pack_s2_100k(tmp_path / 'nothing')
 
     def test_nodata_recorded(self, root: Path) -> None:
-        pack_s2_100k(root, progress=False)
+        pack_s2_100k(root, patch_size=32, progress=False)
         assert (root / 'nodata.csv').read_text().count('1.000000') == 1
-        ds = S2100K(root, exclude_nodata=True)
+        ds = S2100K(root, patch_size=32, exclude_nodata=True)
         assert ds.excluded == ['patch_3.tif']
 
     def test_workers(self, root: Path) -> None:
-        pack_s2_100k(root, shard_size=5, num_workers=1, progress=False)
+        pack_s2_100k(root, patch_size=32, shard_size=5, num_workers=1, progress=False)
         assert_identical(root)
 
     def test_cli(self, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(['pack', str(root), '--shard-size', '4', '--quiet']) == 0
+        assert (
+            main(
+                [
+                    'pack',
+                    str(root),
+                    '--patch-size',
+                    '32',
+                    '--shard-size',
+                    '4',
+                    '--quiet',
+                ]
+            )
+            == 0
+        )
         assert 'packed 8 patches into 2 shards' in capsys.readouterr().out
         assert_identical(root)
 

@@ -64,7 +64,7 @@ def remote(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class TestS2100K:
     def test_getitem(self, fake_root: Path) -> None:
-        ds = S2100K(fake_root)
+        ds = S2100K(fake_root, patch_size=32)
         sample = ds[0]
         assert set(sample) == {'image', 'point'}
         assert sample['image'].dtype == torch.float32
@@ -77,11 +77,11 @@ class TestS2100K:
             )
 
     def test_len(self, fake_root: Path) -> None:
-        assert len(S2100K(fake_root)) == 8
+        assert len(S2100K(fake_root, patch_size=32)) == 8
 
     def test_point_order(self, fake_root: Path) -> None:
         first = (fake_root / 'index.csv').read_text().splitlines()[1].split(',')
-        point = S2100K(fake_root, mode='points')[0]['point']
+        point = S2100K(fake_root, patch_size=32, mode='points')[0]['point']
         assert point.tolist() == pytest.approx(
             [float(first[1]), float(first[2])], abs=1e-4
         )
@@ -103,40 +103,44 @@ class TestS2100K:
         lines[2] = ','.join([lines[2].split(',')[0], lon, lat])
         index.write_text('\n'.join(lines) + '\n')
         with pytest.raises(ValueError, match=match) as info:
-            S2100K(fake_root)
+            S2100K(fake_root, patch_size=32)
         assert str(index) in str(info.value)
 
     def test_bands(self, fake_root: Path) -> None:
-        full = S2100K(fake_root)[2]['image']
-        ds = S2100K(fake_root, bands=['B04', 'B8A', 'B12'])
+        full = S2100K(fake_root, patch_size=32)[2]['image']
+        ds = S2100K(fake_root, patch_size=32, bands=['B04', 'B8A', 'B12'])
         assert torch.equal(ds[2]['image'], full[[3, 8, 11]])
 
     def test_invalid_bands(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match='invalid bands'):
-            S2100K(fake_root, bands=['B10'])
+            S2100K(fake_root, patch_size=32, bands=['B10'])
 
     def test_invalid_mode(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match='mode'):
-            S2100K(fake_root, mode='images')  # type: ignore[arg-type]
+            S2100K(fake_root, patch_size=32, mode='images')  # type: ignore[arg-type]
 
     def test_points_mode(self, fake_root: Path) -> None:
         shutil.rmtree(fake_root / 'images')  # no image IO, no image needed
-        ds = S2100K(fake_root, mode='points')
+        ds = S2100K(fake_root, patch_size=32, mode='points')
         assert set(ds[1]) == {'point'}
         assert len(ds) == 8
 
     def test_transforms(self, fake_root: Path) -> None:
-        ds = S2100K(fake_root, transforms=lambda s: {**s, 'image': s['image'] / 2})
+        ds = S2100K(
+            fake_root,
+            patch_size=32,
+            transforms=lambda s: {**s, 'image': s['image'] / 2},
+        )
         assert ds[0]['image'].max() < 5000
 
     def test_download(self, tmp_path: Path, remote: None) -> None:
         root = tmp_path / 'new'
-        ds = S2100K(root, download=True)
+        ds = S2100K(root, patch_size=32, download=True)
         assert len(ds) == 8
-        assert torch.equal(ds[5]['image'], S2100K(DATA)[5]['image'])
+        assert torch.equal(ds[5]['image'], S2100K(DATA, patch_size=32)[5]['image'])
         assert not list(root.glob('*.part'))
         # a second instance finds everything and downloads nothing
-        S2100K(root, download=False)
+        S2100K(root, patch_size=32, download=False)
 
     def test_download_resumes_per_shard(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
@@ -152,7 +156,7 @@ class TestS2100K:
         )
         root = tmp_path / 'root'
         with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
-            S2100K(root, download=True)
+            S2100K(root, patch_size=32, download=True)
         assert (root / '.a.tar.extracted').exists()
         assert not (root / 'b.tar').exists()
         fetched: list[str] = []
@@ -167,7 +171,7 @@ class TestS2100K:
             'archive_remotes',
             [(str(shard_a), sha256(shard_a)), (str(shard_b), sha256(shard_b))],
         )
-        assert len(S2100K(root, download=True)) == 8
+        assert len(S2100K(root, patch_size=32, download=True)) == 8
         assert fetched == [str(shard_b)]
 
     def test_extract(self, tmp_path: Path) -> None:
@@ -175,7 +179,7 @@ class TestS2100K:
         root.mkdir()
         shutil.copy(DATA / 'index.csv', root)
         shutil.copy(DATA / 'satclip.tar', root)
-        assert len(S2100K(root, checksum=False)) == 8
+        assert len(S2100K(root, patch_size=32, checksum=False)) == 8
 
     def test_extract_checksum(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -185,7 +189,7 @@ class TestS2100K:
         shutil.copy(DATA / 'index.csv', root)
         (root / 'satclip.tar').write_bytes(b'not the archive')
         with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
-            S2100K(root)
+            S2100K(root, patch_size=32)
 
     def test_checksum_mismatch(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
@@ -193,7 +197,7 @@ class TestS2100K:
         monkeypatch.setattr(S2100K, 'index_remote', (str(DATA / 'index.csv'), '0' * 64))
         root = tmp_path / 'root'
         with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
-            S2100K(root, download=True)
+            S2100K(root, patch_size=32, download=True)
         assert not (root / 'index.csv').exists()
         assert not list(root.glob('*.part'))
 
@@ -201,26 +205,29 @@ class TestS2100K:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
     ) -> None:
         monkeypatch.setattr(S2100K, 'index_remote', (str(DATA / 'index.csv'), '0' * 64))
-        assert len(S2100K(tmp_path / 'root', download=True, checksum=False)) == 8
+        assert (
+            len(S2100K(tmp_path / 'root', patch_size=32, download=True, checksum=False))
+            == 8
+        )
 
     def test_not_found(self, tmp_path: Path) -> None:
         with pytest.raises(DatasetNotFoundError, match='Dataset not found'):
-            S2100K(tmp_path)
+            S2100K(tmp_path, patch_size=32)
 
     def test_not_found_images(self, tmp_path: Path) -> None:
         shutil.copy(DATA / 'index.csv', tmp_path)
         with pytest.raises(DatasetNotFoundError, match='Dataset not found'):
-            S2100K(tmp_path)
+            S2100K(tmp_path, patch_size=32)
 
     def test_missing_file(self, fake_root: Path) -> None:
         (fake_root / 'images' / 'patch_6.tif').unlink()
         with pytest.raises(FileNotFoundError, match=r'1 of 8 files .* patch_6\.tif'):
-            S2100K(fake_root)
+            S2100K(fake_root, patch_size=32)
 
     def test_corrupt_file(self, fake_root: Path) -> None:
         path = fake_root / 'images' / 'patch_2.tif'
         path.write_bytes(path.read_bytes()[:500])
-        ds = S2100K(fake_root)
+        ds = S2100K(fake_root, patch_size=32)
         with pytest.raises(RuntimeError, match=r'patch_2\.tif'):
             ds[2]
 
@@ -237,11 +244,11 @@ class TestS2100K:
         with rasterio.open(fake_root / 'images' / 'patch_1.tif', 'w', **profile) as f:
             f.write(np.zeros((3, 4, 4), np.uint16))
         with pytest.raises(RuntimeError, match=r'patch_1\.tif: expected 12'):
-            S2100K(fake_root)[1]
+            S2100K(fake_root, patch_size=32)[1]
 
     def test_nodata(self, fake_root: Path) -> None:
-        assert S2100K(fake_root).num_excluded == 0
-        ds = S2100K(fake_root, exclude_nodata=True)
+        assert S2100K(fake_root, patch_size=32).num_excluded == 0
+        ds = S2100K(fake_root, patch_size=32, exclude_nodata=True)
         assert len(ds) == 7
         assert ds.num_excluded == 1
         assert ds.excluded == ['patch_3.tif']
@@ -249,7 +256,7 @@ class TestS2100K:
         # measured once, then read from the record
         assert (fake_root / 'nodata.csv').is_file()
         (fake_root / 'images' / 'patch_3.tif').write_bytes(b'corrupt, never read again')
-        assert S2100K(fake_root, exclude_nodata=True).num_excluded == 1
+        assert S2100K(fake_root, patch_size=32, exclude_nodata=True).num_excluded == 1
 
     def test_nodata_recorded_list(self, fake_root: Path) -> None:
         (fake_root / 'nodata.csv').write_text(
@@ -259,7 +266,7 @@ class TestS2100K:
             )
         )
         # a plain list of file names: each listed file counts as all nodata
-        ds = S2100K(fake_root, exclude_nodata=True)
+        ds = S2100K(fake_root, patch_size=32, exclude_nodata=True)
         assert ds.num_excluded == 8
 
     def test_nodata_threshold(self, fake_root: Path) -> None:
@@ -269,12 +276,12 @@ class TestS2100K:
         )
         assert (
             S2100K(
-                fake_root, exclude_nodata=True, max_nodata_fraction=0.45
+                fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.45
             ).num_excluded
             == 3
         )
         with pytest.raises(ValueError, match='max_nodata_fraction'):
-            S2100K(fake_root, max_nodata_fraction=1.0)
+            S2100K(fake_root, patch_size=32, max_nodata_fraction=1.0)
 
     def test_nodata_is_zero_in_every_band(self, fake_root: Path) -> None:
         # patch 5: 0 in every band but B01 everywhere (not nodata), and 0 in
@@ -288,10 +295,14 @@ class TestS2100K:
             dst.write(image)
         fraction = 1 / image.shape[1]
         assert nodata_fraction(image) == pytest.approx(fraction)
-        kept = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=fraction)
+        kept = S2100K(
+            fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=fraction
+        )
         assert kept.excluded == ['patch_3.tif']
         (fake_root / 'nodata.csv').unlink()
-        dropped = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.0)
+        dropped = S2100K(
+            fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.0
+        )
         assert dropped.excluded == ['patch_3.tif', 'patch_5.tif']
 
     def test_nodata_threshold_is_inclusive(self, fake_root: Path) -> None:
@@ -300,14 +311,18 @@ class TestS2100K:
             + ''.join(f'patch_{i}.tif,{i / 10}\n' for i in range(8))
         )
         # at most max_nodata_fraction is kept: 0.4 of patch 4 is not excluded
-        ds = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.4)
+        ds = S2100K(
+            fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.4
+        )
         assert ds.excluded == ['patch_5.tif', 'patch_6.tif', 'patch_7.tif']
         # 0 excludes every patch with any nodata; just below 0 and 1 are refused
-        ds = S2100K(fake_root, exclude_nodata=True, max_nodata_fraction=0.0)
+        ds = S2100K(
+            fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.0
+        )
         assert ds.num_excluded == 7
         for bad in (-1e-9, 1.0):
             with pytest.raises(ValueError, match='max_nodata_fraction'):
-                S2100K(fake_root, max_nodata_fraction=bad)
+                S2100K(fake_root, patch_size=32, max_nodata_fraction=bad)
 
     @pytest.mark.parametrize(
         ('lon', 'lat', 'match'),
@@ -326,14 +341,14 @@ class TestS2100K:
         lines[3] = f'patch_2.tif,{lon},{lat}'
         index.write_text('\n'.join(lines) + '\n')
         if match is None:
-            point = S2100K(fake_root, mode='points')[2]['point']
+            point = S2100K(fake_root, patch_size=32, mode='points')[2]['point']
             assert point.tolist() == [lon, lat]
         else:
             with pytest.raises(ValueError, match=rf'index\.csv, line 4: {match}'):
-                S2100K(fake_root)
+                S2100K(fake_root, patch_size=32)
 
     def test_plot(self, fake_root: Path) -> None:
-        ds = S2100K(fake_root)
+        ds = S2100K(fake_root, patch_size=32)
         fig = ds.plot(ds[0], suptitle='Test')
         assert 'lon' in fig.axes[0].get_title()
         plt.close(fig)
@@ -341,7 +356,7 @@ class TestS2100K:
         plt.close(fig)
 
     def test_plot_rgb(self, fake_root: Path) -> None:
-        ds = S2100K(fake_root, bands=['B08', 'B11'])
+        ds = S2100K(fake_root, patch_size=32, bands=['B08', 'B11'])
         with pytest.raises(
             RGBBandsMissingError, match='Dataset does not contain some of the RGB bands'
         ):
@@ -359,26 +374,26 @@ class TestS2100K:
         plt.close(fig)
 
     def test_packed_layout_identical(self, fake_root: Path) -> None:
-        geotiff = S2100K(fake_root)
-        pack_s2_100k(fake_root, shard_size=3, progress=False)
-        packed = S2100K(fake_root)
+        geotiff = S2100K(fake_root, patch_size=32)
+        pack_s2_100k(fake_root, patch_size=32, shard_size=3, progress=False)
+        packed = S2100K(fake_root, patch_size=32)
         assert packed.layout == 'packed'
-        assert S2100K(fake_root, layout='geotiff').layout == 'geotiff'
+        assert S2100K(fake_root, patch_size=32, layout='geotiff').layout == 'geotiff'
         for i in range(len(geotiff)):
             a, b = geotiff[i], packed[i]
             assert torch.equal(a['image'], b['image'])
             assert torch.equal(a['point'], b['point'])
-        sub = S2100K(fake_root, bands=['B02', 'B12'])
+        sub = S2100K(fake_root, patch_size=32, bands=['B02', 'B12'])
         assert torch.equal(sub[4]['image'], geotiff[4]['image'][[1, 11]])
         # packed data alone suffices
         expected = geotiff[7]['image']
         shutil.rmtree(fake_root / 'images')
-        assert torch.equal(S2100K(fake_root)[7]['image'], expected)
-        assert S2100K(fake_root, exclude_nodata=True).num_excluded == 1
+        assert torch.equal(S2100K(fake_root, patch_size=32)[7]['image'], expected)
+        assert S2100K(fake_root, patch_size=32, exclude_nodata=True).num_excluded == 1
 
     def test_layout_packed_missing(self, fake_root: Path) -> None:
         with pytest.raises(FileNotFoundError, match='torchgeo-satclip pack'):
-            S2100K(fake_root, layout='packed')
+            S2100K(fake_root, patch_size=32, layout='packed')
 
     def test_real_packed_identical(self, tmp_path: Path) -> None:
         root = tmp_path / 'real'
@@ -392,7 +407,7 @@ class TestS2100K:
 
 def test_plot_keeps_true_colour(fake_root: Path) -> None:
     """A desert (R > G > B, nearly flat) stays yellow-brown, not grey."""
-    ds = S2100K(fake_root)
+    ds = S2100K(fake_root, patch_size=32)
     sample = ds[0]
     image = torch.zeros_like(sample['image'])
     generator = torch.Generator().manual_seed(0)
@@ -410,7 +425,7 @@ def test_plot_keeps_true_colour(fake_root: Path) -> None:
 def test_not_found_prints_a_plain_path(tmp_path: Path) -> None:
     root = tmp_path / 'missing'
     with pytest.raises(DatasetNotFoundError) as info:
-        S2100K(root)
+        S2100K(root, patch_size=32)
     assert f'root={root}' in str(info.value)
     assert 'PosixPath' not in str(info.value)
 
@@ -420,7 +435,7 @@ class TestGetItems:
 
     @pytest.fixture
     def packed_root(self, fake_root: Path) -> Path:
-        pack_s2_100k(fake_root, shard_size=3, progress=False)
+        pack_s2_100k(fake_root, patch_size=32, shard_size=3, progress=False)
         return fake_root
 
     @pytest.mark.parametrize('layout', ['geotiff', 'packed'])
@@ -441,6 +456,7 @@ class TestGetItems:
         kwargs = {} if bands is None else {'bands': bands}
         ds = S2100K(
             packed_root,
+            patch_size=32,
             layout=layout,  # type: ignore[arg-type]
             image_dtype=image_dtype,  # type: ignore[arg-type]
             **kwargs,  # type: ignore[arg-type]
@@ -461,8 +477,8 @@ class TestGetItems:
         )
 
     def test_uint16_is_the_stored_value(self, packed_root: Path) -> None:
-        as_float = S2100K(packed_root)[5]['image']
-        raw = S2100K(packed_root, image_dtype='uint16')[5]['image']
+        as_float = S2100K(packed_root, patch_size=32)[5]['image']
+        raw = S2100K(packed_root, patch_size=32, image_dtype='uint16')[5]['image']
         assert raw.dtype == torch.uint16
         assert torch.equal(raw.float(), as_float)
         assert float(raw.float().max()) > 0
@@ -474,15 +490,15 @@ class TestGetItems:
             calls.append(1)
             return {**sample, 'image': sample['image'] * 2}
 
-        ds = S2100K(packed_root, transforms=transform)
+        ds = S2100K(packed_root, patch_size=32, transforms=transform)
         samples = ds.__getitems__([1, 2])
         assert not isinstance(samples, SampleBatch)
         assert len(calls) == 2
-        plain = S2100K(packed_root)
+        plain = S2100K(packed_root, patch_size=32)
         assert torch.equal(samples[0]['image'], plain[1]['image'] * 2)
 
     def test_points_mode(self, packed_root: Path) -> None:
-        ds = S2100K(packed_root, mode='points')
+        ds = S2100K(packed_root, patch_size=32, mode='points')
         samples = ds.__getitems__([2, 0])
         assert set(samples[0]) == {'point'}
         assert isinstance(samples, SampleBatch)
@@ -491,7 +507,7 @@ class TestGetItems:
         )
 
     def test_subset_and_default_collate(self, packed_root: Path) -> None:
-        ds = S2100K(packed_root, image_dtype='uint16')
+        ds = S2100K(packed_root, patch_size=32, image_dtype='uint16')
         subset = Subset(ds, [6, 2, 7])
         loader = DataLoader(subset, batch_size=3)  # default_collate
         batch = next(iter(loader))
@@ -501,7 +517,7 @@ class TestGetItems:
         )
 
     def test_workers_shared_memory(self, packed_root: Path) -> None:
-        ds = S2100K(packed_root, image_dtype='uint16')
+        ds = S2100K(packed_root, patch_size=32, image_dtype='uint16')
         loader = DataLoader(
             ds, batch_size=4, num_workers=1, collate_fn=collate_sample_batch
         )
@@ -513,7 +529,7 @@ class TestGetItems:
         )
 
     def test_geotiff_patch_of_another_size(self, fake_root: Path) -> None:
-        ds = S2100K(fake_root, layout='geotiff')
+        ds = S2100K(fake_root, patch_size=32, layout='geotiff')
         path = fake_root / 'images' / ds.files[1]
         with rasterio.open(path) as f:
             profile = f.profile
@@ -521,11 +537,14 @@ class TestGetItems:
         profile.update(width=image.shape[2] - 1)
         with rasterio.open(path, 'w', **profile) as f:
             f.write(image[:, :, :-1])
-        with pytest.raises(RuntimeError, match=f'{ds.files[1]}: patch of shape'):
+        with pytest.raises(
+            RuntimeError,
+            match=f'{ds.files[1]}: patch of 32 x 31 pixels, expected 32 x 32',
+        ):
             ds.__getitems__([0, 1])
 
     def test_read_into_checks_out(self, packed_root: Path) -> None:
-        ds = S2100K(packed_root)
+        ds = S2100K(packed_root, patch_size=32)
         assert ds.packed is not None
         out = np.empty((2, 12, 4, 4), dtype=np.uint16)
         with pytest.raises(ValueError, match='out must be uint16 of shape'):
@@ -533,4 +552,4 @@ class TestGetItems:
 
     def test_invalid_image_dtype(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match="image_dtype must be 'float32' or"):
-            S2100K(fake_root, image_dtype='float16')  # type: ignore[arg-type]
+            S2100K(fake_root, patch_size=32, image_dtype='float16')  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """``torchgeo-satclip pack``: convert S2-100K GeoTIFFs to the packed layout."""
 
 import argparse
+import sys
 
 from . import _common
 from ._common import Subparsers
@@ -17,7 +18,10 @@ DESCRIPTION = (
     'full set). Resumable: finished shards are kept when rerun after an '
     'interruption; every file is written under a temporary name and renamed '
     'when complete. Also records the nodata fraction of each patch in '
-    'ROOT/nodata.csv. S2100K reads the packed layout automatically.'
+    'ROOT/nodata.csv. S2100K reads the packed layout automatically and checks '
+    'it cheaply on every open (records, sizes, sampled content, source '
+    'GeoTIFF sizes and times); --verify checks it fully (every SHA-256) and '
+    'writes nothing.'
 )
 
 
@@ -38,6 +42,14 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument('root', help='S2-100K root (index.csv and images/)')
     _common.option(
+        parser,
+        '--patch-size',
+        PACK,
+        'patch_size',
+        'side of every (square) patch in pixels; any other size is refused',
+        type=int,
+    )
+    _common.option(
         parser, '--shard-size', PACK, 'shard_size', 'patches per shard', type=int
     )
     workers = PACK.default('num_workers')
@@ -46,6 +58,13 @@ def add_parser(subparsers: Subparsers) -> None:
         type=int,
         default=workers,
         help=f'decoding processes (default: {workers}, in-process)',
+    )
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='instead of packing, check the packed layout fully: the SHA-256 '
+        'of every shard and of every source GeoTIFF present, against the '
+        'records written when packing (exit status 1 if damaged)',
     )
     parser.set_defaults(func=run)
 
@@ -61,16 +80,58 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..datasets import pack_s2_100k
 
-    result = pack_s2_100k(
-        args.root,
-        shard_size=args.shard_size,
-        num_workers=args.workers,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    if args.verify:
+        if args.overwrite:
+            print(
+                'torchgeo-satclip pack: error: --verify checks an existing '
+                'layout; it cannot be combined with --overwrite',
+                file=sys.stderr,
+            )
+            return 2
+        return _verify(args)
+    try:
+        result = pack_s2_100k(
+            args.root,
+            patch_size=args.patch_size,
+            shard_size=args.shard_size,
+            num_workers=args.workers,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except RuntimeError as error:  # an unreadable patch or one of another size
+        print(f'torchgeo-satclip pack: error: {error}', file=sys.stderr)
+        return 1
     print(
         f'packed {result.num_samples} patches into {result.num_shards} shards '
         f'({result.num_bytes / 2**30:.2f} GiB, {result.num_resumed_shards} resumed) '
         f'in {result.directory}'
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Check the packed layout fully: :func:`~torchgeo_satclip.datasets.verify_packed`.
+
+    Args:
+        args: the parsed ``pack`` arguments.
+
+    Returns:
+        The exit status: 0 if intact, 1 if damaged.
+    """
+    from ..datasets import PackedLayoutError, verify_packed
+
+    try:
+        result = verify_packed(args.root, progress=not args.quiet)
+    except PackedLayoutError as error:
+        print(f'torchgeo-satclip pack: error: {error}', file=sys.stderr)
+        return 1
+    missing = (
+        f', {result.num_sources_missing} absent' if result.num_sources_missing else ''
+    )
+    print(
+        f'verified {result.directory}: {result.num_samples} patches in '
+        f'{result.num_shards} shards ({result.num_bytes / 2**30:.2f} GiB) and '
+        f'{result.num_sources_checked} source GeoTIFFs{missing} match what was '
+        'packed'
     )
     return 0

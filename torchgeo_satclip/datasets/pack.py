@@ -39,23 +39,53 @@ that supports memory maps. At 157 GB the set does not fit in the page cache
 of most machines; reads then come from disk (1.5 MiB sequential-ish reads:
 an NVMe drive at 3 GB/s serves ~2,000 patches/s, still far above LZW).
 
-Layout (``root/packed/``)::
+Layout (``root/packed/``), version 2::
 
-    manifest.json         format, version, bands, height, width, shard names
-    files.csv             fn, shard, row, nodata_fraction
+    manifest.json         format, version, dtype, bands, height, width,
+                          num_samples, shard_size, checksum ("sha256"),
+                          files_csv {bytes, sha256}, and per shard: name,
+                          num_samples, bytes, sha256, sample_sha256, json_sha256
+    files.csv             fn, shard, row, nodata_fraction, source_bytes,
+                          source_mtime_ns, source_sha256
     shard_00000.npy       uint16 (n, 12, H, W), n <= shard_size
-    shard_00000.json      the files of that shard and their nodata fractions
+    shard_00000.json      that shard's files, nodata fractions, source
+                          fingerprints, size, SHA-256 and sampled SHA-256
 
 Packing is resumable: a shard is written to a temporary name and renamed when
 complete (after its ``.json``), so after an interruption the next run keeps
-every finished shard whose file list still matches ``index.csv`` and redoes
-the rest. ``manifest.json`` is written last: a layout without it is
-incomplete and the dataset ignores it. The nodata fraction of every patch
-(pixels that are 0 in all bands) is measured on the way and also recorded in
-``root/nodata.csv``.
+every finished shard whose file list still matches ``index.csv``, whose size,
+array shape and sampled content (:func:`~.s2_100k_files.sampled_sha256`) are
+those its ``.json`` records, and whose source GeoTIFFs are unchanged (same
+size and modification time, or same SHA-256 when only the time changed: the
+new time is then recorded); it redoes the rest. ``manifest.json`` is written
+last: a layout without it is incomplete and the dataset ignores it. The nodata
+fraction of every patch (pixels that are 0 in all bands) is measured on the
+way and also recorded in ``root/nodata.csv``. Every patch must be 12 uint16
+bands of *patch_size* (S2-100K's 256 x 256 by default).
+
+Integrity. The manifest pins ``files.csv`` and every shard ``.json`` by
+SHA-256, and every shard by size, SHA-256 and a sampled SHA-256 (16 blocks of
+4 KiB); ``files.csv`` records a fingerprint of each source GeoTIFF (size,
+modification time in ns, SHA-256 of the content; 100,000 of them would make a
+10 MB manifest, so they live in the table the manifest pins). SHA-256 rather
+than BLAKE2b: hashlib's SHA-256 runs at 1.7 GB/s on CPUs with SHA extensions
+(BLAKE2b 0.7 GB/s on the development machine), so hashing a 1.6 GB shard
+after writing it costs about a second, against ~20 s to decode its patches.
+Every open of the layout (:meth:`~.s2_100k_files.PackedLayout.open`) checks
+cheaply, in about a second for the full set: the three kinds of record
+against each other, each shard's size, ``.npy`` header (the manifest's height
+and width) and sampled hash, and the size and modification time of each
+source GeoTIFF still present (hashing only those whose time changed). A full
+check (``S2100K(..., verify=True)`` or ``torchgeo-satclip pack --verify
+ROOT``, :func:`verify_packed`) also hashes every shard and every source, which
+a bit flip inside a shard needs. A version 1 layout (written before these
+records existed) is refused with a request to pack again.
 """
 
 import csv
+import dataclasses
+import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -63,6 +93,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,16 +102,30 @@ from tqdm import tqdm
 from .._io import atomic_path
 from .s2_100k_files import (
     ALL_BANDS,
+    FILES_COLUMNS,
     NODATA_FILE,
     PACKED_DIR,
     PACKED_FORMAT,
+    PACKED_VERSION,
+    PackedLayout,
+    PackedLayoutError,
+    PackedShard,
+    SourceFingerprint,
+    as_patch_size,
     nodata_fraction,
+    npy_header,
     read_geotiff,
     read_index,
+    sampled_sha256,
+    sha256_file,
+    shard_name,
     write_nodata_file,
 )
 
-__all__ = ['PackResult', 'pack_s2_100k']
+__all__ = ['PackResult', 'VerifyResult', 'pack_s2_100k', 'verify_packed']
+
+#: What decoding one source gives: the patch, its nodata fraction, its fingerprint.
+_Decoded = tuple[NDArray[np.uint16], float, SourceFingerprint]
 
 
 @dataclass
@@ -99,38 +144,129 @@ class PackResult:
     num_bytes: int
 
 
-def _decode(path: Path) -> tuple[NDArray[np.uint16], float]:
-    """Decode one patch and measure its nodata (a top-level function: picklable)."""
-    image = read_geotiff(path)
-    return image, nodata_fraction(image)
+@dataclass
+class VerifyResult:
+    """What :func:`verify_packed` checked."""
+
+    #: the packed folder
+    directory: Path
+    #: number of patches
+    num_samples: int
+    #: number of shards (each hashed whole)
+    num_shards: int
+    #: total size of the shards in bytes
+    num_bytes: int
+    #: source GeoTIFFs hashed and found as they were when packed
+    num_sources_checked: int
+    #: source GeoTIFFs absent (deleted after packing), not checked
+    num_sources_missing: int
 
 
-def _shard_name(number: int) -> str:
-    """File name of shard *number*."""
-    return f'shard_{number:05d}.npy'
+def _decode(path: Path, size: tuple[int, int]) -> _Decoded:
+    """Fingerprint and decode one patch, measure its nodata (picklable)."""
+    fingerprint = SourceFingerprint.of(path)
+    image = read_geotiff(path, size=size)
+    return image, nodata_fraction(image), fingerprint
+
+
+def _current_sources(
+    images: Path, files: Sequence[str], recorded: Sequence[SourceFingerprint]
+) -> tuple[SourceFingerprint, ...] | None:
+    """The sources' fingerprints now, or None if a content changed.
+
+    A source whose size and time are the recorded ones is unchanged; one whose
+    time alone changed is hashed, and kept (with its new time) if its content
+    is the recorded one.
+    """
+    current = []
+    for fn, fingerprint in zip(files, recorded, strict=True):
+        path = images / fn
+        try:
+            stat = os.stat(path)
+            if not fingerprint.same_stat(stat) and (
+                stat.st_size != fingerprint.size
+                or sha256_file(path) != fingerprint.sha256
+            ):
+                return None
+        except OSError:
+            return None
+        current.append(
+            SourceFingerprint(stat.st_size, stat.st_mtime_ns, fingerprint.sha256)
+        )
+    return tuple(current)
 
 
 def _shard_done(
-    directory: Path, number: int, files: Sequence[str]
-) -> list[float] | None:
-    """Nodata fractions of a finished shard holding *files*, or None if not done."""
-    npy = directory / _shard_name(number)
+    out: Path,
+    number: int,
+    files: Sequence[str],
+    images: Path,
+    size: tuple[int, int],
+    previous: dict[str, dict[str, Any]],
+) -> PackedShard | None:
+    """The record of a finished shard holding *files*, or None to redo it.
+
+    A shard is kept when its ``.json`` is valid and lists *files*, the
+    ``.npy`` has the recorded size, shape and sampled content, its sources
+    are unchanged, and (when an earlier complete layout listed it) both are
+    the ones that layout's manifest pinned.
+    """
+    npy = out / shard_name(number)
     meta = npy.with_suffix('.json')
-    if not (npy.is_file() and meta.is_file()):
-        return None
     try:
-        record = json.loads(meta.read_text())
-        header = np.load(npy, mmap_mode='r')
+        raw = meta.read_bytes()
+        record = PackedShard.from_json(json.loads(raw))
+        shape, fortran, dtype = npy_header(npy)
+        num_bytes = npy.stat().st_size
+        if (
+            record.files != tuple(files)
+            or shape != (len(files), len(ALL_BANDS), *size)
+            or fortran
+            or dtype != np.dtype(np.uint16)
+            or num_bytes != record.num_bytes
+            or sampled_sha256(npy) != record.sample_sha256
+        ):
+            return None
     except (OSError, ValueError):
         return None
-    if record.get('files') != list(files) or header.shape[0] != len(files):
+    pinned = previous.get(npy.name)
+    if pinned is not None and (
+        pinned.get('json_sha256') != hashlib.sha256(raw).hexdigest()
+        or pinned.get('sha256') != record.sha256
+    ):
         return None
-    return [float(v) for v in record['nodata_fraction']]
+    sources = _current_sources(images, files, record.sources)
+    if sources is None:
+        return None
+    if sources != record.sources:  # only modification times changed
+        record = dataclasses.replace(record, sources=sources)
+        with atomic_path(meta) as tmp:
+            tmp.write_text(json.dumps(record.to_json()))
+    return record
+
+
+def _previous_shards(out: Path) -> dict[str, dict[str, Any]]:
+    """The shards the manifest of an earlier complete layout lists, by name."""
+    try:
+        manifest = json.loads((out / 'manifest.json').read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get('version') != PACKED_VERSION:
+        return {}
+    shards = manifest.get('shards')
+    if not isinstance(shards, list):
+        return {}
+    return {
+        s['name']: s
+        for s in shards
+        if isinstance(s, dict) and isinstance(s.get('name'), str)
+    }
 
 
 def pack_s2_100k(
     root: str | os.PathLike[str],
     *,
+    patch_size: int | tuple[int, int] = 256,
     shard_size: int = 1024,
     num_workers: int = 0,
     overwrite: bool = False,
@@ -140,6 +276,8 @@ def pack_s2_100k(
 
     Args:
         root: the dataset root (``index.csv`` and ``images/``).
+        patch_size: ``(height, width)`` in pixels of every patch, or one side
+            of a square patch (S2-100K: 256); the manifest records it.
         shard_size: patches per shard (1,024 x 1.5 MiB = 1.6 GB).
         num_workers: decoding processes (0: decode in this process).
         overwrite: delete an existing (complete or partial) packed layout first.
@@ -149,11 +287,14 @@ def pack_s2_100k(
         What was written.
 
     Raises:
-        ValueError: on an invalid argument or if the patches differ in shape.
+        ValueError: on an invalid argument or a malformed ``index.csv`` (the
+            message names the line).
         FileNotFoundError: if ``index.csv`` or files it lists are missing.
-        RuntimeError: if a patch cannot be decoded (the message names it).
+        RuntimeError: if a patch cannot be decoded or is not 12 uint16 bands
+            of *patch_size* (the message names it).
     """
-    if shard_size < 1:
+    size = as_patch_size(patch_size)
+    if isinstance(shard_size, bool) or shard_size < 1:
         raise ValueError(f'shard_size must be positive, not {shard_size}')
     if num_workers < 0:
         raise ValueError(f'num_workers must be >= 0, not {num_workers}')
@@ -163,16 +304,17 @@ def pack_s2_100k(
     out = root / PACKED_DIR
     if overwrite and out.exists():
         shutil.rmtree(out)
+    previous = _previous_shards(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'manifest.json').unlink(missing_ok=True)  # incomplete until rewritten
 
-    height, width = read_geotiff(images / fns[0]).shape[1:]
     groups = [fns[i : i + shard_size] for i in range(0, len(fns), shard_size)]
-    fractions: list[list[float] | None] = [
-        _shard_done(out, k, group) for k, group in enumerate(groups)
+    records: list[PackedShard | None] = [
+        _shard_done(out, k, group, images, size, previous)
+        for k, group in enumerate(groups)
     ]
-    resumed = sum(f is not None for f in fractions)
-    done = sum(len(g) for g, f in zip(groups, fractions, strict=True) if f is not None)
+    resumed = sum(r is not None for r in records)
+    done = sum(len(g) for g, r in zip(groups, records, strict=True) if r is not None)
     with tqdm(
         total=len(fns),
         initial=done,
@@ -180,32 +322,73 @@ def pack_s2_100k(
         unit='patch',
         disable=not progress,
     ) as bar:
-        _pack_shards(out, images, groups, fractions, (height, width), num_workers, bar)
+        _pack_shards(out, images, groups, records, size, num_workers, bar)
 
-    all_fractions = [f for shard in fractions if shard is not None for f in shard]
-    _write_index(out, fns, all_fractions, shard_size)
-    write_nodata_file(root / NODATA_FILE, fns, all_fractions)
-    manifest = {
-        'format': PACKED_FORMAT,
-        'version': 1,
-        'dtype': 'uint16',
-        'bands': list(ALL_BANDS),
-        'height': int(height),
-        'width': int(width),
-        'num_samples': len(fns),
-        'shard_size': shard_size,
-        'shards': [_shard_name(k) for k in range(len(groups))],
-    }
-    with atomic_path(out / 'manifest.json') as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + '\n')
+    shards = [r for r in records if r is not None]
+    _write_index(out, shards)
+    write_nodata_file(
+        root / NODATA_FILE, fns, [f for r in shards for f in r.nodata_fraction]
+    )
+    _write_manifest(out, shards, size, shard_size)
     return PackResult(
         directory=out,
         num_samples=len(fns),
         num_shards=len(groups),
         num_resumed_shards=resumed,
-        num_bytes=sum(
-            (out / _shard_name(k)).stat().st_size for k in range(len(groups))
-        ),
+        num_bytes=sum(r.num_bytes for r in shards),
+    )
+
+
+def verify_packed(
+    root: str | os.PathLike[str], *, progress: bool = True
+) -> VerifyResult:
+    """Check a packed layout fully: every file against its record.
+
+    On top of the checks of every open (see
+    :meth:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open`),
+    hashes every shard and every source GeoTIFF still present, and checks
+    that every file ``index.csv`` lists is packed. Writes nothing.
+
+    Args:
+        root: the dataset root (``packed/``, ``index.csv``, ``images/``).
+        progress: show progress bars.
+
+    Returns:
+        What was checked.
+
+    Raises:
+        FileNotFoundError: if there is no complete packed layout.
+        PackedLayoutError: if the layout is damaged or stale; the message
+            names the file, what differs and how to repair it.
+        ValueError: if ``index.csv`` is malformed.
+    """
+    root = Path(root)
+    directory = root / PACKED_DIR
+    layout = PackedLayout.open(
+        directory, sources=root / 'images', verify=True, progress=progress
+    )
+    if layout is None:
+        raise FileNotFoundError(
+            f'no complete packed layout in {directory} (no manifest.json): run '
+            f'`torchgeo-satclip pack {root}` first'
+        )
+    index = root / 'index.csv'
+    if index.is_file():
+        fns, _ = read_index(index)
+        missing = [fn for fn in fns if fn not in layout.location]
+        if missing:
+            raise PackedLayoutError(
+                f'{directory}: {len(missing)} of the {len(fns)} files listed in '
+                f'{index} are not packed ({", ".join(missing[:5])}); run '
+                f'`torchgeo-satclip pack {root}` to pack them'
+            )
+    return VerifyResult(
+        directory=directory,
+        num_samples=len(layout.location),
+        num_shards=len(layout.shards),
+        num_bytes=layout.num_bytes,
+        num_sources_checked=layout.num_sources_checked,
+        num_sources_missing=layout.num_sources_missing,
     )
 
 
@@ -215,6 +398,8 @@ def _listed_files(root: Path) -> list[str]:
     if not index_path.is_file():
         raise FileNotFoundError(f'{index_path} not found')
     fns, _ = read_index(index_path)
+    if not fns:
+        raise ValueError(f'{index_path} lists no files (only a header)')
     images = root / 'images'
     present = set(os.listdir(images)) if images.is_dir() else set()
     missing = [fn for fn in fns if fn not in present]
@@ -223,8 +408,6 @@ def _listed_files(root: Path) -> list[str]:
             f'{len(missing)} files listed in {index_path} are missing from {images}: '
             + ', '.join(missing[:5])
         )
-    if not fns:
-        raise ValueError(f'{index_path} lists no files')
     return fns
 
 
@@ -232,41 +415,78 @@ def _pack_shards(
     out: Path,
     images: Path,
     groups: Sequence[Sequence[str]],
-    fractions: list[list[float] | None],
+    records: list[PackedShard | None],
     size: tuple[int, int],
     num_workers: int,
     bar: 'tqdm[object]',
 ) -> None:
-    """Write the shards not done yet, filling in their ``fractions``."""
+    """Write the shards not done yet, filling in their ``records``."""
     pool = (
         multiprocessing.get_context('spawn').Pool(num_workers)
         if num_workers > 0
         else None
     )
+    decode = functools.partial(_decode, size=size)
     try:
         for k, group in enumerate(groups):
-            if fractions[k] is not None:
+            if records[k] is not None:
                 continue
             paths = [images / fn for fn in group]
-            decoded: Iterator[tuple[NDArray[np.uint16], float]] = (
-                pool.imap(_decode, paths, chunksize=4) if pool else map(_decode, paths)
+            decoded: Iterator[_Decoded] = (
+                pool.imap(decode, paths, chunksize=4) if pool else map(decode, paths)
             )
-            fractions[k] = _write_shard(out, k, group, paths, decoded, size, bar)
+            records[k] = _write_shard(out, k, group, paths, decoded, size, bar)
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
 
 
-def _write_index(
-    out: Path, fns: Sequence[str], fractions: Sequence[float], shard_size: int
-) -> None:
-    """Write ``files.csv``: each file's shard, row and nodata fraction."""
+def _write_index(out: Path, shards: Sequence[PackedShard]) -> None:
+    """Write ``files.csv``: each file's shard, row, nodata and source fingerprint."""
     with atomic_path(out / 'files.csv') as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['fn', 'shard', 'row', 'nodata_fraction'])
-        for i, (fn, fraction) in enumerate(zip(fns, fractions, strict=True)):
-            writer.writerow([fn, i // shard_size, i % shard_size, f'{fraction:.6f}'])
+        writer.writerow(FILES_COLUMNS)
+        for k, shard in enumerate(shards):
+            rows = zip(shard.files, shard.nodata_fraction, shard.sources, strict=True)
+            for row, (fn, fraction, source) in enumerate(rows):
+                fingerprint = (source.size, source.mtime_ns, source.sha256)
+                writer.writerow([fn, k, row, repr(fraction), *fingerprint])
+
+
+def _write_manifest(
+    out: Path, shards: Sequence[PackedShard], size: tuple[int, int], shard_size: int
+) -> None:
+    """Write ``manifest.json`` last: it pins every other file of the layout."""
+    files_csv = out / 'files.csv'
+    manifest = {
+        'format': PACKED_FORMAT,
+        'version': PACKED_VERSION,
+        'dtype': 'uint16',
+        'bands': list(ALL_BANDS),
+        'height': size[0],
+        'width': size[1],
+        'num_samples': sum(len(shard.files) for shard in shards),
+        'shard_size': shard_size,
+        'checksum': 'sha256',
+        'files_csv': {
+            'bytes': files_csv.stat().st_size,
+            'sha256': sha256_file(files_csv),
+        },
+        'shards': [
+            {
+                'name': shard_name(k),
+                'num_samples': len(shard.files),
+                'bytes': shard.num_bytes,
+                'sha256': shard.sha256,
+                'sample_sha256': shard.sample_sha256,
+                'json_sha256': sha256_file((out / shard_name(k)).with_suffix('.json')),
+            }
+            for k, shard in enumerate(shards)
+        ],
+    }
+    with atomic_path(out / 'manifest.json') as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + '\n')
 
 
 def _write_shard(
@@ -274,28 +494,38 @@ def _write_shard(
     number: int,
     files: Sequence[str],
     paths: Sequence[Path],
-    decoded: Iterator[tuple[NDArray[np.uint16], float]],
+    decoded: Iterator[_Decoded],
     size: tuple[int, int],
     bar: 'tqdm[object]',
-) -> list[float]:
-    """Write one shard atomically and return the nodata fractions of its patches."""
-    npy = out / _shard_name(number)
+) -> PackedShard:
+    """Write one shard and its record atomically; return the record."""
+    npy = out / shard_name(number)
     shape = (len(files), len(ALL_BANDS), *size)
     fractions: list[float] = []
+    sources: list[SourceFingerprint] = []
     with atomic_path(npy) as tmp:
         array = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint16, shape=shape)
-        for row, (path, (image, fraction)) in enumerate(
+        for row, (path, (image, fraction, source)) in enumerate(
             zip(paths, decoded, strict=True)
         ):
             if image.shape != shape[1:]:
-                raise ValueError(f'{path}: shape {image.shape}, expected {shape[1:]}')
+                raise RuntimeError(
+                    f'{path}: patch of shape {image.shape}, expected {shape[1:]}'
+                )
             array[row] = image
             fractions.append(fraction)
+            sources.append(source)
             bar.update(1)
         array.flush()
         del array
+        record = PackedShard(
+            files=tuple(files),
+            nodata_fraction=tuple(fractions),
+            sources=tuple(sources),
+            num_bytes=tmp.stat().st_size,
+            sha256=sha256_file(tmp),
+            sample_sha256=sampled_sha256(tmp),
+        )
         with atomic_path(npy.with_suffix('.json')) as meta:
-            meta.write_text(
-                json.dumps({'files': list(files), 'nodata_fraction': fractions})
-            )
-    return fractions
+            meta.write_text(json.dumps(record.to_json()))
+    return record

@@ -8,9 +8,12 @@ accept either class.
 Beyond TorchGeo's class this one adds: band selection; a packed layout read
 transparently (:func:`~torchgeo_satclip.datasets.pack_s2_100k`, several times
 faster to decode than the GeoTIFFs); explicit nodata exclusion by content with
-a count of what was excluded; errors naming the file for unreadable patches;
-a construction-time check that every row of ``index.csv`` has its file; and
-atomic, checksummed, per-shard resumable downloads.
+a count of what was excluded; errors naming the file for unreadable patches
+and for patches that are not 12 uint16 bands of the declared size; a strict
+``index.csv`` and ``nodata.csv`` (a malformed row is refused at construction,
+naming its line); a construction-time check that every row of ``index.csv``
+has its file and that the packed layout is intact (:attr:`S2100K.patch_size`,
+``verify``); and atomic, checksummed, per-shard resumable downloads.
 """
 
 import os
@@ -34,7 +37,10 @@ from .s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
     PACKED_DIR,
+    PATCH_SIZE,
     PackedLayout,
+    as_patch_size,
+    check_geotiff,
     nodata_fraction,
     read_geotiff,
     read_index,
@@ -135,6 +141,10 @@ class S2100K(NonGeoDataset):
 
     all_bands: tuple[str, ...] = ALL_BANDS
     rgb_bands: tuple[str, ...] = ('B04', 'B03', 'B02')
+    #: ``(height, width)`` in pixels every patch must have: S2-100K's 256 x
+    #: 256. A dataset built with another size (``torchgeo-satclip build
+    #: --size``, ``demo-data``) declares it with the ``patch_size`` argument.
+    patch_size: tuple[int, int] = PATCH_SIZE
     #: Reflectance x 10,000 shown as white by :meth:`plot` (0.3: bright
     #: land surfaces are visible, snow and clouds saturate).
     RGB_SCALE: ClassVar[float] = 3000.0
@@ -162,12 +172,14 @@ class S2100K(NonGeoDataset):
         mode: Literal['both', 'points'] = 'both',
         bands: Sequence[str] = ALL_BANDS,
         layout: Literal['auto', 'geotiff', 'packed'] = 'auto',
+        patch_size: int | tuple[int, int] | None = None,
         image_dtype: Literal['float32', 'uint16'] = 'float32',
         exclude_nodata: bool = False,
         max_nodata_fraction: float = 0.1,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         download: bool = False,
         checksum: bool = True,
+        verify: bool = False,
     ) -> None:
         """Initialize a new S2100K instance.
 
@@ -179,6 +191,12 @@ class S2100K(NonGeoDataset):
                 written by ``torchgeo-satclip pack``), ``'geotiff'``
                 (``root/images``) or ``'auto'`` (packed when complete, else
                 GeoTIFF). Both give bit-for-bit identical samples.
+            patch_size: ``(height, width)`` in pixels of every patch, or the
+                side of a square one (default: :attr:`patch_size`, S2-100K's
+                256 x 256). A patch of another size (or band count) is an
+                error naming its file, at construction for the first patch
+                listed (or every patch, with *verify*), else when it is read;
+                a packed layout's manifest must declare the same size.
             image_dtype: dtype of ``image``: ``'float32'`` (TorchGeo's
                 convention) or ``'uint16'``, the stored reflectance x 10,000
                 as it is, a quarter of the bytes to collate, send between
@@ -197,12 +215,24 @@ class S2100K(NonGeoDataset):
             download: if True, download the index and the archive(s) to *root*.
             checksum: if True, verify the SHA-256 of downloaded (or already
                 present, not yet extracted) files.
+            verify: check every patch now rather than when it is read: every
+                GeoTIFF's header (bands, dtype, size), or, for the packed
+                layout, the SHA-256 of every shard and of every source GeoTIFF
+                still present (:meth:`PackedLayout.open
+                <torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open>`
+                always runs the cheap checks: sizes, records, fingerprints).
 
         Raises:
-            ValueError: on an invalid argument.
+            ValueError: on an invalid argument, a malformed ``index.csv`` or
+                ``nodata.csv`` (the message names the line), or a packed
+                layout of another patch size.
             DatasetNotFoundError: if the dataset is not found and *download* is False.
             FileNotFoundError: if rows of ``index.csv`` have no image file.
-            RuntimeError: if a checksum does not match.
+            RuntimeError: if a checksum does not match, or a patch checked at
+                construction is not 12 uint16 bands of *patch_size*.
+            PackedLayoutError: if the packed layout is damaged or stale
+                (:class:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayoutError`,
+                a RuntimeError naming the file and how to repair it).
         """
         if mode not in ('both', 'points'):
             raise ValueError(f"mode must be 'both' or 'points', not {mode!r}")
@@ -224,6 +254,9 @@ class S2100K(NonGeoDataset):
                 f'max_nodata_fraction must be in [0, 1), not {max_nodata_fraction}'
             )
 
+        self.patch_size = as_patch_size(
+            self.patch_size if patch_size is None else patch_size
+        )
         self.root = Path(root)
         self.mode = mode
         self.image_dtype = image_dtype
@@ -233,13 +266,22 @@ class S2100K(NonGeoDataset):
         self.download = download
         self.checksum = checksum
         self.images_dir = self.root / 'images'
-        self._geotiff_shape: tuple[int, int] | None = None
 
         self._verify()
 
+        index = self.root / 'index.csv'
+        fns, coords = read_index(index)
+        if not fns:
+            raise ValueError(f'{index} lists no patches (only a header)')
+
         self.packed: PackedLayout | None = None
         if layout != 'geotiff':
-            self.packed = PackedLayout.open(self.root / PACKED_DIR)
+            self.packed = PackedLayout.open(
+                self.root / PACKED_DIR,
+                sources=self.images_dir,
+                verify=verify and mode == 'both',
+                progress=verify,
+            )
             if layout == 'packed' and self.packed is None:
                 raise FileNotFoundError(
                     f'no complete packed layout in {self.root / PACKED_DIR}: run '
@@ -250,8 +292,8 @@ class S2100K(NonGeoDataset):
             'packed' if self.packed else 'geotiff'
         )
 
-        fns, coords = read_index(self.root / 'index.csv')
         self._check_files(fns)
+        self._check_size(fns, verify)
 
         #: Number of patches dropped by *exclude_nodata*.
         self.num_excluded = 0
@@ -326,7 +368,7 @@ class S2100K(NonGeoDataset):
         stacked = {'point': torch.from_numpy(self.points[rows])}
         if self.mode == 'both':
             fns = [self.files[i] for i in indices]
-            shape = (len(fns), len(self.bands), *self._patch_shape(fns[0]))
+            shape = (len(fns), len(self.bands), *self.patch_size)
             raw = _batch_buffer(shape, torch.uint16)
             indexes = None if self.bands == self.all_bands else self.band_indexes
             if self.packed is not None:
@@ -334,14 +376,9 @@ class S2100K(NonGeoDataset):
             else:
                 out = raw.numpy()
                 for i, fn in enumerate(fns):
-                    patch = read_geotiff(self.images_dir / fn, indexes)
-                    if patch.shape != out.shape[1:]:
-                        raise RuntimeError(
-                            f'{self.images_dir / fn}: patch of shape '
-                            f'{patch.shape}, expected {out.shape[1:]} like '
-                            'the others'
-                        )
-                    out[i] = patch
+                    out[i] = read_geotiff(
+                        self.images_dir / fn, indexes, self.patch_size
+                    )
             if self.image_dtype == 'float32':
                 image = _batch_buffer(shape, torch.float32)
                 image.copy_(raw)
@@ -349,21 +386,12 @@ class S2100K(NonGeoDataset):
             stacked['image'] = raw
         return SampleBatch(stacked)
 
-    def _patch_shape(self, fn: str) -> tuple[int, int]:
-        """(height, width) of the patches."""
-        if self.packed is not None:
-            return self.packed.height, self.packed.width
-        if self._geotiff_shape is None:
-            height, width = read_geotiff(self.images_dir / fn, [0]).shape[-2:]
-            self._geotiff_shape = (int(height), int(width))
-        return self._geotiff_shape
-
     def _read(self, fn: str) -> NDArray[np.uint16]:
         """Read the selected bands of one patch from the active layout."""
         indexes = None if self.bands == self.all_bands else self.band_indexes
         if self.packed is not None:
             return self.packed.read(fn, indexes)
-        return read_geotiff(self.images_dir / fn, indexes)
+        return read_geotiff(self.images_dir / fn, indexes, self.patch_size)
 
     def _check_files(self, fns: Sequence[str]) -> None:
         """Fail now, not mid-training, if rows of the index have no data."""
@@ -385,6 +413,39 @@ class S2100K(NonGeoDataset):
                 f'{self.root / "index.csv"} are missing from {where}: {shown}'
             )
 
+    def _check_size(self, fns: Sequence[str], verify: bool) -> None:
+        """Fail now if the patches are not of the declared size.
+
+        The packed layout's manifest (checked against its shards when opened)
+        must declare :attr:`patch_size`; GeoTIFF headers are read for the
+        first patch, or for all with *verify*. Every read checks its patch too.
+        """
+        if self.mode == 'points':
+            return
+        height, width = self.patch_size
+        declare = 'pass patch_size={} if every patch of this dataset has that size'
+        if self.packed is not None:
+            packed = (self.packed.height, self.packed.width)
+            if packed != self.patch_size:
+                raise ValueError(
+                    f'{self.packed.directory / "manifest.json"}: packed patches '
+                    f'are {packed[0]} x {packed[1]} pixels, but the dataset '
+                    f'expects {height} x {width} (patch_size); '
+                    + declare.format(packed)
+                )
+            return
+        for fn in tqdm(
+            fns if verify else fns[:1], desc='verifying', disable=not verify
+        ):
+            path = self.images_dir / fn
+            try:
+                check_geotiff(path, self.patch_size)
+            except RuntimeError as error:
+                found = check_geotiff(path)  # readable 12 uint16 bands?
+                raise RuntimeError(
+                    f"{error} (the dataset's patch_size); " + declare.format(found)
+                ) from None
+
     def _nodata_fractions(self, fns: Sequence[str]) -> list[float]:
         """Nodata fraction of each file: packed record, nodata.csv, or measured."""
         if self.packed is not None:
@@ -398,7 +459,8 @@ class S2100K(NonGeoDataset):
             if fn in record:
                 fractions.append(record[fn])
             else:
-                fractions.append(nodata_fraction(read_geotiff(self.images_dir / fn)))
+                image = read_geotiff(self.images_dir / fn, size=self.patch_size)
+                fractions.append(nodata_fraction(image))
         write_nodata_file(record_path, fns, fractions)
         return fractions
 

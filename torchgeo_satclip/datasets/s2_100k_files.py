@@ -2,38 +2,58 @@
 
 Public, since the dataset, the packer and the builders share it.
 
-Reading ``index.csv``, decoding one GeoTIFF patch with errors that name the
-file, measuring nodata, atomic writes, and the reader of the packed layout
-(see :mod:`torchgeo_satclip.datasets.pack` for the format and why).
+Reading ``index.csv`` and ``nodata.csv`` strictly (every malformed row is
+refused with its file and line), decoding one GeoTIFF patch with errors that
+name the file, measuring nodata, fingerprints of files, and the reader of the
+packed layout with its integrity checks (see
+:mod:`torchgeo_satclip.datasets.pack` for the format and why).
 """
 
 import csv
 import hashlib
+import io
 import json
+import numbers
+import os
+import re
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
+from tqdm import tqdm
 
 from .._io import atomic_path
 from ..geo import validate_lonlat
 
 __all__ = [
     'ALL_BANDS',
+    'FILES_COLUMNS',
     'NODATA_FILE',
     'PACKED_DIR',
     'PACKED_FORMAT',
+    'PACKED_VERSION',
+    'PATCH_SIZE',
     'PackedLayout',
+    'PackedLayoutError',
+    'PackedShard',
+    'SourceFingerprint',
+    'as_patch_size',
+    'check_geotiff',
     'nodata_fraction',
+    'npy_header',
+    'parse_decimal',
     'read_geotiff',
     'read_index',
     'read_nodata_file',
+    'sampled_sha256',
     'sha256_file',
+    'shard_name',
     'write_nodata_file',
 ]
 
@@ -53,18 +73,219 @@ ALL_BANDS: tuple[str, ...] = (
     'B12',
 )
 
+#: (height, width) of an S2-100K patch in pixels.
+PATCH_SIZE: tuple[int, int] = (256, 256)
+
 #: Folder (inside the dataset root) of the packed layout.
 PACKED_DIR = 'packed'
 
 #: ``format`` field of a packed layout's ``manifest.json``.
 PACKED_FORMAT = 'torchgeo-satclip/s2-100k-packed'
 
+#: ``version`` field of the packed layouts this package writes and reads.
+PACKED_VERSION = 2
+
+#: Columns of a packed layout's ``files.csv``.
+FILES_COLUMNS: tuple[str, ...] = (
+    'fn',
+    'shard',
+    'row',
+    'nodata_fraction',
+    'source_bytes',
+    'source_mtime_ns',
+    'source_sha256',
+)
+
 #: Recorded nodata fractions (``fn, nodata_fraction``) inside the dataset root.
 NODATA_FILE = 'nodata.csv'
+
+#: :func:`sampled_sha256` reads this many blocks ...
+SAMPLE_BLOCKS = 16
+#: ... of this many bytes, spread evenly over the file.
+SAMPLE_BLOCK_BYTES = 4096
+
+_DECIMAL = re.compile(r'[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
+_NON_FINITE = re.compile(r'[+-]?(?:nan|inf|infinity)', re.IGNORECASE)
+_INTEGER = re.compile(r'-?[0-9]+')
+_SHA256 = re.compile(r'[0-9a-f]{64}')
+_NOT_IN_A_NAME = re.compile(r'[/\\\x00-\x1f\x7f]')
+
+
+# ------------------------------------------------------------------ CSV files
+
+
+def parse_decimal(text: str) -> float | None:
+    """Read a plain decimal number, as written by a program.
+
+    ``12``, ``-0.5``, ``.5``, ``1e-3`` and the spelled-out ``nan``/``inf`` (so
+    that a non-finite value gets its own message downstream) are numbers;
+    ``1_0``, ``0x10``, ``١٢``, ``1,5``, ``True`` and the empty string are not,
+    although Python's :class:`float` reads some of them.
+
+    Args:
+        text: the field, surrounding whitespace allowed.
+
+    Returns:
+        The number, or None if *text* is not a plain decimal number.
+    """
+    text = text.strip()
+    if _DECIMAL.fullmatch(text) or _NON_FINITE.fullmatch(text):
+        return float(text)
+    return None
+
+
+@dataclass
+class _Table:
+    """A CSV file read strictly: its header and its rows with their lines."""
+
+    path: Path
+    header: list[str]
+    #: (line number, fields stripped of surrounding whitespace)
+    rows: list[tuple[int, list[str]]]
+
+
+def _read_table(path: Path, required: Sequence[str], expected: str) -> _Table:
+    """Read a CSV file strictly (see :func:`_parse_table`)."""
+    return _parse_table(path, path.read_bytes(), required, expected)
+
+
+def _parse_table(
+    path: Path, data: bytes, required: Sequence[str], expected: str
+) -> _Table:
+    """Parse a CSV file, refusing anything that is not one plain table.
+
+    Accepted: UTF-8 (with or without a byte-order mark), any line ending,
+    quoted fields, blank lines (skipped) and spaces around fields. Refused,
+    naming the file and line: other encodings, broken quoting, a header
+    column without a name or named twice, a required column missing, and a
+    row with more or fewer fields than the header.
+
+    Args:
+        path: the CSV file, for messages.
+        data: its content.
+        required: columns that must be in the header.
+        expected: what the file should hold, for messages
+            (``'the columns fn, lon, lat'``).
+
+    Returns:
+        The table.
+
+    Raises:
+        ValueError: on a malformed file; the message names the file and line.
+    """
+    try:
+        text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b'\n') + 1
+        raise ValueError(
+            f'{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); '
+            f'expected a UTF-8 CSV file with {expected}'
+        ) from None
+    reader = csv.reader(
+        io.StringIO(text, newline=''), strict=True, skipinitialspace=True
+    )
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    previous = 0
+    try:
+        for fields in reader:
+            line, previous = previous + 1, reader.line_num
+            if fields == [] or fields == ['']:  # a blank line
+                continue
+            stripped = [value.strip() for value in fields]
+            if header is None:
+                header = stripped
+                _check_header(path, line, header, required, expected)
+            elif len(stripped) != len(header):
+                raise ValueError(
+                    f'{path}, line {line}: {len(stripped)} fields, but the header '
+                    f'has {len(header)} ({", ".join(header)}); quote values that '
+                    'contain commas and write decimals with a dot'
+                )
+            else:
+                rows.append((line, stripped))
+    except csv.Error as error:
+        raise ValueError(
+            f'{path}, line {reader.line_num}: not a readable CSV row ({error})'
+        ) from None
+    if header is None:
+        raise ValueError(f'{path}: empty file; expected a CSV file with {expected}')
+    return _Table(path, header, rows)
+
+
+def _check_header(
+    path: Path, line: int, header: list[str], required: Sequence[str], expected: str
+) -> None:
+    """Refuse unnamed, duplicated and missing columns."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if not name:
+            raise ValueError(
+                f'{path}, line {line}: column {number} of the header has no name '
+                f'(a trailing comma?); expected {expected}'
+            )
+        if name in seen:
+            raise ValueError(
+                f'{path}, line {line}: column {name!r} appears twice in the header '
+                f'(columns {seen[name]} and {number}); expected {expected}'
+            )
+        seen[name] = number
+    missing = [name for name in required if name not in seen]
+    if missing:
+        raise ValueError(
+            f'{path}, line {line}: missing column(s) {", ".join(missing)} in the '
+            f'header {",".join(header)}; expected {expected}'
+        )
+
+
+def _file_name(path: Path, line: int, value: str, column: str = 'fn') -> str:
+    """A patch's file name from a table: not empty, no folders."""
+    if not value:
+        raise ValueError(f'{path}, line {line}: empty file name in column {column!r}')
+    if value in ('.', '..') or _NOT_IN_A_NAME.search(value):
+        raise ValueError(
+            f'{path}, line {line}: {value!r} in column {column!r} is not a plain '
+            'file name (no folders, no control characters): patches are '
+            'images/<fn> under the dataset root'
+        )
+    return value
+
+
+def _decimal(path: Path, line: int, column: str, value: str) -> float:
+    """A plain decimal number from a table."""
+    number = parse_decimal(value)
+    if number is None:
+        what = f'{value!r} is not a plain decimal number' if value else 'is empty'
+        raise ValueError(f'{path}, line {line}: {column} {what}')
+    return number
+
+
+def _fraction(path: Path, line: int, column: str, value: str) -> float:
+    """A fraction in [0, 1] from a table."""
+    number = _decimal(path, line, column, value)
+    if not 0 <= number <= 1:  # NaN fails too
+        raise ValueError(
+            f'{path}, line {line}: {column} {value!r} is not a number in [0, 1]'
+        )
+    return number
+
+
+def _unique(path: Path, line: int, fn: str, first: dict[str, int]) -> None:
+    """Refuse a file name listed twice; remember its line."""
+    if fn in first:
+        raise ValueError(
+            f'{path}, line {line}: file name {fn!r} is listed twice '
+            f'(lines {first[fn]} and {line})'
+        )
+    first[fn] = line
 
 
 def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
     """Read an S2-100K ``index.csv``.
+
+    Every row must have exactly the header's fields, a plain file name listed
+    once, and a finite (lon, lat) in degrees written as plain decimal numbers;
+    other columns are ignored.
 
     Args:
         path: the CSV file, with the columns ``fn``, ``lon`` and ``lat``.
@@ -73,26 +294,27 @@ def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
         The file names and an ``(N, 2)`` array of (lon, lat) in degrees.
 
     Raises:
-        ValueError: if a column is missing or a coordinate is not a finite
-            (lon, lat) in degrees; the message names the file and line.
+        ValueError: if the file is malformed, a column is missing or
+            duplicated, a row is ragged, a file name is empty, not plain or
+            listed twice, or a coordinate is not a finite (lon, lat) in
+            degrees; the message names the file and line.
     """
+    table = _read_table(path, ('fn', 'lon', 'lat'), 'the columns fn, lon, lat')
+    fn_column, lon_column, lat_column = (
+        table.header.index(name) for name in ('fn', 'lon', 'lat')
+    )
     fns: list[str] = []
     coords: list[tuple[float, float]] = []
     lines: list[int] = []
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        missing = {'fn', 'lon', 'lat'} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f'{path}: missing column(s) {sorted(missing)}')
-        for line, row in enumerate(reader, start=2):
-            try:
-                coords.append((float(row['lon']), float(row['lat'])))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f'{path}, line {line}: cannot read lon/lat from {row!r}'
-                ) from None
-            fns.append(row['fn'].strip())
-            lines.append(line)
+    first: dict[str, int] = {}
+    for line, fields in table.rows:
+        fn = _file_name(path, line, fields[fn_column])
+        _unique(path, line, fn, first)
+        lon = _decimal(path, line, 'lon', fields[lon_column])
+        lat = _decimal(path, line, 'lat', fields[lat_column])
+        coords.append((lon, lat))
+        fns.append(fn)
+        lines.append(line)
     lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     validate_lonlat(
         lonlat,
@@ -103,29 +325,168 @@ def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
     return fns, lonlat
 
 
+def write_nodata_file(
+    path: Path, fns: Sequence[str], fractions: Sequence[float]
+) -> None:
+    """Write recorded nodata fractions atomically.
+
+    Args:
+        path: the CSV file to write (``fn, nodata_fraction``).
+        fns: file names.
+        fractions: the nodata fraction of each file, in [0, 1].
+
+    Raises:
+        ValueError: if a fraction is not in [0, 1].
+    """
+    bad = [(fn, f) for fn, f in zip(fns, fractions, strict=True) if not 0 <= f <= 1]
+    if bad:
+        raise ValueError(f'nodata fraction {bad[0][1]} of {bad[0][0]} not in [0, 1]')
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['fn', 'nodata_fraction'])
+        for fn, fraction in zip(fns, fractions, strict=True):
+            writer.writerow([fn, f'{fraction:.6f}'])
+
+
+def read_nodata_file(path: Path) -> dict[str, float]:
+    """Read recorded nodata fractions.
+
+    A file with only an ``fn`` column is a plain list of nodata patches (each
+    counts as fraction 1).
+
+    Args:
+        path: a CSV file with the columns ``fn`` and optionally ``nodata_fraction``.
+
+    Returns:
+        Nodata fraction by file name.
+
+    Raises:
+        ValueError: if the file is malformed, a row is ragged, a file name is
+            empty or listed twice, or a fraction is not a number in [0, 1];
+            the message names the file and line.
+    """
+    table = _read_table(path, ('fn',), 'the columns fn and nodata_fraction')
+    fn_column = table.header.index('fn')
+    fraction_column = (
+        table.header.index('nodata_fraction')
+        if 'nodata_fraction' in table.header
+        else None
+    )
+    fractions: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for line, fields in table.rows:
+        fn = _file_name(path, line, fields[fn_column])
+        _unique(path, line, fn, first)
+        fractions[fn] = (
+            1.0
+            if fraction_column is None
+            else _fraction(path, line, 'nodata_fraction', fields[fraction_column])
+        )
+    return fractions
+
+
+# ------------------------------------------------------------------- patches
+
+
+def as_patch_size(value: object, name: str = 'patch_size') -> tuple[int, int]:
+    """Read a patch size: a side in pixels or a ``(height, width)`` pair.
+
+    Args:
+        value: a positive integer, or a pair of them.
+        name: the argument's name, for messages.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ValueError: if *value* is anything else.
+    """
+
+    def integer(v: object) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    size: tuple[int, int] | None = None
+    if integer(value):
+        size = (int(value), int(value))  # type: ignore[call-overload]
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(integer(v) for v in value)
+    ):
+        size = (int(value[0]), int(value[1]))
+    if size is None or min(size) < 1:
+        raise ValueError(
+            f'{name} must be a positive integer or a (height, width) pair of '
+            f'them, not {value!r}'
+        )
+    return size
+
+
+def _size_text(size: Sequence[int]) -> str:
+    return f'{size[0]} x {size[1]}'
+
+
+def _check_header_of(path: Path, src: Any, size: tuple[int, int] | None) -> None:
+    """Refuse a GeoTIFF that is not 12 uint16 bands of the given size."""
+    dtypes = sorted(set(src.dtypes))
+    if src.count != len(ALL_BANDS) or dtypes != ['uint16']:
+        raise RuntimeError(
+            f'{path}: expected {len(ALL_BANDS)} uint16 bands, found '
+            f'{src.count} {"/".join(dtypes)} band(s)'
+        )
+    if size is not None and (src.height, src.width) != size:
+        raise RuntimeError(
+            f'{path}: patch of {_size_text((src.height, src.width))} pixels, '
+            f'expected {_size_text(size)}'
+        )
+
+
+def check_geotiff(path: Path, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Check one patch's header without decoding it.
+
+    Args:
+        path: the GeoTIFF file.
+        size: the ``(height, width)`` it must have (None: any).
+
+    Returns:
+        Its ``(height, width)``.
+
+    Raises:
+        RuntimeError: if the file cannot be opened, is not a 12-band uint16
+            image or not of *size*; the message names the file.
+    """
+    try:
+        with rasterio.open(path) as src:
+            _check_header_of(path, src, size)
+            return int(src.height), int(src.width)
+    except (RasterioError, OSError) as error:
+        raise RuntimeError(f'{path}: cannot read the image ({error})') from error
+
+
 def read_geotiff(
-    path: Path, indexes: Sequence[int] | None = None
+    path: Path,
+    indexes: Sequence[int] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> NDArray[np.uint16]:
     """Decode one S2-100K patch.
 
     Args:
         path: the GeoTIFF file.
         indexes: zero-based band indexes to read (default: all 12).
+        size: the ``(height, width)`` the patch must have, checked before it
+            is decoded (None: any).
 
     Returns:
         A ``(C, H, W)`` uint16 array.
 
     Raises:
-        RuntimeError: if the file cannot be decoded or is not a 12-band uint16
-            image; the message names the file.
+        RuntimeError: if the file cannot be decoded, is not a 12-band uint16
+            image or not of *size*; the message names the file.
     """
     try:
         with rasterio.open(path) as src:
-            if src.count != len(ALL_BANDS) or src.dtypes[0] != 'uint16':
-                raise RuntimeError(
-                    f'{path}: expected {len(ALL_BANDS)} uint16 bands, found '
-                    f'{src.count} {src.dtypes[0]} band(s)'
-                )
+            _check_header_of(path, src, size)
             if indexes is None:
                 array = src.read()
             else:
@@ -147,6 +508,9 @@ def nodata_fraction(image: NDArray[np.uint16]) -> float:
     return float(np.mean(~np.any(image != 0, axis=0)))
 
 
+# --------------------------------------------------------------- fingerprints
+
+
 def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
     """Return the SHA-256 of a file, streamed (constant memory).
 
@@ -164,41 +528,627 @@ def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def write_nodata_file(
-    path: Path, fns: Sequence[str], fractions: Sequence[float]
-) -> None:
-    """Write recorded nodata fractions atomically.
+def sampled_sha256(path: Path) -> str:
+    """SHA-256 of a few blocks spread over a file: a cheap content fingerprint.
+
+    :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_BLOCK_BYTES`, the first at
+    the start (a ``.npy`` header), the last at the end, the others evenly in
+    between; a file of at most that many bytes is hashed whole. It tells apart
+    two files of the same size with other content (a shard overwritten by
+    another one) without reading them; a change between the blocks (a bit
+    flip) needs the full :func:`sha256_file`.
 
     Args:
-        path: the CSV file to write (``fn, nodata_fraction``).
-        fns: file names.
-        fractions: the nodata fraction of each file.
-    """
-    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['fn', 'nodata_fraction'])
-        for fn, fraction in zip(fns, fractions, strict=True):
-            writer.writerow([fn, f'{fraction:.6f}'])
-
-
-def read_nodata_file(path: Path) -> dict[str, float]:
-    """Read recorded nodata fractions.
-
-    A file with only an ``fn`` column is a plain list of nodata patches (each
-    counts as fraction 1).
-
-    Args:
-        path: a CSV file with the columns ``fn`` and optionally ``nodata_fraction``.
+        path: the file.
 
     Returns:
-        Nodata fraction by file name.
+        The hex digest.
     """
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(size.to_bytes(8, 'little'))
+        if size <= SAMPLE_BLOCKS * SAMPLE_BLOCK_BYTES:
+            digest.update(f.read())
+        else:
+            span = size - SAMPLE_BLOCK_BYTES
+            for block in range(SAMPLE_BLOCKS):
+                f.seek(block * span // (SAMPLE_BLOCKS - 1))
+                digest.update(f.read(SAMPLE_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SourceFingerprint:
+    """What a source GeoTIFF was when it was packed."""
+
+    #: size in bytes
+    size: int
+    #: modification time in nanoseconds
+    mtime_ns: int
+    #: SHA-256 of the content
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> 'SourceFingerprint':
+        """Fingerprint a file now (reads it whole).
+
+        Args:
+            path: the file.
+
+        Returns:
+            Its fingerprint.
+        """
+        stat = os.stat(path)
+        return cls(stat.st_size, stat.st_mtime_ns, sha256_file(path))
+
+    def same_stat(self, stat: os.stat_result) -> bool:
+        """Whether a file's size and modification time are the recorded ones.
+
+        Args:
+            stat: the file's status.
+
+        Returns:
+            True if both match.
+        """
+        return (stat.st_size, stat.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """Read a ``.npy`` file's header, not its data.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``(shape, fortran_order, dtype)``.
+
+    Raises:
+        OSError: if the file cannot be read.
+        ValueError: if it is not a ``.npy`` file.
+    """
+    with open(path, 'rb') as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f'unsupported .npy format version {version}')
+    return tuple(int(n) for n in shape), bool(fortran), dtype
+
+
+def shard_name(number: int) -> str:
+    """File name of packed shard *number* (its record is the ``.json`` sibling).
+
+    Args:
+        number: the shard's number, from 0.
+
+    Returns:
+        ``shard_<number, 5 digits>.npy``.
+    """
+    return f'shard_{number:05d}.npy'
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class PackedShard:
+    """What a shard's ``.json`` records: written with the shard, before it.
+
+    The packer keeps a shard on a later run only when this record still
+    matches the shard file and the sources; the dataset checks it against
+    ``files.csv`` and ``manifest.json``.
+    """
+
+    #: file names, in row order
+    files: tuple[str, ...]
+    #: nodata fraction of each row
+    nodata_fraction: tuple[float, ...]
+    #: fingerprint of each row's source GeoTIFF
+    sources: tuple[SourceFingerprint, ...]
+    #: size of the ``.npy`` file in bytes
+    num_bytes: int
+    #: SHA-256 of the ``.npy`` file
+    sha256: str
+    #: :func:`sampled_sha256` of the ``.npy`` file
+    sample_sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON data.
+
+        Returns:
+            A dict for :func:`json.dumps`.
+        """
         return {
-            row['fn'].strip(): float(row.get('nodata_fraction') or 1.0)
-            for row in reader
+            'version': PACKED_VERSION,
+            'files': list(self.files),
+            'nodata_fraction': list(self.nodata_fraction),
+            'sources': [[s.size, s.mtime_ns, s.sha256] for s in self.sources],
+            'bytes': self.num_bytes,
+            'sha256': self.sha256,
+            'sample_sha256': self.sample_sha256,
         }
+
+    @classmethod
+    def from_json(cls, value: object) -> 'PackedShard':
+        """Read a record from JSON data, checking every field.
+
+        Args:
+            value: what :func:`json.loads` returned.
+
+        Returns:
+            The record.
+
+        Raises:
+            ValueError: naming the first field that is missing or invalid.
+        """
+        if not isinstance(value, dict) or value.get('version') != PACKED_VERSION:
+            raise ValueError(f'not a version {PACKED_VERSION} shard record')
+        files, fractions, sources = (
+            value.get(key) for key in ('files', 'nodata_fraction', 'sources')
+        )
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError("'files' is not a list of file names")
+        count = len(files)
+        if (
+            not isinstance(fractions, list)
+            or len(fractions) != count
+            or not all(
+                isinstance(f, int | float) and not isinstance(f, bool) and 0 <= f <= 1
+                for f in fractions
+            )
+        ):
+            raise ValueError(f"'nodata_fraction' is not {count} numbers in [0, 1]")
+        if (
+            not isinstance(sources, list)
+            or len(sources) != count
+            or not all(
+                isinstance(s, list)
+                and len(s) == 3
+                and _is_int(s[0])
+                and _is_int(s[1])
+                and _is_sha256(s[2])
+                for s in sources
+            )
+        ):
+            raise ValueError(f"'sources' is not {count} [bytes, mtime_ns, sha256]")
+        if not _is_int(value.get('bytes')):
+            raise ValueError("'bytes' is not an integer")
+        for key in ('sha256', 'sample_sha256'):
+            if not _is_sha256(value.get(key)):
+                raise ValueError(f'{key!r} is not a SHA-256 hex digest')
+        return cls(
+            files=tuple(files),
+            nodata_fraction=tuple(float(f) for f in fractions),
+            sources=tuple(SourceFingerprint(*s) for s in sources),
+            num_bytes=value['bytes'],
+            sha256=value['sha256'],
+            sample_sha256=value['sample_sha256'],
+        )
+
+
+# ------------------------------------------------------------- packed layout
+
+
+class PackedLayoutError(RuntimeError):
+    """A packed layout that does not match its manifest, itself or its sources.
+
+    The message names the file, says what differs and how to repair it
+    (usually: run ``torchgeo-satclip pack ROOT`` again, which keeps every
+    shard that still checks out and redoes the rest).
+    """
+
+
+@dataclass(frozen=True)
+class _ShardEntry:
+    """One shard as ``manifest.json`` lists it."""
+
+    name: str
+    num_samples: int
+    num_bytes: int
+    sha256: str
+    sample_sha256: str
+    json_sha256: str
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """The fields of ``manifest.json`` that the reader uses."""
+
+    height: int
+    width: int
+    num_samples: int
+    files_bytes: int
+    files_sha256: str
+    shards: tuple[_ShardEntry, ...]
+
+
+class _Checker:
+    """Reads a packed layout, checking each file against the others.
+
+    The cheap checks (every open) cover everything but a change inside a
+    shard that leaves its size and sampled blocks alone; *full* also hashes
+    every shard and every source GeoTIFF that is present.
+    """
+
+    def __init__(self, directory: Path, progress: bool) -> None:
+        self.directory = directory
+        self.root = directory.parent
+        self.progress = progress
+        self.repack = (
+            f're-pack: `torchgeo-satclip pack {self.root}` (it keeps the shards '
+            'that check out and redoes the rest)'
+        )
+
+    def fail(self, path: Path, what: str, fix: str | None = None) -> NoReturn:
+        """Raise the error for *path*."""
+        raise PackedLayoutError(f'{path}: {what}; {fix or self.repack}')
+
+    def manifest(self) -> _Manifest:
+        """Read and check ``manifest.json``."""
+        path = self.directory / 'manifest.json'
+        try:
+            data = json.loads(path.read_bytes())
+        except ValueError as error:  # UnicodeDecodeError is a ValueError
+            self.fail(path, f'not valid JSON ({error})')
+        if not isinstance(data, dict) or data.get('format') != PACKED_FORMAT:
+            self.fail(path, f'not a {PACKED_FORMAT} manifest')
+        version = data.get('version')
+        if version == 1:
+            self.fail(
+                path,
+                'a version 1 packed layout: it has no checksums or source '
+                'fingerprints, so it cannot be checked',
+                f'pack it again: `torchgeo-satclip pack {self.root}` (meanwhile, '
+                "layout='geotiff' reads the GeoTIFFs)",
+            )
+        if version != PACKED_VERSION:
+            self.fail(
+                path,
+                f'version {version!r}; this torchgeo-satclip reads version '
+                f'{PACKED_VERSION}',
+                'upgrade torchgeo-satclip, or ' + self.repack,
+            )
+        expected = {'dtype': 'uint16', 'bands': list(ALL_BANDS), 'checksum': 'sha256'}
+        for key, value in expected.items():
+            if data.get(key) != value:
+                self.fail(path, f'{key} is {data.get(key)!r}, expected {value!r}')
+        for key in ('height', 'width', 'num_samples'):
+            if not _is_int(data.get(key)) or data[key] < 1:
+                self.fail(path, f'{key} is {data.get(key)!r}, not a positive integer')
+        files = data.get('files_csv')
+        if not (
+            isinstance(files, dict)
+            and _is_int(files.get('bytes'))
+            and _is_sha256(files.get('sha256'))
+        ):
+            self.fail(path, "'files_csv' is not {'bytes': int, 'sha256': hex}")
+        shards = data.get('shards')
+        if not isinstance(shards, list) or not shards:
+            self.fail(path, "'shards' is not a non-empty list")
+        entries = tuple(self.shard_entry(path, k, s) for k, s in enumerate(shards))
+        total = sum(entry.num_samples for entry in entries)
+        if total != data['num_samples']:
+            self.fail(
+                path,
+                f'num_samples is {data["num_samples"]}, but its shards hold {total}',
+            )
+        return _Manifest(
+            height=data['height'],
+            width=data['width'],
+            num_samples=data['num_samples'],
+            files_bytes=files['bytes'],
+            files_sha256=files['sha256'],
+            shards=entries,
+        )
+
+    def shard_entry(self, path: Path, number: int, value: object) -> _ShardEntry:
+        """Check one entry of the manifest's ``shards``."""
+        name = shard_name(number)
+        if not (
+            isinstance(value, dict)
+            and value.get('name') == name
+            and _is_int(value.get('num_samples'))
+            and value['num_samples'] >= 1
+            and _is_int(value.get('bytes'))
+            and all(
+                _is_sha256(value.get(key))
+                for key in ('sha256', 'sample_sha256', 'json_sha256')
+            )
+        ):
+            self.fail(
+                path,
+                f'shards[{number}] is not a record of {name} (name, num_samples, '
+                'bytes, sha256, sample_sha256, json_sha256)',
+            )
+        return _ShardEntry(
+            name=name,
+            num_samples=value['num_samples'],
+            num_bytes=value['bytes'],
+            sha256=value['sha256'],
+            sample_sha256=value['sample_sha256'],
+            json_sha256=value['json_sha256'],
+        )
+
+    def files(self, manifest: _Manifest) -> '_Files':
+        """Read ``files.csv`` and check it against the manifest."""
+        path = self.directory / 'files.csv'
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.fail(path, 'missing')
+        try:
+            files = _parse_files(path, data, manifest)
+        except ValueError as error:
+            raise PackedLayoutError(f'{error}; {self.repack}') from None
+        files.sha256 = hashlib.sha256(data).hexdigest()
+        return files
+
+    def shard_records(self, manifest: _Manifest, files: '_Files') -> None:
+        """Check every shard's ``.json`` against ``files.csv`` and the manifest."""
+        files_csv = self.directory / 'files.csv'
+        for k, entry in enumerate(manifest.shards):
+            path = (self.directory / entry.name).with_suffix('.json')
+            try:
+                raw = path.read_bytes()
+                record = PackedShard.from_json(json.loads(raw))
+            except FileNotFoundError:
+                self.fail(path, 'missing')
+            except (OSError, ValueError) as error:
+                self.fail(path, f'not a valid shard record ({error})')
+            if len(record.files) != entry.num_samples:
+                self.fail(
+                    path,
+                    f'lists {len(record.files)} files, but manifest.json gives '
+                    f'{entry.name} {entry.num_samples}',
+                )
+            for row, fn in enumerate(record.files):
+                listed, line = files.places[k][row]
+                if fn != listed:
+                    self.fail(
+                        files_csv,
+                        f'line {line} puts {listed!r} at row {row} of {entry.name}, '
+                        f'but {path.name} has {fn!r} there (rows swapped or edited)',
+                    )
+                if files.nodata[fn] != record.nodata_fraction[row]:
+                    self.fail(
+                        files_csv,
+                        f'line {line}: nodata_fraction {files.nodata[fn]!r} of '
+                        f'{fn!r}, but {path.name} records '
+                        f'{record.nodata_fraction[row]!r}',
+                    )
+                if files.sources[fn] != record.sources[row]:
+                    self.fail(
+                        files_csv,
+                        f'line {line}: the source fingerprint of {fn!r} differs '
+                        f'from the one in {path.name}',
+                    )
+            if hashlib.sha256(raw).hexdigest() != entry.json_sha256:
+                self.fail(path, 'differs from the record written when packing')
+            if (record.num_bytes, record.sha256, record.sample_sha256) != (
+                entry.num_bytes,
+                entry.sha256,
+                entry.sample_sha256,
+            ):
+                self.fail(path, f'describes another {entry.name} than manifest.json')
+        if files.sha256 != manifest.files_sha256:
+            self.fail(
+                files_csv,
+                'differs from the one written when packing (edited, reordered or '
+                'damaged: its SHA-256 is not the one in manifest.json)',
+            )
+
+    def shards(self, manifest: _Manifest, full: bool) -> int:
+        """Check every shard's size, header and sampled content; hash if *full*."""
+        manifest_path = self.directory / 'manifest.json'
+        for entry in manifest.shards:
+            path = self.directory / entry.name
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                self.fail(path, 'missing')
+            if size != entry.num_bytes:
+                self.fail(
+                    path,
+                    f'{size} bytes, {entry.num_bytes} when packed (truncated, '
+                    'extended or replaced)',
+                )
+            try:
+                shape, fortran, dtype = npy_header(path)
+            except (OSError, ValueError) as error:
+                self.fail(path, f'not a readable .npy file ({error})')
+            expected = (
+                entry.num_samples,
+                len(ALL_BANDS),
+                manifest.height,
+                manifest.width,
+            )
+            if len(shape) == 4 and shape[:2] == expected[:2] and shape != expected:
+                self.fail(
+                    manifest_path,
+                    f'height x width is {_size_text(expected[2:])}, but {entry.name} '
+                    f'holds patches of {_size_text(shape[2:])}',
+                )
+            if shape != expected or dtype != np.dtype(np.uint16) or fortran:
+                order = 'Fortran-order ' if fortran else ''
+                self.fail(
+                    path,
+                    f'holds a {order}{dtype} array of shape {shape}, but '
+                    f'manifest.json says uint16 {expected}',
+                )
+            if sampled_sha256(path) != entry.sample_sha256:
+                self.fail(
+                    path,
+                    'content differs from the shard that was packed (overwritten '
+                    'by another file of the same size?)',
+                )
+        if full:
+            self.hash_shards(manifest)
+        return sum(entry.num_bytes for entry in manifest.shards)
+
+    def hash_shards(self, manifest: _Manifest) -> None:
+        """Compare the SHA-256 of every shard with the manifest's."""
+        total = sum(entry.num_bytes for entry in manifest.shards)
+        with tqdm(
+            total=total,
+            unit='B',
+            unit_scale=True,
+            desc='verifying shards',
+            disable=not self.progress,
+        ) as bar:
+            for entry in manifest.shards:
+                path = self.directory / entry.name
+                digest = hashlib.sha256()
+                with open(path, 'rb') as f:
+                    while chunk := f.read(1 << 22):
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+                if digest.hexdigest() != entry.sha256:
+                    self.fail(
+                        path,
+                        'damaged: its SHA-256 is not the one recorded when it '
+                        'was packed',
+                        f'delete it and run `torchgeo-satclip pack {self.root}`, '
+                        'which redoes that shard only',
+                    )
+
+    def sources(
+        self, images: Path, sources: dict[str, SourceFingerprint], full: bool
+    ) -> tuple[int, int]:
+        """Check the source GeoTIFFs that are present against their fingerprints.
+
+        Cheap: sizes and modification times, hashing only the files whose time
+        changed (a copy without ``-p``); *full* hashes every file.
+
+        Returns:
+            The number of sources checked and missing.
+        """
+        touched: list[str] = []
+        checked = missing = 0
+        for fn, recorded in tqdm(
+            sources.items(),
+            desc='verifying sources',
+            unit='file',
+            disable=not (full and self.progress),
+        ):
+            path = images / fn
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                missing += 1
+                continue
+            checked += 1
+            stale = 'so its packed patch is stale'
+            if stat.st_size != recorded.size:
+                self.fail(
+                    path,
+                    f'{stat.st_size} bytes, {recorded.size} when it was packed: '
+                    f'the GeoTIFF changed after packing, {stale}',
+                )
+            same = recorded.same_stat(stat)
+            if same and not full:
+                continue
+            if sha256_file(path) != recorded.sha256:
+                self.fail(
+                    path,
+                    'content differs from when it was packed (replaced or '
+                    f'modified after packing), {stale}',
+                )
+            if not same:
+                touched.append(fn)
+        if touched:
+            warnings.warn(
+                f'{len(touched)} source GeoTIFF(s) in {images} have other '
+                'modification times than when they were packed, but the same '
+                f'content (first: {touched[0]}); run `torchgeo-satclip pack '
+                f'{self.root}` to record the new times (nothing is decoded '
+                'again) and skip reading them on every open',
+                stacklevel=4,
+            )
+        return checked, missing
+
+
+@dataclass
+class _Files:
+    """``files.csv``, parsed."""
+
+    location: dict[str, tuple[int, int]]
+    nodata: dict[str, float]
+    sources: dict[str, SourceFingerprint]
+    #: per shard, per row: (file name, line in files.csv)
+    places: list[list[tuple[str, int]]]
+    sha256: str = ''
+
+
+def _integer(path: Path, line: int, column: str, value: str) -> int:
+    """An integer from a table."""
+    if not _INTEGER.fullmatch(value):
+        raise ValueError(f'{path}, line {line}: {column} {value!r} is not an integer')
+    return int(value)
+
+
+def _parse_files(path: Path, data: bytes, manifest: _Manifest) -> _Files:
+    """Parse ``files.csv`` and check that it fills every row of every shard once."""
+    expected = 'the columns ' + ', '.join(FILES_COLUMNS)
+    table = _parse_table(path, data, FILES_COLUMNS, expected)
+    if table.header != list(FILES_COLUMNS):
+        raise ValueError(
+            f'{path}, line 1: header {",".join(table.header)}, expected '
+            + ','.join(FILES_COLUMNS)
+        )
+    location: dict[str, tuple[int, int]] = {}
+    nodata: dict[str, float] = {}
+    sources: dict[str, SourceFingerprint] = {}
+    placed: list[list[tuple[str, int] | None]] = [
+        [None] * entry.num_samples for entry in manifest.shards
+    ]
+    first: dict[str, int] = {}
+    for line, fields in table.rows:
+        fn = _file_name(path, line, fields[0])
+        _unique(path, line, fn, first)
+        shard = _integer(path, line, 'shard', fields[1])
+        row = _integer(path, line, 'row', fields[2])
+        if not 0 <= shard < len(manifest.shards):
+            raise ValueError(
+                f'{path}, line {line}: shard {shard} of {fn!r} does not exist '
+                f'(manifest.json lists {len(manifest.shards)})'
+            )
+        entry = manifest.shards[shard]
+        if not 0 <= row < entry.num_samples:
+            raise ValueError(
+                f'{path}, line {line}: row {row} of {fn!r} is outside '
+                f'{entry.name} ({entry.num_samples} rows)'
+            )
+        other = placed[shard][row]
+        if other is not None:
+            raise ValueError(
+                f'{path}, line {line}: {fn!r} and {other[0]!r} (line {other[1]}) '
+                f'are both at row {row} of {entry.name}'
+            )
+        placed[shard][row] = (fn, line)
+        location[fn] = (shard, row)
+        nodata[fn] = _fraction(path, line, 'nodata_fraction', fields[3])
+        size = _integer(path, line, 'source_bytes', fields[4])
+        mtime = _integer(path, line, 'source_mtime_ns', fields[5])
+        if not _is_sha256(fields[6]):
+            raise ValueError(
+                f'{path}, line {line}: source_sha256 {fields[6]!r} is not a '
+                'SHA-256 hex digest'
+            )
+        sources[fn] = SourceFingerprint(size, mtime, fields[6])
+    if len(location) != manifest.num_samples:
+        raise ValueError(
+            f'{path}: lists {len(location)} files, manifest.json {manifest.num_samples}'
+        )
+    places = [[place for place in shard if place is not None] for shard in placed]
+    return _Files(location, nodata, sources, places)
 
 
 @dataclass
@@ -218,47 +1168,77 @@ class PackedLayout:
     location: dict[str, tuple[int, int]]
     #: file name -> nodata fraction measured while packing
     nodata: dict[str, float]
+    #: file name -> fingerprint of its source GeoTIFF when it was packed
+    sources: dict[str, SourceFingerprint] = field(default_factory=dict)
+    #: total size of the shards in bytes
+    num_bytes: int = 0
+    #: source GeoTIFFs compared with their fingerprints when opened
+    num_sources_checked: int = 0
+    #: source GeoTIFFs absent when opened (deleted after packing: not checked)
+    num_sources_missing: int = 0
 
     def __post_init__(self) -> None:
         """Start with no shard opened."""
         self._maps: dict[int, NDArray[np.uint16]] = {}
 
     @classmethod
-    def open(cls, directory: Path) -> 'PackedLayout | None':
-        """Read a packed layout.
+    def open(
+        cls,
+        directory: Path,
+        *,
+        sources: Path | None = None,
+        verify: bool = False,
+        progress: bool = False,
+    ) -> 'PackedLayout | None':
+        """Read a packed layout, checking it.
+
+        Every open checks, cheaply, that ``manifest.json``, ``files.csv`` and
+        the shards' ``.json`` records agree, that every shard has the size,
+        array shape and sampled content (:func:`sampled_sha256`) recorded when
+        it was packed, and that every source GeoTIFF still present in
+        *sources* has its recorded size and modification time (or, if only
+        the time changed, its recorded content). *verify* also compares the
+        SHA-256 of every shard and of every source present.
 
         Args:
             directory: the ``packed`` folder.
+            sources: the folder of the source GeoTIFFs (``root/images``), or
+                None to skip the sources.
+            verify: also hash every shard and source (reads all of them).
+            progress: show progress bars while hashing.
 
         Returns:
             The layout, or None if there is no complete one (no manifest: packing
             never finished).
 
         Raises:
-            ValueError: if the manifest is of another format or version.
+            PackedLayoutError: if any file of the layout is missing, malformed
+                or differs from what was packed, or a source GeoTIFF changed
+                after packing; the message names the file, what differs and
+                how to repair it.
         """
-        manifest_path = directory / 'manifest.json'
-        if not manifest_path.is_file():
+        if not (directory / 'manifest.json').is_file():
             return None
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        if manifest.get('format') != PACKED_FORMAT or manifest.get('version') != 1:
-            raise ValueError(
-                f'{manifest_path}: not a version 1 {PACKED_FORMAT} manifest'
-            )
-        location: dict[str, tuple[int, int]] = {}
-        nodata: dict[str, float] = {}
-        with open(directory / 'files.csv', newline='') as f:
-            for row in csv.DictReader(f):
-                location[row['fn']] = (int(row['shard']), int(row['row']))
-                nodata[row['fn']] = float(row['nodata_fraction'])
+        checker = _Checker(directory, progress)
+        manifest = checker.manifest()
+        files = checker.files(manifest)
+        checker.shard_records(manifest, files)
+        num_bytes = checker.shards(manifest, verify)
+        checked = missing = 0
+        if sources is not None and sources.is_dir():
+            checked, missing = checker.sources(sources, files.sources, verify)
         return cls(
             directory=directory,
-            bands=tuple(manifest['bands']),
-            height=int(manifest['height']),
-            width=int(manifest['width']),
-            shards=list(manifest['shards']),
-            location=location,
-            nodata=nodata,
+            bands=ALL_BANDS,
+            height=manifest.height,
+            width=manifest.width,
+            shards=[entry.name for entry in manifest.shards],
+            location=files.location,
+            nodata=files.nodata,
+            sources=files.sources,
+            num_bytes=num_bytes,
+            num_sources_checked=checked,
+            num_sources_missing=missing,
         )
 
     def _shard(self, number: int) -> NDArray[np.uint16]:
