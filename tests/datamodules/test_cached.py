@@ -45,6 +45,7 @@ def cache_args(tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
         'cache_dir': str(tmp_path / 'cache'),
         'cache_dtype': 'float32',
         'root': str(DATA),
+        'patch_size': 32,
     }
     args.update(kwargs)
     return args
@@ -67,6 +68,7 @@ def test_cached_and_uncached_loss_agree(tmp_path: Path, dtype: str, tol: float) 
         blur=False,
         jitter=0.0,
         root=str(DATA),
+        patch_size=32,
     )
     uncached.setup('fit')
     dm = cached(tmp_path, task, cache_dtype=dtype)
@@ -186,7 +188,11 @@ def test_needs_frozen_backbone(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='frozen backbone'):
         task.feature_extractor()
     dm = CachedFeatureDataModule(
-        batch_size=2, crop_size=None, root=str(DATA), cache_dir=str(tmp_path)
+        batch_size=2,
+        crop_size=None,
+        root=str(DATA),
+        patch_size=32,
+        cache_dir=str(tmp_path),
     )
     dm.setup('fit')  # the split, but no features without an extractor
     assert dm.feature_extractor is None
@@ -236,7 +242,9 @@ def test_train_points_of_the_cached_split(tmp_path: Path) -> None:
     task = frozen_task()
     dm = cached(tmp_path, task)
     dm.setup('fit')
-    plain = S2100KDataModule(batch_size=2, crop_size=None, root=str(DATA))
+    plain = S2100KDataModule(
+        batch_size=2, crop_size=None, root=str(DATA), patch_size=32
+    )
     plain.setup('fit')
     torch.testing.assert_close(dm.train_points(), plain.train_points())
     assert dm.train_points().shape == (len(dm.train_dataset), 2)  # type: ignore[arg-type]
@@ -244,6 +252,6 @@ def test_train_points_of_the_cached_split(tmp_path: Path) -> None:
 
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match='views'):
-        CachedFeatureDataModule(views=9, root=str(DATA))
+        CachedFeatureDataModule(views=9, root=str(DATA), patch_size=32)
     with pytest.raises(ValueError, match='cache_dtype'):
-        CachedFeatureDataModule(cache_dtype='int8', root=str(DATA))  # type: ignore[arg-type]
+        CachedFeatureDataModule(cache_dtype='int8', root=str(DATA), patch_size=32)  # type: ignore[arg-type]

@@ -89,6 +89,7 @@ class TestSplit:
                 batch_size=2,
                 seed=seed,
                 root=DATA,
+                patch_size=32,
                 val_split_pct=0.25,
                 crop_size=None,
             )
@@ -203,6 +204,7 @@ class TestS2100KDataModule:
         dm = S2100KDataModule(
             batch_size=2,
             root=root,
+            patch_size=32,
             exclude_nodata=True,
             crop_size=16,
             val_split_pct=0.2,

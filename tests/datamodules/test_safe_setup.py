@@ -13,7 +13,7 @@ DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
     'datamodule_class', [S2100KDataModule, CachedFeatureDataModule]
 )
 def test_crop_larger_than_patches(datamodule_class: type, tmp_path: Path) -> None:
-    dm = datamodule_class(batch_size=2, crop_size=10_000, root=str(DATA))
+    dm = datamodule_class(batch_size=2, crop_size=10_000, root=str(DATA), patch_size=32)
     with pytest.raises(
         ValueError, match=r'crop_size 10000 is larger than the patches \(\d+ x \d+\)'
     ):
@@ -24,7 +24,7 @@ def test_crop_larger_than_patches(datamodule_class: type, tmp_path: Path) -> Non
     'datamodule_class', [S2100KDataModule, CachedFeatureDataModule]
 )
 def test_batch_larger_than_training_split(datamodule_class: type) -> None:
-    dm = datamodule_class(batch_size=64, crop_size=None, root=str(DATA))
+    dm = datamodule_class(batch_size=64, crop_size=None, root=str(DATA), patch_size=32)
     with pytest.raises(
         ValueError,
         match=r'batch_size 64 is larger than the training split \(7 samples\)',
@@ -36,6 +36,6 @@ def test_batch_larger_than_training_split(datamodule_class: type) -> None:
 
 
 def test_crop_that_fits() -> None:
-    dm = S2100KDataModule(batch_size=2, crop_size=16, root=str(DATA))
+    dm = S2100KDataModule(batch_size=2, crop_size=16, root=str(DATA), patch_size=32)
     dm.setup('fit')
     assert dm.train_dataset is not None

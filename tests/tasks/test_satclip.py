@@ -104,6 +104,7 @@ def quiet_datamodule(batch_size: int = 2) -> S2100KDataModule:
         blur=False,
         jitter=0.0,
         root=str(DATA),
+        patch_size=32,
     )
 
 
@@ -181,6 +182,8 @@ def test_recipe_config_fast_dev_run(
             'null',
             '--data.dict_kwargs.root',
             str(data),
+            '--data.dict_kwargs.patch_size',
+            '32',
             '--data.init_args.batch_size',
             '2',
             '--data.init_args.num_workers',
@@ -361,6 +364,7 @@ def test_geo_pretext_gets_points_from_train_points(tmp_path: Path) -> None:
         blur=False,
         jitter=0.0,
         root=str(DATA),
+        patch_size=32,
     )
     trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(task, dm)
     expected = spherical_kmeans(PointsDataModule.POINTS, 2, seed=0)
@@ -801,6 +805,8 @@ def test_resume_from_last_through_the_cli(
                 'null',
                 '--data.dict_kwargs.root',
                 str(data),
+                '--data.dict_kwargs.patch_size',
+                '32',
                 '--data.init_args.batch_size',
                 '2',
                 '--data.init_args.num_workers',

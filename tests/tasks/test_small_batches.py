@@ -27,6 +27,7 @@ def test_last_batch_of_one_is_skipped(tmp_path: Path) -> None:
         blur=False,
         jitter=0.0,
         root=str(DATA),
+        patch_size=32,
     )
     task = tiny_task()
     (metrics,) = trainer(tmp_path).validate(task, dm)
