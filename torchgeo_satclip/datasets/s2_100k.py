@@ -215,12 +215,13 @@ class S2100K(NonGeoDataset):
             download: if True, download the index and the archive(s) to *root*.
             checksum: if True, verify the SHA-256 of downloaded (or already
                 present, not yet extracted) files.
-            verify: check every patch now rather than when it is read: every
-                GeoTIFF's header (bands, dtype, size), or, for the packed
-                layout, the SHA-256 of every shard and of every source GeoTIFF
-                still present (:meth:`PackedLayout.open
-                <torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open>`
-                always runs the cheap checks: sizes, records, fingerprints).
+            verify: check every patch now rather than when it is read:
+                decode every GeoTIFF (as long as packing takes), or, for the
+                packed layout, compare the SHA-256 of every shard and of every
+                source GeoTIFF still present with the recorded ones (every
+                open runs the cheap checks of
+                :meth:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open`:
+                records, sizes, sampled content, source fingerprints).
 
         Raises:
             ValueError: on an invalid argument, a malformed ``index.csv`` or
@@ -417,8 +418,9 @@ class S2100K(NonGeoDataset):
         """Fail now if the patches are not of the declared size.
 
         The packed layout's manifest (checked against its shards when opened)
-        must declare :attr:`patch_size`; GeoTIFF headers are read for the
-        first patch, or for all with *verify*. Every read checks its patch too.
+        must declare :attr:`patch_size`. Of the GeoTIFFs, the header of the
+        first is read, or, with *verify*, every one is decoded. Every read
+        checks its patch too.
         """
         if self.mode == 'points':
             return
@@ -434,17 +436,17 @@ class S2100K(NonGeoDataset):
                     + declare.format(packed)
                 )
             return
-        for fn in tqdm(
-            fns if verify else fns[:1], desc='verifying', disable=not verify
-        ):
-            path = self.images_dir / fn
-            try:
-                check_geotiff(path, self.patch_size)
-            except RuntimeError as error:
-                found = check_geotiff(path)  # readable 12 uint16 bands?
-                raise RuntimeError(
-                    f"{error} (the dataset's patch_size); " + declare.format(found)
-                ) from None
+        first = self.images_dir / fns[0]
+        try:
+            check_geotiff(first, self.patch_size)
+        except RuntimeError as error:
+            found = check_geotiff(first)  # 12 readable uint16 bands, other size?
+            raise RuntimeError(
+                f"{error} (the dataset's patch_size); " + declare.format(found)
+            ) from None
+        if verify:
+            for fn in tqdm(fns, desc='verifying GeoTIFFs', unit='patch'):
+                read_geotiff(self.images_dir / fn, size=self.patch_size)
 
     def _nodata_fractions(self, fns: Sequence[str]) -> list[float]:
         """Nodata fraction of each file: packed record, nodata.csv, or measured."""

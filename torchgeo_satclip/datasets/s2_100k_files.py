@@ -140,6 +140,7 @@ class _Table:
 
     path: Path
     header: list[str]
+    header_line: int
     #: (line number, fields stripped of surrounding whitespace)
     rows: list[tuple[int, list[str]]]
 
@@ -185,32 +186,35 @@ def _parse_table(
         io.StringIO(text, newline=''), strict=True, skipinitialspace=True
     )
     header: list[str] | None = None
+    header_line = 0
     rows: list[tuple[int, list[str]]] = []
     previous = 0
     try:
         for fields in reader:
             line, previous = previous + 1, reader.line_num
-            if fields == [] or fields == ['']:  # a blank line
+            if len(fields) <= 1 and not ''.join(fields).strip():  # a blank line
                 continue
             stripped = [value.strip() for value in fields]
             if header is None:
-                header = stripped
+                header, header_line = stripped, line
                 _check_header(path, line, header, required, expected)
             elif len(stripped) != len(header):
+                count = len(stripped)
                 raise ValueError(
-                    f'{path}, line {line}: {len(stripped)} fields, but the header '
+                    f'{path}, line {line}: {count} field{"s" * (count != 1)}, but '
+                    'the header '
                     f'has {len(header)} ({", ".join(header)}); quote values that '
                     'contain commas and write decimals with a dot'
                 )
             else:
                 rows.append((line, stripped))
-    except csv.Error as error:
+    except csv.Error as error:  # the row that failed starts after the last one read
         raise ValueError(
-            f'{path}, line {reader.line_num}: not a readable CSV row ({error})'
+            f'{path}, line {previous + 1}: not a readable CSV row ({error})'
         ) from None
     if header is None:
         raise ValueError(f'{path}: empty file; expected a CSV file with {expected}')
-    return _Table(path, header, rows)
+    return _Table(path, header, header_line, rows)
 
 
 def _check_header(
@@ -1100,8 +1104,8 @@ def _parse_files(path: Path, data: bytes, manifest: _Manifest) -> _Files:
     table = _parse_table(path, data, FILES_COLUMNS, expected)
     if table.header != list(FILES_COLUMNS):
         raise ValueError(
-            f'{path}, line 1: header {",".join(table.header)}, expected '
-            + ','.join(FILES_COLUMNS)
+            f'{path}, line {table.header_line}: header {",".join(table.header)}, '
+            'expected ' + ','.join(FILES_COLUMNS)
         )
     location: dict[str, tuple[int, int]] = {}
     nodata: dict[str, float] = {}
