@@ -596,7 +596,12 @@ BAD_PATCHES: list[tuple[str, Callable[[Path], None], str, bool]] = [
         True,
     ),
     ('empty-file', replace_bytes(lambda _: b''), 'cannot read the image', True),
-    ('truncated', replace_bytes(lambda b: b[: len(b) // 2]), 'cannot read the image', False),
+    (
+        'truncated',
+        replace_bytes(lambda b: b[: len(b) // 2]),
+        'cannot read the image',
+        False,
+    ),
 ]
 PATCH_CASES = [
     pytest.param(change, pattern, header, id=name)

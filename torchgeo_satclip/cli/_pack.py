@@ -125,13 +125,11 @@ def _verify(args: argparse.Namespace) -> int:
     except PackedLayoutError as error:
         print(f'torchgeo-satclip pack: error: {error}', file=sys.stderr)
         return 1
-    missing = (
-        f', {result.num_sources_missing} absent' if result.num_sources_missing else ''
-    )
+    absent = result.num_sources_missing
     print(
         f'verified {result.directory}: {result.num_samples} patches in '
         f'{result.num_shards} shards ({result.num_bytes / 2**30:.2f} GiB) and '
-        f'{result.num_sources_checked} source GeoTIFFs{missing} match what was '
-        'packed'
+        f'{result.num_sources_checked} source GeoTIFFs match what was packed'
+        + (f'; {absent} source GeoTIFFs are absent (not checked)' if absent else '')
     )
     return 0

@@ -791,9 +791,9 @@ class _Checker:
             'that check out and redoes the rest)'
         )
 
-    def fail(self, path: Path, what: str, fix: str | None = None) -> NoReturn:
-        """Raise the error for *path*."""
-        raise PackedLayoutError(f'{path}: {what}; {fix or self.repack}')
+    def fail(self, where: Path | str, what: str, fix: str | None = None) -> NoReturn:
+        """Raise the error about *where* (a file, or a file and line)."""
+        raise PackedLayoutError(f'{where}: {what}; {fix or self.repack}')
 
     def manifest(self) -> _Manifest:
         """Read and check ``manifest.json``."""
@@ -915,24 +915,24 @@ class _Checker:
                 )
             for row, fn in enumerate(record.files):
                 listed, line = files.places[k][row]
+                where = f'{files_csv}, line {line}'
                 if fn != listed:
                     self.fail(
-                        files_csv,
-                        f'line {line} puts {listed!r} at row {row} of {entry.name}, '
-                        f'but {path.name} has {fn!r} there (rows swapped or edited)',
+                        where,
+                        f'puts {listed!r} at row {row} of {entry.name}, but '
+                        f'{path.name} has {fn!r} there (rows swapped or edited)',
                     )
                 if files.nodata[fn] != record.nodata_fraction[row]:
                     self.fail(
-                        files_csv,
-                        f'line {line}: nodata_fraction {files.nodata[fn]!r} of '
-                        f'{fn!r}, but {path.name} records '
-                        f'{record.nodata_fraction[row]!r}',
+                        where,
+                        f'nodata_fraction {files.nodata[fn]!r} of {fn!r}, but '
+                        f'{path.name} records {record.nodata_fraction[row]!r}',
                     )
                 if files.sources[fn] != record.sources[row]:
                     self.fail(
-                        files_csv,
-                        f'line {line}: the source fingerprint of {fn!r} differs '
-                        f'from the one in {path.name}',
+                        where,
+                        f'the source fingerprint of {fn!r} differs from the one '
+                        f'in {path.name}',
                     )
             if hashlib.sha256(raw).hexdigest() != entry.json_sha256:
                 self.fail(path, 'differs from the record written when packing')
@@ -1019,21 +1019,31 @@ class _Checker:
                         path,
                         'damaged: its SHA-256 is not the one recorded when it '
                         'was packed',
-                        f'delete it and run `torchgeo-satclip pack {self.root}`, '
-                        'which redoes that shard only',
+                        self.redo(entry.name),
                     )
 
-    def sources(
-        self, images: Path, sources: dict[str, SourceFingerprint], full: bool
-    ) -> tuple[int, int]:
+    def redo(self, shard: str) -> str:
+        """The advice for a shard the packer would keep: delete it, re-pack."""
+        return (
+            f'delete {self.directory / shard} and run `torchgeo-satclip pack '
+            f'{self.root}`, which redoes that shard only'
+        )
+
+    def sources(self, images: Path, files: '_Files', full: bool) -> tuple[int, int]:
         """Check the source GeoTIFFs that are present against their fingerprints.
 
         Cheap: sizes and modification times, hashing only the files whose time
-        changed (a copy without ``-p``); *full* hashes every file.
+        changed (a copy without ``-p``); *full* hashes every file. A changed
+        source is refused with the advice to redo its shard (the packer
+        itself notices a new size or time, but not new content under the old
+        size and time).
 
         Returns:
             The number of sources checked and missing.
         """
+        sources = files.sources
+        if not images.is_dir():
+            return 0, len(sources)
         touched: list[str] = []
         checked = missing = 0
         for fn, recorded in tqdm(
@@ -1050,11 +1060,13 @@ class _Checker:
                 continue
             checked += 1
             stale = 'so its packed patch is stale'
+            redo = self.redo(shard_name(files.location[fn][0]))
             if stat.st_size != recorded.size:
                 self.fail(
                     path,
                     f'{stat.st_size} bytes, {recorded.size} when it was packed: '
                     f'the GeoTIFF changed after packing, {stale}',
+                    redo,
                 )
             same = recorded.same_stat(stat)
             if same and not full:
@@ -1064,6 +1076,7 @@ class _Checker:
                     path,
                     'content differs from when it was packed (replaced or '
                     f'modified after packing), {stale}',
+                    redo,
                 )
             if not same:
                 touched.append(fn)
@@ -1229,8 +1242,8 @@ class PackedLayout:
         checker.shard_records(manifest, files)
         num_bytes = checker.shards(manifest, verify)
         checked = missing = 0
-        if sources is not None and sources.is_dir():
-            checked, missing = checker.sources(sources, files.sources, verify)
+        if sources is not None:
+            checked, missing = checker.sources(sources, files, verify)
         return cls(
             directory=directory,
             bands=ALL_BANDS,
