@@ -1101,3 +1101,30 @@ def test_manifest_records(root: Path) -> None:
     assert int(size) == source.stat().st_size
     assert int(mtime) == source.stat().st_mtime_ns
     assert sha == digest(source)
+
+
+@pytest.mark.parametrize('i', [0, 4, 7])
+@pytest.mark.parametrize(
+    'change',
+    [
+        pytest.param(
+            lambda i: copy(f'images/patch_{(i + 1) % 8}.tif', f'images/patch_{i}.tif'),
+            id='replaced',
+        ),
+        pytest.param(lambda i: retag(f'patch_{i}.tif', keep_time=False), id='modified'),
+        pytest.param(lambda i: reencode(f'patch_{i}.tif'), id='re-encoded'),
+    ],
+)
+def test_pack_redoes_the_shard_of_a_changed_source(
+    root: Path, i: int, change: Callable[[int], Corruption]
+) -> None:
+    """A source with a new size or time and new content: pack alone redoes its shard."""
+    change(i)(root)
+    assert (
+        pack_s2_100k(
+            root, patch_size=SIZE, shard_size=3, progress=False
+        ).num_resumed_shards
+        == 2
+    )
+    verify_packed(root, progress=False)
+    assert_serves_the_geotiffs(root)
