@@ -63,5 +63,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    print(f'wrote {args.n} demo patches of {args.size} x {args.size} px to {root}')
+    print(
+        f'wrote {args.n} demo patches of {args.size} x {args.size} px to {root} '
+        f'(read it with patch_size={args.size}: S2100K checks every patch against '
+        'it, 256 by default)'
+    )
     return 0
