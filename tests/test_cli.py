@@ -255,6 +255,7 @@ LIBRARY_DEFAULTS = [
     ('embed', 'device', 'torchgeo_satclip.embed', 'embed_file', 'device'),
     ('embed', 'layout', 'torchgeo_satclip.embed', 'embed_file', 'layout'),
     ('pack', 'shard_size', PACK, 'pack_s2_100k', 'shard_size'),
+    ('pack', 'patch_size', PACK, 'pack_s2_100k', 'patch_size'),
     ('pack', 'workers', PACK, 'pack_s2_100k', 'num_workers'),
     ('demo-data', 'n', DEMO, 'make_demo_dataset', 'num_patches'),
     ('demo-data', 'size', DEMO, 'make_demo_dataset', 'size'),
