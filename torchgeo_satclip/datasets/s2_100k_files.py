@@ -1183,7 +1183,7 @@ def _files_as_packed(data: bytes, manifest: _Manifest) -> _Files | None:
     except (UnicodeDecodeError, ValueError, IndexError):
         return None
     places = [[p for p in shard if p is not None] for shard in placed]
-    if len(location) != manifest.num_samples or '"' in data.decode('utf-8'):
+    if len(location) != manifest.num_samples or b'"' in data:
         return None
     return _Files(location, nodata, sources, places)
 
