@@ -325,38 +325,64 @@ class S2100K(NonGeoDataset):
         rows = np.asarray(indices, dtype=np.int64)
         stacked = {'point': torch.from_numpy(self.points[rows])}
         if self.mode == 'both':
-            fns = [self.files[i] for i in indices]
-            shape = (len(fns), len(self.bands), *self._patch_shape(fns[0]))
-            raw = _batch_buffer(shape, torch.uint16)
-            indexes = None if self.bands == self.all_bands else self.band_indexes
-            if self.packed is not None:
-                self.packed.read_into(fns, raw.numpy(), indexes)
-            else:
-                out = raw.numpy()
-                for i, fn in enumerate(fns):
-                    patch = read_geotiff(self.images_dir / fn, indexes)
-                    if patch.shape != out.shape[1:]:
-                        raise RuntimeError(
-                            f'{self.images_dir / fn}: patch of shape '
-                            f'{patch.shape}, expected {out.shape[1:]} like '
-                            'the others'
-                        )
-                    out[i] = patch
+            raw = _batch_buffer(self.batch_shape(len(indices)), torch.uint16)
+            self.read_images(indices, raw.numpy())
             if self.image_dtype == 'float32':
-                image = _batch_buffer(shape, torch.float32)
+                image = _batch_buffer(tuple(raw.shape), torch.float32)
                 image.copy_(raw)
                 raw = image
             stacked['image'] = raw
         return SampleBatch(stacked)
 
-    def _patch_shape(self, fn: str) -> tuple[int, int]:
-        """(height, width) of the patches."""
+    def batch_shape(self, size: int) -> tuple[int, int, int, int]:
+        """Shape of a batch of *size* images: ``(size, C, H, W)``.
+
+        Args:
+            size: number of images.
+
+        Returns:
+            The shape :meth:`read_images` fills.
+        """
         if self.packed is not None:
-            return self.packed.height, self.packed.width
-        if self._geotiff_shape is None:
-            height, width = read_geotiff(self.images_dir / fn, [0]).shape[-2:]
-            self._geotiff_shape = (int(height), int(width))
-        return self._geotiff_shape
+            height, width = self.packed.height, self.packed.width
+        else:
+            if self._geotiff_shape is None:
+                first = self.images_dir / self.files[0]
+                h, w = read_geotiff(first, [0]).shape[-2:]
+                self._geotiff_shape = (int(h), int(w))
+            height, width = self._geotiff_shape
+        return (size, len(self.bands), height, width)
+
+    def read_images(self, indices: Sequence[int], out: NDArray[np.uint16]) -> None:
+        """Read the images of several samples into a preallocated array.
+
+        The stored values, uint16, without *transforms*. From the packed
+        layout by contiguous runs of its memory maps
+        (:meth:`PackedLayout.read_into`); safe to call from several threads
+        at once on disjoint parts of *out* (the copies release the GIL), which
+        is what :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` does.
+
+        Args:
+            indices: indices of the samples.
+            out: ``(len(indices), C, H, W)`` uint16 (see :meth:`batch_shape`).
+
+        Raises:
+            RuntimeError: if an image cannot be read or has another shape; the
+                message names the file.
+        """
+        fns = [self.files[i] for i in indices]
+        indexes = None if self.bands == self.all_bands else self.band_indexes
+        if self.packed is not None:
+            self.packed.read_into(fns, out, indexes)
+            return
+        for i, fn in enumerate(fns):
+            patch = read_geotiff(self.images_dir / fn, indexes)
+            if patch.shape != out.shape[1:]:
+                raise RuntimeError(
+                    f'{self.images_dir / fn}: patch of shape {patch.shape}, '
+                    f'expected {out.shape[1:]} like the others'
+                )
+            out[i] = patch
 
     def _read(self, fn: str) -> NDArray[np.uint16]:
         """Read the selected bands of one patch from the active layout."""
