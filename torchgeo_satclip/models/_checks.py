@@ -85,7 +85,9 @@ def check_real(
         raise ValueError(f'{name} must be finite and positive, got {number}')
     if minimum is not None and below is not None:
         if not minimum <= number < below:
-            raise ValueError(f'{name} must be in [{minimum:g}, {below:g}), got {number}')
+            raise ValueError(
+                f'{name} must be in [{minimum:g}, {below:g}), got {number}'
+            )
     elif minimum is not None and number < minimum:
         raise ValueError(f'{name} must be at least {minimum:g}, got {number}')
     elif below is not None and number >= below:
