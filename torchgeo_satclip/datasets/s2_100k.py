@@ -27,9 +27,10 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissingError
-from torchgeo.datasets.utils import download_url, extract_archive
+from torchgeo.datasets.utils import download_url
 from tqdm import tqdm
 
+from ._archive import extract_safely
 from .s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
@@ -468,7 +469,7 @@ class S2100K(NonGeoDataset):
                     f'{path}: SHA-256 mismatch (expected {remote[1]}); delete it and '
                     'download again'
                 )
-            extract_archive(path, self.images_dir)
+            extract_safely(path, self.images_dir)
             self._marker(remote).touch()
 
     def _not_found(self) -> DatasetNotFoundError:
