@@ -121,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         status = _preflight.exit_status(error)
-        hint = '' if status == 2 else ' (--debug shows the traceback)'
+        expected = isinstance(error, ValueError | OSError)  # the library's own
+        hint = '' if expected else ' (--debug shows the traceback)'
         print(f'{prefix}: error: {_preflight.describe(error)}{hint}', file=sys.stderr)
         return status
     return status
