@@ -424,6 +424,12 @@ def check_folds(
     """
     n = len(task)
     what = f'task {task.name!r} ({n} points)'
+    fewer = 'use fewer folds (--folds) or more points' if folds > 2 else 'add points'
+    if n < folds:
+        raise ValueError(
+            f'{what} is too small for {folds}-fold cross-validation: every fold '
+            f'needs a test point; {fewer}'
+        )
     if task.kind == 'classification' and len(np.unique(task.target)) < 2:
         raise ValueError(f'{what} has a single class: there is nothing to classify')
     if task.kind == 'regression':
@@ -439,15 +445,14 @@ def check_folds(
     except ValueError as error:
         raise ValueError(
             f'{what} is too small for {folds}-fold {split} cross-validation: '
-            f'{error}; use fewer folds (--folds) or more points'
+            f'{error}; {fewer}'
         ) from None
     for fold, (train, test) in enumerate(pairs, start=1):
         where = f'{what}, {split} fold {fold} of {folds}'
         if task.kind == 'classification':
             if len(np.unique(task.target[train])) < 2:
                 raise ValueError(
-                    f'{where}: the training points hold one class only; use fewer '
-                    'folds (--folds) or more points'
+                    f'{where}: the training points hold one class only; {fewer}'
                 )
         elif len(test) < 2 or np.ptp(task.target[test]) == 0:
             held = (
@@ -455,10 +460,7 @@ def check_folds(
                 if len(test) < 2
                 else f'{len(test)} test points with the same target'
             )
-            raise ValueError(
-                f'{where}: {held}, so R^2 is undefined; use fewer folds '
-                '(--folds), a larger --block-size or more points'
-            )
+            raise ValueError(f'{where}: {held}, so R^2 is undefined; {fewer}')
     return pairs
 
 

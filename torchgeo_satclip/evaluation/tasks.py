@@ -65,7 +65,7 @@ class PointTask:
 
 #: A plain decimal number: ``12``, ``-0.5``, ``1e-3``; not ``1_0``, ``nan`` or
 #: non-ASCII digits, which Python's ``float`` would also take.
-_DECIMAL = re.compile(r'[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?')
+_DECIMAL = re.compile(r'[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
 
 
 def _read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
