@@ -107,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prefix = f'torchgeo-satclip {args.command}'
+    paths = PATHS.get(args.command, ())
     try:
-        _preflight.check_paths(args, PATHS.get(args.command, ()))
+        _preflight.check_paths(args, paths)
         if getattr(args, 'device', None) is not None:
             _preflight.check_device(args.device)
         status: int = args.func(args)
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _preflight.exit_status(error)
         expected = isinstance(error, ValueError | OSError)  # the library's own
         hint = '' if expected else ' (--debug shows the traceback)'
-        print(f'{prefix}: error: {_preflight.describe(error)}{hint}', file=sys.stderr)
+        message = _preflight.describe(error, _preflight.output_of(args, paths))
+        print(f'{prefix}: error: {message}{hint}', file=sys.stderr)
         return status
     return status

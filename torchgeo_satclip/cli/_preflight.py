@@ -26,6 +26,7 @@ __all__ = [
     'check_path',
     'describe',
     'exit_status',
+    'output_of',
 ]
 
 #: What a path argument must be:
@@ -229,24 +230,49 @@ def exit_status(error: BaseException) -> int:
     return 2 if isinstance(error, _USAGE_ERRORS) else 1
 
 
-def describe(error: BaseException) -> str:
+def output_of(args: Any, paths: Iterable[tuple[str, str, PathRole]]) -> str | None:
+    """The first output path of a parsed command line (what it writes under).
+
+    Args:
+        args: the parsed arguments.
+        paths: the subcommand's ``(dest, label, role)`` path arguments.
+
+    Returns:
+        The value of its first output file, output folder or dataset folder,
+        None if it has none.
+    """
+    for dest, _, role in paths:
+        value = getattr(args, dest, None)
+        if role != 'input_file' and value:
+            return str(value)
+    return None
+
+
+def describe(error: BaseException, where: str | None = None) -> str:
     """One line saying what went wrong, naming the file where there is one.
 
     Args:
         error: what the subcommand raised.
+        where: the path the command writes under, named for an ``OSError``
+            that names no file (a full disk met by ``write``).
 
     Returns:
         The message on one line: an ``OSError`` as ``file: reason`` (``no
         space left on device`` spelled out), a ``ValueError`` as its message,
         anything else with its type first.
     """
-    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+    if isinstance(error, OSError) and error.strerror:
         reason = error.strerror
         if error.errno == errno.ENOSPC:
             reason = 'no space left on device'
         elif error.errno == errno.EROFS:
             reason = 'read-only file system'
-        text = f'{os.fsdecode(error.filename)}: {reason}'
+        if error.filename is not None:
+            text = f'{os.fsdecode(error.filename)}: {reason}'
+        elif where is not None:
+            text = f'{reason} (writing under {where})'
+        else:
+            text = reason
         if error.filename2 is not None:
             text += f' (and {os.fsdecode(error.filename2)})'
     elif isinstance(error, ValueError | OSError):
