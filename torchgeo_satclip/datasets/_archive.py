@@ -10,14 +10,26 @@ Python has the ``data`` extraction filter (3.12, 3.11.4 and later) it is
 applied as well; elsewhere the files are written by this module, one by one.
 """
 
+import gzip
+import lzma
 import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 __all__ = ['extract_safely']
 
+#: What a damaged or truncated archive raises while it is read.
+_DAMAGED = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
 #: Whether ``tarfile`` has extraction filters (PEP 706).
 HAS_DATA_FILTER = hasattr(tarfile, 'data_filter')
 
@@ -89,17 +101,23 @@ def extract_safely(
         directory: where its members go (created if absent).
 
     Raises:
-        ValueError: if the file is neither a tar nor a zip archive, or if a
-            member would be written outside ``directory`` or is not a regular
-            file or folder; the message names the member, and nothing is
-            written.
+        ValueError: if the file is neither a tar nor a zip archive, is
+            damaged or truncated, or if a member would be written outside
+            ``directory`` or is not a regular file or folder; the message
+            names the member, and nothing is written.
     """
     archive, root = Path(archive), Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    if tarfile.is_tarfile(archive):
-        _extract_tar(archive, root)
-    elif zipfile.is_zipfile(archive):
-        _extract_zip(archive, root)
-    else:
-        raise ValueError(f'{archive} is neither a tar nor a zip archive')
+    try:
+        if tarfile.is_tarfile(archive):
+            _extract_tar(archive, root)
+        elif zipfile.is_zipfile(archive):
+            _extract_zip(archive, root)
+        else:
+            raise ValueError(f'{archive} is neither a tar nor a zip archive')
+    except _DAMAGED as error:
+        raise ValueError(
+            f'{archive} is damaged or truncated ({type(error).__name__}: {error}); '
+            'delete it and download it again'
+        ) from error
