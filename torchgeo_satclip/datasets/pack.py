@@ -153,6 +153,9 @@ def pack_s2_100k(
         FileNotFoundError: if ``index.csv`` or files it lists are missing.
         RuntimeError: if a patch cannot be decoded (the message names it).
     """
+    for name, value in (('shard_size', shard_size), ('num_workers', num_workers)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'{name} must be an integer, not {value!r}')
     if shard_size < 1:
         raise ValueError(f'shard_size must be positive, not {shard_size}')
     if num_workers < 0:
