@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog='torchgeo-satclip',
         description='SatCLIP location encoders for TorchGeo.',
+        epilog=(
+            'Exit status: 0 on success; 2 for a mistake in the command (a bad '
+            'value, a missing input, an output folder that cannot be written, '
+            'a device this machine lacks), found before any work and told in '
+            'one line; 1 for a failure while working (a full disk, a failed '
+            'download); 130 if interrupted. --debug shows the traceback.'
+        ),
     )
     parser.add_argument(
         '--version',
