@@ -34,7 +34,11 @@ import numpy as np
 import pytest
 import torch
 
-from torchgeo_satclip.models import CheckpointError, load_location_encoder
+from torchgeo_satclip.models import (
+    CheckpointError,
+    build_location_encoder,
+    load_location_encoder,
+)
 
 from .test_weights import official_checkpoint
 
@@ -249,6 +253,13 @@ def test_truncated(tmp_path: Path, content: bytes, fragment: str) -> None:
         load_location_encoder(path)
 
 
+def test_unused_space2vec_values_do_not_refuse_a_checkpoint() -> None:
+    """A spherical-harmonics checkpoint loads whatever its unused keys hold."""
+    ckpt = small()
+    ckpt['hyper_parameters'].update(frequency_num=0, min_radius=-1, max_radius='x')
+    assert load_location_encoder(ckpt).embed_dim == 3
+
+
 def test_directory_and_missing(tmp_path: Path) -> None:
     with pytest.raises(
         CheckpointError, match='is a directory, expected a checkpoint file'
@@ -329,6 +340,25 @@ def three_layers() -> dict[str, Any]:
     )
 
 
+def space2vec() -> dict[str, Any]:
+    """A checkpoint of a grid + SIREN encoder, laid out as the original's."""
+    hparams = {
+        'le_type': 'grid',
+        'pe_type': 'siren',
+        'frequency_num': 4,
+        'min_radius': 1,
+        'max_radius': 360,
+        'legendre_polys': 10,
+        'capacity': 4,
+        'embed_dim': 3,
+        'num_hidden_layers': 2,
+    }
+    arguments = {k: v for k, v in hparams.items() if k not in ('le_type', 'pe_type')}
+    encoder = build_location_encoder('grid', 'siren', **arguments)
+    state = {PREFIX + k: v for k, v in encoder.nnet.state_dict().items()}
+    return {'state_dict': state, 'hyper_parameters': hparams}
+
+
 SIZE_KEYS = ('legendre_polys', 'embed_dim', 'capacity', 'num_hidden_layers')
 NAME_KEYS = ('le_type', 'pe_type', 'positional_encoding', 'location_network')
 
@@ -371,9 +401,9 @@ CORRUPTIONS: list[tuple[str, Callable[[], dict[str, Any]], Corruption, str]] = [
     *(
         (
             f'hparam-{key}={value!r}',
-            small,
+            space2vec,
             set_hparam(key, value),
-            f"hyper_parameters['{key}']",
+            f'{key} must be',
         )
         for key in ('frequency_num', 'min_radius', 'max_radius')
         for value in ('16', True, -1, 0, math.nan, [1])

@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         status = _preflight.exit_status(error)
-        expected = isinstance(error, ValueError | OSError)  # the library's own
+        expected = isinstance(error, ValueError | OSError | ImportError)
         hint = '' if expected else ' (--debug shows the traceback)'
         message = _preflight.describe(error, _preflight.output_of(args, paths))
         print(f'{prefix}: error: {message}{hint}', file=sys.stderr)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from ._checks import check_int, check_name, check_real
+from ._checks import check_int, check_name
 from ._file_kinds import sniff_checkpoint
 from .location_encoder import LocationEncoder, build_location_encoder
 from .positional import POSITIONAL_ENCODINGS
@@ -562,7 +562,12 @@ _SIZE_KEYS = ('legendre_polys', 'embed_dim', 'capacity', 'num_hidden_layers')
 
 
 def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
-    """Check the types of the ``hyper_parameters`` this loader reads.
+    """Check the types of the ``hyper_parameters`` this loader always reads.
+
+    The Space2Vec keys (``frequency_num``, ``min_radius``, ``max_radius``)
+    are in every checkpoint of the original code but used only by the
+    encodings that take them; :func:`build_location_encoder` checks them
+    there, so an unused value never refuses a checkpoint.
 
     Returns:
         A copy of ``raw`` as a dict.
@@ -580,9 +585,6 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
     checks: list[tuple[str, Any]] = [
         *((key, lambda v, k: check_name(k, v)) for key in _NAME_KEYS),
         *((key, lambda v, k: check_int(k, v, minimum=1)) for key in _SIZE_KEYS),
-        ('frequency_num', lambda v, k: check_int(k, v, minimum=1)),
-        ('min_radius', lambda v, k: check_real(k, v, positive=True)),
-        ('max_radius', lambda v, k: check_real(k, v, positive=True)),
     ]
     for key, check in checks:
         if hparams.get(key) is not None:
