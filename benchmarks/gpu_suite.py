@@ -16,8 +16,8 @@ Sections, each measured in the same run as its baseline:
 ``data``
     Images per second per DataLoader worker of the datamodule's path
     (``S2100K.__getitems__`` on the packed layout, uint16 batches,
-    ``collate_sample_batch``) for several worker counts, and of the GeoTIFF
-    layout with one worker (the baseline).
+    ``collate_sample_batch``) and per thread of ``ThreadedBatchLoader`` for
+    several counts, and of the GeoTIFF layout with one worker (the baseline).
 ``train``
     The ResNet18-L10 recipe (frozen ResNet-18 with random weights: nothing is
     downloaded; 13 bands, 224 x 224 crops, SH L=10 + SIREN float64,
@@ -26,7 +26,10 @@ Sections, each measured in the same run as its baseline:
     (rotated/offset copies of the three real S2-100K patches): first the
     compute alone (one batch kept on the GPU, no data loading), which gives
     the number of workers needed to feed it (compute rate / per-worker
-    rate), then end to end with that many workers and with all cores.
+    rate), then end to end with the datamodule's default for the packed
+    layout (``ThreadedBatchLoader``) with that many threads and with all
+    cores, and with as many worker processes (``loader='processes'``) as the
+    baseline.
     Peak GPU memory.
 ``cached``
     Cached-feature training (``CachedFeatureDataModule``): epochs per second
@@ -74,6 +77,7 @@ from data_pipeline import make_root
 from torchgeo_satclip.datamodules import (
     CachedFeatureDataModule,
     S2100KDataModule,
+    ThreadedBatchLoader,
     collate_sample_batch,
 )
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
@@ -320,6 +324,30 @@ def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> fl
     return seen / (time.perf_counter() - start)
 
 
+def threaded_rate(dataset: Any, threads: int, batch_size: int, batches: int) -> float:
+    """Images per second of a ThreadedBatchLoader (the first batch excluded)."""
+    loader = ThreadedBatchLoader(
+        dataset,
+        batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_threads=threads,
+        pin_memory=torch.cuda.is_available(),
+    )
+    seen = 0
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    while seen < batches * batch_size:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        seen += len(batch['image'])
+    return seen / (time.perf_counter() - start)
+
+
 def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
     """Per-worker images/s of the packed uint16 path; GeoTIFF as baseline."""
     packed = S2100K(root, layout='packed', image_dtype='uint16')
@@ -338,8 +366,21 @@ def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) 
             f'{value / workers / tif:.1f}x GeoTIFF per worker',
             flush=True,
         )
+    for threads in args.workers:
+        value = threaded_rate(packed, threads, batch, args.data_batches * threads)
+        figures[f'threads_{threads}_images_per_s'] = value
+        figures[f'threads_{threads}_per_thread'] = value / threads
+        print(
+            f'threads, {threads:>2}:       {value:>8,.0f} images/s, '
+            f'{value / threads:>7,.0f} per thread, '
+            f'{value / threads / tif:.1f}x GeoTIFF per worker',
+            flush=True,
+        )
     figures['packed_1_worker_vs_geotiff'] = (
         figures.get('packed_1_workers_images_per_s', float('nan')) / tif
+    )
+    figures['threads_1_vs_geotiff'] = (
+        figures.get('threads_1_images_per_s', float('nan')) / tif
     )
 
 
@@ -449,16 +490,21 @@ def train_section(
     needed = max(1, math.ceil(compute / per_worker))
     figures['workers_needed_estimate'] = needed
     cores = os.cpu_count() or 1
-    candidates = sorted({min(needed, cores - 1) or 1, max(1, cores - 2)})
-    for workers in candidates:
+    most = max(1, cores - 2)
+    # the datamodule's default for the packed layout (threads), with the
+    # estimate and with most cores; worker processes as the baseline
+    runs = [('threads', n) for n in sorted({min(needed, most), most})]
+    runs.append(('processes', most))
+    for loader, workers in runs:
         timer = StepTimer(skip)
-        dm = S2100KDataModule(num_workers=workers, **common)
+        dm = S2100KDataModule(num_workers=workers, loader=loader, **common)
         trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
         value = args.train_batch_size / timer.seconds_per_step()
-        figures[f'end_to_end_{workers}_workers_images_per_s'] = value
-        figures[f'end_to_end_{workers}_workers_vs_compute'] = value / compute
+        name = f'end_to_end_{loader}_{workers}'
+        figures[f'{name}_images_per_s'] = value
+        figures[f'{name}_vs_compute'] = value / compute
         print(
-            f'end to end, {workers} workers: {value:,.0f} images/s '
+            f'end to end, {loader}, {workers}: {value:,.0f} images/s '
             f'({value / compute:.0%} of compute alone)',
             flush=True,
         )
@@ -570,7 +616,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         'compile_image_encoder against eager)',
     )
     parser.add_argument('--tmp', default=None, help='parent of the temporary data')
+    parser.add_argument(
+        '--patches', type=int, default=None, help='patches to make (default 4096)'
+    )
+    parser.add_argument(
+        '--workers', type=int, nargs='+', default=None, help='worker counts to try'
+    )
     args = parser.parse_args(argv)
+    patches, workers = args.patches, args.workers
     cuda = torch.cuda.is_available() and not args.quick
     args.device = torch.device('cuda' if cuda else 'cpu')
     cores = os.cpu_count() or 1
@@ -602,6 +655,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.precision = 'bf16-mixed' if cuda else '32-true'
         args.per_worker_guess = 1000.0
         args.processes = cores
+    if patches is not None:
+        args.num_patches = patches
+    if workers is not None:
+        args.workers = workers
     return args
 
 
@@ -633,7 +690,9 @@ def main(argv: list[str] | None = None) -> None:
             with suite.section('data') as figures:
                 data_section(figures, args, root)
                 per_worker = max(
-                    v for k, v in figures.items() if k.endswith('_per_worker')
+                    v
+                    for k, v in figures.items()
+                    if k.endswith(('_per_worker', '_per_thread'))
                 )
         if 'train' in args.sections:
             with suite.section('train') as figures:

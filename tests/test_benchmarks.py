@@ -36,7 +36,9 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
     assert sections['data']['packed_1_workers_images_per_s'] > 0
     assert sections['data']['geotiff_1_worker_images_per_s'] > 0
     assert sections['train']['compute_only_images_per_s'] > 0
-    assert any(key.startswith('end_to_end_') for key in sections['train'])
+    assert any(key.startswith('end_to_end_threads_') for key in sections['train'])
+    assert any(key.startswith('end_to_end_processes_') for key in sections['train'])
+    assert sections['data']['threads_1_images_per_s'] > 0
     assert sections['cached']['cached_500_epochs_minutes'] > 0
     assert sections['ddp']['ddp_backend'] == 'gloo'
     assert results['meta']['quick'] is True

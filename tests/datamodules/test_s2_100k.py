@@ -6,11 +6,13 @@ import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from torch.utils.data import DataLoader
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.datamodules import (
     S2100KAugmentation,
     S2100KDataModule,
+    ThreadedBatchLoader,
     collate_sample_batch,
     split_indices,
 )
@@ -296,25 +298,41 @@ class TestBatchedUint16:
         pack_s2_100k(root, progress=False)
         return root
 
-    @pytest.mark.parametrize('num_workers', [0, 1])
+    @pytest.mark.parametrize(
+        ('num_workers', 'loader'),
+        [(0, 'auto'), (1, 'processes'), (1, 'threads'), (2, 'threads')],
+    )
     @pytest.mark.parametrize('split', ['train', 'val'])
     def test_model_sees_geotiff_values(
-        self, packed_root: Path, num_workers: int, split: str
+        self, packed_root: Path, num_workers: int, loader: str, split: str
     ) -> None:
         common = {'root': packed_root, 'batch_size': 1, 'val_split_pct': 0.34}
         geotiff = S2100KDataModule(
             layout='geotiff', image_dtype='float32', num_workers=0, **common
         )
-        packed = S2100KDataModule(num_workers=num_workers, **common)
-        batches = []
-        for dm in (geotiff, packed):
-            dm.setup('fit')
-            torch.manual_seed(0)  # the shuffle
-            batch = batch_of(dm, split)
+        packed = S2100KDataModule(
+            num_workers=num_workers,
+            loader=loader,  # type: ignore[arg-type]
+            **common,
+        )
+        geotiff.setup('fit')
+        packed.setup('fit')
+        raw_packed = batch_of(packed, split)
+        # the GeoTIFF sample at the same place (the two shuffles differ)
+        tif_dataset = geotiff.dataset
+        assert tif_dataset is not None
+        index = next(
+            i
+            for i in range(len(tif_dataset))  # type: ignore[arg-type]
+            if torch.equal(tif_dataset[i]['point'], raw_packed['point'][0])
+        )
+        raw_tif = {k: v[None] for k, v in tif_dataset[index].items()}
+        seen = []
+        for dm, batch in ((geotiff, raw_tif), (packed, raw_packed)):
             torch.manual_seed(1)  # the random crop, flips, blur and jitter
             aug = dm.train_aug if split == 'train' else dm.val_aug
-            batches.append((batch, aug(batch)))
-        (raw_tif, seen_tif), (raw_packed, seen_packed) = batches
+            seen.append(aug(batch))
+        seen_tif, seen_packed = seen
         assert raw_tif['image'].dtype == torch.float32
         assert raw_packed['image'].dtype == torch.uint16
         assert seen_packed['image'].dtype == torch.float32
@@ -322,8 +340,54 @@ class TestBatchedUint16:
         assert torch.equal(seen_tif['image'], seen_packed['image'])
         assert torch.equal(seen_tif['point'], seen_packed['point'])
 
-    def test_pin_memory(self, packed_root: Path) -> None:
-        dm = S2100KDataModule(root=packed_root, batch_size=1, val_split_pct=0.34)
+    @pytest.mark.parametrize(
+        ('num_workers', 'loader', 'expected'),
+        [
+            (0, 'auto', DataLoader),
+            (2, 'auto', ThreadedBatchLoader),
+            (2, 'processes', DataLoader),
+            (0, 'threads', ThreadedBatchLoader),
+        ],
+    )
+    def test_loader_choice(
+        self, packed_root: Path, num_workers: int, loader: str, expected: type
+    ) -> None:
+        dm = S2100KDataModule(
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            num_workers=num_workers,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        dm.setup('fit')
+        assert isinstance(dm.train_dataloader(), expected)
+        assert isinstance(dm.val_dataloader(), expected)
+
+    def test_geotiff_uses_processes(self, packed_root: Path) -> None:
+        dm = S2100KDataModule(
+            root=packed_root, batch_size=1, num_workers=2, layout='geotiff'
+        )
+        dm.setup('fit')
+        assert isinstance(dm.train_dataloader(), DataLoader)
+        forced = S2100KDataModule(
+            root=packed_root, batch_size=1, layout='geotiff', loader='threads'
+        )
+        forced.setup('fit')
+        with pytest.raises(ValueError, match='needs an S2100K on the packed layout'):
+            forced.train_dataloader()
+
+    def test_invalid_loader(self, packed_root: Path) -> None:
+        with pytest.raises(ValueError, match="loader must be 'auto'"):
+            S2100KDataModule(root=packed_root, loader='fork')  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize('loader', ['processes', 'threads'])
+    def test_pin_memory(self, packed_root: Path, loader: str) -> None:
+        dm = S2100KDataModule(
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            loader=loader,  # type: ignore[arg-type]
+        )
         dm.setup('fit')
         assert not dm.train_dataloader().pin_memory  # no trainer on CUDA
         dm.trainer = SimpleNamespace(  # type: ignore[assignment]
@@ -331,7 +395,11 @@ class TestBatchedUint16:
         )
         assert dm.train_dataloader().pin_memory
         forced = S2100KDataModule(
-            root=packed_root, batch_size=1, val_split_pct=0.34, pin_memory=False
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            pin_memory=False,
+            loader=loader,  # type: ignore[arg-type]
         )
         forced.trainer = dm.trainer
         forced.setup('fit')

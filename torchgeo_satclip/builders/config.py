@@ -7,9 +7,11 @@ the STAC API, workers, retries, time-outs, GDAL options) is not part of it.
 """
 
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, get_args
 
 from .stac import COLLECTION
@@ -20,14 +22,45 @@ __all__ = ['BuildConfig']
 _ResamplingName = Literal['nearest', 'bilinear', 'cubic']
 
 
-def _check_date(value: str, name: str) -> None:
-    """Raise ValueError unless *value* is an ISO 8601 date (or date and time)."""
+def _check_date(value: str, name: str) -> datetime:
+    """Parse an ISO 8601 date (or date and time); naive times are UTC.
+
+    Raises:
+        ValueError: naming *name* and the value, unless it is such a date.
+    """
+    if not isinstance(value, str):
+        raise ValueError(
+            f'{name} must be an ISO date like 2021-01-01, not {value!r} '
+            f'(type {type(value).__name__})'
+        )
     try:
-        datetime.fromisoformat(value.replace('Z', '+00:00'))
+        moment = datetime.fromisoformat(value.replace('Z', '+00:00'))
     except ValueError:
         raise ValueError(
             f'{name} must be an ISO date like 2021-01-01, not {value!r}'
         ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    """Raise ValueError unless *value* is an integer (not a bool) >= *minimum*."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f'{name} must be an integer, not {value!r} (type {type(value).__name__})'
+        )
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, not {value}')
+
+
+def _check_number(value: Any, name: str) -> float:
+    """Return *value* as a float if it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f'{name} must be a number, not {value!r} (type {type(value).__name__})'
+        )
+    if not math.isfinite(value):
+        raise ValueError(f'{name} must be finite, not {value}')
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -79,26 +112,47 @@ class BuildConfig:
         """Check the parameters; normalise the region through JSON.
 
         Raises:
-            ValueError: on an invalid parameter.
+            ValueError: on an invalid parameter, naming it and its value: a
+                wrong type (a bool is not a number), a negative seed, an end
+                date before the start, a cloud cover outside (0, 100], a
+                nodata fraction outside [0, 1), a size below 1.
         """
-        if not 0 <= self.max_nodata_fraction < 1:
+        _check_int(self.seed, 'seed', 0)
+        cloud = _check_number(self.max_cloud_cover, 'max_cloud_cover')
+        if not 0 < cloud <= 100:
+            raise ValueError(
+                'max_cloud_cover must be a percentage in (0, 100] (scenes with '
+                f'less cloud cover are kept), not {self.max_cloud_cover}'
+            )
+        nodata = _check_number(self.max_nodata_fraction, 'max_nodata_fraction')
+        if not 0 <= nodata < 1:
             raise ValueError(
                 f'max_nodata_fraction must be in [0, 1), not {self.max_nodata_fraction}'
             )
-        if self.size < 1 or self.items_per_point < 1:
+        _check_int(self.size, 'size', 1)
+        _check_int(self.items_per_point, 'items_per_point', 1)
+        if not isinstance(self.land, bool):
+            raise ValueError(f'land must be True or False, not {self.land!r}')
+        if not isinstance(self.collection, str) or not self.collection:
             raise ValueError(
-                'size and items_per_point must be >= 1, '
-                f'not {self.size} and {self.items_per_point}'
+                f'collection must be a STAC collection name, not {self.collection!r}'
             )
         if self.resampling not in get_args(_ResamplingName):
             raise ValueError(
                 "resampling must be 'nearest', 'bilinear' or 'cubic', "
                 f'not {self.resampling!r}'
             )
-        _check_date(self.start, 'start')
-        _check_date(self.end, 'end')
+        start = _check_date(self.start, 'start')
+        end = _check_date(self.end, 'end')
+        if end < start:
+            raise ValueError(
+                f'end {self.end} is before start {self.start}; no scene can match'
+            )
         if self.region is not None:
-            if self.region.get('type') not in ('Polygon', 'MultiPolygon'):
+            if not isinstance(self.region, Mapping) or self.region.get('type') not in (
+                'Polygon',
+                'MultiPolygon',
+            ):
                 raise ValueError(
                     'region must be a GeoJSON Polygon or MultiPolygon geometry'
                 )

@@ -32,6 +32,8 @@ that define the dataset are a :class:`~.config.BuildConfig`.
 """
 
 import logging
+import math
+import numbers
 import os
 import time
 from collections import Counter
@@ -325,13 +327,9 @@ def build_dataset(
             parameters.
         BuildLockedError: if another build is running in *root*.
     """
-    if num_samples < 0:
-        raise ValueError(f'num_samples must be >= 0, not {num_samples}')
-    if workers < 1 or max_retries < 0:
-        raise ValueError(
-            f'workers must be >= 1 and max_retries >= 0, not {workers} and '
-            f'{max_retries}'
-        )
+    _check_run_options(
+        num_samples, workers, max_retries, backoff, max_backoff, timeout, max_candidates
+    )
     sampling_region = _as_region(region)
     arguments = BuildConfig(
         seed=seed,
@@ -370,6 +368,55 @@ def build_dataset(
     _build(builder, result, sampling_region, workers, max_candidates, progress)
     _log_result(result)
     return result
+
+
+def _check_run_options(
+    num_samples: int,
+    workers: int,
+    max_retries: int,
+    backoff: float,
+    max_backoff: float,
+    timeout: float,
+    max_candidates: int | None,
+) -> None:
+    """Refuse run options of the wrong type or out of range, naming them.
+
+    Raises:
+        ValueError: for a count that is not an integer (a bool is not one)
+            or is below its minimum, or a delay or time-out that is not a
+            finite number (positive for the time-out, non-negative for delays).
+    """
+    counts = [
+        ('num_samples', num_samples, 0),
+        ('workers', workers, 1),
+        ('max_retries', max_retries, 0),
+    ]
+    if max_candidates is not None:
+        counts.append(('max_candidates', max_candidates, 0))
+    for name, value, minimum in counts:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                f'{name} must be an integer, not {value!r} '
+                f'(type {type(value).__name__})'
+            )
+        if value < minimum:
+            raise ValueError(f'{name} must be >= {minimum}, not {value}')
+    for name, seconds, zero_ok in (
+        ('backoff', backoff, True),
+        ('max_backoff', max_backoff, True),
+        ('timeout', timeout, False),
+    ):
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, numbers.Real)
+            or not math.isfinite(seconds)
+            or seconds < 0
+            or (seconds == 0 and not zero_ok)
+        ):
+            expected = 'seconds >= 0' if zero_ok else 'seconds > 0'
+            raise ValueError(
+                f'{name} must be a finite number of {expected}, not {seconds!r}'
+            )
 
 
 def _item_search(config: BuildConfig, api_url: str, timeout: float) -> _ItemSearch:

@@ -18,18 +18,50 @@ Building the parser imports no torch (nor numpy): option defaults are read
 from the library's source (:mod:`torchgeo_satclip.cli._signatures`) and the
 library is imported when a subcommand runs, so ``--help`` and ``--version``
 answer at once.
+
+Errors: a mistake in the command gets one line naming the value or file and
+what was expected, and exit status 2; a failure while working (disk full, a
+failed download) one line and exit status 1. Paths and ``--device`` are
+checked before the subcommand runs (:mod:`torchgeo_satclip.cli._preflight`).
+``--debug`` (before or after the subcommand) shows the traceback instead.
 """
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from . import _build, _demo_data, _embed, _pack, _probe
+from . import _build, _demo_data, _embed, _pack, _preflight, _probe
+from ._preflight import PathRole
 
 __all__ = ['build_parser', 'main']
 
 #: The subcommands, in the order ``--help`` lists them.
 SUBCOMMANDS = (_embed, _probe, _pack, _build, _demo_data)
+
+#: The path arguments of each subcommand, ``(dest, label, role)``, checked
+#: before it runs (see :func:`torchgeo_satclip.cli._preflight.check_path`).
+PATHS: dict[str, tuple[tuple[str, str, PathRole], ...]] = {
+    'embed': (('input', 'INPUT', 'input_file'), ('output', 'OUTPUT', 'output_file')),
+    'probe': (('output_dir', '--output-dir', 'output_dir'),),
+    'pack': (('root', 'ROOT', 'dataset_dir'),),
+    'build': (('root', 'ROOT', 'output_dir'), ('region', '--region', 'input_file')),
+    'demo-data': (('root', 'ROOT', 'output_dir'),),
+}
+
+_DEBUG_HELP = 'on an error, show the traceback instead of one line'
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit with status 2.
+
+        Args:
+            message: argparse's description of the mistake.
+        """
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='torchgeo-satclip',
         description='SatCLIP location encoders for TorchGeo.',
+        epilog=(
+            'Exit status: 0 on success; 2 for a mistake in the command (a bad '
+            'value, a missing input, an output folder that cannot be written, '
+            'a device this machine lacks), found before any work and told in '
+            'one line; 1 for a failure while working (a full disk, a failed '
+            'download); 130 if interrupted. --debug shows the traceback.'
+        ),
     )
     parser.add_argument(
         '--version',
@@ -50,9 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         version=f'%(prog)s {__version__}',
         help="print the package's version and exit",
     )
+    parser.add_argument('--debug', action='store_true', help=_DEBUG_HELP)
     subparsers = parser.add_subparsers(dest='command', required=True)
     for subcommand in SUBCOMMANDS:
         subcommand.add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        # also after the subcommand; SUPPRESS keeps a --debug given before it
+        sub.add_argument(
+            '--debug', action='store_true', default=argparse.SUPPRESS, help=_DEBUG_HELP
+        )
     return parser
 
 
@@ -63,13 +108,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status.
+        The exit status: 0 on success, 2 for a mistake in the command (also
+        from argparse), 1 for a failure while working, 130 if interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f'torchgeo-satclip {args.command}'
+    paths = PATHS.get(args.command, ())
     try:
+        _preflight.check_paths(args, paths)
+        if getattr(args, 'device', None) is not None:
+            _preflight.check_device(args.device)
         status: int = args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        print(f'torchgeo-satclip {args.command}: error: {error}', file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f'{prefix}: interrupted', file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        status = _preflight.exit_status(error)
+        expected = isinstance(error, ValueError | OSError | ImportError)
+        hint = '' if expected else ' (--debug shows the traceback)'
+        message = _preflight.describe(error, _preflight.output_of(args, paths))
+        print(f'{prefix}: error: {message}{hint}', file=sys.stderr)
+        return status
     return status

@@ -1,7 +1,6 @@
 """``torchgeo-satclip pack``: convert S2-100K GeoTIFFs to the packed layout."""
 
 import argparse
-import sys
 
 from . import _common
 from ._common import Subparsers
@@ -82,25 +81,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.verify:
         if args.overwrite:
-            print(
-                'torchgeo-satclip pack: error: --verify checks an existing '
-                'layout; it cannot be combined with --overwrite',
-                file=sys.stderr,
+            raise ValueError(
+                '--verify checks an existing layout; it cannot be combined with '
+                '--overwrite'
             )
-            return 2
         return _verify(args)
-    try:
-        result = pack_s2_100k(
-            args.root,
-            patch_size=args.patch_size,
-            shard_size=args.shard_size,
-            num_workers=args.workers,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-        )
-    except RuntimeError as error:  # an unreadable patch or one of another size
-        print(f'torchgeo-satclip pack: error: {error}', file=sys.stderr)
-        return 1
+    result = pack_s2_100k(
+        args.root,
+        patch_size=args.patch_size,
+        shard_size=args.shard_size,
+        num_workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     print(
         f'packed {result.num_samples} patches into {result.num_shards} shards '
         f'({result.num_bytes / 2**30:.2f} GiB, {result.num_resumed_shards} resumed) '
@@ -116,15 +109,12 @@ def _verify(args: argparse.Namespace) -> int:
         args: the parsed ``pack`` arguments.
 
     Returns:
-        The exit status: 0 if intact, 1 if damaged.
+        The exit status, 0: a damaged layout raises a
+        :class:`~torchgeo_satclip.datasets.PackedLayoutError` (exit status 1).
     """
-    from ..datasets import PackedLayoutError, verify_packed
+    from ..datasets import verify_packed
 
-    try:
-        result = verify_packed(args.root, progress=not args.quiet)
-    except PackedLayoutError as error:
-        print(f'torchgeo-satclip pack: error: {error}', file=sys.stderr)
-        return 1
+    result = verify_packed(args.root, progress=not args.quiet)  # raises if damaged
     absent = result.num_sources_missing
     print(
         f'verified {result.directory}: {result.num_samples} patches in '

@@ -4,6 +4,7 @@ import argparse
 
 from . import _common
 from ._common import Subparsers, shown
+from ._preflight import check_path
 from ._signatures import StaticSignature
 
 __all__ = ['add_parser', 'csv_tasks', 'run']
@@ -156,11 +157,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation.report import probe_report
 
+    user_tasks = csv_tasks(args.csv)
+    for path, _ in user_tasks:
+        check_path(path, '--csv', 'input_file')
     report = probe_report(
         args.output_dir,
         args.tasks,
         args.encoders,
-        csv_tasks=csv_tasks(args.csv),
+        csv_tasks=user_tasks,
         lon_column=args.lon_column,
         lat_column=args.lat_column,
         num_points=args.num_points,

@@ -8,6 +8,7 @@ from .cached import (
     dihedral_view,
 )
 from .eurosat import EuroSATLocationDataModule
+from .loader import ThreadedBatchLoader
 from .s2_100k import (
     S2100KAugmentation,
     S2100KDataModule,
@@ -23,6 +24,7 @@ __all__ = [
     'FeatureExtractor',
     'S2100KAugmentation',
     'S2100KDataModule',
+    'ThreadedBatchLoader',
     'build_feature_cache',
     'collate_sample_batch',
     'dihedral_view',

@@ -30,6 +30,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from .._compat import TorchGeoS2100k
 from ..datasets import S2100K, SampleBatch
 from ..geo import jitter_points
+from .loader import ThreadedBatchLoader, threaded_source
 
 __all__ = [
     'S2100KAugmentation',
@@ -256,6 +257,7 @@ class S2100KDataModule(NonGeoDataModule):
         augment_val: bool = False,
         dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
         pin_memory: bool | None = None,
+        loader: Literal['auto', 'processes', 'threads'] = 'auto',
         **kwargs: Any,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
@@ -282,6 +284,15 @@ class S2100KDataModule(NonGeoDataModule):
             pin_memory: pin batches in page-locked memory for a faster,
                 asynchronous copy to the GPU; None: when the trainer runs on
                 CUDA.
+            loader: how batches are read. ``'processes'``: a ``DataLoader``
+                with *num_workers* worker processes (TorchGeo's way).
+                ``'threads'``: a
+                :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader`,
+                *num_workers* threads of the main process copying the packed
+                layout straight into pinned batches (several times faster on a
+                GPU machine; needs the packed layout and no dataset
+                *transforms*). ``'auto'``: threads when they apply and
+                *num_workers* > 0, else processes.
             **kwargs: passed to the dataset class (``root``, ``download``,
                 ``bands``, ``exclude_nodata``, ``image_dtype``, ...). This
                 package's dataset defaults to ``image_dtype='uint16'`` here:
@@ -308,7 +319,12 @@ class S2100KDataModule(NonGeoDataModule):
         self.val_split_pct = val_split_pct
         self.seed = seed
         self.crop_size = crop_size
+        if loader not in ('auto', 'processes', 'threads'):
+            raise ValueError(
+                f"loader must be 'auto', 'processes' or 'threads', not {loader!r}"
+            )
         self.pin_memory = pin_memory
+        self.loader = loader
         self.collate_fn = collate_sample_batch
 
         common: dict[str, Any] = {'insert_b10': insert_b10, 'crop_size': crop_size}
@@ -371,14 +387,19 @@ class S2100KDataModule(NonGeoDataModule):
                 f'{min(height, width)} (or null for no crop)'
             )
 
-    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
+    def _dataloader_factory(self, split: str) -> Any:
         """A DataLoader like TorchGeo's, pinning memory when on CUDA.
+
+        Or a :class:`ThreadedBatchLoader` (see *loader*).
 
         Args:
             split: 'train', 'val', 'test' or 'predict'.
 
         Returns:
-            The DataLoader of that split.
+            The loader of that split.
+
+        Raises:
+            ValueError: if ``loader='threads'`` and the dataset does not suit it.
         """
         dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
         batch_size = self._valid_attribute(f'{split}_batch_size', 'batch_size')
@@ -387,6 +408,21 @@ class S2100KDataModule(NonGeoDataModule):
             trainer = self.trainer
             pin_memory = (
                 trainer is not None and trainer.strategy.root_device.type == 'cuda'
+            )
+        threads = self.loader == 'threads' or (
+            self.loader == 'auto'
+            and self.num_workers > 0
+            and threaded_source(dataset) is not None
+        )
+        if threads:
+            return ThreadedBatchLoader(
+                dataset,
+                batch_size,
+                shuffle=split == 'train',
+                drop_last=split == 'train',
+                num_threads=max(1, self.num_workers),
+                pin_memory=pin_memory,
+                seed=self.seed,
             )
         return DataLoader(
             dataset=dataset,

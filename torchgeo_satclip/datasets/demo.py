@@ -201,12 +201,19 @@ def make_demo_dataset(
 
     Raises:
         FileExistsError: if ``root/index.csv`` exists and ``overwrite`` is False.
-        ValueError: if ``num_patches`` or ``size`` is not positive.
+        ValueError: if ``num_patches`` or ``size`` is not a positive integer,
+            or ``seed`` not a non-negative one.
     """
-    if num_patches < 1 or size < 1:
-        raise ValueError(
-            f'num_patches and size must be positive, got {num_patches}, {size}'
-        )
+    for name, value, minimum in (
+        ('num_patches', num_patches, 1),
+        ('size', size, 1),
+        ('seed', seed, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'{name} must be an integer, got {value!r}')
+        if value < minimum:
+            bound = 'positive' if minimum == 1 else f'>= {minimum}'
+            raise ValueError(f'{name} must be {bound}, got {value}')
     root = Path(root)
     index = root / 'index.csv'
     if index.exists() and not overwrite:

@@ -299,8 +299,11 @@ def pack_s2_100k(
         RuntimeError: if a patch cannot be decoded or is not 12 uint16 bands
             of *patch_size* (the message names it).
     """
+    for name, value in (('shard_size', shard_size), ('num_workers', num_workers)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'{name} must be an integer, not {value!r}')
     size = as_patch_size(patch_size)
-    if isinstance(shard_size, bool) or shard_size < 1:
+    if shard_size < 1:
         raise ValueError(f'shard_size must be positive, not {shard_size}')
     if num_workers < 0:
         raise ValueError(f'num_workers must be >= 0, not {num_workers}')

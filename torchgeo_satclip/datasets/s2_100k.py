@@ -30,9 +30,10 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissingError
-from torchgeo.datasets.utils import download_url, extract_archive
+from torchgeo.datasets.utils import download_url
 from tqdm import tqdm
 
+from ._archive import extract_safely
 from .s2_100k_files import (
     ALL_BANDS,
     NODATA_FILE,
@@ -368,24 +369,50 @@ class S2100K(NonGeoDataset):
         rows = np.asarray(indices, dtype=np.int64)
         stacked = {'point': torch.from_numpy(self.points[rows])}
         if self.mode == 'both':
-            fns = [self.files[i] for i in indices]
-            shape = (len(fns), len(self.bands), *self.patch_size)
-            raw = _batch_buffer(shape, torch.uint16)
-            indexes = None if self.bands == self.all_bands else self.band_indexes
-            if self.packed is not None:
-                self.packed.read_into(fns, raw.numpy(), indexes)
-            else:
-                out = raw.numpy()
-                for i, fn in enumerate(fns):
-                    out[i] = read_geotiff(
-                        self.images_dir / fn, indexes, self.patch_size
-                    )
+            raw = _batch_buffer(self.batch_shape(len(indices)), torch.uint16)
+            self.read_images(indices, raw.numpy())
             if self.image_dtype == 'float32':
-                image = _batch_buffer(shape, torch.float32)
+                image = _batch_buffer(tuple(raw.shape), torch.float32)
                 image.copy_(raw)
                 raw = image
             stacked['image'] = raw
         return SampleBatch(stacked)
+
+    def batch_shape(self, size: int) -> tuple[int, int, int, int]:
+        """Shape of a batch of *size* images: ``(size, C, H, W)``.
+
+        Args:
+            size: number of images.
+
+        Returns:
+            The shape :meth:`read_images` fills (``H, W``: :attr:`patch_size`).
+        """
+        return (size, len(self.bands), *self.patch_size)
+
+    def read_images(self, indices: Sequence[int], out: NDArray[np.uint16]) -> None:
+        """Read the images of several samples into a preallocated array.
+
+        The stored values, uint16, without *transforms*. From the packed
+        layout by contiguous runs of its memory maps
+        (:meth:`PackedLayout.read_into`); safe to call from several threads
+        at once on disjoint parts of *out* (the copies release the GIL), which
+        is what :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` does.
+
+        Args:
+            indices: indices of the samples.
+            out: ``(len(indices), C, H, W)`` uint16 (see :meth:`batch_shape`).
+
+        Raises:
+            RuntimeError: if an image cannot be read or is not 12 uint16 bands
+                of :attr:`patch_size`; the message names the file.
+        """
+        fns = [self.files[i] for i in indices]
+        indexes = None if self.bands == self.all_bands else self.band_indexes
+        if self.packed is not None:
+            self.packed.read_into(fns, out, indexes)
+            return
+        for i, fn in enumerate(fns):
+            out[i] = read_geotiff(self.images_dir / fn, indexes, self.patch_size)
 
     def _read(self, fn: str) -> NDArray[np.uint16]:
         """Read the selected bands of one patch from the active layout."""
@@ -506,7 +533,7 @@ class S2100K(NonGeoDataset):
                     f'{path}: SHA-256 mismatch (expected {remote[1]}); delete it and '
                     'download again'
                 )
-            extract_archive(path, self.images_dir)
+            extract_safely(path, self.images_dir)
             self._marker(remote).touch()
 
     def _not_found(self) -> DatasetNotFoundError:

@@ -13,12 +13,14 @@ Scores are reported as mean and standard deviation over the folds.
 """
 
 import csv
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ __all__ = [
     'ProbeResult',
     'Protocol',
     'Split',
+    'check_folds',
     'cross_validate',
     'encode',
     'fold_indices',
@@ -313,22 +316,152 @@ def cross_validate(
 
     Returns:
         R^2 (regression) or accuracy (classification) of each fold.
+
+    Raises:
+        ValueError: if the task is too small for the folds asked (see
+            :func:`check_folds`), or the probe cannot be fitted on a fold (the
+            message names the task, the probe and the fold).
     """
     from sklearn.metrics import accuracy_score, r2_score
 
+    _check_options(folds, block_size, [protocol], [split])
     scores = []
-    for train, test in fold_indices(task.lonlat, folds, split, block_size, seed):
+    for fold, (train, test) in enumerate(
+        check_folds(task, split, folds, block_size, seed), start=1
+    ):
         probe = make_probe(task.kind, protocol, seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # convergence and ill-conditioning notes
-            probe.fit(features[train], task.target[train])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')  # convergence and ill-conditioning
+                probe.fit(features[train], task.target[train])
+        except ValueError as error:
+            raise ValueError(
+                f'task {task.name!r}, {protocol} probe, {split} fold {fold} of '
+                f'{folds}: cannot fit ({error})'
+            ) from error
         predicted = probe.predict(features[test])
         if task.kind == 'regression':
             scores.append(float(r2_score(task.target[test], predicted)))
         else:
             scores.append(float(accuracy_score(task.target[test], predicted)))
+    if not all(np.isfinite(scores)):
+        raise ValueError(
+            f'task {task.name!r}, {protocol} probe, {split} CV: non-finite scores '
+            f'{scores} (non-finite features from encoder {encoder_name!r}?)'
+        )
     metric = 'R2' if task.kind == 'regression' else 'accuracy'
     return ProbeResult(task.name, encoder_name, protocol, split, metric, scores)
+
+
+def _check_options(
+    folds: int,
+    block_size: float,
+    protocols: Sequence[str],
+    splits: Sequence[str],
+) -> None:
+    """Refuse probe options of the wrong type or out of range, naming them."""
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
+        raise ValueError(
+            f'folds must be an integer, got {folds!r} (type {type(folds).__name__})'
+        )
+    if folds < 2:
+        raise ValueError(
+            f'folds must be at least 2 (each fold is tested on a model fitted on '
+            f'the others), got {folds}'
+        )
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, numbers.Real)
+        or not math.isfinite(block_size)
+        or block_size <= 0
+    ):
+        raise ValueError(
+            f'block_size must be a positive number of degrees, got {block_size!r}'
+        )
+    for option, values, allowed in (
+        ('protocols', protocols, get_args(Protocol)),
+        ('splits', splits, get_args(Split)),
+    ):
+        if isinstance(values, str) or not values:
+            raise ValueError(f'{option} must be a non-empty list, got {values!r}')
+        for value in values:
+            if value not in allowed:
+                raise ValueError(
+                    f'unknown {option[:-1]} {value!r}; expected one of {list(allowed)}'
+                )
+
+
+def check_folds(
+    task: PointTask,
+    split: Split = 'random',
+    folds: int = 5,
+    block_size: float = 10.0,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of a task, refused when a score on them would mean nothing.
+
+    A task too small for the folds asked would otherwise report a score such
+    as "accuracy 0.000 +- 0.000" (a probe fitted on one class) or an R^2 of
+    NaN or 0.
+
+    Args:
+        task: the task.
+        split: 'random' or 'spatial' (see :func:`fold_indices`).
+        folds: number of folds.
+        block_size: spatial block size in degrees.
+        seed: seed of the folds.
+
+    Returns:
+        The ``(train, test)`` indices of every fold.
+
+    Raises:
+        ValueError: naming the task, the points it has and the fold, if there
+            are fewer points or spatial blocks than folds, a classification
+            task has fewer than two classes or a training fold holds one
+            class only, or a regression task has a constant target or a test
+            fold with fewer than two points or a constant target (R^2 is then
+            undefined).
+    """
+    n = len(task)
+    what = f'task {task.name!r} ({n} points)'
+    fewer = 'use fewer folds (--folds) or more points' if folds > 2 else 'add points'
+    if n < folds:
+        raise ValueError(
+            f'{what} is too small for {folds}-fold cross-validation: every fold '
+            f'needs a test point; {fewer}'
+        )
+    if task.kind == 'classification' and len(np.unique(task.target)) < 2:
+        raise ValueError(f'{what} has a single class: there is nothing to classify')
+    if task.kind == 'regression':
+        if not np.isfinite(task.target).all():
+            row = int(np.flatnonzero(~np.isfinite(task.target))[0])
+            raise ValueError(f'{what}: target {row} is {task.target[row]}, not finite')
+        if np.ptp(task.target) == 0:
+            raise ValueError(
+                f'{what}: every target is {task.target[0]}, so R^2 is undefined'
+            )
+    try:
+        pairs = list(fold_indices(task.lonlat, folds, split, block_size, seed))
+    except ValueError as error:
+        raise ValueError(
+            f'{what} is too small for {folds}-fold {split} cross-validation: '
+            f'{error}; {fewer}'
+        ) from None
+    for fold, (train, test) in enumerate(pairs, start=1):
+        where = f'{what}, {split} fold {fold} of {folds}'
+        if task.kind == 'classification':
+            if len(np.unique(task.target[train])) < 2:
+                raise ValueError(
+                    f'{where}: the training points hold one class only; {fewer}'
+                )
+        elif len(test) < 2 or np.ptp(task.target[test]) == 0:
+            held = (
+                'a single test point'
+                if len(test) < 2
+                else f'{len(test)} test points with the same target'
+            )
+            raise ValueError(f'{where}: {held}, so R^2 is undefined; {fewer}')
+    return pairs
 
 
 def run_probes(
@@ -363,7 +496,16 @@ def run_probes(
 
     Returns:
         One result per task, encoder, protocol and split.
+
+    Raises:
+        ValueError: for an option of the wrong type or out of range, an
+            unknown encoder, or a task too small for the folds asked (see
+            :func:`check_folds`), before any feature is computed.
     """
+    _check_options(folds, block_size, protocols, splits)
+    for task in tasks:
+        for split in splits:
+            check_folds(task, split, folds, block_size, seed)
     named = resolve_encoders(encoders)
     results = []
     total = len(tasks) * len(named) * len(protocols) * len(splits)

@@ -16,9 +16,11 @@ Any CSV with longitude, latitude and target columns works too
 (:func:`task_from_csv`).
 """
 
+import numbers
 import os
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -61,16 +63,76 @@ class PointTask:
         return len(self.target)
 
 
+#: A plain decimal number: ``12``, ``-0.5``, ``1e-3``; not ``1_0``, ``nan`` or
+#: non-ASCII digits, which Python's ``float`` would also take.
+_DECIMAL = re.compile(r'[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
+
+
 def _read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read a CSV file with a header line into columns of text.
+
+    Raises:
+        ValueError: naming the file (and line) for a file that is not UTF-8
+            text, has no header, repeats a column name, or has a row whose
+            number of fields differs from the header's.
+    """
     import csv
 
-    with open(path, newline='') as handle:
-        reader = csv.DictReader(handle)
-        columns: dict[str, list[str]] = {name: [] for name in reader.fieldnames or []}
-        for row in reader:
-            for name in columns:
-                columns[name].append(row[name])
+    columns: dict[str, list[str]] = {}
+    try:
+        # utf-8-sig: a byte-order mark is not part of the first column's name
+        with open(path, newline='', encoding='utf-8-sig') as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f'{path} is empty; expected a header line')
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise ValueError(
+                    f'{path}: the header names column {repeated[0]!r} more than once'
+                )
+            columns = {name: [] for name in header}
+            for row in reader:
+                if not row:  # a blank line
+                    continue
+                if len(row) != len(header):
+                    raise ValueError(
+                        f'{path}, line {reader.line_num}: {len(row)} fields, but the '
+                        f'header has {len(header)}'
+                    )
+                for name, value in zip(header, row, strict=True):
+                    columns[name].append(value)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f'{path} is not UTF-8 text (byte {error.start}: {error.reason})'
+        ) from None
+    except csv.Error as error:
+        raise ValueError(f'{path}: not a valid CSV file ({error})') from None
     return columns
+
+
+def _numbers(
+    values: Sequence[str],
+    path: str | os.PathLike[str],
+    column: str,
+    rows: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Parse a column of plain decimal numbers, naming the first bad row.
+
+    ``rows[i]`` is the data row (from 0) of ``values[i]`` when only some rows
+    are given.
+    """
+    out = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        text = value.strip()
+        if not _DECIMAL.fullmatch(text):
+            number = row if rows is None else rows[row]
+            raise ValueError(
+                f'{path}, data row {number + 1}: {column} is {value!r}, expected '
+                'a decimal number'
+            )
+        out[row] = float(text)
+    return out
 
 
 def _encode_classes(
@@ -109,8 +171,24 @@ def task_from_csv(
         The task (rows with an empty target are skipped).
 
     Raises:
-        ValueError: if a column is missing or a coordinate is invalid.
+        ValueError: if the file is not a CSV table (see the messages: ragged
+            rows, repeated column names, not UTF-8), a column is missing, the
+            target is the longitude or latitude column, a coordinate is not a
+            plain decimal number or is out of range, a regression target is not
+            a finite number, or no row has a target; the message names the
+            file, the row and the column.
     """
+    if kind not in ('auto', 'regression', 'classification'):
+        raise ValueError(
+            f"kind must be 'auto', 'regression' or 'classification', got {kind!r}"
+        )
+    if lon_column == lat_column:
+        raise ValueError(f'the longitude and latitude columns are both {lon_column!r}')
+    if target in (lon_column, lat_column):
+        raise ValueError(
+            f'{path}: the target column {target!r} is a coordinate column: the '
+            'probe would predict a coordinate from itself'
+        )
     columns = _read_csv(path)
     for column in (lon_column, lat_column, target):
         if column not in columns:
@@ -119,10 +197,12 @@ def task_from_csv(
             )
     values = np.array(columns[target], dtype=object)
     keep = np.array([v.strip() != '' for v in values], dtype=bool)
+    if not keep.any():
+        raise ValueError(f'{path}: no row has a value in the target column {target!r}')
     lonlat = np.stack(
         [
-            np.asarray(columns[lon_column], dtype=np.float64),
-            np.asarray(columns[lat_column], dtype=np.float64),
+            _numbers(columns[lon_column], path, lon_column),
+            _numbers(columns[lat_column], path, lat_column),
         ],
         axis=1,
     )[keep]
@@ -135,16 +215,13 @@ def task_from_csv(
     )
     values = values[keep]
     if kind == 'auto':
-        try:
-            numbers = values.astype(np.float64)
-            kind = 'regression' if len(np.unique(numbers)) > 20 else 'classification'
-        except ValueError:
-            kind = 'classification'
+        numeric = all(_DECIMAL.fullmatch(str(v).strip()) for v in values)
+        distinct = len(np.unique(values.astype(np.float64))) if numeric else 0
+        kind = 'regression' if distinct > 20 else 'classification'
     label = name or f'{Path(path).stem}:{target}'
     if kind == 'regression':
-        return PointTask(
-            label, lonlat, values.astype(np.float64), 'regression', source=str(path)
-        )
+        targets = _numbers(list(values), path, target, list(rows))
+        return PointTask(label, lonlat, targets, 'regression', source=str(path))
     codes, classes, mask = _encode_classes(values.astype(str))
     return PointTask(label, lonlat[mask], codes, 'classification', classes, str(path))
 
@@ -262,10 +339,18 @@ def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
         The task.
 
     Raises:
-        ValueError: for an unknown name.
+        ValueError: for an unknown name, a ``num_points`` that is not a
+            positive integer or a ``seed`` that is not a non-negative one.
         ImportError: if the task's package (the ``eval`` extra) is missing.
     """
-    if name not in BUILTIN_TASKS:
+    for option, value, minimum in (('num_points', num_points, 1), ('seed', seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                f'{option} must be an integer, got {value!r} (type {type(value).__name__})'
+            )
+        if value < minimum:
+            raise ValueError(f'{option} must be at least {minimum}, got {value}')
+    if not isinstance(name, str) or name not in BUILTIN_TASKS:
         raise ValueError(
             f'unknown task {name!r}; built-in tasks: {", ".join(BUILTIN_TASKS)}'
         )

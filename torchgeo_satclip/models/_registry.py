@@ -3,6 +3,8 @@
 from collections.abc import Mapping
 from typing import TypeVar
 
+from ._checks import check_name
+
 __all__ = ['lookup']
 
 _T = TypeVar('_T')
@@ -20,8 +22,9 @@ def lookup(registry: Mapping[str, _T], name: str, kind: str) -> _T:
         The entry.
 
     Raises:
-        ValueError: if ``name`` is unknown.
+        ValueError: if ``name`` is not a string or is unknown.
     """
+    check_name(kind, name)
     try:
         return registry[name]
     except KeyError:

@@ -1,13 +1,16 @@
 """The location encoder: input validation, positional encoding, then a network."""
 
+import inspect
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..geo import compute_dtype, validate_lonlat
+from ._checks import check_flag, check_int, check_real
+from ._registry import lookup
 from .networks import get_network
-from .positional import get_positional_encoding
+from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
 
 __all__ = ['LocationEncoder', 'build_location_encoder']
 
@@ -43,9 +46,11 @@ class LocationEncoder(nn.Module):
                 inputs are known to be valid).
 
         Raises:
-            ValueError: if the two parts do not fit together.
+            ValueError: if the two parts do not fit together, or ``validate``
+                is not a bool.
         """
         super().__init__()
+        check_flag('validate', validate)
         dim = getattr(posenc, 'embedding_dim', None)
         dim_in = getattr(nnet, 'dim_in', dim)
         if dim is not None and dim_in != dim:
@@ -124,7 +129,29 @@ def build_location_encoder(
 
     Returns:
         The location encoder.
+
+    Raises:
+        ValueError: for an unknown encoding or network name, an argument of
+            the wrong type (a bool where a number belongs, a float where an
+            integer belongs), a size below 1, ``dropout`` outside [0, 1), a
+            ``dtype`` that is not a floating torch dtype, or an argument the
+            positional encoding does not take. The message names it.
     """
+    _check_architecture(
+        legendre_polys, embed_dim, capacity, num_hidden_layers, dropout, validate
+    )
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f'dtype must be a floating torch dtype such as torch.float64, got {dtype!r}'
+        )
+    encoding = lookup(POSITIONAL_ENCODINGS, positional_encoding, 'positional encoding')
+    accepted = inspect.signature(encoding).parameters
+    unknown = sorted(set(posenc_kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f'positional encoding {positional_encoding!r} takes no argument '
+            f'{unknown[0]!r}; it takes {", ".join(accepted) or "no arguments"}'
+        )
     if positional_encoding == 'sphericalharmonics':
         posenc_kwargs = {'legendre_polys': legendre_polys, **posenc_kwargs}
     posenc = get_positional_encoding(positional_encoding, **posenc_kwargs)
@@ -137,3 +164,32 @@ def build_location_encoder(
         dropout=dropout,
     )
     return LocationEncoder(posenc, nnet, validate=validate).to(dtype)
+
+
+def _check_architecture(
+    legendre_polys: int,
+    embed_dim: int,
+    capacity: int,
+    num_hidden_layers: int,
+    dropout: float,
+    validate: bool,
+) -> None:
+    """Check the arguments every encoder has, even those its parts ignore.
+
+    ``legendre_polys`` matters to spherical harmonics only, and
+    ``num_hidden_layers`` not to ``fcnet`` or ``linear``; a wrong value there
+    is still a mistake in the caller's configuration, so it is refused too.
+
+    Raises:
+        ValueError: naming the first argument of the wrong type or out of range.
+    """
+    check_int('legendre_polys', legendre_polys, minimum=1)
+    for name, value in (
+        ('embed_dim', embed_dim),
+        ('capacity', capacity),
+        ('num_hidden_layers', num_hidden_layers),
+    ):
+        if check_int(name, value) < 1:
+            raise ValueError(f'{name} must be a positive integer, got {value}')
+    check_real('dropout', dropout, minimum=0.0, below=1.0)
+    check_flag('validate', validate)

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ._checks import check_flag, check_int, check_real
 from ._registry import lookup
 
 __all__ = [
@@ -60,8 +61,21 @@ class SirenLayer(nn.Module):
             use_bias: learn an additive bias.
             activation: apply the sine (False for a linear output layer).
             dropout: dropout probability on ``W x + b`` in training (0: none).
+
+        Raises:
+            ValueError: if an argument is of the wrong type or out of range.
         """
         super().__init__()
+        _check_positive(dim_in=dim_in, dim_out=dim_out)
+        w0 = check_real('w0', w0, positive=True)
+        c = check_real('c', c, positive=True)
+        for flag, value in (
+            ('is_first', is_first),
+            ('use_bias', use_bias),
+            ('activation', activation),
+        ):
+            check_flag(flag, value)
+        dropout = _check_dropout(dropout)
         self.dim_in = dim_in
         self.dim_out = dim_out
         self.w0 = w0
@@ -133,12 +147,16 @@ class SirenNet(nn.Module):
             dropout: dropout probability before each sine in training.
 
         Raises:
-            ValueError: if a size is not positive.
+            ValueError: if a size is not a positive integer, a frequency not
+                finite and positive, or ``dropout`` not in [0, 1).
         """
         super().__init__()
         _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be at least 1, got {num_layers}')
+        check_int('num_layers', num_layers, minimum=1)
+        check_real('w0', w0, positive=True)
+        check_real('w0_initial', w0_initial, positive=True)
+        check_flag('use_bias', use_bias)
+        _check_dropout(dropout)
         self.dim_in = dim_in
         self.dim_out = dim_out
         self.layers = nn.ModuleList(
@@ -219,10 +237,13 @@ class FCNet(nn.Module):
             dropout: dropout probability inside each block.
 
         Raises:
-            ValueError: if a size is not positive.
+            ValueError: if a size is not a positive integer, ``num_blocks``
+                not a non-negative integer or ``dropout`` not in [0, 1).
         """
         super().__init__()
         _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
+        check_int('num_blocks', num_blocks, minimum=0)
+        _check_dropout(dropout)
         self.dim_in = dim_in
         self.dim_out = dim_out
         self.feats = nn.Sequential(
@@ -268,12 +289,11 @@ class MLP(nn.Module):
             num_layers: number of hidden layers (``Linear + ReLU``).
 
         Raises:
-            ValueError: if a size is not positive.
+            ValueError: if a size is not a positive integer.
         """
         super().__init__()
         _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be at least 1, got {num_layers}')
+        check_int('num_layers', num_layers, minimum=1)
         self.dim_in = dim_in
         self.dim_out = dim_out
         self.layers = nn.Sequential(
@@ -312,7 +332,7 @@ class LinearNet(nn.Module):
             dim_out: embedding size.
 
         Raises:
-            ValueError: if a size is not positive.
+            ValueError: if a size is not a positive integer.
         """
         super().__init__()
         _check_positive(dim_in=dim_in, dim_out=dim_out)
@@ -334,10 +354,20 @@ class LinearNet(nn.Module):
 
 
 def _check_positive(**sizes: int) -> None:
-    """Raise ``ValueError`` naming the first size that is not positive."""
+    """Raise ``ValueError`` naming the first size that is not a positive integer."""
     for name, value in sizes.items():
-        if value < 1:
+        if check_int(name, value) < 1:
             raise ValueError(f'{name} must be a positive integer, got {value}')
+
+
+def _check_dropout(dropout: float) -> float:
+    """Return ``dropout`` if it is a probability in [0, 1), else raise ``ValueError``.
+
+    1 would zero every activation in training; a negative or boolean value is
+    a mistake that ``nn.functional.dropout`` would otherwise meet only at the
+    first training step, or never (``dropout > 0`` is false for -0.1).
+    """
+    return check_real('dropout', dropout, minimum=0.0, below=1.0)
 
 
 NetworkName = Literal['siren', 'fcnet', 'mlp', 'linear']

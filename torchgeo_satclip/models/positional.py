@@ -46,13 +46,15 @@ through which SatCLIP builds every one of these encodings.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..geo import check_lonlat_shape, compute_dtype
+from ._checks import check_int, check_real
 from ._registry import lookup
 from .spherical_harmonics import SphericalHarmonics
 
@@ -233,22 +235,24 @@ class _MultiScale(nn.Module):
         Args:
             frequency_num: number of scales ``F`` (at least 1).
             min_radius: smallest timescale ``r_0`` (finest scale), > 0.
-            max_radius: largest timescale ``r_{F-1}`` (coarsest scale), > 0.
+            max_radius: largest timescale ``r_{F-1}`` (coarsest scale), > 0,
+                not below ``min_radius``.
 
         Raises:
-            ValueError: if an argument is out of range.
+            ValueError: if an argument is of the wrong type or out of range.
         """
         super().__init__()
-        if isinstance(frequency_num, bool) or not isinstance(frequency_num, int):
-            raise ValueError(f'frequency_num must be an int, got {frequency_num!r}')
-        if frequency_num < 1:
-            raise ValueError(f'frequency_num must be at least 1, got {frequency_num}')
-        for name, value in (('min_radius', min_radius), ('max_radius', max_radius)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f'{name} must be finite and positive, got {value}')
+        frequency_num = check_int('frequency_num', frequency_num, minimum=1)
+        smallest = check_real('min_radius', min_radius, positive=True)
+        largest = check_real('max_radius', max_radius, positive=True)
+        if smallest > largest:
+            raise ValueError(
+                f'min_radius ({smallest:g}) must not exceed max_radius '
+                f'({largest:g}): they are the finest and the coarsest timescale'
+            )
         self.frequency_num = frequency_num
-        self.min_radius = float(min_radius)
-        self.max_radius = float(max_radius)
+        self.min_radius = smallest
+        self.max_radius = largest
         self.embedding_dim = self.features_per_scale * frequency_num
 
     def frequencies(
@@ -692,18 +696,24 @@ class RandomFourierFeatures(nn.Module):
             seed: seed of the generator that draws the matrices.
 
         Raises:
-            ValueError: if an argument is out of range.
+            ValueError: if an argument is of the wrong type or out of range.
         """
         super().__init__()
-        scales = tuple(float(sigma) for sigma in sigmas)
+        if isinstance(sigmas, Tensor | np.ndarray):
+            sigmas = sigmas.tolist()
+        if isinstance(sigmas, str | bytes) or not isinstance(sigmas, Iterable):
+            raise ValueError(
+                f'sigmas must be a sequence of numbers, got {sigmas!r} '
+                f'(type {type(sigmas).__name__})'
+            )
+        scales = tuple(
+            check_real(f'sigmas[{i}]', sigma, positive=True)
+            for i, sigma in enumerate(sigmas)
+        )
         if not scales:
             raise ValueError('sigmas must not be empty')
-        if not all(math.isfinite(sigma) and sigma > 0 for sigma in scales):
-            raise ValueError(f'sigmas must be finite and positive, got {scales}')
-        if isinstance(encoded_size, bool) or not isinstance(encoded_size, int):
-            raise ValueError(f'encoded_size must be an int, got {encoded_size!r}')
-        if encoded_size < 1:
-            raise ValueError(f'encoded_size must be at least 1, got {encoded_size}')
+        encoded_size = check_int('encoded_size', encoded_size, minimum=1)
+        seed = check_int('seed', seed, minimum=0, maximum=2**64 - 1)
         self.sigmas = scales
         self.encoded_size = encoded_size
         self.seed = seed

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geo import check_lonlat_shape, compute_dtype
+from ._checks import check_int
 
 __all__ = ['SphericalHarmonics', 'spherical_harmonics']
 
@@ -95,12 +96,8 @@ def _tables(
 
 
 def _check_arguments(legendre_polys: int, normalization: str) -> None:
-    """Raise ``ValueError`` for an out-of-range degree count or unknown basis."""
-    if not 1 <= legendre_polys <= MAX_LEGENDRE_POLYS:
-        raise ValueError(
-            f'legendre_polys must be between 1 and {MAX_LEGENDRE_POLYS}, '
-            f'got {legendre_polys}'
-        )
+    """Raise ``ValueError`` for a bad degree count (``True`` too) or unknown basis."""
+    check_int('legendre_polys', legendre_polys, minimum=1, maximum=MAX_LEGENDRE_POLYS)
     if normalization not in ('satclip', 'orthonormal'):
         raise ValueError(
             f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"

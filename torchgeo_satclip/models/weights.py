@@ -22,7 +22,6 @@ import os
 import pickle
 import re
 import urllib.error
-import zipfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -32,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
+from ._checks import check_int, check_name
+from ._file_kinds import sniff_checkpoint
 from .location_encoder import LocationEncoder, build_location_encoder
 from .positional import POSITIONAL_ENCODINGS
 
@@ -325,20 +326,52 @@ def download_checkpoint(
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load`` a file with ``weights_only=True``, with errors naming it."""
+    """``torch.load`` a file with ``weights_only=True``, with errors naming it.
+
+    What is not a ``torch.save`` file (JSON, NumPy arrays, compressed files,
+    random bytes) is named as what it is before ``torch.load`` sees it; a
+    torch file whose pickle would run code is refused as such.
+    """
+    if path.is_dir():
+        raise CheckpointError(f'{path} is a directory, expected a checkpoint file')
     if not path.is_file():
         raise CheckpointError(f'checkpoint file not found: {path}')
     try:
+        kind = sniff_checkpoint(path)
+    except OSError as error:
+        raise CheckpointError(
+            f'cannot read checkpoint {path}: {error.strerror or error}'
+        ) from None
+    if kind is not None and kind.runs_code:
+        raise CheckpointError(
+            f'refusing to load {path}: it is not a torch checkpoint but '
+            f'{kind.description}'
+        )
+    if kind is not None:
+        raise CheckpointError(
+            f'{path} is not a torch checkpoint: it is {kind.description}; expected '
+            'a file written by torch.save or Lightning (.ckpt, .pt, .pth)'
+        )
+    try:
         loaded = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
+        found = re.search(r'GLOBAL ([\w.]+)', str(error))
+        said = (
+            f'it calls {found.group(1)}'
+            if found
+            else 'torch.load with weights_only=True said: '
+            + (str(error).strip().splitlines() or [''])[0]
+        )
         raise CheckpointError(
             f'refusing to load {path}: it holds objects other than tensors and '
-            'plain containers, and loading it would run code from its pickle '
-            f'(torch.load with weights_only=True said: {str(error).splitlines()[0]})'
+            f'plain containers, and loading it would run code from its pickle '
+            f'({said})'
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+    except Exception as error:  # torch raises many kinds for a damaged file
+        first = (str(error).strip().splitlines() or [''])[0]
         raise CheckpointError(
-            f'cannot read checkpoint {path} (truncated or not a torch file?): {error}'
+            f'cannot read checkpoint {path} (truncated or damaged torch file?): '
+            f'{type(error).__name__}: {first}'
         ) from error
     if not isinstance(loaded, Mapping):
         raise CheckpointError(
@@ -356,6 +389,12 @@ def _split_network_state(
         The prefix found and the network's state dict (``layers.<i>.*`` and
         ``last_layer.*`` keys).
     """
+    for key in state_dict:
+        if not isinstance(key, str):
+            raise CheckpointError(
+                f'{origin}: state_dict key {key!r} is a {type(key).__name__}, '
+                'expected a string'
+            )
     for prefix in _NNET_PREFIXES:
         found = {
             key[len(prefix) :]: value
@@ -380,7 +419,12 @@ def _split_network_state(
 def _infer_siren_architecture(
     state: Mapping[str, Tensor], origin: str
 ) -> dict[str, int]:
-    """Read ``legendre_polys``, ``capacity``, ``embed_dim`` and depth from shapes."""
+    """Read ``legendre_polys``, ``capacity``, ``embed_dim`` and depth from shapes.
+
+    The hidden layers must be ``layers.0`` to ``layers.<n-1>`` with none
+    missing: a gap means a lost layer, which would otherwise load as a
+    shallower network.
+    """
     try:
         first = state['layers.0.weight']
         last = state['last_layer.weight']
@@ -388,7 +432,13 @@ def _infer_siren_architecture(
         raise CheckpointError(
             f'{origin}: missing key {error.args[0]!r} of a SIREN location encoder'
         ) from None
-    num_layers = len({key.split('.')[1] for key in state if key.startswith('layers.')})
+    for key, tensor in (('layers.0.weight', first), ('last_layer.weight', last)):
+        if tensor.ndim != 2:
+            raise CheckpointError(
+                f'{origin}: {key} has shape {tuple(tensor.shape)}, expected a '
+                'matrix (2 dimensions)'
+            )
+    num_layers = _num_hidden_layers(state, origin)
     legendre_polys = math.isqrt(first.shape[1])
     if legendre_polys**2 != first.shape[1]:
         raise CheckpointError(
@@ -401,6 +451,94 @@ def _infer_siren_architecture(
         'embed_dim': int(last.shape[0]),
         'num_hidden_layers': num_layers,
     }
+
+
+def _num_hidden_layers(state: Mapping[str, Tensor], origin: str) -> int:
+    """Count the ``layers.<i>.*`` of a SIREN, refusing gaps and odd names."""
+    indices: set[int] = set()
+    for key in state:
+        if key.startswith('layers.'):
+            index = key.split('.')[1]
+            if not index.isdigit():
+                raise CheckpointError(
+                    f'{origin}: {key}: expected layers.<number>.weight or .bias'
+                )
+            indices.add(int(index))
+    missing = sorted(set(range(max(indices) + 1)) - indices) if indices else []
+    if missing:
+        found = ', '.join(str(i) for i in sorted(indices))
+        raise CheckpointError(
+            f'{origin}: the hidden layers are not contiguous: found layers '
+            f'{found}, layers.{missing[0]} is missing (a lost layer would load as '
+            'a shallower network)'
+        )
+    return len(indices)
+
+
+def _check_copies(state_dict: Mapping[str, Any], found: str, origin: str) -> None:
+    """Refuse a checkpoint whose copies of the location network differ.
+
+    The official checkpoints hold the network twice (``model.location.nnet.``
+    and ``model.nnet.``, one module under two names); one is read, so a
+    difference means one copy is damaged or edited.
+    """
+    reference = {
+        key[len(found) :]: value
+        for key, value in state_dict.items()
+        if key.startswith(found)
+    }
+    for prefix in _NNET_PREFIXES:
+        if prefix == found:
+            continue
+        other = {
+            key[len(prefix) :]: value
+            for key, value in state_dict.items()
+            if key.startswith(prefix)
+        }
+        if not other:
+            continue
+        if set(other) != set(reference):
+            odd = sorted(set(other) ^ set(reference))
+            raise CheckpointError(
+                f'{origin}: the copies of the location network under {found} and '
+                f'{prefix} differ: {odd[0]} is in one only'
+            )
+        for key, value in reference.items():
+            twin = other[key]
+            same = (
+                isinstance(value, Tensor)
+                and isinstance(twin, Tensor)
+                and value.shape == twin.shape
+                and value.dtype == twin.dtype
+                and torch.equal(value, twin)
+            )
+            if not same:
+                raise CheckpointError(
+                    f'{origin}: the copies of the location network under {found} '
+                    f'and {prefix} differ at {key}'
+                )
+
+
+def _check_network_tensors(state: Mapping[str, Any], prefix: str, origin: str) -> None:
+    """Every weight a finite floating tensor (no cast hides an int or a NaN)."""
+    for key, tensor in state.items():
+        name = prefix + key
+        if not isinstance(tensor, Tensor):
+            raise CheckpointError(
+                f'{origin}: {name} is a {type(tensor).__name__}, expected a tensor'
+            )
+        if not tensor.is_floating_point():
+            raise CheckpointError(
+                f'{origin}: {name} has dtype {tensor.dtype}, expected a floating '
+                'dtype (float64 in the released checkpoints); an integer or bool '
+                'tensor is not a trained weight and is not cast'
+            )
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise CheckpointError(
+                f'{origin}: {name} has {bad} non-finite value{"s" * (bad > 1)} '
+                '(NaN or infinity); the encoder would embed every point as NaN'
+            )
 
 
 #: ``hyper_parameters`` keys forwarded to :func:`build_location_encoder`.
@@ -416,6 +554,53 @@ _HPARAM_KEYS = {
     'location_network': 'network',
 }
 _SPACE2VEC_KEYS = ('frequency_num', 'min_radius', 'max_radius')
+
+
+#: ``hyper_parameters`` keys holding names, and those holding positive integers.
+_NAME_KEYS = ('le_type', 'pe_type', 'positional_encoding', 'location_network')
+_SIZE_KEYS = ('legendre_polys', 'embed_dim', 'capacity', 'num_hidden_layers')
+
+
+def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
+    """Check the types of the ``hyper_parameters`` this loader always reads.
+
+    The Space2Vec keys (``frequency_num``, ``min_radius``, ``max_radius``)
+    are in every checkpoint of the original code but used only by the
+    encodings that take them; :func:`build_location_encoder` checks them
+    there, so an unused value never refuses a checkpoint.
+
+    Returns:
+        A copy of ``raw`` as a dict.
+
+    Raises:
+        CheckpointError: naming the key of a value of the wrong type.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(
+            f'{origin}: hyper_parameters is a {type(raw).__name__}, expected a dict'
+        )
+    hparams = dict(raw)
+    checks: list[tuple[str, Any]] = [
+        *((key, lambda v, k: check_name(k, v)) for key in _NAME_KEYS),
+        *((key, lambda v, k: check_int(k, v, minimum=1)) for key in _SIZE_KEYS),
+    ]
+    for key, check in checks:
+        if hparams.get(key) is not None:
+            try:
+                check(hparams[key], f"hyper_parameters['{key}']")
+            except ValueError as error:
+                raise CheckpointError(f'{origin}: {error}') from None
+    extra = hparams.get('positional_encoding_kwargs')
+    if extra is not None and not (
+        isinstance(extra, Mapping) and all(isinstance(k, str) for k in extra)
+    ):
+        raise CheckpointError(
+            f"{origin}: hyper_parameters['positional_encoding_kwargs'] is "
+            f'{extra!r}, expected a dict of argument names to values'
+        )
+    return hparams
 
 
 def _encoding_arguments(name: str) -> set[str]:
@@ -436,8 +621,11 @@ def _encoder_from_state(
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, Mapping):
         raise CheckpointError(f'{origin}: state_dict is a {type(state_dict).__name__}')
-    hparams = dict(hyper_parameters or checkpoint.get('hyper_parameters') or {})
-    _, network_state = _split_network_state(state_dict, origin)
+    hparams = _hyper_parameters(
+        hyper_parameters or checkpoint.get('hyper_parameters'), origin
+    )
+    prefix, network_state = _split_network_state(state_dict, origin)
+    _check_network_tensors(network_state, prefix, origin)
 
     kwargs: dict[str, Any] = {}
     for key, name in _HPARAM_KEYS.items():
@@ -466,7 +654,7 @@ def _encoder_from_state(
                 if key in accepted and hparams.get(key) is not None
             }
         )
-    if isinstance(hparams.get('positional_encoding_kwargs'), Mapping):  # SatCLIPTask
+    if hparams.get('positional_encoding_kwargs') is not None:  # SatCLIPTask
         kwargs.update(hparams['positional_encoding_kwargs'])
     try:
         encoder = build_location_encoder(**kwargs, dtype=torch.float64)
@@ -491,6 +679,8 @@ def _encoder_from_state(
             raise CheckpointError(
                 f'{origin}: {key} has shape {shape}, expected {tuple(target.shape)}'
             )
+    if prefix:
+        _check_copies(state_dict, prefix, origin)
     encoder.nnet.load_state_dict(network_state, strict=True)
     return encoder.to(dtype).eval()
 
@@ -529,11 +719,19 @@ def load_location_encoder(
         The location encoder, in eval mode.
 
     Raises:
-        CheckpointError: if the file is missing, truncated, unsafe (its pickle
-            would run code) or its keys or shapes do not form a location
-            encoder; the message names the file and the keys.
+        CheckpointError: if the file is missing, not a torch checkpoint (the
+            message says what it is: JSON, a NumPy array, a compressed file),
+            truncated, unsafe (its pickle would run code), or its keys, shapes,
+            hyper-parameters or weights (integer, boolean or non-finite
+            tensors, missing layers) do not form a location encoder; the
+            message names the file and the key.
         TypeError: if ``source`` is of an unsupported type.
+        ValueError: if ``dtype`` is not a floating torch dtype.
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f'dtype must be a floating torch dtype such as torch.float64, got {dtype!r}'
+        )
     hyper_parameters: Mapping[str, Any] | None = None
     if isinstance(source, Mapping):
         return _encoder_from_state(source, 'state dict', None, dtype)

@@ -1,0 +1,165 @@
+"""Bad build parameters: refused by BuildConfig and build_dataset, before any work.
+
+Generated, table-driven: every parameter gets values of the wrong type and
+out of range, as an argument, as a ``build.json`` value (``from_dict``) and
+through ``build_dataset``, which must refuse them before it creates the root
+or reaches a STAC API.
+"""
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from torchgeo_satclip.builders import BuildConfig, build_dataset
+
+#: (parameter, bad value, fragment of the message)
+CONFIG: list[tuple[str, Any, str]] = [
+    *(('seed', v, 'seed must be an integer') for v in (True, 1.5, '0', None)),
+    *(('seed', v, 'seed must be >= 0') for v in (-1, -(2**40))),
+    *(
+        ('max_cloud_cover', v, 'max_cloud_cover must be a percentage in (0, 100]')
+        for v in (-5, -5.0, 0, 0.0, 100.5, 1000)
+    ),
+    *(
+        ('max_cloud_cover', v, 'max_cloud_cover must be a number')
+        for v in (True, '20', None, [20])
+    ),
+    *(
+        ('max_cloud_cover', v, 'max_cloud_cover must be finite')
+        for v in (math.nan, math.inf)
+    ),
+    *(
+        ('max_nodata_fraction', v, 'max_nodata_fraction must be in [0, 1)')
+        for v in (1, 1.0, -0.1, 5)
+    ),
+    *(
+        ('max_nodata_fraction', v, 'max_nodata_fraction must be')
+        for v in (True, '0.1', math.nan, None)
+    ),
+    *(('size', v, 'size must be an integer') for v in (True, 2.5, '256', None)),
+    *(('size', v, 'size must be >= 1') for v in (0, -256)),
+    *(
+        ('items_per_point', v, 'items_per_point must be an integer')
+        for v in (False, 1.0, '1')
+    ),
+    *(('items_per_point', v, 'items_per_point must be >= 1') for v in (0, -1)),
+    *(('land', v, 'land must be True or False') for v in (1, 0, 'yes', None)),
+    *(
+        ('collection', v, 'collection must be a STAC collection name')
+        for v in ('', None, 3)
+    ),
+    *(('resampling', v, 'resampling must be') for v in ('mode', 'Nearest', None, 1)),
+    *(
+        (name, v, f'{name} must be an ISO date like 2021-01-01')
+        for name in ('start', 'end')
+        for v in (
+            '2021-13-01',
+            '2021-02-30',
+            'yesterday',
+            '',
+            '01/02/2021',
+            None,
+            20210101,
+        )
+    ),
+    *(
+        ('region', v, 'region must be a GeoJSON Polygon or MultiPolygon geometry')
+        for v in (
+            {'type': 'Point', 'coordinates': [0, 0]},
+            {'type': 'Feature'},
+            {},
+            [1, 2],
+            'x',
+        )
+    ),
+]
+
+#: (start, end): the end before the start.
+REVERSED = [
+    ('2023-01-01', '2021-01-01'),
+    ('2021-01-02', '2021-01-01'),
+    ('2021-01-01T12:00:00', '2021-01-01T11:59:59'),
+    ('2021-06-01T00:00:00Z', '2021-05-31T23:00:00+00:00'),
+    ('2021-06-01T02:00:00+02:00', '2021-05-31T23:00:00Z'),
+    ('2021-06-01', '2021-05-31T23:59:59Z'),
+]
+
+
+def _ids(cases: list[tuple[str, Any, str]]) -> list[str]:
+    return [f'{name}={value!r}' for name, value, _ in cases]
+
+
+@pytest.mark.parametrize(('name', 'value', 'fragment'), CONFIG, ids=_ids(CONFIG))
+def test_config_refuses(name: str, value: Any, fragment: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        BuildConfig(**{name: value})
+
+
+@pytest.mark.parametrize(('name', 'value', 'fragment'), CONFIG, ids=_ids(CONFIG))
+def test_build_json_refuses(name: str, value: Any, fragment: str) -> None:
+    data = {**BuildConfig().to_dict(), name: value}
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        BuildConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(('start', 'end'), REVERSED)
+def test_end_before_start(start: str, end: str) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f'end {end} is before start {start}')
+    ):
+        BuildConfig(start=start, end=end)
+
+
+def test_edges_are_accepted() -> None:
+    """The same day, 100 % cloud cover and mixed time zones are valid."""
+    BuildConfig(start='2021-01-01', end='2021-01-01', max_cloud_cover=100)
+    BuildConfig(start='2021-06-01T02:00:00+02:00', end='2021-06-01T00:00:00Z')
+    BuildConfig(max_nodata_fraction=0, size=1, seed=0)
+
+
+#: build_dataset's run options: (option, bad value, fragment)
+RUN: list[tuple[str, Any, str]] = [
+    *(
+        ('num_samples', v, 'num_samples must be an integer')
+        for v in (True, 2.5, '10', None)
+    ),
+    ('num_samples', -1, 'num_samples must be >= 0'),
+    *(('workers', v, 'workers must be an integer') for v in (True, 1.5, '8')),
+    *(('workers', v, 'workers must be >= 1') for v in (0, -2)),
+    *(('max_retries', v, 'max_retries must be an integer') for v in (False, 1.5)),
+    ('max_retries', -1, 'max_retries must be >= 0'),
+    *(
+        ('max_candidates', v, 'max_candidates must be an integer')
+        for v in (True, 2.5, '4')
+    ),
+    ('max_candidates', -1, 'max_candidates must be >= 0'),
+    *(
+        (name, v, f'{name} must be a finite number of seconds >= 0')
+        for name in ('backoff', 'max_backoff')
+        for v in (-1.0, math.nan, math.inf, True, '1')
+    ),
+    *(
+        ('timeout', v, 'timeout must be a finite number of seconds > 0')
+        for v in (0, 0.0, -1.0, math.nan, math.inf, True, '60')
+    ),
+    # and the dataset's parameters, through build_dataset
+    ('max_cloud_cover', -5.0, 'max_cloud_cover must be a percentage in (0, 100]'),
+    ('end', '2020-01-01', 'end 2020-01-01 is before start 2021-01-01'),
+    ('size', 0, 'size must be >= 1'),
+    ('seed', -3, 'seed must be >= 0'),
+]
+
+
+@pytest.mark.parametrize(('name', 'value', 'fragment'), RUN, ids=_ids(RUN))
+def test_build_dataset_refuses_before_any_work(
+    tmp_path: Path, name: str, value: Any, fragment: str
+) -> None:
+    root = tmp_path / 'dataset'
+    kwargs: dict[str, Any] = {'num_samples': 2, name: value}
+    num_samples = kwargs.pop('num_samples')
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        build_dataset(root, num_samples, api_url='http://127.0.0.1:9', **kwargs)
+    assert not root.exists()

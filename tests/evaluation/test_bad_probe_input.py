@@ -1,0 +1,333 @@
+"""Bad input to the probes: options, tasks too small, malformed task CSVs.
+
+Generated, table-driven. Each case must raise ``ValueError`` whose message
+names the task, file, row or option; none may report a score (issue 13: a
+2-row CSV reported "accuracy 0.000 +- 0.000").
+"""
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from torchgeo_satclip.evaluation import PointTask, load_task, run_probes, task_from_csv
+from torchgeo_satclip.evaluation.probe import check_folds, cross_validate
+
+
+def task(
+    n: int, kind: str = 'classification', classes: int = 2, spread: float = 60.0
+) -> PointTask:
+    """``n`` points spread over the globe (one per spatial block when wide)."""
+    rng = np.random.default_rng(n)
+    lon = np.linspace(-170.0, 170.0, n) if n > 1 else np.zeros(1)
+    lat = np.linspace(-spread, spread, n) if n > 1 else np.zeros(1)
+    lonlat = np.stack([lon, lat], axis=1)
+    target = np.arange(n) % classes if kind == 'classification' else rng.normal(size=n)
+    return PointTask(f'tiny{n}', lonlat, target, kind)  # type: ignore[arg-type]
+
+
+def raw(lonlat: Any) -> Any:
+    return lonlat
+
+
+OPTIONS: list[tuple[str, Any, str]] = [
+    *(('folds', v, 'folds must be an integer') for v in (True, 2.5, '5', None)),
+    *(('folds', v, 'folds must be at least 2') for v in (1, 0, -3)),
+    *(
+        ('block_size', v, 'block_size must be a positive number of degrees')
+        for v in (0, -10.0, math.nan, math.inf, True, '10', None)
+    ),
+    *(('protocols', v, 'unknown protocol') for v in (['svm'], ['linear', 'ridge'])),
+    *(('protocols', v, 'protocols must be a non-empty list') for v in ('linear', [])),
+    *(('splits', v, 'unknown split') for v in (['kfold'], ['random', 'block'])),
+    *(('splits', v, 'splits must be a non-empty list') for v in ('random', [])),
+]
+
+
+@pytest.mark.parametrize(
+    ('option', 'value', 'fragment'),
+    OPTIONS,
+    ids=[f'{o}={v!r}' for o, v, _ in OPTIONS],
+)
+def test_run_probes_options(option: str, value: Any, fragment: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        run_probes([task(40)], {'raw': raw}, **{option: value})
+
+
+#: (points, folds, kind, split, fragment): tasks too small for the folds asked.
+TOO_SMALL: list[tuple[int, int, str, str, str]] = [
+    *(
+        (n, folds, kind, 'random', 'too small for')
+        for kind in ('classification', 'regression')
+        for folds in (2, 3, 5, 10)
+        for n in range(1, folds)
+    ),
+    *(
+        (n, 2, 'classification', 'random', 'the training points hold one class only')
+        for n in (2, 3)
+    ),
+    *(
+        (n, folds, 'regression', 'random', 'a single test point')
+        for folds in (2, 3, 5)
+        for n in range(folds, 2 * folds)
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ('n', 'folds', 'kind', 'split', 'fragment'),
+    TOO_SMALL,
+    ids=[f'{n}pts-{f}folds-{k}-{s}' for n, f, k, s, _ in TOO_SMALL],
+)
+def test_task_too_small(
+    n: int, folds: int, kind: str, split: str, fragment: str
+) -> None:
+    small = task(n, kind)
+    with pytest.raises(ValueError, match=re.escape(fragment)) as info:
+        run_probes([small], {'raw': raw}, folds=folds, splits=[split])  # type: ignore[list-item]
+    assert f"task 'tiny{n}' ({n} points)" in str(info.value)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        cross_validate(small.lonlat, small, folds=folds, split=split)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('folds', [2, 3, 5])
+@pytest.mark.parametrize('kind', ['classification', 'regression'])
+def test_too_few_spatial_blocks(folds: int, kind: str) -> None:
+    clustered = task(50, kind, spread=0.0)
+    clustered.lonlat[:, 0] = np.linspace(0.0, 5.0, 50)  # one 10-degree block
+    with pytest.raises(ValueError, match=r'1 blocks of 10\.0 degrees cannot make'):
+        check_folds(clustered, 'spatial', folds)
+
+
+@pytest.mark.parametrize('n', [4, 10, 100])
+@pytest.mark.parametrize('split', ['random', 'spatial'])
+def test_single_class(n: int, split: str) -> None:
+    one = task(n, classes=1)
+    with pytest.raises(ValueError, match='has a single class'):
+        check_folds(one, split, 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('value', [0.0, 7.5, -1.0])
+@pytest.mark.parametrize('split', ['random', 'spatial'])
+def test_constant_regression_target(value: float, split: str) -> None:
+    flat = task(40, 'regression')
+    flat.target[:] = value
+    with pytest.raises(ValueError, match='so R\\^2 is undefined'):
+        check_folds(flat, split, 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf])
+def test_non_finite_regression_target(value: float) -> None:
+    bad = task(40, 'regression')
+    bad.target[7] = value
+    with pytest.raises(ValueError, match=r'target 7 is .*, not finite'):
+        check_folds(bad, 'random', 2)
+
+
+def test_non_finite_features_refused() -> None:
+    ok = task(40)
+    features = np.full((40, 2), math.nan)
+    with pytest.raises(ValueError, match=r'fold 1 of 2: cannot fit .*NaN'):
+        cross_validate(features, ok, folds=2)
+
+
+def test_enough_points_still_probe() -> None:
+    """The refusals stop at the edge: 2 points per fold and 2 classes work."""
+    (result,) = run_probes([task(8)], {'raw': raw}, folds=2)
+    assert len(result.scores) == 2
+    (result,) = run_probes([task(4, 'regression')], {'raw': raw}, folds=2)
+    assert all(np.isfinite(result.scores))
+
+
+# --------------------------------------------------------------------------
+# Task CSVs
+
+GOOD = 'lon,lat,value\n' + ''.join(
+    f'{lon},{lat},{lon * 0.1 + lat}\n'
+    for lon in range(-170, 180, 40)
+    for lat in (-60, 0, 60)
+)
+
+#: (case id, CSV text or bytes, target, fragment)
+CSVS: list[tuple[str, str | bytes, str, str]] = [
+    *(
+        (
+            f'ragged-{extra}-line{line}',
+            '\n'.join(
+                row + (',5' * extra if i == line - 1 else '')
+                for i, row in enumerate(GOOD.splitlines())
+            )
+            + '\n',
+            'value',
+            f'line {line}: {3 + extra} fields, but the header has 3',
+        )
+        for extra in (1, 2)
+        for line in (2, 3, 10, 28)
+    ),
+    *(
+        (
+            f'short-line{line}',
+            '\n'.join(
+                row.rsplit(',', 1)[0] if i == line - 1 else row
+                for i, row in enumerate(GOOD.splitlines())
+            )
+            + '\n',
+            'value',
+            f'line {line}: 2 fields, but the header has 3',
+        )
+        for line in (2, 5, 28)
+    ),
+    ('decimal-commas', 'id,lon,lat\na,12,5,48,1\n', 'id', 'line 2: 5 fields'),
+    (
+        'duplicate-header',
+        'lon,lat,lat,x\n1,2,3,4\n',
+        'x',
+        "column 'lat' more than once",
+    ),
+    ('duplicate-target', 'lon,lat,v,v\n1,2,3,4\n', 'v', "column 'v' more than once"),
+    ('empty-file', '', 'value', 'is empty; expected a header line'),
+    (
+        'header-only',
+        'lon,lat,value\n',
+        'value',
+        "no row has a value in the target column 'value'",
+    ),
+    ('all-targets-empty', 'lon,lat,value\n1,2,\n3,4,\n', 'value', 'no row has a value'),
+    (
+        'not-utf8',
+        'lon,lat,value\n1,2,caf\xe9\n'.encode('latin-1'),
+        'value',
+        'is not UTF-8 text',
+    ),
+    ('utf16', 'lon,lat,value\n1,2,3\n'.encode('utf-16'), 'value', 'is not UTF-8 text'),
+    ('missing-target', GOOD, 'nope', "no column 'nope'"),
+    ('target-is-lon', GOOD, 'lon', "the target column 'lon' is a coordinate column"),
+    ('target-is-lat', GOOD, 'lat', "the target column 'lat' is a coordinate column"),
+    *(
+        (
+            f'lon={value!r}',
+            GOOD.replace('\n-170,-60,', f'\n{value},-60,', 1),
+            'value',
+            f'data row 1: lon is {value!r}, expected a decimal number',
+        )
+        for value in (
+            '1_0',
+            'nan',
+            'inf',
+            '-inf',
+            '١٢',
+            '0x1F',
+            '12,5',
+            '',
+            'twelve',
+            '1e',
+            '--1',
+        )
+        if ',' not in value
+    ),
+    *(
+        (
+            f'lat={value!r}',
+            GOOD.replace('\n-170,-60,', f'\n-170,{value},', 1),
+            'value',
+            f'data row 1: lat is {value!r}, expected a decimal number',
+        )
+        for value in ('1_0', 'NaN', 'Infinity', '٣', ' ', 'N48')
+    ),
+    *(
+        (
+            f'lat-out-of-range-{value}',
+            GOOD.replace('\n-170,-60,', f'\n-170,{value},', 1),
+            'value',
+            'data row 1',
+        )
+        for value in ('95', '-90.5', '1e400', '177.8')
+    ),
+    *(
+        (
+            f'lon-out-of-range-{value}',
+            GOOD.replace('\n-170,-60,', f'\n{value},-60,', 1),
+            'value',
+            'data row 1',
+        )
+        for value in ('275', '-180.01', '1e400')
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ('content', 'target', 'fragment'),
+    [case[1:] for case in CSVS],
+    ids=[case[0] for case in CSVS],
+)
+def test_task_from_bad_csv(
+    tmp_path: Path, content: str | bytes, target: str, fragment: str
+) -> None:
+    path = tmp_path / 'task.csv'
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding='utf-8')
+    with pytest.raises(ValueError, match=re.escape(fragment)) as info:
+        task_from_csv(path, target)
+    assert str(path) in str(info.value) or 'the longitude and latitude' in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'fragment'),
+    [
+        ({'kind': 'ordinal'}, "kind must be 'auto', 'regression' or 'classification'"),
+        ({'kind': None}, 'kind must be'),
+        ({'lon_column': 'x', 'lat_column': 'x'}, "columns are both 'x'"),
+    ],
+)
+def test_task_from_csv_options(
+    tmp_path: Path, kwargs: dict[str, Any], fragment: str
+) -> None:
+    path = tmp_path / 'task.csv'
+    path.write_text(GOOD)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        task_from_csv(path, 'value', **kwargs)
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '1_0', 'n/a', '٣'])
+def test_regression_target_must_be_a_number(tmp_path: Path, value: str) -> None:
+    path = tmp_path / 'task.csv'
+    path.write_text(GOOD.replace(',-17.0\n', f',{value}\n', 1))
+    with pytest.raises(
+        ValueError, match=re.escape(f'value is {value!r}, expected a decimal')
+    ):
+        task_from_csv(path, 'value', kind='regression')
+
+
+def test_bom_and_blank_lines_are_not_data(tmp_path: Path) -> None:
+    path = tmp_path / 'task.csv'
+    path.write_text('\ufeff' + GOOD + '\n\n', encoding='utf-8')
+    loaded = task_from_csv(path, 'value')
+    assert len(loaded) == GOOD.count('\n') - 1
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'fragment'),
+    [
+        *(
+            ({'num_points': v}, 'num_points must be an integer')
+            for v in (True, 2.5, '10', None)
+        ),
+        *(({'num_points': v}, 'num_points must be at least 1') for v in (0, -5)),
+        *(({'seed': v}, 'seed must be an integer') for v in (False, 1.5, '0')),
+        ({'seed': -1}, 'seed must be at least 0'),
+        ({'name': 'nope'}, "unknown task 'nope'"),
+        ({'name': 'Koppen'}, "unknown task 'Koppen'"),
+        ({'name': 3}, 'unknown task 3'),
+    ],
+)
+def test_load_task_arguments(kwargs: dict[str, Any], fragment: str) -> None:
+    arguments: dict[str, Any] = {'name': 'land_ocean', **kwargs}
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        load_task(**arguments)

@@ -1,0 +1,282 @@
+"""Checks before any work, and one line for any error after.
+
+Every subcommand answers a user's mistake with one line that names the value
+or file and says what was expected: exit status 2 for a mistake in the
+command (a bad value, a missing input, a directory where a file belongs, an
+output folder that cannot be written, a device this machine does not have),
+1 for a failure while working (the disk fills up, a download fails). The
+command's paths and ``--device`` are checked here before the subcommand runs,
+so that such a mistake is reported in a second, not after the work.
+
+Nothing here imports torch until a device is checked.
+"""
+
+import errno
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    'PathRole',
+    'UsageError',
+    'check_device',
+    'check_path',
+    'describe',
+    'exit_status',
+    'output_of',
+]
+
+#: What a path argument must be:
+#:
+#: * ``input_file``: an existing, readable regular file;
+#: * ``output_file``: not a directory, in a folder that exists (or can be
+#:   created) and can be written;
+#: * ``output_dir``: a folder that exists or can be created, and can be written;
+#: * ``dataset_dir``: an existing folder that can be read and written.
+PathRole = Literal['input_file', 'output_file', 'output_dir', 'dataset_dir']
+
+
+class UsageError(ValueError):
+    """A mistake in the command line, found before any work (exit status 2)."""
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists."""
+    path = path.absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(path.anchor)  # pragma: no cover - the root always exists
+
+
+def _check_writable(folder: Path, label: str, value: str) -> None:
+    """Create and delete a file in ``folder``: the only test root cannot fool.
+
+    ``os.access`` says yes to root on a read-only folder and knows nothing of
+    a read-only file system; a real file says what writing will meet.
+    """
+    try:
+        handle, name = tempfile.mkstemp(prefix='.torchgeo-satclip-check-', dir=folder)
+    except OSError as error:
+        raise UsageError(
+            f'{label} {value}: cannot write in {folder} ({_reason(error)})'
+        ) from None
+    os.close(handle)
+    os.unlink(name)
+
+
+def _check_folder_target(path: Path, label: str, value: str) -> None:
+    """The nearest existing ancestor is a folder that can be written."""
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise UsageError(
+            f'{label} {value}: {ancestor} is a file, so no folder can be made there'
+        )
+    _check_writable(ancestor, label, value)
+
+
+def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> None:
+    """Check one path argument before any work.
+
+    Args:
+        value: the path as given.
+        label: how the user typed the argument (``'--output-dir'``,
+            ``'INPUT'``), for the message.
+        role: what the path must be (see :data:`PathRole`).
+
+    Raises:
+        UsageError: naming the argument, the path and what was expected.
+    """
+    text = os.fspath(value)
+    if not text:
+        raise UsageError(f'{label} is empty; expected a path')
+    path = Path(text)
+    if role == 'input_file':
+        if not path.exists():
+            raise UsageError(f'{label} {text} does not exist; expected a file')
+        if path.is_dir():
+            raise UsageError(f'{label} {text} is a directory; expected a file')
+        try:
+            with path.open('rb'):
+                pass
+        except OSError as error:
+            raise UsageError(
+                f'{label} {text}: cannot read it ({_reason(error)})'
+            ) from None
+    elif role == 'output_file':
+        if path.is_dir():
+            raise UsageError(
+                f'{label} {text} is a directory; expected the path of a file to write'
+            )
+        _check_folder_target(path.parent, label, text)
+    elif role == 'output_dir':
+        if path.exists() and not path.is_dir():
+            raise UsageError(f'{label} {text} is a file; expected a directory')
+        _check_folder_target(path, label, text)
+    elif role == 'dataset_dir':
+        if not path.exists():
+            raise UsageError(
+                f'{label} {text} does not exist; expected a dataset folder'
+            )
+        if not path.is_dir():
+            raise UsageError(f'{label} {text} is a file; expected a dataset folder')
+        _check_writable(path, label, text)
+    else:  # pragma: no cover - a programming error in a subcommand's table
+        raise AssertionError(f'unknown path role {role!r}')
+
+
+def check_paths(args: Any, paths: Iterable[tuple[str, str, PathRole]]) -> None:
+    """Check the path arguments of a parsed command line.
+
+    Args:
+        args: the parsed arguments.
+        paths: ``(dest, label, role)`` of each path argument; one left at
+            None (an optional argument not given) is not checked.
+
+    Raises:
+        UsageError: for the first path that is not what its role needs.
+    """
+    for dest, label, role in paths:
+        value = getattr(args, dest, None)
+        if value is not None:
+            check_path(value, label, role)
+
+
+def check_device(value: str, label: str = '--device') -> None:
+    """Check that a torch device exists on this machine.
+
+    Args:
+        value: the device as given (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+            ``'mps'``).
+        label: the option, for the message.
+
+    Raises:
+        UsageError: for a name torch does not know, or a device this machine
+            does not have (naming the devices it has).
+    """
+    import torch
+
+    expected = 'expected cpu, cuda, cuda:N or mps'
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(
+            f'{label} {value!r} is not a torch device; {expected}'
+        ) from None
+    if device.type == 'cpu':
+        return
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f'{label} {value}: no CUDA device is available on this machine '
+                f'(torch {torch.__version__}); use --device cpu'
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UsageError(
+                f'{label} {value}: this machine has {count} CUDA device'
+                f'{"s" * (count != 1)} (cuda:0 to cuda:{count - 1})'
+            )
+        return
+    backend = getattr(torch.backends, device.type, None) or getattr(
+        torch, device.type, None
+    )
+    is_available = getattr(backend, 'is_available', None)
+    if not (callable(is_available) and is_available()):
+        raise UsageError(
+            f'{label} {value}: the {device.type} device is not available on this '
+            f'machine; {expected}'
+        )
+
+
+def _runtime_value_errors() -> tuple[type[BaseException], ...]:
+    """Library errors that subclass ValueError but are failures at run time."""
+    weights = sys.modules.get('torchgeo_satclip.models.weights')
+    if weights is None:
+        return ()
+    return (weights.DownloadError, weights.ChecksumError)
+
+
+#: Errors that are mistakes in the command (exit status 2).
+_USAGE_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def exit_status(error: BaseException) -> int:
+    """The exit status for an error: 2 for a mistake in the command, else 1.
+
+    Args:
+        error: what the subcommand raised.
+
+    Returns:
+        2 for a bad value or path (``ValueError``, a missing or existing
+        file, a directory where a file belongs), 1 for anything else (the
+        disk full, a failed download, a bug).
+    """
+    if isinstance(error, _runtime_value_errors()):
+        return 1
+    return 2 if isinstance(error, _USAGE_ERRORS) else 1
+
+
+def output_of(args: Any, paths: Iterable[tuple[str, str, PathRole]]) -> str | None:
+    """The first output path of a parsed command line (what it writes under).
+
+    Args:
+        args: the parsed arguments.
+        paths: the subcommand's ``(dest, label, role)`` path arguments.
+
+    Returns:
+        The value of its first output file, output folder or dataset folder,
+        None if it has none.
+    """
+    for dest, _, role in paths:
+        value = getattr(args, dest, None)
+        if role != 'input_file' and value:
+            return str(value)
+    return None
+
+
+def describe(error: BaseException, where: str | None = None) -> str:
+    """One line saying what went wrong, naming the file where there is one.
+
+    Args:
+        error: what the subcommand raised.
+        where: the path the command writes under, named for an ``OSError``
+            that names no file (a full disk met by ``write``).
+
+    Returns:
+        The message on one line: an ``OSError`` as ``file: reason`` (``no
+        space left on device`` spelled out), a ``ValueError`` as its message,
+        anything else with its type first.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror
+        if error.errno == errno.ENOSPC:
+            reason = 'no space left on device'
+        elif error.errno == errno.EROFS:
+            reason = 'read-only file system'
+        if error.filename is not None:
+            text = f'{os.fsdecode(error.filename)}: {reason}'
+        elif where is not None:
+            text = f'{reason} (writing under {where})'
+        else:
+            text = reason
+        if error.filename2 is not None:
+            text += f' (and {os.fsdecode(error.filename2)})'
+    elif isinstance(error, ValueError | OSError):
+        text = str(error) or type(error).__name__
+    else:
+        text = f'{type(error).__name__}: {error}'
+    return ' '.join(text.split())

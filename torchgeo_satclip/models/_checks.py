@@ -1,0 +1,132 @@
+"""Argument checks shared by the encodings, the networks and the builder.
+
+Each check raises ``ValueError`` naming the argument, the value it got (and
+its type when the type is wrong) and what was expected. A ``bool`` is never
+taken for a number, although Python's ``True`` is the integer 1: a flag passed
+where a size belongs is a mistake, not a size.
+"""
+
+import math
+import numbers
+from typing import Any
+
+__all__ = ['check_flag', 'check_int', 'check_name', 'check_real']
+
+
+def _shown(value: Any) -> str:
+    """``True (type bool)``: the value and its type, for a wrong type."""
+    return f'{value!r} (type {type(value).__name__})'
+
+
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    """Return ``value`` as an ``int`` if it is an integer in range.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed; any integral number but a ``bool``.
+        minimum: smallest value accepted (None: no bound).
+        maximum: largest value accepted (None: no bound).
+
+    Returns:
+        The value as a plain ``int``.
+
+    Raises:
+        ValueError: if ``value`` is not an integer or is out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f'{name} must be an integer, got {_shown(value)}')
+    number = int(value)
+    if minimum is not None and maximum is not None:
+        if not minimum <= number <= maximum:
+            raise ValueError(
+                f'{name} must be between {minimum} and {maximum}, got {number}'
+            )
+    elif minimum is not None and number < minimum:
+        raise ValueError(f'{name} must be at least {minimum}, got {number}')
+    elif maximum is not None and number > maximum:
+        raise ValueError(f'{name} must be at most {maximum}, got {number}')
+    return number
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    below: float | None = None,
+    positive: bool = False,
+) -> float:
+    """Return ``value`` as a ``float`` if it is a finite real number in range.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed; any real number but a ``bool``.
+        minimum: smallest value accepted (None: no lower bound).
+        below: values must be strictly smaller than this (None: no bound).
+        positive: values must be strictly greater than 0.
+
+    Returns:
+        The value as a ``float``.
+
+    Raises:
+        ValueError: if ``value`` is not a finite real number or is out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f'{name} must be a real number, got {_shown(value)}')
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f'{name} must be finite, got {number}')
+    if positive and number <= 0:
+        raise ValueError(f'{name} must be finite and positive, got {number}')
+    if minimum is not None and below is not None:
+        if not minimum <= number < below:
+            raise ValueError(
+                f'{name} must be in [{minimum:g}, {below:g}), got {number}'
+            )
+    elif minimum is not None and number < minimum:
+        raise ValueError(f'{name} must be at least {minimum:g}, got {number}')
+    elif below is not None and number >= below:
+        raise ValueError(f'{name} must be below {below:g}, got {number}')
+    return number
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a ``bool``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+
+    Returns:
+        The flag.
+
+    Raises:
+        ValueError: if ``value`` is not ``True`` or ``False`` (``0`` and ``1``
+            included: they are usually a size in the wrong place).
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be True or False, got {_shown(value)}')
+    return value
+
+
+def check_name(name: str, value: Any) -> str:
+    """Return ``value`` if it is a string (a registry name).
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+
+    Returns:
+        The string.
+
+    Raises:
+        ValueError: if ``value`` is not a string.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f'{name} must be a name (a string), got {_shown(value)}')
+    return value
