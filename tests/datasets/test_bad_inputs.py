@@ -731,12 +731,16 @@ def test_pack_declared_size_differs(
     patch_root: Path, patch_size: Any, found: str
 ) -> None:
     path = patch_root / 'images' / FNS[0]
+    before = snapshot(patch_root)
     refuse_pack(
         patch_root,
         RuntimeError,
-        at(path) + rf': patch of 32 x 32 pixels, expected {found}$',
+        at(path) + rf': patch of 32 x 32 pixels, expected {found} \(patch_size\); '
+        r'if every patch of the dataset has that size, pass patch_size=\(32, 32\) '
+        r'\(--patch-size 32\)',
         patch_size=patch_size,
     )
+    assert snapshot(patch_root) == before  # refused before writing anything
 
 
 @pytest.mark.parametrize('patch_size', [None, 64, (32, 16)])

@@ -118,6 +118,7 @@ from .s2_100k_files import (
     PackedShard,
     SourceFingerprint,
     as_patch_size,
+    check_geotiff,
     nodata_fraction,
     npy_header,
     read_geotiff,
@@ -310,6 +311,7 @@ def pack_s2_100k(
     root = Path(root)
     fns = _listed_files(root)
     images = root / 'images'
+    _check_first_patch(images / fns[0], size)
     out = root / PACKED_DIR
     if overwrite and out.exists():
         shutil.rmtree(out)
@@ -399,6 +401,19 @@ def verify_packed(
         num_sources_checked=layout.num_sources_checked,
         num_sources_missing=layout.num_sources_missing,
     )
+
+
+def _check_first_patch(path: Path, size: tuple[int, int]) -> None:
+    """Refuse now, writing nothing, a dataset whose first patch has another size."""
+    try:
+        check_geotiff(path, size)
+    except RuntimeError as error:
+        found = check_geotiff(path)  # 12 readable uint16 bands, other size?
+        option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
+        raise RuntimeError(
+            f'{error} (patch_size); if every patch of the dataset has that size, '
+            f'pass patch_size={found}{option}'
+        ) from None
 
 
 def _listed_files(root: Path) -> list[str]:
