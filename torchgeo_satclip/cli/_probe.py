@@ -67,7 +67,8 @@ def add_parser(subparsers: Subparsers) -> None:
         default=list(encoders),
         help=(
             'features side by side: raw (lon, lat), wrap, sh (spherical harmonics '
-            'L = 10 alone), sh20, checkpoint paths or SatCLIPWeights names '
+            "L = 10 alone), sh20, geoclip (GeoCLIP's pretrained encoder, from "
+            'the geoclip extra), checkpoint paths or SatCLIPWeights names '
             f'(default: {shown(encoders)})'
         ),
     )
@@ -110,6 +111,15 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         '--no-plots', action='store_true', help='write the tables only, no PNG figures'
+    )
+    parser.add_argument(
+        '--references',
+        action='store_true',
+        help=(
+            'also print and write OUTPUT_DIR/published.md: the measured scores '
+            'beside published figures measured the same way, with their source '
+            "(RANGE's linear probe, air temperature R^2, random CV)"
+        ),
     )
     _common.option(
         parser,
@@ -171,11 +181,18 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         plots=not args.no_plots,
         map_resolution=args.map_resolution,
+        references=args.references,
         progress=tqdm.write,
         progress_bar=True,
     )
     print(report.markdown.read_text())
     print(f'wrote {report.markdown} and {report.table}')
+    if report.published is not None:
+        print()
+        print(report.published.read_text())
+        print(f'wrote {report.published}')
+    elif args.references:
+        print('no result has a published counterpart (see --help of --references)')
     for figure in report.figures:
         print(f'wrote {figure}')
     return 0

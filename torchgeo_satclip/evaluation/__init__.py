@@ -15,6 +15,12 @@ from .probe import (
     run_probes,
     write_results,
 )
+from .references import (
+    PUBLISHED,
+    RANGE_SOURCE,
+    PublishedScore,
+    references_to_markdown,
+)
 from .report import ProbeReport, probe_report
 from .tasks import BUILTIN_TASKS, PointTask, load_task, sample_sphere, task_from_csv
 
@@ -22,11 +28,14 @@ __all__ = [
     'ALPHAS',
     'BUILTIN_ENCODERS',
     'BUILTIN_TASKS',
+    'PUBLISHED',
+    'RANGE_SOURCE',
     'PointDataModule',
     'PointDataset',
     'PointTask',
     'ProbeReport',
     'ProbeResult',
+    'PublishedScore',
     'cross_validate',
     'encode',
     'fold_indices',
@@ -36,6 +45,7 @@ __all__ = [
     'plot_pca_map',
     'plot_scores',
     'probe_report',
+    'references_to_markdown',
     'resolve_encoders',
     'results_to_markdown',
     'run_probes',

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import (
+    GeoCLIPWeights,
     LocationEncoder,
     SphericalHarmonics,
     Wrap,
@@ -69,6 +70,20 @@ BUILTIN_ENCODERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _is_geoclip(spec: str) -> bool:
+    """Whether ``spec`` names GeoCLIP's weights (``'geoclip'``, ``'GeoCLIPWeights.GEOCLIP'``)."""
+    return spec.rsplit('.', 1)[-1].upper() in GeoCLIPWeights.__members__
+
+
+def _load(spec: str) -> LocationEncoder:
+    """Load a checkpoint path or weights name; GeoCLIP in its own float32."""
+    if _is_geoclip(spec) and not Path(spec).exists():
+        # GeoCLIP's weights are float32 (its embeddings agree with float64 to
+        # ~1e-7); float64 would only make its 9.4M-parameter MLP slower.
+        return satclip_location_encoder(spec, dtype=torch.float32)
+    return satclip_location_encoder(spec)
+
+
 def encode(
     encoder: str | LocationEncoder | Callable[[torch.Tensor], torch.Tensor],
     lonlat: np.ndarray,
@@ -81,7 +96,8 @@ def encode(
         encoder: a :data:`BUILTIN_ENCODERS` name (``'raw'`` lon/lat, ``'wrap'``,
             ``'sh'`` spherical harmonics L = 10 alone, ``'sh20'``), anything
             :func:`~torchgeo_satclip.models.satclip_location_encoder` loads
-            (checkpoint path, ``SatCLIPWeights`` name), or a module.
+            (checkpoint path, ``SatCLIPWeights`` name, ``'geoclip'``), or a
+            module.
         lonlat: ``(N, 2)`` (lon, lat) in degrees.
         batch_size: points per forward pass.
         device: where to compute.
@@ -90,7 +106,7 @@ def encode(
         float64 ``(N, D)`` features.
     """
     if isinstance(encoder, str):
-        module = BUILTIN_ENCODERS.get(encoder) or satclip_location_encoder(encoder)
+        module = BUILTIN_ENCODERS.get(encoder) or _load(encoder)
     else:
         module = encoder
     if isinstance(module, torch.nn.Module):
@@ -109,6 +125,8 @@ def _short_name(spec: str) -> str:
     """A legend name: ``sh``, ``resnet18_l10`` (a weights name) or a file's stem."""
     if spec in BUILTIN_ENCODERS:
         return spec
+    if _is_geoclip(spec) and not Path(spec).exists():
+        return 'geoclip'
     path = Path(spec)
     if path.suffix and path.exists():
         return path.stem
@@ -141,18 +159,21 @@ def resolve_encoders(
     """Load every encoder before anything is computed, under short unique names.
 
     Args:
-        encoders: :data:`BUILTIN_ENCODERS` names, checkpoint paths or
-            ``SatCLIPWeights`` names; or a mapping from display name to
-            encoder (names kept, strings loaded).
+        encoders: :data:`BUILTIN_ENCODERS` names, checkpoint paths,
+            ``SatCLIPWeights`` names or ``'geoclip'`` (GeoCLIP's pretrained
+            encoder, from the ``geoclip`` extra, run in its own float32); or
+            a mapping from display name to encoder (names kept, strings
+            loaded).
 
     Returns:
-        Display name (``sh``, ``resnet18_l10``, a checkpoint's stem, with its
-        folder when two stems are the same) to encoder module.
+        Display name (``sh``, ``resnet18_l10``, ``geoclip``, a checkpoint's
+        stem, with its folder when two stems are the same) to encoder module.
 
     Raises:
         ValueError: for an encoder that is neither built in, a weights name
             nor an existing file (the message lists the built-in ones), or a
-            checkpoint that cannot be read or downloaded (one line).
+            checkpoint that cannot be read or downloaded, or ``'geoclip'``
+            without the ``geoclip`` extra (one line).
     """
     if isinstance(encoders, dict):
         named = dict(encoders)
@@ -167,13 +188,14 @@ def resolve_encoders(
             resolved[name] = BUILTIN_ENCODERS[spec]
         else:
             is_weights = spec.rsplit('.', 1)[-1].upper() in list_weights()
-            if not Path(spec).exists() and not is_weights:
+            if not Path(spec).exists() and not is_weights and not _is_geoclip(spec):
                 raise ValueError(
                     f'unknown encoder {spec!r}: not a built-in one '
                     f'({", ".join(BUILTIN_ENCODERS)}), a SatCLIPWeights name '
-                    f'({", ".join(list_weights())}) or an existing checkpoint'
+                    f"({', '.join(list_weights())}), 'geoclip' or an existing "
+                    'checkpoint'
                 )
-            resolved[name] = satclip_location_encoder(spec)
+            resolved[name] = _load(spec)
     return resolved
 
 
