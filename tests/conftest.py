@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import matplotlib
@@ -37,3 +38,16 @@ def geoclip_available(
     site: Path = request.getfixturevalue('fake_geoclip_site')
     monkeypatch.syspath_prepend(str(site))
     yield site / 'geoclip' / 'model' / 'weights' / 'location_encoder_weights.pth'
+
+
+@pytest.fixture
+def no_geoclip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide any installed geoclip distribution."""
+    real = metadata.distribution
+
+    def distribution(name: str) -> metadata.Distribution:
+        if name == 'geoclip':
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, 'distribution', distribution)

@@ -15,7 +15,6 @@ its discovery is tested on a fake distribution made in ``tmp_path``.
 """
 
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -355,19 +354,6 @@ def test_pth_with_pickled_code_refused(tmp_path: Path) -> None:
     torch.save(state, path)
     with pytest.raises(CheckpointError, match='refusing to load'):
         load_location_encoder(path)
-
-
-@pytest.fixture
-def no_geoclip(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hide any installed geoclip distribution."""
-    real = metadata.distribution
-
-    def distribution(name: str) -> metadata.Distribution:
-        if name == 'geoclip':
-            raise metadata.PackageNotFoundError(name)
-        return real(name)
-
-    monkeypatch.setattr(metadata, 'distribution', distribution)
 
 
 @pytest.fixture
