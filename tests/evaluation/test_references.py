@@ -2,19 +2,25 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.evaluation import (
     PUBLISHED,
+    RANGE_CV,
+    RANGE_SEED,
     RANGE_SOURCE,
     ProbeResult,
     PublishedScore,
     cross_validate,
     encode,
+    fold_indices,
     load_task,
+    make_probe,
     probe_report,
+    range_split,
     references_to_markdown,
     resolve_encoders,
 )
@@ -24,9 +30,8 @@ from ..geoclip_weights import installed_geoclip_weights
 
 
 def result(encoder: str, mean: float, split: str = 'random') -> ProbeResult:
-    return ProbeResult(
-        'air_temperature', encoder, 'linear', split, 'R2', [mean - 0.01, mean + 0.01]
-    )
+    scores = [mean] if split == 'range' else [mean - 0.01, mean + 0.01]
+    return ProbeResult('air_temperature', encoder, 'linear', split, 'R2', scores)
 
 
 def test_range_figures_are_the_published_ones() -> None:
@@ -55,20 +60,23 @@ def test_measured_beside_published() -> None:
     text = references_to_markdown(
         [
             result('raw', 0.40),
+            result('raw', 0.3814, 'range'),
             result('geoclip', 0.90),
             result('geoclip', 0.5, 'spatial'),
         ]
     )
     lines = text.splitlines()
     raw = next(line for line in lines if 'direct (lon, lat)' in line)
-    assert '| raw |' in raw
-    assert '0.400 +- 0.010 | 0.381 | +0.019 |' in raw
+    assert '| raw | direct (lon, lat) [1] | 0.381 | 0.381 | +0.000 |' in raw
+    assert '| 0.400 +- 0.010 | +0.019 |' in raw
     geoclip = next(line for line in lines if 'GeoCLIP' in line)
-    assert '0.900 +- 0.010 | 0.916 | -0.016 |' in geoclip  # the random-CV one
+    assert (
+        '| geoclip | GeoCLIP [1] | 0.916 |  |  | 0.900 +- 0.010 | -0.016 |' in geoclip
+    )
     sinr = next(line for line in lines if 'SINR' in line)
-    assert '| | SINR [1] | | 0.942 | |' in sinr  # published only
+    assert '|  | SINR [1] | 0.942 |  |  |  |  |' in sinr  # published only
     wrap = next(line for line in lines if '| wrap [1]' in line)
-    assert '| | wrap [1] | | 0.861 | |' in wrap  # wrap was not run
+    assert '|  | wrap [1] | 0.861 |  |  |  |  |' in wrap  # wrap was not run
     assert lines[-1] == f'[1] {RANGE_SOURCE}'
 
 
@@ -83,8 +91,44 @@ def test_several_sources_are_numbered() -> None:
         'air_temperature', 'Mine', 'raw', 'R2', 0.5, 'linear', 'random', 'My paper'
     )
     text = references_to_markdown([result('raw', 0.4)], [*PUBLISHED[:1], mine])
-    assert '| raw | Mine [2] | 0.400 +- 0.010 | 0.500 | -0.100 |' in text
+    assert '| raw | Mine [2] | 0.500 | 0.400 +- 0.010 | -0.100 |' in text
     assert text.splitlines()[-1] == '[2] My paper'
+
+
+# ------------------------------------------------------------ RANGE's split
+def test_range_split_is_torch_random_split() -> None:
+    """80/20 as torch.utils.data.random_split with a generator seeded 42."""
+    from torch.utils.data import random_split
+
+    train, test = range_split(3076)
+    assert (len(train), len(test)) == (2461, 615)
+    expected = random_split(
+        range(3076), [0.8, 0.2], generator=torch.Generator().manual_seed(RANGE_SEED)
+    )
+    assert list(train) == list(expected[0].indices)
+    assert list(test) == list(expected[1].indices)
+    for n in (5, 7, 10, 11, 999):
+        train, test = range_split(n)
+        parts = random_split(
+            range(n), [0.8, 0.2], generator=torch.Generator().manual_seed(42)
+        )
+        assert [len(train), len(test)] == [len(part) for part in parts]
+        assert sorted([*train, *test]) == list(range(n))
+    with pytest.raises(ValueError, match='cannot make'):
+        range_split(4)
+
+
+def test_range_split_in_cross_validation() -> None:
+    task = load_task('air_temperature')
+    pairs = list(fold_indices(task.lonlat, folds=5, split='range', seed=3))
+    assert len(pairs) == 1  # one split; folds and seed do not apply
+    np.testing.assert_array_equal(pairs[0][0], range_split(len(task))[0])
+    out = cross_validate(encode('wrap', task.lonlat), task, split='range')
+    assert out.split == 'range'
+    assert len(out.scores) == 1
+    assert make_probe('regression', cv=RANGE_CV['regression'])[-1].cv == 3
+    assert make_probe('classification', cv=RANGE_CV['classification'])[-1].cv == 10
+    assert make_probe('regression')[-1].cv is None
 
 
 # ------------------------------------------------------------ the zoo's geoclip
@@ -148,12 +192,12 @@ def test_report_and_cli_print_references(
         '--encoders',
         'raw',
         '--cv',
-        'random',
+        'range',
     ]
     args += ['--folds', '2', '--no-plots', '--output-dir', str(tmp_path / 'c')]
     assert main([*args, '--references']) == 0
     out = capsys.readouterr().out
-    assert 'measured - published' in out
+    assert '| raw | direct (lon, lat) [1] | 0.381 | 0.381 | +0.000 |  |  |' in out
     assert RANGE_SOURCE in out
     assert (
         main([*args, '--tasks', 'koppen', '--num-points', '300', '--references']) == 0
@@ -167,18 +211,25 @@ def range_figure(encoder: str) -> float:
 
 
 @pytest.mark.parametrize('encoder', ['raw', 'wrap'])
-def test_air_temperature_within_003_of_range(encoder: str) -> None:
-    """Random 5-fold CV of the linear probe, as RANGE: within +-0.03 of its table."""
+def test_range_figures_reproduced(encoder: str) -> None:
+    """RANGE's own evaluation gives RANGE's published figure, to the third decimal."""
     task = load_task('air_temperature')
-    measured = cross_validate(encode(encoder, task.lonlat), task, folds=5).mean
-    assert abs(measured - range_figure(encoder)) <= 0.03, measured
+    features = encode(encoder, task.lonlat)
+    measured = cross_validate(features, task, split='range').mean
+    assert abs(measured - range_figure(encoder)) < 5e-4, measured
+    # Random 5-fold CV averages over every station: within +-0.03 of it.
+    kfold = cross_validate(features, task, folds=5).mean
+    assert abs(kfold - range_figure(encoder)) <= 0.03, kfold
 
 
 @pytest.mark.skipif(
     installed_geoclip_weights() is None,
     reason='the geoclip extra is not installed (pip install -e ".[tests]")',
 )
-def test_geoclip_air_temperature_within_003_of_range() -> None:
+def test_geoclip_range_figure_reproduced() -> None:
     task = load_task('air_temperature')
-    measured = cross_validate(encode('geoclip', task.lonlat), task, folds=5).mean
-    assert abs(measured - range_figure('geoclip')) <= 0.03, measured
+    features = encode('geoclip', task.lonlat)
+    measured = cross_validate(features, task, split='range').mean
+    assert abs(measured - range_figure('geoclip')) < 5e-4, measured
+    kfold = cross_validate(features, task, folds=5).mean
+    assert abs(kfold - range_figure('geoclip')) <= 0.03, kfold

@@ -85,7 +85,11 @@ def add_parser(subparsers: Subparsers) -> None:
         nargs='+',
         choices=PROBE_REPORT.choices('splits'),
         default=list(PROBE_REPORT.default('splits')),
-        help='cross-validation: random k-fold, spatial-block k-fold (default: both)',
+        help=(
+            "cross-validation: random k-fold, spatial-block k-fold, range (RANGE's "
+            'own evaluation: one 80/20 split with torch seed 42, which reproduces '
+            'its published figures) (default: random spatial)'
+        ),
     )
     _common.option(parser, '--folds', RUN_PROBES, 'folds', 'folds', type=int)
     _common.option(
@@ -117,8 +121,9 @@ def add_parser(subparsers: Subparsers) -> None:
         action='store_true',
         help=(
             'also print and write OUTPUT_DIR/published.md: the measured scores '
-            'beside published figures measured the same way, with their source '
-            "(RANGE's linear probe, air temperature R^2, random CV)"
+            "(under the publication's own split with --cv range, and under "
+            'random k-fold CV) beside published figures, with their source '
+            "(RANGE's linear probe, air temperature R^2)"
         ),
     )
     _common.option(
