@@ -476,7 +476,8 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
         results: probe results.
 
     Returns:
-        The table, cells ``mean +- std`` over folds.
+        The table, cells ``mean +- std`` over folds (the score alone for a
+        single split).
     """
     encoders = list(dict.fromkeys(r.encoder for r in results))
     rows: dict[tuple[str, str, str, str], dict[str, ProbeResult]] = {}
@@ -494,7 +495,9 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
             if cell is None:
                 values.append('')
                 continue
-            text = f'{cell.mean:.3f} +- {cell.std:.3f}'
+            text = f'{cell.mean:.3f}'
+            if len(cell.scores) > 1:  # one split (--cv range) has no spread
+                text += f' +- {cell.std:.3f}'
             values.append(f'**{text}**' if cell.mean == best else text)
         lines.append(
             f'| {task} | {metric} | {protocol} | {split} | ' + ' | '.join(values) + ' |'
