@@ -6,14 +6,17 @@ import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from torch.utils.data import DataLoader
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.datamodules import (
     S2100KAugmentation,
     S2100KDataModule,
+    ThreadedBatchLoader,
+    collate_sample_batch,
     split_indices,
 )
-from torchgeo_satclip.datasets import S2100K
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 REAL = DATA / 'real'
@@ -281,3 +284,127 @@ class TestS2100KDataModule:
             S2100KDataModule(dataset='other')  # type: ignore[arg-type]
         with pytest.raises(ValueError, match='val_split_pct'):
             S2100KDataModule(val_split_pct=1.5)
+
+
+class TestBatchedUint16:
+    """The packed uint16 batch path feeds the model the GeoTIFF path's values."""
+
+    @pytest.fixture(scope='class')
+    def packed_root(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        root = tmp_path_factory.mktemp('packed') / 's2_100k'
+        shutil.copytree(REAL, root)
+        pack_s2_100k(root, progress=False)
+        return root
+
+    @pytest.mark.parametrize(
+        ('num_workers', 'loader'),
+        [(0, 'auto'), (1, 'processes'), (1, 'threads'), (2, 'threads')],
+    )
+    @pytest.mark.parametrize('split', ['train', 'val'])
+    def test_model_sees_geotiff_values(
+        self, packed_root: Path, num_workers: int, loader: str, split: str
+    ) -> None:
+        common = {'root': packed_root, 'batch_size': 1, 'val_split_pct': 0.34}
+        geotiff = S2100KDataModule(
+            layout='geotiff', image_dtype='float32', num_workers=0, **common
+        )
+        packed = S2100KDataModule(
+            num_workers=num_workers,
+            loader=loader,  # type: ignore[arg-type]
+            **common,
+        )
+        geotiff.setup('fit')
+        packed.setup('fit')
+        raw_packed = batch_of(packed, split)
+        # the GeoTIFF sample at the same place (the two shuffles differ)
+        tif_dataset = geotiff.dataset
+        assert tif_dataset is not None
+        index = next(
+            i
+            for i in range(len(tif_dataset))  # type: ignore[arg-type]
+            if torch.equal(tif_dataset[i]['point'], raw_packed['point'][0])
+        )
+        raw_tif = {k: v[None] for k, v in tif_dataset[index].items()}
+        seen = []
+        for dm, batch in ((geotiff, raw_tif), (packed, raw_packed)):
+            torch.manual_seed(1)  # the random crop, flips, blur and jitter
+            aug = dm.train_aug if split == 'train' else dm.val_aug
+            seen.append(aug(batch))
+        seen_tif, seen_packed = seen
+        assert raw_tif['image'].dtype == torch.float32
+        assert raw_packed['image'].dtype == torch.uint16
+        assert seen_packed['image'].dtype == torch.float32
+        assert seen_packed['image'].shape == (1, 13, 224, 224)
+        assert torch.equal(seen_tif['image'], seen_packed['image'])
+        assert torch.equal(seen_tif['point'], seen_packed['point'])
+
+    @pytest.mark.parametrize(
+        ('num_workers', 'loader', 'expected'),
+        [
+            (0, 'auto', DataLoader),
+            (2, 'auto', ThreadedBatchLoader),
+            (2, 'processes', DataLoader),
+            (0, 'threads', ThreadedBatchLoader),
+        ],
+    )
+    def test_loader_choice(
+        self, packed_root: Path, num_workers: int, loader: str, expected: type
+    ) -> None:
+        dm = S2100KDataModule(
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            num_workers=num_workers,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        dm.setup('fit')
+        assert isinstance(dm.train_dataloader(), expected)
+        assert isinstance(dm.val_dataloader(), expected)
+
+    def test_geotiff_uses_processes(self, packed_root: Path) -> None:
+        dm = S2100KDataModule(
+            root=packed_root, batch_size=1, num_workers=2, layout='geotiff'
+        )
+        dm.setup('fit')
+        assert isinstance(dm.train_dataloader(), DataLoader)
+        forced = S2100KDataModule(
+            root=packed_root, batch_size=1, layout='geotiff', loader='threads'
+        )
+        forced.setup('fit')
+        with pytest.raises(ValueError, match='needs an S2100K on the packed layout'):
+            forced.train_dataloader()
+
+    def test_invalid_loader(self, packed_root: Path) -> None:
+        with pytest.raises(ValueError, match="loader must be 'auto'"):
+            S2100KDataModule(root=packed_root, loader='fork')  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize('loader', ['processes', 'threads'])
+    def test_pin_memory(self, packed_root: Path, loader: str) -> None:
+        dm = S2100KDataModule(
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        dm.setup('fit')
+        assert not dm.train_dataloader().pin_memory  # no trainer on CUDA
+        dm.trainer = SimpleNamespace(  # type: ignore[assignment]
+            strategy=SimpleNamespace(root_device=torch.device('cuda', 0))
+        )
+        assert dm.train_dataloader().pin_memory
+        forced = S2100KDataModule(
+            root=packed_root,
+            batch_size=1,
+            val_split_pct=0.34,
+            pin_memory=False,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        forced.trainer = dm.trainer
+        forced.setup('fit')
+        assert not forced.train_dataloader().pin_memory
+
+    def test_torchgeo_style_collation(self, packed_root: Path) -> None:
+        """Samples not read as one still go through default_collate."""
+        samples = [S2100K(packed_root)[i] for i in range(2)]
+        batch = collate_sample_batch(samples)
+        assert batch['image'].shape == (2, 12, 256, 256)

@@ -10,10 +10,12 @@ import pytest
 import rasterio
 import rasterio.transform
 import torch
+from torch.utils.data import DataLoader, Subset
 from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
 
 import torchgeo_satclip.datasets.s2_100k
-from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.datamodules import collate_sample_batch
+from torchgeo_satclip.datasets import S2100K, SampleBatch, pack_s2_100k
 from torchgeo_satclip.datasets.s2_100k_files import nodata_fraction
 
 matplotlib.use('agg')
@@ -411,3 +413,124 @@ def test_not_found_prints_a_plain_path(tmp_path: Path) -> None:
         S2100K(root)
     assert f'root={root}' in str(info.value)
     assert 'PosixPath' not in str(info.value)
+
+
+class TestGetItems:
+    """Batches read as one (``__getitems__``) equal the samples read one by one."""
+
+    @pytest.fixture
+    def packed_root(self, fake_root: Path) -> Path:
+        pack_s2_100k(fake_root, shard_size=3, progress=False)
+        return fake_root
+
+    @pytest.mark.parametrize('layout', ['geotiff', 'packed'])
+    @pytest.mark.parametrize('image_dtype', ['float32', 'uint16'])
+    @pytest.mark.parametrize('bands', [None, ['B12', 'B02', 'B03']])
+    @pytest.mark.parametrize(
+        'indices',
+        [[0, 1, 2, 3], [3, 4, 5, 6, 7], [7, 2, 5, 0], [4, 4, 1], [7, 6, 5, 4]],
+    )
+    def test_equal_to_getitem(
+        self,
+        packed_root: Path,
+        layout: str,
+        image_dtype: str,
+        bands: list[str] | None,
+        indices: list[int],
+    ) -> None:
+        kwargs = {} if bands is None else {'bands': bands}
+        ds = S2100K(
+            packed_root,
+            layout=layout,  # type: ignore[arg-type]
+            image_dtype=image_dtype,  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
+        samples = ds.__getitems__(indices)
+        assert isinstance(samples, SampleBatch)
+        assert len(samples) == len(indices)
+        expected_dtype = getattr(torch, image_dtype)
+        for i, sample in zip(indices, samples, strict=True):
+            single = ds[i]
+            assert sample['image'].dtype == single['image'].dtype == expected_dtype
+            assert torch.equal(sample['image'], single['image'])
+            assert torch.equal(sample['point'], single['point'])
+        stacked = samples.stacked
+        assert stacked['image'].is_contiguous()
+        assert torch.equal(
+            stacked['image'], torch.stack([ds[i]['image'] for i in indices])
+        )
+
+    def test_uint16_is_the_stored_value(self, packed_root: Path) -> None:
+        as_float = S2100K(packed_root)[5]['image']
+        raw = S2100K(packed_root, image_dtype='uint16')[5]['image']
+        assert raw.dtype == torch.uint16
+        assert torch.equal(raw.float(), as_float)
+        assert float(raw.float().max()) > 0
+
+    def test_transforms_read_one_by_one(self, packed_root: Path) -> None:
+        calls = []
+
+        def transform(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            calls.append(1)
+            return {**sample, 'image': sample['image'] * 2}
+
+        ds = S2100K(packed_root, transforms=transform)
+        samples = ds.__getitems__([1, 2])
+        assert not isinstance(samples, SampleBatch)
+        assert len(calls) == 2
+        plain = S2100K(packed_root)
+        assert torch.equal(samples[0]['image'], plain[1]['image'] * 2)
+
+    def test_points_mode(self, packed_root: Path) -> None:
+        ds = S2100K(packed_root, mode='points')
+        samples = ds.__getitems__([2, 0])
+        assert set(samples[0]) == {'point'}
+        assert isinstance(samples, SampleBatch)
+        assert torch.equal(
+            samples.stacked['point'], torch.from_numpy(ds.points[[2, 0]])
+        )
+
+    def test_subset_and_default_collate(self, packed_root: Path) -> None:
+        ds = S2100K(packed_root, image_dtype='uint16')
+        subset = Subset(ds, [6, 2, 7])
+        loader = DataLoader(subset, batch_size=3)  # default_collate
+        batch = next(iter(loader))
+        assert batch['image'].dtype == torch.uint16
+        assert torch.equal(
+            batch['image'], torch.stack([ds[i]['image'] for i in [6, 2, 7]])
+        )
+
+    def test_workers_shared_memory(self, packed_root: Path) -> None:
+        ds = S2100K(packed_root, image_dtype='uint16')
+        loader = DataLoader(
+            ds, batch_size=4, num_workers=1, collate_fn=collate_sample_batch
+        )
+        batches = list(loader)
+        images = torch.cat([b['image'] for b in batches])
+        assert images.dtype == torch.uint16
+        assert torch.equal(
+            images, torch.stack([ds[i]['image'] for i in range(len(ds))])
+        )
+
+    def test_geotiff_patch_of_another_size(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, layout='geotiff')
+        path = fake_root / 'images' / ds.files[1]
+        with rasterio.open(path) as f:
+            profile = f.profile
+            image = f.read()
+        profile.update(width=image.shape[2] - 1)
+        with rasterio.open(path, 'w', **profile) as f:
+            f.write(image[:, :, :-1])
+        with pytest.raises(RuntimeError, match=f'{ds.files[1]}: patch of shape'):
+            ds.__getitems__([0, 1])
+
+    def test_read_into_checks_out(self, packed_root: Path) -> None:
+        ds = S2100K(packed_root)
+        assert ds.packed is not None
+        out = np.empty((2, 12, 4, 4), dtype=np.uint16)
+        with pytest.raises(ValueError, match='out must be uint16 of shape'):
+            ds.packed.read_into(ds.files[:2], out)
+
+    def test_invalid_image_dtype(self, fake_root: Path) -> None:
+        with pytest.raises(ValueError, match="image_dtype must be 'float32' or"):
+            S2100K(fake_root, image_dtype='float16')  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,11 @@ def test_recipe_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize('config', RECIPES, ids=lambda p: p.stem)
 @pytest.mark.usefixtures('geoclip_available')  # for location_weights: geoclip
-def test_recipe_config_fast_dev_run(config: Path, tmp_path: Path) -> None:
+def test_recipe_config_fast_dev_run(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, data = config.resolve(), DATA.resolve()
+    monkeypatch.chdir(tmp_path)  # the recipes write checkpoints/ and predictions/
     run(
         [
             'fit',
@@ -176,7 +181,7 @@ def test_recipe_config_fast_dev_run(config: Path, tmp_path: Path) -> None:
             '--model.init_args.weights',
             'null',
             '--data.dict_kwargs.root',
-            str(DATA),
+            str(data),
             '--data.init_args.batch_size',
             '2',
             '--data.init_args.num_workers',
@@ -672,3 +677,164 @@ def test_projection_fits_timm_pooled_features(
         image_emb, location_emb = task(images, lonlat)
     assert image_emb.shape == (2, 8)
     assert location_emb.shape == (2, 8)
+
+
+# ------------------------------------------------------- GPU-ready recipes
+@pytest.mark.parametrize('location_dtype', ['float32', 'float64'])
+def test_bf16_mixed_keeps_location_dtype(tmp_path: Path, location_dtype: str) -> None:
+    """Under bf16-mixed the image side runs in bf16, the location side does not."""
+    seen: dict[str, torch.dtype] = {}
+
+    def remember(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            seen[name] = output.dtype
+
+        return hook
+
+    task = tiny_task(location_dtype=location_dtype, channels_last=True)
+    task.location_encoder.register_forward_hook(remember('location'))
+    task.model.register_forward_hook(remember('image'))
+    t = trainer(tmp_path, precision='bf16-mixed', fast_dev_run=1)
+    t.fit(task, quiet_datamodule())
+    assert seen['image'] == torch.bfloat16
+    assert seen['location'] == getattr(torch, location_dtype)
+    params = {p.dtype for p in task.location_encoder.parameters()}
+    assert params == {getattr(torch, location_dtype)}
+    # the same location embedding as outside autocast, to the last bit
+    points = fixed_batch()['point']
+    plain = task.encode_location(points)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        mixed = task.encode_location(points)
+    assert mixed.dtype == torch.float32
+    assert torch.equal(plain, mixed)
+
+
+def test_channels_last(tmp_path: Path) -> None:
+    task = tiny_task(channels_last=True)
+    conv = task.model.features[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    inputs: list[torch.Tensor] = []
+    conv.register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    batch = fixed_batch()
+    features = task.image_features(batch['image'])
+    assert inputs[0].is_contiguous(memory_format=torch.channels_last)
+    reference = tiny_task()
+    reference.load_state_dict(task.state_dict())
+    assert torch.allclose(features, reference.image_features(batch['image']), atol=1e-6)
+
+
+def test_compile_image_encoder_keeps_checkpoint_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[nn.Module] = []
+    monkeypatch.setattr(
+        nn.Module, 'compile', lambda self, *a, **k: compiled.append(self)
+    )
+    task = tiny_task(compile_image_encoder=True)
+    assert compiled == [task.model]
+    assert set(task.state_dict()) == set(tiny_task().state_dict())
+
+
+def test_compile_image_encoder_runs(tmp_path: Path) -> None:
+    """A real torch.compile (inductor) of the tiny backbone gives the same features."""
+    torch._dynamo.reset()
+    task = tiny_task(compile_image_encoder=True)
+    reference = tiny_task()
+    reference.load_state_dict(task.state_dict())
+    image = fixed_batch()['image']
+    with torch._dynamo.config.patch(suppress_errors=False):
+        out = task.image_features(image)
+    assert torch.allclose(out, reference.image_features(image), atol=1e-6)
+
+
+GPU_RECIPES = [
+    'satclip_resnet18_l10',
+    'satclip_resnet18_l10_ddp',
+    'satclip_resnet50_l40',
+    'satclip_vit16_l40',
+    'geoclip_resnet18_rff',
+]
+
+
+@pytest.mark.parametrize('config', RECIPES, ids=lambda p: p.stem)
+def test_recipe_saves_last_checkpoint(config: Path) -> None:
+    import yaml
+
+    trainer_config = yaml.safe_load(config.read_text())['trainer']
+    checkpoints = [
+        c['init_args']
+        for c in trainer_config['callbacks']
+        if c['class_path'] == 'lightning.pytorch.callbacks.ModelCheckpoint'
+    ]
+    assert len(checkpoints) == 1
+    assert checkpoints[0]['save_last'] is True
+    # a fixed folder: `--ckpt_path last` finds it from a new run
+    assert checkpoints[0]['dirpath']
+
+
+@pytest.mark.parametrize('name', GPU_RECIPES)
+def test_gpu_recipes_are_mixed_precision(name: str) -> None:
+    import yaml
+
+    config = yaml.safe_load((CONFIGS / f'{name}.yaml').read_text())
+    assert config['trainer']['precision'] == 'bf16-mixed'
+    args = config['model']['init_args']
+    assert args['channels_last'] is True
+    assert args['compile_image_encoder'] is False
+
+
+def test_resume_from_last_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`torchgeo fit --config <recipe> --ckpt_path last` picks up where it stopped."""
+    config = (CONFIGS / 'satclip_resnet18_l10.yaml').resolve()
+    data = DATA.resolve()
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / 'checkpoints' / 'satclip_resnet18_l10' / 'last.ckpt'
+
+    def fit(max_epochs: int, *extra: str) -> None:
+        main(
+            [
+                'fit',
+                '--config',
+                str(config),
+                '--model.init_args.weights',
+                'null',
+                '--data.dict_kwargs.root',
+                str(data),
+                '--data.init_args.batch_size',
+                '2',
+                '--data.init_args.num_workers',
+                '0',
+                '--data.init_args.crop_size',
+                '16',
+                '--data.init_args.val_split_pct',
+                '0.25',
+                '--trainer.precision',
+                '32-true',
+                '--trainer.accelerator',
+                'cpu',
+                '--trainer.accumulate_grad_batches',
+                '1',
+                '--trainer.max_epochs',
+                str(max_epochs),
+                '--trainer.logger',
+                'false',
+                '--trainer.enable_progress_bar',
+                'false',
+                *extra,
+            ]
+        )
+
+    fit(1)  # 6 training samples in batches of 2: 3 steps per epoch
+    first = torch.load(last, weights_only=True, map_location='cpu')
+    assert first['global_step'] == 3
+    with caplog.at_level('INFO'):
+        fit(1, '--ckpt_path', 'last')  # already done: nothing is trained
+    assert f'Restoring states from the checkpoint path at {last}' in caplog.text
+    again = torch.load(last, weights_only=True, map_location='cpu')
+    assert again['global_step'] == 3
+    for key, value in first['state_dict'].items():
+        assert torch.equal(value, again['state_dict'][key]), key
+    fit(2, '--ckpt_path', 'last')
+    assert torch.load(last, weights_only=True, map_location='cpu')['global_step'] == 6

@@ -8,7 +8,14 @@ from .cached import (
     dihedral_view,
 )
 from .eurosat import EuroSATLocationDataModule
-from .s2_100k import S2100KAugmentation, S2100KDataModule, jitter_points, split_indices
+from .loader import ThreadedBatchLoader
+from .s2_100k import (
+    S2100KAugmentation,
+    S2100KDataModule,
+    collate_sample_batch,
+    jitter_points,
+    split_indices,
+)
 
 __all__ = [
     'CachedFeatureDataModule',
@@ -17,7 +24,9 @@ __all__ = [
     'FeatureExtractor',
     'S2100KAugmentation',
     'S2100KDataModule',
+    'ThreadedBatchLoader',
     'build_feature_cache',
+    'collate_sample_batch',
     'dihedral_view',
     'jitter_points',
     'split_indices',

@@ -7,23 +7,38 @@ degrees; the image encoders take the 13-band SSL4EO-S12 layout, so an
 all-zero B10 is inserted at index 10. Here the workers only read uint16
 patches and all of that runs batched on the GPU in ``on_after_batch_transfer``
 (kornia), which frees the CPU for decoding.
+
+Batches travel as the stored uint16 values: this package's ``S2100K`` reads a
+whole batch at once (``__getitems__``, from the packed layout by contiguous
+runs of its memory maps) straight into one uint16 tensor, in shared memory
+inside a worker, that :func:`collate_sample_batch` passes on as it is; the
+DataLoader pins it when training on CUDA, and :class:`S2100KAugmentation`
+converts it to float32 on the device. Every uint16 is exact in float32, so the
+model sees the same values as from float32 samples.
 """
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
 from .._compat import TorchGeoS2100k
-from ..datasets import S2100K
+from ..datasets import S2100K, SampleBatch
 from ..geo import jitter_points
+from .loader import ThreadedBatchLoader, threaded_source
 
-__all__ = ['S2100KAugmentation', 'S2100KDataModule', 'jitter_points', 'split_indices']
+__all__ = [
+    'S2100KAugmentation',
+    'S2100KDataModule',
+    'collate_sample_batch',
+    'jitter_points',
+    'split_indices',
+]
 
 #: Index at which the all-zero B10 band is inserted (SSL4EO-S12 13-band order).
 B10_INDEX = 10
@@ -120,6 +135,22 @@ class S2100KAugmentation(nn.Module):
         return batch
 
 
+def collate_sample_batch(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Collate samples, passing a batch read as one on without copying it.
+
+    Args:
+        samples: a :class:`~torchgeo_satclip.datasets.SampleBatch` (from
+            ``S2100K.__getitems__``), or any list of samples.
+
+    Returns:
+        The batch: a ``SampleBatch``'s stacked tensors, else
+        :func:`torch.utils.data.default_collate` of the samples.
+    """
+    if isinstance(samples, SampleBatch):
+        return dict(samples.stacked)
+    return cast(dict[str, Tensor], default_collate(samples))
+
+
 def split_indices(
     keys: Sequence[str], val_split_pct: float, seed: int
 ) -> tuple[list[int], list[int]]:
@@ -205,8 +236,10 @@ class S2100KDataModule(NonGeoDataModule):
     """LightningDataModule for S2-100K (SatCLIP pretraining).
 
     Uses :class:`~torchgeo_satclip.datasets.S2100K` or, on torchgeo >= 0.10,
-    ``torchgeo.datasets.S2100k``. Batches keep the uint16 values as float32 on
-    the CPU and are augmented on the device (see :class:`S2100KAugmentation`).
+    ``torchgeo.datasets.S2100k``. With this package's dataset, batches are
+    read as one (``__getitems__``) and keep the stored uint16 values until they
+    are on the device, where :class:`S2100KAugmentation` converts and augments
+    them; they are pinned for a fast copy when training on CUDA.
     """
 
     def __init__(
@@ -223,6 +256,8 @@ class S2100KDataModule(NonGeoDataModule):
         symmetric_jitter: bool = False,
         augment_val: bool = False,
         dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
+        pin_memory: bool | None = None,
+        loader: Literal['auto', 'processes', 'threads'] = 'auto',
         **kwargs: Any,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
@@ -246,8 +281,22 @@ class S2100KDataModule(NonGeoDataModule):
                 original recipe does (default: deterministic validation).
             dataset: ``'torchgeo_satclip'`` for this package's S2100K,
                 ``'torchgeo'`` for ``torchgeo.datasets.S2100k`` (torchgeo >= 0.10).
+            pin_memory: pin batches in page-locked memory for a faster,
+                asynchronous copy to the GPU; None: when the trainer runs on
+                CUDA.
+            loader: how batches are read. ``'processes'``: a ``DataLoader``
+                with *num_workers* worker processes (TorchGeo's way).
+                ``'threads'``: a
+                :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader`,
+                *num_workers* threads of the main process copying the packed
+                layout straight into pinned batches (several times faster on a
+                GPU machine; needs the packed layout and no dataset
+                *transforms*). ``'auto'``: threads when they apply and
+                *num_workers* > 0, else processes.
             **kwargs: passed to the dataset class (``root``, ``download``,
-                ``bands``, ``exclude_nodata``, ...).
+                ``bands``, ``exclude_nodata``, ``image_dtype``, ...). This
+                package's dataset defaults to ``image_dtype='uint16'`` here:
+                the conversion to float32 happens on the device.
 
         Raises:
             ValueError: on an invalid argument, or ``dataset='torchgeo'`` on
@@ -259,6 +308,7 @@ class S2100KDataModule(NonGeoDataModule):
             dataset_class = TorchGeoS2100k
         elif dataset == 'torchgeo_satclip':
             dataset_class = S2100K
+            kwargs.setdefault('image_dtype', 'uint16')
         else:
             raise ValueError(
                 f"dataset must be 'torchgeo_satclip' or 'torchgeo', not {dataset!r}"
@@ -269,6 +319,13 @@ class S2100KDataModule(NonGeoDataModule):
         self.val_split_pct = val_split_pct
         self.seed = seed
         self.crop_size = crop_size
+        if loader not in ('auto', 'processes', 'threads'):
+            raise ValueError(
+                f"loader must be 'auto', 'processes' or 'threads', not {loader!r}"
+            )
+        self.pin_memory = pin_memory
+        self.loader = loader
+        self.collate_fn = collate_sample_batch
 
         common: dict[str, Any] = {'insert_b10': insert_b10, 'crop_size': crop_size}
         train = S2100KAugmentation(
@@ -329,6 +386,54 @@ class S2100KDataModule(NonGeoDataModule):
                 f'({height} x {width}): set crop_size to at most '
                 f'{min(height, width)} (or null for no crop)'
             )
+
+    def _dataloader_factory(self, split: str) -> Any:
+        """A DataLoader like TorchGeo's, pinning memory when on CUDA.
+
+        Or a :class:`ThreadedBatchLoader` (see *loader*).
+
+        Args:
+            split: 'train', 'val', 'test' or 'predict'.
+
+        Returns:
+            The loader of that split.
+
+        Raises:
+            ValueError: if ``loader='threads'`` and the dataset does not suit it.
+        """
+        dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
+        batch_size = self._valid_attribute(f'{split}_batch_size', 'batch_size')
+        pin_memory = self.pin_memory
+        if pin_memory is None:
+            trainer = self.trainer
+            pin_memory = (
+                trainer is not None and trainer.strategy.root_device.type == 'cuda'
+            )
+        threads = self.loader == 'threads' or (
+            self.loader == 'auto'
+            and self.num_workers > 0
+            and threaded_source(dataset) is not None
+        )
+        if threads:
+            return ThreadedBatchLoader(
+                dataset,
+                batch_size,
+                shuffle=split == 'train',
+                drop_last=split == 'train',
+                num_threads=max(1, self.num_workers),
+                pin_memory=pin_memory,
+                seed=self.seed,
+            )
+        return DataLoader(
+            dataset=dataset,
+            batch_size=batch_size,
+            shuffle=split == 'train',
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=split == 'train',
+            persistent_workers=self.num_workers > 0,
+            pin_memory=pin_memory,
+        )
 
     def train_points(self) -> Tensor:
         """The (lon, lat) of every training sample, without reading images.

@@ -2,12 +2,13 @@
 
 from .located import FileCentroids, file_centroid, file_paths
 from .pack import PackResult, pack_s2_100k
-from .s2_100k import S2100K
+from .s2_100k import S2100K, SampleBatch
 
 __all__ = [
     'S2100K',
     'FileCentroids',
     'PackResult',
+    'SampleBatch',
     'file_centroid',
     'file_paths',
     'pack_s2_100k',

@@ -43,7 +43,7 @@ from .s2_100k_files import (
     write_nodata_file,
 )
 
-__all__ = ['S2100K']
+__all__ = ['S2100K', 'SampleBatch']
 
 
 class _PlainText(str):
@@ -60,6 +60,48 @@ _BASE_URL = (
     'https://hf.co/datasets/torchgeo/s2-100k/resolve/'
     'fbdbb78ba57d22d5b6be203913f1e6020c2b4e0a'
 )
+
+
+class SampleBatch(list[dict[str, Tensor]]):
+    """Samples read together, with the batch they are views of.
+
+    :meth:`S2100K.__getitems__` returns one: a plain list of samples for any
+    ``collate_fn`` (``default_collate`` stacks them as usual), and in
+    :attr:`stacked` the same samples already stacked, which
+    :func:`collate_sample_batch` hands on without another copy.
+    """
+
+    #: ``{'image': (B, C, H, W), 'point': (B, 2)}``: the samples, stacked.
+    stacked: dict[str, Tensor]
+
+    def __init__(self, stacked: dict[str, Tensor]) -> None:
+        """Initialize a new SampleBatch from stacked tensors.
+
+        Args:
+            stacked: tensors whose first dimension is the batch.
+        """
+        size = len(next(iter(stacked.values())))
+        super().__init__(
+            {key: value[i] for key, value in stacked.items()} for i in range(size)
+        )
+        self.stacked = stacked
+
+
+def _batch_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised tensor, in shared memory inside a DataLoader worker.
+
+    A batch made in a worker travels to the main process through shared
+    memory; allocating it there from the start saves the copy into shared
+    memory that sending an ordinary tensor costs (``default_collate`` does
+    the same).
+    """
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.UntypedStorage._new_shared(  # type: ignore[no-untyped-call]
+        numel * dtype.itemsize
+    )
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
 def _filename(url: str) -> str:
@@ -120,6 +162,7 @@ class S2100K(NonGeoDataset):
         mode: Literal['both', 'points'] = 'both',
         bands: Sequence[str] = ALL_BANDS,
         layout: Literal['auto', 'geotiff', 'packed'] = 'auto',
+        image_dtype: Literal['float32', 'uint16'] = 'float32',
         exclude_nodata: bool = False,
         max_nodata_fraction: float = 0.1,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
@@ -136,6 +179,12 @@ class S2100K(NonGeoDataset):
                 written by ``torchgeo-satclip pack``), ``'geotiff'``
                 (``root/images``) or ``'auto'`` (packed when complete, else
                 GeoTIFF). Both give bit-for-bit identical samples.
+            image_dtype: dtype of ``image``: ``'float32'`` (TorchGeo's
+                convention) or ``'uint16'``, the stored reflectance x 10,000
+                as it is, a quarter of the bytes to collate, send between
+                processes and copy to the GPU; convert on the device (as
+                :class:`~torchgeo_satclip.datamodules.S2100KDataModule` does,
+                with identical values: every uint16 is exact in float32).
             exclude_nodata: drop patches whose nodata fraction (pixels that are 0
                 in every band) exceeds *max_nodata_fraction*. Fractions come from
                 the packed layout, else from ``root/nodata.csv``, else are
@@ -161,6 +210,10 @@ class S2100K(NonGeoDataset):
             raise ValueError(
                 f"layout must be 'auto', 'geotiff' or 'packed', not {layout!r}"
             )
+        if image_dtype not in ('float32', 'uint16'):
+            raise ValueError(
+                f"image_dtype must be 'float32' or 'uint16', not {image_dtype!r}"
+            )
         unknown = [band for band in bands if band not in self.all_bands]
         if unknown or not bands:
             raise ValueError(
@@ -173,12 +226,14 @@ class S2100K(NonGeoDataset):
 
         self.root = Path(root)
         self.mode = mode
+        self.image_dtype = image_dtype
         self.bands = tuple(bands)
         self.band_indexes = [self.all_bands.index(band) for band in self.bands]
         self.transforms = transforms
         self.download = download
         self.checksum = checksum
         self.images_dir = self.root / 'images'
+        self._geotiff_shape: tuple[int, int] | None = None
 
         self._verify()
 
@@ -227,20 +282,107 @@ class S2100K(NonGeoDataset):
             index: index of the sample.
 
         Returns:
-            ``{'image': float32 (C, H, W), 'point': float32 [lon, lat]}``
-            (no image in points mode).
+            ``{'image': (C, H, W), 'point': float32 [lon, lat]}`` (no image in
+            points mode), the image in :attr:`image_dtype`.
 
         Raises:
             RuntimeError: if the image cannot be read; the message names the file.
         """
         sample = {'point': torch.from_numpy(self.points[index].copy())}
         if self.mode == 'both':
-            sample['image'] = torch.from_numpy(
-                self._read(self.files[index]).astype(np.float32)
-            )
+            image = self._read(self.files[index])
+            if self.image_dtype == 'float32':
+                image = image.astype(np.float32)
+            sample['image'] = torch.from_numpy(image)
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Tensor]]:
+        """Return several samples, read as one batch.
+
+        :class:`torch.utils.data.DataLoader` calls this (through
+        :class:`~torch.utils.data.Subset` too) with the indices of a whole
+        batch. Without *transforms* the samples are read straight into one
+        batch tensor (from the packed layout by contiguous runs of the memory
+        maps, see :meth:`PackedLayout.read_into`; inside a worker, in shared
+        memory) and returned as a :class:`SampleBatch`: views of that tensor,
+        which any ``collate_fn`` accepts and
+        :func:`~torchgeo_satclip.datamodules.collate_sample_batch` passes on
+        without copying. With *transforms*, samples are read one by one.
+
+        Args:
+            indices: indices of the samples.
+
+        Returns:
+            The samples, equal to ``[self[i] for i in indices]``.
+
+        Raises:
+            RuntimeError: if an image cannot be read; the message names the file.
+        """
+        if self.transforms is not None or not indices:
+            return [self[i] for i in indices]
+        rows = np.asarray(indices, dtype=np.int64)
+        stacked = {'point': torch.from_numpy(self.points[rows])}
+        if self.mode == 'both':
+            raw = _batch_buffer(self.batch_shape(len(indices)), torch.uint16)
+            self.read_images(indices, raw.numpy())
+            if self.image_dtype == 'float32':
+                image = _batch_buffer(tuple(raw.shape), torch.float32)
+                image.copy_(raw)
+                raw = image
+            stacked['image'] = raw
+        return SampleBatch(stacked)
+
+    def batch_shape(self, size: int) -> tuple[int, int, int, int]:
+        """Shape of a batch of *size* images: ``(size, C, H, W)``.
+
+        Args:
+            size: number of images.
+
+        Returns:
+            The shape :meth:`read_images` fills.
+        """
+        if self.packed is not None:
+            height, width = self.packed.height, self.packed.width
+        else:
+            if self._geotiff_shape is None:
+                first = self.images_dir / self.files[0]
+                h, w = read_geotiff(first, [0]).shape[-2:]
+                self._geotiff_shape = (int(h), int(w))
+            height, width = self._geotiff_shape
+        return (size, len(self.bands), height, width)
+
+    def read_images(self, indices: Sequence[int], out: NDArray[np.uint16]) -> None:
+        """Read the images of several samples into a preallocated array.
+
+        The stored values, uint16, without *transforms*. From the packed
+        layout by contiguous runs of its memory maps
+        (:meth:`PackedLayout.read_into`); safe to call from several threads
+        at once on disjoint parts of *out* (the copies release the GIL), which
+        is what :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` does.
+
+        Args:
+            indices: indices of the samples.
+            out: ``(len(indices), C, H, W)`` uint16 (see :meth:`batch_shape`).
+
+        Raises:
+            RuntimeError: if an image cannot be read or has another shape; the
+                message names the file.
+        """
+        fns = [self.files[i] for i in indices]
+        indexes = None if self.bands == self.all_bands else self.band_indexes
+        if self.packed is not None:
+            self.packed.read_into(fns, out, indexes)
+            return
+        for i, fn in enumerate(fns):
+            patch = read_geotiff(self.images_dir / fn, indexes)
+            if patch.shape != out.shape[1:]:
+                raise RuntimeError(
+                    f'{self.images_dir / fn}: patch of shape {patch.shape}, '
+                    f'expected {out.shape[1:]} like the others'
+                )
+            out[i] = patch
 
     def _read(self, fn: str) -> NDArray[np.uint16]:
         """Read the selected bands of one patch from the active layout."""

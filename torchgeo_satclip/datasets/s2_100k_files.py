@@ -291,6 +291,58 @@ class PackedLayout:
             return np.array(array[row])
         return np.array(array[row, list(indexes)])
 
+    def read_into(
+        self,
+        fns: Sequence[str],
+        out: NDArray[np.uint16],
+        indexes: Sequence[int] | None = None,
+    ) -> None:
+        """Read several patches into one preallocated array.
+
+        Rows are read shard by shard in storage order, and a run of rows that
+        is consecutive both in a shard and in *fns* is copied with one slice
+        (a single contiguous read of the memory map), so an unshuffled batch
+        is one or two large copies and a shuffled one a copy per patch,
+        without any per-patch array allocation.
+
+        Args:
+            fns: file names in ``index.csv``, in the order wanted in *out*.
+            out: ``(len(fns), C, H, W)`` uint16, written in place.
+            indexes: zero-based band indexes (default: all bands).
+
+        Raises:
+            ValueError: if *out* has the wrong shape or dtype.
+        """
+        bands = len(self.bands) if indexes is None else len(indexes)
+        expected = (len(fns), bands, self.height, self.width)
+        if out.shape != expected or out.dtype != np.uint16:
+            raise ValueError(
+                f'out must be uint16 of shape {expected}, not {out.dtype} '
+                f'{tuple(out.shape)}'
+            )
+        places = sorted(
+            (*self.location[fn], position) for position, fn in enumerate(fns)
+        )
+        band_list = None if indexes is None else list(indexes)
+        start = 0
+        while start < len(places):
+            shard, row, position = places[start]
+            stop = start + 1
+            while (
+                stop < len(places)
+                and places[stop][0] == shard
+                and places[stop][1] == row + (stop - start)
+                and places[stop][2] == position + (stop - start)
+            ):
+                stop += 1
+            array = self._shard(shard)
+            count = stop - start
+            rows = array[row : row + count]
+            if band_list is not None:
+                rows = rows[:, band_list]
+            out[position : position + count] = rows
+            start = stop
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the open memory maps (which would copy the data)."""
         state = self.__dict__.copy()

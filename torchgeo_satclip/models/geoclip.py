@@ -100,8 +100,10 @@ def _tensor(state_dict: Mapping[str, Any], key: str) -> Tensor:
     if key not in state_dict:
         raise ValueError(f'missing key {key!r} of a GeoCLIP location encoder')
     value = state_dict[key]
-    if not isinstance(value, Tensor) or not value.is_floating_point():
+    if not isinstance(value, Tensor):
         raise ValueError(f'{key} is a {type(value).__name__}, expected a float tensor')
+    if not value.is_floating_point():
+        raise ValueError(f'{key} has dtype {value.dtype}, expected a float tensor')
     return value
 
 
@@ -127,10 +129,10 @@ def geoclip_to_encoder_state_dict(
             encoder trained with other scales or sizes).
 
     Returns:
-        The architecture (keyword arguments of
-        :func:`geoclip_location_encoder`'s builder: ``sigmas``,
-        ``encoded_size``, ``capacity``, ``num_hidden_layers``, ``embed_dim``)
-        and the converted state dict.
+        The architecture read from the shapes (``sigmas``, ``encoded_size``,
+        ``capacity``, ``num_hidden_layers``, ``embed_dim``) and the converted
+        state dict, which loads strictly into the encoder of that
+        architecture.
 
     Raises:
         ValueError: naming the key, if a key is not GeoCLIP's, a branch or

@@ -1,0 +1,718 @@
+#!/usr/bin/env python3
+"""One GPU benchmark suite: encoders, data, training, cached features, DDP.
+
+Run through ``benchmarks/gpu_suite.sh`` (which installs nothing and only
+calls this file); ``--quick`` runs every section with tiny sizes on the CPU,
+which is what the test suite does so that the script never rots.
+
+Sections, each measured in the same run as its baseline:
+
+``encoder``
+    Points per second of the spherical harmonics alone and of the full
+    location encoder (SH + SIREN 512 x 2 -> 256, float32 parameters) at
+    L = 10 and 40, in strict float32, TF32 and bf16 autocast (the SH stay in
+    float32 under autocast; the linear layers run in bf16). Ratios against
+    strict float32.
+``data``
+    Images per second per DataLoader worker of the datamodule's path
+    (``S2100K.__getitems__`` on the packed layout, uint16 batches,
+    ``collate_sample_batch``) and per thread of ``ThreadedBatchLoader`` for
+    several counts, and of the GeoTIFF layout with one worker (the baseline).
+``train``
+    The ResNet18-L10 recipe (frozen ResNet-18 with random weights: nothing is
+    downloaded; 13 bands, 224 x 224 crops, SH L=10 + SIREN float64,
+    ``bf16-mixed``, channels-last, batch 512) trained by a Lightning
+    ``Trainer`` end to end from the packed layout of real-shaped patches
+    (rotated/offset copies of the three real S2-100K patches): first the
+    compute alone (one batch kept on the GPU, no data loading), which gives
+    the number of workers needed to feed it (compute rate / per-worker
+    rate), then end to end with the datamodule's default for the packed
+    layout (``ThreadedBatchLoader``) with that many threads and with all
+    cores, and with as many worker processes (``loader='processes'``) as the
+    baseline.
+    Peak GPU memory.
+``cached``
+    Cached-feature training (``CachedFeatureDataModule``): epochs per second
+    on the cache and the projected time of 500 epochs of 100k samples, with
+    the uncached end-to-end rate as the baseline.
+``compile`` (only when asked for)
+    Compute-only images/s with ``compile_image_encoder: true`` against eager,
+    and the time the compilation adds to the fit.
+``ddp``
+    A Lightning ``ddp`` run on one device: the time to start the process
+    group (NCCL on CUDA, gloo on the CPU) and train a few steps, against the
+    same run with the default single-device strategy.
+
+Writes ``gpu_results.json`` and ``gpu_results.md`` into ``--out`` after every
+section, so a run stopped by a time limit still leaves what it measured.
+
+    bash benchmarks/gpu_suite.sh --out results/        # on a GPU machine
+    bash benchmarks/gpu_suite.sh --quick --out /tmp/q  # anywhere, in a minute
+"""
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).parent))
+from data_pipeline import make_root
+
+from torchgeo_satclip.datamodules import (
+    CachedFeatureDataModule,
+    S2100KDataModule,
+    ThreadedBatchLoader,
+    collate_sample_batch,
+)
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.models import (
+    build_location_encoder,
+    spherical_harmonics,
+)
+from torchgeo_satclip.tasks import SatCLIPTask
+
+#: Targets of issue 11 on one H100/H200, printed beside the measured figures.
+TARGETS = {
+    'encoder_l40_tf32_points_per_s': 25e6,
+    'encoder_l40_bf16_points_per_s': 100e6,
+    'train_end_to_end_images_per_s': 3000.0,
+    'cached_500_epochs_minutes': 30.0,
+    'data_images_per_s_per_worker': 1000.0,
+}
+
+
+class Suite:
+    """Results of the sections, saved after each one."""
+
+    def __init__(self, out: Path, args: argparse.Namespace) -> None:
+        self.out = out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results: dict[str, Any] = {
+            'meta': meta(args),
+            'targets': TARGETS,
+            'sections': {},
+            'errors': {},
+        }
+
+    @contextmanager
+    def section(self, name: str) -> Iterator[dict[str, Any]]:
+        """Run one section; record its figures, or its error, and save."""
+        print(f'\n=== {name}', flush=True)
+        figures: dict[str, Any] = {}
+        start = time.perf_counter()
+        try:
+            yield figures
+        except Exception as error:  # a failing section must not stop the others
+            traceback.print_exc()
+            self.results['errors'][name] = f'{type(error).__name__}: {error}'
+        finally:
+            figures['seconds'] = round(time.perf_counter() - start, 1)
+            if torch.cuda.is_available():
+                figures['peak_gpu_memory_gib'] = round(
+                    torch.cuda.max_memory_allocated() / 2**30, 2
+                )
+                torch.cuda.reset_peak_memory_stats()
+            self.results['sections'][name] = figures
+            self.save()
+
+    def save(self) -> None:
+        """Write the JSON and the Markdown table (temporary name, then rename)."""
+        for name, text in (
+            ('gpu_results.json', json.dumps(self.results, indent=2)),
+            ('gpu_results.md', markdown(self.results)),
+        ):
+            tmp = self.out / f'.{name}.{os.getpid()}.tmp'
+            tmp.write_text(text + '\n')
+            os.replace(tmp, self.out / name)
+
+
+def meta(args: argparse.Namespace) -> dict[str, Any]:
+    """What the figures were measured on."""
+    info: dict[str, Any] = {
+        'command': ' '.join(['benchmarks/gpu_suite.sh', *sys.argv[1:]]),
+        'quick': args.quick,
+        'python': platform.python_version(),
+        'torch': torch.__version__,
+        'cpu_count': os.cpu_count(),
+        'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info['gpu'] = props.name
+        info['gpu_memory_gib'] = round(props.total_memory / 2**30, 1)
+        info['cuda'] = torch.version.cuda
+    else:
+        info['gpu'] = None
+    return info
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as a Markdown page."""
+    m = results['meta']
+    lines = [
+        '# GPU suite results',
+        '',
+        f'`{m["command"]}` on {m["gpu"] or "the CPU (no GPU)"}, '
+        f'{m["cpu_count"]} CPU cores, torch {m["torch"]}, Python {m["python"]}, '
+        f'{m["date"]}'
+        + (' (**--quick**: tiny sizes, not figures)' if m['quick'] else ''),
+        '',
+    ]
+    for name, figures in results['sections'].items():
+        lines += [f'## {name}', '', '| figure | value |', '|---|---|']
+        for key, value in figures.items():
+            shown = f'{value:,.3g}' if isinstance(value, float) else str(value)
+            if isinstance(value, float) and abs(value) >= 1000:
+                shown = f'{value:,.0f}'
+            lines.append(f'| {key} | {shown} |')
+        lines.append('')
+    if results['errors']:
+        lines += ['## errors', '']
+        lines += [f'- {name}: {error}' for name, error in results['errors'].items()]
+        lines.append('')
+    lines += ['## targets (issue 11, one H100/H200)', '']
+    lines += [f'- {key}: {value:,.0f}' for key, value in results['targets'].items()]
+    return '\n'.join(lines)
+
+
+def synchronize() -> None:
+    """Wait for the GPU (no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def rate(fn: Callable[[], object], items: int, min_seconds: float) -> float:
+    """Items per second of *fn* (after two warm-up calls), timed for a while."""
+    fn()
+    fn()
+    synchronize()
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds and calls >= 3:
+            return items * calls / elapsed
+
+
+# ------------------------------------------------------------------ encoder
+def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    """Spherical harmonics and the full encoder, float32 / TF32 / bf16."""
+    device = args.device
+    n = args.encoder_points
+    g = torch.Generator(device='cpu').manual_seed(0)
+    lonlat = torch.stack(
+        [torch.rand(n, generator=g) * 360 - 180, torch.rand(n, generator=g) * 180 - 90],
+        1,
+    ).to(device)
+    modes = ('float32', 'tf32', 'bf16')
+    for degrees in (10, 40):
+        encoder = build_location_encoder(
+            legendre_polys=degrees, dtype=torch.float32, dropout=0.0
+        ).to(device)
+        encoder.eval()
+        for mode in modes:
+            torch.backends.cuda.matmul.allow_tf32 = mode == 'tf32'
+            torch.backends.cudnn.allow_tf32 = mode == 'tf32'
+            autocast = torch.autocast(
+                device.type, dtype=torch.bfloat16, enabled=mode == 'bf16'
+            )
+
+            def sh() -> Tensor:
+                with torch.no_grad(), autocast:
+                    return spherical_harmonics(lonlat, degrees)
+
+            def full() -> Tensor:
+                with torch.no_grad(), autocast:
+                    return encoder(lonlat)
+
+            for part, fn in (('sh', sh), ('encoder', full)):
+                value = rate(fn, n, args.min_seconds)
+                key = f'{part}_l{degrees}_{mode}_points_per_s'
+                figures[key] = value
+                print(f'{key:<40} {value:>16,.0f}', flush=True)
+        for mode in ('tf32', 'bf16'):
+            ratio = (
+                figures[f'encoder_l{degrees}_{mode}_points_per_s']
+                / figures[f'encoder_l{degrees}_float32_points_per_s']
+            )
+            figures[f'encoder_l{degrees}_{mode}_vs_float32'] = ratio
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True  # torch's default
+
+
+# --------------------------------------------------------------------- data
+def _make_part(job: tuple[Path, int, int]) -> None:
+    """Worker of :func:`make_packed_root`: patches [start, start + count)."""
+    root, start, count = job
+    make_root(root, count, seed=start)
+
+
+def make_packed_root(parent: Path, num_patches: int, processes: int) -> Path:
+    """A packed S2-100K root of real-shaped patches, written in parallel."""
+    root = parent / 's2_100k'
+    processes = max(1, min(processes, num_patches // 8 or 1))
+    per = math.ceil(num_patches / processes)
+    jobs = [
+        (parent / f'part_{k}', k * per, min(per, num_patches - k * per))
+        for k in range(processes)
+        if num_patches - k * per > 0
+    ]
+    if len(jobs) == 1:
+        _make_part(jobs[0])
+    else:
+        with multiprocessing.get_context('spawn').Pool(len(jobs)) as pool:
+            pool.map(_make_part, jobs)
+    (root / 'images').mkdir(parents=True)
+    lines = ['fn,lon,lat']
+    for part, start, _ in jobs:
+        rows = (part / 'index.csv').read_text().splitlines()[1:]
+        for row in rows:
+            fn, lon, lat = row.split(',')
+            new = f'p{start}_{fn}'
+            os.replace(part / 'images' / fn, root / 'images' / new)
+            lines.append(f'{new},{lon},{lat}')
+        shutil.rmtree(part)
+    (root / 'index.csv').write_text('\n'.join(lines) + '\n')
+    workers = processes if processes > 1 else 0
+    pack_s2_100k(root, shard_size=512, num_workers=workers, progress=False)
+    return root
+
+
+def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> float:
+    """Images per second of a DataLoader over *dataset* (start-up excluded)."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=True,
+        collate_fn=collate_sample_batch,
+        drop_last=True,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(0),
+    )
+    seen = 0
+    iterator = iter(loader)
+    next(iterator)  # worker start-up
+    start = time.perf_counter()
+    while seen < batches * batch_size:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        seen += len(batch['image'])
+    return seen / (time.perf_counter() - start)
+
+
+def threaded_rate(dataset: Any, threads: int, batch_size: int, batches: int) -> float:
+    """Images per second of a ThreadedBatchLoader (the first batch excluded)."""
+    loader = ThreadedBatchLoader(
+        dataset,
+        batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_threads=threads,
+        pin_memory=torch.cuda.is_available(),
+    )
+    seen = 0
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    while seen < batches * batch_size:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        seen += len(batch['image'])
+    return seen / (time.perf_counter() - start)
+
+
+def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
+    """Per-worker images/s of the packed uint16 path; GeoTIFF as baseline."""
+    packed = S2100K(root, layout='packed', image_dtype='uint16')
+    geotiff = S2100K(root, layout='geotiff', image_dtype='uint16')
+    batch = args.data_batch_size
+    tif = loader_rate(geotiff, 1, min(batch, 16), 8)  # decoding: slow
+    figures['geotiff_1_worker_images_per_s'] = tif
+    print(f'GeoTIFF, 1 worker: {tif:,.0f} images/s', flush=True)
+    for workers in args.workers:
+        value = loader_rate(packed, workers, batch, args.data_batches * workers)
+        figures[f'packed_{workers}_workers_images_per_s'] = value
+        figures[f'packed_{workers}_workers_per_worker'] = value / workers
+        print(
+            f'packed, {workers:>2} workers: {value:>8,.0f} images/s, '
+            f'{value / workers:>7,.0f} per worker, '
+            f'{value / workers / tif:.1f}x GeoTIFF per worker',
+            flush=True,
+        )
+    for threads in args.workers:
+        value = threaded_rate(packed, threads, batch, args.data_batches * threads)
+        figures[f'threads_{threads}_images_per_s'] = value
+        figures[f'threads_{threads}_per_thread'] = value / threads
+        print(
+            f'threads, {threads:>2}:       {value:>8,.0f} images/s, '
+            f'{value / threads:>7,.0f} per thread, '
+            f'{value / threads / tif:.1f}x GeoTIFF per worker',
+            flush=True,
+        )
+    figures['packed_1_worker_vs_geotiff'] = (
+        figures.get('packed_1_workers_images_per_s', float('nan')) / tif
+    )
+    figures['threads_1_vs_geotiff'] = (
+        figures.get('threads_1_images_per_s', float('nan')) / tif
+    )
+
+
+# -------------------------------------------------------------------- train
+class StepTimer(Callback):
+    """Wall time of the training steps after the first few."""
+
+    def __init__(self, skip: int) -> None:
+        self.skip = skip
+        self.times: list[float] = []
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any
+    ) -> None:
+        synchronize()
+        self.times.append(time.perf_counter())
+
+    def seconds_per_step(self) -> float:
+        times = self.times[self.skip :]
+        if len(times) < 2:
+            raise RuntimeError(f'too few steps timed ({len(self.times)})')
+        return (times[-1] - times[0]) / (len(times) - 1)
+
+
+def recipe_task(args: argparse.Namespace, compile: bool = False) -> SatCLIPTask:
+    """The ResNet18-L10 recipe's task (random frozen backbone)."""
+    return SatCLIPTask(
+        compile_image_encoder=compile,
+        model='resnet18',
+        weights=None,
+        in_channels=13,
+        freeze_backbone=True,
+        embed_dim=256,
+        legendre_polys=10,
+        capacity=512,
+        num_hidden_layers=2,
+        location_dropout=0.5,
+        location_dtype='float64',
+        channels_last=True,
+    )
+
+
+def trainer_for(args: argparse.Namespace, steps: int, **kwargs: Any) -> Trainer:
+    """A quiet Trainer for *steps* optimiser steps."""
+    options: dict[str, Any] = {
+        'accelerator': 'gpu' if torch.cuda.is_available() else 'cpu',
+        'devices': 1,
+        'max_steps': steps,
+        'precision': args.precision,
+        'limit_val_batches': 0,
+        'num_sanity_val_steps': 0,
+        'logger': False,
+        'enable_checkpointing': False,
+        'enable_progress_bar': False,
+        'enable_model_summary': False,
+        'benchmark': torch.cuda.is_available(),  # cudnn autotuning, fixed sizes
+    }
+    options.update(kwargs)
+    return Trainer(**options)
+
+
+class OneBatch(S2100KDataModule):
+    """The datamodule, but every training batch is the same one (no loading)."""
+
+    def train_dataloader(self) -> Any:
+        loader = super().train_dataloader()
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        batch = {key: value.to(device) for key, value in next(iter(loader)).items()}
+        return Repeat(batch, len(loader) * 1000)
+
+
+class Repeat:
+    """An iterable of the same batch, *times* times (a DataLoader stand-in)."""
+
+    def __init__(self, batch: dict[str, Tensor], times: int) -> None:
+        self.batch = batch
+        self.times = times
+
+    def __len__(self) -> int:
+        return self.times
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        for _ in range(self.times):
+            yield self.batch
+
+
+def train_section(
+    figures: dict[str, Any], args: argparse.Namespace, root: Path
+) -> None:
+    """Compute-only and end-to-end images/s of the ResNet18-L10 recipe."""
+    common = {
+        'root': root,
+        'batch_size': args.train_batch_size,
+        'val_split_pct': 0.0,
+        'crop_size': args.crop_size,
+    }
+    steps = args.train_steps
+    skip = 3
+    # 1. compute alone: one batch, reused, no DataLoader workers at all
+    timer = StepTimer(skip)
+    dm = OneBatch(num_workers=0, **common)
+    trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
+    compute = args.train_batch_size / timer.seconds_per_step()
+    figures['compute_only_images_per_s'] = compute
+    print(f'compute only: {compute:,.0f} images/s', flush=True)
+    per_worker = figures.get('per_worker_images_per_s') or args.per_worker_guess
+    needed = max(1, math.ceil(compute / per_worker))
+    figures['workers_needed_estimate'] = needed
+    cores = os.cpu_count() or 1
+    most = max(1, cores - 2)
+    # the datamodule's default for the packed layout (threads), with the
+    # estimate and with most cores; worker processes as the baseline
+    runs = [('threads', n) for n in sorted({min(needed, most), most})]
+    runs.append(('processes', most))
+    for loader, workers in runs:
+        timer = StepTimer(skip)
+        dm = S2100KDataModule(num_workers=workers, loader=loader, **common)
+        trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
+        value = args.train_batch_size / timer.seconds_per_step()
+        name = f'end_to_end_{loader}_{workers}'
+        figures[f'{name}_images_per_s'] = value
+        figures[f'{name}_vs_compute'] = value / compute
+        print(
+            f'end to end, {loader}, {workers}: {value:,.0f} images/s '
+            f'({value / compute:.0%} of compute alone)',
+            flush=True,
+        )
+
+
+def compile_section(
+    figures: dict[str, Any], args: argparse.Namespace, root: Path
+) -> None:
+    """Compute-only images/s with ``compile_image_encoder``, vs eager."""
+    common = {
+        'root': root,
+        'batch_size': args.train_batch_size,
+        'val_split_pct': 0.0,
+        'crop_size': args.crop_size,
+        'num_workers': 0,
+    }
+    for compile in (False, True):
+        timer = StepTimer(skip=5)
+        start = time.perf_counter()
+        trainer = trainer_for(args, args.train_steps + 5, callbacks=[timer])
+        trainer.fit(recipe_task(args, compile=compile), OneBatch(**common))
+        name = 'compiled' if compile else 'eager'
+        figures[f'{name}_fit_seconds'] = time.perf_counter() - start
+        value = args.train_batch_size / timer.seconds_per_step()
+        figures[f'{name}_compute_only_images_per_s'] = value
+        print(f'{name}: {value:,.0f} images/s', flush=True)
+    figures['compiled_vs_eager'] = (
+        figures['compiled_compute_only_images_per_s']
+        / figures['eager_compute_only_images_per_s']
+    )
+
+
+# ------------------------------------------------------------------- cached
+def cached_section(
+    figures: dict[str, Any], args: argparse.Namespace, root: Path, cache: Path
+) -> None:
+    """Cached-feature epochs/s and 500 epochs of 100k, projected."""
+    task = recipe_task(args)
+    dm = CachedFeatureDataModule(
+        root=root,
+        batch_size=args.train_batch_size,
+        val_split_pct=0.0,
+        crop_size=args.crop_size,
+        cache_dir=str(cache),
+        num_workers=min(8, os.cpu_count() or 1),
+    )
+    # the task hands its frozen backbone to the datamodule at setup, and the
+    # cache is built on the trainer's device before the first step
+    timer = StepTimer(skip=2)
+    epochs = args.cached_epochs
+    start = time.perf_counter()
+    trainer_for(args, -1, max_epochs=epochs, callbacks=[timer]).fit(task, dm)
+    figures['build_cache_and_first_step_seconds'] = timer.times[0] - start
+    step = timer.seconds_per_step()
+    samples = len(dm.train_dataset)  # type: ignore[arg-type]
+    steps_per_epoch = samples // args.train_batch_size
+    figures['cached_samples'] = samples
+    figures['cached_steps_per_s'] = 1 / step
+    figures['cached_images_per_s'] = args.train_batch_size / step
+    per_100k = (100_000 // args.train_batch_size) * step
+    figures['cached_epochs_of_100k_per_s'] = 1 / per_100k
+    figures['cached_500_epochs_minutes'] = 500 * per_100k / 60
+    print(
+        f'cached: {args.train_batch_size / step:,.0f} images/s '
+        f'({steps_per_epoch} steps per epoch here); 500 epochs of 100k: '
+        f'{500 * per_100k / 60:.1f} min',
+        flush=True,
+    )
+
+
+# ---------------------------------------------------------------------- ddp
+def ddp_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
+    """Start-up and a few steps under ``ddp`` on one device, vs the default."""
+    common = {
+        'root': root,
+        'batch_size': args.train_batch_size,
+        'val_split_pct': 0.0,
+        'crop_size': args.crop_size,
+        'num_workers': 0,
+    }
+    for strategy in ('auto', 'ddp'):
+        start = time.perf_counter()
+        dm = OneBatch(**common)
+        trainer = trainer_for(args, 3, strategy=strategy)
+        trainer.fit(recipe_task(args), dm)
+        seconds = time.perf_counter() - start
+        figures[f'{strategy}_3_steps_seconds'] = seconds
+        print(f'{strategy}: fit of 3 steps in {seconds:.1f} s', flush=True)
+    figures['ddp_start_overhead_seconds'] = (
+        figures['ddp_3_steps_seconds'] - figures['auto_3_steps_seconds']
+    )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        figures['ddp_backend'] = torch.distributed.get_backend()
+        torch.distributed.destroy_process_group()
+
+
+# --------------------------------------------------------------------- main
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments; --quick shrinks every size."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', type=Path, default=Path('.'))
+    parser.add_argument('--quick', action='store_true', help='tiny sizes on the CPU')
+    parser.add_argument(
+        '--sections',
+        nargs='+',
+        default=['encoder', 'data', 'train', 'cached', 'ddp'],
+        choices=['encoder', 'data', 'train', 'cached', 'ddp', 'compile'],
+        help='sections to run (compile, not run by default, times '
+        'compile_image_encoder against eager)',
+    )
+    parser.add_argument('--tmp', default=None, help='parent of the temporary data')
+    parser.add_argument(
+        '--patches', type=int, default=None, help='patches to make (default 4096)'
+    )
+    parser.add_argument(
+        '--workers', type=int, nargs='+', default=None, help='worker counts to try'
+    )
+    args = parser.parse_args(argv)
+    patches, workers = args.patches, args.workers
+    cuda = torch.cuda.is_available() and not args.quick
+    args.device = torch.device('cuda' if cuda else 'cpu')
+    cores = os.cpu_count() or 1
+    if args.quick:
+        args.encoder_points = 2048
+        args.min_seconds = 0.05
+        args.num_patches = 24
+        args.workers = [1, 2]
+        args.data_batch_size = 4
+        args.data_batches = 2
+        args.train_batch_size = 4
+        args.crop_size = 32
+        args.train_steps = 6
+        args.cached_epochs = 2
+        args.precision = 'bf16-mixed'
+        args.per_worker_guess = 100.0
+        args.processes = 1
+    else:
+        args.encoder_points = 1 << 21
+        args.min_seconds = 1.0
+        args.num_patches = 4096
+        args.workers = sorted({1, 2, 4, 8, max(1, cores - 2)})
+        args.data_batch_size = 512
+        args.data_batches = 3
+        args.train_batch_size = 512
+        args.crop_size = 224
+        args.train_steps = 25
+        args.cached_epochs = 4
+        args.precision = 'bf16-mixed' if cuda else '32-true'
+        args.per_worker_guess = 1000.0
+        args.processes = cores
+    if patches is not None:
+        args.num_patches = patches
+    if workers is not None:
+        args.workers = workers
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sections asked for and write the results."""
+    args = parse(argv)
+    if args.quick and torch.cuda.is_available():
+        # the quick run is the CPU check of the script; hide the GPU
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    torch.set_float32_matmul_precision('highest')
+    suite = Suite(args.out, args)
+    print(json.dumps(suite.results['meta']), flush=True)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        root: Path | None = None
+        needs_data = {'data', 'train', 'cached', 'ddp', 'compile'} & set(args.sections)
+        if 'encoder' in args.sections:
+            with suite.section('encoder') as figures:
+                encoder_section(figures, args)
+        if needs_data:
+            with suite.section('dataset') as figures:
+                start = time.perf_counter()
+                root = make_packed_root(Path(tmp), args.num_patches, args.processes)
+                figures['patches'] = args.num_patches
+                figures['make_and_pack_seconds'] = time.perf_counter() - start
+        if root is None:
+            return
+        per_worker: float | None = None
+        if 'data' in args.sections:
+            with suite.section('data') as figures:
+                data_section(figures, args, root)
+                per_worker = max(
+                    v
+                    for k, v in figures.items()
+                    if k.endswith(('_per_worker', '_per_thread'))
+                )
+        if 'train' in args.sections:
+            with suite.section('train') as figures:
+                if per_worker is not None:
+                    figures['per_worker_images_per_s'] = per_worker
+                train_section(figures, args, root)
+        if 'cached' in args.sections:
+            with suite.section('cached') as figures:
+                cached_section(figures, args, root, Path(tmp) / 'cache')
+        if 'ddp' in args.sections:
+            with suite.section('ddp') as figures:
+                ddp_section(figures, args, root)
+        if 'compile' in args.sections:
+            with suite.section('compile') as figures:
+                compile_section(figures, args, root)
+    print(f'\nwrote {args.out / "gpu_results.md"} and gpu_results.json')
+    if suite.results['errors']:
+        print('errors:', json.dumps(suite.results['errors'], indent=2))
+        raise SystemExit(1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One GPU benchmark suite (issue 11): see benchmarks/gpu_suite.py for what it
+# measures. Writes gpu_results.md and gpu_results.json into --out.
+#
+#   bash benchmarks/gpu_suite.sh --out results/         # one GPU, <= 8 minutes
+#   bash benchmarks/gpu_suite.sh --quick --out /tmp/q   # the CPU check (tests run it)
+#
+# Extra arguments go to gpu_suite.py (--sections encoder data train cached ddp,
+# --tmp DIR for the temporary dataset: about 6 GiB at full size).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+fi
+exec "${PYTHON:-python3}" "$here/gpu_suite.py" "$@"

@@ -1,0 +1,135 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from torchgeo_satclip.datamodules import ThreadedBatchLoader, collate_sample_batch
+from torchgeo_satclip.datamodules.loader import threaded_source
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+
+DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('loader') / 's2_100k'
+    shutil.copytree(DATA, root, ignore=shutil.ignore_patterns('real', 'data.py'))
+    pack_s2_100k(root, shard_size=3, progress=False)
+    return root
+
+
+@pytest.fixture
+def dataset(root: Path) -> S2100K:
+    return S2100K(root, image_dtype='uint16')
+
+
+def points_of(batches: list[dict[str, torch.Tensor]]) -> list[tuple[float, float]]:
+    return [tuple(p.tolist()) for b in batches for p in b['point']]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize('num_threads', [1, 2, 3])
+@pytest.mark.parametrize('batch_size', [1, 3, 8])
+def test_same_batches_as_a_dataloader(
+    dataset: S2100K, num_threads: int, batch_size: int
+) -> None:
+    threaded = list(ThreadedBatchLoader(dataset, batch_size, num_threads=num_threads))
+    plain = list(DataLoader(dataset, batch_size, collate_fn=collate_sample_batch))
+    assert len(threaded) == len(plain)
+    for a, b in zip(threaded, plain, strict=True):
+        assert a['image'].dtype == torch.uint16
+        assert torch.equal(a['image'], b['image'])
+        assert torch.equal(a['point'], b['point'])
+
+
+def test_float32_dataset(root: Path) -> None:
+    dataset = S2100K(root)
+    batch = next(iter(ThreadedBatchLoader(dataset, 4)))
+    assert batch['image'].dtype == torch.float32
+    assert torch.equal(batch['image'][2], dataset[2]['image'])
+
+
+def test_subsets(dataset: S2100K) -> None:
+    inner = Subset(dataset, [7, 5, 3, 1, 0])
+    outer = Subset(inner, [4, 1, 2])  # dataset indices 0, 5, 3
+    batch = next(iter(ThreadedBatchLoader(outer, 3)))
+    expected = torch.stack([dataset[i]['image'] for i in (0, 5, 3)])
+    assert torch.equal(batch['image'], expected)
+
+
+def test_shuffle_covers_everything_and_changes_per_epoch(dataset: S2100K) -> None:
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=4)
+    first = points_of(list(loader))
+    second = points_of(list(loader))
+    everything = points_of([next(iter(ThreadedBatchLoader(dataset, len(dataset))))])
+    assert sorted(first) == sorted(second) == sorted(everything)
+    assert first != second  # a new order each epoch outside Lightning
+    # Lightning sets the epoch: the order is a function of seed and epoch
+    again = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=4)
+    again.sampler.set_epoch(0)
+    assert points_of(list(again)) == first
+    again.sampler.set_epoch(1)
+    assert points_of(list(again)) == second
+
+
+def test_drop_last_and_len(dataset: S2100K) -> None:
+    assert len(dataset) == 8
+    kept = ThreadedBatchLoader(dataset, 3, drop_last=True)
+    assert len(kept) == 2
+    assert [len(b['image']) for b in kept] == [3, 3]
+    loader = ThreadedBatchLoader(dataset, 3)
+    assert len(loader) == 3
+    assert [len(b['image']) for b in loader] == [3, 3, 2]
+
+
+@pytest.mark.parametrize('world_size', [2, 3])
+def test_ranks_share_one_shuffle(dataset: S2100K, world_size: int) -> None:
+    per_rank = [
+        points_of(
+            list(
+                ThreadedBatchLoader(
+                    dataset, 2, shuffle=True, seed=1, rank=r, world_size=world_size
+                )
+            )
+        )
+        for r in range(world_size)
+    ]
+    lengths = {len(points) for points in per_rank}
+    assert lengths == {-(-len(dataset) // world_size)}  # padded, equal lengths
+    union = [p for points in per_rank for p in points]
+    everything = points_of([next(iter(ThreadedBatchLoader(dataset, len(dataset))))])
+    assert set(union) == set(everything)
+    assert len(union) - len(set(union)) == len(union) - len(dataset)  # padding only
+
+
+def test_stopping_early_waits_for_the_threads(dataset: S2100K) -> None:
+    loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=4)
+    for batch in loader:
+        assert batch['image'].shape[0] == 1
+        break  # the batches read ahead are awaited, not left writing
+    assert len(list(loader)) == 8
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        {'layout': 'geotiff'},
+        {'mode': 'points'},
+        {'transforms': lambda sample: sample},
+    ],
+)
+def test_unsuitable_datasets(root: Path, kwargs: dict[str, object]) -> None:
+    dataset = S2100K(root, **kwargs)  # type: ignore[arg-type]
+    assert threaded_source(dataset) is None
+    with pytest.raises(ValueError, match='needs an S2100K on the packed layout'):
+        ThreadedBatchLoader(dataset, 2)
+
+
+def test_invalid_arguments(dataset: S2100K) -> None:
+    with pytest.raises(ValueError, match='must be >= 1'):
+        ThreadedBatchLoader(dataset, 0)
+    with pytest.raises(ValueError, match='must be >= 1'):
+        ThreadedBatchLoader(dataset, 2, num_threads=0)
+    with pytest.raises(ValueError, match=r'rank 2 is not in \[0, 2\)'):
+        ThreadedBatchLoader(dataset, 2, rank=2, world_size=2)

@@ -1,0 +1,131 @@
+"""CUDA checks of the GPU path; skipped without a GPU (CI has none).
+
+Run on a GPU machine with ``pytest tests/test_cuda.py`` (and the CUDA test of
+``tests/models/test_positional.py``); ``benchmarks/gpu_suite.sh`` measures the
+speed of the same path.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from torch import Tensor, nn
+
+from torchgeo_satclip.datamodules import S2100KAugmentation, S2100KDataModule
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.tasks import SatCLIPTask
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+
+REAL = Path(__file__).parent / 'data' / 's2_100k' / 'real'
+
+
+@pytest.fixture(scope='module')
+def packed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('cuda') / 's2_100k'
+    shutil.copytree(REAL, root)
+    pack_s2_100k(root, progress=False)
+    return root
+
+
+def test_uint16_batches_convert_on_the_gpu(packed_root: Path) -> None:
+    """Pinned uint16 batches, converted on the GPU, equal the float32 CPU path."""
+    dm = S2100KDataModule(
+        root=packed_root, batch_size=3, num_workers=1, pin_memory=True
+    )
+    dm.setup('predict')
+    loader = dm.predict_dataloader()  # in dataset order
+    assert loader.pin_memory
+    batch = next(iter(loader))
+    assert batch['image'].dtype == torch.uint16
+    assert batch['image'].is_pinned()
+    on_gpu = {k: v.to('cuda', non_blocking=True) for k, v in batch.items()}
+    aug = S2100KAugmentation(random=False)
+    seen = aug(on_gpu)['image']
+    assert seen.device.type == 'cuda'
+    assert seen.dtype == torch.float32
+    # the float32 GeoTIFF path, converted on the same device: bit for bit
+    geotiff = S2100K(packed_root, layout='geotiff')
+    floats = torch.stack([geotiff[i]['image'] for i in range(3)]).cuda()
+    assert torch.equal(seen, aug({'image': floats})['image'])
+    # and within one rounding of the CPU (the two devices' division kernels
+    # may round the last bit differently)
+    on_cpu = aug({'image': floats.cpu()})['image']
+    torch.testing.assert_close(seen.cpu(), on_cpu, rtol=2e-7, atol=0)
+
+
+def test_random_augmentation_on_uint16(packed_root: Path) -> None:
+    """Crops, flips, blur and jitter run on a uint16 batch on the GPU."""
+    ds = S2100K(packed_root, image_dtype='uint16')
+    samples = ds.__getitems__([0, 1, 2])
+    batch = {k: v.cuda() for k, v in samples.stacked.items()}  # type: ignore[attr-defined]
+    out = S2100KAugmentation()(batch)
+    assert out['image'].shape == (3, 13, 224, 224)
+    assert out['image'].dtype == torch.float32
+    assert torch.isfinite(out['image']).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('degrees', [10, 40])
+def test_location_encoder_matches_cpu(dtype: torch.dtype, degrees: int) -> None:
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=degrees, dtype=dtype).eval()
+    lonlat = torch.stack(
+        [torch.rand(4096) * 360 - 180, torch.rand(4096) * 180 - 90], 1
+    ).to(dtype)
+    lonlat[:4] = torch.tensor([[-180, 90], [180, -90], [0, 0], [179.999, 89.999]])
+    expected = encoder(lonlat)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        out = encoder.cuda()(lonlat.cuda()).cpu()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    if dtype == torch.float64:
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
+    else:  # float32 sums of up to L^2 = 1,600 terms, in another order
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_mixed_training_on_cuda(packed_root: Path) -> None:
+    """The GPU recipe's settings train; the location side stays float64."""
+    dtypes: dict[str, torch.dtype] = {}
+
+    def remember(name: str):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, args: object, output: Tensor) -> None:
+            dtypes[name] = output.dtype
+
+        return hook
+
+    task = SatCLIPTask(
+        model='resnet18',
+        in_channels=13,
+        freeze_backbone=True,
+        embed_dim=32,
+        legendre_polys=10,
+        capacity=64,
+        location_dtype='float64',
+        channels_last=True,
+    )
+    task.model.register_forward_hook(remember('image'))
+    task.location_encoder.register_forward_hook(remember('location'))
+    dm = S2100KDataModule(
+        root=packed_root, batch_size=2, val_split_pct=0.0, num_workers=1
+    )
+    trainer = Trainer(
+        accelerator='gpu',
+        devices=1,
+        precision='bf16-mixed',
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(task, dm)
+    assert trainer.global_step == 2
+    assert dm.train_dataloader().pin_memory  # chosen because the trainer is on CUDA
+    assert dtypes == {'image': torch.bfloat16, 'location': torch.float64}
+    assert {p.dtype for p in task.location_encoder.parameters()} == {torch.float64}

@@ -1,0 +1,244 @@
+"""Batches of S2-100K read by threads straight into pinned memory.
+
+A ``DataLoader`` with worker processes pays three times for every batch of the
+packed layout, none of them for reading: the worker fills fresh shared memory
+(a page fault and a zeroed page every 4 KiB), the main process maps it, and
+the pin-memory thread copies it once more into page-locked memory. Measured on
+one H200 machine with 16 cores, that capped loading at about 1,400 images/s
+whatever the number of workers, a seventh of what a frozen ResNet-18 consumes.
+
+:class:`ThreadedBatchLoader` removes all three: threads of the main process
+copy the patches from the memory maps (the copies release the GIL) directly
+into a page-locked batch from PyTorch's caching host allocator, which hands
+the same blocks out again once a batch and its asynchronous copy to the GPU
+are done. Nothing is pickled or sent between processes and no page is
+faulted after the first batches. It is an iterable of batches with a
+``len`` and a ``sampler.set_epoch`` (which Lightning calls each epoch), so
+Lightning takes it wherever it takes a ``DataLoader``; it shards the samples
+across ranks itself under DDP (as ``DistributedSampler`` would).
+"""
+
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Subset
+
+from ..datasets import S2100K
+
+__all__ = ['EpochSampler', 'ThreadedBatchLoader', 'threaded_source']
+
+
+class EpochSampler:
+    """The epoch of a :class:`ThreadedBatchLoader`, which Lightning sets."""
+
+    def __init__(self) -> None:
+        """Start at epoch 0."""
+        self.epoch = 0
+        self.explicit = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch (the shuffle of epoch *e* depends on seed and *e*).
+
+        Args:
+            epoch: the epoch.
+        """
+        self.epoch = epoch
+        self.explicit = True
+
+
+def threaded_source(dataset: Any) -> tuple[S2100K, list[int]] | None:
+    """The S2100K under *dataset* and the indices it selects, if threads suit it.
+
+    Args:
+        dataset: a dataset, possibly wrapped in (nested)
+            :class:`~torch.utils.data.Subset`.
+
+    Returns:
+        ``(s2100k, indices)`` when the dataset is this package's S2100K in
+        ``'both'`` mode on the packed layout without *transforms*; else None.
+    """
+    indices: list[int] | None = None
+    while isinstance(dataset, Subset):
+        outer = list(dataset.indices)
+        indices = outer if indices is None else [outer[i] for i in indices]
+        dataset = dataset.dataset
+    if not isinstance(dataset, S2100K):
+        return None
+    if dataset.packed is None or dataset.transforms is not None:
+        return None
+    if dataset.mode != 'both':
+        return None
+    return dataset, list(range(len(dataset))) if indices is None else indices
+
+
+class ThreadedBatchLoader:
+    """Batches of a packed S2-100K read by threads into (pinned) memory.
+
+    Yields ``{'image': (B, C, H, W) uint16, 'point': (B, 2) float32}`` (float32
+    images when the dataset's ``image_dtype`` is float32), the batches a
+    ``DataLoader`` with :func:`~torchgeo_satclip.datamodules.collate_sample_batch`
+    gives, with the same values.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        num_threads: int = 4,
+        pin_memory: bool = False,
+        prefetch: int = 2,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        """Initialize a new ThreadedBatchLoader.
+
+        Args:
+            dataset: an S2100K on the packed layout without transforms, or a
+                (nested) Subset of one (see :func:`threaded_source`).
+            batch_size: samples per batch.
+            shuffle: a new seeded order every epoch.
+            drop_last: drop the last incomplete batch.
+            num_threads: reading threads.
+            pin_memory: allocate batches in page-locked memory (needs CUDA).
+            prefetch: batches read ahead of the one being used.
+            seed: seed of the shuffle (the same on every rank).
+            rank: this process's rank (default: from ``torch.distributed``).
+            world_size: number of ranks (default: from ``torch.distributed``).
+
+        Raises:
+            ValueError: on an invalid argument or an unsuitable dataset.
+        """
+        source = threaded_source(dataset)
+        if source is None:
+            raise ValueError(
+                'ThreadedBatchLoader needs an S2100K on the packed layout, in '
+                "'both' mode, without transforms (or a Subset of one)"
+            )
+        if batch_size < 1 or num_threads < 1 or prefetch < 1:
+            raise ValueError(
+                'batch_size, num_threads and prefetch must be >= 1, not '
+                f'{batch_size}, {num_threads}, {prefetch}'
+            )
+        if rank is None or world_size is None:
+            distributed = (
+                torch.distributed.is_available() and torch.distributed.is_initialized()
+            )
+            world_size = torch.distributed.get_world_size() if distributed else 1
+            rank = torch.distributed.get_rank() if distributed else 0
+        if not 0 <= rank < world_size:
+            raise ValueError(f'rank {rank} is not in [0, {world_size})')
+        self.dataset, self.indices = source
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.num_threads = num_threads
+        self.pin_memory = pin_memory
+        self.prefetch = prefetch
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch.
+        self.sampler = EpochSampler()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _num_samples(self) -> int:
+        """Samples of this rank per epoch (padded like DistributedSampler)."""
+        return math.ceil(len(self.indices) / self.world_size)
+
+    def __len__(self) -> int:
+        """Number of batches per epoch.
+
+        Returns:
+            The number of batches of this rank.
+        """
+        n = self._num_samples()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> list[int]:
+        """This rank's dataset indices for the current epoch."""
+        indices = self.indices
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
+            permutation = torch.randperm(len(indices), generator=generator).tolist()
+            indices = [indices[i] for i in permutation]
+        total = self._num_samples() * self.world_size
+        if total > len(indices):  # pad by repeating, as DistributedSampler does
+            repeats = math.ceil(total / max(len(indices), 1))
+            indices = (indices * repeats)[:total]
+        return indices[self.rank : total : self.world_size]
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        """Yield the batches of one epoch, reading ahead in the threads.
+
+        Yields:
+            The batches.
+        """
+        order = self._order()
+        if not self.sampler.explicit:
+            self.sampler.epoch += 1  # outside Lightning: a new order next time
+        else:
+            self.sampler.explicit = False
+        starts = range(0, len(order), self.batch_size)
+        batches = [order[i : i + self.batch_size] for i in starts]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.num_threads, thread_name_prefix='s2100k-read'
+            )
+        pending: deque[tuple[dict[str, Tensor], list[Future[None]]]] = deque()
+        next_batch = 0
+        try:
+            while pending or next_batch < len(batches):
+                while next_batch < len(batches) and len(pending) <= self.prefetch:
+                    pending.append(self._submit(batches[next_batch]))
+                    next_batch += 1
+                batch, futures = pending.popleft()
+                for future in futures:
+                    future.result()
+                if self.dataset.image_dtype == 'float32':
+                    batch['image'] = batch['image'].float()
+                yield batch
+        finally:
+            for _, futures in pending:
+                for future in futures:
+                    future.cancel()
+                for future in futures:
+                    if not future.cancelled():
+                        future.exception()  # wait: the buffer must outlive it
+
+    def _submit(
+        self, indices: Sequence[int]
+    ) -> tuple[dict[str, Tensor], list[Future[None]]]:
+        """Allocate one batch and start reading it in the threads."""
+        shape = self.dataset.batch_shape(len(indices))
+        image = torch.empty(shape, dtype=torch.uint16, pin_memory=self.pin_memory)
+        points = torch.from_numpy(self.dataset.points[np.asarray(indices)])
+        if self.pin_memory:
+            points = points.pin_memory()
+        out = image.numpy()
+        chunk = -(-len(indices) // self.num_threads)
+        assert self._pool is not None
+        futures = [
+            self._pool.submit(
+                self.dataset.read_images, indices[i : i + chunk], out[i : i + chunk]
+            )
+            for i in range(0, len(indices), chunk)
+        ]
+        return {'image': image, 'point': points}, futures
+
+    def __del__(self) -> None:
+        """Stop the threads."""
+        pool = getattr(self, '_pool', None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
