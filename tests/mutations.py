@@ -121,6 +121,38 @@ MUTANTS = [
         ('tests/models/test_spherical_harmonics.py',),
         'the documented maximum number of degrees (100) is refused',
     ),
+    Mutant(
+        'rff-float32-phases',
+        'models/positional.py',
+        'exact = coords.to(torch.float64)',
+        'exact = coords',
+        ('tests/models/test_positional.py', 'tests/models/test_geoclip.py'),
+        'random Fourier phases in float32 again: GeoCLIP in float32 off by 3e-5',
+    ),
+    Mutant(
+        'geoclip-branches-averaged',
+        'models/networks.py',
+        '            out = out + branch(block)\n        return out',
+        '            out = out + branch(block)\n        return out / self.num_branches',
+        ('tests/models/test_geoclip.py',),
+        "GeoCLIP's branch outputs averaged instead of summed",
+    ),
+    Mutant(
+        'geoclip-hidden-layer-order',
+        'models/geoclip.py',
+        "converted[f'nnet.branches.{i}.layers.{2 * j}.{param}'] = tensor",
+        "converted[f'nnet.branches.{i}.layers.{2 * (len(hidden) - 1 - j)}.{param}'] = tensor",
+        ('tests/models/test_geoclip.py',),
+        "GeoCLIP's capsule layers loaded in reverse order (shapes still fit)",
+    ),
+    Mutant(
+        'geoclip-posenc-not-restored',
+        'models/weights.py',
+        '    return _restore_positional_state(encoder, checkpoint, str(path))',
+        '    return encoder',
+        ('tests/tasks/test_geoclip_start.py',),
+        "a task checkpoint's GeoCLIP frequencies replaced by seeded ones on load",
+    ),
     # ------------------------------------------------------------- datasets
     Mutant(
         'index-lon-lat-swapped',
@@ -410,6 +442,14 @@ MUTANTS = [
         'np.unique(col + row, return_inverse=True)',
         ('tests/evaluation/test_probe.py',),
         'spatial blocks on the same anti-diagonal merge into one block',
+    ),
+    Mutant(
+        'references-wrong-split',
+        'evaluation/references.py',
+        "_range(model: str, encoder: str | None, value: float) -> PublishedScore:\n    return PublishedScore(\n        'air_temperature', model, encoder, 'R2', value, 'linear', 'random', RANGE_SOURCE",
+        "_range(model: str, encoder: str | None, value: float) -> PublishedScore:\n    return PublishedScore(\n        'air_temperature', model, encoder, 'R2', value, 'linear', 'spatial', RANGE_SOURCE",
+        ('tests/evaluation/test_references.py',),
+        "RANGE's random-CV figures compared with spatial-CV results",
     ),
 ]
 

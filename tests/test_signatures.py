@@ -66,10 +66,10 @@ def test_reads_source_without_importing(monkeypatch: pytest.MonkeyPatch) -> None
     probe = StaticSignature('torchgeo_satclip.evaluation.probe', 'run_probes')
     assert probe.default('folds') == 5
     assert probe.default('protocols') == ('linear',)
-    assert probe.choices('splits') == ('random', 'spatial')
+    assert probe.choices('splits') == ('random', 'spatial', 'range')
     # Split is imported by evaluation.report from evaluation.probe: followed there.
     report = StaticSignature('torchgeo_satclip.evaluation.report', 'probe_report')
-    assert report.choices('splits') == ('random', 'spatial')
+    assert report.choices('splits') == ('random', 'spatial', 'range')
     build = StaticSignature(
         'torchgeo_satclip.builders.planetary_computer', 'build_dataset'
     )

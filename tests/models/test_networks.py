@@ -110,9 +110,10 @@ def test_linear() -> None:
 
 @pytest.mark.parametrize('name', sorted(NETWORKS))
 def test_get_network(name: str) -> None:
-    net = get_network(name, dim_in=10, dim_hidden=12, dim_out=6, num_layers=2)
+    # 12 input features: 'geoclip' splits them into its three branches.
+    net = get_network(name, dim_in=12, dim_hidden=12, dim_out=6, num_layers=2)
     assert isinstance(net, NETWORKS[name])
-    assert net(torch.randn(4, 10)).shape == (4, 6)
+    assert net(torch.randn(4, 12)).shape == (4, 6)
 
 
 def test_get_network_errors() -> None:
@@ -129,7 +130,7 @@ def test_get_network_errors() -> None:
 def test_registry_is_what_get_network_uses(monkeypatch: pytest.MonkeyPatch) -> None:
     from torchgeo_satclip.models import NETWORKS, get_network, list_networks
 
-    assert list_networks() == ['fcnet', 'linear', 'mlp', 'siren']
+    assert list_networks() == ['fcnet', 'geoclip', 'linear', 'mlp', 'siren']
 
     class Tiny(torch.nn.Module):
         def __init__(self, dim_in: int, dim_out: int = 256) -> None:

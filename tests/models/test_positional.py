@@ -650,6 +650,16 @@ def test_rff_float32_module() -> None:
     assert torch.isfinite(out).all()
 
 
+def test_rff_float32_phases_exact() -> None:
+    """Phases reach ~1e4 rad at scale 2^8: computed in float64, float32 features agree."""
+    encoding = RandomFourierFeatures()
+    points = lonlat_grid(torch.float32)
+    single = encoding(points)
+    double = encoding(points.double())  # the same float32-rounded points
+    assert single.dtype == torch.float32
+    assert (single.double() - double).abs().max() < 1e-6
+
+
 def test_list_positional_encodings() -> None:
     from torchgeo_satclip.models import (
         POSITIONAL_ENCODINGS,

@@ -40,7 +40,7 @@ FULL = {
 #: Recipes with an image encoder the official code cannot build: location-only.
 LOCATION_ONLY = {'satclip_demo'}
 #: Recipes with a location encoder neither the official code nor RANGE builds.
-REFUSED = {'geoclip_resnet18_rff'}
+REFUSED = {'geoclip_resnet18_rff', 'geoclip_resnet18_pretrained'}
 
 #: The official image encoders: timm model and classifier (spec section 5).
 OFFICIAL_VISION = {
@@ -260,6 +260,7 @@ def test_image_encoder_official_code_lacks_needs_location_only(
 
 
 @pytest.mark.parametrize('config', recipes(REFUSED), ids=lambda p: p.stem)
+@pytest.mark.usefixtures('geoclip_available')
 def test_location_encoder_official_code_lacks(config: Path, tmp_path: Path) -> None:
     # every recipe is in exactly one group, so none escapes these tests
     assert {p.stem for p in RECIPES} == FULL | LOCATION_ONLY | REFUSED

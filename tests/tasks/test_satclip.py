@@ -168,6 +168,7 @@ def test_recipe_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.parametrize('config', RECIPES, ids=lambda p: p.stem)
+@pytest.mark.usefixtures('geoclip_available')  # for location_weights: geoclip
 def test_recipe_config_fast_dev_run(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,7 +68,8 @@ def add_parser(subparsers: Subparsers) -> None:
         default=list(encoders),
         help=(
             'features side by side: raw (lon, lat), wrap, sh (spherical harmonics '
-            'L = 10 alone), sh20, checkpoint paths or SatCLIPWeights names '
+            "L = 10 alone), sh20, geoclip (GeoCLIP's pretrained encoder, from "
+            'the geoclip extra), checkpoint paths or SatCLIPWeights names '
             f'(default: {shown(encoders)})'
         ),
     )
@@ -85,7 +86,11 @@ def add_parser(subparsers: Subparsers) -> None:
         nargs='+',
         choices=PROBE_REPORT.choices('splits'),
         default=list(PROBE_REPORT.default('splits')),
-        help='cross-validation: random k-fold, spatial-block k-fold (default: both)',
+        help=(
+            "cross-validation: random k-fold, spatial-block k-fold, range (RANGE's "
+            'own evaluation: one 80/20 split with torch seed 42, which reproduces '
+            'its published figures) (default: random spatial)'
+        ),
     )
     _common.option(parser, '--folds', RUN_PROBES, 'folds', 'folds', type=int)
     _common.option(
@@ -111,6 +116,16 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         '--no-plots', action='store_true', help='write the tables only, no PNG figures'
+    )
+    parser.add_argument(
+        '--references',
+        action='store_true',
+        help=(
+            'also print and write OUTPUT_DIR/published.md: the measured scores '
+            "(under the publication's own split with --cv range, and under "
+            'random k-fold CV) beside published figures, with their source '
+            "(RANGE's linear probe, air temperature R^2)"
+        ),
     )
     _common.option(
         parser,
@@ -175,11 +190,18 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         plots=not args.no_plots,
         map_resolution=args.map_resolution,
+        references=args.references,
         progress=tqdm.write,
         progress_bar=True,
     )
     print(report.markdown.read_text())
     print(f'wrote {report.markdown} and {report.table}')
+    if report.published is not None:
+        print()
+        print(report.published.read_text())
+        print(f'wrote {report.published}')
+    elif args.references:
+        print('no result has a published counterpart (see --help of --references)')
     for figure in report.figures:
         print(f'wrote {figure}')
     return 0

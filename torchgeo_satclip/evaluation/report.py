@@ -22,6 +22,7 @@ from .probe import (
     run_probes,
     write_results,
 )
+from .references import references_to_markdown
 from .tasks import load_task, task_from_csv
 
 __all__ = ['ProbeReport', 'probe_report']
@@ -44,6 +45,9 @@ class ProbeReport:
     table: Path
     #: ``scores.png`` then one ``pca_<encoder>.png`` per encoder but ``raw``.
     figures: list[Path] = field(default_factory=list)
+    #: ``published.md``: measured scores beside published ones (None when
+    #: not asked for, or when no result has a published counterpart).
+    published: Path | None = None
 
 
 def probe_report(
@@ -62,6 +66,7 @@ def probe_report(
     seed: int | None = None,
     plots: bool = True,
     map_resolution: float | None = None,
+    references: bool = False,
     progress: Callable[[str], None] | None = None,
     progress_bar: bool = False,
 ) -> ProbeReport:
@@ -85,6 +90,9 @@ def probe_report(
         seed: seed of the sampled tasks, the folds and the MLPs.
         plots: also draw ``scores.png`` and the PCA maps.
         map_resolution: grid step of the PCA maps in degrees.
+        references: also write ``published.md``, the measured scores beside
+            published figures measured the same way, with their sources
+            (:func:`~torchgeo_satclip.evaluation.references_to_markdown`).
         progress: called with a line of text after each result.
         progress_bar: show a tqdm bar over the probes.
 
@@ -112,6 +120,11 @@ def probe_report(
     )
     markdown, table = write_results(results, output_dir)
     report = ProbeReport(results, markdown, table)
+    if references:
+        text = references_to_markdown(results)
+        if text:
+            report.published = Path(output_dir) / 'published.md'
+            report.published.write_text(text)
     if plots:
         out = Path(output_dir)
         report.figures.append(plot_scores(results, out / 'scores.png'))

@@ -7,12 +7,21 @@ from .export import (
     save_official_checkpoint,
 )
 from .fusion import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
+from .geoclip import (
+    GEOCLIP_ARCHITECTURE,
+    GEOCLIP_SIGMAS,
+    find_geoclip_weights,
+    geoclip_location_encoder,
+    geoclip_to_encoder_state_dict,
+    is_geoclip_state_dict,
+)
 from .location_encoder import LocationEncoder, build_location_encoder
 from .networks import (
     MLP,
     NETWORKS,
     FCNet,
     LinearNet,
+    MultiScaleMLP,
     SirenLayer,
     SirenNet,
     get_network,
@@ -40,10 +49,13 @@ from .weights import (
     CheckpointError,
     ChecksumError,
     DownloadError,
+    GeoCLIPNotInstalledError,
+    GeoCLIPWeights,
     LocationSource,
     SatCLIPWeights,
     download_checkpoint,
     expected_sha256,
+    find_geoclip_checkpoint,
     list_weights,
     load_location_encoder,
     satclip_location_encoder,
@@ -52,7 +64,9 @@ from .weights import (
 )
 
 __all__ = [
+    'GEOCLIP_ARCHITECTURE',
     'GEOCLIP_SCALE_FACTOR',
+    'GEOCLIP_SIGMAS',
     'MLP',
     'NETWORKS',
     'OFFICIAL_VISION_LAYERS',
@@ -64,6 +78,8 @@ __all__ = [
     'DownloadError',
     'FCNet',
     'Fusion',
+    'GeoCLIPNotInstalledError',
+    'GeoCLIPWeights',
     'Grid',
     'LinearNet',
     'LocationEncoder',
@@ -71,6 +87,7 @@ __all__ = [
     'LocationInput',
     'LocationOnlyModel',
     'LocationSource',
+    'MultiScaleMLP',
     'RandomFourierFeatures',
     'SatCLIPWeights',
     'SirenLayer',
@@ -86,8 +103,13 @@ __all__ = [
     'download_checkpoint',
     'equal_earth_projection',
     'expected_sha256',
+    'find_geoclip_checkpoint',
+    'find_geoclip_weights',
+    'geoclip_location_encoder',
+    'geoclip_to_encoder_state_dict',
     'get_network',
     'get_positional_encoding',
+    'is_geoclip_state_dict',
     'list_networks',
     'list_positional_encodings',
     'list_weights',

@@ -2,8 +2,10 @@
 
 SatCLIP's released location encoders use :class:`SirenNet`. :class:`FCNet`
 (the SINR network), :class:`MLP` and :class:`LinearNet` are the other choices
-of the original code base. :func:`get_network` builds any of them by the name
-used in SatCLIP's ``hyper_parameters['pe_type']``.
+of the original code base; :class:`MultiScaleMLP` is GeoCLIP's network (one
+MLP per random-Fourier-feature scale, outputs summed). :func:`get_network`
+builds any of them by the name used in SatCLIP's ``hyper_parameters['pe_type']``
+(``'geoclip'`` for :class:`MultiScaleMLP`).
 """
 
 import inspect
@@ -21,6 +23,7 @@ __all__ = [
     'NETWORKS',
     'FCNet',
     'LinearNet',
+    'MultiScaleMLP',
     'SirenLayer',
     'SirenNet',
     'get_network',
@@ -353,6 +356,88 @@ class LinearNet(nn.Module):
         return out
 
 
+class MultiScaleMLP(nn.Module):
+    """GeoCLIP's location network: one ReLU MLP per scale, outputs summed.
+
+    GeoCLIP (Vivanco Cepeda et al., NeurIPS 2023) encodes a point with
+    random Fourier features at several scales and gives each scale its own
+    network; the location embedding is the **sum** of their outputs. The
+    input is split into ``num_branches`` equal consecutive blocks, the
+    layout of :class:`~torchgeo_satclip.models.positional.RandomFourierFeatures`
+    (``[cos, sin]`` of scale ``i`` in block ``i``), and block ``i`` goes
+    through branch ``i``, an :class:`MLP` with ``num_layers`` hidden
+    ``Linear + ReLU`` layers of width ``dim_hidden`` and a linear output layer
+    of size ``dim_out``. GeoCLIP's released encoder: three branches of
+    ``512 -> 1024 -> 1024 -> 1024 -> 512``.
+
+    Parameter names: branch ``i``'s hidden layers are
+    ``branches.<i>.layers.<0, 2, 4>`` (GeoCLIP's ``LocEnc<i>.capsule.<1, 3,
+    5>``) and its output layer ``branches.<i>.last_layer`` (GeoCLIP's
+    ``LocEnc<i>.head.0``).
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_hidden: int = 1024,
+        dim_out: int = 512,
+        num_layers: int = 3,
+        num_branches: int = 3,
+    ) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features, all branches together (GeoCLIP: 3 x 512).
+            dim_hidden: width of the hidden layers (GeoCLIP: 1024).
+            dim_out: embedding size (GeoCLIP: 512).
+            num_layers: hidden layers of each branch (GeoCLIP: 3).
+            num_branches: number of branches, one per scale (GeoCLIP: 3).
+
+        Raises:
+            ValueError: if a size is not positive or ``dim_in`` does not split
+                into ``num_branches`` equal blocks.
+        """
+        super().__init__()
+        _check_positive(
+            dim_in=dim_in,
+            dim_hidden=dim_hidden,
+            dim_out=dim_out,
+            num_branches=num_branches,
+        )
+        if dim_in % num_branches:
+            raise ValueError(
+                f'dim_in={dim_in} does not split into {num_branches} equal '
+                'blocks, one per branch (one per random-Fourier-feature scale)'
+            )
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.num_layers = num_layers
+        self.num_branches = num_branches
+        self.branches = nn.ModuleList(
+            MLP(dim_in // num_branches, dim_hidden, dim_out, num_layers)
+            for _ in range(num_branches)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply every branch to its block and sum the outputs.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        blocks = x.chunk(self.num_branches, dim=-1)
+        out: Tensor = self.branches[0](blocks[0])
+        for branch, block in zip(self.branches[1:], blocks[1:], strict=True):
+            out = out + branch(block)
+        return out
+
+    def extra_repr(self) -> str:
+        """Return the summary shown by ``repr``."""
+        return f'num_branches={self.num_branches} (outputs summed)'
+
+
 def _check_positive(**sizes: int) -> None:
     """Raise ``ValueError`` naming the first size that is not a positive integer."""
     for name, value in sizes.items():
@@ -370,7 +455,7 @@ def _check_dropout(dropout: float) -> float:
     return check_real('dropout', dropout, minimum=0.0, below=1.0)
 
 
-NetworkName = Literal['siren', 'fcnet', 'mlp', 'linear']
+NetworkName = Literal['siren', 'fcnet', 'mlp', 'linear', 'geoclip']
 
 #: Network classes by the name SatCLIP uses in ``hyper_parameters['pe_type']``.
 NETWORKS: dict[str, type[nn.Module]] = {
@@ -378,6 +463,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     'fcnet': FCNet,
     'mlp': MLP,
     'linear': LinearNet,
+    'geoclip': MultiScaleMLP,
 }
 
 
@@ -392,7 +478,8 @@ def get_network(
     """Build a network by name.
 
     Args:
-        name: one of ``'siren'``, ``'fcnet'``, ``'mlp'``, ``'linear'``.
+        name: one of ``'siren'``, ``'fcnet'``, ``'mlp'``, ``'linear'``,
+            ``'geoclip'``.
         dim_in: input features (the positional encoding's size).
         dim_hidden: hidden width (SatCLIP's ``capacity``).
         dim_out: embedding size (SatCLIP's ``embed_dim``).

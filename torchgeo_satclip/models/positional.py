@@ -674,8 +674,14 @@ class RandomFourierFeatures(nn.Module):
     ``(len(sigmas), encoded_size, 2)``, which is part of the state dict. They
     have GeoCLIP's layout: GeoCLIP's pretrained ``LocEnc{i}.capsule.0.b`` can be
     copied into ``b[i]``. Converting the module (``.to(torch.float32)``) also
-    converts ``b``; the features are computed with ``b`` cast to the input's
-    compute dtype.
+    converts ``b``.
+
+    Precision: the phases ``2 pi B_i v`` reach about 10^4 radians at the scale
+    2^8, where float32 keeps only about 1e-3 radian, enough to move GeoCLIP's
+    embeddings by 3e-5. So the projection and the phases are always computed
+    in float64, and only the features are cast to the input's compute dtype
+    (float32 for float32 input, as every encoding here); the cost is
+    ``len(sigmas) * encoded_size`` float64 sines and cosines per point.
     """
 
     b: Tensor
@@ -736,13 +742,14 @@ class RandomFourierFeatures(nn.Module):
             float64 input, else float32).
         """
         coords = _prepare(lonlat)
-        v = equal_earth_projection(coords) * (GEOCLIP_SCALE_FACTOR / 180.0)
+        exact = coords.to(torch.float64)  # see "Precision" in the class docstring
+        v = equal_earth_projection(exact) * (GEOCLIP_SCALE_FACTOR / 180.0)
         v = 2.0 * math.pi * v
-        b = self.b.to(device=coords.device, dtype=coords.dtype)
+        b = self.b.to(device=coords.device, dtype=torch.float64)
         # (N, scales, E): 2 pi B_i v for every scale, as v_x B[..., 0] + v_y B[..., 1].
         angles = v[:, None, None, 0] * b[..., 0] + v[:, None, None, 1] * b[..., 1]
         features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
-        return features.reshape(coords.shape[0], self.embedding_dim)
+        return features.reshape(coords.shape[0], self.embedding_dim).to(coords.dtype)
 
     def extra_repr(self) -> str:
         """Return the summary shown by ``repr``."""

@@ -8,6 +8,9 @@
 * a :class:`SatCLIPWeights` member or its name (downloads the checkpoint into
   the torch hub cache only if it is not there yet);
 * a TorchGeo 0.10 ``SatCLIP_Weights`` member;
+* :attr:`GeoCLIPWeights.GEOCLIP` or ``'geoclip'``: GeoCLIP's pretrained
+  location encoder, read from the installed ``geoclip`` distribution (the
+  ``geoclip`` extra), or the path of its ``location_encoder_weights.pth``;
 * an in-memory checkpoint or state dict (a mapping of names to tensors).
 
 Files are always read with ``torch.load(..., weights_only=True)``: a checkpoint
@@ -33,6 +36,15 @@ from torchvision.models._api import Weights, WeightsEnum
 
 from ._checks import check_int, check_name
 from ._file_kinds import sniff_checkpoint
+from .geoclip import (
+    GEOCLIP_ARCHITECTURE,
+    GEOCLIP_DISTRIBUTION,
+    GEOCLIP_EXTRA,
+    GEOCLIP_WEIGHTS_FILE,
+    find_geoclip_weights,
+    geoclip_location_encoder,
+    is_geoclip_state_dict,
+)
 from .location_encoder import LocationEncoder, build_location_encoder
 from .positional import POSITIONAL_ENCODINGS
 
@@ -40,10 +52,13 @@ __all__ = [
     'CheckpointError',
     'ChecksumError',
     'DownloadError',
+    'GeoCLIPNotInstalledError',
+    'GeoCLIPWeights',
     'LocationSource',
     'SatCLIPWeights',
     'download_checkpoint',
     'expected_sha256',
+    'find_geoclip_checkpoint',
     'list_weights',
     'load_location_encoder',
     'satclip_location_encoder',
@@ -225,6 +240,110 @@ class DownloadError(CheckpointError):
 
 class ChecksumError(CheckpointError):
     """A downloaded checkpoint does not have its known sha256 (it is deleted)."""
+
+
+class GeoCLIPNotInstalledError(CheckpointError):
+    """GeoCLIP's weights were asked for, but no installed ``geoclip`` has them.
+
+    Install them with ``pip install "torchgeo-satclip[geoclip]"``.
+    """
+
+
+class GeoCLIPWeights(WeightsEnum):  # type: ignore[misc]
+    """GeoCLIP's pretrained location encoder (Vivanco Cepeda et al., NeurIPS 2023).
+
+    GeoCLIP trained an image encoder and a location encoder contrastively on
+    4.7 million geotagged Flickr photos (MP-16). Its location encoder is
+    released under the MIT licence in the ``geoclip`` wheel on PyPI, as
+    ``geoclip/model/weights/location_encoder_weights.pth``. Install it with
+    the ``geoclip`` extra (``pip install "torchgeo-satclip[geoclip]"``); the
+    file is then found in the installed distribution without importing
+    geoclip, and read with ``torch.load(..., weights_only=True)``. Nothing is
+    downloaded at load time.
+
+    The encoder is built from this package's parts
+    (:func:`~torchgeo_satclip.models.geoclip.geoclip_location_encoder`):
+    random Fourier features at scales 2^0, 2^4, 2^8 of the Equal Earth
+    projection, a ReLU MLP per scale, outputs summed into 512 dimensions. It
+    takes **(lon, lat)**, like everything here (GeoCLIP's own code takes
+    (lat, lon)).
+
+    ``load_location_encoder('geoclip')`` is the short form;
+    :meth:`architecture` and :meth:`get_state_dict` give torchvision's two
+    steps. If you use these weights, please cite
+    https://arxiv.org/abs/2309.16020.
+    """
+
+    GEOCLIP = Weights(
+        url='https://pypi.org/project/geoclip/1.3.0/',
+        transforms=nn.Identity(),
+        meta={
+            'dataset': 'MP-16',
+            'model': 'geoclip',
+            'ssl_method': 'clip',
+            'publication': 'https://arxiv.org/abs/2309.16020',
+            'repo': 'https://github.com/VicenteVivan/geo-clip',
+            'license': 'MIT',
+            'distribution': GEOCLIP_DISTRIBUTION,
+            'file': GEOCLIP_WEIGHTS_FILE,
+            'extra': GEOCLIP_EXTRA,
+            'le_type': GEOCLIP_ARCHITECTURE['positional_encoding'],
+            'pe_type': GEOCLIP_ARCHITECTURE['network'],
+            'capacity': GEOCLIP_ARCHITECTURE['capacity'],
+            'embed_dim': GEOCLIP_ARCHITECTURE['embed_dim'],
+            'num_hidden_layers': GEOCLIP_ARCHITECTURE['num_hidden_layers'],
+        },
+    )
+
+    def get_state_dict(
+        self,
+        progress: bool = True,
+        model_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The location encoder's state dict, in this package's layout.
+
+        Args:
+            progress: accepted for torchvision compatibility (nothing is
+                downloaded).
+            model_dir: accepted for torchvision compatibility (the file is
+                the installed distribution's).
+            **kwargs: accepted for torchvision compatibility and ignored.
+
+        Returns:
+            A state dict that loads into
+            ``satclip_location_encoder(**self.architecture())`` (float64).
+
+        Raises:
+            GeoCLIPNotInstalledError: if the ``geoclip`` extra is not installed.
+        """
+        return dict(load_location_encoder(self).state_dict())
+
+    def architecture(self) -> dict[str, Any]:
+        """Arguments of ``satclip_location_encoder`` building this model.
+
+        Returns:
+            ``positional_encoding`` (``'rff'``), ``network`` (``'geoclip'``),
+            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ``sigmas`` and
+            ``encoded_size``.
+        """
+        return dict(GEOCLIP_ARCHITECTURE)
+
+
+def find_geoclip_checkpoint() -> Path:
+    """Path of GeoCLIP's weights in the installed ``geoclip`` distribution.
+
+    Returns:
+        The path of ``location_encoder_weights.pth``.
+
+    Raises:
+        GeoCLIPNotInstalledError: if ``geoclip`` is not installed (the
+            message names the extra that installs it).
+    """
+    try:
+        return find_geoclip_weights()
+    except LookupError as error:
+        raise GeoCLIPNotInstalledError(str(error)) from None
 
 
 #: A hash prefix in a file name, as torch.hub and TorchGeo (``name-<hex>.pth``).
@@ -685,6 +804,65 @@ def _encoder_from_state(
     return encoder.to(dtype).eval()
 
 
+def _geoclip_encoder(
+    state_dict: Mapping[str, Any], origin: str, dtype: torch.dtype
+) -> LocationEncoder:
+    """Build GeoCLIP's location encoder from a state dict in its layout."""
+    try:
+        return geoclip_location_encoder(state_dict, dtype=dtype)
+    except ValueError as error:
+        raise CheckpointError(f'{origin}: {error}') from error
+
+
+def _restore_positional_state(
+    encoder: LocationEncoder, checkpoint: Mapping[str, Any], origin: str
+) -> LocationEncoder:
+    """Load the positional encoding's buffers too, when the checkpoint has them.
+
+    A spherical-harmonics encoding has no state, but random Fourier features
+    keep their frequency matrices in the buffer ``b``; one drawn from a seed
+    is rebuilt from the hyperparameters, but one loaded from GeoCLIP (a task
+    initialised with ``location_weights='geoclip'``) exists only in the
+    checkpoint, next to the network (``<...>posenc.b`` beside
+    ``<...>nnet.*``).
+    """
+    expected = encoder.posenc.state_dict()
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not expected or not isinstance(state_dict, Mapping):
+        return encoder
+    prefix, _ = _split_network_state(state_dict, origin)
+    base = (prefix[: -len('nnet.')] if prefix.endswith('nnet.') else prefix) + 'posenc.'
+    found = {
+        key[len(base) :]: value
+        for key, value in state_dict.items()
+        if key.startswith(base)
+    }
+    if not found:
+        return encoder
+    if set(found) != set(expected):
+        raise CheckpointError(
+            f'{origin}: positional-encoding keys {sorted(base + k for k in found)} '
+            f"do not match the encoding's {sorted(base + k for k in expected)}"
+        )
+    for key, tensor in found.items():
+        target = expected[key]
+        if not isinstance(tensor, Tensor) or tensor.shape != target.shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor)
+            raise CheckpointError(
+                f'{origin}: {base}{key} has shape {shape}, expected '
+                f'{tuple(target.shape)}'
+            )
+    encoder.posenc.load_state_dict(found, strict=True)
+    return encoder
+
+
+def _geoclip_member(name: str) -> WeightsEnum | None:
+    """Resolve ``'geoclip'``, ``'GEOCLIP'`` or ``'GeoCLIPWeights.GEOCLIP'``."""
+    key = name.rsplit('.', 1)[-1].upper()
+    members = cast(dict[str, WeightsEnum], GeoCLIPWeights.__members__)
+    return members.get(key)
+
+
 def _weights_enum_member(name: str) -> WeightsEnum | None:
     """Resolve ``'SATCLIP_RESNET18_L10'`` or ``'SatCLIPWeights.SATCLIP_...'``."""
     key = name.rsplit('.', 1)[-1].upper()
@@ -703,7 +881,11 @@ def load_location_encoder(
     Args:
         source: a checkpoint path; a :class:`SatCLIPWeights` member or name
             (``'SATCLIP_RESNET18_L10'``); a TorchGeo 0.10 ``SatCLIP_Weights``
-            member; or an in-memory checkpoint / state dict. The architecture
+            member; :attr:`GeoCLIPWeights.GEOCLIP` or ``'geoclip'`` (from the
+            installed ``geoclip`` extra), or a file or state dict in GeoCLIP's
+            layout (``LocEnc<i>.*`` keys, such as geoclip's
+            ``location_encoder_weights.pth``); or an in-memory checkpoint /
+            state dict. The architecture
             comes from ``hyper_parameters`` (SatCLIP's ``le_type``, ``pe_type``,
             ``legendre_polys``, ``capacity``, ``embed_dim``,
             ``num_hidden_layers``) or, for a SIREN without them, from the
@@ -725,6 +907,8 @@ def load_location_encoder(
             hyper-parameters or weights (integer, boolean or non-finite
             tensors, missing layers) do not form a location encoder; the
             message names the file and the key.
+        GeoCLIPNotInstalledError: if GeoCLIP's weights are asked for by
+            name but the ``geoclip`` extra is not installed.
         TypeError: if ``source`` is of an unsupported type.
         ValueError: if ``dtype`` is not a floating torch dtype.
     """
@@ -734,15 +918,22 @@ def load_location_encoder(
         )
     hyper_parameters: Mapping[str, Any] | None = None
     if isinstance(source, Mapping):
-        return _encoder_from_state(source, 'state dict', None, dtype)
+        if is_geoclip_state_dict(source):
+            return _geoclip_encoder(source, 'state dict', dtype)
+        encoder = _encoder_from_state(source, 'state dict', None, dtype)
+        return _restore_positional_state(encoder, source, 'state dict')
     if isinstance(source, str) and not Path(source).exists():
-        member = _weights_enum_member(source)
+        member = _weights_enum_member(source) or _geoclip_member(source)
         if member is None:
             raise CheckpointError(
                 f'{source!r} is neither an existing checkpoint file nor a '
-                f'SatCLIPWeights name ({", ".join(list_weights())})'
+                f'SatCLIPWeights name ({", ".join(list_weights())}) nor '
+                "'geoclip' (GeoCLIPWeights.GEOCLIP)"
             )
         source = member
+    if isinstance(source, GeoCLIPWeights):
+        path = find_geoclip_checkpoint()
+        return _geoclip_encoder(_read_checkpoint(path), str(path), dtype)
     if isinstance(source, Enum) and isinstance(getattr(source, 'value', None), Weights):
         weights = cast(WeightsEnum, source)
         meta = weights.meta
@@ -760,9 +951,12 @@ def load_location_encoder(
             f'TorchGeo SatCLIP_Weights member or a state dict, got {type(source).__name__}'
         )
     checkpoint = _read_checkpoint(path)
+    if is_geoclip_state_dict(checkpoint):
+        return _geoclip_encoder(checkpoint, str(path), dtype)
     if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
         hyper_parameters = None  # the file's own record wins
-    return _encoder_from_state(checkpoint, str(path), hyper_parameters, dtype)
+    encoder = _encoder_from_state(checkpoint, str(path), hyper_parameters, dtype)
+    return _restore_positional_state(encoder, checkpoint, str(path))
 
 
 #: Anything :func:`satclip_location_encoder` accepts as ``weights``: a built

@@ -21,6 +21,7 @@ import torch
 from ..models import (
     LocationEncoder,
     LocationSource,
+    RandomFourierFeatures,
     location_encoder_hyper_parameters,
     satclip_location_encoder,
 )
@@ -188,9 +189,15 @@ def location_encoder_architecture(encoder: LocationEncoder) -> dict[str, Any]:
     Returns:
         ``positional_encoding``, ``location_network`` and ``embed_dim``, plus
         ``legendre_polys``, ``capacity`` and ``num_hidden_layers`` where the
-        encoder has them.
+        encoder has them (a network's ``num_layers`` counts as its hidden
+        layers), and, for random Fourier features (GeoCLIP's weights),
+        ``positional_encoding_kwargs`` with their ``sigmas``,
+        ``encoded_size`` and ``seed`` (the loaded frequency matrices
+        themselves are in the state dict).
     """
     hparams = location_encoder_hyper_parameters(encoder)
+    if hparams['num_hidden_layers'] is None:
+        hparams['num_hidden_layers'] = getattr(encoder.nnet, 'num_layers', None)
     arch: dict[str, Any] = {
         'positional_encoding': hparams['le_type'],
         'location_network': hparams['pe_type'],
@@ -198,6 +205,13 @@ def location_encoder_architecture(encoder: LocationEncoder) -> dict[str, Any]:
     for key in ('embed_dim', 'legendre_polys', 'capacity', 'num_hidden_layers'):
         if hparams[key] is not None:
             arch[key] = int(hparams[key])
+    posenc = encoder.posenc
+    if isinstance(posenc, RandomFourierFeatures):
+        arch['positional_encoding_kwargs'] = {
+            'sigmas': [float(sigma) for sigma in posenc.sigmas],
+            'encoded_size': int(posenc.encoded_size),
+            'seed': int(posenc.seed),
+        }
     return arch
 
 
