@@ -50,14 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
         version=f'%(prog)s {__version__}',
         help="print the package's version and exit",
     )
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='on an error, print the traceback instead of one line',
+    )
     subparsers = parser.add_subparsers(dest='command', required=True)
     for subcommand in SUBCOMMANDS:
         subcommand.add_parser(subparsers)
     return parser
 
 
+#: Errors of the user's making (a bad value, file or line): exit status 2.
+USAGE_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+#: Failures at run time (a full disk, a refused permission): exit status 1.
+RUNTIME_ERRORS = (OSError, RuntimeError, MemoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
+
+    A user's mistake ends with one line on stderr naming the value, file or
+    line and what was expected, and exit status 2; a failure at run time
+    (disk full, permission refused) with one line and status 1. ``--debug``
+    shows the traceback instead.
 
     Args:
         argv: arguments (default: ``sys.argv[1:]``).
@@ -69,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (*USAGE_ERRORS, *RUNTIME_ERRORS) as error:
+        if args.debug:
+            raise
         print(f'torchgeo-satclip {args.command}: error: {error}', file=sys.stderr)
-        return 2
+        return 2 if isinstance(error, USAGE_ERRORS) else 1
     return status
