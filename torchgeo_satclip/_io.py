@@ -35,7 +35,7 @@ __all__ = [
     'TEMPORARY_INFIX',
     'atomic_path',
     'atomic_write',
-    'is_disk_full',
+    'no_room',
     'pid_alive',
     'remove_stale_temporaries',
     'temporary_pattern',
@@ -250,18 +250,21 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """Whether an error says that the file system has no room left.
+def no_room(error: BaseException) -> str | None:
+    """Whether an error says that the file system has no room for the file.
 
     Args:
         error: an exception raised while writing (an :class:`OSError`, or a
             pyarrow error that carries the operating system's message).
 
     Returns:
-        True for "no space left on device", "disk quota exceeded" and
-        "file too large".
+        The reason ("No space left on device", "Disk quota exceeded" or
+        "File too large"), or None for any other error.
     """
     if isinstance(error, OSError) and error.errno in _FULL:
-        return True
+        return os.strerror(error.errno)
     text = str(error)
-    return any(os.strerror(code) in text for code in _FULL)
+    for code in sorted(_FULL):
+        if os.strerror(code) in text:
+            return os.strerror(code)
+    return None

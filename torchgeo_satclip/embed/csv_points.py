@@ -475,7 +475,8 @@ class CsvPoints(PointSource):
                     hint = '; a trailing comma on this line but not on the header?'
             elif len(row) == width - 1 and self.header.trailing_comma:
                 hint = '; the header ends with a comma but this line does not'
-            return f'{len(row)} fields where the header has {width}{hint}'
+            fields = 'field' if len(row) == 1 else 'fields'
+            return f'{len(row)} {fields} where the header has {width}{hint}'
         if any(len(value) > FIELD_LIMIT for value in row):
             return (
                 f'a field is longer than {FIELD_LIMIT:,} characters; is this a '

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .._io import atomic_path, is_disk_full, remove_stale_temporaries
+from .._io import atomic_path, no_room, remove_stale_temporaries
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
 from .points import EmbedError, InputError, PointBatch, PointSource
 from .read import check_input, open_points, read_points
@@ -192,10 +192,11 @@ def _write_error(
     error: BaseException, output: Path, done: int, total: int
 ) -> Exception:
     """The error to report for a failure to write the output."""
-    if is_disk_full(error):
+    reason = no_room(error)
+    if reason is not None:
         return EmbedError(
-            f'{output}: no space left on the device after {done:,} of about '
-            f'{total:,} points; nothing was written (the partial file is removed)'
+            f'{output}: {reason.lower()} after {done:,} of about {total:,} points; '
+            'nothing was written (the partial file is removed)'
         )
     if isinstance(error, OSError):
         reason = error.strerror or str(error)

@@ -305,7 +305,7 @@ class GeoJsonPoints(PointSource):
             try:
                 values.append(float(value))
             except OverflowError:
-                values.append(math.copysign(math.inf, value))
+                values.append(math.inf if value > 0 else -math.inf)
         if len(point) == 3 and _kind(point[2]) != 'number':
             raise InputError(
                 f'{where}: the altitude must be a JSON number, got '
