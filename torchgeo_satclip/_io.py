@@ -73,6 +73,14 @@ def _umask() -> int:
     return umask
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` should get: its own if it exists, else the umask's."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except (FileNotFoundError, NotADirectoryError):
+        return 0o666 & ~_umask()
+
+
 def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Path:
     """Create an empty temporary file in ``path``'s directory.
 
@@ -80,7 +88,9 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
     exists (so ``--overwrite`` keeps a private 0600 file private, even while
     it is being written), else those any new file gets under the process
     umask (not :func:`tempfile.mkstemp`'s private 0600), so the final file is
-    as readable as the user expects after the rename.
+    as readable as the user expects after the rename. The owner may always
+    read and write it (:func:`atomic_path` puts the exact mode back before
+    the rename, for a read-only file).
 
     Args:
         path: the final destination (its directory is created if needed).
@@ -97,15 +107,12 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
         raise ValueError(f'suffix must start with {TEMPORARY_INFIX!r}, got {suffix!r}')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except (FileNotFoundError, NotADirectoryError):
-        mode = 0o666 & ~_umask()
+    mode = _mode_for(path)
     handle, name = tempfile.mkstemp(
         prefix=f'.{path.name}.{os.getpid()}.', suffix=suffix, dir=path.parent
     )
     try:
-        os.fchmod(handle, mode)
+        os.fchmod(handle, mode | 0o600)
     finally:
         os.close(handle)
     return Path(name)
@@ -159,11 +166,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
     Yields:
         The temporary path.
     """
+    mode = _mode_for(Path(path))
     tmp = temporary_sibling(path, suffix)
     lock = None
     try:
         lock = _lock(tmp)
         yield tmp
+        if mode & 0o600 != 0o600:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ array of shape ``(0, D)``.
 """
 
 import abc
+import contextlib
 import csv
 import errno
 import io
@@ -208,8 +209,9 @@ class NpySink(Sink):
         self.handle.close()
 
     def abort(self) -> None:
-        """Close the file."""
-        self.handle.close()
+        """Close the file, whatever state it is in."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
 
 
 _SPECIAL = '[,"\r\n]'
@@ -306,8 +308,9 @@ class CsvSink(Sink):
         self.handle.close()
 
     def abort(self) -> None:
-        """Close the file."""
-        self.handle.close()
+        """Close the file, whatever state it is in."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
 
 
 class ParquetSink(Sink):
@@ -380,8 +383,9 @@ class ParquetSink(Sink):
         self.writer.close()
 
     def abort(self) -> None:
-        """Close the file."""
-        self.writer.close()
+        """Close the file, whatever state it is in (its footer may not fit)."""
+        with contextlib.suppress(OSError, pa.ArrowException):
+            self.writer.close()
 
 
 #: Writers by output suffix.
