@@ -82,6 +82,10 @@ class _Scan:
     quoted: bool
 
 
+def _count(data: bytes, byte: int) -> int:
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == byte))
+
+
 def _line_breaks(data: bytes, after_cr: bool) -> int:
     """Line breaks (CR LF, CR or LF) in ``data``.
 
@@ -90,7 +94,9 @@ def _line_breaks(data: bytes, after_cr: bool) -> int:
         after_cr: whether the byte before the chunk was a CR (so that an LF
             first in the chunk ends the same line).
     """
-    count = data.count(b'\n') + data.count(b'\r') - data.count(b'\r\n')
+    count = _count(data, 10)
+    if b'\r' in data:
+        count += _count(data, 13) - data.count(b'\r\n')
     if after_cr and data[:1] == b'\n':
         count -= 1
     return count
