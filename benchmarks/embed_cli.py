@@ -110,7 +110,7 @@ def parts(src: str, dst: str, legendre_polys: int, dtype: str) -> dict[str, floa
     times['read'] = time.perf_counter() - start
     start = time.perf_counter()
     device = torch.device('cpu')
-    embeddings = [encode(encoder, b.lonlat, 256, device, 'columns')[0] for b in batches]
+    embeddings = [encode(encoder, b.lonlat, device, 'columns')[0] for b in batches]
     times['embed'] = time.perf_counter() - start
     options = SinkOptions(256, 'lon', 'lat', 'columns', source.schema, source.estimate)
     start = time.perf_counter()

@@ -15,6 +15,7 @@ converted to float32 and laid out as the writer wants it (transposed into
 ``emb_*`` columns for Parquet and CSV) while it is still in the cache.
 """
 
+import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ from .._io import atomic_path, no_room, remove_stale_temporaries
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
 from .points import EmbedError, InputError, PointBatch, PointSource
 from .read import check_input, open_points, read_points
-from .write import OUTPUT_FORMATS, Layout, Sink, SinkOptions, make_sink, output_columns
+from .write import (
+    OUTPUT_FORMATS,
+    Embeddings,
+    Layout,
+    Orientation,
+    Sink,
+    SinkOptions,
+    make_sink,
+    output_columns,
+)
 
 __all__ = [
     'CHUNK',
@@ -120,47 +130,54 @@ def _device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def _first_non_finite(piece: Tensor, columns: bool) -> int | None:
+    """The first point of a piece whose embedding is not finite, if any."""
+    if math.isfinite(float(piece.sum(dtype=torch.float64))):
+        return None  # one cheap pass: a NaN or an infinity makes the sum one
+    finite = torch.isfinite(piece).all(dim=0 if columns else 1)
+    bad = torch.nonzero(~finite)
+    return int(bad[0, 0]) if len(bad) else None
+
+
 @torch.inference_mode()
 def encode(
     encoder: nn.Module,
     lonlat: np.ndarray,
-    dim: int,
     device: torch.device,
-    orientation: Literal['rows', 'columns'] = 'rows',
-) -> tuple[np.ndarray, int | None]:
+    orientation: Orientation = 'rows',
+) -> tuple[Embeddings, int | None]:
     """Embed points as float32, laid out for a writer.
+
+    On the CPU the encoder runs on chunks of :data:`CHUNK` points, and each
+    chunk's embedding is converted to float32 and laid out (transposed for
+    ``'columns'``) while it is still in the processor's cache; the chunks
+    are kept as they are, as the pieces of the result (no copy into one
+    array).
 
     Args:
         encoder: the location encoder, on ``device``, in eval mode.
         lonlat: float64 ``(n, 2)`` (lon, lat) in degrees.
-        dim: the embedding size.
         device: where the encoder is.
-        orientation: ``'rows'`` for an ``(n, D)`` result, ``'columns'`` for
-            ``(D, n)``.
+        orientation: ``'rows'`` for ``(n, D)`` pieces, ``'columns'`` for
+            ``(D, n)`` pieces.
 
     Returns:
-        The C-contiguous float32 embeddings and the index of the first point
-        whose embedding is not finite (None if all are).
+        The embeddings and the index of the first point whose embedding is
+        not finite (None if all are).
     """
     coords = torch.from_numpy(lonlat)
     columns = orientation == 'columns'
-    n = len(lonlat)
-    if device.type != 'cpu':
-        out: Tensor = encoder(coords.to(device)).to(torch.float32)
-        finite = torch.isfinite(out).all(dim=1)
-        result = (out.T if columns else out).contiguous().cpu()
-        bad = None if bool(finite.all()) else int(torch.nonzero(~finite)[0, 0])
-        return result.numpy(), bad
-    result = torch.empty((dim, n) if columns else (n, dim), dtype=torch.float32)
-    for start in range(0, n, CHUNK):
-        chunk: Tensor = encoder(coords[start : start + CHUNK])
-        stop = start + len(chunk)
-        target = result[:, start:stop] if columns else result[start:stop]
-        target.copy_(chunk.T if columns else chunk)
-        if not bool(torch.isfinite(target).all()):
-            finite = torch.isfinite(target).all(dim=0 if columns else 1)
-            return result.numpy(), start + int(torch.nonzero(~finite)[0, 0])
-    return result.numpy(), None
+    step = CHUNK if device.type == 'cpu' else max(len(lonlat), 1)
+    pieces = []
+    for start in range(0, len(lonlat), step):
+        out: Tensor = encoder(coords[start : start + step].to(device))
+        out = out.to(torch.float32)
+        piece = (out.T if columns else out).contiguous()
+        bad = _first_non_finite(piece, columns)
+        pieces.append(piece.cpu().numpy())
+        if bad is not None:
+            return Embeddings(pieces, orientation), start + bad
+    return Embeddings(pieces, orientation), None
 
 
 def _clashes(source: PointSource, suffix: str, options: SinkOptions) -> None:
@@ -225,7 +242,7 @@ class _Writer:
         self.bar.update(self.queued - self.done)
         self.done = self.queued
 
-    def submit(self, batch: PointBatch, embedding: np.ndarray) -> None:
+    def submit(self, batch: PointBatch, embedding: Embeddings) -> None:
         self._wait()
         self.pending = self.pool.submit(self.sink.write, batch, embedding)
         self.queued += len(batch.lonlat)
@@ -312,9 +329,7 @@ def embed_file(
         writer = _Writer(sink, output_path, source.estimate, bar)
         try:
             for batch in source.batches():
-                embedding, bad = encode(
-                    encoder, batch.lonlat, dim, dev, sink.orientation
-                )
+                embedding, bad = encode(encoder, batch.lonlat, dev, sink.orientation)
                 if bad is not None:
                     lon, lat = batch.lonlat[bad]
                     raise EmbedError(

@@ -41,7 +41,9 @@ from .points import PointBatch
 
 __all__ = [
     'OUTPUT_FORMATS',
+    'Embeddings',
     'Layout',
+    'Orientation',
     'Sink',
     'SinkOptions',
     'embedding_columns',
@@ -54,6 +56,47 @@ OUTPUT_FORMATS = ('.parquet', '.pq', '.csv', '.npy')
 
 #: Parquet embedding layouts.
 Layout = Literal['columns', 'list']
+#: How a writer wants the embeddings: ``(n, D)`` rows or ``(D, n)`` columns.
+Orientation = Literal['rows', 'columns']
+
+
+@dataclass
+class Embeddings:
+    """A batch's float32 embeddings, in pieces laid out for a writer."""
+
+    #: C-contiguous float32 pieces, in point order: ``(n_k, D)`` each for
+    #: ``'rows'``, ``(D, n_k)`` each for ``'columns'``.
+    pieces: list[np.ndarray]
+    #: The layout of the pieces.
+    orientation: Orientation
+
+    def __len__(self) -> int:
+        """The number of points."""
+        axis = 0 if self.orientation == 'rows' else 1
+        return sum(piece.shape[axis] for piece in self.pieces)
+
+    def column(self, index: int) -> pa.ChunkedArray:
+        """One dimension of the embedding, without a copy.
+
+        Args:
+            index: the dimension (``'columns'`` orientation).
+
+        Returns:
+            Its float32 values, one chunk per piece.
+        """
+        return pa.chunked_array(
+            [pa.array(piece[index]) for piece in self.pieces], pa.float32()
+        )
+
+    def rows(self) -> np.ndarray:
+        """The whole ``(n, D)`` array (a copy).
+
+        Returns:
+            The float32 embeddings, one row per point.
+        """
+        if self.orientation == 'rows':
+            return np.concatenate(self.pieces) if self.pieces else np.empty((0, 0))
+        return np.concatenate([piece.T for piece in self.pieces])
 
 
 @dataclass(frozen=True)
@@ -123,17 +166,16 @@ def _with_columns(options: SinkOptions) -> SinkOptions:
 class Sink(abc.ABC):
     """Writes embeddings batch by batch to one file."""
 
-    #: Layout of the embeddings :meth:`write` takes: ``'rows'`` for ``(n, D)``,
-    #: ``'columns'`` for ``(D, n)``, both C-contiguous float32.
-    orientation: Literal['rows', 'columns'] = 'rows'
+    #: Layout of the embeddings :meth:`write` takes.
+    orientation: Orientation = 'rows'
 
     @abc.abstractmethod
-    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+    def write(self, batch: PointBatch, embedding: Embeddings) -> None:
         """Write one batch.
 
         Args:
             batch: the points.
-            embedding: their float32 embeddings, in :attr:`orientation`.
+            embedding: their embeddings, in :attr:`orientation`.
         """
 
     @abc.abstractmethod
@@ -187,16 +229,17 @@ class NpySink(Sink):
                 return  # the file system cannot reserve: write and see
             raise
 
-    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+    def write(self, batch: PointBatch, embedding: Embeddings) -> None:
         """Append one batch of embeddings.
 
         Args:
             batch: the points.
-            embedding: ``(n, D)`` float32.
+            embedding: ``(n, D)`` pieces.
         """
-        data = np.ascontiguousarray(embedding, dtype='<f4')
-        self.handle.write(data.data)
-        self.count += len(data)
+        for piece in embedding.pieces:
+            data = np.ascontiguousarray(piece, dtype='<f4')
+            self.handle.write(data.data)
+            self.count += len(data)
 
     def close(self) -> None:
         """Cut the file to the points written and write the final header."""
@@ -283,18 +326,18 @@ class CsvSink(Sink):
             self.handle.close()
             raise
 
-    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+    def write(self, batch: PointBatch, embedding: Embeddings) -> None:
         """Append one batch of rows.
 
         Args:
             batch: the points.
-            embedding: ``(D, n)`` float32.
+            embedding: ``(D, n)`` pieces.
         """
         if not len(batch.lonlat):
             return
         texts = [_csv_text(batch.columns[name]) for name in self.options.schema.names]
         texts += [_csv_text(pa.array(batch.lonlat[:, i])) for i in range(2)]
-        texts += [_csv_text(pa.array(row)) for row in embedding]
+        texts += [_csv_text(embedding.column(i)) for i in range(self.options.dim)]
         lines = pc.binary_join_element_wise(*texts, ',')
         lines = pc.binary_join_element_wise(lines, '', '\n')
         if isinstance(lines, pa.ChunkedArray):
@@ -351,21 +394,26 @@ class ParquetSink(Sink):
             compression=compression,
         )
 
-    def write(self, batch: PointBatch, embedding: np.ndarray) -> None:
+    def write(self, batch: PointBatch, embedding: Embeddings) -> None:
         """Append one row group.
 
         Args:
             batch: the points.
-            embedding: ``(n, D)`` (list layout) or ``(D, n)`` float32.
+            embedding: ``(n, D)`` (list layout) or ``(D, n)`` pieces.
         """
         options = self.options
         arrays = [batch.columns[name] for name in options.schema.names]
         arrays += [pa.array(batch.lonlat[:, 0]), pa.array(batch.lonlat[:, 1])]
         if options.layout == 'list':
-            flat = pa.array(embedding.reshape(-1), type=pa.float32())
-            arrays.append(pa.FixedSizeListArray.from_arrays(flat, options.dim))
+            lists = [
+                pa.FixedSizeListArray.from_arrays(
+                    pa.array(piece.reshape(-1), pa.float32()), options.dim
+                )
+                for piece in embedding.pieces
+            ]
+            arrays.append(pa.chunked_array(lists, self.schema.field('embedding').type))
         else:
-            arrays += [pa.array(row) for row in embedding]
+            arrays += [embedding.column(i) for i in range(options.dim)]
         table = pa.Table.from_arrays(
             [
                 a if isinstance(a, pa.ChunkedArray) else pa.chunked_array([a])
