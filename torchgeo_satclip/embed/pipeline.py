@@ -130,13 +130,14 @@ def _device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _first_non_finite(piece: Tensor, columns: bool) -> int | None:
+def _first_non_finite(piece: np.ndarray, columns: bool) -> int | None:
     """The first point of a piece whose embedding is not finite, if any."""
-    if math.isfinite(float(piece.sum(dtype=torch.float64))):
-        return None  # one cheap pass: a NaN or an infinity makes the sum one
-    finite = torch.isfinite(piece).all(dim=0 if columns else 1)
-    bad = torch.nonzero(~finite)
-    return int(bad[0, 0]) if len(bad) else None
+    with np.errstate(over='ignore', invalid='ignore'):
+        if math.isfinite(float(piece.sum())):
+            return None  # one cheap pass: a NaN or an infinity makes the sum one
+    finite = np.isfinite(piece).all(axis=0 if columns else 1)
+    bad = np.flatnonzero(~finite)
+    return int(bad[0]) if len(bad) else None
 
 
 @torch.inference_mode()
@@ -172,9 +173,9 @@ def encode(
     for start in range(0, len(lonlat), step):
         out: Tensor = encoder(coords[start : start + step].to(device))
         out = out.to(torch.float32)
-        piece = (out.T if columns else out).contiguous()
+        piece = (out.T if columns else out).contiguous().cpu().numpy()
         bad = _first_non_finite(piece, columns)
-        pieces.append(piece.cpu().numpy())
+        pieces.append(piece)
         if bad is not None:
             return Embeddings(pieces, orientation), start + bad
     return Embeddings(pieces, orientation), None
