@@ -353,3 +353,18 @@ def test_cli_run_time_failure_is_status_1(
         main(['--debug', *argv])  # the traceback, for a bug report
     assert main([*argv[:2], str(tmp_path / 'o.npy'), '--device', 'foo', '--quiet']) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.csv']
+
+
+def test_cli_interrupted_is_status_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchgeo_satclip.embed
+    from torchgeo_satclip.cli import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torchgeo_satclip.embed, 'embed_points', interrupted)
+    src = many_points(tmp_path / 'in.csv', 3)
+    assert main(['embed', str(src), str(tmp_path / 'o.npy'), '--quiet']) == 130
+    assert capsys.readouterr().err == 'torchgeo-satclip embed: interrupted\n'

@@ -90,4 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f'torchgeo-satclip {args.command}: error: {error}', file=sys.stderr)
         return 2 if isinstance(error, USAGE_ERRORS) else 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f'torchgeo-satclip {args.command}: interrupted', file=sys.stderr)
+        return 130
     return status
