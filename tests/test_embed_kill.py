@@ -68,11 +68,9 @@ def wait_for_temporary(
     raise AssertionError('the run never started writing')
 
 
-@pytest.mark.parametrize('suffix', ['.npy', '.parquet'])
-def test_sigkill_then_rerun_removes_the_leftovers(
-    points: Path, tmp_path: Path, suffix: str
-) -> None:
-    output = tmp_path / f'emb{suffix}'
+def test_sigkill_then_rerun_removes_the_leftovers(points: Path, tmp_path: Path) -> None:
+    # .npy: the format whose temporary is largest (its space is reserved first)
+    output = tmp_path / 'emb.npy'
     output.write_bytes(b'the previous result')
     run = start(points, output)
     tmp = wait_for_temporary(run, output)
