@@ -16,9 +16,11 @@ same run and each in a fresh process:
   writer) and writing the Parquet file, each timed alone.
 
 Prints points per second, the ratio of each to the encoder alone, peak
-resident memory of the command at N and at N / 10 points (bounded by the
+resident memory of the command at N and at N / 4 points (bounded by the
 batch size: it must not grow with N) and the machine's load average, which
-matters on a shared machine.
+matters on a shared machine. With ``--baseline DIR`` (a checkout of another
+version of the package, e.g. ``git archive <commit> torchgeo_satclip | tar -x
+-C DIR``), the same command of that version is timed in the same run.
 
 Usage::
 
@@ -53,9 +55,9 @@ def make_input(path: Path, n: int, seed: int = 0) -> None:
             np.savetxt(handle, block, fmt=['%d', '%.6f', '%.6f'], delimiter=',')
 
 
-def run_child(argv: list[str]) -> tuple[float, float, str]:
+def run_child(argv: list[str], root: Path = REPO) -> tuple[float, float, str]:
     """Run a command; its wall time, peak RSS (MiB) and standard output."""
-    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    env = {**os.environ, 'PYTHONPATH': str(root)}
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
@@ -127,6 +129,12 @@ def main() -> None:
     parser.add_argument('--points', type=int, default=1_000_000)
     parser.add_argument('--legendre-polys', type=int, default=10)
     parser.add_argument('--dtypes', nargs='+', default=['float32', 'float64'])
+    parser.add_argument(
+        '--no-parts', action='store_true', help='skip the breakdown into parts'
+    )
+    parser.add_argument(
+        '--baseline', type=Path, help='a checkout of another version to time too'
+    )
     parser.add_argument('--worker', nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -147,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         make_input(folder / 'points.csv', n)
-        make_input(folder / 'tenth.csv', max(n // 10, 1), seed=1)
+        make_input(folder / 'quarter.csv', max(n // 4, 1), seed=1)
         make_input(folder / 'one.csv', 1, seed=2)
         me = [sys.executable, __file__, '--legendre-polys', str(args.legendre_polys)]
         cli = [sys.executable, '-m', 'torchgeo_satclip.cli', 'embed']
@@ -185,11 +193,11 @@ def main() -> None:
                     dtype,
                 ]
             )
-            _, peak_tenth, _ = run_child(
+            _, peak_quarter, _ = run_child(
                 [
                     *cli,
-                    str(folder / 'tenth.csv'),
-                    str(folder / 'tenth.parquet'),
+                    str(folder / 'quarter.csv'),
+                    str(folder / 'quarter.parquet'),
                     *common,
                     '--dtype',
                     dtype,
@@ -202,9 +210,28 @@ def main() -> None:
             )
             print(
                 f'{dtype}: peak RSS {peak:,.0f} MiB at {n:,} points, '
-                f'{peak_tenth:,.0f} MiB at {max(n // 10, 1):,} '
-                f'(ratio {peak / peak_tenth:.2f})'
+                f'{peak_quarter:,.0f} MiB at {max(n // 4, 1):,} '
+                f'(ratio {peak / peak_quarter:.2f})'
             )
+            if args.baseline is not None:
+                before, before_peak, _ = run_child(
+                    [
+                        *cli,
+                        str(folder / 'points.csv'),
+                        str(folder / 'before.parquet'),
+                        *common,
+                        '--dtype',
+                        dtype,
+                    ],
+                    root=args.baseline,
+                )
+                print(
+                    f'{dtype}: baseline     {n / before:>9,.0f} points/s ({before:.2f} s, '
+                    f'peak RSS {before_peak:,.0f} MiB, {args.baseline}): this version '
+                    f'is {before / seconds:.2f} x faster'
+                )
+            if args.no_parts:
+                continue
             _, _, out = run_child([*me, '--worker', 'parts', name, dtype])
             times = json.loads(out.strip().splitlines()[-1])
             total = sum(times.values())
