@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .csv_points import missing_column
-from .points import InputError, PointBatch, PointSource, check_lonlat
+from .points import InputError, PointBatch, PointSource, check_lonlat, float64_numpy
 
 __all__ = ['GeoJsonPoints', 'ParquetPoints']
 
@@ -127,9 +127,7 @@ class ParquetPoints(PointSource):
                 if column.null_count:
                     bad = min(bad, pc.index(column.is_null(), True).as_py())
             numbers = [
-                pc.cast(c.slice(0, bad), pa.float64(), safe=False).to_numpy(
-                    zero_copy_only=False
-                )
+                float64_numpy(pc.cast(c.slice(0, bad), pa.float64(), safe=False))
                 for c in (lon, lat)
             ]
             lonlat = np.column_stack(numbers).reshape(-1, 2)
