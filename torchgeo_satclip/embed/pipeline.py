@@ -9,10 +9,10 @@ the next batch is embedded, to a temporary file renamed over the output when
 complete. Memory is bounded by the batch size (about two batches of
 embeddings at a time), whatever the number of points.
 
-On the CPU the encoder runs on chunks of :data:`CHUNK` points whose
-activations fit in the processor's cache, and each chunk's embedding is
-converted to float32 and laid out as the writer wants it (transposed into
-``emb_*`` columns for Parquet and CSV) while it is still in the cache.
+On the CPU the encoder runs on chunks of :data:`CHUNK` points, and each
+chunk's embedding is converted to float32 and laid out as the writer wants it
+(transposed into ``emb_*`` columns for Parquet and CSV) while it is still in
+the processor's cache; the chunks go to the writer as they are.
 """
 
 import math
@@ -57,7 +57,7 @@ __all__ = [
     'nearest_neighbours',
 ]
 
-#: Points embedded at a time on the CPU (activations of a few MiB).
+#: Points embedded at a time on the CPU (16 MiB per hidden layer of width 512).
 CHUNK = 8192
 
 
