@@ -59,7 +59,11 @@ def run_child(argv: list[str], root: Path = REPO) -> tuple[float, float, str]:
     """Run a command; its wall time, peak RSS (MiB) and standard output."""
     env = {**os.environ, 'PYTHONPATH': str(root)}
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    # Not in the repository: ``python -m`` would import the package from the
+    # current folder, whatever PYTHONPATH says.
+    child = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir()
+    )
     assert child.stdout is not None
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
