@@ -363,27 +363,27 @@ MUTANTS = [
     # ---------------------------------------------------------------- embed
     Mutant(
         'embed-parquet-row-numbers-restart',
-        'embed.py',
-        'def row(i: int, first: int = start) -> str:',
-        'def row(i: int, first: int = 0) -> str:',
+        'embed/table_points.py',
+        'def where(i: int, start: int = first) -> str:',
+        'def where(i: int, start: int = 0) -> str:',
         ('tests/test_embed.py',),
         'a bad Parquet row after the first batch is reported with a wrong number',
     ),
     Mutant(
         'embed-csv-low-precision',
-        'embed.py',
-        "*(f'{v:.7g}' for v in vec),",
-        "*(f'{v:.3g}' for v in vec),",
+        'embed/write.py',
+        'texts += [_csv_text(pa.array(row)) for row in embedding]',
+        'texts += [_csv_text(pa.array(row.astype(np.float16))) for row in embedding]',
         ('tests/test_embed.py',),
-        'CSV output rounds float32 embeddings to 3 significant digits',
+        'CSV output rounds float32 embeddings to float16',
     ),
     Mutant(
         'embed-csv-batches-one-too-large',
-        'embed.py',
-        'if len(rows) == batch_size:',
-        'if len(rows) > batch_size:',
+        'embed/csv_points.py',
+        'take = min(self.batch_size - count, len(record))',
+        'take = min(self.batch_size + 1 - count, len(record))',
         ('tests/test_embed.py',),
-        'CSV batches hold batch_size + 1 rows (memory bound broken)',
+        'CSV batches hold more than batch_size rows (memory bound broken)',
     ),
     # ------------------------------------------------------------- builders
     Mutant(

@@ -11,7 +11,8 @@ from torchgeo_satclip.cli._signatures import StaticSignature, constant
 
 PACKAGE = Path(_signatures.__file__).parents[1]
 MODULES = [
-    'torchgeo_satclip.embed',
+    'torchgeo_satclip.embed.pipeline',
+    'torchgeo_satclip.embed.read',
     'torchgeo_satclip.evaluation.report',
     'torchgeo_satclip.models.location_encoder',
     'torchgeo_satclip.models.weights',
@@ -70,6 +71,11 @@ def test_reads_source_without_importing(monkeypatch: pytest.MonkeyPatch) -> None
     # Split is imported by evaluation.report from evaluation.probe: followed there.
     report = StaticSignature('torchgeo_satclip.evaluation.report', 'probe_report')
     assert report.choices('splits') == ('random', 'spatial', 'range')
+    # A function re-exported by a package's __init__: followed to its module,
+    # whose own names (the Layout alias) are then looked up there.
+    embed_file = StaticSignature('torchgeo_satclip.embed', 'embed_file')
+    assert embed_file.default('batch_size') == 65536
+    assert embed_file.choices('layout') == ('columns', 'list')
     build = StaticSignature(
         'torchgeo_satclip.builders.planetary_computer', 'build_dataset'
     )

@@ -1,44 +1,153 @@
-"""Atomic file writes: a temporary sibling, then a rename.
+"""Atomic file writes: a temporary sibling, then a rename; and their leftovers.
 
 Every file this package writes for a user (checkpoints, embeddings, caches,
 indexes) goes through here, so that an interrupted run never leaves a
 half-written file under the final name.
+
+Temporary files are named ``.<name>.<pid>.<random>.tmp<extension>`` in the
+destination's folder: ``<name>`` is the final file's name, ``<pid>`` the id of
+the process writing it, ``<random>`` eight characters of :mod:`tempfile` and
+``<extension>`` an optional extension for writers that look at it (``.npy``).
+For example ``.embeddings.parquet.41213.k2x9_a0q.tmp.parquet``. While
+:func:`atomic_path` writes one, the process also holds an exclusive
+:func:`fcntl.flock` lock on it. A run killed by SIGKILL (or a power cut)
+cannot delete its temporary file; :func:`remove_stale_temporaries` finds the
+temporaries of a destination whose process is gone (no live process with
+that id, and no lock held on the file) and deletes them, so the next run of
+the same command cleans up after the killed one and never touches the file of
+a run still going.
 """
 
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['atomic_path', 'atomic_write', 'temporary_sibling']
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    'TEMPORARY_INFIX',
+    'atomic_path',
+    'atomic_write',
+    'no_room',
+    'pid_alive',
+    'remove_stale_temporaries',
+    'temporary_pattern',
+    'temporary_sibling',
+]
+
+#: What every temporary name carries before its optional extension.
+TEMPORARY_INFIX = '.tmp'
+
+#: errno values that mean the file system has no room left for the file.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
+    """The names of the temporary siblings of ``path``.
+
+    Args:
+        path: a final destination.
+
+    Returns:
+        A pattern that matches ``.<name>.<pid>.<random>.tmp<extension>`` for
+        ``path``'s name, with the process id as group ``'pid'``.
+    """
+    name = re.escape(Path(path).name)
+    return re.compile(
+        rf'\.{name}\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}'
+        r'(?:\.[^/]*)?',
+        re.ASCII,
+    )
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` should get: its own if it exists, else the umask's."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except (FileNotFoundError, NotADirectoryError):
+        return 0o666 & ~_umask()
 
 
 def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Path:
     """Create an empty temporary file in ``path``'s directory.
 
-    Unlike a bare :func:`tempfile.mkstemp` file (mode 0600), it gets the
-    permissions any new file gets under the process umask, so the final file
-    is as readable as the user expects after the rename.
+    Its permissions are those of the file it will replace when ``path``
+    exists (so ``--overwrite`` keeps a private 0600 file private, even while
+    it is being written), else those any new file gets under the process
+    umask (not :func:`tempfile.mkstemp`'s private 0600), so the final file is
+    as readable as the user expects after the rename. The owner may always
+    read and write it (:func:`atomic_path` puts the exact mode back before
+    the rename, for a read-only file).
 
     Args:
         path: the final destination (its directory is created if needed).
-        suffix: suffix of the temporary name (keep the final extension last
-            for writers that look at it, for example ``'.tmp.npy'``).
+        suffix: ``'.tmp'`` followed by an optional extension for writers that
+            look at it, for example ``'.tmp.npy'``.
 
     Returns:
-        The temporary file's path: ``<dir>/.<name>.<random><suffix>``.
+        The temporary file's path: ``<dir>/.<name>.<pid>.<random><suffix>``.
+
+    Raises:
+        ValueError: if ``suffix`` does not start with ``'.tmp'``.
     """
+    if not suffix.startswith(TEMPORARY_INFIX):
+        raise ValueError(f'suffix must start with {TEMPORARY_INFIX!r}, got {suffix!r}')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     handle, name = tempfile.mkstemp(
-        prefix=f'.{path.name}.', suffix=suffix, dir=path.parent
+        prefix=f'.{path.name}.{os.getpid()}.', suffix=suffix, dir=path.parent
     )
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
+    try:
+        os.fchmod(handle, mode | 0o600)
+    finally:
+        os.close(handle)
     return Path(name)
+
+
+def _lock(path: Path) -> int | None:
+    """Open ``path`` and hold an exclusive lock on it; None where unsupported."""
+    if fcntl is None:  # pragma: no cover - not on Windows
+        return None
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        return None
+    return handle
+
+
+def _is_locked(path: str) -> bool:
+    """Whether some process holds a lock on ``path`` (False where unsupported)."""
+    if fcntl is None:  # pragma: no cover - not on Windows
+        return False
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return True  # cannot tell: leave it alone
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no locks on this file system: rely on the process id
+    finally:
+        os.close(handle)
+    return False
 
 
 @contextmanager
@@ -47,22 +156,29 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
 
     Write the content to the yielded path inside the ``with`` block. On an
     exception the temporary file is removed and ``path`` is left as it was.
-    Temporary names are ``.<name>.<random><suffix>``, so a resumable job can
-    find and delete the leftovers of a killed run.
+    While the block runs, the process holds a lock on the temporary file, so
+    :func:`remove_stale_temporaries` in another process never deletes it.
 
     Args:
         path: the final destination.
-        suffix: suffix of the temporary name.
+        suffix: suffix of the temporary name (see :func:`temporary_sibling`).
 
     Yields:
         The temporary path.
     """
+    mode = _mode_for(Path(path))
     tmp = temporary_sibling(path, suffix)
+    lock = None
     try:
+        lock = _lock(tmp)
         yield tmp
+        if mode & 0o600 != 0o600:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        if lock is not None:
+            os.close(lock)
 
 
 def atomic_write(
@@ -81,3 +197,84 @@ def atomic_write(
     """
     with atomic_path(path, suffix) as tmp:
         write(os.fspath(tmp))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this machine.
+
+    Args:
+        pid: a process id.
+
+    Returns:
+        True if it runs (or cannot be checked), False if there is none.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary siblings of ``path`` that killed runs left behind.
+
+    A temporary file (named as :func:`temporary_pattern` describes) is stale
+    when no process with its process id is alive and no process holds a lock
+    on it. Files of this process and of live processes are never touched,
+    nor anything that is not a regular file.
+
+    Call it before writing ``path`` again, so that a run killed by SIGKILL
+    costs no disk space once the command is run again.
+
+    Args:
+        path: a final destination.
+
+    Returns:
+        The files deleted.
+    """
+    path = Path(path)
+    pattern = temporary_pattern(path)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        pid = int(match['pid'])
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        if not entry.is_file(follow_symlinks=False) or _is_locked(entry.path):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # another run cleaned it up first
+        removed.append(Path(entry.path))
+    return removed
+
+
+def no_room(error: BaseException) -> str | None:
+    """Whether an error says that the file system has no room for the file.
+
+    Args:
+        error: an exception raised while writing (an :class:`OSError`, or a
+            pyarrow error that carries the operating system's message).
+
+    Returns:
+        The reason ("No space left on device", "Disk quota exceeded" or
+        "File too large"), or None for any other error.
+    """
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return os.strerror(error.errno)
+    text = str(error)
+    for code in sorted(_FULL):
+        if os.strerror(code) in text:
+            return os.strerror(code)
+    return None

@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
+    A user's mistake ends with one line on stderr naming the value, file or
+    line and what was expected, and exit status 2; a failure at run time
+    (disk full, permission refused) with one line and status 1. ``--debug``
+    shows the traceback instead.
+
     Args:
         argv: arguments (default: ``sys.argv[1:]``).
 

@@ -1,6 +1,10 @@
 """``torchgeo-satclip embed``: embed the points of a file."""
 
 import argparse
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from . import _common
 from ._common import Subparsers
@@ -22,9 +26,11 @@ DESCRIPTION = (
     'columns) or .npy (float32 (N, D) array, input order). Streams in '
     'batches (memory bounded by --batch-size), uses the GPU when available, '
     'never replaces an existing OUTPUT without --overwrite, and writes to a '
-    'temporary file renamed when complete. A bad row is reported with its '
-    'line number; latitudes outside [-90, 90] are refused, with a hint when '
-    'the longitude and latitude columns look swapped.'
+    'temporary file renamed when complete (the temporaries of a killed run '
+    'are removed by the next). A bad row is reported with its line number; '
+    'latitudes outside [-90, 90] are refused, with a hint when the longitude '
+    'and latitude columns look swapped. CSV: UTF-8, a header line of unique '
+    'names, the same number of fields on every line, plain decimal numbers.'
 )
 
 
@@ -103,8 +109,28 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit`` so that temporary files are removed."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed the points: :func:`~torchgeo_satclip.embed.embed_points`.
+
+    SIGTERM ends the run like an error: the temporary file is removed.
 
     Args:
         args: the parsed ``embed`` arguments.
@@ -112,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
+    with _terminate_cleanly():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..embed import embed_points
 
     result = embed_points(
@@ -133,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     written = result.written
     print(
         f'wrote {written.num_points} embeddings of size {written.embed_dim} to {written.path}'
+        + (' (the input has no points)' if written.num_points == 0 else '')
     )
     if args.neighbours:
         if result.neighbours is None:

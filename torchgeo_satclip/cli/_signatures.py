@@ -168,17 +168,26 @@ class StaticSignature:
         """The function's dotted name."""
         return f'{type(self).__name__}({self.module}.{self.function})'
 
-    def _node(self) -> ast.FunctionDef | None:
-        tree = _parse(self.module)
-        for node in tree.body if tree is not None else ():
-            if isinstance(node, ast.FunctionDef) and node.name == self.function:
-                return node
+    def _node(self) -> tuple[str, ast.FunctionDef] | None:
+        """The function's definition and its module, through re-exports."""
+        module, function, seen = self.module, self.function, set()
+        while (module, function) not in seen:
+            seen.add((module, function))
+            tree = _parse(module)
+            for node in tree.body if tree is not None else ():
+                if isinstance(node, ast.FunctionDef) and node.name == function:
+                    return module, node
+            bound = _bindings(module).get(function)
+            if not isinstance(bound, tuple):
+                return None
+            module, function = bound  # ``from .x import function``: follow it
         return None
 
-    def _parameter(self, name: str) -> tuple[ast.arg, ast.expr | None]:
-        node = self._node()
-        if node is None:
+    def _parameter(self, name: str) -> tuple[ast.arg, ast.expr | None, str]:
+        found = self._node()
+        if found is None:
             raise _NotStatic(self.function)
+        module, node = found
         args = node.args
         positional = [*args.posonlyargs, *args.args]
         defaults: list[ast.expr | None] = [None] * (
@@ -191,7 +200,7 @@ class StaticSignature:
         )
         for arg, default in pairs:
             if arg.arg == name:
-                return arg, default
+                return arg, default, module
         raise _NotStatic(name)
 
     def _runtime(self) -> Any:
@@ -211,10 +220,10 @@ class StaticSignature:
             LookupError: if the parameter does not exist or has no default.
         """
         try:
-            _, node = self._parameter(parameter)
+            _, node, module = self._parameter(parameter)
             if node is None:
                 raise LookupError(f'{self!r}: {parameter} has no default')
-            return _literal(node, self.module)
+            return _literal(node, module)
         except _NotStatic:
             pass
         import inspect
@@ -238,9 +247,9 @@ class StaticSignature:
             TypeError: if the annotation is not such a ``Literal``.
         """
         try:
-            arg, _ = self._parameter(parameter)
+            arg, _, module = self._parameter(parameter)
             if arg.annotation is not None:
-                return _literal_choices(arg.annotation, self.module)
+                return _literal_choices(arg.annotation, module)
         except _NotStatic:
             pass
         hints = typing.get_type_hints(self._runtime())

@@ -1,0 +1,350 @@
+"""Parquet and GeoJSON points.
+
+**Parquet**: longitude and latitude columns of a numeric type (integers,
+floating point or decimals; not booleans, not text), without nulls; the
+other columns are kept with their types. Read in batches, so memory is
+bounded by the batch size. Rows are numbered from 1 in messages.
+
+**GeoJSON** (RFC 7946): a ``FeatureCollection`` whose features are each a
+``Feature`` with a ``Point`` geometry, ``coordinates`` ``[longitude,
+latitude]`` (an altitude third is ignored) as JSON numbers (not strings, not
+``true``/``false``); ``properties`` (an object, or null) become columns,
+each of one JSON type (numbers mix freely), in order of first appearance. A
+key given twice in one object is refused. The document is parsed whole, and
+every feature checked before the first is embedded. Features are numbered
+from 1 in messages.
+"""
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .csv_points import missing_column
+from .points import InputError, PointBatch, PointSource, check_lonlat, float64_numpy
+
+__all__ = ['GeoJsonPoints', 'ParquetPoints']
+
+
+def _unique(path: Path, names: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for number, name in enumerate(names, 1):
+        if name in seen:
+            raise InputError(
+                f'{path}: column name {name!r} appears twice (columns {seen[name]} '
+                f'and {number}); names must be unique'
+            )
+        seen[name] = number
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+    )
+
+
+class ParquetPoints(PointSource):
+    """The points of a Parquet file."""
+
+    def __init__(
+        self, path: Path, lon_column: str, lat_column: str, batch_size: int
+    ) -> None:
+        """Open a Parquet file and check its schema.
+
+        Args:
+            path: the Parquet file.
+            lon_column: name of the longitude column.
+            lat_column: name of the latitude column.
+            batch_size: points per batch (at most).
+
+        Raises:
+            InputError: if it is not a Parquet file, a column name repeats,
+                or a coordinate column is missing or not numeric.
+        """
+        self.path = path
+        self.batch_size = batch_size
+        try:
+            self.file = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as error:
+            raise InputError(f'{path}: not a readable Parquet file ({error})') from None
+        schema = self.file.schema_arrow
+        names = list(schema.names)
+        _unique(path, names)
+        for name in (lon_column, lat_column):
+            if name not in names:
+                raise missing_column(path, names, name)
+            kind = schema.field(name).type
+            if not _numeric(kind):
+                raise InputError(
+                    f'{path}: column {name!r} holds {kind} values; coordinates '
+                    'must be numbers (an integer, floating-point or decimal column)'
+                )
+        self.coordinate_columns = (lon_column, lat_column)
+        self._names = (lon_column, lat_column)
+        self.schema = pa.schema(
+            [f for f in schema if f.name not in (lon_column, lat_column)]
+        )
+        self.estimate = int(self.file.metadata.num_rows)
+
+    def batches(self) -> Iterator[PointBatch]:
+        """Yield the points in batches of at most ``batch_size``.
+
+        Yields:
+            Batches in file order.
+
+        Raises:
+            InputError: for the first null or out-of-range coordinate, naming
+                its row, or a file that cannot be read.
+        """
+        lon_column, lat_column = self._names
+        path = self.path
+        first = 0
+        records = self.file.iter_batches(batch_size=self.batch_size)
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as error:
+                raise InputError(
+                    f'{path}: cannot read the rows after row {first} ({error})'
+                ) from None
+
+            def where(i: int, start: int = first) -> str:
+                return f'{path}, row {start + i + 1}'
+
+            lon, lat = record.column(lon_column), record.column(lat_column)
+            bad = len(record)
+            for column in (lon, lat):
+                if column.null_count:
+                    bad = min(bad, pc.index(column.is_null(), True).as_py())
+            numbers = [
+                float64_numpy(pc.cast(c.slice(0, bad), pa.float64(), safe=False))
+                for c in (lon, lat)
+            ]
+            lonlat = np.column_stack(numbers).reshape(-1, 2)
+            check_lonlat(path, lonlat, where, self.coordinate_columns)
+            if bad < len(record):
+                name, axis = (
+                    (lon_column, 'longitude')
+                    if not lon[bad].is_valid
+                    else (lat_column, 'latitude')
+                )
+                raise InputError(f'{where(bad)}: no {axis} (null) in column {name!r}')
+            columns = {name: record.column(name) for name in self.schema.names}
+            yield PointBatch(columns, lonlat, first, where)
+            first += len(record)
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of a property value (ints and floats are one kind)."""
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return 'boolean'
+    if isinstance(value, int | float):
+        return 'number'
+    if isinstance(value, str):
+        return 'string'
+    if isinstance(value, list):
+        return 'array'
+    return 'object'
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, features: int, collection: bool) -> None:
+        super().__init__(key)
+        self.key, self.features, self.collection = key, features, collection
+
+
+def _load(path: Path) -> Any:
+    """Parse a JSON file, refusing text that is not UTF-8 and repeated keys."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode('utf-8-sig')
+    except UnicodeDecodeError as error:
+        line = raw.count(b'\n', 0, error.start) + 1
+        raise InputError(
+            f'{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); '
+            'GeoJSON must be UTF-8'
+        ) from None
+    features = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal features
+        found: dict[str, Any] = {}
+        for key, value in items:
+            if key in found:
+                raise _DuplicateKey(
+                    key, features, dict(items).get('type') == 'FeatureCollection'
+                )
+            found[key] = value
+        if found.get('type') == 'Feature':
+            features += 1
+        return found
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f'{path}, line {error.lineno}, column {error.colno}: not valid JSON '
+            f'({error.msg})'
+        ) from None
+    except _DuplicateKey as error:
+        where = (
+            'the FeatureCollection'
+            if error.collection
+            else f'feature {error.features + 1}'
+        )
+        raise InputError(
+            f'{path}: the key {error.key!r} appears twice in one object of {where}; '
+            'keys must be unique'
+        ) from None
+    except RecursionError:
+        raise InputError(f'{path}: JSON nested too deeply') from None
+
+
+class GeoJsonPoints(PointSource):
+    """The points of a GeoJSON FeatureCollection."""
+
+    def __init__(self, path: Path, batch_size: int) -> None:
+        """Parse and check the whole document.
+
+        Args:
+            path: the GeoJSON file.
+            batch_size: points per batch.
+
+        Raises:
+            InputError: for text that is not JSON, a document that is not a
+                FeatureCollection of Points, coordinates that are not numbers
+                or out of range, or a property of mixed types, naming the
+                feature.
+        """
+        self.path = path
+        self.batch_size = batch_size
+        self.coordinate_columns = None
+        document = _load(path)
+        if (
+            not isinstance(document, dict)
+            or document.get('type') != 'FeatureCollection'
+        ):
+            kind = document.get('type') if isinstance(document, dict) else None
+            raise InputError(
+                f'{path}: expected a GeoJSON FeatureCollection, got '
+                + (
+                    f'type {kind!r}'
+                    if kind is not None
+                    else f'a JSON {_kind(document)}'
+                )
+            )
+        features = document.get('features')
+        if not isinstance(features, list):
+            raise InputError(f'{path}: "features" must be an array of features')
+        coords = np.empty((len(features), 2), dtype=np.float64)
+        properties: list[dict[str, Any]] = []
+        for index, feature in enumerate(features):
+            coords[index] = self._point(index, feature)
+            values = feature.get('properties')
+            if values is not None and not isinstance(values, dict):
+                raise InputError(
+                    f'{path}, feature {index + 1}: "properties" must be an object '
+                    f'or null, got a JSON {_kind(values)}'
+                )
+            properties.append(values or {})
+        check_lonlat(path, coords, self._where, None)
+        self.lonlat = coords
+        self.columns = self._columns(properties)
+        self.schema = pa.schema([(k, v.type) for k, v in self.columns.items()])
+        self.estimate = len(features)
+
+    def _where(self, i: int) -> str:
+        return f'{self.path}, feature {i + 1}'
+
+    def _point(self, index: int, feature: Any) -> tuple[float, float]:
+        where = self._where(index)
+        if not isinstance(feature, dict) or feature.get('type') != 'Feature':
+            got = (
+                f'type {feature.get("type")!r}'
+                if isinstance(feature, dict)
+                else f'a JSON {_kind(feature)}'
+            )
+            raise InputError(f'{where}: expected a GeoJSON Feature, got {got}')
+        geometry = feature.get('geometry')
+        if not isinstance(geometry, dict) or geometry.get('type') != 'Point':
+            got = (
+                f'a {geometry.get("type")!r} geometry'
+                if isinstance(geometry, dict)
+                else 'no geometry'
+                if geometry is None
+                else f'a JSON {_kind(geometry)}'
+            )
+            raise InputError(f'{where}: expected a Point geometry, got {got}')
+        point = geometry.get('coordinates')
+        if not isinstance(point, list) or len(point) not in (2, 3):
+            raise InputError(
+                f'{where}: Point coordinates must be [longitude, latitude], got '
+                f'{json.dumps(point)[:60]}'
+            )
+        values = []
+        for axis, value in zip(('longitude', 'latitude'), point[:2], strict=True):
+            if _kind(value) != 'number':
+                raise InputError(
+                    f'{where}: the {axis} must be a JSON number, got '
+                    f'{json.dumps(value)[:40]} (a {_kind(value)})'
+                )
+            try:
+                values.append(float(value))
+            except OverflowError:
+                values.append(math.inf if value > 0 else -math.inf)
+        if len(point) == 3 and _kind(point[2]) != 'number':
+            raise InputError(
+                f'{where}: the altitude must be a JSON number, got '
+                f'{json.dumps(point[2])[:40]}'
+            )
+        return values[0], values[1]
+
+    def _columns(self, properties: list[dict[str, Any]]) -> dict[str, pa.Array]:
+        keys = list(dict.fromkeys(k for p in properties for k in p))
+        columns = {}
+        for key in keys:
+            values = [p.get(key) for p in properties]
+            kinds = [_kind(v) for v in values]
+            first = next((k for k in kinds if k != 'null'), 'null')
+            for index, kind in enumerate(kinds):
+                if kind not in ('null', first):
+                    raise InputError(
+                        f'{self._where(index)}: property {key!r} is a {kind}, but '
+                        f'an earlier feature has a {first}; a property must keep '
+                        'one type'
+                    )
+            try:
+                columns[key] = pa.array(values)
+            except (pa.ArrowException, OverflowError, TypeError) as error:
+                raise InputError(
+                    f'{self.path}: property {key!r} cannot be stored in a table '
+                    f'({error})'
+                ) from None
+        return columns
+
+    def batches(self) -> Iterator[PointBatch]:
+        """Yield the points in batches of ``batch_size``.
+
+        Yields:
+            Batches in document order.
+        """
+        for start in range(0, len(self.lonlat), self.batch_size):
+            stop = start + self.batch_size
+            columns = {k: v.slice(start, stop - start) for k, v in self.columns.items()}
+
+            def where(i: int, offset: int = start) -> str:
+                return self._where(offset + i)
+
+            yield PointBatch(columns, self.lonlat[start:stop], start, where)
