@@ -156,3 +156,72 @@ class TestPack:
     ) -> None:
         assert main(['pack', str(tmp_path), '--quiet']) == 2
         assert 'index.csv' in capsys.readouterr().err
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.run(
+        [sys.executable, '-c', 'import os; print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)
+
+
+def test_stale_temporaries_of_killed_runs_are_removed(root: Path) -> None:
+    import os
+
+    packed = root / 'packed'
+    packed.mkdir()
+    dead = _dead_pid()
+    stale = [
+        packed / f'.shard_00000.npy.{dead}.ab12cd.tmp.npy',  # another shard size
+        packed / f'.shard_00007.npy.{dead}.x9y8z7.tmp.npy',
+        packed / f'.files.csv.{dead}.qq11ww.tmp',
+        root / f'.nodata.csv.{dead}.ee22rr.tmp',
+    ]
+    live = packed / f'.shard_00001.npy.{os.getpid()}.zz99yy.tmp.npy'
+    for path in [*stale, live]:
+        path.write_bytes(b'half a shard')
+    pack_s2_100k(root, shard_size=3, progress=False, patch_size=32)
+    assert not any(path.exists() for path in stale)
+    assert live.exists()  # a live run's temporary is never touched
+    assert_identical(root)
+
+
+def test_kill_and_rerun_leaves_nothing_behind(root: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # pack in a child that stops for good while writing its first shard
+    script = (
+        'import sys, time, numpy as np\n'
+        'from torchgeo_satclip.datasets import pack_s2_100k\n'
+        'real = np.lib.format.open_memmap\n'
+        'def stuck(*args, **kwargs):\n'
+        '    array = real(*args, **kwargs)\n'
+        '    print("writing", flush=True)\n'
+        '    time.sleep(600)\n'
+        'np.lib.format.open_memmap = stuck\n'
+        f'pack_s2_100k({str(root)!r}, shard_size=3, progress=False, patch_size=32)\n'
+    )
+    child = subprocess.Popen(
+        [sys.executable, '-c', script], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == 'writing'
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    leftovers = [p for p in (root / 'packed').iterdir() if '.tmp' in p.name]
+    assert leftovers  # the killed run left its shard under a temporary name
+    time.sleep(0.1)
+    pack_s2_100k(root, shard_size=3, progress=False, patch_size=32)
+    assert not [p for p in (root / 'packed').iterdir() if '.tmp' in p.name]
+    assert_identical(root)

@@ -95,6 +95,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from .._io import atomic_path
+from .._io import atomic_path, remove_stale_temporaries
 from .s2_100k_files import (
     ALL_BANDS,
     FILES_COLUMNS,
@@ -270,6 +271,30 @@ def _previous_shards(out: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+#: A temporary sibling's name: ``.<final name>.<pid>.<random>.tmp[.ext]``.
+_TEMPORARY = re.compile(
+    r'\.(?P<final>.+?)\.[0-9]+\.[a-z0-9_]+\.tmp(?:\.[^/]*)?', re.ASCII
+)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete what killed packing runs left in *folder* (never a live run's).
+
+    A run killed by SIGKILL leaves the shard it was writing under its
+    temporary name (1.6 GB at the default shard size); the next run finds
+    every such file by its name, whatever shard size the killed run used,
+    and deletes those whose process is gone (see
+    :func:`~torchgeo_satclip._io.remove_stale_temporaries`).
+    """
+    finals = {
+        match['final']
+        for entry in os.scandir(folder)
+        if (match := _TEMPORARY.fullmatch(entry.name)) is not None
+    }
+    for final in sorted(finals):
+        remove_stale_temporaries(folder / final)
+
+
 def pack_s2_100k(
     root: str | os.PathLike[str],
     *,
@@ -318,6 +343,8 @@ def pack_s2_100k(
     previous = _previous_shards(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'manifest.json').unlink(missing_ok=True)  # incomplete until rewritten
+    _remove_stale_temporaries(out)
+    _remove_stale_temporaries(root)
 
     groups = [fns[i : i + shard_size] for i in range(0, len(fns), shard_size)]
     records: list[PackedShard | None] = [
