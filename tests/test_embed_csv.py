@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from torchgeo_satclip.embed import InputError, count_points, read_points
@@ -246,6 +246,14 @@ def test_valid_files_read_back_exactly(
     newline: str,
 ) -> None:
     """Any table Python's csv writes is read back exactly, quotes or not."""
+    # Python's writer leaves a bare carriage return unquoted under
+    # QUOTE_MINIMAL when the line terminator is '\n': not valid CSV (RFC 4180),
+    # and Python's own reader cannot read it back either.
+    assume(
+        quoting != csv.QUOTE_MINIMAL
+        or newline == '\r\n'
+        or not any('\r' in name for name, _, _ in rows)
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=quoting, lineterminator=newline)
     writer.writerow(['name', 'lon', 'lat'])
