@@ -390,7 +390,7 @@ class CsvPoints(PointSource):
         """Batches of the fast reader; None where the reference must take over."""
         try:
             reader = self._arrow_reader()
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError):
             yield None
             return
         if tuple(reader.schema.names) != self.header.names:
@@ -403,7 +403,7 @@ class CsvPoints(PointSource):
                 record = reader.read_next_batch()
             except StopIteration:
                 break
-            except (pa.ArrowInvalid, OSError):
+            except (pa.ArrowException, OSError):
                 yield None
                 return
             if not self._usual(record):
