@@ -372,10 +372,10 @@ MUTANTS = [
     Mutant(
         'embed-csv-low-precision',
         'embed/write.py',
-        'texts += [_csv_text(pa.array(row)) for row in embedding]',
-        'texts += [_csv_text(pa.array(row.astype(np.float16))) for row in embedding]',
-        ('tests/test_embed.py',),
-        'CSV output rounds float32 embeddings to float16',
+        '_csv_text(embedding.column(i))',
+        '_csv_text(pc.round(embedding.column(i), 3))',
+        ('tests/test_embed.py', 'tests/test_embed_outputs.py'),
+        'CSV output rounds float32 embeddings to 3 decimals',
     ),
     Mutant(
         'embed-csv-batches-one-too-large',

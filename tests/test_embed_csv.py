@@ -1,6 +1,7 @@
 """The CSV reader: what it accepts, exactly, and that its two readers agree."""
 
 import csv
+import gc
 import io
 import math
 import re
@@ -268,3 +269,19 @@ def test_valid_files_read_back_exactly(
     expected = np.array([(x, y) for _, x, y in rows], dtype=np.float64).reshape(-1, 2)
     np.testing.assert_array_equal(coords, expected)
     np.testing.assert_array_equal(np.signbit(coords), np.signbit(expected))  # -0.0 too
+
+
+def test_the_garbage_collector_runs_between_batches(tmp_path: Path) -> None:
+    """The reference reader pauses Python's collector only inside a batch."""
+    path = tmp_path / 'points.csv'
+    path.write_text('"id",lon,lat\n"a",1,2\n"b",3,4\n"c",5,6\n"d",7,95\n')
+    batches = read_points(path, batch_size=2)
+    next(batches)
+    assert gc.isenabled()  # while the caller holds a batch
+    with pytest.raises(InputError, match='line 5: latitude 95'):
+        list(batches)
+    assert gc.isenabled()  # after an error
+    abandoned = read_points(path, batch_size=1)
+    next(abandoned)
+    del abandoned
+    assert gc.isenabled()

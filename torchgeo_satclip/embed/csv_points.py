@@ -32,6 +32,7 @@ reader from the start.
 
 import codecs
 import csv
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,7 +391,7 @@ class CsvPoints(PointSource):
         """Batches of the fast reader; None where the reference must take over."""
         try:
             reader = self._arrow_reader()
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError):
             yield None
             return
         if tuple(reader.schema.names) != self.header.names:
@@ -403,7 +404,7 @@ class CsvPoints(PointSource):
                 record = reader.read_next_batch()
             except StopIteration:
                 break
-            except (pa.ArrowInvalid, OSError):
+            except (pa.ArrowException, OSError):
                 yield None
                 return
             if not self._usual(record):
@@ -443,8 +444,30 @@ class CsvPoints(PointSource):
     # ------------------------------------------------------------- reference
 
     def _reference_batches(self, skip: int = 0) -> Iterator[PointBatch]:
-        """Batches of the reference reader, from the point numbered ``skip``."""
+        """Batches of the reference reader, from the point numbered ``skip``.
+
+        Python's cyclic garbage collector is paused while a batch's rows are
+        collected (a list per row, a million lists that hold no cycles: the
+        collector would scan them again and again, most of the time spent);
+        it runs again between batches, whatever happens.
+        """
+        collecting = gc.isenabled()
+        try:
+            if collecting:
+                gc.disable()
+            for batch in self._collect(skip):
+                if collecting:
+                    gc.enable()
+                yield batch
+                if collecting:
+                    gc.disable()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _collect(self, skip: int) -> Iterator[PointBatch]:
         width = len(self.header.names)
+        trailing = self.header.trailing_comma
         rows: list[list[str]] = []
         lines: list[int] = []
         record = -1
@@ -456,10 +479,16 @@ class CsvPoints(PointSource):
             record += 1
             if record <= skip:
                 continue
-            problem = self._row_problem(row, width)
-            if problem is not None:
-                self._convert(rows, lines, first)  # an earlier bad row first
-                raise InputError(f'{self.path}, line {line}: {problem}')
+            usual = (
+                len(row) == width
+                and max(map(len, row)) <= FIELD_LIMIT
+                and not (trailing and row[-1])
+            )
+            if not usual:
+                problem = self._row_problem(row, width)
+                if problem is not None:
+                    self._convert(rows, lines, first)  # an earlier bad row first
+                    raise InputError(f'{self.path}, line {line}: {problem}')
             rows.append(row)
             lines.append(line)
             if len(rows) == self.batch_size:
@@ -483,7 +512,7 @@ class CsvPoints(PointSource):
                 hint = '; the header ends with a comma but this line does not'
             fields = 'field' if len(row) == 1 else 'fields'
             return f'{len(row)} {fields} where the header has {width}{hint}'
-        if any(len(value) > FIELD_LIMIT for value in row):
+        if max(map(len, row)) > FIELD_LIMIT:
             return (
                 f'a field is longer than {FIELD_LIMIT:,} characters; is this a '
                 'CSV file with a comma between columns?'
