@@ -297,6 +297,25 @@ def make_packed_root(parent: Path, num_patches: int, processes: int) -> Path:
     return root
 
 
+def drain_rate(loader: Any, batch_size: int, batches: int) -> float:
+    """Images per second over *batches* batches of *loader*, epochs chained.
+
+    The first batch (worker or thread start-up) is not timed.
+    """
+    seen = 0
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    while seen < batches * batch_size:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        seen += len(batch['image'])
+    return seen / (time.perf_counter() - start)
+
+
 def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> float:
     """Images per second of a DataLoader over *dataset* (start-up excluded)."""
     loader = DataLoader(
@@ -310,18 +329,7 @@ def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> fl
         pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(0),
     )
-    seen = 0
-    iterator = iter(loader)
-    next(iterator)  # worker start-up
-    start = time.perf_counter()
-    while seen < batches * batch_size:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            continue
-        seen += len(batch['image'])
-    return seen / (time.perf_counter() - start)
+    return drain_rate(loader, batch_size, batches)
 
 
 def threaded_rate(dataset: Any, threads: int, batch_size: int, batches: int) -> float:
@@ -334,18 +342,7 @@ def threaded_rate(dataset: Any, threads: int, batch_size: int, batches: int) -> 
         num_threads=threads,
         pin_memory=torch.cuda.is_available(),
     )
-    seen = 0
-    iterator = iter(loader)
-    next(iterator)
-    start = time.perf_counter()
-    while seen < batches * batch_size:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            continue
-        seen += len(batch['image'])
-    return seen / (time.perf_counter() - start)
+    return drain_rate(loader, batch_size, batches)
 
 
 def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
