@@ -10,6 +10,7 @@ packed layout with its integrity checks (see
 """
 
 import csv
+import datetime
 import gc
 import hashlib
 import io
@@ -35,6 +36,7 @@ from ..geo import validate_lonlat
 
 __all__ = [
     'ALL_BANDS',
+    'DATES_FILE',
     'FILES_COLUMNS',
     'NODATA_FILE',
     'PACKED_DIR',
@@ -50,12 +52,14 @@ __all__ = [
     'nodata_fraction',
     'npy_header',
     'parse_decimal',
+    'read_dates_file',
     'read_geotiff',
     'read_index',
     'read_nodata_file',
     'sampled_sha256',
     'sha256_file',
     'shard_name',
+    'write_dates_file',
     'write_nodata_file',
 ]
 
@@ -100,6 +104,9 @@ FILES_COLUMNS: tuple[str, ...] = (
 
 #: Recorded nodata fractions (``fn, nodata_fraction``) inside the dataset root.
 NODATA_FILE = 'nodata.csv'
+
+#: The dates of a multi-temporal dataset (``point, fn, date``) inside the root.
+DATES_FILE = 'dates.csv'
 
 #: :func:`sampled_sha256` reads this many blocks ...
 SAMPLE_BLOCKS = 16
@@ -399,6 +406,119 @@ def read_nodata_file(path: Path) -> dict[str, float]:
             else _fraction(path, line, 'nodata_fraction', fields[fraction_column])
         )
     return fractions
+
+
+def write_dates_file(
+    path: Path, rows: Sequence[tuple[str, str, datetime.date]]
+) -> None:
+    """Write the ``dates.csv`` of a multi-temporal dataset atomically.
+
+    A multi-temporal dataset is an S2-100K dataset whose ``index.csv`` lists
+    one image per point, as ever (single-date readers, TorchGeo's ``S2100k``
+    included, load it unchanged), and whose ``dates.csv`` lists every image
+    of every point with its acquisition date; the other dates' images sit in
+    ``images/`` beside the first. Columns: ``point`` (the point's ``fn`` in
+    ``index.csv``), ``fn`` (an image file under ``images/``; the point's own
+    row has ``fn == point``) and ``date`` (``YYYY-MM-DD``, UTC). Rows are
+    written sorted by point, then date.
+
+    Args:
+        path: the CSV file to write.
+        rows: ``(point, fn, date)`` of every image.
+
+    Raises:
+        ValueError: if the rows break a rule of :func:`read_dates_file`.
+    """
+    ordered = sorted(rows, key=lambda row: (row[0], row[2], row[1]))
+    _check_dates(path, [(i + 2, *row) for i, row in enumerate(ordered)], None)
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['point', 'fn', 'date'])
+        for point, fn, date in ordered:
+            writer.writerow([point, fn, date.isoformat()])
+
+
+def read_dates_file(
+    path: Path, points: Sequence[str] | None = None
+) -> dict[str, list[tuple[datetime.date, str]]]:
+    """Read the ``dates.csv`` of a multi-temporal dataset.
+
+    See :func:`write_dates_file` for the format. Every row must have a plain
+    ``point`` and ``fn`` and an ISO ``YYYY-MM-DD`` date; an image file is
+    listed once; a point has each date once and lists its own image
+    (``fn == point``). With *points* (the file names of ``index.csv``), each
+    of them must be listed and no other.
+
+    Args:
+        path: the CSV file, with the columns ``point``, ``fn`` and ``date``.
+        points: the points of ``index.csv``, to check the file against.
+
+    Returns:
+        For each point, its ``(date, fn)`` sorted by date.
+
+    Raises:
+        ValueError: if the file is malformed or breaks a rule above; the
+            message names the file and line (or the point).
+    """
+    table = _read_table(path, ('point', 'fn', 'date'), 'the columns point, fn, date')
+    columns = [table.header.index(name) for name in ('point', 'fn', 'date')]
+    rows: list[tuple[int, str, str, datetime.date]] = []
+    for line, fields in table:
+        point, fn, text = (fields[i] for i in columns)
+        point = _file_name(path, line, point, 'point')
+        fn = _file_name(path, line, fn)
+        try:
+            if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', text):
+                raise ValueError(text)
+            date = datetime.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f'{path}, line {line}: date {text!r} is not a date written YYYY-MM-DD'
+            ) from None
+        rows.append((line, point, fn, date))
+    return _check_dates(path, rows, points)
+
+
+def _check_dates(
+    path: Path,
+    rows: Sequence[tuple[int, str, str, datetime.date]],
+    points: Sequence[str] | None,
+) -> dict[str, list[tuple[datetime.date, str]]]:
+    """Group ``(line, point, fn, date)`` rows by point, enforcing the rules."""
+    first: dict[str, int] = {}
+    seen: dict[tuple[str, datetime.date], int] = {}
+    dates: dict[str, list[tuple[datetime.date, str]]] = {}
+    for line, point, fn, date in rows:
+        _unique(path, line, fn, first)
+        if (point, date) in seen:
+            raise ValueError(
+                f'{path}, line {line}: point {point!r} has two images dated '
+                f'{date.isoformat()} (lines {seen[point, date]} and {line})'
+            )
+        seen[point, date] = line
+        dates.setdefault(point, []).append((date, fn))
+    for point, listed in dates.items():
+        listed.sort()
+        if not any(fn == point for _, fn in listed):
+            raise ValueError(
+                f'{path}: point {point!r} does not list its own image (a row '
+                f'with point and fn both {point!r})'
+            )
+    if points is not None:
+        known = set(points)
+        missing = [p for p in points if p not in dates]
+        extra = [p for p in dates if p not in known]
+        for names, problem in (
+            (missing, f'of index.csv have no rows in {path}'),
+            (extra, f'of {path} are not in index.csv'),
+        ):
+            if names:
+                shown = ', '.join(names[:5]) + (', ...' if len(names) > 5 else '')
+                raise ValueError(
+                    f'{len(names)} point(s) {problem}: {shown}; every point of '
+                    'index.csv lists its images in dates.csv, and no other point'
+                )
+    return dates
 
 
 # ------------------------------------------------------------------- patches
