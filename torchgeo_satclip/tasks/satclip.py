@@ -33,7 +33,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim import AdamW
+from torch.optim import SGD, AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models._api import WeightsEnum
 
@@ -53,6 +53,7 @@ from ._clip import (
     retrieval_metrics,
     spherical_kmeans,
 )
+from ._moco import MomentumEncoder, gather_no_grad, mlp_head, moco_loss
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
@@ -117,6 +118,16 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
     #: Unit-vector centroids of the geo-classification pseudo-classes.
     geo_centroids: Tensor
+    #: CLIP's image projection (only with ``clip_loss_weight`` > 0).
+    projection: nn.Linear
+    #: CLIP's location encoder (only with ``clip_loss_weight`` > 0).
+    location_encoder: LocationEncoder
+    #: CLIP's learnable log inverse temperature (only with ``clip_loss_weight`` > 0).
+    logit_scale: nn.Parameter
+    #: MoCo's MLP head of the queries (only with ``moco_loss_weight`` > 0).
+    moco_head: nn.Module
+    #: MoCo's momentum encoder and queue (only with ``moco_loss_weight`` > 0).
+    moco: MomentumEncoder
 
     def __init__(
         self,
@@ -149,6 +160,18 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         image_resolution: int = 224,
         channels_last: bool = False,
         compile_image_encoder: bool = False,
+        clip_loss_weight: float = 1.0,
+        moco_loss_weight: float = 0.0,
+        moco_dim: int = 128,
+        moco_hidden_dim: int | None = None,
+        moco_queue_size: int = 65536,
+        moco_momentum: float = 0.999,
+        moco_temperature: float = 0.2,
+        moco_positives: Literal['augmentation', 'temporal'] = 'augmentation',
+        moco_symmetric: bool = False,
+        moco_shuffle_bn: bool = True,
+        optimizer: Literal['adamw', 'sgd'] = 'adamw',
+        momentum: float = 0.9,
     ) -> None:
         """Initialize a new SatCLIPTask instance.
 
@@ -212,6 +235,38 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             compile_image_encoder: compile the image backbone with
                 :func:`torch.compile` (in place, so checkpoints keep their
                 keys); the first steps are slower while it compiles.
+            clip_loss_weight: weight of the image-location CLIP loss; 0 turns
+                CLIP off: no projection, location encoder or logit scale is
+                built (the location-encoder arguments are then ignored), so
+                DDP meets no unused parameter.
+            moco_loss_weight: weight of the MoCo-v2 loss; > 0 turns MoCo on.
+                Batches then carry two views, ``image`` of shape
+                ``(B, 2, C, H, W)``: the query is view 0 through the backbone
+                and an MLP head, the key view 1 through their momentum copies.
+            moco_dim: width of MoCo's keys and queries (128 in MoCo-v2 and
+                GASSL).
+            moco_hidden_dim: hidden width of MoCo's MLP head; None: the
+                backbone's feature width (MoCo-v2).
+            moco_queue_size: number of negative keys in the queue (65536).
+            moco_momentum: momentum m of the key encoder (0.999).
+            moco_temperature: InfoNCE temperature (0.2 in MoCo-v2; GASSL's
+                configs use 0.02).
+            moco_positives: what the second view is: ``'augmentation'`` (the
+                same image augmented twice, MoCo-v2; the datamodule's
+                ``views=2``) or ``'temporal'`` (another date of the same place,
+                GASSL's temporal positives; the dataset's ``dates='pair'``,
+                whose batches carry ``date`` of shape (B, 2)). A batch that
+                contradicts the choice is refused.
+            moco_symmetric: also use view 1 as query against view 0's key and
+                average the two losses (both keys are enqueued).
+            moco_shuffle_bn: MoCo's shuffled batch norm: the key encoder sees
+                the global batch shuffled across processes under DDP. A no-op
+                on one process (the batch-norm statistics of a key batch are
+                then those of its own queries' images).
+            optimizer: ``'adamw'`` (SatCLIP) or ``'sgd'`` with *momentum*
+                (MoCo-v2 and GASSL: lr 0.03, weight decay 1e-4 on every
+                parameter).
+            momentum: momentum of SGD.
 
         Raises:
             ValueError: on an invalid argument.
@@ -226,13 +281,34 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             raise ValueError('geo_classes and geo_loss_weight must be >= 0')
         if geo_loss_weight > 0 and geo_classes < 1:
             raise ValueError('geo_loss_weight > 0 needs geo_classes >= 1')
+        _check_moco_arguments(
+            clip_loss_weight=clip_loss_weight,
+            moco_loss_weight=moco_loss_weight,
+            geo_loss_weight=geo_loss_weight,
+            moco_dim=moco_dim,
+            moco_hidden_dim=moco_hidden_dim,
+            moco_queue_size=moco_queue_size,
+            moco_momentum=moco_momentum,
+            moco_temperature=moco_temperature,
+            moco_positives=moco_positives,
+            freeze_backbone=freeze_backbone,
+            optimizer=optimizer,
+            momentum=momentum,
+        )
         self.weights = weights
         self.location_weights = location_weights
         super().__init__()
 
     # ------------------------------------------------------------------ models
     def configure_models(self) -> None:
-        """Build the backbone, projection, location encoder and logit scale."""
+        """Build the backbone, and what the enabled losses need.
+
+        CLIP: the projection, location encoder and logit scale. MoCo: the MLP
+        head (``moco_head.*``) and the momentum encoder with its queue
+        (``moco.*``; ``model.*`` stays the query backbone alone). Geo: the
+        head on the projection (CLIP on) or on the backbone's pooled features
+        (CLIP off, as GASSL).
+        """
         hp = self.hparams
         self.model: nn.Module = timm.create_model(
             hp['model'], in_chans=hp['in_channels'], num_classes=0
@@ -241,24 +317,55 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             state_dict = _backbone_state_dict(self.weights)
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
-        self.projection = nn.Linear(num_features, hp['embed_dim'])
         if hp['freeze_backbone']:
             self.model.requires_grad_(False)
             self.model.eval()
         if hp.get('channels_last', False):
             self.model.to(memory_format=torch.channels_last)
+
+        if self.clip_enabled:
+            self.projection = nn.Linear(num_features, hp['embed_dim'])
+            self.location_encoder = self._build_location_encoder()
+            self.location_encoder.validate = hp['validate_locations']
+            self.logit_scale = nn.Parameter(
+                torch.tensor(math.log(1 / hp['temperature']))
+            )
+
+        if self.moco_enabled:
+            dim = int(hp['moco_dim'])
+            hidden = hp.get('moco_hidden_dim') or num_features
+            self.moco_head = mlp_head(num_features, int(hidden), dim)
+            # Copied before compiling: the key encoder runs uncompiled.
+            self.moco = MomentumEncoder(
+                self.model, self.moco_head, int(hp['moco_queue_size']), dim
+            )
+
         if hp.get('compile_image_encoder', False):
             self.model.compile()
 
-        self.location_encoder: LocationEncoder = self._build_location_encoder()
-        self.location_encoder.validate = hp['validate_locations']
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / hp['temperature'])))
-
         self.geo_head: nn.Linear | None = None
         if hp['geo_classes'] > 0:
-            self.geo_head = nn.Linear(hp['embed_dim'], hp['geo_classes'])
+            geo_input = hp['embed_dim'] if self.clip_enabled else num_features
+            self.geo_head = nn.Linear(geo_input, hp['geo_classes'])
             self.register_buffer(
                 'geo_centroids', torch.zeros(hp['geo_classes'], 3, dtype=torch.float64)
+            )
+
+    @property
+    def clip_enabled(self) -> bool:
+        """Whether the image-location CLIP loss is on (``clip_loss_weight`` > 0)."""
+        return float(self.hparams.get('clip_loss_weight', 1.0)) > 0
+
+    @property
+    def moco_enabled(self) -> bool:
+        """Whether the MoCo-v2 loss is on (``moco_loss_weight`` > 0)."""
+        return float(self.hparams.get('moco_loss_weight', 0.0)) > 0
+
+    def _require_clip(self, what: str) -> None:
+        if not self.clip_enabled:
+            raise ValueError(
+                f'{what} needs the CLIP part, which is off (clip_loss_weight: 0): '
+                'this task has no projection, location encoder or logit scale'
             )
 
     def _build_location_encoder(self) -> LocationEncoder:
@@ -329,6 +436,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     def encode_image(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Image embeddings of a batch (from ``features`` if present, else ``image``).
 
+        Of a two-view batch (``image`` of shape ``(B, 2, C, H, W)``), view 0.
+
         Args:
             batch: a batch with ``image`` or cached ``features``.
 
@@ -337,11 +446,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
         Raises:
             KeyError: if the batch has neither key.
+            ValueError: if CLIP is off (no projection).
         """
+        self._require_clip('encode_image')
         if 'features' in batch:
             features = batch['features'].to(self.projection.weight.dtype)
         elif 'image' in batch:
-            features = self.image_features(batch['image'])
+            features = self.image_features(_first_view(batch['image']))
         else:
             raise KeyError("a SatCLIP batch needs 'image' or 'features'")
         return cast(Tensor, self.projection(features))
@@ -359,6 +470,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Returns:
             ``(B, embed_dim)`` embeddings, not normalised.
         """
+        self._require_clip('encode_location')
         with torch.autocast(lonlat.device.type, enabled=False):
             return cast(Tensor, self.location_encoder(lonlat)).float()
 
@@ -380,6 +492,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Returns:
             A scalar tensor.
         """
+        self._require_clip('the logit scale')
         maximum = self.hparams['logit_scale_max']
         if maximum is None:
             return self.logit_scale
@@ -387,40 +500,150 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ losses
     def compute_loss(
-        self, batch: Mapping[str, Tensor], gather: bool = False
+        self, batch: Mapping[str, Tensor], gather: bool = False, enqueue: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss and metrics of a batch.
 
+        ``clip_loss_weight * CLIP + moco_loss_weight * MoCo + geo_loss_weight *
+        geo`` over the enabled parts. The backbone runs once on the query view
+        (view 0 of a two-view batch): CLIP projects its features, MoCo's head
+        maps them to queries, and the geo head reads the projection (CLIP on)
+        or the features themselves (CLIP off).
+
         Args:
-            batch: ``point`` and ``image`` or ``features``.
-            gather: take negatives from every process.
+            batch: ``point`` and ``image`` (``(B, 2, C, H, W)`` with MoCo) or
+                ``features``.
+            gather: take CLIP's negatives from every process.
+            enqueue: push this step's keys (of the global batch) into MoCo's
+                queue (training); the momentum update happens first, as in
+                MoCo.
 
         Returns:
             The total loss and a dict of detached metrics (``clip_loss``,
-            retrieval accuracies, ``median_km``, ``geo_loss`` when enabled).
+            retrieval accuracies and ``median_km`` with CLIP, ``moco_loss``
+            and ``moco_acc`` with MoCo, ``geo_loss`` with the geo pretext).
         """
         lonlat = batch['point']
-        image_embedding = self.encode_image(batch)
-        output = clip_loss(
-            image_embedding,
-            self.encode_location(lonlat),
-            self.current_logit_scale(),
-            gather=gather,
-        )
-        all_lonlat = lonlat
-        if output.logits_image.shape[1] != lonlat.shape[0]:  # gathered
-            all_lonlat, _ = gather_with_grad(lonlat.detach())
-        metrics = retrieval_metrics(output, lonlat.detach(), all_lonlat)
-        loss = output.loss
-        metrics['clip_loss'] = output.loss.detach()
+        if self.moco_enabled:
+            self._check_views(batch)
+        if 'features' in batch:
+            features = batch['features']
+            if self.clip_enabled:
+                features = features.to(self.projection.weight.dtype)
+        elif 'image' in batch:
+            features = self.image_features(_first_view(batch['image']))
+        else:
+            raise KeyError("a SatCLIP batch needs 'image' or 'features'")
+        hp = self.hparams
+        metrics: dict[str, Tensor] = {}
+        loss = features.new_zeros((), dtype=torch.float32)
+        geo_input = features
+        if self.clip_enabled:
+            image_embedding = cast(Tensor, self.projection(features))
+            geo_input = image_embedding
+            output = clip_loss(
+                image_embedding,
+                self.encode_location(lonlat),
+                self.current_logit_scale(),
+                gather=gather,
+            )
+            all_lonlat = lonlat
+            if output.logits_image.shape[1] != lonlat.shape[0]:  # gathered
+                all_lonlat, _ = gather_with_grad(lonlat.detach())
+            metrics.update(retrieval_metrics(output, lonlat.detach(), all_lonlat))
+            metrics['clip_loss'] = output.loss.detach()
+            loss = output.loss * float(hp.get('clip_loss_weight', 1.0))
+        if self.moco_enabled:
+            moco_value, moco_accuracy = self._moco_loss(
+                batch['image'], features, enqueue=enqueue
+            )
+            metrics['moco_loss'] = moco_value.detach()
+            metrics['moco_acc'] = moco_accuracy
+            loss = loss + hp['moco_loss_weight'] * moco_value
         if self.geo_head is not None:
             target = nearest_centroid(lonlat.detach(), self.geo_centroids)
             geo_loss = F.cross_entropy(
-                self.geo_head(image_embedding), target.to(lonlat.device)
+                self.geo_head(geo_input), target.to(lonlat.device)
             )
             metrics['geo_loss'] = geo_loss.detach()
-            loss = loss + self.hparams['geo_loss_weight'] * geo_loss
+            loss = loss + hp['geo_loss_weight'] * geo_loss
         return loss, metrics
+
+    def _check_views(self, batch: Mapping[str, Tensor]) -> None:
+        """Refuse a batch that cannot feed MoCo, naming the fix."""
+        if 'image' not in batch:
+            raise ValueError(
+                'MoCo (moco_loss_weight > 0) needs images, not cached features: '
+                'cached-feature batches have no second view for the key encoder'
+            )
+        image = batch['image']
+        positives = self.hparams['moco_positives']
+        if image.ndim != 5 or image.shape[1] != 2:
+            fix = (
+                "the dataset's dates: pair"
+                if positives == 'temporal'
+                else "the datamodule's views: 2"
+            )
+            raise ValueError(
+                'MoCo (moco_loss_weight > 0) needs two views per sample, image of '
+                f'shape (B, 2, C, H, W), not {tuple(image.shape)}: set {fix}'
+            )
+        date = batch.get('date')
+        temporal = date is not None and date.ndim == 2
+        if positives == 'temporal' and not temporal:
+            raise ValueError(
+                "moco_positives: temporal needs two dates of each place (a 'date' "
+                "of shape (B, 2) in the batch, from the dataset's dates: pair); "
+                'this batch has two views of one image: set moco_positives: '
+                'augmentation, or dates: pair'
+            )
+        if positives == 'augmentation' and temporal:
+            raise ValueError(
+                "moco_positives: augmentation, but the batch's two views are two "
+                "dates of each place (it has a 'date' of shape (B, 2)): set "
+                'moco_positives: temporal, or drop dates: pair and use views: 2'
+            )
+
+    def _moco_loss(
+        self, image: Tensor, query_features: Tensor, enqueue: bool
+    ) -> tuple[Tensor, Tensor]:
+        """MoCo's InfoNCE of view 0's queries against view 1's keys and the queue.
+
+        Follows MoCo's order: momentum update of the key encoder (training
+        only), keys without gradient, loss, then the keys of the global batch
+        (gathered in rank order, the same on every process) are enqueued.
+        """
+        hp = self.hparams
+        training = enqueue and self.training
+        if training:
+            self.moco.update(self.model, self.moco_head, float(hp['moco_momentum']))
+        shuffle = training and bool(hp['moco_shuffle_bn'])
+        key_view = self._channels_last(image[:, 1])
+        query = cast(Tensor, self.moco_head(query_features))
+        key = self.moco(key_view, shuffle_bn=shuffle)
+        queue = self.moco.queue.clone()
+        temperature = float(hp['moco_temperature'])
+        output = moco_loss(query, key, queue, temperature)
+        loss, accuracy = output.loss, output.accuracy
+        keys = [key]
+        if hp.get('moco_symmetric', False):
+            second = self.image_features(key_view)
+            other_key = self.moco(self._channels_last(image[:, 0]), shuffle_bn=shuffle)
+            other = moco_loss(
+                cast(Tensor, self.moco_head(second)), other_key, queue, temperature
+            )
+            loss = (loss + other.loss) / 2
+            accuracy = (accuracy + other.accuracy) / 2
+            keys.append(other_key)
+        if enqueue:
+            for part in keys:
+                self.moco.enqueue(gather_no_grad(part))
+        return loss, accuracy
+
+    def _channels_last(self, image: Tensor) -> Tensor:
+        if self.hparams.get('channels_last', False):
+            return image.contiguous(memory_format=torch.channels_last)
+        return image
 
     def _log_step(
         self, stage: str, loss: Tensor, metrics: Mapping[str, Tensor], batch_size: int
@@ -435,7 +658,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         )
         for name, value in metrics.items():
             self.log(f'{stage}_{name}', value, batch_size=batch_size, sync_dist=sync)
-        if stage == 'train':
+        if stage == 'train' and self.clip_enabled:
             self.log(
                 'logit_scale',
                 self.current_logit_scale().detach().exp(),
@@ -516,7 +739,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             The loss tensor.
         """
         loss, metrics = self.compute_loss(
-            batch, gather=self.hparams['gather_distributed']
+            batch, gather=self.hparams['gather_distributed'], enqueue=True
         )
         self._log_step('train', loss, metrics, batch['point'].shape[0])
         return loss
@@ -541,7 +764,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     def _evaluate(self, stage: str, batch: Any) -> None:
         """Log the loss and metrics of a validation or test batch (size >= 2)."""
         batch_size = int(batch['point'].shape[0])
-        if batch_size < _MIN_CONTRASTIVE_BATCH:
+        if self.clip_enabled and batch_size < _MIN_CONTRASTIVE_BATCH:
             return
         loss, metrics = self.compute_loss(batch)
         self._log_step(stage, loss, metrics, batch_size)
@@ -570,8 +793,16 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
         Returns:
             ``location_embedding`` (and ``image_embedding``) of shape
-            ``(B, embed_dim)``, not normalised, and the ``point``.
+            ``(B, embed_dim)``, not normalised, and the ``point``. With CLIP
+            off: the ``point`` and the backbone's pooled ``image_features``
+            (of view 0).
         """
+        if not self.clip_enabled:
+            image = _first_view(batch['image'])
+            return {
+                'point': batch['point'],
+                'image_features': self.image_features(image),
+            }
         out = {
             'point': batch['point'],
             'location_embedding': self.encode_location(batch['point']),
@@ -584,29 +815,40 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     def configure_optimizers(
         self,
     ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """AdamW with SatCLIP's weight-decay groups, optional warmup and cosine.
+        """AdamW or SGD, with optional warmup and cosine decay.
+
+        AdamW (SatCLIP) decays matrices only (not biases, other 1-D
+        parameters or the logit scale). SGD with momentum (MoCo-v2, GASSL)
+        decays every parameter but the logit scale, as MoCo's
+        ``SGD(model.parameters(), weight_decay=1e-4)``. The momentum encoder
+        has no trainable parameter.
 
         Returns:
             The optimiser, and the scheduler (stepped per optimiser step) if
             one is configured.
         """
         hp = self.hparams
+        sgd = hp.get('optimizer', 'adamw') == 'sgd'
         decay: list[nn.Parameter] = []
         no_decay: list[nn.Parameter] = []
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            if param.ndim < 2 or name.endswith('bias') or name == 'logit_scale':
+            if name == 'logit_scale' or (
+                not sgd and (param.ndim < 2 or name.endswith('bias'))
+            ):
                 no_decay.append(param)
             else:
                 decay.append(param)
-        optimizer = AdamW(
-            [
-                {'params': decay, 'weight_decay': hp['weight_decay']},
-                {'params': no_decay, 'weight_decay': 0.0},
-            ],
-            lr=hp['lr'],
-        )
+        groups = [
+            {'params': decay, 'weight_decay': hp['weight_decay']},
+            {'params': no_decay, 'weight_decay': 0.0},
+        ]
+        optimizer: Optimizer
+        if sgd:
+            optimizer = SGD(groups, lr=hp['lr'], momentum=hp.get('momentum', 0.9))
+        else:
+            optimizer = AdamW(groups, lr=hp['lr'])
         warmup = int(hp['warmup_steps'])
         if hp['scheduler'] == 'none' and warmup == 0:
             return optimizer
@@ -627,6 +869,64 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
         }
+
+
+def _first_view(image: Tensor) -> Tensor:
+    """View 0 of a two-view ``(B, V, C, H, W)`` batch; a ``(B, C, H, W)`` batch as is."""
+    return image[:, 0] if image.ndim == 5 else image
+
+
+def _check_moco_arguments(
+    *,
+    clip_loss_weight: float,
+    moco_loss_weight: float,
+    geo_loss_weight: float,
+    moco_dim: int,
+    moco_hidden_dim: int | None,
+    moco_queue_size: int,
+    moco_momentum: float,
+    moco_temperature: float,
+    moco_positives: str,
+    freeze_backbone: bool,
+    optimizer: str,
+    momentum: float,
+) -> None:
+    """Refuse invalid loss weights and MoCo arguments with a specific message."""
+    if clip_loss_weight < 0 or moco_loss_weight < 0:
+        raise ValueError(
+            'clip_loss_weight and moco_loss_weight must be >= 0, not '
+            f'{clip_loss_weight} and {moco_loss_weight}'
+        )
+    if clip_loss_weight == 0 and moco_loss_weight == 0 and geo_loss_weight == 0:
+        raise ValueError(
+            'clip_loss_weight, moco_loss_weight and geo_loss_weight are all 0: '
+            'nothing to train'
+        )
+    if optimizer not in ('adamw', 'sgd'):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {optimizer!r}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f'momentum must be in [0, 1), not {momentum}')
+    if moco_positives not in ('augmentation', 'temporal'):
+        raise ValueError(
+            "moco_positives must be 'augmentation' or 'temporal', not "
+            f'{moco_positives!r}'
+        )
+    if moco_dim < 1 or (moco_hidden_dim is not None and moco_hidden_dim < 1):
+        raise ValueError(
+            f'moco_dim and moco_hidden_dim must be positive, not {moco_dim} and '
+            f'{moco_hidden_dim}'
+        )
+    if moco_queue_size < 1:
+        raise ValueError(f'moco_queue_size must be positive, not {moco_queue_size}')
+    if not 0 <= moco_momentum <= 1:
+        raise ValueError(f'moco_momentum must be in [0, 1], not {moco_momentum}')
+    if moco_temperature <= 0:
+        raise ValueError(f'moco_temperature must be positive, not {moco_temperature}')
+    if moco_loss_weight > 0 and freeze_backbone:
+        raise ValueError(
+            'MoCo (moco_loss_weight > 0) trains the backbone: it cannot be '
+            'frozen (set freeze_backbone: false)'
+        )
 
 
 def _classifier_name(model: str) -> str:
@@ -682,6 +982,7 @@ def export_official_checkpoint(
             ``location_only`` is False) or the location encoder.
     """
     if isinstance(task_or_ckpt, SatCLIPTask):
+        task_or_ckpt._require_clip('export_official_checkpoint')
         state = {k: v.detach() for k, v in task_or_ckpt.state_dict().items()}
         hparams: dict[str, Any] = dict(task_or_ckpt.hparams)
         encoder = task_or_ckpt.location_encoder
