@@ -33,22 +33,153 @@ from ..geo import jitter_points
 from .loader import ThreadedBatchLoader, threaded_source
 
 __all__ = [
+    'RandomBandMean',
+    'RandomBrightnessContrast',
     'S2100KAugmentation',
     'S2100KDataModule',
     'collate_sample_batch',
     'jitter_points',
+    'moco_image_ops',
     'split_indices',
 ]
 
 #: Index at which the all-zero B10 band is inserted (SSL4EO-S12 13-band order).
 B10_INDEX = 10
 
+#: Dimensions of a batch of several views per sample, ``(B, V, C, H, W)``.
+_VIEW_BATCH_DIMS = 5
+
+
+class RandomBrightnessContrast(nn.Module):
+    """Per-image brightness and contrast jitter of multispectral images.
+
+    MoCo-v2's colour jitter without its RGB-only parts (saturation, hue),
+    with torchvision's definitions applied to every band alike: brightness
+    multiplies the image by ``b ~ U(1 - brightness, 1 + brightness)``,
+    contrast scales its deviation from the image's mean (over all bands and
+    pixels) by ``c ~ U(1 - contrast, 1 + contrast)``; both are applied to a
+    sample with probability *p*, brightness first. Nothing is clipped
+    (reflectances are not bounded by 1). TorchGeo's MoCo task uses kornia's
+    ``RandomBrightness`` (an additive shift, clipped to [0, 1]) and
+    ``RandomContrast`` (a plain multiplication) with independent draws.
+    """
+
+    def __init__(
+        self, brightness: float = 0.4, contrast: float = 0.4, p: float = 0.8
+    ) -> None:
+        """Initialize a new RandomBrightnessContrast instance.
+
+        Args:
+            brightness: maximum relative change of brightness, in [0, 1].
+            contrast: maximum relative change of contrast, in [0, 1].
+            p: probability of jittering a sample.
+
+        Raises:
+            ValueError: if an argument is out of range.
+        """
+        super().__init__()
+        if not (0 <= brightness <= 1 and 0 <= contrast <= 1 and 0 <= p <= 1):
+            raise ValueError(
+                'brightness, contrast and p must be in [0, 1], not '
+                f'{brightness}, {contrast} and {p}'
+            )
+        self.brightness = brightness
+        self.contrast = contrast
+        self.p = p
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Jitter a batch.
+
+        Args:
+            image: ``(B, C, H, W)`` float images.
+
+        Returns:
+            The jittered images.
+        """
+        n = image.shape[0]
+        shape = (n, 1, 1, 1)
+        apply = torch.rand(shape, device=image.device) < self.p
+        b = 1 + (torch.rand(shape, device=image.device) * 2 - 1) * self.brightness
+        c = 1 + (torch.rand(shape, device=image.device) * 2 - 1) * self.contrast
+        bright = image * b
+        mean = bright.mean(dim=(1, 2, 3), keepdim=True)
+        jittered = (bright - mean) * c + mean
+        return torch.where(apply, jittered, image)
+
+
+class RandomBandMean(nn.Module):
+    """Random "grayscale" of multispectral images: every band becomes the bands' mean.
+
+    MoCo-v2's ``RandomGrayscale`` for any number of bands, with equal weights
+    (TorchGeo's ``RandomGrayscale`` with uniform weights does the same).
+    """
+
+    def __init__(self, p: float = 0.2) -> None:
+        """Initialize a new RandomBandMean instance.
+
+        Args:
+            p: probability of replacing a sample's bands by their mean.
+
+        Raises:
+            ValueError: if *p* is not in [0, 1].
+        """
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f'p must be in [0, 1], not {p}')
+        self.p = p
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Replace the bands of some samples by their mean.
+
+        Args:
+            image: ``(B, C, H, W)`` float images.
+
+        Returns:
+            The images.
+        """
+        apply = torch.rand(image.shape[0], 1, 1, 1, device=image.device) < self.p
+        gray = image.mean(dim=1, keepdim=True).expand_as(image)
+        return torch.where(apply, gray, image)
+
+
+def moco_image_ops(crop_size: int) -> list[nn.Module]:
+    """MoCo-v2's "aug-plus", adapted to multispectral images.
+
+    ``RandomResizedCrop(crop_size, scale=(0.2, 1.0))``, brightness and
+    contrast jitter of 0.4 with p = 0.8 (:class:`RandomBrightnessContrast`),
+    "grayscale" as the mean of the bands with p = 0.2
+    (:class:`RandomBandMean`), Gaussian blur with sigma ~ U(0.1, 2.0) and
+    p = 0.5, and a horizontal flip. The blur kernel is about a tenth of the
+    crop, odd and at least 3 (TorchGeo's MoCo task: a tenth; MoCo-v2's PIL
+    blur has no kernel size). Like TorchGeo's MoCo task, saturation and hue
+    are left out (undefined beyond RGB); unlike it, there is no vertical flip
+    (MoCo-v2 has none) and brightness is multiplicative.
+
+    Args:
+        crop_size: side of the square output.
+
+    Returns:
+        The augmentations, in order, for batches of ``(B, C, H, W)`` floats.
+    """
+    kernel = max(3, crop_size // 10 // 2 * 2 + 1)
+    return [
+        K.RandomResizedCrop((crop_size, crop_size), scale=(0.2, 1.0)),
+        RandomBrightnessContrast(0.4, 0.4, p=0.8),
+        RandomBandMean(p=0.2),
+        K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=0.5),
+        K.RandomHorizontalFlip(p=0.5),
+    ]
+
 
 class S2100KAugmentation(nn.Module):
     """SatCLIP's S2-100K preprocessing and augmentation, batched.
 
     Acts on a batch ``{'image': (B, 12, H, W), 'point': (B, 2) [lon, lat], ...}``;
-    other keys pass through untouched.
+    other keys pass through untouched. A batch of several views per sample,
+    ``image`` of shape ``(B, V, 12, H, W)`` (two dates of a place, or one
+    image duplicated), is augmented as ``B * V`` independent images (every
+    view gets its own random draws) and keeps its shape; its ``point`` is
+    jittered once per sample.
     """
 
     def __init__(
@@ -62,6 +193,7 @@ class S2100KAugmentation(nn.Module):
         blur: bool = True,
         jitter: float = 0.01,
         symmetric_jitter: bool = False,
+        augmentation: Literal['satclip', 'moco'] = 'satclip',
     ) -> None:
         """Initialize a new S2100KAugmentation instance.
 
@@ -77,6 +209,11 @@ class S2100KAugmentation(nn.Module):
             jitter: maximum (lon, lat) jitter in degrees; 0 for none.
             symmetric_jitter: jitter by U(-jitter, jitter) instead of the
                 original's U(0, jitter).
+            augmentation: the random image augmentations: ``'satclip'``
+                (crop, *flips*, *blur* above) or ``'moco'`` (MoCo-v2's
+                aug-plus for multispectral images, :func:`moco_image_ops`,
+                which ignores *flips* and *blur* and needs a *crop_size*).
+                Deterministic transforms (*random* False) centre-crop either way.
 
         Raises:
             ValueError: on an invalid argument.
@@ -84,6 +221,15 @@ class S2100KAugmentation(nn.Module):
         super().__init__()
         if crop_size is not None and crop_size < 1:
             raise ValueError(f'crop_size must be positive or None, not {crop_size}')
+        if augmentation not in ('satclip', 'moco'):
+            raise ValueError(
+                f"augmentation must be 'satclip' or 'moco', not {augmentation!r}"
+            )
+        if augmentation == 'moco' and crop_size is None:
+            raise ValueError(
+                "augmentation 'moco' needs a crop_size (its RandomResizedCrop's "
+                'output size), not None'
+            )
         if jitter < 0:
             raise ValueError(f'jitter must be >= 0, not {jitter}')
         self.scale = scale
@@ -92,12 +238,14 @@ class S2100KAugmentation(nn.Module):
         self.jitter = jitter if random else 0.0
         self.symmetric_jitter = symmetric_jitter
         ops: list[nn.Module] = []
-        if crop_size is not None:
+        if random and augmentation == 'moco' and crop_size is not None:
+            ops = moco_image_ops(crop_size)
+        elif crop_size is not None:
             size = (crop_size, crop_size)
             ops.append(K.RandomCrop(size) if random else K.CenterCrop(size))
-        if random and flips:
+        if random and flips and augmentation == 'satclip':
             ops += [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
-        if random and blur:
+        if random and blur and augmentation == 'satclip':
             ops.append(K.RandomGaussianBlur((3, 3), (0.1, 2.0), p=1.0))
         self.image_ops = nn.Sequential(*ops)
 
@@ -115,7 +263,12 @@ class S2100KAugmentation(nn.Module):
         """
         batch = dict(batch)
         if 'image' in batch:
-            image = batch['image'].float() / self.scale
+            image = batch['image']
+            views = None
+            if image.ndim == _VIEW_BATCH_DIMS:
+                views = image.shape[:2]
+                image = image.flatten(0, 1)
+            image = image.float() / self.scale
             if self.insert_b10:
                 if image.shape[1] != 12:
                     raise ValueError(
@@ -127,6 +280,8 @@ class S2100KAugmentation(nn.Module):
                 )
             if len(self.image_ops) > 0:
                 image = self.image_ops(image)
+            if views is not None:
+                image = image.reshape(*views, *image.shape[1:])
             batch['image'] = image
         if 'point' in batch and self.jitter > 0:
             batch['point'] = jitter_points(
@@ -258,6 +413,8 @@ class S2100KDataModule(NonGeoDataModule):
         dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
         pin_memory: bool | None = None,
         loader: Literal['auto', 'processes', 'threads'] = 'auto',
+        views: int = 1,
+        augmentation: Literal['satclip', 'moco'] = 'satclip',
         **kwargs: Any,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
@@ -293,10 +450,23 @@ class S2100KDataModule(NonGeoDataModule):
                 GPU machine; needs the packed layout and no dataset
                 *transforms*). ``'auto'``: threads when they apply and
                 *num_workers* > 0, else processes.
+            views: 2 delivers every image twice, ``image`` of shape
+                ``(B, 2, C, H, W)`` with independent augmentations of each
+                view (MoCo's positives by augmentation); the copy is made on
+                the device. Batches whose samples already have several views
+                (the dataset's ``dates='pair'``: two dates of a place, with
+                ``date`` of shape (B, 2)) keep them, with either value.
+            augmentation: the training augmentation: ``'satclip'`` (random
+                crop, *flips*, *blur*) or ``'moco'`` (MoCo-v2's aug-plus for
+                multispectral images, see
+                :func:`~torchgeo_satclip.datamodules.s2_100k.moco_image_ops`;
+                needs *crop_size*). Validation batches are centre crops of
+                every view either way (unless *augment_val*).
             **kwargs: passed to the dataset class (``root``, ``download``,
-                ``bands``, ``exclude_nodata``, ``image_dtype``, ...). This
-                package's dataset defaults to ``image_dtype='uint16'`` here:
-                the conversion to float32 happens on the device.
+                ``bands``, ``exclude_nodata``, ``image_dtype``, ``dates``,
+                ...). This package's dataset defaults to
+                ``image_dtype='uint16'`` here: the conversion to float32
+                happens on the device.
 
         Raises:
             ValueError: on an invalid argument, or ``dataset='torchgeo'`` on
@@ -315,7 +485,10 @@ class S2100KDataModule(NonGeoDataModule):
             )
         if not 0 <= val_split_pct < 1:
             raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+        if views not in (1, 2):
+            raise ValueError(f'views must be 1 or 2, not {views!r}')
         super().__init__(dataset_class, batch_size, num_workers, **kwargs)
+        self.views = views
         self.val_split_pct = val_split_pct
         self.seed = seed
         self.crop_size = crop_size
@@ -335,12 +508,31 @@ class S2100KDataModule(NonGeoDataModule):
             blur=blur,
             jitter=jitter,
             symmetric_jitter=symmetric_jitter,
+            augmentation=augmentation,
         )
         self.train_aug = train
         self.val_aug = (
             train if augment_val else S2100KAugmentation(**common, random=False)
         )
         self.aug = S2100KAugmentation(**common, random=False)
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Tensor], dataloader_idx: int
+    ) -> dict[str, Tensor]:
+        """Duplicate single-view images (*views* = 2), then augment on the device.
+
+        Args:
+            batch: a batch on the device.
+            dataloader_idx: index of its dataloader.
+
+        Returns:
+            The augmented batch.
+        """
+        image = batch.get('image')
+        if self.views == 2 and image is not None and image.ndim < _VIEW_BATCH_DIMS:
+            batch = {**batch, 'image': torch.stack([image, image], dim=1)}
+        out: dict[str, Tensor] = super().on_after_batch_transfer(batch, dataloader_idx)
+        return out
 
     def setup(self, stage: str) -> None:
         """Build the dataset and the seeded train/val split.
