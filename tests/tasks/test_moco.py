@@ -1,0 +1,446 @@
+"""MoCo-v2, temporal positives and the geo pretext as options of SatCLIPTask."""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from torchgeo_satclip.datamodules import S2100KDataModule
+from torchgeo_satclip.models import load_location_encoder
+from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
+from torchgeo_satclip.tasks._moco import (
+    MomentumEncoder,
+    mlp_head,
+    moco_loss,
+    momentum_update,
+)
+
+DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
+
+
+class TinyNet(nn.Module):
+    """A timm-like backbone with batch norm, small enough for the CPU tests."""
+
+    def __init__(self, in_chans: int = 3, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_features = 4
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+
+@pytest.fixture(autouse=True)
+def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
+    def create_model(*args: Any, **kwargs: Any) -> nn.Module:
+        return TinyNet(kwargs.get('in_chans', 3))
+
+    monkeypatch.setattr(timm, 'create_model', create_model)
+
+
+def moco_task(**kwargs: Any) -> SatCLIPTask:
+    args: dict[str, Any] = {
+        'embed_dim': 8,
+        'legendre_polys': 3,
+        'capacity': 16,
+        'location_dropout': 0.0,
+        'clip_loss_weight': 0.0,
+        'moco_loss_weight': 1.0,
+        'moco_dim': 6,
+        'moco_queue_size': 16,
+        'moco_momentum': 0.9,
+    }
+    args.update(kwargs)
+    torch.manual_seed(0)
+    return SatCLIPTask(**args)
+
+
+def pair_batch(n: int = 4, seed: int = 0, dates: bool = False) -> dict[str, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    lon = torch.rand(n, generator=g) * 360 - 180
+    lat = torch.rand(n, generator=g) * 150 - 75
+    batch = {
+        'image': torch.rand(n, 2, 13, 8, 8, generator=g),
+        'point': torch.stack([lon, lat], 1),
+    }
+    if dates:
+        batch['date'] = torch.tensor([[18000, 18100]] * n)
+    return batch
+
+
+def fit_trainer(tmp_path: Path, **kwargs: Any) -> Trainer:
+    args: dict[str, Any] = {
+        'accelerator': 'cpu',
+        'default_root_dir': str(tmp_path),
+        'logger': False,
+        'enable_progress_bar': False,
+        'enable_model_summary': False,
+        'enable_checkpointing': False,
+    }
+    args.update(kwargs)
+    return Trainer(**args)
+
+
+# ------------------------------------------------------------ the queue
+def test_queue_is_fifo_and_wraps_around() -> None:
+    encoder = MomentumEncoder(nn.Linear(2, 3), nn.Identity(), queue_size=5, dim=3)
+    initial = encoder.queue.clone()
+    assert torch.allclose(initial.norm(dim=1), torch.ones(5))
+    keys = torch.arange(21, dtype=torch.float32).reshape(7, 3)
+    encoder.enqueue(keys[:3])
+    assert int(encoder.queue_ptr) == 3
+    assert torch.equal(encoder.queue[:3], keys[:3])
+    assert torch.equal(encoder.queue[3:], initial[3:])
+    encoder.enqueue(keys[3:7])  # wraps: two at the end, two at the start
+    assert int(encoder.queue_ptr) == 2
+    assert torch.equal(encoder.queue, keys[[5, 6, 2, 3, 4]])
+    # more keys than the queue holds: the last five, the oldest at the pointer
+    more = -torch.arange(24, dtype=torch.float32).reshape(8, 3)
+    encoder.enqueue(more)
+    assert int(encoder.queue_ptr) == 2
+    assert torch.equal(encoder.queue, more[[6, 7, 3, 4, 5]])
+
+
+def test_queue_is_seeded_identically() -> None:
+    a = MomentumEncoder(nn.Linear(2, 3), nn.Identity(), queue_size=7, dim=3)
+    torch.manual_seed(123)  # the global RNG does not matter
+    b = MomentumEncoder(nn.Linear(2, 3), nn.Identity(), queue_size=7, dim=3)
+    assert torch.equal(a.queue, b.queue)
+
+
+def test_momentum_encoder_rejects_empty_queue() -> None:
+    with pytest.raises(ValueError, match='queue_size'):
+        MomentumEncoder(nn.Linear(2, 3), nn.Identity(), queue_size=0, dim=3)
+
+
+# ------------------------------------------------- the momentum update
+def test_momentum_update_formula_exact_and_buffers_untouched() -> None:
+    torch.manual_seed(0)
+    query = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    key = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    query[1].running_mean.fill_(5.0)  # buffers are not momentum-updated (MoCo)
+    before = [p.clone() for p in key.parameters()]
+    momentum_update(key, query, 0.75)
+    for old, new, q in zip(before, key.parameters(), query.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * q, rtol=0, atol=1e-15)
+    assert torch.equal(key[1].running_mean, torch.zeros(4, dtype=torch.float64))
+
+
+def test_task_updates_the_key_encoder_before_computing_keys() -> None:
+    task = moco_task(moco_momentum=0.9).train()
+    with torch.no_grad():  # the query encoder moves away from its copy
+        for param in [*task.model.parameters(), *task.moco_head.parameters()]:
+            param.add_(torch.randn_like(param))
+    query = [
+        p.clone() for p in [*task.model.parameters(), *task.moco_head.parameters()]
+    ]
+    key = [p.clone() for p in task.moco.parameters()]
+    batch = pair_batch()
+    task.compute_loss(batch, enqueue=True)
+    for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-6)
+    # the enqueued keys are the updated momentum encoder's normalised keys
+    moco = task.moco
+    expected = F.normalize(moco.head(moco.backbone(batch['image'][:, 1])), dim=1)
+    torch.testing.assert_close(moco.queue[:4], expected)
+    assert int(moco.queue_ptr) == 4
+
+
+def test_validation_neither_updates_nor_enqueues() -> None:
+    task = moco_task().eval()
+    queue = task.moco.queue.clone()
+    key = [p.clone() for p in task.moco.parameters()]
+    with torch.no_grad():
+        for param in task.model.parameters():
+            param.add_(1.0)
+        loss, metrics = task.compute_loss(pair_batch())
+    assert torch.isfinite(loss)
+    assert set(metrics) == {'moco_loss', 'moco_acc'}
+    assert torch.equal(task.moco.queue, queue)
+    assert int(task.moco.queue_ptr) == 0
+    for old, new in zip(key, task.moco.parameters(), strict=True):
+        assert torch.equal(old, new)
+
+
+# -------------------------------------------------------------- the loss
+def test_moco_loss_matches_hand_computation() -> None:
+    query = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    key = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    queue = torch.tensor([[1.0, 0.0], [0.0, -1.0], [0.6, 0.8]])
+    temperature = 0.5
+    out = moco_loss(query, key, queue, temperature)
+    q = [(0.6, 0.8), (1.0, 0.0)]
+    k = [(0.0, 1.0), (1 / math.sqrt(2), 1 / math.sqrt(2))]
+    losses, hits = [], 0
+    for qi, ki in zip(q, k, strict=True):
+        logits = [(qi[0] * ki[0] + qi[1] * ki[1]) / temperature]
+        logits += [(qi[0] * n[0] + qi[1] * n[1]) / temperature for n in queue.tolist()]
+        losses.append(-logits[0] + math.log(sum(math.exp(x) for x in logits)))
+        hits += int(max(range(4), key=lambda j: logits[j]) == 0)
+    assert out.loss.item() == pytest.approx(sum(losses) / 2, rel=1e-6)
+    assert out.accuracy.item() == hits / 2 == 0.0
+    assert out.logits.shape == (2, 4)
+
+
+def test_moco_loss_shape_mismatch() -> None:
+    with pytest.raises(ValueError, match='must be'):
+        moco_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(4, 2), 0.1)
+
+
+def test_gradients_do_not_reach_the_momentum_encoder() -> None:
+    task = moco_task().train()
+    loss, _ = task.compute_loss(pair_batch(), enqueue=True)
+    loss.backward()
+    assert all(not p.requires_grad and p.grad is None for p in task.moco.parameters())
+    assert all(p.grad is not None for p in task.model.parameters())
+    assert all(p.grad is not None for p in task.moco_head.parameters())
+
+
+def test_symmetric_loss_enqueues_both_keys() -> None:
+    task = moco_task(moco_symmetric=True).train()
+    loss, metrics = task.compute_loss(pair_batch(), enqueue=True)
+    assert torch.isfinite(loss)
+    assert int(task.moco.queue_ptr) == 8
+
+
+def test_mlp_head_shape() -> None:
+    head = mlp_head(4, 10, 6)
+    assert head(torch.ones(3, 4)).shape == (3, 6)
+    assert task_head_widths(moco_task()) == (4, 4, 6)
+    assert task_head_widths(moco_task(moco_hidden_dim=9)) == (4, 9, 6)
+
+
+def task_head_widths(task: SatCLIPTask) -> tuple[int, int, int]:
+    first, last = task.moco_head[0], task.moco_head[2]
+    return first.in_features, first.out_features, last.out_features
+
+
+# ------------------------------------------------- parts on and off
+def test_clip_off_builds_no_location_encoder() -> None:
+    task = moco_task()
+    keys = set(task.state_dict())
+    assert not any(k.startswith(('location_encoder.', 'projection.')) for k in keys)
+    assert 'logit_scale' not in keys
+    for name in ('location_encoder', 'projection', 'logit_scale'):
+        assert not hasattr(task, name)
+    assert {k.split('.')[0] for k in keys} == {'model', 'moco_head', 'moco'}
+    # model.* is the query backbone alone
+    model_keys = {k for k in keys if k.startswith('model.')}
+    assert model_keys == {f'model.{k}' for k in task.model.state_dict()}
+    with pytest.raises(ValueError, match='clip_loss_weight: 0'):
+        task.encode_location(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match='clip_loss_weight: 0'):
+        export_official_checkpoint(task, 'unused.ckpt')
+
+
+def test_geo_head_input_switches_with_clip() -> None:
+    with_clip = moco_task(clip_loss_weight=1.0, geo_classes=3, geo_loss_weight=1.0)
+    assert with_clip.geo_head is not None
+    assert with_clip.geo_head.in_features == 8  # the projection (embed_dim)
+    without = moco_task(geo_classes=3, geo_loss_weight=1.0)
+    assert without.geo_head is not None
+    assert without.geo_head.in_features == 4  # the backbone's pooled features
+    batch = pair_batch()
+    for task in (with_clip, without):
+        task.fit_geo_centroids(batch['point'].double())
+        loss, metrics = task.train().compute_loss(batch, enqueue=True)
+        assert 'geo_loss' in metrics and 'moco_loss' in metrics
+        assert torch.isfinite(loss)
+    # geo alone (no CLIP, no MoCo) is a valid task on single images
+    geo_only = moco_task(moco_loss_weight=0.0, geo_classes=3, geo_loss_weight=1.0)
+    geo_only.fit_geo_centroids(batch['point'].double())
+    single = {'image': batch['image'][:, 0], 'point': batch['point']}
+    _, metrics = geo_only.compute_loss(single)
+    assert set(metrics) == {'geo_loss'}
+
+
+def test_hybrid_loss_is_the_weighted_sum() -> None:
+    task = moco_task(
+        clip_loss_weight=0.5, moco_loss_weight=2.0, geo_classes=3, geo_loss_weight=0.25
+    ).eval()
+    batch = pair_batch()
+    task.fit_geo_centroids(batch['point'].double())
+    with torch.no_grad():
+        loss, metrics = task.compute_loss(batch)
+    expected = (
+        0.5 * metrics['clip_loss']
+        + 2.0 * metrics['moco_loss']
+        + 0.25 * metrics['geo_loss']
+    )
+    torch.testing.assert_close(loss, expected)
+    assert {'i2l_top1', 'median_km', 'moco_acc'} <= set(metrics)
+
+
+# ----------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'freeze_backbone': True}, 'cannot be frozen'),
+        ({'moco_loss_weight': 0.0}, 'nothing to train'),
+        ({'moco_loss_weight': -1.0}, 'must be >= 0'),
+        ({'moco_queue_size': 0}, 'moco_queue_size'),
+        ({'moco_dim': 0}, 'moco_dim'),
+        ({'moco_hidden_dim': 0}, 'moco_hidden_dim'),
+        ({'moco_momentum': 1.5}, 'moco_momentum'),
+        ({'moco_temperature': 0.0}, 'moco_temperature'),
+        ({'moco_positives': 'dates'}, 'moco_positives'),
+        ({'optimizer': 'adam'}, 'optimizer'),
+        ({'momentum': 1.0}, 'momentum'),
+    ],
+)
+def test_invalid_arguments(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        moco_task(**kwargs)
+
+
+def test_batches_that_contradict_the_positives_are_refused() -> None:
+    augmentation = moco_task().train()
+    with pytest.raises(ValueError, match='moco_positives: temporal'):
+        augmentation.compute_loss(pair_batch(dates=True), enqueue=True)
+    temporal = moco_task(moco_positives='temporal').train()
+    with pytest.raises(ValueError, match='needs two dates'):
+        temporal.compute_loss(pair_batch(), enqueue=True)
+    single = pair_batch(dates=True)
+    single['image'] = single['image'][:, 0]
+    with pytest.raises(ValueError, match='dates: pair'):
+        temporal.compute_loss(single, enqueue=True)
+    with pytest.raises(ValueError, match='views: 2'):
+        augmentation.compute_loss(
+            {'image': single['image'], 'point': single['point']}, enqueue=True
+        )
+    with pytest.raises(ValueError, match='cached-feature'):
+        augmentation.compute_loss(
+            {'features': torch.ones(4, 4), 'point': single['point']}
+        )
+    assert int(temporal.moco.queue_ptr) == 0
+
+
+def test_sgd_decays_every_parameter_but_the_logit_scale() -> None:
+    task = moco_task(clip_loss_weight=1.0, optimizer='sgd', momentum=0.8, lr=0.03)
+    optimizer = task.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    decay, no_decay = optimizer.param_groups
+    assert no_decay['params'] == [task.logit_scale]
+    trainable = [p for p in task.parameters() if p.requires_grad]
+    assert len(decay['params']) == len(trainable) - 1
+    assert decay['momentum'] == 0.8 and decay['lr'] == 0.03
+
+
+# ------------------------------------------------ training end to end
+class FakePairs(Dataset[dict[str, Tensor]]):
+    """Two dates of each of 12 places, as the dataset's dates='pair' delivers."""
+
+    def __init__(self, n: int = 12) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 10000, (n, 3, 12, 32, 32), generator=g).to(
+            torch.int32
+        )
+        lon = torch.rand(n, generator=g, dtype=torch.float64) * 360 - 180
+        lat = torch.rand(n, generator=g, dtype=torch.float64) * 150 - 75
+        self.points = torch.stack([lon, lat], 1)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        first, second = torch.randperm(3)[:2].sort().values.tolist()
+        return {
+            'image': self.images[index, [first, second]].to(torch.float32),
+            'point': self.points[index].float(),
+            'date': torch.tensor([18000 + 30 * first, 18000 + 30 * second]),
+        }
+
+
+def pair_datamodule(**kwargs: Any) -> S2100KDataModule:
+    dm = S2100KDataModule(
+        batch_size=4, crop_size=16, root=str(DATA), patch_size=32, **kwargs
+    )
+    dm.dataset = FakePairs()
+    return dm
+
+
+def test_fast_dev_run_views_augmentation(tmp_path: Path) -> None:
+    dm = S2100KDataModule(
+        batch_size=2,
+        crop_size=16,
+        views=2,
+        augmentation='moco',
+        root=str(DATA),
+        patch_size=32,
+    )
+    task = moco_task(optimizer='sgd', lr=0.03, scheduler='cosine')
+    fit_trainer(tmp_path, fast_dev_run=1).fit(task, dm)
+    assert int(task.moco.queue_ptr) == 2
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        {'geo_classes': 3, 'geo_loss_weight': 1.0},  # GASSL: MoCo + TP + Geo
+        {'clip_loss_weight': 1.0, 'geo_classes': 3, 'geo_loss_weight': 0.5},  # hybrid
+    ],
+    ids=['gassl_tp_geo', 'hybrid'],
+)
+def test_fast_dev_run_temporal_pairs(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    task = moco_task(moco_positives='temporal', **kwargs)
+    fit_trainer(tmp_path, fast_dev_run=1).fit(
+        task, pair_datamodule(augmentation='moco')
+    )
+    assert int(task.moco.queue_ptr) == 4
+
+
+def test_checkpoint_round_trip_keeps_queue_and_momentum_encoder(tmp_path: Path) -> None:
+    task = moco_task(
+        moco_positives='temporal',
+        clip_loss_weight=1.0,
+        geo_classes=3,
+        geo_loss_weight=1.0,
+    )
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = fit_trainer(
+        tmp_path,
+        max_steps=2,
+        limit_val_batches=0,
+        enable_checkpointing=True,
+        callbacks=[checkpoint],
+    )
+    trainer.fit(task, pair_datamodule())
+    assert int(task.moco.queue_ptr) == 8
+    path = Path(checkpoint.last_model_path)
+    loaded = SatCLIPTask.load_from_checkpoint(path, map_location='cpu')
+    for (name, a), b in zip(
+        task.state_dict().items(), loaded.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert int(loaded.moco.queue_ptr) == 8
+    # readers of model.* and the location encoder are not confused by moco.*
+    state = torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    assert any(k.startswith('moco.backbone.') for k in state)
+    encoder = load_location_encoder(path)
+    assert encoder.embed_dim == 8
+    official = export_official_checkpoint(
+        path, tmp_path / 'official.ckpt', location_only=True
+    )
+    exported = torch.load(official, map_location='cpu', weights_only=True)['state_dict']
+    assert not any('moco' in k for k in exported)
+
+
+def test_predict_without_clip_gives_backbone_features() -> None:
+    task = moco_task().eval()
+    batch = pair_batch()
+    out = task.predict_step(batch, 0)
+    assert set(out) == {'point', 'image_features'}
+    assert out['image_features'].shape == (4, 4)
