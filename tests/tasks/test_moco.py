@@ -211,7 +211,7 @@ def test_gradients_do_not_reach_the_momentum_encoder() -> None:
 
 def test_symmetric_loss_enqueues_both_keys() -> None:
     task = moco_task(moco_symmetric=True).train()
-    loss, metrics = task.compute_loss(pair_batch(), enqueue=True)
+    loss, _ = task.compute_loss(pair_batch(), enqueue=True)
     assert torch.isfinite(loss)
     assert int(task.moco.queue_ptr) == 8
 
@@ -257,7 +257,8 @@ def test_geo_head_input_switches_with_clip() -> None:
     for task in (with_clip, without):
         task.fit_geo_centroids(batch['point'].double())
         loss, metrics = task.train().compute_loss(batch, enqueue=True)
-        assert 'geo_loss' in metrics and 'moco_loss' in metrics
+        assert 'geo_loss' in metrics
+        assert 'moco_loss' in metrics
         assert torch.isfinite(loss)
     # geo alone (no CLIP, no MoCo) is a valid task on single images
     geo_only = moco_task(moco_loss_weight=0.0, geo_classes=3, geo_loss_weight=1.0)
@@ -336,7 +337,8 @@ def test_sgd_decays_every_parameter_but_the_logit_scale() -> None:
     assert no_decay['params'] == [task.logit_scale]
     trainable = [p for p in task.parameters() if p.requires_grad]
     assert len(decay['params']) == len(trainable) - 1
-    assert decay['momentum'] == 0.8 and decay['lr'] == 0.03
+    assert decay['momentum'] == 0.8
+    assert decay['lr'] == 0.03
 
 
 # ------------------------------------------------ training end to end

@@ -172,6 +172,8 @@ def test_recipe_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) 
 def test_recipe_config_fast_dev_run(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if 'dates:' in config.read_text():
+        pytest.skip('multi-temporal: run on two-date data in test_gassl_configs.py')
     config, data = config.resolve(), DATA.resolve()
     monkeypatch.chdir(tmp_path)  # the recipes write checkpoints/ and predictions/
     run(
