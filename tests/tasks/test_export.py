@@ -36,6 +36,8 @@ FULL = {
     'satclip_resnet18_l10_ddp',
     'satclip_resnet50_l40',
     'satclip_vit16_l40',
+    # CLIP + temporal MoCo + geo: the momentum encoder (moco.*) stays out
+    'satclip_gassl_hybrid',
 }
 #: Recipes with an image encoder the official code cannot build: location-only.
 LOCATION_ONLY = {'satclip_demo'}
