@@ -19,6 +19,24 @@ Batches are dicts with ``point`` ((B, 2) lon/lat in degrees) and either
 ``image`` (B, C, H, W) or ``features`` ((B, F) pooled backbone features, from
 :class:`~torchgeo_satclip.datamodules.CachedFeatureDataModule`): with a frozen
 backbone the two give the same loss, and features skip the backbone entirely.
+
+Options add Geography-Aware Self-Supervised Learning (GASSL, Ayush et al.,
+ICCV 2021): MoCo-v2 (``moco_loss_weight`` > 0; a momentum encoder, a queue of
+negative keys and an MLP head) on two views per sample, ``image`` of shape
+(B, 2, C, H, W): two augmentations of one image (the datamodule's
+``views=2``) or two dates of one place (the dataset's ``dates='pair'``,
+GASSL's temporal positives), and the geo-classification pretext
+(``geo_classes``). ``clip_loss_weight: 0`` turns CLIP off (GASSL alone);
+with both on, the task is a SatCLIP + GASSL hybrid::
+
+    view 0 -> backbone -> features ─┬-> projection -> CLIP loss (with the location)
+                                    ├-> MLP head -> query ─┐
+                                    └-> geo head (CLIP off; on: the projection)
+    view 1 -> momentum backbone -> momentum head -> key ┴-> InfoNCE vs queue
+
+MoCo's parts are saved as ``moco_head.*`` (the query head) and ``moco.*``
+(the momentum backbone and head, ``moco.queue`` and ``moco.queue_ptr``), so
+``model.*`` stays the query backbone alone and resuming continues the queue.
 """
 
 import math
@@ -103,8 +121,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     learnable logit scale initialised to ln(1/0.07) and never clamped, AdamW
     with weight decay on matrices only, no scheduler), with options the
     original lacks: negatives gathered from every device, warmup and cosine
-    decay, a clamp of the logit scale, and the geo-classification pretext task
-    of Geography-Aware SSL (Ayush et al., ICCV 2021).
+    decay, a clamp of the logit scale, and Geography-Aware SSL (Ayush et al.,
+    ICCV 2021): its geo-classification pretext task, and MoCo-v2 with
+    temporal positives (``moco_*`` arguments), alone (``clip_loss_weight:
+    0``) or combined with CLIP.
 
     A frozen backbone is kept in eval mode (batch-norm running statistics, no
     dropout), which is what makes cached features exact; the original freezes
@@ -206,9 +226,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 as the original; float32 is much faster on GPUs).
             validate_locations: check the (lon, lat) of every batch (one host
                 synchronisation per step).
-            lr: learning rate of AdamW.
-            weight_decay: weight decay of matrices (0 for biases, other 1-D
-                parameters and the logit scale).
+            lr: learning rate of the optimiser.
+            weight_decay: weight decay; AdamW: of matrices (0 for biases,
+                other 1-D parameters and the logit scale); SGD: of every
+                parameter but the logit scale.
             scheduler: ``'none'`` (the original) or ``'cosine'`` decay to
                 *min_lr* over the run, per optimiser step.
             warmup_steps: linear warmup optimiser steps (with either scheduler).
@@ -221,7 +242,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 the local micro-batch).
             geo_classes: K of the geo-classification pretext task: k-means of
                 the training locations into K pseudo-classes predicted from the
-                image embedding (0: off). The locations come from the
+                image embedding (the projection) with CLIP on, from the
+                backbone's pooled features with CLIP off (as GASSL's head on
+                the image features) (0: off). The locations come from the
                 datamodule's ``train_points()`` (S2100KDataModule and
                 CachedFeatureDataModule have it), or from
                 :meth:`fit_geo_centroids` when fitting without a datamodule.
