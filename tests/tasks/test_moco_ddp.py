@@ -39,7 +39,7 @@ class _TinyBN(nn.Module):
         self.norm = nn.BatchNorm2d(4)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(self.conv(x)).mean(dim=(2, 3))
+        return self.norm(self.conv(x)).amax(dim=(2, 3))
 
 
 def _task() -> SatCLIPTask:
@@ -50,6 +50,7 @@ def _task() -> SatCLIPTask:
             clip_loss_weight=0.0,
             moco_loss_weight=1.0,
             moco_dim=5,
+            moco_hidden_dim=32,
             moco_queue_size=12,
             moco_momentum=0.5,
         ).train()
@@ -124,6 +125,13 @@ def test_queue_equal_on_every_process_with_shuffled_keys(tmp_path: Path) -> None
         keys = torch.empty_like(shuffled)
         keys[permutation] = shuffled
     assert not torch.equal(permutation, torch.arange(n))
+    # the keys differ, and depend on the batch they are computed in
+    assert torch.cdist(keys, keys).fill_diagonal_(1).min() > 1e-3
+    with torch.no_grad():
+        unshuffled = F.normalize(
+            task.moco.head(task.moco.backbone(images[:PER_RANK, 1]))
+        )
+    assert not torch.allclose(unshuffled, keys[:PER_RANK])
     torch.testing.assert_close(results[0]['queue'][:n], keys)
     torch.testing.assert_close(results[0]['queue'][n:], initial_queue[n:])
     for a, b in zip(results[0]['key_params'], task.moco.parameters(), strict=True):
