@@ -4,10 +4,8 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -384,61 +382,63 @@ def test_cli_bad_dates(
     assert not root.exists()
 
 
-def test_sigkill_and_resume(tmp_path: Path, server: FakeStacServer) -> None:
-    n = 5
-    region = tmp_path / 'region.geojson'
-    region.write_text(json.dumps(SCENES['D'].box(300)))
-    root = tmp_path / 'ds'
-    env = {
-        **os.environ,
-        'GDAL_HTTP_MAX_RETRY': '0',
-        'NO_PROXY': '127.0.0.1,localhost',
-        'PYTHONPATH': str(REPO),
-    }
-    server.delay = 0.02  # slow enough to be killed mid-way
-    command = [
-        sys.executable,
-        '-m',
-        'torchgeo_satclip.cli',
-        *dates_cli(root, server, n, region),
-        '--items-per-point',
-        '2',
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if (root / 'index.csv').exists() and len(index_rows(root)) >= 2:
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, 'the build ended before it could be killed'
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    # What a killed run leaves: every indexed point has all its rows and
-    # images in dates.csv (at most the rows of one point more, repaired below).
-    killed = [row[0] for row in index_rows(root)]
-    assert 2 <= len(killed) < n
-    listed = read_dates_file(root / DATES_FILE)
-    assert set(killed) <= set(listed)
-    assert len(set(listed) - set(killed)) <= 1
-    for point in killed:
-        for _, fn in listed[point]:
-            item_of(root, fn)
+#: Run in a subprocess: a build that dies (``os._exit``, like SIGKILL: no
+#: clean-up) just before it writes the index.csv row of its second point.
+KILLED_BETWEEN_APPENDS = """
+import json, os, sys
+from torchgeo_satclip.builders import _state, build_dataset
 
-    server.delay = 0.0
-    result = build_d(
-        root, server, n, dates=3, items_per_point=2, region=SCENES['D'].box(300)
+real_write = os.write
+index_rows = []
+
+
+def write(fd, data):
+    if data.startswith(b'patch_') and not data.endswith(b'\\r\\n'):  # index.csv
+        index_rows.append(data)
+        if len(index_rows) == 2:
+            os._exit(9)
+    return real_write(fd, data)
+
+
+_state.os.write = write
+root, options = sys.argv[1], json.loads(sys.argv[2])
+build_dataset(root, 3, **options)
+"""
+
+
+def test_killed_between_the_two_appends(tmp_path: Path, server: FakeStacServer) -> None:
+    root = tmp_path / 'ds'
+    options = {
+        **YEAR,
+        'dates': 3,
+        'region': SCENES['D'].box(300),
+        'land': False,
+        'api_url': server.api_url,
+        'sign': None,
+        'workers': 2,
+        'max_retries': 0,
+        'gdal_env': {'GDAL_HTTP_MAX_RETRY': '0'},
+        'progress': False,
+    }
+    env = {**os.environ, 'NO_PROXY': '127.0.0.1,localhost', 'PYTHONPATH': str(REPO)}
+    done = subprocess.run(
+        [sys.executable, '-c', KILLED_BETWEEN_APPENDS, str(root), json.dumps(options)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert result.complete
-    assert result.num_resumed + result.num_adopted + result.num_written == n
+    assert done.returncode == 9, done.stderr
+    # The second point's rows reached dates.csv, its index.csv row did not.
+    indexed = [row[0] for row in index_rows(root)]
+    listed = read_dates_file(root / DATES_FILE)
+    assert len(indexed) == 1
+    assert set(indexed) < set(listed)
+    assert len(listed) == 2
+    with pytest.raises(ValueError, match=r'1 point\(s\) of .* are not in index\.csv'):
+        read_dates_file(root / DATES_FILE, indexed)
+    # The next run (even one that builds nothing more) repairs it.
+    result = build_d(root, server, 0, dates=3)
+    assert result.num_adopted == 1
     dates = assert_layout(root)
-    assert len(dates) == n
-    assert set(killed) <= set(dates)
-    assert all(len(images) == 3 for images in dates.values())
-    assert {listed[p][0] for p in killed} <= {dates[p][0] for p in killed}
+    assert dates == listed
