@@ -139,8 +139,11 @@ def test_min_dates(tmp_path: Path, server: FakeStacServer) -> None:
         assert [d.isoformat() for d, _ in images] == ['2022-05-01', '2022-10-01']
     # min_dates=3: every point is rejected, and nothing is left of it.
     root = tmp_path / 'three'
+    server.requests.clear()
     result = build_d(root, server, 2, dates=3, min_dates=3, max_candidates=3)
     assert result.rejected == {'few_dates': 3}
+    # The third window is not searched once the second has failed.
+    assert server.count('POST', '/stac/search') == 2 * 3
     assert result.num_samples == 0
     assert os.listdir(root / 'images') == []
     assert dates_of(root) == {}

@@ -532,17 +532,20 @@ class BuildState:
             else:
                 self.dates[point] = known
         dirty = dirty or len(listed) != len(self.dates)
+        for point in dropped:
+            del self.rows[point]
         if dropped:
-            for point in dropped:
-                del self.rows[point]
-                for fn in {point} | others.get(point, set()):
-                    os.unlink(self.images / fn)
+            # Their rows go first, then their files: index.csv never lists
+            # a point without its images.
             data = _INDEX_HEADER + ''.join(
                 f'{fn},{lon:.6f},{lat:.6f}\n' for fn, (lon, lat) in self.rows.items()
             )
             _write_atomic(self.root / INDEX_FILE, data.encode())
         if dirty:
             self._write_dates()
+        for point in dropped:
+            for fn in {point} | others.get(point, set()):
+                os.unlink(self.images / fn)
 
     def _write_dates(self) -> None:
         """Rewrite ``dates.csv`` from :attr:`dates`, sorted, atomically."""

@@ -24,8 +24,9 @@ into K equal consecutive windows (whole UTC days), or the windows given. Each
 window gives the point the least cloudy valid patch among its scenes (the same
 cloud, nodata and *items_per_point* rules). A point is kept when at least
 ``min_dates`` windows (default ``min(2, K)``) give a patch, else rejected
-(``few_dates``; or ``no_item`` / ``nodata`` when every window failed for that
-reason). Its first (earliest) image is ``images/patch_<k>.tif``, its row in
+(``few_dates``; or ``no_item`` / ``nodata`` when every window searched failed
+for that reason; the later windows are not searched once they cannot make up
+for the failed ones). Its first (earliest) image is ``images/patch_<k>.tif``, its row in
 ``index.csv`` as ever (single-date readers load the dataset unchanged); the
 image of window ``w`` when it is not the first is
 ``images/patch_<k>_t<w>.tif``; ``dates.csv`` (point, fn, date: the UTC date of
@@ -335,19 +336,25 @@ class _Builder:
             The written point: its first image, centroid and every image.
 
         Raises:
-            _Rejected: if fewer windows than ``min_dates`` give a patch.
+            _Rejected: if fewer windows than ``min_dates`` give a patch:
+                ``few_dates``, or the reason of every window searched when
+                they all failed for the same one (the later windows are not
+                searched once they cannot make up for the failed ones).
             Exception: the last error of a sample that kept failing.
         """
         where = f'sample {sample} ({lon:.5f}, {lat:.5f})'
+        wanted = self.config.min_dates
+        assert wanted is not None
         found: list[_Found] = []
         reasons: list[str] = []
         for window in range(len(self.windows)):
+            if len(found) + len(self.windows) - window < wanted:
+                break  # the other windows cannot make up for the failed ones
             try:
                 found.append(self.find(where, window, lon, lat))
             except _Rejected as rejection:
                 reasons.append(rejection.reason)
-        assert self.config.min_dates is not None
-        if len(found) < self.config.min_dates:
+        if len(found) < wanted:
             if not found and len(set(reasons)) == 1:
                 raise _Rejected(reasons[0])
             raise _Rejected('few_dates')
