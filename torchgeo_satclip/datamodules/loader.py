@@ -127,7 +127,7 @@ class ThreadedBatchLoader:
             raise ValueError(
                 'ThreadedBatchLoader needs an S2100K on the packed layout, in '
                 "'both' mode, without transforms, with dates 'index' or 'pair' "
-                '(or a Subset of one)
+                '(or a Subset of one)'
             )
         if batch_size < 1 or num_threads < 1 or prefetch < 1:
             raise ValueError(
