@@ -257,9 +257,10 @@ class S2100K(NonGeoDataset):
                 *exclude_nodata* judges a point by its ``index.csv`` image.
 
         Raises:
-            ValueError: on an invalid argument, a malformed ``index.csv`` or
-                ``nodata.csv`` (the message names the line), or a packed
-                layout of another patch size.
+            ValueError: on an invalid argument, a malformed ``index.csv``,
+                ``nodata.csv`` or ``dates.csv`` (the message names the line),
+                a packed layout of another patch size, or, with
+                ``dates='pair'``, a dataset where no point has two dates.
             DatasetNotFoundError: if the dataset is not found and *download* is False.
             FileNotFoundError: if rows of ``index.csv`` (or, with *dates*
                 ``'pair'`` or ``'all'``, of ``dates.csv``) have no image
@@ -350,6 +351,7 @@ class S2100K(NonGeoDataset):
         self.num_single_date = 0
         #: Each point's ``(date, fn)``, sorted by date (``dates='index'``: None).
         self.dated: list[list[tuple[datetime.date, str]]] | None = None
+        self._days: list[NDArray[np.int64]] = []
         if dated is not None:
             listed = [dated[fn] for fn in fns]
             if dates == 'pair':
