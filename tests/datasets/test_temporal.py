@@ -111,6 +111,33 @@ def test_pairs_in_both_orders_and_seeded(root: Path) -> None:
     assert a == b
 
 
+def test_pair_seed_fixes_the_pairs(root: Path) -> None:
+    fixed = [
+        S2100K(root, patch_size=SIZE, dates='pair', pair_seed=seed)
+        for seed in range(12)
+    ]
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    first = [[ds[i]['date'].tolist() for i in range(3)] for ds in fixed]
+    assert torch.equal(torch.get_rng_state(), state)  # torch's RNG untouched
+    again = [
+        [ds[i]['date'].tolist() for i in range(3)]
+        for ds in (
+            S2100K(root, patch_size=SIZE, dates='pair', pair_seed=s) for s in range(12)
+        )
+    ]
+    assert first == again
+    assert [[ds[i]['date'].tolist() for i in range(3)] for ds in fixed] == first
+    batch = fixed[0].__getitems__([2, 0])
+    assert isinstance(batch, SampleBatch)
+    assert batch.stacked['date'].tolist() == [first[0][2], first[0][0]]
+    for pairs in first:
+        assert all(a != b for a, b in pairs)
+    assert len({tuple(pairs[0]) for pairs in first}) > 2  # seeds differ
+    with pytest.raises(ValueError, match='pair_seed must be None or an integer'):
+        S2100K(root, patch_size=SIZE, dates='pair', pair_seed=-1)
+
+
 def test_all_dates_sorted(root: Path) -> None:
     ds = S2100K(root, patch_size=SIZE, dates='all')
     assert len(ds) == 4

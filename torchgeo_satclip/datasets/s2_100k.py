@@ -201,6 +201,7 @@ class S2100K(NonGeoDataset):
         checksum: bool = True,
         verify: bool = False,
         dates: Literal['index', 'pair', 'all'] = 'index',
+        pair_seed: int | None = None,
     ) -> None:
         """Initialize a new S2100K instance.
 
@@ -255,6 +256,10 @@ class S2100K(NonGeoDataset):
                 ``'all'``: every date, sorted: ``image`` ``(T, C, H, W)``,
                 ``date`` ``(T,)``. ``date`` is int64, days since 1970-01-01.
                 *exclude_nodata* judges a point by its ``index.csv`` image.
+            pair_seed: with ``dates='pair'``, fix each point's pair once,
+                from this seed (the same pairs at every access, say for
+                validation; torch's RNG is not used). None: a new pair at
+                every access.
 
         Raises:
             ValueError: on an invalid argument, a malformed ``index.csv``,
@@ -279,6 +284,14 @@ class S2100K(NonGeoDataset):
             )
         if dates not in ('index', 'pair', 'all'):
             raise ValueError(f"dates must be 'index', 'pair' or 'all', not {dates!r}")
+        if pair_seed is not None and (
+            isinstance(pair_seed, bool)
+            or not isinstance(pair_seed, int)
+            or pair_seed < 0
+        ):
+            raise ValueError(
+                f'pair_seed must be None or an integer >= 0, not {pair_seed!r}'
+            )
         if image_dtype not in ('float32', 'uint16'):
             raise ValueError(
                 f"image_dtype must be 'float32' or 'uint16', not {image_dtype!r}"
@@ -352,6 +365,8 @@ class S2100K(NonGeoDataset):
         #: Each point's ``(date, fn)``, sorted by date (``dates='index'``: None).
         self.dated: list[list[tuple[datetime.date, str]]] | None = None
         self._days: list[NDArray[np.int64]] = []
+        #: With *pair_seed*: each point's two uniform draws, fixed.
+        self._pair_draws: NDArray[np.float64] | None = None
         if dated is not None:
             listed = [dated[fn] for fn in fns]
             if dates == 'pair':
@@ -365,6 +380,9 @@ class S2100K(NonGeoDataset):
                         f'{self.root / DATES_FILE}: no point has two dates, so '
                         "there are no pairs (dates='pair')"
                     )
+            if dates == 'pair' and pair_seed is not None:
+                generator = np.random.default_rng(pair_seed)
+                self._pair_draws = generator.random((len(listed), 2))
             self.dated = listed
             self._days = [
                 np.array([(d - _EPOCH).days for d, _ in point], dtype=np.int64)
@@ -468,7 +486,7 @@ class S2100K(NonGeoDataset):
         different dates of the point, uniformly at random (one
         ``torch.rand((len(indices), 2), dtype=torch.float64)`` call on the
         global RNG: the same draws whether samples are drawn one by one or
-        together). ``'all'``: every date of the point, sorted (the samples
+        together; with *pair_seed*, each point's fixed pair). ``'all'``: every date of the point, sorted (the samples
         must then have the same number of dates).
 
         Args:
@@ -490,7 +508,10 @@ class S2100K(NonGeoDataset):
             return [self.files[i] for i in indices], fields
         if self.dates == 'pair':
             size = len(indices)
-            uniform = torch.rand((size, 2), dtype=torch.float64).numpy()
+            if self._pair_draws is None:
+                uniform = torch.rand((size, 2), dtype=torch.float64).numpy()
+            else:
+                uniform = self._pair_draws[np.asarray(indices, dtype=np.int64)]
             chosen = np.empty((size, 2), dtype=np.int64)
             for k, i in enumerate(indices):
                 n = len(self.dated[i])
