@@ -446,3 +446,39 @@ def test_predict_without_clip_gives_backbone_features() -> None:
     out = task.predict_step(batch, 0)
     assert set(out) == {'point', 'image_features'}
     assert out['image_features'].shape == (4, 4)
+
+
+# ------------------------------------- the real dataset's pairs of dates
+TEMPORAL = DATA / 'temporal'
+
+
+def temporal_datamodule(**kwargs: Any) -> S2100KDataModule:
+    args: dict[str, Any] = {
+        'batch_size': 2,
+        'crop_size': 8,
+        'augmentation': 'moco',
+        'val_split_pct': 0.0,
+        'root': str(TEMPORAL),
+        'patch_size': 16,
+        'dates': 'pair',
+    }
+    args.update(kwargs)
+    return S2100KDataModule(**args)
+
+
+def test_s2_100k_pairs_of_dates_end_to_end(tmp_path: Path) -> None:
+    dm = temporal_datamodule()
+    dm.setup('fit')
+    batch = next(iter(dm.train_dataloader()))
+    assert batch['image'].shape == (2, 2, 12, 16, 16)
+    assert batch['image'].dtype == torch.uint16
+    assert batch['date'].shape == (2, 2)
+    assert bool((batch['date'][:, 0] != batch['date'][:, 1]).all())
+    task = moco_task(moco_positives='temporal', geo_classes=2, geo_loss_weight=1.0)
+    fit_trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(
+        task, temporal_datamodule()
+    )
+    assert int(task.moco.queue_ptr) == 4
+    # positives by augmentation refuse pairs of dates, naming the fix
+    with pytest.raises(ValueError, match='moco_positives: temporal'):
+        fit_trainer(tmp_path, fast_dev_run=1).fit(moco_task(), temporal_datamodule())
