@@ -482,3 +482,18 @@ def test_s2_100k_pairs_of_dates_end_to_end(tmp_path: Path) -> None:
     # positives by augmentation refuse pairs of dates, naming the fix
     with pytest.raises(ValueError, match='moco_positives: temporal'):
         fit_trainer(tmp_path, fast_dev_run=1).fit(moco_task(), temporal_datamodule())
+
+
+def test_bf16_mixed_and_channels_last(tmp_path: Path) -> None:
+    task = moco_task(
+        moco_positives='temporal',
+        clip_loss_weight=1.0,
+        location_dtype='float32',
+        channels_last=True,
+    )
+    fit_trainer(tmp_path, fast_dev_run=1, precision='bf16-mixed').fit(
+        task, pair_datamodule()
+    )
+    assert task.moco.queue.dtype == torch.float32
+    assert int(task.moco.queue_ptr) == 4
+    assert torch.allclose(task.moco.queue[:4].norm(dim=1), torch.ones(4), atol=1e-3)
