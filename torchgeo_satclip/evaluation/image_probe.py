@@ -519,7 +519,7 @@ def image_probe(
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels)
@@ -891,7 +891,8 @@ def image_probe_report(
             '',
         ]
     )
-    atomic_write(markdown, lambda tmp: Path(tmp).write_text(text))
+    with atomic_path(markdown) as tmp:
+        tmp.write_text(text)
     atomic_write(table, lambda tmp: _write_csv(tmp, results, models))
     payload = {
         'root': str(root),
@@ -937,10 +938,8 @@ def image_probe_report(
             for r in results
         ],
     }
-    atomic_write(
-        json_path,
-        lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + '\n'),
-    )
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + '\n')
     figure = None
     if plots:
         figure = _plot(
