@@ -379,3 +379,5 @@ def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
         image_probe_report(tmp_path, {'a': bad}, label='zone')  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='no checkpoints given'):
         image_probe_report(tmp_path, {})
+    with pytest.raises(ValueError, match='folds must be an integer >= 2, got 1'):
+        image_probe_report(tmp_path, {'a': bad}, folds=1)

@@ -37,6 +37,7 @@ import json
 import math
 import os
 import pickle
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -631,7 +632,8 @@ class ImageProbeReport:
     table: Path
     #: ``image_probe_results.json``.
     json: Path
-    #: ``image_probe.png`` (None without plots).
+    #: ``image_probe.png``: accuracy bars with std error bars and the
+    #: majority-class line (None without plots).
     figure: Path | None
     #: Encoder name to its description.
     encoders: dict[str, ImageBackboneInfo] = field(default_factory=dict)
@@ -646,7 +648,9 @@ class ImageProbeReport:
     majority_accuracy: float = math.nan
 
 
-def _plot(results: Sequence[ImageProbeResult], path: Path, title: str) -> Path:
+def _plot(
+    results: Sequence[ImageProbeResult], path: Path, title: str, majority: float
+) -> Path:
     import matplotlib
 
     matplotlib.use('agg')
@@ -663,6 +667,9 @@ def _plot(results: Sequence[ImageProbeResult], path: Path, title: str) -> Path:
         stds = [100 * by_key[(e, split)].accuracy_std for e in encoders]
         offset = (i - (len(splits) - 1) / 2) * width
         ax.bar(x + offset, means, width, yerr=stds, capsize=3, label=f'{split} CV')
+    ax.axhline(
+        100 * majority, color='k', linestyle='--', linewidth=1, label='majority class'
+    )
     ax.set_xticks(x, encoders, rotation=20, ha='right')
     ax.set_ylabel('accuracy (%), mean ± std over folds')
     ax.set_ylim(0, 100)
@@ -771,17 +778,16 @@ def image_probe_report(
         The results and the paths written.
 
     Raises:
-        ValueError: for no checkpoints, an unknown label or CV scheme, a
+        ValueError: for no checkpoints, an unknown label or CV scheme, fewer
+            than two folds, a
             checkpoint that is not a ``SatCLIPTask`` one
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
             labelled points or classes for the folds, or a bad size.
     """
-    import sys
-
     if label not in ('koppen', 'koppen_group'):
         raise ValueError(f"label must be 'koppen' or 'koppen_group', got {label!r}")
-    if not checkpoints and not random_baseline:
-        raise ValueError('nothing to probe: no checkpoints and no random baseline')
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
     if not checkpoints:
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
     for split in cv:
@@ -946,6 +952,7 @@ def image_probe_report(
             results,
             out / 'image_probe.png',
             f'{label} from frozen image features ({len(indices)} points)',
+            majority,
         )
     return ImageProbeReport(
         results=results,
