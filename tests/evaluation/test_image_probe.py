@@ -55,6 +55,7 @@ def task_checkpoint(path: Path, seed: int = 1, **extra: Any) -> SatCLIPTask:
         # shape fits nothing: both must be ignored
         state[f'moco.{key}'] = torch.randn_like(value.float()).to(value.dtype)
     state['moco.queue'] = torch.randn(8, 16)
+    state['moco_head.0.weight'] = torch.randn(4, 96)
     checkpoint = {
         'epoch': 0,
         'state_dict': state,
@@ -85,9 +86,25 @@ def test_load_image_backbone_takes_exactly_the_model_keys(
     assert info.in_channels == 13
     assert info.num_tensors == len(expected)
     # the momentum copy, its queue, the projection, the location encoder...
-    assert info.num_ignored == len(task.state_dict()) + 1
+    assert info.num_ignored == len(task.state_dict()) + 2
     assert not backbone.training
     assert not any(p.requires_grad for p in backbone.parameters())
+
+
+def test_load_image_backbone_of_a_compiled_model(
+    checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    path, task = checkpoint
+    loaded = torch.load(path, weights_only=True)
+    loaded['state_dict'] = {
+        key.replace('model.', 'model._orig_mod.', 1): value
+        for key, value in loaded['state_dict'].items()
+    }
+    torch.save(loaded, tmp_path / 'compiled.ckpt')
+    backbone, info = load_image_backbone(tmp_path / 'compiled.ckpt')
+    for key, value in task.model.state_dict().items():
+        torch.testing.assert_close(backbone.state_dict()[key], value, rtol=0, atol=0)
+    assert info.num_tensors == len(task.model.state_dict())
 
 
 def test_random_baseline_is_seeded_and_leaves_the_global_rng(

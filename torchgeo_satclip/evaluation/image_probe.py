@@ -223,9 +223,10 @@ def load_image_backbone(
     The backbone is rebuilt as the task builds it (``timm.create_model(model,
     in_chans=in_channels, num_classes=0)``, from the checkpoint's
     ``hyper_parameters``) and given exactly the ``model.*`` tensors of its
-    ``state_dict``; every other tensor (a MoCo momentum encoder under
-    ``moco.*``, the projection, the location encoder) is ignored. The file is
-    read with ``torch.load(..., weights_only=True)``.
+    ``state_dict`` (``model._orig_mod.*`` for a backbone compiled with
+    ``compile_image_encoder``); every other tensor (a MoCo momentum encoder
+    under ``moco.*``, its head, the projection, the location encoder) is
+    ignored. The file is read with ``torch.load(..., weights_only=True)``.
 
     Args:
         checkpoint: the ``.ckpt`` file.
@@ -270,6 +271,9 @@ def load_image_backbone(
         for key, value in state.items()
         if isinstance(key, str) and key.startswith(BACKBONE_PREFIX)
     }
+    compiled = '_orig_mod.'  # the keys of a backbone saved after torch.compile
+    if tensors and all(key.startswith(compiled) for key in tensors):
+        tensors = {key[len(compiled) :]: value for key, value in tensors.items()}
     if not tensors:
         prefixes = sorted({str(key).split('.')[0] for key in state})
         raise CheckpointError(
