@@ -295,6 +295,9 @@ LIBRARY_DEFAULTS = [
             ('timeout', 'timeout'),
             ('max_candidates', 'max_candidates'),
             ('collection', 'collection'),
+            ('dates', 'dates'),
+            ('windows', 'windows'),
+            ('min_dates', 'min_dates'),
         ]
     ],
 ]

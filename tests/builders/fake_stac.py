@@ -6,8 +6,9 @@ zone 33N, and ``FakeStacServer`` serves, on 127.0.0.1 only:
 
 * ``GET /stac``: a landing page conforming to STAC API item search;
 * ``POST|GET /stac/search``: items whose footprint contains the ``intersects``
-  point (the cloud ``query`` and ``sortby`` are deliberately ignored, so the
-  client's own filtering is what is tested);
+  point and whose time is in the ``datetime`` range (unless
+  ``honour_datetime`` is off; the cloud ``query`` and ``sortby`` are
+  deliberately ignored, so the client's own filtering is what is tested);
 * ``GET|HEAD /cogs/<file>``: the COGs, with HTTP Range support (what GDAL's
   ``/vsicurl/`` needs).
 
@@ -20,6 +21,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,11 +85,13 @@ class Scene:
 
 
 #: Scene A: a good item and a cloudy one. Scene B: a nodata item (least cloudy)
-#: and a good one. Scene C: an item whose B01 always fails (HTTP 503).
+#: and a good one. Scene C: an item whose B01 always fails (HTTP 503). Scene D:
+#: items of several dates in 2022, for multi-temporal builds (see DATETIMES).
 SCENES = {
     'A': Scene('A', 500000, 5550000),
     'B': Scene('B', 520000, 5550000),
     'C': Scene('C', 540000, 5550000),
+    'D': Scene('D', 560000, 5550000),
 }
 
 #: item id -> (scene, eo:cloud_cover, kind)
@@ -97,7 +101,44 @@ ITEMS = {
     'S2_B_NODATA': ('B', 1.0, 'nodata'),
     'S2_B_GOOD': ('B', 10.0, 'good'),
     'S2_C_BROKEN': ('C', 3.0, 'good'),
+    'S2_D_JAN': ('D', 8.0, 'good'),
+    'S2_D_FEB': ('D', 2.0, 'good'),
+    'S2_D_MAY1': ('D', 0.5, 'good'),
+    'S2_D_JUN_NODATA': ('D', 1.0, 'nodata'),
+    'S2_D_JUL': ('D', 12.0, 'good'),
+    'S2_D_OCT': ('D', 15.0, 'good'),
+    'S2_D_NOV_CLOUDY': ('D', 60.0, 'cloudy'),
 }
+
+#: The acquisition time of each item (the others: 2022-06-01T10:00:00Z).
+#: S2_D_MAY1 is late on 1 May in UTC (2 May in Europe's summer time).
+DATETIMES = {
+    'S2_D_JAN': '2022-01-15T10:00:00Z',
+    'S2_D_FEB': '2022-02-20T10:00:00Z',
+    'S2_D_MAY1': '2022-05-01T23:30:00Z',
+    'S2_D_JUN_NODATA': '2022-06-10T10:00:00Z',
+    'S2_D_JUL': '2022-07-05T10:00:00Z',
+    'S2_D_OCT': '2022-10-01T10:00:00Z',
+    'S2_D_NOV_CLOUDY': '2022-11-11T10:00:00Z',
+}
+DEFAULT_DATETIME = '2022-06-01T10:00:00Z'
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace('Z', '+00:00'))
+
+
+def in_range(item_id: str, interval: str | None) -> bool:
+    """Whether an item's time is in a STAC ``datetime`` interval (or instant)."""
+    if not interval:
+        return True
+    moment = _moment(DATETIMES.get(item_id, DEFAULT_DATETIME))
+    first, _, last = interval.partition('/')
+    if not _:
+        return moment == _moment(first)
+    return (first in ('', '..') or _moment(first) <= moment) and (
+        last in ('', '..') or moment <= _moment(last)
+    )
 
 
 def band_values(kind: str, band: str, size: int) -> np.ndarray:
@@ -159,6 +200,8 @@ class FakeStacServer:
         self.broken: set[str] = {'/cogs/S2_C_BROKEN_B01'}
         #: seconds of delay per COG request
         self.delay = 0.0
+        #: whether searches keep only the items in their ``datetime`` range
+        self.honour_datetime = True
         #: (method, path, JSON body or None) of every request
         self.requests: list[tuple[str, str, Any]] = []
         self.httpd = _QuietServer(('127.0.0.1', 0), self._handler())
@@ -183,6 +226,7 @@ class FakeStacServer:
             self.faults.clear()
             self.broken = {'/cogs/S2_C_BROKEN_B01'}
             self.delay = 0.0
+            self.honour_datetime = True
             self.requests.clear()
 
     def count(self, method: str, prefix: str) -> int:
@@ -235,7 +279,7 @@ class FakeStacServer:
             'geometry': footprint,
             'bbox': list(shape(footprint).bounds),
             'properties': {
-                'datetime': '2022-06-01T10:00:00Z',
+                'datetime': DATETIMES.get(item_id, DEFAULT_DATETIME),
                 'eo:cloud_cover': cloud,
                 'proj:epsg': 32633,
             },
@@ -257,6 +301,7 @@ class FakeStacServer:
             for item_id, (scene, _, _) in ITEMS.items()
             if shape(SCENES[scene].footprint).intersects(point)
             and 'sentinel-2-l2a' in body.get('collections', [])
+            and (not self.honour_datetime or in_range(item_id, body.get('datetime')))
         ]
         return {'type': 'FeatureCollection', 'features': features, 'links': []}
 
@@ -314,6 +359,7 @@ class FakeStacServer:
                     body = {
                         'intersects': json.loads(query.get('intersects', 'null')),
                         'collections': query.get('collections', '').split(','),
+                        'datetime': query.get('datetime'),
                     }
                 with server.lock:
                     server.requests.append((method, url.path, body))

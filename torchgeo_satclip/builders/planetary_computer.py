@@ -18,6 +18,21 @@ The recipe of S2-100K, for any number of points, region and dates:
    scene) and its row ``patch_<k>.tif, lon, lat`` (the patch centroid) in
    ``index.csv``.
 
+Multi-temporal builds (``dates=K`` or explicit ``windows``) repeat steps 2
+and 3 in each of K acquisition windows: the period from *start* to *end* split
+into K equal consecutive windows (whole UTC days), or the windows given. Each
+window gives the point the least cloudy valid patch among its scenes (the same
+cloud, nodata and *items_per_point* rules). A point is kept when at least
+``min_dates`` windows (default ``min(2, K)``) give a patch, else rejected
+(``few_dates``; or ``no_item`` / ``nodata`` when every window searched failed
+for that reason; the later windows are not searched once they cannot make up
+for the failed ones). Its first (earliest) image is ``images/patch_<k>.tif``, its row in
+``index.csv`` as ever (single-date readers load the dataset unchanged); the
+image of window ``w`` when it is not the first is
+``images/patch_<k>_t<w>.tif``; ``dates.csv`` (point, fn, date: the UTC date of
+the STAC item's ``datetime``) lists every image of every point, as
+:func:`~torchgeo_satclip.datasets.s2_100k_files.read_dates_file` reads it.
+
 Samples run concurrently on a thread pool. Transient errors (HTTP 408, 429,
 5xx, time-outs, broken connections, failed reads) are retried with
 exponential backoff and jitter; a sample that still fails is logged, counted
@@ -31,13 +46,14 @@ again with a larger number of samples extends the dataset. The parameters
 that define the dataset are a :class:`~.config.BuildConfig`.
 """
 
+import datetime as dt
 import logging
 import math
 import numbers
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +71,7 @@ from tqdm import tqdm
 from .._io import atomic_path
 from ..datasets.s2_100k_files import ALL_BANDS
 from ..geo import Region, iter_points
-from ._state import BuildState, patch_centroid, patch_name
+from ._state import BuildState, patch_centroid, patch_name, temporal_name
 from .config import BuildConfig
 from .reading import (
     _Cancelled,
@@ -67,7 +83,7 @@ from .reading import (
     _Rejected,
     _Retry,
 )
-from .stac import COLLECTION, DEFAULT_API_URL, _ItemSearch, _signed
+from .stac import COLLECTION, DEFAULT_API_URL, _item_date, _ItemSearch, _signed
 
 __all__ = [
     'COLLECTION',
@@ -90,11 +106,14 @@ class BuildResult:
         num_resumed: patches that were already indexed when the run started.
         num_adopted: finished patches of a killed run, indexed when this one
             started.
-        num_written: patches written by this run.
+        num_written: points (patches in ``index.csv``) written by this run.
+        num_images: images written by this run, every date of every point
+            (``num_written`` in a single-date build).
         rejected: points of this run that gave no patch, by reason
             (``no_item``: no item over the point below the cloud maximum;
             ``nodata``: every patch tried had too much nodata;
-            ``missing_asset``, ``scene_too_small``, ``bad_scene``).
+            ``missing_asset``, ``scene_too_small``, ``bad_scene``;
+            ``few_dates``: fewer windows than ``min_dates`` gave a patch).
         failures: ``(sample, error)`` of the points that kept failing (tried
             again by a re-run).
         num_candidates: points tried by this run.
@@ -107,6 +126,7 @@ class BuildResult:
     num_resumed: int = 0
     num_adopted: int = 0
     num_written: int = 0
+    num_images: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[int, str]] = field(default_factory=list)
     num_candidates: int = 0
@@ -129,6 +149,12 @@ class _Written:
     fn: str
     lon: float
     lat: float
+    #: ``(fn, date)`` of every image of a point of a multi-temporal build
+    images: list[tuple[str, dt.date]] | None = None
+
+
+#: What one window gave a point: ``(window, item, patch, date)``.
+_Found = tuple[int, pystac.Item, _Patch, dt.date]
 
 
 @dataclass(frozen=True)
@@ -141,6 +167,8 @@ class _Builder:
     sign: Callable[[pystac.Item], pystac.Item] | None
     gdal_env: Mapping[str, str]
     images: Path
+    #: The acquisition windows of a multi-temporal build (first, last UTC day).
+    windows: tuple[tuple[dt.date, dt.date], ...] = ()
 
     def read(
         self, where: str, item: pystac.Item, lon: float, lat: float
@@ -181,6 +209,9 @@ class _Builder:
         image: NDArray[np.uint16],
         crs: Any,
         transform: Any,
+        *,
+        fn: str | None = None,
+        date: dt.date | None = None,
     ) -> _Written:
         """Write a patch atomically: temporary name, then rename.
 
@@ -190,11 +221,15 @@ class _Builder:
             image: ``(12, size, size)`` uint16.
             crs: its CRS.
             transform: its affine transform.
+            fn: its file name (default: the sample's ``patch_<k>.tif``).
+            date: its acquisition date, recorded as the ``date`` tag
+                (multi-temporal builds; :class:`~._state.BuildState` reads it
+                back when it repairs ``dates.csv``).
 
         Returns:
             The file name and centroid.
         """
-        fn = patch_name(sample)
+        fn = fn or patch_name(sample)
         final = self.images / fn
         profile = {
             'driver': 'GTiff',
@@ -221,6 +256,8 @@ class _Builder:
                 datetime=str(item.properties.get('datetime')),
                 eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
             )
+            if date is not None:
+                dst.update_tags(date=date.isoformat())
         lon, lat = patch_centroid(crs, transform, self.config.size, self.config.size)
         return _Written(sample, fn, lon, lat)
 
@@ -250,6 +287,87 @@ class _Builder:
             logger.debug('%s: %s has too much nodata', where, item.id)
         raise _Rejected('nodata')
 
+    def find(self, where: str, window: int, lon: float, lat: float) -> _Found:
+        """The least cloudy valid patch of one window over a point.
+
+        Args:
+            where: the sample, for the log.
+            window: the window's number.
+            lon: longitude in degrees.
+            lat: latitude in degrees.
+
+        Returns:
+            ``(window, item, patch, date)``.
+
+        Raises:
+            _Rejected: if the window gives no patch.
+            Exception: the last error of a search or read that kept failing.
+        """
+        first, last = self.windows[window]
+        span = f'{first.isoformat()}/{last.isoformat()}'
+        items = self.retry(
+            f'{where}: search {span}',
+            lambda: self.search(lon, lat, window=(first, last)),
+        )
+        if not items:
+            raise _Rejected('no_item')
+        for item in items[: self.config.items_per_point]:
+            date = _item_date(item)
+            assert date is not None  # the search keeps dated items only
+            patch = self.read(where, item, lon, lat)
+            if patch is not None:
+                return window, item, patch, date
+            logger.debug('%s: %s has too much nodata', where, item.id)
+        raise _Rejected('nodata')
+
+    def make_point(self, sample: int, lon: float, lat: float) -> _Written:
+        """Search, read and write the images of one point, one per window.
+
+        The images of the later windows are written before the point's first
+        image, so a ``patch_<k>.tif`` under its final name always has all of
+        its images beside it (see :mod:`._state`).
+
+        Args:
+            sample: the sample number.
+            lon: longitude in degrees.
+            lat: latitude in degrees.
+
+        Returns:
+            The written point: its first image, centroid and every image.
+
+        Raises:
+            _Rejected: if fewer windows than ``min_dates`` give a patch:
+                ``few_dates``, or the reason of every window searched when
+                they all failed for the same one (the later windows are not
+                searched once they cannot make up for the failed ones).
+            Exception: the last error of a sample that kept failing.
+        """
+        where = f'sample {sample} ({lon:.5f}, {lat:.5f})'
+        wanted = self.config.min_dates
+        assert wanted is not None
+        found: list[_Found] = []
+        reasons: list[str] = []
+        for window in range(len(self.windows)):
+            if len(found) + len(self.windows) - window < wanted:
+                break  # the other windows cannot make up for the failed ones
+            try:
+                found.append(self.find(where, window, lon, lat))
+            except _Rejected as rejection:
+                reasons.append(rejection.reason)
+        if len(found) < wanted:
+            if not found and len(set(reasons)) == 1:
+                raise _Rejected(reasons[0])
+            raise _Rejected('few_dates')
+        images: list[tuple[str, dt.date]] = []
+        for window, item, patch, date in found[1:]:
+            fn = temporal_name(sample, window)
+            self.write(sample, item, *patch, fn=fn, date=date)
+            images.append((fn, date))
+        _, item, patch, date = found[0]
+        written = self.write(sample, item, *patch, date=date)
+        written.images = [(written.fn, date), *images]
+        return written
+
 
 def build_dataset(
     root: str | os.PathLike[str],
@@ -268,6 +386,9 @@ def build_dataset(
     max_nodata_fraction: float = 0.1,
     items_per_point: int = 1,
     resampling: Literal['nearest', 'bilinear', 'cubic'] = 'nearest',
+    dates: int = 1,
+    windows: Sequence[str] | None = None,
+    min_dates: int | None = None,
     workers: int = 8,
     max_retries: int = 5,
     backoff: float = 1.0,
@@ -280,7 +401,10 @@ def build_dataset(
 ) -> BuildResult:
     """Build (or resume, or extend) an S2-100K-style dataset.
 
-    The result loads with :class:`~torchgeo_satclip.datasets.S2100K`.
+    The result loads with :class:`~torchgeo_satclip.datasets.S2100K`. With
+    *dates* > 1 (or *windows*) it is a multi-temporal dataset: the same
+    ``index.csv`` (one row, the earliest image, per point) plus the other
+    dates' images in ``images/`` and ``dates.csv`` listing every image.
 
     Args:
         root: output directory (``index.csv``, ``images/``, ``build.json``,
@@ -303,6 +427,17 @@ def build_dataset(
         items_per_point: items tried, least cloudy first, before a point is
             rejected for nodata (1: the S2-100K recipe).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
+        dates: images per point: the period from *start* to *end* (whole UTC
+            days) is split into this many equal consecutive windows, and each
+            point takes the least cloudy valid patch of each (1: one image per
+            point, no ``dates.csv``: the S2-100K recipe).
+        windows: explicit acquisition windows instead, ``YYYY-MM-DD/YYYY-MM-DD``
+            (both days included), in order and not overlapping, e.g.
+            ``['2021-03-01/2021-05-31', '2021-06-01/2021-08-31']``; *start*
+            and *end* must then be left at their defaults.
+        min_dates: windows that must give a patch for a point to be kept
+            (default: ``min(2, dates)``, a temporal pair at least); points
+            with fewer are rejected (``few_dates``).
         workers: concurrent samples (threads).
         max_retries: retries of a transient error before a sample is skipped.
         backoff: first retry delay in seconds, doubled at each retry (with
@@ -315,8 +450,9 @@ def build_dataset(
         progress: show a progress bar.
         config: the parameters that define the dataset, instead of *seed*,
             *start*, *end*, *max_cloud_cover*, *region*, *land*,
-            *collection*, *size*, *max_nodata_fraction*, *items_per_point*
-            and *resampling* (which must then be left at their defaults).
+            *collection*, *size*, *max_nodata_fraction*, *items_per_point*,
+            *resampling*, *dates*, *windows* and *min_dates* (which must then
+            be left at their defaults).
 
     Returns:
         What the run did; :attr:`BuildResult.complete` tells whether the
@@ -343,6 +479,9 @@ def build_dataset(
         max_nodata_fraction=max_nodata_fraction,
         items_per_point=items_per_point,
         resampling=resampling,
+        dates=dates,
+        windows=None if windows is None else _as_windows(windows),
+        min_dates=min_dates,
     )
     if config is None:
         config = arguments
@@ -361,6 +500,7 @@ def build_dataset(
         sign=sign,
         gdal_env=_gdal_env(timeout, gdal_env),
         images=root / 'images',
+        windows=tuple(config.date_windows()) if config.multi_temporal else (),
     )
     if max_candidates is None:
         max_candidates = 4 * num_samples + 100
@@ -417,6 +557,11 @@ def _check_run_options(
             raise ValueError(
                 f'{name} must be a finite number of {expected}, not {seconds!r}'
             )
+
+
+def _as_windows(windows: Any) -> Any:
+    """Windows as a tuple (a list or tuple of them), else as given (refused)."""
+    return tuple(windows) if isinstance(windows, list | tuple) else windows
 
 
 def _item_search(config: BuildConfig, api_url: str, timeout: float) -> _ItemSearch:
@@ -509,6 +654,8 @@ def _run(
     if len(state.rows) >= result.target:
         return
     pending: dict[Future[_Written], tuple[int, float, float]] = {}
+    multi = builder.config.multi_temporal
+    make = builder.make_point if multi else builder.make_patch
     bar = tqdm(
         total=result.target,
         initial=len(state.rows),
@@ -527,7 +674,7 @@ def _run(
             ):
                 candidate = next(candidates)
                 result.num_candidates += 1
-                pending[pool.submit(builder.make_patch, *candidate)] = candidate
+                pending[pool.submit(make, *candidate)] = candidate
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -574,7 +721,8 @@ def _collect(
         logger.warning('sample %d (%.5f, %.5f) skipped: %s', sample, lon, lat, message)
         result.failures.append((sample, message))
     else:
-        state.add(written.fn, written.lon, written.lat)
+        state.add(written.fn, written.lon, written.lat, written.images)
         result.num_written += 1
+        result.num_images += len(written.images) if written.images else 1
         bar.update(1)
     bar.set_postfix(rejected=sum(result.rejected.values()), failed=result.num_failed)

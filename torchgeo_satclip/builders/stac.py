@@ -6,6 +6,7 @@ cover. The answer is filtered and sorted again here, whatever the server did,
 so the least cloudy item whose footprint covers the point always comes first.
 """
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
 
@@ -28,6 +29,23 @@ def _cloud_cover(item: pystac.Item) -> float:
     """An item's ``eo:cloud_cover`` (infinite when it has none)."""
     value = item.properties.get('eo:cloud_cover')
     return float(value) if value is not None else float('inf')
+
+
+def _item_date(item: pystac.Item) -> dt.date | None:
+    """An item's acquisition date, UTC (its ``datetime``, else its start).
+
+    Args:
+        item: a STAC item.
+
+    Returns:
+        The date, or None for an item without a time.
+    """
+    moment = item.datetime or item.common_metadata.start_datetime
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
 
 
 def _covering(
@@ -111,23 +129,39 @@ class _ItemSearch:
             self._local.client = client
         return client
 
-    def __call__(self, lon: float, lat: float) -> list[pystac.Item]:
+    def __call__(
+        self, lon: float, lat: float, window: tuple[dt.date, dt.date] | None = None
+    ) -> list[pystac.Item]:
         """Items covering a point below the cloud maximum, least cloudy first.
 
         Args:
             lon: longitude in degrees.
             lat: latitude in degrees.
+            window: search these UTC days (first and last included) instead
+                of the search's date range, and keep only the items whose
+                date is one of them.
 
         Returns:
             The items; filtered and sorted here too, whatever the server did.
         """
+        period = self.datetime
+        if window is not None:
+            period = f'{window[0].isoformat()}/{window[1].isoformat()}'
         search = self.client().search(
             collections=[self.collection],
             intersects={'type': 'Point', 'coordinates': [lon, lat]},
-            datetime=self.datetime,
+            datetime=period,
             query={'eo:cloud_cover': {'lt': self.max_cloud_cover}},
             sortby=[{'field': 'eo:cloud_cover', 'direction': 'asc'}],
             limit=self.limit,
             max_items=self.limit,
         )
-        return _covering(search.items(), lon, lat, self.max_cloud_cover)
+        items = _covering(search.items(), lon, lat, self.max_cloud_cover)
+        if window is None:
+            return items
+        first, last = window
+        return [
+            item
+            for item in items
+            if (date := _item_date(item)) is not None and first <= date <= last
+        ]

@@ -19,8 +19,11 @@ DESCRIPTION = (
     'windowed reads. Writes ROOT/index.csv and ROOT/images/ (the S2-100K '
     'layout). Concurrent, retries transient errors, resumable: re-run the '
     'same command after an interruption (or with a larger --num-samples '
-    'to extend the dataset). Exit status 1 if fewer patches than asked '
-    'for were made.'
+    'to extend the dataset). With --dates K (or --windows), each point gets '
+    'up to K images of different times, the least cloudy valid one of each '
+    'window, and ROOT/dates.csv lists them: index.csv keeps one row per point '
+    '(its earliest image), so single-date readers load the dataset unchanged. '
+    'Exit status 1 if fewer patches than asked for were made.'
 )
 
 
@@ -101,6 +104,34 @@ def add_parser(subparsers: Subparsers) -> None:
     ]
     for flag, parameter, text, kwargs in options:
         _common.option(parser, flag, BUILD, parameter, text, **kwargs)
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        '--dates',
+        type=int,
+        default=BUILD.default('dates'),
+        metavar='K',
+        help='images per point: split --start..--end (whole UTC days) into K '
+        'equal windows and take the least cloudy valid scene of each (default: '
+        f'{_common.shown(BUILD.default("dates"))}, one image per point and no '
+        'dates.csv)',
+    )
+    when.add_argument(
+        '--windows',
+        nargs='+',
+        default=BUILD.default('windows'),
+        metavar='START/END',
+        help='explicit acquisition windows instead of --dates, in order and not '
+        'overlapping, both days included, e.g. 2021-03-01/2021-05-31 '
+        '2021-06-01/2021-08-31 (then leave --start and --end out)',
+    )
+    parser.add_argument(
+        '--min-dates',
+        type=int,
+        default=BUILD.default('min_dates'),
+        metavar='N',
+        help='windows that must give a scene for a point to be kept; points with '
+        'fewer are rejected as few_dates (default: 2, or 1 with a single window)',
+    )
     parser.add_argument(
         '--max-candidates',
         type=int,
@@ -162,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
                 max_nodata_fraction=args.max_nodata,
                 items_per_point=args.items_per_point,
                 resampling=args.resampling,
+                dates=args.dates,
+                windows=args.windows,
+                min_dates=args.min_dates,
                 workers=args.workers,
                 max_retries=args.max_retries,
                 backoff=args.backoff,
@@ -180,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         f'{result.num_adopted} recovered); points rejected: {rejected or "none"}; '
         f'failed: {result.num_failed}; {result.seconds:.1f} s'
     )
+    if args.windows or args.dates > 1:
+        print(f'{result.num_images} images written now; every image in dates.csv')
     if not result.complete:
         print('incomplete: re-run the same command to continue', file=sys.stderr)
         return 1

@@ -11,8 +11,8 @@ __all__ = ['add_parser', 'run']
 PACK = StaticSignature('torchgeo_satclip.datasets.pack', 'pack_s2_100k')
 
 DESCRIPTION = (
-    'Decode every GeoTIFF listed in ROOT/index.csv once and write '
-    'ROOT/packed/: uncompressed uint16 .npy shards read through memory maps '
+    'Decode every GeoTIFF listed in ROOT/index.csv (and ROOT/dates.csv, if '
+    'any) once and write ROOT/packed/: uncompressed uint16 .npy shards read through memory maps '
     '(no decoding at training time; 1.5 MiB per patch, about 157 GB for the '
     'full set). Resumable: finished shards are kept when rerun after an '
     'interruption; every file is written under a temporary name and renamed '

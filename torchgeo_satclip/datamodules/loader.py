@@ -24,7 +24,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Subset
@@ -61,7 +60,8 @@ def threaded_source(dataset: Any) -> tuple[S2100K, list[int]] | None:
 
     Returns:
         ``(s2100k, indices)`` when the dataset is this package's S2100K in
-        ``'both'`` mode on the packed layout without *transforms*; else None.
+        ``'both'`` mode on the packed layout without *transforms*, reading
+        one date or pairs of dates (not ``dates='all'``); else None.
     """
     indices: list[int] | None = None
     while isinstance(dataset, Subset):
@@ -72,7 +72,7 @@ def threaded_source(dataset: Any) -> tuple[S2100K, list[int]] | None:
         return None
     if dataset.packed is None or dataset.transforms is not None:
         return None
-    if dataset.mode != 'both':
+    if dataset.mode != 'both' or dataset.dates == 'all':
         return None
     return dataset, list(range(len(dataset))) if indices is None else indices
 
@@ -83,7 +83,11 @@ class ThreadedBatchLoader:
     Yields ``{'image': (B, C, H, W) uint16, 'point': (B, 2) float32}`` (float32
     images when the dataset's ``image_dtype`` is float32), the batches a
     ``DataLoader`` with :func:`~torchgeo_satclip.datamodules.collate_sample_batch`
-    gives, with the same values.
+    gives, with the same values. Pairs of dates (``dates='pair'``) give
+    ``image`` ``(B, 2, C, H, W)`` and every other tensor the dataset draws
+    with them (:meth:`~torchgeo_satclip.datasets.S2100K.draw`: ``date``
+    ``(B, 2)``); the pairs are drawn in the main process, batch after batch,
+    from torch's global RNG.
     """
 
     def __init__(
@@ -122,7 +126,8 @@ class ThreadedBatchLoader:
         if source is None:
             raise ValueError(
                 'ThreadedBatchLoader needs an S2100K on the packed layout, in '
-                "'both' mode, without transforms (or a Subset of one)"
+                "'both' mode, without transforms, with dates 'index' or 'pair' "
+                '(or a Subset of one)'
             )
         if batch_size < 1 or num_threads < 1 or prefetch < 1:
             raise ValueError(
@@ -220,22 +225,22 @@ class ThreadedBatchLoader:
     def _submit(
         self, indices: Sequence[int]
     ) -> tuple[dict[str, Tensor], list[Future[None]]]:
-        """Allocate one batch and start reading it in the threads."""
+        """Draw one batch, allocate it and start reading it in the threads."""
+        fns, fields = self.dataset.draw(indices)
         shape = self.dataset.batch_shape(len(indices))
         image = torch.empty(shape, dtype=torch.uint16, pin_memory=self.pin_memory)
-        points = torch.from_numpy(self.dataset.points[np.asarray(indices)])
         if self.pin_memory:
-            points = points.pin_memory()
-        out = image.numpy()
-        chunk = -(-len(indices) // self.num_threads)
+            fields = {key: value.pin_memory() for key, value in fields.items()}
+        out = image.view(len(fns), *shape[-3:]).numpy()
+        chunk = -(-len(fns) // self.num_threads)
         assert self._pool is not None
         futures = [
             self._pool.submit(
-                self.dataset.read_images, indices[i : i + chunk], out[i : i + chunk]
+                self.dataset.read_files, fns[i : i + chunk], out[i : i + chunk]
             )
-            for i in range(0, len(indices), chunk)
+            for i in range(0, len(fns), chunk)
         ]
-        return {'image': image, 'point': points}, futures
+        return {'image': image, **fields}, futures
 
     def __del__(self) -> None:
         """Stop the threads."""

