@@ -56,7 +56,14 @@ def test_page_lists_every_subcommand_and_option() -> None:
     (subparsers,) = [
         a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
     ]
-    assert set(subparsers.choices) == {'embed', 'probe', 'pack', 'build', 'demo-data'}
+    assert set(subparsers.choices) == {
+        'embed',
+        'probe',
+        'probe-images',
+        'pack',
+        'build',
+        'demo-data',
+    }
     for name, sub in subparsers.choices.items():
         assert f'## `{name}`' in text
         for action in sub._actions:

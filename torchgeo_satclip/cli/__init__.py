@@ -7,6 +7,9 @@ tests call directly) and prints what it did. Subcommands, one module each:
   location encoder (:func:`torchgeo_satclip.embed.embed_points`).
 * ``probe``: probe location features on tasks with real labels
   (:func:`torchgeo_satclip.evaluation.probe_report`).
+* ``probe-images``: compare image encoders by a linear probe of the climate
+  class on their frozen features
+  (:func:`torchgeo_satclip.evaluation.image_probe_report`).
 * ``pack``: convert S2-100K GeoTIFFs once to the fast packed layout
   (:func:`torchgeo_satclip.datasets.pack_s2_100k`).
 * ``build``: build an S2-100K-style dataset from the Planetary Computer
@@ -31,19 +34,20 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import _build, _demo_data, _embed, _pack, _preflight, _probe
+from . import _build, _demo_data, _embed, _pack, _preflight, _probe, _probe_images
 from ._preflight import PathRole
 
 __all__ = ['build_parser', 'main']
 
 #: The subcommands, in the order ``--help`` lists them.
-SUBCOMMANDS = (_embed, _probe, _pack, _build, _demo_data)
+SUBCOMMANDS = (_embed, _probe, _probe_images, _pack, _build, _demo_data)
 
 #: The path arguments of each subcommand, ``(dest, label, role)``, checked
 #: before it runs (see :func:`torchgeo_satclip.cli._preflight.check_path`).
 PATHS: dict[str, tuple[tuple[str, str, PathRole], ...]] = {
     'embed': (('input', 'INPUT', 'input_file'), ('output', 'OUTPUT', 'output_file')),
     'probe': (('output_dir', '--output-dir', 'output_dir'),),
+    'probe-images': (('output_dir', '--output-dir', 'output_dir'),),
     'pack': (('root', 'ROOT', 'dataset_dir'),),
     'build': (('root', 'ROOT', 'output_dir'), ('region', '--region', 'input_file')),
     'demo-data': (('root', 'ROOT', 'output_dir'),),

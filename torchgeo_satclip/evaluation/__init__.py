@@ -1,5 +1,18 @@
-"""Evaluation of location embeddings: point tasks, probes, tables and maps."""
+"""Evaluation: point tasks, probes of location and image features, tables and maps."""
 
+from .image_probe import (
+    ImageBackboneInfo,
+    ImageProbeReport,
+    ImageProbeResult,
+    climate_labels,
+    image_features,
+    image_probe,
+    image_probe_folds,
+    image_probe_report,
+    image_probe_to_markdown,
+    load_image_backbone,
+    random_image_backbone,
+)
 from .plots import pca_rgb, plot_pca_map, plot_scores
 from .points import PointDataModule, PointDataset
 from .probe import (
@@ -35,21 +48,32 @@ __all__ = [
     'RANGE_CV',
     'RANGE_SEED',
     'RANGE_SOURCE',
+    'ImageBackboneInfo',
+    'ImageProbeReport',
+    'ImageProbeResult',
     'PointDataModule',
     'PointDataset',
     'PointTask',
     'ProbeReport',
     'ProbeResult',
     'PublishedScore',
+    'climate_labels',
     'cross_validate',
     'encode',
     'fold_indices',
+    'image_features',
+    'image_probe',
+    'image_probe_folds',
+    'image_probe_report',
+    'image_probe_to_markdown',
+    'load_image_backbone',
     'load_task',
     'make_probe',
     'pca_rgb',
     'plot_pca_map',
     'plot_scores',
     'probe_report',
+    'random_image_backbone',
     'range_split',
     'references_to_markdown',
     'resolve_encoders',

