@@ -376,6 +376,45 @@ class TestBatchedUint16:
         with pytest.raises(ValueError, match='needs an S2100K on the packed layout'):
             forced.train_dataloader()
 
+    @pytest.mark.parametrize('loader', ['processes', 'threads'])
+    def test_lightning_fits_and_validates(self, packed_root: Path, loader: str) -> None:
+        """Lightning inspects a loader (sampler, batch_sampler) before using it."""
+        from lightning.pytorch import Trainer
+
+        from torchgeo_satclip.tasks import SatCLIPTask
+
+        dm = S2100KDataModule(
+            root=packed_root,
+            batch_size=2,
+            num_workers=1,
+            val_split_pct=0.34,
+            crop_size=32,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        task = SatCLIPTask(
+            model='resnet18',
+            embed_dim=8,
+            legendre_polys=2,
+            capacity=8,
+            num_hidden_layers=1,
+            location_dtype='float32',
+        )
+        trainer = Trainer(
+            max_epochs=1,
+            accelerator='cpu',
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(task, datamodule=dm)
+        assert trainer.global_step == 1
+        assert 'val_loss' not in trainer.callback_metrics  # a 1-sample val split
+        assert isinstance(
+            trainer.train_dataloader,
+            ThreadedBatchLoader if loader == 'threads' else DataLoader,
+        )
+
     def test_invalid_loader(self, packed_root: Path) -> None:
         with pytest.raises(ValueError, match="loader must be 'auto'"):
             S2100KDataModule(root=packed_root, loader='fork')  # type: ignore[arg-type]

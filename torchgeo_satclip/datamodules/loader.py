@@ -154,6 +154,9 @@ class ThreadedBatchLoader:
         self.world_size = world_size
         #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch.
         self.sampler = EpochSampler()
+        #: None, as a ``DataLoader`` without a batch sampler: Lightning reads
+        #: it (and :attr:`sampler`) to tell whether a loader shuffles.
+        self.batch_sampler = None
         self._pool: ThreadPoolExecutor | None = None
 
     def _num_samples(self) -> int:
