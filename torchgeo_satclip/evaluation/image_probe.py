@@ -20,9 +20,12 @@ patch's point.
   class with fewer members than folds (stratified folds cannot place it), and
   the classes dropped are listed.
 * Probe: features standardised on the training fold, then scikit-learn's
-  ``LogisticRegression`` (multinomial, lbfgs, ``C = 1.0`` fixed, as in the
-  usual linear-evaluation protocols: no search, so every encoder gets the
-  same probe; ``max_iter = 2000``).
+  ``LogisticRegression`` (multinomial, lbfgs, ``C = 0.1`` fixed: no search,
+  so every encoder gets the same probe; ``max_iter = 2000``). With ``C =
+  1`` lbfgs did not converge in 2,000 iterations on the 1,024 features of a
+  trained MobileNetV3 (the classes are nearly separable, so the weights
+  grow slowly without bound) and took twice as long; ``C = 0.1`` converges
+  and gave the same accuracies within a point on the demo world.
 * Cross-validation: stratified random k-fold, and spatial-block k-fold (whole
   ``block_size`` x ``block_size`` degree blocks per fold, the blocks of
   :func:`~torchgeo_satclip.evaluation.probe.fold_indices`), so that the test
@@ -79,7 +82,7 @@ Label = Literal['koppen_group', 'koppen']
 ImageSplit = Literal['random', 'spatial']
 
 #: Inverse regularisation strength of the logistic regression (fixed).
-IMAGE_PROBE_C = 1.0
+IMAGE_PROBE_C = 0.1
 #: Iterations of lbfgs (enough for standardised features of a few thousand).
 IMAGE_PROBE_MAX_ITER = 2000
 #: Prefix of the image backbone's keys in a ``SatCLIPTask`` state dict.
