@@ -50,3 +50,50 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
         'gpu_results.json',
         'gpu_results.md',
     ]
+
+
+def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
+    """docs/gassl.md's comparison, on a tiny world for one epoch: it never rots."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        'PATH': bin_dir + os.pathsep + os.environ.get('PATH', ''),
+        'OUT': str(tmp_path / 'out'),
+        'DATA': str(tmp_path / 'demo_t'),
+        'POINTS': '120',
+        'EPOCHS': '1',
+        'BATCH': '16',
+        'CUDA_VISIBLE_DEVICES': '',
+    }
+    result = subprocess.run(
+        ['bash', str(ROOT / 'benchmarks' / 'gassl_demo.sh')],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(
+        (tmp_path / 'out' / 'probe' / 'image_probe_results.json').read_text()
+    )
+    names = {row['encoder'] for row in report['results']}
+    assert names == {
+        'moco_v2',
+        'moco_v2_geo',
+        'moco_v2_tp',
+        'moco_v2_geo_tp',
+        'satclip',
+        'random mobilenetv3_small_050',
+    }
+    # each variant trained what it says: MoCo's parts and the geo head or not
+    hparams = {
+        name: (tmp_path / 'out' / name).rglob('hparams.yaml')
+        for name in ('moco_v2', 'moco_v2_geo_tp', 'satclip')
+    }
+    text = {name: next(paths).read_text() for name, paths in hparams.items()}
+    assert 'moco_positives: augmentation' in text['moco_v2']
+    assert 'geo_classes: 0' in text['moco_v2']
+    assert 'moco_positives: temporal' in text['moco_v2_geo_tp']
+    assert 'geo_classes: 20' in text['moco_v2_geo_tp']
+    assert 'moco_loss_weight: 0.0' in text['satclip']
