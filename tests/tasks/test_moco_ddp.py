@@ -3,7 +3,7 @@
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import pytest
@@ -12,7 +12,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from torchgeo_satclip.tasks import SatCLIPTask
 from torchgeo_satclip.tasks._moco import moco_loss
@@ -144,3 +146,71 @@ def test_queue_equal_on_every_process_with_shuffled_keys(tmp_path: Path) -> None
             query = task.moco_head(task.model(images[local, 0]))
         expected = moco_loss(query, keys[local], initial_queue, 0.2).loss
         torch.testing.assert_close(result['loss'], expected)
+
+
+class _Views(torch.utils.data.Dataset[dict[str, Tensor]]):
+    """Two views of random 3-band images (picklable, for spawned processes)."""
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(index)
+        return {'image': torch.randn(2, 3, 4, 4, generator=g), 'point': torch.zeros(2)}
+
+
+class _SaveMoCo(Callback):
+    """Each process writes its queue, pointer and key encoder when training ends."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        task = cast(SatCLIPTask, pl_module)
+        torch.save(
+            {
+                'queue': task.moco.queue.clone(),
+                'ptr': int(task.moco.queue_ptr),
+                'key_params': [p.detach().clone() for p in task.moco.parameters()],
+                'query_params': [p.detach().clone() for p in task.model.parameters()],
+                'step': trainer.global_step,
+            },
+            f'{self.out}.{trainer.global_rank}',
+        )
+
+
+@pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
+def test_lightning_ddp_keeps_the_queue_equal_on_every_process(tmp_path: Path) -> None:
+    """A real `Trainer(strategy='ddp_spawn')` fit: queues stay equal, steps enqueue."""
+    out = str(tmp_path / 'moco')
+    task = _task()
+    initial = task.moco.queue.clone()
+    steps = 2
+    trainer = Trainer(
+        accelerator='cpu',
+        devices=WORLD,
+        strategy='ddp_spawn',
+        max_steps=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[_SaveMoCo(out)],
+    )
+    loader = DataLoader(_Views(), batch_size=PER_RANK, shuffle=True)
+    trainer.fit(task, train_dataloaders=loader)
+    results = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(WORLD)]
+    enqueued = steps * WORLD * PER_RANK  # the global batch, every step
+    for result in results:
+        assert result['step'] == steps
+        assert result['ptr'] == enqueued % initial.shape[0]
+    for other in results[1:]:
+        assert torch.equal(other['queue'], results[0]['queue'])
+        for name in ('key_params', 'query_params'):
+            for a, b in zip(other[name], results[0][name], strict=True):
+                assert torch.equal(a, b)
+    # every slot was overwritten by keys (12 slots, 16 keys), none is the seed's
+    queue = results[0]['queue']
+    assert not torch.isclose(queue, initial).all(dim=1).any()
+    torch.testing.assert_close(queue.norm(dim=1), torch.ones(len(queue)))
