@@ -60,7 +60,7 @@ def one_line(
         (['a={d}/task.ckpt', 'a={d}/task.ckpt'], "the name 'a' is given twice"),
         (['a={d}/absent.ckpt'], '--checkpoints a: {d}/absent.ckpt does not exist'),
         (['a={d}'], '--checkpoints a: {d} is a directory'),
-        (['a={d}/points.json'], 'is not a torch checkpoint: it is a text file'),
+        (['a={d}/points.json'], 'is not a torch checkpoint: it is a JSON file'),
     ],
 )
 def test_bad_checkpoints_are_one_line_and_status_2(

@@ -293,10 +293,13 @@ def bad_file(tmp_path: Path, kind: str) -> Path:
     [
         ('missing', 'checkpoint file not found'),
         ('directory', 'is a directory'),
-        ('json', r'is not a torch checkpoint: it is a text file \(JSON'),
-        ('bytes', "is not a torch checkpoint: it is a binary file starting with b'"),
-        ('empty', 'is not a torch checkpoint: it is empty'),
-        ('damaged', 'is not a readable torch checkpoint'),
+        ('json', 'is not a torch checkpoint: it is a JSON file'),
+        (
+            'bytes',
+            r'is not a torch checkpoint: it is unrecognised data \(first bytes 00 01',
+        ),
+        ('empty', 'is not a torch checkpoint: it is an empty file'),
+        ('damaged', r'cannot read checkpoint .*\(truncated or damaged torch file\?\)'),
         ('tensor', 'holds a Tensor'),
         ('plain_state_dict', 'not a SatCLIPTask Lightning checkpoint.*conv1.weight'),
         ('no_model_keys', "no state_dict key starts with 'model.'.*moco"),

@@ -17,6 +17,7 @@ from torchgeo_satclip.models import (
     SatCLIPWeights,
     build_location_encoder,
     load_location_encoder,
+    read_checkpoint,
     save_official_checkpoint,
 )
 from torchgeo_satclip.models import weights as weights_module
@@ -596,3 +597,22 @@ def test_get_location_encoder_is_a_deprecated_alias() -> None:
     with pytest.deprecated_call(match='satclip_location_encoder'):
         encoder = get_location_encoder(None, legendre_polys=2, embed_dim=4)
     assert encoder.embed_dim == 4
+
+
+def test_read_checkpoint_loads_tensors_and_names_other_files(tmp_path: Path) -> None:
+    path = tmp_path / 'a.ckpt'
+    torch.save({'state_dict': {'w': torch.arange(3)}}, path)
+    loaded = read_checkpoint(str(path))
+    assert list(loaded) == ['state_dict']
+    assert torch.equal(loaded['state_dict']['w'], torch.arange(3))
+    text = tmp_path / 'b.ckpt'
+    text.write_text('{"state_dict": {}}')
+    with pytest.raises(
+        CheckpointError, match=r'b\.ckpt is not a torch checkpoint: it is a JSON file'
+    ):
+        read_checkpoint(text)
+    torch.save(torch.zeros(2), path)
+    with pytest.raises(
+        CheckpointError, match=r'a\.ckpt holds a Tensor, expected a dict'
+    ):
+        read_checkpoint(path)

@@ -39,7 +39,6 @@ import csv
 import json
 import math
 import os
-import pickle
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,7 +54,7 @@ from .._io import atomic_path, atomic_write
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..geo import koppen_zone
-from ..models import CheckpointError
+from ..models import CheckpointError, read_checkpoint
 from .probe import fold_indices
 
 __all__ = [
@@ -87,8 +86,6 @@ IMAGE_PROBE_C = 0.1
 IMAGE_PROBE_MAX_ITER = 2000
 #: Prefix of the image backbone's keys in a ``SatCLIPTask`` state dict.
 BACKBONE_PREFIX = 'model.'
-#: How a ``torch.save`` file starts: a zip archive, or a legacy pickle.
-TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
 #: Main Köppen-Geiger groups, by the first letter of a zone.
 KOPPEN_GROUPS = {
     'A': 'A (tropical)',
@@ -172,52 +169,6 @@ def random_image_backbone(
     return _frozen(backbone), info
 
 
-def _read(path: Path) -> Mapping[str, Any]:
-    """``torch.load`` with ``weights_only=True``, every failure naming the file."""
-    if path.is_dir():
-        raise CheckpointError(f'{path} is a directory, expected a checkpoint file')
-    if not path.is_file():
-        raise CheckpointError(f'checkpoint file not found: {path}')
-    try:
-        with path.open('rb') as file:
-            head = file.read(512)
-    except OSError as error:
-        raise CheckpointError(
-            f'cannot read checkpoint {path}: {error.strerror or error}'
-        ) from None
-    if not head.startswith(TORCH_MAGIC):
-        try:
-            head.decode('utf-8')
-            what = 'a text file (JSON, YAML, CSV?)' if head else 'empty'
-        except UnicodeDecodeError:
-            what = f'a binary file starting with {head[:8]!r}'
-        raise CheckpointError(
-            f'{path} is not a torch checkpoint: it is {what}; expected a '
-            'SatCLIPTask Lightning checkpoint (.ckpt)'
-        )
-    try:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = (str(error).strip().splitlines() or [''])[0]
-        raise CheckpointError(
-            f'refusing to load {path}: it holds objects other than tensors and '
-            'plain containers, and loading it would run code from its pickle '
-            f'(torch.load with weights_only=True said: {first})'
-        ) from None
-    except Exception as error:  # torch raises many kinds for other files
-        first = (str(error).strip().splitlines() or [''])[0]
-        raise CheckpointError(
-            f'{path} is not a readable torch checkpoint ({type(error).__name__}: '
-            f'{first}); expected a SatCLIPTask Lightning checkpoint (.ckpt)'
-        ) from None
-    if not isinstance(loaded, Mapping):
-        raise CheckpointError(
-            f'{path} holds a {type(loaded).__name__}, expected a SatCLIPTask '
-            'Lightning checkpoint (a dict with state_dict and hyper_parameters)'
-        )
-    return loaded
-
-
 def load_image_backbone(
     checkpoint: str | os.PathLike[str],
 ) -> tuple[nn.Module, ImageBackboneInfo]:
@@ -229,7 +180,9 @@ def load_image_backbone(
     ``state_dict`` (``model._orig_mod.*`` for a backbone compiled with
     ``compile_image_encoder``); every other tensor (a MoCo momentum encoder
     under ``moco.*``, its head, the projection, the location encoder) is
-    ignored. The file is read with ``torch.load(..., weights_only=True)``.
+    ignored. The file is read by
+    :func:`~torchgeo_satclip.models.read_checkpoint` (``torch.load`` with
+    ``weights_only=True``, naming what a file that is no checkpoint is).
 
     Args:
         checkpoint: the ``.ckpt`` file.
@@ -245,7 +198,7 @@ def load_image_backbone(
             tensors, or tensors that do not fit the architecture.
     """
     path = Path(checkpoint)
-    loaded = _read(path)
+    loaded = read_checkpoint(path)
     missing = [key for key in ('state_dict', 'hyper_parameters') if key not in loaded]
     if missing:
         keys = ', '.join(sorted(map(str, loaded))[:8]) or 'none'

@@ -61,6 +61,7 @@ __all__ = [
     'find_geoclip_checkpoint',
     'list_weights',
     'load_location_encoder',
+    'read_checkpoint',
     'satclip_location_encoder',
     'sha256sum',
     'weights_table',
@@ -444,13 +445,28 @@ def download_checkpoint(
     return path
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``torch.load`` a file with ``weights_only=True``, with errors naming it.
 
     What is not a ``torch.save`` file (JSON, NumPy arrays, compressed files,
     random bytes) is named as what it is before ``torch.load`` sees it; a
-    torch file whose pickle would run code is refused as such.
+    torch file whose pickle would run code is refused as such. Every reader
+    of checkpoints in the package goes through it (the location encoders
+    here, the image backbones of
+    :func:`~torchgeo_satclip.evaluation.load_image_backbone`).
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        The loaded dict, on the CPU.
+
+    Raises:
+        CheckpointError: naming the file, if it is missing, a directory,
+            unreadable, not a torch file (saying what it is), a pickle that
+            would run code, damaged, or not a dict.
     """
+    path = Path(path)
     if path.is_dir():
         raise CheckpointError(f'{path} is a directory, expected a checkpoint file')
     if not path.is_file():
@@ -933,7 +949,7 @@ def load_location_encoder(
         source = member
     if isinstance(source, GeoCLIPWeights):
         path = find_geoclip_checkpoint()
-        return _geoclip_encoder(_read_checkpoint(path), str(path), dtype)
+        return _geoclip_encoder(read_checkpoint(path), str(path), dtype)
     if isinstance(source, Enum) and isinstance(getattr(source, 'value', None), Weights):
         weights = cast(WeightsEnum, source)
         meta = weights.meta
@@ -950,7 +966,7 @@ def load_location_encoder(
             'source must be a checkpoint path, a SatCLIPWeights member or name, a '
             f'TorchGeo SatCLIP_Weights member or a state dict, got {type(source).__name__}'
         )
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     if is_geoclip_state_dict(checkpoint):
         return _geoclip_encoder(checkpoint, str(path), dtype)
     if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
