@@ -6,12 +6,11 @@ from typing import Any
 import pytest
 import timm
 import yaml
-from torch import nn
 from torchgeo.main import main
 
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 
-from .test_moco import TinyNet
+from .test_satclip import create_model
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -21,9 +20,6 @@ ALL = [*PAPER, CONFIGS / 'gassl_demo.yaml', CONFIGS / 'satclip_gassl_hybrid.yaml
 
 @pytest.fixture(autouse=True)
 def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    def create_model(*args: Any, **kwargs: Any) -> nn.Module:
-        return TinyNet(kwargs.get('in_chans', 3))
-
     monkeypatch.setattr(timm, 'create_model', create_model)
 
 

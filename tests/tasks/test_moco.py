@@ -23,31 +23,13 @@ from torchgeo_satclip.tasks._moco import (
     momentum_update,
 )
 
+from .test_satclip import create_model
+
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
-
-
-class TinyNet(nn.Module):
-    """A timm-like backbone with batch norm, small enough for the CPU tests."""
-
-    def __init__(self, in_chans: int = 3, num_classes: int = 0) -> None:
-        super().__init__()
-        self.num_features = 4
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 4, 3, padding=1),
-            nn.BatchNorm2d(4),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.features(x)
 
 
 @pytest.fixture(autouse=True)
 def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    def create_model(*args: Any, **kwargs: Any) -> nn.Module:
-        return TinyNet(kwargs.get('in_chans', 3))
-
     monkeypatch.setattr(timm, 'create_model', create_model)
 
 
