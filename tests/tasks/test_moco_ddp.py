@@ -1,7 +1,6 @@
 """MoCo's queue and shuffled batch norm across processes (gloo on CPU, 2 processes)."""
 
 import os
-import socket
 from pathlib import Path
 from typing import Any, cast
 from unittest import mock
@@ -19,15 +18,11 @@ from torch.utils.data import DataLoader
 from torchgeo_satclip.tasks import SatCLIPTask
 from torchgeo_satclip.tasks._moco import moco_loss
 
+from .test_satclip_ddp import _free_port
+
 WORLD = 2
 PER_RANK = 4
 SEED = 7
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
 
 
 class _TinyBN(nn.Module):
