@@ -429,8 +429,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Returns:
             ``(B, num_features)`` features.
         """
-        if self.hparams.get('channels_last', False):
-            image = image.contiguous(memory_format=torch.channels_last)
+        image = self._channels_last(image)
         if self.hparams['freeze_backbone']:
             with torch.no_grad():
                 return cast(Tensor, self.model(image))
@@ -664,6 +663,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         return loss, accuracy
 
     def _channels_last(self, image: Tensor) -> Tensor:
+        """The image in the backbone's memory format (``channels_last`` option)."""
         if self.hparams.get('channels_last', False):
             return image.contiguous(memory_format=torch.channels_last)
         return image
