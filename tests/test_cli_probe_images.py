@@ -1,11 +1,8 @@
 """``torchgeo-satclip probe-images``: its errors, its output, its defaults."""
 
-import importlib
-import inspect
 import os
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
@@ -13,9 +10,10 @@ import torch
 
 from torchgeo_satclip.cli import build_parser, main
 from torchgeo_satclip.cli._probe_images import named_checkpoints
-from torchgeo_satclip.cli._signatures import StaticSignature
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 from torchgeo_satclip.tasks import SatCLIPTask
+
+from .test_signatures import check_static_signatures
 
 MODULE = 'torchgeo_satclip.evaluation.image_probe'
 
@@ -135,26 +133,7 @@ def test_probe_images_prints_the_table(
 
 def test_defaults_are_the_library_s() -> None:
     """The static reading of the defaults agrees with the imported functions."""
-    module = importlib.import_module(MODULE)
-    checked = 0
-    for name in module.__all__:
-        function = getattr(module, name)
-        if not inspect.isfunction(function):
-            continue
-        signature = StaticSignature(MODULE, name)
-        hints = typing.get_type_hints(function)
-        for parameter in inspect.signature(function).parameters.values():
-            if parameter.default is not inspect.Parameter.empty:
-                assert signature.default(parameter.name) == parameter.default
-                checked += 1
-            annotation = hints.get(parameter.name)
-            while typing.get_args(annotation) and (
-                typing.get_origin(annotation) is not typing.Literal
-            ):
-                annotation = typing.get_args(annotation)[0]
-            if typing.get_origin(annotation) is typing.Literal:
-                assert signature.choices(parameter.name) == typing.get_args(annotation)
-    assert checked > 10
+    assert check_static_signatures(MODULE) > 10
     args = build_parser().parse_args(['probe-images', 'root', '--checkpoints', 'a=b'])
     assert args.label == 'koppen_group'
     assert args.cv == ['random', 'spatial']
