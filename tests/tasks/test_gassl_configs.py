@@ -10,7 +10,7 @@ from torchgeo.main import main
 
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 
-from .test_satclip import create_model
+from .test_satclip import create_model, tiny_fit_args
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -92,25 +92,11 @@ def test_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) -> None
 def fast_dev_run(config: Path, root: Path, tmp_path: Path, *extra: str) -> None:
     main(
         [
-            'fit',
-            '--config',
-            str(config),
-            '--model.init_args.weights',
-            'null',
+            *tiny_fit_args(config, root),
             '--model.init_args.geo_classes',
             str(min(2, load(config)['model']['init_args']['geo_classes'])),
             '--model.init_args.moco_queue_size',
             '8',
-            '--data.dict_kwargs.root',
-            str(root),
-            '--data.dict_kwargs.patch_size',
-            '32',
-            '--data.init_args.batch_size',
-            '2',
-            '--data.init_args.num_workers',
-            '0',
-            '--data.init_args.crop_size',
-            '16',
             '--trainer.accelerator',
             'cpu',
             '--trainer.strategy',

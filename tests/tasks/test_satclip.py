@@ -61,6 +61,27 @@ def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(timm, 'create_model', create_model)
 
 
+def tiny_fit_args(config: Path, root: Path) -> list[str]:
+    """``torchgeo fit`` of a recipe on tiny data: no weights, 32-px patches, batch 2."""
+    return [
+        'fit',
+        '--config',
+        str(config),
+        '--model.init_args.weights',
+        'null',
+        '--data.dict_kwargs.root',
+        str(root),
+        '--data.dict_kwargs.patch_size',
+        '32',
+        '--data.init_args.batch_size',
+        '2',
+        '--data.init_args.num_workers',
+        '0',
+        '--data.init_args.crop_size',
+        '16',
+    ]
+
+
 def run(args: list[str], tmp_path: Path) -> None:
     main(
         [
@@ -178,21 +199,7 @@ def test_recipe_config_fast_dev_run(
     monkeypatch.chdir(tmp_path)  # the recipes write checkpoints/ and predictions/
     run(
         [
-            'fit',
-            '--config',
-            str(config),
-            '--model.init_args.weights',
-            'null',
-            '--data.dict_kwargs.root',
-            str(data),
-            '--data.dict_kwargs.patch_size',
-            '32',
-            '--data.init_args.batch_size',
-            '2',
-            '--data.init_args.num_workers',
-            '0',
-            '--data.init_args.crop_size',
-            '16',
+            *tiny_fit_args(config, data),
             *(
                 ['--data.init_args.cache_dir', str(tmp_path / 'cache')]
                 if 'cached' in config.stem
@@ -801,21 +808,7 @@ def test_resume_from_last_through_the_cli(
     def fit(max_epochs: int, *extra: str) -> None:
         main(
             [
-                'fit',
-                '--config',
-                str(config),
-                '--model.init_args.weights',
-                'null',
-                '--data.dict_kwargs.root',
-                str(data),
-                '--data.dict_kwargs.patch_size',
-                '32',
-                '--data.init_args.batch_size',
-                '2',
-                '--data.init_args.num_workers',
-                '0',
-                '--data.init_args.crop_size',
-                '16',
+                *tiny_fit_args(config, data),
                 '--data.init_args.val_split_pct',
                 '0.25',
                 '--trainer.precision',
