@@ -464,16 +464,22 @@ class Repeat:
             yield self.batch
 
 
-def train_section(
-    figures: dict[str, Any], args: argparse.Namespace, root: Path
-) -> None:
-    """Compute-only and end-to-end images/s of the ResNet18-L10 recipe."""
-    common = {
+def recipe_data(args: argparse.Namespace, root: Path, **extra: Any) -> dict[str, Any]:
+    """Datamodule arguments of the recipe's batches (no validation split)."""
+    return {
         'root': root,
         'batch_size': args.train_batch_size,
         'val_split_pct': 0.0,
         'crop_size': args.crop_size,
+        **extra,
     }
+
+
+def train_section(
+    figures: dict[str, Any], args: argparse.Namespace, root: Path
+) -> None:
+    """Compute-only and end-to-end images/s of the ResNet18-L10 recipe."""
+    common = recipe_data(args, root)
     steps = args.train_steps
     skip = 3
     # 1. compute alone: one batch, reused, no DataLoader workers at all
@@ -511,13 +517,7 @@ def compile_section(
     figures: dict[str, Any], args: argparse.Namespace, root: Path
 ) -> None:
     """Compute-only images/s with ``compile_image_encoder``, vs eager."""
-    common = {
-        'root': root,
-        'batch_size': args.train_batch_size,
-        'val_split_pct': 0.0,
-        'crop_size': args.crop_size,
-        'num_workers': 0,
-    }
+    common = recipe_data(args, root, num_workers=0)
     for compile in (False, True):
         timer = StepTimer(skip=5)
         start = time.perf_counter()
@@ -575,13 +575,7 @@ def cached_section(
 # ---------------------------------------------------------------------- ddp
 def ddp_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
     """Start-up and a few steps under ``ddp`` on one device, vs the default."""
-    common = {
-        'root': root,
-        'batch_size': args.train_batch_size,
-        'val_split_pct': 0.0,
-        'crop_size': args.crop_size,
-        'num_workers': 0,
-    }
+    common = recipe_data(args, root, num_workers=0)
     for strategy in ('auto', 'ddp'):
         start = time.perf_counter()
         dm = OneBatch(**common)
