@@ -10,9 +10,12 @@ Sections, each measured in the same run as its baseline:
 ``encoder``
     Points per second of the spherical harmonics alone and of the full
     location encoder (SH + SIREN 512 x 2 -> 256, float32 parameters) at
-    L = 10 and 40, in strict float32, TF32 and bf16 autocast (the SH stay in
-    float32 under autocast; the linear layers run in bf16). Ratios against
-    strict float32.
+    L = 10 and 40, in strict float32, TF32 and bf16 autocast (the SH are
+    computed in float32 and, under autocast, stored in bf16; the linear
+    layers run in bf16), each with the fused Triton kernel (the default on
+    CUDA) and with the tensor recurrence. Ratios against strict float32 and
+    against the recurrence; the float32 error of both against float64; the
+    kernel's speed at a few block sizes.
 ``data``
     Images per second per DataLoader worker of the datamodule's path
     (``S2100K.__getitems__`` on the packed layout, uint16 batches,
@@ -82,6 +85,8 @@ from torchgeo_satclip.datamodules import (
 )
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 from torchgeo_satclip.models import (
+    SphericalHarmonics,
+    _sh_triton,
     build_location_encoder,
     spherical_harmonics,
 )
@@ -215,7 +220,13 @@ def rate(fn: Callable[[], object], items: int, min_seconds: float) -> float:
 
 # ------------------------------------------------------------------ encoder
 def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
-    """Spherical harmonics and the full encoder, float32 / TF32 / bf16."""
+    """Spherical harmonics and the full encoder, float32 / TF32 / bf16.
+
+    Each figure is measured with the default backend (``auto``: the fused
+    Triton kernel on CUDA) and with the tensor recurrence (``_torch`` keys),
+    in the same run. In bf16 mode the harmonics are asked for in bf16, as the
+    encoder asks for them under autocast.
+    """
     device = args.device
     n = args.encoder_points
     g = torch.Generator(device='cpu').manual_seed(0)
@@ -223,40 +234,92 @@ def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
         [torch.rand(n, generator=g) * 360 - 180, torch.rand(n, generator=g) * 180 - 90],
         1,
     ).to(device)
+    fused = device.type == 'cuda' and _sh_triton.available()
+    figures['sh_auto_backend'] = 'triton' if fused else 'torch'
     modes = ('float32', 'tf32', 'bf16')
     for degrees in (10, 40):
         encoder = build_location_encoder(
             legendre_polys=degrees, dtype=torch.float32, dropout=0.0
         ).to(device)
         encoder.eval()
+        posenc = encoder.posenc
+        assert isinstance(posenc, SphericalHarmonics)
         for mode in modes:
             torch.backends.cuda.matmul.allow_tf32 = mode == 'tf32'
             torch.backends.cudnn.allow_tf32 = mode == 'tf32'
             autocast = torch.autocast(
                 device.type, dtype=torch.bfloat16, enabled=mode == 'bf16'
             )
+            sh_dtype = torch.bfloat16 if mode == 'bf16' else None
+            for backend in ('auto', 'torch'):
+                suffix = '' if backend == 'auto' else '_torch'
+                posenc.backend = backend
 
-            def sh() -> Tensor:
-                with torch.no_grad(), autocast:
-                    return spherical_harmonics(lonlat, degrees)
+                def sh() -> Tensor:
+                    with torch.no_grad():
+                        return spherical_harmonics(
+                            lonlat, degrees, dtype=sh_dtype, backend=backend
+                        )
 
-            def full() -> Tensor:
-                with torch.no_grad(), autocast:
-                    return encoder(lonlat)
+                def full() -> Tensor:
+                    with torch.no_grad(), autocast:
+                        return encoder(lonlat)
 
-            for part, fn in (('sh', sh), ('encoder', full)):
-                value = rate(fn, n, args.min_seconds)
-                key = f'{part}_l{degrees}_{mode}_points_per_s'
-                figures[key] = value
-                print(f'{key:<40} {value:>16,.0f}', flush=True)
+                for part, fn in (('sh', sh), ('encoder', full)):
+                    value = rate(fn, n, args.min_seconds)
+                    key = f'{part}{suffix}_l{degrees}_{mode}_points_per_s'
+                    figures[key] = value
+                    print(f'{key:<46} {value:>16,.0f}', flush=True)
+            posenc.backend = 'auto'
+            for part in ('sh', 'encoder'):
+                figures[f'{part}_l{degrees}_{mode}_auto_vs_torch'] = (
+                    figures[f'{part}_l{degrees}_{mode}_points_per_s']
+                    / figures[f'{part}_torch_l{degrees}_{mode}_points_per_s']
+                )
         for mode in ('tf32', 'bf16'):
             ratio = (
                 figures[f'encoder_l{degrees}_{mode}_points_per_s']
                 / figures[f'encoder_l{degrees}_float32_points_per_s']
             )
             figures[f'encoder_l{degrees}_{mode}_vs_float32'] = ratio
+        encoder_accuracy(figures, lonlat[: 1 << 16], degrees)
+    if fused:
+        sweep_blocks(figures, args, lonlat)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True  # torch's default
+
+
+def encoder_accuracy(figures: dict[str, Any], lonlat: Tensor, degrees: int) -> None:
+    """Largest float32 error of each backend against float64, and between them."""
+    with torch.no_grad():
+        exact = spherical_harmonics(lonlat.double(), degrees, backend='torch')
+        auto = spherical_harmonics(lonlat, degrees)
+        recurrence = spherical_harmonics(lonlat, degrees, backend='torch')
+    figures[f'sh_l{degrees}_float32_max_error'] = float(
+        (auto.double() - exact).abs().max()
+    )
+    figures[f'sh_torch_l{degrees}_float32_max_error'] = float(
+        (recurrence.double() - exact).abs().max()
+    )
+    figures[f'sh_l{degrees}_float32_auto_vs_torch_max_diff'] = float(
+        (auto - recurrence).abs().max()
+    )
+
+
+def sweep_blocks(
+    figures: dict[str, Any], args: argparse.Namespace, lonlat: Tensor
+) -> None:
+    """Points/s of the fused kernel at L = 40 (bf16 out) for a few block sizes."""
+    for block in (64, 128, 256, 512):
+
+        def fused() -> Tensor:
+            return _sh_triton.fused_spherical_harmonics(
+                lonlat, 40, 'satclip', torch.float32, torch.bfloat16, block=block
+            )
+
+        key = f'sh_l40_bf16_block{block}_points_per_s'
+        figures[key] = rate(fused, lonlat.shape[0], args.min_seconds)
+        print(f'{key:<46} {figures[key]:>16,.0f}', flush=True)
 
 
 # --------------------------------------------------------------------- data

@@ -15,7 +15,11 @@ from torch import Tensor, nn
 
 from torchgeo_satclip.datamodules import S2100KAugmentation, S2100KDataModule
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
-from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.models import (
+    _sh_triton,
+    build_location_encoder,
+    spherical_harmonics,
+)
 from torchgeo_satclip.tasks import SatCLIPTask
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
@@ -88,6 +92,72 @@ def test_location_encoder_matches_cpu(dtype: torch.dtype, degrees: int) -> None:
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
     else:  # float32 sums of up to L^2 = 1,600 terms, in another order
         torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def _points(n: int, dtype: torch.dtype) -> Tensor:
+    g = torch.Generator().manual_seed(1)
+    lonlat = torch.stack(
+        [torch.rand(n, generator=g) * 360 - 180, torch.rand(n, generator=g) * 180 - 90],
+        1,
+    )
+    lonlat[:6] = torch.tensor(
+        [[-180, 90], [180, -90], [0, 0], [179.999, 89.999], [10, 45], [-10, -45]]
+    )
+    return lonlat.to(dtype)
+
+
+@pytest.mark.skipif(not _sh_triton.available(), reason='needs triton')
+@pytest.mark.parametrize('degrees', [1, 10, 40, 100])
+def test_fused_spherical_harmonics_on_cuda(
+    degrees: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled kernel, chosen by default on CUDA, against the recurrence."""
+    calls: list[int] = []
+    kernel = _sh_triton.fused_spherical_harmonics
+
+    def counted(*args: object, **kwargs: object) -> Tensor:
+        calls.append(1)
+        return kernel(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', counted)
+    exact = spherical_harmonics(_points(70_001, torch.float64), degrees).cuda()
+    # float32: the tolerance of the reference tests up to L = 40; at L = 100
+    # both paths are off by up to 6e-4 (measured in Triton's interpreter).
+    f32_atol = 5e-4 if degrees <= 40 else 2e-3
+    for dtype, atol in ((torch.float64, 1e-12), (torch.float32, f32_atol)):
+        lonlat = _points(70_001, dtype).cuda()
+        fused = spherical_harmonics(lonlat, degrees)
+        recurrence = spherical_harmonics(lonlat, degrees, backend='torch')
+        assert fused.dtype == dtype
+        assert fused.stride() == recurrence.stride()
+        torch.testing.assert_close(fused.double(), exact, rtol=0, atol=atol)
+        torch.testing.assert_close(fused, recurrence, rtol=0, atol=atol)
+    assert len(calls) == 2
+    lonlat = _points(70_001, torch.float32).cuda()
+    full = spherical_harmonics(lonlat, degrees)
+    narrow = spherical_harmonics(lonlat, degrees, dtype=torch.bfloat16)
+    assert torch.equal(narrow, full.to(torch.bfloat16))
+    tracked = lonlat[:10].clone().requires_grad_(True)
+    spherical_harmonics(tracked, degrees).sum().backward()  # the recurrence
+    assert len(calls) == 4
+
+
+def test_bf16_encoder_gets_bf16_harmonics_on_cuda() -> None:
+    torch.manual_seed(0)
+    encoder = build_location_encoder(
+        legendre_polys=40, dtype=torch.float32, dropout=0.0
+    ).cuda()
+    lonlat = _points(8192, torch.float32).cuda()
+    seen: list[torch.dtype] = []
+    encoder.nnet.register_forward_pre_hook(lambda m, a: seen.append(a[0].dtype))
+    with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):
+        out = encoder(lonlat)
+        encoder.posenc.backend = 'torch'  # type: ignore[assignment]
+        expected = encoder.nnet(spherical_harmonics(lonlat, 40, backend='torch'))
+    assert seen[0] == torch.bfloat16
+    # The kernel's float32 values differ from the recurrence's in the last
+    # bit at most, which can move a bf16 rounding by one step.
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
 
 
 def test_bf16_mixed_training_on_cuda(packed_root: Path) -> None:

@@ -9,10 +9,16 @@ from torch import Tensor, nn
 from ..geo import compute_dtype, validate_lonlat
 from ._checks import check_flag, check_int, check_real
 from ._registry import lookup
-from .networks import get_network
+from .networks import MLP, FCNet, LinearNet, SirenNet, get_network
 from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
+from .spherical_harmonics import SphericalHarmonics
 
 __all__ = ['LocationEncoder', 'build_location_encoder']
+
+#: Networks whose first operation is a linear layer of the features: under
+#: autocast that layer reads them in the autocast dtype, whatever they are
+#: handed in.
+_LINEAR_FIRST = (SirenNet, FCNet, MLP, LinearNet)
 
 
 class LocationEncoder(nn.Module):
@@ -30,6 +36,10 @@ class LocationEncoder(nn.Module):
     ``encoder.to(torch.float32)`` or ``encoder.to(torch.bfloat16)`` trades
     fidelity for speed (the difference is measured in
     ``tests/models/test_location_encoder.py`` and documented in the README).
+    A float32 network under autocast (``bf16-mixed``) gets its spherical
+    harmonics already rounded to the autocast dtype, which is what its first
+    linear layer would round them to: the same numbers, and on CUDA the fused
+    kernel writes half the bytes.
     """
 
     def __init__(
@@ -92,9 +102,28 @@ class LocationEncoder(nn.Module):
             validate_lonlat(lonlat)
         dtype = self.dtype
         coords = lonlat.to(compute_dtype(dtype))
-        features = self.posenc(coords).to(dtype)
+        if isinstance(self.posenc, SphericalHarmonics):
+            features = self.posenc(coords, dtype=self._features_dtype(lonlat, dtype))
+        else:
+            features = self.posenc(coords).to(dtype)
         out: Tensor = self.nnet(features)
         return out
+
+    def _features_dtype(self, lonlat: Tensor, dtype: torch.dtype) -> torch.dtype:
+        """The dtype the positional features are computed into.
+
+        The network's dtype, or the autocast dtype where the network's first
+        linear layer would cast the features to it anyway.
+        """
+        device = lonlat.device.type
+        if (
+            dtype == torch.float32
+            and device in ('cuda', 'cpu')
+            and isinstance(self.nnet, _LINEAR_FIRST)
+            and torch.is_autocast_enabled(device)
+        ):
+            return torch.get_autocast_dtype(device)
+        return dtype
 
 
 def build_location_encoder(

@@ -25,6 +25,12 @@ The factor ``pi`` on the ``m = 0`` columns comes from a missing bracket in the
 original code generator; the released checkpoints were trained with it, so it
 is the default here. ``normalization='orthonormal'`` drops it and gives the
 orthonormal real basis (``integral of Y(l, m) Y(l', m') dOmega = delta``).
+
+On CUDA, when no gradient with respect to the points is needed (the usual
+case: coordinates are data, not parameters), the same recurrence runs as one
+fused Triton kernel (``_sh_triton``) that keeps every intermediate value in
+registers and writes each harmonic once, in the dtype asked for. The
+``backend`` argument chooses explicitly.
 """
 
 import math
@@ -40,6 +46,7 @@ from ._checks import check_int
 __all__ = ['SphericalHarmonics', 'spherical_harmonics']
 
 Normalization = Literal['satclip', 'orthonormal']
+Backend = Literal['auto', 'torch', 'triton']
 
 #: Largest number of degrees accepted (degrees ``0 .. 99``).
 MAX_LEGENDRE_POLYS = 100
@@ -95,19 +102,97 @@ def _tables(
     return steps
 
 
-def _check_arguments(legendre_polys: int, normalization: str) -> None:
-    """Raise ``ValueError`` for a bad degree count (``True`` too) or unknown basis."""
+def _check_arguments(
+    legendre_polys: int, normalization: str, backend: str = 'auto'
+) -> None:
+    """Raise ``ValueError`` for a bad degree count, basis or backend.
+
+    A bool is refused as a degree count too.
+    """
     check_int('legendre_polys', legendre_polys, minimum=1, maximum=MAX_LEGENDRE_POLYS)
     if normalization not in ('satclip', 'orthonormal'):
         raise ValueError(
             f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"
         )
+    if backend not in ('auto', 'torch', 'triton'):
+        raise ValueError(
+            f"backend must be 'auto', 'torch' or 'triton', got {backend!r}"
+        )
+
+
+def _check_dtype(dtype: torch.dtype | None) -> None:
+    """Raise ``ValueError`` unless ``dtype`` is None or a floating torch dtype."""
+    if dtype is not None and (
+        not isinstance(dtype, torch.dtype) or not dtype.is_floating_point
+    ):
+        raise ValueError(
+            f'dtype must be None or a floating torch dtype such as '
+            f'torch.bfloat16, got {dtype!r}'
+        )
+
+
+def _use_kernel(lonlat: Tensor, backend: str, track: bool) -> bool:
+    """Whether to run the fused Triton kernel (see the module docstring).
+
+    Raises:
+        ValueError: for ``backend='triton'`` with points that need a gradient
+            or live where the kernel cannot run.
+        RuntimeError: for ``backend='triton'`` without Triton.
+    """
+    if backend == 'torch':
+        return False
+    if backend == 'auto':
+        if lonlat.device.type != 'cuda' or track:
+            return False
+        from . import _sh_triton
+
+        return _sh_triton.available()
+    if track:
+        raise ValueError(
+            "backend='triton' computes no gradient, but lonlat requires one: "
+            "use backend='auto' or 'torch'"
+        )
+    from . import _sh_triton
+
+    if not _sh_triton.available():
+        raise RuntimeError(
+            "backend='triton' needs the triton package, which could not be "
+            "imported (it ships with PyTorch's CUDA wheels on Linux); use "
+            "backend='torch'"
+        )
+    if lonlat.device.type != 'cuda' and not _sh_triton.interpreted():
+        raise ValueError(
+            f"backend='triton' runs on CUDA tensors, got lonlat on "
+            f'{lonlat.device} (set TRITON_INTERPRET=1 before importing '
+            f"torchgeo_satclip to run it on the CPU in Triton's interpreter, "
+            f'for tests)'
+        )
+    return True
+
+
+def _kernel_dtype(compute: torch.dtype, wanted: torch.dtype) -> torch.dtype:
+    """The dtype the kernel stores its values in.
+
+    ``wanted`` where the kernel rounds to it exactly as ``Tensor.to`` would
+    (the same dtype, a narrower one from float32, float32 from float64), else
+    the compute dtype, cast afterwards.
+    """
+    if wanted == compute:
+        return wanted
+    if compute == torch.float32 and wanted in (torch.bfloat16, torch.float16):
+        return wanted
+    if compute == torch.float64 and wanted == torch.float32:
+        return wanted
+    return compute
 
 
 def spherical_harmonics(
     lonlat: Tensor,
     legendre_polys: int = 10,
     normalization: Normalization = 'satclip',
+    *,
+    dtype: torch.dtype | None = None,
+    backend: Backend = 'auto',
 ) -> Tensor:
     """Evaluate the real spherical harmonics at (lon, lat) points.
 
@@ -121,24 +206,61 @@ def spherical_harmonics(
         normalization: ``'satclip'`` (default) reproduces the released
             checkpoints' basis, with the factor ``pi`` on every ``m = 0``
             column; ``'orthonormal'`` gives the orthonormal real basis.
+        dtype: dtype of the result. The values are always computed in
+            float64 (float64 input) or float32 (narrower input) and rounded
+            once to ``dtype``: ``torch.bfloat16`` gives exactly
+            ``spherical_harmonics(...).to(torch.bfloat16)``, but the fused
+            kernel writes it directly, at half the memory traffic. Default:
+            the compute dtype.
+        backend: ``'auto'`` (default) runs the fused Triton kernel on CUDA
+            when no gradient with respect to ``lonlat`` is needed and Triton
+            is installed, and the tensor recurrence otherwise; ``'torch'``
+            always runs the recurrence; ``'triton'`` always runs the kernel.
 
     Returns:
-        ``(N, L * L)`` tensor on ``lonlat``'s device, float64 for float64
-        input and float32 for any narrower floating input (float32, float16,
-        bfloat16). Differentiable with respect to ``lonlat``. The result is a
-        transposed view of an ``(L * L, N)`` buffer (points vary fastest in
-        memory, which makes every step a long vectorised loop); call
-        ``.contiguous()`` if a row-major copy is needed.
+        ``(N, L * L)`` tensor on ``lonlat``'s device, in ``dtype`` (default
+        float64 for float64 input and float32 for any narrower floating
+        input: float32, float16, bfloat16). Differentiable with respect to
+        ``lonlat``. The result is a transposed view of an ``(L * L, N)``
+        buffer (points vary fastest in memory, which makes every step a long
+        vectorised loop); call ``.contiguous()`` if a row-major copy is
+        needed.
 
     Raises:
-        ValueError: if ``legendre_polys`` is out of range, ``normalization``
-            is unknown, or ``lonlat`` is not a floating ``(N, 2)`` tensor.
+        ValueError: if ``legendre_polys`` is out of range, ``normalization``,
+            ``backend`` or ``dtype`` is unknown, ``lonlat`` is not a floating
+            ``(N, 2)`` tensor, or ``backend='triton'`` is asked for points
+            that need a gradient or are not on a CUDA device.
+        RuntimeError: if ``backend='triton'`` and Triton is not installed.
     """
-    _check_arguments(legendre_polys, normalization)
+    _check_arguments(legendre_polys, normalization, backend)
+    _check_dtype(dtype)
     check_lonlat_shape(lonlat)
     # bf16 cannot even hold a longitude to better than one degree: narrow
     # inputs are encoded in float32 and the cast, if wanted, comes after.
-    dtype = compute_dtype(lonlat.dtype)
+    compute = compute_dtype(lonlat.dtype)
+    wanted = compute if dtype is None else dtype
+    track = torch.is_grad_enabled() and lonlat.requires_grad
+    if _use_kernel(lonlat, backend, track):
+        from ._sh_triton import fused_spherical_harmonics
+
+        stored = _kernel_dtype(compute, wanted)
+        fused = fused_spherical_harmonics(
+            lonlat, legendre_polys, normalization, compute, stored
+        )
+        return fused if stored == wanted else fused.to(wanted)
+    out = _recurrence(lonlat, legendre_polys, normalization, compute, track)
+    return out if wanted == compute else out.to(wanted)
+
+
+def _recurrence(
+    lonlat: Tensor,
+    legendre_polys: int,
+    normalization: str,
+    dtype: torch.dtype,
+    track: bool,
+) -> Tensor:
+    """The tensor path of :func:`spherical_harmonics`, in ``dtype``."""
     size = legendre_polys
     steps = _tables(size, dtype, lonlat.device)
 
@@ -177,7 +299,6 @@ def spherical_harmonics(
     # (``out=``), which saves two full copies of it; with autograd they are
     # concatenated.
     num_points = lonlat.shape[0]
-    track = torch.is_grad_enabled() and lonlat.requires_grad
     out = (
         None
         if track
@@ -242,7 +363,10 @@ class SphericalHarmonics(nn.Module):
     """
 
     def __init__(
-        self, legendre_polys: int = 10, normalization: Normalization = 'satclip'
+        self,
+        legendre_polys: int = 10,
+        normalization: Normalization = 'satclip',
+        backend: Backend = 'auto',
     ) -> None:
         """Initialise the encoding.
 
@@ -251,30 +375,44 @@ class SphericalHarmonics(nn.Module):
                 ``L * L``. The released checkpoints use 10 or 40.
             normalization: ``'satclip'`` (default, compatible with the released
                 checkpoints) or ``'orthonormal'``.
+            backend: ``'auto'`` (default: the fused Triton kernel on CUDA
+                when no gradient is needed), ``'torch'`` or ``'triton'`` (see
+                :func:`spherical_harmonics`). Not part of the state dict.
 
         Raises:
             ValueError: if an argument is out of range.
         """
         super().__init__()
-        _check_arguments(legendre_polys, normalization)
+        _check_arguments(legendre_polys, normalization, backend)
         self.legendre_polys = legendre_polys
         self.normalization: Normalization = normalization
+        self.backend: Backend = backend
         self.embedding_dim = legendre_polys * legendre_polys
 
-    def forward(self, lonlat: Tensor) -> Tensor:
+    def forward(self, lonlat: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         """Encode points.
 
         Args:
             lonlat: ``(N, 2)`` tensor of **(longitude, latitude) in degrees**.
+            dtype: dtype of the features (default: float64 for float64
+                input, else float32); computed in that default and rounded
+                once (see :func:`spherical_harmonics`).
 
         Returns:
-            ``(N, L * L)`` features (float64 for float64 input, else float32).
+            ``(N, L * L)`` features.
         """
-        return spherical_harmonics(lonlat, self.legendre_polys, self.normalization)
+        return spherical_harmonics(
+            lonlat,
+            self.legendre_polys,
+            self.normalization,
+            dtype=dtype,
+            backend=self.backend,
+        )
 
     def extra_repr(self) -> str:
         """Return the summary shown by ``repr``."""
+        backend = '' if self.backend == 'auto' else f', backend={self.backend!r}'
         return (
             f'legendre_polys={self.legendre_polys}, '
-            f'normalization={self.normalization!r}'
+            f'normalization={self.normalization!r}{backend}'
         )
