@@ -323,3 +323,41 @@ def test_encoder_keeps_wide_features_where_autocast_would_not_narrow() -> None:
     with torch.autocast('cpu', dtype=torch.bfloat16), torch.no_grad():
         other(points.float())
     assert recorder.dtypes == [torch.float32]
+
+
+def test_auto_falls_back_once_when_the_kernel_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kernel that cannot compile or launch warns once; the recurrence gives
+    the same values from then on. Out-of-memory is not such a failure."""
+    # The package re-exports the function under the submodule's name.
+    module = sys.modules['torchgeo_satclip.models.spherical_harmonics']
+
+    calls: list[str] = []
+
+    def broken(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append('kernel')
+        raise RuntimeError('no kernel image is available for this device')
+
+    monkeypatch.setattr(module, '_KERNEL_FAILED', [])
+    monkeypatch.setattr(
+        module, '_auto_kernel', lambda lonlat: not module._KERNEL_FAILED
+    )
+    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', broken)
+    points = torch.from_numpy(sample_points(30)).float()
+    expected = spherical_harmonics(points, 8, backend='torch')
+    with pytest.warns(RuntimeWarning, match='no kernel image is available'):
+        first = spherical_harmonics(points, 8)
+    assert torch.equal(first, expected)
+    second = spherical_harmonics(points, 8, dtype=torch.bfloat16)
+    assert torch.equal(second, expected.to(torch.bfloat16))
+    assert calls == ['kernel']
+
+    def out_of_memory(*args: object, **kwargs: object) -> torch.Tensor:
+        raise torch.OutOfMemoryError('CUDA out of memory')
+
+    monkeypatch.setattr(module, '_KERNEL_FAILED', [])
+    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        spherical_harmonics(points, 8)
+    assert module._KERNEL_FAILED == []

@@ -34,6 +34,7 @@ registers and writes each harmonic once, in the dtype asked for. The
 """
 
 import math
+import warnings
 from functools import lru_cache
 from typing import Literal
 
@@ -131,6 +132,26 @@ def _check_dtype(dtype: torch.dtype | None) -> None:
         )
 
 
+#: Why the fused kernel failed under ``backend='auto'``, if it did: from then
+#: on ``'auto'`` runs the recurrence (after one warning).
+_KERNEL_FAILED: list[str] = []
+
+
+def _auto_kernel(lonlat: Tensor) -> bool:
+    """Whether ``backend='auto'`` runs the kernel for points on this device.
+
+    On CUDA devices of compute capability 8.0 (Ampere) and newer, the ones
+    Triton supports, when Triton is installed and the kernel has not failed.
+    """
+    if lonlat.device.type != 'cuda' or _KERNEL_FAILED:
+        return False
+    from . import _sh_triton
+
+    return _sh_triton.available() and torch.cuda.get_device_capability(
+        lonlat.device
+    ) >= (8, 0)
+
+
 def _use_kernel(lonlat: Tensor, backend: str, track: bool) -> bool:
     """Whether to run the fused Triton kernel (see the module docstring).
 
@@ -142,11 +163,7 @@ def _use_kernel(lonlat: Tensor, backend: str, track: bool) -> bool:
     if backend == 'torch':
         return False
     if backend == 'auto':
-        if lonlat.device.type != 'cuda' or track:
-            return False
-        from . import _sh_triton
-
-        return _sh_triton.available()
+        return not track and _auto_kernel(lonlat)
     if track:
         raise ValueError(
             "backend='triton' computes no gradient, but lonlat requires one: "
@@ -213,9 +230,12 @@ def spherical_harmonics(
             kernel writes it directly, at half the memory traffic. Default:
             the compute dtype.
         backend: ``'auto'`` (default) runs the fused Triton kernel on CUDA
-            when no gradient with respect to ``lonlat`` is needed and Triton
-            is installed, and the tensor recurrence otherwise; ``'torch'``
-            always runs the recurrence; ``'triton'`` always runs the kernel.
+            (compute capability 8.0 and newer) when no gradient with respect
+            to ``lonlat`` is needed and Triton is installed, and the tensor
+            recurrence otherwise (also, after one ``RuntimeWarning``, from
+            the first time the kernel fails to compile or launch);
+            ``'torch'`` always runs the recurrence; ``'triton'`` always runs
+            the kernel.
 
     Returns:
         ``(N, L * L)`` tensor on ``lonlat``'s device, in ``dtype`` (default
@@ -242,13 +262,30 @@ def spherical_harmonics(
     wanted = compute if dtype is None else dtype
     track = torch.is_grad_enabled() and lonlat.requires_grad
     if _use_kernel(lonlat, backend, track):
-        from ._sh_triton import fused_spherical_harmonics
+        from . import _sh_triton
 
         stored = _kernel_dtype(compute, wanted)
-        fused = fused_spherical_harmonics(
-            lonlat, legendre_polys, normalization, compute, stored
-        )
-        return fused if stored == wanted else fused.to(wanted)
+        try:
+            fused = _sh_triton.fused_spherical_harmonics(
+                lonlat, legendre_polys, normalization, compute, stored
+            )
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:
+            # A kernel that cannot compile or launch on this machine must not
+            # stop a run that asked for nothing in particular.
+            if backend != 'auto':
+                raise
+            _KERNEL_FAILED.append(f'{type(error).__name__}: {error}')
+            warnings.warn(
+                'the fused spherical-harmonics kernel failed '
+                f'({_KERNEL_FAILED[0]}); the tensor recurrence computes the '
+                "same values from now on (backend='torch' silences this)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            return fused if stored == wanted else fused.to(wanted)
     out = _recurrence(lonlat, legendre_polys, normalization, compute, track)
     return out if wanted == compute else out.to(wanted)
 
