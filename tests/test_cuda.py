@@ -160,6 +160,21 @@ def test_bf16_encoder_gets_bf16_harmonics_on_cuda() -> None:
     torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.skipif(not _sh_triton.available(), reason='needs triton')
+def test_compiled_encoder_runs_the_kernel_on_cuda() -> None:
+    """torch.compile of a location encoder runs the fused kernel eagerly
+    between compiled graphs and gives the eager values."""
+    torch.manual_seed(0)
+    encoder = build_location_encoder(
+        legendre_polys=40, dtype=torch.float32, dropout=0.0
+    ).cuda()
+    lonlat = _points(4096, torch.float32).cuda()
+    with torch.no_grad():
+        eager = encoder(lonlat)
+        compiled = torch.compile(encoder)(lonlat)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+
+
 def test_bf16_mixed_training_on_cuda(packed_root: Path) -> None:
     """The GPU recipe's settings train; the location side stays float64."""
     dtypes: dict[str, torch.dtype] = {}

@@ -208,6 +208,9 @@ def _block(num_degrees: int) -> int:
     return 256 if num_degrees <= 64 else 128
 
 
+# torch.compile runs the kernel as it is, between two compiled graphs, rather
+# than tracing the launch code.
+@torch.compiler.disable  # type: ignore[untyped-decorator]
 def fused_spherical_harmonics(
     lonlat: Tensor,
     num_degrees: int,

@@ -266,7 +266,7 @@ def spherical_harmonics(
 
         stored = _kernel_dtype(compute, wanted)
         try:
-            fused = _sh_triton.fused_spherical_harmonics(
+            fused: Tensor = _sh_triton.fused_spherical_harmonics(
                 lonlat, legendre_polys, normalization, compute, stored
             )
         except torch.OutOfMemoryError:
