@@ -310,7 +310,7 @@ def sweep_blocks(
     figures: dict[str, Any], args: argparse.Namespace, lonlat: Tensor
 ) -> None:
     """Points/s of the fused kernel at L = 40 (bf16 out) for a few block sizes."""
-    for block in (64, 128, 256, 512):
+    for block in (128, 256, 512, 1024):
 
         def fused() -> Tensor:
             return _sh_triton.fused_spherical_harmonics(

@@ -107,11 +107,16 @@ def _points(n: int, dtype: torch.dtype) -> Tensor:
 
 
 @pytest.mark.skipif(not _sh_triton.available(), reason='needs triton')
-@pytest.mark.parametrize('degrees', [1, 10, 40, 100])
+@pytest.mark.parametrize('degrees', [1, 7, 10, 40, 100])
+@pytest.mark.parametrize('num_points', [1, 8192, 8195])
 def test_fused_spherical_harmonics_on_cuda(
-    degrees: int, monkeypatch: pytest.MonkeyPatch
+    degrees: int, num_points: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The compiled kernel, chosen by default on CUDA, against the recurrence."""
+    """The compiled kernel, chosen by default on CUDA, against the recurrence.
+
+    8,192 points (divisible by 16) run the variant with vectorised stores,
+    8,195 the one a ragged batch gets, 1 point a single program per order.
+    """
     calls: list[int] = []
     kernel = _sh_triton.fused_spherical_harmonics
 
@@ -120,12 +125,13 @@ def test_fused_spherical_harmonics_on_cuda(
         return kernel(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', counted)
-    exact = spherical_harmonics(_points(70_001, torch.float64), degrees).cuda()
+    points = _points(max(num_points, 6), torch.float64)[-num_points:].cuda()
+    exact = spherical_harmonics(points, degrees, backend='torch')
     # float32: the tolerance of the reference tests up to L = 40; at L = 100
     # both paths are off by up to 6e-4 (measured in Triton's interpreter).
     f32_atol = 5e-4 if degrees <= 40 else 2e-3
     for dtype, atol in ((torch.float64, 1e-12), (torch.float32, f32_atol)):
-        lonlat = _points(70_001, dtype).cuda()
+        lonlat = points.to(dtype)
         fused = spherical_harmonics(lonlat, degrees)
         recurrence = spherical_harmonics(lonlat, degrees, backend='torch')
         assert fused.dtype == dtype
@@ -133,13 +139,21 @@ def test_fused_spherical_harmonics_on_cuda(
         torch.testing.assert_close(fused.double(), exact, rtol=0, atol=atol)
         torch.testing.assert_close(fused, recurrence, rtol=0, atol=atol)
     assert len(calls) == 2
-    lonlat = _points(70_001, torch.float32).cuda()
+    lonlat = points.float()
     full = spherical_harmonics(lonlat, degrees)
     narrow = spherical_harmonics(lonlat, degrees, dtype=torch.bfloat16)
     assert torch.equal(narrow, full.to(torch.bfloat16))
+    half = spherical_harmonics(lonlat, degrees, dtype=torch.float16)
+    assert torch.equal(half, full.to(torch.float16))
+    nan = lonlat.clone()
+    nan[:, 1] = float('nan')
+    assert torch.equal(
+        torch.isnan(spherical_harmonics(nan, degrees, dtype=torch.bfloat16)),
+        torch.isnan(spherical_harmonics(nan, degrees, backend='torch')),
+    )
     tracked = lonlat[:10].clone().requires_grad_(True)
     spherical_harmonics(tracked, degrees).sum().backward()  # the recurrence
-    assert len(calls) == 4
+    assert len(calls) == 6
 
 
 def test_bf16_encoder_gets_bf16_harmonics_on_cuda() -> None:

@@ -82,6 +82,15 @@ out['bf16-input'] = spherical_harmonics(points.bfloat16(), 10, backend='triton')
 out['ragged'] = spherical_harmonics(points[:257], 10, backend='triton', dtype=None)
 out['empty'] = spherical_harmonics(points[:0], 10, backend='triton')
 out['module'] = SphericalHarmonics(10, backend='triton')(points)
+# Odd L (one program runs a single order), and NaN coordinates.
+out['odd'] = spherical_harmonics(points, 7, backend='triton')
+nan = points[:8].clone()
+nan[3, 1] = float('nan')
+nan[5, 0] = float('nan')
+out['nan-bf16'] = spherical_harmonics(
+    nan.float(), 6, dtype=torch.bfloat16, backend='triton'
+)
+out['nan'] = spherical_harmonics(nan.float(), 6, backend='triton')
 out['strides'] = torch.tensor(out['10-float64-satclip'].stride())
 torch.save({k: v.contiguous() for k, v in out.items()}, sys.argv[3])
 """
@@ -164,6 +173,12 @@ def test_interpreted_kernel_odd_inputs(interpreted: dict[str, torch.Tensor]) -> 
     assert torch.equal(interpreted['module'], f64)
     assert torch.equal(interpreted['ragged'], f64[:257])
     assert interpreted['empty'].shape == (0, 100)
+    torch.testing.assert_close(
+        interpreted['odd'],
+        spherical_harmonics(points, 7),
+        rtol=0,
+        atol=1e-12,
+    )
     bf16_points = interpreted['bf16-input']
     assert bf16_points.dtype == torch.float32
     torch.testing.assert_close(
@@ -179,8 +194,17 @@ def test_interpreted_kernel_odd_inputs(interpreted: dict[str, torch.Tensor]) -> 
     ('compute', 'stored'),
     [('fp32', 'fp32'), ('fp32', 'bf16'), ('fp32', 'fp16'), ('fp64', 'fp64')],
 )
-def test_kernel_compiles_for_gpus(arch: int, compute: str, stored: str) -> None:
-    """The real kernel compiles for Ampere and Hopper, with precise trig."""
+@pytest.mark.parametrize('aligned', [True, False])
+def test_kernel_compiles_for_gpus(
+    arch: int, compute: str, stored: str, aligned: bool
+) -> None:
+    """The real kernel compiles for Ampere and Hopper, with precise trig.
+
+    ``aligned`` gives the kernel the alignment Triton infers at launch for
+    16-byte-aligned tensors and a point count divisible by 16 (the usual
+    batch), under which the stores are vectorised; without it, the variant
+    a ragged batch compiles to.
+    """
     triton = pytest.importorskip('triton')
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -196,11 +220,15 @@ def test_kernel_compiles_for_gpus(arch: int, compute: str, stored: str) -> None:
         'DEGREES': 'constexpr',
         'BLOCK': 'constexpr',
         'PRECISE': 'constexpr',
-        'TO_BF16': 'constexpr',
+        'SOFT_BF16': 'constexpr',
     }
-    constants = {'DEGREES': 40, 'BLOCK': 256, 'PRECISE': True}
-    constants['TO_BF16'] = stored == 'bf16'
-    source = ASTSource(fn=_sh_triton._kernel, signature=signature, constexprs=constants)
+    block = _sh_triton._block(torch.float64 if compute == 'fp64' else torch.float32)
+    constants = {'DEGREES': 40, 'BLOCK': block, 'PRECISE': True, 'SOFT_BF16': False}
+    hint = [['tt.divisibility', 16]]
+    attrs = {(i,): hint for i in range(5 if aligned else 4)}
+    source = ASTSource(
+        fn=_sh_triton._kernel, signature=signature, constexprs=constants, attrs=attrs
+    )
     try:
         compiled = triton.compile(
             source, target=GPUTarget('cuda', arch, 32), options={'num_warps': 4}
@@ -211,9 +239,28 @@ def test_kernel_compiles_for_gpus(arch: int, compute: str, stored: str) -> None:
     assert len(compiled.asm['cubin']) > 0
     assert 'sin.approx' not in ptx
     assert 'cos.approx' not in ptx
-    # Every harmonic is stored once: two stores (cos and sin columns) in the
-    # loop body, whatever the number of degrees.
-    assert 'st.global' in ptx
+    # The hardware rounds to bf16 (cvt.rn), which keeps NaN a NaN.
+    assert ('cvt.rn.bf16' in ptx) == (stored == 'bf16')
+    if aligned:  # several points per store instruction
+        assert 'st.global.v' in ptx or (stored == 'bf16' and 'st.global.b32' in ptx)
+
+
+def test_interpreted_kernel_keeps_nan(interpreted: dict[str, torch.Tensor]) -> None:
+    """A NaN coordinate gives NaN harmonics where the recurrence does (all but
+    the constant Y(0, 0); a NaN longitude leaves the m = 0 columns), in
+    every dtype: never a number in their place."""
+    points = interpreted['points'][:8].float()
+    points[3, 1] = float('nan')
+    points[5, 0] = float('nan')
+    recurrence = torch.isnan(spherical_harmonics(points, 6))
+    assert recurrence[3, 1:].all()
+    assert recurrence[5].any()
+    assert torch.equal(torch.isnan(interpreted['nan']), recurrence)
+    assert torch.equal(torch.isnan(interpreted['nan-bf16']), recurrence)
+    rows = [i for i in range(8) if i not in (3, 5)]
+    assert torch.equal(
+        interpreted['nan-bf16'][rows], interpreted['nan'][rows].to(torch.bfloat16)
+    )
 
 
 def test_kernel_dtype_rounds_only_where_exact() -> None:
@@ -328,36 +375,50 @@ def test_encoder_keeps_wide_features_where_autocast_would_not_narrow() -> None:
 def test_auto_falls_back_once_when_the_kernel_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A kernel that cannot compile or launch warns once; the recurrence gives
-    the same values from then on. Out-of-memory is not such a failure."""
+    """A kernel variant that cannot compile or launch warns once; the
+    recurrence gives the same values for it from then on, while other
+    variants still try the kernel. Device errors are not such failures."""
     # The package re-exports the function under the submodule's name.
     module = sys.modules['torchgeo_satclip.models.spherical_harmonics']
 
-    calls: list[str] = []
+    calls: list[int] = []
 
-    def broken(*args: object, **kwargs: object) -> torch.Tensor:
-        calls.append('kernel')
+    def broken(lonlat: torch.Tensor, num_degrees: int, *args: object) -> torch.Tensor:
+        calls.append(num_degrees)
         raise RuntimeError('no kernel image is available for this device')
 
-    monkeypatch.setattr(module, '_KERNEL_FAILED', [])
-    monkeypatch.setattr(
-        module, '_auto_kernel', lambda lonlat: not module._KERNEL_FAILED
-    )
+    monkeypatch.setattr(module, '_KERNEL_FAILED', {})
+    monkeypatch.setattr(module, '_auto_kernel', lambda lonlat: True)
     monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', broken)
     points = torch.from_numpy(sample_points(30)).float()
     expected = spherical_harmonics(points, 8, backend='torch')
-    with pytest.warns(RuntimeWarning, match='no kernel image is available'):
+    with pytest.warns(
+        RuntimeWarning, match='failed for L = 8 on cpu .*no kernel image'
+    ):
         first = spherical_harmonics(points, 8)
     assert torch.equal(first, expected)
-    second = spherical_harmonics(points, 8, dtype=torch.bfloat16)
-    assert torch.equal(second, expected.to(torch.bfloat16))
-    assert calls == ['kernel']
+    assert torch.equal(spherical_harmonics(points, 8), expected)
+    assert calls == [8]
+    # Another variant (here another L) still tries the kernel.
+    with pytest.warns(RuntimeWarning, match='failed for L = 5'):
+        spherical_harmonics(points, 5)
+    assert calls == [8, 5]
+    # bf16 storage is another variant too.
+    with pytest.warns(RuntimeWarning, match='failed for L = 8'):
+        narrow = spherical_harmonics(points, 8, dtype=torch.bfloat16)
+    assert torch.equal(narrow, expected.to(torch.bfloat16))
 
-    def out_of_memory(*args: object, **kwargs: object) -> torch.Tensor:
-        raise torch.OutOfMemoryError('CUDA out of memory')
+    for error in (
+        torch.OutOfMemoryError('CUDA out of memory'),
+        torch.AcceleratorError('CUDA error: an illegal memory access'),
+        RuntimeError('CUDA error: device-side assert triggered'),
+    ):
 
-    monkeypatch.setattr(module, '_KERNEL_FAILED', [])
-    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', out_of_memory)
-    with pytest.raises(torch.OutOfMemoryError):
-        spherical_harmonics(points, 8)
-    assert module._KERNEL_FAILED == []
+        def failing(*args: object, error: Exception = error) -> torch.Tensor:
+            raise error
+
+        monkeypatch.setattr(module, '_KERNEL_FAILED', {})
+        monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', failing)
+        with pytest.raises(type(error), match='CUDA'):
+            spherical_harmonics(points, 8)
+        assert module._KERNEL_FAILED == {}

@@ -49,18 +49,19 @@ def available() -> bool:
 if _AVAILABLE:
 
     @triton.jit  # type: ignore[untyped-decorator]
-    def _rounded(value, out_dtype: tl.constexpr, TO_BF16: tl.constexpr):  # type: ignore[no-untyped-def]
-        """``value`` (float32 when ``TO_BF16``) rounded to ``out_dtype``.
+    def _rounded(value, out_dtype: tl.constexpr, SOFT_BF16: tl.constexpr):  # type: ignore[no-untyped-def]
+        """``value`` rounded to ``out_dtype`` as ``Tensor.to`` rounds it.
 
-        float32 to bfloat16 is rounded to nearest even with integer operations,
-        the way ``Tensor.to`` does; the hardware conversion gives the same
-        result, but Triton's interpreter truncates and carries wrongly, so
-        the tests on machines without a GPU could not check it.
+        On the GPU that is the hardware conversion (round to nearest even).
+        Triton's interpreter truncates float32 to bfloat16 and carries
+        wrongly, so there (``SOFT_BF16``) the same rounding is done with
+        integer operations, NaN mapped to the quiet NaN ``Tensor.to`` gives.
         """
-        if TO_BF16:
+        if SOFT_BF16:
             bits = value.to(tl.uint32, bitcast=True)
-            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-            return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+            rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+            rounded = tl.where(value != value, 0x7FC0, rounded)
+            return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
         else:
             return value.to(out_dtype)
 
@@ -76,11 +77,17 @@ if _AVAILABLE:
         DEGREES: tl.constexpr,
         BLOCK: tl.constexpr,
         PRECISE: tl.constexpr,
-        TO_BF16: tl.constexpr,
+        SOFT_BF16: tl.constexpr,
     ):
-        """``out[l*l + l + m, n] = Y(l, m)`` at point ``n``: see the module."""
+        """``out[l*l + l + m, n] = Y(l, m)`` at point ``n``: see the module.
+
+        Program ``(i, p)`` takes points ``i * BLOCK ..`` and the orders ``p``
+        and ``DEGREES - 1 - p``: ``DEGREES + 1`` (l, m) steps in all, the
+        same for every ``p``, so small batches still fill the GPU.
+        """
         compute = coef_ptr.dtype.element_ty
         points = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        pair = tl.program_id(1)
         valid = points < num_points
         where = lonlat_ptr + points * stride_point
         lon_deg = tl.load(where, mask=valid, other=0.0).to(compute)
@@ -117,9 +124,16 @@ if _AVAILABLE:
         # recurrence, then the diagonal factors; each DEGREES x DEGREES.
         table = DEGREES * DEGREES
         out_dtype = out_ptr.dtype.element_ty
-        diagonal = tl.zeros([BLOCK], dtype=compute) + q00  # Q(m, m)
-        zero = tl.full([], 0, tl.int64)  # row offsets in int64: L^2 N > 2^31
-        for m in range(0, DEGREES):
+        rows = tl.full([], 0, tl.int64) + num_points  # row length, int64: L^2 N > 2^31
+        for half in range(0, 2):
+            # Orders p, then DEGREES - 1 - p (skipped when it is p again).
+            m = pair + half * (DEGREES - 1 - 2 * pair)
+            active = valid & ((half == 0) | (m != pair))
+            has_sine = active & (m > 0)
+            # Q(m, m) from Q(0, 0) by the recurrence's own multiplications.
+            diagonal = tl.zeros([BLOCK], dtype=compute) + q00
+            for k in range(0, m):
+                diagonal = (diagonal * s) * tl.load(coef_ptr + 2 * table + k)
             angle = lon * m
             if PRECISE:
                 cos_m = libdevice.cos(angle)
@@ -131,31 +145,39 @@ if _AVAILABLE:
             sign = tl.where(m % 2 == 1, -root2, root2)
             cos_factor = tl.where(m == 0, m0, sign * cos_m)
             sin_factor = sign * sin_m
-            has_sine = valid & (m > 0)
+            # Row l*l + l (degree l, order 0) of the output, moved on by 2l
+            # rows per degree; the columns of +m and -m are m rows either side.
+            centre = out_ptr + points + (m * m + m) * rows
+            offset = m * rows
+            tl.store(
+                centre + offset,
+                _rounded(diagonal * cos_factor, out_dtype, SOFT_BF16),
+                mask=active,
+            )
+            tl.store(
+                centre - offset,
+                _rounded(diagonal * sin_factor, out_dtype, SOFT_BF16),
+                mask=has_sine,
+            )
             older = tl.zeros([BLOCK], dtype=compute)  # Q(l - 2, m)
             current = diagonal  # Q(l - 1, m), then Q(l, m)
-            for degree in range(m, DEGREES):
-                if degree > m:
-                    a = tl.load(coef_ptr + degree * DEGREES + m)
-                    ab = tl.load(coef_ptr + table + degree * DEGREES + m)
-                    new = (current * x) * a - ab * older
-                    older = current
-                    current = new
-                row = zero + degree * degree + degree
-                cos_at = out_ptr + (row + m) * num_points + points
+            for degree in range(m + 1, DEGREES):
+                a = tl.load(coef_ptr + degree * DEGREES + m)
+                ab = tl.load(coef_ptr + table + degree * DEGREES + m)
+                new = (current * x) * a - ab * older
+                older = current
+                current = new
+                centre += 2 * degree * rows
                 tl.store(
-                    cos_at,
-                    _rounded(current * cos_factor, out_dtype, TO_BF16),
-                    mask=valid,
+                    centre + offset,
+                    _rounded(current * cos_factor, out_dtype, SOFT_BF16),
+                    mask=active,
                 )
-                sin_at = out_ptr + (row - m) * num_points + points
                 tl.store(
-                    sin_at,
-                    _rounded(current * sin_factor, out_dtype, TO_BF16),
+                    centre - offset,
+                    _rounded(current * sin_factor, out_dtype, SOFT_BF16),
                     mask=has_sine,
                 )
-            factor = tl.load(coef_ptr + 2 * table + m)
-            diagonal = (diagonal * s) * factor
 
 
 def interpreted() -> bool:
@@ -203,9 +225,17 @@ def _coefficients(
     )
 
 
-def _block(num_degrees: int) -> int:
-    """Points per program: every thread keeps a few values per point."""
-    return 256 if num_degrees <= 64 else 128
+def _block(compute: torch.dtype) -> int:
+    """Points per program (4 warps): 4 per thread in float32, 2 in float64.
+
+    Chosen from the compiled code for sm_90 (``triton.compile`` needs no GPU):
+    at 4 float32 points per thread the inner loop takes about 20 instructions
+    per point and (l, m) step, stores 8 or 16 bytes per instruction and uses
+    56 registers; at 2 points, 29 instructions; at 8, 16 instructions but 91
+    registers. float64 at 4 points per thread needs 168 registers. Not timed
+    on a GPU yet: ``benchmarks/gpu_suite.sh`` sweeps the block size.
+    """
+    return 256 if compute == torch.float64 else 512
 
 
 # torch.compile runs the kernel as it is, between two compiled graphs, rather
@@ -231,7 +261,7 @@ def fused_spherical_harmonics(
         normalization: ``'satclip'`` or ``'orthonormal'``.
         compute: float32 or float64.
         out_dtype: dtype the values are rounded to when stored.
-        block: points per program (default: chosen from ``L``).
+        block: points per program (default: :func:`_block`).
 
     Returns:
         ``(N, L * L)``: the transposed view of an ``(L * L, N)`` buffer, as
@@ -245,13 +275,13 @@ def fused_spherical_harmonics(
     if num_points == 0:
         return out.T
     table, constants = _coefficients(num_degrees, normalization, compute, lonlat.device)
-    block = block or _block(num_degrees)
-    grid = (triton.cdiv(num_points, block),)
+    block = block or _block(compute)
+    grid = (triton.cdiv(num_points, block), (num_degrees + 1) // 2)
     launch: dict[str, Any] = {
         'DEGREES': num_degrees,
         'BLOCK': block,
         'PRECISE': not interpreted(),
-        'TO_BF16': out_dtype == torch.bfloat16,
+        'SOFT_BF16': out_dtype == torch.bfloat16 and interpreted(),
         'num_warps': 4,
     }
     if lonlat.device.type == 'cuda':

@@ -119,7 +119,8 @@ class LocationEncoder(nn.Module):
         if (
             dtype == torch.float32
             and device in ('cuda', 'cpu')
-            and isinstance(self.nnet, _LINEAR_FIRST)
+            # Not subclasses: their forward may start otherwise.
+            and type(self.nnet) in _LINEAR_FIRST
             and torch.is_autocast_enabled(device)
         ):
             return torch.get_autocast_dtype(device)

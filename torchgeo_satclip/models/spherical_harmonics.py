@@ -132,18 +132,26 @@ def _check_dtype(dtype: torch.dtype | None) -> None:
         )
 
 
-#: Why the fused kernel failed under ``backend='auto'``, if it did: from then
-#: on ``'auto'`` runs the recurrence (after one warning).
-_KERNEL_FAILED: list[str] = []
+#: Errors of the device, not of the kernel: never a reason to fall back
+#: (``torch.AcceleratorError`` exists from torch 2.8).
+_DEVICE_ERRORS: tuple[type[Exception], ...] = (
+    torch.cuda.OutOfMemoryError,
+    *(getattr(torch, name) for name in ('AcceleratorError',) if hasattr(torch, name)),
+)
+
+#: The kernel variants (device, L, compute and stored dtypes) that failed to
+#: compile or launch under ``backend='auto'``, and why: ``'auto'`` runs the
+#: recurrence for them from then on (after one warning each).
+_KERNEL_FAILED: dict[tuple[str, int, torch.dtype, torch.dtype], str] = {}
 
 
 def _auto_kernel(lonlat: Tensor) -> bool:
     """Whether ``backend='auto'`` runs the kernel for points on this device.
 
     On CUDA devices of compute capability 8.0 (Ampere) and newer, the ones
-    Triton supports, when Triton is installed and the kernel has not failed.
+    Triton supports, when Triton is installed.
     """
-    if lonlat.device.type != 'cuda' or _KERNEL_FAILED:
+    if lonlat.device.type != 'cuda':
         return False
     from . import _sh_triton
 
@@ -261,26 +269,28 @@ def spherical_harmonics(
     compute = compute_dtype(lonlat.dtype)
     wanted = compute if dtype is None else dtype
     track = torch.is_grad_enabled() and lonlat.requires_grad
-    if _use_kernel(lonlat, backend, track):
+    stored = _kernel_dtype(compute, wanted)
+    variant = (str(lonlat.device), legendre_polys, compute, stored)
+    if variant not in _KERNEL_FAILED and _use_kernel(lonlat, backend, track):
         from . import _sh_triton
 
-        stored = _kernel_dtype(compute, wanted)
         try:
             fused: Tensor = _sh_triton.fused_spherical_harmonics(
                 lonlat, legendre_polys, normalization, compute, stored
             )
-        except torch.OutOfMemoryError:
-            raise
+        except _DEVICE_ERRORS:
+            raise  # the device's trouble, not the kernel's
         except Exception as error:
             # A kernel that cannot compile or launch on this machine must not
             # stop a run that asked for nothing in particular.
-            if backend != 'auto':
+            if backend != 'auto' or 'CUDA error' in str(error):
                 raise
-            _KERNEL_FAILED.append(f'{type(error).__name__}: {error}')
+            _KERNEL_FAILED[variant] = f'{type(error).__name__}: {error}'
             warnings.warn(
-                'the fused spherical-harmonics kernel failed '
-                f'({_KERNEL_FAILED[0]}); the tensor recurrence computes the '
-                "same values from now on (backend='torch' silences this)",
+                f'the fused spherical-harmonics kernel failed for L = '
+                f'{legendre_polys} on {lonlat.device} ({_KERNEL_FAILED[variant]}); '
+                'the tensor recurrence computes the same values there from now '
+                "on (backend='torch' silences this)",
                 RuntimeWarning,
                 stacklevel=2,
             )
