@@ -56,6 +56,25 @@ def test_siren_forward_formula_eval() -> None:
     torch.testing.assert_close(net(x), net(x))
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float64])
+def test_siren_layer_with_w0_one_skips_an_exact_multiplication(
+    dtype: torch.dtype,
+) -> None:
+    """sin(1.0 * z) and sin(z) agree bit for bit, NaN, inf and -0.0 included."""
+    torch.manual_seed(0)
+    layer = SirenLayer(6, 16, w0=1.0, dropout=0.0).to(dtype).eval()
+    x = torch.randn(9, 6).to(dtype)
+    x[1, 0] = float('nan')
+    x[2, 0] = float('inf')
+    x[3] = -0.0
+    with torch.no_grad():
+        z = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        expected = torch.sin(1.0 * z)
+        assert torch.equal(torch.isnan(layer(x)), torch.isnan(expected))
+        same = (layer(x) == expected) | torch.isnan(expected)
+    assert same.all()
+
+
 def test_siren_dropout_before_sine_in_training_only() -> None:
     torch.manual_seed(0)
     layer = SirenLayer(6, 1000, w0=1.0, dropout=0.5).double()

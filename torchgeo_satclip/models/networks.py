@@ -105,7 +105,9 @@ class SirenLayer(nn.Module):
         if self.dropout > 0:
             out = nn.functional.dropout(out, p=self.dropout, training=self.training)
         if self.activation:
-            out = torch.sin(self.w0 * out)
+            # w0 = 1 (every layer after the first): multiplying by 1.0 changes
+            # no bit, so skip that pass over the activations.
+            out = torch.sin(out if self.w0 == 1.0 else self.w0 * out)
         return out
 
     def extra_repr(self) -> str:
