@@ -41,6 +41,10 @@ Sections, each measured in the same run as its baseline:
 ``compile`` (only when asked for)
     Compute-only images/s with ``compile_image_encoder: true`` against eager,
     and the time the compilation adds to the fit.
+``tests`` (only when asked for)
+    The CUDA tests (``tests/test_cuda.py`` and the CUDA test of every
+    positional encoding), run by pytest in a subprocess: counts and the
+    names of failures. A failure is reported like a failed section.
 ``ddp``
     A Lightning ``ddp`` run on one device: the time to start the process
     group (NCCL on CUDA, gloo on the CPU) and train a few steps, against the
@@ -59,7 +63,9 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -655,6 +661,38 @@ def ddp_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -
         torch.distributed.destroy_process_group()
 
 
+# -------------------------------------------------------------------- tests
+#: The CUDA tests the suite runs (``--sections tests``).
+CUDA_TESTS = (
+    'tests/test_cuda.py',
+    'tests/models/test_positional.py::test_cuda_matches_cpu',
+)
+
+
+def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    """Run the CUDA tests with pytest; raise if any failed."""
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider']
+    command += ['-rfE', *CUDA_TESTS]
+    start = time.perf_counter()
+    run = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    figures['pytest_seconds'] = time.perf_counter() - start
+    output = run.stdout + run.stderr
+    print(output[-4000:], flush=True)
+    summary = output.strip().splitlines()[-1] if output.strip() else ''
+    for outcome in ('passed', 'failed', 'skipped', 'error'):
+        found = re.search(rf'(\d+) {outcome}', summary)
+        figures[f'tests_{outcome}'] = int(found.group(1)) if found else 0
+    failures = [
+        line.split(' ', 1)[1].split(' - ')[0]
+        for line in output.splitlines()
+        if line.startswith(('FAILED ', 'ERROR '))
+    ]
+    figures['tests_failures'] = ', '.join(failures) or 'none'
+    if run.returncode not in (0, 5):  # 5: nothing collected
+        raise RuntimeError(f'CUDA tests failed: {figures["tests_failures"]}')
+
+
 # --------------------------------------------------------------------- main
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments; --quick shrinks every size."""
@@ -665,9 +703,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         '--sections',
         nargs='+',
         default=['encoder', 'data', 'train', 'cached', 'ddp'],
-        choices=['encoder', 'data', 'train', 'cached', 'ddp', 'compile'],
-        help='sections to run (compile, not run by default, times '
-        'compile_image_encoder against eager)',
+        choices=['tests', 'encoder', 'data', 'train', 'cached', 'ddp', 'compile'],
+        help='sections to run (not run by default: tests, the CUDA tests; '
+        'compile, compile_image_encoder timed against eager)',
     )
     parser.add_argument('--tmp', default=None, help='parent of the temporary data')
     parser.add_argument(
@@ -728,6 +766,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         root: Path | None = None
         needs_data = {'data', 'train', 'cached', 'ddp', 'compile'} & set(args.sections)
+        if 'tests' in args.sections:
+            with suite.section('tests') as figures:
+                tests_section(figures, args)
         if 'encoder' in args.sections:
             with suite.section('encoder') as figures:
                 encoder_section(figures, args)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -50,6 +52,44 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
         'gpu_results.json',
         'gpu_results.md',
     ]
+
+
+def test_gpu_suite_tests_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--sections tests`` runs the CUDA tests (all skipped without a GPU) and
+    reports a failing test by name, as a failed section."""
+    env = {**os.environ, 'PYTHON': sys.executable, 'CUDA_VISIBLE_DEVICES': ''}
+    result = subprocess.run(
+        [
+            'bash',
+            str(ROOT / 'benchmarks' / 'gpu_suite.sh'),
+            *('--quick', '--out', str(tmp_path), '--sections', 'tests'),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads((tmp_path / 'gpu_results.json').read_text())['sections']
+    assert figures['tests']['tests_skipped'] > 10
+    assert figures['tests']['tests_failed'] == 0
+    assert figures['tests']['tests_failures'] == 'none'
+
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    failing = tmp_path / 'test_fails.py'
+    failing.write_text(
+        'def test_fails():\n    assert 1 == 2\n\ndef test_ok():\n    pass\n'
+    )
+    monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(failing),))
+    figures = {}
+    with pytest.raises(RuntimeError, match=r'CUDA tests failed: .*test_fails'):
+        gpu_suite.tests_section(figures, gpu_suite.parse(['--quick']))
+    assert figures['tests_failed'] == 1
+    assert figures['tests_passed'] == 1
 
 
 def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
