@@ -313,6 +313,29 @@ def test_backend_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         spherical_harmonics(points, 4, backend='triton')
 
 
+def test_environment_switch_turns_the_kernel_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TORCHGEO_SATCLIP_SH_KERNEL=0 keeps 'auto' on the recurrence; the
+    check is made before anything else about the device (here: a CPU tensor
+    claimed to be on CUDA)."""
+    module = sys.modules['torchgeo_satclip.models.spherical_harmonics']
+
+    class Device:
+        type = 'cuda'
+
+    class Points:
+        device = Device()
+
+    monkeypatch.setenv('TORCHGEO_SATCLIP_SH_KERNEL', '0')
+    assert module._auto_kernel(Points()) is False
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device: (9, 0))
+    monkeypatch.setenv('TORCHGEO_SATCLIP_SH_KERNEL', '1')
+    assert module._auto_kernel(Points()) is True
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device: (7, 5))
+    assert module._auto_kernel(Points()) is False
+
+
 def test_module_backend_in_repr() -> None:
     assert 'backend' not in repr(SphericalHarmonics(5))
     assert "backend='torch'" in repr(SphericalHarmonics(5, backend='torch'))

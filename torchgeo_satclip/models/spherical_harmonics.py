@@ -34,6 +34,7 @@ registers and writes each harmonic once, in the dtype asked for. The
 """
 
 import math
+import os
 import warnings
 from functools import lru_cache
 from typing import Literal
@@ -132,6 +133,10 @@ def _check_dtype(dtype: torch.dtype | None) -> None:
         )
 
 
+#: Environment variable that, set to ``0``, keeps ``backend='auto'`` on the
+#: tensor recurrence everywhere.
+KERNEL_SWITCH = 'TORCHGEO_SATCLIP_SH_KERNEL'
+
 #: Errors of the device, not of the kernel: never a reason to fall back
 #: (``torch.AcceleratorError`` exists from torch 2.8).
 _DEVICE_ERRORS: tuple[type[Exception], ...] = (
@@ -149,9 +154,11 @@ def _auto_kernel(lonlat: Tensor) -> bool:
     """Whether ``backend='auto'`` runs the kernel for points on this device.
 
     On CUDA devices of compute capability 8.0 (Ampere) and newer, the ones
-    Triton supports, when Triton is installed.
+    Triton supports, when Triton is installed, unless the environment
+    variable ``TORCHGEO_SATCLIP_SH_KERNEL`` is ``0`` (the switch for a whole
+    run, encoders loaded from checkpoints included).
     """
-    if lonlat.device.type != 'cuda':
+    if lonlat.device.type != 'cuda' or os.environ.get(KERNEL_SWITCH) == '0':
         return False
     from . import _sh_triton
 
@@ -239,8 +246,9 @@ def spherical_harmonics(
             the compute dtype.
         backend: ``'auto'`` (default) runs the fused Triton kernel on CUDA
             (compute capability 8.0 and newer) when no gradient with respect
-            to ``lonlat`` is needed and Triton is installed, and the tensor
-            recurrence otherwise (also, after one ``RuntimeWarning``, from
+            to ``lonlat`` is needed, Triton is installed and the environment
+            variable ``TORCHGEO_SATCLIP_SH_KERNEL`` is not ``0``, and the
+            tensor recurrence otherwise (also, after one ``RuntimeWarning``, from
             the first time the kernel fails to compile or launch);
             ``'torch'`` always runs the recurrence; ``'triton'`` always runs
             the kernel.
