@@ -5,16 +5,19 @@ with whole-tensor operations, a handful per degree: at ``L = 40`` every point
 goes through global memory some 200 times, and on an H200 the harmonics alone
 ran at 66 M points/s, which capped the whole bf16 encoder near 43 M points/s.
 This kernel runs the same recurrence with every intermediate value in
-registers: each program takes ``BLOCK`` points, loops over the orders ``m``
-and, inside, over the degrees ``l >= m``, and writes each ``Y(l, +-m)`` once,
-directly in the output dtype (bf16 under autocast, which is the value the
-next linear layer would have cast it to anyway).
+registers: each program takes ``BLOCK`` points and two orders, ``p`` and
+``L - 1 - p`` (``L + 1`` degree steps for every ``p``, so the programs are
+equal and even a small batch makes many of them), goes up the degrees
+``l >= m`` of each and writes each ``Y(l, +-m)`` once, directly in the
+output dtype (bf16 under autocast, which is the value the next linear layer
+would have cast it to anyway).
 
 The arithmetic is the recurrence's, operation for operation, with the same
 float64-computed coefficient tables cast to the compute dtype; only the order
-of the loops differs (order by order instead of degree by degree), which does
-not change any value. The compiler may fuse a multiply and an add into one
-FMA, so results can differ from the tensor path in the last bit.
+of the loops differs (order by order instead of degree by degree, and
+``Q(m, m)`` rebuilt from ``Q(0, 0)`` by the same multiplications), which
+does not change any value. The compiler may fuse a multiply and an add into
+one FMA, so results can differ from the tensor path in the last bit.
 
 Triton ships with PyTorch's CUDA wheels on Linux. Without it, or on the CPU,
 the tensor path is used. With ``TRITON_INTERPRET=1`` set before this module
