@@ -169,6 +169,10 @@ class _SaveMoCo(Callback):
                 'key_params': [p.detach().clone() for p in task.moco.parameters()],
                 'query_params': [p.detach().clone() for p in task.model.parameters()],
                 'step': trainer.global_step,
+                # what DDP does not broadcast: the queue stays equal by itself
+                'ignored': sorted(
+                    getattr(trainer.strategy.model, 'parameters_to_ignore', [])
+                ),
             },
             f'{self.out}.{trainer.global_rank}',
         )
@@ -200,6 +204,7 @@ def test_lightning_ddp_keeps_the_queue_equal_on_every_process(tmp_path: Path) ->
     for result in results:
         assert result['step'] == steps
         assert result['ptr'] == enqueued % initial.shape[0]
+        assert result['ignored'] == ['moco.queue', 'moco.queue_ptr']
     for other in results[1:]:
         assert torch.equal(other['queue'], results[0]['queue'])
         for name in ('key_params', 'query_params'):

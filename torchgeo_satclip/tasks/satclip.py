@@ -362,6 +362,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             self.moco = MomentumEncoder(
                 self.model, self.moco_head, int(hp['moco_queue_size']), dim
             )
+            # Every process enqueues the same gathered keys, so the queue is
+            # equal everywhere without DDP broadcasting it (32 MB at the
+            # paper's size) from rank 0 before every step.
+            self._ddp_params_and_buffers_to_ignore = ['moco.queue', 'moco.queue_ptr']
 
         if hp.get('compile_image_encoder', False):
             self.model.compile()
