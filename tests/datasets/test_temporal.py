@@ -376,3 +376,25 @@ def test_plot_pair(root: Path) -> None:
     fig = ds.plot(S2100K(root, patch_size=SIZE)[0])
     assert len(fig.axes) == 1
     assert fig.axes[0].get_title().startswith('lon ')
+
+
+def test_with_fixed_pairs_copies_with_pair_seed_draws(root: Path) -> None:
+    """The copy draws the pairs pair_seed would; the original stays random."""
+    random = S2100K(root, patch_size=SIZE, dates='pair')
+    assert not random.fixed_pairs
+    fixed = random.with_fixed_pairs(3)
+    seeded = S2100K(root, patch_size=SIZE, dates='pair', pair_seed=3)
+    assert fixed.fixed_pairs
+    assert seeded.fixed_pairs
+    assert not random.fixed_pairs
+    assert fixed.files is random.files  # shared, not re-read
+    for i in range(len(random)):
+        assert fixed[i]['date'].tolist() == seeded[i]['date'].tolist()
+        assert torch.equal(fixed[i]['image'], seeded[i]['image'])
+    torch.manual_seed(0)
+    drawn = {tuple(random[0]['date'].tolist()) for _ in range(30)}
+    assert len(drawn) > 1  # the original still draws anew
+    with pytest.raises(ValueError, match='seed must be an integer >= 0'):
+        random.with_fixed_pairs(-1)
+    with pytest.raises(ValueError, match="needs dates='pair', not dates='index'"):
+        S2100K(root, patch_size=SIZE).with_fixed_pairs(0)

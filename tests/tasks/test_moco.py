@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from torchgeo_satclip.datamodules import S2100KDataModule
+from torchgeo_satclip.datasets import S2100K
 from torchgeo_satclip.models import load_location_encoder
 from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
 from torchgeo_satclip.tasks._moco import (
@@ -446,6 +447,31 @@ def temporal_datamodule(**kwargs: Any) -> S2100KDataModule:
     }
     args.update(kwargs)
     return S2100KDataModule(**args)
+
+
+def test_validation_pairs_are_fixed_training_pairs_are_not() -> None:
+    """With random pairs, the validation split reads a copy with fixed pairs
+    (seeded by the split's seed): its loss compares across epochs."""
+    dm = temporal_datamodule(val_split_pct=0.5, seed=1, batch_size=1)
+    dm.setup('fit')
+    assert dm.val_dataset is not None
+    val_source = dm.val_dataset.dataset
+    assert val_source.fixed_pairs
+    assert not dm.train_dataset.dataset.fixed_pairs
+    assert val_source.files is dm.dataset.files
+    torch.manual_seed(0)
+    epochs = [
+        [batch['date'].tolist() for batch in dm.val_dataloader()] for _ in range(12)
+    ]
+    assert all(epoch == epochs[0] for epoch in epochs)
+    expected = S2100K(str(TEMPORAL), patch_size=16, dates='pair', pair_seed=1)
+    index = dm.val_dataset.indices[0]
+    assert epochs[0][0][0] == expected[index]['date'].tolist()
+    # a dataset whose pairs are already fixed is used as it is
+    seeded = temporal_datamodule(val_split_pct=0.5, pair_seed=5, batch_size=1)
+    seeded.setup('fit')
+    assert seeded.val_dataset is not None
+    assert seeded.val_dataset.dataset is seeded.dataset
 
 
 def test_s2_100k_pairs_of_dates_end_to_end(tmp_path: Path) -> None:

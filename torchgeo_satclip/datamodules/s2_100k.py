@@ -424,7 +424,10 @@ class S2100KDataModule(NonGeoDataModule):
             num_workers: number of workers for parallel data loading.
             val_split_pct: fraction of samples for validation (seeded, see
                 :func:`split_indices`).
-            seed: seed of the split.
+            seed: seed of the split, and of the validation split's pairs of
+                dates (with the dataset's ``dates='pair'``, validation
+                samples keep one fixed pair each, as with *pair_seed*, while
+                training draws new pairs).
             crop_size: side of the crop (224 for ViT-S/16), None for no crop.
                 Training crops are random, validation crops centred (random
                 with *augment_val*).
@@ -555,7 +558,7 @@ class S2100KDataModule(NonGeoDataModule):
                 _sample_keys(self.dataset), self.val_split_pct, self.seed
             )
             self.train_dataset = Subset(self.dataset, train)
-            self.val_dataset = Subset(self.dataset, val) if val else None
+            self.val_dataset = Subset(self._val_source(), val) if val else None
             if stage == 'fit' and len(train) < self.batch_size:
                 raise ValueError(
                     f'batch_size {self.batch_size} is larger than the training '
@@ -565,6 +568,21 @@ class S2100KDataModule(NonGeoDataModule):
                 )
         if stage == 'predict':
             self.predict_dataset = self.dataset
+
+    def _val_source(self) -> Any:
+        """The dataset the validation split reads.
+
+        With random pairs of dates, a copy whose pairs are fixed by *seed*, so
+        that the validation loss of one epoch compares with the next.
+        """
+        dataset: Any = self.dataset
+        if (
+            isinstance(dataset, S2100K)
+            and dataset.dates == 'pair'
+            and not dataset.fixed_pairs
+        ):
+            return dataset.with_fixed_pairs(self.seed)
+        return dataset
 
     def _check_crop_size(self) -> None:
         """Refuse a crop larger than the patches (kornia would upsample them)."""

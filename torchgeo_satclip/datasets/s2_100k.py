@@ -129,6 +129,11 @@ def _filename(url: str) -> str:
     return os.path.basename(urlparse(url).path) or os.path.basename(url)
 
 
+def _pair_draws(seed: int, num_points: int) -> NDArray[np.float64]:
+    """Each point's two uniform draws of its fixed pair of dates."""
+    return np.random.default_rng(seed).random((num_points, 2))
+
+
 class S2100K(NonGeoDataset):
     """S2-100K dataset (SatCLIP pretraining).
 
@@ -381,8 +386,7 @@ class S2100K(NonGeoDataset):
                         "there are no pairs (dates='pair')"
                     )
             if dates == 'pair' and pair_seed is not None:
-                generator = np.random.default_rng(pair_seed)
-                self._pair_draws = generator.random((len(listed), 2))
+                self._pair_draws = _pair_draws(pair_seed, len(listed))
             self.dated = listed
             self._days = [
                 np.array([(d - _EPOCH).days for d, _ in point], dtype=np.int64)
@@ -478,6 +482,42 @@ class S2100K(NonGeoDataset):
                 raw = image
             stacked = {'image': raw, **stacked}
         return SampleBatch(stacked)
+
+    @property
+    def fixed_pairs(self) -> bool:
+        """Whether each point's pair of dates is fixed (``dates='pair'``).
+
+        True with *pair_seed* and for copies made by :meth:`with_fixed_pairs`.
+        """
+        return self._pair_draws is not None
+
+    def with_fixed_pairs(self, seed: int) -> 'S2100K':
+        """A copy of this dataset whose pairs of dates are fixed.
+
+        For validation: a split whose pairs change at every epoch gives a
+        loss that moves from the draw alone. The copy shares everything else
+        (files, points, layout, transforms) and draws exactly the pairs that
+        ``pair_seed=seed`` would.
+
+        Args:
+            seed: the pair seed, an integer >= 0.
+
+        Returns:
+            The copy (this dataset is unchanged).
+
+        Raises:
+            ValueError: unless ``dates='pair'``, or for a bad *seed*.
+        """
+        if self.dates != 'pair' or self.dated is None:
+            raise ValueError(
+                f"with_fixed_pairs needs dates='pair', not dates={self.dates!r}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f'seed must be an integer >= 0, not {seed!r}')
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._pair_draws = _pair_draws(seed, len(self.dated))
+        return copy
 
     def draw(self, indices: Sequence[int]) -> tuple[list[str], dict[str, Tensor]]:
         """Choose the images of samples: what to read, and the other tensors.
