@@ -42,8 +42,9 @@ Sections, each measured in the same run as its baseline:
     Compute-only images/s with ``compile_image_encoder: true`` against eager,
     and the time the compilation adds to the fit.
 ``tests`` (only when asked for)
-    The CUDA tests (``tests/test_cuda.py`` and the CUDA test of every
-    positional encoding), run by pytest in a subprocess: counts and the
+    The CUDA tests (``tests/test_cuda.py``, the CUDA test of every
+    positional encoding and of the image probe's features), run by pytest in
+    a subprocess: counts and the
     names of failures. A failure is reported like a failed section.
 ``ddp``
     A Lightning ``ddp`` run on one device: the time to start the process
@@ -666,6 +667,7 @@ def ddp_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -
 CUDA_TESTS = (
     'tests/test_cuda.py',
     'tests/models/test_positional.py::test_cuda_matches_cpu',
+    'tests/evaluation/test_image_probe.py::test_image_features_on_cuda_match_the_cpu',
 )
 
 

@@ -401,3 +401,23 @@ def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
         image_probe_report(tmp_path, {})
     with pytest.raises(ValueError, match='folds must be an integer >= 2, got 1'):
         image_probe_report(tmp_path, {'a': bad}, folds=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_image_features_on_cuda_match_the_cpu(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask]
+) -> None:
+    """probe-images' feature extraction on a GPU gives the CPU's features."""
+    backbone, _ = load_image_backbone(checkpoint[0])
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    cpu = image_features(backbone, dataset, batch_size=32, progress=False)
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        cuda = image_features(
+            backbone, dataset, batch_size=32, device='cuda', progress=False
+        )
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
+    assert cuda.device.type == 'cpu'
+    torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-4)
