@@ -3,7 +3,8 @@
 Prints microseconds per point and points per second for
 
 * ``ours``: :func:`torchgeo_satclip.models.spherical_harmonics` (vectorised
-  recurrence) and the full L^2 -> 512 -> 512 -> 256 SIREN encoder;
+  recurrence; on CUDA the fused Triton kernel, timed against the recurrence
+  too) and the full L^2 -> 512 -> 512 -> 256 SIREN encoder;
 * ``naive``: the original's approach, one closed-form expression per (l, m)
   (``L^2`` separate polynomial evaluations), written here generically;
 * ``sphericart``: ``sphericart-torch`` (optional: ``pip install
@@ -243,6 +244,12 @@ def run_cuda(quick: bool) -> None:
             sh_t = time_per_point(
                 lambda: spherical_harmonics(pts, num_degrees), size, device, repeats
             )
+            recurrence = time_per_point(
+                lambda: spherical_harmonics(pts, num_degrees, backend='torch'),
+                size,
+                device,
+                repeats,
+            )
             encoder = (
                 build_location_encoder(
                     legendre_polys=num_degrees, dtype=dtype, validate=False
@@ -257,8 +264,10 @@ def run_cuda(quick: bool) -> None:
                 baselines['sphericart'] = time_per_point(
                     lambda: sc(pts), size, device, repeats
                 )
+            baselines['recurrence'] = recurrence
             print(f' {label}')
-            print(report('SH ours', sh_t, baselines))
+            print(report('SH ours (fused kernel on CUDA)', sh_t, baselines))
+            print(report('SH ours, tensor recurrence', recurrence, {}))
             print(report('full encoder ours', full, {}))
 
 
