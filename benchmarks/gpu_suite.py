@@ -681,7 +681,14 @@ def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
     figures['pytest_seconds'] = time.perf_counter() - start
     output = run.stdout + run.stderr
     print(output[-4000:], flush=True)
-    summary = output.strip().splitlines()[-1] if output.strip() else ''
+    # pytest's summary line: the last line of its own output that counts
+    # outcomes (library messages on stderr may follow it).
+    counted = [
+        line
+        for line in run.stdout.splitlines()
+        if re.search(r'\d+ (passed|failed|skipped|error)', line)
+    ]
+    summary = counted[-1] if counted else ''
     for outcome in ('passed', 'failed', 'skipped', 'error'):
         found = re.search(rf'(\d+) {outcome}', summary)
         figures[f'tests_{outcome}'] = int(found.group(1)) if found else 0

@@ -82,7 +82,11 @@ def test_gpu_suite_tests_section(
 
     failing = tmp_path / 'test_fails.py'
     failing.write_text(
-        'def test_fails():\n    assert 1 == 2\n\ndef test_ok():\n    pass\n'
+        'import atexit, os\n'
+        # a library's message on stderr after pytest's summary line
+        "atexit.register(lambda: os.write(2, b'a log line at exit\\n'))\n"
+        'def test_fails():\n    assert 1 == 2\n\n'
+        'def test_ok():\n    pass\n'
     )
     monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(failing),))
     figures = {}

@@ -334,6 +334,22 @@ def test_environment_switch_turns_the_kernel_off(
     assert module._auto_kernel(Points()) is True
     monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device: (7, 5))
     assert module._auto_kernel(Points()) is False
+    # torch.compile / torch.export trace the recurrence (fullgraph too).
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device: (9, 0))
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+    assert module._auto_kernel(Points()) is False
+
+
+def test_fullgraph_compile_traces_the_recurrence() -> None:
+    """An encoder compiles with fullgraph=True (on CUDA too: 'auto' picks the
+    recurrence while compiling)."""
+    encoder = build_location_encoder(
+        legendre_polys=6, dtype=torch.float32, dropout=0.0, validate=False
+    ).eval()
+    points = torch.from_numpy(sample_points(40)).float()
+    with torch.no_grad():
+        compiled = torch.compile(encoder, fullgraph=True)(points)
+        torch.testing.assert_close(compiled, encoder(points), rtol=1e-5, atol=1e-5)
 
 
 def test_module_backend_in_repr() -> None:
@@ -426,6 +442,15 @@ def test_auto_falls_back_once_when_the_kernel_fails(
     with pytest.warns(RuntimeWarning, match='failed for L = 5'):
         spherical_harmonics(points, 5)
     assert calls == [8, 5]
+    # An explicit backend='triton' is not redirected by an 'auto' failure:
+    # it still runs the kernel, and still refuses points that need a gradient.
+    with monkeypatch.context() as patch:
+        patch.setattr(module, '_use_kernel', lambda *args: True)
+        with pytest.raises(RuntimeError, match='no kernel image'):
+            spherical_harmonics(points, 8, backend='triton')
+    assert calls == [8, 5, 8]
+    with pytest.raises(ValueError, match='computes no gradient'):
+        spherical_harmonics(points.clone().requires_grad_(True), 8, backend='triton')
     # bf16 storage is another variant too.
     with pytest.warns(RuntimeWarning, match='failed for L = 8'):
         narrow = spherical_harmonics(points, 8, dtype=torch.bfloat16)

@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -467,6 +468,12 @@ def test_validation_pairs_are_fixed_training_pairs_are_not() -> None:
     expected = S2100K(str(TEMPORAL), patch_size=16, dates='pair', pair_seed=1)
     index = dm.val_dataset.indices[0]
     assert epochs[0][0][0] == expected[index]['date'].tolist()
+    # any seed the split takes gives the validation pairs a valid seed
+    for seed in (-1, np.int64(3)):
+        odd = temporal_datamodule(val_split_pct=0.5, seed=seed, batch_size=1)
+        odd.setup('fit')
+        assert odd.val_dataset is not None
+        assert odd.val_dataset.dataset.fixed_pairs
     # a dataset whose pairs are already fixed is used as it is
     seeded = temporal_datamodule(val_split_pct=0.5, pair_seed=5, batch_size=1)
     seeded.setup('fit')

@@ -18,6 +18,7 @@ model sees the same values as from float32 samples.
 """
 
 import hashlib
+import operator
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
@@ -581,7 +582,8 @@ class S2100KDataModule(NonGeoDataModule):
             and dataset.dates == 'pair'
             and not dataset.fixed_pairs
         ):
-            return dataset.with_fixed_pairs(self.seed)
+            # Any seed the split takes (negative, numpy) gives a valid one.
+            return dataset.with_fixed_pairs(operator.index(self.seed) % 2**63)
         return dataset
 
     def _check_crop_size(self) -> None:

@@ -156,9 +156,14 @@ def _auto_kernel(lonlat: Tensor) -> bool:
     On CUDA devices of compute capability 8.0 (Ampere) and newer, the ones
     Triton supports, when Triton is installed, unless the environment
     variable ``TORCHGEO_SATCLIP_SH_KERNEL`` is ``0`` (the switch for a whole
-    run, encoders loaded from checkpoints included).
+    run, encoders loaded from checkpoints included), and not while
+    ``torch.compile`` or ``torch.export`` traces the call.
     """
     if lonlat.device.type != 'cuda' or os.environ.get(KERNEL_SWITCH) == '0':
+        return False
+    if torch.compiler.is_compiling():
+        # torch.compile and torch.export trace the recurrence (fullgraph
+        # included), which the compiler fuses itself; the kernel is eager.
         return False
     from . import _sh_triton
 
@@ -279,7 +284,8 @@ def spherical_harmonics(
     track = torch.is_grad_enabled() and lonlat.requires_grad
     stored = _kernel_dtype(compute, wanted)
     variant = (str(lonlat.device), legendre_polys, compute, stored)
-    if variant not in _KERNEL_FAILED and _use_kernel(lonlat, backend, track):
+    failed = backend == 'auto' and variant in _KERNEL_FAILED
+    if not failed and _use_kernel(lonlat, backend, track):
         from . import _sh_triton
 
         try:
