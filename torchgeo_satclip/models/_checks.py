@@ -10,7 +10,9 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ['check_flag', 'check_int', 'check_name', 'check_real']
+import torch
+
+__all__ = ['check_dtype', 'check_flag', 'check_int', 'check_name', 'check_real']
 
 
 def _shown(value: Any) -> str:
@@ -130,3 +132,25 @@ def check_name(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f'{name} must be a name (a string), got {_shown(value)}')
     return value
+
+
+def check_dtype(name: str, value: Any, *, optional: bool = False) -> None:
+    """Raise unless ``value`` is a floating torch dtype (or None, if optional).
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+        optional: None is accepted too.
+
+    Raises:
+        ValueError: if ``value`` is not a floating torch dtype (nor None when
+            *optional*).
+    """
+    if optional and value is None:
+        return
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        accepted = 'None or a floating' if optional else 'a floating'
+        raise ValueError(
+            f'{name} must be {accepted} torch dtype such as torch.float64, '
+            f'got {value!r}'
+        )

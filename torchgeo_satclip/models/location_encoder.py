@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geo import compute_dtype, validate_lonlat
-from ._checks import check_flag, check_int, check_real
+from ._checks import check_dtype, check_flag, check_int, check_real
 from ._registry import lookup
 from .networks import MLP, FCNet, LinearNet, SirenNet, get_network
 from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
@@ -170,10 +170,7 @@ def build_location_encoder(
     _check_architecture(
         legendre_polys, embed_dim, capacity, num_hidden_layers, dropout, validate
     )
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(
-            f'dtype must be a floating torch dtype such as torch.float64, got {dtype!r}'
-        )
+    check_dtype('dtype', dtype)
     encoding = lookup(POSITIONAL_ENCODINGS, positional_encoding, 'positional encoding')
     accepted = inspect.signature(encoding).parameters
     unknown = sorted(set(posenc_kwargs) - set(accepted))

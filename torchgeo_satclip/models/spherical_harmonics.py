@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geo import check_lonlat_shape, compute_dtype
-from ._checks import check_int
+from ._checks import check_dtype, check_int
 
 __all__ = ['SphericalHarmonics', 'spherical_harmonics']
 
@@ -119,17 +119,6 @@ def _check_arguments(
     if backend not in ('auto', 'torch', 'triton'):
         raise ValueError(
             f"backend must be 'auto', 'torch' or 'triton', got {backend!r}"
-        )
-
-
-def _check_dtype(dtype: torch.dtype | None) -> None:
-    """Raise ``ValueError`` unless ``dtype`` is None or a floating torch dtype."""
-    if dtype is not None and (
-        not isinstance(dtype, torch.dtype) or not dtype.is_floating_point
-    ):
-        raise ValueError(
-            f'dtype must be None or a floating torch dtype such as '
-            f'torch.bfloat16, got {dtype!r}'
         )
 
 
@@ -275,7 +264,7 @@ def spherical_harmonics(
         RuntimeError: if ``backend='triton'`` and Triton is not installed.
     """
     _check_arguments(legendre_polys, normalization, backend)
-    _check_dtype(dtype)
+    check_dtype('dtype', dtype, optional=True)
     check_lonlat_shape(lonlat)
     # bf16 cannot even hold a longitude to better than one degree: narrow
     # inputs are encoded in float32 and the cast, if wanted, comes after.

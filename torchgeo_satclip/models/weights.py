@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from ._checks import check_int, check_name
+from ._checks import check_dtype, check_int, check_name
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
@@ -928,10 +928,7 @@ def load_location_encoder(
         TypeError: if ``source`` is of an unsupported type.
         ValueError: if ``dtype`` is not a floating torch dtype.
     """
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(
-            f'dtype must be a floating torch dtype such as torch.float64, got {dtype!r}'
-        )
+    check_dtype('dtype', dtype)
     hyper_parameters: Mapping[str, Any] | None = None
     if isinstance(source, Mapping):
         if is_geoclip_state_dict(source):
