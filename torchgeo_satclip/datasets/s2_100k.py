@@ -129,6 +129,12 @@ def _filename(url: str) -> str:
     return os.path.basename(urlparse(url).path) or os.path.basename(url)
 
 
+def _check_seed(name: str, seed: object, expected: str) -> None:
+    """Raise ``ValueError`` unless *seed* is an int >= 0 (a bool is not)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f'{name} must be {expected}, not {seed!r}')
+
+
 def _pair_draws(seed: int, num_points: int) -> NDArray[np.float64]:
     """Each point's two uniform draws of its fixed pair of dates."""
     return np.random.default_rng(seed).random((num_points, 2))
@@ -289,14 +295,8 @@ class S2100K(NonGeoDataset):
             )
         if dates not in ('index', 'pair', 'all'):
             raise ValueError(f"dates must be 'index', 'pair' or 'all', not {dates!r}")
-        if pair_seed is not None and (
-            isinstance(pair_seed, bool)
-            or not isinstance(pair_seed, int)
-            or pair_seed < 0
-        ):
-            raise ValueError(
-                f'pair_seed must be None or an integer >= 0, not {pair_seed!r}'
-            )
+        if pair_seed is not None:
+            _check_seed('pair_seed', pair_seed, 'None or an integer >= 0')
         if image_dtype not in ('float32', 'uint16'):
             raise ValueError(
                 f"image_dtype must be 'float32' or 'uint16', not {image_dtype!r}"
@@ -512,8 +512,7 @@ class S2100K(NonGeoDataset):
             raise ValueError(
                 f"with_fixed_pairs needs dates='pair', not dates={self.dates!r}"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f'seed must be an integer >= 0, not {seed!r}')
+        _check_seed('seed', seed, 'an integer >= 0')
         copy = object.__new__(type(self))
         copy.__dict__.update(self.__dict__)
         copy._pair_draws = _pair_draws(seed, len(self.dated))
