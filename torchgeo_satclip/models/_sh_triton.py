@@ -69,6 +69,46 @@ if _AVAILABLE:
             return value.to(out_dtype)
 
     @triton.jit  # type: ignore[untyped-decorator]
+    def _sin_cos(angle, PRECISE: tl.constexpr):  # type: ignore[no-untyped-def]
+        """``(sin, cos)`` of *angle*.
+
+        libdevice's (precise) on the GPU, the interpreter's where libdevice
+        does not run.
+        """
+        if PRECISE:
+            return libdevice.sin(angle), libdevice.cos(angle)
+        else:
+            return tl.sin(angle), tl.cos(angle)
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def _store_orders(  # type: ignore[no-untyped-def]
+        centre,
+        offset,
+        value,
+        cos_factor,
+        sin_factor,
+        active,
+        has_sine,
+        SOFT_BF16: tl.constexpr,
+    ):
+        """Store the two harmonics of ``value = Q(l, m)``.
+
+        ``Y(l, +m)`` at ``centre + offset``, ``Y(l, -m)`` at
+        ``centre - offset``.
+        """
+        out_dtype = centre.dtype.element_ty
+        tl.store(
+            centre + offset,
+            _rounded(value * cos_factor, out_dtype, SOFT_BF16),
+            mask=active,
+        )
+        tl.store(
+            centre - offset,
+            _rounded(value * sin_factor, out_dtype, SOFT_BF16),
+            mask=has_sine,
+        )
+
+    @triton.jit  # type: ignore[untyped-decorator]
     def _kernel(  # type: ignore[no-untyped-def]
         lonlat_ptr,
         out_ptr,
@@ -110,23 +150,14 @@ if _AVAILABLE:
         lat = lat_deg * rad
         lon = lon_deg * rad
         polar = lat_abs >= 45.0
-        if PRECISE:
-            cos_colat = libdevice.cos(colat)
-            sin_colat = libdevice.sin(colat)
-            sin_lat = libdevice.sin(lat)
-            cos_lat = libdevice.cos(lat)
-        else:
-            cos_colat = tl.cos(colat)
-            sin_colat = tl.sin(colat)
-            sin_lat = tl.sin(lat)
-            cos_lat = tl.cos(lat)
+        sin_colat, cos_colat = _sin_cos(colat, PRECISE)
+        sin_lat, cos_lat = _sin_cos(lat, PRECISE)
         x = tl.where(polar, tl.where(lat_deg > 0, -cos_colat, cos_colat), -sin_lat)
         s = tl.where(polar, sin_colat, cos_lat)
 
         # The coefficient table: rows a(l, m) and a(l, m) b(l, m) of the
         # recurrence, then the diagonal factors; each DEGREES x DEGREES.
         table = DEGREES * DEGREES
-        out_dtype = out_ptr.dtype.element_ty
         rows = tl.full([], 0, tl.int64) + num_points  # row length, int64: L^2 N > 2^31
         for half in range(0, 2):
             # Orders p, then DEGREES - 1 - p (skipped when it is p again).
@@ -137,13 +168,7 @@ if _AVAILABLE:
             diagonal = tl.zeros([BLOCK], dtype=compute) + q00
             for k in range(0, m):
                 diagonal = (diagonal * s) * tl.load(coef_ptr + 2 * table + k)
-            angle = lon * m
-            if PRECISE:
-                cos_m = libdevice.cos(angle)
-                sin_m = libdevice.sin(angle)
-            else:
-                cos_m = tl.cos(angle)
-                sin_m = tl.sin(angle)
+            sin_m, cos_m = _sin_cos(lon * m, PRECISE)
             # sqrt(2) (-1)^m cos(m lon) = sqrt(2) cos(m phi), phi = lon + pi.
             sign = tl.where(m % 2 == 1, -root2, root2)
             cos_factor = tl.where(m == 0, m0, sign * cos_m)
@@ -152,15 +177,15 @@ if _AVAILABLE:
             # rows per degree; the columns of +m and -m are m rows either side.
             centre = out_ptr + points + (m * m + m) * rows
             offset = m * rows
-            tl.store(
-                centre + offset,
-                _rounded(diagonal * cos_factor, out_dtype, SOFT_BF16),
-                mask=active,
-            )
-            tl.store(
-                centre - offset,
-                _rounded(diagonal * sin_factor, out_dtype, SOFT_BF16),
-                mask=has_sine,
+            _store_orders(
+                centre,
+                offset,
+                diagonal,
+                cos_factor,
+                sin_factor,
+                active,
+                has_sine,
+                SOFT_BF16,
             )
             older = tl.zeros([BLOCK], dtype=compute)  # Q(l - 2, m)
             current = diagonal  # Q(l - 1, m), then Q(l, m)
@@ -171,15 +196,15 @@ if _AVAILABLE:
                 older = current
                 current = new
                 centre += 2 * degree * rows
-                tl.store(
-                    centre + offset,
-                    _rounded(current * cos_factor, out_dtype, SOFT_BF16),
-                    mask=active,
-                )
-                tl.store(
-                    centre - offset,
-                    _rounded(current * sin_factor, out_dtype, SOFT_BF16),
-                    mask=has_sine,
+                _store_orders(
+                    centre,
+                    offset,
+                    current,
+                    cos_factor,
+                    sin_factor,
+                    active,
+                    has_sine,
+                    SOFT_BF16,
                 )
 
 
