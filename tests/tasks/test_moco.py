@@ -26,6 +26,7 @@ from torchgeo_satclip.tasks._moco import (
 )
 
 from .test_satclip import create_model
+from .test_satclip import trainer as quiet_trainer
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 
@@ -66,16 +67,10 @@ def pair_batch(n: int = 4, seed: int = 0, dates: bool = False) -> dict[str, Tens
 
 
 def fit_trainer(tmp_path: Path, **kwargs: Any) -> Trainer:
-    args: dict[str, Any] = {
-        'accelerator': 'cpu',
-        'default_root_dir': str(tmp_path),
-        'logger': False,
-        'enable_progress_bar': False,
-        'enable_model_summary': False,
-        'enable_checkpointing': False,
-    }
-    args.update(kwargs)
-    return Trainer(**args)
+    """test_satclip's quiet CPU trainer, without checkpoints and with
+    Lightning's default sanity check."""
+    args: dict[str, Any] = {'enable_checkpointing': False, 'num_sanity_val_steps': 2}
+    return quiet_trainer(tmp_path, **{**args, **kwargs})
 
 
 # ------------------------------------------------------------ the queue
