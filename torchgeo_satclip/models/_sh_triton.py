@@ -25,6 +25,7 @@ is imported, the kernel runs on CPU tensors through Triton's interpreter,
 which is how the tests check it on machines without a GPU.
 """
 
+import contextlib
 import math
 from functools import lru_cache
 from typing import Any
@@ -312,19 +313,13 @@ def fused_spherical_harmonics(
         'SOFT_BF16': out_dtype == torch.bfloat16 and interpreted(),
         'num_warps': 4,
     }
-    if lonlat.device.type == 'cuda':
-        with torch.cuda.device(lonlat.device):
-            _kernel[grid](
-                lonlat,
-                out,
-                table,
-                constants,
-                num_points,
-                lonlat.stride(0),
-                lonlat.stride(1),
-                **launch,
-            )
-    else:
+    # The kernel launches on the current device: make it the points' one.
+    on_device = (
+        torch.cuda.device(lonlat.device)
+        if lonlat.device.type == 'cuda'
+        else contextlib.nullcontext()
+    )
+    with on_device:
         _kernel[grid](
             lonlat,
             out,
