@@ -17,18 +17,23 @@ the packed layout, and, as "before", the packed layout read sample by sample
 as float32 and stacked by ``default_collate`` (3 MiB per image collated and
 sent between processes); then the same packed batches read by as many
 threads of the main process (``ThreadedBatchLoader``, the datamodule's
-default for the packed layout), with the ratios of the faster packed pipeline
-to GeoTIFF and to "before".
-The packed shards are freshly written, so they are in the page cache: the
-packed figure is the decode-free ceiling; from a cold disk it is bounded by
-disk bandwidth (1.5 MiB per patch).
+default for the packed layout), and, as "no pool", the same threads reading
+every batch into fresh memory (the loader without its pool of batch blocks,
+which is what it did before the pool), with the ratios of the fastest packed
+pipeline to GeoTIFF and to "before".
+Every pipeline makes ``--epochs`` full passes (2 by default) with the same
+workers or threads, and the last one is timed: the steady state of training,
+without start-up transients (starting workers, first batch buffers faulted
+in). The packed shards are freshly written, so they are in the page cache:
+the packed figure is the decode-free ceiling; from a cold disk it is bounded
+by disk bandwidth (1.5 MiB per patch).
 """
 
 import argparse
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +84,9 @@ def images_per_second(
     collate_fn: Callable[..., Any],
     num_workers: int,
     batch_size: int,
+    epochs: int,
 ) -> float:
-    """Time one full pass of a DataLoader (worker start-up excluded)."""
+    """Time the last of *epochs* full passes of a DataLoader."""
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -90,13 +96,19 @@ def images_per_second(
         generator=torch.Generator().manual_seed(0),
         persistent_workers=num_workers > 0,
     )
-    iterator = iter(loader)
-    next(iterator)  # the first batch includes worker start-up: not timed
-    count = 0
-    start = time.perf_counter()
-    for batch in iterator:
-        count += len(batch['image'])
-    return count / (time.perf_counter() - start)
+    return last_pass(loader, epochs)
+
+
+def last_pass(loader: Iterable[dict[str, torch.Tensor]], epochs: int) -> float:
+    """Images/s of the last of *epochs* full passes over *loader*."""
+    rate = 0.0
+    for _ in range(epochs):
+        count = 0
+        start = time.perf_counter()
+        for batch in loader:
+            count += len(batch['image'])
+        rate = count / (time.perf_counter() - start)
+    return rate
 
 
 def main() -> None:
@@ -104,6 +116,9 @@ def main() -> None:
     parser.add_argument('--num-patches', type=int, default=300)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
+    parser.add_argument(
+        '--epochs', type=int, default=2, help='passes per pipeline, the last timed'
+    )
     parser.add_argument('--tmp', default=None, help='parent of the temporary root')
     args = parser.parse_args()
 
@@ -171,44 +186,54 @@ def main() -> None:
         )
         print(
             f'{"workers":>8} {"GeoTIFF":>10} {"before":>10} {"packed":>10} '
-            f'{"threads":>10} {"vs GeoTIFF":>11} {"vs before":>10}  (images/s per '
+            f'{"threads":>10} {"no pool":>10} {"vs GeoTIFF":>11} {"vs before":>10}  '
+            '(images/s per '
             f'worker or thread, batch {args.batch_size})'
         )
         for workers in args.workers:
             per_worker = {
-                name: images_per_second(dataset, collate, workers, args.batch_size)
+                name: images_per_second(
+                    dataset, collate, workers, args.batch_size, args.epochs
+                )
                 / workers
                 for name, (dataset, collate) in pipelines.items()
             }
-            per_worker['threads'] = (
-                threaded_images_per_second(
-                    pipelines['packed'][0], workers, args.batch_size
+            for name, pool in (('threads', True), ('no pool', False)):
+                per_worker[name] = (
+                    threaded_images_per_second(
+                        pipelines['packed'][0],
+                        workers,
+                        args.batch_size,
+                        args.epochs,
+                        pool=pool,
+                    )
+                    / workers
                 )
-                / workers
-            )
             best = max(per_worker['packed'], per_worker['threads'])
             print(
                 f'{workers:>8} {per_worker["GeoTIFF"]:>10.1f} '
                 f'{per_worker["before"]:>10.1f} {per_worker["packed"]:>10.1f} '
-                f'{per_worker["threads"]:>10.1f} '
+                f'{per_worker["threads"]:>10.1f} {per_worker["no pool"]:>10.1f} '
                 f'{best / per_worker["GeoTIFF"]:>10.1f}x '
                 f'{best / per_worker["before"]:>9.1f}x'
             )
 
 
 def threaded_images_per_second(
-    dataset: 'Dataset[Any]', num_threads: int, batch_size: int
+    dataset: 'Dataset[Any]',
+    num_threads: int,
+    batch_size: int,
+    epochs: int,
+    *,
+    pool: bool = True,
 ) -> float:
-    """Time one full pass of a ThreadedBatchLoader (the first batch excluded)."""
-    loader = ThreadedBatchLoader(dataset, batch_size, num_threads=num_threads)
-    loader.sampler.set_epoch(0)
-    iterator = iter(loader)
-    next(iterator)
-    count = 0
-    start = time.perf_counter()
-    for batch in iterator:
-        count += len(batch['image'])
-    return count / (time.perf_counter() - start)
+    """Time the last of *epochs* full passes of a ThreadedBatchLoader."""
+    loader = ThreadedBatchLoader(
+        dataset, batch_size, num_threads=num_threads, shuffle=True
+    )
+    if not pool:
+        loader._buffers.capacity = 0  # every batch in fresh memory
+    return last_pass(loader, epochs)
 
 
 class PerSample(Dataset[dict[str, torch.Tensor]]):

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from torchgeo_satclip.datamodules import ThreadedBatchLoader, collate_sample_batch
-from torchgeo_satclip.datamodules.loader import threaded_source
+from torchgeo_satclip.datamodules.loader import _BatchBuffers, threaded_source
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -109,6 +109,49 @@ def test_stopping_early_waits_for_the_threads(dataset: S2100K) -> None:
         assert batch['image'].shape[0] == 1
         break  # the batches read ahead are awaited, not left writing
     assert len(list(loader)) == 8
+
+
+def test_released_batches_are_read_into_the_same_blocks(dataset: S2100K) -> None:
+    """Without pinning, blocks come back once released, and values stay right."""
+    loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=1)
+    expected = list(DataLoader(dataset, 1, collate_fn=collate_sample_batch))
+    for _ in range(2):
+        addresses = set()
+        for batch, plain in zip(loader, expected, strict=True):
+            assert torch.equal(batch['image'], plain['image'])
+            addresses.add(batch['image'].data_ptr())
+            del batch
+        blocks = loader._buffers._blocks[(1, 12, 32, 32)]
+        assert len(blocks) < len(expected) == 8  # reused, not one per batch
+        assert addresses == {block.ctypes.data for block, _ in blocks}
+
+
+def test_held_batches_are_never_read_into(dataset: S2100K) -> None:
+    loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=1)
+    images = [batch['image'][0] for batch in loader]  # views of every block
+    again = [batch['image'][0] for batch in loader]
+    expected = [dataset[i]['image'] for i in range(len(dataset))]
+    assert len({image.data_ptr() for image in images + again}) == 16
+    for image, other, value in zip(images, again, expected, strict=True):
+        assert torch.equal(image.float(), value)
+        assert torch.equal(other.float(), value)
+
+
+def test_batch_buffers() -> None:
+    buffers = _BatchBuffers(capacity=2)
+    first = buffers.take((2, 3))
+    address = first.data_ptr()
+    row = first[1]
+    array = first.numpy()
+    del first
+    held = [buffers.take((2, 3)) for _ in range(3)]
+    assert address not in {t.data_ptr() for t in held}  # a view and an array hold it
+    del row
+    assert buffers.take((2, 3)).data_ptr() != address  # the array still holds it
+    del array
+    assert buffers.take((2, 3)).data_ptr() == address
+    assert buffers.take((3, 2)).shape == (3, 2)  # another shape: another block
+    assert len(buffers._blocks[(2, 3)]) == 2  # at most capacity kept per shape
 
 
 @pytest.mark.parametrize(
