@@ -13,6 +13,7 @@ from torchgeo_satclip.datamodules import (
     S2100KAugmentation,
     S2100KDataModule,
     ThreadedBatchLoader,
+    collate_all_dates,
     collate_sample_batch,
     split_indices,
 )
@@ -449,3 +450,90 @@ class TestBatchedUint16:
         samples = [S2100K(packed_root)[i] for i in range(2)]
         batch = collate_sample_batch(samples)
         assert batch['image'].shape == (2, 12, 256, 256)
+
+
+class TestAllDates:
+    """``dates='all'``: places with different numbers of dates, padded."""
+
+    @pytest.fixture
+    def temporal_root(self, tmp_path: Path) -> Path:
+        root = tmp_path / 'temporal'
+        shutil.copytree(DATA / 'temporal', root)
+        return root
+
+    def test_padded_with_a_mask(self, temporal_root: Path) -> None:
+        dataset = S2100K(temporal_root, patch_size=16, dates='all')
+        samples = [dataset[i] for i in range(4)]
+        assert [len(s['date']) for s in samples] == [3, 2, 1, 2]
+        batch = collate_all_dates(samples)
+        assert set(batch) == {'image', 'point', 'date', 'date_mask'}
+        assert batch['image'].shape == (4, 3, 12, 16, 16)
+        assert batch['image'].dtype == torch.float32
+        assert batch['date'].dtype == torch.int64
+        assert batch['date_mask'].tolist() == [
+            [True, True, True],
+            [True, True, False],
+            [True, False, False],
+            [True, True, False],
+        ]
+        for i, sample in enumerate(samples):
+            t = len(sample['date'])
+            assert torch.equal(batch['image'][i, :t], sample['image'])
+            assert torch.equal(batch['date'][i, :t], sample['date'])
+            assert not batch['image'][i, t:].any()
+            assert not batch['date'][i, t:].any()
+            assert torch.equal(batch['point'][i], sample['point'])
+
+    def test_fixed_length(self, temporal_root: Path) -> None:
+        dataset = S2100K(temporal_root, patch_size=16, dates='all')
+        samples = [dataset[1], dataset[2]]
+        batch = collate_all_dates(samples, length=4)
+        assert batch['image'].shape == (2, 4, 12, 16, 16)
+        assert batch['date_mask'].sum(1).tolist() == [2, 1]
+        with pytest.raises(
+            ValueError, match=r'sample 1 has 3 dates, more than length=2'
+        ):
+            collate_all_dates([dataset[2], dataset[0]], length=2)
+
+    def test_points_mode(self, temporal_root: Path) -> None:
+        dataset = S2100K(temporal_root, mode='points', dates='all')
+        batch = collate_all_dates([dataset[0], dataset[2]])
+        assert set(batch) == {'point', 'date', 'date_mask'}
+        assert batch['date'].shape == (2, 3)
+        assert batch['date_mask'].sum().item() == 4
+
+    def test_bad_samples(self) -> None:
+        with pytest.raises(ValueError, match='at least one sample'):
+            collate_all_dates([])
+        image = torch.zeros(2, 12, 4, 4)
+        with pytest.raises(ValueError, match=r"sample 0 has no 'date'"):
+            collate_all_dates([{'image': image}])
+        with pytest.raises(ValueError, match='sample 1 has 3 dates but 2 images'):
+            collate_all_dates(
+                [
+                    {'image': image, 'date': torch.zeros(2, dtype=torch.int64)},
+                    {'image': image, 'date': torch.zeros(3, dtype=torch.int64)},
+                ]
+            )
+
+    def test_datamodule_batches_places_of_any_number_of_dates(
+        self, temporal_root: Path
+    ) -> None:
+        dm = S2100KDataModule(
+            batch_size=4,
+            root=temporal_root,
+            patch_size=16,
+            dates='all',
+            val_split_pct=0.0,
+            crop_size=8,
+        )
+        assert dm.collate_fn is collate_all_dates
+        dm.setup('fit')
+        batch = batch_of(dm, 'train')
+        assert batch['image'].shape == (4, 3, 12, 16, 16)
+        assert batch['image'].dtype == torch.uint16
+        assert sorted(batch['date_mask'].sum(1).tolist()) == [1, 2, 2, 3]
+        out = dm.train_aug(batch)  # type: ignore[misc]
+        assert out['image'].shape == (4, 3, 13, 8, 8)
+        assert torch.equal(out['date_mask'], batch['date_mask'])
+        assert S2100KDataModule(root=temporal_root).collate_fn is collate_sample_batch

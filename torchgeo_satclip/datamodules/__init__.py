@@ -12,6 +12,7 @@ from .loader import ThreadedBatchLoader
 from .s2_100k import (
     S2100KAugmentation,
     S2100KDataModule,
+    collate_all_dates,
     collate_sample_batch,
     jitter_points,
     split_indices,
@@ -26,6 +27,7 @@ __all__ = [
     'S2100KDataModule',
     'ThreadedBatchLoader',
     'build_feature_cache',
+    'collate_all_dates',
     'collate_sample_batch',
     'dihedral_view',
     'jitter_points',

@@ -38,6 +38,7 @@ __all__ = [
     'RandomBrightnessContrast',
     'S2100KAugmentation',
     'S2100KDataModule',
+    'collate_all_dates',
     'collate_sample_batch',
     'jitter_points',
     'moco_image_ops',
@@ -307,6 +308,75 @@ def collate_sample_batch(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return cast(dict[str, Tensor], default_collate(samples))
 
 
+def collate_all_dates(
+    samples: Sequence[dict[str, Tensor]], length: int | None = None
+) -> dict[str, Tensor]:
+    """Collate samples of every date of their place (``dates='all'``), padded.
+
+    Places have different numbers of dates, so ``date`` ``(T,)`` and, when
+    there is one, ``image`` ``(T, C, H, W)`` are padded with zeros after
+    their last date to the longest sample of the batch (or *length*), and
+    ``date_mask`` ``(B, T)`` is True for the real dates, False for padding.
+    Other tensors are stacked. As :func:`torchgeo.datasets.utils.pad_across_batches`
+    does for PASTIS, but with the mask and without silent truncation.
+
+    Args:
+        samples: samples of an S2-100K with ``dates='all'``.
+        length: the number of dates of the batch (a fixed shape, for
+            compiled models), None for the longest sample's.
+
+    Returns:
+        The batch: ``image`` ``(B, T, C, H, W)``, ``date`` ``(B, T)`` int64,
+        ``date_mask`` ``(B, T)`` bool, and every other key stacked.
+
+    Raises:
+        ValueError: if there are no samples, a sample has no ``date``, its
+            ``image`` has another number of dates, or a sample has more than
+            *length* dates.
+    """
+    if not samples:
+        raise ValueError('collate_all_dates needs at least one sample')
+    counts = []
+    for i, sample in enumerate(samples):
+        if 'date' not in sample:
+            raise ValueError(
+                f"sample {i} has no 'date' (keys: {sorted(sample)}); "
+                "collate_all_dates is for S2100K(..., dates='all')"
+            )
+        count = len(sample['date'])
+        if 'image' in sample and len(sample['image']) != count:
+            raise ValueError(
+                f'sample {i} has {count} dates but {len(sample["image"])} images'
+            )
+        counts.append(count)
+    longest = max(counts)
+    if length is None:
+        length = longest
+    elif length < longest:
+        raise ValueError(
+            f'sample {counts.index(longest)} has {longest} dates, more than '
+            f'length={length}'
+        )
+    padded = ['date', 'image'] if 'image' in samples[0] else ['date']
+    batch = cast(
+        dict[str, Tensor],
+        default_collate(
+            [{k: v for k, v in s.items() if k not in padded} for s in samples]
+        ),
+    )
+    for key in padded:
+        first = samples[0][key]
+        out = first.new_zeros((len(samples), length, *first.shape[1:]))
+        for i, sample in enumerate(samples):
+            out[i, : counts[i]] = sample[key]
+        batch[key] = out
+    mask = torch.zeros((len(samples), length), dtype=torch.bool)
+    for i, count in enumerate(counts):
+        mask[i, :count] = True
+    batch['date_mask'] = mask
+    return batch
+
+
 def split_indices(
     keys: Sequence[str], val_split_pct: float, seed: int
 ) -> tuple[list[int], list[int]]:
@@ -470,7 +540,9 @@ class S2100KDataModule(NonGeoDataModule):
                 ``bands``, ``exclude_nodata``, ``image_dtype``, ``dates``,
                 ...). This package's dataset defaults to
                 ``image_dtype='uint16'`` here: the conversion to float32
-                happens on the device.
+                happens on the device. With ``dates='all'`` batches are
+                padded to their longest place by :func:`collate_all_dates`
+                (``date_mask`` tells real dates from padding).
 
         Raises:
             ValueError: on an invalid argument, or ``dataset='torchgeo'`` on
@@ -502,7 +574,9 @@ class S2100KDataModule(NonGeoDataModule):
             )
         self.pin_memory = pin_memory
         self.loader = loader
-        self.collate_fn = collate_sample_batch
+        self.collate_fn = (
+            collate_all_dates if kwargs.get('dates') == 'all' else collate_sample_batch
+        )
 
         common: dict[str, Any] = {'insert_b10': insert_b10, 'crop_size': crop_size}
         train = S2100KAugmentation(
