@@ -1,6 +1,7 @@
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -502,19 +503,49 @@ class TestAllDates:
         assert batch['date'].shape == (2, 3)
         assert batch['date_mask'].sum().item() == 4
 
-    def test_bad_samples(self) -> None:
+    @pytest.mark.parametrize(
+        ('second', 'message'),
+        [
+            (
+                {'date': 3},
+                r"sample 1 has keys \['date'\], sample 0 \['date', 'image'\]",
+            ),
+            ({'date': 3, 'image': (3, 'uint16')}, "sample 1: 'image' is torch.uint16"),
+            ({'date': 3, 'image': (3, 'float32', 5)}, r'expected \(T, 12, 4, 4\)'),
+            ({'date': 3, 'image': (2, 'float32')}, 'sample 1 has 3 dates but 2 images'),
+            (
+                {'date': None, 'image': (1, 'float32')},
+                r"'date' of shape \(\), expected \(T,\)",
+            ),
+        ],
+    )
+    def test_bad_samples(self, second: dict[str, Any], message: str) -> None:
+        def make(spec: dict[str, Any]) -> dict[str, torch.Tensor]:
+            sample = {
+                'date': torch.tensor(0)
+                if spec['date'] is None
+                else torch.zeros(spec['date'], dtype=torch.int64)
+            }
+            if 'image' in spec:
+                t, dtype, *side = spec['image']
+                size = side[0] if side else 4
+                sample['image'] = torch.zeros(
+                    t, 12, size, size, dtype=getattr(torch, dtype)
+                )
+            return sample
+
+        first = make({'date': 2, 'image': (2, 'float32')})
+        with pytest.raises(ValueError, match=message):
+            collate_all_dates([first, make(second)])
+
+    def test_not_a_dates_batch(self) -> None:
         with pytest.raises(ValueError, match='at least one sample'):
             collate_all_dates([])
-        image = torch.zeros(2, 12, 4, 4)
         with pytest.raises(ValueError, match=r"sample 0 has no 'date'"):
-            collate_all_dates([{'image': image}])
-        with pytest.raises(ValueError, match='sample 1 has 3 dates but 2 images'):
-            collate_all_dates(
-                [
-                    {'image': image, 'date': torch.zeros(2, dtype=torch.int64)},
-                    {'image': image, 'date': torch.zeros(3, dtype=torch.int64)},
-                ]
-            )
+            collate_all_dates([{'image': torch.zeros(2, 12, 4, 4)}])
+        date = torch.zeros(2, dtype=torch.int64)
+        with pytest.raises(ValueError, match='collated twice'):
+            collate_all_dates([{'date': date, 'date_mask': date > 0}])
 
     def test_datamodule_batches_places_of_any_number_of_dates(
         self, temporal_root: Path

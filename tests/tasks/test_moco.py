@@ -305,7 +305,15 @@ def test_batches_that_contradict_the_positives_are_refused() -> None:
         augmentation.compute_loss(
             {'features': torch.ones(4, 4), 'point': single['point']}
         )
-    assert int(temporal.moco.queue_ptr) == 0
+    padded = pair_batch(dates=True)  # dates='all' of places of 1 and 2 dates
+    padded['date_mask'] = torch.ones(padded['date'].shape, dtype=torch.bool)
+    padded['date_mask'][0, 1] = False
+    with pytest.raises(ValueError, match=r"pads places of dates='all'"):
+        temporal.compute_loss(padded, enqueue=True)
+    assert int(temporal.moco.queue_ptr) == 0  # nothing refused was enqueued
+    padded['date_mask'][0, 1] = True  # two real dates everywhere: accepted
+    temporal.compute_loss(padded, enqueue=True)
+    assert int(temporal.moco.queue_ptr) == len(padded['image'])
 
 
 def test_sgd_decays_every_parameter_but_the_logit_scale() -> None:

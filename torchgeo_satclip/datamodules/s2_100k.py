@@ -323,26 +323,49 @@ def collate_all_dates(
     Args:
         samples: samples of an S2-100K with ``dates='all'``.
         length: the number of dates of the batch (a fixed shape, for
-            compiled models), None for the longest sample's.
+            compiled models), None for the longest sample's. In a
+            datamodule: ``dm.collate_fn = functools.partial(collate_all_dates,
+            length=...)``.
 
     Returns:
         The batch: ``image`` ``(B, T, C, H, W)``, ``date`` ``(B, T)`` int64,
         ``date_mask`` ``(B, T)`` bool, and every other key stacked.
 
     Raises:
-        ValueError: if there are no samples, a sample has no ``date``, its
-            ``image`` has another number of dates, or a sample has more than
-            *length* dates.
+        ValueError: if there are no samples, the samples have no ``date``,
+            other keys than the first, an ``image`` or ``date`` of another
+            shape (but for ``T``) or dtype, another number of images than of
+            dates, or more than *length* dates.
     """
     if not samples:
         raise ValueError('collate_all_dates needs at least one sample')
+    keys = set(samples[0])
+    if 'date' not in keys:
+        raise ValueError(
+            f"sample 0 has no 'date' (keys: {sorted(keys)}); "
+            "collate_all_dates is for S2100K(..., dates='all')"
+        )
+    if 'date_mask' in keys:
+        raise ValueError("sample 0 already has a 'date_mask': collated twice?")
+    padded = ['date', 'image'] if 'image' in keys else ['date']
     counts = []
     for i, sample in enumerate(samples):
-        if 'date' not in sample:
+        if set(sample) != keys:
             raise ValueError(
-                f"sample {i} has no 'date' (keys: {sorted(sample)}); "
-                "collate_all_dates is for S2100K(..., dates='all')"
+                f'sample {i} has keys {sorted(sample)}, sample 0 {sorted(keys)}'
             )
+        for key in padded:
+            value, first = sample[key], samples[0][key]
+            if not 1 <= value.ndim == first.ndim or value.shape[1:] != first.shape[1:]:
+                expected = ('T', *first.shape[1:])
+                raise ValueError(
+                    f'sample {i}: {key!r} of shape {tuple(value.shape)}, expected '
+                    f'({", ".join(map(str, expected))}{"," * (len(expected) == 1)})'
+                )
+            if value.dtype != first.dtype:
+                raise ValueError(
+                    f'sample {i}: {key!r} is {value.dtype}, sample 0 {first.dtype}'
+                )
         count = len(sample['date'])
         if 'image' in sample and len(sample['image']) != count:
             raise ValueError(
@@ -357,7 +380,6 @@ def collate_all_dates(
             f'sample {counts.index(longest)} has {longest} dates, more than '
             f'length={length}'
         )
-    padded = ['date', 'image'] if 'image' in samples[0] else ['date']
     batch = cast(
         dict[str, Tensor],
         default_collate(

@@ -614,6 +614,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 'MoCo (moco_loss_weight > 0) needs two views per sample, image of '
                 f'shape (B, 2, C, H, W), not {tuple(image.shape)}: set {fix}'
             )
+        mask = batch.get('date_mask')
+        if mask is not None and not bool(mask.all()):
+            raise ValueError(
+                "MoCo (moco_loss_weight > 0) needs two real views of every "
+                "sample, but this batch pads places of dates='all' (its "
+                "'date_mask' has padding): set the dataset's dates: pair"
+            )
         date = batch.get('date')
         temporal = date is not None and date.ndim == 2
         if positives == 'temporal' and not temporal:
