@@ -19,12 +19,12 @@ sent between processes); then the same packed batches read by as many
 threads of the main process (``ThreadedBatchLoader``, the datamodule's
 default for the packed layout), and, as "no pool", the same threads reading
 every batch into fresh memory (the loader without its pool of batch blocks,
-which is what it did before the pool), with the ratios of the fastest packed
+allocated by ``torch.empty`` as before the pool), with the ratios of the fastest packed
 pipeline to GeoTIFF and to "before".
-Every pipeline makes ``--epochs`` full passes (2 by default) with the same
-workers or threads, and the last one is timed: the steady state of training,
+Every pipeline makes one untimed full pass, then ``--passes`` timed ones (3
+by default) with the same workers or threads: the steady state of training,
 without start-up transients (starting workers, first batch buffers faulted
-in). The packed shards are freshly written, so they are in the page cache:
+in); its rate is the images of the timed passes over their time. The packed shards are freshly written, so they are in the page cache:
 the packed figure is the decode-free ceiling; from a cold disk it is bounded
 by disk bandwidth (1.5 MiB per patch).
 """
@@ -84,9 +84,9 @@ def images_per_second(
     collate_fn: Callable[..., Any],
     num_workers: int,
     batch_size: int,
-    epochs: int,
+    passes: int,
 ) -> float:
-    """Time the last of *epochs* full passes of a DataLoader."""
+    """Images/s of a DataLoader over *passes* full passes after one untimed."""
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -96,19 +96,19 @@ def images_per_second(
         generator=torch.Generator().manual_seed(0),
         persistent_workers=num_workers > 0,
     )
-    return last_pass(loader, epochs)
+    return steady_rate(loader, passes)
 
 
-def last_pass(loader: Iterable[dict[str, torch.Tensor]], epochs: int) -> float:
-    """Images/s of the last of *epochs* full passes over *loader*."""
-    rate = 0.0
-    for _ in range(epochs):
-        count = 0
-        start = time.perf_counter()
+def steady_rate(loader: Iterable[dict[str, torch.Tensor]], passes: int) -> float:
+    """Images/s over *passes* full passes of *loader*, after an untimed one."""
+    for _ in loader:
+        pass
+    count = 0
+    start = time.perf_counter()
+    for _ in range(passes):
         for batch in loader:
             count += len(batch['image'])
-        rate = count / (time.perf_counter() - start)
-    return rate
+    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -117,10 +117,12 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
     parser.add_argument(
-        '--epochs', type=int, default=2, help='passes per pipeline, the last timed'
+        '--passes', type=int, default=3, help='timed passes, after an untimed one'
     )
     parser.add_argument('--tmp', default=None, help='parent of the temporary root')
     args = parser.parse_args()
+    if args.passes < 1:
+        parser.error(f'--passes must be >= 1, not {args.passes}')
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -193,7 +195,7 @@ def main() -> None:
         for workers in args.workers:
             per_worker = {
                 name: images_per_second(
-                    dataset, collate, workers, args.batch_size, args.epochs
+                    dataset, collate, workers, args.batch_size, args.passes
                 )
                 / workers
                 for name, (dataset, collate) in pipelines.items()
@@ -204,7 +206,7 @@ def main() -> None:
                         pipelines['packed'][0],
                         workers,
                         args.batch_size,
-                        args.epochs,
+                        args.passes,
                         pool=pool,
                     )
                     / workers
@@ -223,17 +225,17 @@ def threaded_images_per_second(
     dataset: 'Dataset[Any]',
     num_threads: int,
     batch_size: int,
-    epochs: int,
+    passes: int,
     *,
     pool: bool = True,
 ) -> float:
-    """Time the last of *epochs* full passes of a ThreadedBatchLoader."""
+    """Images/s of a ThreadedBatchLoader (see :func:`steady_rate`)."""
     loader = ThreadedBatchLoader(
         dataset, batch_size, num_threads=num_threads, shuffle=True
     )
-    if not pool:
-        loader._buffers.capacity = 0  # every batch in fresh memory
-    return last_pass(loader, epochs)
+    if not pool:  # every batch in fresh memory, allocated as before the pool
+        loader._buffers.take = lambda shape: torch.empty(shape, dtype=torch.uint16)  # type: ignore[method-assign]
+    return steady_rate(loader, passes)
 
 
 class PerSample(Dataset[dict[str, torch.Tensor]]):
