@@ -54,6 +54,43 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
     ]
 
 
+def test_data_pipeline_runs(tmp_path: Path) -> None:
+    """The CPU data benchmark, tiny: every pipeline, the pool ablation too."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / 'benchmarks' / 'data_pipeline.py'),
+            '--num-patches',
+            '8',
+            '--batch-size',
+            '4',
+            '--workers',
+            '1',
+            '--passes',
+            '1',
+            '--tmp',
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    header, row = result.stdout.splitlines()[-2:]
+    assert header.split()[:7] == [
+        'workers',
+        'GeoTIFF',
+        'before',
+        'packed',
+        'threads',
+        'no',
+        'pool',
+    ]
+    assert row.split()[0] == '1'
+    assert all(float(value.rstrip('x')) > 0 for value in row.split()[1:])
+    assert list(tmp_path.iterdir()) == []  # the temporary root is gone
+
+
 def test_gpu_suite_tests_section(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
