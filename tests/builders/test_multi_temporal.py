@@ -440,6 +440,10 @@ def test_killed_between_the_two_appends(tmp_path: Path, server: FakeStacServer) 
     assert len(listed) == 2
     with pytest.raises(ValueError, match=r'1 point\(s\) of .* are not in index\.csv'):
         read_dates_file(root / DATES_FILE, indexed)
+    # The dataset names the fix.
+    with pytest.raises(ValueError, match=r'killed between .* run the same build again'):
+        S2100K(root, dates='pair')
+    assert len(S2100K(root)) == 1  # single-date readers ignore dates.csv
     # The next run (even one that builds nothing more) repairs it.
     result = build_d(root, server, 0, dates=3)
     assert result.num_adopted == 1

@@ -352,6 +352,11 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
     (root / 'dates.csv').write_text('\n'.join(lines[:6]) + '\n')  # no patch_3.tif
     with pytest.raises(ValueError, match=r'of index\.csv have no rows .*patch_3\.tif'):
         S2100K(root, patch_size=SIZE, dates='pair')
+    # a point of dates.csv that index.csv lacks: no build.json, no build hint
+    (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
+    with pytest.raises(ValueError, match=r'are not in index\.csv: patch_9\.tif') as e:
+        S2100K(root, patch_size=SIZE, dates='pair')
+    assert 'build' not in str(e.value)
     single = lines[:1] + [
         line for line in lines[1:] if line.split(',')[0] == line.split(',')[1]
     ]

@@ -32,7 +32,8 @@ it. Its ``dates.csv`` rows are appended in one ``write`` just before its
 ``index.csv`` row, and the file is rewritten sorted (atomically, with
 :func:`~torchgeo_satclip.datasets.s2_100k_files.write_dates_file`) when the
 state closes. A kill between the two appends leaves ``dates.csv`` with the
-rows of at most one point more than ``index.csv``; :meth:`BuildState.open`
+rows of at most one point more than ``index.csv`` (which ``S2100K`` refuses
+with dates, naming the fix: run the build again); :meth:`BuildState.open`
 repairs that before anything else happens: it keeps exactly the rows of the
 indexed points (rebuilt from the images' ``date`` tags for an adopted point or
 rows that are missing), removes the other images of points that are not
@@ -56,7 +57,12 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
 from .._io import atomic_path
-from ..datasets.s2_100k_files import ALL_BANDS, DATES_FILE, write_dates_file
+from ..datasets.s2_100k_files import (
+    ALL_BANDS,
+    BUILD_FILE,
+    DATES_FILE,
+    write_dates_file,
+)
 from .config import BuildConfig
 
 try:
@@ -79,7 +85,7 @@ __all__ = [
 ]
 
 INDEX_FILE = 'index.csv'
-CONFIG_FILE = 'build.json'
+CONFIG_FILE = BUILD_FILE
 REJECTED_FILE = 'rejected.csv'
 LOCK_FILE = '.build.lock'
 

@@ -41,11 +41,13 @@ from tqdm import tqdm
 from ._archive import extract_safely
 from .s2_100k_files import (
     ALL_BANDS,
+    BUILD_FILE,
     DATES_FILE,
     NODATA_FILE,
     PACKED_DIR,
     PATCH_SIZE,
     PackedLayout,
+    _PointsMismatchError,
     as_patch_size,
     check_geotiff,
     nodata_fraction,
@@ -406,7 +408,17 @@ class S2100K(NonGeoDataset):
                 'build it with `torchgeo-satclip build --dates K` or '
                 '`torchgeo-satclip demo-data --dates K`'
             )
-        return read_dates_file(path, points=fns)
+        try:
+            return read_dates_file(path, points=fns)
+        except _PointsMismatchError as error:
+            if error.missing or not (self.root / BUILD_FILE).is_file():
+                raise
+            raise ValueError(
+                f'{error}. {self.root} was made by `torchgeo-satclip build` '
+                f'({BUILD_FILE}): a build killed between appending a point to '
+                f'{DATES_FILE} and to index.csv leaves {DATES_FILE} ahead; run '
+                'the same build again, which repairs that first'
+            ) from None
 
     def __len__(self) -> int:
         """Return the number of samples.

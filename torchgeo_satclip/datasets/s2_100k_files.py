@@ -36,6 +36,7 @@ from ..geo import validate_lonlat
 
 __all__ = [
     'ALL_BANDS',
+    'BUILD_FILE',
     'DATES_FILE',
     'FILES_COLUMNS',
     'NODATA_FILE',
@@ -107,6 +108,9 @@ NODATA_FILE = 'nodata.csv'
 
 #: The dates of a multi-temporal dataset (``point, fn, date``) inside the root.
 DATES_FILE = 'dates.csv'
+
+#: The parameters of a dataset made by ``torchgeo-satclip build``, in the root.
+BUILD_FILE = 'build.json'
 
 #: :func:`sampled_sha256` reads this many blocks ...
 SAMPLE_BLOCKS = 16
@@ -479,6 +483,22 @@ def read_dates_file(
     return _check_dates(path, rows, points)
 
 
+class _PointsMismatchError(ValueError):
+    """``dates.csv`` and ``index.csv`` list different points."""
+
+    def __init__(self, message: str, missing: list[str], extra: list[str]) -> None:
+        """Record which points differ.
+
+        Args:
+            message: the error message.
+            missing: points of ``index.csv`` without rows in ``dates.csv``.
+            extra: points of ``dates.csv`` not in ``index.csv``.
+        """
+        super().__init__(message)
+        self.missing = missing
+        self.extra = extra
+
+
 def _check_dates(
     path: Path,
     rows: Sequence[tuple[int, str, str, datetime.date]],
@@ -514,9 +534,11 @@ def _check_dates(
         ):
             if names:
                 shown = ', '.join(names[:5]) + (', ...' if len(names) > 5 else '')
-                raise ValueError(
+                raise _PointsMismatchError(
                     f'{len(names)} point(s) {problem}: {shown}; every point of '
-                    'index.csv lists its images in dates.csv, and no other point'
+                    'index.csv lists its images in dates.csv, and no other point',
+                    missing,
+                    extra,
                 )
     return dates
 

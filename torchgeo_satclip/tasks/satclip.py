@@ -617,7 +617,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         mask = batch.get('date_mask')
         if mask is not None and not bool(mask.all()):
             raise ValueError(
-                "MoCo (moco_loss_weight > 0) needs two real views of every "
+                'MoCo (moco_loss_weight > 0) needs two real views of every '
                 "sample, but this batch pads places of dates='all' (its "
                 "'date_mask' has padding): set the dataset's dates: pair"
             )
