@@ -20,6 +20,7 @@ from torchgeo_satclip.models import load_location_encoder
 from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
 from torchgeo_satclip.tasks._moco import (
     MomentumEncoder,
+    in_parts,
     mlp_head,
     moco_loss,
     momentum_update,
@@ -264,6 +265,75 @@ def test_hybrid_loss_is_the_weighted_sum() -> None:
     assert {'i2l_top1', 'median_km', 'moco_acc'} <= set(metrics)
 
 
+# ------------------------------- shuffled batch norm on one process
+def bn_encoder() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 4)).train()
+
+
+def test_in_parts_normalises_each_part_on_its_own() -> None:
+    encoder = bn_encoder()
+    x = torch.randn(7, 3)
+    parts = in_parts(encoder, x, 3)  # 3, 2, 2 images
+    expected = torch.cat([encoder(x[:3]), encoder(x[3:5]), encoder(x[5:])])
+    torch.testing.assert_close(parts, expected)
+    assert not torch.allclose(parts, encoder(x))  # other statistics
+    torch.testing.assert_close(in_parts(encoder, x, 1), encoder(x))
+    # at least two images a part (one image has no batch statistics)
+    torch.testing.assert_close(in_parts(encoder, x[:5], 8), in_parts(encoder, x[:5], 2))
+    torch.testing.assert_close(in_parts(encoder, x[:3], 2), encoder(x[:3]))
+
+
+def test_keys_in_shuffled_parts_on_one_process() -> None:
+    encoder = MomentumEncoder(bn_encoder(), nn.Identity(), queue_size=4, dim=4)
+    x = torch.randn(8, 3)
+    torch.manual_seed(5)
+    keys = encoder(x, shuffle_bn=True, splits=2)
+    torch.manual_seed(5)
+    order = torch.randperm(8)
+    shuffled = torch.cat(
+        [encoder.backbone(x[order[:4]]), encoder.backbone(x[order[4:]])]
+    )
+    expected = torch.empty_like(shuffled)
+    expected[order] = F.normalize(shuffled, dim=1)
+    torch.testing.assert_close(keys, expected)
+    plain = encoder(x, shuffle_bn=True)  # one part: no shuffle, as before
+    torch.testing.assert_close(plain, F.normalize(encoder.backbone(x), dim=1))
+    assert not torch.allclose(keys, plain)
+    # without batch norm the parts change nothing: the keys come back in order
+    linear = MomentumEncoder(nn.Linear(3, 4), nn.Identity(), queue_size=4, dim=4)
+    torch.testing.assert_close(
+        linear(x, shuffle_bn=True, splits=3), linear(x), rtol=1e-6, atol=1e-6
+    )
+    assert torch.equal(encoder(x, shuffle_bn=False, splits=2), encoder(x))
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'training', 'n', 'parts'),
+    [
+        ({'moco_bn_splits': 2}, True, 4, [2, 2]),
+        ({'moco_bn_splits': 3}, True, 7, [3, 2, 2]),
+        ({'moco_bn_splits': 3, 'moco_symmetric': True}, True, 6, [2, 2, 2] * 2),
+        ({'moco_bn_splits': 8}, True, 5, [3, 2]),  # two images a part at least
+        ({'moco_bn_splits': 2}, False, 4, [4]),  # validation: whole batches
+        ({'moco_bn_splits': 2, 'moco_shuffle_bn': False}, True, 4, [4]),
+        ({}, True, 4, [4]),
+    ],
+)
+def test_task_encodes_in_parts_while_training(
+    kwargs: dict[str, Any], training: bool, n: int, parts: list[int]
+) -> None:
+    task = moco_task(**kwargs).train(training)
+    seen: dict[str, list[int]] = {'query': [], 'key': []}
+    for name, module in (('query', task.model), ('key', task.moco.backbone)):
+        module.register_forward_hook(
+            lambda _, args, out, name=name: seen[name].append(len(args[0]))
+        )
+    loss, _ = task.compute_loss(pair_batch(n), enqueue=training)
+    assert seen == {'query': parts, 'key': parts}
+    assert torch.isfinite(loss)
+
+
 # ----------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ('kwargs', 'match'),
@@ -277,6 +347,9 @@ def test_hybrid_loss_is_the_weighted_sum() -> None:
         ({'moco_momentum': 1.5}, 'moco_momentum'),
         ({'moco_temperature': 0.0}, 'moco_temperature'),
         ({'moco_positives': 'dates'}, 'moco_positives'),
+        ({'moco_bn_splits': 0}, 'moco_bn_splits must be >= 1, not 0'),
+        ({'moco_bn_splits': 2.0}, 'moco_bn_splits must be an integer, not 2.0'),
+        ({'moco_bn_splits': True}, 'moco_bn_splits must be an integer'),
         ({'optimizer': 'adam'}, 'optimizer'),
         ({'momentum': 1.0}, 'momentum'),
     ],

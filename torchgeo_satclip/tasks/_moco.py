@@ -4,13 +4,15 @@ Plain modules and tensor functions, kept apart from the Lightning task so that
 tests can drive them directly: the MLP projection head of MoCo-v2, the
 momentum (key) encoder with its queue of negative keys, the momentum update,
 the InfoNCE loss against the queue, and the shuffled batch norm of the key
-encoder across processes (He et al., CVPR 2020; Chen et al., 2020).
+encoder across processes, or across parts of the batch on one process (He et
+al., CVPR 2020; Chen et al., 2020).
 
 Under DDP every process enqueues the keys of the whole global batch, gathered
 in rank order, so the queue is the same tensor on every process.
 """
 
 import copy
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -22,6 +24,7 @@ __all__ = [
     'MoCoOutput',
     'MomentumEncoder',
     'gather_no_grad',
+    'in_parts',
     'mlp_head',
     'moco_loss',
     'momentum_update',
@@ -52,6 +55,32 @@ def gather_no_grad(tensor: Tensor) -> Tensor:
     parts = [torch.empty_like(tensor) for _ in range(world)]
     dist.all_gather(parts, tensor)
     return torch.cat(parts, dim=0)
+
+
+def in_parts(encode: Callable[[Tensor], Tensor], image: Tensor, parts: int) -> Tensor:
+    """*encode* applied to *parts* consecutive parts of a batch, concatenated.
+
+    Each part goes through the encoder on its own, so its batch-norm layers
+    (in training) normalise it with its own statistics, as *parts* devices
+    of one process each would: MoCo's way to emulate shuffled batch norm on
+    one GPU. Parts differ in size by at most one image
+    (:func:`torch.tensor_split`), and have at least two images each (a batch
+    of fewer than ``2 * parts`` images is cut in fewer parts), so that every
+    part has batch statistics.
+
+    Args:
+        encode: the encoder.
+        image: ``(B, ...)`` a batch.
+        parts: the number of parts.
+
+    Returns:
+        ``encode`` of every part, concatenated in batch order.
+    """
+    parts = min(parts, image.shape[0] // 2)
+    if parts <= 1:
+        return encode(image)
+    chunks = image.tensor_split(parts)
+    return torch.cat([encode(chunk) for chunk in chunks])
 
 
 def mlp_head(in_features: int, hidden_features: int, out_features: int) -> nn.Module:
@@ -200,7 +229,9 @@ class MomentumEncoder(nn.Module):
         momentum_update(self.head, head, momentum)
 
     @torch.no_grad()
-    def forward(self, image: Tensor, shuffle_bn: bool = False) -> Tensor:
+    def forward(
+        self, image: Tensor, shuffle_bn: bool = False, splits: int = 1
+    ) -> Tensor:
         """Normalised keys of images, without gradients.
 
         With *shuffle_bn* under a process group of several processes, the
@@ -209,29 +240,43 @@ class MomentumEncoder(nn.Module):
         the key encoder (so that batch-norm statistics mix samples of other
         processes), and the keys are unshuffled: MoCo's shuffled batch norm,
         which stops the model from finding the positive through the batch
-        statistics it shares with its query. A no-op on one process.
+        statistics it shares with its query. On one process the same happens
+        across *splits* parts of the batch, each encoded on its own (its own
+        batch-norm statistics), as if on as many devices; with one part it is
+        a no-op.
 
         Args:
             image: ``(B, C, H, W)`` images (equal B on every process when
                 shuffling).
-            shuffle_bn: shuffle the batch across processes.
+            shuffle_bn: shuffle the batch across processes (or parts).
+            splits: parts of the batch on one process (see :func:`in_parts`).
 
         Returns:
             ``(B, D)`` L2-normalised keys in float32.
         """
         rank, world = _world()
-        if not shuffle_bn or world == 1:
-            return F.normalize(self.head(self.backbone(image)).float(), dim=1)
+        if not shuffle_bn or (world == 1 and splits == 1):
+            return self._encode(image)
+        if world == 1:
+            permutation = torch.randperm(image.shape[0], device=image.device)
+            keys = in_parts(self._encode, image[permutation], splits)
+            restored = torch.empty_like(keys)
+            restored[permutation] = keys
+            return restored
         local = image.shape[0]
         images = gather_no_grad(image)
         permutation = torch.randperm(images.shape[0], device=image.device)
         dist.broadcast(permutation, src=0)
         mine = permutation[rank * local : (rank + 1) * local]
-        keys = F.normalize(self.head(self.backbone(images[mine])).float(), dim=1)
+        keys = self._encode(images[mine])
         shuffled = gather_no_grad(keys)
         restored = torch.empty_like(shuffled)
         restored[permutation] = shuffled
         return restored[rank * local : (rank + 1) * local]
+
+    def _encode(self, image: Tensor) -> Tensor:
+        """L2-normalised float32 keys of one batch of images."""
+        return F.normalize(self.head(self.backbone(image)).float(), dim=1)
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:

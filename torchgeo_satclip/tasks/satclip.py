@@ -71,7 +71,14 @@ from ._clip import (
     retrieval_metrics,
     spherical_kmeans,
 )
-from ._moco import MomentumEncoder, gather_no_grad, mlp_head, moco_loss
+from ._moco import (
+    MomentumEncoder,
+    _world,
+    gather_no_grad,
+    in_parts,
+    mlp_head,
+    moco_loss,
+)
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
@@ -190,6 +197,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         moco_positives: Literal['augmentation', 'temporal'] = 'augmentation',
         moco_symmetric: bool = False,
         moco_shuffle_bn: bool = True,
+        moco_bn_splits: int = 1,
         optimizer: Literal['adamw', 'sgd'] = 'adamw',
         momentum: float = 0.9,
     ) -> None:
@@ -283,9 +291,17 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             moco_symmetric: also use view 1 as query against view 0's key and
                 average the two losses (both keys are enqueued).
             moco_shuffle_bn: MoCo's shuffled batch norm: the key encoder sees
-                the global batch shuffled across processes under DDP. A no-op
-                on one process (the batch-norm statistics of a key batch are
-                then those of its own queries' images).
+                the global batch shuffled across processes under DDP. On one
+                process, see *moco_bn_splits*; with 1 there it is a no-op (the
+                batch-norm statistics of a key batch are then those of its own
+                queries' images).
+            moco_bn_splits: on one process with *moco_shuffle_bn*, emulate
+                shuffled batch norm over this many devices, as MoCo's one-GPU
+                demo does with 8: in training, the backbone encodes the query
+                images in this many consecutive parts and the key encoder the
+                shuffled key images in as many parts, each part with its own
+                batch-norm statistics, and the keys are unshuffled. 1: off.
+                Ignored under DDP (the shuffle is across processes there).
             optimizer: ``'adamw'`` (SatCLIP) or ``'sgd'`` with *momentum*
                 (MoCo-v2 and GASSL: lr 0.03, weight decay 1e-4 on every
                 parameter).
@@ -314,6 +330,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             moco_momentum=moco_momentum,
             moco_temperature=moco_temperature,
             moco_positives=moco_positives,
+            moco_bn_splits=moco_bn_splits,
             freeze_backbone=freeze_backbone,
             optimizer=optimizer,
             momentum=momentum,
@@ -557,7 +574,11 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             if self.clip_enabled:
                 features = features.to(self.projection.weight.dtype)
         elif 'image' in batch:
-            features = self.image_features(_first_view(batch['image']))
+            features = in_parts(
+                self.image_features,
+                _first_view(batch['image']),
+                self._bn_splits(enqueue),
+            )
         else:
             raise KeyError("a SatCLIP batch needs 'image' or 'features'")
         hp = self.hparams
@@ -651,17 +672,20 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         if training:
             self.moco.update(self.model, self.moco_head, float(hp['moco_momentum']))
         shuffle = training and bool(hp['moco_shuffle_bn'])
+        splits = self._bn_splits(enqueue)
         key_view = self._channels_last(image[:, 1])
         query = cast(Tensor, self.moco_head(query_features))
-        key = self.moco(key_view, shuffle_bn=shuffle)
+        key = self.moco(key_view, shuffle_bn=shuffle, splits=splits)
         queue = self.moco.queue.clone()
         temperature = float(hp['moco_temperature'])
         output = moco_loss(query, key, queue, temperature)
         loss, accuracy = output.loss, output.accuracy
         keys = [key]
         if hp.get('moco_symmetric', False):
-            second = self.image_features(key_view)
-            other_key = self.moco(self._channels_last(image[:, 0]), shuffle_bn=shuffle)
+            second = in_parts(self.image_features, key_view, splits)
+            other_key = self.moco(
+                self._channels_last(image[:, 0]), shuffle_bn=shuffle, splits=splits
+            )
             other = moco_loss(
                 cast(Tensor, self.moco_head(second)), other_key, queue, temperature
             )
@@ -672,6 +696,19 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             for part in keys:
                 self.moco.enqueue(gather_no_grad(part))
         return loss, accuracy
+
+    def _bn_splits(self, enqueue: bool) -> int:
+        """Parts of a batch for emulated shuffled batch norm (1: none).
+
+        *moco_bn_splits* while training MoCo with *moco_shuffle_bn* on one
+        process; else 1 (validation, DDP, MoCo off).
+        """
+        hp = self.hparams
+        if not (self.moco_enabled and enqueue and self.training):
+            return 1
+        if not hp['moco_shuffle_bn'] or _world()[1] > 1:
+            return 1
+        return int(hp.get('moco_bn_splits', 1))
 
     def _channels_last(self, image: Tensor) -> Tensor:
         """The image in the backbone's memory format (``channels_last`` option)."""
@@ -921,6 +958,7 @@ def _check_moco_arguments(
     moco_momentum: float,
     moco_temperature: float,
     moco_positives: str,
+    moco_bn_splits: int,
     freeze_backbone: bool,
     optimizer: str,
     momentum: float,
@@ -952,6 +990,10 @@ def _check_moco_arguments(
         )
     if moco_queue_size < 1:
         raise ValueError(f'moco_queue_size must be positive, not {moco_queue_size}')
+    if isinstance(moco_bn_splits, bool) or not isinstance(moco_bn_splits, int):
+        raise ValueError(f'moco_bn_splits must be an integer, not {moco_bn_splits!r}')
+    if moco_bn_splits < 1:
+        raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
     if not 0 <= moco_momentum <= 1:
         raise ValueError(f'moco_momentum must be in [0, 1], not {moco_momentum}')
     if moco_temperature <= 0:
