@@ -9,7 +9,8 @@
 #
 # Environment: OUT (runs/gassl_compare), DATA (data/demo_t, made when missing),
 # POINTS (2000), EPOCHS (50), JOBS (2 trainings at a time, one thread each),
-# BATCH (the recipes' batch sizes unless set; tests use a tiny world).
+# BATCH (the recipes' batch sizes unless set; tests use a tiny world),
+# VARIANTS (the five below unless set: names separated by spaces).
 #
 # Variants (configs/gassl_demo.yaml is MoCo-v2 + Geo + TP; the others switch
 # parts off on the command line; satclip is configs/satclip_demo.yaml):
@@ -18,6 +19,9 @@
 #   moco_v2_tp      temporal positives (dates: pair)
 #   moco_v2_geo_tp  temporal positives and the geo pretext
 #   satclip         SatCLIP's image-location CLIP loss, on the index images
+# and, only when VARIANTS names them, two of them without the recipe's
+# shuffled batch norm over 8 parts of a batch (moco_bn_splits: 1):
+#   moco_v2_nosplit, moco_v2_geo_tp_nosplit
 # Each trains in its own folder OUT/<variant> (the recipes write
 # runs/... relative to the working directory).
 set -euo pipefail
@@ -53,19 +57,24 @@ train() {  # train NAME CONFIG [ARGS...]
         { echo "$name failed: see $OUT/$name/fit.log" >&2; return 1; }
     echo "$name: $EPOCHS epochs in $(( $(date +%s) - start )) s"
 }
-names=(moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip)
-run() {  # run INDEX
+nosplit=(--model.init_args.moco_bn_splits 1)
+read -r -a names <<< "${VARIANTS:-moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip}"
+run() {  # run NAME
     case $1 in
-        0) train moco_v2 gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" ;;
-        1) train moco_v2_geo gassl_demo.yaml "${augmentation[@]}" ;;
-        2) train moco_v2_tp gassl_demo.yaml "${nogeo[@]}" ;;
-        3) train moco_v2_geo_tp gassl_demo.yaml ;;
-        4) train satclip satclip_demo.yaml --trainer.max_epochs "$EPOCHS" ;;
+        moco_v2) train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" ;;
+        moco_v2_geo) train "$1" gassl_demo.yaml "${augmentation[@]}" ;;
+        moco_v2_tp) train "$1" gassl_demo.yaml "${nogeo[@]}" ;;
+        moco_v2_geo_tp) train "$1" gassl_demo.yaml ;;
+        satclip) train "$1" satclip_demo.yaml --trainer.max_epochs "$EPOCHS" ;;
+        moco_v2_nosplit)
+            train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" "${nosplit[@]}" ;;
+        moco_v2_geo_tp_nosplit) train "$1" gassl_demo.yaml "${nosplit[@]}" ;;
+        *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
 pids=()
-for i in "${!names[@]}"; do
-    run "$i" &
+for name in "${names[@]}"; do
+    run "$name" &
     pids+=($!)
     if [ "${#pids[@]}" -ge "$JOBS" ]; then
         wait "${pids[0]}"

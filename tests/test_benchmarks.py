@@ -145,6 +145,8 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         'EPOCHS': '1',
         'BATCH': '16',
         'CUDA_VISIBLE_DEVICES': '',
+        'VARIANTS': 'moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip '
+        'moco_v2_nosplit',
     }
     result = subprocess.run(
         ['bash', str(ROOT / 'benchmarks' / 'gassl_demo.sh')],
@@ -165,12 +167,13 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         'moco_v2_tp',
         'moco_v2_geo_tp',
         'satclip',
+        'moco_v2_nosplit',
         'random mobilenetv3_small_050',
     }
     # each variant trained what it says: MoCo's parts and the geo head or not
     hparams = {
         name: (tmp_path / 'out' / name).rglob('hparams.yaml')
-        for name in ('moco_v2', 'moco_v2_geo_tp', 'satclip')
+        for name in ('moco_v2', 'moco_v2_geo_tp', 'satclip', 'moco_v2_nosplit')
     }
     text = {name: next(paths).read_text() for name, paths in hparams.items()}
     assert 'moco_positives: augmentation' in text['moco_v2']
@@ -178,3 +181,6 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
     assert 'moco_positives: temporal' in text['moco_v2_geo_tp']
     assert 'geo_classes: 20' in text['moco_v2_geo_tp']
     assert 'moco_loss_weight: 0.0' in text['satclip']
+    assert 'moco_bn_splits: 8' in text['moco_v2']
+    assert 'moco_bn_splits: 1' in text['moco_v2_nosplit']
+    assert 'geo_classes: 0' in text['moco_v2_nosplit']
