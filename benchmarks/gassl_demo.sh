@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Geography-Aware SSL comparison of docs/gassl.md, on the seasonal demo
-# world: five image encoders trained the same number of epochs, then one
+# world: image encoders trained the same number of epochs, then one
 # linear probe of their frozen features for the climate class, side by side
 # with a randomly initialised backbone.
 #
@@ -35,6 +35,16 @@ batch=()
 [ -n "${BATCH:-}" ] && batch=(--data.init_args.batch_size "$BATCH")
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
+known=" moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip moco_v2_nosplit moco_v2_geo_tp_nosplit "
+read -r -a names <<< "${VARIANTS:-moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip}"
+seen=" "
+for name in "${names[@]}"; do  # checked before anything trains
+    case "$known" in *" $name "*) ;; *) echo "unknown variant $name (known:$known)" >&2; exit 2 ;; esac
+    case "$seen" in *" $name "*) echo "variant $name named twice" >&2; exit 2 ;; esac
+    seen+="$name "
+done
+[ "${#names[@]}" -gt 0 ] || { echo "VARIANTS names no variant" >&2; exit 2; }
+
 if [ ! -f "$DATA/dates.csv" ]; then
     torchgeo-satclip demo-data "$DATA" --n "$POINTS" --dates 4 --overwrite --quiet
     torchgeo-satclip pack "$DATA" --patch-size 32
@@ -58,7 +68,6 @@ train() {  # train NAME CONFIG [ARGS...]
     echo "$name: $EPOCHS epochs in $(( $(date +%s) - start )) s"
 }
 nosplit=(--model.init_args.moco_bn_splits 1)
-read -r -a names <<< "${VARIANTS:-moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip}"
 run() {  # run NAME
     case $1 in
         moco_v2) train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" ;;
@@ -69,7 +78,6 @@ run() {  # run NAME
         moco_v2_nosplit)
             train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" "${nosplit[@]}" ;;
         moco_v2_geo_tp_nosplit) train "$1" gassl_demo.yaml "${nosplit[@]}" ;;
-        *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
 pids=()

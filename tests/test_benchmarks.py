@@ -133,6 +133,27 @@ def test_gpu_suite_tests_section(
     assert figures['tests_passed'] == 1
 
 
+@pytest.mark.parametrize(
+    ('variants', 'message'),
+    [('moco_v2 typo', 'unknown variant typo'), ('satclip satclip', 'named twice')],
+)
+def test_gassl_demo_checks_variants_first(
+    tmp_path: Path, variants: str, message: str
+) -> None:
+    env = {**os.environ, 'VARIANTS': variants, 'OUT': str(tmp_path / 'out')}
+    env['DATA'] = str(tmp_path / 'absent')  # nothing is made before the check
+    result = subprocess.run(
+        ['bash', str(ROOT / 'benchmarks' / 'gassl_demo.sh')],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / 'absent').exists()
+
+
 def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
     """docs/gassl.md's comparison, on a tiny world for one epoch: it never rots."""
     bin_dir = str(Path(sys.executable).parent)

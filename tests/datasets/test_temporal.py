@@ -357,6 +357,19 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
     with pytest.raises(ValueError, match=r'are not in index\.csv: patch_9\.tif') as e:
         S2100K(root, patch_size=SIZE, dates='pair')
     assert 'build' not in str(e.value)
+    # made by build, but two points ahead: no kill leaves that, no build hint
+    (root / 'build.json').write_text('{}')
+    (root / 'dates.csv').write_text(
+        text
+        + 'patch_8.tif,patch_8.tif,2021-01-01\n'
+        + 'patch_9.tif,patch_9.tif,2021-01-01\n'
+    )
+    with pytest.raises(ValueError, match=r'2 point\(s\) .* not in index') as e:
+        S2100K(root, patch_size=SIZE, dates='pair')
+    assert 'build' not in str(e.value)
+    (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
+    with pytest.raises(ValueError, match='run the same build again'):
+        S2100K(root, patch_size=SIZE, dates='pair')
     single = lines[:1] + [
         line for line in lines[1:] if line.split(',')[0] == line.split(',')[1]
     ]

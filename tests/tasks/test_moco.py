@@ -308,6 +308,11 @@ def test_keys_in_shuffled_parts_on_one_process() -> None:
     assert torch.equal(encoder(x, shuffle_bn=False, splits=2), encoder(x))
 
 
+def test_bn_splits_accepts_numpy_integers() -> None:
+    task = moco_task(moco_bn_splits=np.int64(2)).train()
+    assert task._bn_splits(enqueue=True) == 2
+
+
 @pytest.mark.parametrize(
     ('kwargs', 'training', 'n', 'parts'),
     [
@@ -381,8 +386,10 @@ def test_batches_that_contradict_the_positives_are_refused() -> None:
     padded = pair_batch(dates=True)  # dates='all' of places of 1 and 2 dates
     padded['date_mask'] = torch.ones(padded['date'].shape, dtype=torch.bool)
     padded['date_mask'][0, 1] = False
-    with pytest.raises(ValueError, match=r"pads places of dates='all'"):
+    with pytest.raises(ValueError, match=r"pads places of dates='all'.*dates: pair"):
         temporal.compute_loss(padded, enqueue=True)
+    with pytest.raises(ValueError, match=r"dates='all'.*dates: index and .*views: 2"):
+        augmentation.compute_loss(padded, enqueue=True)
     assert int(temporal.moco.queue_ptr) == 0  # nothing refused was enqueued
     padded['date_mask'][0, 1] = True  # two real dates everywhere: accepted
     temporal.compute_loss(padded, enqueue=True)

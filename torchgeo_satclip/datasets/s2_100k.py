@@ -411,7 +411,8 @@ class S2100K(NonGeoDataset):
         try:
             return read_dates_file(path, points=fns)
         except _PointsMismatchError as error:
-            if error.missing or not (self.root / BUILD_FILE).is_file():
+            killed = not error.missing and len(error.extra) == 1
+            if not killed or not (self.root / BUILD_FILE).is_file():
                 raise
             raise ValueError(
                 f'{error}. {self.root} was made by `torchgeo-satclip build` '

@@ -484,7 +484,12 @@ def read_dates_file(
 
 
 class _PointsMismatchError(ValueError):
-    """``dates.csv`` and ``index.csv`` list different points."""
+    """``dates.csv`` and ``index.csv`` list different points.
+
+    Attributes:
+        missing: points of ``index.csv`` without rows in ``dates.csv``.
+        extra: points of ``dates.csv`` not in ``index.csv``.
+    """
 
     def __init__(self, message: str, missing: list[str], extra: list[str]) -> None:
         """Record which points differ.

@@ -178,7 +178,8 @@ class MomentumEncoder(nn.Module):
 
     Its parameters never need gradients; :meth:`update` moves them towards
     the query encoder, :meth:`forward` computes normalised keys (with
-    shuffled batch norm across processes when asked) and :meth:`enqueue`
+    shuffled batch norm across processes, or parts of the batch on one
+    process, when asked) and :meth:`enqueue`
     replaces the oldest keys of the queue, first in, first out.
 
     Attributes:

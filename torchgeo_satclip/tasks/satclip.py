@@ -40,6 +40,7 @@ MoCo's parts are saved as ``moco_head.*`` (the query head) and ``moco.*``
 """
 
 import math
+import numbers
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -197,9 +198,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         moco_positives: Literal['augmentation', 'temporal'] = 'augmentation',
         moco_symmetric: bool = False,
         moco_shuffle_bn: bool = True,
-        moco_bn_splits: int = 1,
         optimizer: Literal['adamw', 'sgd'] = 'adamw',
         momentum: float = 0.9,
+        moco_bn_splits: int = 1,
     ) -> None:
         """Initialize a new SatCLIPTask instance.
 
@@ -295,6 +296,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 process, see *moco_bn_splits*; with 1 there it is a no-op (the
                 batch-norm statistics of a key batch are then those of its own
                 queries' images).
+            optimizer: ``'adamw'`` (SatCLIP) or ``'sgd'`` with *momentum*
+                (MoCo-v2 and GASSL: lr 0.03, weight decay 1e-4 on every
+                parameter).
+            momentum: momentum of SGD.
             moco_bn_splits: on one process with *moco_shuffle_bn*, emulate
                 shuffled batch norm over this many devices, as MoCo's one-GPU
                 demo does with 8: in training, the backbone encodes the query
@@ -302,10 +307,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 shuffled key images in as many parts, each part with its own
                 batch-norm statistics, and the keys are unshuffled. 1: off.
                 Ignored under DDP (the shuffle is across processes there).
-            optimizer: ``'adamw'`` (SatCLIP) or ``'sgd'`` with *momentum*
-                (MoCo-v2 and GASSL: lr 0.03, weight decay 1e-4 on every
-                parameter).
-            momentum: momentum of SGD.
+                Batch-norm running statistics are then updated once per part
+                (k times a step).
 
         Raises:
             ValueError: on an invalid argument.
@@ -549,9 +552,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
         ``clip_loss_weight * CLIP + moco_loss_weight * MoCo + geo_loss_weight *
         geo`` over the enabled parts. The backbone runs once on the query view
-        (view 0 of a two-view batch): CLIP projects its features, MoCo's head
-        maps them to queries, and the geo head reads the projection (CLIP on)
-        or the features themselves (CLIP off).
+        (view 0 of a two-view batch; in *moco_bn_splits* parts when they
+        apply): CLIP projects its features, MoCo's head maps them to queries,
+        and the geo head reads the projection (CLIP on) or the features
+        themselves (CLIP off).
 
         Args:
             batch: ``point`` and ``image`` (``(B, 2, C, H, W)`` with MoCo) or
@@ -637,10 +641,15 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             )
         mask = batch.get('date_mask')
         if mask is not None and not bool(mask.all()):
+            fix = (
+                "the dataset's dates: pair"
+                if positives == 'temporal'
+                else "the dataset's dates: index and the datamodule's views: 2"
+            )
             raise ValueError(
                 'MoCo (moco_loss_weight > 0) needs two real views of every '
                 "sample, but this batch pads places of dates='all' (its "
-                "'date_mask' has padding): set the dataset's dates: pair"
+                f"'date_mask' has padding): set {fix}"
             )
         date = batch.get('date')
         temporal = date is not None and date.ndim == 2
@@ -990,7 +999,9 @@ def _check_moco_arguments(
         )
     if moco_queue_size < 1:
         raise ValueError(f'moco_queue_size must be positive, not {moco_queue_size}')
-    if isinstance(moco_bn_splits, bool) or not isinstance(moco_bn_splits, int):
+    if isinstance(moco_bn_splits, bool) or not isinstance(
+        moco_bn_splits, numbers.Integral
+    ):
         raise ValueError(f'moco_bn_splits must be an integer, not {moco_bn_splits!r}')
     if moco_bn_splits < 1:
         raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
