@@ -164,7 +164,9 @@ class ThreadedBatchLoader:
             shuffle: a new seeded order every epoch.
             drop_last: drop the last incomplete batch.
             num_threads: reading threads.
-            pin_memory: allocate batches in page-locked memory (needs CUDA).
+            pin_memory: allocate batches in page-locked memory (needs CUDA);
+                without it they come from a small pool of ordinary blocks,
+                each lent again once no tensor of its batch is left.
             prefetch: batches read ahead of the one being used.
             seed: seed of the shuffle (the same on every rank).
             rank: this process's rank (default: from ``torch.distributed``).
