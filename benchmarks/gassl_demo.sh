@@ -10,7 +10,8 @@
 # Environment: OUT (runs/gassl_compare), DATA (data/demo_t, made when missing),
 # POINTS (2000), EPOCHS (50), JOBS (2 trainings at a time, one thread each),
 # BATCH (the recipes' batch sizes unless set; tests use a tiny world),
-# VARIANTS (the five below unless set: names separated by spaces).
+# VARIANTS (the five below unless set: names separated by spaces),
+# SEED (the recipes' seed_everything, 0, unless set).
 #
 # Variants (configs/gassl_demo.yaml is MoCo-v2 + Geo + TP; the others switch
 # parts off on the command line; satclip is configs/satclip_demo.yaml):
@@ -31,8 +32,9 @@ DATA="${DATA:-data/demo_t}"
 POINTS="${POINTS:-2000}"
 EPOCHS="${EPOCHS:-50}"
 JOBS="${JOBS:-2}"
-batch=()
-[ -n "${BATCH:-}" ] && batch=(--data.init_args.batch_size "$BATCH")
+extra=()  # arguments for every training
+[ -n "${BATCH:-}" ] && extra+=(--data.init_args.batch_size "$BATCH")
+[ -n "${SEED:-}" ] && extra+=(--seed_everything "$SEED")
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
 known=" moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip moco_v2_nosplit moco_v2_geo_tp_nosplit "
@@ -63,7 +65,7 @@ train() {  # train NAME CONFIG [ARGS...]
         --trainer.max_epochs "$EPOCHS" --trainer.enable_progress_bar false \
         --trainer.logger lightning.pytorch.loggers.CSVLogger \
         --trainer.logger.save_dir "$OUT/$name" \
-        --data.dict_kwargs.root "$DATA" "${batch[@]}" "$@" > "$OUT/$name/fit.log" 2>&1) ||
+        --data.dict_kwargs.root "$DATA" "${extra[@]}" "$@" > "$OUT/$name/fit.log" 2>&1) ||
         { echo "$name failed: see $OUT/$name/fit.log" >&2; return 1; }
     echo "$name: $EPOCHS epochs in $(( $(date +%s) - start )) s"
 }
