@@ -20,9 +20,9 @@
 #   moco_v2_tp      temporal positives (dates: pair)
 #   moco_v2_geo_tp  temporal positives and the geo pretext
 #   satclip         SatCLIP's image-location CLIP loss, on the index images
-# and, only when VARIANTS names them, two of them without the recipe's
-# shuffled batch norm over 8 parts of a batch (moco_bn_splits: 1):
-#   moco_v2_nosplit, moco_v2_geo_tp_nosplit
+# and, only when VARIANTS names them, two of them with shuffled batch norm
+# emulated over 8 parts of a batch (moco_bn_splits: 8):
+#   moco_v2_split8, moco_v2_geo_tp_split8
 # Each trains in its own folder OUT/<variant> (the recipes write
 # runs/... relative to the working directory).
 set -euo pipefail
@@ -37,7 +37,7 @@ extra=()  # arguments for every training
 [ -n "${SEED:-}" ] && extra+=(--seed_everything "$SEED")
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
-known=" moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip moco_v2_nosplit moco_v2_geo_tp_nosplit "
+known=" moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip moco_v2_split8 moco_v2_geo_tp_split8 "
 read -r -a names <<< "${VARIANTS:-moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip}"
 seen=" "
 for name in "${names[@]}"; do  # checked before anything trains
@@ -69,7 +69,7 @@ train() {  # train NAME CONFIG [ARGS...]
         { echo "$name failed: see $OUT/$name/fit.log" >&2; return 1; }
     echo "$name: $EPOCHS epochs in $(( $(date +%s) - start )) s"
 }
-nosplit=(--model.init_args.moco_bn_splits 1)
+split8=(--model.init_args.moco_bn_splits 8)
 run() {  # run NAME
     case $1 in
         moco_v2) train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" ;;
@@ -77,9 +77,9 @@ run() {  # run NAME
         moco_v2_tp) train "$1" gassl_demo.yaml "${nogeo[@]}" ;;
         moco_v2_geo_tp) train "$1" gassl_demo.yaml ;;
         satclip) train "$1" satclip_demo.yaml --trainer.max_epochs "$EPOCHS" ;;
-        moco_v2_nosplit)
-            train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" "${nosplit[@]}" ;;
-        moco_v2_geo_tp_nosplit) train "$1" gassl_demo.yaml "${nosplit[@]}" ;;
+        moco_v2_split8)
+            train "$1" gassl_demo.yaml "${nogeo[@]}" "${augmentation[@]}" "${split8[@]}" ;;
+        moco_v2_geo_tp_split8) train "$1" gassl_demo.yaml "${split8[@]}" ;;
     esac
 }
 pids=()

@@ -167,7 +167,7 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         'BATCH': '16',
         'CUDA_VISIBLE_DEVICES': '',
         'VARIANTS': 'moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip '
-        'moco_v2_nosplit',
+        'moco_v2_split8',
     }
     result = subprocess.run(
         ['bash', str(ROOT / 'benchmarks' / 'gassl_demo.sh')],
@@ -188,13 +188,13 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         'moco_v2_tp',
         'moco_v2_geo_tp',
         'satclip',
-        'moco_v2_nosplit',
+        'moco_v2_split8',
         'random mobilenetv3_small_050',
     }
     # each variant trained what it says: MoCo's parts and the geo head or not
     hparams = {
         name: (tmp_path / 'out' / name).rglob('hparams.yaml')
-        for name in ('moco_v2', 'moco_v2_geo_tp', 'satclip', 'moco_v2_nosplit')
+        for name in ('moco_v2', 'moco_v2_geo_tp', 'satclip', 'moco_v2_split8')
     }
     text = {name: next(paths).read_text() for name, paths in hparams.items()}
     assert 'moco_positives: augmentation' in text['moco_v2']
@@ -203,5 +203,5 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
     assert 'geo_classes: 20' in text['moco_v2_geo_tp']
     assert 'moco_loss_weight: 0.0' in text['satclip']
     assert 'moco_bn_splits: 8' in text['moco_v2']
-    assert 'moco_bn_splits: 1' in text['moco_v2_nosplit']
-    assert 'geo_classes: 0' in text['moco_v2_nosplit']
+    assert 'moco_bn_splits: 1' in text['moco_v2_split8']
+    assert 'geo_classes: 0' in text['moco_v2_split8']
