@@ -202,6 +202,6 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
     assert 'moco_positives: temporal' in text['moco_v2_geo_tp']
     assert 'geo_classes: 20' in text['moco_v2_geo_tp']
     assert 'moco_loss_weight: 0.0' in text['satclip']
-    assert 'moco_bn_splits: 8' in text['moco_v2']
-    assert 'moco_bn_splits: 1' in text['moco_v2_split8']
+    assert 'moco_bn_splits: 1' in text['moco_v2']
+    assert 'moco_bn_splits: 8' in text['moco_v2_split8']
     assert 'geo_classes: 0' in text['moco_v2_split8']
