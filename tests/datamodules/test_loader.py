@@ -123,7 +123,9 @@ def test_released_batches_are_read_into_the_same_blocks(dataset: S2100K) -> None
             del batch
         blocks = loader._buffers._blocks[(1, 12, 32, 32)]
         assert len(blocks) < len(expected) == 8  # reused, not one per batch
-        assert addresses == {block.ctypes.data for block, _ in blocks}
+        # every batch was read into one of the pool's blocks (how many blocks
+        # an epoch needs depends on how fast the threads are)
+        assert addresses <= {block.ctypes.data for block, _ in blocks}
 
 
 def test_held_batches_are_never_read_into(dataset: S2100K) -> None:
