@@ -19,14 +19,15 @@ sent between processes); then the same packed batches read by as many
 threads of the main process (``ThreadedBatchLoader``, the datamodule's
 default for the packed layout), and, as "no pool", the same threads reading
 every batch into fresh memory (the loader without its pool of batch blocks,
-allocated by ``torch.empty`` as before the pool), with the ratios of the fastest packed
-pipeline to GeoTIFF and to "before".
+allocated by ``torch.empty`` as before the pool), with the ratios of the
+fastest packed pipeline to GeoTIFF and to "before".
 Every pipeline makes one untimed full pass, then ``--passes`` timed ones (3
 by default) with the same workers or threads: the steady state of training,
 without start-up transients (starting workers, first batch buffers faulted
-in); its rate is the images of the timed passes over their time. The packed shards are freshly written, so they are in the page cache:
-the packed figure is the decode-free ceiling; from a cold disk it is bounded
-by disk bandwidth (1.5 MiB per patch).
+in); its rate is the images of the timed passes over their time. The packed
+shards are freshly written, so they are in the page cache: the packed figure
+is the decode-free ceiling; from a cold disk it is bounded by disk bandwidth
+(1.5 MiB per patch).
 """
 
 import argparse
@@ -189,8 +190,7 @@ def main() -> None:
         print(
             f'{"workers":>8} {"GeoTIFF":>10} {"before":>10} {"packed":>10} '
             f'{"threads":>10} {"no pool":>10} {"vs GeoTIFF":>11} {"vs before":>10}  '
-            '(images/s per '
-            f'worker or thread, batch {args.batch_size})'
+            f'(images/s per worker or thread, batch {args.batch_size})'
         )
         for workers in args.workers:
             per_worker = {

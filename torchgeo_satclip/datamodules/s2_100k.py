@@ -392,10 +392,7 @@ def collate_all_dates(
         for i, sample in enumerate(samples):
             out[i, : counts[i]] = sample[key]
         batch[key] = out
-    mask = torch.zeros((len(samples), length), dtype=torch.bool)
-    for i, count in enumerate(counts):
-        mask[i, :count] = True
-    batch['date_mask'] = mask
+    batch['date_mask'] = torch.arange(length) < torch.tensor(counts).unsqueeze(1)
     return batch
 
 
