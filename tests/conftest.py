@@ -4,12 +4,14 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import timm
 
 from .geoclip_weights import (
     installed_geoclip_weights,
     make_fake_distribution,
     random_geoclip_state,
 )
+from .tiny_timm import create_classifier_model, create_model
 
 matplotlib.use('agg')
 
@@ -51,3 +53,15 @@ def no_geoclip(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(name)
 
     monkeypatch.setattr(metadata, 'distribution', distribution)
+
+
+@pytest.fixture
+def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``timm.create_model`` builds :class:`tests.tiny_timm.TinyNet`."""
+    monkeypatch.setattr(timm, 'create_model', create_model)
+
+
+@pytest.fixture
+def tiny_timm_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``timm.create_model`` builds :class:`tests.tiny_timm.TinyClassifierNet`."""
+    monkeypatch.setattr(timm, 'create_model', create_classifier_model)

@@ -3,7 +3,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import timm
 import torch
 
 from torchgeo_satclip.datamodules import (
@@ -15,14 +14,9 @@ from torchgeo_satclip.datamodules import (
 )
 from torchgeo_satclip.tasks import SatCLIPTask
 
-from ..tasks.test_satclip import create_model
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
-
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
 
 
 def frozen_task(**kwargs: Any) -> SatCLIPTask:

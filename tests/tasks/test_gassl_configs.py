@@ -4,23 +4,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import yaml
 from torchgeo.main import main
 
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 
-from .test_satclip import create_model, tiny_fit_args
+from .test_satclip import tiny_fit_args
+
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 PAPER = sorted(CONFIGS.glob('gassl_moco_v2*.yaml'))
 ALL = [*PAPER, CONFIGS / 'gassl_demo.yaml', CONFIGS / 'satclip_gassl_hybrid.yaml']
-
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
 
 
 def load(config: Path) -> dict[str, Any]:

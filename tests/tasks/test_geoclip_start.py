@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 import yaml
 from lightning.pytorch import Trainer
@@ -16,19 +15,14 @@ from torchgeo_satclip.models import (
 )
 from torchgeo_satclip.tasks import SatCLIPTask
 
-from .test_satclip import CONFIGS, create_model, quiet_datamodule
+from .test_satclip import CONFIGS, quiet_datamodule
 
 CONFIG = CONFIGS / 'geoclip_resnet18_pretrained.yaml'
 POINTS = torch.tensor(
     [[2.35, 48.86], [-74.0, 40.7], [151.2, -33.9], [180.0, 90.0], [-180.0, -90.0]]
 )
 
-pytestmark = pytest.mark.usefixtures('geoclip_available')
-
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('geoclip_available', 'tiny_timm')
 
 
 def geoclip_task(**overrides: Any) -> SatCLIPTask:

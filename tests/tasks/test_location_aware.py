@@ -4,11 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
-from torch import nn
 from torchgeo.main import main
 
 from torchgeo_satclip._compat import ClassificationTask, RegressionTask
@@ -30,34 +28,7 @@ from torchgeo_satclip.tasks.utils import (
 CONF = Path('tests', 'conf')
 
 
-class TinyNet(nn.Module):
-    """A timm-like model small enough for the CPU tests."""
-
-    def __init__(self, in_chans: int = 3, num_classes: int = 0) -> None:
-        super().__init__()
-        self.num_features = 4
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
-        self.reset_classifier(num_classes)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(4, num_classes) if num_classes else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
-
-
-def create_model(*args: Any, **kwargs: Any) -> nn.Module:
-    return TinyNet(kwargs.get('in_chans', 3), kwargs.get('num_classes', 0))
-
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm_classifier')
 
 
 def run(args: list[str], tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import timm
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Trainer
@@ -26,15 +25,11 @@ from torchgeo_satclip.tasks._moco import (
     momentum_update,
 )
 
-from .test_satclip import create_model
 from .test_satclip import trainer as quiet_trainer
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 
 def moco_task(**kwargs: Any) -> SatCLIPTask:

@@ -5,14 +5,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import timm
 
-from .test_satclip import CONF, RECIPES, create_model, run
+from .test_satclip import CONF, RECIPES, run
 
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 
 @pytest.mark.parametrize('fmt', ['parquet', 'npy'])

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 from lightning.pytorch import Trainer
 from torch import nn
@@ -19,12 +18,9 @@ from torchgeo_satclip.tasks import (
     SatCLIPTask,
 )
 
-from .test_location_aware import CONF, create_model
+from .test_location_aware import CONF
 
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm_classifier')
 
 
 def weights_file(tmp_path: Path) -> Path:

@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import timm
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -25,6 +24,8 @@ from torchgeo_satclip.tasks._clip import (
     spherical_kmeans,
 )
 
+from ..tiny_timm import TinyNet
+
 CONF = Path('tests', 'conf')
 CONFIGS = Path('configs')
 DATA = Path('tests', 'data', 's2_100k')
@@ -34,31 +35,7 @@ RECIPES = sorted(
 )
 
 
-class TinyNet(nn.Module):
-    """A timm-like model small enough for the CPU tests."""
-
-    def __init__(self, in_chans: int = 3, num_classes: int = 0) -> None:
-        super().__init__()
-        self.num_features = 4
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 4, 3, padding=1),
-            nn.BatchNorm2d(4),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.fc: nn.Module = nn.Linear(4, num_classes) if num_classes else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
-
-
-def create_model(*args: Any, **kwargs: Any) -> nn.Module:
-    return TinyNet(kwargs.get('in_chans', 3), kwargs.get('num_classes', 0))
-
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 
 def tiny_fit_args(config: Path, root: Path) -> list[str]:

@@ -4,17 +4,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 
 from torchgeo_satclip.datamodules import S2100KDataModule
 
-from .test_satclip import DATA, create_model, tiny_task, trainer
+from .test_satclip import DATA, tiny_task, trainer
 
-
-@pytest.fixture(autouse=True)
-def tiny_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timm, 'create_model', create_model)
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 
 def test_last_batch_of_one_is_skipped(tmp_path: Path) -> None:

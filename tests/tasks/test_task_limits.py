@@ -4,7 +4,9 @@ from typing import Any
 
 import pytest
 
-from .test_satclip import tiny_task, tiny_timm  # noqa: F401 (fixture)
+from .test_satclip import tiny_task
+
+pytestmark = pytest.mark.usefixtures('tiny_timm')
 
 
 @pytest.mark.parametrize(
