@@ -114,8 +114,9 @@ def test_fused_spherical_harmonics_on_cuda(
 ) -> None:
     """The compiled kernel, chosen by default on CUDA, against the recurrence.
 
-    8,192 points (divisible by 16) run the variant with vectorised stores,
-    8,195 the one a ragged batch gets, 1 point a single program per order.
+    8,192 points (divisible by 16) and 8,195 (a ragged batch, its rows
+    padded to 8,208) both store several points per instruction; 1 point
+    runs a single program per order.
     """
     calls: list[int] = []
     kernel = _sh_triton.fused_spherical_harmonics
@@ -135,7 +136,9 @@ def test_fused_spherical_harmonics_on_cuda(
         fused = spherical_harmonics(lonlat, degrees)
         recurrence = spherical_harmonics(lonlat, degrees, backend='torch')
         assert fused.dtype == dtype
-        assert fused.stride() == recurrence.stride()
+        # Rows padded to a multiple of 16 points (vectorised stores).
+        assert recurrence.stride() == (1, num_points)
+        assert fused.stride() == (1, -(-num_points // 16) * 16)
         torch.testing.assert_close(fused.double(), exact, rtol=0, atol=atol)
         torch.testing.assert_close(fused, recurrence, rtol=0, atol=atol)
     assert len(calls) == 2

@@ -17,6 +17,7 @@ PyTorch's CUDA wheels on Linux):
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -92,6 +93,10 @@ out['nan-bf16'] = spherical_harmonics(
 )
 out['nan'] = spherical_harmonics(nan.float(), 6, backend='triton')
 out['strides'] = torch.tensor(out['10-float64-satclip'].stride())
+out['ragged-strides'] = torch.tensor(out['ragged'].stride())
+aligned = spherical_harmonics(points[:256], 10, backend='triton')
+out['aligned-strides'] = torch.tensor(aligned.stride())
+out['aligned-contiguous'] = torch.tensor(aligned.T.is_contiguous())
 torch.save({k: v.contiguous() for k, v in out.items()}, sys.argv[3])
 """
 
@@ -167,8 +172,14 @@ def test_interpreted_kernel_rounds_like_tensor_to(
 def test_interpreted_kernel_odd_inputs(interpreted: dict[str, torch.Tensor]) -> None:
     points = interpreted['points']
     f64 = interpreted['10-float64-satclip']
-    # The result is laid out as the tensor path's: a transposed view.
-    assert tuple(interpreted['strides'].tolist()) == (1, len(points))
+    # The result is laid out as the tensor path's, a transposed view, of rows
+    # padded to a multiple of 16 points (the kernel's stores stay vectorised).
+    assert tuple(interpreted['aligned-strides'].tolist()) == (1, 256)
+    assert bool(interpreted['aligned-contiguous'])
+    padded = -(-len(points) // 16) * 16
+    assert padded > len(points)
+    assert tuple(interpreted['strides'].tolist()) == (1, padded)
+    assert tuple(interpreted['ragged-strides'].tolist()) == (1, 272)
     assert torch.equal(interpreted['strided'], f64)
     assert torch.equal(interpreted['module'], f64)
     assert torch.equal(interpreted['ragged'], f64[:257])
@@ -202,8 +213,9 @@ def test_kernel_compiles_for_gpus(
 
     ``aligned`` gives the kernel the alignment Triton infers at launch for
     16-byte-aligned tensors and a point count divisible by 16 (the usual
-    batch), under which the stores are vectorised; without it, the variant
-    a ragged batch compiles to.
+    batch); without it, the variant a ragged batch compiles to. The row
+    stride is a multiple of 16 either way (the launch pads the rows), so
+    both store several points per instruction.
     """
     triton = pytest.importorskip('triton')
     from triton.backends.compiler import GPUTarget
@@ -215,6 +227,7 @@ def test_kernel_compiles_for_gpus(
         'coef_ptr': f'*{compute}',
         'const_ptr': f'*{compute}',
         'num_points': 'i32',
+        'row_stride': 'i32',
         'stride_point': 'i32',
         'stride_coord': 'i32',
         'DEGREES': 'constexpr',
@@ -225,7 +238,8 @@ def test_kernel_compiles_for_gpus(
     block = _sh_triton._block(torch.float64 if compute == 'fp64' else torch.float32)
     constants = {'DEGREES': 40, 'BLOCK': block, 'PRECISE': True, 'SOFT_BF16': False}
     hint = [['tt.divisibility', 16]]
-    attrs = {(i,): hint for i in range(5 if aligned else 4)}
+    # Pointers 0-3, num_points (4) when aligned, the row stride (5) always.
+    attrs = {(i,): hint for i in [0, 1, 2, 3, *([4] if aligned else []), 5]}
     source = ASTSource(
         fn=_sh_triton._kernel, signature=signature, constexprs=constants, attrs=attrs
     )
@@ -241,8 +255,10 @@ def test_kernel_compiles_for_gpus(
     assert 'cos.approx' not in ptx
     # The hardware rounds to bf16 (cvt.rn), which keeps NaN a NaN.
     assert ('cvt.rn.bf16' in ptx) == (stored == 'bf16')
-    if aligned:  # several points per store instruction
-        assert 'st.global.v' in ptx or (stored == 'bf16' and 'st.global.b32' in ptx)
+    # Several points per store instruction, never one value at a time.
+    stores = set(re.findall(r'st\.global[.\w]*', ptx))
+    assert stores
+    assert all('.v' in store for store in stores), stores
 
 
 def test_interpreted_kernel_keeps_nan(interpreted: dict[str, torch.Tensor]) -> None:

@@ -116,6 +116,7 @@ if _AVAILABLE:
         coef_ptr,
         const_ptr,
         num_points,
+        row_stride,
         stride_point,
         stride_coord,
         DEGREES: tl.constexpr,
@@ -128,11 +129,18 @@ if _AVAILABLE:
         Program ``(i, p)`` takes points ``i * BLOCK ..`` and the orders ``p``
         and ``DEGREES - 1 - p``: ``DEGREES + 1`` (l, m) steps in all, the
         same for every ``p``, so small batches still fill the GPU.
+
+        Output rows are ``row_stride`` apart, ``num_points`` rounded up to a
+        multiple of 16: the stores' mask, ``points < row_stride``, then holds
+        for whole runs of 16 points and Triton vectorises them whatever the
+        number of points. The padding points are computed at (0, 0) and
+        stored in the padding.
         """
         compute = coef_ptr.dtype.element_ty
         points = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         pair = tl.program_id(1)
         valid = points < num_points
+        stored = points < row_stride
         where = lonlat_ptr + points * stride_point
         lon_deg = tl.load(where, mask=valid, other=0.0).to(compute)
         lat_deg = tl.load(where + stride_coord, mask=valid, other=0.0).to(compute)
@@ -159,11 +167,11 @@ if _AVAILABLE:
         # The coefficient table: rows a(l, m) and a(l, m) b(l, m) of the
         # recurrence, then the diagonal factors; each DEGREES x DEGREES.
         table = DEGREES * DEGREES
-        rows = tl.full([], 0, tl.int64) + num_points  # row length, int64: L^2 N > 2^31
+        rows = tl.full([], 0, tl.int64) + row_stride  # int64: L^2 N > 2^31
         for half in range(0, 2):
             # Orders p, then DEGREES - 1 - p (skipped when it is p again).
             m = pair + half * (DEGREES - 1 - 2 * pair)
-            active = valid & ((half == 0) | (m != pair))
+            active = stored & ((half == 0) | (m != pair))
             has_sine = active & (m > 0)
             # Q(m, m) from Q(0, 0) by the recurrence's own multiplications.
             diagonal = tl.zeros([BLOCK], dtype=compute) + q00
@@ -254,6 +262,12 @@ def _coefficients(
     )
 
 
+#: Output rows are padded to a multiple of this many points: Triton then
+#: knows them 16-aligned (it specialises integer arguments divisible by 16)
+#: and vectorises the stores.
+_ROW_ALIGN = 16
+
+
 def _block(compute: torch.dtype) -> int:
     """Points per program (4 warps): 4 per thread in float32, 2 in float64.
 
@@ -294,12 +308,16 @@ def fused_spherical_harmonics(
 
     Returns:
         ``(N, L * L)``: the transposed view of an ``(L * L, N)`` buffer, as
-        the tensor path returns.
+        the tensor path returns, when ``N`` is a multiple of 16; else of the
+        first ``N`` columns of an ``(L * L, N')`` buffer, ``N'`` the next
+        multiple of 16 (the kernel's stores are vectorised only for aligned
+        rows). Matrix products read either without a copy.
     """
     assert _AVAILABLE
     num_points = lonlat.shape[0]
+    row_stride = -(-num_points // _ROW_ALIGN) * _ROW_ALIGN
     out = torch.empty(
-        num_degrees * num_degrees, num_points, device=lonlat.device, dtype=out_dtype
+        num_degrees * num_degrees, row_stride, device=lonlat.device, dtype=out_dtype
     )
     if num_points == 0:
         return out.T
@@ -326,8 +344,9 @@ def fused_spherical_harmonics(
             table,
             constants,
             num_points,
+            row_stride,
             lonlat.stride(0),
             lonlat.stride(1),
             **launch,
         )
-    return out.T
+    return out[:, :num_points].T

@@ -253,8 +253,9 @@ def spherical_harmonics(
         input: float32, float16, bfloat16). Differentiable with respect to
         ``lonlat``. The result is a transposed view of an ``(L * L, N)``
         buffer (points vary fastest in memory, which makes every step a long
-        vectorised loop); call ``.contiguous()`` if a row-major copy is
-        needed.
+        vectorised loop; the fused kernel pads the rows to a multiple of 16
+        points and returns the first ``N`` columns); call ``.contiguous()``
+        if a row-major copy is needed.
 
     Raises:
         ValueError: if ``legendre_polys`` is out of range, ``normalization``,
