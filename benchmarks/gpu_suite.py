@@ -14,8 +14,10 @@ Sections, each measured in the same run as its baseline:
     computed in float32 and, under autocast, stored in bf16; the linear
     layers run in bf16), each with the fused Triton kernel (the default on
     CUDA) and with the tensor recurrence. Ratios against strict float32 and
-    against the recurrence; the float32 error of both against float64; the
-    kernel's speed at a few block sizes.
+    against the recurrence; the network alone on precomputed harmonics
+    (``net_*``: what the encoder would reach with free harmonics); the
+    float32 error of both against float64; the kernel's speed at a few block
+    sizes.
 ``data``
     Images per second per DataLoader worker of the datamodule's path
     (``S2100K.__getitems__`` on the packed layout, uint16 batches,
@@ -278,6 +280,18 @@ def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
                     figures[key] = value
                     print(f'{key:<46} {value:>16,.0f}', flush=True)
             posenc.backend = 'auto'
+            # The network alone, on the harmonics the encoder would hand it:
+            # with the two figures above, where the encoder's time goes.
+            with torch.no_grad():
+                features = spherical_harmonics(lonlat, degrees, dtype=sh_dtype)
+
+            def net() -> Tensor:
+                with torch.no_grad(), autocast:
+                    return encoder.nnet(features)
+
+            key = f'net_l{degrees}_{mode}_points_per_s'
+            figures[key] = rate(net, n, args.min_seconds)
+            print(f'{key:<46} {figures[key]:>16,.0f}', flush=True)
             for part in ('sh', 'encoder'):
                 figures[f'{part}_l{degrees}_{mode}_auto_vs_torch'] = (
                     figures[f'{part}_l{degrees}_{mode}_points_per_s']

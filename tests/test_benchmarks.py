@@ -33,7 +33,7 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
     assert set(sections) == {'encoder', 'dataset', 'data', 'train', 'cached', 'ddp'}
     for degrees in (10, 40):
         for mode in ('float32', 'tf32', 'bf16'):
-            for part in ('sh', 'encoder'):
+            for part in ('sh', 'encoder', 'net'):
                 assert sections['encoder'][f'{part}_l{degrees}_{mode}_points_per_s'] > 0
     assert sections['data']['packed_1_workers_images_per_s'] > 0
     assert sections['data']['geotiff_1_worker_images_per_s'] > 0
