@@ -691,9 +691,28 @@ def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
     command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider']
     command += ['-rfE', *CUDA_TESTS]
     start = time.perf_counter()
-    run = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    try:
+        run = subprocess.run(
+            command,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=args.tests_timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        # A hung test must not eat the time the other sections need.
+        figures['pytest_seconds'] = time.perf_counter() - start
+        partial = error.stdout or b''
+        text = partial.decode() if isinstance(partial, bytes) else partial
+        (args.out / 'cuda_tests.log').write_text(text)
+        print(text[-4000:], flush=True)
+        raise RuntimeError(
+            f'the CUDA tests ran past --tests-timeout {args.tests_timeout:g} s '
+            f'(their output so far: {args.out / "cuda_tests.log"})'
+        ) from None
     figures['pytest_seconds'] = time.perf_counter() - start
     output = run.stdout + run.stderr
+    (args.out / 'cuda_tests.log').write_text(output)
     print(output[-4000:], flush=True)
     # pytest's summary line: the last line of its own output that counts
     # outcomes (library messages on stderr may follow it).
@@ -731,6 +750,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         'compile, compile_image_encoder timed against eager)',
     )
     parser.add_argument('--tmp', default=None, help='parent of the temporary data')
+    parser.add_argument(
+        '--tests-timeout',
+        type=float,
+        default=240.0,
+        help='seconds the CUDA tests may take (section tests; default 240)',
+    )
     parser.add_argument(
         '--patches', type=int, default=None, help='patches to make (default 4096)'
     )
@@ -777,6 +802,35 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def data_sections(
+    suite: Suite, args: argparse.Namespace, root: Path, tmp: Path
+) -> None:
+    """The sections that read the packed dataset at *root*, as asked for."""
+    per_worker: float | None = None
+    if 'data' in args.sections:
+        with suite.section('data') as figures:
+            data_section(figures, args, root)
+            per_worker = max(
+                v
+                for k, v in figures.items()
+                if k.endswith(('_per_worker', '_per_thread'))
+            )
+    if 'train' in args.sections:
+        with suite.section('train') as figures:
+            if per_worker is not None:
+                figures['per_worker_images_per_s'] = per_worker
+            train_section(figures, args, root)
+    if 'cached' in args.sections:
+        with suite.section('cached') as figures:
+            cached_section(figures, args, root, tmp / 'cache')
+    if 'ddp' in args.sections:
+        with suite.section('ddp') as figures:
+            ddp_section(figures, args, root)
+    if 'compile' in args.sections:
+        with suite.section('compile') as figures:
+            compile_section(figures, args, root)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the sections asked for and write the results."""
     args = parse(argv)
@@ -801,31 +855,8 @@ def main(argv: list[str] | None = None) -> None:
                 root = make_packed_root(Path(tmp), args.num_patches, args.processes)
                 figures['patches'] = args.num_patches
                 figures['make_and_pack_seconds'] = time.perf_counter() - start
-        if root is None:
-            return
-        per_worker: float | None = None
-        if 'data' in args.sections:
-            with suite.section('data') as figures:
-                data_section(figures, args, root)
-                per_worker = max(
-                    v
-                    for k, v in figures.items()
-                    if k.endswith(('_per_worker', '_per_thread'))
-                )
-        if 'train' in args.sections:
-            with suite.section('train') as figures:
-                if per_worker is not None:
-                    figures['per_worker_images_per_s'] = per_worker
-                train_section(figures, args, root)
-        if 'cached' in args.sections:
-            with suite.section('cached') as figures:
-                cached_section(figures, args, root, Path(tmp) / 'cache')
-        if 'ddp' in args.sections:
-            with suite.section('ddp') as figures:
-                ddp_section(figures, args, root)
-        if 'compile' in args.sections:
-            with suite.section('compile') as figures:
-                compile_section(figures, args, root)
+        if root is not None:  # None: no data asked for, or making it failed
+            data_sections(suite, args, root, Path(tmp))
     print(f'\nwrote {args.out / "gpu_results.md"} and gpu_results.json')
     if suite.results['errors']:
         print('errors:', json.dumps(suite.results['errors'], indent=2))

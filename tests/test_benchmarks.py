@@ -126,11 +126,52 @@ def test_gpu_suite_tests_section(
         'def test_ok():\n    pass\n'
     )
     monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(failing),))
+    out = tmp_path / 'out'
+    out.mkdir()
     figures = {}
     with pytest.raises(RuntimeError, match=r'CUDA tests failed: .*test_fails'):
-        gpu_suite.tests_section(figures, gpu_suite.parse(['--quick']))
+        gpu_suite.tests_section(
+            figures, gpu_suite.parse(['--quick', '--out', str(out)])
+        )
     assert figures['tests_failed'] == 1
     assert figures['tests_passed'] == 1
+    assert 'test_fails' in (out / 'cuda_tests.log').read_text()
+
+    # A hung test is stopped at --tests-timeout, with its output so far kept.
+    hung = tmp_path / 'test_hangs.py'
+    hung.write_text(
+        'import time\n'
+        'def test_first():\n    print("started", flush=True)\n\n'
+        'def test_hangs():\n    time.sleep(600)\n'
+    )
+    monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(hung),))
+    args = gpu_suite.parse(['--quick', '--out', str(out), '--tests-timeout', '20'])
+    figures = {}
+    with pytest.raises(RuntimeError, match='ran past --tests-timeout 20 s'):
+        gpu_suite.tests_section(figures, args)
+    assert 20 <= figures['pytest_seconds'] < 60
+    assert (out / 'cuda_tests.log').exists()
+
+
+def test_gpu_suite_failed_dataset_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the dataset cannot be made, the data sections are skipped, the
+    error is recorded and the run exits with 1 (it used to return 0)."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    def broken(*args: object) -> Path:
+        raise OSError('disk full')
+
+    monkeypatch.setattr(gpu_suite, 'make_packed_root', broken)
+    argv = ['--quick', '--out', str(tmp_path), '--sections', 'data', 'train']
+    with pytest.raises(SystemExit) as exit:
+        gpu_suite.main(argv)
+    assert exit.value.code == 1
+    results = json.loads((tmp_path / 'gpu_results.json').read_text())
+    assert results['errors'] == {'dataset': 'OSError: disk full'}
+    assert set(results['sections']) == {'dataset'}
 
 
 @pytest.mark.parametrize(

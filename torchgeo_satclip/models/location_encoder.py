@@ -53,7 +53,10 @@ class LocationEncoder(nn.Module):
             validate: check every input with
                 :func:`~torchgeo_satclip.geo.validate_lonlat` (one host
                 synchronisation per call; turn off in hot training loops whose
-                inputs are known to be valid).
+                inputs are known to be valid). The check branches on the
+                values, so ``torch.compile`` breaks the graph there, and
+                ``torch.compile(..., fullgraph=True)`` and ``torch.export``
+                need ``validate=False``.
 
         Raises:
             ValueError: if the two parts do not fit together, or ``validate``
