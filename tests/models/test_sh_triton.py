@@ -486,3 +486,38 @@ def test_auto_falls_back_once_when_the_kernel_fails(
         with pytest.raises(type(error), match='CUDA'):
             spherical_harmonics(points, 8)
         assert module._KERNEL_FAILED == {}
+
+    # Triton's own launch errors ('Triton Error [CUDA]: ...') fall back only
+    # when the device still synchronises afterwards.
+    def triton_error(*args: object) -> torch.Tensor:
+        raise RuntimeError('Triton Error [CUDA]: an illegal memory access')
+
+    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', triton_error)
+    monkeypatch.setattr(module, '_device_broken', lambda device: True)
+    with pytest.raises(RuntimeError, match='Triton Error'):
+        spherical_harmonics(points, 8)
+    assert module._KERNEL_FAILED == {}
+    monkeypatch.setattr(module, '_device_broken', lambda device: False)
+    with pytest.warns(RuntimeWarning, match='Triton Error'):
+        assert torch.equal(spherical_harmonics(points, 8), expected)
+
+
+def test_device_broken_is_a_failed_synchronisation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = sys.modules['torchgeo_satclip.models.spherical_harmonics']
+    assert not module._device_broken(torch.device('cpu'))
+    seen: list[torch.device] = []
+
+    def synchronize(device: torch.device) -> None:
+        seen.append(device)
+
+    monkeypatch.setattr(torch.cuda, 'synchronize', synchronize)
+    assert not module._device_broken(torch.device('cuda', 1))
+    assert seen == [torch.device('cuda', 1)]
+
+    def sticky(device: torch.device) -> None:
+        raise RuntimeError('CUDA error: an illegal memory access was encountered')
+
+    monkeypatch.setattr(torch.cuda, 'synchronize', sticky)
+    assert module._device_broken(torch.device('cuda', 0))

@@ -161,6 +161,23 @@ def _auto_kernel(lonlat: Tensor) -> bool:
     ) >= (8, 0)
 
 
+def _device_broken(device: torch.device) -> bool:
+    """Whether a CUDA *device* fails to synchronise (a sticky error).
+
+    After a kernel failed, a device that still synchronises was left intact
+    (the kernel could not be compiled or loaded, or was refused at launch),
+    and the recurrence can run there; one that does not is in an error
+    state every later call will meet too.
+    """
+    if device.type != 'cuda':
+        return False
+    try:
+        torch.cuda.synchronize(device)
+    except Exception:
+        return True
+    return False
+
+
 def _use_kernel(lonlat: Tensor, backend: str, track: bool) -> bool:
     """Whether to run the fused Triton kernel (see the module docstring).
 
@@ -285,9 +302,15 @@ def spherical_harmonics(
         except _DEVICE_ERRORS:
             raise  # the device's trouble, not the kernel's
         except Exception as error:
-            # A kernel that cannot compile or launch on this machine must not
-            # stop a run that asked for nothing in particular.
-            if backend != 'auto' or 'CUDA error' in str(error):
+            # A kernel that cannot compile or load on this machine must not
+            # stop a run that asked for nothing in particular; a device left
+            # broken by the launch (an illegal address, a launch failure:
+            # Triton reports them as 'Triton Error [CUDA]: ...') must.
+            if (
+                backend != 'auto'
+                or 'CUDA error' in str(error)
+                or _device_broken(lonlat.device)
+            ):
                 raise
             _KERNEL_FAILED[variant] = f'{type(error).__name__}: {error}'
             warnings.warn(
