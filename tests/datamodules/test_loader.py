@@ -178,6 +178,26 @@ def test_invalid_arguments(dataset: S2100K) -> None:
         ThreadedBatchLoader(dataset, 2, num_threads=0)
     with pytest.raises(ValueError, match=r'rank 2 is not in \[0, 2\)'):
         ThreadedBatchLoader(dataset, 2, rank=2, world_size=2)
+    with pytest.raises(ValueError, match='give both rank and world_size or neither'):
+        ThreadedBatchLoader(dataset, 2, rank=1)
+
+
+def test_ranks_are_read_when_used(
+    dataset: S2100K, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loader built before the process group exists splits the data once it
+    does: rank and world size come from torch.distributed at every epoch."""
+    loader = ThreadedBatchLoader(dataset, 2)
+    assert (loader.rank, loader.world_size, len(loader)) == (0, 1, 4)
+    whole = points_of(list(loader))
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.distributed, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(torch.distributed, 'get_rank', lambda: 1)
+    assert (loader.rank, loader.world_size, len(loader)) == (1, 2, 2)
+    assert points_of(list(loader)) == whole[1::2]
+    # Given values win over the process group's.
+    given = ThreadedBatchLoader(dataset, 2, rank=0, world_size=1)
+    assert (given.rank, given.world_size, len(given)) == (0, 1, 4)
 
 
 @pytest.fixture(scope='module')

@@ -169,8 +169,11 @@ class ThreadedBatchLoader:
                 each lent again once no tensor of its batch is left.
             prefetch: batches read ahead of the one being used.
             seed: seed of the shuffle (the same on every rank).
-            rank: this process's rank (default: from ``torch.distributed``).
-            world_size: number of ranks (default: from ``torch.distributed``).
+            rank: this process's rank (default: from ``torch.distributed``,
+                read at every epoch and length, so a loader built before the
+                process group exists still splits the data once it does).
+            world_size: number of ranks (default: from ``torch.distributed``,
+                read as ``rank`` is).
 
         Raises:
             ValueError: on an invalid argument or an unsuitable dataset.
@@ -187,14 +190,13 @@ class ThreadedBatchLoader:
                 'batch_size, num_threads and prefetch must be >= 1, not '
                 f'{batch_size}, {num_threads}, {prefetch}'
             )
-        if rank is None or world_size is None:
-            distributed = (
-                torch.distributed.is_available() and torch.distributed.is_initialized()
+        if (rank is None) != (world_size is None):
+            raise ValueError(
+                f'give both rank and world_size or neither, not rank={rank} and '
+                f'world_size={world_size}'
             )
-            world_size = torch.distributed.get_world_size() if distributed else 1
-            rank = torch.distributed.get_rank() if distributed else 0
-        if not 0 <= rank < world_size:
-            raise ValueError(f'rank {rank} is not in [0, {world_size})')
+        if rank is not None and world_size is not None:
+            _check_rank(rank, world_size)
         self.dataset, self.indices = source
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -203,8 +205,8 @@ class ThreadedBatchLoader:
         self.pin_memory = pin_memory
         self.prefetch = prefetch
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
+        self._rank = rank
+        self._world_size = world_size
         #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch.
         self.sampler = EpochSampler()
         #: None, as a ``DataLoader`` without a batch sampler: Lightning reads
@@ -214,6 +216,32 @@ class ThreadedBatchLoader:
         # the batches read ahead, the one being used, one the consumer may
         # still hold (Lightning fetches one ahead) and one spare
         self._buffers = _BatchBuffers(prefetch + 4)
+
+    @property
+    def rank(self) -> int:
+        """This process's rank: as given, else ``torch.distributed``'s now."""
+        return self._ranks()[0]
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks: as given, else ``torch.distributed``'s now."""
+        return self._ranks()[1]
+
+    def _ranks(self) -> tuple[int, int]:
+        """``(rank, world_size)``, from ``torch.distributed`` unless given."""
+        if self._rank is not None and self._world_size is not None:
+            return self._rank, self._world_size
+        distributed = (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        )
+        if not distributed:
+            return 0, 1
+        rank, world_size = (
+            torch.distributed.get_rank(),
+            torch.distributed.get_world_size(),
+        )
+        _check_rank(rank, world_size)
+        return rank, world_size
 
     def _num_samples(self) -> int:
         """Samples of this rank per epoch (padded like DistributedSampler)."""
@@ -230,16 +258,17 @@ class ThreadedBatchLoader:
 
     def _order(self) -> list[int]:
         """This rank's dataset indices for the current epoch."""
+        rank, world_size = self._ranks()
         indices = self.indices
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             permutation = torch.randperm(len(indices), generator=generator).tolist()
             indices = [indices[i] for i in permutation]
-        total = self._num_samples() * self.world_size
+        total = math.ceil(len(indices) / world_size) * world_size
         if total > len(indices):  # pad by repeating, as DistributedSampler does
             repeats = math.ceil(total / max(len(indices), 1))
             indices = (indices * repeats)[:total]
-        return indices[self.rank : total : self.world_size]
+        return indices[rank:total:world_size]
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         """Yield the batches of one epoch, reading ahead in the threads.
@@ -308,3 +337,9 @@ class ThreadedBatchLoader:
         pool = getattr(self, '_pool', None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _check_rank(rank: int, world_size: int) -> None:
+    """Raise ``ValueError`` unless ``0 <= rank < world_size``."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f'rank {rank} is not in [0, {world_size})')
