@@ -55,10 +55,16 @@ def test_uint16_batches_convert_on_the_gpu(packed_root: Path) -> None:
     geotiff = S2100K(packed_root, layout='geotiff')
     floats = torch.stack([geotiff[i]['image'] for i in range(3)]).cuda()
     assert torch.equal(seen, aug({'image': floats})['image'])
-    # and within one rounding of the CPU (the two devices' division kernels
-    # may round the last bit differently)
+    # and bit for bit the CPU's: true division on both devices (a Python
+    # divisor would make CUDA multiply by its reciprocal instead)
     on_cpu = aug({'image': floats.cpu()})['image']
-    torch.testing.assert_close(seen.cpu(), on_cpu, rtol=2e-7, atol=0)
+    assert torch.equal(seen.cpu(), on_cpu)
+    # every uint16 value, as the CPU divides it (no crop, no B10 band)
+    exact = S2100KAugmentation(random=False, crop_size=None, insert_b10=False)
+    every = torch.arange(2**16, dtype=torch.int32).to(torch.uint16)
+    every = every.reshape(1, 1, 256, 256)
+    divided = exact({'image': every.cuda()})['image'].cpu()
+    assert torch.equal(divided, every.float() / 10000)
 
 
 def test_random_augmentation_on_uint16(packed_root: Path) -> None:

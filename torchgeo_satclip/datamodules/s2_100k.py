@@ -270,7 +270,14 @@ class S2100KAugmentation(nn.Module):
             if image.ndim == _VIEW_BATCH_DIMS:
                 views = image.shape[:2]
                 image = image.flatten(0, 1)
-            image = image.float() / self.scale
+            image = image.float()
+            # Divided by a tensor on the image's device: CUDA multiplies by
+            # the reciprocal of a Python-number divisor, which puts 30 % of
+            # the uint16 values one unit in the last place off the true
+            # quotient that the CPU (and the original numpy code) gives.
+            image = image / torch.full(
+                (), self.scale, dtype=image.dtype, device=image.device
+            )
             if self.insert_b10:
                 if image.shape[1] != 12:
                     raise ValueError(
