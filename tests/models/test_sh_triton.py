@@ -513,6 +513,7 @@ def test_device_broken_is_a_failed_synchronisation(
         seen.append(device)
 
     monkeypatch.setattr(torch.cuda, 'synchronize', synchronize)
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: False)
     assert not module._device_broken(torch.device('cuda', 1))
     assert seen == [torch.device('cuda', 1)]
 
@@ -521,3 +522,6 @@ def test_device_broken_is_a_failed_synchronisation(
 
     monkeypatch.setattr(torch.cuda, 'synchronize', sticky)
     assert module._device_broken(torch.device('cuda', 0))
+    # Never synchronised while a CUDA graph is being captured.
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
+    assert not module._device_broken(torch.device('cuda', 0))

@@ -364,7 +364,7 @@ def test_real_timm_backbone_with_pre_logits_head(
     fusion: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MobileNetV3 pools to head_hidden_size (1024), not num_features (288)."""
-    monkeypatch.undo()  # a real timm model, not the autouse stand-in
+    monkeypatch.undo()  # a real timm model, not the tiny_timm stand-in
     task = LocationAwareClassificationTask(
         model='mobilenetv3_small_050',
         in_channels=3,

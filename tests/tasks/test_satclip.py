@@ -657,7 +657,7 @@ def test_projection_fits_timm_pooled_features(
     model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MobileNetV3 pools to head_hidden_size (1024), not num_features (288)."""
-    monkeypatch.undo()  # a real timm model, not the autouse stand-in
+    monkeypatch.undo()  # a real timm model, not the tiny_timm stand-in
     task = SatCLIPTask(
         model=model, in_channels=13, embed_dim=8, legendre_polys=2, capacity=8
     ).eval()

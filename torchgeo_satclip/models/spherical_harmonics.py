@@ -169,7 +169,8 @@ def _device_broken(device: torch.device) -> bool:
     and the recurrence can run there; one that does not is in an error
     state every later call will meet too.
     """
-    if device.type != 'cuda':
+    if device.type != 'cuda' or torch.cuda.is_current_stream_capturing():
+        # Synchronising would break a CUDA graph being captured.
         return False
     try:
         torch.cuda.synchronize(device)
