@@ -11,6 +11,8 @@
 # visit, the CUDA tests and what is still unmeasured (issue 11):
 #
 #   bash benchmarks/gpu_suite.sh --out results/ --tmp /tmp --sections tests encoder data train
+#
+# benchmarks/gpu_carry.sh prepares what a machine without network needs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PYTHONUNBUFFERED=1

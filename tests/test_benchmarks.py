@@ -246,3 +246,31 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
     assert 'moco_bn_splits: 1' in text['moco_v2']
     assert 'moco_bn_splits: 8' in text['moco_v2_split8']
     assert 'geo_classes: 0' in text['moco_v2_split8']
+
+
+def test_device_stubs_stand_in_for_lightly_and_pyogrio() -> None:
+    """``benchmarks/gpu_carry.sh`` ships these stubs to the GPU machine, which
+    lacks lightly and pyogrio: torchgeo's tasks and datasets, and this
+    package's task, import with them in place of the real packages."""
+    stubs = ROOT / 'benchmarks' / 'device_stubs'
+    code = (
+        'import lightly, pyogrio, torchgeo.datasets\n'
+        'try:\n    import torchgeo.tasks\n'  # torchgeo >= 0.10
+        'except ModuleNotFoundError:\n    import torchgeo.trainers\n'
+        'from torchgeo_satclip.tasks import SatCLIPTask\n'
+        f'assert lightly.__file__.startswith({str(stubs)!r}), lightly.__file__\n'
+        "assert pyogrio.__version__.startswith('0 (stub')\n"
+        'from lightly.models.modules import heads\n'
+        'class Head(heads.SimCLRProjectionHead): pass\n'
+        "print('imported')\n"
+    )
+    env = {**os.environ, 'PYTHONPATH': f'{stubs}{os.pathsep}{ROOT}'}
+    result = subprocess.run(
+        [sys.executable, '-c', code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == 'imported'

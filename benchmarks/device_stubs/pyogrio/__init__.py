@@ -1,0 +1,1 @@
+__version__ = '0 (stub for the GPU benchmark machine: no vector files are read)'
