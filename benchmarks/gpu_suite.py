@@ -15,7 +15,8 @@ Sections, each measured in the same run as its baseline:
     layers run in bf16), each with the fused Triton kernel (the default on
     CUDA) and with the tensor recurrence. Ratios against strict float32 and
     against the recurrence; the network alone on precomputed harmonics
-    (``net_*``: what the encoder would reach with free harmonics); the
+    (``net_*``: what the encoder would reach with free harmonics); the L = 40
+    bf16 encoder with its network compiled (``encoder_compiled_net_*``); the
     float32 error of both against float64; the kernel's speed at a few block
     sizes.
 ``data``
@@ -93,7 +94,9 @@ from torchgeo_satclip.datamodules import (
     collate_sample_batch,
 )
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.geo import validate_lonlat
 from torchgeo_satclip.models import (
+    LocationEncoder,
     SphericalHarmonics,
     _sh_triton,
     build_location_encoder,
@@ -305,11 +308,51 @@ def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
                 / figures[f'encoder_l{degrees}_float32_points_per_s']
             )
             figures[f'encoder_l{degrees}_{mode}_vs_float32'] = ratio
+        if degrees == 40:
+            compiled_network(figures, args, encoder, lonlat)
         encoder_accuracy(figures, lonlat[: 1 << 16], degrees)
     if fused:
         sweep_blocks(figures, args, lonlat)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True  # torch's default
+
+
+def compiled_network(
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+    encoder: LocationEncoder,
+    lonlat: Tensor,
+) -> None:
+    """The L = 40 bf16 encoder with its network compiled (``torch.compile``).
+
+    The encoder's own steps (the range check, the harmonics in bf16 from the
+    default backend, the fused kernel on CUDA) with the SIREN compiled, which
+    fuses each layer's scaling and sine into one pass over its output: how
+    much of the bf16 encoder's time the network's element-wise passes take.
+    Against the eager encoder of the same run; the compilation time too.
+    """
+    network = torch.compile(encoder.nnet)
+    autocast = torch.autocast(args.device.type, dtype=torch.bfloat16)
+
+    def full() -> Tensor:
+        with torch.no_grad(), autocast:
+            validate_lonlat(lonlat)
+            features = spherical_harmonics(lonlat, 40, dtype=torch.bfloat16)
+            out: Tensor = network(features)
+            return out
+
+    start = time.perf_counter()
+    full()
+    synchronize()
+    figures['encoder_compiled_net_l40_bf16_compile_seconds'] = (
+        time.perf_counter() - start
+    )
+    key = 'encoder_compiled_net_l40_bf16_points_per_s'
+    figures[key] = rate(full, lonlat.shape[0], args.min_seconds)
+    figures['encoder_compiled_net_l40_bf16_vs_eager'] = (
+        figures[key] / figures['encoder_l40_bf16_points_per_s']
+    )
+    print(f'{key:<46} {figures[key]:>16,.0f}', flush=True)
 
 
 def encoder_accuracy(figures: dict[str, Any], lonlat: Tensor, degrees: int) -> None:

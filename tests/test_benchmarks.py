@@ -35,6 +35,7 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
         for mode in ('float32', 'tf32', 'bf16'):
             for part in ('sh', 'encoder', 'net'):
                 assert sections['encoder'][f'{part}_l{degrees}_{mode}_points_per_s'] > 0
+    assert sections['encoder']['encoder_compiled_net_l40_bf16_points_per_s'] > 0
     assert sections['data']['packed_1_workers_images_per_s'] > 0
     assert sections['data']['geotiff_1_worker_images_per_s'] > 0
     assert sections['train']['compute_only_images_per_s'] > 0
