@@ -27,6 +27,7 @@ from torchgeo_satclip.models import (
 from torchgeo_satclip.tasks import SatCLIPTask, export_official_checkpoint
 
 from ..satclip_spec import OFFICIAL_ARGUMENTS, OFFICIAL_POPPED
+from ..tiny_timm import TinyNet
 from .test_satclip import CONFIGS, RECIPES
 
 #: Recipes whose image encoder the official code builds: a full export.
@@ -57,19 +58,13 @@ POINTS = torch.tensor(
 )
 
 
-class StandIn(nn.Module):
-    """A tiny timm-like backbone with the classifier name of the real model."""
+class StandIn(TinyNet):
+    """:class:`~tests.tiny_timm.TinyNet` with the classifier name of the real model."""
 
     def __init__(self, name: str, in_chans: int, num_classes: int) -> None:
-        super().__init__()
+        super().__init__(in_chans)
+        del self.fc
         self.classifier_name = 'head' if 'vit' in name else 'fc'
-        self.num_features = 4
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 4, 3, padding=1),
-            nn.BatchNorm2d(4),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
         head = nn.Linear(4, num_classes) if num_classes else nn.Identity()
         setattr(self, self.classifier_name, head)
 
