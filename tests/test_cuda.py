@@ -246,3 +246,57 @@ def test_bf16_mixed_training_on_cuda(packed_root: Path) -> None:
     assert dm.train_dataloader().pin_memory  # chosen because the trainer is on CUDA
     assert dtypes == {'image': torch.bfloat16, 'location': torch.float64}
     assert {p.dtype for p in task.location_encoder.parameters()} == {torch.float64}
+
+
+@pytest.mark.usefixtures('tiny_timm')
+def test_moco_keys_in_shuffled_parts_on_cuda() -> None:
+    """moco_bn_splits on a GPU: the keys of a shuffled batch encoded in parts
+    come back in the batch's order, and a bf16 training loss is finite."""
+    import torch.nn.functional as F
+
+    from torchgeo_satclip.tasks._moco import MomentumEncoder
+
+    from .tasks.test_moco import bn_encoder, moco_task, pair_batch
+
+    encoder = MomentumEncoder(bn_encoder(), nn.Identity(), queue_size=4, dim=4)
+    encoder = encoder.cuda()
+    x = torch.randn(8, 3, device='cuda')
+    torch.manual_seed(5)
+    keys = encoder(x, shuffle_bn=True, splits=2)
+    torch.manual_seed(5)
+    order = torch.randperm(8, device='cuda')
+    with torch.no_grad():
+        shuffled = torch.cat(
+            [encoder.backbone(x[order[:4]]), encoder.backbone(x[order[4:]])]
+        )
+    expected = torch.empty_like(shuffled)
+    expected[order] = F.normalize(shuffled, dim=1)
+    torch.testing.assert_close(keys, expected)
+
+    task = moco_task(moco_bn_splits=2).cuda().train()
+    batch = {k: v.cuda() for k, v in pair_batch(8).items()}
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        loss, _ = task.compute_loss(batch, enqueue=True)
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+def test_pinned_batches_are_not_reused_before_their_copies(packed_root: Path) -> None:
+    """ThreadedBatchLoader's pinned batches, copied to the GPU without
+    blocking behind a busy stream, arrive intact: PyTorch's caching host
+    allocator lends a block again only after the copy that reads it ran."""
+    from torchgeo_satclip.datamodules import ThreadedBatchLoader
+
+    dataset = S2100K(packed_root, image_dtype='uint16')
+    expected = torch.stack([dataset[i]['image'] for i in range(len(dataset))])
+    loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=2, pin_memory=True)
+    copies = []
+    for _ in range(8):
+        for batch in loader:
+            assert batch['image'].is_pinned()
+            torch.cuda._sleep(5_000_000)  # the copy waits behind this
+            copies.append(batch['image'].to('cuda', non_blocking=True))
+            del batch  # its block may be lent again at once
+    torch.cuda.synchronize()
+    arrived = torch.cat(copies).cpu()
+    assert torch.equal(arrived, expected.repeat(8, 1, 1, 1))
