@@ -30,12 +30,22 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
     results = json.loads((tmp_path / 'gpu_results.json').read_text())
     assert results['errors'] == {}
     sections = results['sections']
-    assert set(sections) == {'encoder', 'dataset', 'data', 'train', 'cached', 'ddp'}
+    assert set(sections) == {
+        'encoder',
+        'encoder_compiled',
+        'dataset',
+        'data',
+        'train',
+        'cached',
+        'ddp',
+    }
     for degrees in (10, 40):
         for mode in ('float32', 'tf32', 'bf16'):
             for part in ('sh', 'encoder', 'net'):
                 assert sections['encoder'][f'{part}_l{degrees}_{mode}_points_per_s'] > 0
-    assert sections['encoder']['encoder_compiled_net_l40_bf16_points_per_s'] > 0
+    compiled = sections['encoder_compiled']
+    assert compiled['encoder_compiled_net_l40_bf16_points_per_s'] > 0
+    assert compiled['encoder_eager_l40_bf16_points_per_s'] > 0
     assert sections['data']['packed_1_workers_images_per_s'] > 0
     assert sections['data']['geotiff_1_worker_images_per_s'] > 0
     assert sections['train']['compute_only_images_per_s'] > 0
