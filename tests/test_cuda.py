@@ -300,3 +300,17 @@ def test_pinned_batches_are_not_reused_before_their_copies(packed_root: Path) ->
     torch.cuda.synchronize()
     arrived = torch.cat(copies).cpu()
     assert torch.equal(arrived, expected.repeat(8, 1, 1, 1))
+
+
+def test_pinned_float32_batches_stay_pinned(packed_root: Path) -> None:
+    """With image_dtype='float32' the loader converts each batch into pinned
+    memory, so the converted batch is still copied without blocking."""
+    from torchgeo_satclip.datamodules import ThreadedBatchLoader
+
+    dataset = S2100K(packed_root, image_dtype='float32')
+    batch = next(iter(ThreadedBatchLoader(dataset, 3, pin_memory=True)))
+    assert batch['image'].dtype == torch.float32
+    assert batch['image'].is_pinned()
+    assert torch.equal(
+        batch['image'], torch.stack([dataset[i]['image'] for i in range(3)])
+    )

@@ -300,7 +300,13 @@ class ThreadedBatchLoader:
                 for future in futures:
                     future.result()
                 if self.dataset.image_dtype == 'float32':
-                    batch['image'] = batch['image'].float()
+                    # Converted into page-locked memory when pinning: the
+                    # float32 batch is the one copied to the device.
+                    image = batch['image']
+                    converted = torch.empty(
+                        image.shape, dtype=torch.float32, pin_memory=self.pin_memory
+                    )
+                    batch['image'] = converted.copy_(image)
                 yield batch
         finally:
             for _, futures in pending:
