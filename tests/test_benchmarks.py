@@ -261,16 +261,18 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
 
 def test_device_stubs_stand_in_for_lightly_and_pyogrio() -> None:
     """``benchmarks/gpu_carry.sh`` ships these stubs to the GPU machine, which
-    lacks lightly and pyogrio: torchgeo's tasks and datasets, and this
+    lacks lightly and pyogrio (and kornia_rs, whose wheel would not fit in
+    what may travel there): kornia, torchgeo's tasks and datasets, and this
     package's task, import with them in place of the real packages."""
     stubs = ROOT / 'benchmarks' / 'device_stubs'
     code = (
-        'import lightly, pyogrio, torchgeo.datasets\n'
+        'import kornia, kornia_rs, lightly, pyogrio, torchgeo.datasets\n'
         'try:\n    import torchgeo.tasks\n'  # torchgeo >= 0.10
         'except ModuleNotFoundError:\n    import torchgeo.trainers\n'
         'from torchgeo_satclip.tasks import SatCLIPTask\n'
         f'assert lightly.__file__.startswith({str(stubs)!r}), lightly.__file__\n'
         "assert pyogrio.__version__.startswith('0 (stub')\n"
+        f'assert kornia_rs.__file__.startswith({str(stubs)!r})\n'
         'from lightly.models.modules import heads\n'
         'class Head(heads.SimCLRProjectionHead): pass\n'
         "print('imported')\n"
