@@ -243,9 +243,9 @@ class ThreadedBatchLoader:
         _check_rank(rank, world_size)
         return rank, world_size
 
-    def _num_samples(self) -> int:
-        """Samples of this rank per epoch (padded like DistributedSampler)."""
-        return math.ceil(len(self.indices) / self.world_size)
+    def _num_samples(self, world_size: int) -> int:
+        """Samples per rank and epoch over *world_size* ranks (padded)."""
+        return math.ceil(len(self.indices) / world_size)
 
     def __len__(self) -> int:
         """Number of batches per epoch.
@@ -253,7 +253,7 @@ class ThreadedBatchLoader:
         Returns:
             The number of batches of this rank.
         """
-        n = self._num_samples()
+        n = self._num_samples(self.world_size)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> list[int]:
@@ -264,7 +264,7 @@ class ThreadedBatchLoader:
             generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             permutation = torch.randperm(len(indices), generator=generator).tolist()
             indices = [indices[i] for i in permutation]
-        total = math.ceil(len(indices) / world_size) * world_size
+        total = self._num_samples(world_size) * world_size
         if total > len(indices):  # pad by repeating, as DistributedSampler does
             repeats = math.ceil(total / max(len(indices), 1))
             indices = (indices * repeats)[:total]
