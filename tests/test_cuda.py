@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import Trainer
 from torch import Tensor, nn
 
-from torchgeo_satclip.datamodules import S2100KAugmentation, S2100KDataModule
+from torchgeo_satclip.datamodules import (
+    S2100KAugmentation,
+    S2100KDataModule,
+    ThreadedBatchLoader,
+)
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 from torchgeo_satclip.models import (
     _sh_triton,
@@ -21,6 +26,9 @@ from torchgeo_satclip.models import (
     spherical_harmonics,
 )
 from torchgeo_satclip.tasks import SatCLIPTask
+from torchgeo_satclip.tasks._moco import MomentumEncoder
+
+from .tasks.test_moco import bn_encoder, moco_task, pair_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
@@ -252,12 +260,6 @@ def test_bf16_mixed_training_on_cuda(packed_root: Path) -> None:
 def test_moco_keys_in_shuffled_parts_on_cuda() -> None:
     """moco_bn_splits on a GPU: the keys of a shuffled batch encoded in parts
     come back in the batch's order, and a bf16 training loss is finite."""
-    import torch.nn.functional as F
-
-    from torchgeo_satclip.tasks._moco import MomentumEncoder
-
-    from .tasks.test_moco import bn_encoder, moco_task, pair_batch
-
     encoder = MomentumEncoder(bn_encoder(), nn.Identity(), queue_size=4, dim=4)
     encoder = encoder.cuda()
     x = torch.randn(8, 3, device='cuda')
@@ -285,8 +287,6 @@ def test_pinned_batches_are_not_reused_before_their_copies(packed_root: Path) ->
     """ThreadedBatchLoader's pinned batches, copied to the GPU without
     blocking behind a busy stream, arrive intact: PyTorch's caching host
     allocator lends a block again only after the copy that reads it ran."""
-    from torchgeo_satclip.datamodules import ThreadedBatchLoader
-
     dataset = S2100K(packed_root, image_dtype='uint16')
     expected = torch.stack([dataset[i]['image'] for i in range(len(dataset))])
     loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=2, pin_memory=True)
@@ -305,8 +305,6 @@ def test_pinned_batches_are_not_reused_before_their_copies(packed_root: Path) ->
 def test_pinned_float32_batches_stay_pinned(packed_root: Path) -> None:
     """With image_dtype='float32' the loader converts each batch into pinned
     memory, so the converted batch is still copied without blocking."""
-    from torchgeo_satclip.datamodules import ThreadedBatchLoader
-
     dataset = S2100K(packed_root, image_dtype='float32')
     batch = next(iter(ThreadedBatchLoader(dataset, 3, pin_memory=True)))
     assert batch['image'].dtype == torch.float32
