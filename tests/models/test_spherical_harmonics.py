@@ -223,6 +223,27 @@ def test_gradients_finite_including_poles() -> None:
     assert points.grad[2].abs().sum() > 0
 
 
+def test_gradients_after_a_first_call_in_inference_mode() -> None:
+    """The cached recurrence tables must not be inference tensors.
+
+    ``embed`` and Lightning's validation run the encoder under
+    ``torch.inference_mode``; a later call that needs gradients with respect to
+    the points reuses the tables that first call built.
+    """
+    from torchgeo_satclip.models.spherical_harmonics import _tables
+
+    _tables.cache_clear()
+    points = torch.tensor([[12.0, 30.0], [-100.0, -60.0]], dtype=torch.float64)
+    with torch.inference_mode():
+        first = spherical_harmonics(points, 7)
+    points.requires_grad_(True)
+    out = spherical_harmonics(points, 7)
+    out.sum().backward()
+    assert points.grad is not None
+    assert torch.isfinite(points.grad).all()
+    torch.testing.assert_close(out.detach(), first, rtol=0, atol=0)
+
+
 def test_gradcheck() -> None:
     points = torch.tensor([[12.0, 30.0], [-100.0, -60.0]], dtype=torch.float64)
     points.requires_grad_(True)

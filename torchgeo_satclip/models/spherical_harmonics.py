@@ -85,6 +85,17 @@ def _tables(
         ``Q(l-2, m)`` coefficients (None for ``l = 1``) and the diagonal
         factor of ``s Q(l-1, l-1)``.
     """
+    # Normal tensors even when the first call runs under inference mode (as
+    # `embed` and Lightning's validation do): an inference tensor kept in the
+    # cache would make every later call with a gradient fail.
+    with torch.inference_mode(False):
+        return _build_tables(num_degrees, dtype, device)
+
+
+def _build_tables(
+    num_degrees: int, dtype: torch.dtype, device: torch.device
+) -> list[tuple[Tensor, Tensor | None, float]]:
+    """The body of :func:`_tables`."""
     steps: list[tuple[Tensor, Tensor | None, float]] = []
     for degree in range(1, num_degrees):
         orders = torch.arange(degree, dtype=torch.float64)
