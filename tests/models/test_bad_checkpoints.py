@@ -260,6 +260,17 @@ def test_unused_space2vec_values_do_not_refuse_a_checkpoint() -> None:
     assert load_location_encoder(ckpt).embed_dim == 3
 
 
+def test_harmonics_calculation_is_read_only_by_spherical_harmonics() -> None:
+    """The original code passes it to spherical harmonics alone."""
+    ckpt = space2vec()
+    ckpt['hyper_parameters']['harmonics_calculation'] = 'closed-form'
+    assert load_location_encoder(ckpt).embed_dim == 3
+    analytic = small()
+    for value in ('analytic', None):
+        analytic['hyper_parameters']['harmonics_calculation'] = value
+        assert load_location_encoder(analytic).embed_dim == 3
+
+
 def test_directory_and_missing(tmp_path: Path) -> None:
     with pytest.raises(
         CheckpointError, match='is a directory, expected a checkpoint file'
@@ -416,6 +427,16 @@ CORRUPTIONS: list[tuple[str, Callable[[], dict[str, Any]], Corruption, str]] = [
             f'hyper_parameters is a {type(value).__name__}, expected a dict',
         )
         for value in ([1, 2], 'legendre_polys=2', 3, (('a', 1),))
+    ),
+    *(
+        # the original's other spherical harmonics: another basis
+        (
+            f'harmonics_calculation={value!r}',
+            small,
+            set_hparam('harmonics_calculation', value),
+            f"hyper_parameters['harmonics_calculation'] is {value!r}",
+        )
+        for value in ('closed-form', 'discretized', 5)
     ),
     *(
         (

@@ -15,6 +15,8 @@ from torchgeo_satclip.models import (
     CheckpointError,
     LocationEncoder,
     SatCLIPWeights,
+    SirenNet,
+    SphericalHarmonics,
     build_location_encoder,
     load_location_encoder,
     read_checkpoint,
@@ -375,6 +377,10 @@ def test_save_official_checkpoint_refuses_what_the_official_code_cannot_read(
     tmp_path: Path,
 ) -> None:
     sh = build_location_encoder(legendre_polys=3, capacity=4, embed_dim=4)
+
+    def siren(**network: Any) -> LocationEncoder:
+        return LocationEncoder(SphericalHarmonics(3), SirenNet(9, 4, 4, **network))
+
     cases: list[tuple[LocationEncoder, dict[str, Any], str]] = [
         (
             build_location_encoder('rff', 'siren', capacity=4, embed_dim=4),
@@ -393,6 +399,10 @@ def test_save_official_checkpoint_refuses_what_the_official_code_cannot_read(
             {},
             "normalization='orthonormal'",
         ),
+        # sine frequencies and biases the official SIREN has no setting for
+        (siren(w0_initial=10.0), {}, r'layer 0 has w0_initial=10\.0'),
+        (siren(w0=2.0), {}, r'layer 1 has w0=2\.0'),
+        (siren(use_bias=False), {}, r'no biases \(use_bias=False\)'),
         (sh, {'positional_encoding_kwargs': {}}, 'not arguments of the official'),
         (sh, {'legendre_polys': 10}, 'contradict the location encoder'),
         (sh, {'vision_layers': 'resnet18'}, 'not an image encoder the official'),

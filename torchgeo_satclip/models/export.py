@@ -136,6 +136,9 @@ _OFFICIAL_LE_TYPES = frozenset(
     }
 )
 _OFFICIAL_PE_TYPES = frozenset({'siren'})
+#: The official SIREN's sine frequencies: first layer, and every other layer.
+_OFFICIAL_W0_INITIAL = 30.0
+_OFFICIAL_W0 = 1.0
 
 
 def _official_location_problem(
@@ -160,6 +163,33 @@ def _official_location_problem(
                 f'its positional encoding is computed with {option}={value!r}; the '
                 "official code computes only 'satclip'"
             )
+    return _official_siren_problem(encoder.nnet)
+
+
+def _official_siren_problem(nnet: nn.Module) -> str | None:
+    """Why the official SIREN differs from ``nnet``'s, or None if it does not.
+
+    The official code has no setting for the sine frequencies or the biases:
+    its first layer is ``sin(30 (W x + b))``, every other ``sin(W x + b)``.
+    """
+    layers = getattr(nnet, 'layers', None)
+    if not isinstance(layers, nn.ModuleList):
+        return None
+    for i, layer in enumerate(layers):
+        w0 = getattr(layer, 'w0', None)
+        official = _OFFICIAL_W0_INITIAL if i == 0 else _OFFICIAL_W0
+        if w0 != official:
+            name = 'w0_initial' if i == 0 else 'w0'
+            return (
+                f'its SIREN layer {i} has {name}={w0}; the official code '
+                f'computes only {name}={official}'
+            )
+    modules = [*layers, getattr(nnet, 'last_layer', None)]
+    if any(getattr(module, 'bias', True) is None for module in modules):
+        return (
+            'its SIREN has no biases (use_bias=False); the official code always '
+            'has them'
+        )
     return None
 
 

@@ -738,6 +738,39 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
     return hparams
 
 
+#: The original code's ``harmonics_calculation`` whose basis this package
+#: computes (that of the released checkpoints).
+_HARMONICS_CALCULATION = 'analytic'
+
+
+def _check_harmonics_calculation(
+    hparams: Mapping[str, Any], positional_encoding: object, origin: str
+) -> None:
+    """Refuse spherical harmonics computed in a basis this package does not have.
+
+    The original code's ``'closed-form'`` harmonics are orthonormal and carry
+    the Condon-Shortley phase, unlike its ``'analytic'`` ones (the released
+    checkpoints'): an encoder trained on them would embed every point wrongly
+    here. Other encodings ignore the key, as the original code does.
+
+    Raises:
+        CheckpointError: naming the value, if it is not ``'analytic'`` (or None).
+    """
+    value = hparams.get('harmonics_calculation')
+    if positional_encoding != 'sphericalharmonics' or value in (
+        None,
+        _HARMONICS_CALCULATION,
+    ):
+        return
+    raise CheckpointError(
+        f"{origin}: hyper_parameters['harmonics_calculation'] is {value!r}, but "
+        f'this package computes only the {_HARMONICS_CALCULATION!r} spherical '
+        "harmonics of the released checkpoints (the original's other variants "
+        'use another basis, so the weights would be applied to the wrong '
+        'features)'
+    )
+
+
 def _encoding_arguments(name: str) -> set[str]:
     """Argument names of the positional encoding ``name`` (all Space2Vec keys if unknown)."""
     cls = POSITIONAL_ENCODINGS.get(name)
@@ -768,6 +801,7 @@ def _encoder_from_state(
             kwargs[name] = hparams[key]
     kwargs.setdefault('positional_encoding', 'sphericalharmonics')
     kwargs.setdefault('network', 'siren')
+    _check_harmonics_calculation(hparams, kwargs['positional_encoding'], origin)
     if (
         kwargs['positional_encoding'] == 'sphericalharmonics'
         and kwargs['network'] == 'siren'
