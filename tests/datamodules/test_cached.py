@@ -249,3 +249,12 @@ def test_invalid_arguments() -> None:
         CachedFeatureDataModule(views=9, root=str(DATA), patch_size=32)
     with pytest.raises(ValueError, match='cache_dtype'):
         CachedFeatureDataModule(cache_dtype='int8', root=str(DATA), patch_size=32)  # type: ignore[arg-type]
+
+
+def test_no_validation_split_validates_nothing(tmp_path: Path) -> None:
+    """val_split_pct=0: no validation, not image batches of the whole set."""
+    dm = cached(tmp_path, frozen_task(), val_split_pct=0.0)
+    dm.setup('fit')
+    assert dm.val_dataset is None
+    assert dm.val_dataloader() == []
+    assert len(dm.train_dataloader().dataset) == 8  # type: ignore[arg-type]

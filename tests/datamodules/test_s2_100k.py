@@ -8,6 +8,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 from torch.utils.data import DataLoader
+from torchgeo.datamodules.utils import MisconfigurationException
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
 from torchgeo_satclip.datamodules import (
@@ -104,6 +105,64 @@ class TestSplit:
         assert val_files(0) == val_files(0)
         assert len(val_files(0)) == 2
         assert val_files(0) != val_files(3)
+
+    @pytest.mark.parametrize('loader', ['processes', 'threads'])
+    def test_no_validation_split_validates_nothing(
+        self, tmp_path: Path, loader: str
+    ) -> None:
+        """val_split_pct=0: not TorchGeo's fallback to the whole (training) set."""
+        from lightning.pytorch import LightningModule, Trainer
+
+        root = tmp_path / 's2_100k'
+        shutil.copytree(DATA, root, ignore=shutil.ignore_patterns('real', 'data.py'))
+        pack_s2_100k(root, patch_size=32, progress=False)
+        dm = S2100KDataModule(
+            batch_size=4,
+            root=root,
+            patch_size=32,
+            val_split_pct=0.0,
+            crop_size=None,
+            loader=loader,  # type: ignore[arg-type]
+        )
+        with pytest.raises(MisconfigurationException, match='val_dataset'):
+            dm.val_dataloader()  # no split made yet
+        dm.setup('fit')
+        assert dm.val_dataset is None
+        assert dm.val_dataloader() == []
+
+        class Count(LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.zeros(()))
+                self.validated = 0
+
+            def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+                return self.weight * batch['point'].sum()
+
+            def validation_step(self, batch: Any, batch_idx: int) -> None:
+                self.validated += len(batch['point'])
+
+            def configure_optimizers(self) -> torch.optim.Optimizer:
+                return torch.optim.SGD(self.parameters(), lr=0.0)
+
+        model = Count()
+        trainer = Trainer(
+            max_epochs=1,
+            accelerator='cpu',
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, datamodule=dm)
+        assert trainer.global_step == 2  # 8 training samples in batches of 4
+        assert model.validated == 0
+
+    def test_no_test_split(self) -> None:
+        dm = S2100KDataModule(root=DATA, patch_size=32, crop_size=None)
+        dm.setup('test')
+        with pytest.raises(ValueError, match='S2-100K has no test split'):
+            dm.test_dataloader()
 
 
 class TestAugmentation:
@@ -218,6 +277,18 @@ class TestS2100KDataModule:
         assert len(dm.dataset) == 7
         dm.setup('predict')
         assert dm.predict_dataset is dm.dataset
+
+    @pytest.mark.parametrize('stage', ['fit', 'predict'])
+    def test_points_mode_with_the_default_crop(self, stage: str) -> None:
+        """mode='points' has no image to crop: the crop check must not need one."""
+        dm = S2100KDataModule(
+            batch_size=8, root=DATA, patch_size=32, mode='points', val_split_pct=0.0
+        )
+        dm.setup(stage)
+        loader = dm.train_dataloader() if stage == 'fit' else dm.predict_dataloader()
+        batch = dm.on_after_batch_transfer(next(iter(loader)), 0)
+        assert set(batch) == {'point'}
+        assert batch['point'].shape == (8, 2)
 
     def test_plot(self, real_root: Path) -> None:
         import matplotlib

@@ -520,7 +520,7 @@ class S2100KDataModule(NonGeoDataModule):
             batch_size: size of each mini-batch.
             num_workers: number of workers for parallel data loading.
             val_split_pct: fraction of samples for validation (seeded, see
-                :func:`split_indices`).
+                :func:`split_indices`); 0 for no validation.
             seed: seed of the split, and of the validation split's pairs of
                 dates (with the dataset's ``dates='pair'``, validation
                 samples keep one fixed pair each, as with *pair_seed*, while
@@ -691,7 +691,10 @@ class S2100KDataModule(NonGeoDataModule):
         dataset: Any = self.dataset
         if self.crop_size is None or dataset is None or len(dataset) == 0:
             return
-        height, width = (int(n) for n in dataset[0]['image'].shape[-2:])
+        sample = dataset[0]
+        if 'image' not in sample:  # mode='points': nothing to crop
+            return
+        height, width = (int(n) for n in sample['image'].shape[-2:])
         if self.crop_size > min(height, width):
             raise ValueError(
                 f'crop_size {self.crop_size} is larger than the patches '
@@ -708,12 +711,29 @@ class S2100KDataModule(NonGeoDataModule):
             split: 'train', 'val', 'test' or 'predict'.
 
         Returns:
-            The loader of that split.
+            The loader of that split; for ``'val'``, an empty list when the
+            validation split is empty (``val_split_pct=0``): Lightning then
+            validates nothing.
 
         Raises:
-            ValueError: if ``loader='threads'`` and the dataset does not suit it.
+            ValueError: if ``loader='threads'`` and the dataset does not suit it,
+                or for ``'test'`` (S2-100K has no test split).
+            MisconfigurationException: for ``'val'`` before ``setup`` made the
+                split.
         """
-        dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
+        if split == 'test':
+            raise ValueError(
+                'S2-100K has no test split: `validate` evaluates the validation '
+                'split (val_split_pct), `predict` embeds every sample'
+            )
+        if split == 'val':
+            # Never TorchGeo's fallback to the whole dataset: with an empty
+            # split that would validate on the training samples.
+            if self.val_dataset is None and self.train_dataset is not None:
+                return []
+            dataset = self._valid_attribute('val_dataset')
+        else:
+            dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
         batch_size = self._valid_attribute(f'{split}_batch_size', 'batch_size')
         pin_memory = self.pin_memory
         if pin_memory is None:
