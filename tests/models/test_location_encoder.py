@@ -93,6 +93,16 @@ def test_validation_can_be_disabled() -> None:
     assert out.shape == (1, 256)
 
 
+@pytest.mark.parametrize('validate', [True, False])
+def test_numpy_points_get_a_type_error(validate: bool) -> None:
+    """Not an AttributeError from deep inside, after validation passed."""
+    import numpy as np
+
+    enc = build_location_encoder(legendre_polys=3, validate=validate).eval()
+    with pytest.raises(TypeError, match=r'got a ndarray: pass torch\.as_tensor'):
+        enc(np.zeros((2, 2)))
+
+
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 lons = st.floats(min_value=-180, max_value=180)
 lats = st.floats(min_value=-90, max_value=90)

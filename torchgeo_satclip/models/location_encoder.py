@@ -98,9 +98,17 @@ class LocationEncoder(nn.Module):
             ``(N, embed_dim)`` embeddings in the network's dtype.
 
         Raises:
+            TypeError: if ``lonlat`` is not a tensor (a NumPy array: wrap it in
+                ``torch.as_tensor``).
             ValueError: if ``lonlat`` is invalid (see
                 :func:`~torchgeo_satclip.geo.validate_lonlat`).
         """
+        if not isinstance(lonlat, Tensor):
+            raise TypeError(
+                f'lonlat must be a torch.Tensor of (longitude, latitude) in '
+                f'degrees, got a {type(lonlat).__name__}: pass '
+                'torch.as_tensor(lonlat)'
+            )
         if self.validate:
             validate_lonlat(lonlat)
         dtype = self.dtype
