@@ -26,3 +26,37 @@ def test_koppen_zone() -> None:
         True,
         False,
     ]
+
+
+@pytest.mark.parametrize(
+    ('lon', 'lat', 'match'),
+    [
+        ([0.0], [-500.0], r'latitude -500\.0'),
+        ([400.0], [10.0], r'longitude 400\.0'),
+        ([np.nan], [0.0], 'non-finite coordinate'),
+    ],
+)
+def test_invalid_points_are_refused(
+    lon: list[float], lat: list[float], match: str
+) -> None:
+    """No answer for a clipped or wrapped point (was: land at lat -500)."""
+    lon_array, lat_array = np.array(lon), np.array(lat)
+    with pytest.raises(ValueError, match=match):
+        is_land(lon_array, lat_array)
+    with pytest.raises(ValueError, match=match):
+        is_koppen_land(lon_array, lat_array)
+    with pytest.raises(ValueError, match=match):
+        koppen_zone(np.stack([lon_array, lat_array], axis=1))
+
+
+def test_shapes_must_agree() -> None:
+    with pytest.raises(ValueError, match=r'same shape, got \(2,\) and \(3,\)'):
+        is_land(np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match=r'\(N, 2\)'):
+        koppen_zone(np.zeros((4, 3)))
+
+
+def test_grids_keep_their_shape() -> None:
+    lon, lat = np.meshgrid(np.linspace(-180, 180, 5), np.linspace(-90, 90, 3))
+    assert is_land(lon, lat).shape == (3, 5)
+    assert is_koppen_land(lon, lat).shape == (3, 5)

