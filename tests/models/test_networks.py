@@ -9,6 +9,7 @@ from torchgeo_satclip.models import (
     NETWORKS,
     FCNet,
     LinearNet,
+    SatCLIPMLP,
     SirenLayer,
     SirenNet,
     get_network,
@@ -106,6 +107,30 @@ def test_mlp_hidden_layers_do_not_share_weights() -> None:
     expected = (5 * 7 + 7) + 2 * (7 * 7 + 7) + (7 * 3 + 3)
     assert sum(p.numel() for p in mlp.parameters()) == expected
     assert mlp(torch.randn(2, 5)).shape == (2, 3)
+
+
+@pytest.mark.parametrize('num_layers', [0, 1, 3])
+def test_satclip_mlp_has_the_original_depth_and_names(num_layers: int) -> None:
+    """Input layer, ``num_layers`` hidden layers, output: as the original's MLP."""
+    mlp = SatCLIPMLP(dim_in=5, dim_hidden=7, dim_out=3, num_layers=num_layers)
+    last = 2 * num_layers + 2
+    assert list(mlp.state_dict()) == [
+        f'features.{i}.{name}'
+        for i in range(0, last + 1, 2)
+        for name in ('weight', 'bias')
+    ]
+    assert sum(isinstance(m, nn.ReLU) for m in mlp.features) == num_layers + 1
+    hidden = [mlp.features[i].weight for i in range(2, last, 2)]
+    assert len({id(w) for w in hidden}) == num_layers  # not shared
+    x = torch.randn(2, 5)
+    h = torch.relu(mlp.features[0](x))
+    for i in range(2, last, 2):
+        h = torch.relu(mlp.features[i](h))
+    torch.testing.assert_close(mlp(x), mlp.features[last](h))
+
+
+def test_mlp_network_is_satclips() -> None:
+    assert isinstance(get_network('mlp', dim_in=4, num_layers=2), SatCLIPMLP)
 
 
 def test_fcnet_structure() -> None:

@@ -626,3 +626,83 @@ def test_read_checkpoint_loads_tensors_and_names_other_files(tmp_path: Path) -> 
         CheckpointError, match=r'a\.ckpt holds a Tensor, expected a dict'
     ):
         read_checkpoint(path)
+
+
+class _OriginalResidual(torch.nn.Module):
+    """A residual block with the original FCNet's parameter names (w1, w2)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.w1 = torch.nn.Linear(width, width)
+        self.w2 = torch.nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.w2(torch.relu(self.w1(x))))  # eval: no dropout
+
+
+class _OriginalNetwork(torch.nn.Module):
+    """The original code's non-SIREN networks, laid out with its names."""
+
+    def __init__(self, name: str, dim_in: int, hidden: int, out: int) -> None:
+        super().__init__()
+        self.name = name
+        if name == 'mlp':  # input, two hidden layers that share ONE module, output
+            shared = torch.nn.Linear(hidden, hidden)
+            self.features = torch.nn.Sequential(
+                torch.nn.Linear(dim_in, hidden),
+                torch.nn.ReLU(),
+                *[shared, torch.nn.ReLU()] * 2,
+                torch.nn.Linear(hidden, out),
+            )
+        elif name == 'fcnet':
+            self.feats = torch.nn.Sequential(
+                torch.nn.Linear(dim_in, hidden),
+                torch.nn.ReLU(),
+                *(_OriginalResidual(hidden) for _ in range(4)),
+            )
+            self.class_emb = torch.nn.Linear(hidden, out, bias=False)
+        else:
+            self.linear = torch.nn.Linear(dim_in, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.name == 'mlp':
+            return self.features(x)  # type: ignore[no-any-return]
+        if self.name == 'fcnet':
+            return self.class_emb(self.feats(x))  # type: ignore[no-any-return]
+        return self.linear(x)  # type: ignore[no-any-return]
+
+    def original_state(self) -> dict[str, torch.Tensor]:
+        state = self.state_dict()
+        if self.name == 'linear':  # a bare nn.Linear in the original
+            return {key.removeprefix('linear.'): value for key, value in state.items()}
+        return dict(state)
+
+
+@pytest.mark.parametrize('name', ['mlp', 'fcnet', 'linear'])
+def test_original_code_checkpoints_of_every_network(name: str) -> None:
+    """A checkpoint the original code trains with pe_type mlp, fcnet or linear."""
+    torch.manual_seed(0)
+    reference = _OriginalNetwork(name, dim_in=9, hidden=8, out=4).double().eval()
+    nnet = reference.original_state()
+    if name == 'mlp':  # the shared module is saved under both hidden keys
+        assert torch.equal(nnet['features.2.weight'], nnet['features.4.weight'])
+    state_dict = {
+        prefix + key: value.clone()
+        for prefix in ('model.location.nnet.', 'model.nnet.')
+        for key, value in nnet.items()
+    }
+    hyper_parameters = {
+        'le_type': 'sphericalharmonics',
+        'pe_type': name,
+        'legendre_polys': 3,
+        'harmonics_calculation': 'analytic',
+        'capacity': 8,
+        'embed_dim': 4,
+        'num_hidden_layers': 2,
+    }
+    encoder = load_location_encoder(
+        {'state_dict': state_dict, 'hyper_parameters': hyper_parameters}
+    )
+    with torch.no_grad():
+        expected = reference(SphericalHarmonics(3)(POINTS))
+        torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=0)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..geo import compute_dtype, validate_lonlat
 from ._checks import check_dtype, check_flag, check_int, check_real
 from ._registry import lookup
-from .networks import MLP, FCNet, LinearNet, SirenNet, get_network
+from .networks import MLP, FCNet, LinearNet, SatCLIPMLP, SirenNet, get_network
 from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
 from .spherical_harmonics import SphericalHarmonics
 
@@ -18,7 +18,7 @@ __all__ = ['LocationEncoder', 'build_location_encoder']
 #: Networks whose first operation is a linear layer of the features: under
 #: autocast that layer reads them in the autocast dtype, whatever they are
 #: handed in.
-_LINEAR_FIRST = (SirenNet, FCNet, MLP, LinearNet)
+_LINEAR_FIRST = (SirenNet, FCNet, MLP, SatCLIPMLP, LinearNet)
 
 
 class LocationEncoder(nn.Module):

@@ -1,14 +1,15 @@
 """Trainable networks that turn positional encodings into location embeddings.
 
 SatCLIP's released location encoders use :class:`SirenNet`. :class:`FCNet`
-(the SINR network), :class:`MLP` and :class:`LinearNet` are the other choices
-of the original code base; :class:`MultiScaleMLP` is GeoCLIP's network (one
-MLP per random-Fourier-feature scale, outputs summed). :func:`get_network`
+(the SINR network), :class:`SatCLIPMLP` and :class:`LinearNet` are the other
+choices of the original code base; :class:`MultiScaleMLP` is GeoCLIP's network
+(one :class:`MLP` per random-Fourier-feature scale, outputs summed). :func:`get_network`
 builds any of them by the name used in SatCLIP's ``hyper_parameters['pe_type']``
 (``'geoclip'`` for :class:`MultiScaleMLP`).
 """
 
 import inspect
+import itertools
 import math
 from typing import Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     'FCNet',
     'LinearNet',
     'MultiScaleMLP',
+    'SatCLIPMLP',
     'SirenLayer',
     'SirenNet',
     'get_network',
@@ -274,8 +276,9 @@ class FCNet(nn.Module):
 class MLP(nn.Module):
     """A ReLU multilayer perceptron with ``num_layers`` hidden layers.
 
-    Unlike the original SatCLIP ``mlp``, whose hidden layers all share one
-    module by accident, every hidden layer here has its own weights.
+    ``num_layers`` times ``Linear + ReLU`` (the first from ``dim_in``), then a
+    linear output layer: the branches of :class:`MultiScaleMLP`. SatCLIP's
+    ``'mlp'`` network is :class:`SatCLIPMLP`.
     """
 
     def __init__(
@@ -323,6 +326,67 @@ class MLP(nn.Module):
             ``(N, dim_out)`` embedding.
         """
         out: Tensor = self.last_layer(self.layers(x))
+        return out
+
+
+class SatCLIPMLP(nn.Module):
+    """SatCLIP's ``'mlp'`` network, with its depth and parameter names.
+
+    An input layer ``Linear(dim_in, dim_hidden) + ReLU``, then ``num_layers``
+    hidden layers ``Linear(dim_hidden, dim_hidden) + ReLU``, then a linear
+    output layer, all in one ``features`` sequence, so that the state dict of
+    the original code's ``MLP`` (``features.<0, 2, ..., 2 num_layers + 2>``)
+    loads as it is. The original's hidden layers all share one module by
+    accident (its state dict repeats the same weights under every hidden
+    key); here every hidden layer has its own weights, so an original
+    checkpoint computes the same function and training can make them differ.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim_hidden: int = 256,
+        dim_out: int = 256,
+        num_layers: int = 2,
+    ) -> None:
+        """Initialise the network.
+
+        Args:
+            dim_in: input features.
+            dim_hidden: width of the hidden layers.
+            dim_out: embedding size.
+            num_layers: number of hidden layers after the input layer
+                (SatCLIP's ``num_hidden_layers``).
+
+        Raises:
+            ValueError: if a size is not a positive integer or ``num_layers``
+                not a non-negative integer.
+        """
+        super().__init__()
+        _check_positive(dim_in=dim_in, dim_hidden=dim_hidden, dim_out=dim_out)
+        check_int('num_layers', num_layers, minimum=0)
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        widths = [dim_in, *([dim_hidden] * (num_layers + 1))]
+        self.features = nn.Sequential(
+            *(
+                module
+                for width_in, width_out in itertools.pairwise(widths)
+                for module in (nn.Linear(width_in, width_out), nn.ReLU())
+            ),
+            nn.Linear(dim_hidden, dim_out),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the network.
+
+        Args:
+            x: ``(N, dim_in)`` positional encoding.
+
+        Returns:
+            ``(N, dim_out)`` embedding.
+        """
+        out: Tensor = self.features(x)
         return out
 
 
@@ -463,7 +527,7 @@ NetworkName = Literal['siren', 'fcnet', 'mlp', 'linear', 'geoclip']
 NETWORKS: dict[str, type[nn.Module]] = {
     'siren': SirenNet,
     'fcnet': FCNet,
-    'mlp': MLP,
+    'mlp': SatCLIPMLP,
     'linear': LinearNet,
     'geoclip': MultiScaleMLP,
 }

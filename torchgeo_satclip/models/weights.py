@@ -738,6 +738,39 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
     return hparams
 
 
+#: How the original code names the parameters of the networks whose names
+#: differ from this package's (its ``MLP`` has :class:`SatCLIPMLP`'s names
+#: already): ``(pattern, replacement)`` pairs applied to each key, first match.
+_ORIGINAL_NAMES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
+    # FCNet: a residual block's two linear layers are w1 and w2 (here
+    # block.0 and block.3, around ReLU and dropout); the output is class_emb.
+    'fcnet': (
+        (re.compile(r'^feats\.(\d+)\.w1\.'), r'feats.\1.block.0.'),
+        (re.compile(r'^feats\.(\d+)\.w2\.'), r'feats.\1.block.3.'),
+        (re.compile(r'^class_emb\.'), 'last_layer.'),
+    ),
+    # 'linear' is a bare nn.Linear.
+    'linear': ((re.compile(r'^(weight|bias)$'), r'last_layer.\1'),),
+}
+
+
+def _from_original_names(network: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with the original code's parameter names of ``network`` renamed.
+
+    The names this package gives those parameters match none of the
+    patterns, so its own checkpoints pass through unchanged.
+    """
+    rules = _ORIGINAL_NAMES.get(network, ())
+    renamed: dict[str, Any] = {}
+    for key, value in state.items():
+        for pattern, replacement in rules:
+            if pattern.match(key):
+                key = pattern.sub(replacement, key)
+                break
+        renamed[key] = value
+    return renamed
+
+
 #: The original code's ``harmonics_calculation`` whose basis this package
 #: computes (that of the released checkpoints).
 _HARMONICS_CALCULATION = 'analytic'
@@ -832,6 +865,7 @@ def _encoder_from_state(
             f'{origin}: cannot build a location encoder from {kwargs}: {error}'
         ) from error
 
+    network_state = _from_original_names(str(kwargs['network']), network_state)
     expected = set(encoder.nnet.state_dict())
     missing = sorted(expected - set(network_state))
     unexpected = sorted(set(network_state) - expected)
