@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from torchgeo.datasets import DatasetNotFoundError
 
+import torchgeo_satclip.datasets.demo
 from torchgeo_satclip.cli import main
-from torchgeo_satclip.datasets import S2100K
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 from torchgeo_satclip.datasets.demo import (
     COVER_SPECTRA,
     MAX_DATES,
@@ -262,3 +264,67 @@ def test_cli_dates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert not (tmp_path / 'dates.csv').exists()
     assert main([*argv, '--overwrite', '--dates', '0']) == 2
     assert 'dates must be positive' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('dates', [1, 2])
+def test_interrupted_overwrite_leaves_no_loadable_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dates: int
+) -> None:
+    """An overwrite stopped part-way never pairs the old index with new images."""
+    root = tmp_path / 'demo'
+    make_demo_dataset(root, num_patches=6, size=8, seed=0, progress=False)
+    pack_s2_100k(root, patch_size=8, shard_size=4, progress=False)
+    S2100K(root, patch_size=8, exclude_nodata=True, layout='geotiff')
+    for name in ('index.csv', 'nodata.csv', 'packed/manifest.json'):
+        assert (root / name).is_file()
+
+    written: list[Path] = []
+    real = torchgeo_satclip.datasets.demo._write_patch
+
+    def interrupted(path: Path, *args: object) -> None:
+        if len(written) == 3:
+            raise KeyboardInterrupt  # Ctrl-C after three images
+        real(path, *args)  # type: ignore[arg-type]
+        written.append(path)
+
+    monkeypatch.setattr(torchgeo_satclip.datasets.demo, '_write_patch', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_demo_dataset(
+            root,
+            num_patches=6,
+            size=8,
+            seed=1,
+            overwrite=True,
+            progress=False,
+            dates=dates,
+        )
+    assert len(written) == 3
+    # nothing describes the images any more: no dataset loads the folder
+    for name in ('index.csv', 'nodata.csv', 'dates.csv', 'packed'):
+        assert not (root / name).exists()
+    for layout in ('auto', 'geotiff', 'packed'):
+        with pytest.raises(DatasetNotFoundError, match='Dataset not found'):
+            S2100K(root, patch_size=8, layout=layout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torchgeo_satclip.datasets.demo, '_write_patch', real)
+    make_demo_dataset(
+        root,
+        num_patches=6,
+        size=8,
+        seed=1,
+        overwrite=True,
+        progress=False,
+        dates=dates,
+    )
+    fresh = make_demo_dataset(
+        tmp_path / 'fresh',
+        num_patches=6,
+        size=8,
+        seed=1,
+        progress=False,
+        dates=dates,
+    )
+    assert digest(root) == digest(fresh)
+    assert S2100K(root, patch_size=8).layout == 'geotiff'
+    lonlat, _ = demo_locations(6, seed=1)
+    assert np.allclose(S2100K(root, patch_size=8).points, lonlat, atol=1e-5)

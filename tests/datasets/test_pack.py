@@ -8,7 +8,7 @@ import torch
 
 import torchgeo_satclip.datasets.pack
 from torchgeo_satclip.cli import main
-from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.datasets import S2100K, pack_s2_100k, verify_packed
 from torchgeo_satclip.datasets.s2_100k_files import read_geotiff
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -125,9 +125,57 @@ class TestPack:
 
     def test_nodata_recorded(self, root: Path) -> None:
         pack_s2_100k(root, patch_size=32, progress=False)
-        assert (root / 'nodata.csv').read_text().count('1.000000') == 1
+        lines = (root / 'nodata.csv').read_text().splitlines()
+        assert lines.count('patch_3.tif,1.0') == 1
         ds = S2100K(root, patch_size=32, exclude_nodata=True)
         assert ds.excluded == ['patch_3.tif']
+
+    @pytest.mark.parametrize('shorter_index', [False, True])
+    def test_repack_removes_orphan_shards(
+        self, root: Path, shorter_index: bool
+    ) -> None:
+        pack_s2_100k(root, patch_size=32, shard_size=2, progress=False)
+        packed = root / 'packed'
+        assert (packed / 'shard_00003.npy').is_file()
+        # files of other names are never touched, even if they look alike
+        others = [
+            'shard_00003.npy.bak',
+            'shard_0009.npy',
+            'shard_000003.npy',
+            'shard_00009.npz',
+            'my_shard_00009.npy',
+            'notes.json',
+        ]
+        for name in others:
+            (packed / name).write_bytes(b'not a shard of this layout')
+        (packed / 'shard_00008.npy').mkdir()  # a folder, not a shard file
+        if shorter_index:  # 3 patches in shards of 2: shards 2 and 3 go
+            lines = (root / 'index.csv').read_text().splitlines()
+            (root / 'index.csv').write_text('\n'.join(lines[:4]) + '\n')
+            result = pack_s2_100k(root, patch_size=32, shard_size=2, progress=False)
+            kept = 2
+        else:  # one shard of 8: shards 1 to 3 go
+            result = pack_s2_100k(root, patch_size=32, shard_size=8, progress=False)
+            kept = 1
+        assert result.num_shards == kept
+        shards = {
+            f'shard_{k:05d}.{ext}' for k in range(kept) for ext in ('npy', 'json')
+        }
+        assert {p.name for p in packed.iterdir()} == {
+            'manifest.json',
+            'files.csv',
+            'shard_00008.npy',
+            *shards,
+            *others,
+        }
+        for name in others:
+            assert (packed / name).read_bytes() == b'not a shard of this layout'
+        manifest = json.loads((packed / 'manifest.json').read_text())
+        assert [s['name'] for s in manifest['shards']] == [
+            f'shard_{k:05d}.npy' for k in range(kept)
+        ]
+        assert verify_packed(root, progress=False).num_shards == kept
+        assert_identical(root)
 
     def test_workers(self, root: Path) -> None:
         pack_s2_100k(root, patch_size=32, shard_size=5, num_workers=1, progress=False)

@@ -16,7 +16,10 @@ from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
 import torchgeo_satclip.datasets.s2_100k
 from torchgeo_satclip.datamodules import collate_sample_batch
 from torchgeo_satclip.datasets import S2100K, SampleBatch, pack_s2_100k
-from torchgeo_satclip.datasets.s2_100k_files import nodata_fraction
+from torchgeo_satclip.datasets.s2_100k_files import (
+    nodata_fraction,
+    read_nodata_file,
+)
 
 matplotlib.use('agg')
 
@@ -191,6 +194,105 @@ class TestS2100K:
         with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
             S2100K(root, patch_size=32)
 
+    def test_lost_images_extracted_again(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        """The marker alone does not make an archive extracted: its files must be."""
+        root = tmp_path / 'root'
+        root.mkdir()
+        shutil.copy(DATA / 'index.csv', root)
+        shutil.copy(DATA / 'satclip.tar', root)
+        expected = [s['image'] for s in S2100K(DATA, patch_size=32)]
+        assert len(S2100K(root, patch_size=32)) == 8
+        assert (root / '.satclip.tar.extracted').is_file()
+        extractions: list[Path] = []
+        real = torchgeo_satclip.datasets.s2_100k.extract_safely
+
+        def counting(archive: Path, directory: Path) -> None:
+            extractions.append(Path(archive))
+            real(archive, directory)
+
+        monkeypatch.setattr(
+            torchgeo_satclip.datasets.s2_100k, 'extract_safely', counting
+        )
+        S2100K(root, patch_size=32)  # complete: not extracted again
+        assert extractions == []
+
+        # some images lost: extracted again from the archive in the root
+        (root / 'images' / 'patch_2.tif').unlink()
+        (root / 'images' / 'patch_5.tif').unlink()
+        ds = S2100K(root, patch_size=32)
+        assert extractions == [root / 'satclip.tar']
+        for i, image in enumerate(expected):
+            assert torch.equal(ds[i]['image'], image)
+
+        # all lost, and the archive too: nothing to extract from ...
+        shutil.rmtree(root / 'images')
+        (root / 'satclip.tar').unlink()
+        with pytest.raises(FileNotFoundError, match=r'8 of 8 files listed in'):
+            S2100K(root, patch_size=32)
+        # ... but a download brings them back
+        ds = S2100K(root, patch_size=32, download=True)
+        assert (root / 'satclip.tar').is_file()
+        assert len(extractions) == 2
+        for i, image in enumerate(expected):
+            assert torch.equal(ds[i]['image'], image)
+
+    def test_lost_images_other_shard_deleted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        """Without download, the shards still in the root are extracted again."""
+        shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
+        shutil.copy(DATA / 'satclip.tar', shard_a)
+        shutil.copy(DATA / 'satclip.tar', shard_b)
+        monkeypatch.setattr(
+            S2100K,
+            'archive_remotes',
+            [(str(shard_a), sha256(shard_a)), (str(shard_b), sha256(shard_b))],
+        )
+        root = tmp_path / 'root'
+        assert len(S2100K(root, patch_size=32, download=True)) == 8
+        (root / 'b.tar').unlink()  # deleted after extraction
+        (root / 'images' / 'patch_4.tif').unlink()
+        assert len(S2100K(root, patch_size=32)) == 8
+        assert (root / 'images' / 'patch_4.tif').is_file()
+        assert not (root / 'b.tar').exists()
+
+    def test_packed_layout_needs_no_extraction(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
+    ) -> None:
+        """GeoTIFFs deleted after packing: only reading them extracts again."""
+        root = tmp_path / 'root'
+        root.mkdir()
+        shutil.copy(DATA / 'index.csv', root)
+        shutil.copy(DATA / 'satclip.tar', root)
+        expected = S2100K(root, patch_size=32)[6]['image']
+        pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
+        shutil.rmtree(root / 'images')
+        real = torchgeo_satclip.datasets.s2_100k.extract_safely
+
+        def refused(archive: Path, directory: Path) -> None:
+            raise AssertionError(f'{archive} extracted for the packed layout')
+
+        monkeypatch.setattr(
+            torchgeo_satclip.datasets.s2_100k, 'extract_safely', refused
+        )
+        for layout in ('auto', 'packed'):
+            ds = S2100K(
+                root,
+                patch_size=32,
+                layout=layout,  # type: ignore[arg-type]
+                download=True,
+            )
+            assert ds.layout == 'packed'
+            assert torch.equal(ds[6]['image'], expected)
+        assert not (root / 'images').exists()
+        monkeypatch.setattr(torchgeo_satclip.datasets.s2_100k, 'extract_safely', real)
+        ds = S2100K(root, patch_size=32, layout='geotiff')
+        assert ds.layout == 'geotiff'
+        assert torch.equal(ds[6]['image'], expected)
+        assert len(list((root / 'images').iterdir())) == 8
+
     def test_checksum_mismatch(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
     ) -> None:
@@ -257,6 +359,51 @@ class TestS2100K:
         assert (fake_root / 'nodata.csv').is_file()
         (fake_root / 'images' / 'patch_3.tif').write_bytes(b'corrupt, never read again')
         assert S2100K(fake_root, patch_size=32, exclude_nodata=True).num_excluded == 1
+
+    def test_nodata_exact_in_every_layout(self, fake_root: Path) -> None:
+        """A fraction just above the threshold is excluded wherever it is read."""
+        path = fake_root / 'images' / 'patch_1.tif'
+        with rasterio.open(path) as src:
+            profile, image = src.profile, src.read()
+        image = np.maximum(image, 1)  # no nodata ...
+        image.reshape(12, -1)[:, :102] = 0  # ... but in 102 of the 1,024 pixels
+        with rasterio.open(path, 'w', **profile) as dst:
+            dst.write(image)
+        fraction = 102 / 1024  # 0.099609375: '0.099609' with 6 decimals
+        assert nodata_fraction(image) == fraction
+        threshold = 0.099609
+        expected = ['patch_1.tif', 'patch_3.tif']
+
+        def excluded(layout: str) -> list[str]:
+            return S2100K(
+                fake_root,
+                patch_size=32,
+                exclude_nodata=True,
+                max_nodata_fraction=threshold,
+                layout=layout,  # type: ignore[arg-type]
+            ).excluded
+
+        assert excluded('geotiff') == expected  # measured
+        record = fake_root / 'nodata.csv'
+        assert read_nodata_file(record)['patch_1.tif'] == fraction
+        assert excluded('geotiff') == expected  # read from nodata.csv
+        record.unlink()
+        pack_s2_100k(fake_root, patch_size=32, progress=False)
+        assert excluded('packed') == expected
+        assert read_nodata_file(record)['patch_1.tif'] == fraction
+        assert excluded('geotiff') == expected  # the packer's nodata.csv
+
+    def test_nodata_file_of_six_decimals(self, fake_root: Path) -> None:
+        """Files written when fractions were rounded are still read as written."""
+        (fake_root / 'nodata.csv').write_text(
+            'fn,nodata_fraction\n'
+            + ''.join(f'patch_{i}.tif,{i / 10 + 1e-6:.6f}\n' for i in range(8))
+        )
+        assert read_nodata_file(fake_root / 'nodata.csv')['patch_4.tif'] == 0.400001
+        ds = S2100K(
+            fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.400001
+        )
+        assert ds.excluded == ['patch_5.tif', 'patch_6.tif', 'patch_7.tif']
 
     def test_nodata_recorded_list(self, fake_root: Path) -> None:
         (fake_root / 'nodata.csv').write_text(

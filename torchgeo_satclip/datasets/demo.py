@@ -52,6 +52,7 @@ import csv
 import datetime
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ from tqdm import tqdm
 
 from .._io import atomic_path, atomic_write
 from ..geo import is_koppen_land, koppen_zone, sample_points
-from .s2_100k_files import DATES_FILE, write_dates_file
+from .s2_100k_files import DATES_FILE, NODATA_FILE, PACKED_DIR, write_dates_file
 
 __all__ = [
     'BROWN_FACTORS',
@@ -396,6 +397,23 @@ def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
         dst.write(data)
 
 
+def _forget_earlier_world(root: Path) -> None:
+    """Delete what describes the images of an earlier world in *root*.
+
+    ``index.csv`` first, then ``dates.csv``, ``nodata.csv`` and the packed
+    layout: from then on no dataset loads *root* (S2100K finds no index)
+    until a run writes every image and then the new ``index.csv``, so a run
+    interrupted while it replaces images never leaves the earlier index (or
+    recorded nodata, or packed copies) beside a mix of old and new images.
+    """
+    (root / 'index.csv').unlink(missing_ok=True)
+    (root / DATES_FILE).unlink(missing_ok=True)
+    (root / NODATA_FILE).unlink(missing_ok=True)
+    packed = root / PACKED_DIR
+    if packed.exists():
+        shutil.rmtree(packed)
+
+
 def make_demo_dataset(
     root: str | os.PathLike[str],
     num_patches: int = 5000,
@@ -414,7 +432,12 @@ def make_demo_dataset(
         num_patches: number of patches (points).
         size: patch side in pixels.
         seed: random seed (same seed, same bytes).
-        overwrite: replace an existing ``root/index.csv``.
+        overwrite: replace an existing world: its ``index.csv`` and what
+            else describes its images (``dates.csv``, ``nodata.csv``, the
+            packed layout) are deleted before the first image is written, so
+            a run interrupted part-way leaves a folder that no dataset loads
+            (never an earlier index beside new images); run again to
+            complete it.
         progress: show a progress bar.
         dates: acquisitions per point, 1 to :data:`MAX_DATES`; more than one
             makes a multi-temporal world with seasons (see the module doc).
@@ -449,10 +472,10 @@ def make_demo_dataset(
     index = root / 'index.csv'
     if index.exists() and not overwrite:
         raise FileExistsError(f'{index} exists; pass overwrite=True (--overwrite)')
+    lonlat, zones = demo_locations(num_patches, seed)
+    _forget_earlier_world(root)  # before any image is replaced
     images = root / 'images'
     images.mkdir(parents=True, exist_ok=True)
-    (root / DATES_FILE).unlink(missing_ok=True)  # an earlier world's
-    lonlat, zones = demo_locations(num_patches, seed)
     rows: list[tuple[str, float, float]] = []
     dated: list[tuple[str, str, datetime.date]] = []
     for i in tqdm(

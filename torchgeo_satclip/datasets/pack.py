@@ -58,7 +58,9 @@ array shape and sampled content (:func:`~.s2_100k_files.sampled_sha256`) are
 those its ``.json`` records, and whose source GeoTIFFs are unchanged (same
 size and modification time, or same SHA-256 when only the time changed: the
 new time is then recorded); it redoes the rest. ``manifest.json`` is written
-last: a layout without it is incomplete and the dataset ignores it. The nodata
+last: a layout without it is incomplete and the dataset ignores it. Once it is
+written, the shards of an earlier pack that it does not list (left by a pack
+with a larger ``shard_size`` or a shorter ``index.csv``) are deleted. The nodata
 fraction of every patch (pixels that are 0 in all bands) is measured on the
 way and also recorded in ``root/nodata.csv``. Every patch must be 12 uint16
 bands of *patch_size* (S2-100K's 256 x 256 by default).
@@ -102,6 +104,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +305,56 @@ def _remove_stale_temporaries(folder: Path) -> None:
         remove_stale_temporaries(folder / final)
 
 
+#: The name of a shard or of its record, as :func:`shard_name` writes it.
+_SHARD = re.compile(r'shard_(?P<number>[0-9]{5,})\.(?:npy|json)', re.ASCII)
+
+
+def _remove_orphan_shards(out: Path, num_shards: int) -> list[Path]:
+    """Delete the shards of an earlier pack that the new manifest does not list.
+
+    Called once the new ``manifest.json`` is in place: a pack with fewer
+    shards (a larger *shard_size*, a shorter ``index.csv``) leaves the
+    earlier pack's last shards behind (1.6 GB each at the default shard
+    size). Only files named as :func:`shard_name` names a shard (and its
+    ``.json`` record) numbered *num_shards* or more are removed; anything
+    else in *out*, folders and other names included, is left alone.
+
+    Args:
+        out: the packed folder.
+        num_shards: the number of shards the new manifest lists.
+
+    Returns:
+        The files deleted.
+
+    Warns:
+        UserWarning: for an orphan that cannot be deleted (the layout is
+            complete and correct all the same), naming it and why.
+    """
+    removed: list[Path] = []
+    for entry in sorted(os.scandir(out), key=lambda e: e.name):
+        match = _SHARD.fullmatch(entry.name)
+        if match is None or entry.is_dir(follow_symlinks=False):
+            continue
+        number = int(match['number'])
+        stem = entry.name.rpartition('.')[0]
+        if number < num_shards or shard_name(number) != f'{stem}.npy':
+            continue  # listed, or a name shard_name never writes
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # another run removed it first
+        except OSError as error:
+            warnings.warn(
+                f'{entry.path}: cannot delete this shard of an earlier pack, '
+                f'which {out / "manifest.json"} does not list ({error}); '
+                'delete it by hand to free its space',
+                stacklevel=3,
+            )
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def pack_s2_100k(
     root: str | os.PathLike[str],
     *,
@@ -312,6 +365,9 @@ def pack_s2_100k(
     progress: bool = True,
 ) -> PackResult:
     """Pack the GeoTIFFs of an S2-100K root into ``root/packed`` (see module doc).
+
+    Shards of an earlier pack that the new manifest does not list are deleted
+    once it is written.
 
     Args:
         root: the dataset root (``index.csv`` and ``images/``; with a
@@ -377,6 +433,7 @@ def pack_s2_100k(
         root / NODATA_FILE, fns, [f for r in shards for f in r.nodata_fraction]
     )
     _write_manifest(out, shards, size, shard_size)
+    _remove_orphan_shards(out, len(shards))
     return PackResult(
         directory=out,
         num_samples=len(fns),

@@ -327,12 +327,7 @@ class S2100K(NonGeoDataset):
         self.checksum = checksum
         self.images_dir = self.root / 'images'
 
-        self._verify()
-
-        index = self.root / 'index.csv'
-        fns, coords = read_index(index)
-        if not fns:
-            raise ValueError(f'{index} lists no patches (only a header)')
+        fns, coords = self._verify(layout)
 
         self.packed: PackedLayout | None = None
         if layout != 'geotiff':
@@ -687,9 +682,7 @@ class S2100K(NonGeoDataset):
             present: Container[str] = self.packed.location
             where = f'the packed layout in {self.packed.directory}'
         else:
-            present = (
-                set(os.listdir(self.images_dir)) if self.images_dir.is_dir() else set()
-            )
+            present = self._image_files()
             where = str(self.images_dir)
         listed = [(self.root / 'index.csv', fns)]
         if dated is not None:
@@ -768,39 +761,74 @@ class S2100K(NonGeoDataset):
         write_nodata_file(record_path, fns, fractions)
         return fractions
 
-    def _verify(self) -> None:
-        """Find, extract or download the dataset.
+    def _image_files(self) -> set[str]:
+        """The names in ``images/`` (none when it is missing)."""
+        if not self.images_dir.is_dir():
+            return set()
+        return set(os.listdir(self.images_dir))
+
+    def _verify(
+        self, layout: Literal['auto', 'geotiff', 'packed']
+    ) -> tuple[list[str], NDArray[np.float64]]:
+        """Find, extract or download the dataset, and read its index.
+
+        ``index.csv`` is downloaded if it is missing. The images are left
+        alone when none is read (``mode='points'``) or when they are read
+        from a packed layout (*layout* ``'auto'`` or ``'packed'`` with a
+        ``packed/manifest.json``: the GeoTIFFs may be deleted after packing).
+        Otherwise an archive counts as extracted only when its marker
+        (:meth:`_marker`) exists and every file ``index.csv`` lists is in
+        ``images/``. One that is not is extracted from the root, where it is
+        (its SHA-256 checked first, with *checksum*), or else downloaded and
+        extracted (with *download*): so images lost after an extraction come
+        back from the archive, or from a new download. An archive extracted
+        once and deleted since is not needed without *download*; nor are
+        archives at all when ``images/`` holds files (extracted by hand):
+        :meth:`_check_files` then names any file still missing.
+
+        Args:
+            layout: the *layout* argument of the dataset.
+
+        Returns:
+            The file names and ``(N, 2)`` (lon, lat) of ``index.csv``.
 
         Raises:
             DatasetNotFoundError: if the dataset is not found and *download* is False.
             RuntimeError: if a checksum does not match.
+            ValueError: if ``index.csv`` is malformed or lists no patches.
         """
-        if not (self.root / 'index.csv').is_file():
+        index = self.root / 'index.csv'
+        if not index.is_file():
             if not self.download:
                 raise self._not_found()
             self._fetch(*self.index_remote)
+        fns, coords = read_index(index)
+        if not fns:
+            raise ValueError(f'{index} lists no patches (only a header)')
 
-        if (
-            self.root / PACKED_DIR / 'manifest.json'
-        ).is_file() or self.mode == 'points':
-            return
+        packed = (self.root / PACKED_DIR / 'manifest.json').is_file()
+        if self.mode == 'points' or (packed and layout != 'geotiff'):
+            return fns, coords
+        present = self._image_files()
+        complete = all(fn in present for fn in fns)
         pending = [
             remote
             for remote in self.archive_remotes
-            if not self._marker(remote).exists()
+            if not (complete and self._marker(remote).exists())
         ]
         if not pending:
-            return
-        have_images = self.images_dir.is_dir() and any(os.scandir(self.images_dir))
+            return fns, coords
         local = [r for r in pending if (self.root / _filename(r[0])).is_file()]
         if not local and not self.download:
-            if have_images:  # extracted by hand; _check_files checks completeness
-                return
+            if present or all(self._marker(r).exists() for r in pending):
+                return fns, coords  # nothing to extract: _check_files says more
             raise self._not_found()
         for remote in pending:
             path = self.root / _filename(remote[0])
             if not path.is_file():
                 if not self.download:
+                    if self._marker(remote).exists():
+                        continue  # extracted once; nothing to extract again from
                     raise self._not_found()
                 self._fetch(*remote)
             elif self.checksum and sha256_file(path) != remote[1]:
@@ -810,6 +838,7 @@ class S2100K(NonGeoDataset):
                 )
             extract_safely(path, self.images_dir)
             self._marker(remote).touch()
+        return fns, coords
 
     def _not_found(self) -> DatasetNotFoundError:
         """TorchGeo's error, naming the root as a plain path."""

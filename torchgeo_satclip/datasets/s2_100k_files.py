@@ -357,6 +357,11 @@ def write_nodata_file(
 ) -> None:
     """Write recorded nodata fractions atomically.
 
+    Each fraction is written exactly (the shortest decimal that reads back
+    as the same float, as ``files.csv`` of the packed layout records it), so
+    that a threshold judges a patch the same whether its fraction was just
+    measured or comes from this file or from the packed layout.
+
     Args:
         path: the CSV file to write (``fn, nodata_fraction``).
         fns: file names.
@@ -372,14 +377,17 @@ def write_nodata_file(
         writer = csv.writer(f)
         writer.writerow(['fn', 'nodata_fraction'])
         for fn, fraction in zip(fns, fractions, strict=True):
-            writer.writerow([fn, f'{fraction:.6f}'])
+            writer.writerow([fn, repr(float(fraction))])
 
 
 def read_nodata_file(path: Path) -> dict[str, float]:
     """Read recorded nodata fractions.
 
     A file with only an ``fn`` column is a plain list of nodata patches (each
-    counts as fraction 1).
+    counts as fraction 1). Fractions are read as written: exactly as
+    :func:`write_nodata_file` writes them, and, in files written before it
+    wrote them exactly, rounded to 6 decimals (delete such a file to have
+    the fractions measured again).
 
     Args:
         path: a CSV file with the columns ``fn`` and optionally ``nodata_fraction``.
