@@ -9,7 +9,11 @@ from lightning.pytorch import Trainer
 from torch import nn
 from torchgeo.main import main
 
-from torchgeo_satclip.models import satclip_location_encoder, save_official_checkpoint
+from torchgeo_satclip.models import (
+    SirenLayer,
+    satclip_location_encoder,
+    save_official_checkpoint,
+)
 from torchgeo_satclip.tasks import (
     LocationAwareClassificationTask,
     LocationAwareRegressionTask,
@@ -17,6 +21,7 @@ from torchgeo_satclip.tasks import (
     LocationRegressionTask,
     SatCLIPTask,
 )
+from torchgeo_satclip.tasks.utils import LocationEncoderArgs
 
 from .test_location_aware import CONF
 
@@ -135,3 +140,160 @@ def test_cli_checkpoint_reloads_without_the_weights_file(
     else:
         again.eval(), task.eval()
         assert torch.equal(again.encode_location(POINTS), task.encode_location(POINTS))
+
+
+def trained(name: str) -> dict[str, Any]:
+    """The arguments of task ``name`` with its location encoder trained."""
+    task_class, kwargs = TASKS[name]
+    return kwargs if task_class is SatCLIPTask else {**kwargs, 'freeze_location': False}
+
+
+def task_encoder(task: Any) -> nn.Module:
+    """The location encoder inside a task."""
+    if isinstance(task, SatCLIPTask):
+        return task.location_encoder
+    return task.model.location.encoder  # type: ignore[no-any-return]
+
+
+def dropouts(module: nn.Module) -> list[tuple[str, float]]:
+    """Every dropout probability of a module, by the submodule's name."""
+    out: list[tuple[str, float]] = []
+    for name, sub in module.named_modules():
+        if isinstance(sub, nn.Dropout):
+            out.append((name, float(sub.p)))
+        elif isinstance(sub, SirenLayer):
+            out.append((name, float(sub.dropout)))
+    return out
+
+
+def network_file(tmp_path: Path, network: str) -> Path:
+    """Location weights of a small ``network``: official layout or a task's."""
+    if network == 'siren':
+        return weights_file(tmp_path)
+    torch.manual_seed(1)
+    source = SatCLIPTask(
+        model='tiny',
+        in_channels=13,
+        location_network=network,
+        legendre_polys=3,
+        capacity=16,
+        embed_dim=8,
+    )
+    trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
+    trainer.strategy.connect(source)
+    trainer.save_checkpoint(tmp_path / 'source.ckpt')
+    return tmp_path / 'source.ckpt'
+
+
+@pytest.mark.parametrize('network', ['siren', 'fcnet'])
+@pytest.mark.parametrize('name', list(TASKS))
+def test_location_dropout_applies_to_loaded_weights(
+    name: str, network: str, tmp_path: Path
+) -> None:
+    """``location_dropout`` is the loaded encoder's dropout, and survives a reload.
+
+    The loader builds the networks' default dropout (0.5): it was kept, while
+    the hyperparameters recorded the value asked for, so the task's checkpoint
+    rebuilt an encoder with a different dropout than the one trained.
+    """
+    task_class, _ = TASKS[name]
+    path = network_file(tmp_path, network)
+    expected = dropouts(
+        satclip_location_encoder(
+            None,
+            network=network,
+            legendre_polys=3,
+            capacity=16,
+            embed_dim=8,
+            dropout=0.1,
+        )
+    )
+    assert expected
+    assert {p for _, p in expected} >= {0.1}
+    task: Any = task_class(
+        **trained(name), location_weights=str(path), location_dropout=0.1
+    )
+    assert dropouts(task_encoder(task)) == expected
+    assert task.hparams['location_dropout'] == 0.1
+    trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / 'task.ckpt')
+    path.unlink()
+    again: Any = task_class.load_from_checkpoint(tmp_path / 'task.ckpt')
+    assert dropouts(task_encoder(again)) == expected
+    assert repr(task_encoder(again)) == repr(task_encoder(task))
+
+
+@pytest.mark.parametrize('name', list(TASKS))
+def test_no_location_dropout_in_training_with_loaded_weights(
+    name: str, tmp_path: Path
+) -> None:
+    """``location_dropout=0``: the loaded encoder is deterministic in training."""
+    task_class, _ = TASKS[name]
+    path = weights_file(tmp_path)
+    task: Any = task_class(
+        **trained(name), location_weights=str(path), location_dropout=0.0
+    )
+    encoder = task_encoder(task).train()
+    assert encoder.training
+    with torch.no_grad():
+        first, second = encoder(POINTS), encoder(POINTS)
+    assert torch.equal(first, second)
+
+
+def test_location_dropout_draws_no_random_number(tmp_path: Path) -> None:
+    """Setting a loaded encoder's dropout leaves the caller's seed stream alone."""
+    path = weights_file(tmp_path)
+    torch.manual_seed(5)
+    satclip_location_encoder(str(path), dtype=torch.float32)
+    plain = torch.rand(3)
+    torch.manual_seed(5)
+    encoder = LocationEncoderArgs(location_dropout=0.2).build(str(path))
+    assert torch.equal(torch.rand(3), plain)
+    assert {p for _, p in dropouts(encoder)} == {0.0, 0.2}
+
+
+def test_location_dropout_on_an_encoder_the_architecture_cannot_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded architecture that rebuilds other modules is an error, not a guess."""
+    from torchgeo_satclip.tasks import utils
+
+    real = utils.location_encoder_architecture
+
+    def wrong(encoder: Any) -> dict[str, Any]:
+        return {**real(encoder), 'location_network': 'fcnet'}
+
+    monkeypatch.setattr(utils, 'location_encoder_architecture', wrong)
+    with pytest.raises(
+        ValueError, match=r'does not rebuild it \(SirenNet rebuilt as FCNet\)'
+    ):
+        LocationEncoderArgs(location_dropout=0.2).build(str(weights_file(tmp_path)))
+
+
+@pytest.mark.parametrize('name', ['location-regression', 'aware-regression'])
+def test_loaded_mlp_keeps_its_depth_through_a_reload(name: str, tmp_path: Path) -> None:
+    """The task records the loaded network's depth, not the default one."""
+    torch.manual_seed(1)
+    source = SatCLIPTask(
+        model='tiny',
+        in_channels=13,
+        location_network='mlp',
+        num_hidden_layers=3,
+        legendre_polys=3,
+        capacity=16,
+        embed_dim=8,
+    )
+    trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
+    trainer.strategy.connect(source)
+    trainer.save_checkpoint(tmp_path / 'source.ckpt')
+    task_class, _ = TASKS[name]
+    task: Any = task_class(
+        **trained(name), location_weights=str(tmp_path / 'source.ckpt')
+    )
+    assert task.hparams['num_hidden_layers'] == 3
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / 'task.ckpt')
+    (tmp_path / 'source.ckpt').unlink()
+    again: Any = task_class.load_from_checkpoint(tmp_path / 'task.ckpt')
+    torch.testing.assert_close(outputs(again), outputs(task), rtol=0, atol=0)

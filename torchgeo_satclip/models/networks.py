@@ -367,6 +367,7 @@ class SatCLIPMLP(nn.Module):
         check_int('num_layers', num_layers, minimum=0)
         self.dim_in = dim_in
         self.dim_out = dim_out
+        self.num_layers = num_layers
         widths = [dim_in, *([dim_hidden] * (num_layers + 1))]
         self.features = nn.Sequential(
             *(
