@@ -247,7 +247,13 @@ LIBRARY_DEFAULTS = [
     ('embed', 'weights', 'torchgeo_satclip.embed', 'embed_points', 'weights'),
     ('embed', 'seed', 'torchgeo_satclip.embed', 'embed_points', 'seed'),
     ('embed', 'dtype', 'torchgeo_satclip.embed', 'embed_points', 'dtype'),
-    ('embed', 'legendre_polys', MODELS, 'build_location_encoder', 'legendre_polys'),
+    (
+        'embed',
+        'legendre_polys',
+        'torchgeo_satclip.embed',
+        'embed_points',
+        'legendre_polys',
+    ),
     ('embed', 'lon_column', 'torchgeo_satclip.embed', 'embed_file', 'lon_column'),
     ('embed', 'lat_column', 'torchgeo_satclip.embed', 'embed_file', 'lat_column'),
     ('embed', 'lon_column', 'torchgeo_satclip.embed', 'read_points', 'lon_column'),
@@ -316,6 +322,90 @@ def test_defaults_are_the_library_defaults(
     assert (tuple(value) if isinstance(value, list) else value) == default
     if action.help and '(default: ' in action.help and isinstance(default, int | str):
         assert f'(default: {default}' in action.help
+
+
+def test_embed_random_encoder_defaults_are_shown() -> None:
+    """--legendre-polys and --seed default to None (refused with --weights other
+    than random) and show the values a random encoder then gets."""
+    from torchgeo_satclip.embed.pipeline import RANDOM_ENCODER_SEED
+    from torchgeo_satclip.models import build_location_encoder
+
+    polys = inspect.signature(build_location_encoder).parameters['legendre_polys']
+    for dest, effective in (
+        ('legendre_polys', polys.default),
+        ('seed', RANDOM_ENCODER_SEED),
+    ):
+        action = option('embed', dest)
+        assert action.default is None
+        assert action.help is not None
+        assert action.help.endswith(f'(default: {effective})')
+        assert '--weights random' in action.help
+
+
+@pytest.fixture
+def location_checkpoint(tmp_path: Path) -> Path:
+    """An official-layout checkpoint of a small encoder (L = 3, 4 dimensions)."""
+    import torch
+
+    from torchgeo_satclip.models import build_location_encoder, save_official_checkpoint
+
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=3, embed_dim=4, capacity=8)
+    return save_official_checkpoint(encoder, tmp_path / 'location.ckpt')
+
+
+@pytest.mark.parametrize(
+    ('flag', 'value', 'why'),
+    [
+        ('--legendre-polys', '40', 'bring their own architecture'),
+        ('--legendre-polys', '10', 'bring their own architecture'),
+        ('--seed', '3', 'are not random'),
+        ('--seed', '0', 'are not random'),
+    ],
+)
+def test_embed_refuses_random_encoder_options_with_weights(
+    flag: str,
+    value: str,
+    why: str,
+    points_csv: Path,
+    location_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """They were silently ignored: the checkpoint's L and weights were used."""
+    out = tmp_path / 'out.npy'
+    args = ['embed', str(points_csv), str(out), '--weights', str(location_checkpoint)]
+    assert main([*args, flag, value, '--quiet']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert (
+        f'{flag} {value} applies to a random encoder (--weights random) only: the '
+        f'weights {location_checkpoint} {why}; leave {flag} out'
+    ) in err
+    assert not out.exists()
+    assert main([*args, '--quiet']) == 0  # the weights alone
+    import numpy as np
+
+    assert np.load(out).shape == (2, 4)
+
+
+def test_embed_random_encoder_options_still_apply(
+    points_csv: Path, tmp_path: Path
+) -> None:
+    """With --weights random the defaults are L = 10 and seed 0, as before."""
+    import numpy as np
+
+    def embed(name: str, *extra: str) -> np.ndarray:
+        out = tmp_path / f'{name}.npy'
+        assert main(['embed', str(points_csv), str(out), '--quiet', *extra]) == 0
+        return np.load(out)
+
+    default = embed('default')
+    explicit = embed('explicit', '--weights', 'random', '--legendre-polys', '10')
+    np.testing.assert_array_equal(default, explicit)
+    np.testing.assert_array_equal(default, embed('seed0', '--seed', '0'))
+    assert not np.array_equal(default, embed('seed1', '--seed', '1'))
+    assert not np.array_equal(default, embed('l3', '--legendre-polys', '3'))
 
 
 def test_embed_dtype_is_the_encoders_default() -> None:

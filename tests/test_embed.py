@@ -237,6 +237,50 @@ def test_embed_points(named_points: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(out), first)  # seeded
 
 
+@pytest.mark.parametrize(
+    ('kwargs', 'why'),
+    [
+        ({'legendre_polys': 40}, 'bring their own architecture'),
+        ({'seed': 0}, 'are not random'),
+        ({'seed': 7, 'legendre_polys': None}, 'are not random'),
+    ],
+)
+def test_embed_points_refuses_random_options_with_weights(
+    named_points: Path, tmp_path: Path, kwargs: dict[str, int | None], why: str
+) -> None:
+    """legendre_polys and seed shape a random encoder; weights were loaded as
+    they are and the two were silently ignored."""
+    from torchgeo_satclip.models import save_official_checkpoint
+
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=3, embed_dim=4, capacity=8)
+    checkpoint = save_official_checkpoint(encoder, tmp_path / 'location.ckpt')
+    out = tmp_path / 'emb.npy'
+    name, value = next((k, v) for k, v in kwargs.items() if v is not None)
+    with pytest.raises(ValueError, match='applies to a random encoder') as info:
+        embed_points(named_points, out, weights=str(checkpoint), **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"{name}={value!r} applies to a random encoder (weights='random') only: "
+        f'the weights {str(checkpoint)!r} {why}; leave {name} out'
+    )
+    assert not out.exists()
+    embed_points(named_points, out, weights=str(checkpoint), progress=False)
+    assert np.load(out).shape == (3, 4)
+
+
+def test_embed_points_random_seed_defaults_to_zero(
+    named_points: Path, tmp_path: Path
+) -> None:
+    from torchgeo_satclip.embed.pipeline import RANDOM_ENCODER_SEED
+
+    assert RANDOM_ENCODER_SEED == 0
+    embed_points(named_points, tmp_path / 'a.npy', legendre_polys=3)
+    embed_points(named_points, tmp_path / 'b.npy', legendre_polys=3, seed=0)
+    np.testing.assert_array_equal(
+        np.load(tmp_path / 'a.npy'), np.load(tmp_path / 'b.npy')
+    )
+
+
 def test_nearest_neighbours(named_points: Path, tmp_path: Path) -> None:
     encoder = build_location_encoder(legendre_polys=3)
     found = nearest_neighbours(encoder, named_points)

@@ -305,6 +305,64 @@ def test_regression_target_must_be_a_number(tmp_path: Path, value: str) -> None:
         task_from_csv(path, 'value', kind='regression')
 
 
+@pytest.mark.parametrize('value', ['1e999', '-1e999', '1.8e308', '999e307'])
+@pytest.mark.parametrize('kind', ['regression', 'auto'])
+def test_regression_target_must_be_finite(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    """A decimal that overflows float64 is named by file, data row and column."""
+    lines = GOOD.splitlines()
+    lines[4] = lines[4].rsplit(',', 1)[0] + f',{value}'  # data row 4
+    path = tmp_path / 'task.csv'
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match='expected a finite decimal number') as info:
+        task_from_csv(path, 'value', kind=kind)  # type: ignore[arg-type]
+    assert f'{path}, data row 4: value is {value!r}' in str(info.value)
+
+
+def test_non_finite_target_row_counts_skipped_rows(tmp_path: Path) -> None:
+    """Rows without a target are skipped but still counted in the data row."""
+    lines = GOOD.splitlines()
+    lines[2] = lines[2].rsplit(',', 1)[0] + ','  # data row 2 has no target
+    lines[6] = lines[6].rsplit(',', 1)[0] + ',1e999'  # data row 6
+    path = tmp_path / 'task.csv'
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=re.escape("data row 6: value is '1e999'")):
+        task_from_csv(path, 'value', kind='regression')
+
+
+def test_point_dataset_refuses_a_non_finite_target(tmp_path: Path) -> None:
+    """No dataset of NaN labels: training on them ran to the end and exited 0."""
+    from torchgeo_satclip.evaluation import PointDataModule, PointDataset
+
+    lines = GOOD.splitlines()
+    lines[4] = lines[4].rsplit(',', 1)[0] + ',1e999'
+    path = tmp_path / 'task.csv'
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=re.escape('data row 4: value is')):
+        PointDataset(path=str(path), target='value')
+    datamodule = PointDataModule(path=str(path), target='value')
+    with pytest.raises(ValueError, match=re.escape('data row 4: value is')):
+        datamodule.setup('fit')
+
+
+@pytest.mark.parametrize('standardize', [True, False])
+def test_point_dataset_refuses_labels_that_overflow(
+    standardize: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finite float64 targets whose float32 label (or its scale) overflows."""
+    from torchgeo_satclip.evaluation import points
+
+    lonlat = np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]])
+    huge = PointTask(
+        'huge', lonlat, np.array([1.0, 1e300, -1e300]), 'regression', source='s'
+    )
+    monkeypatch.setattr(points, 'load_task', lambda *args, **kwargs: huge)
+    with pytest.raises(ValueError, match=r"task 'huge' \(s\): the target") as e:
+        points.PointDataset(task='huge', standardize=standardize)
+    assert 'expected finite targets small enough' in str(e.value)
+
+
 def test_bom_and_blank_lines_are_not_data(tmp_path: Path) -> None:
     path = tmp_path / 'task.csv'
     path.write_text('\ufeff' + GOOD + '\n\n', encoding='utf-8')

@@ -138,3 +138,48 @@ def test_small_batch_top5_is_top_n() -> None:
     assert metrics['i2l_top5'].item() == metrics['l2i_top5'].item() == 1.0
     # retrieved: 0, 0, 0: distances 0, 5 and 10 degrees
     assert metrics['median_km'].item() == pytest.approx(5 * KM_PER_DEGREE)
+
+
+def test_clip_loss_is_float32_under_bf16_autocast() -> None:
+    """``bf16-mixed`` leaves the logits float32 and equal to the float32 ones.
+
+    Autocast ran the similarity products in bfloat16 although the embeddings
+    were cast to float32 first: at a logit scale of 100 the logits were off
+    by up to 0.15 here and came back as bfloat16.
+    """
+    g = torch.Generator().manual_seed(0)
+    image = torch.randn(512, 256, generator=g)
+    location = image + 4 * torch.randn(512, 256, generator=g)
+    logit_scale = torch.tensor(math.log(100.0))
+    img = torch.nn.functional.normalize(image, dim=-1)
+    loc = torch.nn.functional.normalize(location, dim=-1)
+    logits = 100.0 * img @ loc.T
+    target = torch.arange(512)
+    loss = (
+        torch.nn.functional.cross_entropy(logits, target)
+        + torch.nn.functional.cross_entropy(logits.T, target)
+    ) / 2
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = clip_loss(image, location, logit_scale)
+    for name in ('logits_image', 'logits_location', 'loss'):
+        assert getattr(out, name).dtype == torch.float32, name
+    torch.testing.assert_close(out.logits_image, logits, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(out.logits_location, logits.T, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(out.loss, loss, rtol=1e-5, atol=1e-5)
+
+
+def test_clip_loss_gradients_are_float32_under_bf16_autocast() -> None:
+    """The gradients with respect to the embeddings are those of float32."""
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(64, 32, generator=g)
+    location = torch.randn(64, 32, generator=g)
+    scale = torch.tensor(math.log(100.0))
+    grads = []
+    for autocast in (False, True):
+        x = image.clone().requires_grad_()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            loss = clip_loss(x, location, scale).loss
+        loss.backward()  # outside autocast, as Lightning does
+        assert x.grad is not None
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)

@@ -50,12 +50,17 @@ def test_fit_fast_dev_run(name: str, tmp_path: Path) -> None:
     run(['fit', '--config', str(CONF / f'{name}.yaml')], tmp_path)
 
 
-def test_shipped_eurosat_config_on_fake_data(tmp_path: Path) -> None:
+def test_shipped_eurosat_config_on_fake_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Path('configs', 'eurosat_location.yaml').resolve()
+    data = Path('tests', 'data', 'eurosat').resolve()
+    monkeypatch.chdir(tmp_path)  # the recipe writes checkpoints/eurosat_location
     run(
         [
             'fit',
             '--config',
-            'configs/eurosat_location.yaml',
+            str(config),
             '--model.init_args.weights',
             'null',
             '--model.init_args.location_weights',
@@ -69,12 +74,70 @@ def test_shipped_eurosat_config_on_fake_data(tmp_path: Path) -> None:
             '--data.init_args.num_workers',
             '0',
             '--data.dict_kwargs.root',
-            'tests/data/eurosat',
+            str(data),
             '--data.dict_kwargs.download',
             'false',
         ],
         tmp_path,
     )
+
+
+def test_air_temperature_recipe_resumes_from_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--ckpt_path last` continues the shipped recipe instead of starting over.
+
+    The recipe had no ModelCheckpoint with a fixed folder: Lightning warned
+    that there was no last checkpoint and trained from scratch.
+    """
+    config = Path('configs', 'air_temperature_location.yaml').resolve()
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / 'checkpoints' / 'air_temperature_location' / 'last.ckpt'
+
+    def fit(max_epochs: int, *extra: str) -> None:
+        main(
+            [
+                'fit',
+                '--config',
+                str(config),
+                '--model.init_args.location_weights',
+                'null',
+                '--model.init_args.freeze_location',
+                'false',
+                '--model.init_args.legendre_polys',
+                '3',
+                '--model.init_args.embed_dim',
+                '8',
+                '--model.init_args.capacity',
+                '16',
+                '--model.init_args.head_hidden',
+                '8',
+                '--trainer.accelerator',
+                'cpu',
+                '--trainer.limit_train_batches',
+                '3',
+                '--trainer.limit_val_batches',
+                '1',
+                '--trainer.num_sanity_val_steps',
+                '0',
+                '--trainer.max_epochs',
+                str(max_epochs),
+                '--trainer.logger',
+                'false',
+                '--trainer.enable_progress_bar',
+                'false',
+                *extra,
+            ]
+        )
+
+    fit(1)
+    first = torch.load(last, weights_only=True, map_location='cpu')
+    assert first['global_step'] == 3
+    with caplog.at_level('INFO'):
+        fit(2, '--ckpt_path', 'last')
+    assert f'Restoring states from the checkpoint path at {last}' in caplog.text
+    resumed = torch.load(last, weights_only=True, map_location='cpu')
+    assert resumed['global_step'] == 6  # 3 more steps, not 3 from scratch
 
 
 def test_point_dataset_location_only_fit(tmp_path: Path) -> None:

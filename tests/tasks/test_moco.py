@@ -170,6 +170,31 @@ def test_moco_loss_matches_hand_computation() -> None:
     assert out.logits.shape == (2, 4)
 
 
+@pytest.mark.parametrize('inputs', ['float32', 'bfloat16'])
+def test_moco_loss_is_float32_under_bf16_autocast(inputs: str) -> None:
+    """``bf16-mixed`` leaves the logits float32 and equal to the float32 ones.
+
+    Autocast ran the product with the queue in bfloat16 although the inputs
+    were cast to float32 first (the logits differed by up to 0.08 here at
+    temperature 0.02); bfloat16 queries (a head run under autocast) give the
+    logits of their float32 values.
+    """
+    g = torch.Generator().manual_seed(0)
+    query = torch.randn(64, 128, generator=g).to(getattr(torch, inputs))
+    key = query.float() + 3 * torch.randn(64, 128, generator=g)
+    queue = F.normalize(torch.randn(4096, 128, generator=g), dim=1)
+    q = F.normalize(query.float(), dim=1)
+    k = F.normalize(key, dim=1)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / 0.02
+    loss = F.cross_entropy(logits, torch.zeros(64, dtype=torch.long))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = moco_loss(query, key, queue, 0.02)
+    assert out.logits.dtype == torch.float32
+    assert out.loss.dtype == torch.float32
+    torch.testing.assert_close(out.logits, logits, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(out.loss, loss, rtol=1e-6, atol=1e-6)
+
+
 def test_moco_loss_shape_mismatch() -> None:
     with pytest.raises(ValueError, match='must be'):
         moco_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(4, 2), 0.1)

@@ -746,20 +746,44 @@ GPU_RECIPES = [
 ]
 
 
-@pytest.mark.parametrize('config', RECIPES, ids=lambda p: p.stem)
-def test_recipe_saves_last_checkpoint(config: Path) -> None:
+#: Every config in configs/, whatever its task: docs/training.md promises
+#: each of them resumes with `--ckpt_path last`.
+ALL_CONFIGS = sorted(CONFIGS.glob('*.yaml'), key=lambda p: p.name)
+
+
+def recipe_checkpoint(config: Path) -> dict[str, Any]:
+    """The ``init_args`` of the one ``ModelCheckpoint`` of a config."""
     import yaml
 
-    trainer_config = yaml.safe_load(config.read_text())['trainer']
+    trainer_config = yaml.safe_load(config.read_text()).get('trainer') or {}
     checkpoints = [
-        c['init_args']
-        for c in trainer_config['callbacks']
+        c.get('init_args', {})
+        for c in trainer_config.get('callbacks') or []
         if c['class_path'] == 'lightning.pytorch.callbacks.ModelCheckpoint'
     ]
-    assert len(checkpoints) == 1
-    assert checkpoints[0]['save_last'] is True
+    assert len(checkpoints) == 1, f'{config}: {len(checkpoints)} ModelCheckpoints'
+    return dict(checkpoints[0])
+
+
+def test_every_config_is_checked_for_its_last_checkpoint() -> None:
+    names = {p.stem for p in ALL_CONFIGS}
+    assert {p.stem for p in RECIPES} <= names
+    assert {'air_temperature_location', 'eurosat_location'} <= names
+
+
+@pytest.mark.parametrize('config', ALL_CONFIGS, ids=lambda p: p.stem)
+def test_recipe_saves_last_checkpoint(config: Path) -> None:
+    checkpoint = recipe_checkpoint(config)
+    assert checkpoint.get('save_last') is True, config
     # a fixed folder: `--ckpt_path last` finds it from a new run
-    assert checkpoints[0]['dirpath']
+    assert checkpoint.get('dirpath'), config
+    # the task logs val_loss; a checkpoint that monitors something watches it
+    assert checkpoint.get('monitor') in (None, 'val_loss'), config
+
+
+def test_recipes_keep_their_checkpoints_apart() -> None:
+    folders = [recipe_checkpoint(p)['dirpath'] for p in ALL_CONFIGS]
+    assert len(set(folders)) == len(folders)  # no two recipes resume each other
 
 
 @pytest.mark.parametrize('name', GPU_RECIPES)

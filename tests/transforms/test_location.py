@@ -44,8 +44,14 @@ def encoder() -> torch.nn.Module:
 def reference(
     encoder: torch.nn.Module, lonlat: list[tuple[float, float]]
 ) -> torch.Tensor:
-    with torch.no_grad():
-        return encoder(torch.tensor(lonlat, dtype=torch.float64)).float()
+    """The embedding of the encoder in eval mode (no dropout), leaving its mode."""
+    training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            return encoder(torch.tensor(lonlat, dtype=torch.float64)).float()
+    finally:
+        encoder.train(training)
 
 
 def test_point_sample_and_batch(encoder: torch.nn.Module) -> None:
@@ -84,6 +90,36 @@ def test_encoder_frozen_and_eval(encoder: torch.nn.Module) -> None:
     transform.train()
     assert not transform.encoder.training
     assert all(not p.requires_grad for p in transform.parameters())
+
+
+def test_the_callers_encoder_is_left_alone(encoder: torch.nn.Module) -> None:
+    """A task's encoder passed to the transform keeps training.
+
+    The transform froze (``eval()``, ``requires_grad_(False)``) the module it
+    was given, so a task whose ``location_encoder`` it was given silently
+    stopped training it.
+    """
+    encoder.train()
+    before = {name: p.detach().clone() for name, p in encoder.named_parameters()}
+    transform = LocationEmbedding(encoder)
+    assert encoder.training
+    assert all(module.training for module in encoder.modules())
+    assert all(p.requires_grad for p in encoder.parameters())
+    assert transform.encoder is not encoder
+    assert not transform.encoder.training
+    assert all(not p.requires_grad for p in transform.encoder.parameters())
+    # the caller's encoder still learns; the transform's copy does not change
+    frozen = reference(transform.encoder, [PARIS])
+    loss = encoder(torch.tensor([PARIS], dtype=torch.float64)).square().sum()
+    loss.backward()
+    assert all(p.grad is not None for p in encoder.parameters())
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    out = transform({'point': torch.tensor(PARIS)})['location_embedding']
+    torch.testing.assert_close(out, frozen[0])
+    for name, p in transform.encoder.named_parameters():
+        assert torch.equal(p, before[name]), name
 
 
 def test_no_location_raises(encoder: torch.nn.Module) -> None:

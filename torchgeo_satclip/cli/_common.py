@@ -39,6 +39,8 @@ def option(
     source: StaticSignature,
     parameter: str,
     text: str,
+    *,
+    effective: Any = None,
     **kwargs: Any,
 ) -> None:
     """Add an option whose default is that of a library function's parameter.
@@ -49,10 +51,13 @@ def option(
         source: the library function the option is passed to.
         parameter: its parameter, e.g. ``'batch_size'``.
         text: the help text, to which ``(default: ...)`` is appended.
+        effective: for a parameter whose default is None (not given: the
+            library picks a value, or refuses the option in some uses), the
+            value the library then uses, shown as the default.
         **kwargs: further arguments of ``add_argument`` (``type``, ``choices``).
     """
     default = source.default(parameter)
-    help = f'{text} (default: {shown(default)})'
+    help = f'{text} (default: {shown(default if effective is None else effective)})'
     parser.add_argument(flag, default=default, help=help, **kwargs)
 
 
@@ -85,18 +90,22 @@ def overwrite(what: str) -> argparse.ArgumentParser:
     return parser
 
 
-def seed(source: StaticSignature, what: str = 'random seed') -> argparse.ArgumentParser:
+def seed(
+    source: StaticSignature, what: str = 'random seed', *, effective: Any = None
+) -> argparse.ArgumentParser:
     """``--seed``, defaulting to the ``seed`` parameter of ``source``.
 
     Args:
         source: the library function the seed is passed to.
         what: the help text before the default, saying what is seeded.
+        effective: the seed the library uses when its default is None (see
+            :func:`option`).
 
     Returns:
         The parent parser.
     """
     parser = _parent()
-    option(parser, '--seed', source, 'seed', what, type=int)
+    option(parser, '--seed', source, 'seed', what, effective=effective, type=int)
     return parser
 
 

@@ -8,10 +8,12 @@ from types import FrameType
 
 from . import _common
 from ._common import Subparsers
-from ._signatures import StaticSignature
+from ._preflight import UsageError
+from ._signatures import StaticSignature, constant
 
 __all__ = ['add_parser', 'run']
 
+PIPELINE = 'torchgeo_satclip.embed.pipeline'
 EMBED_POINTS = StaticSignature('torchgeo_satclip.embed', 'embed_points')
 EMBED_FILE = StaticSignature('torchgeo_satclip.embed', 'embed_file')
 BUILD_ENCODER = StaticSignature(
@@ -45,7 +47,11 @@ def add_parser(subparsers: Subparsers) -> None:
         help='embed the points of a CSV, Parquet or GeoJSON file with a SatCLIP location encoder',
         description=DESCRIPTION,
         parents=[
-            _common.seed(EMBED_POINTS, 'seed of a random encoder'),
+            _common.seed(
+                EMBED_POINTS,
+                'seed of the random encoder of --weights random',
+                effective=constant(PIPELINE, 'RANDOM_ENCODER_SEED'),
+            ),
             _common.columns(EMBED_POINTS),
             _common.overwrite('replace OUTPUT if it exists'),
             _common.quiet(),
@@ -72,9 +78,10 @@ def add_parser(subparsers: Subparsers) -> None:
     _common.option(
         parser,
         '--legendre-polys',
-        BUILD_ENCODER,
+        EMBED_POINTS,
         'legendre_polys',
-        'spherical-harmonic degrees L of a random encoder',
+        'spherical-harmonic degrees L of the random encoder of --weights random',
+        effective=BUILD_ENCODER.default('legendre_polys'),
         type=int,
     )
     _common.option(
@@ -142,9 +149,33 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+def _check_random_only(args: argparse.Namespace) -> None:
+    """Refuse the options of a random encoder with other ``--weights``.
+
+    Raises:
+        UsageError: naming the option and the weights, if ``--legendre-polys``
+            or ``--seed`` is given with weights other than ``random`` (they
+            were ignored: the weights bring their architecture and are not
+            random).
+    """
+    if args.weights == 'random':
+        return
+    for flag, dest, why in (
+        ('--legendre-polys', 'legendre_polys', 'bring their own architecture'),
+        ('--seed', 'seed', 'are not random'),
+    ):
+        value = getattr(args, dest)
+        if value is not None:
+            raise UsageError(
+                f'{flag} {value} applies to a random encoder (--weights random) '
+                f'only: the weights {args.weights} {why}; leave {flag} out'
+            )
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..embed import embed_points
 
+    _check_random_only(args)
     result = embed_points(
         args.input,
         args.output,

@@ -44,6 +44,7 @@ from .write import (
 
 __all__ = [
     'CHUNK',
+    'RANDOM_ENCODER_SEED',
     'DtypeName',
     'EmbedOptions',
     'EmbedPointsResult',
@@ -59,6 +60,9 @@ __all__ = [
 
 #: Points embedded at a time on the CPU (16 MiB per hidden layer of width 512).
 CHUNK = 8192
+
+#: Seed of a random encoder of :func:`embed_points` when none is given.
+RANDOM_ENCODER_SEED = 0
 
 
 @dataclass
@@ -404,7 +408,7 @@ def embed_points(
     *,
     weights: str = 'random',
     legendre_polys: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     dtype: DtypeName = 'float64',
     lon_column: str = 'lon',
     lat_column: str = 'lat',
@@ -423,8 +427,11 @@ def embed_points(
             anything :func:`~torchgeo_satclip.models.load_location_encoder`
             accepts (a checkpoint path, a ``SatCLIPWeights`` name).
         legendre_polys: spherical-harmonic degrees of a random encoder
-            (default: :func:`~torchgeo_satclip.models.build_location_encoder`'s).
-        seed: torch seed set before initialising a random encoder.
+            (default: :func:`~torchgeo_satclip.models.build_location_encoder`'s);
+            refused with other *weights*, which bring their own architecture.
+        seed: torch seed set before initialising a random encoder (default:
+            :data:`RANDOM_ENCODER_SEED`); refused with other *weights*, which
+            are not random.
         dtype: compute dtype of the encoder (float64: the checkpoints' own).
         lon_column: longitude column (degrees).
         lat_column: latitude column (degrees).
@@ -438,18 +445,29 @@ def embed_points(
 
     Raises:
         CheckpointError: if the weights hold a non-finite value.
-        ValueError: for an unknown dtype (and see :func:`embed_file`).
+        ValueError: for an unknown dtype, or *legendre_polys* or *seed* given
+            with weights other than ``'random'`` (and see :func:`embed_file`).
     """
     if dtype not in ('float64', 'float32', 'bfloat16'):
         raise ValueError(
             f"dtype must be 'float64', 'float32' or 'bfloat16', got {dtype!r}"
         )
+    if weights != 'random':
+        for name, value, why in (
+            ('legendre_polys', legendre_polys, 'bring their own architecture'),
+            ('seed', seed, 'are not random'),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"{name}={value!r} applies to a random encoder (weights='random') "
+                    f'only: the weights {weights!r} {why}; leave {name} out'
+                )
     # The cheap checks first: no checkpoint is loaded for a missing input.
     check_input(input_path)
     check_output(output_path, options.get('overwrite', False), input_path)
     torch_dtype = getattr(torch, dtype)
     if weights == 'random':
-        torch.manual_seed(seed)
+        torch.manual_seed(RANDOM_ENCODER_SEED if seed is None else seed)
         architecture = (
             {} if legendre_polys is None else {'legendre_polys': legendre_polys}
         )

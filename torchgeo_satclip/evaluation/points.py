@@ -7,6 +7,7 @@ or a user CSV as samples ``{'point': (lon, lat), 'label': target}``;
 :class:`~torchgeo_satclip.tasks.LocationClassificationTask`.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,10 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
             transforms: applied to each sample.
 
         Raises:
-            ValueError: if ``path`` is given without ``target``.
+            ValueError: if ``path`` is given without ``target``, the CSV is
+                refused by :func:`~torchgeo_satclip.evaluation.task_from_csv`
+                (a non-finite regression target among others), or a
+                regression label is not finite once standardised as float32.
         """
         if path is not None:
             if target is None:
@@ -64,14 +68,52 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
         values = self.task.target
         self.mean, self.std = 0.0, 1.0
         if self.task.kind == 'regression':
-            if standardize:
-                self.mean, self.std = float(values.mean()), float(values.std() or 1.0)
-            self.labels = torch.from_numpy(
-                ((values - self.mean) / self.std).astype(np.float32)
-            )
+            self.labels = self._regression_labels(values, standardize)
         else:
             self.labels = torch.from_numpy(values.astype(np.int64))
         self.transforms = transforms
+
+    def _regression_labels(self, values: np.ndarray, standardize: bool) -> Tensor:
+        """The float32 labels of a regression task, checked to be finite.
+
+        Args:
+            values: the task's float targets.
+            standardize: scale to zero mean and unit variance first (sets
+                ``mean`` and ``std``).
+
+        Returns:
+            ``(N,)`` float32 labels.
+
+        Raises:
+            ValueError: naming the task, its source and the first point whose
+                label is not finite (a non-finite target of a task not read
+                by :func:`task_from_csv`, or targets so large that their
+                mean, standard deviation or float32 label overflows).
+        """
+        values = np.asarray(values, dtype=np.float64)
+        source = f' ({self.task.source})' if self.task.source else ''
+        with np.errstate(over='ignore', invalid='ignore'):
+            if standardize and np.isfinite(values).all():
+                self.mean, self.std = float(values.mean()), float(values.std() or 1.0)
+                if not (math.isfinite(self.mean) and math.isfinite(self.std)):
+                    raise ValueError(
+                        f'task {self.task.name!r}{source}: the targets (from '
+                        f'{float(values.min())!r} to {float(values.max())!r}) have mean '
+                        f'{self.mean} and std {self.std}; expected finite targets '
+                        'small enough to standardise in float64'
+                    )
+            labels = ((values - self.mean) / self.std).astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(labels))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f'task {self.task.name!r}{source}: the target of point {i} '
+                f'(from 0, at lon/lat {tuple(self.task.lonlat[i].tolist())}) is '
+                f'{float(values[i])!r}, which gives the label {labels[i]} with mean '
+                f'{self.mean} and std {self.std}; expected finite targets small '
+                'enough for float32'
+            )
+        return torch.from_numpy(labels)
 
     def __len__(self) -> int:
         """Return the number of points."""

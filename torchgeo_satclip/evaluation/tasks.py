@@ -16,6 +16,7 @@ Any CSV with longitude, latitude and target columns works too
 (:func:`task_from_csv`).
 """
 
+import math
 import numbers
 import os
 import re
@@ -117,21 +118,33 @@ def _numbers(
     column: str,
     rows: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Parse a column of plain decimal numbers, naming the first bad row.
+    """Parse a column of plain, finite decimal numbers, naming the first bad row.
 
     ``rows[i]`` is the data row (from 0) of ``values[i]`` when only some rows
     are given.
+
+    Raises:
+        ValueError: naming the file, the data row (from 1) and the column of
+            the first value that is not a plain decimal number, or whose
+            magnitude is too large for a float64 (``1e999`` parses as
+            infinity).
     """
     out = np.empty(len(values), dtype=np.float64)
     for row, value in enumerate(values):
         text = value.strip()
+        number = row if rows is None else rows[row]
         if not _DECIMAL.fullmatch(text):
-            number = row if rows is None else rows[row]
             raise ValueError(
                 f'{path}, data row {number + 1}: {column} is {value!r}, expected '
                 'a decimal number'
             )
         out[row] = float(text)
+        if not math.isfinite(out[row]):
+            raise ValueError(
+                f'{path}, data row {number + 1}: {column} is {value!r}, which is '
+                f'{out[row]} as a float64; expected a finite decimal number '
+                '(at most about 1.8e308 in magnitude)'
+            )
     return out
 
 

@@ -5,6 +5,7 @@ other tasks) can call them directly: the symmetric CLIP loss with optional
 cross-device negatives, in-batch retrieval metrics and a seeded spherical k-means for the geo-classification pretext task.
 """
 
+from contextlib import AbstractContextManager
 from typing import NamedTuple
 
 import torch
@@ -17,6 +18,7 @@ from ..geo import great_circle_km, lonlat_to_unit
 __all__ = [
     'ClipOutput',
     'clip_loss',
+    'float32_math',
     'gather_with_grad',
     'nearest_centroid',
     'retrieval_metrics',
@@ -69,6 +71,23 @@ def gather_with_grad(tensor: Tensor) -> tuple[Tensor, int]:
     return torch.cat(parts, dim=0), dist.get_rank() * tensor.shape[0]
 
 
+def float32_math(tensor: Tensor) -> AbstractContextManager[None]:
+    """A context in which autocast is off on *tensor*'s device type.
+
+    Under Lightning's ``16-mixed`` or ``bf16-mixed`` precision a matrix
+    product of float32 tensors still runs in the low precision; the
+    contrastive losses compute their similarities and cross-entropies inside
+    this context, on float32 inputs, so that they are float32 throughout.
+
+    Args:
+        tensor: a tensor on the device of the computation.
+
+    Returns:
+        ``torch.autocast(device_type=tensor.device.type, enabled=False)``.
+    """
+    return torch.autocast(device_type=tensor.device.type, enabled=False)
+
+
 def clip_loss(
     image_embedding: Tensor,
     location_embedding: Tensor,
@@ -79,7 +98,10 @@ def clip_loss(
 
     Both embeddings are L2-normalised; ``logits = exp(logit_scale) * img @ loc.T``
     and the loss is the mean of the image-to-location and location-to-image
-    cross-entropies against the matching pairs.
+    cross-entropies against the matching pairs. Computed in float32, with
+    autocast off (see :func:`float32_math`): under ``bf16-mixed`` the
+    similarity products would otherwise run in bfloat16 (eight bits of
+    mantissa: errors of a tenth and more in logits of SatCLIP's scale of 100).
 
     With ``gather``, the normalised embeddings of every process are
     all-gathered with gradients and each process computes the loss of its own
@@ -106,20 +128,22 @@ def clip_loss(
             f'image embeddings {tuple(image_embedding.shape)} and location '
             f'embeddings {tuple(location_embedding.shape)} differ in shape'
         )
-    image = F.normalize(image_embedding.float(), dim=-1)
-    location = F.normalize(location_embedding.float(), dim=-1)
-    if gather:
-        all_image, offset = gather_with_grad(image)
-        all_location, _ = gather_with_grad(location)
-    else:
-        all_image, all_location, offset = image, location, 0
-    scale = logit_scale.float().exp()
-    logits_image = scale * image @ all_location.T
-    logits_location = scale * location @ all_image.T
-    target = torch.arange(image.shape[0], device=image.device) + offset
-    loss = (
-        F.cross_entropy(logits_image, target) + F.cross_entropy(logits_location, target)
-    ) / 2
+    with float32_math(image_embedding):
+        image = F.normalize(image_embedding.float(), dim=-1)
+        location = F.normalize(location_embedding.float(), dim=-1)
+        if gather:
+            all_image, offset = gather_with_grad(image)
+            all_location, _ = gather_with_grad(location)
+        else:
+            all_image, all_location, offset = image, location, 0
+        scale = logit_scale.float().exp()
+        logits_image = scale * image @ all_location.T
+        logits_location = scale * location @ all_image.T
+        target = torch.arange(image.shape[0], device=image.device) + offset
+        loss = (
+            F.cross_entropy(logits_image, target)
+            + F.cross_entropy(logits_location, target)
+        ) / 2
     return ClipOutput(loss, logits_image, logits_location, offset)
 
 

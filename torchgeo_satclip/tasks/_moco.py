@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._clip import float32_math
+
 __all__ = [
     'MoCoOutput',
     'MomentumEncoder',
@@ -139,7 +141,8 @@ def moco_loss(
     ``logits = [q . k, q . queue^T] / temperature`` with q and k
     L2-normalised here (the queue holds normalised keys), and the loss is the
     cross-entropy with the positive as the target class (column 0). Computed
-    in float32.
+    in float32, with autocast off (``bf16-mixed`` would otherwise run the
+    products with the queue in bfloat16).
 
     Args:
         query: ``(B, D)`` queries.
@@ -162,13 +165,14 @@ def moco_loss(
             f'MoCo queries {tuple(query.shape)}, keys {tuple(key.shape)} and queue '
             f'{tuple(queue.shape)} must be (B, D), (B, D) and (K, D)'
         )
-    q = F.normalize(query.float(), dim=1)
-    k = F.normalize(key.detach().float(), dim=1)
-    positive = (q * k).sum(dim=1, keepdim=True)
-    negative = q @ queue.detach().float().T
-    logits = torch.cat([positive, negative], dim=1) / temperature
-    target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-    loss = F.cross_entropy(logits, target)
+    with float32_math(query):
+        q = F.normalize(query.float(), dim=1)
+        k = F.normalize(key.detach().float(), dim=1)
+        positive = (q * k).sum(dim=1, keepdim=True)
+        negative = q @ queue.detach().float().T
+        logits = torch.cat([positive, negative], dim=1) / temperature
+        target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        loss = F.cross_entropy(logits, target)
     accuracy = (logits.detach().argmax(dim=1) == 0).float().mean()
     return MoCoOutput(loss, logits, accuracy)
 

@@ -243,9 +243,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 *min_lr* over the run, per optimiser step.
             warmup_steps: linear warmup optimiser steps (with either scheduler).
             min_lr: final learning rate of the cosine schedule.
-            temperature: initial temperature; ``logit_scale = ln(1 / temperature)``.
-            logit_scale_max: clamp ``exp(logit_scale)`` at this value (CLIP
-                uses 100); None never clamps (the original).
+            temperature: initial temperature, finite and above 0;
+                ``logit_scale = ln(1 / temperature)``.
+            logit_scale_max: clamp ``exp(logit_scale)`` at this value, finite
+                and above 0 (CLIP uses 100); None never clamps (the original).
             gather_distributed: all-gather embeddings across devices so that
                 negatives come from the global batch (the original uses only
                 the local micro-batch).
@@ -317,8 +318,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             raise ValueError(
                 f'location_dtype must be float32 or float64, not {location_dtype!r}'
             )
-        if temperature <= 0:
-            raise ValueError(f'temperature must be positive, not {temperature}')
+        _check_positive_real('temperature', temperature)
+        if logit_scale_max is not None:
+            _check_positive_real('logit_scale_max', logit_scale_max)
         if geo_classes < 0 or geo_loss_weight < 0:
             raise ValueError('geo_classes and geo_loss_weight must be >= 0')
         if geo_loss_weight > 0 and geo_classes < 1:
@@ -954,6 +956,32 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 def _first_view(image: Tensor) -> Tensor:
     """View 0 of a two-view ``(B, V, C, H, W)`` batch; a ``(B, C, H, W)`` batch as is."""
     return image[:, 0] if image.ndim == 5 else image
+
+
+def _check_positive_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite real number above 0.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+
+    Returns:
+        The value as a ``float``.
+
+    Raises:
+        ValueError: naming the argument and the value, if ``value`` is a
+            ``bool``, not a real number, not finite (``nan``, ``inf``), or
+            not greater than 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f'{name} must be a finite real number above 0, not {value!r} '
+            f'({type(value).__name__})'
+        )
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f'{name} must be a finite real number above 0, not {number}')
+    return number
 
 
 def _check_moco_arguments(

@@ -12,6 +12,7 @@ A sample (or a collated batch) can say where it is in three ways, all read by
   samples carry none): the centre of the bounds, reprojected to EPSG:4326.
 """
 
+import copy
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -121,7 +122,9 @@ class LocationEmbedding(nn.Module):
 
     Use it as a dataset transform (one sample at a time) or on whole batches
     on the GPU (for example in a datamodule's ``on_after_batch_transfer``):
-    the encoder follows the device of the coordinates and never trains.
+    the encoder follows the device of the coordinates and never trains. An
+    encoder module given to it is copied first, so the original is never
+    frozen or moved.
 
     Example:
         >>> transform = LocationEmbedding('SATCLIP_VIT16_L40')  # doctest: +SKIP
@@ -146,7 +149,10 @@ class LocationEmbedding(nn.Module):
                 ``SatCLIPWeights`` member or name (for example
                 ``'SATCLIP_RESNET18_L10'``); None builds a random L = 10
                 SatCLIP-style encoder, whose embeddings are fixed noise, and
-                needs *allow_random*.
+                needs *allow_random*. An encoder module is deep-copied and
+                the copy frozen (eval mode, no gradients): the module passed
+                (a task's ``location_encoder``, say) is left as it was, keeps
+                training, and its later updates do not reach the transform.
             key: sample key to write the embedding to.
             crs: CRS of GeoDataset ``bounds`` for samples without a ``crs``
                 key (torchgeo 0.10: pass ``dataset.crs``).
@@ -165,6 +171,10 @@ class LocationEmbedding(nn.Module):
                 "checkpoint path or a SatCLIPWeights name such as 'SATCLIP_RESNET18_L10' "
                 '(or allow_random=True, for tests only)'
             )
+        if isinstance(encoder, nn.Module):
+            # freeze a copy: the caller's module (a task's location_encoder,
+            # say) keeps its mode, its gradients and its device
+            encoder = copy.deepcopy(encoder)
         self.encoder = satclip_location_encoder(encoder, dtype=encoder_dtype).eval()
         for param in self.encoder.parameters():
             param.requires_grad_(False)
