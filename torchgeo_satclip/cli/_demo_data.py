@@ -33,7 +33,9 @@ def add_parser(subparsers: Subparsers) -> None:
         description=DESCRIPTION,
         parents=[
             _common.seed(MAKE_DEMO),
-            _common.overwrite('replace an existing index.csv'),
+            _common.overwrite(
+                'replace an existing world (its index, nodata, dates, packed layout)'
+            ),
             _common.quiet(),
         ],
     )
