@@ -26,7 +26,8 @@ from torchgeo_satclip.models import (
     spherical_harmonics,
 )
 from torchgeo_satclip.tasks import SatCLIPTask
-from torchgeo_satclip.tasks._moco import MomentumEncoder
+from torchgeo_satclip.tasks._clip import clip_loss
+from torchgeo_satclip.tasks._moco import MomentumEncoder, moco_loss
 
 from .tasks.test_moco import bn_encoder, moco_task, pair_batch
 
@@ -312,3 +313,22 @@ def test_pinned_float32_batches_stay_pinned(packed_root: Path) -> None:
     assert torch.equal(
         batch['image'], torch.stack([dataset[i]['image'] for i in range(3)])
     )
+
+
+def test_contrastive_logits_are_float32_under_cuda_bf16_autocast() -> None:
+    """The CLIP and MoCo similarities leave autocast: float32 as on the CPU."""
+    g = torch.Generator().manual_seed(0)
+    image, location = torch.randn(2, 16, 8, generator=g).cuda()
+    queue = F.normalize(torch.randn(32, 8, generator=g), dim=1).cuda()
+    scale = torch.tensor(4.6, device='cuda')
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        clip = clip_loss(image, location, scale)
+        moco = moco_loss(image, location, queue, temperature=0.07)
+    exact_clip = clip_loss(image, location, scale)
+    exact_moco = moco_loss(image, location, queue, temperature=0.07)
+    for out, exact in (
+        (clip.logits_image, exact_clip.logits_image),
+        (moco.logits, exact_moco.logits),
+    ):
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-5)
