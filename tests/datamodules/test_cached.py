@@ -1,3 +1,8 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,8 @@ from torchgeo_satclip.datamodules import (
     build_feature_cache,
     dihedral_view,
 )
+from torchgeo_satclip.datasets import pack_s2_100k
+from torchgeo_satclip.datasets.demo import make_demo_dataset
 from torchgeo_satclip.tasks import SatCLIPTask
 
 pytestmark = pytest.mark.usefixtures('tiny_timm')
@@ -258,3 +265,195 @@ def test_no_validation_split_validates_nothing(tmp_path: Path) -> None:
     assert dm.val_dataset is None
     assert dm.val_dataloader() == []
     assert len(dm.train_dataloader().dataset) == 8  # type: ignore[arg-type]
+
+
+class CountingBandMeans:
+    """Band means of a batch, counting the images it has been given."""
+
+    def __init__(self) -> None:
+        self.images = 0
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        self.images += len(image)
+        return band_means(image)
+
+
+def keyed_cache(
+    root: Path, cache_dir: Path, extractor: CountingBandMeans, patch_size: int = 32
+) -> CachedFeatureDataModule:
+    """A cached datamodule of every sample of *root*, set up for prediction."""
+    dm = CachedFeatureDataModule(
+        batch_size=2,
+        crop_size=None,
+        jitter=0.0,
+        cache_dtype='float32',
+        cache_dir=str(cache_dir),
+        root=str(root),
+        patch_size=patch_size,
+        feature_extractor=extractor,
+        extractor_key='band-means',
+    )
+    dm.setup('predict')
+    return dm
+
+
+def features_of_images_on_disk(dm: CachedFeatureDataModule) -> np.ndarray:
+    """What the extractor gives for the dataset's images as they are now."""
+    dataset: Any = dm.dataset
+    images = torch.stack([dataset[i]['image'] for i in range(len(dataset))])
+    return band_means(dm.aug({'image': images})['image']).numpy()
+
+
+def copy_world(root: Path, shift: int = 0) -> Path:
+    """The test dataset under *root*; ``patch_i.tif`` holds patch ``i + shift``."""
+    (root / 'images').mkdir(parents=True)
+    shutil.copyfile(DATA / 'index.csv', root / 'index.csv')
+    for i in range(8):
+        shutil.copyfile(
+            DATA / 'images' / f'patch_{(i + shift) % 8}.tif',
+            root / 'images' / f'patch_{i}.tif',
+        )
+    return root
+
+
+def test_cache_of_a_world_rewritten_under_the_same_names_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    """A demo world made again in place (new images, same names) is cached anew."""
+    root = tmp_path / 'world'
+    extractor = CountingBandMeans()
+    make_demo_dataset(root, num_patches=8, size=16, seed=0, progress=False)
+    first = keyed_cache(root, tmp_path / 'cache', extractor, patch_size=16)
+    assert extractor.images == 8
+    same = keyed_cache(root, tmp_path / 'cache', extractor, patch_size=16)
+    assert same.cache_path == first.cache_path
+    assert extractor.images == 8  # the unchanged world reuses its cache
+    make_demo_dataset(
+        root, num_patches=8, size=16, seed=1, overwrite=True, progress=False
+    )
+    assert sorted(os.listdir(root / 'images')) == [f'patch_{i}.tif' for i in range(8)]
+    rewritten = keyed_cache(root, tmp_path / 'cache', extractor, patch_size=16)
+    assert rewritten.cache_path != first.cache_path
+    assert extractor.images == 16
+    np.testing.assert_allclose(
+        np.asarray(rewritten._features)[:, 0],
+        features_of_images_on_disk(rewritten),
+        rtol=1e-6,
+    )
+
+
+def test_cache_rebuilt_when_an_image_is_replaced_in_place(tmp_path: Path) -> None:
+    """Same index.csv, same names: a GeoTIFF replaced is seen by its stat."""
+    root = copy_world(tmp_path / 'world')
+    extractor = CountingBandMeans()
+    before = keyed_cache(root, tmp_path / 'cache', extractor)
+    assert extractor.images == 8
+    keyed_cache(root, tmp_path / 'cache', extractor)
+    assert extractor.images == 8
+    shutil.copyfile(DATA / 'images' / 'patch_1.tif', root / 'images' / 'patch_0.tif')
+    after = keyed_cache(root, tmp_path / 'cache', extractor)
+    assert after.cache_path != before.cache_path
+    assert extractor.images == 16
+    features = np.asarray(after._features)[:, 0]
+    np.testing.assert_allclose(features, features_of_images_on_disk(after), rtol=1e-6)
+    np.testing.assert_allclose(features[0], features[1], rtol=1e-6)
+
+
+def test_two_datasets_sharing_a_cache_dir_get_their_own_caches(
+    tmp_path: Path,
+) -> None:
+    """Two roots with the same index.csv and names, one cache_dir, two caches."""
+    cache_dir = tmp_path / 'caches'
+    extractor = CountingBandMeans()
+    one = keyed_cache(copy_world(tmp_path / 'a'), cache_dir, extractor)
+    other = keyed_cache(copy_world(tmp_path / 'b', shift=3), cache_dir, extractor)
+    assert one.cache_path != other.cache_path
+    assert extractor.images == 16
+    for dm in (one, other):
+        np.testing.assert_allclose(
+            np.asarray(dm._features)[:, 0], features_of_images_on_disk(dm), rtol=1e-6
+        )
+    assert not np.allclose(
+        np.asarray(one._features)[:, 0], np.asarray(other._features)[:, 0]
+    )
+    meta = json.loads(other.cache_path.with_suffix('.json').read_text())  # type: ignore[union-attr]
+    assert meta['root'] == str((tmp_path / 'b').resolve())
+
+
+def test_packed_layout_is_keyed_by_its_manifest(tmp_path: Path) -> None:
+    """The packed layout is keyed by manifest.json, not by the GeoTIFFs."""
+    root = copy_world(tmp_path / 'world')
+    pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
+    extractor = CountingBandMeans()
+    packed = keyed_cache(root, tmp_path / 'cache', extractor)
+    assert packed.dataset.layout == 'packed'  # type: ignore[union-attr]
+    assert extractor.images == 8
+    shutil.rmtree(root / 'images')  # packed: the GeoTIFFs are not read
+    again = keyed_cache(root, tmp_path / 'cache', extractor)
+    assert again.cache_path == packed.cache_path
+    assert extractor.images == 8
+    copy_world(tmp_path / 'other', shift=5)
+    shutil.copytree(tmp_path / 'other' / 'images', root / 'images')
+    pack_s2_100k(root, patch_size=32, shard_size=3, overwrite=True, progress=False)
+    repacked = keyed_cache(root, tmp_path / 'cache', extractor)
+    assert repacked.cache_path != packed.cache_path
+    assert extractor.images == 16
+    np.testing.assert_allclose(
+        np.asarray(repacked._features)[:, 0],
+        features_of_images_on_disk(repacked),
+        rtol=1e-6,
+    )
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_of_a_killed_build_are_removed(tmp_path: Path) -> None:
+    cache_dir = tmp_path / 'cache'
+    extractor = CountingBandMeans()
+    path = keyed_cache(DATA, cache_dir, extractor).cache_path
+    assert path is not None
+    meta = path.with_suffix('.json')
+    # a build killed part-way: its temporaries, no cache and no metadata
+    path.unlink()
+    meta.unlink()
+    dead = dead_pid()
+    stale = [
+        cache_dir / f'.{path.name}.{dead}.k2x9_a0q.tmp',
+        cache_dir / f'.{meta.name}.{dead}.abcd1234.tmp',
+    ]
+    live = cache_dir / f'.{path.name}.{os.getppid()}.abcd1234.tmp'
+    for temporary in [*stale, live]:
+        temporary.write_bytes(b'half a cache')
+    rebuilt = keyed_cache(DATA, cache_dir, extractor)
+    assert rebuilt.cache_path == path
+    assert extractor.images == 16
+    assert path.exists()
+    assert meta.exists()
+    assert not any(temporary.exists() for temporary in stale)
+    assert live.exists()  # a running build's temporary is never touched
+    # beside a complete cache: removed too, without a rebuild
+    stale[0].write_bytes(b'half a cache')
+    keyed_cache(DATA, cache_dir, extractor)
+    assert extractor.images == 16
+    assert not stale[0].exists()
+    # build_feature_cache on its own cleans up before writing
+    target = tmp_path / 'direct' / 'f.npy'
+    target.parent.mkdir()
+    leftover = target.parent / f'.f.npy.{dead}.zz99yy00.tmp'
+    leftover.write_bytes(b'half a cache')
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(2)]
+    build_feature_cache(dataset, band_means, target)  # type: ignore[arg-type]
+    assert sorted(target.parent.iterdir()) == [target]
+
+
+def test_cache_key_needs_the_dataset(tmp_path: Path) -> None:
+    dm = CachedFeatureDataModule(
+        feature_extractor=band_means, extractor_key='band-means', **cache_args(tmp_path)
+    )
+    with pytest.raises(RuntimeError, match=r'setup\(\) must build the dataset'):
+        dm.cache_key()

@@ -18,11 +18,16 @@ A :class:`~torchgeo_satclip.tasks.SatCLIPTask` with ``freeze_backbone: true``
 hands over its backbone at ``setup`` when none was given, which is how
 ``torchgeo fit --config configs/satclip_resnet18_l10_cached.yaml`` works.
 
-The cache is keyed by a hash of the extractor's weights (or its ``extractor_key``), the preprocessing, the
-views and the dataset's file list, so a change to any of them builds a new
-one. It is written to a temporary name and renamed when complete (an
-interrupted build never leaves a cache that looks valid). Under DDP, rank 0
-builds it while the others wait.
+The cache is keyed by a hash of the extractor's weights (or its
+``extractor_key``), the preprocessing, the views and the dataset: its resolved
+root, its ``index.csv`` and what it reads images from (one ``os.stat`` per
+GeoTIFF, or the packed layout's ``manifest.json``, which pins every shard's
+checksum), so that a change to any of them, a dataset rewritten in place or
+another dataset sharing the ``cache_dir`` builds a new one (see
+:meth:`CachedFeatureDataModule.cache_key`). It is written to a temporary name
+and renamed when complete (an interrupted build never leaves a cache that
+looks valid), and the temporaries of a build that was killed are removed by
+the next one. Under DDP, rank 0 builds it while the others wait.
 
 What caching cannot reproduce: the per-epoch random crop and Gaussian blur of
 the original augmentation (features are of the centre crop; flips and
@@ -32,7 +37,7 @@ rotations are covered by ``views``). Point jitter still applies per batch.
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
@@ -42,7 +47,9 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._io import atomic_write
+from .._io import atomic_write, remove_stale_temporaries
+from ..datasets import S2100K
+from ..datasets.s2_100k_files import DATES_FILE, sha256_file
 from .s2_100k import S2100KDataModule, _dataset_lonlat
 
 __all__ = [
@@ -159,7 +166,8 @@ def build_feature_cache(
     """Run a frozen feature extractor over a dataset and store the features.
 
     Writes an ``(N, views, F)`` ``.npy`` file to a temporary name, then renames
-    it to *path*.
+    it to *path*. The temporaries of an earlier build of *path* that was
+    killed are removed first.
 
     Args:
         dataset: samples with ``image`` (in dataset order).
@@ -214,6 +222,7 @@ def build_feature_cache(
         out.flush()
         del out
 
+    remove_stale_temporaries(path)
     atomic_write(path, write)
     return path
 
@@ -232,6 +241,104 @@ def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
             if data.numel()
             else b''
         )
+
+
+def _content_digest(path: Path) -> str:
+    """SHA-256 of a small file's bytes, or ``'absent'`` if there is none."""
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return 'absent'
+
+
+def _resolved_root(dataset: object) -> Path | None:
+    """The dataset's ``root`` as an absolute path (None if it has none)."""
+    root = getattr(dataset, 'root', None)
+    return Path(root).resolve() if isinstance(root, str | os.PathLike) else None
+
+
+def _sample_files(dataset: object) -> list[str] | None:
+    """The image file names of a dataset's samples, in order (None: unknown).
+
+    ``files`` (this package's S2100K), else the ``fn`` column of a ``df`` or
+    ``index`` frame (TorchGeo's ``S2100k``).
+    """
+    files = getattr(dataset, 'files', None)
+    if files is not None:
+        return [str(fn) for fn in files]
+    for name in ('df', 'index'):
+        frame = getattr(dataset, name, None)
+        columns = getattr(frame, 'columns', None)
+        if frame is not None and columns is not None and 'fn' in columns:
+            return [str(fn) for fn in frame['fn']]
+    return None
+
+
+def _dataset_fingerprint(dataset: object) -> str:
+    """Hash of what identifies a dataset's images, without reading any pixel.
+
+    This package's :class:`~torchgeo_satclip.datasets.S2100K` is keyed by its
+    resolved root, its layout, the content of ``index.csv`` (and of
+    ``dates.csv`` when it reads by date), the file names of its samples in
+    order and what the images are read from: for the packed layout the
+    content of ``manifest.json`` (it pins the size and SHA-256 of every shard
+    and of ``files.csv``, which every open of the layout checks against the
+    shards cheaply), for GeoTIFFs the size and modification time
+    (``st_size``, ``st_mtime_ns``: one ``os.stat`` per file) of every image
+    it reads. Any other dataset (TorchGeo's ``S2100k``) is keyed by what it
+    has: its resolved ``root`` and ``root/index.csv``, the file names of its
+    samples (``files``, or the ``fn`` column of a ``df`` or ``index`` frame)
+    with the size and modification time of ``root/images/<fn>``, or, without
+    file names, its number of samples only.
+
+    Args:
+        dataset: the dataset whose images are cached.
+
+    Returns:
+        A hexadecimal digest.
+    """
+    digest = hashlib.sha256()
+
+    def add(*fields: object) -> None:
+        digest.update(('\t'.join(map(str, fields)) + '\n').encode())
+
+    home = _resolved_root(dataset)
+    add('root', home)
+    names = _sample_files(dataset)
+    read = list(names or [])
+    images: Path | None = None
+    if isinstance(dataset, S2100K):
+        add('layout', dataset.layout)
+        add('index.csv', _content_digest(dataset.root / 'index.csv'))
+        if dataset.dated is not None:
+            add(DATES_FILE, _content_digest(dataset.root / DATES_FILE))
+            read += [fn for point in dataset.dated for _, fn in point]
+        if dataset.packed is not None:
+            manifest = dataset.packed.directory / 'manifest.json'
+            add('manifest.json', _content_digest(manifest))
+        else:
+            images = dataset.images_dir
+    elif home is not None:
+        add('index.csv', _content_digest(home / 'index.csv'))
+        images = home / 'images'
+    if names is None:
+        add('samples', len(cast(Sized, dataset)))
+        return digest.hexdigest()
+    if images is None:
+        for fn in read:
+            add('file', fn)
+        return digest.hexdigest()
+    base = os.fspath(images)
+    lines = []
+    for fn in read:
+        try:
+            stat = os.stat(os.path.join(base, fn))
+        except FileNotFoundError:
+            lines.append(f'file\t{fn}\tabsent\n')
+        else:
+            lines.append(f'file\t{fn}\t{stat.st_size}\t{stat.st_mtime_ns}\n')
+    digest.update(''.join(lines).encode())
+    return digest.hexdigest()
 
 
 class CachedFeatureDataModule(S2100KDataModule):
@@ -383,15 +490,30 @@ class CachedFeatureDataModule(S2100KDataModule):
     def cache_key(self) -> str:
         """Hash of everything the cached features depend on.
 
+        The dataset part covers its identity and content without reading a
+        pixel: for S2-100K, the resolved root, ``index.csv``, the file names
+        in order and either the size and modification time of every GeoTIFF
+        read (one ``os.stat`` per file) or the packed layout's
+        ``manifest.json`` (which pins every shard's checksum). So images
+        rewritten under the same names, or another dataset in the same
+        ``cache_dir``, get another key. A dataset of another class is keyed
+        by its resolved ``root`` and ``root/index.csv``, its samples' file
+        names with the size and modification time of ``root/images/<fn>``
+        (TorchGeo's layout), or without file names by its number of samples
+        only (give it a ``cache_dir`` of its own).
+
         Returns:
             A hexadecimal digest of the extractor (module type and weights,
             and its key), the preprocessing, the views, the storage dtype and
-            the dataset's file list.
+            the dataset.
 
         Raises:
-            RuntimeError: if no feature extractor is set.
+            RuntimeError: if no feature extractor is set, or before
+                :meth:`setup` has built the dataset.
         """
         extractor = self._require_extractor()
+        if self.dataset is None:
+            raise RuntimeError('setup() must build the dataset first')
         digest = hashlib.sha256()
         if isinstance(extractor, nn.Module):
             digest.update(type(extractor).__name__.encode())
@@ -407,11 +529,7 @@ class CachedFeatureDataModule(S2100KDataModule):
             'bands': list(getattr(self.dataset, 'bands', [])),
         }
         digest.update(json.dumps(settings, sort_keys=True).encode())
-        files = getattr(self.dataset, 'files', None)
-        keys = (
-            [str(fn) for fn in files] if files is not None else [str(len(self.dataset))]  # type: ignore[arg-type]
-        )
-        digest.update('\n'.join(keys).encode())
+        digest.update(f'data:{_dataset_fingerprint(self.dataset)}'.encode())
         return digest.hexdigest()
 
     def _require_extractor(self) -> FeatureExtractor:
@@ -435,26 +553,34 @@ class CachedFeatureDataModule(S2100KDataModule):
             raise RuntimeError('setup() must build the dataset first')
         key = self.cache_key()
         path = self._cache_root() / f'features-{key[:24]}.npy'
+        meta_path = path.with_suffix('.json')
         trainer = getattr(self, 'trainer', None)
         rank = int(getattr(trainer, 'global_rank', 0)) if trainer is not None else 0
-        if rank == 0 and not path.exists():
-            device = (
-                trainer.strategy.root_device
-                if trainer is not None
-                else torch.device('cpu')
-            )
-            self._build(extractor, dataset, path, device)
-            meta = {
-                'key': key,
-                'samples': len(dataset),  # type: ignore[arg-type]
-                'views': self.views,
-                'dtype': self.cache_dtype,
-                'extractor': self._extractor_key or type(extractor).__name__,
-            }
-            atomic_write(
-                path.with_suffix('.json'),
-                lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
-            )
+        if rank == 0:
+            for target in (path, meta_path):  # what a killed build left
+                remove_stale_temporaries(target)
+            built = not path.exists()
+            if built:
+                device = (
+                    trainer.strategy.root_device
+                    if trainer is not None
+                    else torch.device('cpu')
+                )
+                self._build(extractor, dataset, path, device)
+            if built or not meta_path.exists():
+                root = _resolved_root(dataset)
+                meta = {
+                    'key': key,
+                    'root': None if root is None else str(root),
+                    'samples': len(dataset),  # type: ignore[arg-type]
+                    'views': self.views,
+                    'dtype': self.cache_dtype,
+                    'extractor': self._extractor_key or type(extractor).__name__,
+                }
+                atomic_write(
+                    meta_path,
+                    lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
+                )
         if trainer is not None and trainer.world_size > 1:
             trainer.strategy.barrier('satclip_feature_cache')
         self.cache_path = path
