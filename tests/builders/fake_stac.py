@@ -8,12 +8,16 @@ zone 33N, and ``FakeStacServer`` serves, on 127.0.0.1 only:
 * ``POST|GET /stac/search``: items whose footprint contains the ``intersects``
   point and whose time is in the ``datetime`` range (unless
   ``honour_datetime`` is off; the cloud ``query`` and ``sortby`` are
-  deliberately ignored, so the client's own filtering is what is tested);
+  deliberately ignored, so the client's own filtering is what is tested,
+  unless named in ``honoured``), in pages of ``limit`` items (at most
+  ``page_size``) linked by ``next`` links (POST);
 * ``GET|HEAD /cogs/<file>``: the COGs, with HTTP Range support (what GDAL's
   ``/vsicurl/`` needs).
 
 Faults can be injected: a number of 503 answers for the next requests to a
-path prefix, paths that always answer 503, and a delay per COG request.
+path prefix, paths that always answer 503, and a delay per COG request. The
+landing page declares the query and sort extensions unless they are taken out
+of ``conforms``.
 """
 
 import json
@@ -87,11 +91,13 @@ class Scene:
 #: Scene A: a good item and a cloudy one. Scene B: a nodata item (least cloudy)
 #: and a good one. Scene C: an item whose B01 always fails (HTTP 503). Scene D:
 #: items of several dates in 2022, for multi-temporal builds (see DATETIMES).
+#: Scene E: ten cloudy items, answered first, then a good one.
 SCENES = {
     'A': Scene('A', 500000, 5550000),
     'B': Scene('B', 520000, 5550000),
     'C': Scene('C', 540000, 5550000),
     'D': Scene('D', 560000, 5550000),
+    'E': Scene('E', 580000, 5550000),
 }
 
 #: item id -> (scene, eo:cloud_cover, kind)
@@ -108,6 +114,14 @@ ITEMS = {
     'S2_D_JUL': ('D', 12.0, 'good'),
     'S2_D_OCT': ('D', 15.0, 'good'),
     'S2_D_NOV_CLOUDY': ('D', 60.0, 'cloudy'),
+    **{f'S2_E_CLOUDY{i}': ('E', 60.0 + i, 'cloudy') for i in range(10)},
+    'S2_E_GOOD': ('E', 5.0, 'good'),
+}
+
+#: The extensions of item search that a landing page can declare.
+EXTENSIONS = {
+    'query': 'https://api.stacspec.org/v1.0.0/item-search#query',
+    'sort': 'https://api.stacspec.org/v1.0.0/item-search#sort',
 }
 
 #: The acquisition time of each item (the others: 2022-06-01T10:00:00Z).
@@ -202,6 +216,12 @@ class FakeStacServer:
         self.delay = 0.0
         #: whether searches keep only the items in their ``datetime`` range
         self.honour_datetime = True
+        #: the extensions (keys of EXTENSIONS) the landing page declares
+        self.conforms = set(EXTENSIONS)
+        #: the extensions searches apply (the others are ignored)
+        self.honoured: set[str] = set()
+        #: most items per page of a search, whatever its ``limit`` (None: any)
+        self.page_size: int | None = None
         #: (method, path, JSON body or None) of every request
         self.requests: list[tuple[str, str, Any]] = []
         self.httpd = _QuietServer(('127.0.0.1', 0), self._handler())
@@ -227,6 +247,9 @@ class FakeStacServer:
             self.broken = {'/cogs/S2_C_BROKEN_B01'}
             self.delay = 0.0
             self.honour_datetime = True
+            self.conforms = set(EXTENSIONS)
+            self.honoured = set()
+            self.page_size = None
             self.requests.clear()
 
     def count(self, method: str, prefix: str) -> int:
@@ -247,8 +270,7 @@ class FakeStacServer:
             'conformsTo': [
                 'https://api.stacspec.org/v1.0.0/core',
                 'https://api.stacspec.org/v1.0.0/item-search',
-                'https://api.stacspec.org/v1.0.0/item-search#query',
-                'https://api.stacspec.org/v1.0.0/item-search#sort',
+                *(EXTENSIONS[name] for name in sorted(self.conforms)),
             ],
             'links': [
                 {'rel': 'self', 'href': api, 'type': 'application/json'},
@@ -296,14 +318,37 @@ class FakeStacServer:
 
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
         point = shapely.Point(*body['intersects']['coordinates'])
-        features = [
-            self.item(item_id)
+        found = [
+            item_id
             for item_id, (scene, _, _) in ITEMS.items()
             if shape(SCENES[scene].footprint).intersects(point)
             and 'sentinel-2-l2a' in body.get('collections', [])
             and (not self.honour_datetime or in_range(item_id, body.get('datetime')))
         ]
-        return {'type': 'FeatureCollection', 'features': features, 'links': []}
+        query = body.get('query') or {}
+        if 'query' in self.honoured and 'eo:cloud_cover' in query:
+            below = query['eo:cloud_cover']['lt']
+            found = [i for i in found if ITEMS[i][1] < below]
+        if 'sort' in self.honoured and body.get('sortby'):
+            found.sort(key=lambda i: ITEMS[i][1])
+        start = int(body.get('token') or 0)
+        size = body.get('limit') or len(found)
+        if self.page_size is not None:
+            size = min(size, self.page_size)
+        links = []
+        if start + size < len(found):
+            links.append(
+                {
+                    'rel': 'next',
+                    'href': f'{self.api_url}/search',
+                    'type': 'application/geo+json',
+                    'method': 'POST',
+                    'body': {'token': str(start + size)},
+                    'merge': True,
+                }
+            )
+        features = [self.item(i) for i in found[start : start + size]]
+        return {'type': 'FeatureCollection', 'features': features, 'links': links}
 
     # -- HTTP ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ in every band at once, so B02, read first, decides alone before the other 11
 bands are read; zeros in any other band never reject a patch.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
-from torchgeo_satclip.builders.reading import _read_patch
+from torchgeo_satclip.builders.reading import _read_patch, _Rejected
 
 from .fake_stac import BANDS, CRS_UTM, RESOLUTION
 
@@ -34,8 +35,12 @@ def make_item(
     zero_fraction: float = 0.5,
     missing: tuple[str, ...] = (),
     extent_x: int = EXTENT,
+    other_dtypes: Mapping[str, tuple[str, float]] | None = None,
 ) -> pystac.Item:
-    """An item whose *zero_bands* are 0 in their western *zero_fraction*."""
+    """An item whose *zero_bands* are 0 in their western *zero_fraction*.
+
+    The bands of *other_dtypes* are of that dtype, every pixel the value given.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     assets = {}
     for band in BANDS:
@@ -48,9 +53,12 @@ def make_item(
         data = np.full((height, width), 1000 + BANDS.index(band), dtype=np.uint16)
         if band in zero_bands:
             data[:, : round(width * zero_fraction)] = 0
+        dtype, value = (other_dtypes or {}).get(band, ('uint16', 0))
+        if dtype != 'uint16':
+            data = np.full((height, width), value, dtype=dtype)
         profile = {
             'driver': 'GTiff',
-            'dtype': 'uint16',
+            'dtype': dtype,
             'count': 1,
             'height': height,
             'width': width,
@@ -146,3 +154,21 @@ def test_window_shifted_inside_the_scene(tmp_path: Path) -> None:
     assert transform.c == LEFT + 3 * EXTENT - SIZE * 10
     assert transform.f == TOP
     assert (image[1] == 1001).all()
+
+
+@pytest.mark.parametrize(
+    ('band', 'dtype', 'value'),
+    [
+        ('B02', 'float32', 0.25),  # reflectance 0-1: cast, it would be all 0
+        ('B11', 'int16', -5),  # negative: cast, it would wrap to 65531
+        ('B01', 'uint8', 7),
+    ],
+)
+def test_bands_not_uint16_rejected(
+    tmp_path: Path, band: str, dtype: str, value: float
+) -> None:
+    item = make_item(tmp_path / 'item', other_dtypes={band: (dtype, value)})
+    with pytest.raises(_Rejected) as raised:
+        read(item)
+    assert raised.value.reason == 'bad_scene'
+    assert f'item item: asset {band} is {dtype}, expected uint16' in str(raised.value)

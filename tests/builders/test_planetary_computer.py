@@ -220,6 +220,33 @@ def test_repairs_what_a_kill_leaves(tmp_path: Path, server: FakeStacServer) -> N
     assert rows['patch_7.tif'][1:] == rows['patch_0.tif'][1:]
 
 
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()
+    return child.pid
+
+
+def test_stale_root_temporaries_removed(tmp_path: Path) -> None:
+    # What a run killed while rewriting a file of the root leaves.
+    config = BuildConfig()
+    with BuildState(tmp_path, config):
+        pass
+    dead = dead_pid()
+    names = ('index.csv', 'dates.csv', 'rejected.csv', 'build.json')
+    stale = [tmp_path / f'.{name}.{dead}.abcd1234.tmp' for name in names]
+    kept = [
+        tmp_path / f'.index.csv.{os.getppid()}.abcd1234.tmp',  # a live process's
+        tmp_path / f'.notes.txt.{dead}.abcd1234.tmp',  # not a file of the build
+    ]
+    for path in [*stale, *kept]:
+        path.write_bytes(b'half')
+    with BuildState(tmp_path, config):
+        pass
+    assert [path.name for path in stale if path.exists()] == []
+    assert all(path.exists() for path in kept)
+
+
 def test_other_parameters_refused(tmp_path: Path, server: FakeStacServer) -> None:
     build(tmp_path, server, 1, 'A')
     with pytest.raises(ValueError, match='max_cloud_cover'):

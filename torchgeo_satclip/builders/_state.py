@@ -56,7 +56,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
-from .._io import atomic_path
+from .._io import atomic_path, remove_stale_temporaries
 from ..datasets.s2_100k_files import (
     ALL_BANDS,
     BUILD_FILE,
@@ -94,6 +94,8 @@ _REJECTED_HEADER = 'sample,lon,lat,reason\n'
 _DATES_HEADER = 'point,fn,date'
 _PATCH_RE = re.compile(r'patch_(\d+)\.tif')
 _TEMPORAL_RE = re.compile(r'patch_(\d+)_t(\d+)\.tif')
+#: The files of the root that are rewritten atomically (temporary, rename).
+_ROOT_FILES = (INDEX_FILE, DATES_FILE, REJECTED_FILE, CONFIG_FILE)
 
 
 class BuildLockedError(RuntimeError):
@@ -283,6 +285,9 @@ class BuildState:
         self._lock()
         try:
             self._check_config()
+            for name in _ROOT_FILES:
+                # A rewrite a killed run never finished (see _io).
+                remove_stale_temporaries(self.root / name)
             self.images.mkdir(exist_ok=True)
             for entry in os.scandir(self.images):
                 if entry.name.startswith('.') and entry.name.endswith('.tmp'):

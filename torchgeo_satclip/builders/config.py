@@ -170,7 +170,9 @@ class BuildConfig:
         max_nodata_fraction: reject patches with more nodata than this (in
             ``[0, 1)``).
         items_per_point: items tried, least cloudy first, before a point is
-            rejected for nodata (1: the S2-100K recipe).
+            rejected (for the reason of the last one: too much nodata, a
+            missing asset, a scene too small or unusable; 1: the S2-100K
+            recipe).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
         dates: images per point, from different times: the period from
             *start* to *end* (whole UTC days) is split into this many equal

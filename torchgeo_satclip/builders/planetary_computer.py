@@ -111,8 +111,10 @@ class BuildResult:
             (``num_written`` in a single-date build).
         rejected: points of this run that gave no patch, by reason
             (``no_item``: no item over the point below the cloud maximum;
-            ``nodata``: every patch tried had too much nodata;
-            ``missing_asset``, ``scene_too_small``, ``bad_scene``;
+            otherwise the reason of the last item tried: ``nodata``, too
+            much nodata; ``missing_asset``, a band without an asset;
+            ``scene_too_small``; ``bad_scene``, a grid that is not north-up
+            or a band that is not uint16;
             ``few_dates``: fewer windows than ``min_dates`` gave a patch).
         failures: ``(sample, error)`` of the points that kept failing (tried
             again by a re-run).
@@ -202,6 +204,43 @@ class _Builder:
 
         return self.retry(f'{where}: read {item.id}', attempt, lambda: _forget(urls))
 
+    def first_patch(
+        self, where: str, items: Sequence[pystac.Item], lon: float, lat: float
+    ) -> tuple[pystac.Item, _Patch]:
+        """The first valid patch of the least cloudy items over a point.
+
+        Up to ``items_per_point`` items are tried, in order. An item whose
+        patch has too much nodata, or that cannot give one (a missing asset,
+        a scene too small or unusable), is passed over for the next one.
+
+        Args:
+            where: the sample, for the log.
+            items: the items over the point, least cloudy first (not empty).
+            lon: longitude in degrees.
+            lat: latitude in degrees.
+
+        Returns:
+            ``(item, patch)``.
+
+        Raises:
+            _Rejected: with the reason of the last item tried, when none
+                gives a patch.
+            Exception: the last error of a read that kept failing.
+        """
+        rejection = _Rejected('nodata')
+        for item in items[: self.config.items_per_point]:
+            try:
+                patch = self.read(where, item, lon, lat)
+            except _Rejected as error:
+                rejection = error
+                logger.info('%s: %s passed over: %s', where, item.id, error)
+                continue
+            if patch is not None:
+                return item, patch
+            rejection = _Rejected('nodata', f'item {item.id} has too much nodata')
+            logger.debug('%s: %s has too much nodata', where, item.id)
+        raise rejection
+
     def write(
         self,
         sample: int,
@@ -280,12 +319,8 @@ class _Builder:
         items = self.retry(f'{where}: search', lambda: self.search(lon, lat))
         if not items:
             raise _Rejected('no_item')
-        for item in items[: self.config.items_per_point]:
-            patch = self.read(where, item, lon, lat)
-            if patch is not None:
-                return self.write(sample, item, *patch)
-            logger.debug('%s: %s has too much nodata', where, item.id)
-        raise _Rejected('nodata')
+        item, patch = self.first_patch(where, items, lon, lat)
+        return self.write(sample, item, *patch)
 
     def find(self, where: str, window: int, lon: float, lat: float) -> _Found:
         """The least cloudy valid patch of one window over a point.
@@ -311,14 +346,10 @@ class _Builder:
         )
         if not items:
             raise _Rejected('no_item')
-        for item in items[: self.config.items_per_point]:
-            date = _item_date(item)
-            assert date is not None  # the search keeps dated items only
-            patch = self.read(where, item, lon, lat)
-            if patch is not None:
-                return window, item, patch, date
-            logger.debug('%s: %s has too much nodata', where, item.id)
-        raise _Rejected('nodata')
+        item, patch = self.first_patch(where, items, lon, lat)
+        date = _item_date(item)
+        assert date is not None  # the search keeps dated items only
+        return window, item, patch, date
 
     def make_point(self, sample: int, lon: float, lat: float) -> _Written:
         """Search, read and write the images of one point, one per window.
@@ -425,7 +456,9 @@ def build_dataset(
         size: patch height and width in pixels of the 10 m grid.
         max_nodata_fraction: reject patches with more nodata than this.
         items_per_point: items tried, least cloudy first, before a point is
-            rejected for nodata (1: the S2-100K recipe).
+            rejected (for the reason of the last one: too much nodata, a
+            missing asset, a scene too small or unusable; 1: the S2-100K
+            recipe).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
         dates: images per point: the period from *start* to *end* (whole UTC
             days) is split into this many equal consecutive windows, and each

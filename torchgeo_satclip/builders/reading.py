@@ -58,12 +58,23 @@ _T = TypeVar('_T')
 _Patch = tuple[NDArray[np.uint16], Any, Any]
 
 
-class _Rejected(Exception):
-    """A point gives no patch, for good (recorded; not tried again)."""
+#: The data type of every band of a Sentinel-2 L2A scene, and of a patch.
+_DTYPE = 'uint16'
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+
+class _Rejected(Exception):
+    """A point (or one of its items) gives no patch, for good.
+
+    Attributes:
+        reason: a word, recorded in ``rejected.csv`` (``no_item``, ``nodata``,
+            ``missing_asset``, ``scene_too_small``, ``bad_scene``, ...).
+        detail: what was wrong, for the log (empty when the reason says it).
+    """
+
+    def __init__(self, reason: str, detail: str = '') -> None:
+        super().__init__(f'{reason}: {detail}' if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 class _Cancelled(Exception):
@@ -244,11 +255,38 @@ def _forget(urls: Iterable[str]) -> None:
             invalidate(url)
 
 
-def _grid_window(src: Any, lon: float, lat: float, size: int) -> Window:
+def _check_dtype(src: Any, item: pystac.Item, band: str) -> None:
+    """Refuse a band that is not uint16, before any of its pixels is read.
+
+    A patch is written as uint16 and its nodata is 0 in the values as read:
+    float reflectances (0-1) or signed values would be changed by a cast,
+    into zeros or wrapped numbers, so they are refused instead.
+
+    Args:
+        src: the open dataset of the band.
+        item: the item, for the message.
+        band: the band's asset key, for the message.
+
+    Raises:
+        _Rejected: ``bad_scene``, naming the item, the asset and its dtype.
+    """
+    dtype = src.dtypes[0]
+    if dtype != _DTYPE:
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: asset {band} is {dtype}, expected {_DTYPE} '
+            '(Sentinel-2 L2A digital numbers)',
+        )
+
+
+def _grid_window(
+    src: Any, item: pystac.Item, lon: float, lat: float, size: int
+) -> Window:
     """The ``size x size`` window of a scene's grid around a point.
 
     Args:
         src: the open dataset of the grid band.
+        item: the item, for the messages.
         lon: longitude in degrees.
         lat: latitude in degrees.
         size: the window's height and width in pixels.
@@ -261,9 +299,17 @@ def _grid_window(src: Any, lon: float, lat: float, size: int) -> Window:
     """
     grid = src.transform
     if grid.b != 0 or grid.d != 0 or grid.e >= 0:
-        raise _Rejected('bad_scene')  # rotated or south-up grid
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: the grid of {_GRID_BAND} is rotated or south-up '
+            f'({tuple(grid)[:6]}), expected north-up',
+        )
     if src.width < size or src.height < size:
-        raise _Rejected('scene_too_small')
+        raise _Rejected(
+            'scene_too_small',
+            f'item {item.id}: {_GRID_BAND} is {src.width} x {src.height} pixels, '
+            f'smaller than a {size} x {size} patch',
+        )
     xs, ys = warp_transform('EPSG:4326', src.crs, [lon], [lat])
     col = (xs[0] - grid.c) / grid.a  # a north-up grid, checked above
     row = (ys[0] - grid.f) / grid.e
@@ -299,19 +345,30 @@ def _read_patch(
         0 in every band at once, so the grid band (B02, read first) decides
         alone, before the other 11 bands are read: a rejected patch costs one
         read. Zeros in other bands never reject a patch; zeros in B02 alone
-        do. A written patch therefore never has more nodata (0 in every band,
-        as :class:`~torchgeo_satclip.datasets.S2100K` measures it) than
+        do. Every band must be uint16 (checked when it is opened, before its
+        pixels are read), so the values written are the values read. A
+        written patch therefore never has more nodata (0 in every band, as
+        :class:`~torchgeo_satclip.datasets.S2100K` measures it) than
         *max_nodata_fraction*.
 
     Raises:
-        _Rejected: if the item lacks a band or its scene is unusable.
+        _Rejected: if the item lacks a band (``missing_asset``), its scene is
+            smaller than a patch (``scene_too_small``), or its grid is not
+            north-up or a band is not uint16 (``bad_scene``); with a detail
+            that names the item and what is wrong.
     """
-    if any(band not in item.assets for band in ALL_BANDS):
-        raise _Rejected('missing_asset')
+    missing = [band for band in ALL_BANDS if band not in item.assets]
+    if missing:
+        raise _Rejected(
+            'missing_asset',
+            f'item {item.id} has no asset {", ".join(missing)} '
+            f'(expected one per band: {", ".join(ALL_BANDS)})',
+        )
     bands: dict[str, NDArray[np.uint16]] = {}
     with rasterio.Env(**gdal_env):
         with rasterio.open(item.assets[_GRID_BAND].href) as src:
-            window = _grid_window(src, lon, lat, size)
+            _check_dtype(src, item, _GRID_BAND)
+            window = _grid_window(src, item, lon, lat, size)
             grid, crs = src.transform, src.crs
             bands[_GRID_BAND] = src.read(1, window=window)
         # The one nodata check (see Returns): L2A nodata is 0 in every band
@@ -323,6 +380,7 @@ def _read_patch(
             if band in bands:
                 continue
             with rasterio.open(item.assets[band].href) as src:
+                _check_dtype(src, item, band)
                 band_window = from_bounds(
                     left, bottom, right, top, transform=src.transform
                 )
@@ -332,5 +390,5 @@ def _read_patch(
                     out_shape=(size, size),
                     resampling=resampling,
                 )
-    image = np.stack([bands[band] for band in ALL_BANDS]).astype(np.uint16)
+    image = np.stack([bands[band] for band in ALL_BANDS])  # uint16, checked
     return image, crs, window_transform(window, grid)

@@ -4,6 +4,13 @@ For a point, the STAC API is asked for the items of a collection over the
 point in a date range with ``eo:cloud_cover`` below a maximum, sorted by cloud
 cover. The answer is filtered and sorted again here, whatever the server did,
 so the least cloudy item whose footprint covers the point always comes first.
+
+Only the first items of the answer are read when the API declares the query
+and sort extensions (its ``conformsTo``): they are then the least cloudy ones.
+An API that does not declare both may ignore the cloud maximum or the order
+(pystac-client only warns), so its answer is read to the last page: the point
+and the date range keep it bounded, and no item over the point is missed.
+The query or the order is only sent to an API that declares its extension.
 """
 
 import datetime as dt
@@ -12,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import pystac
 import shapely  # type: ignore[import-untyped]
-from pystac_client import Client
+from pystac_client import Client, ConformanceClasses
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import shape  # type: ignore[import-untyped]
 
@@ -23,6 +30,9 @@ DEFAULT_API_URL = 'https://planetarycomputer.microsoft.com/api/stac/v1'
 
 #: Sentinel-2 Level-2A collection of the Planetary Computer.
 COLLECTION = 'sentinel-2-l2a'
+
+#: Items per page asked for when every page of an answer is read.
+_PAGE_SIZE = 100
 
 
 def _cloud_cover(item: pystac.Item) -> float:
@@ -108,8 +118,9 @@ class _ItemSearch:
             collection: the STAC collection.
             datetime: the date range, ``start/end`` (ISO 8601).
             max_cloud_cover: keep items with ``eo:cloud_cover`` below this (%).
-            wanted: how many items a caller may try per point (at least 10,
-                and twice this, are asked for).
+            wanted: how many items a caller may try per point (of an API
+                that declares the query and sort extensions, twice this, and
+                at least 10, are asked for; of another, every item).
             timeout: HTTP time-out in seconds.
         """
         self.api_url = api_url
@@ -143,18 +154,29 @@ class _ItemSearch:
 
         Returns:
             The items; filtered and sorted here too, whatever the server did.
+            Only the first ones of the answer are read from an API that
+            declares the query and sort extensions, every page of it from
+            another (see the module).
         """
         period = self.datetime
         if window is not None:
             period = f'{window[0].isoformat()}/{window[1].isoformat()}'
-        search = self.client().search(
+        client = self.client()
+        filters = client.conforms_to(ConformanceClasses.QUERY)
+        sorts = client.conforms_to(ConformanceClasses.SORT)
+        bounded = filters and sorts
+        search = client.search(
             collections=[self.collection],
             intersects={'type': 'Point', 'coordinates': [lon, lat]},
             datetime=period,
-            query={'eo:cloud_cover': {'lt': self.max_cloud_cover}},
-            sortby=[{'field': 'eo:cloud_cover', 'direction': 'asc'}],
-            limit=self.limit,
-            max_items=self.limit,
+            query=(
+                {'eo:cloud_cover': {'lt': self.max_cloud_cover}} if filters else None
+            ),
+            sortby=(
+                [{'field': 'eo:cloud_cover', 'direction': 'asc'}] if sorts else None
+            ),
+            limit=self.limit if bounded else max(self.limit, _PAGE_SIZE),
+            max_items=self.limit if bounded else None,
         )
         items = _covering(search.items(), lon, lat, self.max_cloud_cover)
         if window is None:

@@ -76,8 +76,8 @@ def add_parser(subparsers: Subparsers) -> None:
         (
             '--items-per-point',
             'items_per_point',
-            'scenes tried per point, least cloudy first, before rejecting it for '
-            'nodata',
+            'scenes tried per point, least cloudy first, before rejecting it '
+            '(for nodata or a flawed scene)',
             {'type': int},
         ),
         (
