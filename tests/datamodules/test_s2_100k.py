@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 from torchgeo.datamodules.utils import MisconfigurationException
 
@@ -45,6 +46,18 @@ def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def batch_of(dm: S2100KDataModule, split: str) -> dict[str, torch.Tensor]:
     loader = dm.train_dataloader() if split == 'train' else dm.val_dataloader()
     return next(iter(loader))
+
+
+def one_epoch_trainer() -> Trainer:
+    """A quiet one-epoch CPU Trainer that writes nothing."""
+    return Trainer(
+        max_epochs=1,
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 class TestSplit:
@@ -111,7 +124,7 @@ class TestSplit:
         self, tmp_path: Path, loader: str
     ) -> None:
         """val_split_pct=0: not TorchGeo's fallback to the whole (training) set."""
-        from lightning.pytorch import LightningModule, Trainer
+        from lightning.pytorch import LightningModule
 
         root = tmp_path / 's2_100k'
         shutil.copytree(DATA, root, ignore=shutil.ignore_patterns('real', 'data.py'))
@@ -146,14 +159,7 @@ class TestSplit:
                 return torch.optim.SGD(self.parameters(), lr=0.0)
 
         model = Count()
-        trainer = Trainer(
-            max_epochs=1,
-            accelerator='cpu',
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        trainer = one_epoch_trainer()
         trainer.fit(model, datamodule=dm)
         assert trainer.global_step == 2  # 8 training samples in batches of 4
         assert model.validated == 0
@@ -452,8 +458,6 @@ class TestBatchedUint16:
     @pytest.mark.parametrize('loader', ['processes', 'threads'])
     def test_lightning_fits_and_validates(self, packed_root: Path, loader: str) -> None:
         """Lightning inspects a loader (sampler, batch_sampler) before using it."""
-        from lightning.pytorch import Trainer
-
         from torchgeo_satclip.tasks import SatCLIPTask
 
         dm = S2100KDataModule(
@@ -472,14 +476,7 @@ class TestBatchedUint16:
             num_hidden_layers=1,
             location_dtype='float32',
         )
-        trainer = Trainer(
-            max_epochs=1,
-            accelerator='cpu',
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        trainer = one_epoch_trainer()
         trainer.fit(task, datamodule=dm)
         assert trainer.global_step == 1
         assert 'val_loss' not in trainer.callback_metrics  # a 1-sample val split

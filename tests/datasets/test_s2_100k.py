@@ -31,6 +31,33 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def two_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_checksum: str | None = None
+) -> tuple[Path, Path]:
+    """A two-shard revision of the fake archive (``a.tar``, ``b.tar``).
+
+    Args:
+        tmp_path: where the two "remote" archives are put.
+        monkeypatch: sets ``S2100K.archive_remotes`` to them.
+        second_checksum: the SHA-256 recorded for ``b.tar`` (default: its own).
+
+    Returns:
+        The two archives.
+    """
+    shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
+    shutil.copy(DATA / 'satclip.tar', shard_a)
+    shutil.copy(DATA / 'satclip.tar', shard_b)
+    monkeypatch.setattr(
+        S2100K,
+        'archive_remotes',
+        [
+            (str(shard_a), sha256(shard_a)),
+            (str(shard_b), second_checksum or sha256(shard_b)),
+        ],
+    )
+    return shard_a, shard_b
+
+
 def copy_download(
     url: str, root: str | os.PathLike[str], *args: object, **kwargs: object
 ) -> None:
@@ -149,14 +176,7 @@ class TestS2100K:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
     ) -> None:
         # a two-shard revision: the second shard failed last time
-        shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
-        shutil.copy(DATA / 'satclip.tar', shard_a)
-        shutil.copy(DATA / 'satclip.tar', shard_b)
-        monkeypatch.setattr(
-            S2100K,
-            'archive_remotes',
-            [(str(shard_a), sha256(shard_a)), (str(shard_b), 'bad')],
-        )
+        shard_a, shard_b = two_shards(tmp_path, monkeypatch, second_checksum='bad')
         root = tmp_path / 'root'
         with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
             S2100K(root, patch_size=32, download=True)
@@ -242,14 +262,7 @@ class TestS2100K:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None
     ) -> None:
         """Without download, the shards still in the root are extracted again."""
-        shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
-        shutil.copy(DATA / 'satclip.tar', shard_a)
-        shutil.copy(DATA / 'satclip.tar', shard_b)
-        monkeypatch.setattr(
-            S2100K,
-            'archive_remotes',
-            [(str(shard_a), sha256(shard_a)), (str(shard_b), sha256(shard_b))],
-        )
+        two_shards(tmp_path, monkeypatch)
         root = tmp_path / 'root'
         assert len(S2100K(root, patch_size=32, download=True)) == 8
         (root / 'b.tar').unlink()  # deleted after extraction

@@ -166,9 +166,9 @@ def dropouts(module: nn.Module) -> list[tuple[str, float]]:
     return out
 
 
-def network_file(tmp_path: Path, network: str) -> Path:
+def network_file(tmp_path: Path, network: str, **architecture: Any) -> Path:
     """Location weights of a small ``network``: official layout or a task's."""
-    if network == 'siren':
+    if network == 'siren' and not architecture:
         return weights_file(tmp_path)
     torch.manual_seed(1)
     source = SatCLIPTask(
@@ -178,6 +178,7 @@ def network_file(tmp_path: Path, network: str) -> Path:
         legendre_polys=3,
         capacity=16,
         embed_dim=8,
+        **architecture,
     )
     trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
     trainer.strategy.connect(source)
@@ -274,26 +275,13 @@ def test_location_dropout_on_an_encoder_the_architecture_cannot_rebuild(
 @pytest.mark.parametrize('name', ['location-regression', 'aware-regression'])
 def test_loaded_mlp_keeps_its_depth_through_a_reload(name: str, tmp_path: Path) -> None:
     """The task records the loaded network's depth, not the default one."""
-    torch.manual_seed(1)
-    source = SatCLIPTask(
-        model='tiny',
-        in_channels=13,
-        location_network='mlp',
-        num_hidden_layers=3,
-        legendre_polys=3,
-        capacity=16,
-        embed_dim=8,
-    )
+    path = network_file(tmp_path, 'mlp', num_hidden_layers=3)
     trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
-    trainer.strategy.connect(source)
-    trainer.save_checkpoint(tmp_path / 'source.ckpt')
     task_class, _ = TASKS[name]
-    task: Any = task_class(
-        **trained(name), location_weights=str(tmp_path / 'source.ckpt')
-    )
+    task: Any = task_class(**trained(name), location_weights=str(path))
     assert task.hparams['num_hidden_layers'] == 3
     trainer.strategy.connect(task)
     trainer.save_checkpoint(tmp_path / 'task.ckpt')
-    (tmp_path / 'source.ckpt').unlink()
+    path.unlink()
     again: Any = task_class.load_from_checkpoint(tmp_path / 'task.ckpt')
     torch.testing.assert_close(outputs(again), outputs(task), rtol=0, atol=0)
