@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from torchgeo_satclip.evaluation import PointTask, load_task, run_probes, task_from_csv
-from torchgeo_satclip.evaluation.probe import check_folds, cross_validate
+from torchgeo_satclip.evaluation.probe import check_folds, cross_validate, encode
 
 
 def task(
@@ -132,6 +132,27 @@ def test_non_finite_features_refused() -> None:
     features = np.full((40, 2), math.nan)
     with pytest.raises(ValueError, match=r'fold 1 of 2: cannot fit .*NaN'):
         cross_validate(features, ok, folds=2)
+
+
+@pytest.mark.parametrize(
+    ('point', 'fragment'),
+    [
+        ((10.0, 100.0), r'latitude 100\.0'),
+        ((400.0, 10.0), r'longitude 400\.0'),
+        ((math.nan, 0.0), 'non-finite'),
+    ],
+)
+@pytest.mark.parametrize('encoder', ['raw', 'wrap', 'sh'])
+def test_invalid_points_are_refused_before_encoding(
+    point: tuple[float, float], fragment: str, encoder: str
+) -> None:
+    """The built-in encoders are bare modules: a swapped task was scored."""
+    bad = task(40)
+    bad.lonlat[7] = point
+    with pytest.raises(ValueError, match=rf"task 'tiny40', point 7 .*{fragment}"):
+        run_probes([bad], [encoder], folds=2)
+    with pytest.raises(ValueError, match=fragment):
+        encode(encoder, bad.lonlat)
 
 
 def test_enough_points_still_probe() -> None:

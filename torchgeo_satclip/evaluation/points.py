@@ -8,7 +8,8 @@ or a user CSV as samples ``{'point': (lon, lat), 'label': target}``;
 """
 
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,19 +68,47 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
         self.points = torch.from_numpy(self.task.lonlat.astype(np.float32))
         values = self.task.target
         self.mean, self.std = 0.0, 1.0
+        self.standardize = standardize
         if self.task.kind == 'regression':
             self.labels = self._regression_labels(values, standardize)
         else:
             self.labels = torch.from_numpy(values.astype(np.int64))
         self.transforms = transforms
 
-    def _regression_labels(self, values: np.ndarray, standardize: bool) -> Tensor:
+    def fit_standardization(self, indices: Sequence[int]) -> None:
+        """Standardise the labels with the mean and std of *indices* only.
+
+        :class:`PointDataModule` passes its training split, so that the
+        validation and test targets do not shape the training labels. Does
+        nothing for a classification task or with ``standardize=False``.
+
+        Args:
+            indices: the points whose targets give ``mean`` and ``std``.
+
+        Raises:
+            ValueError: if *indices* is empty, or as :class:`PointDataset`.
+        """
+        if self.task.kind != 'regression' or not self.standardize:
+            return
+        fit = np.asarray(list(indices), dtype=np.int64)
+        if fit.size == 0:
+            raise ValueError('fit_standardization needs at least one point')
+        self.labels = self._regression_labels(self.task.target, True, fit)
+
+    def _regression_labels(
+        self,
+        values: np.ndarray,
+        standardize: bool,
+        fit: np.ndarray | None = None,
+    ) -> Tensor:
         """The float32 labels of a regression task, checked to be finite.
 
         Args:
             values: the task's float targets.
             standardize: scale to zero mean and unit variance first (sets
                 ``mean`` and ``std``).
+            fit: the points whose targets give ``mean`` and ``std`` (default:
+                all).
 
         Returns:
             ``(N,)`` float32 labels.
@@ -94,7 +123,8 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
         source = f' ({self.task.source})' if self.task.source else ''
         with np.errstate(over='ignore', invalid='ignore'):
             if standardize and np.isfinite(values).all():
-                self.mean, self.std = float(values.mean()), float(values.std() or 1.0)
+                sample = values if fit is None else values[fit]
+                self.mean, self.std = float(sample.mean()), float(sample.std() or 1.0)
                 if not (math.isfinite(self.mean) and math.isfinite(self.std)):
                     raise ValueError(
                         f'task {self.task.name!r}{source}: the targets (from '
@@ -153,7 +183,26 @@ class PointDataModule(NonGeoDataModule):  # type: ignore[misc]
             val_split_pct: fraction of points for validation.
             test_split_pct: fraction of points for testing.
             **kwargs: arguments of :class:`PointDataset`.
+
+        Raises:
+            ValueError: if a fraction is not a number in [0, 1) or the two
+                leave no training point (their sum is 1 or more).
         """
+        for name, value in (
+            ('val_split_pct', val_split_pct),
+            ('test_split_pct', test_split_pct),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0 <= value < 1
+            ):
+                raise ValueError(f'{name} must be a number in [0, 1), not {value!r}')
+        if val_split_pct + test_split_pct >= 1:
+            raise ValueError(
+                f'val_split_pct {val_split_pct} + test_split_pct {test_split_pct} '
+                'must be below 1: the rest is the training split'
+            )
         super().__init__(PointDataset, batch_size, num_workers, **kwargs)
         self.val_split_pct = val_split_pct
         self.test_split_pct = test_split_pct
@@ -161,16 +210,29 @@ class PointDataModule(NonGeoDataModule):  # type: ignore[misc]
     def setup(self, stage: str) -> None:
         """Load the points and split them (seed 0).
 
+        Regression targets are standardised with the mean and std of the
+        training split alone (:meth:`PointDataset.fit_standardization`).
+
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
+
+        Raises:
+            ValueError: if the split leaves no training point.
         """
         dataset = PointDataset(**self.kwargs)
         test = round(len(dataset) * self.test_split_pct)
         val = round(len(dataset) * self.val_split_pct)
+        train = len(dataset) - val - test
+        if train < 1:
+            raise ValueError(
+                f'{len(dataset)} points leave no training point after {val} for '
+                f'validation and {test} for testing'
+            )
         generator = torch.Generator().manual_seed(0)
         self.train_dataset, self.val_dataset, self.test_dataset = random_split(
-            dataset, [len(dataset) - val - test, val, test], generator
+            dataset, [train, val, test], generator
         )
+        dataset.fit_standardization(self.train_dataset.indices)
 
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int

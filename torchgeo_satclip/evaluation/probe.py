@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..geo import validate_lonlat
 from ..models import (
     GeoCLIPWeights,
     LocationEncoder,
@@ -122,7 +123,12 @@ def encode(
 
     Returns:
         float64 ``(N, D)`` features.
+
+    Raises:
+        ValueError: naming the first point that is not a finite (lon, lat)
+            in range (the built-in encoders would encode it all the same).
     """
+    validate_lonlat(np.asarray(lonlat, dtype=np.float64))
     if isinstance(encoder, str):
         module = BUILTIN_ENCODERS.get(encoder) or _load(encoder)
     else:
@@ -538,6 +544,19 @@ def check_folds(
     return pairs
 
 
+def _check_points(task: PointTask) -> None:
+    """Validate a task's points (the built-in encoders are bare modules).
+
+    Raises:
+        ValueError: naming the task and its first invalid point.
+    """
+    name = task.name
+    validate_lonlat(
+        np.asarray(task.lonlat, dtype=np.float64),
+        where=lambda i: f'task {name!r}, point {i} (from 0)',
+    )
+
+
 def run_probes(
     tasks: Sequence[PointTask],
     encoders: Sequence[str] | dict[str, Any],
@@ -578,6 +597,7 @@ def run_probes(
     """
     _check_options(folds, block_size, protocols, splits)
     for task in tasks:
+        _check_points(task)
         for split in splits:
             check_folds(task, split, folds, block_size, seed)
     named = resolve_encoders(encoders)

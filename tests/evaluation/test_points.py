@@ -1,0 +1,67 @@
+"""PointDataModule: a split that never shares points, scaled by its training part."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from torchgeo_satclip.evaluation import PointDataModule
+
+STATIONS = 'air_temperature'  # the 3,076 real stations, shipped with the package
+
+
+def split_points(dm: PointDataModule) -> list[set[tuple[float, float]]]:
+    return [
+        {tuple(dm.train_dataset.dataset.points[i].tolist()) for i in split.indices}  # type: ignore[union-attr]
+        for split in (dm.train_dataset, dm.val_dataset, dm.test_dataset)
+    ]
+
+
+@pytest.mark.parametrize(
+    ('val', 'test'),
+    [(0.7, 0.5), (-0.1, 0.2), (0.5, 0.5), (1.0, 0.0), (float('nan'), 0.1), (True, 0.1)],
+)
+def test_fractions_that_would_overlap_are_refused(val: float, test: float) -> None:
+    """random_split slices with a negative length silently: splits overlapped."""
+    with pytest.raises(ValueError, match='split_pct'):
+        PointDataModule(task=STATIONS, val_split_pct=val, test_split_pct=test)
+
+
+def test_splits_are_disjoint() -> None:
+    dm = PointDataModule(task=STATIONS, val_split_pct=0.2, test_split_pct=0.3)
+    dm.setup('fit')
+    train, val, test = split_points(dm)
+    assert (len(train), len(val), len(test)) == (1538, 615, 923)
+    assert not train & val
+    assert not train & test
+    assert not val & test
+
+
+def test_targets_standardised_by_the_training_split_alone() -> None:
+    dm = PointDataModule(task=STATIONS)
+    dm.setup('fit')
+    dataset = dm.train_dataset.dataset  # type: ignore[union-attr]
+    train = np.asarray(dm.train_dataset.indices)  # type: ignore[union-attr]
+    targets = dataset.task.target[train]
+    assert dataset.mean == pytest.approx(float(targets.mean()), rel=1e-12)
+    assert dataset.std == pytest.approx(float(targets.std()), rel=1e-12)
+    assert dataset.mean != pytest.approx(float(dataset.task.target.mean()), rel=1e-6)
+    labels = dataset.labels[torch.from_numpy(train)].double()
+    assert abs(float(labels.mean())) < 1e-6
+    assert float(labels.std(unbiased=False)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_csv_targets_standardised_by_the_training_split(tmp_path: Path) -> None:
+    rows = ['lon,lat,y'] + [
+        f'{i * 7 % 350 - 175}.5,{i % 170 - 85}.25,{i * i}' for i in range(50)
+    ]
+    path = tmp_path / 'points.csv'
+    path.write_text('\n'.join(rows) + '\n')
+    dm = PointDataModule(
+        path=str(path), target='y', val_split_pct=0.2, test_split_pct=0.2
+    )
+    dm.setup('fit')
+    dataset = dm.train_dataset.dataset  # type: ignore[union-attr]
+    train = np.asarray(dm.train_dataset.indices)  # type: ignore[union-attr]
+    assert dataset.mean == pytest.approx(float(dataset.task.target[train].mean()))
