@@ -104,12 +104,13 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert 'exists' in capsys.readouterr().err
 
 
-def test_probe_points_differ_from_demo_points() -> None:
-    """The Koppen probe never evaluates on a same-seed demo world's locations."""
+@pytest.mark.parametrize('name', ['koppen', 'land_ocean'])
+def test_probe_points_differ_from_demo_points(name: str) -> None:
+    """A sampled probe never evaluates on a same-seed demo world's locations."""
     from torchgeo_satclip.evaluation.tasks import load_task
 
     demo, _ = demo_locations(300, seed=0)
-    task = load_task('koppen', num_points=300, seed=0)
+    task = load_task(name, num_points=300, seed=0)
     shared = {tuple(p) for p in demo.round(6)} & {
         tuple(p) for p in task.lonlat.round(6)
     }

@@ -410,3 +410,29 @@ def test_load_task_arguments(kwargs: dict[str, Any], fragment: str) -> None:
     arguments: dict[str, Any] = {'name': 'land_ocean', **kwargs}
     with pytest.raises(ValueError, match=re.escape(fragment)):
         load_task(**arguments)
+
+
+def test_numeric_classes_are_numbers(tmp_path: Path) -> None:
+    """'1' and '1.0' were two classes of a classification task."""
+    rows = ['lon,lat,y'] + [
+        f'{i}.5,{i % 80}.5,{label}'
+        for i, label in enumerate(['1', '1.0', '2', '2.0', ' 2', '3.5', '3.50'] * 2)
+    ]
+    path = tmp_path / 'classes.csv'
+    path.write_text('\n'.join(rows) + '\n')
+    task = task_from_csv(path, 'y')
+    assert task.kind == 'classification'
+    assert task.classes == ['1', '2', '3.5']
+    assert task.target.tolist() == [0, 0, 1, 1, 1, 2, 2] * 2
+
+
+def test_rows_without_a_target_are_skipped_whole(tmp_path: Path) -> None:
+    """The documented skip: their coordinates are not read either."""
+    path = tmp_path / 'skip.csv'
+    path.write_text('lon,lat,y\n1.5,2.5,a\n,,\nnot,read,\n3.5,4.5,b\n')
+    task = task_from_csv(path, 'y')
+    assert task.lonlat.tolist() == [[1.5, 2.5], [3.5, 4.5]]
+    assert task.classes == ['a', 'b']
+    path.write_text('lon,lat,y\n1.5,2.5,a\nx,4.5,b\n')
+    with pytest.raises(ValueError, match=r'data row 2: lon is .x.'):
+        task_from_csv(path, 'y')

@@ -227,6 +227,11 @@ def test_probe_folds_random_are_stratified_and_spatial_keep_blocks_whole() -> No
         ({'labels': np.array(['a'] * 300)}, 'at least two classes'),
         ({'labels': np.array(['a'] * 298 + ['b', 'b'])}, 'cannot be stratified.*b'),
         ({'cv': ('nope',)}, "cv must be 'random' or 'spatial', got 'nope'"),
+        (
+            {'cv': 'spatial'},
+            "non-empty list of 'random' and/or 'spatial', got 'spatial'",
+        ),
+        ({'cv': ()}, "non-empty list of 'random' and/or 'spatial', got"),
         ({'folds': 1}, 'folds must be an integer >= 2'),
         ({'lonlat': np.zeros((3, 2))}, '3 points but 300 labels'),
     ],
@@ -401,6 +406,8 @@ def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
         image_probe_report(tmp_path, {})
     with pytest.raises(ValueError, match='folds must be an integer >= 2, got 1'):
         image_probe_report(tmp_path, {'a': bad}, folds=1)
+    with pytest.raises(ValueError, match="non-empty list of 'random' and/or"):
+        image_probe_report(tmp_path, {'a': bad}, cv='spatial')  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

@@ -441,6 +441,22 @@ def image_probe_folds(
     raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
 
 
+def _check_cv(cv: object) -> None:
+    """Refuse a *cv* that is not a non-empty sequence of split names.
+
+    Raises:
+        ValueError: naming the value (a plain string would be read letter
+            by letter).
+    """
+    if isinstance(cv, str) or not isinstance(cv, Sequence) or not cv:
+        raise ValueError(
+            f"cv must be a non-empty list of 'random' and/or 'spatial', got {cv!r}"
+        )
+    for split in cv:
+        if split not in ('random', 'spatial'):
+            raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
+
+
 def image_probe(
     features_by_encoder: Mapping[str, Tensor | np.ndarray],
     lonlat: np.ndarray,
@@ -492,9 +508,7 @@ def image_probe(
     counts = Counter(labels.tolist())
     if len(counts) < 2:
         raise ValueError(f'a probe needs at least two classes, got {sorted(counts)}')
-    for split in cv:
-        if split not in ('random', 'spatial'):
-            raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
+    _check_cv(cv)
     rare = sorted(name for name, count in counts.items() if count < folds)
     if 'random' in cv and rare:
         raise ValueError(
@@ -750,9 +764,7 @@ def image_probe_report(
         raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
     if not checkpoints:
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
-    for split in cv:
-        if split not in ('random', 'spatial'):
-            raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
+    _check_cv(cv)
     if max_patches is not None and (
         isinstance(max_patches, bool) or not isinstance(max_patches, int)
     ):

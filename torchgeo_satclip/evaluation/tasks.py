@@ -181,7 +181,9 @@ def task_from_csv(
         name: task name (default: the file stem and target).
 
     Returns:
-        The task (rows with an empty target are skipped).
+        The task. Rows with an empty target are skipped whole (their
+        coordinates are not read); numeric class labels that are the same
+        number (``'1'``, ``'1.0'``) are one class, named ``'1'``.
 
     Raises:
         ValueError: if the file is not a CSV table (see the messages: ragged
@@ -212,14 +214,15 @@ def task_from_csv(
     keep = np.array([v.strip() != '' for v in values], dtype=bool)
     if not keep.any():
         raise ValueError(f'{path}: no row has a value in the target column {target!r}')
+    rows = np.flatnonzero(keep)
+    # Only the rows kept: a row without a target is skipped whole.
     lonlat = np.stack(
         [
-            _numbers(columns[lon_column], path, lon_column),
-            _numbers(columns[lat_column], path, lat_column),
+            _numbers([columns[c][i] for i in rows], path, c, list(rows))
+            for c in (lon_column, lat_column)
         ],
         axis=1,
-    )[keep]
-    rows = np.flatnonzero(keep)
+    )
     validate_lonlat(
         lonlat,
         where=lambda i: f'{path}, data row {rows[i] + 1}',
@@ -235,8 +238,17 @@ def task_from_csv(
     if kind == 'regression':
         targets = _numbers(list(values), path, target, list(rows))
         return PointTask(label, lonlat, targets, 'regression', source=str(path))
-    codes, classes, mask = _encode_classes(values.astype(str))
+    labels = values.astype(str)
+    if all(_DECIMAL.fullmatch(v.strip()) for v in labels):
+        # One class per number: '1', '1.0' and ' 1' are the same class.
+        labels = np.array([_number_label(float(v)) for v in labels])
+    codes, classes, mask = _encode_classes(labels)
     return PointTask(label, lonlat[mask], codes, 'classification', classes, str(path))
+
+
+def _number_label(value: float) -> str:
+    """The class name of a numeric label: ``'1'`` for 1.0, ``'2.5'`` for 2.5."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _stations(column: str, name: str) -> PointTask:
@@ -268,8 +280,13 @@ def sample_sphere(num_points: int, seed: int = 0) -> np.ndarray:
     return sample_points(num_points, seed, land=False)
 
 
+#: Offset of the land/ocean task's random stream: as the Koppen task's (see
+#: below), its land points must not be a demo world's training locations.
+_LAND_OCEAN_SEED_OFFSET = 1_299_709
+
+
 def _land_ocean(num_points: int, seed: int) -> PointTask:
-    lonlat = sample_points(num_points, seed, land=False)
+    lonlat = sample_points(num_points, seed + _LAND_OCEAN_SEED_OFFSET, land=False)
     land = is_land(lonlat[:, 0], lonlat[:, 1]).astype(np.int64)
     return PointTask(
         'land_ocean',
