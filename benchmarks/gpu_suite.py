@@ -65,6 +65,7 @@ section, so a run stopped by a time limit still leaves what it measured.
 """
 
 import argparse
+import importlib
 import json
 import math
 import multiprocessing
@@ -85,7 +86,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data_pipeline import make_root
@@ -104,6 +105,11 @@ from torchgeo_satclip.models import (
     spherical_harmonics,
 )
 from torchgeo_satclip.tasks import SatCLIPTask
+
+#: The module of the harmonics (its name is shadowed by the function in
+#: ``torchgeo_satclip.models``): where ``backend='auto'`` records the kernel
+#: variants that failed, which no public function reports.
+SH_MODULE = importlib.import_module('torchgeo_satclip.models.spherical_harmonics')
 
 #: Targets of issue 11 on one H100/H200, printed beside the measured figures.
 TARGETS = {
@@ -215,19 +221,44 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def rate(fn: Callable[[], object], items: int, min_seconds: float) -> float:
-    """Items per second of *fn* (after two warm-up calls), timed for a while."""
-    fn()
+def rate(
+    fn: Callable[[], object], items: int, min_seconds: float, group: int = 10
+) -> float:
+    """Items per second of *fn* (after two warm-up calls), timed for a while.
+
+    Calls are timed in groups between synchronisations, so that the host's
+    time to wait for the device and to launch the next call (tens of
+    microseconds) is not counted for every short call: up to *group* calls a
+    group, fewer where a group would take over a tenth of *min_seconds* (a
+    slow call is timed one at a time, as the overhead is negligible there).
+    At least three groups, and *min_seconds* in all.
+
+    Args:
+        fn: the call to time.
+        items: the items one call processes.
+        min_seconds: the least time to time calls for.
+        group: the most calls between two synchronisations.
+
+    Returns:
+        Items per second, per call.
+    """
     fn()
     synchronize()
-    calls = 0
+    start = time.perf_counter()
+    fn()
+    synchronize()
+    once = time.perf_counter() - start
+    size = max(1, min(group, int(min_seconds / 10 / max(once, 1e-9))))
+    calls = groups = 0
     start = time.perf_counter()
     while True:
-        fn()
-        calls += 1
+        for _ in range(size):
+            fn()
+        calls += size
+        groups += 1
         synchronize()
         elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds and calls >= 3:
+        if elapsed >= min_seconds and groups >= 3:
             return items * calls / elapsed
 
 
@@ -240,76 +271,139 @@ def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
     in the same run. In bf16 mode the harmonics are asked for in bf16, as the
     encoder asks for them under autocast.
     """
-    device = args.device
-    n = args.encoder_points
     lonlat = encoder_points(args)
-    fused = device.type == 'cuda' and _sh_triton.available()
-    figures['sh_auto_backend'] = 'triton' if fused else 'torch'
-    modes = ('float32', 'tf32', 'bf16')
-    for degrees in (10, 40):
-        encoder = build_location_encoder(
-            legendre_polys=degrees, dtype=torch.float32, dropout=0.0
-        ).to(device)
-        encoder.eval()
-        posenc = encoder.posenc
-        assert isinstance(posenc, SphericalHarmonics)
-        for mode in modes:
-            torch.backends.cuda.matmul.allow_tf32 = mode == 'tf32'
-            torch.backends.cudnn.allow_tf32 = mode == 'tf32'
-            autocast = torch.autocast(
-                device.type, dtype=torch.bfloat16, enabled=mode == 'bf16'
-            )
-            sh_dtype = torch.bfloat16 if mode == 'bf16' else None
-            for backend in ('auto', 'torch'):
-                suffix = '' if backend == 'auto' else '_torch'
-                posenc.backend = backend
-
-                def sh() -> Tensor:
-                    with torch.no_grad():
-                        return spherical_harmonics(
-                            lonlat, degrees, dtype=sh_dtype, backend=backend
-                        )
-
-                def full() -> Tensor:
-                    with torch.no_grad(), autocast:
-                        return encoder(lonlat)
-
-                for part, fn in (('sh', sh), ('encoder', full)):
-                    value = rate(fn, n, args.min_seconds)
-                    key = f'{part}{suffix}_l{degrees}_{mode}_points_per_s'
-                    figures[key] = value
-                    print(f'{key:<46} {value:>16,.0f}', flush=True)
-            posenc.backend = 'auto'
-            # The network alone, on the harmonics the encoder would hand it:
-            # with the two figures above, where the encoder's time goes.
-            with torch.no_grad():
-                features = spherical_harmonics(lonlat, degrees, dtype=sh_dtype)
-
-            def net(features: Tensor = features) -> Tensor:
-                with torch.no_grad(), autocast:
-                    return encoder.nnet(features)
-
-            key = f'net_l{degrees}_{mode}_points_per_s'
-            figures[key] = rate(net, n, args.min_seconds)
-            print(f'{key:<46} {figures[key]:>16,.0f}', flush=True)
-            # 13.4 GB in float32 at L = 40: not kept into the next mode.
-            del features, net
-            for part in ('sh', 'encoder'):
-                figures[f'{part}_l{degrees}_{mode}_auto_vs_torch'] = (
-                    figures[f'{part}_l{degrees}_{mode}_points_per_s']
-                    / figures[f'{part}_torch_l{degrees}_{mode}_points_per_s']
-                )
-        for mode in ('tf32', 'bf16'):
-            ratio = (
-                figures[f'encoder_l{degrees}_{mode}_points_per_s']
-                / figures[f'encoder_l{degrees}_float32_points_per_s']
-            )
-            figures[f'encoder_l{degrees}_{mode}_vs_float32'] = ratio
-        encoder_accuracy(figures, lonlat[: 1 << 16], degrees)
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        for degrees in (10, 40):
+            encoder_degrees(figures, args, lonlat, degrees)
+            encoder_accuracy(figures, lonlat[: 1 << 16], degrees)
+    finally:
+        # Restored even when a mode failed: the later sections must not run
+        # in TF32 because this one stopped half-way.
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    labels = [
+        value for key, value in figures.items() if key.startswith('sh_auto_backend_')
+    ]
+    fused = all(label == 'triton' for label in labels)
+    figures['sh_auto_backend'] = (
+        labels[0] if len(set(labels)) == 1 else 'mixed (see sh_auto_backend_*)'
+    )
     if fused:
         sweep_blocks(figures, args, lonlat)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = True  # torch's default
+    failed = sorted({label for label in labels if 'kernel failed' in label})
+    if failed:
+        # The figures stay (measured, and labelled with what ran), but the
+        # run must show that the kernel's figures are the recurrence's.
+        raise RuntimeError(
+            f'the fused kernel fell back to the tensor recurrence: {"; ".join(failed)}'
+        )
+
+
+def encoder_degrees(
+    figures: dict[str, Any], args: argparse.Namespace, lonlat: Tensor, degrees: int
+) -> None:
+    """The encoder section's figures at L = *degrees*, in each mode.
+
+    Sets the TF32 flags of each mode and leaves them set (the caller
+    restores them). After each mode, ``sh_auto_backend_l{L}_{mode}`` records
+    the backend ``'auto'`` really ran (see :func:`auto_backend`).
+    """
+    device = args.device
+    n = args.encoder_points
+    encoder = build_location_encoder(
+        legendre_polys=degrees, dtype=torch.float32, dropout=0.0
+    ).to(device)
+    encoder.eval()
+    posenc = encoder.posenc
+    assert isinstance(posenc, SphericalHarmonics)
+    for mode in ('float32', 'tf32', 'bf16'):
+        torch.backends.cuda.matmul.allow_tf32 = mode == 'tf32'
+        torch.backends.cudnn.allow_tf32 = mode == 'tf32'
+        autocast = torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=mode == 'bf16'
+        )
+        sh_dtype = torch.bfloat16 if mode == 'bf16' else None
+        for backend in ('auto', 'torch'):
+            suffix = '' if backend == 'auto' else '_torch'
+            posenc.backend = backend
+
+            def sh() -> Tensor:
+                with torch.no_grad():
+                    return spherical_harmonics(
+                        lonlat, degrees, dtype=sh_dtype, backend=backend
+                    )
+
+            def full() -> Tensor:
+                with torch.no_grad(), autocast:
+                    return encoder(lonlat)
+
+            for part, fn in (('sh', sh), ('encoder', full)):
+                value = rate(fn, n, args.min_seconds)
+                key = f'{part}{suffix}_l{degrees}_{mode}_points_per_s'
+                figures[key] = value
+                print(f'{key:<46} {value:>16,.0f}', flush=True)
+        posenc.backend = 'auto'
+        # The network alone, on the harmonics the encoder would hand it:
+        # with the two figures above, where the encoder's time goes.
+        with torch.no_grad():
+            features = spherical_harmonics(lonlat, degrees, dtype=sh_dtype)
+
+        def net(features: Tensor = features) -> Tensor:
+            with torch.no_grad(), autocast:
+                return encoder.nnet(features)
+
+        key = f'net_l{degrees}_{mode}_points_per_s'
+        figures[key] = rate(net, n, args.min_seconds)
+        print(f'{key:<46} {figures[key]:>16,.0f}', flush=True)
+        # 13.4 GB in float32 at L = 40: not kept into the next mode.
+        del features, net
+        for part in ('sh', 'encoder'):
+            figures[f'{part}_l{degrees}_{mode}_auto_vs_torch'] = (
+                figures[f'{part}_l{degrees}_{mode}_points_per_s']
+                / figures[f'{part}_torch_l{degrees}_{mode}_points_per_s']
+            )
+        stored = torch.bfloat16 if mode == 'bf16' else torch.float32
+        label = auto_backend(lonlat, degrees, stored)
+        figures[f'sh_auto_backend_l{degrees}_{mode}'] = label
+        print(f'backend auto, L = {degrees}, {mode}: {label}', flush=True)
+    for mode in ('tf32', 'bf16'):
+        ratio = (
+            figures[f'encoder_l{degrees}_{mode}_points_per_s']
+            / figures[f'encoder_l{degrees}_float32_points_per_s']
+        )
+        figures[f'encoder_l{degrees}_{mode}_vs_float32'] = ratio
+
+
+def auto_backend(lonlat: Tensor, degrees: int, stored: torch.dtype) -> str:
+    """The backend ``spherical_harmonics(backend='auto')`` runs for these points.
+
+    ``'triton'`` when it runs the fused kernel; else ``'torch'``, with why
+    when it is not simply a device without the kernel: the kernel failed to
+    compile or launch for this variant earlier in the run (``'auto'`` then
+    warns once and runs the recurrence from then on) or the environment
+    switch turned it off.
+
+    Args:
+        lonlat: the points measured (their device and dtype).
+        degrees: ``L``.
+        stored: the dtype the kernel would store the harmonics in (bfloat16
+            when they are asked for in bf16, else the points' float dtype).
+
+    Returns:
+        The label, e.g. ``'torch (kernel failed: RuntimeError: ...)'``.
+    """
+    variant = (str(lonlat.device), degrees, lonlat.dtype, stored)
+    failures: dict[tuple[str, int, torch.dtype, torch.dtype], str] = (
+        SH_MODULE._KERNEL_FAILED
+    )
+    if variant in failures:
+        return f'torch (kernel failed: {failures[variant]})'
+    if SH_MODULE._auto_kernel(lonlat):
+        return 'triton'
+    switch: str = SH_MODULE.KERNEL_SWITCH
+    if os.environ.get(switch) == '0':
+        return f'torch ({switch}=0)'
+    return 'torch'
 
 
 def encoder_points(args: argparse.Namespace) -> Tensor:
@@ -346,6 +440,7 @@ def compiled_encoder_section(figures: dict[str, Any], args: argparse.Namespace) 
 
     eager = 'encoder_eager_l40_bf16_points_per_s'
     figures[eager] = rate(encode, lonlat.shape[0], args.min_seconds)
+    figures['sh_auto_backend_eager'] = auto_backend(lonlat, 40, torch.bfloat16)
     encoder.nnet.compile()
     start = time.perf_counter()
     encode()
@@ -448,9 +543,88 @@ def drain_rate(loader: Any, batch_size: int, batches: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> float:
-    """Images per second of a DataLoader over *dataset* (start-up excluded)."""
-    loader = DataLoader(
+def long_epochs(dataset: Any, batch_size: int, batches: int) -> Any:
+    """*dataset*, with its indices repeated so that an epoch has *batches* batches.
+
+    A :class:`~torch.utils.data.Subset` of the whole dataset, as many times
+    over as needed for at least *batches* full batches of *batch_size* (the
+    dataset itself when it holds them already): no more data on disk, and
+    an epoch long enough that every worker gets work and no epoch restarts
+    inside a timed window.
+
+    Args:
+        dataset: the dataset (an S2100K, which the threaded loader still
+            recognises under the Subset).
+        batch_size: samples a batch.
+        batches: the least number of full batches an epoch must hold.
+
+    Returns:
+        The dataset or the Subset.
+    """
+    size = len(dataset)
+    times = math.ceil(batches * batch_size / size)
+    if times <= 1:
+        return dataset
+    return Subset(dataset, list(range(size)) * times)
+
+
+def data_epoch_batches(args: argparse.Namespace) -> int:
+    """Batches an epoch of the data section's loaders holds at least.
+
+    Four a worker of the most workers tried, and every batch a rate times
+    (plus the first, not timed).
+    """
+    most = max(args.workers)
+    return max(4 * most, args.data_batches * most + 1)
+
+
+def train_workers() -> int:
+    """The most workers or threads the train section feeds the recipe with."""
+    return max(1, (os.cpu_count() or 1) - 2)
+
+
+def train_epoch_batches(args: argparse.Namespace) -> int:
+    """Batches an epoch of the train section's loaders holds at least.
+
+    Four a worker of the most workers used, and every step of a fit (plus
+    one).
+    """
+    return max(4 * train_workers(), args.train_steps + 1)
+
+
+def data_loaders(
+    args: argparse.Namespace, packed: S2100K, geotiff: S2100K
+) -> Iterator[tuple[str, int, int, Any]]:
+    """The data section's loaders, one at a time, with what each is timed for.
+
+    Yields:
+        ``(kind, workers, batches, loader)``: kind ``'geotiff'`` (a
+        DataLoader over the GeoTIFF layout), ``'packed'`` (a DataLoader over
+        the packed layout) or ``'threads'`` (a ThreadedBatchLoader), its
+        worker or thread count and the batches to time.
+    """
+    batch = args.data_batch_size
+    epoch = data_epoch_batches(args)
+    small = min(batch, 16)  # decoding GeoTIFFs: slow
+    yield 'geotiff', 1, 8, dataloader(long_epochs(geotiff, small, epoch), 1, small)
+    for workers in args.workers:
+        loader = dataloader(long_epochs(packed, batch, epoch), workers, batch)
+        yield 'packed', workers, args.data_batches * workers, loader
+    for threads in args.workers:
+        threaded = ThreadedBatchLoader(
+            long_epochs(packed, batch, epoch),
+            batch,
+            shuffle=True,
+            drop_last=True,
+            num_threads=threads,
+            pin_memory=torch.cuda.is_available(),
+        )
+        yield 'threads', threads, args.data_batches * threads, threaded
+
+
+def dataloader(dataset: Any, workers: int, batch_size: int) -> DataLoader[Any]:
+    """A shuffling DataLoader of full batches over *dataset*, as the datamodule's."""
+    return DataLoader(
         dataset,
         batch_size=batch_size,
         num_workers=workers,
@@ -461,48 +635,29 @@ def loader_rate(dataset: Any, workers: int, batch_size: int, batches: int) -> fl
         pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(0),
     )
-    return drain_rate(loader, batch_size, batches)
-
-
-def threaded_rate(dataset: Any, threads: int, batch_size: int, batches: int) -> float:
-    """Images per second of a ThreadedBatchLoader (the first batch excluded)."""
-    loader = ThreadedBatchLoader(
-        dataset,
-        batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_threads=threads,
-        pin_memory=torch.cuda.is_available(),
-    )
-    return drain_rate(loader, batch_size, batches)
 
 
 def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -> None:
     """Per-worker images/s of the packed uint16 path; GeoTIFF as baseline."""
     packed = S2100K(root, layout='packed', image_dtype='uint16')
     geotiff = S2100K(root, layout='geotiff', image_dtype='uint16')
-    batch = args.data_batch_size
-    tif = loader_rate(geotiff, 1, min(batch, 16), 8)  # decoding: slow
-    figures['geotiff_1_worker_images_per_s'] = tif
-    print(f'GeoTIFF, 1 worker: {tif:,.0f} images/s', flush=True)
-    for workers in args.workers:
-        value = loader_rate(packed, workers, batch, args.data_batches * workers)
-        figures[f'packed_{workers}_workers_images_per_s'] = value
-        figures[f'packed_{workers}_workers_per_worker'] = value / workers
+    tif = float('nan')
+    for kind, count, batches, loader in data_loaders(args, packed, geotiff):
+        value = drain_rate(loader, loader.batch_size, batches)
+        del loader  # its workers stop before the next loader's start
+        if kind == 'geotiff':
+            tif = value
+            figures['geotiff_1_worker_images_per_s'] = tif
+            print(f'GeoTIFF, 1 worker: {tif:,.0f} images/s', flush=True)
+            continue
+        name, unit = ('packed', 'worker') if kind == 'packed' else ('threads', 'thread')
+        counted = f'{name}_{count}_workers' if kind == 'packed' else f'{name}_{count}'
+        figures[f'{counted}_images_per_s'] = value
+        figures[f'{counted}_per_{unit}'] = value / count
         print(
-            f'packed, {workers:>2} workers: {value:>8,.0f} images/s, '
-            f'{value / workers:>7,.0f} per worker, '
-            f'{value / workers / tif:.1f}x GeoTIFF per worker',
-            flush=True,
-        )
-    for threads in args.workers:
-        value = threaded_rate(packed, threads, batch, args.data_batches * threads)
-        figures[f'threads_{threads}_images_per_s'] = value
-        figures[f'threads_{threads}_per_thread'] = value / threads
-        print(
-            f'threads, {threads:>2}:       {value:>8,.0f} images/s, '
-            f'{value / threads:>7,.0f} per thread, '
-            f'{value / threads / tif:.1f}x GeoTIFF per worker',
+            f'{name}, {count:>2} {unit}s: {value:>8,.0f} images/s, '
+            f'{value / count:>7,.0f} per {unit}, '
+            f'{value / count / tif:.1f}x GeoTIFF per worker',
             flush=True,
         )
     figures['packed_1_worker_vs_geotiff'] = (
@@ -581,6 +736,23 @@ class OneBatch(S2100KDataModule):
         return Repeat(batch, len(loader) * 1000)
 
 
+class LongEpochs(S2100KDataModule):
+    """The datamodule, its training split repeated (see :func:`long_epochs`)."""
+
+    def __init__(self, epoch_batches: int, **kwargs: Any) -> None:
+        """Make epochs of at least *epoch_batches* batches; *kwargs*: the datamodule's."""
+        super().__init__(**kwargs)
+        self.epoch_batches = epoch_batches
+
+    def setup(self, stage: str) -> None:
+        """Set up as the datamodule does, then repeat the training split."""
+        super().setup(stage)
+        if stage == 'fit' and self.train_dataset is not None:
+            self.train_dataset = long_epochs(
+                self.train_dataset, self.batch_size, self.epoch_batches
+            )
+
+
 class Repeat:
     """An iterable of the same batch, *times* times (a DataLoader stand-in)."""
 
@@ -624,15 +796,16 @@ def train_section(
     per_worker = figures.get('per_worker_images_per_s') or args.per_worker_guess
     needed = max(1, math.ceil(compute / per_worker))
     figures['workers_needed_estimate'] = needed
-    cores = os.cpu_count() or 1
-    most = max(1, cores - 2)
+    most = train_workers()
     # the datamodule's default for the packed layout (threads), with the
     # estimate and with most cores; worker processes as the baseline
     runs = [('threads', n) for n in sorted({min(needed, most), most})]
     runs.append(('processes', most))
     for loader, workers in runs:
         timer = StepTimer(skip)
-        dm = S2100KDataModule(num_workers=workers, loader=loader, **common)
+        dm = LongEpochs(
+            train_epoch_batches(args), num_workers=workers, loader=loader, **common
+        )
         trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
         value = args.train_batch_size / timer.seconds_per_step()
         name = f'end_to_end_{loader}_{workers}'

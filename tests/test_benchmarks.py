@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).parents[1]
 
@@ -183,6 +185,127 @@ def test_gpu_suite_failed_dataset_fails_the_run(
     results = json.loads((tmp_path / 'gpu_results.json').read_text())
     assert results['errors'] == {'dataset': 'OSError: disk full'}
     assert set(results['sections']) == {'dataset'}
+
+
+@pytest.fixture
+def tf32_flags() -> Iterator[None]:
+    """Restore the TF32 flags a test sets (monkeypatch cannot: they are
+    properties of torch's backend modules, not attributes)."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_gpu_suite_labels_a_kernel_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tf32_flags: None
+) -> None:
+    """When the fused kernel fails and ``backend='auto'`` falls back to the
+    recurrence, the encoder section labels its figures with the backend that
+    ran and fails (it labelled them 'triton'); the TF32 flags are restored."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    from torchgeo_satclip.models import _sh_triton
+
+    module = gpu_suite.SH_MODULE
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    args.encoder_points = 64
+    args.min_seconds = 0.0
+    lonlat = gpu_suite.encoder_points(args)
+    # The kernel as a CUDA machine without a working Triton would run it.
+    monkeypatch.setattr(module, '_KERNEL_FAILED', {})
+    monkeypatch.setattr(module, '_auto_kernel', lambda lonlat: True)
+    assert gpu_suite.auto_backend(lonlat, 10, torch.float32) == 'triton'
+
+    def broken(*args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError('PassManager::run failed')
+
+    monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', broken)
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    matmul.allow_tf32, cudnn.allow_tf32 = True, False
+    figures: dict[str, object] = {}
+    with (
+        pytest.warns(RuntimeWarning, match='kernel failed'),
+        pytest.raises(RuntimeError, match='fell back to the tensor recurrence'),
+    ):
+        gpu_suite.encoder_section(figures, args)
+    failed = 'torch (kernel failed: RuntimeError: PassManager::run failed)'
+    assert figures['sh_auto_backend'] == failed
+    for degrees in (10, 40):
+        for mode in ('float32', 'tf32', 'bf16'):
+            assert figures[f'sh_auto_backend_l{degrees}_{mode}'] == failed
+    assert not any('block' in key for key in figures)  # no kernel sweep
+    assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, False)
+
+    # The switch for a whole run, and a plain CPU.
+    monkeypatch.setattr(module, '_KERNEL_FAILED', {})
+    monkeypatch.setattr(module, '_auto_kernel', lambda lonlat: False)
+    assert gpu_suite.auto_backend(lonlat, 10, torch.float32) == 'torch'
+    monkeypatch.setenv(module.KERNEL_SWITCH, '0')
+    assert gpu_suite.auto_backend(lonlat, 10, torch.float32) == (
+        f'torch ({module.KERNEL_SWITCH}=0)'
+    )
+
+
+def test_gpu_suite_restores_tf32_after_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tf32_flags: None
+) -> None:
+    """A mode that fails half-way leaves the TF32 flags as they were."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    def fails(*args: object) -> None:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        raise RuntimeError('out of memory')
+
+    monkeypatch.setattr(gpu_suite, 'encoder_degrees', fails)
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    matmul.allow_tf32, cudnn.allow_tf32 = False, False
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    with pytest.raises(RuntimeError, match='out of memory'):
+        gpu_suite.encoder_section({}, args)
+    assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+
+
+def test_gpu_suite_epochs_feed_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every loader the data and train sections build has at least four
+    batches an epoch per worker of the most tried, and every timed batch,
+    from the quick run's 24 patches (one epoch was 8 batches of the 4096)."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    from torchgeo_satclip.datamodules.loader import threaded_source
+    from torchgeo_satclip.datasets import S2100K
+
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    root = gpu_suite.make_packed_root(tmp_path, args.num_patches, 1)
+    packed = S2100K(root, layout='packed', image_dtype='uint16')
+    geotiff = S2100K(root, layout='geotiff', image_dtype='uint16')
+    least = gpu_suite.data_epoch_batches(args)
+    assert least >= 4 * max(args.workers)
+    assert len(packed) // args.data_batch_size < least  # so the test tests
+    kinds = []
+    for kind, count, batches, loader in gpu_suite.data_loaders(args, packed, geotiff):
+        kinds.append((kind, count))
+        assert len(loader) >= max(least, batches + 1), kind
+        if kind != 'geotiff':
+            assert threaded_source(loader.dataset) is not None
+    assert kinds == [
+        ('geotiff', 1),
+        *(('packed', n) for n in args.workers),
+        *(('threads', n) for n in args.workers),
+    ]
+
+    least = gpu_suite.train_epoch_batches(args)
+    assert least >= max(4 * gpu_suite.train_workers(), args.train_steps + 1)
+    common = gpu_suite.recipe_data(args, root)
+    for loader in ('threads', 'processes'):
+        dm = gpu_suite.LongEpochs(least, num_workers=1, loader=loader, **common)
+        dm.setup('fit')
+        assert len(dm.train_dataloader()) >= least
 
 
 @pytest.mark.parametrize(
