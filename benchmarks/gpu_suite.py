@@ -121,8 +121,24 @@ TARGETS = {
 }
 
 
+class _LiveFigures(dict[str, Any]):
+    """A section's figures: each new one saves the results at once.
+
+    A run stopped by its time limit in the middle of a section keeps every
+    figure that section had measured.
+    """
+
+    def __init__(self, save: Callable[[], None]) -> None:
+        super().__init__()
+        self._save = save
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._save()
+
+
 class Suite:
-    """Results of the sections, saved after each one."""
+    """Results of the sections, saved after each figure and each section."""
 
     def __init__(self, out: Path, args: argparse.Namespace) -> None:
         self.out = out
@@ -138,7 +154,9 @@ class Suite:
     def section(self, name: str) -> Iterator[dict[str, Any]]:
         """Run one section; record its figures, or its error, and save."""
         print(f'\n=== {name}', flush=True)
-        figures: dict[str, Any] = {}
+        figures: dict[str, Any] = _LiveFigures(self.save)
+        self.results['sections'][name] = figures
+        self.results['running'] = name
         start = time.perf_counter()
         try:
             yield figures
@@ -153,6 +171,7 @@ class Suite:
                 )
                 torch.cuda.reset_peak_memory_stats()
             self.results['sections'][name] = figures
+            self.results.pop('running', None)
             self.save()
 
     def save(self) -> None:
@@ -199,7 +218,8 @@ def markdown(results: dict[str, Any]) -> str:
         '',
     ]
     for name, figures in results['sections'].items():
-        lines += [f'## {name}', '', '| figure | value |', '|---|---|']
+        stopped = ' (stopped before its end)' if results.get('running') == name else ''
+        lines += [f'## {name}{stopped}', '', '| figure | value |', '|---|---|']
         for key, value in figures.items():
             shown = f'{value:,.3g}' if isinstance(value, float) else str(value)
             if isinstance(value, float) and abs(value) >= 1000:

@@ -410,3 +410,29 @@ def test_device_stubs_stand_in_for_lightly_and_pyogrio() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == 'imported'
+
+
+def test_gpu_suite_saves_each_figure_as_it_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by its time limit keeps the figures of the section it was in."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    suite = gpu_suite.Suite(tmp_path, args)
+    results, page = tmp_path / 'gpu_results.json', tmp_path / 'gpu_results.md'
+    with suite.section('train') as figures:  # it records an error, never raises
+        figures['compute_images_per_s'] = 1234.5
+        inside = [p.read_text() if p.exists() else '' for p in (results, page)]
+    saved = json.loads(inside[0] or '{}')
+    assert saved['sections']['train'] == {'compute_images_per_s': 1234.5}
+    assert saved['running'] == 'train'
+    assert '## train (stopped before its end)' in inside[1]
+    assert '| compute_images_per_s | 1,234 |' in inside[1]
+    saved = json.loads(results.read_text())
+    assert saved['errors'] == {}
+    assert 'running' not in saved
+    assert saved['sections']['train']['compute_images_per_s'] == 1234.5
+    assert 'seconds' in saved['sections']['train']
+    assert '(stopped before its end)' not in page.read_text()
