@@ -86,3 +86,75 @@ def test_logit_scale_max_gives_a_finite_loss(maximum: float) -> None:
     task = tiny_task(logit_scale_max=maximum)
     loss, _ = task.compute_loss(fixed_batch())
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'message'),
+    [
+        ({'scheduler': 'cosin'}, "scheduler must be 'none' or 'cosine', not 'cosin'"),
+        ({'warmup_steps': -3}, 'warmup_steps must be an integer >= 0, not -3'),
+        (
+            {'warmup_steps': 2.5},
+            'warmup_steps must be an integer >= 0, not 2.5 (float)',
+        ),
+        (
+            {'warmup_steps': True},
+            'warmup_steps must be an integer >= 0, not True (bool)',
+        ),
+        *(
+            ({'lr': value}, f'lr must be a finite real number above 0, not {value}')
+            for value in (0.0, -1e-4, math.nan, math.inf)
+        ),
+        *(
+            (
+                {'weight_decay': value},
+                f'weight_decay must be a finite real number >= 0, not {value}',
+            )
+            for value in (-0.01, math.nan)
+        ),
+        (
+            {'min_lr': -1e-6},
+            'min_lr must be a finite real number >= 0, not -1e-06',
+        ),
+        (
+            {'lr': 1e-4, 'min_lr': 1e-3},
+            'min_lr (0.001) must not be above lr (0.0001)',
+        ),
+        *(
+            (
+                {name: math.nan},
+                f'{name} must be a finite real number >= 0, not nan',
+            )
+            for name in ('clip_loss_weight', 'moco_loss_weight', 'geo_loss_weight')
+        ),
+        (
+            {'moco_loss_weight': 1.0, 'moco_temperature': math.nan},
+            'moco_temperature must be a finite real number above 0, not nan',
+        ),
+    ],
+)
+def test_optimiser_and_loss_arguments_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    """Refused in ``__init__``, not trained silently wrong.
+
+    A misspelt scheduler ran without one, ``warmup_steps=-3`` as no warmup,
+    ``min_lr`` above ``lr`` made the cosine schedule rise, and a NaN loss
+    weight or MoCo temperature trained on a NaN loss.
+    """
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tiny_task(**kwargs)
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        {'scheduler': 'cosine', 'warmup_steps': 0, 'min_lr': 0.0},
+        {'scheduler': 'none', 'warmup_steps': 5},
+        {'lr': 1e-4, 'min_lr': 1e-4, 'weight_decay': 0.0},
+        {'lr': 1, 'weight_decay': 0},  # integers from a YAML file
+    ],
+)
+def test_optimiser_arguments_accepted(kwargs: dict[str, Any]) -> None:
+    task = tiny_task(**kwargs)
+    assert all(task.hparams[name] == value for name, value in kwargs.items())

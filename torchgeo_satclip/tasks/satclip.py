@@ -235,14 +235,15 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 as the original; float32 is much faster on GPUs).
             validate_locations: check the (lon, lat) of every batch (one host
                 synchronisation per step).
-            lr: learning rate of the optimiser.
+            lr: learning rate of the optimiser, finite and above 0.
             weight_decay: weight decay; AdamW: of matrices (0 for biases,
                 other 1-D parameters and the logit scale); SGD: of every
                 parameter but the logit scale.
             scheduler: ``'none'`` (the original) or ``'cosine'`` decay to
                 *min_lr* over the run, per optimiser step.
-            warmup_steps: linear warmup optimiser steps (with either scheduler).
-            min_lr: final learning rate of the cosine schedule.
+            warmup_steps: linear warmup optimiser steps (with either scheduler),
+                an integer >= 0.
+            min_lr: final learning rate of the cosine schedule, in [0, lr].
             temperature: initial temperature, finite and above 0;
                 ``logit_scale = ln(1 / temperature)``.
             logit_scale_max: clamp ``exp(logit_scale)`` at this value, finite
@@ -319,6 +320,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 f'location_dtype must be float32 or float64, not {location_dtype!r}'
             )
         _check_positive_real('temperature', temperature)
+        _check_optimiser_arguments(
+            lr=lr,
+            weight_decay=weight_decay,
+            scheduler=scheduler,
+            warmup_steps=warmup_steps,
+            min_lr=min_lr,
+        )
         if logit_scale_max is not None:
             _check_positive_real('logit_scale_max', logit_scale_max)
         if geo_classes < 0 or geo_loss_weight < 0:
@@ -984,6 +992,62 @@ def _check_positive_real(name: str, value: Any) -> float:
     return number
 
 
+def _check_real(name: str, value: Any, *, positive: bool) -> float:
+    """Return ``value`` as a float if it is a finite real number above 0 (or >= 0).
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+        positive: whether 0 is refused too.
+
+    Returns:
+        The value as a ``float``.
+
+    Raises:
+        ValueError: naming the argument and the value, if ``value`` is a
+            ``bool``, not a real number, not finite, or below the limit.
+    """
+    if positive:
+        return _check_positive_real(name, value)
+    wanted = f'{name} must be a finite real number >= 0'
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f'{wanted}, not {value!r} ({type(value).__name__})')
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f'{wanted}, not {number}')
+    return number
+
+
+def _check_optimiser_arguments(
+    *, lr: Any, weight_decay: Any, scheduler: Any, warmup_steps: Any, min_lr: Any
+) -> None:
+    """Refuse optimiser and schedule arguments that would train silently wrong.
+
+    A misspelt scheduler would run without one, a negative warmup as none, and
+    a ``min_lr`` above ``lr`` would make the cosine schedule rise.
+
+    Raises:
+        ValueError: naming the argument and the value.
+    """
+    rate = _check_real('lr', lr, positive=True)
+    _check_real('weight_decay', weight_decay, positive=False)
+    floor = _check_real('min_lr', min_lr, positive=False)
+    if floor > rate:
+        raise ValueError(
+            f'min_lr ({floor}) must not be above lr ({rate}): the cosine '
+            'schedule decays from lr to min_lr'
+        )
+    if scheduler not in ('none', 'cosine'):
+        raise ValueError(f"scheduler must be 'none' or 'cosine', not {scheduler!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral):
+        raise ValueError(
+            f'warmup_steps must be an integer >= 0, not {warmup_steps!r} '
+            f'({type(warmup_steps).__name__})'
+        )
+    if warmup_steps < 0:
+        raise ValueError(f'warmup_steps must be an integer >= 0, not {warmup_steps}')
+
+
 def _check_moco_arguments(
     *,
     clip_loss_weight: float,
@@ -1006,6 +1070,12 @@ def _check_moco_arguments(
             'clip_loss_weight and moco_loss_weight must be >= 0, not '
             f'{clip_loss_weight} and {moco_loss_weight}'
         )
+    for name, weight in (
+        ('clip_loss_weight', clip_loss_weight),
+        ('moco_loss_weight', moco_loss_weight),
+        ('geo_loss_weight', geo_loss_weight),
+    ):
+        _check_real(name, weight, positive=False)
     if clip_loss_weight == 0 and moco_loss_weight == 0 and geo_loss_weight == 0:
         raise ValueError(
             'clip_loss_weight, moco_loss_weight and geo_loss_weight are all 0: '
@@ -1035,8 +1105,7 @@ def _check_moco_arguments(
         raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
     if not 0 <= moco_momentum <= 1:
         raise ValueError(f'moco_momentum must be in [0, 1], not {moco_momentum}')
-    if moco_temperature <= 0:
-        raise ValueError(f'moco_temperature must be positive, not {moco_temperature}')
+    _check_positive_real('moco_temperature', moco_temperature)
     if moco_loss_weight > 0 and freeze_backbone:
         raise ValueError(
             'MoCo (moco_loss_weight > 0) trains the backbone: it cannot be '
