@@ -927,42 +927,53 @@ CUDA_TESTS = (
 
 
 def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
-    """Run the CUDA tests with pytest; raise if any failed."""
+    """Run the CUDA tests with pytest; raise if any failed.
+
+    pytest writes straight into ``cuda_tests.log``, unbuffered and verbose
+    (each test's name as it starts), so a run killed from the outside, by
+    ``timeout`` or the device's time limit, leaves the log up to the test
+    that was running.
+    """
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider']
-    command += ['-rfE', *CUDA_TESTS]
+    command = [sys.executable, '-m', 'pytest', '-v', '-p', 'no:cacheprovider']
+    command += ['-rfE', '--durations=5', *CUDA_TESTS]
+    log = args.out / 'cuda_tests.log'
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     start = time.perf_counter()
-    try:
-        run = subprocess.run(
-            command,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=args.tests_timeout,
-        )
-    except subprocess.TimeoutExpired as error:
-        # A hung test must not eat the time the other sections need.
-        figures['pytest_seconds'] = time.perf_counter() - start
-        # The output so far comes as bytes, possibly cut inside a character.
-        text = ''.join(
-            part.decode(errors='replace') if isinstance(part, bytes) else part
-            for part in (error.stdout or b'', error.stderr or b'')
-        )
-        (args.out / 'cuda_tests.log').write_text(text)
-        print(text[-4000:], flush=True)
-        raise RuntimeError(
-            f'the CUDA tests ran past --tests-timeout {args.tests_timeout:g} s '
-            f'(their output so far: {args.out / "cuda_tests.log"})'
-        ) from None
+    with log.open('w') as stream:
+        try:
+            run = subprocess.run(
+                command,
+                cwd=root,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=args.tests_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            # A hung test must not eat the time the other sections need.
+            timed_out = True
+        else:
+            timed_out = False
     figures['pytest_seconds'] = time.perf_counter() - start
-    output = run.stdout + run.stderr
-    (args.out / 'cuda_tests.log').write_text(output)
+    output = log.read_text(errors='replace')
     print(output[-4000:], flush=True)
-    # pytest's summary line: the last line of its own output that counts
-    # outcomes (library messages on stderr may follow it).
+    if timed_out:
+        running = [
+            line.split(' ')[0]
+            for line in output.splitlines()
+            if '::' in line and not line.startswith(('FAILED ', 'ERROR '))
+        ]
+        where = f', last started: {running[-1]}' if running else ''
+        raise RuntimeError(
+            f'the CUDA tests ran past --tests-timeout {args.tests_timeout:g} s'
+            f'{where} (their output so far: {log})'
+        )
+    # pytest's summary line: the last line of its output that counts
+    # outcomes (library messages may follow it).
     counted = [
         line
-        for line in run.stdout.splitlines()
+        for line in output.splitlines()
         if re.search(r'\d+ (passed|failed|skipped|error)', line)
     ]
     summary = counted[-1] if counted else ''

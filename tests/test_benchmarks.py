@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -160,10 +161,43 @@ def test_gpu_suite_tests_section(
     monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(hung),))
     args = gpu_suite.parse(['--quick', '--out', str(out), '--tests-timeout', '20'])
     figures = {}
-    with pytest.raises(RuntimeError, match='ran past --tests-timeout 20 s'):
+    with pytest.raises(
+        RuntimeError, match=r'ran past --tests-timeout 20 s, last started: .*test_hangs'
+    ):
         gpu_suite.tests_section(figures, args)
     assert 20 <= figures['pytest_seconds'] < 60
-    assert (out / 'cuda_tests.log').exists()
+    log = (out / 'cuda_tests.log').read_text()
+    assert 'test_first PASSED' in log
+    assert log.rstrip().endswith('test_hangs')  # written as it ran
+
+
+def test_gpu_suite_cuda_log_written_as_the_tests_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA tests' log grows while pytest runs, so a suite killed from
+    the outside (the device's time limit) keeps it up to the running test."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    marker = tmp_path / 'seen.txt'
+    log = tmp_path / 'cuda_tests.log'
+    probe = tmp_path / 'test_probe.py'
+    probe.write_text(
+        'from pathlib import Path\n'
+        'def test_before():\n    pass\n\n'
+        'def test_reads_its_own_log():\n'
+        f'    text = Path({str(log)!r}).read_text()\n'
+        f'    Path({str(marker)!r}).write_text(text)\n'
+    )
+    monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(probe),))
+    figures: dict[str, Any] = {}
+    gpu_suite.tests_section(
+        figures, gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    )
+    assert figures['tests_passed'] == 2
+    seen = marker.read_text()
+    assert 'test_before PASSED' in seen
+    assert 'test_reads_its_own_log' in seen
 
 
 def test_gpu_suite_failed_dataset_fails_the_run(
