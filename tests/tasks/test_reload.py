@@ -11,6 +11,7 @@ from torchgeo.main import main
 
 from torchgeo_satclip.models import (
     SirenLayer,
+    load_location_encoder,
     satclip_location_encoder,
     save_official_checkpoint,
 )
@@ -254,22 +255,46 @@ def test_location_dropout_draws_no_random_number(tmp_path: Path) -> None:
     assert {p for _, p in dropouts(encoder)} == {0.0, 0.2}
 
 
-def test_location_dropout_on_an_encoder_the_architecture_cannot_rebuild(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A recorded architecture that rebuilds other modules is an error, not a guess."""
-    from torchgeo_satclip.tasks import utils
+@pytest.mark.parametrize('network', ['siren', 'fcnet', 'mlp'])
+def test_location_dropout_is_the_loaders_dropout(tmp_path: Path, network: str) -> None:
+    """Loaded weights: the encoder the loader builds with ``dropout=location_dropout``.
 
-    real = utils.location_encoder_architecture
+    No reference encoder is rebuilt from the recorded architecture to copy
+    dropouts from: the loader builds the network with that dropout where it
+    has dropout (an ``'mlp'`` has none and ignores it).
+    """
+    path = network_file(tmp_path, network)
+    encoder = LocationEncoderArgs(location_dropout=0.2).build(str(path))
+    loaded = load_location_encoder(path, dtype=torch.float32, dropout=0.2)
+    assert repr(encoder) == repr(loaded)
+    assert dropouts(encoder) == dropouts(loaded)
+    assert ({p for _, p in dropouts(encoder)} >= {0.2}) is (network != 'mlp')
+    for key, tensor in loaded.state_dict().items():
+        assert torch.equal(encoder.state_dict()[key], tensor), key
 
-    def wrong(encoder: Any) -> dict[str, Any]:
-        return {**real(encoder), 'location_network': 'fcnet'}
 
-    monkeypatch.setattr(utils, 'location_encoder_architecture', wrong)
+def test_location_dropout_on_loaded_mlp_weights(tmp_path: Path) -> None:
+    """A network without dropout loads whatever ``location_dropout`` says."""
+    path = network_file(tmp_path, 'mlp')
+    task: Any = LocationRegressionTask(
+        freeze_location=False, location_weights=str(path), location_dropout=0.3
+    )
+    assert dropouts(task_encoder(task)) == []
+    assert task.hparams['location_dropout'] == 0.3
+    encoder = task_encoder(task).train()
+    with torch.no_grad():
+        assert torch.equal(encoder(POINTS), encoder(POINTS))
+
+
+def test_a_built_encoder_is_not_location_weights(tmp_path: Path) -> None:
+    """Its dropout could not be ``location_dropout``: refused, not ignored."""
+    encoder = satclip_location_encoder(
+        None, legendre_polys=3, capacity=16, embed_dim=8, dtype=torch.float32
+    )
     with pytest.raises(
-        ValueError, match=r'does not rebuild it \(SirenNet rebuilt as FCNet\)'
+        ValueError, match=r'dropout=0\.2 cannot be applied to a LocationEncoder'
     ):
-        LocationEncoderArgs(location_dropout=0.2).build(str(weights_file(tmp_path)))
+        LocationEncoderArgs(location_dropout=0.2).build(encoder)
 
 
 @pytest.mark.parametrize('name', ['location-regression', 'aware-regression'])

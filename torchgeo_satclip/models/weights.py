@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from ._checks import check_dtype, check_int, check_name
+from ._checks import check_dtype, check_int, check_name, check_real
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
@@ -812,13 +812,32 @@ def _encoding_arguments(name: str) -> set[str]:
     return set(inspect.signature(cls).parameters)
 
 
+def _check_dropout(dropout: object) -> float | None:
+    """Return the ``dropout`` asked of a loaded encoder: None, or a probability.
+
+    Raises:
+        ValueError: naming the value, if it is not None and not a finite real
+            number in [0, 1) (a bool is refused: ``dropout=True`` is a flag,
+            not a probability).
+    """
+    if dropout is None:
+        return None
+    return check_real('dropout', dropout, minimum=0.0, below=1.0)
+
+
 def _encoder_from_state(
     checkpoint: Mapping[str, Any],
     origin: str,
     hyper_parameters: Mapping[str, Any] | None,
     dtype: torch.dtype,
+    dropout: float | None = None,
 ) -> LocationEncoder:
-    """Build a location encoder from a checkpoint mapping and load its weights."""
+    """Build a location encoder from a checkpoint mapping and load its weights.
+
+    ``dropout`` is the built network's (None: the ``location_dropout`` a
+    SatCLIPTask checkpoint records, else the network's default); it changes
+    no weight.
+    """
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, Mapping):
         raise CheckpointError(f'{origin}: state_dict is a {type(state_dict).__name__}')
@@ -858,8 +877,18 @@ def _encoder_from_state(
         )
     if hparams.get('positional_encoding_kwargs') is not None:  # SatCLIPTask
         kwargs.update(hparams['positional_encoding_kwargs'])
+    recorded = hparams.get('location_dropout')  # a SatCLIPTask's checkpoint
+    if dropout is None and recorded is not None:
+        try:
+            dropout = check_real(
+                "hyper_parameters['location_dropout']", recorded, minimum=0.0, below=1.0
+            )
+        except ValueError as error:
+            raise CheckpointError(f'{origin}: {error}') from None
+    # Not in kwargs: the architecture named in errors is the checkpoint's.
+    chosen: dict[str, Any] = {} if dropout is None else {'dropout': dropout}
     try:
-        encoder = build_location_encoder(**kwargs, dtype=torch.float64)
+        encoder = build_location_encoder(**kwargs, **chosen, dtype=torch.float64)
     except (TypeError, ValueError) as error:
         raise CheckpointError(
             f'{origin}: cannot build a location encoder from {kwargs}: {error}'
@@ -891,7 +920,13 @@ def _encoder_from_state(
 def _geoclip_encoder(
     state_dict: Mapping[str, Any], origin: str, dtype: torch.dtype
 ) -> LocationEncoder:
-    """Build GeoCLIP's location encoder from a state dict in its layout."""
+    """Build GeoCLIP's location encoder from a state dict in its layout.
+
+    Its network (:class:`~torchgeo_satclip.models.MultiScaleMLP`, ReLU MLPs
+    as in GeoCLIP) has no dropout layer, so no ``dropout`` reaches it: the
+    value asked of :func:`load_location_encoder` is checked there and has no
+    effect here, as ``build_location_encoder(network='geoclip', dropout=...)``.
+    """
     try:
         return geoclip_location_encoder(state_dict, dtype=dtype)
     except ValueError as error:
@@ -959,6 +994,8 @@ def load_location_encoder(
     dtype: torch.dtype = torch.float64,
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    *,
+    dropout: float | None = None,
 ) -> LocationEncoder:
     """Load a SatCLIP location encoder from any supported source.
 
@@ -980,6 +1017,20 @@ def load_location_encoder(
         root: where released checkpoints are cached (default: the torch hub
             cache); used only for enum sources.
         progress: show a progress bar when a download is needed.
+        dropout: dropout probability of the loaded network in training.
+            None: the ``location_dropout`` a checkpoint of this package's
+            tasks records in its ``hyper_parameters``, else (the released
+            checkpoints record none) the network's default, 0.5, that of
+            :func:`build_location_encoder`; a float in [0, 1) builds it with
+            that dropout, for fine-tuning (0: none). It acts
+            where the network has dropout, as when building one: before the
+            sine of each hidden SIREN layer (not on its linear output layer)
+            and inside each FCNet residual block. The ``'mlp'`` and
+            ``'linear'`` networks and GeoCLIP's have no dropout layer (neither
+            have the original code's) and ignore it, as
+            :func:`build_location_encoder` does, so one training setting (a
+            task's ``location_dropout``) fits every checkpoint. It changes no
+            weight, and nothing in eval mode.
 
     Returns:
         The location encoder, in eval mode.
@@ -994,14 +1045,17 @@ def load_location_encoder(
         GeoCLIPNotInstalledError: if GeoCLIP's weights are asked for by
             name but the ``geoclip`` extra is not installed.
         TypeError: if ``source`` is of an unsupported type.
-        ValueError: if ``dtype`` is not a floating torch dtype.
+        ValueError: if ``dtype`` is not a floating torch dtype, or ``dropout``
+            is neither None nor a finite real number in [0, 1) (a bool is
+            refused); checked before any file is read.
     """
     check_dtype('dtype', dtype)
+    dropout = _check_dropout(dropout)
     hyper_parameters: Mapping[str, Any] | None = None
     if isinstance(source, Mapping):
         if is_geoclip_state_dict(source):
             return _geoclip_encoder(source, 'state dict', dtype)
-        encoder = _encoder_from_state(source, 'state dict', None, dtype)
+        encoder = _encoder_from_state(source, 'state dict', None, dtype, dropout)
         return _restore_positional_state(encoder, source, 'state dict')
     if isinstance(source, str) and not Path(source).exists():
         member = _weights_enum_member(source) or _geoclip_member(source)
@@ -1036,7 +1090,9 @@ def load_location_encoder(
         return _geoclip_encoder(checkpoint, str(path), dtype)
     if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
         hyper_parameters = None  # the file's own record wins
-    encoder = _encoder_from_state(checkpoint, str(path), hyper_parameters, dtype)
+    encoder = _encoder_from_state(
+        checkpoint, str(path), hyper_parameters, dtype, dropout
+    )
     return _restore_positional_state(encoder, checkpoint, str(path))
 
 
@@ -1051,6 +1107,7 @@ def satclip_location_encoder(
     weights: LocationSource | None = None,
     *,
     dtype: torch.dtype = torch.float64,
+    dropout: float | None = None,
     **architecture: Any,
 ) -> LocationEncoder:
     """Return a SatCLIP location encoder, pretrained or new (the one factory).
@@ -1075,19 +1132,37 @@ def satclip_location_encoder(
             checkpoint path, a :class:`SatCLIPWeights` member or name, a
             TorchGeo ``SatCLIP_Weights`` member, a state dict).
         dtype: compute dtype of a loaded or built encoder.
+        dropout: dropout probability of a loaded or built encoder's network
+            in training; None: the network's default (0.5). Loaded weights
+            get it as :func:`load_location_encoder` gives it (a checkpoint
+            records none); a new encoder as :func:`build_location_encoder`.
         **architecture: arguments of :func:`build_location_encoder`
             (``positional_encoding``, ``network``, ``legendre_polys``,
-            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ``dropout``, ...);
-            used only when ``weights`` is None.
+            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ...); used
+            only when ``weights`` is None.
 
     Returns:
         The location encoder.
+
+    Raises:
+        ValueError: if ``dropout`` is not None and ``weights`` is a
+            :class:`LocationEncoder` (returned as it is, so its dropout
+            cannot be chosen here), or ``dropout`` is not a finite real
+            number in [0, 1).
     """
     if isinstance(weights, LocationEncoder):
+        if dropout is not None:
+            raise ValueError(
+                f'dropout={dropout!r} cannot be applied to a LocationEncoder '
+                'passed as weights: it is returned as it is; build it with '
+                'that dropout, or pass its checkpoint or state dict instead'
+            )
         return weights
     if weights is None:
+        if dropout is not None:
+            architecture['dropout'] = dropout
         return build_location_encoder(dtype=dtype, **architecture)
-    return load_location_encoder(weights, dtype=dtype)
+    return load_location_encoder(weights, dtype=dtype, dropout=dropout)
 
 
 def list_weights() -> list[str]:

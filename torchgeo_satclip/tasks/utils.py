@@ -17,13 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..models import (
     LocationEncoder,
     LocationSource,
     RandomFourierFeatures,
-    SirenLayer,
     location_encoder_hyper_parameters,
     satclip_location_encoder,
 )
@@ -86,24 +84,32 @@ class LocationEncoderArgs:
         """Build the encoder, or load it from *weights* (whose architecture wins).
 
         A loaded encoder keeps the architecture of its weights, but its
-        dropout is ``location_dropout`` (a checkpoint records no dropout, so
-        the loader builds the networks' default): training uses the dropout
-        asked for, and a task checkpoint, which rebuilds the loaded
-        architecture with ``location_dropout``, rebuilds the same encoder.
+        network is built with the dropout ``location_dropout`` (a checkpoint
+        records no dropout; the loader's ``dropout`` argument): training uses
+        the dropout asked for, and a task checkpoint, which rebuilds the
+        loaded architecture with ``location_dropout``, rebuilds the same
+        encoder. Networks without dropout (``'mlp'``, ``'linear'``, GeoCLIP's)
+        ignore it, loaded or built.
 
         Args:
-            weights: None for a new, randomly initialised encoder; else anything
-                :func:`~torchgeo_satclip.models.satclip_location_encoder`
-                accepts (a checkpoint path, a ``SatCLIPWeights`` member or name).
+            weights: None for a new, randomly initialised encoder; else what
+                :func:`~torchgeo_satclip.models.load_location_encoder`
+                accepts (a checkpoint path, a ``SatCLIPWeights`` member or
+                name, a state dict). Not a built ``LocationEncoder``: it would
+                be used as it is, without ``location_dropout``.
             dtype: parameter and compute dtype.
 
         Returns:
             The location encoder.
+
+        Raises:
+            ValueError: if *weights* is a built ``LocationEncoder``, or an
+                argument is invalid (the message names it).
         """
         if weights is not None:
-            encoder = satclip_location_encoder(weights, dtype=dtype)
-            self._apply_dropout(encoder)
-            return encoder
+            return satclip_location_encoder(
+                weights, dtype=dtype, dropout=self.location_dropout
+            )
         return satclip_location_encoder(
             None,
             dtype=dtype,
@@ -116,47 +122,6 @@ class LocationEncoderArgs:
             dropout=self.location_dropout,
             **dict(self.positional_encoding_kwargs or {}),
         )
-
-    def _apply_dropout(self, encoder: LocationEncoder) -> None:
-        """Give a loaded *encoder* the dropout ``location_dropout`` asks for.
-
-        Which layers have dropout depends on the network (a SIREN's sine
-        layers but not its output layer, FCNet's residual blocks, none in an
-        MLP), so the dropout of each module is copied from the encoder that
-        these arguments, with *encoder*'s recorded architecture, build: the
-        one a task checkpoint rebuilds. Building it draws no random number
-        from the caller's generator.
-
-        Args:
-            encoder: the loaded encoder, changed in place.
-
-        Raises:
-            ValueError: if the rebuilt encoder's modules differ from
-                *encoder*'s (the recorded architecture would not rebuild it).
-        """
-        args = dataclasses.replace(self, **location_encoder_architecture(encoder))
-        with torch.random.fork_rng(devices=[]):
-            reference = args.build(None)
-        modules, rebuilt_modules = list(encoder.modules()), list(reference.modules())
-        pairs = list(zip(modules, rebuilt_modules, strict=False))
-        mismatch = [
-            f'{type(a).__name__} rebuilt as {type(b).__name__}'
-            for a, b in pairs
-            if type(a) is not type(b)
-        ]
-        if mismatch or len(modules) != len(rebuilt_modules):
-            count = f'{len(modules)} modules rebuilt as {len(rebuilt_modules)}'
-            found = mismatch[0] if mismatch else count
-            raise ValueError(
-                f'cannot set location_dropout={self.location_dropout} on the loaded '
-                f'location encoder: its recorded architecture {args} does not '
-                f'rebuild it ({found})'
-            )
-        for module, rebuilt in pairs:
-            if isinstance(module, nn.Dropout) and isinstance(rebuilt, nn.Dropout):
-                module.p = rebuilt.p
-            elif isinstance(module, SirenLayer) and isinstance(rebuilt, SirenLayer):
-                module.dropout = rebuilt.dropout
 
 
 #: The defaults every task uses (the released SatCLIP architecture).
