@@ -191,9 +191,15 @@ def test_good_tar_extracts(tmp_path: Path, data_filter: bool, mode: str) -> None
         tar.addfile(info)
         add_file(tar, 'patch_0.tif', b'abc')
         add_file(tar, 'sub/patch_1.tif', b'def')
-        add_file(tar, './patch_2.tif', b'ghi')
+        add_file(tar, './patch_2.tif', b'old')
+        add_file(tar, './patch_2.tif', b'ghi')  # twice: the last copy wins
     target = tmp_path / 'images'
-    extract_safely(archive, target)
+    # what it wrote: each file once, relative to the target (for the marker)
+    assert extract_safely(archive, target) == [
+        'patch_0.tif',
+        'patch_2.tif',
+        'sub/patch_1.tif',
+    ]
     assert (target / 'patch_0.tif').read_bytes() == b'abc'
     assert (target / 'sub' / 'patch_1.tif').read_bytes() == b'def'
     assert (target / 'patch_2.tif').read_bytes() == b'ghi'
@@ -205,8 +211,12 @@ def test_good_zip_extracts(tmp_path: Path) -> None:
     archive = tmp_path / 'a.zip'
     with zipfile.ZipFile(archive, 'w') as handle:
         handle.writestr('patch_0.tif', b'abc')
-    extract_safely(archive, tmp_path / 'images')
+        handle.writestr('sub/', b'')  # a folder entry is no file written
+        handle.writestr('sub/patch_1.tif', b'def')
+    written = extract_safely(archive, tmp_path / 'images')
+    assert written == ['patch_0.tif', 'sub/patch_1.tif']
     assert (tmp_path / 'images' / 'patch_0.tif').read_bytes() == b'abc'
+    assert (tmp_path / 'images' / 'sub' / 'patch_1.tif').read_bytes() == b'def'
 
 
 def test_s2100k_does_not_escape(tmp_path: Path, data_filter: bool) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import torch
 
+import torchgeo_satclip.datasets.pack as pack_module
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import (
     S2100K,
@@ -983,11 +984,13 @@ def test_intact_layout(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = verify_packed(root, progress=False)
     assert (result.num_samples, result.num_shards) == (8, 3)
     assert (result.num_sources_checked, result.num_sources_missing) == (8, 0)
+    assert (result.stray_files, result.stray_bytes) == ([], 0)
     assert main(['pack', '--verify', str(root), '--quiet']) == 0
     out = capsys.readouterr().out
     assert 'verified' in out
     assert '8 patches in 3 shards' in out
     assert '8 source GeoTIFFs match' in out
+    assert 'note' not in out
 
 
 def test_sources_copied_without_times(root: Path) -> None:
@@ -1128,3 +1131,78 @@ def test_pack_redoes_the_shard_of_a_changed_source(
     )
     verify_packed(root, progress=False)
     assert_serves_the_geotiffs(root)
+
+
+def test_stray_shards_reported(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Shards of an earlier pack the manifest does not list: reported, not damage.
+
+    As a version of the package that did not delete them leaves them: packed
+    in shards of 2 (4 shards), then again in shards of 3 (3 shards) without
+    deleting the fourth.
+    """
+    packed = root / 'packed'
+    shutil.rmtree(packed)
+    pack_s2_100k(root, patch_size=SIZE, shard_size=2, progress=False)
+    monkeypatch.setattr(pack_module, '_remove_orphan_shards', lambda out, n: [])
+    pack_s2_100k(root, patch_size=SIZE, shard_size=3, progress=False)
+    monkeypatch.undo()
+    strays = [packed / 'shard_00003.json', packed / 'shard_00003.npy']
+    # not strays: names shard_name never writes, folders, temporaries, others
+    (packed / 'shard_7.npy').write_bytes(b'x')
+    (packed / 'shard_00009.npy.bak').write_bytes(b'x')
+    (packed / 'shard_00004.npy').mkdir()
+    (packed / 'notes.txt').write_text('mine')
+    size = sum(path.stat().st_size for path in strays)
+    assert size > 2 * 12 * SIZE * SIZE * 2  # a shard of two patches, and its record
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert_serves_the_geotiffs(root)  # harmless to reading
+
+    result = verify_packed(root, progress=False)
+    assert result.num_shards == 3
+    assert result.stray_files == strays
+    assert result.stray_bytes == size
+    assert main(['pack', '--verify', str(root), '--quiet']) == 0  # no damage
+    out = capsys.readouterr().out
+    assert '8 patches in 3 shards' in out
+    assert (
+        f'note: 2 file(s) in {packed} are shards of an earlier pack that '
+        'manifest.json does not list (shard_00003.json, shard_00003.npy; '
+        '0.00 GiB): never read, so the layout is intact, but they take disk '
+        f'space; delete them, or run `torchgeo-satclip pack {root}`, which '
+        'deletes them and keeps every shard of the layout' in out
+    )
+
+    # what the note says: packing again deletes them, and nothing else
+    assert (
+        pack_s2_100k(
+            root, patch_size=SIZE, shard_size=3, progress=False
+        ).num_resumed_shards
+        == 3
+    )
+    assert not any(path.exists() for path in strays)
+    assert (packed / 'shard_7.npy').is_file()
+    assert (packed / 'shard_00004.npy').is_dir()
+    result = verify_packed(root, progress=False)
+    assert (result.stray_files, result.stray_bytes) == ([], 0)
+    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    assert 'note' not in capsys.readouterr().out
+
+
+def test_many_stray_shards_shown_in_part(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packed = root / 'packed'
+    for number in range(3, 10):
+        shutil.copy(packed / 'shard_00002.npy', packed / f'shard_{number:05d}.npy')
+    result = verify_packed(root, progress=False)
+    assert [path.name for path in result.stray_files] == [
+        f'shard_{number:05d}.npy' for number in range(3, 10)
+    ]
+    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    out = capsys.readouterr().out
+    assert 'note: 7 file(s) in' in out
+    assert 'shard_00008.npy, and 1 more; ' in out
+    assert 'shard_00009' not in out

@@ -228,9 +228,9 @@ class TestS2100K:
         extractions: list[Path] = []
         real = torchgeo_satclip.datasets.s2_100k.extract_safely
 
-        def counting(archive: Path, directory: Path) -> None:
+        def counting(archive: Path, directory: Path) -> list[str]:
             extractions.append(Path(archive))
-            real(archive, directory)
+            return real(archive, directory)
 
         monkeypatch.setattr(
             torchgeo_satclip.datasets.s2_100k, 'extract_safely', counting
@@ -284,7 +284,7 @@ class TestS2100K:
         shutil.rmtree(root / 'images')
         real = torchgeo_satclip.datasets.s2_100k.extract_safely
 
-        def refused(archive: Path, directory: Path) -> None:
+        def refused(archive: Path, directory: Path) -> list[str]:
             raise AssertionError(f'{archive} extracted for the packed layout')
 
         monkeypatch.setattr(

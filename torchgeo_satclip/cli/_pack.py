@@ -111,6 +111,8 @@ def _verify(args: argparse.Namespace) -> int:
     Returns:
         The exit status, 0: a damaged layout raises a
         :class:`~torchgeo_satclip.datasets.PackedLayoutError` (exit status 1).
+        Shard files of an earlier pack that the manifest does not list are
+        no damage: a note names them, and the status stays 0.
     """
     from ..datasets import verify_packed
 
@@ -122,4 +124,16 @@ def _verify(args: argparse.Namespace) -> int:
         f'{result.num_sources_checked} source GeoTIFFs match what was packed'
         + (f'; {absent} source GeoTIFFs are absent (not checked)' if absent else '')
     )
+    strays = result.stray_files
+    if strays:
+        shown = ', '.join(path.name for path in strays[:6])
+        more = f', and {len(strays) - 6} more' if len(strays) > 6 else ''
+        print(
+            f'note: {len(strays)} file(s) in {result.directory} are shards of an '
+            f'earlier pack that manifest.json does not list ({shown}{more}; '
+            f'{result.stray_bytes / 2**30:.2f} GiB): never read, so the layout '
+            f'is intact, but they take disk space; delete them, or run '
+            f'`torchgeo-satclip pack {args.root}`, which deletes them and keeps '
+            'every shard of the layout (it needs the source GeoTIFFs)'
+        )
     return 0

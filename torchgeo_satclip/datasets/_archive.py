@@ -8,6 +8,9 @@ accepted, and any other member (a path that escapes, an absolute path, a
 symbolic or hard link, a device, a FIFO) refuses the whole archive. Where
 Python has the ``data`` extraction filter (3.12, 3.11.4 and later) it is
 applied as well; elsewhere the files are written by this module, one by one.
+It returns the names of the files written, which the dataset records as what
+the archive gave (so that a file the archive lacks is not a reason to extract
+it again).
 """
 
 import gzip
@@ -49,26 +52,40 @@ def _refuse(archive: Path, name: str, why: str) -> ValueError:
     )
 
 
+def _written(root: Path, target: Path) -> str:
+    """The name of a file written at *target*, relative to *root* (``a/b.tif``)."""
+    return target.relative_to(root).as_posix()
+
+
 def _tar_members(
     archive: Path, tar: tarfile.TarFile, root: Path
-) -> list[tarfile.TarInfo]:
-    """Every member of a tar archive, checked (see the module docstring)."""
+) -> tuple[list[tarfile.TarInfo], list[str]]:
+    """Every member of a tar archive, checked (see the module docstring).
+
+    Returns:
+        The members, and the names (relative to *root*) of the regular files
+        they write.
+    """
     members = tar.getmembers()
+    files: list[str] = []
     for member in members:
-        if _inside(root, member.name) is None:
+        target = _inside(root, member.name)
+        if target is None:
             raise _refuse(archive, member.name, f'would be written outside {root}')
         if not (member.isfile() or member.isdir()):
             kind = 'a link' if member.issym() or member.islnk() else 'a special file'
             raise _refuse(archive, member.name, f'is {kind}, not a regular file')
-    return members
+        if member.isfile():
+            files.append(_written(root, target))
+    return members, files
 
 
-def _extract_tar(archive: Path, root: Path) -> None:
+def _extract_tar(archive: Path, root: Path) -> list[str]:
     with tarfile.open(archive, 'r:*') as tar:
-        members = _tar_members(archive, tar, root)
+        members, files = _tar_members(archive, tar, root)
         if HAS_DATA_FILTER:
             tar.extractall(root, members=members, filter='data')
-            return
+            return files
         for member in members:  # no filter: write the checked files by hand
             target = root / member.name
             if member.isdir():
@@ -80,25 +97,36 @@ def _extract_tar(archive: Path, root: Path) -> None:
                 raise _refuse(archive, member.name, 'has no data')
             with source, open(target, 'wb') as out:
                 shutil.copyfileobj(source, out)
+    return files
 
 
-def _extract_zip(archive: Path, root: Path) -> None:
+def _extract_zip(archive: Path, root: Path) -> list[str]:
     with zipfile.ZipFile(archive) as handle:
         names = handle.namelist()
+        files: list[str] = []
         for name in names:
-            if _inside(root, name) is None:
+            target = _inside(root, name)
+            if target is None:
                 raise _refuse(archive, name, f'would be written outside {root}')
+            if not name.endswith('/'):  # a folder entry ends with a slash
+                files.append(_written(root, target))
         handle.extractall(root, members=names)
+    return files
 
 
 def extract_safely(
     archive: str | os.PathLike[str], directory: str | os.PathLike[str]
-) -> None:
+) -> list[str]:
     """Extract a tar (any compression) or zip archive into ``directory``.
 
     Args:
         archive: the archive file.
         directory: where its members go (created if absent).
+
+    Returns:
+        The regular files written, as paths relative to ``directory`` with
+        ``/`` separators (``patch_0.tif``, ``sub/patch_1.tif``), sorted, each
+        once (an archive may hold a name twice; the last copy wins).
 
     Raises:
         ValueError: if the file is neither a tar nor a zip archive, is
@@ -111,9 +139,9 @@ def extract_safely(
     root = root.resolve()
     try:
         if tarfile.is_tarfile(archive):
-            _extract_tar(archive, root)
+            files = _extract_tar(archive, root)
         elif zipfile.is_zipfile(archive):
-            _extract_zip(archive, root)
+            files = _extract_zip(archive, root)
         else:
             raise ValueError(f'{archive} is neither a tar nor a zip archive')
     except _DAMAGED as error:
@@ -121,3 +149,4 @@ def extract_safely(
             f'{archive} is damaged or truncated ({type(error).__name__}: {error}); '
             'delete it and download it again'
         ) from error
+    return sorted(set(files))

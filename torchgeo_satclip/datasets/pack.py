@@ -91,7 +91,9 @@ shard (about 1,600 for the full set) come on top, from the page cache or the
 disk. A full
 check (``S2100K(..., verify=True)`` or ``torchgeo-satclip pack --verify
 ROOT``, :func:`verify_packed`) also hashes every shard and every source, which
-a bit flip inside a shard needs. A version 1 layout (written before these
+a bit flip inside a shard needs, and reports (without failing) the files
+named as shards that the manifest does not list: an earlier pack's, never
+read, taking disk space until a pack deletes them. A version 1 layout (written before these
 records existed) is refused with a request to pack again.
 """
 
@@ -106,7 +108,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,18 @@ class VerifyResult:
     num_sources_checked: int
     #: source GeoTIFFs absent (deleted after packing), not checked
     num_sources_missing: int
+    #: files in the packed folder named as a shard or its ``.json`` record
+    #: (``shard_00012.npy``, ``shard_00012.json``) that ``manifest.json``
+    #: does not list, sorted: left by an earlier pack of more shards (a
+    #: smaller ``shard_size``, a longer ``index.csv``) written by a version
+    #: of this package that did not delete them, or that could not. Never
+    #: read, so harmless to the layout, but each takes its disk space (1.6 GB
+    #: at the default shard size). Delete them, or run ``torchgeo-satclip
+    #: pack ROOT``, which deletes them and keeps the layout's shards (it
+    #: needs the source GeoTIFFs).
+    stray_files: list[Path] = field(default_factory=list)
+    #: total size of :attr:`stray_files` in bytes
+    stray_bytes: int = 0
 
 
 def _decode(path: Path, size: tuple[int, int]) -> _Decoded:
@@ -309,6 +323,33 @@ def _remove_stale_temporaries(folder: Path) -> None:
 _SHARD = re.compile(r'shard_(?P<number>[0-9]{5,})\.(?:npy|json)', re.ASCII)
 
 
+def _unlisted_shard_files(out: Path, num_shards: int) -> list[os.DirEntry[str]]:
+    """The files of *out* named as a shard the manifest does not list.
+
+    Those named as :func:`shard_name` names a shard (or its ``.json``
+    record) numbered *num_shards* or more, sorted by name; anything else
+    (folders, temporaries, other names, ``shard_7.npy`` which
+    :func:`shard_name` never writes) is not one.
+
+    Args:
+        out: the packed folder.
+        num_shards: the number of shards the manifest lists.
+
+    Returns:
+        Their directory entries.
+    """
+    unlisted = []
+    for entry in sorted(os.scandir(out), key=lambda e: e.name):
+        match = _SHARD.fullmatch(entry.name)
+        if match is None or entry.is_dir(follow_symlinks=False):
+            continue
+        number = int(match['number'])
+        stem = entry.name.rpartition('.')[0]
+        if number >= num_shards and shard_name(number) == f'{stem}.npy':
+            unlisted.append(entry)
+    return unlisted
+
+
 def _remove_orphan_shards(out: Path, num_shards: int) -> list[Path]:
     """Delete the shards of an earlier pack that the new manifest does not list.
 
@@ -331,14 +372,7 @@ def _remove_orphan_shards(out: Path, num_shards: int) -> list[Path]:
             complete and correct all the same), naming it and why.
     """
     removed: list[Path] = []
-    for entry in sorted(os.scandir(out), key=lambda e: e.name):
-        match = _SHARD.fullmatch(entry.name)
-        if match is None or entry.is_dir(follow_symlinks=False):
-            continue
-        number = int(match['number'])
-        stem = entry.name.rpartition('.')[0]
-        if number < num_shards or shard_name(number) != f'{stem}.npy':
-            continue  # listed, or a name shard_name never writes
+    for entry in _unlisted_shard_files(out, num_shards):
         try:
             os.unlink(entry.path)
         except FileNotFoundError:
@@ -454,12 +488,16 @@ def verify_packed(
     that every file ``index.csv`` (and ``dates.csv``, if any) lists is
     packed. Writes nothing.
 
+    Files in the packed folder named as shards that ``manifest.json`` does
+    not list (an earlier pack's) are no damage: the layout never reads them.
+    They are reported in :attr:`VerifyResult.stray_files`, not raised.
+
     Args:
         root: the dataset root (``packed/``, ``index.csv``, ``images/``).
         progress: show progress bars.
 
     Returns:
-        What was checked.
+        What was checked, and the stray shard files found.
 
     Raises:
         FileNotFoundError: if there is no complete packed layout.
@@ -492,6 +530,13 @@ def verify_packed(
                     f'({", ".join(missing[:5])}); run '
                     f'`torchgeo-satclip pack {root}` to pack them'
                 )
+    strays = _unlisted_shard_files(directory, len(layout.shards))
+    stray_bytes = 0
+    for entry in strays:
+        try:
+            stray_bytes += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:  # deleted meanwhile (a pack running)
+            continue
     return VerifyResult(
         directory=directory,
         num_samples=len(layout.location),
@@ -499,6 +544,8 @@ def verify_packed(
         num_bytes=layout.num_bytes,
         num_sources_checked=layout.num_sources_checked,
         num_sources_missing=layout.num_sources_missing,
+        stray_files=[Path(entry.path) for entry in strays],
+        stray_bytes=stray_bytes,
     )
 
 

@@ -21,6 +21,7 @@ the dates of a point (the *dates* argument).
 """
 
 import datetime
+import json
 import os
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissi
 from torchgeo.datasets.utils import download_url
 from tqdm import tqdm
 
+from .._io import atomic_path
 from ._archive import extract_safely
 from .s2_100k_files import (
     ALL_BANDS,
@@ -70,6 +72,9 @@ class _PlainText(str):
     def __repr__(self) -> str:
         return str(self)
 
+
+#: ``format`` of the marker recording what an archive's extraction gave.
+_MARKER_FORMAT = 'torchgeo-satclip/extracted-archive'
 
 #: Hugging Face revision pinned by TorchGeo 0.10.1.
 _BASE_URL = (
@@ -327,7 +332,7 @@ class S2100K(NonGeoDataset):
         self.checksum = checksum
         self.images_dir = self.root / 'images'
 
-        fns, coords = self._verify(layout)
+        fns, coords, listing = self._verify(layout)
 
         self.packed: PackedLayout | None = None
         if layout != 'geotiff':
@@ -348,7 +353,7 @@ class S2100K(NonGeoDataset):
         )
 
         dated = None if dates == 'index' else self._read_dates(fns)
-        self._check_files(fns, dated)
+        self._check_files(fns, dated, listing)
         self._check_size(fns, verify, dated)
 
         #: Number of patches dropped by *exclude_nodata*.
@@ -674,15 +679,23 @@ class S2100K(NonGeoDataset):
         self,
         fns: Sequence[str],
         dated: dict[str, list[tuple[datetime.date, str]]] | None,
+        listing: set[str] | None = None,
     ) -> None:
-        """Fail now, not mid-training, if rows of the index (or dates) have no data."""
+        """Fail now, not mid-training, if rows of the index (or dates) have no data.
+
+        Args:
+            fns: the files of ``index.csv``.
+            dated: each point's dates and files (``dates='index'``: None).
+            listing: the names in ``images/`` if already listed since the last
+                change (by :meth:`_verify`), else None to list them now.
+        """
         if self.mode == 'points':
             return
         if self.packed is not None:
             present: Container[str] = self.packed.location
             where = f'the packed layout in {self.packed.directory}'
         else:
-            present = self._image_files()
+            present = self._image_files() if listing is None else listing
             where = str(self.images_dir)
         listed = [(self.root / 'index.csv', fns)]
         if dated is not None:
@@ -769,28 +782,37 @@ class S2100K(NonGeoDataset):
 
     def _verify(
         self, layout: Literal['auto', 'geotiff', 'packed']
-    ) -> tuple[list[str], NDArray[np.float64]]:
+    ) -> tuple[list[str], NDArray[np.float64], set[str] | None]:
         """Find, extract or download the dataset, and read its index.
 
         ``index.csv`` is downloaded if it is missing. The images are left
         alone when none is read (``mode='points'``) or when they are read
         from a packed layout (*layout* ``'auto'`` or ``'packed'`` with a
         ``packed/manifest.json``: the GeoTIFFs may be deleted after packing).
-        Otherwise an archive counts as extracted only when its marker
-        (:meth:`_marker`) exists and every file ``index.csv`` lists is in
-        ``images/``. One that is not is extracted from the root, where it is
-        (its SHA-256 checked first, with *checksum*), or else downloaded and
-        extracted (with *download*): so images lost after an extraction come
-        back from the archive, or from a new download. An archive extracted
-        once and deleted since is not needed without *download*; nor are
-        archives at all when ``images/`` holds files (extracted by hand):
-        :meth:`_check_files` then names any file still missing.
+        Otherwise an archive counts as extracted only while its marker
+        (:meth:`_marker`, which records the files the extraction gave)
+        exists and every file ``index.csv`` lists that the archive gave is
+        in ``images/`` (:meth:`_extracted`). One that is not is extracted from
+        the root, where it is (its SHA-256 checked first, with *checksum*), or
+        else downloaded and extracted (with *download*): so images lost after
+        an extraction come back from the archive, or from a new download,
+        while a file ``index.csv`` lists but no archive holds costs one
+        extraction, not one per construction (:meth:`_check_files` names it).
+        An archive extracted once and deleted since is not needed without
+        *download*; nor are archives at all when ``images/`` holds files
+        (extracted by hand): :meth:`_check_files` then names any file still
+        missing.
+
+        ``images/`` is listed once; after an extraction, the listing is
+        stale and :meth:`_check_files` lists it again.
 
         Args:
             layout: the *layout* argument of the dataset.
 
         Returns:
-            The file names and ``(N, 2)`` (lon, lat) of ``index.csv``.
+            The file names and ``(N, 2)`` (lon, lat) of ``index.csv``, and the
+            names in ``images/`` (None if it was not listed, or has changed
+            since: an archive was extracted).
 
         Raises:
             DatasetNotFoundError: if the dataset is not found and *download* is False.
@@ -808,21 +830,23 @@ class S2100K(NonGeoDataset):
 
         packed = (self.root / PACKED_DIR / 'manifest.json').is_file()
         if self.mode == 'points' or (packed and layout != 'geotiff'):
-            return fns, coords
+            return fns, coords, None
         present = self._image_files()
-        complete = all(fn in present for fn in fns)
+        missing = {fn for fn in fns if fn not in present}
         pending = [
             remote
             for remote in self.archive_remotes
-            if not (complete and self._marker(remote).exists())
+            if not self._extracted(remote, missing)
         ]
         if not pending:
-            return fns, coords
+            return fns, coords, present
         local = [r for r in pending if (self.root / _filename(r[0])).is_file()]
         if not local and not self.download:
             if present or all(self._marker(r).exists() for r in pending):
-                return fns, coords  # nothing to extract: _check_files says more
+                # nothing to extract: _check_files says more
+                return fns, coords, present
             raise self._not_found()
+        extracted = False
         for remote in pending:
             path = self.root / _filename(remote[0])
             if not path.is_file():
@@ -836,9 +860,10 @@ class S2100K(NonGeoDataset):
                     f'{path}: SHA-256 mismatch (expected {remote[1]}); delete it and '
                     'download again'
                 )
-            extract_safely(path, self.images_dir)
-            self._marker(remote).touch()
-        return fns, coords
+            files = extract_safely(path, self.images_dir)
+            extracted = True
+            self._write_marker(remote, files)
+        return fns, coords, None if extracted else present
 
     def _not_found(self) -> DatasetNotFoundError:
         """TorchGeo's error, naming the root as a plain path."""
@@ -846,8 +871,61 @@ class S2100K(NonGeoDataset):
         return DatasetNotFoundError(cast(NonGeoDataset, shown))
 
     def _marker(self, remote: tuple[str, str]) -> Path:
-        """Empty file recording that an archive was extracted."""
+        """File recording that an archive was extracted, and what it gave.
+
+        JSON, ``{"format": ..., "archive": name, "files": [...]}``: the files
+        the extraction wrote, relative to ``images/``. Earlier versions of
+        this package wrote it empty (what the archive gave is then unknown).
+        """
         return self.root / f'.{_filename(remote[0])}.extracted'
+
+    def _write_marker(self, remote: tuple[str, str], files: Sequence[str]) -> None:
+        """Record, atomically, that an archive was extracted and gave *files*."""
+        record = {
+            'format': _MARKER_FORMAT,
+            'archive': _filename(remote[0]),
+            'files': list(files),
+        }
+        with atomic_path(self._marker(remote)) as tmp:
+            tmp.write_text(json.dumps(record, indent=0) + '\n')
+
+    def _given(self, remote: tuple[str, str]) -> set[str] | None:
+        """The files an archive gave when extracted, from its marker.
+
+        Returns:
+            Their names relative to ``images/``, or None when unknown: no
+            marker, one written empty by an earlier version, or one that is
+            not a record of this kind.
+        """
+        try:
+            record = json.loads(self._marker(remote).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get('format') != _MARKER_FORMAT:
+            return None
+        files = record.get('files')
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            return None
+        return set(files)
+
+    def _extracted(self, remote: tuple[str, str], missing: set[str]) -> bool:
+        """Whether an archive counts as extracted.
+
+        It does while its marker exists and none of the *missing* files (of
+        ``index.csv``, absent from ``images/``) is one it gave. A marker that
+        does not say what the archive gave (an earlier version's) counts only
+        while nothing is missing; the extraction that follows records it.
+
+        Args:
+            remote: the archive's ``(url, sha256)``.
+            missing: the files of ``index.csv`` not in ``images/``.
+        """
+        if not self._marker(remote).exists():
+            return False
+        if not missing:
+            return True
+        given = self._given(remote)
+        return given is not None and missing.isdisjoint(given)
 
     def _fetch(self, url: str, sha256: str) -> None:
         """Download one file atomically: temporary name, verify, rename.
