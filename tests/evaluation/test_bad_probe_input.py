@@ -436,3 +436,22 @@ def test_rows_without_a_target_are_skipped_whole(tmp_path: Path) -> None:
     path.write_text('lon,lat,y\n1.5,2.5,a\nx,4.5,b\n')
     with pytest.raises(ValueError, match=r'data row 2: lon is .x.'):
         task_from_csv(path, 'y')
+
+
+def test_run_probes_validates_each_task_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once per task (naming it), not again per encoder inside ``encode``."""
+    from torchgeo_satclip.evaluation import probe
+
+    calls: list[int] = []
+    real = probe.validate_lonlat
+
+    def counted(lonlat: Any, **kwargs: Any) -> Any:
+        calls.append(len(lonlat))
+        return real(lonlat, **kwargs)
+
+    monkeypatch.setattr(probe, 'validate_lonlat', counted)
+    results = run_probes([task(40)], {'raw': raw, 'wrap': 'wrap', 'sh': 'sh'}, folds=2)
+    assert len(results) == 3
+    assert calls == [40]
+    encode('raw', task(40).lonlat)  # encode alone still validates
+    assert calls == [40, 40]

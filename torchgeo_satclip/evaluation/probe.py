@@ -129,6 +129,16 @@ def encode(
             in range (the built-in encoders would encode it all the same).
     """
     validate_lonlat(np.asarray(lonlat, dtype=np.float64))
+    return _encode_valid(encoder, lonlat, batch_size, device)
+
+
+def _encode_valid(
+    encoder: str | LocationEncoder | Callable[[torch.Tensor], torch.Tensor],
+    lonlat: np.ndarray,
+    batch_size: int,
+    device: str | torch.device,
+) -> np.ndarray:
+    """:func:`encode` of points already validated (by :func:`run_probes`)."""
     if isinstance(encoder, str):
         module = BUILTIN_ENCODERS.get(encoder) or _load(encoder)
     else:
@@ -607,7 +617,8 @@ def run_probes(
         for task in tasks:
             for name, encoder in named.items():
                 bar.set_description(f'{task.name} {name}')
-                features = encode(encoder, task.lonlat, device=device)
+                # Validated above, naming the task.
+                features = _encode_valid(encoder, task.lonlat, 65536, device)
                 for protocol in protocols:
                     for split in splits:
                         result = cross_validate(
