@@ -82,3 +82,66 @@ def test_conforming_api_search_bounded(tmp_path: Path, server: FakeStacServer) -
         assert body['limit'] == 10
         assert body['query'] == {'eo:cloud_cover': {'lt': 20.0}}
         assert body['sortby'] == [{'field': 'eo:cloud_cover', 'direction': 'asc'}]
+
+
+@pytest.mark.parametrize('honoured', [set(), {'query'}])
+def test_declaring_api_that_ignores_its_extensions(
+    tmp_path: Path,
+    server: FakeStacServer,
+    honoured: set[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An API that declares query and sort but ignores them is read to the end.
+
+    Ignoring both, the fake answers ten cloudy items (all above the cloud
+    maximum) before the good one: the bounded answer shows it, so the search
+    is made again without a bound and the good item is found (it was
+    ``no_item`` before). Honouring only the query, the answer is the good item
+    alone, not cut: nothing is suspect and nothing is searched again.
+    """
+    server.honoured = set(honoured)
+    server.page_size = 5
+    with caplog.at_level('WARNING', logger='torchgeo_satclip'):
+        result = build(tmp_path, server, 1, 'E', max_candidates=1)
+    assert result.complete, result.rejected
+    assert stac_items(tmp_path) == ['S2_E_GOOD']
+    bodies = searches(server)
+    warned = [r for r in caplog.records if 'read to its last page' in r.message]
+    if honoured:
+        assert [body['limit'] for body in bodies] == [10]
+        assert not warned
+    else:
+        # two bounded pages of 5, then the whole answer in pages of 5
+        assert [body['limit'] for body in bodies] == [10, 10, 100, 100, 100]
+        assert [body.get('token') for body in bodies] == [None, '5', None, '5', '10']
+        for body in bodies:  # what the API declares is still sent
+            assert 'query' in body
+            assert 'sortby' in body
+        assert len(warned) == 1
+
+
+def _item(cloud: float | None, index: int = 0) -> Any:
+    import datetime as dt
+
+    import pystac
+
+    properties = {} if cloud is None else {'eo:cloud_cover': cloud}
+    return pystac.Item(f'i{index}', None, None, dt.datetime(2023, 1, 1), properties)
+
+
+@pytest.mark.parametrize(
+    ('clouds', 'suspect'),
+    [
+        ([1.0, 2.0, 3.0], False),  # ordered, below the maximum
+        ([1.0, 1.0, 30.0], False),  # ordered: the items below all came first
+        ([2.0, 1.0, 3.0], True),  # not ordered
+        ([25.0, 26.0, 27.0], True),  # none below the maximum
+        ([1.0, None, 2.0], True),  # no cloud cover sorts last, not in between
+        ([3.0, 2.0], False),  # not cut at the limit: the whole answer
+    ],
+)
+def test_answer_suspect(clouds: list[float | None], suspect: bool) -> None:
+    from torchgeo_satclip.builders.stac import _answer_suspect
+
+    items = [_item(cloud, i) for i, cloud in enumerate(clouds)]
+    assert _answer_suspect(items, limit=3, max_cloud_cover=20.0) is suspect

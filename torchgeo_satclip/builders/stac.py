@@ -7,13 +7,18 @@ so the least cloudy item whose footprint covers the point always comes first.
 
 Only the first items of the answer are read when the API declares the query
 and sort extensions (its ``conformsTo``): they are then the least cloudy ones.
-An API that does not declare both may ignore the cloud maximum or the order
+If those first items show that the API does not do what it declares (they are
+not in order of cloud cover, or none is below the cloud maximum), the search
+is made again and read to the last page, as for an API that does not declare
+them (logged once per build, at level WARNING). An API that does not declare both may ignore the cloud maximum or the order
 (pystac-client only warns), so its answer is read to the last page: the point
 and the date range keep it bounded, and no item over the point is missed.
 The query or the order is only sent to an API that declares its extension.
 """
 
 import datetime as dt
+import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -24,6 +29,8 @@ from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import shape  # type: ignore[import-untyped]
 
 __all__ = ['COLLECTION', 'DEFAULT_API_URL']
+
+logger = logging.getLogger(__name__)
 
 #: The Planetary Computer STAC API.
 DEFAULT_API_URL = 'https://planetarycomputer.microsoft.com/api/stac/v1'
@@ -83,6 +90,32 @@ def _covering(
     return sorted(kept, key=lambda item: (_cloud_cover(item), item.id))
 
 
+def _answer_suspect(
+    items: list[pystac.Item], limit: int, max_cloud_cover: float
+) -> bool:
+    """Whether a bounded answer shows that the API ignored the query or the order.
+
+    Only an answer cut at *limit* items can hide a better item. It is
+    suspect when its items are not in ascending order of cloud cover (the
+    order was ignored), or when none is below *max_cloud_cover* (the query
+    was ignored, and with it maybe the order: honouring the order alone would
+    have put any item below the maximum first).
+
+    Args:
+        items: the items of the answer, in the API's order.
+        limit: the most items the bounded search asks for.
+        max_cloud_cover: the cloud maximum sent with the query (%).
+
+    Returns:
+        True if the whole answer must be read.
+    """
+    if len(items) < limit:
+        return False
+    clouds = [_cloud_cover(item) for item in items]
+    ordered = all(a <= b for a, b in itertools.pairwise(clouds))
+    return not ordered or min(clouds) >= max_cloud_cover
+
+
 def _signed(
     item: pystac.Item, sign: Callable[[pystac.Item], pystac.Item] | None
 ) -> pystac.Item:
@@ -130,6 +163,25 @@ class _ItemSearch:
         self.limit = max(10, 2 * wanted)
         self.timeout = timeout
         self._local = threading.local()
+        #: Set once an answer showed that the API ignores the query or the
+        #: order it declares: every later search is read to its last page.
+        self.distrusted = False
+        self._lock = threading.Lock()
+
+    def _distrust(self, lon: float, lat: float) -> None:
+        """Read every later answer to its last page; log it the first time."""
+        with self._lock:
+            if self.distrusted:
+                return
+            self.distrusted = True
+        logger.warning(
+            '%s declares the STAC query and sort extensions, but its answer '
+            'for (%.5f, %.5f) is not filtered and sorted by eo:cloud_cover: '
+            'every search is now read to its last page',
+            self.api_url,
+            lon,
+            lat,
+        )
 
     def client(self) -> Client:
         """This thread's STAC client (opened once per thread)."""
@@ -164,21 +216,31 @@ class _ItemSearch:
         client = self.client()
         filters = client.conforms_to(ConformanceClasses.QUERY)
         sorts = client.conforms_to(ConformanceClasses.SORT)
-        bounded = filters and sorts
-        search = client.search(
-            collections=[self.collection],
-            intersects={'type': 'Point', 'coordinates': [lon, lat]},
-            datetime=period,
-            query=(
-                {'eo:cloud_cover': {'lt': self.max_cloud_cover}} if filters else None
-            ),
-            sortby=(
-                [{'field': 'eo:cloud_cover', 'direction': 'asc'}] if sorts else None
-            ),
-            limit=self.limit if bounded else max(self.limit, _PAGE_SIZE),
-            max_items=self.limit if bounded else None,
-        )
-        items = _covering(search.items(), lon, lat, self.max_cloud_cover)
+        bounded = filters and sorts and not self.distrusted
+
+        def answer(bounded: bool) -> list[pystac.Item]:
+            search = client.search(
+                collections=[self.collection],
+                intersects={'type': 'Point', 'coordinates': [lon, lat]},
+                datetime=period,
+                query=(
+                    {'eo:cloud_cover': {'lt': self.max_cloud_cover}}
+                    if filters
+                    else None
+                ),
+                sortby=(
+                    [{'field': 'eo:cloud_cover', 'direction': 'asc'}] if sorts else None
+                ),
+                limit=self.limit if bounded else max(self.limit, _PAGE_SIZE),
+                max_items=self.limit if bounded else None,
+            )
+            return list(search.items())
+
+        found = answer(bounded)
+        if bounded and _answer_suspect(found, self.limit, self.max_cloud_cover):
+            self._distrust(lon, lat)
+            found = answer(False)
+        items = _covering(found, lon, lat, self.max_cloud_cover)
         if window is None:
             return items
         first, last = window
