@@ -239,3 +239,44 @@ def test_all_dates_are_not_threaded(temporal_root: Path) -> None:
     assert threaded_source(dataset) is None
     with pytest.raises(ValueError, match="with dates 'index' or 'pair'"):
         ThreadedBatchLoader(dataset, 2)
+
+
+def test_threads_open_each_shard_once_and_one_at_a_time(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards are opened under a lock: each mapped once, and no two headers
+    parsed at once (CPython 3.11.7's ``ast.literal_eval``, which ``np.load``
+    uses, failed here from concurrent threads with "SystemError: AST
+    constructor recursion depth mismatch")."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from torchgeo_satclip.datasets import s2_100k_files
+
+    real_load = np.load
+    inside = 0
+    most = 0
+    opened: list[str] = []
+    count_lock = threading.Lock()
+
+    def slow_load(path: object, *args: object, **kwargs: object) -> object:
+        nonlocal inside, most
+        with count_lock:
+            inside += 1
+            most = max(most, inside)
+            opened.append(Path(str(path)).name)
+        time.sleep(0.05)  # long enough for the other threads to arrive
+        try:
+            return real_load(path, *args, **kwargs)  # type: ignore[call-overload]
+        finally:
+            with count_lock:
+                inside -= 1
+
+    monkeypatch.setattr(s2_100k_files.np, 'load', slow_load)
+    dataset = S2100K(root, patch_size=32, image_dtype='uint16')
+    batches = list(ThreadedBatchLoader(dataset, 1, num_threads=3))
+    assert len(batches) == len(dataset)
+    assert most == 1
+    assert len(opened) == len(set(opened)) == 3  # 8 patches in shards of 3

@@ -18,6 +18,7 @@ import json
 import numbers
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -1426,6 +1427,10 @@ def _parse_files(path: Path, data: bytes, manifest: _Manifest) -> _Files:
     return _Files(location, nodata, sources, places)
 
 
+#: Held while a shard is opened (see :meth:`PackedLayout._shard`).
+_SHARD_OPEN_LOCK = threading.Lock()
+
+
 @dataclass
 class PackedLayout:
     """A complete packed layout: what ``manifest.json`` and ``files.csv`` say.
@@ -1518,17 +1523,29 @@ class PackedLayout:
         )
 
     def _shard(self, number: int) -> NDArray[np.uint16]:
-        """Return the memory map of one shard, opening it on first use."""
+        """Return the memory map of one shard, opening it on first use.
+
+        Safe from several threads (:class:`~torchgeo_satclip.datamodules.
+        ThreadedBatchLoader`): a shard is opened under a lock, so it is mapped
+        once, and no two ``np.load`` calls parse a header at the same time
+        (that parse goes through ``ast.literal_eval``, which CPython 3.11.7
+        can fail from concurrent threads with "SystemError: AST constructor
+        recursion depth mismatch").
+        """
         array = self._maps.get(number)
-        if array is None:
-            path = self.directory / self.shards[number]
-            try:
-                array = np.load(path, mmap_mode='r')
-            except (OSError, ValueError) as error:
-                raise RuntimeError(
-                    f'{path}: cannot open packed shard ({error})'
-                ) from error
-            self._maps[number] = array
+        if array is not None:
+            return array
+        with _SHARD_OPEN_LOCK:
+            array = self._maps.get(number)
+            if array is None:
+                path = self.directory / self.shards[number]
+                try:
+                    array = np.load(path, mmap_mode='r')
+                except (OSError, ValueError) as error:
+                    raise RuntimeError(
+                        f'{path}: cannot open packed shard ({error})'
+                    ) from error
+                self._maps[number] = array
         return array
 
     def read(self, fn: str, indexes: Sequence[int] | None = None) -> NDArray[np.uint16]:
