@@ -12,9 +12,12 @@ Batches travel as the stored uint16 values: this package's ``S2100K`` reads a
 whole batch at once (``__getitems__``, from the packed layout by contiguous
 runs of its memory maps) straight into one uint16 tensor, in shared memory
 inside a worker, that :func:`collate_sample_batch` passes on as it is; the
-DataLoader pins it when training on CUDA, and :class:`S2100KAugmentation`
-converts it to float32 on the device. Every uint16 is exact in float32, so the
-model sees the same values as from float32 samples.
+DataLoader pins it when training on CUDA, and the datamodule converts it to
+float32 on the device, before any augmentation runs: augmentations, this
+package's or a user's own ``train_aug``/``aug``, get float32 images of the
+stored values (reflectance x 10,000), as from TorchGeo's datasets. Every
+uint16 is exact in float32, so the model sees the same values as from float32
+samples.
 """
 
 import hashlib
@@ -565,8 +568,9 @@ class S2100KDataModule(NonGeoDataModule):
             **kwargs: passed to the dataset class (``root``, ``download``,
                 ``bands``, ``exclude_nodata``, ``image_dtype``, ``dates``,
                 ...). This package's dataset defaults to
-                ``image_dtype='uint16'`` here: the conversion to float32
-                happens on the device. With ``dates='all'`` batches are
+                ``image_dtype='uint16'`` here (unless *transforms* are given,
+                which then get float32 samples): the conversion to float32
+                happens on the device, before the augmentations. With ``dates='all'`` batches are
                 padded to their longest place by :func:`collate_all_dates`
                 (``date_mask`` tells real dates from padding).
 
@@ -580,7 +584,9 @@ class S2100KDataModule(NonGeoDataModule):
             dataset_class = TorchGeoS2100k
         elif dataset == 'torchgeo_satclip':
             dataset_class = S2100K
-            kwargs.setdefault('image_dtype', 'uint16')
+            if kwargs.get('transforms') is None:
+                # A dataset transform gets samples as TorchGeo gives them.
+                kwargs.setdefault('image_dtype', 'uint16')
         else:
             raise ValueError(
                 f"dataset must be 'torchgeo_satclip' or 'torchgeo', not {dataset!r}"
@@ -623,7 +629,12 @@ class S2100KDataModule(NonGeoDataModule):
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int
     ) -> dict[str, Tensor]:
-        """Duplicate single-view images (*views* = 2), then augment on the device.
+        """Convert to float32, duplicate single-view images, then augment.
+
+        Integer images (the stored uint16 values) become float32 of the same
+        values first, so every augmentation, a user's own included, gets
+        TorchGeo's float images. *views* = 2 then duplicates single-view
+        images, on the device.
 
         Args:
             batch: a batch on the device.
@@ -633,6 +644,9 @@ class S2100KDataModule(NonGeoDataModule):
             The augmented batch.
         """
         image = batch.get('image')
+        if image is not None and not image.is_floating_point():
+            image = image.float()
+            batch = {**batch, 'image': image}
         if self.views == 2 and image is not None and image.ndim < _VIEW_BATCH_DIMS:
             batch = {**batch, 'image': torch.stack([image, image], dim=1)}
         out: dict[str, Tensor] = super().on_after_batch_transfer(batch, dataloader_idx)
