@@ -158,3 +158,95 @@ def test_optimiser_and_loss_arguments_refused(
 def test_optimiser_arguments_accepted(kwargs: dict[str, Any]) -> None:
     task = tiny_task(**kwargs)
     assert all(task.hparams[name] == value for name, value in kwargs.items())
+
+
+@pytest.mark.parametrize(
+    ('weights', 'pretrained'), [(True, True), (False, False), (None, False)]
+)
+def test_weights_true_is_timms_imagenet_weights(
+    monkeypatch: pytest.MonkeyPatch,
+    weights: bool | None,
+    pretrained: bool,
+) -> None:
+    """As TorchGeo's tasks: ``weights=True`` asks timm for its pretrained
+    weights (it used to reach ``os.path.exists(True)``, which is True for
+    file descriptor 1, and fail in ``torch.load``)."""
+    import timm
+
+    from tests.tiny_timm import create_model
+    from torchgeo_satclip.tasks import satclip
+
+    asked: list[bool] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get('pretrained', False))
+        return create_model(*args, **kwargs)
+
+    def no_state_dict(weights: Any) -> Any:
+        raise AssertionError(f'read {weights!r} as a state dict')
+
+    monkeypatch.setattr(timm, 'create_model', recording)
+    monkeypatch.setattr(satclip, '_backbone_state_dict', no_state_dict)
+    task = tiny_task(weights=weights)
+    assert asked == [pretrained]
+    assert 'weights' not in task.hparams  # a checkpoint brings the weights
+
+
+@pytest.mark.parametrize('weights', [1, 0.5, ['a.ckpt']])
+def test_weights_of_another_type_refused(weights: Any) -> None:
+    with pytest.raises(ValueError, match=r'weights must be a WeightsEnum member'):
+        tiny_task(weights=weights)
+
+
+@pytest.mark.parametrize(('value', 'parsed'), [('true', True), ('a.ckpt', 'a.ckpt')])
+def test_cli_weights_true_is_a_bool(
+    value: str, parsed: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model.init_args.weights true`` is True (ImageNet), not the string
+    'true' looked up as a weights name."""
+    from pathlib import Path
+
+    import yaml
+    from torchgeo.main import main
+
+    config = Path(__file__).parents[1] / 'conf' / 'satclip_s2_100k.yaml'
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                'fit',
+                '--config',
+                str(config),
+                '--model.init_args.weights',
+                value,
+                '--print_config',
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed['model']['init_args']['weights'] == parsed
+
+
+def test_cli_weights_true_of_the_location_aware_tasks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same for the location-aware tasks (TorchGeo's own annotation puts
+    ``str`` before ``bool``, so its CLI reads 'true' as a weights name)."""
+    from pathlib import Path
+
+    import yaml
+    from torchgeo.main import main
+
+    config = Path(__file__).parents[1] / 'conf' / 'eurosat_location.yaml'
+    with pytest.raises(SystemExit):
+        main(
+            [
+                'fit',
+                '--config',
+                str(config),
+                '--model.init_args.weights',
+                'true',
+                '--print_config',
+            ]
+        )
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed['model']['init_args']['weights'] is True

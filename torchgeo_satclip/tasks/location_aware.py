@@ -339,7 +339,7 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
     def __init__(
         self,
         model: str = 'resnet50',
-        weights: WeightsEnum | str | bool | None = None,
+        weights: WeightsEnum | bool | str | None = None,
         in_channels: int = 3,
         task: Literal['binary', 'multiclass', 'multilabel'] = 'multiclass',
         num_classes: int | None = None,
@@ -470,7 +470,7 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
     def __init__(
         self,
         model: str = 'resnet50',
-        weights: WeightsEnum | str | bool | None = None,
+        weights: WeightsEnum | bool | str | None = None,
         in_channels: int = 3,
         num_outputs: int = 1,
         loss: Literal['mse', 'mae'] = 'mse',

@@ -160,7 +160,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     def __init__(
         self,
         model: str = 'resnet18',
-        weights: WeightsEnum | str | None = None,
+        weights: WeightsEnum | bool | str | None = None,
         in_channels: int = 13,
         freeze_backbone: bool = False,
         embed_dim: int = LOCATION_DEFAULTS.embed_dim,
@@ -210,7 +210,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             weights: backbone weights: a TorchGeo ``WeightsEnum`` member (for
                 example ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), its name, a
                 checkpoint path (TorchGeo task, SatCLIP or SatCLIPTask
-                checkpoint, or a state dict), or None for random weights.
+                checkpoint, or a state dict), True for timm's ImageNet weights
+                (``pretrained=True``, as TorchGeo's tasks; timm adapts the
+                first layer to *in_channels*), or None (or False) for random
+                weights.
             in_channels: image channels (13: SSL4EO-S12 layout).
             freeze_backbone: train only the projection (the released recipe);
                 the backbone is then kept in eval mode.
@@ -348,6 +351,14 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             optimizer=optimizer,
             momentum=momentum,
         )
+        if weights is not None and not isinstance(
+            weights, bool | str | os.PathLike | WeightsEnum
+        ):
+            raise ValueError(
+                'weights must be a WeightsEnum member, its name, a checkpoint '
+                f'path, True (ImageNet) or None, not {weights!r} '
+                f'({type(weights).__name__})'
+            )
         self.weights = weights
         self.location_weights = location_weights
         super().__init__()
@@ -364,9 +375,12 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         """
         hp = self.hparams
         self.model: nn.Module = timm.create_model(
-            hp['model'], in_chans=hp['in_channels'], num_classes=0
+            hp['model'],
+            in_chans=hp['in_channels'],
+            num_classes=0,
+            pretrained=self.weights is True,
         )
-        if self.weights:
+        if self.weights and self.weights is not True:
             state_dict = _backbone_state_dict(self.weights)
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
