@@ -1,10 +1,16 @@
 """``torchgeo predict`` writes embeddings with their points (issue 12)."""
 
+import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+from torchgeo_satclip.tasks import EmbeddingWriter, prediction
 
 from .test_satclip import CONF, RECIPES, run
 
@@ -60,3 +66,162 @@ def test_every_recipe_writes_its_predictions() -> None:
         assert len(writers) == 1, path
         outputs.add(writers[0]['init_args']['output_dir'])
     assert len(outputs) == len(RECIPES)  # no two recipes overwrite each other
+
+
+#: The writer never looks at the task.
+_NO_MODULE: Any = None
+
+
+class _Group:
+    """Collectives between threads that stand for the processes of DDP."""
+
+    def __init__(self, world: int) -> None:
+        self.barrier = threading.Barrier(world, timeout=20)
+        self.slots: list[Any] = [None] * world
+
+
+class _Strategy:
+    """The part of a Lightning strategy that EmbeddingWriter uses, on threads."""
+
+    root_device = torch.device('cpu')
+
+    def __init__(self, group: _Group, rank: int) -> None:
+        self.group = group
+        self.rank = rank
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        self.group.slots[self.rank] = tensor.clone()
+        self.group.barrier.wait()
+        out = torch.stack(self.group.slots)
+        self.group.barrier.wait()
+        return out
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        if self.rank == src:
+            self.group.slots[src] = obj
+        self.group.barrier.wait()
+        out = self.group.slots[src]
+        self.group.barrier.wait()
+        return out
+
+
+def _trainer(group: _Group, rank: int, loader: Any = None) -> Any:
+    return SimpleNamespace(
+        world_size=len(group.slots),
+        global_rank=rank,
+        strategy=_Strategy(group, rank),
+        predict_dataloaders=loader,
+    )
+
+
+def _batch(indices: list[int], image: bool = True) -> dict[str, torch.Tensor]:
+    """A prediction whose values tell its dataset indices."""
+    index = torch.tensor(indices, dtype=torch.float32)[:, None]
+    out = {
+        'point': torch.cat([index, -index], dim=1),
+        'location_embedding': index.repeat(1, 3) + torch.tensor([0.0, 0.25, 0.5]),
+    }
+    if image:
+        out['image_embedding'] = index.repeat(1, 2) / 3
+    return out
+
+
+def _ranks(
+    writer: EmbeddingWriter, shares: list[tuple[Any, Any]], loader: Any = None
+) -> list[BaseException | None]:
+    """Run ``write_on_epoch_end`` on one thread per rank; their errors."""
+    group = _Group(len(shares))
+    errors: list[BaseException | None] = [None] * len(shares)
+
+    def run(rank: int) -> None:
+        predictions, indices = shares[rank]
+        try:
+            writer.write_on_epoch_end(
+                _trainer(group, rank, loader), _NO_MODULE, predictions, indices
+            )
+        except BaseException as e:  # reported to the test
+            errors[rank] = e
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), 'a rank hangs'
+    return errors
+
+
+@pytest.mark.parametrize('fmt', ['parquet', 'npy'])
+def test_ranks_merge_in_dataset_order(
+    fmt: Literal['parquet', 'npy'], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shares of three ranks become every index once, in order (padding gone).
+
+    Unequal shares, a rank without any row of the second loader, a padding
+    repeat, a shuffled order, and chunks smaller than a share.
+    """
+    monkeypatch.setattr(prediction, '_GATHER_ROWS', 2)
+    # loader 0: 0..6 shuffled and padded with a repeat of 5 (3 + 3 + 2 rows);
+    # loader 1: 0..2 in 2 + 1 + 0 rows, without image embeddings
+    shares: list[tuple[Any, Any]] = [
+        (
+            [[_batch([5, 0]), _batch([3])], [_batch([0, 1], False)]],
+            [[[5, 0], [3]], [[0, 1]]],
+        ),
+        ([[_batch([6, 2, 1])], [_batch([2], False)]], [[[6, 2, 1]], [[2]]]),
+        ([[_batch([4, 5])], []], [[[4, 5]], []]),
+    ]
+    errors = _ranks(EmbeddingWriter(tmp_path, format=fmt), shares)
+    assert errors == [None] * 3
+    expected = np.r_[np.arange(7), np.arange(3)].astype(np.float64)
+    if fmt == 'parquet':
+        frame = pd.read_parquet(tmp_path / 'embeddings.parquet')
+        assert list(frame.columns) == ['lon', 'lat', 'location_embedding']
+        location = np.stack(frame['location_embedding'])
+    else:
+        frame = pd.read_csv(tmp_path / 'points.csv')
+        location = np.load(tmp_path / 'location_embedding.npy')
+        assert not (tmp_path / 'image_embedding.npy').exists()
+    np.testing.assert_array_equal(frame['lon'], expected)
+    np.testing.assert_array_equal(frame['lat'], -expected)
+    assert location.dtype == np.float32
+    np.testing.assert_array_equal(location, expected[:, None] + [0, 0.25, 0.5])
+    assert not list(tmp_path.glob('.*'))
+
+
+def test_ranks_without_indices_refuse(tmp_path: Path) -> None:
+    """Without the samples' dataset indices no rank writes anything."""
+    shares: list[tuple[Any, Any]] = [([_batch([0, 2])], [[]]), ([_batch([1])], [[]])]
+    errors = _ranks(EmbeddingWriter(tmp_path), shares, loader=object())
+    for error in errors:
+        assert isinstance(error, RuntimeError)
+        assert 'needs the dataset index' in str(error)
+    assert not list(tmp_path.iterdir())
+
+
+def test_rank_0_write_error_reaches_every_rank(tmp_path: Path) -> None:
+    """A failed write on rank 0 fails the other ranks too, instead of a hang."""
+    blocked = tmp_path / 'file'
+    blocked.write_text('not a folder')
+    shares: list[tuple[Any, Any]] = [([_batch([0])], [[[0]]]), ([_batch([1])], [[[1]]])]
+    errors = _ranks(EmbeddingWriter(blocked / 'out'), shares)
+    assert isinstance(errors[0], OSError)
+    assert isinstance(errors[1], RuntimeError)
+    assert 'rank 0 failed to write' in str(errors[1])
+
+
+@pytest.mark.parametrize('tracked', [False, True])
+def test_untracked_loader_fails_at_the_first_batch(tracked: bool) -> None:
+    """Under DDP, a loader that hides its samples' indices fails at once."""
+    loader = SimpleNamespace(seen_batch_indices=[]) if tracked else object()
+    trainer = _trainer(_Group(2), 1, loader)
+    writer = EmbeddingWriter('unused')
+    writer.on_predict_batch_start(trainer, _NO_MODULE, {}, 1)  # not the first batch
+    if tracked:
+        writer.on_predict_batch_start(trainer, _NO_MODULE, {}, 0)
+        return
+    with pytest.raises(RuntimeError, match='needs the dataset index'):
+        writer.on_predict_batch_start(trainer, _NO_MODULE, {}, 0)
+    # a single process needs no index
+    single = _trainer(_Group(1), 0, loader)
+    writer.on_predict_batch_start(single, _NO_MODULE, {}, 0)

@@ -213,6 +213,11 @@ class ThreadedBatchLoader:
         #: it (and :attr:`sampler`) to tell whether a loader shuffles.
         self.batch_sampler = None
         self._pool: ThreadPoolExecutor | None = None
+        #: The positions in the dataset of every batch yielded this epoch, as
+        #: Lightning records them for a prediction DataLoader (so that
+        #: :class:`~torchgeo_satclip.tasks.EmbeddingWriter` can merge the
+        #: shares of several processes in dataset order).
+        self.seen_batch_indices: list[list[int]] = []
         # the batches read ahead, the one being used, one the consumer may
         # still hold (Lightning fetches one ahead) and one spare
         self._buffers = _BatchBuffers(prefetch + 4)
@@ -257,9 +262,13 @@ class ThreadedBatchLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> list[int]:
-        """This rank's dataset indices for the current epoch."""
+        """This rank's positions in the loader's dataset for the current epoch.
+
+        Positions index the dataset the loader was given (a Subset's own
+        positions); ``self.indices[position]`` is the S2-100K index read.
+        """
         rank, world_size = self._ranks()
-        indices = self.indices
+        indices = list(range(len(self.indices)))
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             permutation = torch.randperm(len(indices), generator=generator).tolist()
@@ -285,6 +294,7 @@ class ThreadedBatchLoader:
         batches = [order[i : i + self.batch_size] for i in starts]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
+        self.seen_batch_indices = []
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
                 self.num_threads, thread_name_prefix='s2100k-read'
@@ -294,7 +304,8 @@ class ThreadedBatchLoader:
         try:
             while pending or next_batch < len(batches):
                 while next_batch < len(batches) and len(pending) <= self.prefetch:
-                    pending.append(self._submit(batches[next_batch]))
+                    read = [self.indices[i] for i in batches[next_batch]]
+                    pending.append(self._submit(read))
                     next_batch += 1
                 batch, futures = pending.popleft()
                 for future in futures:
@@ -307,6 +318,7 @@ class ThreadedBatchLoader:
                         image.shape, dtype=torch.float32, pin_memory=self.pin_memory
                     )
                     batch['image'] = converted.copy_(image)
+                self.seen_batch_indices.append(batches[len(self.seen_batch_indices)])
                 yield batch
         finally:
             for _, futures in pending:

@@ -4,9 +4,16 @@
 config's ``trainer.callbacks`` and ``torchgeo predict`` writes the location
 (and image) embeddings that :meth:`SatCLIPTask.predict_step` returns, with
 their points, at the end of the run.
+
+Under a multi-process strategy (DDP) every process predicts its own share of
+the samples. The writer then gathers all shares on rank 0, in chunks, puts
+the samples back in dataset order by the dataset index of each one (which
+Lightning records for a ``DataLoader``), drops the repeats a padding sampler
+adds, and rank 0 writes the same files a single process would.
 """
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
 from .._io import atomic_path
 
@@ -22,6 +30,11 @@ __all__ = ['EmbeddingWriter']
 
 #: Embedding keys of a prediction, in the order they are written.
 _KEYS = ('location_embedding', 'image_embedding')
+
+#: Rows per collective call when gathering the predictions of all processes,
+#: which bounds the memory of one transfer (rows x (3 + embedding sizes) x 8
+#: bytes per process).
+_GATHER_ROWS = 8192
 
 
 class EmbeddingWriter(BasePredictionWriter):
@@ -33,6 +46,15 @@ class EmbeddingWriter(BasePredictionWriter):
     ``lat``) and ``location_embedding.npy`` (and ``image_embedding.npy``),
     ``(N, embed_dim)`` float32, rows in the order of the points. Every file
     goes to a temporary sibling first and is renamed when complete.
+
+    Under a multi-process strategy (``ddp`` on several devices) rank 0
+    writes the files, with every sample of the prediction dataset once, in
+    dataset order: the content a single-process run writes. This needs the
+    dataset index of every predicted sample, which Lightning records for a
+    ``DataLoader`` (any sampler, Lightning's own distributed one included)
+    and :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader` records
+    itself (``seen_batch_indices``); a loader that reports none is refused at
+    its first batch.
     """
 
     def __init__(
@@ -55,6 +77,38 @@ class EmbeddingWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.format = format
 
+    def on_predict_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Under several processes, check that the samples' indices are known.
+
+        Checked at the first batch of each loader (Lightning's record of a
+        ``DataLoader``'s indices exists once the loader is iterated), so that
+        an unsuitable loader fails before the whole dataset is predicted.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the task.
+            batch: the batch.
+            batch_idx: its index in the loader.
+            dataloader_idx: the index of its loader.
+
+        Raises:
+            RuntimeError: under several processes, if the prediction loader
+                does not report the dataset indices of its batches.
+        """
+        if trainer.world_size <= 1 or batch_idx != 0:
+            return
+        loaders = _loaders(trainer.predict_dataloaders)
+        loader = loaders[dataloader_idx] if dataloader_idx < len(loaders) else None
+        if _seen_batch_indices(loader) is None:
+            raise RuntimeError(_untracked(trainer, loader))
+
     def write_on_epoch_end(
         self,
         trainer: pl.Trainer,
@@ -69,25 +123,27 @@ class EmbeddingWriter(BasePredictionWriter):
             pl_module: the task.
             predictions: the outputs of ``predict_step`` (dicts with ``point``
                 and the embeddings), one list per dataloader or one list.
-            batch_indices: unused.
+            batch_indices: the dataset indices of every batch's samples, one
+                list per dataloader (Lightning's ``epoch_batch_indices``);
+                used under several processes only, to merge their shares.
 
         Raises:
             ValueError: if the predictions have no ``point``.
+            RuntimeError: under several processes, if the dataset indices of
+                the samples are unknown, or if writing failed on rank 0.
         """
+        if trainer.world_size > 1:
+            self._write_distributed(trainer, predictions, batch_indices)
+            return
         batches = [b for group in _groups(predictions) for b in group]
         if not batches:
             return
-        if not all(isinstance(b, dict) and 'point' in b for b in batches):
-            raise ValueError(
-                "EmbeddingWriter needs predictions with a 'point' and embeddings "
-                '(as SatCLIPTask.predict_step returns)'
-            )
-        points = _stack([b['point'] for b in batches]).astype(np.float64)
-        embeddings = {
-            key: _stack([b[key] for b in batches]).astype(np.float32)
-            for key in _KEYS
-            if all(key in b for b in batches)
-        }
+        _check_batches(batches)
+        points, embeddings = _arrays(batches)
+        self._write(points, embeddings)
+
+    def _write(self, points: np.ndarray, embeddings: dict[str, np.ndarray]) -> None:
+        """Write the files of ``points`` (float64) and ``embeddings`` (float32)."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.format == 'parquet':
             frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
@@ -105,6 +161,271 @@ class EmbeddingWriter(BasePredictionWriter):
                 open(tmp, 'wb') as f,
             ):
                 np.save(f, values)
+
+    def _write_distributed(
+        self, trainer: pl.Trainer, predictions: Any, batch_indices: Any
+    ) -> None:
+        """Gather every process's share on rank 0, merge and write it there.
+
+        Every process takes part in the same collective calls, whatever its
+        share (even none), and every one raises if any one failed, so no
+        process waits forever for another. No process returns before rank 0
+        has written the files (or failed to).
+        """
+        strategy = trainer.strategy
+        groups = _groups(predictions)
+        error: BaseException | None = None
+        try:
+            shares = [
+                _share(trainer, group, i, batch_indices)
+                for i, group in enumerate(groups)
+            ]
+        except (ValueError, RuntimeError) as e:
+            error, shares = e, []
+        failed = strategy.all_gather(
+            torch.tensor([int(error is not None)], device=strategy.root_device)
+        )
+        if bool(failed.any()):
+            if error is not None:
+                raise error
+            ranks = torch.nonzero(failed.flatten().cpu()).flatten().tolist()
+            raise RuntimeError(
+                f'EmbeddingWriter: rank(s) {ranks} could not prepare their '
+                'predictions (see their error); nothing was written'
+            )
+        merged = [_gather(trainer, share) for share in shares]
+        message: str | None = None
+        if trainer.global_rank == 0:
+            parts = [m for m in merged if m is not None]
+            try:
+                if parts:
+                    points = np.concatenate([p for p, _ in parts])
+                    keys = [k for k in _KEYS if all(k in e for _, e in parts)]
+                    self._write(
+                        points,
+                        {k: np.concatenate([e[k] for _, e in parts]) for k in keys},
+                    )
+            except BaseException as e:
+                strategy.broadcast(f'{type(e).__name__}: {e}', src=0)
+                raise
+        message = strategy.broadcast(message, src=0)
+        if message is not None:
+            raise RuntimeError(f'EmbeddingWriter: rank 0 failed to write: {message}')
+
+
+class _Share:
+    """One process's predictions of one dataloader, with their dataset indices."""
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        points: np.ndarray | None,
+        embeddings: dict[str, np.ndarray],
+    ) -> None:
+        self.indices = indices
+        self.points = points
+        self.embeddings = embeddings
+
+
+def _share(
+    trainer: pl.Trainer, group: list[Any], dataloader_idx: int, batch_indices: Any
+) -> _Share:
+    """This process's rows of one dataloader, with their dataset indices."""
+    if not group:
+        return _Share(np.zeros(0, np.int64), None, {})
+    _check_batches(group)
+    per_batch = _indices_of(trainer, dataloader_idx, batch_indices)
+    if per_batch is None or len(per_batch) != len(group):
+        raise RuntimeError(
+            _untracked(trainer, None)
+            + f' (dataloader {dataloader_idx}: {len(group)} batches, '
+            f'indices of {0 if per_batch is None else len(per_batch)})'
+        )
+    rows = [len(torch.as_tensor(b['point'])) for b in group]
+    sizes = [len(i) for i in per_batch]
+    if rows != sizes:
+        raise RuntimeError(
+            f'EmbeddingWriter: the batches of dataloader {dataloader_idx} have '
+            f'{rows} samples but their recorded dataset indices {sizes}'
+        )
+    indices = np.fromiter(
+        (int(i) for batch in per_batch for i in batch), np.int64, sum(sizes)
+    )
+    if (indices < 0).any():
+        raise RuntimeError(
+            f'EmbeddingWriter: negative dataset index in dataloader {dataloader_idx}'
+        )
+    points = _stack([b['point'] for b in group])
+    embeddings = {
+        key: _stack([b[key] for b in group])
+        for key in _KEYS
+        if all(key in b for b in group)
+    }
+    return _Share(indices, points, embeddings)
+
+
+def _gather(
+    trainer: pl.Trainer, share: _Share
+) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """All shares of one dataloader on rank 0, merged in dataset order.
+
+    The rows travel in chunks of :data:`_GATHER_ROWS` per process, as float64
+    (which holds the indices, the float64 points and any embedding value
+    exactly), and rank 0 stores each chunk at once as the final types, so
+    memory stays about that of the result.
+
+    Args:
+        trainer: the trainer.
+        share: this process's rows of the dataloader.
+
+    Returns:
+        On rank 0, the points (float64) and embeddings (float32) of every
+        dataset index once, in index order, or None when no process has any;
+        None on the other ranks.
+
+    Raises:
+        RuntimeError: if the processes' predictions differ in shape.
+    """
+    strategy = trainer.strategy
+    device = strategy.root_device
+    # every share's shape: rows, point width, then each embedding's width
+    # (-1: absent); a process without rows knows none of the widths
+    local = [len(share.indices), -1] + [-1] * len(_KEYS)
+    if share.points is not None:
+        local[1] = share.points.shape[1]
+        for k, key in enumerate(_KEYS):
+            if key in share.embeddings:
+                local[2 + k] = share.embeddings[key].shape[1]
+    meta = strategy.all_gather(torch.tensor(local, device=device)).cpu()
+    meta = meta.reshape(-1, len(local))
+    with_rows = meta[meta[:, 0] > 0]
+    if len(with_rows) == 0:
+        return None
+    # an embedding that some process lacks is written by none (as a single
+    # process writes only the embeddings every batch has)
+    present = (with_rows[:, 2:] >= 0).all(dim=0).tolist()
+    widths = [1] + [2 + k for k, there in enumerate(present) if there]
+    if bool((with_rows[:, widths] != with_rows[0, widths]).any()):
+        raise RuntimeError(
+            'EmbeddingWriter: the processes predicted different shapes '
+            f'(rows, point width, embedding widths per process): {meta.tolist()}'
+        )
+    width = int(with_rows[0, 1])
+    fields = [('point', width)] + [
+        (key, int(with_rows[0, 2 + k])) for k, key in enumerate(_KEYS) if present[k]
+    ]
+    most = int(meta[:, 0].max())
+    columns = 1 + sum(dim for _, dim in fields)
+    world = trainer.world_size
+    rank0 = trainer.global_rank == 0
+    total = world * most if rank0 else 0
+    indices = np.empty(total, np.int64)
+    values = {
+        name: np.empty((total, dim), np.float64 if name == 'point' else np.float32)
+        for name, dim in fields
+    }
+    for begin in range(0, most, _GATHER_ROWS):
+        end = min(begin + _GATHER_ROWS, most)
+        chunk = np.full((end - begin, columns), -1.0)  # index -1: padding
+        mine = slice(begin, min(end, len(share.indices)))
+        count = max(0, mine.stop - begin)
+        if count:
+            chunk[:count, 0] = share.indices[mine]
+            column = 1
+            for name, dim in fields:
+                source = share.points if name == 'point' else share.embeddings[name]
+                assert source is not None
+                chunk[:count, column : column + dim] = source[mine]
+                column += dim
+        out = strategy.all_gather(torch.from_numpy(chunk).to(device))
+        if not rank0:
+            continue
+        for rank, part in enumerate(out.cpu().numpy()):
+            rows = slice(rank * most + begin, rank * most + end)
+            indices[rows] = part[:, 0]
+            column = 1
+            for name, dim in fields:
+                values[name][rows] = part[:, column : column + dim]
+                column += dim
+    if not rank0:
+        return None
+    order = np.argsort(indices, kind='stable')
+    order = order[indices[order] >= 0]  # drop the rows that only pad a share
+    _, first = np.unique(indices[order], return_index=True)
+    keep = order[first]  # each dataset index once: a padding repeat is gone
+    points = values.pop('point')[keep]
+    return points, {name: array[keep] for name, array in values.items()}
+
+
+def _check_batches(batches: list[Any]) -> None:
+    """Raise ``ValueError`` unless every batch is a dict with a ``point``."""
+    if not all(isinstance(b, dict) and 'point' in b for b in batches):
+        raise ValueError(
+            "EmbeddingWriter needs predictions with a 'point' and embeddings "
+            '(as SatCLIPTask.predict_step returns)'
+        )
+
+
+def _arrays(batches: list[Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The points (float64) and embeddings (float32) of ``batches``, in order."""
+    points = _stack([b['point'] for b in batches]).astype(np.float64)
+    embeddings = {
+        key: _stack([b[key] for b in batches]).astype(np.float32)
+        for key in _KEYS
+        if all(key in b for b in batches)
+    }
+    return points, embeddings
+
+
+def _loaders(iterables: Any) -> list[Any]:
+    """The prediction loaders, in the order of their ``dataloader_idx``."""
+    if iterables is None:
+        return []
+    return list(CombinedLoader(iterables, mode='sequential').flattened)
+
+
+def _seen_batch_indices(loader: Any) -> list[Any] | None:
+    """The dataset indices of each batch a loader gave, if it records them.
+
+    Lightning wraps the batch sampler of a prediction ``DataLoader`` in one
+    that records them as ``seen_batch_indices``; a loader of another kind
+    may record them itself under the same name.
+    """
+    for owner in (getattr(loader, 'batch_sampler', None), loader):
+        seen = getattr(owner, 'seen_batch_indices', None)
+        if isinstance(seen, list):
+            return seen
+    return None
+
+
+def _indices_of(
+    trainer: pl.Trainer, dataloader_idx: int, batch_indices: Any
+) -> Sequence[Any] | None:
+    """The dataset indices of each batch of one dataloader, if known."""
+    if (
+        isinstance(batch_indices, Sequence)
+        and len(batch_indices) > dataloader_idx
+        and batch_indices[dataloader_idx]
+    ):
+        found: Sequence[Any] = batch_indices[dataloader_idx]
+        return found
+    loaders = _loaders(trainer.predict_dataloaders)
+    if len(loaders) > dataloader_idx:
+        return _seen_batch_indices(loaders[dataloader_idx])
+    return None
+
+
+def _untracked(trainer: pl.Trainer, loader: Any) -> str:
+    """The error for a loader that does not report its samples' indices."""
+    what = 'a prediction loader' if loader is None else type(loader).__name__
+    return (
+        f'EmbeddingWriter under {trainer.world_size} processes needs the dataset '
+        'index of every predicted sample, to write each sample once and in '
+        f'dataset order, but {what} does not report them (Lightning records '
+        'them for a torch DataLoader, as seen_batch_indices of its batch '
+        'sampler, or as its own seen_batch_indices): predict with a '
+        'DataLoader or on a single device'
+    )
 
 
 def _groups(predictions: Any) -> list[list[Any]]:
