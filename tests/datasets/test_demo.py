@@ -329,3 +329,18 @@ def test_interrupted_overwrite_leaves_no_loadable_world(
     assert S2100K(root, patch_size=8).layout == 'geotiff'
     lonlat, _ = demo_locations(6, seed=1)
     assert np.allclose(S2100K(root, patch_size=8).points, lonlat, atol=1e-5)
+
+
+def test_overwrite_with_a_smaller_world_leaves_no_old_image(tmp_path: Path) -> None:
+    """``--overwrite`` replaces the world's images too: 6 places of 3 dates
+    (18 images), then 2 places of one, leaves 2 images; a file of the user's
+    own in ``images/`` stays."""
+    make_demo_dataset(tmp_path, num_patches=6, size=4, progress=False, dates=3)
+    assert len(list((tmp_path / 'images').iterdir())) == 18
+    mine = tmp_path / 'images' / 'notes.txt'
+    mine.write_text('mine')
+    make_demo_dataset(tmp_path, num_patches=2, size=4, progress=False, overwrite=True)
+    names = sorted(p.name for p in (tmp_path / 'images').iterdir())
+    assert names == ['notes.txt', 'patch_0.tif', 'patch_1.tif']
+    assert not (tmp_path / 'dates.csv').exists()
+    assert len(S2100K(tmp_path, patch_size=4)) == 2

@@ -20,6 +20,7 @@ from torchgeo_satclip.models import (
     build_location_encoder,
     load_location_encoder,
     read_checkpoint,
+    satclip_location_encoder,
     save_official_checkpoint,
 )
 from torchgeo_satclip.models import weights as weights_module
@@ -706,3 +707,40 @@ def test_original_code_checkpoints_of_every_network(name: str) -> None:
     with torch.no_grad():
         expected = reference(SphericalHarmonics(3)(POINTS))
         torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=0)
+
+
+def test_factory_honours_root_and_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``satclip_location_encoder(weights=..., root=...)`` downloads into
+    *root*, as docs/weights.rst says (``root`` used to fall into the unused
+    architecture arguments, and the hub cache was used)."""
+    source = tmp_path / 'src.ckpt'
+    torch.save(
+        official_checkpoint(legendre_polys=10, capacity=512, embed_dim=256), source
+    )
+    calls: list[tuple[str, bool]] = []
+
+    def fake_download(url: str, dst: str, progress: bool = True) -> None:
+        calls.append((dst, progress))
+        shutil.copy(source, dst)
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    cache = tmp_path / 'mine'
+    encoder = satclip_location_encoder(
+        SatCLIPWeights.SATCLIP_RESNET18_L10, root=cache, progress=False
+    )
+    assert encoder.posenc.legendre_polys == 10
+    assert (cache / 'satclip-resnet18-l10.ckpt').is_file()
+    assert not (tmp_path / 'hub').exists()
+    assert len(calls) == 1
+    assert calls[0][1] is False
+
+
+def test_factory_refuses_architecture_with_weights() -> None:
+    """Architecture arguments beside weights were silently ignored."""
+    with pytest.raises(ValueError, match=r'architecture arguments \(legendre_polys'):
+        satclip_location_encoder(official_checkpoint(), legendre_polys=40)
+    # root and progress are no architecture: a new encoder ignores them
+    satclip_location_encoder(None, legendre_polys=3, capacity=8, embed_dim=4)

@@ -781,6 +781,22 @@ def test_recipe_saves_last_checkpoint(config: Path) -> None:
     assert checkpoint.get('monitor') in (None, 'val_loss'), config
 
 
+def test_which_recipes_keep_the_best_checkpoint() -> None:
+    """As docs/training.md says: all but the GASSL ones and the demo keep
+    the checkpoint of the lowest ``val_loss`` beside ``last.ckpt``."""
+    last_only = {
+        p.stem
+        for p in ALL_CONFIGS
+        if recipe_checkpoint(p).get('monitor') is None
+        or recipe_checkpoint(p).get('save_top_k', 1) == 0
+    }
+    assert last_only == {p.stem for p in ALL_CONFIGS if p.stem.startswith('gassl_')} | {
+        'satclip_demo'
+    }
+    text = ' '.join((CONFIGS.parent / 'docs' / 'training.md').read_text().split())
+    assert 'but the GASSL ones and `satclip_demo.yaml`' in text
+
+
 def test_recipes_keep_their_checkpoints_apart() -> None:
     folders = [recipe_checkpoint(p)['dirpath'] for p in ALL_CONFIGS]
     assert len(set(folders)) == len(folders)  # no two recipes resume each other

@@ -20,11 +20,12 @@ DESCRIPTION = (
     'write OUTPUT_DIR/probe_results.md and .csv (mean +- std over folds: R^2 '
     'for regression, accuracy for classification), OUTPUT_DIR/scores.png '
     '(per-task bars) and OUTPUT_DIR/pca_<encoder>.png (world maps of the '
-    'first three PCA components as RGB). The linear probe follows RANGE: '
+    'first three PCA components as RGB, for every encoder but raw). The linear probe follows RANGE: '
     'MinMax scaling, then RidgeCV / RidgeClassifierCV with alpha in {0.1, 1, '
     "10}; the MLP probe follows SatCLIP's example (2 x 64, Adam 1e-3). "
-    'Built-in tasks need no download; koppen, land_ocean and country need the '
-    'eval extra (pip install "torchgeo-satclip[eval]").'
+    'The probes need the eval extra (pip install "torchgeo-satclip[eval]", '
+    'which brings scikit-learn and the land, Koppen and country maps); '
+    'built-in tasks need no download.'
 )
 
 
@@ -44,11 +45,11 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         '--tasks',
         nargs='+',
-        default=list(tasks),
+        default=None,
         help=(
             'built-in tasks: air_temperature, precipitation (3,076 weather '
             'stations), koppen (Koppen-Geiger class), land_ocean, country '
-            f'(default: {shown(tasks)})'
+            f'(default: {shown(tasks)}; none when --csv is given)'
         ),
     )
     parser.add_argument(
@@ -175,9 +176,13 @@ def run(args: argparse.Namespace) -> int:
     user_tasks = csv_tasks(args.csv)
     for path, _ in user_tasks:
         check_path(path, '--csv', 'input_file')
+    if args.tasks is not None:
+        builtin = list(args.tasks)
+    else:  # a user task alone, unless built-in ones are asked for too
+        builtin = [] if user_tasks else list(PROBE_REPORT.default('tasks'))
     report = probe_report(
         args.output_dir,
-        args.tasks,
+        builtin,
         args.encoders,
         csv_tasks=user_tasks,
         lon_column=args.lon_column,

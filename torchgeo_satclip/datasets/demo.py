@@ -52,6 +52,7 @@ import csv
 import datetime
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -397,6 +398,10 @@ def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
         dst.write(data)
 
 
+#: The names of the images this module writes.
+_DEMO_IMAGE = re.compile(r'patch_[0-9]+(?:_t[0-9]+)?\.tif', re.ASCII)
+
+
 def _forget_earlier_world(root: Path) -> None:
     """Delete what describes the images of an earlier world in *root*.
 
@@ -405,6 +410,9 @@ def _forget_earlier_world(root: Path) -> None:
     until a run writes every image and then the new ``index.csv``, so a run
     interrupted while it replaces images never leaves the earlier index (or
     recorded nodata, or packed copies) beside a mix of old and new images.
+    Then the earlier images themselves, those named as this module names
+    them (``patch_<i>.tif``, ``patch_<i>_t<k>.tif``; any other file in
+    ``images/`` is left alone), so a smaller world leaves none behind.
     """
     (root / 'index.csv').unlink(missing_ok=True)
     (root / DATES_FILE).unlink(missing_ok=True)
@@ -412,6 +420,13 @@ def _forget_earlier_world(root: Path) -> None:
     packed = root / PACKED_DIR
     if packed.exists():
         shutil.rmtree(packed)
+    images = root / 'images'
+    if images.is_dir():
+        for entry in os.scandir(images):
+            if _DEMO_IMAGE.fullmatch(entry.name) and entry.is_file(
+                follow_symlinks=False
+            ):
+                os.unlink(entry.path)
 
 
 def make_demo_dataset(
@@ -432,9 +447,10 @@ def make_demo_dataset(
         num_patches: number of patches (points).
         size: patch side in pixels.
         seed: random seed (same seed, same bytes).
-        overwrite: replace an existing world: its ``index.csv`` and what
-            else describes its images (``dates.csv``, ``nodata.csv``, the
-            packed layout) are deleted before the first image is written, so
+        overwrite: replace an existing world: its ``index.csv``, what else
+            describes its images (``dates.csv``, ``nodata.csv``, the packed
+            layout) and its images (the files named as this function names
+            them) are deleted before the first image is written, so
             a run interrupted part-way leaves a folder that no dataset loads
             (never an earlier index beside new images); run again to
             complete it.

@@ -468,7 +468,7 @@ def embed_points(
     torch_dtype = getattr(torch, dtype)
     if weights == 'random':
         torch.manual_seed(RANDOM_ENCODER_SEED if seed is None else seed)
-        architecture = (
+        architecture: dict[str, Any] = (
             {} if legendre_polys is None else {'legendre_polys': legendre_polys}
         )
         encoder = satclip_location_encoder(dtype=torch_dtype, **architecture)

@@ -55,7 +55,7 @@ from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..geo import koppen_zone
 from ..models import CheckpointError, read_checkpoint
-from .probe import fold_indices
+from .probe import fold_indices, require_sklearn
 
 __all__ = [
     'IMAGE_PROBE_C',
@@ -492,6 +492,7 @@ def image_probe(
             folds, an unknown CV scheme, or a training fold with a single
             class (the message names encoder, scheme and fold).
     """
+    require_sklearn()
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.pipeline import make_pipeline
@@ -758,6 +759,7 @@ def image_probe_report(
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
             labelled points or classes for the folds, or a bad size.
     """
+    require_sklearn()
     if label not in ('koppen', 'koppen_group'):
         raise ValueError(f"label must be 'koppen' or 'koppen_group', got {label!r}")
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:

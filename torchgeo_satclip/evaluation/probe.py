@@ -58,6 +58,7 @@ __all__ = [
     'fold_indices',
     'make_probe',
     'range_split',
+    'require_sklearn',
     'resolve_encoders',
     'results_to_markdown',
     'run_probes',
@@ -101,6 +102,20 @@ def _load(spec: str) -> LocationEncoder:
         # ~1e-7); float64 would only make its 9.4M-parameter MLP slower.
         return satclip_location_encoder(spec, dtype=torch.float32)
     return satclip_location_encoder(spec)
+
+
+def require_sklearn() -> None:
+    """Fail early, naming the extra, if scikit-learn (the probes) is missing.
+
+    Raises:
+        ImportError: if scikit-learn is not installed.
+    """
+    try:
+        import sklearn  # noqa: F401
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            'the probes need scikit-learn: pip install "torchgeo-satclip[eval]"'
+        ) from error
 
 
 def encode(
@@ -411,6 +426,7 @@ def cross_validate(
             :func:`check_folds`), or the probe cannot be fitted on a fold (the
             message names the task, the probe and the fold).
     """
+    require_sklearn()
     from sklearn.metrics import accuracy_score, r2_score
 
     _check_options(folds, block_size, [protocol], [split])
@@ -605,6 +621,7 @@ def run_probes(
             unknown encoder, or a task too small for the folds asked (see
             :func:`check_folds`), before any feature is computed.
     """
+    require_sklearn()
     _check_options(folds, block_size, protocols, splits)
     for task in tasks:
         _check_points(task)

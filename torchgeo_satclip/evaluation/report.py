@@ -18,6 +18,7 @@ from .probe import (
     ProbeResult,
     Protocol,
     Split,
+    require_sklearn,
     resolve_encoders,
     run_probes,
     write_results,
@@ -104,6 +105,7 @@ def probe_report(
         ValueError: for an unknown encoder or a checkpoint that cannot be
             read or downloaded, before anything is computed or written.
     """
+    require_sklearn()  # before any checkpoint or task is loaded
     named = resolve_encoders(encoders)
     loaded = [
         load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks

@@ -1108,6 +1108,8 @@ def satclip_location_encoder(
     *,
     dtype: torch.dtype = torch.float64,
     dropout: float | None = None,
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
     **architecture: Any,
 ) -> LocationEncoder:
     """Return a SatCLIP location encoder, pretrained or new (the one factory).
@@ -1133,13 +1135,18 @@ def satclip_location_encoder(
             TorchGeo ``SatCLIP_Weights`` member, a state dict).
         dtype: compute dtype of a loaded or built encoder.
         dropout: dropout probability of a loaded or built encoder's network
-            in training; None: the network's default (0.5). Loaded weights
-            get it as :func:`load_location_encoder` gives it (a checkpoint
-            records none); a new encoder as :func:`build_location_encoder`.
+            in training; None: the default. Loaded weights get it as
+            :func:`load_location_encoder` gives it (None: what a task
+            checkpoint records, else 0.5); a new encoder as
+            :func:`build_location_encoder` (None: 0.5).
+        root: where released checkpoints are cached (default: the torch hub
+            cache), as :func:`load_location_encoder`'s; for weights named by
+            a :class:`SatCLIPWeights` member or name only.
+        progress: show a progress bar when released weights are downloaded.
         **architecture: arguments of :func:`build_location_encoder`
             (``positional_encoding``, ``network``, ``legendre_polys``,
-            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ...); used
-            only when ``weights`` is None.
+            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ...), for a
+            new encoder only: weights bring their own architecture.
 
     Returns:
         The location encoder.
@@ -1147,9 +1154,16 @@ def satclip_location_encoder(
     Raises:
         ValueError: if ``dropout`` is not None and ``weights`` is a
             :class:`LocationEncoder` (returned as it is, so its dropout
-            cannot be chosen here), or ``dropout`` is not a finite real
-            number in [0, 1).
+            cannot be chosen here), ``dropout`` is not a finite real number
+            in [0, 1), or architecture arguments come with ``weights`` (they
+            would be ignored).
     """
+    if weights is not None and architecture:
+        raise ValueError(
+            f'architecture arguments ({", ".join(sorted(architecture))}) are for a '
+            'new encoder (weights=None): the weights bring their own '
+            'architecture; pass only weights, dtype, dropout, root or progress'
+        )
     if isinstance(weights, LocationEncoder):
         if dropout is not None:
             raise ValueError(
@@ -1162,7 +1176,9 @@ def satclip_location_encoder(
         if dropout is not None:
             architecture['dropout'] = dropout
         return build_location_encoder(dtype=dtype, **architecture)
-    return load_location_encoder(weights, dtype=dtype, dropout=dropout)
+    return load_location_encoder(
+        weights, dtype=dtype, root=root, progress=progress, dropout=dropout
+    )
 
 
 def list_weights() -> list[str]:
