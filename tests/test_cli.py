@@ -274,7 +274,6 @@ LIBRARY_DEFAULTS = [
     ('probe', 'lon_column', TASKS, 'task_from_csv', 'lon_column'),
     ('probe', 'lat_column', TASKS, 'task_from_csv', 'lat_column'),
     ('probe', 'map_resolution', PLOTS, 'plot_pca_map', 'resolution'),
-    ('probe', 'tasks', 'torchgeo_satclip.evaluation.report', 'probe_report', 'tasks'),
     (
         'probe',
         'encoders',
@@ -476,3 +475,54 @@ def test_tensorboard_extra() -> None:
         'project'
     ]['optional-dependencies']
     assert any(dep.startswith('tensorboard') for dep in extras['logging'])
+
+
+def test_pack_with_another_patch_size_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fake patches are 32 x 32: --patch-size 64 is the command's mistake
+    (exit status 2, nothing written), and the message names the fix."""
+    import shutil
+
+    root = tmp_path / 's2_100k'
+    shutil.copytree(
+        REPO / 'tests' / 'data' / 's2_100k',
+        root,
+        ignore=shutil.ignore_patterns('real', 'data.py'),
+    )
+    before = sorted(p.relative_to(root) for p in root.rglob('*'))
+    assert main(['pack', str(root), '--patch-size', '64', '--quiet']) == 2
+    err = capsys.readouterr().err
+    assert 'expected 64 x 64 (patch_size)' in err
+    assert '--patch-size 32' in err
+    assert sorted(p.relative_to(root) for p in root.rglob('*')) == before
+    assert main(['pack', str(root), '--patch-size', '32', '--quiet']) == 0
+
+
+def test_probe_tasks_default_is_the_library_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--tasks defaults to None: probe_report's tasks without --csv (shown in
+    the help), none beside a --csv task."""
+    import torchgeo_satclip.evaluation.report as report
+
+    default = inspect.signature(report.probe_report).parameters['tasks'].default
+    action = option('probe', 'tasks')
+    assert action.default is None
+    assert action.help is not None
+    assert f'(default: {" ".join(default)}; none when --csv' in ' '.join(
+        action.help.split()
+    )
+    asked: list[list[str]] = []
+
+    def fake(output_dir: Any, tasks: list[str], *args: Any, **kwargs: Any) -> Any:
+        asked.append(list(tasks))
+        raise ValueError('stop here')
+
+    monkeypatch.setattr(report, 'probe_report', fake)
+    out = str(tmp_path / 'out')
+    assert main(['probe', '--output-dir', out]) == 2
+    task = tmp_path / 'mine.csv'
+    task.write_text('lon,lat,value\n1,2,3\n')
+    assert main(['probe', '--csv', f'{task}:value', '--output-dir', out]) == 2
+    assert asked == [list(default), []]

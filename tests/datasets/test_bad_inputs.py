@@ -603,6 +603,19 @@ BAD_PATCHES: list[tuple[str, Callable[[Path], None], str, bool]] = [
         False,
     ),
 ]
+
+
+def first_patch_error(position: int, pattern: str) -> type[Exception]:
+    """What a bad patch at *position* raises when the first header is read.
+
+    A first patch of another size contradicts patch_size: ``ValueError``;
+    anything else (an unreadable patch, other bands) is ``RuntimeError``.
+    """
+    return (
+        ValueError if position == 0 and 'pixels, expected' in pattern else RuntimeError
+    )
+
+
 PATCH_CASES = [
     pytest.param(change, pattern, header, id=name)
     for name, change, pattern, header in BAD_PATCHES
@@ -621,7 +634,8 @@ def test_bad_patch_read_one_by_one(
     path = patch_root / 'images' / FNS[position]
     change(path)
     if position == 0 and header:  # the first patch's header is checked at once
-        refuse_dataset(patch_root, RuntimeError, at(path) + ': ' + pattern)
+        error = first_patch_error(position, pattern)
+        refuse_dataset(patch_root, error, at(path) + ': ' + pattern)
         return
     ds = S2100K(patch_root, patch_size=SIZE)
     with pytest.raises(RuntimeError, match=at(path) + ': ' + pattern):
@@ -642,7 +656,8 @@ def test_bad_patch_read_in_a_batch(
     change(path)
     kwargs: dict[str, Any] = {'bands': ['B04', 'B03', 'B02'], 'image_dtype': 'uint16'}
     if position == 0 and header:
-        refuse_dataset(patch_root, RuntimeError, at(path) + ': ' + pattern, **kwargs)
+        error = first_patch_error(position, pattern)
+        refuse_dataset(patch_root, error, at(path) + ': ' + pattern, **kwargs)
         return
     ds = S2100K(patch_root, patch_size=SIZE, **kwargs)
     with pytest.raises(RuntimeError, match=at(path) + ': ' + pattern):
@@ -662,7 +677,7 @@ def test_bad_patch_refused_by_verify(
     change(path)
     refuse_dataset(
         patch_root,
-        RuntimeError,
+        first_patch_error(position, pattern),
         at(path) + ': ' + pattern,
         layout='geotiff',
         verify=True,
@@ -680,7 +695,9 @@ def test_bad_patch_refused_by_pack(
 ) -> None:
     path = patch_root / 'images' / FNS[position]
     change(path)
-    refuse_pack(patch_root, RuntimeError, at(path) + ': ' + pattern)
+    refuse_pack(
+        patch_root, first_patch_error(position, pattern), at(path) + ': ' + pattern
+    )
     # the shards before the bad patch were kept, and the next run resumes them
     write_patch(path)
     result = pack_s2_100k(patch_root, patch_size=SIZE, shard_size=3, progress=False)
@@ -717,7 +734,7 @@ def test_declared_size_differs(patch_root: Path, patch_size: Any, found: str) ->
     path = patch_root / 'images' / FNS[0]
     refuse_dataset(
         patch_root,
-        RuntimeError,
+        ValueError,
         at(path) + rf': patch of 32 x 32 pixels, expected {found} '
         r"\(the dataset's patch_size\); pass patch_size=\(32, 32\)",
         patch_size=patch_size,
@@ -734,7 +751,7 @@ def test_pack_declared_size_differs(
     before = snapshot(patch_root)
     refuse_pack(
         patch_root,
-        RuntimeError,
+        ValueError,
         at(path) + rf': patch of 32 x 32 pixels, expected {found} \(patch_size\); '
         r'if every patch of the dataset has that size, pass patch_size=\(32, 32\) '
         r'\(--patch-size 32\)',
@@ -799,7 +816,7 @@ def test_subclass_declares_size(patch_root: Path) -> None:
         patch_size = (32, 32)
 
     assert Small(patch_root)[0]['image'].shape == (12, 32, 32)
-    with pytest.raises(RuntimeError, match='expected 256 x 256'):
+    with pytest.raises(ValueError, match='expected 256 x 256'):
         S2100K(patch_root)
 
 

@@ -417,12 +417,13 @@ def pack_s2_100k(
         What was written.
 
     Raises:
-        ValueError: on an invalid argument or a malformed ``index.csv`` or
-            ``dates.csv`` (the message names the line).
+        ValueError: on an invalid argument, a malformed ``index.csv`` or
+            ``dates.csv`` (the message names the line), or if the first
+            patch has another size than *patch_size* (nothing is written).
         FileNotFoundError: if ``index.csv`` or files it (or ``dates.csv``)
             lists are missing.
-        RuntimeError: if a patch cannot be decoded or is not 12 uint16 bands
-            of *patch_size* (the message names it).
+        RuntimeError: if a patch cannot be decoded or a later one is not 12
+            uint16 bands of *patch_size* (the message names it).
     """
     for name, value in (('shard_size', shard_size), ('num_workers', num_workers)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -550,13 +551,18 @@ def verify_packed(
 
 
 def _check_first_patch(path: Path, size: tuple[int, int]) -> None:
-    """Refuse now, writing nothing, a dataset whose first patch has another size."""
+    """Refuse now, writing nothing, a dataset whose first patch has another size.
+
+    A mistake in the arguments (``ValueError``: exit status 2 on the command
+    line); a first patch that is no readable 12-band uint16 GeoTIFF stays a
+    ``RuntimeError``.
+    """
     try:
         check_geotiff(path, size)
     except RuntimeError as error:
         found = check_geotiff(path)  # 12 readable uint16 bands, other size?
         option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
-        raise RuntimeError(
+        raise ValueError(
             f'{error} (patch_size); if every patch of the dataset has that size, '
             f'pass patch_size={found}{option}'
         ) from None

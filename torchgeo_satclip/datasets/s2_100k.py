@@ -282,14 +282,15 @@ class S2100K(NonGeoDataset):
         Raises:
             ValueError: on an invalid argument, a malformed ``index.csv``,
                 ``nodata.csv`` or ``dates.csv`` (the message names the line),
-                a packed layout of another patch size, or, with
-                ``dates='pair'``, a dataset where no point has two dates.
+                a packed layout or first GeoTIFF of another patch size, or,
+                with ``dates='pair'``, a dataset where no point has two dates.
             DatasetNotFoundError: if the dataset is not found and *download* is False.
             FileNotFoundError: if rows of ``index.csv`` (or, with *dates*
                 ``'pair'`` or ``'all'``, of ``dates.csv``) have no image
                 file, or if *dates* needs a ``dates.csv`` that is missing.
             RuntimeError: if a checksum does not match, or a patch checked at
-                construction is not 12 uint16 bands of *patch_size*.
+                construction is unreadable or not 12 uint16 bands (with
+                *verify*, a later patch of another size too).
             PackedLayoutError: if the packed layout is damaged or stale
                 (:class:`~torchgeo_satclip.datasets.s2_100k_files.PackedLayoutError`,
                 a RuntimeError naming the file and how to repair it).
@@ -747,7 +748,9 @@ class S2100K(NonGeoDataset):
             check_geotiff(first, self.patch_size)
         except RuntimeError as error:
             found = check_geotiff(first)  # 12 readable uint16 bands, other size?
-            raise RuntimeError(
+            # a readable patch of another size: the argument is wrong (or
+            # this one patch is, which the message leaves to the user)
+            raise ValueError(
                 f"{error} (the dataset's patch_size); " + declare.format(found)
             ) from None
         if verify:
