@@ -364,7 +364,23 @@ def test_cli_dates(
         ),
         (
             ['--start', '2022-01-01', '--windows', '2022-01-01/2022-02-01'],
-            'give start and end, or windows, not both',
+            '--start with --windows: the windows give the acquisition dates',
+        ),
+        # the defaults repeated are refused too: the user meant them
+        (
+            ['--windows', '2022-01-01/2022-02-01', '--start', '2021-01-01'],
+            '--start with --windows',
+        ),
+        (
+            [
+                '--end',
+                '2021-12-31',
+                '--start',
+                '2021-01-01',
+                '--windows',
+                '2022-01-01/2022-02-01',
+            ],
+            '--end and --start with --windows',
         ),
     ],
 )

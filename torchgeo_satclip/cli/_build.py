@@ -27,6 +27,25 @@ DESCRIPTION = (
 )
 
 
+class _Given(argparse.Action):
+    """Store the value and note the option in ``namespace.given``.
+
+    A value equal to the default is still told apart from none given, so that
+    ``--start`` beside ``--windows`` is refused even when it repeats the
+    default.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = (*getattr(namespace, 'given', ()), option_string)
+
+
 def add_parser(subparsers: Subparsers) -> None:
     """Add the ``build`` subcommand.
 
@@ -58,8 +77,8 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     # Options passed to build_dataset as they are, with its defaults.
     options: list[tuple[str, str, str, dict[str, Any]]] = [
-        ('--start', 'start', 'first date, ISO 8601', {}),
-        ('--end', 'end', 'last date, ISO 8601', {}),
+        ('--start', 'start', 'first date, ISO 8601', {'action': _Given}),
+        ('--end', 'end', 'last date, ISO 8601', {'action': _Given}),
         (
             '--max-cloud-cover',
             'max_cloud_cover',
@@ -151,7 +170,7 @@ def add_parser(subparsers: Subparsers) -> None:
         action='store_true',
         help='do not sign asset URLs with planetary_computer (other STAC APIs)',
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, given=())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +182,17 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 1 if the dataset is incomplete, 2 if another build
         holds its lock.
+
+    Raises:
+        ValueError: if --start or --end is given with --windows (the windows
+            are the dates; the library cannot tell a repeated default).
     """
+    if args.windows is not None and args.given:
+        given = ' and '.join(dict.fromkeys(args.given))
+        raise ValueError(
+            f'{given} with --windows: the windows give the acquisition dates, '
+            f'so leave {given} out'
+        )
     import logging
 
     from tqdm.contrib.logging import logging_redirect_tqdm
