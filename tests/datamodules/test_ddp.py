@@ -10,6 +10,7 @@ import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import Subset
 
+from tests.ddp import DestroyProcessGroupAtExit
 from torchgeo_satclip.datamodules import S2100KDataModule
 from torchgeo_satclip.datasets import pack_s2_100k
 from torchgeo_satclip.tasks import SatCLIPTask
@@ -97,7 +98,7 @@ def test_each_rank_reads_its_own_share(tmp_path: Path) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[_RecordPoints(out)],
+        callbacks=[_RecordPoints(out), DestroyProcessGroupAtExit()],
     )
     trainer.fit(task, datamodule=dm)
 

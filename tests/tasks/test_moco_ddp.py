@@ -15,6 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from tests.ddp import DestroyProcessGroupAtExit
 from torchgeo_satclip.tasks import SatCLIPTask
 from torchgeo_satclip.tasks._moco import moco_loss
 
@@ -195,7 +196,7 @@ def test_lightning_ddp_keeps_the_queue_equal_on_every_process(tmp_path: Path) ->
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[_SaveMoCo(out)],
+        callbacks=[_SaveMoCo(out), DestroyProcessGroupAtExit()],
     )
     loader = DataLoader(_Views(), batch_size=PER_RANK, shuffle=True)
     trainer.fit(task, train_dataloaders=loader)

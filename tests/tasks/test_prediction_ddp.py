@@ -13,6 +13,7 @@ import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, DistributedSampler
 
+from tests.ddp import DestroyProcessGroupAtExit
 from torchgeo_satclip.datamodules import S2100KDataModule
 from torchgeo_satclip.tasks import EmbeddingWriter, SatCLIPTask
 
@@ -108,6 +109,7 @@ def _trainer(devices: int, out: Path, *extra: Callback) -> Trainer:
         callbacks=[
             EmbeddingWriter(out / 'npy', format='npy'),
             EmbeddingWriter(out / 'parquet', format='parquet'),
+            DestroyProcessGroupAtExit(),
             *extra,
         ],
     )
