@@ -713,3 +713,24 @@ class TestGetItems:
     def test_invalid_image_dtype(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match="image_dtype must be 'float32' or"):
             S2100K(fake_root, patch_size=32, image_dtype='float16')  # type: ignore[arg-type]
+
+
+def test_plot_of_an_augmented_sample_keeps_its_colours() -> None:
+    """A sample divided by 10,000 (what the datamodule's augmentation gives)
+    is shown as the raw one is, not black; multi-date too."""
+    ds = S2100K(REAL)
+    sample = ds[1]
+    shown = []
+    for image in (sample['image'], sample['image'].float() / 10000):
+        fig = ds.plot({**sample, 'image': image})
+        shown.append(np.asarray(fig.axes[0].images[0].get_array()))
+        plt.close(fig)
+    assert shown[0].mean() > 0.1
+    np.testing.assert_allclose(shown[1], shown[0], atol=1e-6)
+    two = torch.stack([sample['image'].float() / 10000] * 2)
+    fig = ds.plot({**sample, 'image': two, 'date': torch.tensor([0, 30])})
+    for ax in fig.axes:
+        np.testing.assert_allclose(
+            np.asarray(ax.images[0].get_array()), shown[0], atol=1e-6
+        )
+    plt.close(fig)

@@ -186,6 +186,10 @@ class S2100K(NonGeoDataset):
     #: Reflectance x 10,000 shown as white by :meth:`plot` (0.3: bright
     #: land surfaces are visible, snow and clouds saturate).
     RGB_SCALE: ClassVar[float] = 3000.0
+    #: A floating-point sample whose RGB values are all at most this is taken
+    #: by :meth:`plot` as reflectance (divided by 10,000, as the datamodule's
+    #: augmentation gives it); a raw patch that dark is black either way.
+    REFLECTANCE_MAX: ClassVar[float] = 2.0
 
     #: ``(url, sha256)`` of the index.
     index_remote: ClassVar[tuple[str, str]] = (
@@ -972,6 +976,11 @@ class S2100K(NonGeoDataset):
         A sample of several dates (``image`` ``(T, C, H, W)``) is shown as
         a row of ``T`` images, each titled by its date.
 
+        A sample in reflectance (as the datamodule's augmentation gives it,
+        divided by 10,000: floating point, no RGB value above
+        :attr:`REFLECTANCE_MAX`) is shown on the same scale, in the same
+        colours.
+
         Args:
             sample: a sample returned by :meth:`__getitem__`.
             show_titles: show the (lon, lat) above the image (and the dates).
@@ -990,11 +999,19 @@ class S2100K(NonGeoDataset):
         if images.ndim == 3:
             images = images[None]
         count = len(images)
+        scale = self.RGB_SCALE
+        rgb_values = images[:, rgb_index]
+        if (
+            rgb_values.is_floating_point()
+            and rgb_values.numel()
+            and float(rgb_values.abs().max()) <= self.REFLECTANCE_MAX
+        ):
+            scale = self.RGB_SCALE / 10000  # already reflectance
         fig, axes = plt.subplots(1, count, figsize=(4 * count, 4), squeeze=False)
         days = sample.get('date')
         for t, ax in enumerate(axes[0]):
             rgb = images[t][rgb_index].double()
-            image = (rgb / self.RGB_SCALE).clamp(0, 1)
+            image = (rgb / scale).clamp(0, 1)
             ax.imshow(image.permute(1, 2, 0).numpy())
             ax.axis('off')
             if show_titles and days is not None:
