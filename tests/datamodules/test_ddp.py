@@ -106,7 +106,7 @@ def test_each_rank_reads_its_own_share(tmp_path: Path) -> None:
     assert dm.train_dataset is not None
     assert isinstance(dm.val_dataset, Subset)
     expected = {
-        'train': sorted(dm.train_points().float().tolist()),
+        'train': sorted(dm.train_points().tolist()),
         'val': sorted(
             dm.dataset[i]['point'].tolist()  # type: ignore[index]
             for i in dm.val_dataset.indices

@@ -977,5 +977,7 @@ def test_points_are_not_a_silent_default(index_root: Path) -> None:
     """A malformed row is never read as 0, NaN or another row's value."""
     write_index(index_root, ORDERS[0], {})
     ds = S2100K(index_root, patch_size=SIZE, mode='points')
-    expected = torch.tensor([[float(v) for v in r.split(',')[1:]] for r in ROWS])
-    assert torch.equal(torch.stack([s['point'] for s in ds]), expected.float())
+    expected = torch.tensor(
+        [[float(v) for v in r.split(',')[1:]] for r in ROWS], dtype=torch.float64
+    )
+    assert torch.equal(torch.stack([s['point'] for s in ds]), expected)

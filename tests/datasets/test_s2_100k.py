@@ -99,7 +99,7 @@ class TestS2100K:
         assert set(sample) == {'image', 'point'}
         assert sample['image'].dtype == torch.float32
         assert sample['image'].shape == (12, 32, 32)
-        assert sample['point'].dtype == torch.float32
+        assert sample['point'].dtype == torch.float64
         assert sample['point'].shape == (2,)
         with rasterio.open(fake_root / 'images' / 'patch_0.tif') as f:
             assert torch.equal(
@@ -734,3 +734,21 @@ def test_plot_of_an_augmented_sample_keeps_its_colours() -> None:
             np.asarray(ax.images[0].get_array()), shown[0], atol=1e-6
         )
     plt.close(fig)
+
+
+def test_points_are_the_index_values_exactly() -> None:
+    """float64 as written in index.csv (and as TorchGeo's S2100k gives them):
+    a float32 point would be off by up to 1.7 m, and so would every written
+    embedding's coordinates."""
+    import csv
+
+    ds = S2100K(REAL)
+    with (REAL / 'index.csv').open() as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):
+        point = ds[i]['point']
+        assert point.dtype == torch.float64
+        assert point.tolist() == [float(row['lon']), float(row['lat'])]
+    batch = ds.__getitems__([2, 0])
+    assert batch[1]['point'].dtype == torch.float64
+    assert batch[1]['point'].tolist() == [float(rows[0]['lon']), float(rows[0]['lat'])]

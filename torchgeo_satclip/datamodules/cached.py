@@ -124,7 +124,7 @@ class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """Return one sample: ``features`` (F,) and ``point`` (2,) float32."""
+        """Return one sample: ``features`` (F,) and ``point`` (2,) float64."""
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indexes: Sequence[int]) -> list[dict[str, Tensor]]:
@@ -145,7 +145,7 @@ class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
         order = np.argsort(rows, kind='stable')  # sequential reads of a memmap
         features = np.empty((len(rows), self.features.shape[2]), self.features.dtype)
         features[order] = self.features[rows[order], views[order]]
-        points = torch.from_numpy(self.lonlat[np.asarray(indexes)].astype(np.float32))
+        points = torch.from_numpy(self.lonlat[np.asarray(indexes)])
         stacked = torch.from_numpy(features)
         return [{'features': stacked[i], 'point': points[i]} for i in range(len(rows))]
 

@@ -131,7 +131,7 @@ class _BatchBuffers:
 class ThreadedBatchLoader:
     """Batches of a packed S2-100K read by threads into (pinned) memory.
 
-    Yields ``{'image': (B, C, H, W) uint16, 'point': (B, 2) float32}`` (float32
+    Yields ``{'image': (B, C, H, W) uint16, 'point': (B, 2) float64}`` (float32
     images when the dataset's ``image_dtype`` is float32), the batches a
     ``DataLoader`` with :func:`~torchgeo_satclip.datamodules.collate_sample_batch`
     gives, with the same values. Pairs of dates (``dates='pair'``) give

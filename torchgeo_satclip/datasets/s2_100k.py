@@ -165,8 +165,10 @@ class S2100K(NonGeoDataset):
       < 20 % cloud cover, 10 m resolution
     * 12 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12 (no B10)
 
-    Dataset format: ``{'image': float32 (C, H, W), 'point': float32 [lon, lat]}``
-    (``mode='points'``: only ``point``, no image is read). A multi-temporal
+    Dataset format: ``{'image': float32 (C, H, W), 'point': float64 [lon, lat]}``
+    (``mode='points'``: only ``point``, no image is read). The points are
+    ``index.csv``'s values exactly, as TorchGeo's ``S2100k`` and SatCLIP's
+    own dataset give them (float32 would move a point by up to 1.7 m). A multi-temporal
     dataset read with ``dates='pair'`` gives ``image`` ``(2, C, H, W)`` (two
     different dates of the point) and ``date`` int64 ``(2,)`` (days since
     1970-01-01); with ``dates='all'``, ``image`` ``(T, C, H, W)`` and ``date``
@@ -400,7 +402,7 @@ class S2100K(NonGeoDataset):
                 for point in listed
             ]
         self.files = fns
-        self.points = coords.astype(np.float32)
+        self.points = coords.astype(np.float64)
 
     def _read_dates(
         self, fns: Sequence[str]
@@ -441,7 +443,7 @@ class S2100K(NonGeoDataset):
             index: index of the sample.
 
         Returns:
-            ``{'image': (C, H, W), 'point': float32 [lon, lat]}`` (no image in
+            ``{'image': (C, H, W), 'point': float64 [lon, lat]}`` (no image in
             points mode), the image in :attr:`image_dtype`; with *dates*
             ``'pair'`` or ``'all'``, ``image`` ``(T, C, H, W)`` and ``date``
             int64 ``(T,)`` (see :meth:`draw`).
@@ -552,7 +554,7 @@ class S2100K(NonGeoDataset):
         Returns:
             ``(fns, fields)``: the image files, ``T`` per sample one sample
             after the other (``T`` = 1, 2 or the number of dates), and
-            ``point`` ``(B, 2)`` float32 with, unless ``dates='index'``,
+            ``point`` ``(B, 2)`` float64 with, unless ``dates='index'``,
             ``date`` ``(B, T)`` int64 (days since 1970-01-01) of each image.
 
         Raises:
