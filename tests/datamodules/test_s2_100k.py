@@ -353,7 +353,9 @@ class TestS2100KDataModule:
         sample_theirs = dm.dataset[0]  # type: ignore[index]
         sample_ours = ours.dataset[0]  # type: ignore[index]
         assert torch.equal(sample_theirs['image'], sample_ours['image'])
-        assert torch.allclose(sample_theirs['point'].float(), sample_ours['point'])
+        # the same float64 points, exactly
+        assert sample_theirs['point'].dtype == sample_ours['point'].dtype
+        assert torch.equal(sample_theirs['point'], sample_ours['point'])
 
     @pytest.mark.skipif(TORCHGEO_AT_LEAST_0_10, reason='checks the torchgeo 0.8 error')
     def test_torchgeo_dataset_needs_0_10(self) -> None:

@@ -98,6 +98,17 @@ class _CountRows(Callback):
         )
 
 
+def _task() -> SatCLIPTask:
+    """A tiny task (the image encoder is the tiny timm model of the fixture)."""
+    return SatCLIPTask(
+        embed_dim=4,
+        legendre_polys=2,
+        capacity=8,
+        num_hidden_layers=1,
+        location_dtype='float32',
+    )
+
+
 def _trainer(devices: int, out: Path, *extra: Callback) -> Trainer:
     return Trainer(
         accelerator='cpu',
@@ -141,13 +152,7 @@ def test_ddp_predict_writes_every_sample_once_in_order(tmp_path: Path) -> None:
         'batch_size': BATCH,
         'crop_size': 16,
     }
-    task = SatCLIPTask(
-        embed_dim=4,
-        legendre_polys=2,
-        capacity=8,
-        num_hidden_layers=1,
-        location_dtype='float32',
-    )
+    task = _task()
 
     _trainer(1, tmp_path / 'one').predict(task, S2100KDataModule(**kwargs))
     one = _read(tmp_path / 'one')
@@ -200,13 +205,7 @@ def test_ddp_predict_through_the_threaded_loader(tmp_path: Path) -> None:
     probe = S2100KDataModule(**kwargs)
     probe.setup('predict')
     assert isinstance(probe.predict_dataloader(), ThreadedBatchLoader)
-    task = SatCLIPTask(
-        embed_dim=4,
-        legendre_polys=2,
-        capacity=8,
-        num_hidden_layers=1,
-        location_dtype='float32',
-    )
+    task = _task()
     _trainer(2, tmp_path / 'two').predict(
         task, S2100KDataModule(**kwargs), return_predictions=False
     )
