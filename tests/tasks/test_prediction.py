@@ -225,3 +225,142 @@ def test_untracked_loader_fails_at_the_first_batch(tracked: bool) -> None:
     # a single process needs no index
     single = _trainer(_Group(1), 0, loader)
     writer.on_predict_batch_start(single, _NO_MODULE, {}, 0)
+
+
+def test_predict_under_bf16_mixed_writes_float32(tmp_path: Path) -> None:
+    """The GPU recipes' bf16-mixed: bfloat16 image embeddings are widened to
+    float32 when written (NumPy has no bfloat16), not a failure after the
+    whole dataset has been predicted."""
+    out = tmp_path / 'embeddings'
+    run(
+        [
+            'predict',
+            '--config',
+            str(CONF / 'satclip_s2_100k.yaml'),
+            '--trainer.precision=bf16-mixed',
+            '--trainer.callbacks+=torchgeo_satclip.tasks.EmbeddingWriter',
+            f'--trainer.callbacks.output_dir={out}',
+            '--trainer.callbacks.format=npy',
+        ],
+        tmp_path,
+    )
+    points = pd.read_csv(out / 'points.csv')
+    for key in ('location_embedding', 'image_embedding'):
+        values = np.load(out / f'{key}.npy')
+        assert values.dtype == np.float32
+        assert values.shape == (len(points), 8)
+        assert np.isfinite(values).all()
+
+
+def _half(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v if k == 'point' else v.to(torch.bfloat16) for k, v in batch.items()}
+
+
+def test_ranks_write_bfloat16_predictions(tmp_path: Path) -> None:
+    shares: list[tuple[Any, Any]] = [
+        ([_half(_batch([1, 0]))], [[[1, 0]]]),
+        ([_half(_batch([2]))], [[[2]]]),
+    ]
+    assert _ranks(EmbeddingWriter(tmp_path), shares) == [None, None]
+    frame = pd.read_parquet(tmp_path / 'embeddings.parquet')
+    np.testing.assert_array_equal(frame['lon'], [0, 1, 2])
+    image = np.stack(frame['image_embedding'])
+    expected = _half(_batch([0, 1, 2]))['image_embedding'].float().numpy()
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_a_rank_that_cannot_prepare_fails_every_rank(tmp_path: Path) -> None:
+    """Any error preparing one rank's share (here a TypeError) fails the
+    others at once, not after a collective's time-out; nothing is written."""
+    bad = {'point': torch.zeros(1, 2), 'location_embedding': 'not a tensor'}
+    shares: list[tuple[Any, Any]] = [([bad], [[[0]]]), ([], [[]])]
+    errors = _ranks(EmbeddingWriter(tmp_path / 'out'), shares)
+    assert isinstance(errors[0], TypeError)
+    assert isinstance(errors[1], RuntimeError)
+    assert 'could not prepare' in str(errors[1])
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_merge_failure_on_rank_0_reaches_every_rank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error on rank 0 after the gathering (here a MemoryError while
+    merging) fails the other ranks too, instead of leaving them waiting."""
+
+    def no_memory(*args: Any) -> Any:
+        raise MemoryError('cannot allocate')
+
+    monkeypatch.setattr(prediction, '_merge', no_memory)
+    shares: list[tuple[Any, Any]] = [([_batch([0])], [[[0]]]), ([_batch([1])], [[[1]]])]
+    errors = _ranks(EmbeddingWriter(tmp_path / 'out'), shares)
+    assert isinstance(errors[0], MemoryError)
+    assert isinstance(errors[1], RuntimeError)
+    assert 'rank 0 failed to write: MemoryError' in str(errors[1])
+
+
+def _one_process() -> Any:
+    return SimpleNamespace(world_size=1, global_rank=0)
+
+
+def test_npy_files_of_one_run_only(tmp_path: Path) -> None:
+    """A later run without image embeddings removes the earlier run's
+    image_embedding.npy, so the folder never mixes two runs."""
+    writer = EmbeddingWriter(tmp_path, format='npy')
+    writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch(list(range(5)))], [])
+    assert np.load(tmp_path / 'image_embedding.npy').shape == (5, 2)
+    writer.write_on_epoch_end(
+        _one_process(), _NO_MODULE, [_batch([0, 1, 2], image=False)], []
+    )
+    assert len(pd.read_csv(tmp_path / 'points.csv')) == 3
+    assert np.load(tmp_path / 'location_embedding.npy').shape == (3, 3)
+    assert not (tmp_path / 'image_embedding.npy').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'location_embedding.npy',
+        'points.csv',
+    ]
+
+
+def test_npy_write_failure_keeps_the_earlier_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All files are renamed together: a failure while writing the second
+    leaves the first run's files, not new points beside old embeddings."""
+    writer = EmbeddingWriter(tmp_path, format='npy')
+    writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([0, 1])], [])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(prediction.np, 'save', full)
+    with pytest.raises(OSError, match='No space left'):
+        writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([7, 8, 9])], [])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_image_features_with_clip_off_are_written(tmp_path: Path) -> None:
+    """With CLIP off, predict_step returns the backbone's image_features."""
+    batch = {'point': torch.tensor([[1.5, 2.5]]), 'image_features': torch.ones(1, 6)}
+    EmbeddingWriter(tmp_path).write_on_epoch_end(
+        _one_process(), _NO_MODULE, [batch], []
+    )
+    frame = pd.read_parquet(tmp_path / 'embeddings.parquet')
+    assert list(frame.columns) == ['lon', 'lat', 'image_features']
+    assert np.stack(frame['image_features']).shape == (1, 6)
+
+
+def test_predictions_without_embeddings_are_refused(tmp_path: Path) -> None:
+    batch = {'point': torch.zeros(1, 2), 'logits': torch.zeros(1, 3)}
+    with pytest.raises(ValueError, match=r"got keys \['logits', 'point'\]"):
+        EmbeddingWriter(tmp_path).write_on_epoch_end(
+            _one_process(), _NO_MODULE, [batch], []
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_batches_warns_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match='no batches; nothing was written'):
+        EmbeddingWriter(tmp_path / 'out').write_on_epoch_end(
+            _one_process(), _NO_MODULE, [], []
+        )
+    assert not (tmp_path / 'out').exists()

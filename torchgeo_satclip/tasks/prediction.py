@@ -13,7 +13,9 @@ adds, and rank 0 writes the same files a single process would.
 """
 
 import os
+import warnings
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +30,10 @@ from .._io import atomic_path
 
 __all__ = ['EmbeddingWriter']
 
-#: Embedding keys of a prediction, in the order they are written.
-_KEYS = ('location_embedding', 'image_embedding')
+#: Embedding keys of a prediction, in the order they are written
+#: (``image_features``: the backbone's pooled features, which
+#: ``SatCLIPTask.predict_step`` returns with CLIP off).
+_KEYS = ('location_embedding', 'image_embedding', 'image_features')
 
 #: Rows per collective call when gathering the predictions of all processes,
 #: which bounds the memory of one transfer (rows x (3 + embedding sizes) x 8
@@ -42,10 +46,13 @@ class EmbeddingWriter(BasePredictionWriter):
 
     ``format='parquet'`` writes ``embeddings.parquet`` with ``lon``, ``lat``
     and one list column per embedding (``location_embedding``,
-    ``image_embedding``); ``format='npy'`` writes ``points.csv`` (``lon``,
-    ``lat``) and ``location_embedding.npy`` (and ``image_embedding.npy``),
-    ``(N, embed_dim)`` float32, rows in the order of the points. Every file
-    goes to a temporary sibling first and is renamed when complete.
+    ``image_embedding``, or with CLIP off ``image_features``);
+    ``format='npy'`` writes ``points.csv`` (``lon``, ``lat``) and one
+    ``<embedding>.npy`` each, ``(N, size)`` float32 (half-precision
+    predictions are widened), rows in the order of the points. Every file
+    goes to a temporary sibling first; the files of one run are renamed
+    together once all are complete, and an ``.npy`` of an embedding the run
+    did not predict is removed, so the folder never mixes two runs.
 
     Under a multi-process strategy (``ddp`` on several devices) rank 0
     writes the files, with every sample of the prediction dataset once, in
@@ -137,30 +144,36 @@ class EmbeddingWriter(BasePredictionWriter):
             return
         batches = [b for group in _groups(predictions) for b in group]
         if not batches:
+            _warn_nothing(self.output_dir)
             return
         _check_batches(batches)
         points, embeddings = _arrays(batches)
         self._write(points, embeddings)
 
     def _write(self, points: np.ndarray, embeddings: dict[str, np.ndarray]) -> None:
-        """Write the files of ``points`` (float64) and ``embeddings`` (float32)."""
+        """Write the files of ``points`` (float64) and ``embeddings`` (float32).
+
+        All temporary files are written before any is renamed: a failure
+        leaves the earlier files as they were.
+        """
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
         if self.format == 'parquet':
-            frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
             for key, values in embeddings.items():
                 frame[key] = list(values)
             with atomic_path(self.output_dir / 'embeddings.parquet') as tmp:
                 frame.to_parquet(tmp, index=False)
             return
-        frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
-        with atomic_path(self.output_dir / 'points.csv') as tmp:
+        with ExitStack() as stack:  # every rename waits for the last write
+            tmp = stack.enter_context(atomic_path(self.output_dir / 'points.csv'))
             frame.to_csv(tmp, index=False)
-        for key, values in embeddings.items():
-            with (
-                atomic_path(self.output_dir / f'{key}.npy') as tmp,
-                open(tmp, 'wb') as f,
-            ):
-                np.save(f, values)
+            for key, values in embeddings.items():
+                tmp = stack.enter_context(atomic_path(self.output_dir / f'{key}.npy'))
+                with open(tmp, 'wb') as f:
+                    np.save(f, values)
+        for key in _KEYS:  # an earlier run's embedding this run has not
+            if key not in embeddings:
+                (self.output_dir / f'{key}.npy').unlink(missing_ok=True)
 
     def _write_distributed(
         self, trainer: pl.Trainer, predictions: Any, batch_indices: Any
@@ -180,7 +193,7 @@ class EmbeddingWriter(BasePredictionWriter):
                 _share(trainer, group, i, batch_indices)
                 for i, group in enumerate(groups)
             ]
-        except (ValueError, RuntimeError) as e:
+        except Exception as e:  # any: the other processes must not wait
             error, shares = e, []
         failed = strategy.all_gather(
             torch.tensor([int(error is not None)], device=strategy.root_device)
@@ -193,12 +206,14 @@ class EmbeddingWriter(BasePredictionWriter):
                 f'EmbeddingWriter: rank(s) {ranks} could not prepare their '
                 'predictions (see their error); nothing was written'
             )
-        merged = [_gather(trainer, share) for share in shares]
+        gathered = [_gather(trainer, share) for share in shares]
         message: str | None = None
         if trainer.global_rank == 0:
-            parts = [m for m in merged if m is not None]
             try:
-                if parts:
+                parts = [_merge(*g) for g in gathered if g is not None]
+                if not parts:
+                    _warn_nothing(self.output_dir)
+                else:
                     points = np.concatenate([p for p, _ in parts])
                     keys = [k for k in _KEYS if all(k in e for _, e in parts)]
                     self._write(
@@ -267,24 +282,28 @@ def _share(
 def _gather(
     trainer: pl.Trainer, share: _Share
 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """All shares of one dataloader on rank 0, merged in dataset order.
+    """All shares of one dataloader on rank 0, as they came (see :func:`_merge`).
 
     The rows travel in chunks of :data:`_GATHER_ROWS` per process, as float64
     (which holds the indices, the float64 points and any embedding value
     exactly), and rank 0 stores each chunk at once as the final types, so
-    memory stays about that of the result.
+    memory stays about that of the result. Every process makes the same
+    collective calls; one that rank 0 cannot make (it cannot hold the
+    result) is refused on every process.
 
     Args:
         trainer: the trainer.
         share: this process's rows of the dataloader.
 
     Returns:
-        On rank 0, the points (float64) and embeddings (float32) of every
-        dataset index once, in index order, or None when no process has any;
-        None on the other ranks.
+        On rank 0, the dataset indices (-1: a row that only pads a share) and
+        the ``point`` (float64) and embeddings (float32) of every process's
+        rows, or None when no process has any; None on the other ranks.
 
     Raises:
-        RuntimeError: if the processes' predictions differ in shape.
+        RuntimeError: if the processes' predictions differ in shape, or rank
+            0 cannot allocate the result.
+        MemoryError: on rank 0, if it cannot allocate the result.
     """
     strategy = trainer.strategy
     device = strategy.root_device
@@ -319,11 +338,23 @@ def _gather(
     world = trainer.world_size
     rank0 = trainer.global_rank == 0
     total = world * most if rank0 else 0
-    indices = np.empty(total, np.int64)
-    values = {
-        name: np.empty((total, dim), np.float64 if name == 'point' else np.float32)
-        for name, dim in fields
-    }
+    error: MemoryError | None = None
+    try:
+        indices = np.empty(total, np.int64)
+        values = {
+            name: np.empty((total, dim), np.float64 if name == 'point' else np.float32)
+            for name, dim in fields
+        }
+    except MemoryError as e:  # the others must not wait in the chunks' calls
+        error = e
+    failed = strategy.all_gather(torch.tensor([int(error is not None)], device=device))
+    if bool(failed.any()):
+        if error is not None:
+            raise error
+        raise RuntimeError(
+            'EmbeddingWriter: rank 0 cannot hold the gathered predictions '
+            f'({total if rank0 else world * most} rows); nothing was written'
+        )
     for begin in range(0, most, _GATHER_ROWS):
         end = min(begin + _GATHER_ROWS, most)
         chunk = np.full((end - begin, columns), -1.0)  # index -1: padding
@@ -349,6 +380,22 @@ def _gather(
                 column += dim
     if not rank0:
         return None
+    return indices, values
+
+
+def _merge(
+    indices: np.ndarray, values: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Gathered rows in dataset order, each dataset index once.
+
+    Args:
+        indices: the dataset index of each row (-1: padding).
+        values: ``point`` and the embeddings, one row each.
+
+    Returns:
+        The points (float64) and embeddings (float32) of every dataset index
+        once, in index order (a padding sampler's repeat is dropped).
+    """
     order = np.argsort(indices, kind='stable')
     order = order[indices[order] >= 0]  # drop the rows that only pad a share
     _, first = np.unique(indices[order], return_index=True)
@@ -358,11 +405,17 @@ def _gather(
 
 
 def _check_batches(batches: list[Any]) -> None:
-    """Raise ``ValueError`` unless every batch is a dict with a ``point``."""
-    if not all(isinstance(b, dict) and 'point' in b for b in batches):
+    """Raise ``ValueError`` unless every batch is a dict with a ``point`` and
+    at least one embedding of :data:`_KEYS`."""
+    if not all(
+        isinstance(b, dict) and 'point' in b and any(k in b for k in _KEYS)
+        for b in batches
+    ):
+        found = sorted(batches[0]) if batches and isinstance(batches[0], dict) else []
         raise ValueError(
-            "EmbeddingWriter needs predictions with a 'point' and embeddings "
-            '(as SatCLIPTask.predict_step returns)'
+            "EmbeddingWriter needs predictions with a 'point' and at least one "
+            f'of {", ".join(_KEYS)} (as SatCLIPTask.predict_step returns); '
+            f'got keys {found}'
         )
 
 
@@ -436,5 +489,23 @@ def _groups(predictions: Any) -> list[list[Any]]:
 
 
 def _stack(tensors: list[Any]) -> np.ndarray:
-    """Concatenate batch tensors into one NumPy array."""
-    return torch.cat([torch.as_tensor(t).detach().cpu() for t in tensors]).numpy()
+    """Concatenate batch tensors into one NumPy array.
+
+    Half-precision values (``bf16-mixed`` or ``16-mixed`` predictions, which
+    NumPy cannot hold or which :func:`_gather` sends as float64) are widened
+    to float32, exactly.
+    """
+    out = torch.cat([torch.as_tensor(t).detach().cpu() for t in tensors])
+    if out.is_floating_point() and out.element_size() < 4:
+        out = out.float()
+    return out.numpy()
+
+
+def _warn_nothing(output_dir: Path) -> None:
+    """Warn that a prediction gave no batches, so nothing was written."""
+    warnings.warn(
+        f'EmbeddingWriter: the prediction gave no batches; nothing was written '
+        f'to {output_dir} (files already there are left as they were)',
+        UserWarning,
+        stacklevel=3,
+    )
