@@ -455,3 +455,33 @@ def test_run_probes_validates_each_task_once(monkeypatch: pytest.MonkeyPatch) ->
     assert calls == [40]
     encode('raw', task(40).lonlat)  # encode alone still validates
     assert calls == [40, 40]
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', 'abc', '12,5'])
+def test_auto_target_of_numbers_with_a_bad_cell(tmp_path: Path, value: str) -> None:
+    """200 numbers and one bad cell: refused, naming the row, not read as a
+    task of 200 classes (which probed to an accuracy of 0 and exited 0)."""
+    rng = np.random.default_rng(0)
+    rows = [
+        f'{lon:.3f},{lat:.3f},{lat / 3:.2f}'
+        for lon, lat in zip(
+            rng.uniform(-170, 170, 200), rng.uniform(-60, 60, 200), strict=True
+        )
+    ]
+    rows.insert(57, f'10.000,20.000,"{value}"')  # data row 58
+    path = tmp_path / 'task.csv'
+    path.write_text('lon,lat,y\n' + '\n'.join(rows) + '\n')
+    with pytest.raises(ValueError, match='a regression target') as info:
+        task_from_csv(path, 'y')
+    message = str(info.value)
+    assert f"{path}, data row 58: target 'y' is {value!r}" in message
+    assert '200 of the 201 targets are numbers' in message
+    # a column of labels that are mostly words stays a classification
+    words = [r.rsplit(',', 1)[0] + f',class{i % 3}' for i, r in enumerate(rows)]
+    path.write_text('lon,lat,y\n' + '\n'.join(words) + '\n')
+    assert task_from_csv(path, 'y').kind == 'classification'
+    # and 200 numbers alone are a regression
+    path.write_text(
+        'lon,lat,y\n' + '\n'.join(r for i, r in enumerate(rows) if i != 57) + '\n'
+    )
+    assert task_from_csv(path, 'y').kind == 'regression'

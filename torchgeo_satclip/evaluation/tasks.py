@@ -177,7 +177,8 @@ def task_from_csv(
         lat_column: latitude column (degrees).
         kind: 'regression', 'classification', or 'auto' (regression when
             every target parses as a number and there are more than 20
-            distinct values).
+            distinct values; a target column of mostly such numbers with a
+            cell that is not one, such as ``nan`` or ``12,5``, is refused).
         name: task name (default: the file stem and target).
 
     Returns:
@@ -189,8 +190,9 @@ def task_from_csv(
         ValueError: if the file is not a CSV table (see the messages: ragged
             rows, repeated column names, not UTF-8), a column is missing, the
             target is the longitude or latitude column, a coordinate is not a
-            plain decimal number or is out of range, a regression target is not
-            a finite number, or no row has a target; the message names the
+            plain decimal number or is out of range, a regression target (or,
+            with ``kind='auto'``, one of a column of mostly numbers) is not a
+            finite number, or no row has a target; the message names the
             file, the row and the column.
     """
     if kind not in ('auto', 'regression', 'classification'):
@@ -231,9 +233,20 @@ def task_from_csv(
     )
     values = values[keep]
     if kind == 'auto':
-        numeric = all(_DECIMAL.fullmatch(str(v).strip()) for v in values)
-        distinct = len(np.unique(values.astype(np.float64))) if numeric else 0
-        kind = 'regression' if distinct > 20 else 'classification'
+        is_number = np.array([bool(_DECIMAL.fullmatch(str(v).strip())) for v in values])
+        numbers = values[is_number].astype(np.float64)
+        distinct = len(np.unique(numbers))
+        if distinct > 20 and not is_number.all() and is_number.mean() > 0.5:
+            # a numeric target with a bad cell, not 200 classes of numbers
+            bad = int(np.flatnonzero(~is_number)[0])
+            raise ValueError(
+                f'{path}, data row {rows[bad] + 1}: target {target!r} is '
+                f'{values[bad]!r}, but {is_number.sum()} of the {len(values)} '
+                f'targets are numbers ({distinct} distinct: a regression '
+                'target); give a plain decimal number, or leave the cell empty '
+                'to skip the row'
+            )
+        kind = 'regression' if distinct > 20 and is_number.all() else 'classification'
     label = name or f'{Path(path).stem}:{target}'
     if kind == 'regression':
         targets = _numbers(list(values), path, target, list(rows))

@@ -405,8 +405,11 @@ def _merge(
 
 
 def _check_batches(batches: list[Any]) -> None:
-    """Raise ``ValueError`` unless every batch is a dict with a ``point`` and
-    at least one embedding of :data:`_KEYS`."""
+    """Raise ``ValueError`` unless every batch has a point and an embedding.
+
+    Every batch must be a dict with a ``point`` and at least one key of
+    :data:`_KEYS`.
+    """
     if not all(
         isinstance(b, dict) and 'point' in b and any(k in b for k in _KEYS)
         for b in batches
