@@ -101,3 +101,22 @@ def test_a_csv_task_beside_built_in_ones(tmp_path: Path) -> None:
     with (out / 'probe_results.csv').open() as f:
         tasks = {row['task'] for row in csv.DictReader(f)}
     assert tasks == {'mine:value', 'air_temperature'}
+
+
+@pytest.mark.parametrize('value', ['0', '-1', 'nan', '0.0001', '91'])
+def test_map_resolution_is_checked_before_the_probes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """A bad --map-resolution fails at once (exit 2), not after the probes
+    with a ZeroDivisionError, an IndexError or a 47 TiB allocation."""
+    out = tmp_path / 'out'
+    status = main(
+        [
+            'probe',
+            *('--tasks', 'air_temperature', '--encoders', 'raw', 'wrap'),
+            *(f'--map-resolution={value}', '--output-dir', str(out)),
+        ]
+    )
+    assert status == 2
+    assert 'must be a number of degrees in [0.05, 90]' in capsys.readouterr().err
+    assert not out.exists()

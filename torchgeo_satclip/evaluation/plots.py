@@ -11,7 +11,34 @@ import torch
 from ..geo import is_land
 from .probe import ProbeResult, encode
 
-__all__ = ['pca_rgb', 'plot_pca_map', 'plot_scores']
+__all__ = ['check_map_resolution', 'pca_rgb', 'plot_pca_map', 'plot_scores']
+
+#: Finest grid step of a PCA map in degrees (7,200 x 3,600 = 26 million points).
+MIN_MAP_RESOLUTION = 0.05
+
+
+def check_map_resolution(resolution: Any) -> float:
+    """Return the grid step of a PCA map if it is usable.
+
+    Args:
+        resolution: grid step in degrees.
+
+    Returns:
+        It, as a float.
+
+    Raises:
+        ValueError: unless it is a finite number in [0.05, 90].
+    """
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, int | float | np.floating | np.integer)
+        or not MIN_MAP_RESOLUTION <= float(resolution) <= 90
+    ):
+        raise ValueError(
+            f'map_resolution (--map-resolution) must be a number of degrees in '
+            f'[{MIN_MAP_RESOLUTION}, 90], got {resolution!r}'
+        )
+    return float(resolution)
 
 
 def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -55,7 +82,11 @@ def plot_pca_map(
 
     Returns:
         The PNG path.
+
+    Raises:
+        ValueError: if *resolution* is not in [0.05, 90] degrees.
     """
+    resolution = check_map_resolution(resolution)
     import matplotlib
 
     matplotlib.use('agg')

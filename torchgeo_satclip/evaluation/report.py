@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plots import plot_pca_map, plot_scores
+from .plots import check_map_resolution, plot_pca_map, plot_scores
 from .probe import (
     ProbeResult,
     Protocol,
@@ -102,10 +102,13 @@ def probe_report(
         encoder, ``<name>`` its short unique name).
 
     Raises:
-        ValueError: for an unknown encoder or a checkpoint that cannot be
-            read or downloaded, before anything is computed or written.
+        ValueError: for an unknown encoder, a checkpoint that cannot be
+            read or downloaded, or a *map_resolution* outside [0.05, 90]
+            degrees, before anything is computed or written.
     """
     require_sklearn()  # before any checkpoint or task is loaded
+    if plots and map_resolution is not None:
+        check_map_resolution(map_resolution)  # before hours of probes
     named = resolve_encoders(encoders)
     loaded = [
         load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks
