@@ -344,3 +344,27 @@ def test_overwrite_with_a_smaller_world_leaves_no_old_image(tmp_path: Path) -> N
     assert names == ['notes.txt', 'patch_0.tif', 'patch_1.tif']
     assert not (tmp_path / 'dates.csv').exists()
     assert len(S2100K(tmp_path, patch_size=4)) == 2
+
+
+@pytest.mark.parametrize(
+    ('option', 'value', 'match'),
+    [
+        ('--size', '100000', 'size must be at most 4096 pixels, got 100000'),
+        ('--n', '10000000000', 'num_patches must be at most 10,000,000'),
+    ],
+)
+def test_overwrite_with_impossible_sizes_keeps_the_world(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    match: str,
+) -> None:
+    """Refused (exit 2) before the existing world is touched; a size of
+    100,000 pixels had deleted it and then run out of memory."""
+    argv = ['demo-data', str(tmp_path), '--n', '3', '--size', '8', '--quiet']
+    assert main(argv) == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    assert main([*argv, option, value, '--overwrite']) == 2
+    assert match in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before

@@ -135,6 +135,12 @@ _HAZE = np.array([900, 700, 500, 350, 280, 200, 170, 150, 140, 130, 40, 20], flo
 #: The most dates a demo point can have: one every 5 days, Sentinel-2's revisit.
 MAX_DATES = 73
 
+#: Largest demo patch side in pixels (12 uint16 bands: 400 MB per patch).
+MAX_SIZE = 4096
+
+#: Most demo patches (100 times S2-100K).
+MAX_PATCHES = 10_000_000
+
 #: Day of the year of the growing season's peak in the north, and its
 #: amplitude (how brown the vegetation gets at the opposite time of year).
 _SEASONS: dict[str, tuple[float, float]] = {
@@ -465,8 +471,9 @@ def make_demo_dataset(
     Raises:
         FileExistsError: if ``root/index.csv`` exists and ``overwrite`` is False.
         ValueError: if ``num_patches``, ``size`` or ``dates`` is not a
-            positive integer (``dates`` at most :data:`MAX_DATES`), ``seed``
-            not a non-negative one, or ``year`` not in 1 to 9999.
+            positive integer (at most :data:`MAX_PATCHES`, :data:`MAX_SIZE`
+            and :data:`MAX_DATES`), ``seed`` not a non-negative one, or
+            ``year`` not in 1 to 9999; nothing is changed then.
     """
     for name, value, minimum in (
         ('num_patches', num_patches, 1),
@@ -482,6 +489,13 @@ def make_demo_dataset(
             raise ValueError(f'{name} must be {bound}, got {value}')
     if dates > MAX_DATES:
         raise ValueError(f'dates must be at most {MAX_DATES}, got {dates}')
+    # before an earlier world is replaced: beyond these, memory runs out
+    if size > MAX_SIZE:
+        raise ValueError(f'size must be at most {MAX_SIZE} pixels, got {size}')
+    if num_patches > MAX_PATCHES:
+        raise ValueError(
+            f'num_patches must be at most {MAX_PATCHES:,}, got {num_patches:,}'
+        )
     if year > 9999:
         raise ValueError(f'year must be at most 9999, got {year}')
     root = Path(root)
