@@ -1,6 +1,7 @@
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,3 +274,31 @@ def test_kill_and_rerun_leaves_nothing_behind(root: Path) -> None:
     pack_s2_100k(root, shard_size=3, progress=False, patch_size=32)
     assert not [p for p in (root / 'packed').iterdir() if '.tmp' in p.name]
     assert_identical(root)
+
+
+def test_workers_are_capped_by_cpus_and_patches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers 100000 on 8 patches starts a handful of processes, not 100,000."""
+    import multiprocessing
+
+    import torchgeo_satclip.datasets.pack as pack_module
+
+    root = tmp_path / 's2_100k'
+    shutil.copytree(DATA, root, ignore=shutil.ignore_patterns('real', 'data.py'))
+    asked: list[int] = []
+    real = multiprocessing.get_context
+
+    class _Context:
+        def __init__(self, method: str) -> None:
+            self.context = real(method)
+
+        def Pool(self, processes: int) -> Any:
+            asked.append(processes)
+            return self.context.Pool(processes)
+
+    monkeypatch.setattr(pack_module.multiprocessing, 'get_context', _Context)
+    monkeypatch.setattr(pack_module.os, 'cpu_count', lambda: 2)
+    pack_s2_100k(root, patch_size=32, shard_size=3, num_workers=100_000, progress=False)
+    assert asked == [2]
+    assert S2100K(root, patch_size=32).layout == 'packed'

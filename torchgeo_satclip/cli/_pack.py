@@ -56,7 +56,7 @@ def add_parser(subparsers: Subparsers) -> None:
         '--workers',
         type=int,
         default=workers,
-        help=f'decoding processes (default: {workers}, in-process)',
+        help=f'decoding processes, at most one per CPU (default: {workers}, in-process)',
     )
     parser.add_argument(
         '--verify',

@@ -409,7 +409,8 @@ def pack_s2_100k(
         patch_size: ``(height, width)`` in pixels of every patch, or one side
             of a square patch (S2-100K: 256); the manifest records it.
         shard_size: patches per shard (1,024 x 1.5 MiB = 1.6 GB).
-        num_workers: decoding processes (0: decode in this process).
+        num_workers: decoding processes (0: decode in this process); at
+            most one per CPU and per patch left to decode are started.
         overwrite: delete an existing (complete or partial) packed layout first.
         progress: show a progress bar.
 
@@ -612,11 +613,15 @@ def _pack_shards(
     num_workers: int,
     bar: 'tqdm[object]',
 ) -> None:
-    """Write the shards not done yet, filling in their ``records``."""
+    """Write the shards not done yet, filling in their ``records``.
+
+    At most one decoding process per CPU and per patch left to decode: more
+    would only cost start-up time and memory.
+    """
+    left = sum(len(g) for g, r in zip(groups, records, strict=True) if r is None)
+    processes = min(num_workers, left, os.cpu_count() or 1)
     pool = (
-        multiprocessing.get_context('spawn').Pool(num_workers)
-        if num_workers > 0
-        else None
+        multiprocessing.get_context('spawn').Pool(processes) if processes > 0 else None
     )
     decode = functools.partial(_decode, size=size)
     try:
