@@ -526,3 +526,19 @@ def test_probe_tasks_default_is_the_library_default(
     task.write_text('lon,lat,value\n1,2,3\n')
     assert main(['probe', '--csv', f'{task}:value', '--output-dir', out]) == 2
     assert asked == [list(default), []]
+
+
+@pytest.mark.parametrize('rows', ['', '1.0,2.0\n'])
+def test_embed_neighbours_of_fewer_than_two_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str
+) -> None:
+    """One point has no neighbour: no '0 -> 0 -2.000' line (its own
+    similarity's placeholder), and no empty table."""
+    points = tmp_path / 'points.csv'
+    points.write_text('lon,lat\n' + rows)
+    out = tmp_path / 'o.npy'
+    assert main(['embed', str(points), str(out), '--neighbours', '--quiet']) == 0
+    printed = capsys.readouterr().out
+    assert '(--neighbours: fewer than two points, so no neighbours)' in printed
+    assert '->' not in printed
+    assert 'nearest neighbour in embedding space' not in printed

@@ -202,6 +202,9 @@ def _run(args: argparse.Namespace) -> int:
             limit = EMBED_POINTS.default('max_neighbour_points')
             print(f'(--neighbours skipped: more than {limit} points)')
             return 0
+        if not result.neighbours:
+            print('(--neighbours: fewer than two points, so no neighbours)')
+            return 0
         print('nearest neighbour in embedding space (cosine similarity):')
         for n in result.neighbours:
             print(f'  {n.name:>20} -> {n.nearest:<20} {n.similarity:.3f}')

@@ -508,7 +508,8 @@ def nearest_neighbours(
         max_points: the similarity matrix is ``N x N``: None for larger inputs.
 
     Returns:
-        One neighbour per point, in input order; None if there are more than
+        One neighbour per point, in input order; empty with fewer than two
+        points (no other point to be nearest); None if there are more than
         ``max_points`` points.
     """
     names: list[str] = []
@@ -522,7 +523,7 @@ def nearest_neighbours(
         coords.append(torch.from_numpy(batch.lonlat))
         if len(names) > max_points:
             return None
-    if not names:
+    if len(names) < 2:
         return []
     with torch.no_grad():
         device = next(encoder.parameters()).device
