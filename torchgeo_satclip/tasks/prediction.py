@@ -195,17 +195,12 @@ class EmbeddingWriter(BasePredictionWriter):
             ]
         except Exception as e:  # any: the other processes must not wait
             error, shares = e, []
-        failed = strategy.all_gather(
-            torch.tensor([int(error is not None)], device=strategy.root_device)
+        _agree(
+            trainer,
+            error,
+            'EmbeddingWriter: rank(s) {ranks} could not prepare their '
+            'predictions (see their error); nothing was written',
         )
-        if bool(failed.any()):
-            if error is not None:
-                raise error
-            ranks = torch.nonzero(failed.flatten().cpu()).flatten().tolist()
-            raise RuntimeError(
-                f'EmbeddingWriter: rank(s) {ranks} could not prepare their '
-                'predictions (see their error); nothing was written'
-            )
         gathered = [_gather(trainer, share) for share in shares]
         message: str | None = None
         if trainer.global_rank == 0:
@@ -226,6 +221,32 @@ class EmbeddingWriter(BasePredictionWriter):
         message = strategy.broadcast(message, src=0)
         if message is not None:
             raise RuntimeError(f'EmbeddingWriter: rank 0 failed to write: {message}')
+
+
+def _agree(trainer: pl.Trainer, error: BaseException | None, failure: str) -> None:
+    """Raise on every process if any process failed, else return on all.
+
+    One collective call, which every process makes whatever happened to it,
+    so that none waits forever in a later one for a process that gave up.
+
+    Args:
+        trainer: the trainer.
+        error: what this process failed with, or None.
+        failure: the message of the others' ``RuntimeError``; ``{ranks}``
+            is replaced by the ranks that failed.
+
+    Raises:
+        BaseException: *error*, on a process that failed.
+        RuntimeError: on the others, if any process failed.
+    """
+    strategy = trainer.strategy
+    flag = torch.tensor([int(error is not None)], device=strategy.root_device)
+    failed = strategy.all_gather(flag)
+    if bool(failed.any()):
+        if error is not None:
+            raise error
+        ranks = torch.nonzero(failed.flatten().cpu()).flatten().tolist()
+        raise RuntimeError(failure.replace('{ranks}', str(ranks)))
 
 
 class _Share:
@@ -270,12 +291,7 @@ def _share(
         raise RuntimeError(
             f'EmbeddingWriter: negative dataset index in dataloader {dataloader_idx}'
         )
-    points = _stack([b['point'] for b in group])
-    embeddings = {
-        key: _stack([b[key] for b in group])
-        for key in _KEYS
-        if all(key in b for b in group)
-    }
+    points, embeddings = _arrays(group)
     return _Share(indices, points, embeddings)
 
 
@@ -347,14 +363,12 @@ def _gather(
         }
     except MemoryError as e:  # the others must not wait in the chunks' calls
         error = e
-    failed = strategy.all_gather(torch.tensor([int(error is not None)], device=device))
-    if bool(failed.any()):
-        if error is not None:
-            raise error
-        raise RuntimeError(
-            'EmbeddingWriter: rank 0 cannot hold the gathered predictions '
-            f'({total if rank0 else world * most} rows); nothing was written'
-        )
+    _agree(
+        trainer,
+        error,
+        'EmbeddingWriter: rank 0 cannot hold the gathered predictions '
+        f'({world * most} rows); nothing was written',
+    )
     for begin in range(0, most, _GATHER_ROWS):
         end = min(begin + _GATHER_ROWS, most)
         chunk = np.full((end - begin, columns), -1.0)  # index -1: padding

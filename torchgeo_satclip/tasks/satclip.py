@@ -322,7 +322,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             raise ValueError(
                 f'location_dtype must be float32 or float64, not {location_dtype!r}'
             )
-        _check_positive_real('temperature', temperature)
+        _check_real('temperature', temperature, positive=True)
         _check_optimiser_arguments(
             lr=lr,
             weight_decay=weight_decay,
@@ -331,7 +331,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             min_lr=min_lr,
         )
         if logit_scale_max is not None:
-            _check_positive_real('logit_scale_max', logit_scale_max)
+            _check_real('logit_scale_max', logit_scale_max, positive=True)
         if geo_classes < 0 or geo_loss_weight < 0:
             raise ValueError('geo_classes and geo_loss_weight must be >= 0')
         if geo_loss_weight > 0 and geo_classes < 1:
@@ -980,32 +980,6 @@ def _first_view(image: Tensor) -> Tensor:
     return image[:, 0] if image.ndim == 5 else image
 
 
-def _check_positive_real(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite real number above 0.
-
-    Args:
-        name: the argument's name, for the message.
-        value: what was passed.
-
-    Returns:
-        The value as a ``float``.
-
-    Raises:
-        ValueError: naming the argument and the value, if ``value`` is a
-            ``bool``, not a real number, not finite (``nan``, ``inf``), or
-            not greater than 0.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f'{name} must be a finite real number above 0, not {value!r} '
-            f'({type(value).__name__})'
-        )
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f'{name} must be a finite real number above 0, not {number}')
-    return number
-
-
 def _check_real(name: str, value: Any, *, positive: bool) -> float:
     """Return ``value`` as a float if it is a finite real number above 0 (or >= 0).
 
@@ -1019,15 +993,14 @@ def _check_real(name: str, value: Any, *, positive: bool) -> float:
 
     Raises:
         ValueError: naming the argument and the value, if ``value`` is a
-            ``bool``, not a real number, not finite, or below the limit.
+            ``bool``, not a real number, not finite (``nan``, ``inf``), or
+            below the limit.
     """
-    if positive:
-        return _check_positive_real(name, value)
-    wanted = f'{name} must be a finite real number >= 0'
+    wanted = f'{name} must be a finite real number {"above 0" if positive else ">= 0"}'
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f'{wanted}, not {value!r} ({type(value).__name__})')
     number = float(value)
-    if not math.isfinite(number) or number < 0:
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
         raise ValueError(f'{wanted}, not {number}')
     return number
 
@@ -1119,7 +1092,7 @@ def _check_moco_arguments(
         raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
     if not 0 <= moco_momentum <= 1:
         raise ValueError(f'moco_momentum must be in [0, 1], not {moco_momentum}')
-    _check_positive_real('moco_temperature', moco_temperature)
+    _check_real('moco_temperature', moco_temperature, positive=True)
     if moco_loss_weight > 0 and freeze_backbone:
         raise ValueError(
             'MoCo (moco_loss_weight > 0) trains the backbone: it cannot be '
