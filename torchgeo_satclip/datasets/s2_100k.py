@@ -1012,7 +1012,7 @@ class S2100K(NonGeoDataset):
         fig, axes = plt.subplots(1, count, figsize=(4 * count, 4), squeeze=False)
         days = sample.get('date')
         for t, ax in enumerate(axes[0]):
-            rgb = images[t][rgb_index].double()
+            rgb = rgb_values[t].double()
             image = (rgb / scale).clamp(0, 1)
             ax.imshow(image.permute(1, 2, 0).numpy())
             ax.axis('off')
