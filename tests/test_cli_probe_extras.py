@@ -68,39 +68,32 @@ def test_probe_help_says_the_probes_need_the_extra(
     assert 'none when --csv is given' in text
 
 
-def test_a_csv_task_alone(tmp_path: Path) -> None:
-    """``--csv`` without ``--tasks`` probes the user's task alone."""
+def probe_csv(tmp_path: Path, *options: str) -> list[dict[str, str]]:
+    """Run ``probe`` on a user task (3 folds, no plots); its result rows."""
     task = user_task(tmp_path / 'mine.csv')
     out = tmp_path / 'out'
     status = main(
         [
             'probe',
-            *('--csv', f'{task}:value', '--encoders', 'raw', 'wrap', '--no-plots'),
-            *('--folds', '3', '--output-dir', str(out)),
-        ]
-    )
-    assert status == 0
-    with (out / 'probe_results.csv').open() as f:
-        rows = list(csv.DictReader(f))
-    assert {row['task'] for row in rows} == {'mine:value'}
-    assert {row['encoder'] for row in rows} == {'raw', 'wrap'}
-
-
-def test_a_csv_task_beside_built_in_ones(tmp_path: Path) -> None:
-    task = user_task(tmp_path / 'mine.csv')
-    out = tmp_path / 'out'
-    status = main(
-        [
-            'probe',
-            *('--tasks', 'air_temperature', '--csv', f'{task}:value'),
-            *('--encoders', 'raw', '--no-plots', '--folds', '3'),
+            *('--csv', f'{task}:value', *options, '--no-plots', '--folds', '3'),
             *('--output-dir', str(out)),
         ]
     )
     assert status == 0
     with (out / 'probe_results.csv').open() as f:
-        tasks = {row['task'] for row in csv.DictReader(f)}
-    assert tasks == {'mine:value', 'air_temperature'}
+        return list(csv.DictReader(f))
+
+
+def test_a_csv_task_alone(tmp_path: Path) -> None:
+    """``--csv`` without ``--tasks`` probes the user's task alone."""
+    rows = probe_csv(tmp_path, '--encoders', 'raw', 'wrap')
+    assert {row['task'] for row in rows} == {'mine:value'}
+    assert {row['encoder'] for row in rows} == {'raw', 'wrap'}
+
+
+def test_a_csv_task_beside_built_in_ones(tmp_path: Path) -> None:
+    rows = probe_csv(tmp_path, '--tasks', 'air_temperature', '--encoders', 'raw')
+    assert {row['task'] for row in rows} == {'mine:value', 'air_temperature'}
 
 
 @pytest.mark.parametrize('value', ['0', '-1', 'nan', '0.0001', '91'])
