@@ -17,10 +17,12 @@ PACKAGE = 'torchgeo_satclip'
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 #: Floors, bottom first. A part may import parts of lower floors only.
-#: ``_io`` and ``_compat`` are the package's own plumbing (atomic writes, the
-#: torchgeo 0.8/0.10 differences); ``geo`` knows points and maps, nothing else.
+#: ``_io``, ``_errors`` and ``_compat`` are the package's own plumbing (atomic
+#: writes, the base of errors whose message says everything, the torchgeo
+#: 0.8/0.10 differences); ``geo`` knows points and maps, nothing else.
+PLUMBING = ('_io', '_errors', '_compat')
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ('_io', '_compat', 'geo'),
+    (*PLUMBING, 'geo'),
     ('models', 'datasets'),
     ('transforms', 'datamodules', 'builders', 'embed'),
     ('tasks', 'evaluation'),
@@ -104,7 +106,7 @@ def violations(root: Path) -> list[str]:
                 f'{target} (floor {FLOOR[target]})'
             )
         inner = edge.target.split('.')[2:]  # below the part
-        if target not in ('_io', '_compat') and any(p.startswith('_') for p in inner):
+        if target not in PLUMBING and any(p.startswith('_') for p in inner):
             found.append(f"{edge}: another part's private module")
         dunder = (
             edge.name is not None

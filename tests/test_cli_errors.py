@@ -21,6 +21,7 @@ import pytest
 
 import torchgeo_satclip.datasets.demo
 from torchgeo_satclip.cli import main
+from torchgeo_satclip.datasets import GeoTIFFError, PackedLayoutError
 
 REPO = Path(__file__).parents[1]
 
@@ -488,6 +489,12 @@ RUNTIME: list[tuple[BaseException, int, str]] = [
         'RuntimeError: CUDA out of memory. Tried to allocate 2 GiB (--debug shows the traceback)',
     ),
     (KeyError('band'), 1, "KeyError: 'band' (--debug shows the traceback)"),
+    (
+        PackedLayoutError('/d/packed/files.csv, line 3: 1 field; re-pack'),
+        1,
+        'error: /d/packed/files.csv, line 3: 1 field; re-pack',
+    ),
+    (GeoTIFFError('/d/x.tif: cannot read the image'), 1, 'error: /d/x.tif: cannot'),
     (MemoryError(), 1, 'MemoryError'),
     (
         OSError(errno.ENOSPC, 'No space left on device'),

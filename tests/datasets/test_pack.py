@@ -9,7 +9,12 @@ import torch
 
 import torchgeo_satclip.datasets.pack
 from torchgeo_satclip.cli import main
-from torchgeo_satclip.datasets import S2100K, pack_s2_100k, verify_packed
+from torchgeo_satclip.datasets import (
+    S2100K,
+    GeoTIFFError,
+    pack_s2_100k,
+    verify_packed,
+)
 from torchgeo_satclip.datasets.s2_100k_files import read_geotiff
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -112,8 +117,22 @@ class TestPack:
 
     def test_corrupt_file(self, root: Path) -> None:
         (root / 'images' / 'patch_6.tif').write_bytes(b'II*\x00garbage')
-        with pytest.raises(RuntimeError, match=r'patch_6\.tif'):
+        with pytest.raises(GeoTIFFError, match=r'patch_6\.tif: cannot read'):
             pack_s2_100k(root, patch_size=32, progress=False)
+        assert not (root / 'packed' / 'manifest.json').exists()
+
+    @pytest.mark.parametrize('patch', ['patch_0.tif', 'patch_6.tif'])
+    def test_cli_corrupt_file(
+        self, root: Path, patch: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A damaged GeoTIFF, first or not: its name, exit 1, no 'RuntimeError:'."""
+        path = root / 'images' / patch
+        path.write_bytes(path.read_bytes()[:300])
+        assert main(['pack', str(root), '--patch-size', '32', '--quiet']) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f'torchgeo-satclip pack: error: {path}: cannot read')
+        assert 'Error:' not in err
+        assert '--debug' not in err
         assert not (root / 'packed' / 'manifest.json').exists()
 
     def test_invalid_arguments(self, root: Path, tmp_path: Path) -> None:
@@ -175,7 +194,7 @@ class TestPack:
         assert [s['name'] for s in manifest['shards']] == [
             f'shard_{k:05d}.npy' for k in range(kept)
         ]
-        assert verify_packed(root, progress=False).num_shards == kept
+        assert verify_packed(root, patch_size=32, progress=False).num_shards == kept
         assert_identical(root)
 
     def test_workers(self, root: Path) -> None:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import struct
 import warnings
@@ -40,7 +41,11 @@ from torchgeo_satclip.datasets import (
     pack_s2_100k,
     verify_packed,
 )
-from torchgeo_satclip.datasets.s2_100k_files import SAMPLE_BLOCK_BYTES, SAMPLE_BLOCKS
+from torchgeo_satclip.datasets.s2_100k_files import (
+    SAMPLE_BLOCK_BYTES,
+    SAMPLE_BLOCKS,
+    pack_command,
+)
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 SIZE = 32
@@ -903,7 +908,7 @@ CASE_PARAMS = [pytest.param(case, id=case.name) for case in CASES]
 
 
 def advice(case: Case, root: Path) -> str:
-    command = f'`torchgeo-satclip pack {root}`'
+    command = f'`torchgeo-satclip pack {root} --patch-size {SIZE}`'
     if case.advice == DELETE_SHARD:
         shard = root / case.shard
         return f'delete {shard} and run {command}, which redoes that shard only'
@@ -930,7 +935,7 @@ def test_open_refuses(root: Path, case: Case) -> None:
 def test_verify_refuses(root: Path, case: Case) -> None:
     case.corrupt(root)
     with pytest.raises(PackedLayoutError, match=message(case, root)) as info:
-        verify_packed(root, progress=False)
+        verify_packed(root, patch_size=SIZE, progress=False)
     assert advice(case, root) in str(info.value)
 
 
@@ -940,7 +945,9 @@ def test_cli_verify_refuses(
 ) -> None:
     case.corrupt(root)
     before = snapshot(root)
-    assert main(['pack', '--verify', str(root), '--quiet']) == 1
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith('torchgeo-satclip pack: error: ')
     assert re.search(message(case, root), err)
@@ -952,12 +959,12 @@ def test_cli_verify_refuses(
 def test_advice_repairs(root: Path, case: Case) -> None:
     case.corrupt(root)
     with pytest.raises(PackedLayoutError) as info:
-        verify_packed(root, progress=False)
+        verify_packed(root, patch_size=SIZE, progress=False)
     if case.advice == DELETE_SHARD:
         (root / case.shard).unlink()
     result = pack_s2_100k(root, patch_size=SIZE, shard_size=3, progress=False)
     assert result.num_resumed_shards == case.resumed, str(info.value)
-    checked = verify_packed(root, progress=False)
+    checked = verify_packed(root, patch_size=SIZE, progress=False)
     assert (checked.num_samples, checked.num_sources_checked) == (8, 8)
     assert_serves_the_geotiffs(root)
 
@@ -981,11 +988,13 @@ def test_intact_layout(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
         warnings.simplefilter('error')
         ds = S2100K(root, patch_size=SIZE, verify=True)
     assert ds.layout == 'packed'
-    result = verify_packed(root, progress=False)
+    result = verify_packed(root, patch_size=SIZE, progress=False)
     assert (result.num_samples, result.num_shards) == (8, 3)
     assert (result.num_sources_checked, result.num_sources_missing) == (8, 0)
     assert (result.stray_files, result.stray_bytes) == ([], 0)
-    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 0
+    )
     out = capsys.readouterr().out
     assert 'verified' in out
     assert '8 patches in 3 shards' in out
@@ -1016,9 +1025,11 @@ def test_sources_deleted(root: Path, capsys: pytest.CaptureFixture[str]) -> None
     shutil.rmtree(root / 'images')
     ds = S2100K(root, patch_size=SIZE, verify=True)
     assert torch.equal(ds[5]['image'], expected)
-    result = verify_packed(root, progress=False)
+    result = verify_packed(root, patch_size=SIZE, progress=False)
     assert (result.num_sources_checked, result.num_sources_missing) == (0, 8)
-    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 0
+    )
     assert '0 source GeoTIFFs match what was packed; 8 source GeoTIFFs are absent' in (
         capsys.readouterr().out
     )
@@ -1030,8 +1041,10 @@ def test_incomplete_layout(root: Path, capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(FileNotFoundError, match='torchgeo-satclip pack'):
         S2100K(root, patch_size=SIZE, layout='packed')
     with pytest.raises(FileNotFoundError, match=r'no complete packed layout'):
-        verify_packed(root, progress=False)
-    assert main(['pack', '--verify', str(root), '--quiet']) == 2
+        verify_packed(root, patch_size=SIZE, progress=False)
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 2
+    )
     assert 'no complete packed layout' in capsys.readouterr().err
 
 
@@ -1047,7 +1060,7 @@ def test_index_lists_an_unpacked_file(root: Path) -> None:
         PackedLayoutError,
         match=r'1 of the 9 files listed in .* are not packed \(patch_8\.tif\)',
     ):
-        verify_packed(root, progress=False)
+        verify_packed(root, patch_size=SIZE, progress=False)
     assert (
         pack_s2_100k(
             root, patch_size=SIZE, shard_size=3, progress=False
@@ -1055,6 +1068,64 @@ def test_index_lists_an_unpacked_file(root: Path) -> None:
         == 2
     )
     assert len(S2100K(root, patch_size=SIZE)) == 9
+
+
+def test_cli_advice_runs_as_written(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The re-pack command a message gives repairs the layout, run as written.
+
+    The patches are 32 pixels: the command must say so (a bare ``pack ROOT``
+    would refuse them as not 256 x 256).
+    """
+    with (root / 'packed' / 'files.csv').open('a') as f:
+        f.write('x\n')
+    argv = ['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'torchgeo-satclip pack: error: {root}')
+    assert 'PackedLayoutError' not in err
+    assert '--debug' not in err
+    found = re.search(r're-pack: `torchgeo-satclip ([^`]+)`', err)
+    assert found is not None, err
+    assert main([*shlex.split(found.group(1)), '--quiet']) == 0
+    assert main(argv) == 0
+    assert_serves_the_geotiffs(root)
+
+
+def test_verify_another_patch_size(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checking 32-pixel patches as 256-pixel ones says which size they have."""
+    before = snapshot(root)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f'{root / "packed" / "manifest.json"}: packed patches are 32 x 32 '
+            'pixels, expected 256 x 256 (patch_size); if every patch of the '
+            'dataset has that size, pass patch_size=(32, 32) (--patch-size 32)'
+        ),
+    ):
+        verify_packed(root, progress=False)
+    with pytest.raises(ValueError, match='expected 16 x 32'):
+        verify_packed(root, patch_size=(16, 32), progress=False)
+    assert main(['pack', '--verify', str(root), '--quiet']) == 2
+    assert '(--patch-size 32)' in capsys.readouterr().err
+    assert snapshot(root) == before
+
+
+def test_pack_command() -> None:
+    root = Path('/data/s2')
+    assert pack_command(root) == '`torchgeo-satclip pack /data/s2`'
+    assert pack_command(root, (256, 256)) == '`torchgeo-satclip pack /data/s2`'
+    assert (
+        pack_command(root, (64, 64))
+        == '`torchgeo-satclip pack /data/s2 --patch-size 64`'
+    )
+    assert (
+        pack_command(root, (32, 64))
+        == "`pack_s2_100k('/data/s2', patch_size=(32, 64))`"
+    )
 
 
 def test_verify_cannot_overwrite(
@@ -1129,7 +1200,7 @@ def test_pack_redoes_the_shard_of_a_changed_source(
         ).num_resumed_shards
         == 2
     )
-    verify_packed(root, progress=False)
+    verify_packed(root, patch_size=SIZE, progress=False)
     assert_serves_the_geotiffs(root)
 
 
@@ -1160,19 +1231,21 @@ def test_stray_shards_reported(
         warnings.simplefilter('error')
         assert_serves_the_geotiffs(root)  # harmless to reading
 
-    result = verify_packed(root, progress=False)
+    result = verify_packed(root, patch_size=SIZE, progress=False)
     assert result.num_shards == 3
     assert result.stray_files == strays
     assert result.stray_bytes == size
-    assert main(['pack', '--verify', str(root), '--quiet']) == 0  # no damage
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 0
+    )  # no damage
     out = capsys.readouterr().out
     assert '8 patches in 3 shards' in out
     assert (
         f'note: 2 file(s) in {packed} are shards of an earlier pack that '
         'manifest.json does not list (shard_00003.json, shard_00003.npy; '
         '0.00 GiB): never read, so the layout is intact, but they take disk '
-        f'space; delete them, or run `torchgeo-satclip pack {root}`, which '
-        'deletes them and keeps every shard of the layout' in out
+        f'space; delete them, or run `torchgeo-satclip pack {root} --patch-size '
+        f'{SIZE}`, which deletes them and keeps every shard of the layout' in out
     )
 
     # what the note says: packing again deletes them, and nothing else
@@ -1185,9 +1258,11 @@ def test_stray_shards_reported(
     assert not any(path.exists() for path in strays)
     assert (packed / 'shard_7.npy').is_file()
     assert (packed / 'shard_00004.npy').is_dir()
-    result = verify_packed(root, progress=False)
+    result = verify_packed(root, patch_size=SIZE, progress=False)
     assert (result.stray_files, result.stray_bytes) == ([], 0)
-    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 0
+    )
     assert 'note' not in capsys.readouterr().out
 
 
@@ -1197,11 +1272,13 @@ def test_many_stray_shards_shown_in_part(
     packed = root / 'packed'
     for number in range(3, 10):
         shutil.copy(packed / 'shard_00002.npy', packed / f'shard_{number:05d}.npy')
-    result = verify_packed(root, progress=False)
+    result = verify_packed(root, patch_size=SIZE, progress=False)
     assert [path.name for path in result.stray_files] == [
         f'shard_{number:05d}.npy' for number in range(3, 10)
     ]
-    assert main(['pack', '--verify', str(root), '--quiet']) == 0
+    assert (
+        main(['pack', '--verify', str(root), '--patch-size', str(SIZE), '--quiet']) == 0
+    )
     out = capsys.readouterr().out
     assert 'note: 7 file(s) in' in out
     assert 'shard_00008.npy, and 1 more; ' in out

@@ -213,7 +213,7 @@ def test_packed_pairs_equal_geotiff_pairs(root: Path, packed_root: Path) -> None
 
 
 def test_pack_packs_every_date(packed_root: Path) -> None:
-    result = verify_packed(packed_root, progress=False)
+    result = verify_packed(packed_root, patch_size=SIZE, progress=False)
     assert result.num_samples == 8  # 4 index images and 4 other dates
     files = (packed_root / 'packed' / 'files.csv').read_text().splitlines()
     order = [line.split(',')[0] for line in files[1:]]
@@ -237,12 +237,12 @@ def test_packed_layout_without_the_dates(root: Path) -> None:
     with pytest.raises(
         PackedLayoutError, match=r'files listed in .*dates\.csv are not'
     ):
-        verify_packed(root, progress=False)
+        verify_packed(root, patch_size=SIZE, progress=False)
     with pytest.raises(FileNotFoundError, match=r'patch_0_a\.tif.*pack .* again'):
         S2100K(root, patch_size=SIZE, dates='pair')
     assert len(S2100K(root, patch_size=SIZE)) == 4  # index mode is complete
     pack_s2_100k(root, patch_size=SIZE, progress=False)  # resumes, adds the dates
-    assert verify_packed(root, progress=False).num_samples == 8
+    assert verify_packed(root, patch_size=SIZE, progress=False).num_samples == 8
     assert S2100K(root, patch_size=SIZE, dates='pair').layout == 'packed'
 
 

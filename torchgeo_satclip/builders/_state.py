@@ -56,6 +56,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
+from .._errors import DataError
 from .._io import atomic_path, remove_stale_temporaries
 from ..datasets.s2_100k_files import (
     ALL_BANDS,
@@ -98,7 +99,7 @@ _TEMPORAL_RE = re.compile(r'patch_(\d+)_t(\d+)\.tif')
 _ROOT_FILES = (INDEX_FILE, DATES_FILE, REJECTED_FILE, CONFIG_FILE)
 
 
-class BuildLockedError(RuntimeError):
+class BuildLockedError(DataError):
     """Another build is running in the same dataset root."""
 
 

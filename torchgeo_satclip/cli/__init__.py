@@ -34,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from .._errors import DataError
 from . import _build, _demo_data, _embed, _pack, _preflight, _probe, _probe_images
 from ._preflight import PathRole
 
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         status = _preflight.exit_status(error)
-        expected = isinstance(error, ValueError | OSError | ImportError)
+        expected = isinstance(error, ValueError | OSError | ImportError | DataError)
         hint = '' if expected else ' (--debug shows the traceback)'
         message = _preflight.describe(error, _preflight.output_of(args, paths))
         print(f'{prefix}: error: {message}{hint}', file=sys.stderr)

@@ -63,7 +63,8 @@ def add_parser(subparsers: Subparsers) -> None:
         action='store_true',
         help='instead of packing, check the packed layout fully: the SHA-256 '
         'of every shard and of every source GeoTIFF present, against the '
-        'records written when packing (exit status 1 if damaged)',
+        'records written when packing (exit status 1 if damaged); its patches '
+        'must be of --patch-size',
     )
     parser.set_defaults(func=run)
 
@@ -115,8 +116,11 @@ def _verify(args: argparse.Namespace) -> int:
         no damage: a note names them, and the status stays 0.
     """
     from ..datasets import verify_packed
+    from ..datasets.s2_100k_files import as_patch_size, pack_command
 
-    result = verify_packed(args.root, progress=not args.quiet)  # raises if damaged
+    result = verify_packed(  # raises if damaged
+        args.root, patch_size=args.patch_size, progress=not args.quiet
+    )
     absent = result.num_sources_missing
     print(
         f'verified {result.directory}: {result.num_samples} patches in '
@@ -133,7 +137,8 @@ def _verify(args: argparse.Namespace) -> int:
             f'earlier pack that manifest.json does not list ({shown}{more}; '
             f'{result.stray_bytes / 2**30:.2f} GiB): never read, so the layout '
             f'is intact, but they take disk space; delete them, or run '
-            f'`torchgeo-satclip pack {args.root}`, which deletes them and keeps '
-            'every shard of the layout (it needs the source GeoTIFFs)'
+            f'{pack_command(args.root, as_patch_size(args.patch_size))}, which '
+            'deletes them and keeps every shard of the layout (it needs the '
+            'source GeoTIFFs)'
         )
     return 0

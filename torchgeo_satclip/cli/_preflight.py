@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from .._errors import DataError
+
 __all__ = [
     'PathRole',
     'UsageError',
@@ -258,8 +260,10 @@ def describe(error: BaseException, where: str | None = None) -> str:
 
     Returns:
         The message on one line: an ``OSError`` as ``file: reason`` (``no
-        space left on device`` spelled out), a ``ValueError`` as its message,
-        anything else with its type first.
+        space left on device`` spelled out), a ``ValueError`` or a
+        :class:`~torchgeo_satclip._errors.DataError` (a damaged file, whose
+        message names it and the repair) as its message, anything else with
+        its type first.
     """
     if isinstance(error, OSError) and error.strerror:
         reason = error.strerror
@@ -275,7 +279,7 @@ def describe(error: BaseException, where: str | None = None) -> str:
             text = reason
         if error.filename2 is not None:
             text += f' (and {os.fsdecode(error.filename2)})'
-    elif isinstance(error, ValueError | OSError):
+    elif isinstance(error, ValueError | OSError | DataError):
         text = str(error) or type(error).__name__
     else:
         text = f'{type(error).__name__}: {error}'

@@ -3,11 +3,12 @@
 from .located import FileCentroids, file_centroid, file_paths
 from .pack import PackResult, VerifyResult, pack_s2_100k, verify_packed
 from .s2_100k import S2100K, SampleBatch
-from .s2_100k_files import PackedLayoutError
+from .s2_100k_files import GeoTIFFError, PackedLayoutError
 
 __all__ = [
     'S2100K',
     'FileCentroids',
+    'GeoTIFFError',
     'PackResult',
     'PackedLayoutError',
     'SampleBatch',

@@ -125,6 +125,7 @@ from .s2_100k_files import (
     PACKED_DIR,
     PACKED_FORMAT,
     PACKED_VERSION,
+    GeoTIFFError,
     PackedLayout,
     PackedLayoutError,
     PackedShard,
@@ -133,6 +134,7 @@ from .s2_100k_files import (
     check_geotiff,
     nodata_fraction,
     npy_header,
+    pack_command,
     read_dates_file,
     read_geotiff,
     read_index,
@@ -480,7 +482,10 @@ def pack_s2_100k(
 
 
 def verify_packed(
-    root: str | os.PathLike[str], *, progress: bool = True
+    root: str | os.PathLike[str],
+    *,
+    patch_size: int | tuple[int, int] = 256,
+    progress: bool = True,
 ) -> VerifyResult:
     """Check a packed layout fully: every file against its record.
 
@@ -496,6 +501,9 @@ def verify_packed(
 
     Args:
         root: the dataset root (``packed/``, ``index.csv``, ``images/``).
+        patch_size: ``(height, width)`` in pixels of every patch, or one side
+            of a square one, as given to :func:`pack_s2_100k`: the layout must
+            have been packed at this size, and repair commands name it.
         progress: show progress bars.
 
     Returns:
@@ -505,17 +513,33 @@ def verify_packed(
         FileNotFoundError: if there is no complete packed layout.
         PackedLayoutError: if the layout is damaged or stale; the message
             names the file, what differs and how to repair it.
-        ValueError: if ``index.csv`` or ``dates.csv`` is malformed.
+        ValueError: if ``index.csv`` or ``dates.csv`` is malformed, or the
+            intact layout holds patches of another size than *patch_size*.
     """
     root = Path(root)
+    size = as_patch_size(patch_size)
+    command = pack_command(root, size)
     directory = root / PACKED_DIR
     layout = PackedLayout.open(
-        directory, sources=root / 'images', verify=True, progress=progress
+        directory,
+        sources=root / 'images',
+        verify=True,
+        progress=progress,
+        patch_size=size,
     )
     if layout is None:
         raise FileNotFoundError(
             f'no complete packed layout in {directory} (no manifest.json): run '
-            f'`torchgeo-satclip pack {root}` first'
+            f'{command} first'
+        )
+    if (layout.height, layout.width) != size:
+        found = (layout.height, layout.width)
+        option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
+        raise ValueError(
+            f'{directory / "manifest.json"}: packed patches are '
+            f'{found[0]} x {found[1]} pixels, expected {size[0]} x {size[1]} '
+            f'(patch_size); if every patch of the dataset has that size, pass '
+            f'patch_size={found}{option}'
         )
     index = root / 'index.csv'
     if index.is_file():
@@ -529,8 +553,7 @@ def verify_packed(
                 raise PackedLayoutError(
                     f'{directory}: {len(missing)} of the {len(names)} files '
                     f'listed in {source} are not packed '
-                    f'({", ".join(missing[:5])}); run '
-                    f'`torchgeo-satclip pack {root}` to pack them'
+                    f'({", ".join(missing[:5])}); run {command} to pack them'
                 )
     strays = _unlisted_shard_files(directory, len(layout.shards))
     stray_bytes = 0
@@ -706,7 +729,7 @@ def _write_shard(
             zip(paths, decoded, strict=True)
         ):
             if image.shape != shape[1:]:
-                raise RuntimeError(
+                raise GeoTIFFError(
                     f'{path}: patch of shape {image.shape}, expected {shape[1:]}'
                 )
             array[row] = image

@@ -53,6 +53,7 @@ from .s2_100k_files import (
     as_patch_size,
     check_geotiff,
     nodata_fraction,
+    pack_command,
     read_dates_file,
     read_geotiff,
     read_index,
@@ -348,11 +349,12 @@ class S2100K(NonGeoDataset):
                 sources=self.images_dir,
                 verify=verify and mode == 'both',
                 progress=verify,
+                patch_size=self.patch_size,
             )
             if layout == 'packed' and self.packed is None:
                 raise FileNotFoundError(
                     f'no complete packed layout in {self.root / PACKED_DIR}: run '
-                    f'`torchgeo-satclip pack {self.root}` first'
+                    f'{pack_command(self.root, self.patch_size)} first'
                 )
         #: The layout images are read from: 'packed' or 'geotiff'.
         self.layout: Literal['geotiff', 'packed'] = (
@@ -713,7 +715,8 @@ class S2100K(NonGeoDataset):
             if missing:
                 shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
                 repair = (
-                    f'; run `torchgeo-satclip pack {self.root}` again to pack them'
+                    f'; run {pack_command(self.root, self.patch_size)} again to '
+                    'pack them'
                     if self.packed is not None and source.name == DATES_FILE
                     else ''
                 )

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from tqdm import tqdm
 
+from .._errors import DataError
 from .._io import atomic_path
 from ..geo import validate_lonlat
 
@@ -45,6 +46,7 @@ __all__ = [
     'PACKED_FORMAT',
     'PACKED_VERSION',
     'PATCH_SIZE',
+    'GeoTIFFError',
     'PackedLayout',
     'PackedLayoutError',
     'PackedShard',
@@ -53,6 +55,7 @@ __all__ = [
     'check_geotiff',
     'nodata_fraction',
     'npy_header',
+    'pack_command',
     'parse_decimal',
     'read_dates_file',
     'read_geotiff',
@@ -595,20 +598,50 @@ def as_patch_size(value: object, name: str = 'patch_size') -> tuple[int, int]:
     return size
 
 
+def pack_command(root: Path | str, patch_size: tuple[int, int] = PATCH_SIZE) -> str:
+    """The command that packs (or re-packs) a dataset, quoted for a message.
+
+    Args:
+        root: the dataset root.
+        patch_size: ``(height, width)`` of its patches, as the caller declared
+            it (never read from the layout being complained about, which may
+            be the damaged file).
+
+    Returns:
+        ``torchgeo-satclip pack ROOT``, with ``--patch-size`` for another
+        square size; a non-square size, which the command line cannot give,
+        as the :func:`~torchgeo_satclip.datasets.pack_s2_100k` call. In
+        backticks.
+    """
+    height, width = patch_size
+    if (height, width) == PATCH_SIZE:
+        return f'`torchgeo-satclip pack {root}`'
+    if height == width:
+        return f'`torchgeo-satclip pack {root} --patch-size {height}`'
+    return f"`pack_s2_100k('{root}', patch_size=({height}, {width}))`"
+
+
 def _size_text(size: Sequence[int]) -> str:
     return f'{size[0]} x {size[1]}'
+
+
+class GeoTIFFError(DataError):
+    """A patch file that cannot be read, or is not 12 uint16 bands of its size.
+
+    The message names the file and what is wrong with it.
+    """
 
 
 def _check_header_of(path: Path, src: Any, size: tuple[int, int] | None) -> None:
     """Refuse a GeoTIFF that is not 12 uint16 bands of the given size."""
     dtypes = sorted(set(src.dtypes))
     if src.count != len(ALL_BANDS) or dtypes != ['uint16']:
-        raise RuntimeError(
+        raise GeoTIFFError(
             f'{path}: expected {len(ALL_BANDS)} uint16 bands, found '
             f'{src.count} {"/".join(dtypes)} band(s)'
         )
     if size is not None and (src.height, src.width) != size:
-        raise RuntimeError(
+        raise GeoTIFFError(
             f'{path}: patch of {_size_text((src.height, src.width))} pixels, '
             f'expected {_size_text(size)}'
         )
@@ -625,7 +658,7 @@ def check_geotiff(path: Path, size: tuple[int, int] | None = None) -> tuple[int,
         Its ``(height, width)``.
 
     Raises:
-        RuntimeError: if the file cannot be opened, is not a 12-band uint16
+        GeoTIFFError: if the file cannot be opened, is not a 12-band uint16
             image or not of *size*; the message names the file.
     """
     try:
@@ -633,7 +666,7 @@ def check_geotiff(path: Path, size: tuple[int, int] | None = None) -> tuple[int,
             _check_header_of(path, src, size)
             return int(src.height), int(src.width)
     except (RasterioError, OSError) as error:
-        raise RuntimeError(f'{path}: cannot read the image ({error})') from error
+        raise GeoTIFFError(f'{path}: cannot read the image ({error})') from error
 
 
 def read_geotiff(
@@ -653,7 +686,7 @@ def read_geotiff(
         A ``(C, H, W)`` uint16 array.
 
     Raises:
-        RuntimeError: if the file cannot be decoded, is not a 12-band uint16
+        GeoTIFFError: if the file cannot be decoded, is not a 12-band uint16
             image or not of *size*; the message names the file.
     """
     try:
@@ -664,7 +697,7 @@ def read_geotiff(
             else:
                 array = src.read([i + 1 for i in indexes])
     except (RasterioError, OSError) as error:
-        raise RuntimeError(f'{path}: cannot read the image ({error})') from error
+        raise GeoTIFFError(f'{path}: cannot read the image ({error})') from error
     return np.asarray(array, dtype=np.uint16)
 
 
@@ -912,7 +945,7 @@ class PackedShard:
 # ------------------------------------------------------------- packed layout
 
 
-class PackedLayoutError(RuntimeError):
+class PackedLayoutError(DataError):
     """A packed layout that does not match its manifest, itself or its sources.
 
     The message names the file, says what differs and how to repair it
@@ -953,13 +986,16 @@ class _Checker:
     every shard and every source GeoTIFF that is present.
     """
 
-    def __init__(self, directory: Path, progress: bool) -> None:
+    def __init__(
+        self, directory: Path, progress: bool, patch_size: tuple[int, int]
+    ) -> None:
         self.directory = directory
         self.root = directory.parent
         self.progress = progress
+        self.command = pack_command(self.root, patch_size)
         self.repack = (
-            f're-pack: `torchgeo-satclip pack {self.root}` (it keeps the shards '
-            'that check out and redoes the rest)'
+            f're-pack: {self.command} (it keeps the shards that check out and '
+            'redoes the rest)'
         )
 
     def fail(self, where: Path | str, what: str, fix: str | None = None) -> NoReturn:
@@ -981,7 +1017,7 @@ class _Checker:
                 path,
                 'a version 1 packed layout: it has no checksums or source '
                 'fingerprints, so it cannot be checked',
-                f'pack it again: `torchgeo-satclip pack {self.root}` (meanwhile, '
+                f'pack it again: {self.command} (meanwhile, '
                 "layout='geotiff' reads the GeoTIFFs)",
             )
         if version != PACKED_VERSION:
@@ -1229,8 +1265,8 @@ class _Checker:
     def redo(self, shard: str) -> str:
         """The advice for a shard the packer would keep: delete it, re-pack."""
         return (
-            f'delete {self.directory / shard} and run `torchgeo-satclip pack '
-            f'{self.root}`, which redoes that shard only'
+            f'delete {self.directory / shard} and run {self.command}, which '
+            'redoes that shard only'
         )
 
     def sources(self, images: Path, files: '_Files', full: bool) -> tuple[int, int]:
@@ -1289,9 +1325,9 @@ class _Checker:
             warnings.warn(
                 f'{len(touched)} source GeoTIFF(s) in {images} have other '
                 'modification times than when they were packed, but the same '
-                f'content (first: {touched[0]}); run `torchgeo-satclip pack '
-                f'{self.root}` to record the new times (nothing is decoded '
-                'again) and skip reading them on every open',
+                f'content (first: {touched[0]}); run {self.command} to record '
+                'the new times (nothing is decoded again) and skip reading them '
+                'on every open',
                 stacklevel=4,
             )
         return checked, missing
@@ -1469,6 +1505,7 @@ class PackedLayout:
         sources: Path | None = None,
         verify: bool = False,
         progress: bool = False,
+        patch_size: tuple[int, int] = PATCH_SIZE,
     ) -> 'PackedLayout | None':
         """Read a packed layout, checking it.
 
@@ -1486,6 +1523,9 @@ class PackedLayout:
                 None to skip the sources.
             verify: also hash every shard and source (reads all of them).
             progress: show progress bars while hashing.
+            patch_size: ``(height, width)`` the caller declared for the
+                dataset, named in the repair commands (:func:`pack_command`);
+                not checked here: the caller compares it with the layout's.
 
         Returns:
             The layout, or None if there is no complete one (no manifest: packing
@@ -1499,7 +1539,7 @@ class PackedLayout:
         """
         if not (directory / 'manifest.json').is_file():
             return None
-        checker = _Checker(directory, progress)
+        checker = _Checker(directory, progress, patch_size)
         with _garbage_collector_paused():
             manifest = checker.manifest()
             files = checker.files(manifest)
@@ -1542,7 +1582,7 @@ class PackedLayout:
                 try:
                     array = np.load(path, mmap_mode='r')
                 except (OSError, ValueError) as error:
-                    raise RuntimeError(
+                    raise PackedLayoutError(
                         f'{path}: cannot open packed shard ({error})'
                     ) from error
                 self._maps[number] = array

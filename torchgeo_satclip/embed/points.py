@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._errors import DataError
 from ..geo import validate_lonlat
 
 __all__ = [
@@ -41,7 +42,7 @@ class InputError(ValueError):
     """An input table is malformed: the message names the file and line."""
 
 
-class EmbedError(RuntimeError):
+class EmbedError(DataError):
     """Embedding failed at run time (for example a non-finite embedding)."""
 
 
