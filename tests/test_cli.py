@@ -224,7 +224,8 @@ def test_shared_options() -> None:
     parser = build_parser()
     expected = {
         'embed': {'seed', 'lon_column', 'lat_column', 'overwrite', 'quiet'},
-        'probe': {'seed', 'lon_column', 'lat_column'},
+        'probe': {'seed', 'lon_column', 'lat_column', 'overwrite'},
+        'probe-images': {'seed', 'overwrite', 'quiet'},
         'pack': {'overwrite', 'quiet'},
         'build': {'seed', 'quiet'},
         'demo-data': {'seed', 'overwrite', 'quiet'},

@@ -396,6 +396,36 @@ def test_report_without_baseline_on_a_subset(
     assert report.figure is None
 
 
+def test_report_refuses_then_replaces_an_earlier_run(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    options: dict[str, Any] = {
+        'cv': ('random',),
+        'folds': 2,
+        'max_patches': 40,
+        'random_baseline': False,
+        'output_dir': tmp_path,
+        'progress': False,
+    }
+    image_probe_report(demo_root, {'a': checkpoint[0]}, **options)
+    assert (tmp_path / 'image_probe.png').is_file()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match='pass --overwrite'):
+        image_probe_report(demo_root, {'a': tmp_path / 'absent.ckpt'}, **options)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    report = image_probe_report(
+        demo_root, {'b': checkpoint[0]}, plots=False, overwrite=True, **options
+    )
+    assert report.figure is None
+    # the earlier run's figure would show encoder 'a': removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'image_probe_results.csv',
+        'image_probe_results.json',
+        'image_probe_results.md',
+    ]
+    assert '| b |' in (tmp_path / 'image_probe_results.md').read_text()
+
+
 def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
     bad = bad_file(tmp_path, 'json')
     with pytest.raises(CheckpointError, match=r'json\.ckpt'):

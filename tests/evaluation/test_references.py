@@ -199,10 +199,12 @@ def test_report_and_cli_print_references(
     out = capsys.readouterr().out
     assert '| raw | direct (lon, lat) [1] | 0.381 | 0.381 | +0.000 |  |  |' in out
     assert RANGE_SOURCE in out
-    assert (
-        main([*args, '--tasks', 'koppen', '--num-points', '300', '--references']) == 0
-    )
+    assert (tmp_path / 'c' / 'published.md').is_file()
+    again = [*args, '--tasks', 'koppen', '--num-points', '300', '--references']
+    assert main([*again, '--overwrite']) == 0
     assert 'no result has a published counterpart' in capsys.readouterr().out
+    # the first run's published.md is no result of this one: removed
+    assert not (tmp_path / 'c' / 'published.md').exists()
 
 
 # ------------------------------------------- RANGE's figures, reproduced here

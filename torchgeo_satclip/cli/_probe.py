@@ -39,7 +39,14 @@ def add_parser(subparsers: Subparsers) -> None:
         'probe',
         help='probe location features on tasks with real labels (tables and maps)',
         description=DESCRIPTION,
-        parents=[_common.seed(RUN_PROBES), _common.columns(TASK_FROM_CSV, ' of --csv')],
+        parents=[
+            _common.seed(RUN_PROBES),
+            _common.columns(TASK_FROM_CSV, ' of --csv'),
+            _common.overwrite(
+                'replace the results of an earlier run in --output-dir (refused '
+                'without it)'
+            ),
+        ],
     )
     tasks = PROBE_REPORT.default('tasks')
     parser.add_argument(
@@ -107,7 +114,7 @@ def add_parser(subparsers: Subparsers) -> None:
         '--num-points',
         LOAD_TASK,
         'num_points',
-        'points of the sampled tasks koppen, land_ocean, country',
+        'points of the sampled tasks koppen, land_ocean, country (at most 1,000,000)',
         type=int,
     )
     parser.add_argument(
@@ -198,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         references=args.references,
         progress=tqdm.write,
         progress_bar=True,
+        overwrite=args.overwrite,
     )
     print(report.markdown.read_text())
     print(f'wrote {report.markdown} and {report.table}')

@@ -45,6 +45,10 @@ def add_parser(subparsers: Subparsers) -> None:
                 'seed of the patch subset, the folds and the random baselines',
             ),
             _common.quiet(),
+            _common.overwrite(
+                'replace the results of an earlier run in --output-dir (refused '
+                'without it)'
+            ),
         ],
     )
     parser.add_argument('root', help='S2-100K-style dataset (index.csv, images/)')
@@ -191,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         plots=not args.no_plots,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(report.markdown.read_text())
     written = [report.markdown, report.table, report.json]

@@ -55,11 +55,14 @@ from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..geo import koppen_zone
 from ..models import CheckpointError, read_checkpoint
+from .outputs import check_outputs, remove_earlier_outputs
+from .plots import save_figure
 from .probe import fold_indices, require_sklearn
 
 __all__ = [
     'IMAGE_PROBE_C',
     'IMAGE_PROBE_MAX_ITER',
+    'IMAGE_PROBE_OUTPUTS',
     'ImageBackboneInfo',
     'ImageProbeReport',
     'ImageProbeResult',
@@ -84,6 +87,13 @@ ImageSplit = Literal['random', 'spatial']
 IMAGE_PROBE_C = 0.1
 #: Iterations of lbfgs (enough for standardised features of a few thousand).
 IMAGE_PROBE_MAX_ITER = 2000
+#: The files a run writes into its output folder.
+IMAGE_PROBE_OUTPUTS = (
+    'image_probe_results.md',
+    'image_probe_results.csv',
+    'image_probe_results.json',
+    'image_probe.png',
+)
 #: Prefix of the image backbone's keys in a ``SatCLIPTask`` state dict.
 BACKBONE_PREFIX = 'model.'
 #: Main Köppen-Geiger groups, by the first letter of a zone.
@@ -651,10 +661,7 @@ def _plot(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, suffix='.tmp.png') as tmp:
-        fig.savefig(tmp, dpi=100, format='png')
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _write_csv(path: str, results: Sequence[ImageProbeResult], models: Any) -> None:
@@ -718,6 +725,7 @@ def image_probe_report(
     output_dir: str | os.PathLike[str] = 'image_probe_results',
     plots: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> ImageProbeReport:
     """Probe the climate class on frozen image features of several encoders.
 
@@ -725,7 +733,10 @@ def image_probe_report(
     reported at once. Writes ``image_probe_results.md`` (the table and how
     it was made), ``.csv`` (one row per encoder and CV scheme, with every
     fold's scores), ``.json`` (all of it) and ``image_probe.png`` (accuracy
-    bars, std error bars), each atomically.
+    bars, std error bars), each atomically. A folder that holds an earlier
+    run's results is refused before any work unless *overwrite*; then, once
+    the new files are written, an earlier ``image_probe.png`` that this run
+    did not draw again is deleted.
 
     Args:
         root: an S2-100K-style dataset (single-date: ``index.csv``'s images).
@@ -748,6 +759,7 @@ def image_probe_report(
         output_dir: folder of the outputs (created).
         plots: draw ``image_probe.png``.
         progress: progress bars and one line per step on stderr.
+        overwrite: replace the results of an earlier run in *output_dir*.
 
     Returns:
         The results and the paths written.
@@ -758,6 +770,8 @@ def image_probe_report(
             checkpoint that is not a ``SatCLIPTask`` one
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
             labelled points or classes for the folds, or a bad size.
+        FileExistsError: if *output_dir* holds an earlier run's results and
+            *overwrite* is False.
     """
     require_sklearn()
     if label not in ('koppen', 'koppen_group'):
@@ -773,6 +787,7 @@ def image_probe_report(
         raise ValueError(f'max_patches must be a positive integer, got {max_patches!r}')
     if max_patches is not None and max_patches < 1:
         raise ValueError(f'max_patches must be a positive integer, got {max_patches}')
+    check_outputs(output_dir, IMAGE_PROBE_OUTPUTS, overwrite)
 
     def say(message: str) -> None:
         if progress:
@@ -928,6 +943,11 @@ def image_probe_report(
             f'{label} from frozen image features ({len(indices)} points)',
             majority,
         )
+    remove_earlier_outputs(
+        out,
+        IMAGE_PROBE_OUTPUTS,
+        [markdown, table, json_path, *([figure] if figure is not None else [])],
+    )
     return ImageProbeReport(
         results=results,
         markdown=markdown,

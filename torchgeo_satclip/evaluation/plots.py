@@ -8,10 +8,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import atomic_path
 from ..geo import is_land
 from .probe import ProbeResult, encode
 
-__all__ = ['check_map_resolution', 'pca_rgb', 'plot_pca_map', 'plot_scores']
+__all__ = [
+    'check_map_resolution',
+    'pca_rgb',
+    'plot_pca_map',
+    'plot_scores',
+    'save_figure',
+]
 
 #: Finest grid step of a PCA map in degrees (7,200 x 3,600 = 26 million points).
 MIN_MAP_RESOLUTION = 0.05
@@ -114,11 +121,7 @@ def plot_pca_map(
     ax.set_ylabel('latitude')
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, bbox_inches='tight')
 
 
 def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) -> Path:
@@ -178,8 +181,28 @@ def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) ->
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='upper center', ncol=len(encoders), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Save and close a figure, atomically: a temporary sibling, then a rename.
+
+    Args:
+        fig: the matplotlib figure.
+        path: where it goes; its extension names the format (PNG without one).
+        **options: further arguments of ``savefig`` (``bbox_inches``).
+
+    Returns:
+        *path*.
+    """
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    fmt = out.suffix[1:].lower() or 'png'
+    try:
+        with atomic_path(out, suffix=f'.tmp.{fmt}') as tmp:
+            fig.savefig(tmp, dpi=100, format=fmt, **options)
+    finally:
+        plt.close(fig)
     return out

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._io import atomic_path
 from ..geo import validate_lonlat
 from ..models import (
     GeoCLIPWeights,
@@ -697,7 +698,7 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
 def write_results(
     results: Sequence[ProbeResult], directory: str | os.PathLike[str]
 ) -> tuple[Path, Path]:
-    """Write ``probe_results.md`` and ``probe_results.csv``.
+    """Write ``probe_results.md`` and ``probe_results.csv``, each atomically.
 
     Args:
         results: probe results.
@@ -709,9 +710,10 @@ def write_results(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     markdown = out / 'probe_results.md'
-    markdown.write_text(results_to_markdown(results))
+    with atomic_path(markdown) as tmp:
+        tmp.write_text(results_to_markdown(results))
     table = out / 'probe_results.csv'
-    with table.open('w', newline='') as handle:
+    with atomic_path(table) as tmp, tmp.open('w', newline='') as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ['task', 'encoder', 'protocol', 'split', 'metric', 'mean', 'std', 'folds']

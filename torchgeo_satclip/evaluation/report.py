@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_path
+from .outputs import check_outputs, remove_earlier_outputs
 from .plots import check_map_resolution, plot_pca_map, plot_scores
 from .probe import (
     ProbeResult,
@@ -26,7 +28,17 @@ from .probe import (
 from .references import references_to_markdown
 from .tasks import load_task, task_from_csv
 
-__all__ = ['ProbeReport', 'probe_report']
+__all__ = ['PROBE_OUTPUTS', 'ProbeReport', 'probe_report']
+
+#: The files a run writes into its output folder (``pca_<encoder>.png`` for
+#: each encoder but ``raw``).
+PROBE_OUTPUTS = (
+    'probe_results.md',
+    'probe_results.csv',
+    'published.md',
+    'scores.png',
+    'pca_*.png',
+)
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -70,6 +82,7 @@ def probe_report(
     references: bool = False,
     progress: Callable[[str], None] | None = None,
     progress_bar: bool = False,
+    overwrite: bool = False,
 ) -> ProbeReport:
     """Probe location features on tasks and write tables and figures.
 
@@ -96,19 +109,34 @@ def probe_report(
             (:func:`~torchgeo_satclip.evaluation.references_to_markdown`).
         progress: called with a line of text after each result.
         progress_bar: show a tqdm bar over the probes.
+        overwrite: replace the results of an earlier run in *output_dir*
+            (:data:`PROBE_OUTPUTS`); once this run's files are written, the
+            earlier run's files it did not write again (the map of an encoder
+            no longer probed, ``published.md``) are deleted.
 
     Returns:
         The results and the files written (one ``pca_<name>.png`` per
-        encoder, ``<name>`` its short unique name).
+        encoder, ``<name>`` its short unique name), each atomically.
 
     Raises:
         ValueError: for an unknown encoder, a checkpoint that cannot be
-            read or downloaded, or a *map_resolution* outside [0.05, 90]
-            degrees, before anything is computed or written.
+            read or downloaded, a task, CSV task or encoder given twice, or a
+            *map_resolution* outside [0.05, 90] degrees, before anything is
+            computed or written.
+        FileExistsError: if *output_dir* holds an earlier run's results and
+            *overwrite* is False, before anything is computed.
     """
+    _check_distinct('task', tasks, tasks)
+    _check_distinct(
+        'CSV task',
+        [f'{path}:{target}' for path, target in csv_tasks],
+        [(_same_file(path), target) for path, target in csv_tasks],
+    )
+    _check_distinct('encoder', encoders, [_same_file(spec) for spec in encoders])
     require_sklearn()  # before any checkpoint or task is loaded
     if plots and map_resolution is not None:
         check_map_resolution(map_resolution)  # before hours of probes
+    check_outputs(output_dir, PROBE_OUTPUTS, overwrite)
     named = resolve_encoders(encoders)
     loaded = [
         load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks
@@ -129,7 +157,8 @@ def probe_report(
         text = references_to_markdown(results)
         if text:
             report.published = Path(output_dir) / 'published.md'
-            report.published.write_text(text)
+            with atomic_path(report.published) as tmp:
+                tmp.write_text(text)
     if plots:
         out = Path(output_dir)
         report.figures.append(plot_scores(results, out / 'scores.png'))
@@ -142,4 +171,26 @@ def probe_report(
             report.figures.append(
                 plot_pca_map(encoder, path, title=title, **resolution)
             )
+    written = [markdown, table, *report.figures]
+    if report.published is not None:
+        written.append(report.published)
+    remove_earlier_outputs(output_dir, PROBE_OUTPUTS, written)
     return report
+
+
+def _same_file(spec: str | os.PathLike[str]) -> str:
+    """An existing file's resolved path (two spellings of it compare equal)."""
+    path = Path(spec)
+    return str(path.resolve()) if path.is_file() else os.fspath(spec)
+
+
+def _check_distinct(what: str, given: Sequence[Any], keys: Sequence[Any]) -> None:
+    """Refuse a value given twice (it would be computed, and shown, twice)."""
+    first: dict[Any, Any] = {}
+    for value, key in zip(given, keys, strict=True):
+        if key in first:
+            spelling = (
+                '' if first[key] == value else f' (as {first[key]!r} and {value!r})'
+            )
+            raise ValueError(f'{what} {value!r} is given twice{spelling}; give it once')
+        first[key] = value

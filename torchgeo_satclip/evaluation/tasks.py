@@ -33,6 +33,7 @@ from ..geo import is_koppen_land, is_land, koppen_zone, sample_points, validate_
 
 __all__ = [
     'BUILTIN_TASKS',
+    'MAX_TASK_POINTS',
     'PointTask',
     'load_task',
     'sample_sphere',
@@ -359,6 +360,11 @@ def _country(num_points: int, seed: int) -> PointTask:
     )
 
 
+#: Most points of a sampled task: a probe keeps every encoder's features of
+#: all of them in memory (1 M points x 400 features of spherical harmonics at
+#: L = 20 are 3.2 GB in float64) and fits its models on them fold by fold.
+MAX_TASK_POINTS = 1_000_000
+
 #: Built-in task builders: ``name -> (num_points, seed) -> PointTask``.
 BUILTIN_TASKS: dict[str, Callable[[int, int], PointTask]] = {
     'air_temperature': lambda n, s: _stations('meanT', 'air_temperature'),
@@ -374,8 +380,9 @@ def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
 
     Args:
         name: one of :data:`BUILTIN_TASKS`.
-        num_points: points of the sampled tasks (koppen, land_ocean, country);
-            the station tasks always have their 3,076 stations.
+        num_points: points of the sampled tasks (koppen, land_ocean, country),
+            at most :data:`MAX_TASK_POINTS`; the station tasks always have
+            their 3,076 stations.
         seed: sampling seed.
 
     Returns:
@@ -383,7 +390,8 @@ def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
 
     Raises:
         ValueError: for an unknown name, a ``num_points`` that is not a
-            positive integer or a ``seed`` that is not a non-negative one.
+            positive integer up to :data:`MAX_TASK_POINTS` or a ``seed`` that
+            is not a non-negative one.
         ImportError: if the task's package (the ``eval`` extra) is missing.
     """
     for option, value, minimum in (('num_points', num_points, 1), ('seed', seed, 0)):
@@ -393,6 +401,11 @@ def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
             )
         if value < minimum:
             raise ValueError(f'{option} must be at least {minimum}, got {value}')
+    if num_points > MAX_TASK_POINTS:
+        raise ValueError(
+            f'num_points must be at most {MAX_TASK_POINTS:,} (the features of '
+            f'every point are kept in memory for the probes), got {num_points:,}'
+        )
     if not isinstance(name, str) or name not in BUILTIN_TASKS:
         raise ValueError(
             f'unknown task {name!r}; built-in tasks: {", ".join(BUILTIN_TASKS)}'

@@ -1,0 +1,218 @@
+"""A probe's output folder holds one run: refused, replaced, never mixed."""
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+
+import torchgeo_satclip.evaluation.report as report_module
+from torchgeo_satclip.cli import main
+from torchgeo_satclip.evaluation import probe_report
+from torchgeo_satclip.evaluation.outputs import (
+    check_outputs,
+    earlier_outputs,
+    remove_earlier_outputs,
+)
+from torchgeo_satclip.evaluation.plots import save_figure
+from torchgeo_satclip.evaluation.report import PROBE_OUTPUTS
+from torchgeo_satclip.evaluation.tasks import MAX_TASK_POINTS, load_task
+
+matplotlib.use('agg')
+
+FAST: dict[str, Any] = {'splits': ('random',), 'folds': 2, 'protocols': ('linear',)}
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_earlier_outputs_and_check(tmp_path: Path) -> None:
+    assert earlier_outputs(tmp_path / 'absent', PROBE_OUTPUTS) == []
+    check_outputs(tmp_path / 'absent', PROBE_OUTPUTS, overwrite=False)
+    for name in ('pca_sh.png', 'notes.txt', '.probe_results.md.1.x.tmp'):
+        (tmp_path / name).write_text('x')
+    (tmp_path / 'pca_dir.png').mkdir()
+    assert earlier_outputs(tmp_path, PROBE_OUTPUTS) == [tmp_path / 'pca_sh.png']
+    with pytest.raises(
+        FileExistsError,
+        match=f'{tmp_path} already holds the results of a probe run \\(pca_sh.png\\); '
+        r'pass --overwrite \(overwrite=True\)',
+    ):
+        check_outputs(tmp_path, PROBE_OUTPUTS, overwrite=False)
+    check_outputs(tmp_path, PROBE_OUTPUTS, overwrite=True)
+    with pytest.raises(NotADirectoryError, match='is a file, not an output folder'):
+        check_outputs(tmp_path / 'notes.txt', PROBE_OUTPUTS, overwrite=True)
+    removed = remove_earlier_outputs(tmp_path, PROBE_OUTPUTS, [])
+    assert removed == [tmp_path / 'pca_sh.png']
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        '.probe_results.md.1.x.tmp',
+        'notes.txt',
+        'pca_dir.png',
+    ]
+
+
+def test_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probe_report(tmp_path, ['air_temperature'], ['raw'], plots=False, **FAST)
+    before = contents(tmp_path)
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('probed before the output folder was checked')
+
+    monkeypatch.setattr(report_module, 'resolve_encoders', no_work)
+    monkeypatch.setattr(report_module, 'run_probes', no_work)
+    with pytest.raises(
+        FileExistsError, match=re.escape('probe_results.csv, probe_results.md')
+    ):
+        probe_report(tmp_path, ['air_temperature'], ['raw'], plots=False, **FAST)
+    argv = ['probe', '--tasks', 'air_temperature', '--encoders', 'raw']
+    assert main([*argv, '--no-plots', '--output-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('torchgeo-satclip probe: error: ')
+    assert 'pass --overwrite' in err
+    assert contents(tmp_path) == before
+
+
+def test_overwrite_replaces_the_run_and_drops_its_other_files(tmp_path: Path) -> None:
+    first = probe_report(
+        tmp_path, ['land_ocean'], ['raw', 'sh'], num_points=200, **FAST
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'pca_sh.png',
+        'probe_results.csv',
+        'probe_results.md',
+        'scores.png',
+    ]
+    (tmp_path / 'mine.txt').write_text('not a result')
+    second = probe_report(
+        tmp_path,
+        ['land_ocean'],
+        ['raw', 'wrap'],
+        num_points=200,
+        overwrite=True,
+        **FAST,
+    )
+    assert [r.encoder for r in first.results] == ['raw', 'sh']
+    assert [r.encoder for r in second.results] == ['raw', 'wrap']
+    # pca_sh.png was the first run's: gone; the user's own file stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'mine.txt',
+        'pca_wrap.png',
+        'probe_results.csv',
+        'probe_results.md',
+        'scores.png',
+    ]
+    assert 'wrap' in (tmp_path / 'probe_results.md').read_text()
+
+
+def test_a_failed_run_keeps_the_earlier_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe_report(tmp_path, ['air_temperature'], ['raw'], **FAST)
+    before = contents(tmp_path)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(report_module, 'plot_scores', broken)
+    with pytest.raises(OSError, match='No space left'):
+        probe_report(tmp_path, ['air_temperature'], ['wrap'], overwrite=True, **FAST)
+    # the tables were replaced atomically (the new run's), no temporary left,
+    # and no earlier file deleted before the run was complete
+    after = contents(tmp_path)
+    assert set(after) == set(before)
+    assert 'wrap' in after['probe_results.md'].decode()
+    assert after['scores.png'] == before['scores.png']
+
+
+def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / 'scores.png'
+    path.write_bytes(b'the earlier figure')
+    fig = plt.figure()
+
+    def failing(self: Any, fname: Any, **kwargs: Any) -> None:
+        Path(fname).write_bytes(b'half')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(type(fig), 'savefig', failing)
+    with pytest.raises(OSError, match='No space'):
+        save_figure(fig, path)
+    assert os.listdir(tmp_path) == ['scores.png']
+    assert path.read_bytes() == b'the earlier figure'
+    monkeypatch.undo()
+    fig = plt.figure()
+    assert save_figure(fig, tmp_path / 'plain') == tmp_path / 'plain'
+    assert (tmp_path / 'plain').read_bytes()[:4] == b'\x89PNG'
+    assert sorted(os.listdir(tmp_path)) == ['plain', 'scores.png']
+
+
+@pytest.mark.parametrize(
+    ('options', 'message'),
+    [
+        ({'tasks': ['koppen', 'koppen']}, "task 'koppen' is given twice; give it once"),
+        ({'encoders': ['raw', 'sh', 'raw']}, "encoder 'raw' is given twice"),
+        (
+            {'csv_tasks': [('{csv}', 'y'), ('{dot}', 'y')]},
+            r"CSV task '\./.*t\.csv:y' is given twice \(as '/.*t\.csv:y' and",
+        ),
+        (
+            {'encoders': ['{ckpt}', '{dot_ckpt}']},
+            r"encoder '\./.*m\.ckpt' is given twice \(as '/",
+        ),
+    ],
+)
+def test_a_value_given_twice_is_refused(
+    options: dict[str, Any],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    csv = tmp_path / 't.csv'
+    csv.write_text('lon,lat,y\n1,2,3\n')
+    ckpt = tmp_path / 'm.ckpt'
+    ckpt.write_bytes(b'')
+    monkeypatch.chdir(tmp_path.parent)
+    names = {
+        'csv': str(csv),
+        'dot': f'./{tmp_path.name}/t.csv',
+        'ckpt': str(ckpt),
+        'dot_ckpt': f'./{tmp_path.name}/m.ckpt',
+    }
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.format(**names)
+        if isinstance(value, tuple):
+            return tuple(fill(v) for v in value)
+        return [fill(v) for v in value]
+
+    given = {'tasks': [], 'encoders': ['raw']}
+    given.update({key: fill(value) for key, value in options.items()})
+    with pytest.raises(ValueError, match=message):
+        probe_report(tmp_path / 'out', **given, **FAST)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_cli_duplicate_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / 't.csv'
+    csv.write_text('lon,lat,y\n1,2,3\n')
+    argv = ['probe', '--csv', f'{csv}:y', '--csv', f'{csv}:y', '--no-plots']
+    assert main([*argv, '--output-dir', str(tmp_path / 'out')]) == 2
+    assert f"CSV task '{csv}:y' is given twice; give it once" in capsys.readouterr().err
+
+
+def test_num_points_at_most_the_maximum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match='num_points must be at most 1,000,000'):
+        load_task('koppen', num_points=MAX_TASK_POINTS + 1)
+    argv = ['probe', '--tasks', 'koppen', '--num-points', str(10**12)]
+    assert main([*argv, '--output-dir', str(tmp_path)]) == 2
+    assert 'at most 1,000,000' in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
