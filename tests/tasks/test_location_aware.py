@@ -1,6 +1,7 @@
 import dataclasses
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from torchgeo_satclip.tasks.utils import (
     DEPRECATED_LOCATION_ARGS,
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_point_precision,
 )
 
 CONF = Path('tests', 'conf')
@@ -142,6 +144,27 @@ def test_air_temperature_recipe_resumes_from_last(
 
 def test_point_dataset_location_only_fit(tmp_path: Path) -> None:
     run(['fit', '--config', str(CONF / 'air_temperature_location.yaml')], tmp_path)
+
+
+@pytest.mark.parametrize('precision', ['16-true', 'bf16-true'])
+def test_true_half_precision_is_refused(precision: str, tmp_path: Path) -> None:
+    """The points would reach the location encoder rounded (by up to 0.5 degree)."""
+    with pytest.raises(ValueError, match=f"precision='{precision}' casts every"):
+        run(
+            [
+                'fit',
+                '--config',
+                str(CONF / 'air_temperature_location.yaml'),
+                f'--trainer.precision={precision}',
+            ],
+            tmp_path,
+        )
+
+
+@pytest.mark.parametrize('precision', ['32-true', '64-true', '16-mixed', 'bf16-mixed'])
+def test_other_precisions_keep_the_points(precision: str) -> None:
+    check_point_precision(SimpleNamespace(precision=precision))
+    check_point_precision(None)
 
 
 def test_deprecated_name_in_yaml_still_works(tmp_path: Path) -> None:

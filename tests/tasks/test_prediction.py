@@ -252,6 +252,43 @@ def test_predict_under_bf16_mixed_writes_float32(tmp_path: Path) -> None:
         assert np.isfinite(values).all()
 
 
+@pytest.mark.parametrize(
+    ('precision', 'moved'), [('16-true', '0.0625'), ('bf16-true', '0.5')]
+)
+def test_predict_under_true_half_precision_is_refused(
+    precision: str, moved: str, tmp_path: Path
+) -> None:
+    """Lightning would cast the points to half before the task sees them: the
+    embeddings, and the coordinates written beside them, of rounded points."""
+    out = tmp_path / 'embeddings'
+    message = (
+        f"precision='{precision}' casts every floating-point tensor of a batch .*"
+        f'the \\(lon, lat\\) points included: they would move by up to {moved} '
+        f"degrees .* use '{precision.replace('-true', '-mixed')}'"
+    )
+    with pytest.raises(ValueError, match=message):
+        run(
+            [
+                'predict',
+                '--config',
+                str(CONF / 'satclip_s2_100k.yaml'),
+                f'--trainer.precision={precision}',
+                '--trainer.callbacks+=torchgeo_satclip.tasks.EmbeddingWriter',
+                f'--trainer.callbacks.output_dir={out}',
+            ],
+            tmp_path,
+        )
+    assert not out.exists()
+
+
+def test_half_precision_moves_points_as_the_message_says() -> None:
+    """The message's figures: half a spacing of each type at 128 to 180 degrees."""
+    lon = torch.tensor([179.9375 + 1e-6, 179.5 + 1e-6], dtype=torch.float64)
+    for dtype, moved in ((torch.float16, 0.0625), (torch.bfloat16, 0.5)):
+        error = (lon.to(dtype).double() - lon).abs().max().item()
+        assert moved - 1e-5 < error <= moved
+
+
 def _half(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v if k == 'point' else v.to(torch.bfloat16) for k, v in batch.items()}
 

@@ -63,6 +63,7 @@ from ..transforms.location import sample_lonlat
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_point_precision,
     check_random_location,
     location_encoder_architecture,
     pooled_feature_size,
@@ -131,6 +132,19 @@ class _LocationSteps:
                 allow_random_location=hp['allow_random_location'],
             )
         return args.build(None, dtype=torch.float32)
+
+    def setup(self, stage: str) -> None:
+        """Refuse a trainer precision that would round the batches' points.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+
+        Raises:
+            ValueError: under ``'16-true'`` or ``'bf16-true'`` (see
+                :func:`check_point_precision`).
+        """
+        check_point_precision(self.trainer)
+        super().setup(stage)  # type: ignore[misc]
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:
         """The location input of a batch, as ``location_input`` declares.

@@ -83,6 +83,7 @@ from ._moco import (
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_point_precision,
     location_encoder_architecture,
     pooled_feature_size,
 )
@@ -783,9 +784,12 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
         Raises:
             ValueError: if the geo pretext is on and the datamodule has no
-                ``train_points()``, or if a cached-feature datamodule meets an
-                unfrozen backbone.
+                ``train_points()``, if a cached-feature datamodule meets an
+                unfrozen backbone, or under a ``'16-true'`` or
+                ``'bf16-true'`` trainer, which would round the points
+                (:func:`~torchgeo_satclip.tasks.utils.check_point_precision`).
         """
+        check_point_precision(self.trainer)
         datamodule = getattr(self.trainer, 'datamodule', None)
         if (
             isinstance(datamodule, CachedFeatureDataModule)

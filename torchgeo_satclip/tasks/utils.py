@@ -30,6 +30,7 @@ __all__ = [
     'DEPRECATED_LOCATION_ARGS',
     'LOCATION_DEFAULTS',
     'LocationEncoderArgs',
+    'check_point_precision',
     'check_random_location',
     'location_encoder_architecture',
     'pooled_feature_size',
@@ -279,3 +280,42 @@ def check_random_location(
             "as 'SATCLIP_RESNET18_L10'), or freeze_location=False to train it, "
             'or allow_random_location=True if that is really what you want'
         )
+
+
+#: Lightning precisions that cast every floating-point tensor of a batch to a
+#: half type before any hook of the task runs (``precision.convert_input``).
+_HALF_INPUT = {'16-true': torch.float16, 'bf16-true': torch.bfloat16}
+
+
+def check_point_precision(trainer: Any) -> None:
+    """Refuse a trainer precision that would round the batches' points.
+
+    Under ``precision='16-true'`` or ``'bf16-true'`` Lightning casts every
+    floating-point tensor of a batch to that type before the task sees it,
+    the (lon, lat) points included; the location encoder would read, and a
+    prediction writer store, points moved by up to half a spacing of the
+    type at 128 to 180 degrees. The mixed precisions leave the batches as
+    they are.
+
+    Args:
+        trainer: the Lightning trainer (None, or one without a ``precision``:
+            nothing to check).
+
+    Raises:
+        ValueError: for ``'16-true'`` and ``'bf16-true'``, naming how far a
+            point would move and the mixed precision to use instead.
+    """
+    precision = str(getattr(trainer, 'precision', ''))
+    dtype = _HALF_INPUT.get(precision)
+    if dtype is None:
+        return
+    error = torch.finfo(dtype).eps * 128 / 2  # half a spacing in [128, 256)
+    mixed = precision.replace('-true', '-mixed')
+    raise ValueError(
+        f'precision={precision!r} casts every floating-point tensor of a batch '
+        f'to {dtype} before the task sees it, the (lon, lat) points included: '
+        f'they would move by up to {error:g} degrees (about {error * 111:.0f} '
+        f'km), and projected coordinates could overflow; use {mixed!r} '
+        '(autocast), which keeps the points and the location encoder in their '
+        'own dtype'
+    )
