@@ -327,3 +327,58 @@ def test_columns_on_and_past_the_limits(tmp_path: Path, suffix: str) -> None:
         path = write('bad', [*limits[:2], point])
         with pytest.raises(InputError, match=rf'{where}: {match} in column'):
             list(read_points(path))
+
+
+def geojson_points(
+    path: Path, coordinates: list[list[float]], crs: object = None
+) -> Path:
+    """A FeatureCollection of Points, with a GeoJSON 2008 ``crs`` member if given."""
+    document: dict[str, object] = {
+        'type': 'FeatureCollection',
+        'features': [
+            {
+                'type': 'Feature',
+                'geometry': {'type': 'Point', 'coordinates': point},
+                'properties': {'name': name},
+            }
+            for (name, *_), point in zip(POINTS, coordinates, strict=True)
+        ],
+    }
+    if crs is not None:
+        document = {'type': 'FeatureCollection', 'crs': crs, **document}
+    path.write_text(json.dumps(document))
+    return path
+
+
+def crs_named(name: str) -> dict[str, object]:
+    """The ``crs`` member GDAL (ogr2ogr) writes."""
+    return {'type': 'name', 'properties': {'name': name}}
+
+
+@pytest.mark.parametrize(
+    ('name', 'code'),
+    [
+        ('urn:ogc:def:crs:EPSG::3857', 3857),
+        ('EPSG:3857', 3857),
+        ('EPSG:32631', 32631),  # UTM 31N: Paris in its zone, the others far out
+        ('EPSG:2154', 2154),  # Lambert-93 (France), conic
+    ],
+)
+def test_geojson_crs_is_reprojected(
+    name: str, code: int, tmp_path: Path, encoder: torch.nn.Module
+) -> None:
+    """Coordinates in the CRS a GeoJSON 2008 ``crs`` member names are those
+    points, not metres read as degrees."""
+    from pyproj import Transformer
+
+    forward = Transformer.from_crs('EPSG:4326', code, always_xy=True)
+    lonlat = np.array([p[1:] for p in POINTS])
+    x, y = forward.transform(lonlat[:, 0], lonlat[:, 1])
+    projected = [[float(a), float(b)] for a, b in zip(x, y, strict=True)]
+    path = geojson_points(tmp_path / 'in.geojson', projected, crs_named(name))
+    read = np.concatenate([b.lonlat for b in read_points(path, batch_size=2)])
+    np.testing.assert_allclose(read, lonlat, rtol=0, atol=1e-9)
+    assert count_points(path) == 3
+    out = tmp_path / 'out.npy'
+    embed_file(encoder, path, out, batch_size=2, progress=False)
+    np.testing.assert_allclose(np.load(out), expected(encoder), rtol=1e-5, atol=1e-6)

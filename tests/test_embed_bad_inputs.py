@@ -878,6 +878,82 @@ for name, options, role in [
         '.csv' if name == 'emb_3' else '.parquet',
     )
 
+# A crs member (GeoJSON 2008, as GDAL writes it) that cannot be honoured, and
+# points that do not map from the CRS it names to longitude and latitude.
+MERCATOR = {'type': 'name', 'properties': {'name': 'urn:ogc:def:crs:EPSG::3857'}}
+CRS_ACCEPTED = (
+    r'expected \{"type": "name", "properties": \{"name": NAME\}\} with a NAME '
+    r'pyproj knows \(EPSG:3857, urn:ogc:def:crs:EPSG::32631, '
+    r'urn:ogc:def:crs:OGC:1\.3:CRS84, \.\.\.\), or no "crs" member for WGS84 '
+    r'longitude/latitude \(RFC 7946\)$'
+)
+for name, member, message in [
+    (
+        'link',
+        {'type': 'link', 'properties': {'href': 'crs.wkt', 'type': 'ogcwkt'}},
+        r'the "crs" member \{"type": "link", "properties": \{"href": "crs\.wkt", '
+        r'"type": "ogcwkt"\}\} is a linked CRS, which is not supported; ',
+    ),
+    ('null', None, r'the "crs" member null is not a named CRS; '),
+    ('string', 'EPSG:3857', r'the "crs" member "EPSG:3857" is not a named CRS; '),
+    (
+        'untyped',
+        {'properties': {'name': 'EPSG:3857'}},
+        r'the "crs" member \{"properties": \{"name": "EPSG:3857"\}\} is not a '
+        r'named CRS; ',
+    ),
+    (
+        'no-name',
+        {'type': 'name', 'properties': {}},
+        r'the "crs" member \{"type": "name", "properties": \{\}\} has no "name" '
+        r'string in its "properties"; ',
+    ),
+    (
+        'number-name',
+        {'type': 'name', 'properties': {'name': 3857}},
+        r'the "crs" member \{"type": "name", "properties": \{"name": 3857\}\} has '
+        r'no "name" string in its "properties"; ',
+    ),
+    (
+        'unknown',
+        {'type': 'name', 'properties': {'name': 'EPSG:99999'}},
+        r"the \"crs\" member names 'EPSG:99999', which pyproj does not know "
+        r'\(crs not found: EPSG:99999\); ',
+    ),
+    (
+        'vertical',
+        {'type': 'name', 'properties': {'name': 'EPSG:5703'}},
+        r"the \"crs\" member names 'EPSG:5703', a Vertical CRS \(NAVD88 height\), "
+        r'not a geographic or projected CRS; ',
+    ),
+]:
+    case(
+        f'geojson-crs-{name}',
+        '.geojson',
+        collection(features_with(1, feature([1, 2])), crs=member),
+        InputError,
+        rf'bad\.geojson: {message}{CRS_ACCEPTED}',
+    )
+for index, number in GEOJSON_PLACES:
+    case(
+        f'geojson-crsdomain-feature{number}',
+        '.geojson',
+        collection(features_with(index, feature([1e9, 0.0])), crs=MERCATOR),
+        InputError,
+        rf'bad\.geojson, feature {number}: \(x, y\) = \(1000000000\.0, 0\.0\) in '
+        r'urn:ogc:def:crs:EPSG::3857 does not map to a longitude and latitude '
+        r'\(it lies outside the domain of the CRS\); check the coordinates and '
+        r'the "crs" member$',
+    )
+    case(
+        f'geojson-crsnonfinite-feature{number}',
+        '.geojson',
+        collection(features_with(index, feature([0.0, math.inf])), crs=MERCATOR),
+        InputError,
+        rf'bad\.geojson, feature {number}: non-finite coordinate \(x, y\) = '
+        r'\(0\.0, inf\) in urn:ogc:def:crs:EPSG::3857$',
+    )
+
 # ---------------------------------------------------------------- the tests
 
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from global_land_mask import globe
@@ -178,3 +180,74 @@ def test_where_filter() -> None:
     # The filter keeps the stream's order: the kept points of the plain stream.
     plain = sample_points(1000, seed=0, land=False)
     np.testing.assert_array_equal(points, plain[plain[:, 0] > 0][:300])
+
+
+def _crs(name: str) -> dict[str, object]:
+    """The ``crs`` member GDAL writes (GeoJSON 2008)."""
+    return {'type': 'name', 'properties': {'name': name}}
+
+
+def _mercator(ring: list[list[float]]) -> list[list[float]]:
+    from pyproj import Transformer
+
+    forward = Transformer.from_crs('EPSG:4326', 'EPSG:3857', always_xy=True)
+    return [list(forward.transform(lon, lat)) for lon, lat in ring]
+
+
+@pytest.mark.parametrize('name', ['EPSG:3857', 'urn:ogc:def:crs:EPSG::3857'])
+def test_region_in_web_mercator(name: str) -> None:
+    """A region GDAL wrote in EPSG:3857 is the region in lon/lat, not metres
+    read as degrees (which lie far outside the globe)."""
+    ring = BOX['coordinates'][0]
+    region = Region(
+        {
+            'type': 'FeatureCollection',
+            'crs': _crs(name),
+            'features': [
+                {
+                    'type': 'Feature',
+                    'geometry': {'type': 'Polygon', 'coordinates': [_mercator(ring)]},
+                    'properties': {},
+                }
+            ],
+        }
+    )
+    np.testing.assert_allclose(region.bounds, (5.0, 45.0, 10.0, 48.0), atol=1e-9)
+    lonlat = np.asarray(region.geometry.exterior.coords)
+    np.testing.assert_allclose(lonlat, ring, atol=1e-9)
+    points = sample_points(50, seed=1, region=region, land=False)
+    assert region.contains(points[:, 0], points[:, 1]).all()
+
+
+def test_region_file_with_a_bad_crs_names_the_file(tmp_path) -> None:
+    import json
+
+    path = tmp_path / 'r.geojson'
+    for member, message in [
+        (
+            {'type': 'link', 'properties': {'href': 'x'}},
+            'the "crs" member {"type": "link", "properties": {"href": "x"}} is a '
+            'linked CRS, which is not supported',
+        ),
+        (
+            _crs('EPSG:99999'),
+            'the "crs" member names \'EPSG:99999\', which pyproj does not know',
+        ),
+        (None, 'the "crs" member null is not a named CRS'),
+    ]:
+        path.write_text(json.dumps({'type': 'Feature', 'geometry': BOX, 'crs': member}))
+        with pytest.raises(ValueError, match=re.escape(f'{path}: {message}')):
+            Region.from_file(path)
+
+
+def test_region_vertex_outside_the_crs_is_refused() -> None:
+    """An easting of 10^9 m in Web Mercator would wrap to a plausible longitude."""
+    ring = [[0.0, 0.0], [1e9, 0.0], [1e9, 1e6], [0.0, 1e6], [0.0, 0.0]]
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "the region's vertex (x, y) = (1000000000.0, 0.0) in EPSG:3857 does not "
+            'map to a longitude and latitude'
+        ),
+    ):
+        Region({'type': 'Polygon', 'coordinates': [ring], 'crs': _crs('EPSG:3857')})

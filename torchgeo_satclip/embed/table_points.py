@@ -13,6 +13,16 @@ each of one JSON type (numbers mix freely), in order of first appearance. A
 key given twice in one object is refused. The document is parsed whole, and
 every feature checked before the first is embedded. Features are numbered
 from 1 in messages.
+
+A ``crs`` member of the ``FeatureCollection`` (GeoJSON 2008, as GDAL writes
+it: ``{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}``)
+is honoured (:func:`~torchgeo_satclip.geo.crs.geojson_crs`): WGS84
+longitude/latitude (OGC CRS84, or EPSG:4326 in longitude-first order as
+GDAL writes it) is read as it is, the coordinates of any other CRS are
+``[easting, northing]`` (or ``[longitude, latitude]``) reprojected to
+longitude and latitude, and a point that does not reproject (outside the
+CRS's domain) is refused naming its feature. A malformed ``crs`` member, a
+linked CRS or a name pyproj does not know is refused naming the member.
 """
 
 import json
@@ -26,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..geo.crs import geojson_crs, not_reprojected, reproject_to_lonlat
 from .csv_points import missing_column
 from .points import InputError, PointBatch, PointSource, check_lonlat, float64_numpy
 
@@ -224,9 +235,10 @@ class GeoJsonPoints(PointSource):
 
         Raises:
             InputError: for text that is not JSON, a document that is not a
-                FeatureCollection of Points, coordinates that are not numbers
-                or out of range, or a property of mixed types, naming the
-                feature.
+                FeatureCollection of Points, a bad ``crs`` member,
+                coordinates that are not numbers, out of range or outside the
+                domain of the ``crs``, or a property of mixed types, naming
+                the feature.
         """
         self.path = path
         self.batch_size = batch_size
@@ -245,6 +257,12 @@ class GeoJsonPoints(PointSource):
                     else f'a JSON {_kind(document)}'
                 )
             )
+        crs = None
+        if 'crs' in document:
+            try:
+                crs = geojson_crs(document['crs'])
+            except ValueError as error:
+                raise InputError(f'{path}: {error}') from None
         features = document.get('features')
         if not isinstance(features, list):
             raise InputError(f'{path}: "features" must be an array of features')
@@ -259,6 +277,8 @@ class GeoJsonPoints(PointSource):
                     f'or null, got a JSON {_kind(values)}'
                 )
             properties.append(values or {})
+        if crs is not None:
+            coords = self._reproject(coords, crs)
         check_lonlat(path, coords, self._where, None)
         self.lonlat = coords
         self.columns = self._columns(properties)
@@ -267,6 +287,23 @@ class GeoJsonPoints(PointSource):
 
     def _where(self, i: int) -> str:
         return f'{self.path}, feature {i + 1}'
+
+    def _reproject(self, coords: np.ndarray, crs: str) -> np.ndarray:
+        """The (lon, lat) of ``crs`` coordinates; refuse one that does not map."""
+        x, y = coords[:, 0], coords[:, 1]
+        lonlat = reproject_to_lonlat(x, y, crs)
+        bad = np.flatnonzero(not_reprojected(x, y, crs, lonlat))
+        if len(bad):
+            i = int(bad[0])
+            point = f'(x, y) = ({x[i]}, {y[i]}) in {crs}'
+            if not np.isfinite(coords[i]).all():
+                raise InputError(f'{self._where(i)}: non-finite coordinate {point}')
+            raise InputError(
+                f'{self._where(i)}: {point} does not map to a longitude and '
+                'latitude (it lies outside the domain of the CRS); check the '
+                'coordinates and the "crs" member'
+            )
+        return lonlat
 
     def _point(self, index: int, feature: Any) -> tuple[float, float]:
         where = self._where(index)

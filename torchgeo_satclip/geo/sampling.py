@@ -26,6 +26,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from .crs import geojson_crs, not_reprojected, reproject_to_lonlat
 from .maps import is_land
 
 __all__ = ['PointMask', 'Region', 'iter_points', 'sample_points']
@@ -57,6 +58,14 @@ class Region:
 
     Polygons crossing the antimeridian are not supported: split them in two
     (a ``MultiPolygon``) at 180 degrees.
+
+    The coordinates are WGS84 (longitude, latitude), as RFC 7946 has them,
+    unless the GeoJSON has a ``crs`` member (GeoJSON 2008, as GDAL writes
+    it): WGS84 longitude/latitude (OGC CRS84, or EPSG:4326 in
+    longitude-first order as GDAL writes it) is read as it is, and the
+    vertices of any other CRS are reprojected to longitude and latitude (the
+    edges between them stay straight in longitude and latitude; see
+    :func:`~torchgeo_satclip.geo.crs.geojson_crs`).
     """
 
     def __init__(self, geojson: Mapping[str, Any]) -> None:
@@ -64,15 +73,19 @@ class Region:
 
         Args:
             geojson: a GeoJSON ``FeatureCollection``, ``Feature`` or geometry
-                (``Polygon`` or ``MultiPolygon``) in EPSG:4326.
+                (``Polygon`` or ``MultiPolygon``), in (longitude, latitude)
+                or in the CRS its ``crs`` member names.
 
         Raises:
-            ValueError: if the GeoJSON holds no polygon, or lies outside
-                [-180, 180] x [-90, 90].
+            ValueError: if the GeoJSON holds no polygon, has a bad ``crs``
+                member (malformed, linked, or naming a CRS pyproj does not
+                know), a vertex outside the domain of its CRS, or lies
+                outside [-180, 180] x [-90, 90].
         """
         shapely = _shapely()
         from shapely.geometry import shape  # type: ignore[import-untyped]
 
+        crs = geojson_crs(geojson['crs']) if 'crs' in geojson else None
         kind = geojson.get('type')
         if kind == 'FeatureCollection':
             geometries = [f['geometry'] for f in geojson.get('features', [])]
@@ -84,6 +97,8 @@ class Region:
         polygons = [s for s in shapes if s.geom_type in ('Polygon', 'MultiPolygon')]
         if not polygons or len(polygons) != len(shapes):
             raise ValueError('the region must be made of Polygons or MultiPolygons')
+        if crs is not None:
+            polygons = list(_reprojected(np.asarray(polygons, dtype=object), crs))
         self.geometry: Any = shapely.union_all(polygons)
         if self.geometry.is_empty or self.geometry.area == 0:
             raise ValueError('the region is empty')
@@ -114,9 +129,16 @@ class Region:
 
         Returns:
             The region.
+
+        Raises:
+            ValueError: if the file is not JSON, or for any reason of
+                :class:`Region`, the message starting with the file.
         """
         with open(path) as f:
-            return cls(json.load(f))
+            try:
+                return cls(json.load(f))
+            except ValueError as error:
+                raise ValueError(f'{path}: {error}') from None
 
     def contains(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64]
@@ -131,6 +153,31 @@ class Region:
             A boolean mask.
         """
         return np.asarray(_shapely().contains_xy(self.geometry, lon, lat), dtype=bool)
+
+
+def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
+    """Polygons with their vertices reprojected from ``crs`` to (lon, lat).
+
+    Raises:
+        ValueError: naming the first vertex that does not reproject (outside
+            the domain of the CRS, or not finite).
+    """
+
+    def transform(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = xy[:, 0], xy[:, 1]
+        lonlat = reproject_to_lonlat(x, y, crs)
+        bad = np.flatnonzero(not_reprojected(x, y, crs, lonlat))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"the region's vertex (x, y) = ({x[i]}, {y[i]}) in {crs} does not "
+                'map to a longitude and latitude (it lies outside the domain of '
+                'the CRS, or is not finite); check the coordinates and the "crs" '
+                'member'
+            )
+        return lonlat
+
+    return np.asarray(_shapely().transform(polygons, transform), dtype=object)
 
 
 def _box_weights(bounds: NDArray[np.float64]) -> NDArray[np.float64]:
