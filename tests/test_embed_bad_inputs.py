@@ -215,8 +215,28 @@ HEADERS = [
     ('id,lon,y', r"no column 'lat'; columns are"),
     ('id,Lon,lat', r"no column 'lon'.*did you mean 'Lon'\?"),
     ('id, lon, lat', r"no column 'lon'.*' lon' has spaces around it"),
-    ('id;lon;lat', r"no column 'lon'; columns are \['id;lon;lat'\]"),
-    ('id\tlon\tlat', r"no column 'lon'"),
+    (
+        'id;lon;lat',
+        r"no column 'lon'; columns are \['id;lon;lat'\] \(the header looks "
+        r"';'-separated, but the reader expects comma-separated values and has "
+        r'no option for another delimiter: save the file with commas between '
+        r'columns and decimal points: 12\.5, not 12,5\)$',
+    ),
+    (
+        'id\tlon\tlat',
+        r"no column 'lon'; columns are \['id\\tlon\\tlat'\] \(the header looks "
+        r'tab-separated, but the reader expects comma-separated values and has '
+        r'no option for another delimiter: save the file with commas between '
+        r'columns\)$',
+    ),
+    ('lon;lat', r"no column 'lon'; columns are \['lon;lat'\] \(the header looks ';'"),
+    ('id;lon\tlat', r"no column 'lon'.* \(the header looks ';'-separated"),
+    ('id\tlon\tlat;x', r"no column 'lon'.* \(the header looks tab-separated"),
+    (
+        '"id";"lon";"lat"',
+        r"""line 1: not valid CSV \('"id";"lon";"lat"'\); the header looks """
+        r"';'-separated, but the reader expects comma-separated values",
+    ),
 ]
 for header, message in HEADERS:
     width = header.count(',') + 1

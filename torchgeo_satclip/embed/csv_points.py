@@ -9,6 +9,9 @@ included):
 * comma-separated, with RFC 4180 quoting (``"a, b"``; a quote inside a
   quoted value is written twice);
   text after a closing quote or a quote that never closes is an error;
+  there is no option for another delimiter, and a header line that looks
+  separated by ``;`` (as Excel writes CSV where the decimal separator is a
+  comma) or by tabs is refused saying so;
 * a header line of unique, non-empty column names; one trailing comma on
   every line (``id,lon,lat,``) is allowed and makes no column, as long as the
   values after it are empty on every line;
@@ -67,6 +70,8 @@ _BLOCK = 1 << 22
 #: Bytes read at a time by the scans of the raw file.
 _CHUNK = 1 << 22
 _BLANK = frozenset(' \t')
+#: Delimiters of files that are not comma-separated, as messages name them.
+_OTHER_DELIMITERS = {';': "';'-separated", '\t': 'tab-separated'}
 _NUMBERS = (
     'plain decimal numbers only, such as 12.5, -3 or 1.5e-3 (no spaces, '
     'underscores, thousands separators or decimal commas)'
@@ -167,6 +172,40 @@ def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and set(row[0]) <= _BLANK)
 
 
+def _other_delimiter(header: str) -> str | None:
+    """How a header line without a comma looks separated: by ';' or tabs.
+
+    Returns:
+        ``"';'-separated"``, ``'tab-separated'`` (whichever occurs more), or
+        None for a header with a comma or with neither.
+    """
+    if ',' in header:
+        return None
+    counts = {looks: header.count(sep) for sep, looks in _OTHER_DELIMITERS.items()}
+    looks = max(counts, key=counts.__getitem__)
+    return looks if counts[looks] else None
+
+
+def _delimiter_hint(looks: str) -> str:
+    """What to do with a file whose header looks separated by ``looks``."""
+    decimals = ' and decimal points: 12.5, not 12,5' if ';' in looks else ''
+    return (
+        f'the header looks {looks}, but the reader expects comma-separated '
+        'values and has no option for another delimiter: save the file with '
+        f'commas between columns{decimals}'
+    )
+
+
+def _first_line(path: Path) -> tuple[int, str]:
+    """The first line that is not blank, and its number (``(0, '')`` if none)."""
+    with path.open(encoding='utf-8-sig', errors='replace', newline='') as f:
+        for number, line in enumerate(f, 1):
+            text = line.rstrip('\r\n')
+            if text.strip(' \t'):
+                return number, text
+    return 0, ''
+
+
 def _csv_error(path: Path, line: int, error: csv.Error) -> InputError:
     text = str(error)
     if 'field larger than field limit' in text:
@@ -250,32 +289,51 @@ def read_csv_header(path: Path) -> CsvHeader:
         The header.
 
     Raises:
-        InputError: for an empty file, an empty or duplicated column name.
+        InputError: for an empty file, an empty or duplicated column name,
+            or a header that is not valid CSV (with a hint when it looks
+            separated by ';' or tabs).
     """
-    for line, names in _rows(path):
-        trailing = len(names) > 1 and names[-1] == ''
-        columns = names[:-1] if trailing else names
-        seen: dict[str, int] = {}
-        for number, name in enumerate(columns, 1):
-            if not name.strip():
-                raise InputError(
-                    f'{path}, line {line}: column {number} of the header has no name'
-                )
-            if name in seen:
-                raise InputError(
-                    f'{path}, line {line}: column name {name!r} appears twice in the '
-                    f'header (columns {seen[name]} and {number}); names must be unique'
-                )
-            seen[name] = number
-        return CsvHeader(tuple(names), trailing, line)
-    raise InputError(
-        f'{path}: the file is empty; its first line must name the columns, '
-        'for example id,lon,lat'
-    )
+    rows = _rows(path)
+    try:
+        first = next(rows, None)
+    except InputError:
+        line, text = _first_line(path)
+        looks = _other_delimiter(text)
+        if looks is None:
+            raise
+        raise InputError(
+            f'{path}, line {line}: not valid CSV ({text[:60]!r}); '
+            + _delimiter_hint(looks)
+        ) from None
+    if first is None:
+        raise InputError(
+            f'{path}: the file is empty; its first line must name the columns, '
+            'for example id,lon,lat'
+        )
+    line, names = first
+    trailing = len(names) > 1 and names[-1] == ''
+    columns = names[:-1] if trailing else names
+    seen: dict[str, int] = {}
+    for number, name in enumerate(columns, 1):
+        if not name.strip():
+            raise InputError(
+                f'{path}, line {line}: column {number} of the header has no name'
+            )
+        if name in seen:
+            raise InputError(
+                f'{path}, line {line}: column name {name!r} appears twice in the '
+                f'header (columns {seen[name]} and {number}); names must be unique'
+            )
+        seen[name] = number
+    return CsvHeader(tuple(names), trailing, line)
 
 
 def missing_column(
-    path: Path, columns: tuple[str, ...] | list[str], name: str
+    path: Path,
+    columns: tuple[str, ...] | list[str],
+    name: str,
+    *,
+    comma_separated: bool = False,
 ) -> InputError:
     """The error for a column that is not there, with a hint when one is close.
 
@@ -283,6 +341,9 @@ def missing_column(
         path: the input file.
         columns: the columns it has.
         name: the column asked for.
+        comma_separated: whether the file is read as comma-separated values
+            (a CSV file): a single column whose name looks separated by ';'
+            or tabs then gets a hint about the delimiter.
 
     Returns:
         The error to raise.
@@ -295,6 +356,10 @@ def missing_column(
         if column.strip().lower() == name.lower():
             hint = f' (did you mean {column!r}? names are case-sensitive)'
             break
+    else:
+        looks = _other_delimiter(columns[0]) if len(columns) == 1 else None
+        if comma_separated and looks is not None:
+            hint = f' ({_delimiter_hint(looks)})'
     return InputError(f'{path}: no column {name!r}; columns are {list(columns)}{hint}')
 
 
@@ -323,7 +388,7 @@ class CsvPoints(PointSource):
         columns = self.header.columns
         for name in (lon_column, lat_column):
             if name not in columns:
-                raise missing_column(path, columns, name)
+                raise missing_column(path, columns, name, comma_separated=True)
         self.coordinate_columns = (lon_column, lat_column)
         self._names = (lon_column, lat_column)
         self.kept = [c for c in columns if c not in (lon_column, lat_column)]
