@@ -382,3 +382,45 @@ def test_geojson_crs_is_reprojected(
     out = tmp_path / 'out.npy'
     embed_file(encoder, path, out, batch_size=2, progress=False)
     np.testing.assert_allclose(np.load(out), expected(encoder), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('seed', [2**64, 2**70, -1, -(2**63), -(2**64)])
+def test_embed_points_refuses_a_seed_out_of_range(
+    seed: int, named_points: Path, tmp_path: Path
+) -> None:
+    """torch.manual_seed overflowed past 2**64 - 1 with a message naming no
+    seed, and took a negative seed as an alias of another one."""
+    out = tmp_path / 'emb.npy'
+    with pytest.raises(ValueError, match=r'^seed must be between') as info:
+        embed_points(named_points, out, seed=seed)
+    assert str(info.value) == (
+        f'seed must be between 0 and 18446744073709551615, got {seed}'
+    )
+    assert not out.exists()
+
+
+def test_embed_points_takes_the_largest_seed(
+    named_points: Path, tmp_path: Path
+) -> None:
+    from torchgeo_satclip.embed.pipeline import MAX_SEED
+
+    assert MAX_SEED == 2**64 - 1
+    embed_points(named_points, tmp_path / 'a.npy', legendre_polys=3, seed=MAX_SEED)
+    embed_points(named_points, tmp_path / 'b.npy', legendre_polys=3, seed=0)
+    assert not np.array_equal(np.load(tmp_path / 'a.npy'), np.load(tmp_path / 'b.npy'))
+
+
+@pytest.mark.parametrize('seed', ['18446744073709551616', '-1'])
+def test_embed_command_refuses_a_seed_out_of_range(
+    seed: str, named_points: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchgeo_satclip.cli import main
+
+    out = tmp_path / 'emb.npy'
+    assert main(['embed', str(named_points), str(out), f'--seed={seed}']) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        'torchgeo-satclip embed: error: --seed must be between 0 and '
+        f'18446744073709551615, got {seed}\n'
+    )
+    assert not out.exists()

@@ -174,8 +174,11 @@ def _check_random_only(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..embed import embed_points
+    from ..embed.pipeline import check_seed
 
     _check_random_only(args)
+    if args.seed is not None:
+        check_seed(args.seed, '--seed')
     result = embed_points(
         args.input,
         args.output,

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .._io import atomic_path, no_room, remove_stale_temporaries
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
+from ..models._checks import check_int
 from .points import EmbedError, InputError, PointBatch, PointSource
 from .read import check_input, open_points, read_points
 from .write import (
@@ -44,6 +45,7 @@ from .write import (
 
 __all__ = [
     'CHUNK',
+    'MAX_SEED',
     'RANDOM_ENCODER_SEED',
     'DtypeName',
     'EmbedOptions',
@@ -51,6 +53,7 @@ __all__ = [
     'EmbedResult',
     'Neighbour',
     'check_output',
+    'check_seed',
     'embed_csv',
     'embed_file',
     'embed_points',
@@ -63,6 +66,11 @@ CHUNK = 8192
 
 #: Seed of a random encoder of :func:`embed_points` when none is given.
 RANDOM_ENCODER_SEED = 0
+
+#: The largest seed of a random encoder: :func:`torch.manual_seed` takes 64
+#: bits (a negative seed it takes modulo ``2**64``, as another seed's alias,
+#: so seeds are 0 to ``2**64 - 1`` here).
+MAX_SEED = 2**64 - 1
 
 
 @dataclass
@@ -110,6 +118,23 @@ def check_output(
         if not overwrite:
             raise FileExistsError(f'{path} exists; pass overwrite=True (--overwrite)')
     return path
+
+
+def check_seed(seed: int, name: str = 'seed') -> int:
+    """Check the seed of a random encoder: an integer from 0 to :data:`MAX_SEED`.
+
+    Args:
+        seed: the seed.
+        name: what messages call it (``'--seed'`` on the command line).
+
+    Returns:
+        The seed as a plain ``int``.
+
+    Raises:
+        ValueError: naming *name* and the value, for a seed that is not an
+            integer (a ``bool`` is not) or is out of range.
+    """
+    return check_int(name, seed, minimum=0, maximum=MAX_SEED)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -429,9 +454,9 @@ def embed_points(
         legendre_polys: spherical-harmonic degrees of a random encoder
             (default: :func:`~torchgeo_satclip.models.build_location_encoder`'s);
             refused with other *weights*, which bring their own architecture.
-        seed: torch seed set before initialising a random encoder (default:
-            :data:`RANDOM_ENCODER_SEED`); refused with other *weights*, which
-            are not random.
+        seed: torch seed set before initialising a random encoder, from 0
+            to :data:`MAX_SEED` (default: :data:`RANDOM_ENCODER_SEED`);
+            refused with other *weights*, which are not random.
         dtype: compute dtype of the encoder (float64: the checkpoints' own).
         lon_column: longitude column (degrees).
         lat_column: latitude column (degrees).
@@ -445,7 +470,8 @@ def embed_points(
 
     Raises:
         CheckpointError: if the weights hold a non-finite value.
-        ValueError: for an unknown dtype, or *legendre_polys* or *seed* given
+        ValueError: for an unknown dtype, a *seed* that is not an integer
+            from 0 to :data:`MAX_SEED`, or *legendre_polys* or *seed* given
             with weights other than ``'random'`` (and see :func:`embed_file`).
     """
     if dtype not in ('float64', 'float32', 'bfloat16'):
@@ -462,6 +488,8 @@ def embed_points(
                     f"{name}={value!r} applies to a random encoder (weights='random') "
                     f'only: the weights {weights!r} {why}; leave {name} out'
                 )
+    if seed is not None:
+        seed = check_seed(seed)
     # The cheap checks first: no checkpoint is loaded for a missing input.
     check_input(input_path)
     check_output(output_path, options.get('overwrite', False), input_path)
