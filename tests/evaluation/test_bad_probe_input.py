@@ -225,6 +225,31 @@ CSVS: list[tuple[str, str | bytes, str, str]] = [
     ),
     ('utf16', 'lon,lat,value\n1,2,3\n'.encode('utf-16'), 'value', 'is not UTF-8 text'),
     ('missing-target', GOOD, 'nope', "no column 'nope'"),
+    (
+        'semicolons',
+        'lon;lat;value\n1.5;2.5;3\n',
+        'value',
+        "no column 'lon'; columns are ['lon;lat;value'] (the header looks "
+        "';'-separated, but the reader expects comma-separated values",
+    ),
+    (
+        'semicolons-decimal-commas',
+        'lon;lat;value\n1,5;2,5;3\n',
+        'value',
+        "line 2: 3 fields, but the header has 1 (the header looks ';'-separated, "
+        'but the reader expects comma-separated values and has no option for '
+        'another delimiter: save the file with commas between columns and '
+        'decimal points: 12.5, not 12,5)',
+    ),
+    (
+        'tabs',
+        'lon\tlat\tvalue\n1.5\t2.5\t3\n',
+        'value',
+        '(the header looks tab-separated, but the reader expects comma-separated '
+        'values and has no option for another delimiter: save the file with '
+        'commas between columns)',
+    ),
+    ('case', 'Lon,lat,value\n1,2,3\n', 'value', "did you mean 'Lon'"),
     ('target-is-lon', GOOD, 'lon', "the target column 'lon' is a coordinate column"),
     ('target-is-lat', GOOD, 'lat', "the target column 'lat' is a coordinate column"),
     *(

@@ -36,7 +36,7 @@ reader from the start.
 import codecs
 import csv
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,7 @@ __all__ = [
     'CsvHeader',
     'CsvPoints',
     'count_records',
+    'delimiter_hint',
     'missing_column',
     'read_csv_header',
 ]
@@ -184,6 +185,20 @@ def _other_delimiter(header: str) -> str | None:
     counts = {looks: header.count(sep) for sep, looks in _OTHER_DELIMITERS.items()}
     looks = max(counts, key=counts.__getitem__)
     return looks if counts[looks] else None
+
+
+def delimiter_hint(columns: Sequence[str]) -> str | None:
+    """The hint for a CSV header that reads as one column separated otherwise.
+
+    Args:
+        columns: the header's columns, as a comma-separated reader splits it.
+
+    Returns:
+        What to do when it is one column that looks separated by ';' or
+        tabs, else None.
+    """
+    looks = _other_delimiter(columns[0]) if len(columns) == 1 else None
+    return None if looks is None else _delimiter_hint(looks)
 
 
 def _delimiter_hint(looks: str) -> str:
@@ -357,9 +372,9 @@ def missing_column(
             hint = f' (did you mean {column!r}? names are case-sensitive)'
             break
     else:
-        looks = _other_delimiter(columns[0]) if len(columns) == 1 else None
-        if comma_separated and looks is not None:
-            hint = f' ({_delimiter_hint(looks)})'
+        other = delimiter_hint(columns) if comma_separated else None
+        if other is not None:
+            hint = f' ({other})'
     return InputError(f'{path}: no column {name!r}; columns are {list(columns)}{hint}')
 
 

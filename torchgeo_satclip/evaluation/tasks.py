@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..embed.csv_points import delimiter_hint, missing_column
 from ..geo import is_koppen_land, is_land, koppen_zone, sample_points, validate_lonlat
 
 __all__ = [
@@ -98,9 +99,11 @@ def _read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
                 if not row:  # a blank line
                     continue
                 if len(row) != len(header):
+                    other = delimiter_hint(header)
                     raise ValueError(
                         f'{path}, line {reader.line_num}: {len(row)} fields, but the '
                         f'header has {len(header)}'
+                        + ('' if other is None else f' ({other})')
                     )
                 for name, value in zip(header, row, strict=True):
                     columns[name].append(value)
@@ -210,8 +213,8 @@ def task_from_csv(
     columns = _read_csv(path)
     for column in (lon_column, lat_column, target):
         if column not in columns:
-            raise ValueError(
-                f'{path}: no column {column!r}; columns are {list(columns)}'
+            raise missing_column(
+                Path(path), list(columns), column, comma_separated=True
             )
     values = np.array(columns[target], dtype=object)
     keep = np.array([v.strip() != '' for v in values], dtype=bool)
