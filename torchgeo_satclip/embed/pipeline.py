@@ -27,9 +27,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from .._checks import check_int
 from .._io import atomic_path, no_room, remove_stale_temporaries
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
-from ..models._checks import check_int
 from .points import EmbedError, InputError, PointBatch, PointSource
 from .read import check_input, open_points, read_points
 from .write import (

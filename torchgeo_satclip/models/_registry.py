@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import TypeVar
 
-from ._checks import check_name
+from .._checks import check_name
 
 __all__ = ['lookup']
 

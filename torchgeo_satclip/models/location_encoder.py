@@ -6,8 +6,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_dtype, check_flag, check_int, check_real
 from ..geo import compute_dtype, validate_lonlat
-from ._checks import check_dtype, check_flag, check_int, check_real
 from ._registry import lookup
 from .networks import MLP, FCNet, LinearNet, SatCLIPMLP, SirenNet, get_network
 from .positional import POSITIONAL_ENCODINGS, get_positional_encoding

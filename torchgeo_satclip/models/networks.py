@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_flag, check_int, check_real
+from .._checks import check_flag, check_int, check_real
 from ._registry import lookup
 
 __all__ = [

@@ -53,8 +53,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int, check_real
 from ..geo import check_lonlat_shape, compute_dtype
-from ._checks import check_int, check_real
 from ._registry import lookup
 from .spherical_harmonics import SphericalHarmonics
 

@@ -42,8 +42,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_dtype, check_int
 from ..geo import check_lonlat_shape, compute_dtype
-from ._checks import check_dtype, check_int
 
 __all__ = ['SphericalHarmonics', 'spherical_harmonics']
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from ._checks import check_dtype, check_int, check_name, check_real
+from .._checks import check_dtype, check_int, check_name, check_real
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,

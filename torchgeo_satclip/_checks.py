@@ -1,4 +1,4 @@
-"""Argument checks shared by the encodings, the networks and the builder.
+"""Argument checks shared by the models, ``embed`` and any other part (plumbing).
 
 Each check raises ``ValueError`` naming the argument, the value it got (and
 its type when the type is wrong) and what was expected. A ``bool`` is never
