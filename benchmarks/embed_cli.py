@@ -7,7 +7,8 @@ same run and each in a fresh process:
   embed_dim 256) on the N points already in memory, batches of 65,536, no
   input or output: the ceiling;
 * ``startup``: the command on a one-point file (imports and model set-up,
-  the fixed cost of every run);
+  the fixed cost of every run), ``--startup-runs`` times (the median is
+  printed), alternating with the baseline's when there is one;
 * ``cli``: the whole command, ``torchgeo-satclip embed points.csv
   out.parquet --dtype D --quiet``, timed from the outside (start-up, CSV
   parsing and checks, embedding, Parquet writing), for each ``--dtypes``;
@@ -20,7 +21,8 @@ resident memory of the command at N and at N / 4 points (bounded by the
 batch size: it must not grow with N) and the machine's load average, which
 matters on a shared machine. With ``--baseline DIR`` (a checkout of another
 version of the package, e.g. ``git archive <commit> torchgeo_satclip | tar -x
--C DIR``), the same command of that version is timed in the same run.
+-C DIR``), the same command of that version is timed in the same run, and
+its start-up too.
 
 Usage::
 
@@ -30,6 +32,7 @@ Usage::
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,6 +142,12 @@ def main() -> None:
     parser.add_argument(
         '--baseline', type=Path, help='a checkout of another version to time too'
     )
+    parser.add_argument(
+        '--startup-runs',
+        type=int,
+        default=3,
+        help='runs of the one-point command whose median is the start-up',
+    )
     parser.add_argument('--worker', nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -177,16 +186,20 @@ def main() -> None:
                 f'\n{dtype}: encoder alone {ceiling:>9,.0f} points/s '
                 f'({alone["seconds"]:.2f} s, {alone["threads"]} torch threads)'
             )
-            startup, _, _ = run_child(
-                [
-                    *cli,
-                    str(folder / 'one.csv'),
-                    str(folder / 'one.parquet'),
-                    *common,
-                    '--dtype',
-                    dtype,
-                ]
-            )
+            one = [
+                *cli,
+                str(folder / 'one.csv'),
+                str(folder / 'one.parquet'),
+                *common,
+                '--dtype',
+                dtype,
+            ]
+            roots = [REPO] if args.baseline is None else [REPO, args.baseline]
+            starts: dict[Path, list[float]] = {root: [] for root in roots}
+            for _ in range(args.startup_runs):
+                for root in roots:  # alternating: both see the same load
+                    starts[root].append(run_child(one, root=root)[0])
+            startup = statistics.median(starts[REPO])
             seconds, peak, _ = run_child(
                 [
                     *cli,
@@ -210,7 +223,10 @@ def main() -> None:
             rate = n / seconds
             print(
                 f'{dtype}: end to end   {rate:>9,.0f} points/s ({seconds:.2f} s, '
-                f'{rate / ceiling:.2f} x the encoder alone), start-up {startup:.2f} s'
+                f'{rate / ceiling:.2f} x the encoder alone), start-up {startup:.2f} s '
+                f'(median of {args.startup_runs}: '
+                + ' '.join(f'{s:.2f}' for s in starts[REPO])
+                + ')'
             )
             print(
                 f'{dtype}: peak RSS {peak:,.0f} MiB at {n:,} points, '
@@ -233,6 +249,13 @@ def main() -> None:
                     f'{dtype}: baseline     {n / before:>9,.0f} points/s ({before:.2f} s, '
                     f'peak RSS {before_peak:,.0f} MiB, {args.baseline}): this version '
                     f'is {before / seconds:.2f} x faster'
+                )
+                base_startup = statistics.median(starts[args.baseline])
+                print(
+                    f'{dtype}: baseline start-up {base_startup:.2f} s (median of '
+                    f'{args.startup_runs}: '
+                    + ' '.join(f'{s:.2f}' for s in starts[args.baseline])
+                    + f'): this version starts {base_startup - startup:.2f} s sooner'
                 )
             if args.no_parts:
                 continue
