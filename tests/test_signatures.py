@@ -16,6 +16,7 @@ MODULES = [
     'torchgeo_satclip.evaluation.report',
     'torchgeo_satclip.models.location_encoder',
     'torchgeo_satclip.models.weights',
+    'torchgeo_satclip.models.released',
     'torchgeo_satclip.datasets.pack',
     'torchgeo_satclip.datasets.demo',
     'torchgeo_satclip.builders.planetary_computer',

@@ -575,6 +575,25 @@ def test_weights_module_exports() -> None:
     assert set(weights_module.__all__) >= {'load_location_encoder', 'SatCLIPWeights'}
 
 
+def test_weights_members_are_importable_where_they_were() -> None:
+    """Defined in models.released, re-exported on first access: the same objects."""
+    from torchvision.models._api import WeightsEnum
+
+    from torchgeo_satclip import models
+    from torchgeo_satclip.models import released
+    from torchgeo_satclip.models.weights import GeoCLIPWeights, SatCLIPWeights
+
+    for member in (SatCLIPWeights, GeoCLIPWeights):
+        assert issubclass(member, WeightsEnum)
+        name = member.__name__
+        assert member is getattr(models, name) is getattr(released, name)
+    for module in (models, weights_module):
+        assert set(module.__all__) <= set(dir(module))
+        assert all(getattr(module, name) is not None for name in module.__all__)
+        with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+            module.nope  # noqa: B018
+
+
 def test_one_factory() -> None:
     from torchgeo_satclip.models import (
         LocationEncoder,

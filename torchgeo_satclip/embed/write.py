@@ -54,10 +54,34 @@ __all__ = [
 #: Output suffixes understood by :func:`make_sink`.
 OUTPUT_FORMATS = ('.parquet', '.pq', '.csv', '.npy')
 
+#: The Arrow type of each NumPy float dtype that :func:`_float_array` shares.
+_ARROW_FLOATS = {np.dtype(np.float32): pa.float32(), np.dtype(np.float64): pa.float64()}
+
 #: Parquet embedding layouts.
 Layout = Literal['columns', 'list']
 #: How a writer wants the embeddings: ``(n, D)`` rows or ``(D, n)`` columns.
 Orientation = Literal['rows', 'columns']
+
+
+def _float_array(values: np.ndarray, kind: pa.DataType | None = None) -> pa.Array:
+    """``pa.array(values, kind)`` for 1-D float values, without pandas.
+
+    ``pa.array`` imports pandas on its first call, a third of a second of
+    every run; float32 and float64 values are wrapped here as the buffer of
+    an Arrow array instead (the same values, shared when contiguous).
+
+    Args:
+        values: a 1-D array.
+        kind: the Arrow type; None: the values' own.
+
+    Returns:
+        The Arrow array.
+    """
+    own = _ARROW_FLOATS.get(values.dtype)
+    if own is None or (kind is not None and kind != own):
+        return pa.array(values, kind)
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(own, len(values), [None, pa.py_buffer(values)])
 
 
 @dataclass
@@ -85,7 +109,7 @@ class Embeddings:
             Its float32 values, one chunk per piece.
         """
         return pa.chunked_array(
-            [pa.array(piece[index]) for piece in self.pieces], pa.float32()
+            [_float_array(piece[index]) for piece in self.pieces], pa.float32()
         )
 
     def rows(self) -> np.ndarray:
@@ -336,7 +360,7 @@ class CsvSink(Sink):
         if not len(batch.lonlat):
             return
         texts = [_csv_text(batch.columns[name]) for name in self.options.schema.names]
-        texts += [_csv_text(pa.array(batch.lonlat[:, i])) for i in range(2)]
+        texts += [_csv_text(_float_array(batch.lonlat[:, i])) for i in range(2)]
         texts += [_csv_text(embedding.column(i)) for i in range(self.options.dim)]
         lines = pc.binary_join_element_wise(*texts, ',')
         lines = pc.binary_join_element_wise(lines, '', '\n')
@@ -403,11 +427,11 @@ class ParquetSink(Sink):
         """
         options = self.options
         arrays = [batch.columns[name] for name in options.schema.names]
-        arrays += [pa.array(batch.lonlat[:, 0]), pa.array(batch.lonlat[:, 1])]
+        arrays += [_float_array(batch.lonlat[:, 0]), _float_array(batch.lonlat[:, 1])]
         if options.layout == 'list':
             lists = [
                 pa.FixedSizeListArray.from_arrays(
-                    pa.array(piece.reshape(-1), pa.float32()), options.dim
+                    _float_array(piece.reshape(-1), pa.float32()), options.dim
                 )
                 for piece in embedding.pieces
             ]

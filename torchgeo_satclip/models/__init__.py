@@ -1,4 +1,13 @@
-"""SatCLIP location encoders: positional encodings, networks, weights."""
+"""SatCLIP location encoders: positional encodings, networks, weights.
+
+The weights members and what needs them (:mod:`.released`: torchvision's
+``WeightsEnum``, about two seconds to import) are imported on first access
+(PEP 562), so that building or loading an encoder from a file does not
+import torchvision.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ..geo import validate_lonlat
 from .export import (
@@ -51,19 +60,23 @@ from .weights import (
     ChecksumError,
     DownloadError,
     GeoCLIPNotInstalledError,
-    GeoCLIPWeights,
     LocationSource,
-    SatCLIPWeights,
-    download_checkpoint,
-    expected_sha256,
     find_geoclip_checkpoint,
-    list_weights,
     load_location_encoder,
     read_checkpoint,
     satclip_location_encoder,
     sha256sum,
-    weights_table,
 )
+
+if TYPE_CHECKING:
+    from .released import (
+        GeoCLIPWeights,
+        SatCLIPWeights,
+        download_checkpoint,
+        expected_sha256,
+        list_weights,
+        weights_table,
+    )
 
 __all__ = [
     'GEOCLIP_ARCHITECTURE',
@@ -126,3 +139,41 @@ __all__ = [
     'validate_lonlat',
     'weights_table',
 ]
+
+#: Names of :mod:`.released`, imported on first access.
+_RELEASED = (
+    'GeoCLIPWeights',
+    'SatCLIPWeights',
+    'download_checkpoint',
+    'expected_sha256',
+    'list_weights',
+    'weights_table',
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :mod:`.released` on first access, then cache it.
+
+    Args:
+        name: the attribute.
+
+    Returns:
+        Its value.
+
+    Raises:
+        AttributeError: for a name that is not one of them.
+    """
+    if name not in _RELEASED:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module('.released', __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes, the lazy re-exports included.
+
+    Returns:
+        The sorted names.
+    """
+    return sorted({*globals(), *__all__})

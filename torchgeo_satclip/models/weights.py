@@ -1,4 +1,4 @@
-"""Official SatCLIP weights and one loader for every source.
+"""One loader of location encoders for every source, and the one factory.
 
 :func:`load_location_encoder` is the single entry point. It accepts
 
@@ -16,37 +16,50 @@
 Files are always read with ``torch.load(..., weights_only=True)``: a checkpoint
 whose pickle would run code is refused. Only the location encoder is built;
 no image encoder, no network access for a local path.
+
+The weights members (:class:`SatCLIPWeights`, :class:`GeoCLIPWeights`), their
+lists, :func:`download_checkpoint` and :func:`expected_sha256` are defined in
+:mod:`.released`, the one module that imports torchvision (for
+``WeightsEnum``, about two seconds), and are importable from here as before:
+they are re-exported on first access (PEP 562), and imported by the loader
+only when a member or a weights name is used. A checkpoint path, a state dict
+or a new encoder does not import torchvision.
 """
 
 import hashlib
+import importlib
 import inspect
 import math
 import os
 import pickle
 import re
-import urllib.error
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
-from torch import Tensor, nn
-from torchvision.models._api import Weights, WeightsEnum
+from torch import Tensor
 
 from .._checks import check_dtype, check_int, check_name, check_real
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
-    GEOCLIP_ARCHITECTURE,
-    GEOCLIP_DISTRIBUTION,
-    GEOCLIP_EXTRA,
-    GEOCLIP_WEIGHTS_FILE,
     find_geoclip_weights,
     geoclip_location_encoder,
     is_geoclip_state_dict,
 )
 from .location_encoder import LocationEncoder, build_location_encoder
 from .positional import POSITIONAL_ENCODINGS
+
+if TYPE_CHECKING:
+    from .released import (
+        GeoCLIPWeights,
+        SatCLIPWeights,
+        download_checkpoint,
+        expected_sha256,
+        list_weights,
+        weights_table,
+    )
 
 __all__ = [
     'CheckpointError',
@@ -67,10 +80,45 @@ __all__ = [
     'weights_table',
 ]
 
-_PUBLICATION = 'https://doi.org/10.1609/aaai.v39i4.32457'
-_REPO = 'https://github.com/microsoft/satclip'
-#: Revision of the ViT16-L40 repository pinned by TorchGeo 0.10.
-_VIT16_L40_REVISION = '0ef2acc0b91d3c8cfdf4a0cc03207095989287ab'
+#: Names defined in :mod:`.released` (which imports torchvision), re-exported
+#: on first access.
+_RELEASED = (
+    'GeoCLIPWeights',
+    'SatCLIPWeights',
+    'download_checkpoint',
+    'expected_sha256',
+    'list_weights',
+    'weights_table',
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :mod:`.released` on first access (PEP 562).
+
+    Args:
+        name: the attribute.
+
+    Returns:
+        Its value.
+
+    Raises:
+        AttributeError: for a name that is not one of them.
+    """
+    if name not in _RELEASED:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module('.released', __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes, the lazy re-exports included.
+
+    Returns:
+        The sorted names.
+    """
+    return sorted({*globals(), *__all__})
+
 
 #: Network key suffixes of a SIREN location encoder (besides ``layers.<i>``).
 _NNET_PREFIXES = (
@@ -79,156 +127,6 @@ _NNET_PREFIXES = (
     'location_encoder.nnet.',
     'nnet.',
 )
-
-
-def _meta(image_encoder: str, timm_name: str, legendre_polys: int) -> dict[str, Any]:
-    return {
-        'dataset': 'S2-100K',
-        'model': 'satclip',
-        'image_encoder': image_encoder,
-        'timm_model': timm_name,
-        'in_chans': 13,
-        'ssl_method': 'clip',
-        'publication': _PUBLICATION,
-        'repo': _REPO,
-        'le_type': 'sphericalharmonics',
-        'pe_type': 'siren',
-        'legendre_polys': legendre_polys,
-        'capacity': 512,
-        'embed_dim': 256,
-        'num_hidden_layers': 2,
-        # sha256 of the checkpoint file; None while unknown (not verified)
-        'sha256': None,
-    }
-
-
-def _url(repo: str, filename: str, revision: str = 'main') -> str:
-    return f'https://huggingface.co/microsoft/{repo}/resolve/{revision}/{filename}'
-
-
-class SatCLIPWeights(WeightsEnum):  # type: ignore[misc]
-    """The six released SatCLIP checkpoints (Klemmer et al., AAAI 2025).
-
-    Each is a Lightning checkpoint of the full model; only its location
-    encoder is used by :func:`load_location_encoder`. ``meta`` holds the
-    location encoder's architecture (``legendre_polys``, ``capacity``,
-    ``embed_dim``, ``num_hidden_layers``) and the image encoder it was trained
-    with (``timm_model``).
-
-    As TorchGeo's ``WeightsEnum`` members, a member gives the state dict of
-    its model with :meth:`get_state_dict`, which loads into
-    ``satclip_location_encoder(**architecture)``, and the model itself comes
-    from ``satclip_location_encoder(weights=SatCLIPWeights.SATCLIP_...)``.
-
-    If you use these weights, please cite https://doi.org/10.1609/aaai.v39i4.32457.
-    """
-
-    SATCLIP_RESNET18_L10 = Weights(
-        url=_url('SatCLIP-ResNet18-L10', 'satclip-resnet18-l10.ckpt'),
-        transforms=nn.Identity(),
-        meta=_meta('resnet18', 'resnet18', 10),
-    )
-    SATCLIP_RESNET18_L40 = Weights(
-        url=_url('SatCLIP-ResNet18-L40', 'satclip-resnet18-l40.ckpt'),
-        transforms=nn.Identity(),
-        meta=_meta('resnet18', 'resnet18', 40),
-    )
-    SATCLIP_RESNET50_L10 = Weights(
-        url=_url('SatCLIP-ResNet50-L10', 'satclip-resnet50-l10.ckpt'),
-        transforms=nn.Identity(),
-        meta=_meta('resnet50', 'resnet50', 10),
-    )
-    SATCLIP_RESNET50_L40 = Weights(
-        url=_url('SatCLIP-ResNet50-L40', 'satclip-resnet50-l40.ckpt'),
-        transforms=nn.Identity(),
-        meta=_meta('resnet50', 'resnet50', 40),
-    )
-    SATCLIP_VIT16_L10 = Weights(
-        url=_url('SatCLIP-ViT16-L10', 'satclip-vit16-l10.ckpt'),
-        transforms=nn.Identity(),
-        meta=_meta('vit16', 'vit_small_patch16_224', 10),
-    )
-    SATCLIP_VIT16_L40 = Weights(
-        url=_url('SatCLIP-ViT16-L40', 'satclip-vit16-l40.ckpt', _VIT16_L40_REVISION),
-        transforms=nn.Identity(),
-        meta=_meta('vit16', 'vit_small_patch16_224', 40),
-    )
-
-    def get_state_dict(
-        self,
-        progress: bool = True,
-        model_dir: str | os.PathLike[str] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """The location encoder's state dict, as torchvision's ``Weights``.
-
-        The checkpoint is downloaded (once, verified against
-        ``meta['sha256']`` when known) and its location encoder is returned
-        as a state dict that loads into
-        ``satclip_location_encoder(**self.architecture())``.
-
-        Args:
-            progress: show a progress bar while downloading.
-            model_dir: where checkpoints are cached (default:
-                ``<torch hub dir>/checkpoints``).
-            **kwargs: accepted for torchvision compatibility
-                (``check_hash``, ``map_location``, ``weights_only``) and
-                ignored: the hash is always checked when known and the
-                file is always read with ``weights_only=True`` on the CPU.
-
-        Returns:
-            The state dict of the location encoder (float64 tensors).
-        """
-        encoder = load_location_encoder(self, root=model_dir, progress=progress)
-        return dict(encoder.state_dict())
-
-    def architecture(self) -> dict[str, Any]:
-        """Arguments of ``satclip_location_encoder`` building this model.
-
-        Returns:
-            ``positional_encoding``, ``network``, ``legendre_polys``,
-            ``capacity``, ``embed_dim`` and ``num_hidden_layers``.
-        """
-        meta = self.meta
-        return {
-            'positional_encoding': meta['le_type'],
-            'network': meta['pe_type'],
-            'legendre_polys': meta['legendre_polys'],
-            'capacity': meta['capacity'],
-            'embed_dim': meta['embed_dim'],
-            'num_hidden_layers': meta['num_hidden_layers'],
-        }
-
-
-def weights_table() -> str:
-    """The released weights as a reStructuredText list-table (for the docs).
-
-    Returns:
-        One row per :class:`SatCLIPWeights` member: its name, L, capacity,
-        embedding dimension, image encoder and source URL.
-    """
-    lines = [
-        '.. list-table::',
-        '   :header-rows: 1',
-        '',
-        '   * - Weights',
-        '     - L',
-        '     - Capacity',
-        '     - Embed dim',
-        '     - Image encoder',
-        '     - Source',
-    ]
-    for name, member in SatCLIPWeights.__members__.items():
-        meta = member.meta
-        lines += [
-            f'   * - ``SatCLIPWeights.{name}``',
-            f'     - {meta["legendre_polys"]}',
-            f'     - {meta["capacity"]}',
-            f'     - {meta["embed_dim"]}',
-            f'     - {meta["timm_model"]}',
-            f'     - {member.url}',
-        ]
-    return '\n'.join(lines) + '\n'
 
 
 class CheckpointError(ValueError):
@@ -250,87 +148,6 @@ class GeoCLIPNotInstalledError(CheckpointError):
     """
 
 
-class GeoCLIPWeights(WeightsEnum):  # type: ignore[misc]
-    """GeoCLIP's pretrained location encoder (Vivanco Cepeda et al., NeurIPS 2023).
-
-    GeoCLIP trained an image encoder and a location encoder contrastively on
-    4.7 million geotagged Flickr photos (MP-16). Its location encoder is
-    released under the MIT licence in the ``geoclip`` wheel on PyPI, as
-    ``geoclip/model/weights/location_encoder_weights.pth``. Install it with
-    the ``geoclip`` extra (``pip install "torchgeo-satclip[geoclip]"``); the
-    file is then found in the installed distribution without importing
-    geoclip, and read with ``torch.load(..., weights_only=True)``. Nothing is
-    downloaded at load time.
-
-    The encoder is built from this package's parts
-    (:func:`~torchgeo_satclip.models.geoclip.geoclip_location_encoder`):
-    random Fourier features at scales 2^0, 2^4, 2^8 of the Equal Earth
-    projection, a ReLU MLP per scale, outputs summed into 512 dimensions. It
-    takes **(lon, lat)**, like everything here (GeoCLIP's own code takes
-    (lat, lon)).
-
-    ``load_location_encoder('geoclip')`` is the short form;
-    :meth:`architecture` and :meth:`get_state_dict` give torchvision's two
-    steps. If you use these weights, please cite
-    https://arxiv.org/abs/2309.16020.
-    """
-
-    GEOCLIP = Weights(
-        url='https://pypi.org/project/geoclip/1.3.0/',
-        transforms=nn.Identity(),
-        meta={
-            'dataset': 'MP-16',
-            'model': 'geoclip',
-            'ssl_method': 'clip',
-            'publication': 'https://arxiv.org/abs/2309.16020',
-            'repo': 'https://github.com/VicenteVivan/geo-clip',
-            'license': 'MIT',
-            'distribution': GEOCLIP_DISTRIBUTION,
-            'file': GEOCLIP_WEIGHTS_FILE,
-            'extra': GEOCLIP_EXTRA,
-            'le_type': GEOCLIP_ARCHITECTURE['positional_encoding'],
-            'pe_type': GEOCLIP_ARCHITECTURE['network'],
-            'capacity': GEOCLIP_ARCHITECTURE['capacity'],
-            'embed_dim': GEOCLIP_ARCHITECTURE['embed_dim'],
-            'num_hidden_layers': GEOCLIP_ARCHITECTURE['num_hidden_layers'],
-        },
-    )
-
-    def get_state_dict(
-        self,
-        progress: bool = True,
-        model_dir: str | os.PathLike[str] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """The location encoder's state dict, in this package's layout.
-
-        Args:
-            progress: accepted for torchvision compatibility (nothing is
-                downloaded).
-            model_dir: accepted for torchvision compatibility (the file is
-                the installed distribution's).
-            **kwargs: accepted for torchvision compatibility and ignored.
-
-        Returns:
-            A state dict that loads into
-            ``satclip_location_encoder(**self.architecture())`` (float64).
-
-        Raises:
-            GeoCLIPNotInstalledError: if the ``geoclip`` extra is not installed.
-        """
-        return dict(load_location_encoder(self).state_dict())
-
-    def architecture(self) -> dict[str, Any]:
-        """Arguments of ``satclip_location_encoder`` building this model.
-
-        Returns:
-            ``positional_encoding`` (``'rff'``), ``network`` (``'geoclip'``),
-            ``embed_dim``, ``capacity``, ``num_hidden_layers``, ``sigmas`` and
-            ``encoded_size``.
-        """
-        return dict(GEOCLIP_ARCHITECTURE)
-
-
 def find_geoclip_checkpoint() -> Path:
     """Path of GeoCLIP's weights in the installed ``geoclip`` distribution.
 
@@ -347,10 +164,6 @@ def find_geoclip_checkpoint() -> Path:
         raise GeoCLIPNotInstalledError(str(error)) from None
 
 
-#: A hash prefix in a file name, as torch.hub and TorchGeo (``name-<hex>.pth``).
-_HASH_PREFIX = re.compile(r'-([a-f0-9]{8,64})\.[A-Za-z0-9]+$')
-
-
 def sha256sum(path: str | os.PathLike[str]) -> str:
     """The sha256 of a file, in hex.
 
@@ -365,84 +178,6 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: file.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-def expected_sha256(weights: WeightsEnum) -> str | None:
-    """The known sha256 (or a prefix of it) of a released checkpoint.
-
-    TorchGeo's convention: ``meta['sha256']`` when set, else the hash prefix
-    in the file name (``satclip-resnet18-l10-<hex>.ckpt``), else None.
-
-    Args:
-        weights: a weights member.
-
-    Returns:
-        The full hash or a prefix, lower case, or None when unknown.
-    """
-    known = weights.meta.get('sha256')
-    if known:
-        return str(known).lower()
-    match = _HASH_PREFIX.search(Path(weights.url).name)
-    return match.group(1) if match else None
-
-
-def _cache_dir() -> Path:
-    return Path(torch.hub.get_dir()) / 'checkpoints'
-
-
-def download_checkpoint(
-    weights: WeightsEnum,
-    root: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-) -> Path:
-    """Return the local path of a released checkpoint, downloading it if absent.
-
-    The file is downloaded to a temporary name in ``root`` and renamed when
-    complete, so an interrupted download never leaves a truncated checkpoint
-    under the final name. When its sha256 is known (:func:`expected_sha256`)
-    the download is verified before the rename; a mismatch deletes it.
-
-    Args:
-        weights: a :class:`SatCLIPWeights` member (or any ``WeightsEnum``
-            member whose ``url`` is a checkpoint).
-        root: directory to keep checkpoints in; defaults to
-            ``<torch hub dir>/checkpoints``.
-        progress: show a progress bar while downloading.
-
-    Returns:
-        Path of the checkpoint file.
-
-    Raises:
-        DownloadError: if the file is absent and cannot be downloaded (no
-            network); the message says where to put it.
-        ChecksumError: if the download does not have the known sha256.
-    """
-    directory = Path(root) if root is not None else _cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / Path(weights.url).name
-    if path.exists():
-        return path
-    partial = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    try:
-        torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
-    except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, 'reason', error)
-        raise DownloadError(
-            f'cannot download {weights.url} ({reason}); no network? put the file '
-            f'at {path} or pass a checkpoint path instead'
-        ) from None
-    expected = expected_sha256(weights)
-    if expected is not None:
-        actual = sha256sum(partial)
-        if not actual.startswith(expected):
-            partial.unlink(missing_ok=True)
-            raise ChecksumError(
-                f'{weights.url} downloaded with sha256 {actual}, expected '
-                f'{expected}; the partial file was deleted, try again'
-            )
-    os.replace(partial, path)
-    return path
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -975,22 +710,8 @@ def _restore_positional_state(
     return encoder
 
 
-def _geoclip_member(name: str) -> WeightsEnum | None:
-    """Resolve ``'geoclip'``, ``'GEOCLIP'`` or ``'GeoCLIPWeights.GEOCLIP'``."""
-    key = name.rsplit('.', 1)[-1].upper()
-    members = cast(dict[str, WeightsEnum], GeoCLIPWeights.__members__)
-    return members.get(key)
-
-
-def _weights_enum_member(name: str) -> WeightsEnum | None:
-    """Resolve ``'SATCLIP_RESNET18_L10'`` or ``'SatCLIPWeights.SATCLIP_...'``."""
-    key = name.rsplit('.', 1)[-1].upper()
-    members = cast(dict[str, WeightsEnum], SatCLIPWeights.__members__)
-    return members.get(key)
-
-
 def load_location_encoder(
-    source: str | os.PathLike[str] | WeightsEnum | Mapping[str, Any],
+    source: str | os.PathLike[str] | Enum | Mapping[str, Any],
     dtype: torch.dtype = torch.float64,
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -1057,8 +778,12 @@ def load_location_encoder(
             return _geoclip_encoder(source, 'state dict', dtype)
         encoder = _encoder_from_state(source, 'state dict', None, dtype, dropout)
         return _restore_positional_state(encoder, source, 'state dict')
+    # The weights members, and torchvision with them, are imported only for a
+    # member or a name: a checkpoint path does not need them.
     if isinstance(source, str) and not Path(source).exists():
-        member = _weights_enum_member(source) or _geoclip_member(source)
+        from .released import list_weights, weights_member
+
+        member = weights_member(source)
         if member is None:
             raise CheckpointError(
                 f'{source!r} is neither an existing checkpoint file nor a '
@@ -1066,25 +791,27 @@ def load_location_encoder(
                 "'geoclip' (GeoCLIPWeights.GEOCLIP)"
             )
         source = member
-    if isinstance(source, GeoCLIPWeights):
-        path = find_geoclip_checkpoint()
-        return _geoclip_encoder(read_checkpoint(path), str(path), dtype)
-    if isinstance(source, Enum) and isinstance(getattr(source, 'value', None), Weights):
-        weights = cast(WeightsEnum, source)
-        meta = weights.meta
-        hyper_parameters = {
-            key: meta[key]
-            for key in ('legendre_polys', 'capacity', 'embed_dim', 'num_hidden_layers')
-            if key in meta
-        }
-        path = download_checkpoint(weights, root=root, progress=progress)
-    elif isinstance(source, str | os.PathLike):
+    path: Path | None = None
+    if isinstance(source, Enum):
+        from .released import GeoCLIPWeights, download_checkpoint, is_weights_member
+
+        if isinstance(source, GeoCLIPWeights):
+            path = find_geoclip_checkpoint()
+            return _geoclip_encoder(read_checkpoint(path), str(path), dtype)
+        if is_weights_member(source):
+            weights: Any = source  # a torchvision WeightsEnum member
+            meta = weights.meta
+            keys = ('legendre_polys', 'capacity', 'embed_dim', 'num_hidden_layers')
+            hyper_parameters = {key: meta[key] for key in keys if key in meta}
+            path = download_checkpoint(weights, root=root, progress=progress)
+    if path is None:
+        if not isinstance(source, str | os.PathLike):
+            raise TypeError(
+                'source must be a checkpoint path, a SatCLIPWeights member or name, a '
+                'TorchGeo SatCLIP_Weights member or a state dict, got '
+                f'{type(source).__name__}'
+            )
         path = Path(source)
-    else:
-        raise TypeError(
-            'source must be a checkpoint path, a SatCLIPWeights member or name, a '
-            f'TorchGeo SatCLIP_Weights member or a state dict, got {type(source).__name__}'
-        )
     checkpoint = read_checkpoint(path)
     if is_geoclip_state_dict(checkpoint):
         return _geoclip_encoder(checkpoint, str(path), dtype)
@@ -1097,9 +824,11 @@ def load_location_encoder(
 
 
 #: Anything :func:`satclip_location_encoder` accepts as ``weights``: a built
-#: encoder, a checkpoint path, a weights member or name, or a state dict.
+#: encoder, a checkpoint path, a weights member (a torchvision ``WeightsEnum``
+#: member, named by the ``Enum`` it derives from so that this module does not
+#: import torchvision) or name, or a state dict.
 LocationSource: TypeAlias = (
-    LocationEncoder | WeightsEnum | str | os.PathLike[str] | Mapping[str, Any]
+    LocationEncoder | Enum | str | os.PathLike[str] | Mapping[str, Any]
 )
 
 
@@ -1179,12 +908,3 @@ def satclip_location_encoder(
     return load_location_encoder(
         weights, dtype=dtype, root=root, progress=progress, dropout=dropout
     )
-
-
-def list_weights() -> list[str]:
-    """Names of the released weights (:class:`SatCLIPWeights` members).
-
-    Returns:
-        The member names, in declaration order (smallest model first).
-    """
-    return list(SatCLIPWeights.__members__)
