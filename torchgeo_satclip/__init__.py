@@ -8,8 +8,9 @@ Importing the package is cheap: the re-exports below are imported on first
 use (PEP 562), so that ``torchgeo-satclip --help`` does not import torch.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .models import LocationEncoder, build_location_encoder
@@ -35,8 +36,11 @@ def _version() -> str:
         return '0+unknown'
 
 
+_lazy_getattr, __dir__ = lazy_exports(globals(), _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    """Import a lazy re-export on first access, then cache it in the module.
+    """Import a lazy re-export (or read the version) on first access.
 
     Args:
         name: the attribute.
@@ -48,19 +52,6 @@ def __getattr__(name: str) -> Any:
         AttributeError: for a name that is not a re-export.
     """
     if name == '__version__':
-        value: Any = _version()
-    elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    else:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's attributes, lazy re-exports included.
-
-    Returns:
-        The sorted names.
-    """
-    return sorted({*globals(), *__all__})
+        globals()[name] = _version()
+        return globals()[name]
+    return _lazy_getattr(name)

@@ -6,9 +6,9 @@ The weights members and what needs them (:mod:`.released`: torchvision's
 import torchvision.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ..geo import validate_lonlat
 from .export import (
     OFFICIAL_VISION_LAYERS,
@@ -56,6 +56,7 @@ from .positional import (
 )
 from .spherical_harmonics import SphericalHarmonics, spherical_harmonics
 from .weights import (
+    _RELEASED,
     CheckpointError,
     ChecksumError,
     DownloadError,
@@ -140,40 +141,4 @@ __all__ = [
     'weights_table',
 ]
 
-#: Names of :mod:`.released`, imported on first access.
-_RELEASED = (
-    'GeoCLIPWeights',
-    'SatCLIPWeights',
-    'download_checkpoint',
-    'expected_sha256',
-    'list_weights',
-    'weights_table',
-)
-
-
-def __getattr__(name: str) -> Any:
-    """Import a name of :mod:`.released` on first access, then cache it.
-
-    Args:
-        name: the attribute.
-
-    Returns:
-        Its value.
-
-    Raises:
-        AttributeError: for a name that is not one of them.
-    """
-    if name not in _RELEASED:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module('.released', __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's attributes, the lazy re-exports included.
-
-    Returns:
-        The sorted names.
-    """
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(_RELEASED, '.released'))

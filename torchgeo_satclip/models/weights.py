@@ -27,7 +27,6 @@ or a new encoder does not import torchvision.
 """
 
 import hashlib
-import importlib
 import inspect
 import math
 import os
@@ -42,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_dtype, check_int, check_name, check_real
+from .._lazy import lazy_exports
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
     find_geoclip_weights,
@@ -92,32 +92,7 @@ _RELEASED = (
 )
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name of :mod:`.released` on first access (PEP 562).
-
-    Args:
-        name: the attribute.
-
-    Returns:
-        Its value.
-
-    Raises:
-        AttributeError: for a name that is not one of them.
-    """
-    if name not in _RELEASED:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module('.released', __package__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's attributes, the lazy re-exports included.
-
-    Returns:
-        The sorted names.
-    """
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(_RELEASED, '.released'))
 
 
 #: Network key suffixes of a SIREN location encoder (besides ``layers.<i>``).
