@@ -100,4 +100,4 @@ for name in "${names[@]}"; do
     checkpoints+=("$name=$OUT/$name/runs/$sub/checkpoints/last.ckpt")
 done
 torchgeo-satclip probe-images "$DATA" --patch-size 32 --crop-size 16 \
-    --checkpoints "${checkpoints[@]}" --output-dir "$OUT/probe" --quiet
+    --checkpoints "${checkpoints[@]}" --output-dir "$OUT/probe" --overwrite --quiet
