@@ -34,6 +34,7 @@ import pytest
 import torch
 
 import torchgeo_satclip.datasets.pack as pack_module
+import torchgeo_satclip.datasets.s2_100k_files as s2_100k_files
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import (
     S2100K,
@@ -1094,20 +1095,33 @@ def test_cli_advice_runs_as_written(
 
 
 def test_verify_another_patch_size(
-    root: Path, capsys: pytest.CaptureFixture[str]
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Checking 32-pixel patches as 256-pixel ones says which size they have."""
     before = snapshot(root)
+    hashed: list[Any] = []
+    monkeypatch.setattr(
+        s2_100k_files, 'sha256_file', lambda *a: hashed.append(a) or 'x'
+    )
+    monkeypatch.setattr(
+        s2_100k_files._Checker, 'hash_shards', lambda *a: hashed.append(a)
+    )
     with pytest.raises(
         ValueError,
         match=re.escape(
             f'{root / "packed" / "manifest.json"}: packed patches are 32 x 32 '
-            'pixels, expected 256 x 256 (patch_size); if every patch of the '
-            'dataset has that size, pass patch_size=(32, 32) (--patch-size 32)'
+            'pixels, but the dataset expects 256 x 256 (patch_size); pass '
+            'patch_size=(32, 32) (--patch-size 32) if every patch of this '
+            'dataset has that size'
         ),
     ):
         verify_packed(root, progress=False)
-    with pytest.raises(ValueError, match='expected 16 x 32'):
+    assert hashed == []  # refused from manifest.json, before hashing anything
+    with pytest.raises(ValueError, match='expects 256 x 256'):
+        S2100K(root, verify=True)
+    assert hashed == []
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match='expects 16 x 32'):
         verify_packed(root, patch_size=(16, 32), progress=False)
     assert main(['pack', '--verify', str(root), '--quiet']) == 2
     assert '(--patch-size 32)' in capsys.readouterr().err
@@ -1126,6 +1140,9 @@ def test_pack_command() -> None:
         pack_command(root, (32, 64))
         == "`pack_s2_100k('/data/s2', patch_size=(32, 64))`"
     )
+    spaced = Path('/data/my s2')
+    assert pack_command(spaced) == "`torchgeo-satclip pack '/data/my s2'`"
+    assert shlex.split(pack_command(spaced, (64, 64)).strip('`'))[2] == str(spaced)
 
 
 def test_verify_cannot_overwrite(

@@ -189,8 +189,8 @@ class VerifyResult:
     #: of this package that did not delete them, or that could not. Never
     #: read, so harmless to the layout, but each takes its disk space (1.6 GB
     #: at the default shard size). Delete them, or run ``torchgeo-satclip
-    #: pack ROOT``, which deletes them and keeps the layout's shards (it
-    #: needs the source GeoTIFFs).
+    #: pack ROOT`` (with the dataset's ``--patch-size``), which deletes them
+    #: and keeps the layout's shards (it needs the source GeoTIFFs).
     stray_files: list[Path] = field(default_factory=list)
     #: total size of :attr:`stray_files` in bytes
     stray_bytes: int = 0
@@ -526,20 +526,12 @@ def verify_packed(
         verify=True,
         progress=progress,
         patch_size=size,
+        check_size=True,
     )
     if layout is None:
         raise FileNotFoundError(
             f'no complete packed layout in {directory} (no manifest.json): run '
             f'{command} first'
-        )
-    if (layout.height, layout.width) != size:
-        found = (layout.height, layout.width)
-        option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
-        raise ValueError(
-            f'{directory / "manifest.json"}: packed patches are '
-            f'{found[0]} x {found[1]} pixels, expected {size[0]} x {size[1]} '
-            f'(patch_size); if every patch of the dataset has that size, pass '
-            f'patch_size={found}{option}'
         )
     index = root / 'index.csv'
     if index.is_file():
@@ -579,7 +571,7 @@ def _check_first_patch(path: Path, size: tuple[int, int]) -> None:
 
     A mistake in the arguments (``ValueError``: exit status 2 on the command
     line); a first patch that is no readable 12-band uint16 GeoTIFF stays a
-    ``RuntimeError``.
+    :class:`~.s2_100k_files.GeoTIFFError` (exit status 1).
     """
     try:
         check_geotiff(path, size)

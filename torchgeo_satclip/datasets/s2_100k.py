@@ -350,6 +350,7 @@ class S2100K(NonGeoDataset):
                 verify=verify and mode == 'both',
                 progress=verify,
                 patch_size=self.patch_size,
+                check_size=mode != 'points',
             )
             if layout == 'packed' and self.packed is None:
                 raise FileNotFoundError(
@@ -733,25 +734,14 @@ class S2100K(NonGeoDataset):
     ) -> None:
         """Fail now if the patches are not of the declared size.
 
-        The packed layout's manifest (checked against its shards when opened)
-        must declare :attr:`patch_size`. Of the GeoTIFFs, the header of the
-        first is read, or, with *verify*, every one is decoded. Every read
+        The packed layout's size was checked when it was opened
+        (``check_size``, before any hashing). Of the GeoTIFFs, the header of
+        the first is read, or, with *verify*, every one is decoded. Every read
         checks its patch too.
         """
-        if self.mode == 'points':
+        if self.mode == 'points' or self.packed is not None:
             return
-        height, width = self.patch_size
         declare = 'pass patch_size={} if every patch of this dataset has that size'
-        if self.packed is not None:
-            packed = (self.packed.height, self.packed.width)
-            if packed != self.patch_size:
-                raise ValueError(
-                    f'{self.packed.directory / "manifest.json"}: packed patches '
-                    f'are {packed[0]} x {packed[1]} pixels, but the dataset '
-                    f'expects {height} x {width} (patch_size); '
-                    + declare.format(packed)
-                )
-            return
         first = self.images_dir / fns[0]
         try:
             check_geotiff(first, self.patch_size)

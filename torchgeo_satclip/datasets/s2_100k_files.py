@@ -18,6 +18,7 @@ import json
 import numbers
 import os
 import re
+import shlex
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,7 @@ __all__ = [
     'SourceFingerprint',
     'as_patch_size',
     'check_geotiff',
+    'check_packed_size',
     'nodata_fraction',
     'npy_header',
     'pack_command',
@@ -614,11 +616,36 @@ def pack_command(root: Path | str, patch_size: tuple[int, int] = PATCH_SIZE) -> 
         backticks.
     """
     height, width = patch_size
+    quoted = shlex.quote(str(root))  # a root with spaces, pasted into a shell
     if (height, width) == PATCH_SIZE:
-        return f'`torchgeo-satclip pack {root}`'
+        return f'`torchgeo-satclip pack {quoted}`'
     if height == width:
-        return f'`torchgeo-satclip pack {root} --patch-size {height}`'
-    return f"`pack_s2_100k('{root}', patch_size=({height}, {width}))`"
+        return f'`torchgeo-satclip pack {quoted} --patch-size {height}`'
+    return f'`pack_s2_100k({str(root)!r}, patch_size=({height}, {width}))`'
+
+
+def check_packed_size(
+    manifest: Path, found: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    """Refuse a packed layout of patches of another size than declared.
+
+    Args:
+        manifest: the layout's ``manifest.json``, named in the message.
+        found: ``(height, width)`` of its patches.
+        expected: the size the caller declared (``patch_size``).
+
+    Raises:
+        ValueError: if they differ; the message names both and the argument
+            (and command-line option) that declares the packed size.
+    """
+    if found == expected:
+        return
+    option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
+    raise ValueError(
+        f'{manifest}: packed patches are {_size_text(found)} pixels, but the '
+        f'dataset expects {_size_text(expected)} (patch_size); pass '
+        f'patch_size={found}{option} if every patch of this dataset has that size'
+    )
 
 
 def _size_text(size: Sequence[int]) -> str:
@@ -1506,6 +1533,7 @@ class PackedLayout:
         verify: bool = False,
         progress: bool = False,
         patch_size: tuple[int, int] = PATCH_SIZE,
+        check_size: bool = False,
     ) -> 'PackedLayout | None':
         """Read a packed layout, checking it.
 
@@ -1524,8 +1552,11 @@ class PackedLayout:
             verify: also hash every shard and source (reads all of them).
             progress: show progress bars while hashing.
             patch_size: ``(height, width)`` the caller declared for the
-                dataset, named in the repair commands (:func:`pack_command`);
-                not checked here: the caller compares it with the layout's.
+                dataset, named in the repair commands (:func:`pack_command`).
+            check_size: refuse a layout of patches of another size than
+                *patch_size* (:func:`check_packed_size`), once its files are
+                found consistent (a damaged ``manifest.json`` is reported as
+                damage) and before any hashing.
 
         Returns:
             The layout, or None if there is no complete one (no manifest: packing
@@ -1536,6 +1567,7 @@ class PackedLayout:
                 or differs from what was packed, or a source GeoTIFF changed
                 after packing; the message names the file, what differs and
                 how to repair it.
+            ValueError: with *check_size*, for patches of another size.
         """
         if not (directory / 'manifest.json').is_file():
             return None
@@ -1544,7 +1576,15 @@ class PackedLayout:
             manifest = checker.manifest()
             files = checker.files(manifest)
             checker.shard_records(manifest, files)
-        num_bytes = checker.shards(manifest, verify)
+        num_bytes = checker.shards(manifest, full=False)
+        if check_size:  # the layout is consistent: its size is the packed one
+            check_packed_size(
+                directory / 'manifest.json',
+                (manifest.height, manifest.width),
+                patch_size,
+            )
+        if verify:
+            checker.hash_shards(manifest)
         checked = missing = 0
         if sources is not None:
             checked, missing = checker.sources(sources, files, verify)

@@ -103,7 +103,8 @@ def read_points(
     Args:
         path: ``.csv`` (header line), ``.parquet``/``.pq`` or
             ``.geojson``/``.json`` (a FeatureCollection of Points, properties
-            kept as columns; coordinates are (lon, lat) by the GeoJSON standard).
+            kept as columns; coordinates are (lon, lat) by the GeoJSON standard,
+            or in the CRS a ``crs`` member names, reprojected).
         lon_column: longitude column (CSV, Parquet).
         lat_column: latitude column (CSV, Parquet).
         batch_size: points per batch.
