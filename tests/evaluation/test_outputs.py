@@ -109,24 +109,43 @@ def test_overwrite_replaces_the_run_and_drops_its_other_files(tmp_path: Path) ->
     assert 'wrap' in (tmp_path / 'probe_results.md').read_text()
 
 
+@pytest.mark.parametrize('failing', ['plot_scores', 'plot_pca_map', 'write_results'])
 def test_a_failed_run_keeps_the_earlier_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    failing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    probe_report(tmp_path, ['air_temperature'], ['raw'], **FAST)
+    """Tables, score bars, maps: all of the new run or none of it."""
+    probe_report(tmp_path, ['land_ocean'], ['raw', 'sh'], num_points=200, **FAST)
     before = contents(tmp_path)
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(report_module, 'plot_scores', broken)
+    monkeypatch.setattr(report_module, failing, broken)
     with pytest.raises(OSError, match='No space left'):
-        probe_report(tmp_path, ['air_temperature'], ['wrap'], overwrite=True, **FAST)
-    # the tables were replaced atomically (the new run's), no temporary left,
-    # and no earlier file deleted before the run was complete
-    after = contents(tmp_path)
-    assert set(after) == set(before)
-    assert 'wrap' in after['probe_results.md'].decode()
-    assert after['scores.png'] == before['scores.png']
+        probe_report(
+            tmp_path,
+            ['land_ocean'],
+            ['raw', 'wrap'],
+            num_points=200,
+            overwrite=True,
+            **FAST,
+        )
+    assert contents(tmp_path) == before  # no staging folder left either
+
+
+def test_a_killed_runs_staging_folder_is_removed(tmp_path: Path) -> None:
+    dead = tmp_path / '.stage.999999999.abc123'  # no such process
+    dead.mkdir()
+    (dead / 'probe_results.md').write_text('half a run')
+    alive = tmp_path / f'.stage.{os.getpid()}.other'  # a run still going
+    alive.mkdir()
+    probe_report(tmp_path, ['air_temperature'], ['raw'], plots=False, **FAST)
+    assert not dead.exists()
+    assert alive.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        'probe_results.csv',
+        'probe_results.md',
+    ]
 
 
 def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,6 +218,22 @@ def test_a_value_given_twice_is_refused(
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_weights_name_spelt_two_ways_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('an encoder was loaded before the check')
+
+    monkeypatch.setattr(report_module, 'resolve_encoders', no_work)
+    for names in (
+        ['SATCLIP_RESNET18_L10', 'satclip_resnet18_l10'],
+        ['SatCLIPWeights.SATCLIP_RESNET18_L10', 'SATCLIP_RESNET18_L10'],
+        ['geoclip', 'GeoCLIPWeights.GEOCLIP'],
+    ):
+        with pytest.raises(ValueError, match=f"encoder '{names[1]}' is given twice"):
+            probe_report(tmp_path / 'out', [], names, **FAST)
+
+
 def test_cli_duplicate_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / 't.csv'
     csv.write_text('lon,lat,y\n1,2,3\n')
@@ -208,7 +243,7 @@ def test_cli_duplicate_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_num_points_at_most_the_maximum(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ValueError, match='num_points must be at most 1,000,000'):
         load_task('koppen', num_points=MAX_TASK_POINTS + 1)
@@ -216,3 +251,7 @@ def test_num_points_at_most_the_maximum(
     assert main([*argv, '--output-dir', str(tmp_path)]) == 2
     assert 'at most 1,000,000' in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+    # checked before any encoder is loaded (a download, GeoCLIP's weights)
+    monkeypatch.setattr(report_module, 'resolve_encoders', None)
+    with pytest.raises(ValueError, match='at most 1,000,000'):
+        probe_report(tmp_path, ['air_temperature'], ['raw'], num_points=10**7)

@@ -50,12 +50,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._io import atomic_path, atomic_write
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..geo import koppen_zone
 from ..models import CheckpointError, read_checkpoint
-from .outputs import check_outputs, remove_earlier_outputs
+from .outputs import check_outputs, staged_outputs
 from .plots import save_figure
 from .probe import fold_indices, require_sklearn
 
@@ -733,10 +732,11 @@ def image_probe_report(
     reported at once. Writes ``image_probe_results.md`` (the table and how
     it was made), ``.csv`` (one row per encoder and CV scheme, with every
     fold's scores), ``.json`` (all of it) and ``image_probe.png`` (accuracy
-    bars, std error bars), each atomically. A folder that holds an earlier
-    run's results is refused before any work unless *overwrite*; then, once
-    the new files are written, an earlier ``image_probe.png`` that this run
-    did not draw again is deleted.
+    bars, std error bars): all into a staging folder first, then renamed
+    into place together (:func:`~.outputs.staged_outputs`), so that a failed
+    run changes nothing. A folder that holds an earlier run's results is
+    refused before any work unless *overwrite*; then an earlier
+    ``image_probe.png`` that this run did not draw again is deleted.
 
     Args:
         root: an S2-100K-style dataset (single-date: ``index.csv``'s images).
@@ -849,7 +849,6 @@ def image_probe_report(
     majority = max(Counter(labels.tolist()).values()) / len(labels)
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     models = {name: info.model for name, info in infos.items()}
     markdown = out / 'image_probe_results.md'
     table = out / 'image_probe_results.csv'
@@ -886,9 +885,6 @@ def image_probe_report(
             '',
         ]
     )
-    with atomic_path(markdown) as tmp:
-        tmp.write_text(text)
-    atomic_write(table, lambda tmp: _write_csv(tmp, results, models))
     payload = {
         'root': str(root),
         'label': label,
@@ -933,21 +929,19 @@ def image_probe_report(
             for r in results
         ],
     }
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + '\n')
     figure = None
-    if plots:
-        figure = _plot(
-            results,
-            out / 'image_probe.png',
-            f'{label} from frozen image features ({len(indices)} points)',
-            majority,
-        )
-    remove_earlier_outputs(
-        out,
-        IMAGE_PROBE_OUTPUTS,
-        [markdown, table, json_path, *([figure] if figure is not None else [])],
-    )
+    with staged_outputs(out, IMAGE_PROBE_OUTPUTS) as stage:
+        (stage / markdown.name).write_text(text)
+        _write_csv(os.fspath(stage / table.name), results, models)
+        (stage / json_path.name).write_text(json.dumps(payload, indent=2) + '\n')
+        if plots:
+            figure = out / 'image_probe.png'
+            _plot(
+                results,
+                stage / figure.name,
+                f'{label} from frozen image features ({len(indices)} points)',
+                majority,
+            )
     return ImageProbeReport(
         results=results,
         markdown=markdown,

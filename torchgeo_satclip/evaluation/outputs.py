@@ -2,20 +2,34 @@
 
 A probe's output folder holds the results of one run. :func:`check_outputs`
 refuses, before any work, a folder that already holds a run's results unless
-the caller passes ``overwrite=True``; :func:`remove_earlier_outputs` then
-deletes, once the new results are written, the files of the earlier run that
-this one did not write again (a map of an encoder no longer probed, a table
-no longer asked for), so that the folder never mixes two runs. Every result
-file is written under a temporary name and renamed
-(:func:`~torchgeo_satclip._io.atomic_path`): a failed run leaves the earlier
-results as they were.
+the caller passes ``overwrite=True``. A run writes its files into a hidden
+staging folder inside the output folder (:func:`staged_outputs`); only when
+all are written are they renamed into place, one after the other, and the
+files of the earlier run that this one did not write again (a map of an
+encoder no longer probed, a table no longer asked for) deleted. A run that
+fails, or is interrupted, before that leaves the earlier results as they
+were; the staging folder of a killed run is removed by the next run.
 """
 
 import os
-from collections.abc import Iterable, Sequence
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['check_outputs', 'earlier_outputs', 'remove_earlier_outputs']
+from .._io import pid_alive
+
+__all__ = [
+    'check_outputs',
+    'earlier_outputs',
+    'remove_earlier_outputs',
+    'staged_outputs',
+]
+
+#: Name of a run's staging folder: ``.stage.<pid>.<random>``.
+_STAGE = re.compile(r'\.stage\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+')
 
 
 def earlier_outputs(directory: Path, patterns: Sequence[str]) -> list[Path]:
@@ -92,3 +106,37 @@ def remove_earlier_outputs(
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+@contextmanager
+def staged_outputs(
+    directory: str | os.PathLike[str], patterns: Sequence[str]
+) -> Iterator[Path]:
+    """Write a run's files into a staging folder; move them into place at the end.
+
+    Args:
+        directory: the output folder (created).
+        patterns: the report's files, as for :func:`earlier_outputs`.
+
+    Yields:
+        The staging folder (inside *directory*): write every file there, under
+        its final name. When the ``with`` block ends without an error, each
+        is renamed into *directory* and the earlier run's files it did not
+        replace are deleted; on an error, nothing in *directory* changes.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():  # the staging folders of killed runs
+        found = _STAGE.fullmatch(entry.name)
+        if found and entry.is_dir() and not pid_alive(int(found['pid'])):
+            shutil.rmtree(entry, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f'.stage.{os.getpid()}.', dir=out))
+    try:
+        yield stage
+        written = []
+        for path in sorted(stage.iterdir()):
+            os.replace(path, out / path.name)
+            written.append(out / path.name)
+        remove_earlier_outputs(out, patterns, written)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_path
-from .outputs import check_outputs, remove_earlier_outputs
+from .outputs import check_outputs, staged_outputs
 from .plots import check_map_resolution, plot_pca_map, plot_scores
 from .probe import (
     ProbeResult,
@@ -26,7 +25,7 @@ from .probe import (
     write_results,
 )
 from .references import references_to_markdown
-from .tasks import load_task, task_from_csv
+from .tasks import check_sampling, load_task, task_from_csv
 
 __all__ = ['PROBE_OUTPUTS', 'ProbeReport', 'probe_report']
 
@@ -116,7 +115,10 @@ def probe_report(
 
     Returns:
         The results and the files written (one ``pca_<name>.png`` per
-        encoder, ``<name>`` its short unique name), each atomically.
+        encoder, ``<name>`` its short unique name): all into a staging folder
+        first, then renamed into place together
+        (:func:`~.outputs.staged_outputs`), so that a failed run changes
+        nothing in *output_dir*.
 
     Raises:
         ValueError: for an unknown encoder, a checkpoint that cannot be
@@ -132,7 +134,8 @@ def probe_report(
         [f'{path}:{target}' for path, target in csv_tasks],
         [(_same_file(path), target) for path, target in csv_tasks],
     )
-    _check_distinct('encoder', encoders, [_same_file(spec) for spec in encoders])
+    _check_distinct('encoder', encoders, [_encoder_key(spec) for spec in encoders])
+    check_sampling(**_given(num_points=num_points, seed=seed))
     require_sklearn()  # before any checkpoint or task is loaded
     if plots and map_resolution is not None:
         check_map_resolution(map_resolution)  # before hours of probes
@@ -151,37 +154,51 @@ def probe_report(
         progress_bar=progress_bar,
         **_given(protocols=protocols, folds=folds, block_size=block_size, seed=seed),
     )
-    markdown, table = write_results(results, output_dir)
-    report = ProbeReport(results, markdown, table)
-    if references:
-        text = references_to_markdown(results)
-        if text:
-            report.published = Path(output_dir) / 'published.md'
-            with atomic_path(report.published) as tmp:
-                tmp.write_text(text)
-    if plots:
-        out = Path(output_dir)
-        report.figures.append(plot_scores(results, out / 'scores.png'))
-        resolution = _given(resolution=map_resolution)
-        for name, encoder in named.items():
-            if name == 'raw':
-                continue
-            path = out / f'pca_{name}.png'
-            title = f'{name}: first three PCA components as RGB'
-            report.figures.append(
+    out = Path(output_dir)
+    figures: list[Path] = []
+    published = None
+    with staged_outputs(out, PROBE_OUTPUTS) as stage:
+        write_results(results, stage)
+        if references:
+            text = references_to_markdown(results)
+            if text:
+                published = out / 'published.md'
+                (stage / published.name).write_text(text)
+        if plots:
+            figures.append(out / plot_scores(results, stage / 'scores.png').name)
+            resolution = _given(resolution=map_resolution)
+            for name, encoder in named.items():
+                if name == 'raw':
+                    continue
+                path = stage / f'pca_{name}.png'
+                title = f'{name}: first three PCA components as RGB'
                 plot_pca_map(encoder, path, title=title, **resolution)
-            )
-    written = [markdown, table, *report.figures]
-    if report.published is not None:
-        written.append(report.published)
-    remove_earlier_outputs(output_dir, PROBE_OUTPUTS, written)
-    return report
+                figures.append(out / path.name)
+    return ProbeReport(
+        results,
+        out / 'probe_results.md',
+        out / 'probe_results.csv',
+        figures,
+        published,
+    )
 
 
 def _same_file(spec: str | os.PathLike[str]) -> str:
     """An existing file's resolved path (two spellings of it compare equal)."""
     path = Path(spec)
     return str(path.resolve()) if path.is_file() else os.fspath(spec)
+
+
+def _encoder_key(spec: str) -> str:
+    """What an encoder is: a file's path, a weights name in any spelling."""
+    if Path(spec).is_file():
+        return _same_file(spec)
+    name = str(spec).rsplit('.', 1)[-1].upper()
+    from ..models import GeoCLIPWeights, list_weights
+
+    return (
+        name if name in list_weights() or name in GeoCLIPWeights.__members__ else spec
+    )
 
 
 def _check_distinct(what: str, given: Sequence[Any], keys: Sequence[Any]) -> None:

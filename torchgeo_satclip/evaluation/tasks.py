@@ -36,6 +36,7 @@ __all__ = [
     'BUILTIN_TASKS',
     'MAX_TASK_POINTS',
     'PointTask',
+    'check_sampling',
     'load_task',
     'sample_sphere',
     'task_from_csv',
@@ -378,6 +379,30 @@ BUILTIN_TASKS: dict[str, Callable[[int, int], PointTask]] = {
 }
 
 
+def check_sampling(num_points: int = 5000, seed: int = 0) -> None:
+    """Check the sampling options of :func:`load_task`.
+
+    Args:
+        num_points: points of the sampled tasks, 1 to :data:`MAX_TASK_POINTS`.
+        seed: sampling seed, a non-negative integer.
+
+    Raises:
+        ValueError: naming the option and the value, for anything else.
+    """
+    for option, value, minimum in (('num_points', num_points, 1), ('seed', seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                f'{option} must be an integer, got {value!r} (type {type(value).__name__})'
+            )
+        if value < minimum:
+            raise ValueError(f'{option} must be at least {minimum}, got {value}')
+    if num_points > MAX_TASK_POINTS:
+        raise ValueError(
+            f'num_points must be at most {MAX_TASK_POINTS:,} (the features of '
+            f'every point are kept in memory for the probes), got {num_points:,}'
+        )
+
+
 def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
     """Load a built-in task.
 
@@ -397,18 +422,7 @@ def load_task(name: str, num_points: int = 5000, seed: int = 0) -> PointTask:
             is not a non-negative one.
         ImportError: if the task's package (the ``eval`` extra) is missing.
     """
-    for option, value, minimum in (('num_points', num_points, 1), ('seed', seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(
-                f'{option} must be an integer, got {value!r} (type {type(value).__name__})'
-            )
-        if value < minimum:
-            raise ValueError(f'{option} must be at least {minimum}, got {value}')
-    if num_points > MAX_TASK_POINTS:
-        raise ValueError(
-            f'num_points must be at most {MAX_TASK_POINTS:,} (the features of '
-            f'every point are kept in memory for the probes), got {num_points:,}'
-        )
+    check_sampling(num_points, seed)
     if not isinstance(name, str) or name not in BUILTIN_TASKS:
         raise ValueError(
             f'unknown task {name!r}; built-in tasks: {", ".join(BUILTIN_TASKS)}'
