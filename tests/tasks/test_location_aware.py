@@ -161,10 +161,38 @@ def test_true_half_precision_is_refused(precision: str, tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize('precision', ['32-true', '64-true', '16-mixed', 'bf16-mixed'])
+@pytest.mark.parametrize('precision', ['32-true', '64-true', 'bf16-mixed'])
 def test_other_precisions_keep_the_points(precision: str) -> None:
-    check_point_precision(SimpleNamespace(precision=precision))
+    trainer = Trainer(precision=precision, accelerator='cpu', logger=False)  # type: ignore[arg-type]
+    check_point_precision(trainer)
     check_point_precision(None)
+    check_point_precision(SimpleNamespace())  # no precision plugin
+
+
+def test_any_plugin_narrowing_the_batches_is_refused() -> None:
+    """Transformer Engine's precisions cast batches to half too (asked, not named)."""
+    for dtype, mixed in ((torch.bfloat16, 'bf16-mixed'), (torch.float16, '16-mixed')):
+        plugin = SimpleNamespace(convert_input=lambda x, d=dtype: x.to(d))
+        trainer = SimpleNamespace(
+            precision='transformer-engine', precision_plugin=plugin
+        )
+        with pytest.raises(ValueError, match=f"'transformer-engine' .* use '{mixed}'"):
+            check_point_precision(trainer)
+
+
+def test_no_trainer_or_no_points(tmp_path: Path) -> None:
+    """setup() without a trainer does nothing, as Lightning's; a task of
+    precomputed embeddings reads no points, so any precision is its own."""
+    task = LocationClassificationTask(num_classes=3, allow_random_location=True)
+    task.setup('fit')
+    embedded = LocationClassificationTask(
+        num_classes=3, location_input='embedding', allow_random_location=True
+    )
+    embedded._trainer = Trainer(precision='bf16-true', accelerator='cpu', logger=False)
+    embedded.setup('fit')
+    task._trainer = embedded._trainer
+    with pytest.raises(ValueError, match="precision='bf16-true'"):
+        task.setup('fit')
 
 
 def test_deprecated_name_in_yaml_still_works(tmp_path: Path) -> None:

@@ -136,6 +136,9 @@ class _LocationSteps:
     def setup(self, stage: str) -> None:
         """Refuse a trainer precision that would round the batches' points.
 
+        A task whose location is a precomputed embedding
+        (``location_input='embedding'``) reads no points: nothing to check.
+
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
 
@@ -143,7 +146,8 @@ class _LocationSteps:
             ValueError: under ``'16-true'`` or ``'bf16-true'`` (see
                 :func:`check_point_precision`).
         """
-        check_point_precision(self.trainer)
+        if self.hparams['location_input'] != 'embedding':
+            check_point_precision(getattr(self, '_trainer', None))
         super().setup(stage)  # type: ignore[misc]
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:

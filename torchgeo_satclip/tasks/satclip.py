@@ -789,7 +789,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 ``'bf16-true'`` trainer, which would round the points
                 (:func:`~torchgeo_satclip.tasks.utils.check_point_precision`).
         """
-        check_point_precision(self.trainer)
+        check_point_precision(getattr(self, '_trainer', None))
         datamodule = getattr(self.trainer, 'datamodule', None)
         if (
             isinstance(datamodule, CachedFeatureDataModule)

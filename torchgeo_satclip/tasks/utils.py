@@ -282,35 +282,36 @@ def check_random_location(
         )
 
 
-#: Lightning precisions that cast every floating-point tensor of a batch to a
-#: half type before any hook of the task runs (``precision.convert_input``).
-_HALF_INPUT = {'16-true': torch.float16, 'bf16-true': torch.bfloat16}
-
-
 def check_point_precision(trainer: Any) -> None:
     """Refuse a trainer precision that would round the batches' points.
 
-    Under ``precision='16-true'`` or ``'bf16-true'`` Lightning casts every
-    floating-point tensor of a batch to that type before the task sees it,
-    the (lon, lat) points included; the location encoder would read, and a
-    prediction writer store, points moved by up to half a spacing of the
-    type at 128 to 180 degrees. The mixed precisions leave the batches as
+    Under ``precision='16-true'`` or ``'bf16-true'`` (and Transformer
+    Engine's precisions) Lightning casts every floating-point tensor of a
+    batch to a half type before the task sees it (the precision plugin's
+    ``convert_input``), the (lon, lat) points included; the location encoder
+    would read, and a prediction writer store, points moved by up to half a
+    spacing of the type at 128 to 180 degrees. The plugin is asked what it
+    makes of a float64 tensor, so any precision that narrows the batches to
+    fewer than 32 bits is refused. The mixed precisions leave the batches as
     they are.
 
     Args:
-        trainer: the Lightning trainer (None, or one without a ``precision``:
-            nothing to check).
+        trainer: the Lightning trainer (None, or one without a precision
+            plugin: nothing to check).
 
     Raises:
-        ValueError: for ``'16-true'`` and ``'bf16-true'``, naming how far a
-            point would move and the mixed precision to use instead.
+        ValueError: naming the precision, how far a point would move and the
+            mixed precision to use instead.
     """
-    precision = str(getattr(trainer, 'precision', ''))
-    dtype = _HALF_INPUT.get(precision)
-    if dtype is None:
+    plugin = getattr(trainer, 'precision_plugin', None)
+    if plugin is None:
         return
+    dtype = plugin.convert_input(torch.zeros(1, dtype=torch.float64)).dtype
+    if not dtype.is_floating_point or torch.finfo(dtype).bits >= 32:
+        return
+    precision = str(getattr(trainer, 'precision', type(plugin).__name__))
     error = torch.finfo(dtype).eps * 128 / 2  # half a spacing in [128, 256)
-    mixed = precision.replace('-true', '-mixed')
+    mixed = '16-mixed' if dtype == torch.float16 else 'bf16-mixed'
     raise ValueError(
         f'precision={precision!r} casts every floating-point tensor of a batch '
         f'to {dtype} before the task sees it, the (lon, lat) points included: '
