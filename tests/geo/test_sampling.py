@@ -251,3 +251,53 @@ def test_region_vertex_outside_the_crs_is_refused() -> None:
         ),
     ):
         Region({'type': 'Polygon', 'coordinates': [ring], 'crs': _crs('EPSG:3857')})
+
+
+def _projected(crs: str, ring: list[tuple[float, float]]) -> list[list[float]]:
+    from pyproj import Transformer
+
+    forward = Transformer.from_crs('EPSG:4326', crs, always_xy=True)
+    return [list(forward.transform(lon, lat)) for lon, lat in ring]
+
+
+@pytest.mark.parametrize(
+    ('crs', 'ring', 'jump'),
+    [
+        # Fiji in its own CRS: one ring across 180 degrees
+        (
+            'EPSG:3460',
+            [(177.0, -19.0), (179.9, -19.0), (-179.5, -17.0), (177.0, -17.0)],
+            'from longitude 179.9 to -179.5',
+        ),
+        # a square round the South Pole in Antarctic polar stereographic
+        ('EPSG:3031', None, 'from longitude -135 to 135'),
+    ],
+)
+def test_projected_ring_across_180_or_round_a_pole_is_refused(
+    crs: str, ring: list[tuple[float, float]] | None, jump: str
+) -> None:
+    """Straight edges in lon/lat would make it the rest of the world (Fiji's
+    box became 716 square degrees around it) or an empty region."""
+    if ring is None:
+        xy = [[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6], [-1e6, -1e6]]
+    else:
+        xy = _projected(crs, [*ring, ring[0]])
+    with pytest.raises(ValueError, match=f'ring of the region in {crs} goes {jump} '):
+        Region({'type': 'Polygon', 'coordinates': [xy], 'crs': _crs(crs)})
+
+
+def test_projected_region_split_at_180_is_kept() -> None:
+    west = [(177.0, -19.0), (180.0, -19.0), (180.0, -17.0), (177.0, -17.0)]
+    east = [(-180.0, -19.0), (-179.5, -19.0), (-179.5, -17.0), (-180.0, -17.0)]
+    region = Region(
+        {
+            'type': 'MultiPolygon',
+            'coordinates': [
+                [_projected('EPSG:3460', [*part, part[0]])] for part in (west, east)
+            ],
+            'crs': _crs('EPSG:3460'),
+        }
+    )
+    inside = region.contains(np.array([179.5, -179.7, 0.0]), np.full(3, -18.0))
+    assert inside.tolist() == [True, True, False]
+    assert region.geometry.area == pytest.approx(2 * 3.5, rel=1e-6)

@@ -160,7 +160,11 @@ def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
 
     Raises:
         ValueError: naming the first vertex that does not reproject (outside
-            the domain of the CRS, or not finite).
+            the domain of the CRS, or not finite), or a ring that, once in
+            longitude and latitude, crosses the antimeridian or goes round a
+            pole (two consecutive vertices more than 180 degrees of longitude
+            apart): drawn with straight edges in longitude and latitude, it
+            would cover the rest of the world instead.
     """
 
     def transform(xy: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -177,7 +181,24 @@ def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
             )
         return lonlat
 
-    return np.asarray(_shapely().transform(polygons, transform), dtype=object)
+    reprojected = np.asarray(_shapely().transform(polygons, transform), dtype=object)
+    for polygon in reprojected:
+        parts = getattr(polygon, 'geoms', [polygon])
+        for part in parts:
+            for ring in (part.exterior, *part.interiors):
+                lon = np.asarray(ring.coords)[:, 0]
+                jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180)
+                if len(jumps):
+                    i = int(jumps[0])
+                    raise ValueError(
+                        f'a ring of the region in {crs} goes from longitude '
+                        f'{lon[i]:.6g} to {lon[i + 1]:.6g} between two vertices '
+                        'once reprojected: it crosses the antimeridian or goes '
+                        'round a pole, which a region drawn with straight edges '
+                        'in longitude and latitude cannot hold; split it at 180 '
+                        'degrees into a MultiPolygon, away from the poles'
+                    )
+    return reprojected
 
 
 def _box_weights(bounds: NDArray[np.float64]) -> NDArray[np.float64]:
