@@ -150,6 +150,8 @@ def main() -> None:
     )
     parser.add_argument('--worker', nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.startup_runs < 1:
+        parser.error(f'--startup-runs must be at least 1, got {args.startup_runs}')
     if args.worker:
         what, folder, dtype = args.worker
         src, dst = str(Path(folder) / 'points.csv'), str(Path(folder) / 'parts.parquet')

@@ -10,6 +10,7 @@ use (PEP 562), so that ``torchgeo-satclip --help`` does not import torch.
 
 from typing import TYPE_CHECKING, Any
 
+from ._errors import DataError
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     __version__: str
 
-__all__ = ['LocationEncoder', '__version__', 'build_location_encoder']
+__all__ = ['DataError', 'LocationEncoder', '__version__', 'build_location_encoder']
 
 #: Lazy re-exports: ``name -> module`` it is imported from on first access.
 _LAZY = {
