@@ -1300,3 +1300,20 @@ def test_many_stray_shards_shown_in_part(
     assert 'note: 7 file(s) in' in out
     assert 'shard_00008.npy, and 1 more; ' in out
     assert 'shard_00009' not in out
+
+
+def test_shard_damaged_after_open_names_the_repair(root: Path) -> None:
+    """A shard replaced between the open and its first read: refused on read."""
+    ds = S2100K(root, patch_size=SIZE)
+    shard = root / 'packed' / 'shard_00001.npy'
+    shard.write_bytes(b'\0' * shard.stat().st_size)
+    with pytest.raises(
+        PackedLayoutError,
+        match=re.escape(f'{shard}: cannot open packed shard (')
+        + '.*'
+        + re.escape(
+            f'delete it and run `torchgeo-satclip pack {root} --patch-size {SIZE}`, '
+            'which redoes that shard only'
+        ),
+    ):
+        ds[4]

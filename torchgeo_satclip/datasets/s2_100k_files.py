@@ -1621,9 +1621,14 @@ class PackedLayout:
                 path = self.directory / self.shards[number]
                 try:
                     array = np.load(path, mmap_mode='r')
-                except (OSError, ValueError) as error:
+                except ValueError as error:  # no longer a .npy file (OSError:
+                    # permission, descriptors, a vanished file: as it is)
+                    command = pack_command(
+                        self.directory.parent, (self.height, self.width)
+                    )
                     raise PackedLayoutError(
-                        f'{path}: cannot open packed shard ({error})'
+                        f'{path}: cannot open packed shard ({error}); delete it '
+                        f'and run {command}, which redoes that shard only'
                     ) from error
                 self._maps[number] = array
         return array
