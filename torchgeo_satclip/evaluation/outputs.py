@@ -8,7 +8,8 @@ all are written are they renamed into place, one after the other, and the
 files of the earlier run that this one did not write again (a map of an
 encoder no longer probed, a table no longer asked for) deleted. A run that
 fails, or is interrupted, before that leaves the earlier results as they
-were; the staging folder of a killed run is removed by the next run.
+were (only a stop during those few renames leaves a mix); the staging folder
+of a killed run is removed by the next run.
 """
 
 import os
