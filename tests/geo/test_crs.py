@@ -149,3 +149,14 @@ def test_not_reprojected_finds_wrapped_and_non_finite_points() -> None:
     assert bad.tolist() == [False, False, True, True, True, True, True]
     utm = reproject_to_lonlat(np.array([500000.0]), np.array([5e6]), 32631)
     assert not not_reprojected(np.array([500000.0]), np.array([5e6]), 32631, utm).any()
+
+
+def test_reproject_checked_names_the_first_point_that_did_not_map() -> None:
+    from torchgeo_satclip.geo.crs import reproject_checked
+
+    x = np.array([0.0, 1e6, 1e9, np.inf])
+    y = np.zeros(4)
+    lonlat, first = reproject_checked(x, y, 'EPSG:3857')
+    np.testing.assert_array_equal(lonlat, reproject_to_lonlat(x, y, 'EPSG:3857'))
+    assert first == 2
+    assert reproject_checked(x[:2], y[:2], 'EPSG:3857')[1] is None

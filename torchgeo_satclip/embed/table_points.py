@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..geo.crs import geojson_crs, not_reprojected, reproject_to_lonlat
+from ..geo.crs import geojson_crs, reproject_checked
 from .csv_points import missing_column
 from .points import InputError, PointBatch, PointSource, check_lonlat, float64_numpy
 
@@ -291,10 +291,8 @@ class GeoJsonPoints(PointSource):
     def _reproject(self, coords: np.ndarray, crs: str) -> np.ndarray:
         """The (lon, lat) of ``crs`` coordinates; refuse one that does not map."""
         x, y = coords[:, 0], coords[:, 1]
-        lonlat = reproject_to_lonlat(x, y, crs)
-        bad = np.flatnonzero(not_reprojected(x, y, crs, lonlat))
-        if len(bad):
-            i = int(bad[0])
+        lonlat, i = reproject_checked(x, y, crs)
+        if i is not None:
             point = f'(x, y) = ({x[i]}, {y[i]}) in {crs}'
             if not np.isfinite(coords[i]).all():
                 raise InputError(f'{self._where(i)}: non-finite coordinate {point}')

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ['geojson_crs', 'not_reprojected', 'reproject_to_lonlat']
+__all__ = [
+    'geojson_crs',
+    'not_reprojected',
+    'reproject_checked',
+    'reproject_to_lonlat',
+]
 
 #: What a GeoJSON ``crs`` member may be, as messages say it.
 _ACCEPTED = (
@@ -108,6 +113,30 @@ def not_reprojected(
             tolerance = _ROUND_TRIP * np.maximum(1.0, np.abs(given))
             bad |= ~(np.abs(back - given) <= tolerance)
     return np.asarray(bad, dtype=bool)
+
+
+def reproject_checked(
+    x: np.ndarray, y: np.ndarray, crs: Any
+) -> tuple[np.ndarray, int | None]:
+    """Reproject to (lon, lat) and find the first point that did not map.
+
+    :func:`reproject_to_lonlat`, then :func:`not_reprojected` on its result:
+    what a reader of coordinates in a named CRS needs before it names the
+    offending point in its own words.
+
+    Args:
+        x: easting (or longitude) in ``crs``.
+        y: northing (or latitude) in ``crs``.
+        crs: the CRS of the coordinates.
+
+    Returns:
+        The float64 ``(N, 2)`` (lon, lat), and the index of the first point
+        not reprojected faithfully (outside the domain of the CRS, or not
+        finite), None if every point was.
+    """
+    lonlat = reproject_to_lonlat(x, y, crs)
+    bad = np.flatnonzero(not_reprojected(x, y, crs, lonlat))
+    return lonlat, int(bad[0]) if len(bad) else None
 
 
 def _shown(member: Any) -> str:

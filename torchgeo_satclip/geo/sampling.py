@@ -26,7 +26,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from .crs import geojson_crs, not_reprojected, reproject_to_lonlat
+from .crs import geojson_crs, reproject_checked
 from .maps import is_land
 
 __all__ = ['PointMask', 'Region', 'iter_points', 'sample_points']
@@ -169,10 +169,8 @@ def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
 
     def transform(xy: NDArray[np.float64]) -> NDArray[np.float64]:
         x, y = xy[:, 0], xy[:, 1]
-        lonlat = reproject_to_lonlat(x, y, crs)
-        bad = np.flatnonzero(not_reprojected(x, y, crs, lonlat))
-        if len(bad):
-            i = int(bad[0])
+        lonlat, i = reproject_checked(x, y, crs)
+        if i is not None:
             raise ValueError(
                 f"the region's vertex (x, y) = ({x[i]}, {y[i]}) in {crs} does not "
                 'map to a longitude and latitude (it lies outside the domain of '
@@ -181,23 +179,21 @@ def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
             )
         return lonlat
 
-    reprojected = np.asarray(_shapely().transform(polygons, transform), dtype=object)
-    for polygon in reprojected:
-        parts = getattr(polygon, 'geoms', [polygon])
-        for part in parts:
-            for ring in (part.exterior, *part.interiors):
-                lon = np.asarray(ring.coords)[:, 0]
-                jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180)
-                if len(jumps):
-                    i = int(jumps[0])
-                    raise ValueError(
-                        f'a ring of the region in {crs} goes from longitude '
-                        f'{lon[i]:.6g} to {lon[i + 1]:.6g} between two vertices '
-                        'once reprojected: it crosses the antimeridian or goes '
-                        'round a pole, which a region drawn with straight edges '
-                        'in longitude and latitude cannot hold; split it at 180 '
-                        'degrees into a MultiPolygon, away from the poles'
-                    )
+    shapely = _shapely()
+    reprojected = np.asarray(shapely.transform(polygons, transform), dtype=object)
+    for ring in shapely.get_rings(shapely.get_parts(reprojected)):
+        lon = shapely.get_coordinates(ring)[:, 0]
+        jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180)
+        if len(jumps):
+            i = int(jumps[0])
+            raise ValueError(
+                f'a ring of the region in {crs} goes from longitude '
+                f'{lon[i]:.6g} to {lon[i + 1]:.6g} between two vertices once '
+                'reprojected: it crosses the antimeridian or goes round a pole, '
+                'which a region drawn with straight edges in longitude and '
+                'latitude cannot hold; split it at 180 degrees into a '
+                'MultiPolygon, away from the poles'
+            )
     return reprojected
 
 
