@@ -327,6 +327,43 @@ def test_location_input_mismatch_is_an_error() -> None:
         )
 
 
+def test_location_only_fit_in_float64(tmp_path: Path) -> None:
+    """``precision='64-true'`` keeps the points, and the location-only head runs.
+
+    The embedding was cast to float32 before the float64 head: "mat1 and
+    mat2 must have the same dtype, but got Float and Double".
+    """
+    run(
+        [
+            'fit',
+            '--config',
+            str(CONF / 'air_temperature_location.yaml'),
+            '--trainer.precision=64-true',
+        ],
+        tmp_path,
+    )
+
+
+@pytest.mark.parametrize('location_input', ['lonlat', 'embedding'])
+@pytest.mark.parametrize('model_dtype', [torch.float32, torch.float64])
+def test_embedding_cast_to_the_model_dtype(
+    location_input: str, model_dtype: torch.dtype
+) -> None:
+    """Each model casts the embedding (encoder's or precomputed) to its own dtype."""
+    for dtype in (torch.float32, torch.float64):
+        if location_input == 'lonlat':
+            location = LONLAT.to(dtype)
+        else:
+            location = torch.randn(2, 8, dtype=dtype)
+        only = LocationRegressionTask(location_input=location_input, **small())
+        assert only.to(model_dtype)(location).dtype == model_dtype
+        aware = LocationAwareRegressionTask(
+            model='tiny', location_input=location_input, **small()
+        ).to(model_dtype)
+        images = torch.randn(2, 3, 8, 8, dtype=model_dtype)
+        assert aware(images, location).dtype == model_dtype
+
+
 TASKS = [
     SatCLIPTask,
     LocationAwareClassificationTask,

@@ -79,6 +79,10 @@ class _Location(nn.Module):
     def forward(self, location: Tensor) -> Tensor:
         """Embed ``(B, 2)`` lon/lat, or check and pass on ``(B, D)`` embeddings.
 
+        The embedding keeps its dtype (the encoder's, or the given one's):
+        each model casts it to the dtype of the layer it feeds, so that a
+        model in float64 (``precision='64-true'``) gets float64 embeddings.
+
         Raises:
             ValueError: if the tensor is not of the declared kind.
         """
@@ -88,7 +92,7 @@ class _Location(nn.Module):
                     f"location_input='embedding' expects (B, {self.embed_dim}) "
                     f'embeddings, got shape {tuple(location.shape)}'
                 )
-            return location.float()
+            return location
         if location.ndim != 2 or location.shape[1] != 2:
             raise ValueError(
                 "location_input='lonlat' expects (B, 2) longitude/latitude in "
@@ -97,9 +101,9 @@ class _Location(nn.Module):
             )
         if self.frozen:
             with torch.no_grad():
-                frozen: Tensor = self.encoder(location).float()
+                frozen: Tensor = self.encoder(location)
             return frozen
-        out: Tensor = self.encoder(location).float()
+        out: Tensor = self.encoder(location)
         return out
 
 
@@ -221,5 +225,6 @@ class LocationOnlyModel(nn.Module):
         Raises:
             ValueError: if *location* is not of the declared kind.
         """
-        out: Tensor = self.head(self.location(location))
+        dtype = next(self.head.parameters()).dtype
+        out: Tensor = self.head(self.location(location).to(dtype))
         return out
