@@ -1,5 +1,6 @@
 import dataclasses
 import inspect
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +13,7 @@ from torchgeo.main import main
 
 from torchgeo_satclip._compat import ClassificationTask, RegressionTask
 from torchgeo_satclip.datamodules import EuroSATLocationDataModule
-from torchgeo_satclip.models import save_official_checkpoint
+from torchgeo_satclip.models import LocationOnlyModel, save_official_checkpoint
 from torchgeo_satclip.tasks import (
     LocationAwareClassificationTask,
     LocationAwareRegressionTask,
@@ -362,6 +363,47 @@ def test_embedding_cast_to_the_model_dtype(
         ).to(model_dtype)
         images = torch.randn(2, 3, 8, 8, dtype=model_dtype)
         assert aware(images, location).dtype == model_dtype
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'message'),
+    [
+        ({'head_hidden': 0}, 'head_hidden must be at least 1, got 0'),
+        ({'head_layers': -1}, 'head_layers must be at least 0, got -1'),
+        ({'head_dropout': 1.0}, 'head_dropout must be in [0, 1), got 1.0'),
+        ({'head_hidden': 8.0}, 'head_hidden must be an integer, got 8.0'),
+    ],
+)
+@pytest.mark.parametrize(
+    'task_class',
+    [LocationClassificationTask, LocationRegressionTask],
+    ids=lambda c: c.__name__,
+)
+def test_bad_head_is_refused(
+    task_class: type, kwargs: dict[str, Any], message: str
+) -> None:
+    """A head that cannot learn is refused, naming the argument and the value.
+
+    ``head_hidden=0`` built layers of width 0: the task trained and predicted
+    the last bias alone, the same value wherever the point; ``head_layers=-1``
+    was a linear head and ``head_dropout=1.0`` zeroed every hidden feature.
+    """
+    extra = {'num_classes': 3} if task_class is LocationClassificationTask else {}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task_class(**extra, **small(), **kwargs)
+    # the limits themselves are accepted
+    task_class(**extra, **small(), head_hidden=1, head_layers=0, head_dropout=0.0)
+
+
+def test_bad_location_only_model_is_refused() -> None:
+    encoder = LocationRegressionTask(**small()).model.location.encoder
+    for kwargs, message in (
+        ({'hidden': 0}, 'hidden must be at least 1, got 0'),
+        ({'num_layers': -1}, 'num_layers must be at least 0, got -1'),
+        ({'dropout': 1.0}, 'dropout must be in [0, 1), got 1.0'),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            LocationOnlyModel(encoder, 1, **kwargs)
 
 
 TASKS = [

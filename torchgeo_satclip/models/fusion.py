@@ -20,6 +20,7 @@ import enum
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int, check_real
 from .location_encoder import LocationEncoder
 
 __all__ = ['Fusion', 'LocationFusionModel', 'LocationInput', 'LocationOnlyModel']
@@ -201,9 +202,14 @@ class LocationOnlyModel(nn.Module):
 
         Raises:
             ValueError: if *location_input* is 'embedding' and the encoder is
-                not frozen.
+                not frozen, or if *hidden* is not a positive integer,
+                *num_layers* not a non-negative integer or *dropout* not in
+                [0, 1) (a head of width 0 would predict a constant).
         """
         super().__init__()
+        hidden = check_int('hidden', hidden, minimum=1)
+        num_layers = check_int('num_layers', num_layers, minimum=0)
+        dropout = check_real('dropout', dropout, minimum=0.0, below=1.0)
         self.location = _Location(location_encoder, freeze_location, location_input)
         layers: list[nn.Module] = []
         width = self.location.embed_dim

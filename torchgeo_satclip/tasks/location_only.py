@@ -13,6 +13,7 @@ from typing import Any, Literal
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
+from .._checks import check_int, check_real
 from .._compat import (
     ClassificationTask,
     RegressionTask,
@@ -51,14 +52,23 @@ class _LocationOnlyTask(_LocationSteps):
         return out
 
     def _build_location_only(self, num_outputs: int) -> None:
-        """Set ``self.model``: the location encoder, then the MLP head."""
+        """Set ``self.model``: the location encoder, then the MLP head.
+
+        Raises:
+            ValueError: if ``head_hidden`` is not a positive integer,
+                ``head_layers`` not a non-negative integer or
+                ``head_dropout`` not in [0, 1); the message names it.
+        """
         hp = self.hparams
+        hidden = check_int('head_hidden', hp['head_hidden'], minimum=1)
+        layers = check_int('head_layers', hp['head_layers'], minimum=0)
+        dropout = check_real('head_dropout', hp['head_dropout'], minimum=0.0, below=1.0)
         self.model = LocationOnlyModel(
             self._location_encoder(),
             num_outputs,
-            hidden=hp['head_hidden'],
-            num_layers=hp['head_layers'],
-            dropout=hp['head_dropout'],
+            hidden=hidden,
+            num_layers=layers,
+            dropout=dropout,
             freeze_location=hp['freeze_location'],
             location_input=hp['location_input'],
         )
