@@ -127,6 +127,38 @@ def test_no_location_raises(encoder: torch.nn.Module) -> None:
         LocationEmbedding(encoder)({'image': torch.zeros(1)})
 
 
+@pytest.mark.parametrize(
+    ('point', 'match'),
+    [
+        (torch.zeros(2, 3), r'got shape \(2, 3\) \(transposed'),
+        (torch.zeros(3, 3), r'got shape \(3, 3\)$'),
+        (torch.zeros(4), r'got shape \(4,\)'),
+        (torch.zeros(2, 2, 2), r'got shape \(2, 2, 2\)'),
+    ],
+)
+def test_point_of_another_shape_raises(
+    encoder: torch.nn.Module, point: torch.Tensor, match: str
+) -> None:
+    # reshaped to (-1, 2), these would become scrambled (lon, lat) pairs
+    with pytest.raises(ValueError, match=match):
+        LocationEmbedding(encoder)({'point': point})
+    with pytest.raises(ValueError, match=match):
+        sample_lonlat({'point': point})
+
+
+@pytest.mark.parametrize(
+    ('lon', 'lat'),
+    [
+        (torch.zeros(3), torch.zeros(2)),
+        (torch.zeros(2, 1), torch.zeros(2, 1)),
+        (torch.tensor(1.0), torch.zeros(1)),
+    ],
+)
+def test_lon_lat_of_other_shapes_raise(lon: torch.Tensor, lat: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="'lon' and 'lat' must be scalars or"):
+        sample_lonlat({'lon': lon, 'lat': lat})
+
+
 def test_geodataset_sample_reprojected(
     tmp_path: Path, encoder: torch.nn.Module
 ) -> None:

@@ -60,6 +60,11 @@ def _as_tensor(value: Any) -> Tensor:
     return value if isinstance(value, Tensor) else torch.as_tensor(value)
 
 
+def _transposed(point: Tensor) -> bool:
+    """Whether *point* looks like ``(2, B)`` instead of ``(B, 2)``."""
+    return point.ndim == 2 and point.shape[0] == 2
+
+
 def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, bool]:
     """Read the (longitude, latitude) of a sample or batch.
 
@@ -76,14 +81,28 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
 
     Raises:
         KeyError: if the sample says nothing about where it is.
-        ValueError: if ``bounds`` come without any CRS.
+        ValueError: if ``bounds`` come without any CRS, or ``point`` is not
+            ``(2,)`` or ``(B, 2)`` (a ``(2, B)`` or ``(B, 3)`` tensor would
+            otherwise be read as scrambled pairs), or ``lon`` and ``lat``
+            are not scalars or ``(B,)`` of one shape.
     """
     if 'point' in sample:
         point = _as_tensor(sample['point']).to(torch.float64)
+        if point.shape != (2,) and (point.ndim != 2 or point.shape[1] != 2):
+            hint = ' (transposed? (B, 2) it must be)' if _transposed(point) else ''
+            raise ValueError(
+                "the sample's 'point' must be (2,) or (B, 2) (longitude, "
+                f'latitude) in degrees, got shape {tuple(point.shape)}{hint}'
+            )
         return point.reshape(-1, 2), point.ndim == 2
     if 'lon' in sample and 'lat' in sample:
         lon = _as_tensor(sample['lon']).to(torch.float64)
         lat = _as_tensor(sample['lat']).to(torch.float64)
+        if lon.ndim > 1 or lon.shape != lat.shape:
+            raise ValueError(
+                "the sample's 'lon' and 'lat' must be scalars or (B,) tensors of "
+                f'the same shape, got {tuple(lon.shape)} and {tuple(lat.shape)}'
+            )
         lat = lat.to(lon.device)
         batched = lon.ndim == 1
         return torch.stack([lon.reshape(-1), lat.reshape(-1)], dim=1), batched
