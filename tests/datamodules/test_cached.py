@@ -457,3 +457,32 @@ def test_cache_key_needs_the_dataset(tmp_path: Path) -> None:
     )
     with pytest.raises(RuntimeError, match=r'setup\(\) must build the dataset'):
         dm.cache_key()
+
+
+def test_build_feature_cache_runs_a_module_in_eval_mode(tmp_path: Path) -> None:
+    """Dropout off, batch norm from its running statistics, which stay unchanged."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.Dropout(0.5),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+    net[2].eval()  # a submodule's own mode is given back too
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(4)]
+    path = build_feature_cache(
+        dataset,  # type: ignore[arg-type]
+        net,
+        tmp_path / 'f.npy',
+        batch_size=2,
+        dtype='float32',
+    )
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+    assert [m.training for m in net.modules()] == [True, True, True, False, True, True]
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.stack([d['image'] for d in dataset])).numpy()
+    np.testing.assert_allclose(np.load(path)[:, 0], expected, rtol=1e-6)

@@ -167,11 +167,14 @@ def build_feature_cache(
 
     Writes an ``(N, views, F)`` ``.npy`` file to a temporary name, then renames
     it to *path*. The temporaries of an earlier build of *path* that was
-    killed are removed first.
+    killed are removed first. An ``nn.Module`` extractor runs in eval mode
+    (no dropout, batch norm with its running statistics, which stay as they
+    are), and every submodule gets its own mode back afterwards.
 
     Args:
         dataset: samples with ``image`` (in dataset order).
-        extractor: maps a ``(B, C, H, W)`` batch on *device* to ``(B, F)``.
+        extractor: maps a ``(B, C, H, W)`` batch on *device* to ``(B, F)``
+            (an ``nn.Module`` is run in eval mode).
         path: destination ``.npy`` file.
         preprocess: batch transform applied on *device* before the views (for
             S2-100K: /10000, B10 and centre crop).
@@ -223,7 +226,18 @@ def build_feature_cache(
         del out
 
     remove_stale_temporaries(path)
-    atomic_write(path, write)
+    modes = (
+        [(module, module.training) for module in extractor.modules()]
+        if isinstance(extractor, nn.Module)
+        else []
+    )
+    for module, _ in modes:
+        module.eval()
+    try:
+        atomic_write(path, write)
+    finally:
+        for module, training in modes:
+            module.train(training)
     return path
 
 
