@@ -486,3 +486,67 @@ def test_build_feature_cache_runs_a_module_in_eval_mode(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = net(torch.stack([d['image'] for d in dataset])).numpy()
     np.testing.assert_allclose(np.load(path)[:, 0], expected, rtol=1e-6)
+
+
+class NormalisedBands(torch.nn.Module):
+    """The datamodule's preprocessing, then each band scaled by (x - mean) / std."""
+
+    def __init__(self, aug: torch.nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.aug = aug
+        self.register_buffer('mean', torch.tensor(mean))
+        self.register_buffer('std', torch.tensor(std))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = self.aug(batch)
+        return {**batch, 'image': (batch['image'] - self.mean) / self.std}
+
+
+class NormalisedCache(CachedFeatureDataModule):
+    """A subclass that normalises the bands before the extractor, as TorchGeo's do."""
+
+    def __init__(self, mean: float = 0.1, std: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aug = NormalisedBands(self.aug, mean, std)
+
+
+def test_cache_keyed_by_the_preprocessing_that_runs(tmp_path: Path) -> None:
+    """A replaced ``aug`` (normalised bands) never reuses the plain cache."""
+    args = cache_args(tmp_path, feature_extractor=band_means, extractor_key='bm')
+    plain = CachedFeatureDataModule(**args)
+    plain.setup('fit')
+    assert plain.cache_path is not None
+    for mean, std in [(0.1, 0.2), (0.1, 0.25)]:
+        normalised = NormalisedCache(mean=mean, std=std, **args)
+        normalised.setup('fit')
+        assert normalised.cache_path not in (None, plain.cache_path)
+        raw = normalised.dataset[0]['image'][None]  # type: ignore[index]
+        expected = band_means(normalised.aug({'image': raw})['image'])[0]
+        np.testing.assert_allclose(
+            np.asarray(normalised._features)[0, 0], expected.numpy(), rtol=1e-5
+        )
+    again = NormalisedCache(mean=0.1, std=0.25, **args)
+    again.setup('fit')
+    assert again.cache_path == normalised.cache_path  # the same one is reused
+    assert again.cache_key() == again.cache_key()
+
+
+def test_cache_keyed_by_the_dataset_transforms(tmp_path: Path) -> None:
+    """A dataset ``transforms`` that changes the images builds a new cache."""
+
+    def scaled(factor: float) -> Any:
+        def transform(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {**sample, 'image': sample['image'] * factor}
+
+        return transform
+
+    args = cache_args(tmp_path, feature_extractor=band_means, extractor_key='bm')
+    paths = []
+    for factor in (1.0, 2.0):
+        dm = CachedFeatureDataModule(transforms=scaled(factor), **args)
+        dm.setup('fit')
+        paths.append(dm.cache_path)
+        np.testing.assert_allclose(
+            np.asarray(dm._features)[:, 0], features_of_images_on_disk(dm), rtol=1e-6
+        )
+    assert paths[0] != paths[1]

@@ -19,7 +19,9 @@ hands over its backbone at ``setup`` when none was given, which is how
 ``torchgeo fit --config configs/satclip_resnet18_l10_cached.yaml`` works.
 
 The cache is keyed by a hash of the extractor's weights (or its
-``extractor_key``), the preprocessing, the views and the dataset: its resolved
+``extractor_key``), the preprocessing (its settings, and the image that the
+dataset's ``transforms`` and the datamodule's ``aug`` make of sample 0), the
+views and the dataset: its resolved
 root, its ``index.csv`` and what it reads images from (one ``os.stat`` per
 GeoTIFF, or the packed layout's ``manifest.json``, which pins every shard's
 checksum), so that a change to any of them, a dataset rewritten in place or
@@ -34,6 +36,7 @@ the original augmentation (features are of the centre crop; flips and
 rotations are covered by ``views``). Point jitter still applies per batch.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -45,7 +48,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .._io import atomic_write, remove_stale_temporaries
 from ..datasets import S2100K
@@ -355,6 +358,56 @@ def _dataset_fingerprint(dataset: object) -> str:
     return digest.hexdigest()
 
 
+def _type_names(transform: object) -> list[str]:
+    """Qualified type names of a transform and, for a module, its submodules."""
+    parts = transform.modules() if isinstance(transform, nn.Module) else [transform]
+    names = []
+    for part in parts:
+        kind = part if callable(part) and hasattr(part, '__qualname__') else type(part)
+        names.append(f'{kind.__module__}.{kind.__qualname__}')
+    return names
+
+
+def _preprocess_fingerprint(dataset: Any, preprocess: Any) -> str:
+    """Hash of what the dataset's transforms and *preprocess* make of sample 0.
+
+    The images the extractor sees depend on the dataset's own ``transforms``
+    and on the datamodule's ``aug`` (which a user or a subclass may replace,
+    for example to normalise the bands), neither of which can be hashed by
+    its settings in general. So sample 0 is read, collated as the cache build
+    collates it and preprocessed on the CPU under a fixed seed (a copy of
+    *preprocess*, wherever the original lives), and the resulting image is
+    hashed, with the type names of both transforms.
+
+    Args:
+        dataset: the dataset whose images are cached.
+        preprocess: the batch transform applied before the extractor.
+
+    Returns:
+        A hexadecimal digest.
+    """
+    digest = hashlib.sha256()
+    transforms = getattr(dataset, 'transforms', None)
+    for name, transform in (('transforms', transforms), ('aug', preprocess)):
+        names = [] if transform is None else _type_names(transform)
+        digest.update(f'{name}:{names}\n'.encode())
+    if len(dataset) == 0:
+        return digest.hexdigest()
+    if isinstance(preprocess, nn.Module):
+        preprocess = copy.deepcopy(preprocess).cpu()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        batch = default_collate([dataset[0]])
+        if preprocess is not None:
+            batch = preprocess(batch)
+    image = batch.get('image') if isinstance(batch, dict) else None
+    if isinstance(image, Tensor):
+        data = image.detach().cpu().contiguous()
+        digest.update(str((tuple(data.shape), str(data.dtype))).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class CachedFeatureDataModule(S2100KDataModule):
     """S2-100K as cached frozen-backbone features (fast SatCLIP pretraining).
 
@@ -516,6 +569,14 @@ class CachedFeatureDataModule(S2100KDataModule):
         (TorchGeo's layout), or without file names by its number of samples
         only (give it a ``cache_dir`` of its own).
 
+        The preprocessing is keyed by its settings and by what it does: the
+        dataset's ``transforms`` and the datamodule's ``aug`` (the batch
+        transform run before the extractor, which a subclass or a user may
+        replace, for example to normalise the bands) are keyed by their type
+        names and by the image they make of sample 0 (read once more,
+        preprocessed on the CPU under a fixed seed). So changing either
+        builds a new cache.
+
         Returns:
             A hexadecimal digest of the extractor (module type and weights,
             and its key), the preprocessing, the views, the storage dtype and
@@ -544,6 +605,8 @@ class CachedFeatureDataModule(S2100KDataModule):
         }
         digest.update(json.dumps(settings, sort_keys=True).encode())
         digest.update(f'data:{_dataset_fingerprint(self.dataset)}'.encode())
+        preprocessed = _preprocess_fingerprint(self.dataset, self.aug)
+        digest.update(f'preprocess:{preprocessed}'.encode())
         return digest.hexdigest()
 
     def _require_extractor(self) -> FeatureExtractor:
