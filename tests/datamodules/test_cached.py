@@ -550,3 +550,22 @@ def test_cache_keyed_by_the_dataset_transforms(tmp_path: Path) -> None:
             np.asarray(dm._features)[:, 0], features_of_images_on_disk(dm), rtol=1e-6
         )
     assert paths[0] != paths[1]
+
+
+@pytest.mark.parametrize(
+    ('extractor', 'shape'),
+    [
+        (lambda x: x.mean(dim=(0, 2, 3))[None], r'\(1, 2\)'),  # pooled the batch
+        (lambda x: x.mean(dim=(2, 3), keepdim=True), r'\(2, 2, 1, 1\)'),
+        (lambda x: x.flatten(1)[:, : 4 + len(x)], r'\(1, 5\)'),  # F changes
+    ],
+)
+def test_features_of_another_shape_are_refused(
+    tmp_path: Path, extractor: Any, shape: str
+) -> None:
+    """Features that are not one row per image never make a cache."""
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(3)]
+    path = tmp_path / 'f.npy'
+    with pytest.raises(ValueError, match=rf'shape {shape} for samples .* {path}'):
+        build_feature_cache(dataset, extractor, path, batch_size=2)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())

@@ -153,6 +153,39 @@ class CachedFeatureDataset(Dataset[dict[str, Tensor]]):
         return [{'features': stacked[i], 'point': points[i]} for i in range(len(rows))]
 
 
+def _checked_features(
+    features: object, count: int, width: int | None, where: str
+) -> NDArray[np.float32]:
+    """An extractor's output as float32 numpy, if it is ``(count, F)``.
+
+    Args:
+        features: what the extractor returned for *count* images.
+        count: the number of images of the batch.
+        width: ``F`` of the batches before (None for the first batch).
+        where: the samples, view and cache file, for the message.
+
+    Returns:
+        The ``(count, F)`` features.
+
+    Raises:
+        ValueError: if *features* is not a tensor of that shape.
+    """
+    expected = f'({count}, {"F" if width is None else width})'
+    if not isinstance(features, Tensor):
+        raise ValueError(
+            f'the feature extractor returned a {type(features).__name__} for '
+            f'{where}, expected a tensor of shape {expected}'
+        )
+    shape = tuple(features.shape)
+    if len(shape) != 2 or shape[0] != count or width not in (None, shape[1]):
+        raise ValueError(
+            f'the feature extractor returned features of shape {shape} for '
+            f'{where}, expected {expected}: one row of pooled features per '
+            'image, as many features for every batch'
+        )
+    return cast(NDArray[np.float32], features.float().cpu().numpy())
+
+
 @torch.no_grad()
 def build_feature_cache(
     dataset: Dataset[dict[str, Tensor]],
@@ -192,7 +225,9 @@ def build_feature_cache(
         The path written.
 
     Raises:
-        ValueError: if *views* is not in 1-8.
+        ValueError: if *views* is not in 1-8, or if *extractor* returns
+            anything but a ``(B, F)`` tensor of one row per image (with the
+            same ``F`` for every batch).
     """
     if not 1 <= views <= 8:
         raise ValueError(f'views must be in 1-8, not {views}')
@@ -213,7 +248,13 @@ def build_feature_cache(
                 batch = preprocess(batch)
             image = batch['image']
             for view in range(views):
-                features = extractor(dihedral_view(image, view)).float().cpu().numpy()
+                features = _checked_features(
+                    extractor(dihedral_view(image, view)),
+                    len(image),
+                    None if out is None else out.shape[2],
+                    f'samples {start} to {start + len(image) - 1} (view {view}) '
+                    f'of the cache {path}',
+                )
                 if out is None:
                     out = np.lib.format.open_memmap(
                         tmp,
