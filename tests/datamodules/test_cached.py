@@ -569,3 +569,41 @@ def test_features_of_another_shape_are_refused(
     with pytest.raises(ValueError, match=rf'shape {shape} for samples .* {path}'):
         build_feature_cache(dataset, extractor, path, batch_size=2)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
+
+
+def test_features_beyond_float16_are_refused(tmp_path: Path) -> None:
+    """Features that float16 stores as infinity never make a cache."""
+    args = cache_args(tmp_path, cache_dtype='float16', extractor_key='big')
+    dm = CachedFeatureDataModule(
+        feature_extractor=lambda x: band_means(x) * 1e6, **args
+    )
+    with pytest.raises(
+        ValueError,
+        match=r'feature 0 of sample 0 \(patch_0\.tif\), view 0, while caching '
+        r".*features-\w+\.npy: .* does not fit in float16 .*cache_dtype='float32'",
+    ):
+        dm.setup('fit')
+    assert not list((tmp_path / 'cache').glob('*.npy'))
+    dm = CachedFeatureDataModule(
+        feature_extractor=lambda x: band_means(x) * 1e6,
+        **{**args, 'cache_dtype': 'float32'},
+    )
+    dm.setup('fit')
+    assert np.isfinite(np.asarray(dm._features)).all()
+
+
+def test_nan_features_are_refused(tmp_path: Path) -> None:
+    def extractor(x: torch.Tensor) -> torch.Tensor:
+        features = x.mean(dim=(2, 3))
+        features[-1, 1] = float('nan')
+        return features
+
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(4)]
+    path = tmp_path / 'f.npy'
+    with pytest.raises(
+        ValueError,
+        match=r'feature 1 of sample 1, view 0, while caching .*f\.npy: the '
+        r'feature extractor returned nan, expected finite features',
+    ):
+        build_feature_cache(dataset, extractor, path, batch_size=2)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())

@@ -186,6 +186,56 @@ def _checked_features(
     return cast(NDArray[np.float32], features.float().cpu().numpy())
 
 
+def _finite_features(
+    features: NDArray[np.float32],
+    dtype: type[np.floating[Any]],
+    start: int,
+    view: int,
+    path: Path,
+    files: Sequence[str] | None,
+) -> NDArray[Any]:
+    """*features* in the storage *dtype*, if every one of them is finite there.
+
+    Args:
+        features: ``(B, F)`` float32 features of samples ``start`` onwards.
+        dtype: the storage dtype.
+        start: dataset index of the first row.
+        view: the view they are of.
+        path: the cache file, for the message.
+        files: the samples' file names, for the message (None: unknown).
+
+    Returns:
+        The features as *dtype*.
+
+    Raises:
+        ValueError: naming the first sample with a NaN or infinite feature,
+            or with one beyond the range of *dtype*.
+    """
+    with np.errstate(over='ignore', invalid='ignore'):
+        stored = features.astype(dtype)
+    finite = np.isfinite(stored)
+    if finite.all():
+        return stored
+    row, column = (int(i) for i in np.argwhere(~finite)[0])
+    index = start + row
+    sample = f'sample {index}' + (
+        f' ({files[index]})' if files is not None and index < len(files) else ''
+    )
+    value = float(features[row, column])
+    where = f'feature {column} of {sample}, view {view}, while caching {path}'
+    if np.isfinite(value):
+        name = np.dtype(dtype).name
+        raise ValueError(
+            f'{where}: {value:g} does not fit in {name} (largest '
+            f'{float(np.finfo(dtype).max):g}); cache the features as float32 '
+            "(cache_dtype='float32')"
+        )
+    raise ValueError(
+        f'{where}: the feature extractor returned {value}, expected finite '
+        'features (check this image and the extractor)'
+    )
+
+
 @torch.no_grad()
 def build_feature_cache(
     dataset: Dataset[dict[str, Tensor]],
@@ -225,9 +275,10 @@ def build_feature_cache(
         The path written.
 
     Raises:
-        ValueError: if *views* is not in 1-8, or if *extractor* returns
+        ValueError: if *views* is not in 1-8, if *extractor* returns
             anything but a ``(B, F)`` tensor of one row per image (with the
-            same ``F`` for every batch).
+            same ``F`` for every batch), or a feature that is not finite in
+            *dtype* (NaN or infinite, or beyond float16's range).
     """
     if not 1 <= views <= 8:
         raise ValueError(f'views must be in 1-8, not {views}')
@@ -235,6 +286,7 @@ def build_feature_cache(
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     np_dtype = _NP_DTYPES[dtype]
     total = len(dataset)  # type: ignore[arg-type]
+    files = _sample_files(dataset)
 
     def write(tmp: str) -> None:
         out: Any = None
@@ -255,6 +307,7 @@ def build_feature_cache(
                     f'samples {start} to {start + len(image) - 1} (view {view}) '
                     f'of the cache {path}',
                 )
+                stored = _finite_features(features, np_dtype, start, view, path, files)
                 if out is None:
                     out = np.lib.format.open_memmap(
                         tmp,
@@ -262,7 +315,7 @@ def build_feature_cache(
                         dtype=np_dtype,
                         shape=(total, views, features.shape[1]),
                     )
-                out[start : start + len(features), view] = features
+                out[start : start + len(stored), view] = stored
             start += len(image)
         if out is None:
             raise ValueError('cannot cache the features of an empty dataset')
