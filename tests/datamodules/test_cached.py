@@ -607,3 +607,46 @@ def test_nan_features_are_refused(tmp_path: Path) -> None:
     ):
         build_feature_cache(dataset, extractor, path, batch_size=2)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
+
+
+class Pool(torch.nn.Module):
+    """Average or max pooling, chosen by a plain attribute its repr omits."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if self.mode == 'avg' else x.amax(dim=(2, 3))
+
+
+def test_extractors_with_the_same_weights_but_other_layers_get_their_own_caches(
+    tmp_path: Path,
+) -> None:
+    """Same weights, other pooling: never the other extractor's features."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(13, 4, 1)
+    extractors = [
+        torch.nn.Sequential(conv, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
+        torch.nn.Sequential(conv, torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten()),
+        torch.nn.Sequential(conv, Pool('avg')),
+        torch.nn.Sequential(conv, Pool('max')),
+    ]
+    paths = []
+    for extractor in extractors:
+        dm = CachedFeatureDataModule(
+            feature_extractor=extractor, **cache_args(tmp_path)
+        )
+        dm.setup('predict')
+        paths.append(dm.cache_path)
+        dataset: Any = dm.dataset
+        images = torch.stack([dataset[i]['image'] for i in range(len(dataset))])
+        with torch.no_grad():
+            expected = extractor(dm.aug({'image': images})['image']).numpy()
+        np.testing.assert_allclose(np.asarray(dm._features)[:, 0], expected, rtol=1e-5)
+    assert len(set(paths)) == len(extractors)
+    again = CachedFeatureDataModule(
+        feature_extractor=torch.nn.Sequential(conv, Pool('max')), **cache_args(tmp_path)
+    )
+    again.setup('predict')
+    assert again.cache_path == paths[-1]  # an equal module reuses its cache

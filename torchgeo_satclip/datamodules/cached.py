@@ -65,7 +65,7 @@ __all__ = [
 
 #: What computes the cached features: ``(B, C, H, W)`` preprocessed images on
 #: the cache device to ``(B, F)`` features. An ``nn.Module`` is run in eval mode
-#: and keyed by its weights; another callable needs an explicit key.
+#: and keyed by its weights and structure; another callable needs an explicit key.
 FeatureExtractor: TypeAlias = nn.Module | Callable[[Tensor], Tensor]
 
 _NP_DTYPES: dict[str, type[np.floating[Any]]] = {
@@ -354,6 +354,40 @@ def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
         )
 
 
+def _is_plain(value: object) -> bool:
+    """Whether *value* is a number, string, bool or None, or a tuple of them."""
+    if isinstance(value, tuple):
+        return all(_is_plain(item) for item in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _module_structure(module: nn.Module) -> str:
+    """What a module computes besides its weights, as text.
+
+    Its ``repr`` (the layers and their settings) and, for every submodule,
+    its qualified type name and its public attributes of plain values (for
+    example a pooling mode that the ``repr`` omits), but not its mode
+    (``training``). Two modules with the same weights but other layers or
+    settings (average or max pooling) differ here.
+
+    Args:
+        module: the feature extractor.
+
+    Returns:
+        One line per submodule after the ``repr``.
+    """
+    lines = [repr(module)]
+    for name, part in module.named_modules():
+        kind = type(part)
+        settings = {
+            key: value
+            for key, value in sorted(vars(part).items())
+            if not key.startswith('_') and key != 'training' and _is_plain(value)
+        }
+        lines.append(f'{name}\t{kind.__module__}.{kind.__qualname__}\t{settings!r}')
+    return '\n'.join(lines)
+
+
 def _content_digest(path: Path) -> str:
     """SHA-256 of a small file's bytes, or ``'absent'`` if there is none."""
     try:
@@ -560,8 +594,8 @@ class CachedFeatureDataModule(S2100KDataModule):
                 frozen backbone does so at ``setup``).
             extractor_key: identifies the extractor in the cache key; required
                 for a callable that is not an ``nn.Module`` (change it whenever
-                the callable's output changes). A module is keyed by its type
-                and weights (and this key, if given).
+                the callable's output changes). A module is keyed by its weights
+                and structure (and this key, if given).
             dataset: ``'torchgeo_satclip'`` or ``'torchgeo'`` (see
                 :class:`S2100KDataModule`).
             **kwargs: passed to the dataset class (``root``, ...).
@@ -623,7 +657,7 @@ class CachedFeatureDataModule(S2100KDataModule):
 
         Args:
             extractor: an ``nn.Module`` (run in eval mode on the trainer's
-                device, keyed by its type and weights) or a callable, both
+                device, keyed by its weights and structure) or a callable, both
                 mapping ``(B, C, H, W)`` preprocessed images to ``(B, F)``.
             key: identifies the extractor in the cache key; required for a
                 callable that is not an ``nn.Module``.
@@ -672,7 +706,8 @@ class CachedFeatureDataModule(S2100KDataModule):
         builds a new cache.
 
         Returns:
-            A hexadecimal digest of the extractor (module type and weights,
+            A hexadecimal digest of the extractor (a module's weights, its
+            ``repr`` and the type names and plain settings of its submodules,
             and its key), the preprocessing, the views, the storage dtype and
             the dataset.
 
@@ -685,7 +720,7 @@ class CachedFeatureDataModule(S2100KDataModule):
             raise RuntimeError('setup() must build the dataset first')
         digest = hashlib.sha256()
         if isinstance(extractor, nn.Module):
-            digest.update(type(extractor).__name__.encode())
+            digest.update(_module_structure(extractor).encode())
             _hash_update(digest, extractor)
         if self._extractor_key is not None:
             digest.update(f'key:{self._extractor_key}'.encode())
