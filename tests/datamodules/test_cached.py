@@ -650,3 +650,76 @@ def test_extractors_with_the_same_weights_but_other_layers_get_their_own_caches(
     )
     again.setup('predict')
     assert again.cache_path == paths[-1]  # an equal module reuses its cache
+
+
+class _FakeStrategy:
+    """What ``_load_or_build`` asks of a Lightning strategy, for one rank."""
+
+    def __init__(self, key_of_rank_0: str) -> None:
+        self.key_of_rank_0 = key_of_rank_0
+        self.barriers: list[str] = []
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        assert src == 0
+        return self.key_of_rank_0
+
+    def barrier(self, name: str) -> None:
+        self.barriers.append(name)
+
+
+class _FakeTrainer:
+    def __init__(self, rank: int, key_of_rank_0: str) -> None:
+        self.global_rank = rank
+        self.world_size = 2
+        self.strategy = _FakeStrategy(key_of_rank_0)
+
+
+def test_every_rank_reads_the_cache_rank_0_built(tmp_path: Path) -> None:
+    # rank 0 builds with its backbone
+    first = cached(tmp_path, frozen_task())
+    first.setup('fit')
+    assert first.cache_path is not None
+    built = np.load(first.cache_path)
+    # rank 1's unseeded backbone has other weights, so another key of its own
+    torch.manual_seed(1)
+    other = frozen_task()
+    torch.manual_seed(1)
+    for p in other.parameters():
+        p.data.normal_()
+    second = CachedFeatureDataModule(
+        feature_extractor=other.feature_extractor(), **cache_args(tmp_path)
+    )
+    second.trainer = _FakeTrainer(1, first.cache_key())  # type: ignore[assignment]
+    second.setup('fit')
+    assert second.cache_key() != first.cache_key()
+    assert second.cache_path == first.cache_path
+    np.testing.assert_array_equal(np.load(second.cache_path), built)
+    assert second.trainer.strategy.barriers == ['satclip_feature_cache']  # type: ignore[union-attr]
+    # a rank that cannot see rank 0's file (a disk of its own node)
+    third = CachedFeatureDataModule(
+        feature_extractor=other.feature_extractor(),
+        **cache_args(tmp_path, cache_dir=str(tmp_path / 'node-1')),
+    )
+    third.trainer = _FakeTrainer(1, first.cache_key())  # type: ignore[assignment]
+    with pytest.raises(FileNotFoundError, match=r'built by global rank 0.*shares'):
+        third.setup('fit')
+
+
+@pytest.mark.parametrize(
+    ('argument', 'match'),
+    [
+        ({'mode': 'points'}, "mode must be 'both', not 'points'"),
+        ({'dates': 'pair'}, "dates must be 'index', not 'pair'"),
+        ({'dates': 'all'}, "dates must be 'index', not 'all'"),
+    ],
+)
+def test_datasets_of_no_single_image_are_refused(
+    tmp_path: Path, argument: dict[str, str], match: str
+) -> None:
+    # each failed later with an unrelated KeyError or a missing dates.csv
+    with pytest.raises(ValueError, match=match):
+        CachedFeatureDataModule(
+            feature_extractor=band_means,
+            extractor_key='band-means',
+            **cache_args(tmp_path, **argument),
+        )

@@ -601,13 +601,27 @@ class CachedFeatureDataModule(S2100KDataModule):
             **kwargs: passed to the dataset class (``root``, ...).
 
         Raises:
-            ValueError: on an invalid argument.
+            ValueError: on an invalid argument (also a dataset ``mode`` other
+                than ``'both'`` or ``dates`` other than ``'index'``: the cache
+                holds one image's features per sample).
         """
         if not 1 <= views <= 8:
             raise ValueError(f'views must be in 1-8, not {views}')
         if cache_dtype not in _NP_DTYPES:
             raise ValueError(
                 f'cache_dtype must be float16 or float32, not {cache_dtype!r}'
+            )
+        # The cache holds the features of one image per sample.
+        if kwargs.get('mode', 'both') != 'both':
+            raise ValueError(
+                f"CachedFeatureDataModule caches images: mode must be 'both', not "
+                f'{kwargs["mode"]!r}'
+            )
+        if kwargs.get('dates', 'index') != 'index':
+            raise ValueError(
+                'CachedFeatureDataModule caches one image per sample: dates must be '
+                f"'index', not {kwargs['dates']!r} (use S2100KDataModule for "
+                'several dates of a place)'
             )
         super().__init__(
             batch_size=batch_size,
@@ -758,10 +772,18 @@ class CachedFeatureDataModule(S2100KDataModule):
         if dataset is None:
             raise RuntimeError('setup() must build the dataset first')
         key = self.cache_key()
-        path = self._cache_root() / f'features-{key[:24]}.npy'
-        meta_path = path.with_suffix('.json')
         trainer = getattr(self, 'trainer', None)
         rank = int(getattr(trainer, 'global_rank', 0)) if trainer is not None else 0
+        strategy = (
+            trainer.strategy if trainer is not None and trainer.world_size > 1 else None
+        )
+        if strategy is not None:
+            # Rank 0 builds the one cache every rank reads, so its key names
+            # it (an unseeded frozen backbone can differ from rank to rank;
+            # DDP gives every rank rank 0's weights when it wraps the model).
+            key = strategy.broadcast(key, src=0)
+        path = self._cache_root() / f'features-{key[:24]}.npy'
+        meta_path = path.with_suffix('.json')
         if rank == 0:
             for target in (path, meta_path):  # what a killed build left
                 remove_stale_temporaries(target)
@@ -787,8 +809,14 @@ class CachedFeatureDataModule(S2100KDataModule):
                     meta_path,
                     lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
                 )
-        if trainer is not None and trainer.world_size > 1:
-            trainer.strategy.barrier('satclip_feature_cache')
+        if strategy is not None:
+            strategy.barrier('satclip_feature_cache')
+            if not path.exists():
+                raise FileNotFoundError(
+                    f'feature cache {path}, built by global rank 0, is not there '
+                    f'for global rank {rank}: put cache_dir on storage that every '
+                    'node of the run shares'
+                )
         self.cache_path = path
         features: NDArray[Any] = np.load(
             path, mmap_mode=None if self.in_memory else 'r'
