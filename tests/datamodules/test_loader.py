@@ -1,11 +1,18 @@
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import LightningModule, Trainer
+from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
-from torchgeo_satclip.datamodules import ThreadedBatchLoader, collate_sample_batch
+from torchgeo_satclip.datamodules import (
+    S2100KDataModule,
+    ThreadedBatchLoader,
+    collate_sample_batch,
+)
 from torchgeo_satclip.datamodules.loader import _BatchBuffers, threaded_source
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 
@@ -280,3 +287,63 @@ def test_threads_open_each_shard_once_and_one_at_a_time(
     assert len(batches) == len(dataset)
     assert most == 1
     assert len(opened) == len(set(opened)) == 3  # 8 patches in shards of 3
+
+
+class _RecordTrainPoints(LightningModule):
+    """Records the points of every training batch, per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.seen: list[list[list[float]]] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Tensor:
+        if batch_idx == 0:
+            self.seen.append([])
+        self.seen[-1].extend(batch['point'].tolist())
+        out: Tensor = self.layer(batch['image'].mean().view(1, 1)).sum()
+        return out
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        pass
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit(root: Path, loader: str, **trainer_kwargs: Any) -> _RecordTrainPoints:
+    """Fit a module on S2100KDataModule's *loader*, recording the training points."""
+    dm = S2100KDataModule(
+        root=root,
+        patch_size=32,
+        batch_size=2,
+        num_workers=0 if loader == 'processes' else 2,
+        val_split_pct=0.25,
+        crop_size=16,
+        jitter=0.0,
+        loader=loader,  # type: ignore[arg-type]
+    )
+    module = _RecordTrainPoints()
+    trainer = Trainer(
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, datamodule=dm)
+    expected = ThreadedBatchLoader if loader == 'threads' else DataLoader
+    assert isinstance(trainer.train_dataloader, expected)
+    return module
+
+
+def test_lightning_overfit_batches(root: Path) -> None:
+    """Lightning's overfit_batches (the same first batches, unshuffled, every
+    epoch) works as with a DataLoader: Lightning cannot rebuild this loader
+    without shuffling, as it does a DataLoader, so it must not shuffle."""
+    threads = _fit(root, 'threads', max_epochs=2, overfit_batches=2)
+    processes = _fit(root, 'processes', max_epochs=2, overfit_batches=2)
+    assert len(threads.seen) == 2
+    assert [len(points) for points in threads.seen] == [4, 4]
+    assert threads.seen == processes.seen

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
-from torch.utils.data import Subset
+from torch.utils.data import SequentialSampler, Subset
 
 from ..datasets import S2100K
 
@@ -54,6 +54,24 @@ class EpochSampler:
         """
         self.epoch = epoch
         self.explicit = True
+
+
+class _SequentialEpochSampler(SequentialSampler, EpochSampler):
+    """The epoch of a loader that does not shuffle, a ``SequentialSampler``.
+
+    Lightning takes a loader whose sampler is no ``SequentialSampler`` for a
+    shuffling one: with ``overfit_batches`` it then tries to rebuild it as a
+    ``DataLoader`` with another sampler, which fails for this loader.
+    """
+
+    def __init__(self, size: int) -> None:
+        """Start at epoch 0, over the positions ``0 .. size - 1``.
+
+        Args:
+            size: the number of samples of the loader's dataset.
+        """
+        SequentialSampler.__init__(self, range(size))
+        EpochSampler.__init__(self)
 
 
 def threaded_source(dataset: Any) -> tuple[S2100K, list[int]] | None:
@@ -207,8 +225,12 @@ class ThreadedBatchLoader:
         self.seed = seed
         self._rank = rank
         self._world_size = world_size
-        #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch.
-        self.sampler = EpochSampler()
+        #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch. Without
+        #: *shuffle* it is a ``SequentialSampler``, by which Lightning tells
+        #: a loader that does not shuffle (``overfit_batches`` needs one).
+        self.sampler: EpochSampler = (
+            EpochSampler() if shuffle else _SequentialEpochSampler(len(self.indices))
+        )
         #: None, as a ``DataLoader`` without a batch sampler: Lightning reads
         #: it (and :attr:`sampler`) to tell whether a loader shuffles.
         self.batch_sampler = None

@@ -761,10 +761,13 @@ class S2100KDataModule(NonGeoDataModule):
             and threaded_source(dataset) is not None
         )
         if threads:
+            # Lightning turns a DataLoader's shuffle off to overfit, but cannot
+            # rebuild this loader: it must not shuffle from the start.
+            overfit = getattr(self.trainer, 'overfit_batches', 0) > 0
             return ThreadedBatchLoader(
                 dataset,
                 batch_size,
-                shuffle=split == 'train',
+                shuffle=split == 'train' and not overfit,
                 drop_last=split == 'train',
                 num_threads=max(1, self.num_workers),
                 pin_memory=pin_memory,
