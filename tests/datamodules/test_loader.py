@@ -347,3 +347,22 @@ def test_lightning_overfit_batches(root: Path) -> None:
     assert len(threads.seen) == 2
     assert [len(points) for points in threads.seen] == [4, 4]
     assert threads.seen == processes.seen
+
+
+def test_pin_memory_without_an_accelerator(
+    dataset: S2100K, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a DataLoader: a warning, and unpinned batches (a config made for a
+    GPU machine, ``pin_memory: true``, still runs on a CPU machine)."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    if hasattr(torch, 'accelerator'):
+        monkeypatch.setattr(torch.accelerator, 'is_available', lambda: False)
+    loader = ThreadedBatchLoader(dataset, 3, num_threads=2, pin_memory=True)
+    with pytest.warns(UserWarning, match='no accelerator is found'):
+        threaded = list(loader)
+    plain = list(DataLoader(dataset, 3, collate_fn=collate_sample_batch))
+    assert len(threaded) == len(plain) == 3
+    for a, b in zip(threaded, plain, strict=True):
+        assert not a['image'].is_pinned()
+        assert torch.equal(a['image'], b['image'])
+        assert torch.equal(a['point'], b['point'])

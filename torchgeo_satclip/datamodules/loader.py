@@ -21,6 +21,7 @@ across ranks itself under DDP (as ``DistributedSampler`` would).
 """
 
 import math
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -184,7 +185,9 @@ class ThreadedBatchLoader:
             num_threads: reading threads.
             pin_memory: allocate batches in page-locked memory (needs CUDA);
                 without it they come from a small pool of ordinary blocks,
-                each lent again once no tensor of its batch is left.
+                each lent again once no tensor of its batch is left. Where no
+                accelerator is found it is ignored with a warning, as a
+                ``DataLoader`` does.
             prefetch: batches read ahead of the one being used.
             seed: seed of the shuffle (the same on every rank).
             rank: this process's rank (default: from ``torch.distributed``,
@@ -307,6 +310,13 @@ class ThreadedBatchLoader:
         Yields:
             The batches.
         """
+        pin = self.pin_memory and _can_pin()
+        if self.pin_memory and not pin:
+            warnings.warn(
+                "'pin_memory' is true but no accelerator is found: the "
+                'ThreadedBatchLoader does not pin its batches',
+                stacklevel=2,
+            )
         order = self._order()
         if not self.sampler.explicit:
             self.sampler.epoch += 1  # outside Lightning: a new order next time
@@ -327,7 +337,7 @@ class ThreadedBatchLoader:
             while pending or next_batch < len(batches):
                 while next_batch < len(batches) and len(pending) <= self.prefetch:
                     read = [self.indices[i] for i in batches[next_batch]]
-                    pending.append(self._submit(read))
+                    pending.append(self._submit(read, pin))
                     next_batch += 1
                 batch, futures = pending.popleft()
                 for future in futures:
@@ -337,7 +347,7 @@ class ThreadedBatchLoader:
                     # float32 batch is the one copied to the device.
                     image = batch['image']
                     converted = torch.empty(
-                        image.shape, dtype=torch.float32, pin_memory=self.pin_memory
+                        image.shape, dtype=torch.float32, pin_memory=pin
                     )
                     batch['image'] = converted.copy_(image)
                 self.seen_batch_indices.append(batches[len(self.seen_batch_indices)])
@@ -351,12 +361,12 @@ class ThreadedBatchLoader:
                         future.exception()  # wait: the buffer must outlive it
 
     def _submit(
-        self, indices: Sequence[int]
+        self, indices: Sequence[int], pin: bool
     ) -> tuple[dict[str, Tensor], list[Future[None]]]:
-        """Draw one batch, allocate it and start reading it in the threads."""
+        """Draw one batch, allocate it (pinned if *pin*) and start reading it."""
         fns, fields = self.dataset.draw(indices)
         shape = self.dataset.batch_shape(len(indices))
-        if self.pin_memory:
+        if pin:
             image = torch.empty(shape, dtype=torch.uint16, pin_memory=True)
             fields = {key: value.pin_memory() for key, value in fields.items()}
         else:
@@ -377,6 +387,14 @@ class ThreadedBatchLoader:
         pool = getattr(self, '_pool', None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _can_pin() -> bool:
+    """Whether memory can be pinned: an accelerator is found (``DataLoader``'s test)."""
+    accelerator = getattr(torch, 'accelerator', None)  # torch >= 2.6
+    if accelerator is None:
+        return torch.cuda.is_available()
+    return bool(accelerator.is_available())
 
 
 def _check_rank(rank: int, world_size: int) -> None:
