@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -366,3 +367,19 @@ def test_pin_memory_without_an_accelerator(
         assert not a['image'].is_pinned()
         assert torch.equal(a['image'], b['image'])
         assert torch.equal(a['point'], b['point'])
+
+
+def test_any_integer_seeds_the_shuffle(dataset: S2100K) -> None:
+    """Numpy integers and integers beyond 64 bits, as the datamodule's split
+    takes them (its ``seed`` seeds the training loader too)."""
+
+    def order(seed: object, epoch: int = 0) -> list[tuple[float, float]]:
+        loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=seed)  # type: ignore[arg-type]
+        loader.sampler.set_epoch(epoch)
+        return points_of(list(loader))
+
+    assert order(np.int64(4)) == order(4)
+    assert order(np.uint64(2**64 - 1), epoch=1) == order(0)  # what -1 + 1 gives
+    assert order(-1) == order(2**64 - 1)
+    assert order(2**64 + 4) == order(4)
+    assert order(2**70, epoch=3) == order(3)

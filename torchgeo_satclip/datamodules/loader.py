@@ -21,6 +21,7 @@ across ranks itself under DDP (as ``DistributedSampler`` would).
 """
 
 import math
+import operator
 import warnings
 import weakref
 from collections import deque
@@ -189,7 +190,10 @@ class ThreadedBatchLoader:
                 accelerator is found it is ignored with a warning, as a
                 ``DataLoader`` does.
             prefetch: batches read ahead of the one being used.
-            seed: seed of the shuffle (the same on every rank).
+            seed: seed of the shuffle (the same on every rank): any
+                integer, a numpy one too, as the datamodule's split takes
+                (taken modulo 2**64, which keeps the order of every seed
+                ``torch.Generator`` accepts).
             rank: this process's rank (default: from ``torch.distributed``,
                 read at every epoch and length, so a loader built before the
                 process group exists still splits the data once it does).
@@ -225,7 +229,7 @@ class ThreadedBatchLoader:
         self.num_threads = num_threads
         self.pin_memory = pin_memory
         self.prefetch = prefetch
-        self.seed = seed
+        self.seed = operator.index(seed)
         self._rank = rank
         self._world_size = world_size
         #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch. Without
@@ -295,7 +299,8 @@ class ThreadedBatchLoader:
         rank, world_size = self._ranks()
         indices = list(range(len(self.indices)))
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
+            seed = (self.seed + self.sampler.epoch) % 2**64
+            generator = torch.Generator().manual_seed(seed)
             permutation = torch.randperm(len(indices), generator=generator).tolist()
             indices = [indices[i] for i in permutation]
         total = self._num_samples(world_size) * world_size
