@@ -383,3 +383,21 @@ def test_any_integer_seeds_the_shuffle(dataset: S2100K) -> None:
     assert order(-1) == order(2**64 - 1)
     assert order(2**64 + 4) == order(4)
     assert order(2**70, epoch=3) == order(3)
+
+
+def test_dataset_is_the_one_given(dataset: S2100K) -> None:
+    """As a DataLoader's: ``len(loader.dataset)`` counts the split (as
+    ``len(trainer.train_dataloader.dataset)`` does with a DataLoader), and the
+    positions of ``seen_batch_indices`` index it."""
+    subset = Subset(Subset(dataset, [7, 5, 3, 1, 0]), [4, 1, 2, 0])
+    loader = ThreadedBatchLoader(subset, 3, shuffle=True, rank=1, world_size=2)
+    assert loader.dataset is subset
+    assert len(loader.dataset) == len(DataLoader(subset).dataset) == 4
+    batches = list(loader)
+    assert len(loader.seen_batch_indices) == len(batches) == 1
+    for batch, positions in zip(batches, loader.seen_batch_indices, strict=True):
+        assert len(positions) == len(batch['point']) == 2
+        for i, position in enumerate(positions):
+            sample = loader.dataset[position]
+            assert torch.equal(sample['point'], batch['point'][i])
+            assert torch.equal(sample['image'], batch['image'][i])

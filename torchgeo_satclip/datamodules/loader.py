@@ -222,7 +222,12 @@ class ThreadedBatchLoader:
             )
         if rank is not None and world_size is not None:
             _check_rank(rank, world_size)
-        self.dataset, self.indices = source
+        #: The dataset given, as a ``DataLoader`` keeps it: the positions of
+        #: :attr:`seen_batch_indices` index it, and ``len`` is its length.
+        self.dataset: Any = dataset
+        #: The S2100K read, and the index in it of each position of
+        #: :attr:`dataset`.
+        self.source, self.indices = source
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -347,7 +352,7 @@ class ThreadedBatchLoader:
                 batch, futures = pending.popleft()
                 for future in futures:
                     future.result()
-                if self.dataset.image_dtype == 'float32':
+                if self.source.image_dtype == 'float32':
                     # Converted into page-locked memory when pinning: the
                     # float32 batch is the one copied to the device.
                     image = batch['image']
@@ -369,8 +374,8 @@ class ThreadedBatchLoader:
         self, indices: Sequence[int], pin: bool
     ) -> tuple[dict[str, Tensor], list[Future[None]]]:
         """Draw one batch, allocate it (pinned if *pin*) and start reading it."""
-        fns, fields = self.dataset.draw(indices)
-        shape = self.dataset.batch_shape(len(indices))
+        fns, fields = self.source.draw(indices)
+        shape = self.source.batch_shape(len(indices))
         if pin:
             image = torch.empty(shape, dtype=torch.uint16, pin_memory=True)
             fields = {key: value.pin_memory() for key, value in fields.items()}
@@ -381,7 +386,7 @@ class ThreadedBatchLoader:
         assert self._pool is not None
         futures = [
             self._pool.submit(
-                self.dataset.read_files, fns[i : i + chunk], out[i : i + chunk]
+                self.source.read_files, fns[i : i + chunk], out[i : i + chunk]
             )
             for i in range(0, len(fns), chunk)
         ]
