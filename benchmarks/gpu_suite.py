@@ -282,6 +282,35 @@ def rate(
             return items * calls / elapsed
 
 
+@contextmanager
+def measurement(
+    figures: dict[str, Any], name: str, failed: list[str]
+) -> Iterator[None]:
+    """One measurement of a section, which a failure must not end.
+
+    The error is printed, recorded as the figure ``{name}_error`` and *name*
+    appended to *failed*; the section goes on with its next measurement (and
+    raises at its end, see :func:`raise_failed`), so that one loader that
+    fails (``ThreadedBatchLoader`` has never run on a GPU) leaves the
+    baselines measured after it.
+    """
+    try:
+        yield
+    except Exception as error:
+        traceback.print_exc()
+        figures[f'{name}_error'] = f'{type(error).__name__}: {error}'
+        failed.append(name)
+
+
+def raise_failed(failed: list[str]) -> None:
+    """Fail the section when any of its measurements failed."""
+    if failed:
+        raise RuntimeError(
+            f'failed: {", ".join(failed)} (see their *_error figures); '
+            'the other figures were measured'
+        )
+
+
 # ------------------------------------------------------------------ encoder
 def encoder_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
     """Spherical harmonics and the full encoder, float32 / TF32 / bf16.
@@ -662,9 +691,14 @@ def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) 
     packed = S2100K(root, layout='packed', image_dtype='uint16')
     geotiff = S2100K(root, layout='geotiff', image_dtype='uint16')
     tif = float('nan')
+    failed: list[str] = []
     for kind, count, batches, loader in data_loaders(args, packed, geotiff):
-        value = drain_rate(loader, loader.batch_size, batches)
+        value = float('nan')
+        with measurement(figures, f'{kind}_{count}', failed):
+            value = drain_rate(loader, loader.batch_size, batches)
         del loader  # its workers stop before the next loader's start
+        if math.isnan(value):
+            continue
         if kind == 'geotiff':
             tif = value
             figures['geotiff_1_worker_images_per_s'] = tif
@@ -686,6 +720,7 @@ def data_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) 
     figures['threads_1_vs_geotiff'] = (
         figures.get('threads_1_images_per_s', float('nan')) / tif
     )
+    raise_failed(failed)
 
 
 # -------------------------------------------------------------------- train
@@ -821,14 +856,18 @@ def train_section(
     # estimate and with most cores; worker processes as the baseline
     runs = [('threads', n) for n in sorted({min(needed, most), most})]
     runs.append(('processes', most))
+    failed: list[str] = []
     for loader, workers in runs:
-        timer = StepTimer(skip)
-        dm = LongEpochs(
-            train_epoch_batches(args), num_workers=workers, loader=loader, **common
-        )
-        trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
-        value = args.train_batch_size / timer.seconds_per_step()
         name = f'end_to_end_{loader}_{workers}'
+        timer = StepTimer(skip)
+        with measurement(figures, name, failed):
+            dm = LongEpochs(
+                train_epoch_batches(args), num_workers=workers, loader=loader, **common
+            )
+            trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
+            value = args.train_batch_size / timer.seconds_per_step()
+        if name in failed:
+            continue
         figures[f'{name}_images_per_s'] = value
         figures[f'{name}_vs_compute'] = value / compute
         print(
@@ -836,6 +875,7 @@ def train_section(
             f'({value / compute:.0%} of compute alone)',
             flush=True,
         )
+    raise_failed(failed)
 
 
 def compile_section(
@@ -1064,12 +1104,16 @@ def data_sections(
     per_worker: float | None = None
     if 'data' in args.sections:
         with suite.section('data') as figures:
-            data_section(figures, args, root)
-            per_worker = max(
-                v
-                for k, v in figures.items()
-                if k.endswith(('_per_worker', '_per_thread'))
-            )
+            try:
+                data_section(figures, args, root)
+            finally:
+                # the best rate measured, even when another loader failed
+                rates = [
+                    v
+                    for k, v in figures.items()
+                    if k.endswith(('_per_worker', '_per_thread'))
+                ]
+                per_worker = max(rates, default=None)
     if 'train' in args.sections:
         with suite.section('train') as figures:
             if per_worker is not None:

@@ -470,3 +470,41 @@ def test_gpu_suite_saves_each_figure_as_it_comes(
     assert saved['sections']['train']['compute_images_per_s'] == 1234.5
     assert 'seconds' in saved['sections']['train']
     assert '(stopped before its end)' not in page.read_text()
+
+
+def test_gpu_suite_a_failing_loader_leaves_the_other_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the threaded loader fails (it has never run on a GPU), the data
+    and train sections record its error per run, go on with the worker
+    processes (the train section had lost its baseline, measured after the
+    threads) and fail at their end; the train section still gets the
+    per-worker rate the data section measured."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    from torchgeo_satclip.datamodules import loader
+
+    def broken(self: object) -> Iterator[dict[str, torch.Tensor]]:
+        raise RuntimeError('cudaHostAlloc failed')
+
+    monkeypatch.setattr(loader.ThreadedBatchLoader, '__iter__', broken)
+    argv = ['--quick', '--out', str(tmp_path), '--sections', 'data', 'train']
+    with pytest.raises(SystemExit) as exit:
+        gpu_suite.main(argv)
+    assert exit.value.code == 1
+    results = json.loads((tmp_path / 'gpu_results.json').read_text())
+    assert set(results['errors']) == {'data', 'train'}
+    data, train = results['sections']['data'], results['sections']['train']
+    assert data['packed_1_workers_images_per_s'] > 0
+    assert data['packed_2_workers_images_per_s'] > 0
+    for threads in (1, 2):
+        assert data[f'threads_{threads}_error'] == 'RuntimeError: cudaHostAlloc failed'
+    assert train['per_worker_images_per_s'] > 0
+    assert train['compute_only_images_per_s'] > 0
+    processes = [key for key in train if key.startswith('end_to_end_processes_')]
+    assert any(key.endswith('_images_per_s') for key in processes), train
+    threads = [key for key in train if key.startswith('end_to_end_threads_')]
+    assert threads, train
+    assert all(key.endswith('_error') for key in threads), train
+    assert 'end_to_end_threads' in results['errors']['train']
