@@ -58,7 +58,10 @@ Sections, each measured in the same run as its baseline:
     same run with the default single-device strategy.
 
 Writes ``gpu_results.json`` and ``gpu_results.md`` into ``--out`` after every
-section, so a run stopped by a time limit still leaves what it measured.
+section, so a run stopped by a time limit still leaves what it measured. A
+section whose process dies (a compiler's crash) or that leaves the GPU broken
+(exit status 3) costs that section only: ``gpu_suite.sh`` runs the sections
+left in a new process (``--resume``), which keeps the results.
 
     bash benchmarks/gpu_suite.sh --out results/        # on a GPU machine
     bash benchmarks/gpu_suite.sh --quick --out /tmp/q  # anywhere, in a minute
@@ -120,6 +123,12 @@ TARGETS = {
     'data_images_per_s_per_worker': 1000.0,
 }
 
+#: Exit status of a run stopped because a failed section left the GPU broken
+#: (a sticky CUDA error: every later section would fail in this process);
+#: ``gpu_suite.sh`` then goes on with the sections left in a new process
+#: (``--resume``), as it does after the process died (a compiler crash).
+RESTART = 3
+
 
 class _LiveFigures(dict[str, Any]):
     """A section's figures: each new one saves the results at once.
@@ -157,12 +166,19 @@ class Suite:
         figures: dict[str, Any] = _LiveFigures(self.save)
         self.results['sections'][name] = figures
         self.results['running'] = name
+        self.save()  # a process that dies in the section leaves its name
         start = time.perf_counter()
+        broken = False
         try:
             yield figures
         except Exception as error:  # a failing section must not stop the others
             traceback.print_exc()
             self.results['errors'][name] = f'{type(error).__name__}: {error}'
+            if cuda_broken():
+                self.results['errors'][name] += (
+                    ' (it left the GPU broken: the sections left run in a new process)'
+                )
+                broken = True
         finally:
             figures['seconds'] = round(time.perf_counter() - start, 1)
             if torch.cuda.is_available():
@@ -173,6 +189,37 @@ class Suite:
             self.results['sections'][name] = figures
             self.results.pop('running', None)
             self.save()
+        if broken:
+            raise SystemExit(RESTART)
+
+    def resume(self, status: int) -> None:
+        """Take up the results of an earlier process of this run.
+
+        That process ended with exit status *status* (:data:`RESTART`, or
+        killed by a signal) and the results it saved are kept; the section
+        it was in when it died is recorded as failed, and the temporary
+        data it left is removed.
+        """
+        path = self.out / 'gpu_results.json'
+        if not path.exists():
+            return
+        earlier: dict[str, Any] = json.loads(path.read_text())
+        died_in = earlier.pop('running', None)
+        if died_in is not None:
+            earlier['errors'][died_in] = (
+                f'the process died in this section (exit status {status}); '
+                'the sections left ran in a new process'
+            )
+        earlier['meta'].setdefault('resumed_after_exit_status', []).append(status)
+        stale = earlier.pop('tmp', None)
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+        self.results = earlier
+        self.save()
+
+    def pending(self, name: str) -> bool:
+        """Whether section *name* is still to run (not run by an earlier process)."""
+        return name not in self.results['sections']
 
     def save(self) -> None:
         """Write the JSON and the Markdown table (temporary name, then rename)."""
@@ -217,6 +264,9 @@ def markdown(results: dict[str, Any]) -> str:
         + (' (**--quick**: tiny sizes, not figures)' if m['quick'] else ''),
         '',
     ]
+    if m.get('resumed_after_exit_status'):
+        statuses = ', '.join(map(str, m['resumed_after_exit_status']))
+        lines += [f'Went on in a new process after exit status {statuses}.', '']
     for name, figures in results['sections'].items():
         stopped = ' (stopped before its end)' if results.get('running') == name else ''
         lines += [f'## {name}{stopped}', '', '| figure | value |', '|---|---|']
@@ -233,6 +283,22 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ['## targets (issue 11, one H100/H200)', '']
     lines += [f'- {key}: {value:,.0f}' for key, value in results['targets'].items()]
     return '\n'.join(lines)
+
+
+def cuda_broken() -> bool:
+    """Whether the GPU is in an error state this process cannot leave.
+
+    After an illegal memory access or a failed launch, every later CUDA call
+    of the process fails, and so would every later section.
+    """
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return False
+    try:
+        torch.cuda.synchronize()
+        torch.ones(1, device='cuda').add_(1).item()
+    except Exception:
+        return True
+    return False
 
 
 def synchronize() -> None:
@@ -1057,6 +1123,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--workers', type=int, nargs='+', default=None, help='worker counts to try'
     )
+    parser.add_argument(
+        '--resume',
+        type=int,
+        default=None,
+        metavar='STATUS',
+        help='go on with the sections an earlier process of this run (which '
+        'ended with exit status STATUS) left, keeping its results in --out '
+        '(gpu_suite.sh passes it)',
+    )
     args = parser.parse_args(argv)
     patches, workers = args.patches, args.workers
     cuda = torch.cuda.is_available() and not args.quick
@@ -1102,7 +1177,9 @@ def data_sections(
 ) -> None:
     """The sections that read the packed dataset at *root*, as asked for."""
     per_worker: float | None = None
-    if 'data' in args.sections:
+    if not suite.pending('data'):  # measured by an earlier process of the run
+        per_worker = suite.results['sections']['data'].get('per_worker_best')
+    if 'data' in args.sections and suite.pending('data'):
         with suite.section('data') as figures:
             try:
                 data_section(figures, args, root)
@@ -1114,18 +1191,20 @@ def data_sections(
                     if k.endswith(('_per_worker', '_per_thread'))
                 ]
                 per_worker = max(rates, default=None)
-    if 'train' in args.sections:
+                if per_worker is not None:
+                    figures['per_worker_best'] = per_worker
+    if 'train' in args.sections and suite.pending('train'):
         with suite.section('train') as figures:
             if per_worker is not None:
                 figures['per_worker_images_per_s'] = per_worker
             train_section(figures, args, root)
-    if 'cached' in args.sections:
+    if 'cached' in args.sections and suite.pending('cached'):
         with suite.section('cached') as figures:
             cached_section(figures, args, root, tmp / 'cache')
-    if 'ddp' in args.sections:
+    if 'ddp' in args.sections and suite.pending('ddp'):
         with suite.section('ddp') as figures:
             ddp_section(figures, args, root)
-    if 'compile' in args.sections:
+    if 'compile' in args.sections and suite.pending('compile'):
         with suite.section('compile') as figures:
             compile_section(figures, args, root)
 
@@ -1138,19 +1217,32 @@ def main(argv: list[str] | None = None) -> None:
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     torch.set_float32_matmul_precision('highest')
     suite = Suite(args.out, args)
+    if args.resume is not None:
+        suite.resume(args.resume)
     print(json.dumps(suite.results['meta']), flush=True)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        # removed by a later process if this one dies (see Suite.resume)
+        suite.results['tmp'] = tmp
         root: Path | None = None
-        needs_data = {'data', 'train', 'cached', 'ddp', 'compile'} & set(args.sections)
-        if 'tests' in args.sections:
+        needs_data = {
+            name
+            for name in ('data', 'train', 'cached', 'ddp', 'compile')
+            if name in args.sections and suite.pending(name)
+        }
+        if 'tests' in args.sections and suite.pending('tests'):
             with suite.section('tests') as figures:
                 tests_section(figures, args)
         if 'encoder' in args.sections:
-            with suite.section('encoder') as figures:
-                encoder_section(figures, args)
-            with suite.section('encoder_compiled') as figures:
-                compiled_encoder_section(figures, args)
-        if needs_data:
+            if suite.pending('encoder'):
+                with suite.section('encoder') as figures:
+                    encoder_section(figures, args)
+            if suite.pending('encoder_compiled'):
+                with suite.section('encoder_compiled') as figures:
+                    compiled_encoder_section(figures, args)
+        # an earlier process's dataset went with its temporary folder
+        if needs_data and (
+            suite.pending('dataset') or 'dataset' not in suite.results['errors']
+        ):
             with suite.section('dataset') as figures:
                 start = time.perf_counter()
                 root = make_packed_root(Path(tmp), args.num_patches, args.processes)
@@ -1158,6 +1250,8 @@ def main(argv: list[str] | None = None) -> None:
                 figures['make_and_pack_seconds'] = time.perf_counter() - start
         if root is not None:  # None: no data asked for, or making it failed
             data_sections(suite, args, root, Path(tmp))
+    suite.results.pop('tmp')
+    suite.save()
     print(f'\nwrote {args.out / "gpu_results.md"} and gpu_results.json')
     if suite.results['errors']:
         print('errors:', json.dumps(suite.results['errors'], indent=2))

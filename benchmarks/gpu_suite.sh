@@ -20,4 +20,18 @@ export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 fi
-exec "${PYTHON:-python3}" "$here/gpu_suite.py" "$@"
+# A process that dies (a compiler's crash, a signal) or leaves the GPU broken
+# (exit status 3) would take the sections after it along: the sections left
+# run in a new process, which keeps the results written so far (--resume).
+# Not after 0 (done), 1 (some section failed), 2 (bad arguments), 130 and 143
+# (stopped on purpose: SIGINT, SIGTERM).
+status=0
+"${PYTHON:-python3}" "$here/gpu_suite.py" "$@" || status=$?
+for _ in 1 2 3 4 5 6 7 8; do
+    case "$status" in 0 | 1 | 2 | 130 | 143) break ;; esac
+    echo "gpu_suite.py ended with exit status $status: going on in a new process" >&2
+    resumed=$status
+    status=0
+    "${PYTHON:-python3}" "$here/gpu_suite.py" "$@" --resume "$resumed" || status=$?
+done
+exit "$status"

@@ -508,3 +508,94 @@ def test_gpu_suite_a_failing_loader_leaves_the_other_figures(
     assert threads, train
     assert all(key.endswith('_error') for key in threads), train
     assert 'end_to_end_threads' in results['errors']['train']
+
+
+def test_gpu_suite_goes_on_after_its_process_dies(tmp_path: Path) -> None:
+    """A process that dies in a section (a compiler's crash: no exception to
+    catch) loses that section only: gpu_suite.sh runs the sections left in a
+    new process, which keeps the results saved so far and removes the dead
+    process's temporary data."""
+    marker = tmp_path / 'crashed'
+    wrapper = tmp_path / 'crash_once.py'
+    wrapper.write_text(
+        'import os, sys\n'
+        'sys.argv = sys.argv[1:]\n'
+        'sys.path.insert(0, os.path.dirname(sys.argv[0]))\n'
+        'import gpu_suite\n'
+        'def crash(figures, args):\n'
+        f'    if not os.path.exists({str(marker)!r}):\n'
+        f'        open({str(marker)!r}, "w").close()\n'
+        '        figures["before_the_crash"] = 1.0\n'
+        '        os.abort()\n'
+        '    raise AssertionError("a section that died is not run again")\n'
+        'gpu_suite.tests_section = crash\n'
+        'gpu_suite.main()\n'
+    )
+    python = tmp_path / 'python'
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {wrapper} "$@"\n')
+    python.chmod(0o755)
+    env = {**os.environ, 'PYTHON': str(python), 'CUDA_VISIBLE_DEVICES': ''}
+    scratch, out = tmp_path / 'tmp', tmp_path / 'out'
+    scratch.mkdir()
+    result = subprocess.run(
+        [
+            'bash',
+            str(ROOT / 'benchmarks' / 'gpu_suite.sh'),
+            *('--quick', '--out', str(out), '--tmp', str(scratch)),
+            *('--sections', 'tests', 'data'),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'going on in a new process' in result.stderr
+    results = json.loads((out / 'gpu_results.json').read_text())
+    assert set(results['errors']) == {'tests'}
+    assert 'the process died in this section' in results['errors']['tests']
+    assert results['sections']['tests'] == {'before_the_crash': 1.0}
+    assert results['sections']['data']['packed_1_workers_images_per_s'] > 0
+    assert results['meta']['resumed_after_exit_status'] == [134]  # SIGABRT
+    assert 'running' not in results
+    assert 'tmp' not in results
+    assert list(scratch.iterdir()) == []
+    assert 'new process after exit status 134' in (out / 'gpu_results.md').read_text()
+
+
+def test_gpu_suite_restarts_when_a_section_breaks_the_gpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section that leaves the GPU broken (a sticky CUDA error: every later
+    CUDA call of the process fails) ends the process with exit status 3, and
+    ``--resume`` goes on with the sections left, keeping the results."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    def broken(figures: dict[str, Any], args: object) -> None:
+        figures['sh_l10_float32_points_per_s'] = 5.0
+        raise RuntimeError('CUDA error: an illegal memory access was encountered')
+
+    def compiled(figures: dict[str, Any], args: object) -> None:
+        figures['compiled_net_vs_eager'] = 1.5
+
+    monkeypatch.setattr(gpu_suite, 'encoder_section', broken)
+    monkeypatch.setattr(gpu_suite, 'compiled_encoder_section', compiled)
+    monkeypatch.setattr(gpu_suite, 'cuda_broken', lambda: True)
+    argv = ['--quick', '--out', str(tmp_path), '--sections', 'encoder']
+    with pytest.raises(SystemExit) as exit:
+        gpu_suite.main(argv)
+    assert exit.value.code == gpu_suite.RESTART == 3
+    results = json.loads((tmp_path / 'gpu_results.json').read_text())
+    assert set(results['sections']) == {'encoder'}  # nothing run on a broken GPU
+    assert 'left the GPU broken' in results['errors']['encoder']
+
+    monkeypatch.setattr(gpu_suite, 'cuda_broken', lambda: False)
+    with pytest.raises(SystemExit) as exit:
+        gpu_suite.main([*argv, '--resume', '3'])
+    assert exit.value.code == 1
+    results = json.loads((tmp_path / 'gpu_results.json').read_text())
+    assert results['sections']['encoder']['sh_l10_float32_points_per_s'] == 5.0
+    assert results['sections']['encoder_compiled']['compiled_net_vs_eager'] == 1.5
+    assert set(results['errors']) == {'encoder'}
+    assert results['meta']['resumed_after_exit_status'] == [3]
