@@ -129,6 +129,12 @@ TARGETS = {
 #: (``--resume``), as it does after the process died (a compiler crash).
 RESTART = 3
 
+#: The sections that run the fused harmonics kernel in the suite's own
+#: process: after one of them killed the process or broke the GPU, the
+#: sections left run with the kernel switched off (``backend='auto'`` on the
+#: recurrence), so that the same crash cannot take them along too.
+KERNEL_SECTIONS = ('encoder', 'encoder_compiled')
+
 
 class _LiveFigures(dict[str, Any]):
     """A section's figures: each new one saves the results at once.
@@ -178,6 +184,7 @@ class Suite:
                 self.results['errors'][name] += (
                     ' (it left the GPU broken: the sections left run in a new process)'
                 )
+                self.results['broke_gpu'] = name
                 broken = True
         finally:
             figures['seconds'] = round(time.perf_counter() - start, 1)
@@ -211,6 +218,12 @@ class Suite:
                 'the sections left ran in a new process'
             )
         earlier['meta'].setdefault('resumed_after_exit_status', []).append(status)
+        culprit = died_in or earlier.pop('broke_gpu', None)
+        if culprit in KERNEL_SECTIONS:
+            earlier['meta']['sh_kernel_off_after'] = culprit
+        if 'sh_kernel_off_after' in earlier['meta']:
+            # in every later process of the run, too
+            os.environ[SH_MODULE.KERNEL_SWITCH] = '0'
         stale = earlier.pop('tmp', None)
         if stale is not None:
             shutil.rmtree(stale, ignore_errors=True)
@@ -267,6 +280,12 @@ def markdown(results: dict[str, Any]) -> str:
     if m.get('resumed_after_exit_status'):
         statuses = ', '.join(map(str, m['resumed_after_exit_status']))
         lines += [f'Went on in a new process after exit status {statuses}.', '']
+    if m.get('sh_kernel_off_after'):
+        lines += [
+            f'The fused harmonics kernel was switched off after the section '
+            f'{m["sh_kernel_off_after"]} (the later sections ran the recurrence).',
+            '',
+        ]
     for name, figures in results['sections'].items():
         stopped = ' (stopped before its end)' if results.get('running') == name else ''
         lines += [f'## {name}{stopped}', '', '| figure | value |', '|---|---|']

@@ -576,9 +576,13 @@ def test_gpu_suite_restarts_when_a_section_breaks_the_gpu(
         figures['sh_l10_float32_points_per_s'] = 5.0
         raise RuntimeError('CUDA error: an illegal memory access was encountered')
 
+    switch = gpu_suite.SH_MODULE.KERNEL_SWITCH
+
     def compiled(figures: dict[str, Any], args: object) -> None:
         figures['compiled_net_vs_eager'] = 1.5
+        figures['kernel_switch'] = os.environ.get(switch)
 
+    monkeypatch.setenv(switch, '1')  # restored after the test
     monkeypatch.setattr(gpu_suite, 'encoder_section', broken)
     monkeypatch.setattr(gpu_suite, 'compiled_encoder_section', compiled)
     monkeypatch.setattr(gpu_suite, 'cuda_broken', lambda: True)
@@ -599,3 +603,11 @@ def test_gpu_suite_restarts_when_a_section_breaks_the_gpu(
     assert results['sections']['encoder_compiled']['compiled_net_vs_eager'] == 1.5
     assert set(results['errors']) == {'encoder'}
     assert results['meta']['resumed_after_exit_status'] == [3]
+    # the sections after the kernel's crash ran without it
+    assert results['sections']['encoder_compiled']['kernel_switch'] == '0'
+    assert results['meta']['sh_kernel_off_after'] == 'encoder'
+    assert 'broke_gpu' not in results
+    assert (
+        'kernel was switched off after the section encoder'
+        in (tmp_path / 'gpu_results.md').read_text()
+    )
