@@ -310,3 +310,52 @@ def test_loaded_mlp_keeps_its_depth_through_a_reload(name: str, tmp_path: Path) 
     path.unlink()
     again: Any = task_class.load_from_checkpoint(tmp_path / 'task.ckpt')
     torch.testing.assert_close(outputs(again), outputs(task), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ('encoding', 'arguments'),
+    [
+        ('spherec', {'frequency_num': 4}),
+        ('spherec', {'min_radius': 10.0}),
+        ('theory', {'max_radius': 90.0}),
+        ('spheremplus', {'convention': 'sphere2vec'}),
+        ('sphericalharmonics', {'normalization': 'orthonormal'}),
+    ],
+)
+@pytest.mark.parametrize('name', ['satclip', 'location-regression', 'aware-regression'])
+def test_loaded_encoding_arguments_survive_a_reload(
+    name: str, encoding: str, arguments: dict[str, Any], tmp_path: Path
+) -> None:
+    """The task records the loaded encoding's arguments, not the default ones.
+
+    A task whose ``location_weights`` were, say, ``spherec`` weights of 4
+    frequencies recorded ``positional_encoding_kwargs: None``: its checkpoint
+    failed to reload (a size mismatch against the default 10 frequencies), and
+    with other radii, or another normalization or convention, it reloaded
+    silently as a different encoder.
+    """
+    path = network_file(
+        tmp_path,
+        'siren',
+        positional_encoding=encoding,
+        positional_encoding_kwargs=arguments,
+    )
+    task_class, _ = TASKS[name]
+    task: Any = task_class(**trained(name), location_weights=str(path))
+    recorded = task.hparams['positional_encoding_kwargs']
+    assert recorded is not None
+    assert arguments.items() <= recorded.items()
+    trainer = Trainer(accelerator='cpu', logger=False, default_root_dir=str(tmp_path))
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / 'task.ckpt')
+    path.unlink()
+    again: Any = task_class.load_from_checkpoint(tmp_path / 'task.ckpt')
+    assert repr(task_encoder(again)) == repr(task_encoder(task))
+    torch.testing.assert_close(outputs(again), outputs(task), rtol=0, atol=0)
+    if task_class is not SatCLIPTask:
+        return
+    loaded = load_location_encoder(str(tmp_path / 'task.ckpt')).eval()
+    task_encoder(task).eval()
+    with torch.no_grad():
+        expected = task_encoder(task)(POINTS.double())
+        torch.testing.assert_close(loaded(POINTS.double()).to(expected.dtype), expected)

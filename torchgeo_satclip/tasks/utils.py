@@ -12,6 +12,7 @@ encoder with :meth:`LocationEncoderArgs.build`.
 """
 
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -207,10 +208,16 @@ def location_encoder_architecture(encoder: LocationEncoder) -> dict[str, Any]:
         ``positional_encoding``, ``location_network`` and ``embed_dim``, plus
         ``legendre_polys``, ``capacity`` and ``num_hidden_layers`` where the
         encoder has them (a network's ``num_layers`` counts as its hidden
-        layers), and, for random Fourier features (GeoCLIP's weights),
-        ``positional_encoding_kwargs`` with their ``sigmas``,
-        ``encoded_size`` and ``seed`` (the loaded frequency matrices
-        themselves are in the state dict).
+        layers), and ``positional_encoding_kwargs``: for random Fourier
+        features (GeoCLIP's weights) their ``sigmas``, ``encoded_size`` and
+        ``seed`` (the loaded frequency matrices themselves are in the state
+        dict); for the other encodings the arguments that shape their output
+        (``frequency_num``, ``min_radius``, ``max_radius`` and ``convention``
+        of the Space2Vec and Sphere2Vec encodings, ``normalization`` of the
+        spherical harmonics), None for an encoding without any. Without them
+        a task loaded from, say, ``spherec`` weights of 4 frequencies was
+        rebuilt from its checkpoint with the default 10 (a size mismatch), or
+        with other radii (a different encoder, silently).
     """
     hparams = location_encoder_hyper_parameters(encoder)
     if hparams['num_hidden_layers'] is None:
@@ -229,7 +236,40 @@ def location_encoder_architecture(encoder: LocationEncoder) -> dict[str, Any]:
             'encoded_size': int(posenc.encoded_size),
             'seed': int(posenc.seed),
         }
+    else:
+        arch['positional_encoding_kwargs'] = _encoding_arguments(posenc)
     return arch
+
+
+#: Arguments of a positional encoding that are no part of its architecture
+#: (``legendre_polys`` is recorded under its own name, ``backend`` is a
+#: choice of kernel).
+_NOT_ARCHITECTURE = frozenset({'self', 'legendre_polys', 'backend'})
+
+
+def _encoding_arguments(posenc: Any) -> dict[str, Any] | None:
+    """The constructor arguments of *posenc* that shape its output.
+
+    Each argument of the encoding's ``__init__`` (but ``legendre_polys`` and
+    ``backend``) that the encoding keeps as an attribute of the same name:
+    ``frequency_num``, ``min_radius`` and ``max_radius`` of the Space2Vec and
+    Sphere2Vec encodings, their ``convention``, the spherical harmonics'
+    ``normalization``.
+
+    Args:
+        posenc: a positional encoding.
+
+    Returns:
+        The arguments, or None for an encoding without any.
+    """
+    arguments: dict[str, Any] = {}
+    for name in inspect.signature(type(posenc).__init__).parameters:
+        if name in _NOT_ARCHITECTURE or not hasattr(posenc, name):
+            continue
+        value = getattr(posenc, name)
+        if isinstance(value, bool | int | float | str):
+            arguments[name] = value
+    return arguments or None
 
 
 def pooled_feature_size(model: Any) -> int:
