@@ -244,7 +244,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 other 1-D parameters and the logit scale); SGD: of every
                 parameter but the logit scale.
             scheduler: ``'none'`` (the original) or ``'cosine'`` decay to
-                *min_lr* over the run, per optimiser step.
+                *min_lr* over the run, per optimiser step (the run needs a
+                known length: ``max_steps``, or ``max_epochs`` with a sized
+                training loader).
             warmup_steps: linear warmup optimiser steps (with either scheduler),
                 an integer >= 0.
             min_lr: final learning rate of the cosine schedule, in [0, lr].
@@ -934,6 +936,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Returns:
             The optimiser, and the scheduler (stepped per optimiser step) if
             one is configured.
+
+        Raises:
+            ValueError: if the cosine schedule meets a run of unknown length.
         """
         hp = self.hparams
         sgd = hp.get('optimizer', 'adamw') == 'sgd'
@@ -960,8 +965,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         warmup = int(hp['warmup_steps'])
         if hp['scheduler'] == 'none' and warmup == 0:
             return optimizer
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
         cosine = hp['scheduler'] == 'cosine'
+        # Only the cosine decay needs the length of the run: a warmup alone
+        # also works in a run without one (max_epochs: -1, max_time alone).
+        total = _cosine_steps(self.trainer) if cosine else 1
         floor = hp['min_lr'] / hp['lr'] if hp['lr'] else 0.0
 
         def factor(step: int) -> float:
@@ -977,6 +984,34 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
         }
+
+
+def _cosine_steps(trainer: Any) -> int:
+    """Optimiser steps of the run, over which the cosine schedule decays.
+
+    Args:
+        trainer: the Lightning trainer.
+
+    Returns:
+        The trainer's ``estimated_stepping_batches`` (at least 1).
+
+    Raises:
+        ValueError: if the run has no known length: infinite (``max_epochs:
+            -1`` without ``max_steps``, which ``max_time`` alone implies) or
+            an unsized training loader without ``max_steps`` (Lightning then
+            estimates -1 steps, and the schedule would decay to ``min_lr``
+            after the first step).
+    """
+    estimated = trainer.estimated_stepping_batches
+    if not math.isfinite(estimated) or estimated < 0:
+        raise ValueError(
+            "scheduler: 'cosine' decays over the optimiser steps of the run, "
+            f'but their number is not known (Lightning estimates {estimated}: '
+            f'max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, '
+            'or a training loader without a length): set trainer.max_steps, '
+            "or use scheduler: 'none' (a warmup alone needs no length)"
+        )
+    return max(int(estimated), 1)
 
 
 def _first_view(image: Tensor) -> Tensor:
