@@ -2,12 +2,14 @@
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 
-from .test_satclip import fixed_batch, tiny_task
+from .test_satclip import fixed_batch, quiet_datamodule, tiny_task, trainer
 
 pytestmark = pytest.mark.usefixtures('tiny_timm')
 
@@ -250,3 +252,37 @@ def test_cli_weights_true_of_the_location_aware_tasks(
         )
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed['model']['init_args']['weights'] is True
+
+
+def test_logit_scale_learns_at_its_maximum() -> None:
+    """The clamped logit scale keeps its gradient.
+
+    ``torch.clamp`` has no gradient at or above the limit: once
+    ``exp(logit_scale)`` reached ``logit_scale_max`` (or started above it),
+    the temperature never changed again.
+    """
+    task = tiny_task(logit_scale_max=100.0, temperature=0.005)
+    loss, _ = task.compute_loss(fixed_batch())
+    loss.backward()
+    assert task.current_logit_scale().item() == pytest.approx(math.log(100))
+    assert task.logit_scale.grad is not None
+    assert task.logit_scale.grad.item() != 0
+
+
+def test_logit_scale_is_held_at_its_maximum_in_training(tmp_path: Path) -> None:
+    """The parameter is clamped after each step, then moves below the limit."""
+    task = tiny_task(logit_scale_max=100.0, temperature=0.005, lr=0.05)
+    seen: list[float] = []
+
+    class Record(Callback):
+        def on_train_batch_start(
+            self, trainer: Trainer, pl_module: LightningModule, *args: Any
+        ) -> None:
+            seen.append(float(task.logit_scale))
+
+    trainer(tmp_path, max_steps=3, limit_val_batches=0, callbacks=[Record()]).fit(
+        task, quiet_datamodule()
+    )
+    assert seen[0] == pytest.approx(math.log(200))
+    assert all(value <= math.log(100) + 1e-6 for value in seen[1:])
+    assert float(task.logit_scale) < math.log(100) - 1e-3

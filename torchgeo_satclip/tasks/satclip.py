@@ -253,7 +253,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             temperature: initial temperature, finite and above 0;
                 ``logit_scale = ln(1 / temperature)``.
             logit_scale_max: clamp ``exp(logit_scale)`` at this value, finite
-                and above 0 (CLIP uses 100); None never clamps (the original).
+                and above 0 (CLIP uses 100): the parameter is held there after
+                every training batch and keeps its gradient at the limit, as
+                CLIP's; None never clamps (the original).
             gather_distributed: all-gather embeddings across devices so that
                 negatives come from the global batch (the original uses only
                 the local micro-batch).
@@ -562,6 +564,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     def current_logit_scale(self) -> Tensor:
         """The logit scale (log inverse temperature), clamped if configured.
 
+        With ``logit_scale_max``, the value is clamped at its log but the
+        gradient passes as if it were not (``torch.clamp``'s is 0 at and
+        above the limit, so the temperature would stop learning for good
+        once it got there); the parameter itself is held at the limit after
+        every training batch (:meth:`on_train_batch_end`), as CLIP clamps
+        its parameter after each step.
+
         Returns:
             A scalar tensor.
         """
@@ -569,7 +578,21 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         maximum = self.hparams['logit_scale_max']
         if maximum is None:
             return self.logit_scale
-        return self.logit_scale.clamp(max=math.log(maximum))
+        scale = self.logit_scale
+        return scale.detach().clamp(max=math.log(maximum)) + (scale - scale.detach())
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Hold the logit scale at ``logit_scale_max`` after the optimiser step.
+
+        Args:
+            outputs: the training step's output.
+            batch: the batch.
+            batch_idx: its index.
+        """
+        maximum = self.hparams['logit_scale_max']
+        if self.clip_enabled and maximum is not None:
+            with torch.no_grad():
+                self.logit_scale.clamp_(max=math.log(maximum))
 
     # ------------------------------------------------------------------ losses
     def compute_loss(
