@@ -286,3 +286,30 @@ def test_logit_scale_is_held_at_its_maximum_in_training(tmp_path: Path) -> None:
     assert seen[0] == pytest.approx(math.log(200))
     assert all(value <= math.log(100) + 1e-6 for value in seen[1:])
     assert float(task.logit_scale) < math.log(100) - 1e-3
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        # a string flag counted as True: 'no' froze the backbone
+        ({'freeze_backbone': 'no'}, "freeze_backbone must be True or False, got 'no'"),
+        ({'validate_locations': 'no'}, 'validate_locations must be True or False'),
+        ({'gather_distributed': 'no'}, 'gather_distributed must be True or False'),
+        ({'channels_last': 'yes'}, 'channels_last must be True or False'),
+        ({'compile_image_encoder': 1}, 'compile_image_encoder must be True or False'),
+        ({'moco_symmetric': 'x'}, 'moco_symmetric must be True or False'),
+        ({'moco_shuffle_bn': 'x'}, 'moco_shuffle_bn must be True or False'),
+        ({'in_channels': 0}, 'in_channels must be at least 1, got 0'),
+        ({'image_resolution': -3}, 'image_resolution must be at least 1, got -3'),
+        ({'geo_classes': 2.5}, 'geo_classes must be an integer, got 2.5'),
+        ({'geo_kmeans_seed': 0.5}, 'geo_kmeans_seed must be an integer'),
+        # named as the task's argument, not the network's 'dropout'
+        ({'location_dropout': 1.0}, re.escape('location_dropout must be in [0, 1)')),
+        ({'location_dropout': -0.1}, re.escape('location_dropout must be in [0, 1)')),
+    ],
+)
+def test_python_arguments_of_the_wrong_kind_refused(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        tiny_task(**kwargs)

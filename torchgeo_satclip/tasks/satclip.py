@@ -56,6 +56,7 @@ from torch.optim import SGD, AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models._api import WeightsEnum
 
+from .._checks import check_flag, check_int, check_real
 from .._compat import BaseTask, load_backbone_state_dict
 from ..datamodules.cached import CachedFeatureDataModule
 from ..models import (
@@ -327,6 +328,23 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             raise ValueError(
                 f'location_dtype must be float32 or float64, not {location_dtype!r}'
             )
+        # Through the Python API nothing else checks these: a string flag
+        # ('no') would count as True, and a width of 0 fail deep in torch.
+        for name, flag in (
+            ('freeze_backbone', freeze_backbone),
+            ('validate_locations', validate_locations),
+            ('gather_distributed', gather_distributed),
+            ('channels_last', channels_last),
+            ('compile_image_encoder', compile_image_encoder),
+            ('moco_symmetric', moco_symmetric),
+            ('moco_shuffle_bn', moco_shuffle_bn),
+        ):
+            check_flag(name, flag)
+        check_int('in_channels', in_channels, minimum=1)
+        check_int('image_resolution', image_resolution, minimum=1)
+        check_int('geo_classes', geo_classes, minimum=0)
+        check_int('geo_kmeans_seed', geo_kmeans_seed)
+        check_real('location_dropout', location_dropout, minimum=0.0, below=1.0)
         _check_real('temperature', temperature, positive=True)
         _check_optimiser_arguments(
             lr=lr,
