@@ -114,7 +114,7 @@ class BuildResult:
             otherwise the reason of the last item tried: ``nodata``, too
             much nodata; ``missing_asset``, a band without an asset;
             ``scene_too_small``; ``bad_scene``, a grid that is not north-up
-            or a band that is not uint16;
+            or does not hold the point, or a band that is not uint16;
             ``few_dates``: fewer windows than ``min_dates`` gave a patch).
         failures: ``(sample, error)`` of the points that kept failing (tried
             again by a re-run).

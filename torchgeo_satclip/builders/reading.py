@@ -292,10 +292,16 @@ def _grid_window(
         size: the window's height and width in pixels.
 
     Returns:
-        The window, shifted inside the scene when the point is near its edge.
+        The window, shifted inside the scene when the point is near its edge
+        (its centre is then at most half a patch from the point).
 
     Raises:
-        _Rejected: if the grid is rotated or south-up, or smaller than a patch.
+        _Rejected: if the grid is rotated or south-up, or smaller than a patch
+            (``scene_too_small``), or if the point is outside the grid
+            (``bad_scene``: the item's footprint, which the search trusted,
+            is not where its pixels are, as for some scenes that cross the
+            antimeridian; the window would otherwise be shifted to the
+            scene's edge, however far from the point).
     """
     grid = src.transform
     if grid.b != 0 or grid.d != 0 or grid.e >= 0:
@@ -313,6 +319,14 @@ def _grid_window(
     xs, ys = warp_transform('EPSG:4326', src.crs, [lon], [lat])
     col = (xs[0] - grid.c) / grid.a  # a north-up grid, checked above
     row = (ys[0] - grid.f) / grid.e
+    if not (0 <= col <= src.width and 0 <= row <= src.height):  # False for NaN
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: the point ({lon:.5f}, {lat:.5f}) is outside its '
+            f'{_GRID_BAND} grid (pixel column {col:.1f}, row {row:.1f} of a '
+            f'{src.width} x {src.height} grid): its footprint does not match '
+            'its pixels',
+        )
     col_off = min(max(round(col - size / 2), 0), src.width - size)
     row_off = min(max(round(row - size / 2), 0), src.height - size)
     return Window(col_off, row_off, size, size)
@@ -354,8 +368,9 @@ def _read_patch(
     Raises:
         _Rejected: if the item lacks a band (``missing_asset``), its scene is
             smaller than a patch (``scene_too_small``), or its grid is not
-            north-up or a band is not uint16 (``bad_scene``); with a detail
-            that names the item and what is wrong.
+            north-up, does not hold the point or a band is not uint16
+            (``bad_scene``); with a detail that names the item and what is
+            wrong.
     """
     missing = [band for band in ALL_BANDS if band not in item.assets]
     if missing:
