@@ -132,3 +132,29 @@ def test_other_config_refused(tmp_path: Path, server: FakeStacServer) -> None:
     other = dataclasses.replace(config, size=128)
     with pytest.raises(ValueError, match=r'size: 256 -> 128'):
         build_dataset(tmp_path, 1, config=other, **options)
+
+
+@pytest.mark.parametrize(
+    ('text', 'found'),
+    [
+        (b'', 'is not JSON (Expecting value'),
+        (b'{"format": ', 'is not JSON (Expecting value'),
+        (b'\xff\xfe{}', 'is not JSON ('),
+        (b'[1, 2]', 'is a JSON list'),
+        (b'"torchgeo-satclip/s2-100k-build"', 'is a JSON str'),
+        (b'null', 'is a JSON NoneType'),
+    ],
+)
+def test_unreadable_build_json_named(tmp_path: Path, text: bytes, found: str) -> None:
+    """A build.json that is not a JSON object is refused, naming the file."""
+    (tmp_path / 'build.json').write_bytes(text)
+    path = tmp_path / 'build.json'
+    with pytest.raises(ValueError, match='expected the JSON object') as raised:
+        build_dataset(
+            tmp_path, 1, api_url='http://127.0.0.1:9', sign=None, progress=False
+        )
+    message = str(raised.value)
+    assert message.startswith(f'{path} {found}')
+    assert 'expected the JSON object of the build parameters' in message
+    assert path.read_bytes() == text
+    assert not (tmp_path / 'index.csv').exists()

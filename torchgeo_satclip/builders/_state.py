@@ -280,7 +280,8 @@ class BuildState:
         Raises:
             BuildLockedError: if another build holds the root.
             ValueError: if the root holds another build's dataset, or a dataset
-                that this builder did not make.
+                that this builder did not make, or a ``build.json`` that is
+                not the JSON object of a build's parameters (naming it).
         """
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock()
@@ -398,7 +399,18 @@ class BuildState:
             return
         # Compared as JSON, key by key, so that build.json files of any
         # version, or edited by hand, are told apart by what differs.
-        saved = json.loads(path.read_text())
+        try:
+            saved = json.loads(path.read_text())
+            found = f'a JSON {type(saved).__name__}'
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            saved, found = None, f'not JSON ({error})'
+        if not isinstance(saved, dict):
+            raise ValueError(
+                f'{path} is {found}, expected the JSON object of the build '
+                f"parameters ({BuildConfig.FORMAT}): {self.root} is not a build's "
+                'dataset root as it is; build into another directory, or put back '
+                f'the {CONFIG_FILE} the build wrote'
+            )
         current = self.config.to_dict()
         changed = sorted(
             key
