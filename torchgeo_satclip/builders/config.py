@@ -44,6 +44,30 @@ def _check_date(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _stac_moment(value: str, name: str) -> str:
+    """A start or end date as a STAC item search takes it (RFC 3339).
+
+    pystac-client takes ``YYYY-MM-DD`` (a whole day: the end of the range is
+    its last second) or a date and a time to the second; the other ISO 8601
+    forms that :func:`_check_date` accepts (``20210101``,
+    ``2021-01-01T10:00``, ``2021-01-01 10:00:00``, week dates) are written in
+    those forms, at the same moment.
+
+    Args:
+        value: a date checked by :func:`_check_date`.
+        name: its parameter, for the message.
+
+    Returns:
+        ``YYYY-MM-DD`` for a date, else the moment in UTC,
+        ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
+    """
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        moment = _check_date(value, name).astimezone(UTC)
+        return moment.replace(tzinfo=None).isoformat() + 'Z'
+
+
 def _check_int(value: Any, name: str, minimum: int) -> None:
     """Raise ValueError unless *value* is an integer (not a bool) >= *minimum*."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -315,6 +339,19 @@ class BuildConfig:
         start = _check_date(self.start, 'start')
         end = _check_date(self.end, 'end')
         return _split_period(start, end, self.dates)
+
+    def stac_datetime(self) -> str:
+        """The date range of a single-date build's searches.
+
+        Returns:
+            ``start/end`` in the forms a STAC item search takes: a date stays
+            a whole day, any other moment is written in UTC (a start or end
+            such as ``20210101`` or ``2021-01-01T10:00`` is valid ISO 8601,
+            but not to pystac-client, which refused every search with it).
+        """
+        start = _stac_moment(self.start, 'start')
+        end = _stac_moment(self.end, 'end')
+        return f'{start}/{end}'
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as ``build.json`` holds it.

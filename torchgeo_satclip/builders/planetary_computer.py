@@ -616,7 +616,7 @@ def _item_search(config: BuildConfig, api_url: str, timeout: float) -> _ItemSear
     return _ItemSearch(
         api_url,
         collection=config.collection,
-        datetime=f'{config.start}/{config.end}',
+        datetime=config.stac_datetime(),
         max_cloud_cover=config.max_cloud_cover,
         wanted=config.items_per_point,
         timeout=timeout,
