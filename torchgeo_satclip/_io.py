@@ -15,7 +15,8 @@ cannot delete its temporary file; :func:`remove_stale_temporaries` finds the
 temporaries of a destination whose process is gone (no live process with
 that id, and no lock held on the file) and deletes them, so the next run of
 the same command cleans up after the killed one and never touches the file of
-a run still going.
+a run still going. A file is flushed to the disk before it takes its final
+name, so that a power cut cannot leave it there empty or cut.
 """
 
 import errno
@@ -150,12 +151,39 @@ def _is_locked(path: str) -> bool:
     return False
 
 
+def _flush(path: Path, *, directory: bool = False) -> None:
+    """Flush a file's content (or a folder's entries) to the disk: ``fsync``.
+
+    Args:
+        path: the file or folder.
+        directory: *path* is a folder; flushing it is best effort (some file
+            systems and platforms cannot open or flush one).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it to ``path`` on success.
 
     Write the content to the yielded path inside the ``with`` block. On an
     exception the temporary file is removed and ``path`` is left as it was.
+    On success the temporary file is flushed to the disk (``fsync``) before
+    the rename, and the folder after it: a lost machine (a power cut), unlike
+    a killed process, would otherwise lose what the page cache held, and
+    could bring back ``path`` renamed but empty or cut.
     While the block runs, the process holds a lock on the temporary file, so
     :func:`remove_stale_temporaries` in another process never deletes it.
 
@@ -174,7 +202,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
         yield tmp
         if mode & 0o600 != 0o600:
             os.chmod(tmp, mode)
+        _flush(tmp)
         os.replace(tmp, path)
+        _flush(Path(path).parent, directory=True)
     finally:
         tmp.unlink(missing_ok=True)
         if lock is not None:

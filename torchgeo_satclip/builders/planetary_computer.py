@@ -159,19 +159,6 @@ class _Written:
 _Found = tuple[int, pystac.Item, _Patch, dt.date]
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file's content to the disk.
-
-    Args:
-        path: the file.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class _Builder:
     """One run: how a point becomes a patch (search, read, write)."""
@@ -294,23 +281,25 @@ class _Builder:
             'compress': 'lzw',
             'predictor': 2,
         }
-        with atomic_path(final) as tmp:
-            with rasterio.Env(), rasterio.open(tmp, 'w', **profile) as dst:
-                dst.write(image)
-                dst.descriptions = ALL_BANDS
-                dst.update_tags(
-                    sample=str(sample),
-                    stac_item=item.id,
-                    collection=self.config.collection,
-                    datetime=str(item.properties.get('datetime')),
-                    eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
-                )
-                if date is not None:
-                    dst.update_tags(date=date.isoformat())
-            # On disk before the rename, and so before its index.csv row: a
-            # lost machine (power cut) cannot leave an indexed image whose
-            # pixels never reached the disk (empty or cut, and trusted).
-            _fsync(tmp)
+        # atomic_path flushes the file to disk before its rename, and so
+        # before its index.csv row: a lost machine (a power cut) cannot leave
+        # an indexed image whose pixels never reached the disk.
+        with (
+            atomic_path(final) as tmp,
+            rasterio.Env(),
+            rasterio.open(tmp, 'w', **profile) as dst,
+        ):
+            dst.write(image)
+            dst.descriptions = ALL_BANDS
+            dst.update_tags(
+                sample=str(sample),
+                stac_item=item.id,
+                collection=self.config.collection,
+                datetime=str(item.properties.get('datetime')),
+                eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
+            )
+            if date is not None:
+                dst.update_tags(date=date.isoformat())
         lon, lat = patch_centroid(crs, transform, self.config.size, self.config.size)
         return _Written(sample, fn, lon, lat)
 
