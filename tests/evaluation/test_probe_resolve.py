@@ -42,6 +42,23 @@ def test_same_stems_get_unique_names(tmp_path: Path) -> None:
     assert list(named) == ['sh', 'run_a_last', 'run_b_last']
 
 
+def test_a_numbered_name_never_takes_another_encoders(tmp_path: Path) -> None:
+    # x/run/last.ckpt and y/run/last.ckpt are both "run_last"; the repeat was
+    # numbered run_last_2, the name of z/run_last_2.ckpt, and one of the
+    # three encoders was silently dropped from the probe.
+    a = checkpoint(tmp_path / 'x' / 'run' / 'last.ckpt', 0)
+    b = checkpoint(tmp_path / 'y' / 'run' / 'last.ckpt', 1)
+    c = checkpoint(tmp_path / 'z' / 'run_last_2.ckpt', 2)
+    named = resolve_encoders([str(a), str(b), str(c)])
+    assert list(named) == ['run_last', 'run_last_3', 'run_last_2']
+    first = {name: next(iter(module.parameters())) for name, module in named.items()}
+    assert not torch.equal(first['run_last'], first['run_last_3'])
+    assert not torch.equal(first['run_last_3'], first['run_last_2'])
+    # the same for repeated built-in names beside a file named like a repeat
+    sh_2 = checkpoint(tmp_path / 'sh_2.ckpt', 3)
+    assert list(resolve_encoders(['sh', 'sh', str(sh_2)])) == ['sh', 'sh_3', 'sh_2']
+
+
 def test_two_last_ckpt_maps_do_not_overwrite(tmp_path: Path) -> None:
     a = checkpoint(tmp_path / 'run_a' / 'last.ckpt', 0)
     b = checkpoint(tmp_path / 'run_b' / 'last.ckpt', 1)

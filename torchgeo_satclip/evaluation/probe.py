@@ -195,11 +195,35 @@ def _unique_names(specs: Sequence[str]) -> list[str]:
         else name
         for spec, name in zip(specs, short, strict=True)
     ]
-    seen: dict[str, int] = {}
+    return _deduplicate(names)
+
+
+def _deduplicate(names: Sequence[str]) -> list[str]:
+    """Names made unique: a repeat gets the first free counter (``_2``, ``_3``).
+
+    A counter is never one that another name already has, so that a repeat
+    ``run_last`` does not become the ``run_last_2`` given further on (one of
+    the two would then be lost in a mapping by name).
+
+    Args:
+        names: the names, in order.
+
+    Returns:
+        The unique names, in the same order; a first occurrence keeps its name.
+    """
+    taken = set(names)
+    seen: set[str] = set()
     unique = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f'{name}_{seen[name]}')
+        candidate = name
+        if name in seen:
+            counter = 2
+            while f'{name}_{counter}' in taken:
+                counter += 1
+            candidate = f'{name}_{counter}'
+            taken.add(candidate)
+        seen.add(name)
+        unique.append(candidate)
     return unique
 
 
