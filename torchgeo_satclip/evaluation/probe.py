@@ -642,12 +642,21 @@ def run_probes(
         One result per task, encoder, protocol and split.
 
     Raises:
-        ValueError: for an option of the wrong type or out of range, an
-            unknown encoder, or a task too small for the folds asked (see
-            :func:`check_folds`), before any feature is computed.
+        ValueError: for an option of the wrong type or out of range, two
+            tasks of the same name (their results could not be told apart:
+            the tables are keyed by task name), an unknown encoder, or a task
+            too small for the folds asked (see :func:`check_folds`), before
+            any feature is computed.
     """
     require_sklearn()
     _check_options(folds, block_size, protocols, splits)
+    names = [task.name for task in tasks]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f'{names.count(repeated[0])} tasks are named {repeated[0]!r}: the '
+            'results are tabled by task name, so give each task its own name'
+        )
     for task in tasks:
         _check_points(task)
         for split in splits:

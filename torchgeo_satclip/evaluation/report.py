@@ -19,6 +19,7 @@ from .probe import (
     ProbeResult,
     Protocol,
     Split,
+    _deduplicate,
     require_sklearn,
     resolve_encoders,
     run_probes,
@@ -92,7 +93,9 @@ def probe_report(
             :func:`~torchgeo_satclip.evaluation.load_task`).
         encoders: features side by side (see
             :func:`~torchgeo_satclip.evaluation.run_probes`).
-        csv_tasks: user tasks, ``(CSV path, target column)`` pairs.
+        csv_tasks: user tasks, ``(CSV path, target column)`` pairs, named
+            ``stem:target`` (``folder/stem:target`` when two files have the
+            same name and target).
         lon_column: longitude column of the CSV tasks.
         lat_column: latitude column of the CSV tasks.
         num_points: points of the sampled built-in tasks.
@@ -145,7 +148,12 @@ def probe_report(
         load_task(name, **_given(num_points=num_points, seed=seed)) for name in tasks
     ]
     columns = _given(lon_column=lon_column, lat_column=lat_column)
-    loaded += [task_from_csv(path, target, **columns) for path, target in csv_tasks]
+    loaded += [
+        task_from_csv(path, target, name=name, **columns)
+        for (path, target), name in zip(
+            csv_tasks, _csv_task_names(csv_tasks), strict=True
+        )
+    ]
     results = run_probes(
         loaded,
         named,
@@ -181,6 +189,32 @@ def probe_report(
         figures,
         published,
     )
+
+
+def _csv_task_names(
+    csv_tasks: Sequence[tuple[str | os.PathLike[str], str]],
+) -> list[str]:
+    """Unique names of CSV tasks: ``stem:target``, with the folder when repeated.
+
+    Two files of the same name in different folders (``a/stations.csv`` and
+    ``b/stations.csv``, target ``y``) are ``a/stations:y`` and
+    ``b/stations:y``, then numbered if still the same: results are tabled by
+    task name, so one name for two tasks would show one task's scores only.
+
+    Args:
+        csv_tasks: ``(CSV path, target column)`` pairs.
+
+    Returns:
+        One name per task, in order.
+    """
+    short = [f'{Path(path).stem}:{target}' for path, target in csv_tasks]
+    names = [
+        f'{Path(path).parent.name}/{name}'
+        if short.count(name) > 1 and Path(path).parent.name
+        else name
+        for (path, _), name in zip(csv_tasks, short, strict=True)
+    ]
+    return _deduplicate(names)
 
 
 def _same_file(spec: str | os.PathLike[str]) -> str:
