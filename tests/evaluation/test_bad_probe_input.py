@@ -134,6 +134,20 @@ def test_non_finite_features_refused() -> None:
         cross_validate(features, ok, folds=2)
 
 
+@pytest.mark.parametrize('shape', [(50, 2), (39, 2), (40,), (40, 2, 1)])
+def test_features_must_have_one_row_per_point(shape: tuple[int, ...]) -> None:
+    """Extra rows were probed silently (the task's first rows); fewer failed
+    with an IndexError naming nothing."""
+    ok = task(40)
+    features = np.random.default_rng(0).normal(size=shape)
+    with pytest.raises(
+        ValueError,
+        match=rf"features of encoder 'e' have shape \({shape[0]},.*task 'tiny40' has "
+        r'40 points: expected \(40, D\)',
+    ):
+        cross_validate(features, ok, folds=2, encoder_name='e')
+
+
 @pytest.mark.parametrize(
     ('point', 'fragment'),
     [

@@ -447,7 +447,8 @@ def cross_validate(
         R^2 (regression) or accuracy (classification) of each fold.
 
     Raises:
-        ValueError: if the task is too small for the folds asked (see
+        ValueError: if the features are not ``(N, D)`` with one row per point
+            of the task, the task is too small for the folds asked (see
             :func:`check_folds`), or the probe cannot be fitted on a fold (the
             message names the task, the probe and the fold).
     """
@@ -455,6 +456,13 @@ def cross_validate(
     from sklearn.metrics import accuracy_score, r2_score
 
     _check_options(folds, block_size, [protocol], [split])
+    shape = np.shape(features)
+    if len(shape) != 2 or shape[0] != len(task):
+        source = f' of encoder {encoder_name!r}' if encoder_name else ''
+        raise ValueError(
+            f'features{source} have shape {shape}, but task {task.name!r} has '
+            f'{len(task)} points: expected ({len(task)}, D), one row per point'
+        )
     scores = []
     cv = RANGE_CV[task.kind] if split == 'range' else None
     for fold, (train, test) in enumerate(
