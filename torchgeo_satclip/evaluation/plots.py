@@ -52,12 +52,14 @@ def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     """Project features on their first three principal components, scaled to [0, 1].
 
     Args:
-        features: ``(N, D)`` features, ``D >= 3``.
+        features: ``(N, D)`` features.
         weights: ``(N,)`` sample weights of the PCA fit (for a latitude-longitude
             grid, ``cos(lat)``, so that the over-sampled poles do not dominate).
 
     Returns:
-        ``(N, 3)`` colours.
+        ``(N, 3)`` colours; with fewer than three components (``D < 3``, or
+        fewer than three points) the missing ones are 0 (their channels
+        black).
     """
     w = np.ones(len(features)) if weights is None else np.asarray(weights, np.float64)
     w = w / w.sum()
@@ -65,6 +67,8 @@ def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     centred = features - mean
     _, _, vt = np.linalg.svd(centred * np.sqrt(w)[:, None], full_matrices=False)
     components = centred @ vt[:3].T
+    if components.shape[1] < 3:  # an encoder of 2 features: red and green only
+        components = np.pad(components, ((0, 0), (0, 3 - components.shape[1])))
     low = np.percentile(components, 1, axis=0)
     high = np.percentile(components, 99, axis=0)
     rgb: np.ndarray = np.clip((components - low) / np.maximum(high - low, 1e-12), 0, 1)

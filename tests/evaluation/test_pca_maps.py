@@ -1,0 +1,41 @@
+"""PCA maps of encoders with fewer than three features."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from torchgeo_satclip.evaluation import pca_rgb, plot_pca_map, probe_report
+from torchgeo_satclip.models import build_location_encoder, save_official_checkpoint
+
+
+def test_pca_rgb_of_two_features_has_a_black_blue_channel() -> None:
+    rng = np.random.default_rng(0)
+    rgb = pca_rgb(rng.normal(size=(100, 2)))
+    assert rgb.shape == (100, 3)
+    assert np.ptp(rgb[:, 0]) > 0.5
+    assert np.ptp(rgb[:, 1]) > 0.5
+    assert (rgb[:, 2] == 0).all()
+
+
+def test_a_two_feature_encoder_is_mapped(tmp_path: Path) -> None:
+    # 'cannot reshape array of size 144 into shape (6,12,3)'
+    path = plot_pca_map('raw', tmp_path / 'raw.png', resolution=30.0)
+    assert path.stat().st_size > 0
+
+
+def test_probe_report_maps_a_two_feature_checkpoint(tmp_path: Path) -> None:
+    # The map was drawn after every probe, and its failure lost the whole run.
+    torch.manual_seed(0)
+    encoder = build_location_encoder(legendre_polys=4, capacity=8, embed_dim=2)
+    checkpoint = save_official_checkpoint(encoder, tmp_path / 'tiny.ckpt')
+    report = probe_report(
+        tmp_path / 'out',
+        ['air_temperature'],
+        [str(checkpoint)],
+        splits=('random',),
+        folds=2,
+        map_resolution=30.0,
+    )
+    assert [path.name for path in report.figures] == ['scores.png', 'pca_tiny.png']
+    assert all(path.is_file() for path in report.figures)
