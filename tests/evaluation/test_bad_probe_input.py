@@ -524,3 +524,20 @@ def test_auto_target_of_numbers_with_a_bad_cell(tmp_path: Path, value: str) -> N
         'lon,lat,y\n' + '\n'.join(r for i, r in enumerate(rows) if i != 57) + '\n'
     )
     assert task_from_csv(path, 'y').kind == 'regression'
+
+
+@pytest.mark.parametrize(
+    ('lonlat_shape', 'target_shape'),
+    [((40, 2), (39,)), ((40, 2), (41,)), ((40, 2), (40, 1)), ((40,), (40,))],
+)
+def test_task_targets_must_be_one_per_point(
+    lonlat_shape: tuple[int, ...], target_shape: tuple[int, ...]
+) -> None:
+    """A hand-made PointTask whose targets do not match its points failed
+    with a bare IndexError (or probed the wrong rows) after the features."""
+    base = task(40)
+    lonlat = np.zeros(lonlat_shape)
+    target = np.arange(math.prod(target_shape)).reshape(target_shape) % 2
+    bad = PointTask('bad', lonlat, target, 'classification')
+    with pytest.raises(ValueError, match=r"task 'bad' has lonlat of shape .*one per"):
+        run_probes([base, bad], {'e': lambda points: points}, folds=2)

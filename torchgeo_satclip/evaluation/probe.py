@@ -607,9 +607,16 @@ def _check_points(task: PointTask) -> None:
     """Validate a task's points (the built-in encoders are bare modules).
 
     Raises:
-        ValueError: naming the task and its first invalid point.
+        ValueError: naming the task and its first invalid point, or if its
+            targets are not ``(N,)``, one per point.
     """
     name = task.name
+    points, targets = np.shape(task.lonlat), np.shape(task.target)
+    if len(points) != 2 or len(targets) != 1 or targets[0] != points[0]:
+        raise ValueError(
+            f'task {name!r} has lonlat of shape {points} and target of shape '
+            f'{targets}: expected (N, 2) points and (N,) targets, one per point'
+        )
     validate_lonlat(
         np.asarray(task.lonlat, dtype=np.float64),
         where=lambda i: f'task {name!r}, point {i} (from 0)',
