@@ -150,6 +150,11 @@ RUN: list[tuple[str, Any, str]] = [
     ('end', '2020-01-01', 'end 2020-01-01 is before start 2021-01-01'),
     ('size', 0, 'size must be >= 1'),
     ('seed', -3, 'seed must be >= 0'),
+    # every point failed with a TypeError, logged, and the run ended incomplete
+    *(
+        ('sign', v, 'sign must be a function that signs an item')
+        for v in (True, 'planetary_computer.sign')
+    ),
 ]
 
 

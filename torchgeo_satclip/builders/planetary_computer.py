@@ -502,6 +502,13 @@ def build_dataset(
     _check_run_options(
         num_samples, workers, max_retries, backoff, max_backoff, timeout, max_candidates
     )
+    if sign is not None and not callable(sign):
+        # else every point fails with a TypeError, logged, and the run ends
+        # incomplete
+        raise ValueError(
+            'sign must be a function that signs an item (planetary_computer.sign) '
+            f'or None for unsigned URLs, got {sign!r} ({type(sign).__name__})'
+        )
     sampling_region = _as_region(region)
     arguments = BuildConfig(
         seed=seed,
