@@ -134,6 +134,32 @@ def test_task_updates_the_key_encoder_before_computing_keys() -> None:
     assert int(moco.queue_ptr) == 4
 
 
+def test_key_encoder_moves_once_per_optimiser_step(tmp_path: Path) -> None:
+    """With accumulate_grad_batches 2, the two batches of one optimiser step
+    see the same query weights: one momentum update (m), not two (m ** 2)."""
+    task = moco_task(moco_momentum=0.9, moco_positives='temporal', lr=1e-12)
+    with torch.no_grad():  # the query encoder moves away from its copy
+        for param in [*task.model.parameters(), *task.moco_head.parameters()]:
+            param.add_(torch.randn_like(param))
+    query = [
+        p.clone() for p in [*task.model.parameters(), *task.moco_head.parameters()]
+    ]
+    key = [p.clone() for p in task.moco.parameters()]
+    trainer = fit_trainer(
+        tmp_path,
+        max_steps=1,
+        accumulate_grad_batches=2,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(task, pair_datamodule(augmentation='moco'))
+    assert trainer.global_step == 1
+    assert int(task.moco.queue_ptr) == 8  # both batches enqueued their keys
+    for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-5)
+
+
 def test_validation_neither_updates_nor_enqueues() -> None:
     task = moco_task().eval()
     queue = task.moco.queue.clone()

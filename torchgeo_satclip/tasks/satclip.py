@@ -735,6 +735,23 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 'moco_positives: temporal, or drop dates: pair and use views: 2'
             )
 
+    def _first_micro_batch_of_step(self) -> bool:
+        """Whether no training batch of this optimiser step came before.
+
+        The key encoder follows the query encoder once per optimiser step, as
+        in MoCo: with ``accumulate_grad_batches`` k, an update at every batch
+        would move it k times towards the same query weights (momentum
+        ``m ** k`` instead of ``m``). Without a trainer, every call is a step.
+        """
+        trainer = getattr(self, '_trainer', None)
+        if trainer is None:
+            return True
+        step = int(trainer.global_step)
+        if getattr(self, '_moco_updated_at_step', None) == step:
+            return False
+        self._moco_updated_at_step = step
+        return True
+
     def _moco_loss(
         self, image: Tensor, query_features: Tensor, enqueue: bool
     ) -> tuple[Tensor, Tensor]:
@@ -746,7 +763,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         """
         hp = self.hparams
         training = enqueue and self.training
-        if training:
+        if training and self._first_micro_batch_of_step():
             self.moco.update(self.model, self.moco_head, float(hp['moco_momentum']))
         shuffle = training and bool(hp['moco_shuffle_bn'])
         splits = self._bn_splits(enqueue)
