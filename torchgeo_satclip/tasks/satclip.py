@@ -263,8 +263,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             geo_classes: K of the geo-classification pretext task: k-means of
                 the training locations into K pseudo-classes predicted from the
                 image embedding (the projection) with CLIP on, from the
-                backbone's pooled features with CLIP off (as GASSL's head on
-                the image features) (0: off). The locations come from the
+                backbone's pooled features with CLIP off (GASSL's code reads
+                the MoCo head's output instead; see docs/gassl.md) (0: off). The locations come from the
                 datamodule's ``train_points()`` (S2100KDataModule and
                 CachedFeatureDataModule have it), or from
                 :meth:`fit_geo_centroids` when fitting without a datamodule.
@@ -394,7 +394,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         head (``moco_head.*``) and the momentum encoder with its queue
         (``moco.*``; ``model.*`` stays the query backbone alone). Geo: the
         head on the projection (CLIP on) or on the backbone's pooled features
-        (CLIP off, as GASSL).
+        (CLIP off).
         """
         hp = self.hparams
         self.model: nn.Module = timm.create_model(
