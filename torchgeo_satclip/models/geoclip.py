@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .location_encoder import LocationEncoder, build_location_encoder
+from .location_encoder import LocationEncoder, _to_dtype, build_location_encoder
 from .networks import MultiScaleMLP
 from .positional import RandomFourierFeatures
 
@@ -281,7 +281,8 @@ def geoclip_location_encoder(
             an installed ``geoclip`` distribution, use
             ``load_location_encoder('geoclip')``.
         dtype: parameter and compute dtype (float64 by default; GeoCLIP's own
-            weights are float32 and convert exactly).
+            weights are float32 and convert exactly). The frequency matrices
+            stay in float32 in a bfloat16 or float16 encoder, unrounded.
 
     Returns:
         A :class:`~.location_encoder.LocationEncoder` taking **(lon, lat)** in
@@ -307,4 +308,4 @@ def geoclip_location_encoder(
     )
     encoder = LocationEncoder(posenc, nnet).to(torch.float64)
     encoder.load_state_dict(converted, strict=True)
-    return encoder.to(dtype).eval()
+    return _to_dtype(encoder, dtype).eval()

@@ -164,6 +164,8 @@ def build_location_encoder(
         num_hidden_layers: hidden layers of the network.
         dropout: dropout probability of the network in training.
         dtype: parameter and compute dtype (float64 by default, as SatCLIP).
+            The positional encoding's buffers (the frequencies of ``'rff'``)
+            are kept in float32 in a bfloat16 or float16 encoder.
         validate: validate inputs (see :class:`LocationEncoder`).
         **posenc_kwargs: further arguments of the positional encoding (for
             example ``frequency_num``, ``min_radius``, ``max_radius``).
@@ -201,7 +203,30 @@ def build_location_encoder(
         num_layers=num_hidden_layers,
         dropout=dropout,
     )
-    return LocationEncoder(posenc, nnet, validate=validate).to(dtype)
+    return _to_dtype(LocationEncoder(posenc, nnet, validate=validate), dtype)
+
+
+def _to_dtype(encoder: LocationEncoder, dtype: torch.dtype) -> LocationEncoder:
+    """Give ``encoder`` the compute dtype ``dtype`` without rounding its encoding.
+
+    The network is converted to ``dtype``; the positional encoding (whose only
+    state is the frequency matrices of random Fourier features) to the dtype
+    the coordinates are computed in, :func:`~torchgeo_satclip.geo.compute_dtype`
+    (float64 for float64, else float32). Converting the whole module to
+    bfloat16 or float16 would round GeoCLIP's frequencies (up to about 1,000
+    at the scale 2^8) by up to 2 or 0.25, and so their phases ``2 pi B v``
+    by radians: the features of that scale would be noise.
+
+    Args:
+        encoder: the encoder, converted in place.
+        dtype: the compute dtype (that of the network's parameters).
+
+    Returns:
+        ``encoder``.
+    """
+    encoder.posenc.to(compute_dtype(dtype))
+    encoder.nnet.to(dtype)
+    return encoder
 
 
 def _check_architecture(

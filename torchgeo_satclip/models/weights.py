@@ -48,7 +48,7 @@ from .geoclip import (
     geoclip_location_encoder,
     is_geoclip_state_dict,
 )
-from .location_encoder import LocationEncoder, build_location_encoder
+from .location_encoder import LocationEncoder, _to_dtype, build_location_encoder
 from .positional import POSITIONAL_ENCODINGS
 
 if TYPE_CHECKING:
@@ -624,7 +624,7 @@ def _encoder_from_state(
     if prefix:
         _check_copies(state_dict, prefix, origin)
     encoder.nnet.load_state_dict(network_state, strict=True)
-    return encoder.to(dtype).eval()
+    return _to_dtype(encoder, dtype).eval()
 
 
 def _geoclip_encoder(
