@@ -14,21 +14,20 @@ import torch
 ROOT = Path(__file__).parents[1]
 
 
-def test_gpu_suite_quick(tmp_path: Path) -> None:
-    env = {**os.environ, 'PYTHON': sys.executable, 'CUDA_VISIBLE_DEVICES': ''}
-    result = subprocess.run(
-        [
-            'bash',
-            str(ROOT / 'benchmarks' / 'gpu_suite.sh'),
-            '--quick',
-            '--out',
-            str(tmp_path),
-        ],
+def gpu_suite_sh(python: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/gpu_suite.sh --quick ARGS`` with *python*, GPU hidden."""
+    env = {**os.environ, 'PYTHON': python, 'CUDA_VISIBLE_DEVICES': ''}
+    return subprocess.run(
+        ['bash', str(ROOT / 'benchmarks' / 'gpu_suite.sh'), '--quick', *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_gpu_suite_quick(tmp_path: Path) -> None:
+    result = gpu_suite_sh(sys.executable, '--out', str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / 'gpu_results.json').read_text())
     assert results['errors'] == {}
@@ -110,18 +109,7 @@ def test_gpu_suite_tests_section(
 ) -> None:
     """``--sections tests`` runs the CUDA tests (all skipped without a GPU) and
     reports a failing test by name, as a failed section."""
-    env = {**os.environ, 'PYTHON': sys.executable, 'CUDA_VISIBLE_DEVICES': ''}
-    result = subprocess.run(
-        [
-            'bash',
-            str(ROOT / 'benchmarks' / 'gpu_suite.sh'),
-            *('--quick', '--out', str(tmp_path), '--sections', 'tests'),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = gpu_suite_sh(sys.executable, '--out', str(tmp_path), '--sections', 'tests')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads((tmp_path / 'gpu_results.json').read_text())['sections']
     assert figures['tests']['tests_skipped'] > 10
@@ -534,20 +522,11 @@ def test_gpu_suite_goes_on_after_its_process_dies(tmp_path: Path) -> None:
     python = tmp_path / 'python'
     python.write_text(f'#!/bin/sh\nexec {sys.executable} {wrapper} "$@"\n')
     python.chmod(0o755)
-    env = {**os.environ, 'PYTHON': str(python), 'CUDA_VISIBLE_DEVICES': ''}
     scratch, out = tmp_path / 'tmp', tmp_path / 'out'
     scratch.mkdir()
-    result = subprocess.run(
-        [
-            'bash',
-            str(ROOT / 'benchmarks' / 'gpu_suite.sh'),
-            *('--quick', '--out', str(out), '--tmp', str(scratch)),
-            *('--sections', 'tests', 'data'),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = gpu_suite_sh(
+        str(python),
+        *('--out', str(out), '--tmp', str(scratch), '--sections', 'tests', 'data'),
     )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert 'going on in a new process' in result.stderr

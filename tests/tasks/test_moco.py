@@ -114,15 +114,23 @@ def test_momentum_update_formula_exact_and_buffers_untouched() -> None:
     assert torch.equal(key[1].running_mean, torch.zeros(4, dtype=torch.float64))
 
 
+def move_query_away(task: SatCLIPTask) -> tuple[list[Tensor], list[Tensor]]:
+    """Move the query encoder away from its momentum copy.
+
+    Returns:
+        Copies of the query parameters (backbone, then MoCo head) and of the
+        momentum encoder's, in ``task.moco.parameters()`` order.
+    """
+    queries = [*task.model.parameters(), *task.moco_head.parameters()]
+    with torch.no_grad():
+        for param in queries:
+            param.add_(torch.randn_like(param))
+    return [p.clone() for p in queries], [p.clone() for p in task.moco.parameters()]
+
+
 def test_task_updates_the_key_encoder_before_computing_keys() -> None:
     task = moco_task(moco_momentum=0.9).train()
-    with torch.no_grad():  # the query encoder moves away from its copy
-        for param in [*task.model.parameters(), *task.moco_head.parameters()]:
-            param.add_(torch.randn_like(param))
-    query = [
-        p.clone() for p in [*task.model.parameters(), *task.moco_head.parameters()]
-    ]
-    key = [p.clone() for p in task.moco.parameters()]
+    query, key = move_query_away(task)
     batch = pair_batch()
     task.compute_loss(batch, enqueue=True)
     for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
@@ -138,13 +146,7 @@ def test_key_encoder_moves_once_per_optimiser_step(tmp_path: Path) -> None:
     """With accumulate_grad_batches 2, the two batches of one optimiser step
     see the same query weights: one momentum update (m), not two (m ** 2)."""
     task = moco_task(moco_momentum=0.9, moco_positives='temporal', lr=1e-12)
-    with torch.no_grad():  # the query encoder moves away from its copy
-        for param in [*task.model.parameters(), *task.moco_head.parameters()]:
-            param.add_(torch.randn_like(param))
-    query = [
-        p.clone() for p in [*task.model.parameters(), *task.moco_head.parameters()]
-    ]
-    key = [p.clone() for p in task.moco.parameters()]
+    query, key = move_query_away(task)
     trainer = fit_trainer(
         tmp_path,
         max_steps=1,
