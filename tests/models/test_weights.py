@@ -303,6 +303,26 @@ def test_dtype_option(checkpoint_path: Path) -> None:
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    'key', ['model.location.nnet.layers.0.linear.weight', 'model.nnet.last_layer.bias']
+)
+def test_extra_state_cannot_replace_the_location_weights(
+    tmp_path: Path, key: str
+) -> None:
+    """A location key in extra_state was written over the encoder's weights."""
+    encoder = build_location_encoder(legendre_polys=3, capacity=8, embed_dim=4)
+    path = tmp_path / 'mine.ckpt'
+    with pytest.raises(
+        ValueError, match=rf"extra_state has 1 location key\(s\) \('{key}'"
+    ):
+        save_official_checkpoint(
+            encoder,
+            path,
+            extra_state={'model.logit_scale': torch.tensor(1.0), key: torch.zeros(1)},
+        )
+    assert not path.exists()
+
+
 def test_save_official_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     encoder = build_location_encoder(legendre_polys=6, capacity=16, embed_dim=8).eval()

@@ -284,13 +284,28 @@ def save_official_checkpoint(
         ValueError: if the official code cannot rebuild ``encoder`` (a
             positional encoding or network it does not have, such as ``rff``
             or ``mlp``), if ``hyper_parameters`` has a key the official code
-            does not take or contradicts the encoder, or if ``vision_layers``
-            is not an official name or comes without the image weights.
+            does not take or contradicts the encoder, if ``vision_layers``
+            is not an official name or comes without the image weights, or
+            if ``extra_state`` has a key of the location encoder
+            (``model.location.*``, ``model.nnet.*``), which would replace the
+            weights of ``encoder`` in the file.
     """
     path = Path(path)
     image = dict(hyper_parameters or {})
     hparams = _official_hyper_parameters(encoder, image, path)
     extra = dict(extra_state or {})
+    # The location weights come from encoder alone: an extra key under their
+    # prefixes would replace them in the file, silently.
+    clashing = sorted(
+        key for key in extra if key.startswith(('model.location.', 'model.nnet.'))
+    )
+    if clashing:
+        raise ValueError(
+            f'extra_state has {len(clashing)} location key(s) ({clashing[0]!r}, '
+            "...): the location encoder's weights are written from encoder; give "
+            'extra_state the image encoder (model.visual.*) and model.logit_scale '
+            'only'
+        )
     vision_layers = hparams['vision_layers']
     if vision_layers is None:
         hparams['location_only'] = True
