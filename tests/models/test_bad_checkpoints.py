@@ -38,6 +38,7 @@ from torchgeo_satclip.models import (
     CheckpointError,
     build_location_encoder,
     load_location_encoder,
+    read_checkpoint,
 )
 
 from .test_weights import official_checkpoint
@@ -649,3 +650,41 @@ def test_corrupted_checkpoint(
     message = str(info.value)
     assert fragment in message, message
     assert origin in message, message
+
+
+@pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+@pytest.mark.parametrize('protocol', [2, 3])
+def test_legacy_torch_files_of_protocols_2_and_3_are_read(
+    tmp_path: Path, protocol: int
+) -> None:
+    """torch.load(weights_only=True) reads them; protocol 3 was refused as
+    'a Python pickle of plain data'."""
+    original = torch.load(io.BytesIO(CHECKPOINT), weights_only=True)
+    path = tmp_path / 'legacy.pt'
+    path.write_bytes(
+        torch_bytes(
+            original, _use_new_zipfile_serialization=False, pickle_protocol=protocol
+        )
+    )
+    loaded = read_checkpoint(path)
+    assert loaded.keys() == original.keys()
+    for key, value in original['state_dict'].items():
+        assert torch.equal(loaded['state_dict'][key], value)
+
+
+@pytest.mark.parametrize('protocol', [4, 5])
+def test_legacy_torch_files_torch_cannot_read_are_named(
+    tmp_path: Path, protocol: int
+) -> None:
+    """Not 'a Python pickle of plain data' (nor code, as torch's error says)."""
+    path = tmp_path / 'legacy.pt'
+    path.write_bytes(
+        torch_bytes(
+            small(), _use_new_zipfile_serialization=False, pickle_protocol=protocol
+        )
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=rf'legacy \(pre-zip\) torch file of pickle protocol {protocol}',
+    ):
+        read_checkpoint(path)

@@ -18,9 +18,16 @@ __all__ = ['FileKind', 'sniff_checkpoint']
 #: Bytes read to tell what a file is.
 SNIFF_BYTES = 512
 
-#: Start of a legacy (pre-zip) ``torch.save`` file: pickle protocol 2, then
-#: torch's magic number as a 10-byte long.
-_LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+#: Torch's magic number as a 10-byte pickled long: the first record of a
+#: legacy (pre-zip) ``torch.save`` file.
+_LEGACY_TORCH_MAGIC = b'\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+#: Its start with pickle protocol 2 (torch's default) or 3, which
+#: ``torch.load(weights_only=True)`` reads.
+_LEGACY_TORCH_STARTS = tuple(
+    b'\x80' + bytes([protocol]) + _LEGACY_TORCH_MAGIC for protocol in (2, 3)
+)
+#: Offset of the magic number with protocol 4 or 5, after a FRAME opcode.
+_FRAMED_MAGIC_AT = 11
 #: Leading bytes of files that are often passed by mistake, and what they are.
 _FILE_MAGIC = (
     *(
@@ -142,8 +149,20 @@ def _describe(path: Path, head: bytes) -> FileKind | str | None:
             return 'a NumPy .npz archive'
         shown = ', '.join(members[:3]) + (', ...' if len(members) > 3 else '')
         return f'a zip archive without a torch record (members: {shown or "none"})'
-    if head.startswith(_LEGACY_TORCH_MAGIC):
+    if head.startswith(_LEGACY_TORCH_STARTS):
         return None
+    if (
+        head[:1] == b'\x80'
+        and head[1:2] in (b'\x04', b'\x05')
+        and head[2:3] == b'\x95'  # FRAME
+        and head[_FRAMED_MAGIC_AT:].startswith(_LEGACY_TORCH_MAGIC)
+    ):
+        return (
+            f'a legacy (pre-zip) torch file of pickle protocol {head[1]}, which '
+            'torch.load(weights_only=True) does not read (it reads protocols 2 '
+            "and 3): load it where you trust it and save it again in torch's "
+            'default format'
+        )
     for magic, description in _FILE_MAGIC:
         if head.startswith(magic):
             return description
