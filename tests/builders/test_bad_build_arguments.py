@@ -85,6 +85,7 @@ REVERSED = [
     ('2021-06-01T00:00:00Z', '2021-05-31T23:00:00+00:00'),
     ('2021-06-01T02:00:00+02:00', '2021-05-31T23:00:00Z'),
     ('2021-06-01', '2021-05-31T23:59:59Z'),
+    ('2021-01-02T00:00:00Z', '2021-01-01'),
 ]
 
 
@@ -117,6 +118,9 @@ def test_edges_are_accepted() -> None:
     """The same day, 100 % cloud cover and mixed time zones are valid."""
     BuildConfig(start='2021-01-01', end='2021-01-01', max_cloud_cover=100)
     BuildConfig(start='2021-06-01T02:00:00+02:00', end='2021-06-01T00:00:00Z')
+    # an end date alone is the whole day, as the STAC search reads it
+    BuildConfig(start='2021-01-01T12:00:00Z', end='2021-01-01')
+    BuildConfig(start='2021-01-01T23:59:59.999999', end='2021-01-01')
     BuildConfig(max_nodata_fraction=0, size=1, seed=0)
 
 

@@ -44,6 +44,15 @@ def _check_date(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _is_plain_date(value: str) -> bool:
+    """Whether *value* is a date without a time (``YYYY-MM-DD``)."""
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _stac_moment(value: str, name: str) -> str:
     """A start or end date as a STAC item search takes it (RFC 3339).
 
@@ -61,11 +70,10 @@ def _stac_moment(value: str, name: str) -> str:
         ``YYYY-MM-DD`` for a date, else the moment in UTC,
         ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
     """
-    try:
+    if _is_plain_date(value):
         return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        moment = _check_date(value, name).astimezone(UTC)
-        return moment.replace(tzinfo=None).isoformat() + 'Z'
+    moment = _check_date(value, name).astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat() + 'Z'
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:
@@ -271,6 +279,9 @@ class BuildConfig:
             )
         start = _check_date(self.start, 'start')
         end = _check_date(self.end, 'end')
+        if _is_plain_date(self.end):
+            # a date alone is the whole day, as the search reads it
+            end += dt.timedelta(days=1, microseconds=-1)
         if end < start:
             raise ValueError(
                 f'end {self.end} is before start {self.start}; no scene can match'
