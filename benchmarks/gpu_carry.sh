@@ -18,7 +18,7 @@
 #
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site:$PWD/.whl/stubs:$PWD \
-#     && bash benchmarks/gpu_suite.sh --out $OUT --tmp /tmp --sections tests encoder data train
+#     && bash benchmarks/gpu_suite.sh --out $OUT --tmp /tmp --sections tests encoder data train --tests-timeout 180
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dest="${1:-$here/../.whl}"

@@ -10,7 +10,7 @@
 # temporary dataset: about 6 GiB at full size). On a GPU machine's next
 # visit, the CUDA tests and what is still unmeasured (issue 11):
 #
-#   bash benchmarks/gpu_suite.sh --out results/ --tmp /tmp --sections tests encoder data train
+#   bash benchmarks/gpu_suite.sh --out results/ --tmp /tmp --sections tests encoder data train --tests-timeout 180
 #
 # benchmarks/gpu_carry.sh prepares what a machine without network needs.
 set -euo pipefail
