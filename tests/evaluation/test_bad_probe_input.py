@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 from torchgeo_satclip.evaluation import PointTask, load_task, run_probes, task_from_csv
-from torchgeo_satclip.evaluation.probe import check_folds, cross_validate, encode
+from torchgeo_satclip.evaluation.probe import (
+    check_folds,
+    cross_validate,
+    encode,
+    fold_indices,
+)
 
 
 def task(
@@ -541,3 +546,12 @@ def test_task_targets_must_be_one_per_point(
     bad = PointTask('bad', lonlat, target, 'classification')
     with pytest.raises(ValueError, match=r"task 'bad' has lonlat of shape .*one per"):
         run_probes([base, bad], {'e': lambda points: points}, folds=2)
+
+
+def test_small_spatial_blocks_far_apart_stay_apart() -> None:
+    """Blocks were keyed col * 100000 + row: with blocks under about 0.0018
+    degrees, (column 0, row 100000) and (column 1, row 0), 100 degrees of
+    latitude apart, were one block (here: too few blocks for two folds)."""
+    points = np.array([[-180 + 0.0005, 10.0005], [-179.9985, -89.9995]])
+    folds = list(fold_indices(points, folds=2, split='spatial', block_size=0.001))
+    assert sorted(test.tolist() for _, test in folds) == [[0], [1]]

@@ -335,7 +335,11 @@ def fold_indices(
     elif split == 'spatial':
         col = np.floor((lonlat[:, 0] + 180.0) / block_size).astype(np.int64)
         row = np.floor((lonlat[:, 1] + 90.0) / block_size).astype(np.int64)
-        blocks, block_of_point = np.unique(col * 100000 + row, return_inverse=True)
+        # (column, row) pairs, in that order: a single number col * K + row
+        # would merge far-apart blocks once there are K rows or more
+        blocks, block_of_point = np.unique(
+            np.stack([col, row], axis=1), axis=0, return_inverse=True
+        )
         if len(blocks) < folds:
             raise ValueError(
                 f'{len(blocks)} blocks of {block_size} degrees cannot make {folds} folds'
