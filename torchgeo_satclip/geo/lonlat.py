@@ -210,5 +210,8 @@ def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tens
         noise = 2 * noise - amount
     moved = point + noise
     lon = torch.remainder(moved[..., 0] + 180.0, 360.0) - 180.0
+    # A longitude a hair west of -180 rounds to a remainder of exactly 360
+    # (in float32, up to half an ulp of 360 away), which would give 180.
+    lon = torch.where(lon >= 180.0, lon - 360.0, lon)
     lat = moved[..., 1].clamp(-90.0, 90.0)
     return torch.stack([lon, lat], dim=-1)
