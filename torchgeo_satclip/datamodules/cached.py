@@ -342,16 +342,24 @@ def _write_text(path: str, text: str) -> None:
     Path(path).write_text(text)
 
 
+def _hash_tensor(digest: 'hashlib._Hash', tensor: Tensor) -> None:
+    """Add a tensor's shape, dtype and bytes to *digest*."""
+    data = tensor.detach().cpu().contiguous()
+    digest.update(str((tuple(data.shape), str(data.dtype))).encode())
+    digest.update(
+        data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b''
+    )
+
+
 def _hash_update(digest: 'hashlib._Hash', module: nn.Module) -> None:
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        data = tensor.detach().cpu().contiguous()
-        digest.update(str((tuple(data.shape), str(data.dtype))).encode())
-        digest.update(
-            data.reshape(-1).view(torch.uint8).numpy().tobytes()
-            if data.numel()
-            else b''
-        )
+        _hash_tensor(digest, tensor)
+
+
+def _qualified_name(kind: Any) -> str:
+    """``module.QualifiedName`` of a class or function."""
+    return f'{kind.__module__}.{kind.__qualname__}'
 
 
 def _is_plain(value: object) -> bool:
@@ -384,7 +392,7 @@ def _module_structure(module: nn.Module) -> str:
             for key, value in sorted(vars(part).items())
             if not key.startswith('_') and key != 'training' and _is_plain(value)
         }
-        lines.append(f'{name}\t{kind.__module__}.{kind.__qualname__}\t{settings!r}')
+        lines.append(f'{name}\t{_qualified_name(kind)}\t{settings!r}')
     return '\n'.join(lines)
 
 
@@ -492,7 +500,7 @@ def _type_names(transform: object) -> list[str]:
     names = []
     for part in parts:
         kind = part if callable(part) and hasattr(part, '__qualname__') else type(part)
-        names.append(f'{kind.__module__}.{kind.__qualname__}')
+        names.append(_qualified_name(kind))
     return names
 
 
@@ -530,9 +538,7 @@ def _preprocess_fingerprint(dataset: Any, preprocess: Any) -> str:
             batch = preprocess(batch)
     image = batch.get('image') if isinstance(batch, dict) else None
     if isinstance(image, Tensor):
-        data = image.detach().cpu().contiguous()
-        digest.update(str((tuple(data.shape), str(data.dtype))).encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        _hash_tensor(digest, image)
     return digest.hexdigest()
 
 
