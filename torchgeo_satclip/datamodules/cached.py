@@ -777,17 +777,19 @@ class CachedFeatureDataModule(S2100KDataModule):
         dataset = self.dataset
         if dataset is None:
             raise RuntimeError('setup() must build the dataset first')
-        key = self.cache_key()
         trainer = getattr(self, 'trainer', None)
         rank = int(getattr(trainer, 'global_rank', 0)) if trainer is not None else 0
         strategy = (
             trainer.strategy if trainer is not None and trainer.world_size > 1 else None
         )
-        if strategy is not None:
+        if strategy is None:
+            key = self.cache_key()
+        else:
             # Rank 0 builds the one cache every rank reads, so its key names
             # it (an unseeded frozen backbone can differ from rank to rank;
-            # DDP gives every rank rank 0's weights when it wraps the model).
-            key = strategy.broadcast(key, src=0)
+            # DDP gives every rank rank 0's weights when it wraps the model);
+            # the other ranks need not hash weights and read a sample for it.
+            key = strategy.broadcast(self.cache_key() if rank == 0 else '', src=0)
         path = self._cache_root() / f'features-{key[:24]}.npy'
         meta_path = path.with_suffix('.json')
         if rank == 0:
