@@ -264,10 +264,11 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 the training locations into K pseudo-classes predicted from the
                 image embedding (the projection) with CLIP on, from the
                 backbone's pooled features with CLIP off (GASSL's code reads
-                the MoCo head's output instead; see docs/gassl.md) (0: off). The locations come from the
-                datamodule's ``train_points()`` (S2100KDataModule and
-                CachedFeatureDataModule have it), or from
-                :meth:`fit_geo_centroids` when fitting without a datamodule.
+                the MoCo head's output instead; see docs/gassl.md) (0: off).
+                The locations come from the datamodule's ``train_points()``
+                (S2100KDataModule and CachedFeatureDataModule have it), or
+                from :meth:`fit_geo_centroids` when fitting without a
+                datamodule.
             geo_loss_weight: weight lambda of the geo-classification loss.
             geo_kmeans_seed: seed of the k-means.
             image_resolution: input size recorded by
