@@ -60,11 +60,6 @@ def _as_tensor(value: Any) -> Tensor:
     return value if isinstance(value, Tensor) else torch.as_tensor(value)
 
 
-def _transposed(point: Tensor) -> bool:
-    """Whether *point* looks like ``(2, B)`` instead of ``(B, 2)``."""
-    return point.ndim == 2 and point.shape[0] == 2
-
-
 def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, bool]:
     """Read the (longitude, latitude) of a sample or batch.
 
@@ -89,7 +84,8 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
     if 'point' in sample:
         point = _as_tensor(sample['point']).to(torch.float64)
         if point.shape != (2,) and (point.ndim != 2 or point.shape[1] != 2):
-            hint = ' (transposed? (B, 2) it must be)' if _transposed(point) else ''
+            transposed = point.ndim == 2 and point.shape[0] == 2
+            hint = ' (transposed? (B, 2) it must be)' if transposed else ''
             raise ValueError(
                 "the sample's 'point' must be (2,) or (B, 2) (longitude, "
                 f'latitude) in degrees, got shape {tuple(point.shape)}{hint}'
