@@ -44,13 +44,12 @@ def _check_date(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _is_plain_date(value: str) -> bool:
-    """Whether *value* is a date without a time (``YYYY-MM-DD``)."""
+def _plain_date(value: str) -> dt.date | None:
+    """*value* as a date if it is a date without a time, else None."""
     try:
-        dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _stac_moment(value: str, name: str) -> str:
@@ -70,8 +69,9 @@ def _stac_moment(value: str, name: str) -> str:
         ``YYYY-MM-DD`` for a date, else the moment in UTC,
         ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
     """
-    if _is_plain_date(value):
-        return dt.date.fromisoformat(value).isoformat()
+    day = _plain_date(value)
+    if day is not None:
+        return day.isoformat()
     moment = _check_date(value, name).astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat() + 'Z'
 
@@ -279,7 +279,7 @@ class BuildConfig:
             )
         start = _check_date(self.start, 'start')
         end = _check_date(self.end, 'end')
-        if _is_plain_date(self.end):
+        if _plain_date(self.end) is not None:
             # a date alone is the whole day, as the search reads it
             end += dt.timedelta(days=1, microseconds=-1)
         if end < start:
