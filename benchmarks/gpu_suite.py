@@ -59,15 +59,18 @@ Sections, each measured in the same run as its baseline:
 
 Writes ``gpu_results.json`` and ``gpu_results.md`` into ``--out`` after every
 section, so a run stopped by a time limit still leaves what it measured. A
-section whose process dies (a compiler's crash) or that leaves the GPU broken
-(exit status 3) costs that section only: ``gpu_suite.sh`` runs the sections
-left in a new process (``--resume``), which keeps the results.
+section whose process dies (a compiler's crash), that leaves the GPU broken
+(exit status 3) or that runs past ``--section-timeout`` (default 300 s; exit
+status 4, after printing where each thread was) costs that section only:
+``gpu_suite.sh`` runs the sections left in a new process (``--resume``),
+which keeps the results.
 
     bash benchmarks/gpu_suite.sh --out results/        # on a GPU machine
     bash benchmarks/gpu_suite.sh --quick --out /tmp/q  # anywhere, in a minute
 """
 
 import argparse
+import faulthandler
 import importlib
 import json
 import math
@@ -79,6 +82,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -135,6 +139,13 @@ RESTART = 3
 #: recurrence), so that the same crash cannot take them along too.
 KERNEL_SECTIONS = ('encoder', 'encoder_compiled')
 
+#: Exit status of a run stopped because a section ran past
+#: ``--section-timeout`` (a hung DataLoader worker, an NCCL start-up that
+#: never ends, a compiler that never returns): the section is recorded as
+#: timed out and ``gpu_suite.sh`` goes on with the sections left in a new
+#: process, as after :data:`RESTART`.
+TIMED_OUT = 4
+
 
 class _LiveFigures(dict[str, Any]):
     """A section's figures: each new one saves the results at once.
@@ -158,6 +169,10 @@ class Suite:
     def __init__(self, out: Path, args: argparse.Namespace) -> None:
         self.out = out
         self.out.mkdir(parents=True, exist_ok=True)
+        self.section_timeout: float = args.section_timeout
+        self.tests_timeout: float = args.tests_timeout
+        # save() runs in the main thread and in the watchdog's
+        self._saving = threading.Lock()
         self.results: dict[str, Any] = {
             'meta': meta(args),
             'targets': TARGETS,
@@ -175,6 +190,7 @@ class Suite:
         self.save()  # a process that dies in the section leaves its name
         start = time.perf_counter()
         broken = False
+        watchdog = self._watchdog(name, figures, start)
         try:
             yield figures
         except Exception as error:  # a failing section must not stop the others
@@ -187,6 +203,8 @@ class Suite:
                 self.results['broke_gpu'] = name
                 broken = True
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             figures['seconds'] = round(time.perf_counter() - start, 1)
             if torch.cuda.is_available():
                 figures['peak_gpu_memory_gib'] = round(
@@ -199,11 +217,65 @@ class Suite:
         if broken:
             raise SystemExit(RESTART)
 
+    def _watchdog(
+        self, name: str, figures: dict[str, Any], start: float
+    ) -> threading.Timer | None:
+        """Start the timer that ends a section running past its time.
+
+        The tests section has its own limit (``--tests-timeout``, which
+        stops pytest and reports the test that hung); its watchdog allows a
+        minute more. ``--section-timeout 0`` starts none.
+        """
+        limit = self.section_timeout
+        if limit <= 0:
+            return None
+        if name == 'tests':
+            limit = max(limit, self.tests_timeout + 60.0)
+        timer = threading.Timer(limit, self._time_out, (name, figures, start, limit))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _time_out(
+        self, name: str, figures: dict[str, Any], start: float, limit: float
+    ) -> None:
+        """Record section *name* as timed out and end the process.
+
+        Runs in the watchdog's thread while the section is stuck in the main
+        thread: it prints every thread's stack (where it hung), saves the
+        figures measured so far with the error, stops the child processes
+        (DataLoader workers) and exits with :data:`TIMED_OUT`, so that
+        ``gpu_suite.sh`` runs the sections left in a new process.
+        """
+        print(
+            f'\nsection {name} ran past --section-timeout {limit:g} s; '
+            'where each thread was:',
+            file=sys.stderr,
+            flush=True,
+        )
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        with self._saving:
+            self.results['errors'][name] = (
+                f'ran past --section-timeout {limit:g} s and was stopped '
+                '(the stacks are in the log; the sections left ran in a new '
+                'process)'
+            )
+            self.results['timed_out'] = name
+            self.results.pop('running', None)
+            dict.__setitem__(figures, 'seconds', round(time.perf_counter() - start, 1))
+            self._write()
+            for child in multiprocessing.active_children():
+                child.kill()
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(TIMED_OUT)
+
     def resume(self, status: int) -> None:
         """Take up the results of an earlier process of this run.
 
-        That process ended with exit status *status* (:data:`RESTART`, or
-        killed by a signal) and the results it saved are kept; the section
+        That process ended with exit status *status* (:data:`RESTART`,
+        :data:`TIMED_OUT`, or killed by a signal) and the results it saved
+        are kept; the section
         it was in when it died is recorded as failed, and the temporary
         data it left is removed.
         """
@@ -218,7 +290,9 @@ class Suite:
                 'the sections left ran in a new process'
             )
         earlier['meta'].setdefault('resumed_after_exit_status', []).append(status)
-        culprit = died_in or earlier.pop('broke_gpu', None)
+        broke_gpu = earlier.pop('broke_gpu', None)
+        timed_out = earlier.pop('timed_out', None)
+        culprit = died_in or broke_gpu or timed_out
         if culprit in KERNEL_SECTIONS:
             earlier['meta']['sh_kernel_off_after'] = culprit
         if 'sh_kernel_off_after' in earlier['meta']:
@@ -236,6 +310,11 @@ class Suite:
 
     def save(self) -> None:
         """Write the JSON and the Markdown table (temporary name, then rename)."""
+        with self._saving:
+            self._write()
+
+    def _write(self) -> None:
+        """:meth:`save` without the lock (its caller holds it)."""
         for name, text in (
             ('gpu_results.json', json.dumps(self.results, indent=2)),
             ('gpu_results.md', markdown(self.results)),
@@ -1135,6 +1214,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=240.0,
         help='seconds the CUDA tests may take (section tests; default 240)',
+    )
+    parser.add_argument(
+        '--section-timeout',
+        type=float,
+        default=300.0,
+        help='seconds one section may take before it is stopped and the '
+        'sections left run in a new process (0: no limit; default 300)',
     )
     parser.add_argument(
         '--patches', type=int, default=None, help='patches to make (default 4096)'

@@ -20,9 +20,10 @@ export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 fi
-# A process that dies (a compiler's crash, a signal) or leaves the GPU broken
-# (exit status 3) would take the sections after it along: the sections left
-# run in a new process, which keeps the results written so far (--resume).
+# A process that dies (a compiler's crash, a signal), leaves the GPU broken
+# (exit status 3) or stops a section that ran past --section-timeout (exit
+# status 4) would take the sections after it along: the sections left run
+# in a new process, which keeps the results written so far (--resume).
 # Not after 0 (done), 1 (some section failed), 2 (bad arguments), 130 and 143
 # (stopped on purpose: SIGINT, SIGTERM).
 status=0

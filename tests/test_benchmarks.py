@@ -542,6 +542,51 @@ def test_gpu_suite_goes_on_after_its_process_dies(tmp_path: Path) -> None:
     assert 'new process after exit status 134' in (out / 'gpu_results.md').read_text()
 
 
+def test_gpu_suite_stops_a_hung_section_and_goes_on(tmp_path: Path) -> None:
+    """A section that hangs (a stuck DataLoader worker, an NCCL start-up that
+    never ends) is stopped by ``--section-timeout``: the stacks are printed,
+    the figures it measured are kept, and gpu_suite.sh runs the sections
+    left in a new process instead of losing the rest of the run's time."""
+    wrapper = tmp_path / 'hang.py'
+    wrapper.write_text(
+        'import os, sys, time\n'
+        'sys.argv = sys.argv[1:]\n'
+        'sys.path.insert(0, os.path.dirname(sys.argv[0]))\n'
+        'import gpu_suite\n'
+        'def hang(figures, args):\n'
+        '    if "--resume" in sys.argv:\n'
+        '        raise AssertionError("a section that timed out is not run again")\n'
+        '    figures["before_the_hang"] = 1.0\n'
+        '    time.sleep(600)\n'
+        'def compiled(figures, args):\n'
+        '    figures["kernel_switch"] = os.environ.get("TORCHGEO_SATCLIP_SH_KERNEL", "unset")\n'
+        'gpu_suite.encoder_section = hang\n'
+        'gpu_suite.compiled_encoder_section = compiled\n'
+        'gpu_suite.main()\n'
+    )
+    python = tmp_path / 'python'
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {wrapper} "$@"\n')
+    python.chmod(0o755)
+    out = tmp_path / 'out'
+    args = ('--out', str(out), '--sections', 'encoder', '--section-timeout', '3')
+    result = gpu_suite_sh(str(python), *args)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'ran past --section-timeout 3 s' in result.stderr
+    assert 'in hang' in result.stderr  # where the main thread was stuck
+    assert 'exit status 4: going on in a new process' in result.stderr
+    results = json.loads((out / 'gpu_results.json').read_text())
+    assert set(results['errors']) == {'encoder'}
+    assert 'ran past --section-timeout 3 s' in results['errors']['encoder']
+    assert results['sections']['encoder']['before_the_hang'] == 1.0
+    assert results['sections']['encoder']['seconds'] >= 3
+    assert results['meta']['resumed_after_exit_status'] == [4]
+    # the section that hung ran the fused kernel: the rest run without it
+    assert results['meta']['sh_kernel_off_after'] == 'encoder'
+    assert results['sections']['encoder_compiled']['kernel_switch'] == '0'
+    assert 'running' not in results
+    assert 'timed_out' not in results
+
+
 def test_gpu_suite_restarts_when_a_section_breaks_the_gpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
