@@ -6,6 +6,7 @@ import pystac
 import pytest
 import requests
 from pystac_client.exceptions import APIError
+from rasterio._err import CPLE_HttpResponseError
 from rasterio.errors import RasterioIOError
 
 from torchgeo_satclip.builders.reading import (
@@ -76,6 +77,13 @@ def http_error(status: int) -> requests.HTTPError:
     [
         (APIError('boom'), True),
         (RasterioIOError('HTTP response code: 503'), True),
+        # an asset that is not there stays away; an expired signature (403)
+        # is signed again on the retry
+        (RasterioIOError('HTTP response code: 404'), False),
+        (RasterioIOError('HTTP response code on https://x/B02.tif: 410'), False),
+        (RasterioIOError('HTTP response code: 403'), True),
+        (CPLE_HttpResponseError(11, 1, 'HTTP response code: 404'), False),
+        (CPLE_HttpResponseError(11, 1, 'HTTP response code: 502'), True),
         (TimeoutError(), True),
         (ConnectionResetError(), True),
         (http_error(503), True),

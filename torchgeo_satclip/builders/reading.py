@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import logging
 import random
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ _GRID_BAND = 'B02'
 
 #: HTTP statuses worth retrying.
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: HTTP statuses of GDAL reads that a retry cannot change: the asset is not
+#: there (an expired signature, 403, is not one: each retry signs again).
+_PERMANENT_READ_STATUS = frozenset({404, 410})
+
+#: GDAL's report of an HTTP failure of ``/vsicurl/`` (``HTTP response code:
+#: 404``, or ``HTTP response code on URL: 404`` in newer versions).
+_GDAL_HTTP_STATUS = re.compile(r'HTTP response code(?: on \S+)?: (\d{3})\b')
 
 #: GDAL settings for reading cloud-optimised GeoTIFFs over HTTP; overridable.
 _GDAL_DEFAULTS: dict[str, str] = {
@@ -96,19 +105,22 @@ def _is_transient(error: BaseException) -> bool:
 
     Returns:
         True for HTTP 408/425/429/5xx, time-outs, connection errors and GDAL
-        read errors (GDAL reports HTTP failures of ``/vsicurl/`` that way).
+        read errors (GDAL reports HTTP failures of ``/vsicurl/`` that way),
+        except a read that GDAL says failed with HTTP 404 or 410.
     """
     if isinstance(error, APIError):
         status = getattr(error, 'status_code', None)
         return status is None or status in _TRANSIENT_STATUS
-    if isinstance(error, (RasterioError, TimeoutError, ConnectionError)):
+    if isinstance(error, RasterioError):
+        return _gdal_transient(error)
+    if isinstance(error, (TimeoutError, ConnectionError)):
         return True
     try:
         from rasterio._err import CPLE_BaseError
     except ImportError:  # pragma: no cover - private module moved
         return False
     if isinstance(error, CPLE_BaseError):
-        return True
+        return _gdal_transient(error)
     try:
         import requests
     except ImportError:  # pragma: no cover - pystac-client requires it
@@ -116,6 +128,12 @@ def _is_transient(error: BaseException) -> bool:
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return error.response.status_code in _TRANSIENT_STATUS
     return isinstance(error, (requests.ConnectionError, requests.Timeout))
+
+
+def _gdal_transient(error: BaseException) -> bool:
+    """Whether a GDAL read error may go away: not after HTTP 404 or 410."""
+    found = _GDAL_HTTP_STATUS.search(str(error))
+    return found is None or int(found.group(1)) not in _PERMANENT_READ_STATUS
 
 
 @dataclass(frozen=True)
