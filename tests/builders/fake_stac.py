@@ -212,6 +212,8 @@ class FakeStacServer:
         self.faults: dict[str, int] = {}
         #: path prefixes that always answer 503
         self.broken: set[str] = {'/cogs/S2_C_BROKEN_B01'}
+        #: path prefixes that answer 404 (an asset listed but not there)
+        self.gone: set[str] = set()
         #: seconds of delay per COG request
         self.delay = 0.0
         #: whether searches keep only the items in their ``datetime`` range
@@ -245,6 +247,7 @@ class FakeStacServer:
         with self.lock:
             self.faults.clear()
             self.broken = {'/cogs/S2_C_BROKEN_B01'}
+            self.gone = set()
             self.delay = 0.0
             self.honour_datetime = True
             self.conforms = set(EXTENSIONS)
@@ -411,6 +414,9 @@ class FakeStacServer:
                 head = method == 'HEAD'
                 if self._fault(url.path):
                     self._send(503, b'busy', 'text/plain', head=head)
+                    return
+                if any(url.path.startswith(p) for p in server.gone):
+                    self._send(404, b'not found', 'text/plain', head=head)
                     return
                 if url.path in ('/stac', '/stac/'):
                     self._json(server.landing())

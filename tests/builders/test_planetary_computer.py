@@ -15,6 +15,7 @@ from shapely.geometry import shape
 
 from torchgeo_satclip.builders import BuildConfig, BuildLockedError, build_dataset
 from torchgeo_satclip.builders._state import BuildState
+from torchgeo_satclip.builders.reading import _forget
 from torchgeo_satclip.cli import build_parser, main
 from torchgeo_satclip.datasets import S2100K
 
@@ -168,6 +169,28 @@ def test_nodata_patch_rejected(tmp_path: Path, server: FakeStacServer) -> None:
     build(tmp_path, server, 2, 'B', max_candidates=2)
     lines = (tmp_path / 'rejected.csv').read_text().splitlines()[1:]
     assert sorted(int(line.split(',')[0]) for line in lines) == list(range(5))
+
+
+def test_asset_not_found_rejects_the_item(
+    tmp_path: Path, server: FakeStacServer
+) -> None:
+    # Scene A's good item lists a B03 that answers 404: a retry cannot bring
+    # it back, so the item is passed over at once (missing_asset, like an
+    # item without the asset) instead of failing the point after every retry.
+    server.gone.add('/cogs/S2_A_GOOD_B03')
+    # GDAL keeps what earlier tests read of the file: make it ask again
+    _forget([f'{server.url}/cogs/S2_A_GOOD_B03.tif'])
+    result = build(tmp_path, server, 1, 'A', max_candidates=2, max_retries=3)
+    assert result.rejected == {'missing_asset': 2}
+    assert not result.failures
+    lines = (tmp_path / 'rejected.csv').read_text().splitlines()[1:]
+    assert [line.split(',')[3] for line in lines] == ['missing_asset'] * 2
+    # one request per point, none repeated by a retry
+    assert server.count('GET', '/cogs/S2_A_GOOD_B03') <= 2
+    # the asset is back: a new run goes on with new points
+    server.gone.clear()
+    result = build(tmp_path, server, 1, 'A')
+    assert result.complete
 
 
 def test_next_item_after_nodata(tmp_path: Path, server: FakeStacServer) -> None:

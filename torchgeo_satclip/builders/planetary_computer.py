@@ -74,6 +74,7 @@ from ..geo import Region, iter_points
 from ._state import BuildState, patch_centroid, patch_name, temporal_name
 from .config import BuildConfig
 from .reading import (
+    _asset_gone,
     _Cancelled,
     _describe,
     _forget,
@@ -112,7 +113,8 @@ class BuildResult:
         rejected: points of this run that gave no patch, by reason
             (``no_item``: no item over the point below the cloud maximum;
             otherwise the reason of the last item tried: ``nodata``, too
-            much nodata; ``missing_asset``, a band without an asset;
+            much nodata; ``missing_asset``, a band without an asset or whose
+            asset answers HTTP 404/410;
             ``scene_too_small``; ``bad_scene``, a grid that is not north-up
             or does not hold the point, or a band that is not uint16;
             ``few_dates``: fewer windows than ``min_dates`` gave a patch).
@@ -186,6 +188,10 @@ class _Builder:
         Returns:
             ``(image, crs, transform)``, or None if the patch has too much
             nodata.
+
+        Raises:
+            _Rejected: ``missing_asset`` when an asset answers HTTP 404 or
+                410 (not retried: it is not there).
         """
         urls: list[str] = []
 
@@ -202,7 +208,17 @@ class _Builder:
                 gdal_env=self.gdal_env,
             )
 
-        return self.retry(f'{where}: read {item.id}', attempt, lambda: _forget(urls))
+        try:
+            return self.retry(
+                f'{where}: read {item.id}', attempt, lambda: _forget(urls)
+            )
+        except Exception as error:
+            if _asset_gone(error):
+                _forget(urls)  # GDAL would keep answering 'not there' from memory
+                raise _Rejected(
+                    'missing_asset', f'item {item.id}: {_describe(error)}'
+                ) from error
+            raise
 
     def first_patch(
         self, where: str, items: Sequence[pystac.Item], lon: float, lat: float

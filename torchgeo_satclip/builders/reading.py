@@ -111,16 +111,10 @@ def _is_transient(error: BaseException) -> bool:
     if isinstance(error, APIError):
         status = getattr(error, 'status_code', None)
         return status is None or status in _TRANSIENT_STATUS
-    if isinstance(error, RasterioError):
-        return _gdal_transient(error)
     if isinstance(error, (TimeoutError, ConnectionError)):
         return True
-    try:
-        from rasterio._err import CPLE_BaseError
-    except ImportError:  # pragma: no cover - private module moved
-        return False
-    if isinstance(error, CPLE_BaseError):
-        return _gdal_transient(error)
+    if _is_gdal_error(error):
+        return not _asset_gone(error)
     try:
         import requests
     except ImportError:  # pragma: no cover - pystac-client requires it
@@ -130,10 +124,26 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, (requests.ConnectionError, requests.Timeout))
 
 
-def _gdal_transient(error: BaseException) -> bool:
-    """Whether a GDAL read error may go away: not after HTTP 404 or 410."""
+def _is_gdal_error(error: BaseException) -> bool:
+    """Whether *error* is rasterio's or GDAL's (a failed read or open)."""
+    if isinstance(error, RasterioError):
+        return True
+    try:
+        from rasterio._err import CPLE_BaseError
+    except ImportError:  # pragma: no cover - private module moved
+        return False
+    return isinstance(error, CPLE_BaseError)
+
+
+def _asset_gone(error: BaseException) -> bool:
+    """Whether a read failed because its asset is not there (HTTP 404, 410).
+
+    A retry cannot bring it back: the item is passed over (``missing_asset``).
+    """
+    if not _is_gdal_error(error):
+        return False
     found = _GDAL_HTTP_STATUS.search(str(error))
-    return found is None or int(found.group(1)) not in _PERMANENT_READ_STATUS
+    return found is not None and int(found.group(1)) in _PERMANENT_READ_STATUS
 
 
 @dataclass(frozen=True)
