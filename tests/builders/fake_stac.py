@@ -307,6 +307,7 @@ class FakeStacServer:
                 'datetime': DATETIMES.get(item_id, DEFAULT_DATETIME),
                 'eo:cloud_cover': cloud,
                 'proj:epsg': 32633,
+                's2:processing_baseline': '05.09',
             },
             'links': [],
             'assets': {

@@ -87,6 +87,9 @@ def test_build_loads_with_s2100k(tmp_path: Path, server: FakeStacServer) -> None
             assert src.res == (10.0, 10.0)
             assert src.descriptions == BANDS
             assert src.tags()['stac_item'] == 'S2_A_GOOD'  # never the cloudy one
+            # baseline >= 04.00: the digital numbers carry a +1000 offset, which
+            # a user harmonising the patches must know
+            assert src.tags()['s2_processing_baseline'] == '05.09'
             image = src.read()
             # The centroid in the index is the centre of the patch.
             x, y = src.xy(128, 128, offset='ul')

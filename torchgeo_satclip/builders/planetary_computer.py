@@ -314,6 +314,10 @@ class _Builder:
                 datetime=str(item.properties.get('datetime')),
                 eo_cloud_cover=str(item.properties.get('eo:cloud_cover')),
             )
+            baseline = item.properties.get('s2:processing_baseline')
+            if baseline is not None:
+                # 04.00 and later (from 2022-01-25): digital numbers + 1000
+                dst.update_tags(s2_processing_baseline=str(baseline))
             if date is not None:
                 dst.update_tags(date=date.isoformat())
         lon, lat = patch_centroid(crs, transform, self.config.size, self.config.size)
