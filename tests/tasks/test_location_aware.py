@@ -585,3 +585,38 @@ def test_frozen_random_location_encoder_is_an_error(task_class: type) -> None:
     task_class(
         **kwargs, **small(allow_random_location=False), location_input='embedding'
     )
+
+
+@pytest.mark.parametrize('freeze_backbone', [False, True])
+def test_own_checkpoint_as_backbone_weights(
+    tmp_path: Path, freeze_backbone: bool
+) -> None:
+    """A location-aware task's checkpoint is a ``weights`` path, as TorchGeo's.
+
+    TorchGeo extracts ``model.*`` from a checkpoint given as ``weights``; the
+    fused model keeps its backbone under ``model.backbone.*``, so TorchGeo
+    found no input layer and failed with ``KeyError: 'features.0.weight'``.
+    """
+    source = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
+    source_model: Any = source.model
+    with torch.no_grad():
+        for param in source_model.backbone.parameters():
+            param.add_(1.0)
+    path = tmp_path / 'fused.ckpt'
+    torch.save(
+        {'state_dict': source.state_dict(), 'hyper_parameters': dict(source.hparams)},
+        path,
+    )
+    task = LocationAwareRegressionTask(
+        model='tiny', weights=str(path), freeze_backbone=freeze_backbone, **small()
+    )
+    fused: Any = task.model
+    expected = source_model.backbone.state_dict()
+    loaded = fused.backbone.state_dict()
+    assert loaded.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded[key], value, msg=key)
+    assert task.weights == str(path)
+    trainable = {p.requires_grad for p in fused.backbone.parameters()}
+    assert trainable == {not freeze_backbone}
+    assert all(p.requires_grad for p in fused.head.parameters())

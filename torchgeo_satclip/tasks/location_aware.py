@@ -36,6 +36,7 @@ version does (in every step on 0.8, at epoch end on 0.10) and draw TorchGeo's
 validation figures.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -52,12 +53,14 @@ from .._compat import (
     ClassificationTask,
     RegressionTask,
     classification_kwargs,
+    load_backbone_state_dict,
     regression_kwargs,
 )
 from ..models import (
     LocationEncoder,
     LocationFusionModel,
     LocationInput,
+    read_checkpoint,
 )
 from ..transforms.location import sample_lonlat
 from .utils import (
@@ -71,6 +74,11 @@ from .utils import (
 )
 
 __all__ = ['LocationAwareClassificationTask', 'LocationAwareRegressionTask']
+
+#: Where :class:`LocationFusionModel` keeps its image backbone and its
+#: location encoder in a task's state dict.
+_BACKBONE_PREFIX = 'model.backbone.'
+_LOCATION_PREFIX = 'model.location.encoder.'
 
 #: Hyperparameters that are not saved: objects, and the deprecated names.
 _IGNORE = (
@@ -307,6 +315,7 @@ class _FusionTask(_LocationSteps):
     """Image backbone (TorchGeo's recipe) + location encoder + head."""
 
     _has_image = True
+    weights: WeightsEnum | bool | str | None
 
     def forward(self, image: Tensor, location: Tensor) -> Tensor:
         """Predict from images and their locations.
@@ -327,6 +336,47 @@ class _FusionTask(_LocationSteps):
 
     def _num_outputs(self) -> int:
         raise NotImplementedError
+
+    def _fused_backbone_state(self) -> dict[str, Tensor] | None:
+        """The image backbone of a location-aware checkpoint given as ``weights``.
+
+        TorchGeo reads a checkpoint path as ``weights`` by taking its
+        ``model.*`` entries as the timm model; a location-aware task keeps
+        its backbone under ``model.backbone.*`` (beside
+        ``model.location.encoder.*`` and the head), which TorchGeo cannot
+        read.
+
+        Returns:
+            The backbone's state dict, if ``weights`` is the path of such a
+            checkpoint; else None (TorchGeo loads ``weights`` itself).
+        """
+        weights = self.weights
+        if not isinstance(weights, str | os.PathLike) or not os.path.isfile(weights):
+            return None
+        state = read_checkpoint(weights).get('state_dict')
+        if not isinstance(state, dict) or not any(
+            key.startswith(_LOCATION_PREFIX) for key in state
+        ):
+            return None
+        n = len(_BACKBONE_PREFIX)
+        return {k[n:]: v for k, v in state.items() if k.startswith(_BACKBONE_PREFIX)}
+
+    def _configure_backbone(self, configure: Any) -> None:
+        """Run TorchGeo's ``configure_models``, loading a fused checkpoint.
+
+        Args:
+            configure: TorchGeo's ``configure_models`` (bound).
+        """
+        backbone_state = self._fused_backbone_state()
+        if backbone_state is None:
+            configure()
+            return
+        weights, self.weights = self.weights, None  # TorchGeo: random weights
+        try:
+            configure()
+        finally:
+            self.weights = weights
+        load_backbone_state_dict(self.model, backbone_state)
 
     def _configure_fusion(self) -> None:
         """Wrap TorchGeo's timm model (already in ``self.model``) with the rest."""
@@ -393,7 +443,8 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
         Args:
             model: timm model name of the image backbone.
             weights: image backbone weights, as in TorchGeo's classification
-                task (enum, enum name, True for ImageNet, or a checkpoint path).
+                task (enum, enum name, True for ImageNet, or a checkpoint path,
+                a location-aware task's included).
             in_channels: image channels.
             task: 'binary', 'multiclass' or 'multilabel'.
             num_classes: classes (multiclass).
@@ -474,8 +525,12 @@ class LocationAwareClassificationTask(_FusionTask, ClassificationTask):  # type:
         return int(self.hparams['num_classes'] or self.hparams['num_labels'] or 1)
 
     def configure_models(self) -> None:
-        """Build the backbone (TorchGeo's recipe), location encoder and head."""
-        super().configure_models()
+        """Build the backbone (TorchGeo's recipe), location encoder and head.
+
+        ``weights`` may also be the checkpoint of a location-aware task: its
+        image backbone is loaded.
+        """
+        self._configure_backbone(super().configure_models)
         self._configure_fusion()
 
 
@@ -518,7 +573,8 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
 
         Args:
             model: timm model name of the image backbone.
-            weights: image backbone weights, as in TorchGeo's regression task.
+            weights: image backbone weights, as in TorchGeo's regression task
+                (a location-aware task's checkpoint path included).
             in_channels: image channels.
             num_outputs: regression outputs.
             loss: 'mse' or 'mae'.
@@ -591,6 +647,10 @@ class LocationAwareRegressionTask(_FusionTask, RegressionTask):  # type: ignore[
         return int(self.hparams['num_outputs'])
 
     def configure_models(self) -> None:
-        """Build the backbone (TorchGeo's recipe), location encoder and head."""
-        super().configure_models()
+        """Build the backbone (TorchGeo's recipe), location encoder and head.
+
+        ``weights`` may also be the checkpoint of a location-aware task: its
+        image backbone is loaded.
+        """
+        self._configure_backbone(super().configure_models)
         self._configure_fusion()
