@@ -388,7 +388,7 @@ def test_image_features_with_clip_off_are_written(tmp_path: Path) -> None:
 
 def test_predictions_without_embeddings_are_refused(tmp_path: Path) -> None:
     batch = {'point': torch.zeros(1, 2), 'logits': torch.zeros(1, 3)}
-    with pytest.raises(ValueError, match=r"got keys \['logits', 'point'\]"):
+    with pytest.raises(ValueError, match=r"batch 0 has keys \['logits', 'point'\]"):
         EmbeddingWriter(tmp_path).write_on_epoch_end(
             _one_process(), _NO_MODULE, [batch], []
         )
@@ -401,3 +401,17 @@ def test_no_batches_warns_and_writes_nothing(tmp_path: Path) -> None:
             _one_process(), _NO_MODULE, [], []
         )
     assert not (tmp_path / 'out').exists()
+
+
+def test_the_refused_prediction_is_named(tmp_path: Path) -> None:
+    """The message described batch 0 whichever batch was wrong, and said
+    ``got keys []`` for the tensors a classification task predicts."""
+    good = _batch([0, 1])
+    bad = {'point': torch.zeros(1, 2), 'logits': torch.zeros(1, 3)}
+    writer = EmbeddingWriter(tmp_path)
+    with pytest.raises(ValueError, match=r"batch 1 has keys \['logits', 'point'\]"):
+        writer.write_on_epoch_end(_one_process(), _NO_MODULE, [good, bad], [])
+    probabilities = torch.full((2, 3), 1 / 3)  # LocationAware*Task.predict_step
+    with pytest.raises(ValueError, match=r'batch 0 is a Tensor, not a dict'):
+        writer.write_on_epoch_end(_one_process(), _NO_MODULE, [probabilities], [])
+    assert not list(tmp_path.iterdir())

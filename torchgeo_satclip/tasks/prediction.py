@@ -422,17 +422,20 @@ def _check_batches(batches: list[Any]) -> None:
     """Raise ``ValueError`` unless every batch has a point and an embedding.
 
     Every batch must be a dict with a ``point`` and at least one key of
-    :data:`_KEYS`.
+    :data:`_KEYS`; the message names the first batch that is not, and what
+    it is.
     """
-    if not all(
-        isinstance(b, dict) and 'point' in b and any(k in b for k in _KEYS)
-        for b in batches
-    ):
-        found = sorted(batches[0]) if batches and isinstance(batches[0], dict) else []
+    for i, b in enumerate(batches):
+        if isinstance(b, dict) and 'point' in b and any(k in b for k in _KEYS):
+            continue
+        if isinstance(b, dict):
+            found = f'has keys {sorted(b)}'
+        else:
+            found = f'is a {type(b).__name__}, not a dict'
         raise ValueError(
             "EmbeddingWriter needs predictions with a 'point' and at least one "
             f'of {", ".join(_KEYS)} (as SatCLIPTask.predict_step returns); '
-            f'got keys {found}'
+            f'predicted batch {i} {found}'
         )
 
 
