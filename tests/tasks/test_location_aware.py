@@ -13,7 +13,11 @@ from torchgeo.main import main
 
 from torchgeo_satclip._compat import ClassificationTask, RegressionTask
 from torchgeo_satclip.datamodules import EuroSATLocationDataModule
-from torchgeo_satclip.models import LocationOnlyModel, save_official_checkpoint
+from torchgeo_satclip.models import (
+    LocationFusionModel,
+    LocationOnlyModel,
+    save_official_checkpoint,
+)
 from torchgeo_satclip.tasks import (
     LocationAwareClassificationTask,
     LocationAwareRegressionTask,
@@ -404,6 +408,48 @@ def test_bad_location_only_model_is_refused() -> None:
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             LocationOnlyModel(encoder, 1, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'message'),
+    [
+        ({'fusion': 'sum'}, "fusion must be 'concat' or 'film', got 'sum'"),
+        (
+            {'location_input': 'latlon'},
+            "location_input must be 'lonlat' or 'embedding', got 'latlon'",
+        ),
+        (
+            {'freeze_location': 'false'},
+            "freeze_location must be True or False, got 'false' (type str)",
+        ),
+        ({'num_outputs': 0}, 'num_outputs must be at least 1, got 0'),
+        ({'num_features': 0}, 'num_features must be at least 1, got 0'),
+    ],
+)
+def test_bad_fusion_model_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    """The fusion models' arguments are checked, naming the argument.
+
+    ``freeze_location='false'`` (a string, so truthy) froze the encoder,
+    ``num_outputs=0`` built a head of no outputs (an empty prediction and a
+    NaN loss), and a misspelt fusion or location input was reported as
+    ``'sum' is not a valid Fusion``, naming neither the argument nor the
+    choices.
+    """
+    encoder = LocationRegressionTask(**small()).model.location.encoder
+    args: dict[str, Any] = {
+        'backbone': torch.nn.Flatten(),
+        'num_features': 12,
+        'location_encoder': encoder,
+        'num_outputs': 2,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocationFusionModel(**args)
+    if 'fusion' in kwargs or 'num_features' in kwargs:
+        return
+    del args['backbone'], args['num_features']
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocationOnlyModel(**args)
 
 
 TASKS = [

@@ -16,11 +16,12 @@ other kind is an error, never a guess.
 """
 
 import enum
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_int, check_real
+from .._checks import check_flag, check_int, check_real
 from .location_encoder import LocationEncoder
 
 __all__ = ['Fusion', 'LocationFusionModel', 'LocationInput', 'LocationOnlyModel']
@@ -44,6 +45,30 @@ class LocationInput(enum.StrEnum):
     EMBEDDING = 'embedding'
 
 
+_Choice = TypeVar('_Choice', bound=enum.StrEnum)
+
+
+def _choice(name: str, kind: type[_Choice], value: Any) -> _Choice:
+    """Return ``value`` as a member of *kind*, or raise naming the argument.
+
+    Args:
+        name: the argument's name, for the message.
+        kind: the enum of the choices.
+        value: what was passed (a member or its value).
+
+    Returns:
+        The member.
+
+    Raises:
+        ValueError: if ``value`` is none of the choices.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ' or '.join(repr(member.value) for member in kind)
+        raise ValueError(f'{name} must be {choices}, got {value!r}') from None
+
+
 class _Location(nn.Module):
     """A location encoder, frozen (in eval mode, no gradients) or trainable."""
 
@@ -55,8 +80,8 @@ class _Location(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.frozen = frozen
-        self.location_input = LocationInput(location_input)
+        self.frozen = check_flag('freeze_location', frozen)
+        self.location_input = _choice('location_input', LocationInput, location_input)
         if self.location_input is LocationInput.EMBEDDING and not frozen:
             raise ValueError(
                 "location_input='embedding' needs a frozen location encoder "
@@ -136,12 +161,16 @@ class LocationFusionModel(nn.Module):
 
         Raises:
             ValueError: if *location_input* is 'embedding' and the encoder is
-                not frozen.
+                not frozen, if *num_features* or *num_outputs* is not a
+                positive integer, *freeze_location* not a bool, or *fusion*
+                or *location_input* none of its choices.
         """
         super().__init__()
+        num_features = check_int('num_features', num_features, minimum=1)
+        num_outputs = check_int('num_outputs', num_outputs, minimum=1)
+        self.fusion = _choice('fusion', Fusion, fusion)
         self.backbone = backbone
         self.location = _Location(location_encoder, freeze_location, location_input)
-        self.fusion = Fusion(fusion)
         dim = self.location.embed_dim
         if self.fusion is Fusion.FILM:
             self.film = nn.Linear(dim, 2 * num_features)
@@ -202,11 +231,14 @@ class LocationOnlyModel(nn.Module):
 
         Raises:
             ValueError: if *location_input* is 'embedding' and the encoder is
-                not frozen, or if *hidden* is not a positive integer,
-                *num_layers* not a non-negative integer or *dropout* not in
-                [0, 1) (a head of width 0 would predict a constant).
+                not frozen, or if *num_outputs* or *hidden* is not a positive
+                integer, *num_layers* not a non-negative integer, *dropout*
+                not in [0, 1) (a head of width 0 would predict a constant),
+                *freeze_location* not a bool or *location_input* none of its
+                choices.
         """
         super().__init__()
+        num_outputs = check_int('num_outputs', num_outputs, minimum=1)
         hidden = check_int('hidden', hidden, minimum=1)
         num_layers = check_int('num_layers', num_layers, minimum=0)
         dropout = check_real('dropout', dropout, minimum=0.0, below=1.0)
