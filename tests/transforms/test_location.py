@@ -195,3 +195,20 @@ def test_no_encoder_is_an_error() -> None:
     transform = LocationEmbedding(allow_random=True)
     sample = transform({'point': torch.tensor(PARIS)})
     assert sample['location_embedding'].shape == (256,)
+
+
+def test_given_crs_fills_a_sample_crs_of_none(tmp_path: Path) -> None:
+    """A ``crs`` key holding None took precedence over the ``crs`` given, and
+    the error then asked for the ``crs=`` that had been passed."""
+    write_utm_tif(tmp_path / 'paris.tif', PARIS)
+    dataset = RasterDataset(paths=str(tmp_path))
+    sample = {**dataset[dataset.bounds], 'crs': None}
+    lonlat, batched = sample_lonlat(sample, dataset.crs)
+    assert not batched
+    np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-6)
+    batch = stack_samples([sample, {**sample, 'crs': dataset.crs}])
+    lonlat, batched = sample_lonlat(batch, dataset.crs)
+    assert batched
+    np.testing.assert_allclose(lonlat.numpy(), [PARIS, PARIS], atol=1e-6)
+    with pytest.raises(ValueError, match='no CRS'):
+        sample_lonlat(sample)

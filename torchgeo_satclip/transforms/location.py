@@ -67,7 +67,7 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         sample: a sample or a collated batch (see the module docstring for the
             keys read, in order of preference).
         crs: CRS of ``bounds`` when the sample has no ``crs`` key (torchgeo
-            0.10 GeoDataset samples).
+            0.10 GeoDataset samples) or a ``crs`` of None.
 
     Returns:
         ``(lonlat, batched)``: a float64 ``(N, 2)`` tensor on the device of the
@@ -104,11 +104,11 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         return torch.stack([lon.reshape(-1), lat.reshape(-1)], dim=1), batched
     boxes = geo_sample_bounds(sample)
     if boxes is not None:
-        sample_crs = sample.get('crs', crs)
+        sample_crs = sample.get('crs')
         if isinstance(sample_crs, list | tuple):
-            crs_list = list(sample_crs)
+            crs_list = [crs if c is None else c for c in sample_crs]
         else:
-            crs_list = [sample_crs] * len(boxes)
+            crs_list = [crs if sample_crs is None else sample_crs] * len(boxes)
         if any(c is None for c in crs_list):
             raise ValueError(
                 'the sample has bounds but no CRS: pass crs= (torchgeo 0.10 samples '
@@ -170,7 +170,8 @@ class LocationEmbedding(nn.Module):
                 training, and its later updates do not reach the transform.
             key: sample key to write the embedding to.
             crs: CRS of GeoDataset ``bounds`` for samples without a ``crs``
-                key (torchgeo 0.10: pass ``dataset.crs``).
+                key, or with a ``crs`` of None (torchgeo 0.10: pass
+                ``dataset.crs``).
             dtype: dtype of the stored embedding.
             encoder_dtype: compute dtype of an encoder loaded here.
             allow_random: accept ``encoder=None`` (for tests only).
