@@ -221,3 +221,27 @@ def test_only_the_shard_that_gave_a_lost_file_is_extracted(
     (root / 'images' / 'patch_5.tif').unlink()
     assert len(S2100K(root, patch_size=32)) == 8
     assert extractions == [shard_a, shard_b, shard_b]
+
+
+# ------------------------------------------------- images extracted elsewhere
+
+
+def test_complete_images_are_not_downloaded_again(
+    tmp_path: Path, extractions: list[Path], no_download: None
+) -> None:
+    """Every image of index.csv in images/, no marker: nothing to download.
+
+    So it is for images extracted by hand, or by TorchGeo's own ``S2100k``
+    (which writes no marker): ``download=True`` must not fetch the archive
+    (tens of GB) again to extract images that are all there.
+    """
+    root = new_root(tmp_path)
+    shutil.copytree(DATA / 'images', root / 'images')
+    ds = S2100K(root, patch_size=32, download=True)
+    assert len(ds) == 8
+    assert extractions == []
+    assert torch.equal(ds[2]['image'], S2100K(DATA, patch_size=32)[2]['image'])
+    # one image lost: without an archive to extract it from, a download it is
+    (root / 'images' / 'patch_2.tif').unlink()
+    with pytest.raises(AssertionError, match=r'satclip\.tar downloaded'):
+        S2100K(root, patch_size=32, download=True)

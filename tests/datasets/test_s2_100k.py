@@ -1,6 +1,7 @@
 import hashlib
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import matplotlib
@@ -36,6 +37,8 @@ def two_shards(
 ) -> tuple[Path, Path]:
     """A two-shard revision of the fake archive (``a.tar``, ``b.tar``).
 
+    ``a.tar`` holds patches 0 to 3, ``b.tar`` patches 4 to 7.
+
     Args:
         tmp_path: where the two "remote" archives are put.
         monkeypatch: sets ``S2100K.archive_remotes`` to them.
@@ -45,8 +48,11 @@ def two_shards(
         The two archives.
     """
     shard_a, shard_b = tmp_path / 'a.tar', tmp_path / 'b.tar'
-    shutil.copy(DATA / 'satclip.tar', shard_a)
-    shutil.copy(DATA / 'satclip.tar', shard_b)
+    for shard, numbers in ((shard_a, range(4)), (shard_b, range(4, 8))):
+        with tarfile.open(shard, 'w') as tar:
+            for i in numbers:
+                name = f'patch_{i}.tif'
+                tar.add(DATA / 'images' / name, arcname=name)
     monkeypatch.setattr(
         S2100K,
         'archive_remotes',
@@ -266,10 +272,14 @@ class TestS2100K:
         root = tmp_path / 'root'
         assert len(S2100K(root, patch_size=32, download=True)) == 8
         (root / 'b.tar').unlink()  # deleted after extraction
-        (root / 'images' / 'patch_4.tif').unlink()
+        (root / 'images' / 'patch_1.tif').unlink()  # given by a.tar
         assert len(S2100K(root, patch_size=32)) == 8
-        assert (root / 'images' / 'patch_4.tif').is_file()
+        assert (root / 'images' / 'patch_1.tif').is_file()
         assert not (root / 'b.tar').exists()
+        # a file only the deleted shard gave: named, not extracted from a.tar
+        (root / 'images' / 'patch_4.tif').unlink()
+        with pytest.raises(FileNotFoundError, match=r'1 of 8 .* patch_4\.tif$'):
+            S2100K(root, patch_size=32)
 
     def test_packed_layout_needs_no_extraction(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None

@@ -803,7 +803,10 @@ class S2100K(NonGeoDataset):
         An archive extracted once and deleted since is not needed without
         *download*; nor are archives at all when ``images/`` holds files
         (extracted by hand): :meth:`_check_files` then names any file still
-        missing.
+        missing. When ``images/`` holds every file ``index.csv`` lists
+        (extracted by hand, or by TorchGeo's ``S2100k``, which writes no
+        marker), nothing is downloaded, even with *download*; an archive in
+        the root without a marker is still extracted (once).
 
         ``images/`` is listed once; after an extraction, the listing is
         stale and :meth:`_check_files` lists it again.
@@ -840,6 +843,11 @@ class S2100K(NonGeoDataset):
             for remote in self.archive_remotes
             if not self._extracted(remote, missing)
         ]
+        if not missing:
+            # every image is here (extracted by hand, or by TorchGeo's S2100k,
+            # which writes no marker): extract the archives at hand, which
+            # rewrites an extraction killed before its marker, but download none
+            pending = [r for r in pending if (self.root / _filename(r[0])).is_file()]
         if not pending:
             return fns, coords, present
         local = [r for r in pending if (self.root / _filename(r[0])).is_file()]
