@@ -9,10 +9,13 @@ without Python's ``data`` filter.
 import io
 import os
 import re
+import resource
+import signal
 import stat
 import tarfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -235,3 +238,51 @@ def test_s2100k_does_not_escape(tmp_path: Path, data_filter: bool) -> None:
     assert escaped == []
     assert not (root / '.satclip.tar.extracted').exists()
     assert os.listdir(root / 'images') == []
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past *limit* bytes fail (EFBIG), as on a disk that fills up."""
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.parametrize('kind', ['tar', 'zip'])
+def test_failed_extraction_leaves_no_half_written_file(
+    tmp_path: Path, data_filter: bool, kind: str
+) -> None:
+    """A write that fails half-way (disk full, killed) leaves no cut file.
+
+    Re-extracting an archive to bring back a lost image rewrote the images
+    already there in place: a failure half-way left a cut GeoTIFF under its
+    final name, which the extraction marker then vouched for.
+    """
+    new = {f'patch_{i}.tif': bytes([i]) * 40_000 for i in range(2)}
+    archive = tmp_path / f'a.{kind}'
+    if kind == 'tar':
+        with tarfile.open(archive, 'w') as tar:
+            for name, data in new.items():
+                add_file(tar, name, data)
+    else:
+        with zipfile.ZipFile(archive, 'w') as handle:
+            for name, data in new.items():
+                handle.writestr(name, data)
+    target = tmp_path / 'images'
+    target.mkdir()
+    (target / 'patch_0.tif').write_bytes(b'good old image')
+    with pytest.raises(OSError, match='File too large'), file_size_limit(20_000):
+        extract_safely(archive, target)
+    # every file is as it was, or absent: none is cut
+    assert (target / 'patch_0.tif').read_bytes() == b'good old image'
+    assert not (target / 'patch_1.tif').exists()
+    assert [p.name for p in target.iterdir()] == ['patch_0.tif']  # no temporaries
+    # and a complete extraction writes them all
+    assert extract_safely(archive, target) == sorted(new)
+    for name, data in new.items():
+        assert (target / name).read_bytes() == data

@@ -6,11 +6,14 @@ plants. :func:`extract_safely` checks every member before writing anything:
 only regular files and folders whose resolved path stays inside the target are
 accepted, and any other member (a path that escapes, an absolute path, a
 symbolic or hard link, a device, a FIFO) refuses the whole archive. Where
-Python has the ``data`` extraction filter (3.12, 3.11.4 and later) it is
-applied as well; elsewhere the files are written by this module, one by one.
-It returns the names of the files written, which the dataset records as what
-the archive gave (so that a file the archive lacks is not a reason to extract
-it again).
+Python has the ``data`` extraction filter (3.12, 3.11.4 and later) every
+member must pass it as well. The files are then written by this module, one
+by one, each atomically (:func:`~torchgeo_satclip._io.atomic_path`): an
+extraction that fails or is killed half-way (a full disk, Ctrl-C) leaves
+every file as it was or complete, never cut, even when it rewrites the images
+already there to bring back a lost one. It returns the names of the files
+written, which the dataset records as what the archive gave (so that a file
+the archive lacks is not a reason to extract it again).
 """
 
 import gzip
@@ -21,6 +24,9 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
+
+from .._io import atomic_path
 
 __all__ = ['extract_safely']
 
@@ -57,60 +63,69 @@ def _written(root: Path, target: Path) -> str:
     return target.relative_to(root).as_posix()
 
 
+def _write(source: IO[bytes], target: Path) -> None:
+    """Copy one member's data to *target* atomically (never a cut file)."""
+    with source, atomic_path(target) as tmp, open(tmp, 'wb') as out:
+        shutil.copyfileobj(source, out)
+
+
 def _tar_members(
     archive: Path, tar: tarfile.TarFile, root: Path
-) -> tuple[list[tarfile.TarInfo], list[str]]:
+) -> list[tuple[tarfile.TarInfo, Path]]:
     """Every member of a tar archive, checked (see the module docstring).
 
     Returns:
-        The members, and the names (relative to *root*) of the regular files
-        they write.
+        Each member with the resolved path it is written to.
     """
-    members = tar.getmembers()
-    files: list[str] = []
-    for member in members:
+    members = []
+    for member in tar.getmembers():
         target = _inside(root, member.name)
         if target is None:
             raise _refuse(archive, member.name, f'would be written outside {root}')
         if not (member.isfile() or member.isdir()):
             kind = 'a link' if member.issym() or member.islnk() else 'a special file'
             raise _refuse(archive, member.name, f'is {kind}, not a regular file')
-        if member.isfile():
-            files.append(_written(root, target))
-    return members, files
+        if HAS_DATA_FILTER:
+            try:
+                tarfile.data_filter(member, str(root))  # type: ignore[attr-defined]
+            except tarfile.FilterError as error:  # type: ignore[attr-defined]
+                raise _refuse(
+                    archive, member.name, f'is refused by the data filter ({error})'
+                ) from None
+        members.append((member, target))
+    return members
 
 
 def _extract_tar(archive: Path, root: Path) -> list[str]:
+    files: list[str] = []
     with tarfile.open(archive, 'r:*') as tar:
-        members, files = _tar_members(archive, tar, root)
-        if HAS_DATA_FILTER:
-            tar.extractall(root, members=members, filter='data')
-            return files
-        for member in members:  # no filter: write the checked files by hand
-            target = root / member.name
+        for member, target in _tar_members(archive, tar, root):
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             source = tar.extractfile(member)
             if source is None:  # pragma: no cover - isfile() members have data
                 raise _refuse(archive, member.name, 'has no data')
-            with source, open(target, 'wb') as out:
-                shutil.copyfileobj(source, out)
+            _write(source, target)
+            files.append(_written(root, target))
     return files
 
 
 def _extract_zip(archive: Path, root: Path) -> list[str]:
     with zipfile.ZipFile(archive) as handle:
-        names = handle.namelist()
-        files: list[str] = []
-        for name in names:
+        members: list[tuple[str, Path]] = []
+        for name in handle.namelist():
             target = _inside(root, name)
             if target is None:
                 raise _refuse(archive, name, f'would be written outside {root}')
-            if not name.endswith('/'):  # a folder entry ends with a slash
-                files.append(_written(root, target))
-        handle.extractall(root, members=names)
+            members.append((name, target))
+        files: list[str] = []
+        for name, target in members:
+            if name.endswith('/'):  # a folder entry ends with a slash
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            _write(handle.open(name), target)
+            files.append(_written(root, target))
     return files
 
 
