@@ -383,6 +383,27 @@ class TestS2100K:
         (fake_root / 'images' / 'patch_3.tif').write_bytes(b'corrupt, never read again')
         assert S2100K(fake_root, patch_size=32, exclude_nodata=True).num_excluded == 1
 
+    def test_nodata_in_a_read_only_root(
+        self, fake_root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A root the user cannot write to (shared data) is read, not refused.
+
+        nodata.csv only saves measuring again: failing to write it is a
+        warning naming the file, not an error that makes the dataset unusable.
+        """
+
+        def refused(path: Path, *args: object) -> None:
+            raise PermissionError(13, 'Permission denied', str(path))
+
+        monkeypatch.setattr(
+            torchgeo_satclip.datasets.s2_100k, 'write_nodata_file', refused
+        )
+        with pytest.warns(UserWarning, match=r'nodata\.csv.*Permission denied'):
+            ds = S2100K(fake_root, patch_size=32, exclude_nodata=True)
+        assert ds.excluded == ['patch_3.tif']
+        assert len(ds) == 7
+        assert not (fake_root / 'nodata.csv').exists()
+
     def test_nodata_exact_in_every_layout(self, fake_root: Path) -> None:
         """A fraction just above the threshold is excluded wherever it is read."""
         path = fake_root / 'images' / 'patch_1.tif'

@@ -23,6 +23,7 @@ the dates of a point (the *dates* argument).
 import datetime
 import json
 import os
+import warnings
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -254,7 +255,8 @@ class S2100K(NonGeoDataset):
                 in every band) exceeds *max_nodata_fraction*. Fractions come from
                 the packed layout, else from ``root/nodata.csv``, else are
                 measured now (every image decoded once) and recorded in
-                ``root/nodata.csv``. The count is :attr:`num_excluded`.
+                ``root/nodata.csv`` (a warning when the root is read-only).
+                The count is :attr:`num_excluded`.
             max_nodata_fraction: threshold of *exclude_nodata*, in [0, 1)
                 (S2-100K was built rejecting patches with > 10 % nodata).
             transforms: a function/transform that takes a sample and returns a
@@ -773,7 +775,15 @@ class S2100K(NonGeoDataset):
             else:
                 image = read_geotiff(self.images_dir / fn, size=self.patch_size)
                 fractions.append(nodata_fraction(image))
-        write_nodata_file(record_path, fns, fractions)
+        try:
+            write_nodata_file(record_path, fns, fractions)
+        except OSError as error:  # a read-only root (shared data): still usable
+            warnings.warn(
+                f'{record_path}: cannot record the nodata fractions just '
+                f'measured ({error}); they are measured again at every '
+                'construction until this file can be written',
+                stacklevel=3,
+            )
         return fractions
 
     def _image_files(self) -> set[str]:
