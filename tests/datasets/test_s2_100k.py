@@ -217,8 +217,13 @@ class TestS2100K:
         root.mkdir()
         shutil.copy(DATA / 'index.csv', root)
         (root / 'satclip.tar').write_bytes(b'not the archive')
-        with pytest.raises(RuntimeError, match='SHA-256 mismatch'):
+        with pytest.raises(RuntimeError, match='SHA-256 mismatch') as info:
             S2100K(root, patch_size=32)
+        # the message names the file, the expected and the actual digest
+        message = str(info.value)
+        assert str(root / 'satclip.tar') in message
+        assert S2100K.archive_remotes[0][1] in message
+        assert sha256(root / 'satclip.tar') in message
 
     def test_lost_images_extracted_again(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: None

@@ -875,10 +875,10 @@ class S2100K(NonGeoDataset):
                         continue  # extracted once; nothing to extract again from
                     raise self._not_found()
                 self._fetch(*remote)
-            elif self.checksum and sha256_file(path) != remote[1]:
+            elif self.checksum and (actual := sha256_file(path)) != remote[1]:
                 raise RuntimeError(
-                    f'{path}: SHA-256 mismatch (expected {remote[1]}); delete it and '
-                    'download again'
+                    f'{path}: SHA-256 mismatch (expected {remote[1]}, got '
+                    f'{actual}); delete it and download again (download=True)'
                 )
             files = extract_safely(path, self.images_dir)
             extracted = True
