@@ -33,7 +33,12 @@ def test_file_centroids(tmp_path: Path) -> None:
     assert len(wrapped) == 2
     assert wrapped.samples[0][1] == 0  # attributes fall through
     np.testing.assert_allclose(wrapped[1]['point'].numpy(), places[1], atol=1e-4)
-    with pytest.raises(ValueError, match='paths for a dataset'):
+    # float64 as S2100K's points: float32 would move a point by up to 1.7 m
+    assert wrapped[1]['point'].dtype == torch.float64
+    np.testing.assert_array_equal(
+        wrapped[1]['point'].numpy(), np.asarray(file_centroid(paths[1]))
+    )
+    with pytest.raises(ValueError, match='paths has 1 entries for a dataset of 2 samples'):
         FileCentroids(Files(), paths=paths[:1])
     plain = tmp_path / 'plain.tif'
     with rasterio.open(
