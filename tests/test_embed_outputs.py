@@ -19,7 +19,11 @@ import torch
 
 from torchgeo_satclip.embed import EmbedError, embed_file, embed_points
 from torchgeo_satclip.embed import write as embed_write
-from torchgeo_satclip.models import CheckpointError, build_location_encoder
+from torchgeo_satclip.models import (
+    CheckpointError,
+    LocationEncoder,
+    build_location_encoder,
+)
 
 REPO = Path(__file__).parents[1]
 DIM = 4
@@ -105,6 +109,40 @@ def test_csv_output_is_exact(tmp_path: Path, encoder: torch.nn.Module) -> None:
     with torch.no_grad():
         want = encoder.eval()(torch.from_numpy(lonlat)).float().numpy()
     np.testing.assert_array_equal(emb, want)
+
+
+@pytest.mark.parametrize(
+    ('kind', 'written'),
+    [
+        (pa.large_string(), ['plain', 'a, b', 'say "hi"', '']),
+        (pa.string_view(), ['plain', 'a, b', 'say "hi"', '']),
+        (pa.binary_view(), [b'plain'.hex(), '612c2062', '7361792022686922', '']),
+    ],
+)
+def test_csv_output_of_large_and_view_strings(
+    kind: pa.DataType, written: list[str], tmp_path: Path, encoder: LocationEncoder
+) -> None:
+    """Text columns that are not plain ``string`` (pandas 3 writes
+    ``large_string``, Polars ``string_view``) are written, quoted as needed;
+    ``binary_view`` as hex, like ``binary``."""
+    names = ['plain', 'a, b', 'say "hi"', None]
+    src = tmp_path / 'in.parquet'
+    pq.write_table(
+        pa.table(
+            {
+                'name': pa.array(names, pa.string()).cast(kind),
+                'lon': [1.0, 2.0, 3.0, 4.0],
+                'lat': [5.0, 6.0, 7.0, 8.0],
+            }
+        ),
+        src,
+    )
+    out = tmp_path / 'out.csv'
+    embed_file(encoder, src, out, batch_size=3, progress=False)
+    with out.open(newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r['name'] for r in rows] == written
+    assert [float(r['lat']) for r in rows] == [5.0, 6.0, 7.0, 8.0]
 
 
 @pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])

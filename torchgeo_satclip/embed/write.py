@@ -289,10 +289,15 @@ def _csv_text(values: Any) -> Any:
     kind = values.type
     if pa.types.is_dictionary(kind):
         return _csv_text(pc.cast(values, kind.value_type))
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        # pandas 3 writes large_string, Polars string_view: the same text,
+        # as the plain strings that the quoting and the line join take.
+        return _csv_text(pc.cast(values, pa.string()))
     if (
         pa.types.is_nested(kind)
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
+        or pa.types.is_binary_view(kind)
     ):
         items = [
             None
@@ -303,7 +308,7 @@ def _csv_text(values: Any) -> Any:
             for v in values.to_pylist()
         ]
         return _csv_text(pa.array(items, pa.string()))
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if pa.types.is_string(kind):
         text = values
         special = pc.match_substring_regex(text, _SPECIAL)
         if pc.any(special).as_py():
