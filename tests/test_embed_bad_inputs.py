@@ -387,6 +387,28 @@ for column, options in [
         '.csv' if column == 'emb_3' else '.parquet',
     )
 
+# A coordinate column named like an output embedding column: the output would
+# have two columns of that name (pandas and pyarrow cannot read it back).
+for taken, axis_name, taken_options in [
+    ('emb_0', 'longitude', {'lon_column': 'emb_0'}),
+    ('emb_3', 'latitude', {'lat_column': 'emb_3'}),
+    ('embedding', 'latitude', {'lat_column': 'embedding', 'layout': 'list'}),
+]:
+    taken_header = 'id,lon,lat'.replace(
+        'lon' if axis_name == 'longitude' else 'lat', taken
+    )
+    case(
+        f'csv-coordclash-{taken}',
+        '.csv',
+        csv_text(POINTS, header=taken_header),
+        InputError,
+        rf"bad\.csv: the {axis_name} column '{taken}' has the name of an output "
+        rf"embedding column, so the output would have two columns '{taken}'; "
+        'rename it in the input',
+        taken_options,
+        '.csv' if taken == 'emb_3' else '.parquet',
+    )
+
 # ------------------------------------------------------------------ Parquet
 
 
@@ -533,6 +555,17 @@ for column, options in [
         options,
         '.parquet',
     )
+case(
+    'parquet-coordclash-emb_1',
+    '.parquet',
+    parquet({'id': IDS, 'emb_1': LONS, 'lat': LATS}),
+    InputError,
+    r"bad\.parquet: the longitude column 'emb_1' has the name of an output "
+    r"embedding column, so the output would have two columns 'emb_1'; "
+    'rename it in the input',
+    {'lon_column': 'emb_1'},
+    '.parquet',
+)
 
 
 def truncated(path: Path) -> None:
@@ -896,6 +929,37 @@ for name, options, role in [
         rf"bad\.geojson: the property '{name}' has the name of an output {role} column",
         options,
         '.csv' if name == 'emb_3' else '.parquet',
+    )
+
+case(
+    'geojson-samecolumn',
+    '.geojson',
+    collection(features_with(1, feature([1, 2]))),
+    ValueError,
+    r"the longitude and latitude columns are both 'c'; pass two different columns",
+    {'lon_column': 'c', 'lat_column': 'c'},
+    '.parquet',
+)
+for taken, axis_name, flag_name, taken_options in [
+    ('emb_0', 'longitude', '--lon-column', {'lon_column': 'emb_0'}),
+    ('emb_3', 'latitude', '--lat-column', {'lat_column': 'emb_3'}),
+    (
+        'embedding',
+        'longitude',
+        '--lon-column',
+        {'lon_column': 'embedding', 'layout': 'list'},
+    ),
+]:
+    case(
+        f'geojson-coordclash-{taken}',
+        '.geojson',
+        collection(features_with(1, feature([1, 2]))),
+        InputError,
+        rf"bad\.geojson: the {axis_name} column '{taken}' has the name of an output "
+        rf"embedding column, so the output would have two columns '{taken}'; "
+        f'pass another {flag_name}',
+        taken_options,
+        '.csv' if taken == 'emb_3' else '.parquet',
     )
 
 # A crs member (GeoJSON 2008, as GDAL writes it) that cannot be honoured, and

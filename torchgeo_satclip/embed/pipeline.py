@@ -211,11 +211,31 @@ def encode(
 
 
 def _clashes(source: PointSource, suffix: str, options: SinkOptions) -> None:
-    """Refuse input columns that an output column would overwrite."""
+    """Refuse output columns of the same name.
+
+    An input column that an output column would overwrite, or a coordinate
+    column named like an embedding column.
+    """
     if suffix == '.npy':
         return
     own = set(source.schema.names)
     ours = output_columns(suffix, options)[len(source.schema.names) :]
+    embedding = ours[2:]
+    for axis, flag, name in (
+        ('longitude', '--lon-column', options.lon_column),
+        ('latitude', '--lat-column', options.lat_column),
+    ):
+        if name in embedding:
+            repair = (
+                f'pass another {flag}'
+                if source.coordinate_columns is None
+                else 'rename it in the input'
+            )
+            raise InputError(
+                f'{source.path}: the {axis} column {name!r} has the name of an '
+                f'output embedding column, so the output would have two columns '
+                f'{name!r}; {repair}'
+            )
     for name in ours:
         if name in own:
             what = 'property' if source.coordinate_columns is None else 'input column'

@@ -64,8 +64,10 @@ def open_points(
         path: ``.csv`` (see :mod:`~torchgeo_satclip.embed.csv_points`),
             ``.parquet``/``.pq`` or ``.geojson``/``.json`` (see
             :mod:`~torchgeo_satclip.embed.table_points`).
-        lon_column: longitude column (CSV, Parquet).
-        lat_column: latitude column (CSV, Parquet).
+        lon_column: longitude column (CSV, Parquet; for GeoJSON, the name of
+            the output's longitude column).
+        lat_column: latitude column (CSV, Parquet; for GeoJSON, the name of
+            the output's latitude column).
         batch_size: points per batch.
 
     Returns:
@@ -80,13 +82,14 @@ def open_points(
     path = check_input(path)
     _check_batch_size(batch_size)
     suffix = path.suffix.lower()
-    if suffix in ('.geojson', '.json'):
-        return GeoJsonPoints(path, batch_size)
     if lon_column == lat_column:
+        # GeoJSON too: the columns name the output's coordinates
         raise ValueError(
             f'the longitude and latitude columns are both {lon_column!r}; '
             'pass two different columns (--lon-column, --lat-column)'
         )
+    if suffix in ('.geojson', '.json'):
+        return GeoJsonPoints(path, batch_size)
     if suffix == '.csv':
         return CsvPoints(path, lon_column, lat_column, batch_size)
     return ParquetPoints(path, lon_column, lat_column, batch_size)
