@@ -268,6 +268,37 @@ def test_embed_points_refuses_random_options_with_weights(
     assert np.load(out).shape == (3, 4)
 
 
+@pytest.mark.parametrize(
+    ('kwargs', 'error', 'match'),
+    [
+        ({'lon_column': 'longitude'}, InputError, "no column 'longitude'"),
+        ({'batch_size': 0}, ValueError, 'batch_size must be at least 1'),
+        ({'layout': 'rows'}, ValueError, "layout must be 'columns' or 'list'"),
+        ({'device': 'foo'}, ValueError, "unknown device 'foo'"),
+    ],
+)
+def test_embed_points_checks_before_loading_the_weights(
+    named_points: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kwargs: dict[str, object],
+    error: type[Exception],
+    match: str,
+) -> None:
+    """A mistake in the columns or the options is found before the weights are
+    loaded (a released name is downloaded first), not after."""
+    from torchgeo_satclip.embed import pipeline
+
+    def load(*args: object, **kwargs: object) -> None:
+        raise AssertionError('the weights were loaded before the checks')
+
+    monkeypatch.setattr(pipeline, 'satclip_location_encoder', load)
+    out = tmp_path / 'emb.parquet'
+    with pytest.raises(error, match=match):
+        embed_points(named_points, out, weights='SATCLIP_RN50_L10', **kwargs)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [named_points.name]
+
+
 def test_embed_points_random_seed_defaults_to_zero(
     named_points: Path, tmp_path: Path
 ) -> None:

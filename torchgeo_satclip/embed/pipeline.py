@@ -15,6 +15,7 @@ chunk's embedding is converted to float32 and laid out as the writer wants it
 the processor's cache; the chunks go to the writer as they are.
 """
 
+import inspect
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -352,16 +353,58 @@ def embed_file(
         EmbedError: for a non-finite embedding or an output that cannot be
             written (a full disk); nothing is left at the output path.
     """
+    job = _prepare(
+        input_path,
+        output_path,
+        lon_column,
+        lat_column,
+        batch_size,
+        device,
+        overwrite,
+        layout,
+    )
+    return _run(encoder, job, progress)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """An embed job whose paths, options and input header are checked."""
+
+    source: PointSource
+    output: Path
+    device: torch.device
+    lon_column: str
+    lat_column: str
+    layout: Layout
+
+
+def _prepare(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    lon_column: str,
+    lat_column: str,
+    batch_size: int,
+    device: str | torch.device | None,
+    overwrite: bool,
+    layout: Layout,
+) -> _Job:
+    """Check the paths and the options, and open the input (its header)."""
     input_path = check_input(input_path)
     output_path = check_output(output_path, overwrite, input_path)
     if layout not in ('columns', 'list'):
         raise ValueError(f"layout must be 'columns' or 'list', got {layout!r}")
     dev = _device(device)
     source = open_points(input_path, lon_column, lat_column, batch_size)
+    return _Job(source, output_path, dev, lon_column, lat_column, layout)
+
+
+def _run(encoder: LocationEncoder, job: _Job, progress: bool) -> EmbedResult:
+    """Embed every point of a prepared job and write the output."""
+    source, output_path, dev = job.source, job.output, job.device
     suffix = output_path.suffix.lower()
     dim = int(encoder.embed_dim)
     options = SinkOptions(
-        dim, lon_column, lat_column, layout, source.schema, source.estimate
+        dim, job.lon_column, job.lat_column, job.layout, source.schema, source.estimate
     )
     _clashes(source, suffix, options)
     remove_stale_temporaries(output_path)
@@ -463,6 +506,9 @@ def embed_points(
 ) -> EmbedPointsResult:
     """Embed the points of a file with a new or pretrained location encoder.
 
+    The paths, the options and the input's header or schema are checked
+    before the weights are loaded (or downloaded).
+
     Args:
         input_path: CSV, Parquet or GeoJSON points (see
             :func:`~torchgeo_satclip.embed.read_points`).
@@ -510,9 +556,19 @@ def embed_points(
                 )
     if seed is not None:
         seed = check_seed(seed)
-    # The cheap checks first: no checkpoint is loaded for a missing input.
-    check_input(input_path)
-    check_output(output_path, options.get('overwrite', False), input_path)
+    # The cheap checks first: no checkpoint is loaded (or downloaded) for a
+    # missing input, a missing column or a bad option.
+    defaults = inspect.signature(embed_file).parameters
+    job = _prepare(
+        input_path,
+        output_path,
+        lon_column,
+        lat_column,
+        options.get('batch_size', defaults['batch_size'].default),
+        options.get('device', defaults['device'].default),
+        options.get('overwrite', defaults['overwrite'].default),
+        options.get('layout', defaults['layout'].default),
+    )
     torch_dtype = getattr(torch, dtype)
     if weights == 'random':
         torch.manual_seed(RANDOM_ENCODER_SEED if seed is None else seed)
@@ -523,14 +579,7 @@ def embed_points(
     else:
         encoder = satclip_location_encoder(weights, dtype=torch_dtype)
     _check_weights(encoder, weights)
-    written = embed_file(
-        encoder,
-        input_path,
-        output_path,
-        lon_column=lon_column,
-        lat_column=lat_column,
-        **options,
-    )
+    written = _run(encoder, job, options.get('progress', defaults['progress'].default))
     found = None
     if neighbours:
         found = nearest_neighbours(
