@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -220,6 +221,25 @@ class TestAugmentation:
             S2100KAugmentation(crop_size=0)
         with pytest.raises(ValueError, match='jitter'):
             S2100KAugmentation(jitter=-1)
+
+    @pytest.mark.parametrize(
+        ('kwargs', 'match'),
+        [
+            # NaN jittered nothing, silently; inf made every longitude NaN
+            ({'jitter': float('nan')}, 'jitter must be finite, got nan'),
+            ({'jitter': float('inf')}, 'jitter must be finite, got inf'),
+            # a divisor of 0 or NaN made every pixel inf or NaN
+            ({'scale': 0.0}, 'scale must be finite and positive, got 0.0'),
+            ({'scale': -10000.0}, 'scale must be finite and positive'),
+            ({'scale': float('nan')}, 'scale must be finite, got nan'),
+            ({'scale': True}, 'scale must be a real number, got True'),
+            ({'crop_size': 2.5}, 'crop_size must be an integer, got 2.5'),
+            ({'crop_size': True}, 'crop_size must be an integer, got True'),
+        ],
+    )
+    def test_invalid_numbers(self, kwargs: dict[str, Any], match: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(match)):
+            S2100KAugmentation(**kwargs)
 
 
 class TestS2100KDataModule:

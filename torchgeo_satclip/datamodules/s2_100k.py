@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
+from .._checks import check_int, check_real
 from .._compat import TorchGeoS2100k
 from ..datasets import S2100K, SampleBatch
 from ..geo import jitter_points
@@ -203,15 +204,17 @@ class S2100KAugmentation(nn.Module):
         """Initialize a new S2100KAugmentation instance.
 
         Args:
-            scale: images are divided by this (reflectance x 10000 -> reflectance).
+            scale: images are divided by this (reflectance x 10000 -> reflectance);
+                finite and positive.
             insert_b10: insert an all-zero band at index 10 (12 -> 13 bands).
-            crop_size: side of the square crop, None for no crop. Random when
-                *random*, else centred.
+            crop_size: side of the square crop (an integer >= 1), None for no
+                crop. Random when *random*, else centred.
             random: apply the random augmentations (flips, blur, jitter, random
                 crop); if False the transform is deterministic.
             flips: random horizontal and vertical flips (p = 0.5 each).
             blur: 3 x 3 Gaussian blur with sigma ~ U(0.1, 2.0) on every sample.
-            jitter: maximum (lon, lat) jitter in degrees; 0 for none.
+            jitter: maximum (lon, lat) jitter in degrees, finite and >= 0; 0
+                for none.
             symmetric_jitter: jitter by U(-jitter, jitter) instead of the
                 original's U(0, jitter).
             augmentation: the random image augmentations: ``'satclip'``
@@ -221,11 +224,14 @@ class S2100KAugmentation(nn.Module):
                 Deterministic transforms (*random* False) centre-crop either way.
 
         Raises:
-            ValueError: on an invalid argument.
+            ValueError: on an invalid argument (the message names it and the
+                value).
         """
         super().__init__()
-        if crop_size is not None and crop_size < 1:
-            raise ValueError(f'crop_size must be positive or None, not {crop_size}')
+        if crop_size is not None:
+            crop_size = check_int('crop_size', crop_size, minimum=1)
+        scale = check_real('scale', scale, positive=True)
+        jitter = check_real('jitter', jitter, minimum=0)
         if augmentation not in ('satclip', 'moco'):
             raise ValueError(
                 f"augmentation must be 'satclip' or 'moco', not {augmentation!r}"
@@ -235,8 +241,6 @@ class S2100KAugmentation(nn.Module):
                 "augmentation 'moco' needs a crop_size (its RandomResizedCrop's "
                 'output size), not None'
             )
-        if jitter < 0:
-            raise ValueError(f'jitter must be >= 0, not {jitter}')
         self.scale = scale
         self.insert_b10 = insert_b10
         self.random = random
