@@ -4,6 +4,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -85,6 +86,12 @@ class TestSplit:
             split_indices(['a', 'b'], 1.0, 0)
         with pytest.raises(ValueError, match='too few'):
             split_indices(['a'], 0.1, 0)
+        # True and 1.0 named other splits than 1, silently
+        for seed in (True, 1.0, '1'):
+            with pytest.raises(ValueError, match='seed must be an integer'):
+                split_indices(['a', 'b', 'c'], 0.5, seed)  # type: ignore[arg-type]
+        keys = [f'patch_{i}.tif' for i in range(50)]
+        assert split_indices(keys, 0.5, np.int64(1)) == split_indices(keys, 0.5, 1)
 
     def test_limits(self) -> None:
         keys = [f'patch_{i}.tif' for i in range(10)]
@@ -387,6 +394,41 @@ class TestS2100KDataModule:
             S2100KDataModule(dataset='other')  # type: ignore[arg-type]
         with pytest.raises(ValueError, match='val_split_pct'):
             S2100KDataModule(val_split_pct=1.5)
+
+    @pytest.mark.parametrize(
+        ('kwargs', 'match'),
+        [
+            # 0 failed at the first loader with "batch_size has length 0"
+            ({'batch_size': 0}, 'batch_size must be at least 1, got 0'),
+            ({'batch_size': -2}, 'batch_size must be at least 1, got -2'),
+            ({'batch_size': 2.5}, 'batch_size must be an integer, got 2.5'),
+            ({'batch_size': True}, 'batch_size must be an integer, got True'),
+            # the threaded loader took -1 for one thread, silently
+            ({'num_workers': -1}, 'num_workers must be at least 0, got -1'),
+            ({'num_workers': 1.5}, 'num_workers must be an integer, got 1.5'),
+            # a float or bool seed gave another split than the integer
+            ({'seed': 1.5}, 'seed must be an integer, got 1.5'),
+            ({'seed': True}, 'seed must be an integer, got True'),
+            ({'views': True}, 'views must be an integer, got True'),
+        ],
+    )
+    def test_invalid_numbers(self, kwargs: dict[str, Any], match: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(match)):
+            S2100KDataModule(
+                root=DATA, patch_size=32, crop_size=None, loader='threads', **kwargs
+            )
+
+    def test_numpy_integers(self) -> None:
+        dm = S2100KDataModule(
+            root=DATA,
+            patch_size=32,
+            crop_size=None,
+            batch_size=np.int64(2),
+            num_workers=np.int64(0),
+            seed=np.int64(3),
+        )
+        assert (dm.batch_size, dm.num_workers, dm.seed) == (2, 0, 3)
+        assert type(dm.batch_size) is int
 
 
 class TestBatchedUint16:

@@ -430,10 +430,12 @@ def split_indices(
         Sorted train and validation indices.
 
     Raises:
-        ValueError: if the fraction is out of range or leaves no training sample.
+        ValueError: if the fraction is out of range or leaves no training
+            sample, or *seed* is not an integer.
     """
     if not 0 <= val_split_pct < 1:
         raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+    seed = check_int('seed', seed)  # a bool or float would name another split
     n = len(keys)
     num_val = round(n * val_split_pct)
     if val_split_pct > 0:
@@ -579,8 +581,9 @@ class S2100KDataModule(NonGeoDataModule):
                 (``date_mask`` tells real dates from padding).
 
         Raises:
-            ValueError: on an invalid argument, or ``dataset='torchgeo'`` on
-                torchgeo < 0.10.
+            ValueError: on an invalid argument (a *batch_size* below 1, a
+                negative *num_workers*, a *seed* that is no integer, ...), or
+                ``dataset='torchgeo'`` on torchgeo < 0.10.
         """
         if dataset == 'torchgeo':
             if TorchGeoS2100k is None:
@@ -597,7 +600,10 @@ class S2100KDataModule(NonGeoDataModule):
             )
         if not 0 <= val_split_pct < 1:
             raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
-        if views not in (1, 2):
+        batch_size = check_int('batch_size', batch_size, minimum=1)
+        num_workers = check_int('num_workers', num_workers, minimum=0)
+        seed = check_int('seed', seed)
+        if check_int('views', views) not in (1, 2):
             raise ValueError(f'views must be 1 or 2, not {views!r}')
         super().__init__(dataset_class, batch_size, num_workers, **kwargs)
         self.views = views
