@@ -5,8 +5,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
+import torchgeo_satclip._io
 import torchgeo_satclip.datasets.pack
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import (
@@ -15,7 +17,12 @@ from torchgeo_satclip.datasets import (
     pack_s2_100k,
     verify_packed,
 )
-from torchgeo_satclip.datasets.s2_100k_files import read_geotiff
+from torchgeo_satclip.datasets.s2_100k_files import (
+    SAMPLE_BLOCK_BYTES,
+    SAMPLE_BLOCKS,
+    read_geotiff,
+    sha256_file,
+)
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 
@@ -321,3 +328,62 @@ def test_workers_are_capped_by_cpus_and_patches(
     pack_s2_100k(root, patch_size=32, shard_size=3, num_workers=100_000, progress=False)
     assert asked == [2]
     assert S2100K(root, patch_size=32).layout == 'packed'
+
+
+def _unsampled_pixel(npy: Path, num_patches: int) -> tuple[int, int, int, int]:
+    """A pixel ``(row, band, y, x)`` of a 32 x 32 shard that no sampled block reads."""
+    size = npy.stat().st_size
+    header = size - num_patches * 12 * 32 * 32 * 2
+    span = size - SAMPLE_BLOCK_BYTES
+    starts = [b * span // (SAMPLE_BLOCKS - 1) for b in range(SAMPLE_BLOCKS)]
+    offset = next(
+        o
+        for o in range(header, size, 2)
+        if not any(s - 2 < o < s + SAMPLE_BLOCK_BYTES for s in starts)
+    )
+    row, rest = divmod((offset - header) // 2, 12 * 32 * 32)
+    band, rest = divmod(rest, 32 * 32)
+    return (row, band, *divmod(rest, 32))
+
+
+def test_a_record_never_describes_another_shard(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while a redone shard takes its name: the next run redoes it.
+
+    The shard's ``.json`` record took its final name before the shard did, so
+    a run killed in between left the new record beside the old shard; when
+    the change lay between the sampled blocks, the next run kept that stale
+    shard (its record said it held the new content) and the dataset read the
+    old pixels.
+    """
+    pack_s2_100k(root, patch_size=32, shard_size=8, progress=False)
+    packed = root / 'packed'
+    npy = packed / 'shard_00000.npy'
+    row, band, y, x = _unsampled_pixel(npy, 8)
+    source = root / 'images' / f'patch_{row}.tif'
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    data[band, y, x] ^= 1
+    with rasterio.open(source, 'w', **profile) as dst:
+        dst.write(data)
+
+    flush = torchgeo_satclip._io._flush
+
+    def killed(path: Path, *, directory: bool = False) -> None:
+        if path.name.startswith('.shard_00000.npy.'):
+            raise KeyboardInterrupt  # killed just before the rename
+        flush(path, directory=directory)
+
+    monkeypatch.setattr(torchgeo_satclip._io, '_flush', killed)
+    with pytest.raises(KeyboardInterrupt):
+        pack_s2_100k(root, patch_size=32, shard_size=8, progress=False)
+    monkeypatch.setattr(torchgeo_satclip._io, '_flush', flush)
+    record = packed / 'shard_00000.json'
+    if record.exists():  # a record describes the shard beside it
+        assert json.loads(record.read_text())['sha256'] == sha256_file(npy)
+
+    assert pack_s2_100k(root, patch_size=32, shard_size=8, progress=False)
+    verify_packed(root, patch_size=32, progress=False)
+    assert_identical(root)
+

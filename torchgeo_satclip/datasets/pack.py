@@ -52,7 +52,9 @@ Layout (``root/packed/``), version 2::
                           fingerprints, size, SHA-256 and sampled SHA-256
 
 Packing is resumable: a shard is written to a temporary name and renamed when
-complete (after its ``.json``), so after an interruption the next run keeps
+complete, then its ``.json`` record (an earlier record of that shard is deleted
+before the rename, so a record always describes the shard beside it), so after
+an interruption the next run keeps
 every finished shard whose file list still matches ``index.csv``, whose size,
 array shape and sampled content (:func:`~.s2_100k_files.sampled_sha256`) are
 those its ``.json`` records, and whose source GeoTIFFs are unchanged (same
@@ -710,8 +712,15 @@ def _write_shard(
     size: tuple[int, int],
     bar: 'tqdm[object]',
 ) -> PackedShard:
-    """Write one shard and its record atomically; return the record."""
+    """Write one shard and its record atomically; return the record.
+
+    The record of an earlier shard of that name is deleted before the shard
+    takes its name, and the new one written after: a run killed in between
+    leaves a shard without a record (redone by the next run), never a record
+    beside a shard it does not describe.
+    """
     npy = out / shard_name(number)
+    meta = npy.with_suffix('.json')
     shape = (len(files), len(ALL_BANDS), *size)
     fractions: list[float] = []
     sources: list[SourceFingerprint] = []
@@ -738,6 +747,7 @@ def _write_shard(
             sha256=sha256_file(tmp),
             sample_sha256=sampled_sha256(tmp),
         )
-        with atomic_path(npy.with_suffix('.json')) as meta:
-            meta.write_text(json.dumps(record.to_json()))
+        meta.unlink(missing_ok=True)
+    with atomic_path(meta) as tmp:
+        tmp.write_text(json.dumps(record.to_json()))
     return record
