@@ -387,3 +387,29 @@ def test_a_record_never_describes_another_shard(
     verify_packed(root, patch_size=32, progress=False)
     assert_identical(root)
 
+
+def test_overwrite_a_packed_folder_kept_elsewhere(root: Path, tmp_path: Path) -> None:
+    """``root/packed`` a link to another file system: overwrite repacks there.
+
+    ``shutil.rmtree`` refused the link ("Cannot call rmtree on a symbolic
+    link", naming no file), so ``overwrite`` could not repack a layout kept on
+    another disk. The link stays, and of the folder it points to only what
+    packing writes is deleted.
+    """
+    elsewhere = tmp_path / 'fast' / 'packed'
+    elsewhere.mkdir(parents=True)
+    (elsewhere / 'notes.txt').write_text('not the layout')
+    (root / 'packed').symlink_to(elsewhere, target_is_directory=True)
+    pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
+    result = pack_s2_100k(
+        root, patch_size=32, shard_size=3, overwrite=True, progress=False
+    )
+    assert result.num_resumed_shards == 0
+    assert (root / 'packed').is_symlink()
+    assert sorted(p.name for p in elsewhere.iterdir()) == [
+        'files.csv',
+        'manifest.json',
+        'notes.txt',
+        *(f'shard_0000{k}.{ext}' for k in range(3) for ext in ('json', 'npy')),
+    ]
+    assert_identical(root)

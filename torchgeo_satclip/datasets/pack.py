@@ -354,6 +354,35 @@ def _unlisted_shard_files(out: Path, num_shards: int) -> list[os.DirEntry[str]]:
     return unlisted
 
 
+#: The files of a layout besides its shards and their records.
+_LAYOUT_FILES = frozenset({'manifest.json', 'files.csv'})
+
+
+def _delete_layout(out: Path) -> None:
+    """Delete an existing packed layout (*overwrite*).
+
+    A plain folder goes with everything in it. A folder kept on another file
+    system (``root/packed`` a symbolic link to it, or a mount point) stays, as
+    do the link and any file packing does not write: only the manifest,
+    ``files.csv``, the shards, their records and the temporaries of those are
+    deleted.
+
+    Args:
+        out: the packed folder.
+    """
+    if not out.is_symlink() and not os.path.ismount(out):
+        shutil.rmtree(out)
+        return
+    for entry in os.scandir(out):
+        temporary = _TEMPORARY.fullmatch(entry.name)
+        name = entry.name if temporary is None else temporary['final']
+        if entry.is_dir(follow_symlinks=False) or not (
+            name in _LAYOUT_FILES or _SHARD.fullmatch(name)
+        ):
+            continue
+        Path(entry.path).unlink(missing_ok=True)
+
+
 def _remove_orphan_shards(out: Path, num_shards: int) -> list[Path]:
     """Delete the shards of an earlier pack that the new manifest does not list.
 
@@ -415,7 +444,9 @@ def pack_s2_100k(
         shard_size: patches per shard (1,024 x 1.5 MiB = 1.6 GB).
         num_workers: decoding processes (0: decode in this process); at
             most one per CPU and per patch left to decode are started.
-        overwrite: delete an existing (complete or partial) packed layout first.
+        overwrite: delete an existing (complete or partial) packed layout
+            first (of a ``packed`` folder linked to or mounted from another
+            file system, only the layout's files: the folder stays).
         progress: show a progress bar.
 
     Returns:
@@ -444,7 +475,7 @@ def pack_s2_100k(
     _check_first_patch(images / fns[0], size)
     out = root / PACKED_DIR
     if overwrite and out.exists():
-        shutil.rmtree(out)
+        _delete_layout(out)
     previous = _previous_shards(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'manifest.json').unlink(missing_ok=True)  # incomplete until rewritten
