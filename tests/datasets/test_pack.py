@@ -413,3 +413,18 @@ def test_overwrite_a_packed_folder_kept_elsewhere(root: Path, tmp_path: Path) ->
         *(f'shard_0000{k}.{ext}' for k in range(3) for ext in ('json', 'npy')),
     ]
     assert_identical(root)
+
+
+def test_numpy_integer_arguments(root: Path) -> None:
+    """A NumPy integer is an integer ("shard_size must be an integer, not 3")."""
+    result = pack_s2_100k(
+        root,
+        patch_size=32,
+        shard_size=np.int64(3),
+        num_workers=np.int64(0),
+        progress=False,
+    )
+    assert result.num_shards == 3
+    manifest = json.loads((root / 'packed' / 'manifest.json').read_text())
+    assert manifest['shard_size'] == 3
+    assert_identical(root)

@@ -105,6 +105,7 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import numbers
 import os
 import re
 import shutil
@@ -462,8 +463,9 @@ def pack_s2_100k(
             uint16 bands of *patch_size* (the message names it).
     """
     for name, value in (('shard_size', shard_size), ('num_workers', num_workers)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f'{name} must be an integer, not {value!r}')
+    shard_size, num_workers = int(shard_size), int(num_workers)
     size = as_patch_size(patch_size)
     if shard_size < 1:
         raise ValueError(f'shard_size must be positive, not {shard_size}')
