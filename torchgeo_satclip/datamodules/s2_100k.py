@@ -670,14 +670,16 @@ class S2100KDataModule(NonGeoDataModule):
                 split; 'predict' uses the whole dataset.
 
         Raises:
-            ValueError: if ``crop_size`` is larger than the patches, or (when
+            ValueError: if ``crop_size`` is larger than the patches,
+                ``insert_b10`` meets images of other bands than S2-100K's 12
+                (a ``bands`` subset), or (when
                 fitting) ``batch_size`` is larger than the training split,
                 which would give no training batch at all (the training
                 loader drops the last incomplete batch).
         """
         if self.dataset is None:
             self.dataset = self.dataset_class(**self.kwargs)
-            self._check_crop_size()
+            self._check_sample()
         if stage in ('fit', 'validate'):
             train, val = split_indices(
                 _sample_keys(self.dataset), self.val_split_pct, self.seed
@@ -710,13 +712,33 @@ class S2100KDataModule(NonGeoDataModule):
             return dataset.with_fixed_pairs(operator.index(self.seed) % 2**63)
         return dataset
 
-    def _check_crop_size(self) -> None:
-        """Refuse a crop larger than the patches (kornia would upsample them)."""
+    def _check_sample(self) -> None:
+        """Refuse what the first batch would fail on, or do wrong.
+
+        A crop larger than the patches (kornia would upsample them), and an
+        all-zero B10 inserted (by this package's augmentations) into images
+        of other bands than the 12 of S2-100K.
+        """
         dataset: Any = self.dataset
-        if self.crop_size is None or dataset is None or len(dataset) == 0:
+        if dataset is None or len(dataset) == 0:
+            return
+        b10 = any(
+            isinstance(aug, S2100KAugmentation) and aug.insert_b10
+            for aug in (self.train_aug, self.val_aug, self.aug)
+        )
+        if self.crop_size is None and not b10:
             return
         sample = dataset[0]
-        if 'image' not in sample:  # mode='points': nothing to crop
+        if 'image' not in sample:  # mode='points': no image
+            return
+        bands = int(sample['image'].shape[-3])
+        if b10 and bands != len(S2100K.all_bands):
+            raise ValueError(
+                f'insert_b10 needs the 12 S2-100K bands, but the samples have '
+                f'{bands} (bands={self.kwargs.get("bands")!r}): pass '
+                'insert_b10=False (false in a config), or every band'
+            )
+        if self.crop_size is None:
             return
         height, width = (int(n) for n in sample['image'].shape[-2:])
         if self.crop_size > min(height, width):
