@@ -437,6 +437,21 @@ def test_save_official_checkpoint_refuses_what_the_official_code_cannot_read(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize('name', ['grid', 'theory', 'spherec', 'spheremplus'])
+def test_save_official_checkpoint_refuses_a_single_frequency(
+    tmp_path: Path, name: str
+) -> None:
+    # The official code's _cal_freq_list divides log(max/min) by
+    # frequency_num - 1: one frequency is a ZeroDivisionError there, so a file
+    # with frequency_num=1 could never be loaded by it.
+    encoder = build_location_encoder(name, capacity=4, embed_dim=4, frequency_num=1)
+    with pytest.raises(ValueError, match=r'frequency_num=1.*at least 2'):
+        save_official_checkpoint(encoder, tmp_path / 'x.ckpt')
+    assert not list(tmp_path.iterdir())
+    two = build_location_encoder(name, capacity=4, embed_dim=4, frequency_num=2)
+    assert save_official_checkpoint(two, tmp_path / 'x.ckpt').exists()
+
+
 def test_enum_members_and_meta() -> None:
     assert len(SatCLIPWeights) == 6
     for member in SatCLIPWeights:

@@ -163,6 +163,13 @@ def _official_location_problem(
                 f'its positional encoding is computed with {option}={value!r}; the '
                 "official code computes only 'satclip'"
             )
+    frequency_num = getattr(encoder.posenc, 'frequency_num', None)
+    if frequency_num is not None and frequency_num < 2:
+        # The official _cal_freq_list divides by frequency_num - 1.
+        return (
+            f'its positional encoding has frequency_num={frequency_num}; the '
+            'official code divides by frequency_num - 1 and needs at least 2'
+        )
     return _official_siren_problem(encoder.nnet)
 
 
