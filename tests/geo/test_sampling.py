@@ -1,4 +1,5 @@
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -301,3 +302,30 @@ def test_projected_region_split_at_180_is_kept() -> None:
     inside = region.contains(np.array([179.5, -179.7, 0.0]), np.full(3, -18.0))
     assert inside.tolist() == [True, True, False]
     assert region.geometry.area == pytest.approx(2 * 3.5, rel=1e-6)
+
+
+@pytest.mark.parametrize('num_points', [True, 2.0, 2.5, '3', None])
+def test_num_points_must_be_an_integer(num_points: object) -> None:
+    # A bool used to draw one point silently, a float failed inside numpy
+    # with a message that named no argument.
+    with pytest.raises(
+        ValueError, match=f'num_points must be an integer, got {num_points!r}'
+    ):
+        sample_points(num_points, land=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('seed', [True, 1.5, -1, 'a'])
+def test_seed_must_be_a_non_negative_integer(seed: object) -> None:
+    with pytest.raises(
+        ValueError, match=f'seed must be a non-negative integer, got {seed!r}'
+    ):
+        sample_points(1, seed=seed, land=False)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_integers() -> None:
+    count: Any = np.int64(3)
+    seed: Any = np.int64(2)
+    np.testing.assert_array_equal(
+        sample_points(count, seed=seed, land=False),
+        sample_points(3, seed=2, land=False),
+    )

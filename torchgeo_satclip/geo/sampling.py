@@ -19,6 +19,7 @@ same place.
 """
 
 import json
+import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeAlias
@@ -231,12 +232,30 @@ def iter_points(
         where: keep only points where this mask is true as well (for example
             :func:`~torchgeo_satclip.geo.is_koppen_land`).
 
-    Yields:
-        ``(lon, lat)`` in degrees.
+    Returns:
+        An endless iterator of ``(lon, lat)`` in degrees.
 
     Raises:
-        ValueError: if no point survives the restrictions for many batches.
+        ValueError: if ``seed`` is not a non-negative integer (at once), or if
+            no point survives the restrictions for many batches (while
+            iterating).
     """
+    if not _is_integer(seed) or seed < 0:
+        raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
+    return _points(int(seed), region, land, where)
+
+
+def _is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _points(
+    seed: int, region: Region | None, land: bool, where: PointMask | None
+) -> Iterator[tuple[float, float]]:
+    """The generator of :func:`iter_points`, its arguments checked."""
     rng = np.random.default_rng(seed)
     if region is None:
         boxes = np.array([[-180.0, -90.0, 180.0, 90.0]])
@@ -292,8 +311,11 @@ def sample_points(
         first *k* rows are the same for any *num_points* >= *k*.
 
     Raises:
-        ValueError: if *num_points* is negative.
+        ValueError: if *num_points* is not an integer or is negative, or
+            *seed* is not a non-negative integer.
     """
+    if not _is_integer(num_points):
+        raise ValueError(f'num_points must be an integer, got {num_points!r}')
     if num_points < 0:
         raise ValueError(f'num_points must be >= 0, not {num_points}')
     points = iter_points(seed, region=region, land=land, where=where)
