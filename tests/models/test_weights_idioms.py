@@ -2,6 +2,8 @@
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from torchgeo_satclip._io import temporary_pattern
 from torchgeo_satclip.models import (
     ChecksumError,
     DownloadError,
@@ -122,6 +125,46 @@ def test_offline_is_one_clear_line(
     assert 'no network' in message
     assert str(root / 'satclip-resnet18-l10.ckpt') in message
     assert list(root.iterdir()) == []
+
+
+def test_interrupted_download_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C in the middle of a 100 MB download used to leave the partial
+    # file behind, under a name no cleanup ever recognised.
+    def interrupted(url: str, dst: str, progress: bool = True) -> None:
+        Path(dst).write_bytes(b'half')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', interrupted)
+    root = tmp_path / 'd'
+    with pytest.raises(KeyboardInterrupt):
+        download_checkpoint(MEMBER, root=root)
+    assert list(root.iterdir()) == []
+
+
+def test_download_removes_what_a_killed_download_left(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def fake_download(url: str, dst: str, progress: bool = True) -> None:
+        seen.append(dst)
+        shutil.copy(released, dst)
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    root = tmp_path / 'e'
+    final = root / Path(MEMBER.url).name
+    root.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()  # a process that has exited: its temporaries are stale
+    stale = root / f'.{final.name}.{child.pid}.abcd1234.tmp'
+    stale.write_bytes(b'cut')
+    assert download_checkpoint(MEMBER, root=root) == final
+    assert final.read_bytes() == released.read_bytes()
+    # written under the package's temporary name, then renamed
+    assert temporary_pattern(final).fullmatch(Path(seen[0]).name)
+    assert sorted(root.iterdir()) == [final]
 
 
 def test_weights_table_in_the_docs_matches_the_enum() -> None:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torchvision.models._api import Weights, WeightsEnum
 
+from .._io import atomic_path, remove_stale_temporaries
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
     GEOCLIP_DISTRIBUTION,
@@ -353,8 +354,10 @@ def download_checkpoint(
     """Return the local path of a released checkpoint, downloading it if absent.
 
     The file is downloaded to a temporary name in ``root`` and renamed when
-    complete, so an interrupted download never leaves a truncated checkpoint
-    under the final name. When its sha256 is known (:func:`expected_sha256`)
+    complete (:func:`~torchgeo_satclip._io.atomic_path`), so an interrupted
+    download never leaves a truncated checkpoint under the final name, and
+    the temporary file of a download killed outright is removed by the next
+    one. When its sha256 is known (:func:`expected_sha256`)
     the download is verified before the rename; a mismatch deletes it.
 
     Args:
@@ -377,26 +380,25 @@ def download_checkpoint(
     path = directory / Path(weights.url).name
     if path.exists():
         return path
-    partial = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    try:
-        torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
-    except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, 'reason', error)
-        raise DownloadError(
-            f'cannot download {weights.url} ({reason}); no network? put the file '
-            f'at {path} or pass a checkpoint path instead'
-        ) from None
-    expected = expected_sha256(weights)
-    if expected is not None:
-        actual = sha256sum(partial)
-        if not actual.startswith(expected):
-            partial.unlink(missing_ok=True)
-            raise ChecksumError(
-                f'{weights.url} downloaded with sha256 {actual}, expected '
-                f'{expected}; the partial file was deleted, try again'
-            )
-    os.replace(partial, path)
+    # What a download killed by SIGKILL (or a power cut) left behind.
+    remove_stale_temporaries(path)
+    with atomic_path(path) as partial:
+        try:
+            torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, 'reason', error)
+            raise DownloadError(
+                f'cannot download {weights.url} ({reason}); no network? put the '
+                f'file at {path} or pass a checkpoint path instead'
+            ) from None
+        expected = expected_sha256(weights)
+        if expected is not None:
+            actual = sha256sum(partial)
+            if not actual.startswith(expected):
+                raise ChecksumError(
+                    f'{weights.url} downloaded with sha256 {actual}, expected '
+                    f'{expected}; the partial file was deleted, try again'
+                )
     return path
 
 
