@@ -160,3 +160,26 @@ def test_reproject_checked_names_the_first_point_that_did_not_map() -> None:
     np.testing.assert_array_equal(lonlat, reproject_to_lonlat(x, y, 'EPSG:3857'))
     assert first == 2
     assert reproject_checked(x[:2], y[:2], 'EPSG:3857')[1] is None
+
+
+@pytest.mark.parametrize('crs', ['EPSG:4326', 'EPSG:4269', CRS.from_epsg(4326)])
+def test_geographic_longitudes_beyond_180_are_wrapped(crs: object) -> None:
+    # A raster on a 0..360 longitude grid (climate data) has bounds east of
+    # 180 degrees: pyproj passes them through unchanged from a geographic
+    # CRS, and the encoders then refused 190 as out of range.
+    from torchgeo_satclip.geo.crs import reproject_checked
+
+    x = np.array([190.0, 359.5, -190.0, 180.0, -180.0, 10.0])
+    y = np.array([0.0, 45.0, -10.0, 5.0, 5.0, 50.0])
+    lonlat = reproject_to_lonlat(x, y, crs)
+    np.testing.assert_allclose(
+        lonlat,
+        np.array(
+            [[-170, 0], [-0.5, 45], [170, -10], [180, 5], [-180, 5], [10, 50]],
+            dtype=np.float64,
+        ),
+        atol=1e-9,
+    )
+    assert np.abs(lonlat[:, 0]).max() <= 180
+    # the same place, a whole turn away: faithfully reprojected
+    assert reproject_checked(x, y, crs)[1] is None

@@ -8,6 +8,7 @@ in the wrong place.
 """
 
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -71,12 +72,35 @@ def reproject_to_lonlat(x: np.ndarray, y: np.ndarray, crs: Any) -> np.ndarray:
             pyproj understands.
 
     Returns:
-        A float64 ``(N, 2)`` array of (lon, lat) in degrees.
+        A float64 ``(N, 2)`` array of (lon, lat) in degrees, longitude in
+        [-180, 180]: pyproj passes the longitudes of a geographic CRS through
+        as they are, so those of a 0 to 360 degree grid (190) are wrapped
+        here (to -170).
     """
     lon, lat = _to_lonlat(_key(crs)).transform(
         np.asarray(x, np.float64), np.asarray(y, np.float64)
     )
-    return np.stack([np.asarray(lon), np.asarray(lat)], axis=-1).reshape(-1, 2)
+    lon = np.asarray(lon, np.float64)
+    with np.errstate(invalid='ignore'):  # an infinite longitude stays bad
+        wrapped = np.remainder(lon + 180.0, 360.0) - 180.0
+        lon = np.where(np.abs(lon) > 180.0, wrapped, lon)
+    return np.stack([lon, np.asarray(lat)], axis=-1).reshape(-1, 2)
+
+
+def _longitude_turn(crs: Any) -> float | None:
+    """A whole turn of longitude in the units of a geographic ``crs``, else None.
+
+    360 for degrees (400 for grads): a longitude of a geographic CRS that
+    comes back a whole turn away is the same place, wrapped into [-180, 180]
+    by :func:`reproject_to_lonlat`.
+    """
+    source = _to_lonlat(_key(crs)).source_crs
+    if source is None or not source.is_geographic:
+        return None
+    for axis in source.axis_info:
+        if axis.direction in ('east', 'west') and axis.unit_conversion_factor > 0:
+            return 2.0 * math.pi / float(axis.unit_conversion_factor)
+    return None
 
 
 def not_reprojected(
@@ -107,11 +131,18 @@ def not_reprojected(
     back_x, back_y = _to_lonlat(_key(crs)).transform(
         lonlat[:, 0], lonlat[:, 1], direction=TransformDirection.INVERSE
     )
+    turn = _longitude_turn(crs)
     with np.errstate(invalid='ignore', over='ignore'):
         bad = ~np.isfinite(lonlat).all(axis=1)
-        for given, back in ((x, np.asarray(back_x)), (y, np.asarray(back_y))):
+        for axis, (given, back) in enumerate(
+            ((x, np.asarray(back_x)), (y, np.asarray(back_y)))
+        ):
             tolerance = _ROUND_TRIP * np.maximum(1.0, np.abs(given))
-            bad |= ~(np.abs(back - given) <= tolerance)
+            difference = back - given
+            if axis == 0 and turn is not None:
+                # a longitude wrapped by a whole turn is the same place
+                difference = difference - turn * np.round(difference / turn)
+            bad |= ~(np.abs(difference) <= tolerance)
     return np.asarray(bad, dtype=bool)
 
 
