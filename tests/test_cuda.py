@@ -332,3 +332,31 @@ def test_contrastive_logits_are_float32_under_cuda_bf16_autocast() -> None:
     ):
         assert out.dtype == torch.float32
         torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-5)
+
+
+def test_lonlat_of_cuda_bounds_stay_on_cuda(tmp_path: Path) -> None:
+    """torchgeo 0.10 batches carry bounds as a (B, 9) tensor, moved to the GPU
+    with the batch: the lon/lat read from them follow it (they were made on
+    the CPU, and the encoder then met a CPU tensor)."""
+    from torchgeo.datasets import RasterDataset, stack_samples
+
+    from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
+    from torchgeo_satclip.transforms import sample_lonlat
+
+    from .transforms.test_location import PARIS, write_utm_tif
+
+    if not TORCHGEO_AT_LEAST_0_10:
+        pytest.skip('torchgeo 0.8 bounds are slices or boxes, on no device')
+    write_utm_tif(tmp_path / 'paris.tif', PARIS)
+    dataset = RasterDataset(paths=str(tmp_path))
+    batch = stack_samples([dataset[dataset.bounds], dataset[dataset.bounds]])
+    batch['bounds'] = batch['bounds'].cuda()
+    lonlat, batched = sample_lonlat(batch, dataset.crs)
+    assert batched
+    assert lonlat.device.type == 'cuda'
+    torch.testing.assert_close(
+        lonlat.cpu(),
+        torch.tensor([PARIS, PARIS], dtype=torch.float64),
+        atol=1e-6,
+        rtol=0,
+    )

@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
+from torch import Tensor
 from torchgeo.main import main
 
 from torchgeo_satclip._compat import ClassificationTask, RegressionTask
@@ -225,6 +226,38 @@ def small(**kwargs: Any) -> dict[str, Any]:
         'allow_random_location': True,
         **kwargs,
     }
+
+
+def test_location_only_moves_locations_to_the_model(tmp_path: Path) -> None:
+    """Lon/lat read from GeoDataset bounds are made on the CPU (Lightning has
+    no tensor to move): a location-only task on a GPU passed them to its
+    model there. The model is put on the meta device, a stand-in for a GPU
+    on a machine without one."""
+    from torchgeo.datasets import RasterDataset
+    from torchgeo.datasets.utils import stack_samples
+
+    from tests.transforms.test_location import PARIS, write_utm_tif
+
+    write_utm_tif(tmp_path / 'paris.tif', PARIS)
+    dataset = RasterDataset(paths=str(tmp_path))
+    batch = stack_samples([dataset[dataset.bounds], dataset[dataset.bounds]])
+    batch['crs'] = [dataset.crs, dataset.crs]  # torchgeo 0.10 samples have none
+    seen: list[torch.device] = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, location: Tensor) -> Tensor:
+            seen.append(location.device)
+            return location[:, :1]
+
+    task = LocationRegressionTask(**small())
+    task.model = Recorder()
+    task.to('meta')
+    task._output(batch)
+    assert seen == [torch.device('meta')]
 
 
 def test_subclasses_and_hparams() -> None:

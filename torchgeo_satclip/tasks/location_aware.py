@@ -188,7 +188,8 @@ class _LocationSteps:
         if self._has_image:
             image = batch['image']
             return self.model(image, location.to(image.device))  # type: ignore[no-any-return]
-        return self.model(location)  # type: ignore[no-any-return]
+        # lon/lat read from GeoDataset bounds are made on the CPU
+        return self.model(location.to(self.device))  # type: ignore[no-any-return]
 
     def _targets(
         self, y_hat: Tensor, batch: dict[str, Any]

@@ -122,6 +122,8 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         ]
         lonlat = torch.from_numpy(np.concatenate(rows)).to(torch.float64)
         bounds = sample.get('bounds', sample.get('bbox'))
+        if isinstance(bounds, Tensor):  # torchgeo 0.10: on the batch's device
+            lonlat = lonlat.to(bounds.device)
         batched = isinstance(bounds, list) or (
             isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2
         )
