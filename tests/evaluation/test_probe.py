@@ -119,3 +119,33 @@ def test_sample_sphere_is_a_deprecated_alias() -> None:
     with pytest.deprecated_call(match='geo.sample_points'):
         points = sample_sphere(50, 3)
     np.testing.assert_array_equal(points, sample_points(50, 3, land=False))
+
+
+@pytest.mark.parametrize('block_size', [10.0, 30.0, 45.0])
+def test_spatial_blocks_wrap_at_the_dateline_and_close_at_the_poles(
+    block_size: float,
+) -> None:
+    """Longitude 180 and -180 are one meridian, and latitude 90 lies in the
+    last row of blocks: the points there formed blocks of their own (a
+    station written at lon 180 and its twin at lon -180 could be split
+    between a training and a test fold: leakage)."""
+    points = np.array(
+        [
+            [180.0, 5.0],  # the same place as the next one
+            [-180.0, 5.0],
+            [-179.0, 6.0],  # in the same block
+            [0.0, 90.0],  # the north pole, in the row below it
+            [1.0, 89.0],
+            [20.0, -90.0],  # the south pole, in the first row
+            [21.0, -89.0],
+        ]
+        + [[lon, 45.0] for lon in range(-170, 171, 20)]
+    )
+    for seed in range(8):
+        pairs = list(fold_indices(points, 2, 'spatial', block_size, seed))
+        fold_of = np.empty(len(points), int)
+        for fold, (_, test) in enumerate(pairs):
+            fold_of[test] = fold
+        assert fold_of[0] == fold_of[1] == fold_of[2], seed
+        assert fold_of[3] == fold_of[4], seed
+        assert fold_of[5] == fold_of[6], seed
