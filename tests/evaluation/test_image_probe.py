@@ -175,6 +175,14 @@ def test_climate_labels() -> None:
         climate_labels(lonlat, 'zone')  # type: ignore[arg-type]
 
 
+def test_climate_labels_refuse_points_that_are_not_n_by_2() -> None:
+    """A transposed (2, N) array was reshaped into (N, 2) rows of two
+    longitudes or two latitudes, and labelled silently."""
+    lonlat = np.array([[0.0, 0.0], [-60, -3], [10, 23], [0, -85], [2.35, 48.85]])
+    with pytest.raises(ValueError, match=r'shape \(N, 2\).*got shape \(2, 5\)'):
+        climate_labels(lonlat.T)
+
+
 def world(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     lonlat = np.column_stack([rng.uniform(-180, 180, n), rng.uniform(-60, 60, n)])
@@ -246,6 +254,23 @@ def test_probe_rejects_bad_input(change: dict[str, Any], message: str) -> None:
     args.update(change)
     with pytest.raises(ValueError, match=message):
         image_probe(**args)
+
+
+@pytest.mark.parametrize(
+    ('points', 'message'),
+    [
+        # (2, 300) was reshaped into 300 rows of mixed longitudes and
+        # latitudes, and its spatial blocks made of them, silently
+        (lambda lonlat: lonlat.T.copy(), r'shape \(N, 2\).*got shape \(2, 300\)'),
+        (lambda lonlat: lonlat.ravel(), r'shape \(N, 2\).*got shape \(600,\)'),
+        (lambda lonlat: lonlat[:, ::-1].copy(), r'row 0: latitude .*swapped'),
+    ],
+)
+def test_probe_refuses_points_that_are_not_lon_lat(points: Any, message: str) -> None:
+    lonlat, labels = world()
+    lonlat[0] = (150.0, 10.0)  # swapped, a latitude of 150
+    with pytest.raises(ValueError, match=message):
+        image_probe({'f': np.zeros((300, 2))}, points(lonlat), labels, ('spatial',))
 
 
 def test_probe_rejects_features_of_another_length() -> None:

