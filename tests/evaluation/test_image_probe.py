@@ -2,6 +2,8 @@
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -463,6 +465,22 @@ def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
         image_probe_report(tmp_path, {'a': bad}, folds=1)
     with pytest.raises(ValueError, match="non-empty list of 'random' and/or"):
         image_probe_report(tmp_path, {'a': bad}, cv='spatial')  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('block_size', [0.0, -10.0, math.nan, math.inf, True, '10'])
+def test_bad_block_size_is_refused_before_any_work(
+    tmp_path: Path, block_size: Any
+) -> None:
+    """A negative block size was used as its absolute value and printed as
+    "-10-degree blocks"; 0 or NaN made one block and a message about too few
+    blocks; both only after every checkpoint and image had been read."""
+    bad = bad_file(tmp_path, 'json')
+    message = rf'block_size must be a positive number of degrees, got {block_size!r}'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        image_probe_report(tmp_path, {'a': bad}, block_size=block_size)
+    lonlat, labels = world()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        image_probe({'f': np.zeros((300, 2))}, lonlat, labels, block_size=block_size)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

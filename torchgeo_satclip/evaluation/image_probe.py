@@ -56,7 +56,7 @@ from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
 from .plots import save_figure
-from .probe import fold_indices, require_sklearn
+from .probe import check_block_size, fold_indices, require_sklearn
 
 __all__ = [
     'IMAGE_PROBE_C',
@@ -500,8 +500,9 @@ def image_probe(
         ValueError: for points that are not ``(N, 2)`` finite (lon, lat) in
             range (naming the first), mismatched lengths, fewer than two
             classes, a class with fewer members than folds under random CV,
-            fewer blocks than folds, an unknown CV scheme, or a training fold
-            with a single class (the message names encoder, scheme and fold).
+            fewer blocks than folds, an unknown CV scheme, a *block_size*
+            that is not a positive number, or a training fold with a single
+            class (the message names encoder, scheme and fold).
     """
     require_sklearn()
     from sklearn.linear_model import LogisticRegression
@@ -522,6 +523,7 @@ def image_probe(
     if len(counts) < 2:
         raise ValueError(f'a probe needs at least two classes, got {sorted(counts)}')
     _check_cv(cv)
+    check_block_size(block_size)
     rare = sorted(name for name, count in counts.items() if count < folds)
     if 'random' in cv and rare:
         raise ValueError(
@@ -769,7 +771,7 @@ def image_probe_report(
 
     Raises:
         ValueError: for no checkpoints, an unknown label or CV scheme, fewer
-            than two folds, a
+            than two folds, a *block_size* that is not a positive number, a
             checkpoint that is not a ``SatCLIPTask`` one
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
             labelled points or classes for the folds, or a bad size.
@@ -784,6 +786,7 @@ def image_probe_report(
     if not checkpoints:
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
     _check_cv(cv)
+    check_block_size(block_size)
     if max_patches is not None and (
         isinstance(max_patches, bool) or not isinstance(max_patches, int)
     ):

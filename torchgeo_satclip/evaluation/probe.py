@@ -53,6 +53,7 @@ __all__ = [
     'ProbeResult',
     'Protocol',
     'Split',
+    'check_block_size',
     'check_folds',
     'cross_validate',
     'encode',
@@ -517,15 +518,7 @@ def _check_options(
             f'folds must be at least 2 (each fold is tested on a model fitted on '
             f'the others), got {folds}'
         )
-    if (
-        isinstance(block_size, bool)
-        or not isinstance(block_size, numbers.Real)
-        or not math.isfinite(block_size)
-        or block_size <= 0
-    ):
-        raise ValueError(
-            f'block_size must be a positive number of degrees, got {block_size!r}'
-        )
+    check_block_size(block_size)
     for option, values, allowed in (
         ('protocols', protocols, get_args(Protocol)),
         ('splits', splits, get_args(Split)),
@@ -537,6 +530,27 @@ def _check_options(
                 raise ValueError(
                     f'unknown {option[:-1]} {value!r}; expected one of {list(allowed)}'
                 )
+
+
+def check_block_size(block_size: Any) -> None:
+    """Refuse a side of the spatial blocks that is not a positive number.
+
+    Args:
+        block_size: side of the spatial blocks in degrees.
+
+    Raises:
+        ValueError: naming the value, unless it is a finite real number
+            greater than 0 (not a ``bool``).
+    """
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, numbers.Real)
+        or not math.isfinite(block_size)
+        or block_size <= 0
+    ):
+        raise ValueError(
+            f'block_size must be a positive number of degrees, got {block_size!r}'
+        )
 
 
 def check_folds(
