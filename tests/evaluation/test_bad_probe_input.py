@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from torchgeo_satclip.evaluation import PointTask, load_task, run_probes, task_from_csv
+from torchgeo_satclip.evaluation import (
+    PointTask,
+    load_task,
+    probe_report,
+    run_probes,
+    task_from_csv,
+)
 from torchgeo_satclip.evaluation.probe import (
     check_folds,
     cross_validate,
@@ -555,3 +561,57 @@ def test_small_spatial_blocks_far_apart_stay_apart() -> None:
     points = np.array([[-180 + 0.0005, 10.0005], [-179.9985, -89.9995]])
     folds = list(fold_indices(points, folds=2, split='spatial', block_size=0.001))
     assert sorted(test.tolist() for _, test in folds) == [[0], [1]]
+
+
+@pytest.mark.parametrize(
+    ('given', 'message'),
+    [
+        ({'tasks': []}, 'tasks must be a non-empty list of tasks, got []'),
+        ({'encoders': []}, 'encoders must be a non-empty list of encoders, got []'),
+        ({'encoders': {}}, 'encoders must be a non-empty list of encoders, got {}'),
+        # a string was read letter by letter: "unknown encoder 's'"
+        ({'encoders': 'sh'}, "encoders must be a non-empty list of encoders, got 'sh'"),
+    ],
+)
+def test_run_probes_needs_tasks_and_encoders(
+    given: dict[str, Any], message: str
+) -> None:
+    """No task or no encoder gave no result and an empty table, silently."""
+    args: dict[str, Any] = {'tasks': [task(40)], 'encoders': {'raw': raw}}
+    args.update(given)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_probes(**args, folds=2)
+
+
+@pytest.mark.parametrize(
+    ('given', 'message'),
+    [
+        ({'tasks': []}, 'no task given: name built-in tasks (tasks) or CSV tasks'),
+        ({'tasks': 'air_temperature'}, "tasks must be a list of task names, got 'air"),
+        ({'encoders': []}, 'encoders must be a non-empty list of encoders, got []'),
+        ({'encoders': 'sh'}, "encoders must be a non-empty list of encoders, got 'sh'"),
+    ],
+)
+@pytest.mark.parametrize('plots', [False, True])
+def test_probe_report_needs_tasks_and_encoders(
+    given: dict[str, Any],
+    message: str,
+    plots: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without tasks or encoders, the report wrote an empty table (or, with
+    plots, failed in matplotlib: "Number of columns must be a positive
+    integer, not 0")."""
+    import torchgeo_satclip.evaluation.report as report_module
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('worked before the check')
+
+    monkeypatch.setattr(report_module, 'resolve_encoders', no_work)
+    monkeypatch.setattr(report_module, 'load_task', no_work)
+    args: dict[str, Any] = {'tasks': ['air_temperature'], 'encoders': ['raw']}
+    args.update(given)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        probe_report(tmp_path / 'out', **args, plots=plots)
+    assert not (tmp_path / 'out').exists()

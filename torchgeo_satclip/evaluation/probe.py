@@ -54,6 +54,7 @@ __all__ = [
     'Protocol',
     'Split',
     'check_block_size',
+    'check_encoders',
     'check_folds',
     'cross_validate',
     'encode',
@@ -532,6 +533,22 @@ def _check_options(
                 )
 
 
+def check_encoders(encoders: Any) -> None:
+    """Refuse encoders that are not a non-empty list or mapping.
+
+    Args:
+        encoders: what :func:`run_probes` takes.
+
+    Raises:
+        ValueError: naming the value, for no encoder or a plain string (which
+            would be read letter by letter).
+    """
+    if isinstance(encoders, str) or not encoders:
+        raise ValueError(
+            f'encoders must be a non-empty list of encoders, got {encoders!r}'
+        )
+
+
 def check_block_size(block_size: Any) -> None:
     """Refuse a side of the spatial blocks that is not a positive number.
 
@@ -680,14 +697,17 @@ def run_probes(
         One result per task, encoder, protocol and split.
 
     Raises:
-        ValueError: for an option of the wrong type or out of range, two
-            tasks of the same name (their results could not be told apart:
+        ValueError: for an option of the wrong type or out of range, no
+            task or no encoder, two tasks of the same name (their results could not be told apart:
             the tables are keyed by task name), an unknown encoder, or a task
             too small for the folds asked (see :func:`check_folds`), before
             any feature is computed.
     """
     require_sklearn()
     _check_options(folds, block_size, protocols, splits)
+    if isinstance(tasks, str) or not tasks:
+        raise ValueError(f'tasks must be a non-empty list of tasks, got {tasks!r}')
+    check_encoders(encoders)
     names = [task.name for task in tasks]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

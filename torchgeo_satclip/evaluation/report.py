@@ -20,6 +20,7 @@ from .probe import (
     Protocol,
     Split,
     _deduplicate,
+    check_encoders,
     require_sklearn,
     resolve_encoders,
     run_probes,
@@ -124,13 +125,16 @@ def probe_report(
         nothing in *output_dir*.
 
     Raises:
-        ValueError: for an unknown encoder, a checkpoint that cannot be
-            read or downloaded, a task, CSV task or encoder given twice, or a
-            *map_resolution* outside [0.05, 90] degrees, before anything is
-            computed or written.
+        ValueError: for no task or no encoder, an unknown encoder, a
+            checkpoint that cannot be read or downloaded, a task, CSV task or
+            encoder given twice, or a *map_resolution* outside [0.05, 90]
+            degrees, before anything is computed or written.
         FileExistsError: if *output_dir* holds an earlier run's results and
             *overwrite* is False, before anything is computed.
     """
+    if isinstance(tasks, str):
+        raise ValueError(f'tasks must be a list of task names, got {tasks!r}')
+    check_encoders(encoders)
     _check_distinct('task', tasks, tasks)
     _check_distinct(
         'CSV task',
@@ -138,6 +142,10 @@ def probe_report(
         [(_same_file(path), target) for path, target in csv_tasks],
     )
     _check_distinct('encoder', encoders, [_encoder_key(spec) for spec in encoders])
+    if not tasks and not csv_tasks:
+        raise ValueError(
+            'no task given: name built-in tasks (tasks) or CSV tasks (csv_tasks)'
+        )
     check_sampling(**_given(num_points=num_points, seed=seed))
     require_sklearn()  # before any checkpoint or task is loaded
     if plots and map_resolution is not None:
