@@ -275,6 +275,20 @@ def test_probe_refuses_points_that_are_not_lon_lat(points: Any, message: str) ->
         image_probe({'f': np.zeros((300, 2))}, points(lonlat), labels, ('spatial',))
 
 
+@pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf])
+def test_probe_names_the_encoder_of_non_finite_features(value: float) -> None:
+    """scikit-learn's "Input X contains NaN" named no encoder (a diverged
+    checkpoint among several), and came after the other encoders' fits."""
+    lonlat, labels = world()
+    good = np.random.default_rng(0).normal(size=(300, 4))
+    bad = good.copy()
+    bad[7, 2] = value
+    with pytest.raises(
+        ValueError, match=rf"features of 'bad': row 7 holds {value}, not finite"
+    ):
+        image_probe({'good': good, 'bad': bad}, lonlat, labels, ('random',))
+
+
 def test_probe_rejects_features_of_another_length() -> None:
     lonlat, labels = world()
     with pytest.raises(ValueError, match=r"features of 'f' have shape \(10, 2\)"):

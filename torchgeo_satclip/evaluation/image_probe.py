@@ -501,7 +501,8 @@ def image_probe(
             range (naming the first), mismatched lengths, fewer than two
             classes, a class with fewer members than folds under random CV,
             fewer blocks than folds, an unknown CV scheme, a *block_size*
-            that is not a positive number, or a training fold with a single
+            that is not a positive number, features that are not finite
+            (naming the encoder and row), or a training fold with a single
             class (the message names encoder, scheme and fold).
     """
     require_sklearn()
@@ -540,6 +541,14 @@ def image_probe(
         if array.ndim != 2 or len(array) != n:
             raise ValueError(
                 f'features of {name!r} have shape {array.shape}, expected ({n}, F)'
+            )
+        finite = np.isfinite(array).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            value = array[row][~np.isfinite(array[row])][0]
+            raise ValueError(
+                f'features of {name!r}: row {row} holds {value}, not finite '
+                '(a diverged checkpoint?); expected finite features'
             )
         arrays[name] = array
     results = []
