@@ -615,3 +615,32 @@ def test_probe_report_needs_tasks_and_encoders(
     with pytest.raises(ValueError, match=re.escape(message)):
         probe_report(tmp_path / 'out', **args, plots=plots)
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('n', [6, 11, 12, 14])
+def test_range_split_too_small_for_the_search_of_alpha(n: int) -> None:
+    """RANGE's classification probe chooses alpha by 10-fold stratified CV
+    inside the 80 % training part: with fewer than 10 training points of
+    its largest class, scikit-learn failed after the features were computed,
+    and the message spoke of "range fold 1 of 5" (the split has one fold)."""
+    calls = []
+
+    def counting(lonlat: Any) -> Any:
+        calls.append(len(lonlat))
+        return lonlat
+
+    with pytest.raises(
+        ValueError,
+        match=rf"task 'tiny{n}' \({n} points\), range fold 1 of 1: .*10-fold",
+    ):
+        run_probes([task(n)], {'raw': counting}, splits=['range'])
+    assert calls == []  # refused before any feature was computed
+    # the MLP probe has no search of alpha: not refused for it
+    ((train, test),) = check_folds(task(n), 'range', protocols=['mlp'])
+    assert len(train) + len(test) == n
+
+
+def test_range_split_large_enough_for_the_search_of_alpha() -> None:
+    # 25 points: 20 in the training part, 10 of each class at best
+    (result,) = run_probes([task(25)], {'raw': raw}, splits=['range'])
+    assert len(result.scores) == 1

@@ -476,9 +476,8 @@ def cross_validate(
         )
     scores = []
     cv = RANGE_CV[task.kind] if split == 'range' else None
-    for fold, (train, test) in enumerate(
-        check_folds(task, split, folds, block_size, seed), start=1
-    ):
+    pairs = check_folds(task, split, folds, block_size, seed, protocols=[protocol])
+    for fold, (train, test) in enumerate(pairs, start=1):
         probe = make_probe(task.kind, protocol, seed, cv)
         try:
             with warnings.catch_warnings():
@@ -487,7 +486,7 @@ def cross_validate(
         except ValueError as error:
             raise ValueError(
                 f'task {task.name!r}, {protocol} probe, {split} fold {fold} of '
-                f'{folds}: cannot fit ({error})'
+                f'{len(pairs)}: cannot fit ({error})'
             ) from error
         predicted = probe.predict(features[test])
         if task.kind == 'regression':
@@ -576,6 +575,8 @@ def check_folds(
     folds: int = 5,
     block_size: float = 10.0,
     seed: int = 0,
+    *,
+    protocols: Sequence[str] = ('linear',),
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The folds of a task, refused when a score on them would mean nothing.
 
@@ -585,10 +586,12 @@ def check_folds(
 
     Args:
         task: the task.
-        split: 'random' or 'spatial' (see :func:`fold_indices`).
+        split: 'random', 'spatial' or 'range' (see :func:`fold_indices`).
         folds: number of folds.
         block_size: spatial block size in degrees.
         seed: seed of the folds.
+        protocols: the probes to be fitted on the folds (the ``'linear'``
+            one under ``'range'`` searches alpha by :data:`RANGE_CV` folds).
 
     Returns:
         The ``(train, test)`` indices of every fold.
@@ -599,7 +602,10 @@ def check_folds(
             task has fewer than two classes or a training fold holds one
             class only, or a regression task has a constant target or a test
             fold with fewer than two points or a constant target (R^2 is then
-            undefined).
+            undefined), or, for the linear probe under ``'range'``, the
+            training part of a classification task has fewer points of its
+            largest class than the folds of the search of alpha (scikit-learn
+            cannot stratify them).
     """
     n = len(task)
     what = f'task {task.name!r} ({n} points)'
@@ -627,7 +633,7 @@ def check_folds(
             f'{error}; {fewer}'
         ) from None
     for fold, (train, test) in enumerate(pairs, start=1):
-        where = f'{what}, {split} fold {fold} of {folds}'
+        where = f'{what}, {split} fold {fold} of {len(pairs)}'
         if task.kind == 'classification':
             if len(np.unique(task.target[train])) < 2:
                 raise ValueError(
@@ -640,6 +646,17 @@ def check_folds(
                 else f'{len(test)} test points with the same target'
             )
             raise ValueError(f'{where}: {held}, so R^2 is undefined; {fewer}')
+    if split == 'range' and 'linear' in protocols and task.kind == 'classification':
+        inner = RANGE_CV['classification']
+        train = pairs[0][0]
+        largest = int(np.unique(task.target[train], return_counts=True)[1].max())
+        if largest < inner:
+            raise ValueError(
+                f'{what}, range fold 1 of 1: the linear probe chooses alpha by '
+                f'{inner}-fold stratified cross-validation inside the training '
+                f'part, whose largest class has {largest} of its {len(train)} '
+                f'points (at least {inner} needed); add points'
+            )
     return pairs
 
 
@@ -718,7 +735,7 @@ def run_probes(
     for task in tasks:
         _check_points(task)
         for split in splits:
-            check_folds(task, split, folds, block_size, seed)
+            check_folds(task, split, folds, block_size, seed, protocols=protocols)
     named = resolve_encoders(encoders)
     results = []
     total = len(tasks) * len(named) * len(protocols) * len(splits)
