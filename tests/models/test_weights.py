@@ -519,6 +519,33 @@ def test_enum_hyper_parameters_checked_against_weights(
         load_location_encoder(SatCLIPWeights.SATCLIP_RESNET18_L40, root=tmp_path / 'c')
 
 
+def test_member_file_with_other_hyper_parameters_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file in the cache under a member's name whose own hyper_parameters
+    are another model's (a file put there by hand, for the offline case) was
+    loaded as it was: asking for L40 silently gave an L10 encoder."""
+    ckpt = official_checkpoint(legendre_polys=10, capacity=512, embed_dim=256)
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    wrong = cache / 'satclip-resnet18-l40.ckpt'
+    torch.save(ckpt, wrong)
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', None)  # no download
+    with pytest.raises(CheckpointError) as error:
+        load_location_encoder(SatCLIPWeights.SATCLIP_RESNET18_L40, root=cache)
+    message = str(error.value)
+    assert str(wrong) in message
+    assert 'SATCLIP_RESNET18_L40' in message
+    assert 'legendre_polys=10' in message
+    assert 'legendre_polys=40' in message
+    assert 'delete' in message
+    # the member's own file loads
+    right = cache / 'satclip-resnet18-l10.ckpt'
+    torch.save(ckpt, right)
+    encoder = load_location_encoder(SatCLIPWeights.SATCLIP_RESNET18_L10, root=cache)
+    assert encoder.posenc.legendre_polys == 10
+
+
 def test_no_network_for_a_path(
     checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -791,11 +791,44 @@ def load_location_encoder(
     if is_geoclip_state_dict(checkpoint):
         return _geoclip_encoder(checkpoint, str(path), dtype)
     if hyper_parameters is not None and 'hyper_parameters' in checkpoint:
-        hyper_parameters = None  # the file's own record wins
+        _check_member_file(
+            checkpoint['hyper_parameters'], hyper_parameters, source, path
+        )
+        hyper_parameters = None  # the file's own record, the member's
     encoder = _encoder_from_state(
         checkpoint, str(path), hyper_parameters, dtype, dropout
     )
     return _restore_positional_state(encoder, checkpoint, str(path))
+
+
+def _check_member_file(
+    recorded: Any, expected: Mapping[str, Any], member: object, path: Path
+) -> None:
+    """Refuse a member's file whose own hyper_parameters are another model's.
+
+    Args:
+        recorded: the file's ``hyper_parameters``.
+        expected: the architecture of the member (its ``meta``).
+        member: the weights member asked for.
+        path: the file.
+
+    Raises:
+        CheckpointError: naming the file, the member and what differs.
+    """
+    if not isinstance(recorded, Mapping):
+        return  # _encoder_from_state names a malformed record
+    differ = [
+        f'{key}={recorded[key]!r} (the member has {key}={value!r})'
+        for key, value in expected.items()
+        if key in recorded and recorded[key] != value
+    ]
+    if differ:
+        name = getattr(member, 'name', member)
+        raise CheckpointError(
+            f'{path} is not the checkpoint of {name}: its hyper_parameters say '
+            f'{", ".join(differ)}; delete it (it is downloaded again) or put '
+            f"{name}'s file there"
+        )
 
 
 #: Anything :func:`satclip_location_encoder` accepts as ``weights``: a built
