@@ -652,6 +652,55 @@ def test_extractors_with_the_same_weights_but_other_layers_get_their_own_caches(
     assert again.cache_path == paths[-1]  # an equal module reuses its cache
 
 
+class Reduce(torch.nn.Module):
+    """Pooling by a function held in an attribute: neither a weight nor a
+    plain setting, so the cache key cannot see it."""
+
+    def __init__(self, conv: torch.nn.Module, reduce: Any) -> None:
+        super().__init__()
+        self.conv = conv
+        self.reduce = reduce
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reduce(self.conv(x), dim=(2, 3))
+
+
+def test_a_cache_of_other_features_under_the_same_key_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An extractor that differs only in what the key cannot see (a function
+    held in an attribute) reused the other one's cache in silence: its
+    features of sample 0 are now compared with the cached ones first."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(13, 4, 1)
+    first = CachedFeatureDataModule(
+        feature_extractor=Reduce(conv, torch.mean), **cache_args(tmp_path)
+    )
+    first.setup('predict')
+    again = CachedFeatureDataModule(
+        feature_extractor=Reduce(conv, torch.mean), **cache_args(tmp_path)
+    )
+    again.setup('predict')  # the same extractor reuses its cache
+    assert again.cache_path == first.cache_path
+    other = CachedFeatureDataModule(
+        feature_extractor=Reduce(conv, torch.amax), **cache_args(tmp_path)
+    )
+    with pytest.raises(RuntimeError) as error:
+        other.setup('predict')
+    message = str(error.value)
+    assert str(first.cache_path) in message
+    assert 'sample 0' in message
+    assert 'extractor_key' in message
+    # an extractor_key tells them apart
+    keyed = CachedFeatureDataModule(
+        feature_extractor=Reduce(conv, torch.amax),
+        extractor_key='amax',
+        **cache_args(tmp_path),
+    )
+    keyed.setup('predict')
+    assert keyed.cache_path != first.cache_path
+
+
 class _FakeStrategy:
     """What ``_load_or_build`` asks of a Lightning strategy, for one rank."""
 

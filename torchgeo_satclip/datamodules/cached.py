@@ -26,7 +26,10 @@ root, its ``index.csv`` and what it reads images from (one ``os.stat`` per
 GeoTIFF, or the packed layout's ``manifest.json``, which pins every shard's
 checksum), so that a change to any of them, a dataset rewritten in place or
 another dataset sharing the ``cache_dir`` builds a new one (see
-:meth:`CachedFeatureDataModule.cache_key`). It is written to a temporary name
+:meth:`CachedFeatureDataModule.cache_key`); before a module without an
+``extractor_key`` reuses a cache, its features of sample 0 are compared with
+the cached ones, which catches what the key cannot see (a function held in an
+attribute). It is written to a temporary name
 and renamed when complete (an interrupted build never leaves a cache that
 looks valid), and the temporaries of a build that was killed are removed by
 the next one. Under DDP, rank 0 builds it while the others wait.
@@ -39,6 +42,7 @@ rotations are covered by ``views``). Point jitter still applies per batch.
 import copy
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
@@ -792,17 +796,19 @@ class CachedFeatureDataModule(S2100KDataModule):
             key = strategy.broadcast(self.cache_key() if rank == 0 else '', src=0)
         path = self._cache_root() / f'features-{key[:24]}.npy'
         meta_path = path.with_suffix('.json')
+
+        def device() -> torch.device:
+            if trainer is None:
+                return torch.device('cpu')
+            return cast(torch.device, trainer.strategy.root_device)
+
+        built = False
         if rank == 0:
             for target in (path, meta_path):  # what a killed build left
                 remove_stale_temporaries(target)
             built = not path.exists()
             if built:
-                device = (
-                    trainer.strategy.root_device
-                    if trainer is not None
-                    else torch.device('cpu')
-                )
-                self._build(extractor, dataset, path, device)
+                self._build(extractor, dataset, path, device())
             if built or not meta_path.exists():
                 root = _resolved_root(dataset)
                 meta = {
@@ -831,7 +837,70 @@ class CachedFeatureDataModule(S2100KDataModule):
         )
         if features.shape[0] != len(dataset) or features.shape[1] != self.views:  # type: ignore[arg-type]
             raise RuntimeError(f'feature cache {path} has shape {features.shape}')
+        if (
+            not built
+            and strategy is None
+            and isinstance(extractor, nn.Module)
+            and self._extractor_key is None
+        ):
+            self._check_reused(extractor, dataset, features, path, device())
         return features
+
+    def _check_reused(
+        self,
+        extractor: nn.Module,
+        dataset: Dataset[dict[str, Tensor]],
+        features: NDArray[Any],
+        path: Path,
+        device: torch.device,
+    ) -> None:
+        """Refuse a cache whose sample 0 the extractor would not compute.
+
+        The key sees a module's weights, layers and plain settings, not what
+        it holds otherwise (a function in an attribute, a tensor that is not
+        a buffer): two extractors that differ only there share a key. So
+        before a cache is reused (by one process; under DDP the ranks' copies
+        of an unseeded backbone may differ until the model is wrapped), the
+        extractor's features of sample 0 (view 0, preprocessed as the build
+        did) are compared with the cached ones, to 1 % of their largest
+        magnitude (float16 storage, TF32 or another device).
+
+        Raises:
+            RuntimeError: naming the cache and the difference, if they differ.
+        """
+        modes = [(module, module.training) for module in extractor.modules()]
+        param = next(extractor.parameters(), None)
+        home = param.device if param is not None else torch.device('cpu')
+        batch = {
+            k: v.to(device) if isinstance(v, Tensor) else v
+            for k, v in default_collate([dataset[0]]).items()
+        }
+        try:
+            extractor.to(device).eval()
+            with torch.no_grad():
+                batch = cast(nn.Module, self.aug).to(device)(batch)
+                computed = extractor(dihedral_view(batch['image'], 0))
+        finally:
+            extractor.to(home)
+            for module, training in modes:
+                module.train(training)
+        computed = computed.detach().float().cpu().reshape(-1)
+        stored = torch.from_numpy(np.asarray(features[0, 0], dtype=np.float32))
+        scale = float(stored.abs().max()) if stored.numel() else 0.0
+        difference = (
+            float((computed - stored).abs().max())
+            if computed.shape == stored.shape
+            else math.inf
+        )
+        if difference > 0.01 * scale + 1e-6:
+            raise RuntimeError(
+                f'feature cache {path} holds other features of sample 0 than the '
+                f'feature extractor computes (largest difference {difference:.3g}, '
+                f'features up to {scale:.3g}): an extractor with the same weights, '
+                'layers and plain settings but another behaviour (a function or a '
+                'tensor held in an attribute) built it; pass extractor_key= to '
+                'give this extractor its own cache, or delete the file'
+            )
 
     def _build(
         self,
