@@ -206,7 +206,10 @@ def test_given_crs_fills_a_sample_crs_of_none(tmp_path: Path) -> None:
     lonlat, batched = sample_lonlat(sample, dataset.crs)
     assert not batched
     np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-6)
-    batch = stack_samples([sample, {**sample, 'crs': dataset.crs}])
+    # a batch whose first sample had a crs of None (set after collating:
+    # torchgeo 0.10's stack_samples cannot stack None)
+    batch = stack_samples([dataset[dataset.bounds], dataset[dataset.bounds]])
+    batch['crs'] = [None, dataset.crs]
     lonlat, batched = sample_lonlat(batch, dataset.crs)
     assert batched
     np.testing.assert_allclose(lonlat.numpy(), [PARIS, PARIS], atol=1e-6)
