@@ -103,6 +103,7 @@ class _LocationSteps:
     criterion: nn.Module
     trainer: Any
     logger: Any
+    device: torch.device
     global_step: int
     log: Any
     log_dict: Any
