@@ -410,3 +410,47 @@ def test_cli_interrupted_is_status_130(
     src = many_points(tmp_path / 'in.csv', 3)
     assert main(['embed', str(src), str(tmp_path / 'o.npy'), '--quiet']) == 130
     assert capsys.readouterr().err == 'torchgeo-satclip embed: interrupted\n'
+
+
+def test_csv_batches_are_joined_in_bounded_chunks(
+    tmp_path: Path, encoder: LocationEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's CSV text is joined and written in chunks of at most
+    ``_CSV_CHUNK_BYTES`` (Arrow text has 32-bit offsets: one array of a whole
+    batch over 2 GiB failed partway through a run); the file is the same."""
+    src = many_points(tmp_path / 'in.csv', 50)
+    whole = tmp_path / 'whole.csv'
+    embed_file(encoder, src, whole, batch_size=50, progress=False)
+    sizes: list[int] = []
+    original = embed_write.CsvSink.__init__
+
+    class Recorder:
+        def __init__(self, handle: object) -> None:
+            self.inner = handle
+
+        def write(self, data: object) -> int:
+            sizes.append(memoryview(data).nbytes)  # type: ignore[arg-type]
+            return self.inner.write(data)  # type: ignore[attr-defined,no-any-return]
+
+        def close(self) -> None:
+            self.inner.close()  # type: ignore[attr-defined]
+
+    def init(self: embed_write.CsvSink, *args: object) -> None:
+        original(self, *args)  # type: ignore[arg-type]
+        self.handle = Recorder(self.handle)  # type: ignore[assignment]
+
+    limit = 300
+    monkeypatch.setattr(embed_write, '_CSV_CHUNK_BYTES', limit, raising=False)
+    monkeypatch.setattr(embed_write.CsvSink, '__init__', init)
+    chunked = tmp_path / 'chunked.csv'
+    embed_file(encoder, src, chunked, batch_size=50, progress=False)
+    assert chunked.read_bytes() == whole.read_bytes()
+    assert len(sizes) > 5  # (the header line was written before the recorder)
+    assert max(sizes) <= limit
+    # a row longer than the limit is written alone, whole
+    monkeypatch.setattr(embed_write, '_CSV_CHUNK_BYTES', 10)
+    sizes.clear()
+    alone = tmp_path / 'alone.csv'
+    embed_file(encoder, src, alone, batch_size=50, progress=False)
+    assert alone.read_bytes() == whole.read_bytes()
+    assert len(sizes) == 50

@@ -283,6 +283,10 @@ class NpySink(Sink):
 
 _SPECIAL = '[,"\r\n]'
 
+#: Most bytes of CSV lines joined (and written) at a time: Arrow text arrays
+#: have 32-bit offsets, so one array holds under 2 GiB.
+_CSV_CHUNK_BYTES = 1 << 30
+
 
 def _csv_text(values: Any) -> Any:
     """A column as CSV fields: text, quoted where needed, nulls empty."""
@@ -332,7 +336,8 @@ class CsvSink(Sink):
 
     Every field is formatted by pyarrow, a whole batch at a time: numbers as
     the shortest text that reads back to the same value, text quoted (RFC
-    4180) only where it holds a comma, a quote or a line break.
+    4180) only where it holds a comma, a quote or a line break. The lines
+    are joined and written in chunks of at most :data:`_CSV_CHUNK_BYTES`.
     """
 
     def __init__(self, path: Path, options: SinkOptions) -> None:
@@ -367,6 +372,23 @@ class CsvSink(Sink):
         texts = [_csv_text(batch.columns[name]) for name in self.options.schema.names]
         texts += [_csv_text(_float_array(batch.lonlat[:, i])) for i in range(2)]
         texts += [_csv_text(embedding.column(i)) for i in range(self.options.dim)]
+        # Arrow text has 32-bit offsets: the lines of a whole batch can pass
+        # 2 GiB, so they are joined and written in chunks of rows of at most
+        # _CSV_CHUNK_BYTES (a longer row alone).
+        sizes = np.full(len(batch.lonlat), len(texts), dtype=np.int64)
+        for text in texts:
+            sizes += np.asarray(pc.binary_length(text), dtype=np.int64)
+        ends = np.cumsum(sizes)
+        start = 0
+        while start < len(ends):
+            done = int(ends[start - 1]) if start else 0
+            stop = int(np.searchsorted(ends, done + _CSV_CHUNK_BYTES, side='right'))
+            stop = max(stop, start + 1)
+            self._write_lines([t.slice(start, stop - start) for t in texts])
+            start = stop
+
+    def _write_lines(self, texts: list[Any]) -> None:
+        """Join the fields of some rows into lines and write them."""
         lines = pc.binary_join_element_wise(*texts, ',')
         lines = pc.binary_join_element_wise(lines, '', '\n')
         if isinstance(lines, pa.ChunkedArray):
