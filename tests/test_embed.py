@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -95,6 +96,58 @@ def test_parquet_and_geojson_inputs(tmp_path: Path, encoder: torch.nn.Module) ->
     lines = out_csv.read_text().splitlines()
     assert lines[0].split(',')[:3] == ['name', 'lon', 'lat']
     assert lines[2].startswith('nyc,-74,40.7,')  # shortest round-trip text
+
+
+def pandas_frame(index: str) -> pd.DataFrame:
+    """Some points with a ``name`` column and an index of the kind asked for."""
+    frame = pd.DataFrame(
+        {
+            'name': [f'p{i}' for i in range(300)],
+            'lon': np.linspace(-170.0, 170.0, 300),
+            'lat': np.linspace(-80.0, 80.0, 300),
+        }
+    )
+    if index == 'slice':  # a RangeIndex 100..109: pandas stores it as metadata
+        return frame.iloc[100:110]
+    if index == 'reversed':  # a RangeIndex 25, 22, ... 1 (step -3)
+        return frame.iloc[25:0:-3]
+    if index == 'named':  # a RangeIndex named 'row' (metadata only)
+        return frame.rename_axis('row').iloc[50:60]
+    if index == 'text':  # an index stored as a column
+        return frame.iloc[:10].set_index('name')
+    return frame.iloc[:10]  # the default RangeIndex 0..9
+
+
+@pytest.mark.parametrize('index', ['slice', 'reversed', 'named', 'text', 'default'])
+def test_parquet_written_by_pandas_keeps_its_index(
+    index: str, tmp_path: Path, encoder: torch.nn.Module
+) -> None:
+    """pandas stores a RangeIndex (``df.iloc[100:200]``) in its metadata only:
+    its labels were lost, and a stored index came back as a column named
+    ``__index_level_0__``. pandas reads the output with the input's index."""
+    frame = pandas_frame(index)
+    src = tmp_path / 'in.parquet'
+    frame.to_parquet(src)
+    out = tmp_path / 'out.parquet'
+    embed_file(encoder, src, out, batch_size=4, progress=False)
+    back = pd.read_parquet(out)
+    pd.testing.assert_index_equal(back.index, pd.read_parquet(src).index, exact='equiv')
+    assert list(back.columns) == [
+        *(c for c in frame.columns if c not in ('lon', 'lat')),
+        'lon',
+        'lat',
+        *(f'emb_{i}' for i in range(4)),
+    ]
+    np.testing.assert_array_equal(back['lat'], frame['lat'])
+    if index == 'default':  # nothing to keep: no column is added
+        emb = [f'emb_{i}' for i in range(4)]
+        assert pq.read_schema(out).names == ['name', 'lon', 'lat', *emb]
+    csv_out = tmp_path / 'out.csv'
+    embed_file(encoder, src, csv_out, batch_size=4, progress=False)
+    rows = pd.read_csv(csv_out)
+    if index != 'default':  # the labels are a column of the CSV output
+        label = frame.index.name or '__index_level_0__'
+        assert rows[label].tolist() == frame.index.tolist()
 
 
 def test_swapped_columns_refused(tmp_path: Path, encoder: torch.nn.Module) -> None:

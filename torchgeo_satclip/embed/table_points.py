@@ -5,6 +5,13 @@ floating point or decimals; not booleans, not text), without nulls; the
 other columns are kept with their types. Read in batches, so memory is
 bounded by the batch size. Rows are numbered from 1 in messages.
 
+A pandas index is kept (:func:`_pandas_index`): pandas stores a
+``RangeIndex`` other than the default ``0 .. n-1`` (``df.iloc[100:200]``)
+in its metadata only, so its labels become an int64 column (named as pandas
+names a stored index: the index's name, else ``__index_level_0__``); and the
+schema of the points carries pandas metadata naming the index columns, so
+that ``pd.read_parquet`` reads a Parquet output with the input's index.
+
 **GeoJSON** (RFC 7946): a ``FeatureCollection`` whose features are each a
 ``Feature`` with a ``Point`` geometry, ``coordinates`` ``[longitude,
 latitude]`` (an altitude third is ignored) as JSON numbers (not strings, not
@@ -28,6 +35,7 @@ linked CRS or a name pyproj does not know is refused naming the member.
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +68,93 @@ def _numeric(kind: pa.DataType) -> bool:
         or pa.types.is_floating(kind)
         or pa.types.is_decimal(kind)
     )
+
+
+@dataclass(frozen=True)
+class _RangeLabels:
+    """A pandas ``RangeIndex`` kept as a column: label ``start + step * row``."""
+
+    name: str
+    start: int
+    step: int
+
+    def labels(self, first: int, count: int) -> pa.Array:
+        """The labels of ``count`` rows from row ``first`` (numbered from 0)."""
+        values = self.start + self.step * np.arange(
+            first, first + count, dtype=np.int64
+        )
+        return pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(values)])
+
+
+def _pandas_index(
+    schema: pa.Schema, rows: int, kept: list[str]
+) -> tuple[list[_RangeLabels], bytes | None]:
+    """The index a Parquet file written by pandas has, to keep in the output.
+
+    Args:
+        schema: the file's schema.
+        rows: its number of rows.
+        kept: the columns the output keeps (all but the coordinates).
+
+    Returns:
+        The ``RangeIndex`` to add as a column (none for the default ``0 ..
+        n-1``, nor for a range of another length, which pandas reads as the
+        default too), and pandas metadata naming the index columns the
+        output keeps (None for none, or a file without valid metadata).
+    """
+    try:
+        meta = schema.pandas_metadata
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return [], None
+    if not isinstance(meta, dict) or not isinstance(meta.get('index_columns'), list):
+        return [], None
+    described = {
+        c.get('field_name'): c for c in meta.get('columns') or [] if isinstance(c, dict)
+    }
+    ranges: list[_RangeLabels] = []
+    index: list[str] = []
+    columns: list[dict[str, Any]] = []
+    for level, entry in enumerate(meta['index_columns']):
+        if isinstance(entry, str):
+            if entry in kept and entry in described:
+                index.append(entry)
+                columns.append(described[entry])
+            continue
+        if not isinstance(entry, dict) or entry.get('kind') != 'range':
+            continue
+        name = entry.get('name')
+        start, stop, step = entry.get('start'), entry.get('stop'), entry.get('step')
+        if not (
+            isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)
+        ):
+            continue
+        if step == 0 or len(range(start, stop, step)) != rows:
+            continue
+        if name is None and start == 0 and step == 1:
+            continue  # the default index: nothing to keep
+        # pandas' own name of a stored index: its name, unless a column has it
+        field = str(name) if name is not None else ''
+        if not field or field in schema.names or field in index:
+            field = f'__index_level_{level}__'
+        ranges.append(_RangeLabels(field, start, step))
+        index.append(field)
+        columns.append(
+            {
+                'name': name,
+                'field_name': field,
+                'pandas_type': 'int64',
+                'numpy_type': 'int64',
+                'metadata': None,
+            }
+        )
+    if not index:
+        return ranges, None
+    kept_meta = {
+        'index_columns': index,
+        'column_indexes': meta.get('column_indexes') or [],
+        'columns': columns,
+    }
+    return ranges, json.dumps(kept_meta).encode()
 
 
 class ParquetPoints(PointSource):
@@ -100,10 +195,16 @@ class ParquetPoints(PointSource):
                 )
         self.coordinate_columns = (lon_column, lat_column)
         self._names = (lon_column, lat_column)
-        self.schema = pa.schema(
-            [f for f in schema if f.name not in (lon_column, lat_column)]
-        )
+        fields = [f for f in schema if f.name not in (lon_column, lat_column)]
         self.estimate = int(self.file.metadata.num_rows)
+        self._ranges, pandas = _pandas_index(
+            schema, self.estimate, [f.name for f in fields]
+        )
+        fields += [pa.field(r.name, pa.int64()) for r in self._ranges]
+        _unique(path, [*names, *(r.name for r in self._ranges)])
+        self.schema = pa.schema(
+            fields, metadata=None if pandas is None else {b'pandas': pandas}
+        )
 
     def batches(self) -> Iterator[PointBatch]:
         """Yield the points in batches of at most ``batch_size``.
@@ -150,7 +251,12 @@ class ParquetPoints(PointSource):
                     else (lat_column, 'latitude')
                 )
                 raise InputError(f'{where(bad)}: no {axis} (null) in column {name!r}')
-            columns = {name: record.column(name) for name in self.schema.names}
+            columns = {
+                name: record.column(name)
+                for name in self.schema.names[: len(self.schema) - len(self._ranges)]
+            }
+            for labels in self._ranges:
+                columns[labels.name] = labels.labels(first, len(record))
             yield PointBatch(columns, lonlat, first, where)
             first += len(record)
 

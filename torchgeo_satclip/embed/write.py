@@ -430,7 +430,8 @@ class ParquetSink(Sink):
             fields += [
                 pa.field(name, pa.float32()) for name in embedding_columns(options)
             ]
-        self.schema = pa.schema(fields)
+        # the input's schema metadata: pandas' names the index columns
+        self.schema = pa.schema(fields, metadata=options.schema.metadata)
         # Embedding values are continuous: dictionary encoding, min/max
         # statistics and compression cost time and buy nothing (float32 noise
         # does not compress); keep all three for the input's own columns.
