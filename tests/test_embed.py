@@ -1,5 +1,7 @@
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ from torchgeo_satclip.embed import (
     embed_file,
     embed_points,
     nearest_neighbours,
+    pipeline,
     read_points,
 )
 from torchgeo_satclip.models import build_location_encoder
@@ -376,6 +379,82 @@ def test_nearest_neighbours(named_points: Path, tmp_path: Path) -> None:
     found = nearest_neighbours(encoder, unnamed, 'x', 'y')
     assert found is not None
     assert [(n.name, n.nearest) for n in found] == [('0', '1'), ('1', '0')]
+
+
+def test_nearest_neighbours_do_not_drop_out(named_points: Path) -> None:
+    """An encoder in training mode (as built) embedded the points with
+    dropout, so the neighbours changed from call to call; they are those of
+    eval mode, and the caller's mode is left as it was."""
+    encoder = build_location_encoder(legendre_polys=3, dropout=0.5)
+    assert encoder.training
+    torch.manual_seed(1)
+    first = nearest_neighbours(encoder, named_points)
+    assert encoder.training
+    want = nearest_neighbours(copy.deepcopy(encoder).eval(), named_points)
+    assert first == want
+
+
+def test_embed_file_leaves_the_encoder_as_it_was(
+    points_csv: Path,
+    tmp_path: Path,
+    encoder: torch.nn.Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """embed_file moved the caller's encoder to the device and left it there
+    in eval mode; it is embedded there in eval mode, then put back (device
+    and the training flag of every module)."""
+    network = next(m for m in encoder.modules() if m is not encoder)
+    network.eval()  # modes that differ between modules come back as they were
+    modes = [m.training for m in encoder.modules()]
+    assert any(modes)
+    assert not all(modes)
+    moves: list[torch.device] = []
+
+    def to(device: torch.device) -> torch.nn.Module:  # records, stays on the CPU
+        moves.append(torch.device(device))
+        return encoder
+
+    real = pipeline.encode
+
+    def encode(
+        model: torch.nn.Module, lonlat: np.ndarray, device: torch.device, *args: Any
+    ) -> Any:
+        assert device == torch.device('cuda', 0)
+        assert not any(m.training for m in model.modules())
+        return real(model, lonlat, torch.device('cpu'), *args)
+
+    monkeypatch.setattr(encoder, 'to', to)
+    monkeypatch.setattr(pipeline, '_device', lambda device: torch.device('cuda', 0))
+    monkeypatch.setattr(pipeline, 'encode', encode)
+    out = tmp_path / 'out.npy'
+    embed_file(encoder, points_csv, out, device='cuda', progress=False)
+    assert moves == [torch.device('cuda', 0), torch.device('cpu')]
+    assert [m.training for m in encoder.modules()] == modes
+    np.testing.assert_allclose(np.load(out), expected(encoder), rtol=1e-6)
+    # and after a failure too
+    moves.clear()
+    encoder.train()
+    with pytest.raises(InputError):
+        embed_file(
+            encoder,
+            write_csv(tmp_path / 'bad.csv', ['a,1,2', 'b,1,99']),
+            tmp_path / 'bad.npy',
+            device='cuda',
+            progress=False,
+            batch_size=1,
+        )
+    assert moves == [torch.device('cuda', 0), torch.device('cpu')]
+    assert all(m.training for m in encoder.modules())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_embed_file_puts_the_encoder_back_on_its_device(
+    points_csv: Path, tmp_path: Path, encoder: torch.nn.Module
+) -> None:
+    encoder.train()
+    embed_file(encoder, points_csv, tmp_path / 'out.npy', device='cuda', progress=False)
+    assert {p.device.type for p in encoder.parameters()} == {'cpu'}
+    assert encoder.training
 
 
 def test_bad_parquet_row_in_a_later_batch(tmp_path: Path) -> None:

@@ -16,9 +16,12 @@ the processor's cache; the chunks go to the writer as they are.
 """
 
 import inspect
+import itertools
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
@@ -158,6 +161,36 @@ def _device(device: str | torch.device | None) -> torch.device:
     elif dev.type not in ('cpu', 'cuda', 'mps'):
         raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev
+
+
+@contextmanager
+def _evaluating(encoder: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """The caller's encoder on ``device`` in eval mode, put back afterwards.
+
+    On leaving (after an error too) the encoder goes back to the device its
+    weights were on (unless they were on several) and every module gets its
+    own training flag back.
+
+    Args:
+        encoder: the encoder.
+        device: where to run it.
+
+    Yields:
+        The encoder, on ``device``, in eval mode.
+    """
+    modes = [(module, module.training) for module in encoder.modules()]
+    homes = {t.device for t in itertools.chain(encoder.parameters(), encoder.buffers())}
+    encoder.to(device)
+    encoder.eval()
+    try:
+        yield encoder
+    finally:
+        if len(homes) == 1:
+            (home,) = homes
+            if home != device:
+                encoder.to(home)
+        for module, mode in modes:
+            module.training = mode
 
 
 def _first_non_finite(piece: np.ndarray, columns: bool) -> int | None:
@@ -326,7 +359,8 @@ def embed_file(
     """Embed every point of an input file and write the embeddings.
 
     Args:
-        encoder: the location encoder (put in eval mode here).
+        encoder: the location encoder; it runs on ``device`` in eval mode,
+            and is put back on its own device and in its own mode after.
         input_path: CSV, Parquet or GeoJSON points (see
             :func:`~torchgeo_satclip.embed.read_points`).
         output_path: ``.parquet``/``.pq`` (input columns kept, then lon, lat
@@ -408,8 +442,8 @@ def _run(encoder: LocationEncoder, job: _Job, progress: bool) -> EmbedResult:
     )
     _clashes(source, suffix, options)
     remove_stale_temporaries(output_path)
-    encoder = encoder.to(dev).eval()
     with (
+        _evaluating(encoder, dev),
         atomic_path(output_path, f'.tmp{suffix}') as tmp,
         tqdm(
             total=source.estimate, unit='pt', disable=not progress, desc='embedding'
@@ -579,6 +613,7 @@ def embed_points(
     else:
         encoder = satclip_location_encoder(weights, dtype=torch_dtype)
     _check_weights(encoder, weights)
+    encoder.to(job.device)  # our own encoder: the neighbours run there too
     written = _run(encoder, job, options.get('progress', defaults['progress'].default))
     found = None
     if neighbours:
@@ -598,7 +633,8 @@ def nearest_neighbours(
     """Each point's nearest other point by cosine similarity of embeddings.
 
     Args:
-        encoder: the location encoder.
+        encoder: the location encoder; it runs where its weights are, in
+            eval mode (no dropout), and is put back in its own mode after.
         path: the points (see :func:`~torchgeo_satclip.embed.read_points`).
         lon_column: longitude column (degrees).
         lat_column: latitude column (degrees).
@@ -622,8 +658,8 @@ def nearest_neighbours(
             return None
     if len(names) < 2:
         return []
-    with torch.no_grad():
-        device = next(encoder.parameters()).device
+    device = next(encoder.parameters()).device
+    with torch.no_grad(), _evaluating(encoder, device):
         emb = encoder(torch.cat(coords).to(device)).double().cpu()
     emb = nn.functional.normalize(emb, dim=1)
     similarity = emb @ emb.T
