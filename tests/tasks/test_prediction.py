@@ -357,6 +357,57 @@ def test_npy_files_of_one_run_only(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(('first', 'then'), [('npy', 'parquet'), ('parquet', 'npy')])
+def test_a_run_of_the_other_format_replaces_the_earlier_run(
+    first: Literal['parquet', 'npy'], then: Literal['parquet', 'npy'], tmp_path: Path
+) -> None:
+    """A parquet run into a folder of an earlier npy run left the old
+    points.csv and *.npy beside the new parquet (and the reverse), although
+    the folder never mixes two runs."""
+    files = {
+        'npy': ['image_embedding.npy', 'location_embedding.npy', 'points.csv'],
+        'parquet': ['embeddings.parquet'],
+    }
+    EmbeddingWriter(tmp_path, format=first).write_on_epoch_end(
+        _one_process(), _NO_MODULE, [_batch([0, 1, 2])], []
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == files[first]
+    EmbeddingWriter(tmp_path, format=then).write_on_epoch_end(
+        _one_process(), _NO_MODULE, [_batch([5, 6])], []
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == files[then]
+
+
+@pytest.mark.parametrize('order', ['npy first', 'parquet first'])
+def test_two_writers_of_one_run_share_a_folder(order: str, tmp_path: Path) -> None:
+    """A config with a parquet and an npy writer into one folder (here
+    named through a link) keeps the files of both, whichever writes first."""
+    out = tmp_path / 'out'
+    for fmt in ('parquet', 'npy'):  # an earlier run of both
+        EmbeddingWriter(out, format=fmt).write_on_epoch_end(
+            _one_process(), _NO_MODULE, [_batch([0, 1, 2])], []
+        )
+    (tmp_path / 'link').symlink_to(out)
+    writers = [
+        EmbeddingWriter(tmp_path / 'link', format='npy'),
+        EmbeddingWriter(out, format='parquet'),
+    ]
+    if order == 'parquet first':
+        writers.reverse()
+    trainer = SimpleNamespace(world_size=1, global_rank=0, callbacks=writers)
+    for writer in writers:
+        writer.write_on_epoch_end(
+            trainer, _NO_MODULE, [_batch([7, 8], image=False)], []
+        )
+    assert sorted(p.name for p in out.iterdir()) == [
+        'embeddings.parquet',
+        'location_embedding.npy',
+        'points.csv',
+    ]
+    assert len(pd.read_parquet(out / 'embeddings.parquet')) == 2
+    assert len(pd.read_csv(out / 'points.csv')) == 2
+
+
 def test_npy_write_failure_keeps_the_earlier_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

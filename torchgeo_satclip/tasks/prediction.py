@@ -51,8 +51,11 @@ class EmbeddingWriter(BasePredictionWriter):
     ``<embedding>.npy`` each, ``(N, size)`` float32 (half-precision
     predictions are widened), rows in the order of the points. Every file
     goes to a temporary sibling first; the files of one run are renamed
-    together once all are complete, and an ``.npy`` of an embedding the run
-    did not predict is removed, so the folder never mixes two runs.
+    together once all are complete, and then an ``.npy`` of an embedding the
+    run did not predict is removed, and so are the files of the other format
+    an earlier run left (``embeddings.parquet``; ``points.csv`` and the
+    ``.npy``), unless another ``EmbeddingWriter`` of the same trainer writes
+    that format into the same folder: the folder never mixes two runs.
 
     Under a multi-process strategy (``ddp`` on several devices) rank 0
     writes the files, with every sample of the prediction dataset once, in
@@ -148,14 +151,38 @@ class EmbeddingWriter(BasePredictionWriter):
             return
         _check_batches(batches)
         points, embeddings = _arrays(batches)
-        self._write(points, embeddings)
+        self._write(points, embeddings, self._shared(trainer))
 
-    def _write(self, points: np.ndarray, embeddings: dict[str, np.ndarray]) -> None:
+    def _shared(self, trainer: pl.Trainer) -> set[str]:
+        """The formats other writers of this trainer write into this folder."""
+        here = self.output_dir.resolve()
+        return {
+            c.format
+            for c in getattr(trainer, 'callbacks', None) or []
+            if isinstance(c, EmbeddingWriter)
+            and c is not self
+            and c.output_dir.resolve() == here
+        }
+
+    def _write(
+        self,
+        points: np.ndarray,
+        embeddings: dict[str, np.ndarray],
+        shared: set[str] | None = None,
+    ) -> None:
         """Write the files of ``points`` (float64) and ``embeddings`` (float32).
 
         All temporary files are written before any is renamed: a failure
-        leaves the earlier files as they were.
+        leaves the earlier files as they were. Once they are renamed, an
+        earlier run's files that this run does not replace are removed.
+
+        Args:
+            points: the points.
+            embeddings: the embeddings by key.
+            shared: the formats other writers of this run write into the
+                same folder, whose files are left there.
         """
+        shared = shared or set()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
         if self.format == 'parquet':
@@ -163,6 +190,9 @@ class EmbeddingWriter(BasePredictionWriter):
                 frame[key] = list(values)
             with atomic_path(self.output_dir / 'embeddings.parquet') as tmp:
                 frame.to_parquet(tmp, index=False)
+            if 'npy' not in shared:  # an earlier npy run's files
+                for name in ['points.csv', *(f'{key}.npy' for key in _KEYS)]:
+                    (self.output_dir / name).unlink(missing_ok=True)
             return
         with ExitStack() as stack:  # every rename waits for the last write
             tmp = stack.enter_context(atomic_path(self.output_dir / 'points.csv'))
@@ -174,6 +204,8 @@ class EmbeddingWriter(BasePredictionWriter):
         for key in _KEYS:  # an earlier run's embedding this run has not
             if key not in embeddings:
                 (self.output_dir / f'{key}.npy').unlink(missing_ok=True)
+        if 'parquet' not in shared:  # an earlier parquet run's file
+            (self.output_dir / 'embeddings.parquet').unlink(missing_ok=True)
 
     def _write_distributed(
         self, trainer: pl.Trainer, predictions: Any, batch_indices: Any
@@ -214,6 +246,7 @@ class EmbeddingWriter(BasePredictionWriter):
                     self._write(
                         points,
                         {k: np.concatenate([e[k] for _, e in parts]) for k in keys},
+                        self._shared(trainer),
                     )
             except BaseException as e:
                 strategy.broadcast(f'{type(e).__name__}: {e}', src=0)
