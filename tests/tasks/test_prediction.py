@@ -202,9 +202,10 @@ def test_ranks_without_indices_refuse(tmp_path: Path) -> None:
 def test_rank_0_write_error_reaches_every_rank(tmp_path: Path) -> None:
     """A failed write on rank 0 fails the other ranks too, instead of a hang."""
     blocked = tmp_path / 'file'
-    blocked.write_text('not a folder')
+    writer = EmbeddingWriter(blocked / 'out')
+    blocked.write_text('not a folder')  # after the check of the folder
     shares: list[tuple[Any, Any]] = [([_batch([0])], [[[0]]]), ([_batch([1])], [[[1]]])]
-    errors = _ranks(EmbeddingWriter(blocked / 'out'), shares)
+    errors = _ranks(writer, shares)
     assert isinstance(errors[0], OSError)
     assert isinstance(errors[1], RuntimeError)
     assert 'rank 0 failed to write' in str(errors[1])
@@ -466,3 +467,23 @@ def test_the_refused_prediction_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r'batch 0 is a Tensor, not a dict'):
         writer.write_on_epoch_end(_one_process(), _NO_MODULE, [probabilities], [])
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('where', ['a file', 'under a file'])
+def test_an_output_dir_that_is_no_folder_is_refused_before_the_work(
+    where: str, tmp_path: Path
+) -> None:
+    """``output_dir=embeddings.parquet`` naming an existing file was taken,
+    and the run failed only at its end, in mkdir ('File exists')."""
+    file = tmp_path / 'embeddings.parquet'
+    file.write_bytes(b'old')
+    folder = file if where == 'a file' else file / 'sub'
+    with pytest.raises(ValueError, match=rf'output_dir {folder}: {file} is a file'):
+        EmbeddingWriter(folder)
+    # a file that appears after the writer is made: refused as the run starts
+    later = tmp_path / 'later'
+    writer = EmbeddingWriter(later)
+    later.write_bytes(b'')
+    with pytest.raises(ValueError, match=rf'output_dir {later}: {later} is a file'):
+        writer.on_predict_start(_one_process(), _NO_MODULE)
+    assert file.read_bytes() == b'old'

@@ -79,13 +79,41 @@ class EmbeddingWriter(BasePredictionWriter):
             format: ``'parquet'`` or ``'npy'`` (with a CSV of the points).
 
         Raises:
-            ValueError: on an unknown format.
+            ValueError: on an unknown format, or an ``output_dir`` that is a
+                file or lies under one.
         """
         super().__init__(write_interval='epoch')
         if format not in ('parquet', 'npy'):
             raise ValueError(f"format must be 'parquet' or 'npy', not {format!r}")
         self.output_dir = Path(output_dir)
         self.format = format
+        self._check_folder()
+
+    def _check_folder(self) -> None:
+        """Refuse an output folder that is a file, or lies under one."""
+        for path in (self.output_dir, *self.output_dir.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise ValueError(
+                        f'output_dir {self.output_dir}: {path} is a file; '
+                        'EmbeddingWriter writes its files into a folder: name '
+                        'a folder (it is created if needed)'
+                    )
+                return
+
+    def on_predict_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
+        """Check the output folder again before the work.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the task.
+
+        Raises:
+            ValueError: if ``output_dir`` is now a file or lies under one.
+        """
+        self._check_folder()
 
     def on_predict_batch_start(
         self,
