@@ -38,7 +38,9 @@ def test_file_centroids(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         wrapped[1]['point'].numpy(), np.asarray(file_centroid(paths[1]))
     )
-    with pytest.raises(ValueError, match='paths has 1 entries for a dataset of 2 samples'):
+    with pytest.raises(
+        ValueError, match='paths has 1 entries for a dataset of 2 samples'
+    ):
         FileCentroids(Files(), paths=paths[:1])
     plain = tmp_path / 'plain.tif'
     with rasterio.open(
