@@ -618,6 +618,44 @@ def test_plot_keeps_true_colour(fake_root: Path) -> None:
     assert red == pytest.approx((2400 + 25) / 3000, abs=0.02)
 
 
+class TestPlotWhatThereIs:
+    """plot() of a sample without an image, or without a point, failed with a
+    bare KeyError ('image', 'point')."""
+
+    def test_points_mode_plots_the_point(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, patch_size=32, mode='points', bands=['B08'])
+        sample = ds[2]
+        fig = ds.plot(sample, suptitle='where')
+        assert len(fig.axes) == 1
+        ax = fig.axes[0]
+        (line,) = ax.get_lines()
+        lon, lat = sample['point'].tolist()
+        assert np.asarray(line.get_xdata()).tolist() == [lon]
+        assert np.asarray(line.get_ydata()).tolist() == [lat]
+        assert ax.get_xlim() == (-180.0, 180.0)
+        assert ax.get_ylim() == (-90.0, 90.0)
+        assert ax.get_title() == f'lon {lon:.4f}, lat {lat:.4f}'
+        assert fig.get_suptitle() == 'where'
+        plt.close(fig)
+        fig = ds.plot(sample, show_titles=False)
+        assert fig.axes[0].get_title() == ''
+        plt.close(fig)
+
+    def test_image_without_point(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, patch_size=32)
+        sample = ds[0]
+        del sample['point']
+        fig = ds.plot(sample)
+        assert len(fig.axes[0].images) == 1
+        assert fig.axes[0].get_title() == ''
+        plt.close(fig)
+
+    def test_nothing_to_plot(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, patch_size=32)
+        with pytest.raises(ValueError, match=r"neither 'image' nor 'point'.*'label'"):
+            ds.plot({'label': torch.tensor(1)})
+
+
 def test_not_found_prints_a_plain_path(tmp_path: Path) -> None:
     root = tmp_path / 'missing'
     with pytest.raises(DatasetNotFoundError) as info:

@@ -994,6 +994,10 @@ class S2100K(NonGeoDataset):
         :attr:`REFLECTANCE_MAX`) is shown on the same scale, in the same
         colours.
 
+        A sample without ``image`` (``mode='points'``) is shown as its point
+        on a longitude/latitude frame of the whole world; one without
+        ``point`` as its image, without the (lon, lat) title.
+
         Args:
             sample: a sample returned by :meth:`__getitem__`.
             show_titles: show the (lon, lat) above the image (and the dates).
@@ -1003,8 +1007,32 @@ class S2100K(NonGeoDataset):
             A matplotlib Figure with the rendered sample.
 
         Raises:
-            RGBBandsMissingError: if the dataset lacks B04, B03 or B02.
+            RGBBandsMissingError: if the sample has an image and the dataset
+                lacks B04, B03 or B02.
+            ValueError: if the sample has neither ``image`` nor ``point``.
         """
+        where = None
+        if 'point' in sample:
+            lon, lat = (float(v) for v in sample['point'])
+            where = f'lon {lon:.4f}, lat {lat:.4f}'
+        if 'image' not in sample:
+            if where is None:
+                raise ValueError(
+                    "S2100K.plot: the sample has neither 'image' nor 'point' "
+                    f'(its keys: {sorted(sample)}); nothing to plot'
+                )
+            fig, ax = plt.subplots(figsize=(8, 4))
+            ax.plot([lon], [lat], marker='o', color='tab:red', linestyle='none')
+            ax.set_xlim(-180.0, 180.0)
+            ax.set_ylim(-90.0, 90.0)
+            ax.set_aspect('equal')
+            ax.set_xlabel('longitude (degrees)')
+            ax.set_ylabel('latitude (degrees)')
+            if show_titles:
+                ax.set_title(where)
+            if suptitle is not None:
+                fig.suptitle(suptitle)
+            return fig
         if not all(band in self.bands for band in self.rgb_bands):
             raise RGBBandsMissingError()
         rgb_index = [self.bands.index(b) for b in self.rgb_bands]
@@ -1030,9 +1058,7 @@ class S2100K(NonGeoDataset):
             if show_titles and days is not None:
                 day = _EPOCH + datetime.timedelta(days=int(days.reshape(-1)[t]))
                 ax.set_title(day.isoformat())
-        if show_titles:
-            lon, lat = (float(v) for v in sample['point'])
-            where = f'lon {lon:.4f}, lat {lat:.4f}'
+        if show_titles and where is not None:
             if days is None:
                 axes[0, 0].set_title(where)
             elif suptitle is None:
