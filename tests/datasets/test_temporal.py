@@ -390,6 +390,12 @@ def test_plot_pair(root: Path) -> None:
         for d in sample['date'].tolist()
     ]
     assert titles == dates
+    # the suptitle given does not drop where the point is
+    lon, lat = sample['point'].tolist()
+    assert fig.get_suptitle() == f'pair\nlon {lon:.4f}, lat {lat:.4f}'
+    fig = ds.plot(sample)
+    assert fig.get_suptitle() == f'lon {lon:.4f}, lat {lat:.4f}'
+    fig = ds.plot(sample, show_titles=False, suptitle='pair')
     assert fig.get_suptitle() == 'pair'
     fig = ds.plot(S2100K(root, patch_size=SIZE)[0])
     assert len(fig.axes) == 1

@@ -1000,7 +1000,8 @@ class S2100K(NonGeoDataset):
 
         Args:
             sample: a sample returned by :meth:`__getitem__`.
-            show_titles: show the (lon, lat) above the image (and the dates).
+            show_titles: show the (lon, lat) above the image (and the dates;
+                with several dates, the (lon, lat) goes under *suptitle*).
             suptitle: optional figure title.
 
         Returns:
@@ -1061,8 +1062,8 @@ class S2100K(NonGeoDataset):
         if show_titles and where is not None:
             if days is None:
                 axes[0, 0].set_title(where)
-            elif suptitle is None:
-                suptitle = where
+            else:  # the axes hold the dates: the point goes in the figure title
+                suptitle = where if suptitle is None else f'{suptitle}\n{where}'
         if suptitle is not None:
             fig.suptitle(suptitle)
         return fig
