@@ -1,5 +1,6 @@
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -662,6 +663,45 @@ def test_not_found_prints_a_plain_path(tmp_path: Path) -> None:
         S2100K(root, patch_size=32)
     assert f'root={root}' in str(info.value)
     assert 'PosixPath' not in str(info.value)
+
+
+class TestIndexes:
+    """A bool index was taken for 0 or 1 (``ds[True]`` gave sample 1), and a
+    NumPy array of indices failed in ``__getitems__`` on its truth value."""
+
+    @pytest.mark.parametrize('mode', ['both', 'points'])
+    @pytest.mark.parametrize(
+        'index', [True, False, np.True_, torch.tensor(True), 1.0, np.float64(2), '1']
+    )
+    def test_not_an_integer(self, fake_root: Path, mode: str, index: object) -> None:
+        ds = S2100K(fake_root, patch_size=32, mode=mode)  # type: ignore[arg-type]
+        match = rf'S2100K index {re.escape(repr(index))} \(type \w+\) is not an integer'
+        with pytest.raises(TypeError, match=match):
+            ds[index]  # type: ignore[index]
+        with pytest.raises(TypeError, match=match):
+            ds.__getitems__([0, index])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=match):
+            ds.draw([index])  # type: ignore[list-item]
+
+    @pytest.mark.parametrize('index', [8, -9, 100])
+    def test_out_of_range(self, fake_root: Path, index: int) -> None:
+        ds = S2100K(fake_root, patch_size=32)
+        match = rf'S2100K index {index} is out of range for 8 samples \(-8 to 7\)'
+        with pytest.raises(IndexError, match=match):
+            ds[index]
+        with pytest.raises(IndexError, match=match):
+            ds.__getitems__([1, index])
+
+    def test_integers_of_any_kind(self, fake_root: Path) -> None:
+        ds = S2100K(fake_root, patch_size=32)
+        expected = ds[3]
+        for index in (np.int64(3), np.int32(3), torch.tensor(3), -5):
+            sample = ds[index]  # type: ignore[index]
+            assert torch.equal(sample['image'], expected['image'])
+            assert torch.equal(sample['point'], expected['point'])
+        batch = ds.__getitems__(np.array([3, 0]))  # type: ignore[arg-type]
+        assert torch.equal(batch[0]['image'], expected['image'])
+        assert torch.equal(batch[1]['point'], ds[0]['point'])
 
 
 class TestGetItems:

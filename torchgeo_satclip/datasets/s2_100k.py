@@ -22,6 +22,7 @@ the dates of a point (the *dates* argument).
 
 import datetime
 import json
+import operator
 import os
 import warnings
 from collections.abc import Callable, Container, Sequence
@@ -142,6 +143,37 @@ def _check_seed(name: str, seed: object, expected: str) -> None:
     """Raise ``ValueError`` unless *seed* is an int >= 0 (a bool is not)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f'{name} must be {expected}, not {seed!r}')
+
+
+def _rows(indices: Sequence[int], length: int) -> list[int]:
+    """Sample indices as plain ints in ``[0, length)`` (negative: from the end).
+
+    Raises:
+        TypeError: for an index that is not an integer (a bool, a float, a
+            string, a bool tensor).
+        IndexError: for an index outside ``[-length, length)``.
+    """
+    rows = []
+    for index in indices:
+        boolean = isinstance(index, bool | np.bool_) or (
+            isinstance(index, Tensor) and index.dtype == torch.bool
+        )
+        try:
+            if boolean:
+                raise TypeError
+            row = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f'S2100K index {index!r} (type {type(index).__name__}) is not an '
+                f'integer: expected an int from {-length} to {length - 1}'
+            ) from None
+        if not -length <= row < length:
+            raise IndexError(
+                f'S2100K index {row} is out of range for {length} samples '
+                f'({-length} to {length - 1})'
+            )
+        rows.append(row % length)
+    return rows
 
 
 def _pair_draws(seed: int, num_points: int) -> NDArray[np.float64]:
@@ -454,6 +486,8 @@ class S2100K(NonGeoDataset):
             int64 ``(T,)`` (see :meth:`draw`).
 
         Raises:
+            TypeError: if *index* is not an integer (a bool is not).
+            IndexError: if *index* is out of range.
             RuntimeError: if the image cannot be read; the message names the file.
         """
         fns, fields = self.draw([index])
@@ -492,9 +526,11 @@ class S2100K(NonGeoDataset):
             the same state of torch's RNG).
 
         Raises:
+            TypeError: if an index is not an integer (a bool is not).
+            IndexError: if an index is out of range.
             RuntimeError: if an image cannot be read; the message names the file.
         """
-        if self.transforms is not None or not indices or self.dates == 'all':
+        if self.transforms is not None or len(indices) == 0 or self.dates == 'all':
             return [self[i] for i in indices]
         fns, stacked = self.draw(indices)
         if self.mode == 'both':
@@ -563,9 +599,12 @@ class S2100K(NonGeoDataset):
             ``date`` ``(B, T)`` int64 (days since 1970-01-01) of each image.
 
         Raises:
+            TypeError: if an index is not an integer (a bool is not).
+            IndexError: if an index is out of range.
             ValueError: with ``dates='all'``, if the samples have different
                 numbers of dates.
         """
+        indices = _rows(indices, len(self.files))
         rows = np.asarray(indices, dtype=np.int64)
         fields = {'point': torch.from_numpy(self.points[rows])}
         if self.dated is None:
