@@ -156,6 +156,60 @@ def test_hostile_zip_refused(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / 'x.txt').exists()
 
 
+#: A file member whose path is a folder: the target itself, or a folder
+#: of the archive (case id, file members in order, folder members, the member
+#: refused, why).
+FOLDER_FILES: list[tuple[str, list[str], list[str], str, str]] = [
+    ('dot', ['patch_0.tif', '.'], [], '.', 'the target folder itself'),
+    ('dotdot-inside', ['a/..'], [], 'a/..', 'the target folder itself'),
+    ('dot-inside', ['sub/../.'], [], 'sub/../.', 'the target folder itself'),
+    ('folder-member', ['sub'], ['sub'], 'sub', 'a folder of the archive'),
+    ('parent-of-file', ['sub', 'sub/x.tif'], [], 'sub', 'a folder of the archive'),
+]
+
+
+@pytest.mark.parametrize('kind', ['tar', 'zip'])
+@pytest.mark.parametrize(
+    ('files', 'folders', 'member', 'why'),
+    [case[1:] for case in FOLDER_FILES],
+    ids=[case[0] for case in FOLDER_FILES],
+)
+def test_file_member_on_a_folder_refused(
+    tmp_path: Path,
+    kind: str,
+    files: list[str],
+    folders: list[str],
+    member: str,
+    why: str,
+) -> None:
+    """A file member named '.' (or 'a/..') failed with an unclear OSError
+    ('Is a directory: .../.images.<pid>.tmp -> .../images')."""
+    target = tmp_path / 'root' / 'images'
+    archive = tmp_path / f'a.{kind}'
+    if kind == 'tar':
+        with tarfile.open(archive, 'w') as tar:
+            for name in folders:
+                folder = tarfile.TarInfo(name)
+                folder.type = tarfile.DIRTYPE
+                tar.addfile(folder)
+            for name in files:
+                add_file(tar, name)
+    else:
+        with zipfile.ZipFile(archive, 'w') as handle:
+            for name in folders:
+                handle.writestr(f'{name}/', b'')
+            for name in files:
+                handle.writestr(name, b'x')
+    with pytest.raises(
+        ValueError, match=re.escape(f"member '{member}' is a file")
+    ) as info:
+        extract_safely(archive, target)
+    assert why in str(info.value)
+    assert 'refusing to extract this archive' in str(info.value)
+    assert not any(target.iterdir())  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.' + kind, 'root']
+
+
 @pytest.mark.parametrize('content', [b'', b'not an archive', bytes(100)])
 def test_not_an_archive(tmp_path: Path, content: bytes) -> None:
     archive = tmp_path / 'satclip.tar'

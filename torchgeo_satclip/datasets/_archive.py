@@ -58,6 +58,37 @@ def _refuse(archive: Path, name: str, why: str) -> ValueError:
     )
 
 
+def _check_file_paths(
+    archive: Path, root: Path, members: list[tuple[str, Path, bool]]
+) -> None:
+    """Refuse a file member whose path is a folder, before anything is written.
+
+    A file named ``.`` (or ``a/..``) resolves to *root* itself, and a file
+    named as a folder member (or as the parent of another member) cannot be
+    both; writing either failed half-way with an unclear ``OSError``.
+
+    Args:
+        archive: the archive, for the message.
+        root: the resolved target folder.
+        members: each member's name, resolved target and whether it is a folder.
+
+    Raises:
+        ValueError: naming the first such file member.
+    """
+    folders = {root}
+    for _, target, is_dir in members:
+        folders.update(target.parents)
+        if is_dir:
+            folders.add(target)
+    for name, target, is_dir in members:
+        if not is_dir and target in folders:
+            if target == root:
+                what = 'the target folder itself'
+            else:
+                what = 'a folder of the archive'
+            raise _refuse(archive, name, f'is a file whose path ({target}) is {what}')
+
+
 def _written(root: Path, target: Path) -> str:
     """The name of a file written at *target*, relative to *root* (``a/b.tif``)."""
     return target.relative_to(root).as_posix()
@@ -93,6 +124,9 @@ def _tar_members(
                     archive, member.name, f'is refused by the data filter ({error})'
                 ) from None
         members.append((member, target))
+    _check_file_paths(
+        archive, root, [(m.name, target, m.isdir()) for m, target in members]
+    )
     return members
 
 
@@ -119,6 +153,11 @@ def _extract_zip(archive: Path, root: Path) -> list[str]:
             if target is None:
                 raise _refuse(archive, name, f'would be written outside {root}')
             members.append((name, target))
+        _check_file_paths(
+            archive,
+            root,
+            [(name, target, name.endswith('/')) for name, target in members],
+        )
         files: list[str] = []
         for name, target in members:
             if name.endswith('/'):  # a folder entry ends with a slash
@@ -146,8 +185,9 @@ def extract_safely(
     Raises:
         ValueError: if the file is neither a tar nor a zip archive, is
             damaged or truncated, or if a member would be written outside
-            ``directory`` or is not a regular file or folder; the message
-            names the member, and nothing is written.
+            ``directory``, is not a regular file or folder, or is a file
+            whose path is a folder (``.``, ``a/..``, a folder of the archive);
+            the message names the member, and nothing is written.
     """
     archive, root = Path(archive), Path(directory)
     root.mkdir(parents=True, exist_ok=True)
