@@ -125,6 +125,34 @@ def regression_kwargs(labels: list[str] | None) -> dict[str, Any]:
     return {}
 
 
+def _box_from_query(bounds: Any) -> tuple[float, float, float, float]:
+    """Return ``(minx, miny, maxx, maxy)`` of a torchgeo 0.8.1 GeoSlice query.
+
+    torchgeo 0.8.1 stores the query as it was given: a bare x slice
+    (``dataset[x0:x1]``), or x and y slices with an open end
+    (``dataset[:, y0:y1]``), are resolved against the dataset's bounds when
+    it is read, but the sample does not carry those, so its extent is
+    unknown.
+
+    Raises:
+        ValueError: if the x or the y range is missing or open.
+    """
+    slices = (bounds,) if isinstance(bounds, slice) else tuple(bounds)
+    for axis, k in (('x', 0), ('y', 1)):
+        if k >= len(slices) or slices[k].start is None or slices[k].stop is None:
+            raise ValueError(
+                f'cannot locate the sample from its bounds {bounds!r}: they leave '
+                f'the {axis} range open (torchgeo {TORCHGEO_VERSION} stores the '
+                'query as given, and an open range is resolved against the '
+                'dataset, which the sample does not carry); query the dataset '
+                'with closed x and y ranges, dataset[x0:x1, y0:y1] (as '
+                "torchgeo's GeoSamplers do), or give the sample a 'point' "
+                '(longitude, latitude)'
+            )
+    x, y = slices[0], slices[1]
+    return float(x.start), float(y.start), float(x.stop), float(y.stop)
+
+
 def _box_from_bounds(bounds: Any) -> tuple[float, float, float, float]:
     """Return ``(minx, miny, maxx, maxy)`` of one GeoDataset bounds value."""
     if isinstance(bounds, Tensor | np.ndarray):
@@ -134,9 +162,10 @@ def _box_from_bounds(bounds: Any) -> tuple[float, float, float, float]:
         if len(values) in (4, 6):  # torchgeo 0.8 BoundingBox as a tensor
             return values[0], values[2], values[1], values[3]
         raise ValueError(f'cannot read bounds of {len(values)} values')
-    if isinstance(bounds, tuple | list) and bounds and isinstance(bounds[0], slice):
-        x, y = bounds[0], bounds[1]  # torchgeo 0.8.1 GeoSlice query
-        return float(x.start), float(y.start), float(x.stop), float(y.stop)
+    if isinstance(bounds, slice) or (
+        isinstance(bounds, tuple | list) and bounds and isinstance(bounds[0], slice)
+    ):
+        return _box_from_query(bounds)  # torchgeo 0.8.1 GeoSlice query
     if hasattr(bounds, 'geom_type') and hasattr(bounds, 'bounds'):  # shapely
         minx, miny, maxx, maxy = (float(v) for v in bounds.bounds)
         return minx, miny, maxx, maxy
@@ -162,6 +191,11 @@ def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
     Returns:
         A float64 ``(N, 4)`` array of ``(minx, miny, maxx, maxy)``, or None when
         the sample has no bounds.
+
+    Raises:
+        ValueError: for a torchgeo 0.8.1 query that leaves the x or y range
+            open (``dataset[x0:x1]``, ``dataset[:, y0:y1]``): the sample's
+            extent is unknown.
     """
     bounds = sample.get('bounds', sample.get('bbox'))
     if bounds is None:

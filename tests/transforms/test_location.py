@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 from torchgeo.datasets import RasterDataset, stack_samples
 
-from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
+from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10, geo_sample_bounds
 from torchgeo_satclip.models import build_location_encoder
 from torchgeo_satclip.transforms import LocationEmbedding, sample_lonlat
 
@@ -215,3 +216,32 @@ def test_given_crs_fills_a_sample_crs_of_none(tmp_path: Path) -> None:
     np.testing.assert_allclose(lonlat.numpy(), [PARIS, PARIS], atol=1e-6)
     with pytest.raises(ValueError, match='no CRS'):
         sample_lonlat(sample)
+
+
+@pytest.mark.skipif(TORCHGEO_AT_LEAST_0_10, reason='torchgeo 0.8 stores the query')
+@pytest.mark.parametrize('query', ['x', 'open-x', 'open-y-stop', 'x-only-tuple'])
+def test_partial_geoslice_query_is_a_clear_error(tmp_path: Path, query: str) -> None:
+    """A query with an open x or y range (ds[x0:x1], ds[:, y0:y1]) failed with
+    'cannot read bounds from slice' or float(None), saying nothing of why."""
+    write_utm_tif(tmp_path / 'paris.tif', PARIS)
+    dataset = RasterDataset(paths=str(tmp_path))
+    x, y = dataset.bounds[0], dataset.bounds[1]
+    partial: Any = {
+        'x': slice(x.start, x.stop),
+        'open-x': (slice(None), slice(y.start, y.stop)),
+        'open-y-stop': (slice(x.start, x.stop), slice(y.start, None)),
+        'x-only-tuple': (slice(x.start, x.stop),),
+    }[query]
+    sample = dataset[partial]
+    match = r'bounds .*leave(s)? the (x|y) range open.*dataset\[x0:x1, y0:y1\]'
+    with pytest.raises(ValueError, match=match):
+        geo_sample_bounds(sample)
+    with pytest.raises(ValueError, match=match):
+        geo_sample_bounds(stack_samples([sample, sample]))
+    with pytest.raises(ValueError, match=match):
+        sample_lonlat(sample, dataset.crs)
+    # the closed query of the same area is read
+    closed = dataset[slice(x.start, x.stop), slice(y.start, y.stop)]
+    np.testing.assert_allclose(
+        sample_lonlat(closed, dataset.crs)[0][0].numpy(), PARIS, atol=1e-6
+    )
