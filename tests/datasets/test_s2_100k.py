@@ -824,6 +824,41 @@ class TestGetItems:
         with pytest.raises(ValueError, match='out must be uint16 of shape'):
             ds.packed.read_into(ds.files[:2], out)
 
+    @pytest.mark.parametrize('layout', ['geotiff', 'packed'])
+    @pytest.mark.parametrize(
+        ('dtype', 'shape'),
+        [
+            (np.float32, (2, 3, 32, 32)),
+            (np.int16, (2, 3, 32, 32)),
+            (np.uint16, (3, 3, 32, 32)),
+            (np.uint16, (2, 12, 32, 32)),
+        ],
+    )
+    def test_read_files_checks_out_in_every_layout(
+        self,
+        packed_root: Path,
+        layout: str,
+        dtype: type[np.generic],
+        shape: tuple[int, ...],
+    ) -> None:
+        """The GeoTIFF layout filled a float32 or int16 *out* (int16 wraps
+        reflectance above 32767) or one of more rows, in silence."""
+        ds = S2100K(
+            packed_root,
+            patch_size=32,
+            layout=layout,  # type: ignore[arg-type]
+            bands=['B04', 'B03', 'B02'],
+        )
+        out = np.zeros(shape, dtype=dtype)
+        expected = re.escape(
+            f'out must be uint16 of shape (2, 3, 32, 32), not {np.dtype(dtype)} {shape}'
+        )
+        with pytest.raises(ValueError, match=expected):
+            ds.read_files(ds.files[:2], out)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=expected):
+            ds.read_images([0, 1], out)  # type: ignore[arg-type]
+        assert not out.any()  # nothing read
+
     def test_invalid_image_dtype(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match="image_dtype must be 'float32' or"):
             S2100K(fake_root, patch_size=32, image_dtype='float16')  # type: ignore[arg-type]

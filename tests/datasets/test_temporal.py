@@ -294,7 +294,9 @@ def test_read_images_fills_a_pair_batch(packed_root: Path) -> None:
         assert np.array_equal(
             out[k // 2, k % 2], read_geotiff(packed_root / 'images' / fn)
         )
-    with pytest.raises(ValueError, match='out must have shape'):
+    with pytest.raises(
+        ValueError, match=r'out must be uint16 of shape \(1, 2, 12, 16, 16\)'
+    ):
         ds.read_images([0], out)
 
 

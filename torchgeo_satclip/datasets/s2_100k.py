@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -143,6 +143,14 @@ def _check_seed(name: str, seed: object, expected: str) -> None:
     """Raise ``ValueError`` unless *seed* is an int >= 0 (a bool is not)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f'{name} must be {expected}, not {seed!r}')
+
+
+def _check_out(out: NDArray[Any], shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless *out* is a uint16 array of *shape*."""
+    if out.shape != shape or out.dtype != np.uint16:
+        raise ValueError(
+            f'out must be uint16 of shape {shape}, not {out.dtype} {tuple(out.shape)}'
+        )
 
 
 def _rows(indices: Sequence[int], length: int) -> list[int]:
@@ -684,11 +692,10 @@ class S2100K(NonGeoDataset):
         Raises:
             RuntimeError: if an image cannot be read or is not 12 uint16 bands
                 of :attr:`patch_size`; the message names the file.
-            ValueError: if *out* does not have that shape.
+            ValueError: if *out* is not uint16 of that shape.
         """
         shape = self.batch_shape(len(indices))
-        if out.shape != shape:
-            raise ValueError(f'out must have shape {shape}, not {out.shape}')
+        _check_out(out, shape)
         fns, fields = self.draw(indices)
         flat = out.view()
         flat.shape = (len(fns), *shape[-3:])  # a view, or AttributeError
@@ -711,7 +718,9 @@ class S2100K(NonGeoDataset):
         Raises:
             RuntimeError: if an image cannot be read or is not 12 uint16 bands
                 of :attr:`patch_size`; the message names the file.
+            ValueError: if *out* is not uint16 of that shape (nothing is read).
         """
+        _check_out(out, (len(fns), len(self.bands), *self.patch_size))
         indexes = None if self.bands == self.all_bands else self.band_indexes
         if self.packed is not None:
             self.packed.read_into(fns, out, indexes)
