@@ -9,6 +9,8 @@ import rasterio
 from torchgeo.datasets import DatasetNotFoundError
 
 import torchgeo_satclip.datasets.demo
+from torchgeo_satclip.builders import BuildConfig
+from torchgeo_satclip.builders._state import BuildState
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 from torchgeo_satclip.datasets.demo import (
@@ -368,3 +370,19 @@ def test_overwrite_with_impossible_sizes_keeps_the_world(
     assert main([*argv, option, value, '--overwrite']) == 2
     assert match in capsys.readouterr().err
     assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+
+
+def test_overwrite_of_a_build_forgets_the_build(tmp_path: Path) -> None:
+    """A demo world written over a root of ``torchgeo-satclip build`` left its
+    ``build.json``: a build resumed there took the demo patches as its own."""
+    with BuildState(tmp_path, BuildConfig()):
+        pass
+    assert (tmp_path / 'build.json').is_file()
+    make_demo_dataset(tmp_path, num_patches=3, size=4, progress=False, overwrite=True)
+    assert not (tmp_path / 'build.json').exists()
+    with (
+        pytest.raises(ValueError, match=r'without build\.json'),
+        BuildState(tmp_path, BuildConfig()),
+    ):
+        pass
+    assert len(S2100K(tmp_path, patch_size=4)) == 3

@@ -63,7 +63,13 @@ from tqdm import tqdm
 
 from .._io import atomic_path, atomic_write
 from ..geo import is_koppen_land, koppen_zone, sample_points
-from .s2_100k_files import DATES_FILE, NODATA_FILE, PACKED_DIR, write_dates_file
+from .s2_100k_files import (
+    BUILD_FILE,
+    DATES_FILE,
+    NODATA_FILE,
+    PACKED_DIR,
+    write_dates_file,
+)
 
 __all__ = [
     'BROWN_FACTORS',
@@ -411,7 +417,9 @@ _DEMO_IMAGE = re.compile(r'patch_[0-9]+(?:_t[0-9]+)?\.tif', re.ASCII)
 def _forget_earlier_world(root: Path) -> None:
     """Delete what describes the images of an earlier world in *root*.
 
-    ``index.csv`` first, then ``dates.csv``, ``nodata.csv`` and the packed
+    ``index.csv`` first, then ``build.json`` (a world of ``torchgeo-satclip
+    build``, which a build resumed here would otherwise take the demo
+    patches for), ``dates.csv``, ``nodata.csv`` and the packed
     layout: from then on no dataset loads *root* (S2100K finds no index)
     until a run writes every image and then the new ``index.csv``, so a run
     interrupted while it replaces images never leaves the earlier index (or
@@ -421,6 +429,7 @@ def _forget_earlier_world(root: Path) -> None:
     ``images/`` is left alone), so a smaller world leaves none behind.
     """
     (root / 'index.csv').unlink(missing_ok=True)
+    (root / BUILD_FILE).unlink(missing_ok=True)
     (root / DATES_FILE).unlink(missing_ok=True)
     (root / NODATA_FILE).unlink(missing_ok=True)
     packed = root / PACKED_DIR
@@ -454,8 +463,8 @@ def make_demo_dataset(
         size: patch side in pixels.
         seed: random seed (same seed, same bytes).
         overwrite: replace an existing world: its ``index.csv``, what else
-            describes its images (``dates.csv``, ``nodata.csv``, the packed
-            layout) and its images (the files named as this function names
+            describes its images (``build.json``, ``dates.csv``,
+            ``nodata.csv``, the packed layout) and its images (the files named as this function names
             them) are deleted before the first image is written, so
             a run interrupted part-way leaves a folder that no dataset loads
             (never an earlier index beside new images); run again to
