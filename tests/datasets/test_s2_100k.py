@@ -651,6 +651,17 @@ class TestPlotWhatThereIs:
         assert fig.axes[0].get_title() == ''
         plt.close(fig)
 
+    def test_image_of_other_bands(self, fake_root: Path) -> None:
+        """A 12-band sample plotted by a dataset of (B04, B03, B02) showed
+        B01, B02, B03 as red, green, blue, in silence."""
+        full = S2100K(fake_root, patch_size=32)[0]
+        ds = S2100K(fake_root, patch_size=32, bands=['B04', 'B03', 'B02'])
+        match = r"image has 12 bands, but this dataset gives 3 \('B04', 'B03', 'B02'\)"
+        with pytest.raises(ValueError, match=match):
+            ds.plot(full)
+        fig = ds.plot(ds[0])
+        plt.close(fig)
+
     def test_nothing_to_plot(self, fake_root: Path) -> None:
         ds = S2100K(fake_root, patch_size=32)
         with pytest.raises(ValueError, match=r"neither 'image' nor 'point'.*'label'"):

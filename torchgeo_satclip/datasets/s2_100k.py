@@ -1058,7 +1058,8 @@ class S2100K(NonGeoDataset):
         Raises:
             RGBBandsMissingError: if the sample has an image and the dataset
                 lacks B04, B03 or B02.
-            ValueError: if the sample has neither ``image`` nor ``point``.
+            ValueError: if the sample has neither ``image`` nor ``point``, or
+                an image whose bands are not the dataset's (their number).
         """
         where = None
         if 'point' in sample:
@@ -1088,6 +1089,13 @@ class S2100K(NonGeoDataset):
         images = sample['image']
         if images.ndim == 3:
             images = images[None]
+        if images.ndim != 4 or images.shape[1] != len(self.bands):
+            raise ValueError(
+                f"S2100K.plot: the sample's image has {images.shape[-3]} bands, "
+                f'but this dataset gives {len(self.bands)} {self.bands} (image '
+                f'shape {tuple(sample["image"].shape)}, expected (C, H, W) or '
+                '(T, C, H, W)); plot a sample with the bands of this dataset'
+            )
         count = len(images)
         scale = self.RGB_SCALE
         rgb_values = images[:, rgb_index]
