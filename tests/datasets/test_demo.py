@@ -237,6 +237,16 @@ def test_acquisition_dates() -> None:
             assert dates[-1] <= datetime.date(2024, 12, 31)
 
 
+@pytest.mark.parametrize('count', [0, -1, MAX_DATES + 1, 2.0, True])
+def test_acquisition_dates_refuses_other_counts(count: object) -> None:
+    """0 divided by zero, and more than MAX_DATES gave dates that were not
+    strictly increasing (or ran into the next year)."""
+    with pytest.raises(
+        ValueError, match=f'count must be an integer from 1 to {MAX_DATES}'
+    ):
+        acquisition_dates(count, 2024, np.random.default_rng(0))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ('kwargs', 'match'),
     [

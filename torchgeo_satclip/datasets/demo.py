@@ -223,7 +223,18 @@ def acquisition_dates(
 
     Returns:
         The dates, strictly increasing.
+
+    Raises:
+        ValueError: if *count* is not an integer from 1 to :data:`MAX_DATES`.
     """
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, int)
+        or not 1 <= count <= MAX_DATES
+    ):
+        raise ValueError(
+            f'count must be an integer from 1 to {MAX_DATES} (MAX_DATES), got {count!r}'
+        )
     spacing = 350 / count
     jitter = max(0, min(7, int(spacing / 2) - 1))
     offsets = rng.integers(-jitter, jitter + 1, count)
