@@ -7,6 +7,7 @@ names the task, file, row or option; none may report a score (issue 13: a
 
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -644,3 +645,42 @@ def test_range_split_large_enough_for_the_search_of_alpha() -> None:
     # 25 points: 20 in the training part, 10 of each class at best
     (result,) = run_probes([task(25)], {'raw': raw}, splits=['range'])
     assert len(result.scores) == 1
+
+
+@pytest.mark.parametrize('block_size', [0, 0.0, -10.0, math.nan, math.inf, True])
+def test_fold_indices_refuses_a_bad_block_size(block_size: Any) -> None:
+    """fold_indices, public, divided by the block size unchecked: 0 raised a
+    bare ZeroDivisionError, -10 made folds of negative blocks with numpy
+    warnings, NaN failed in a cast."""
+    points = task(40).lonlat
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(
+            ValueError, match=r'block_size must be a positive number of degrees, got'
+        ):
+            list(fold_indices(points, 2, 'spatial', block_size))
+
+
+@pytest.mark.parametrize('folds', [0, 1, -2, 2.5, True])
+@pytest.mark.parametrize('split', ['random', 'spatial'])
+def test_fold_indices_refuses_a_bad_number_of_folds(folds: Any, split: str) -> None:
+    """0 or -2 folds yielded no fold at all (a probe with no score), 1 fold a
+    fold with no training point, 2.5 a TypeError from range()."""
+    points = task(40).lonlat
+    with pytest.raises(ValueError, match=rf'folds must be .*, got {folds!r}'):
+        list(fold_indices(points, folds, split, 30.0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ('folds', 'block_size', 'message'),
+    [
+        (0, 10.0, 'folds must be at least 2 (each fold is tested on a model fitted'),
+        (5, 0.0, 'block_size must be a positive number of degrees, got 0.0'),
+    ],
+)
+def test_check_folds_names_a_bad_option(
+    folds: int, block_size: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        check_folds(task(40), 'spatial', folds, block_size)
+    assert 'too small' not in str(info.value)

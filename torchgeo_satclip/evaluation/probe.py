@@ -325,8 +325,25 @@ def fold_indices(
         ``(train, test)`` index arrays, one pair per fold.
 
     Raises:
-        ValueError: if there are fewer points or blocks than folds.
+        ValueError: for an unknown split, fewer than 2 folds or a number of
+            folds that is not an integer (unless ``'range'``), a
+            ``block_size`` that is not a positive number of degrees (under
+            ``'spatial'``), or fewer points or blocks than folds; the options
+            are checked when it is called, before the first fold.
     """
+    if split not in get_args(Split):
+        raise ValueError(f"split must be 'random', 'spatial' or 'range', got {split!r}")
+    if split != 'range':
+        _check_fold_count(folds)
+    if split == 'spatial':
+        check_block_size(block_size)
+    return _fold_pairs(lonlat, folds, split, block_size, seed)
+
+
+def _fold_pairs(
+    lonlat: np.ndarray, folds: int, split: Split, block_size: float, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The folds of :func:`fold_indices`, whose options are valid."""
     rng = np.random.default_rng(seed)
     n = len(lonlat)
     if split == 'range':
@@ -353,8 +370,6 @@ def fold_indices(
             )
         fold_of_block = rng.permutation(np.arange(len(blocks)) % folds)
         assignment = fold_of_block[block_of_point.reshape(-1)]
-    else:
-        raise ValueError(f"split must be 'random', 'spatial' or 'range', got {split!r}")
     for fold in range(folds):
         test = np.flatnonzero(assignment == fold)
         train = np.flatnonzero(assignment != fold)
@@ -509,15 +524,7 @@ def _check_options(
     splits: Sequence[str],
 ) -> None:
     """Refuse probe options of the wrong type or out of range, naming them."""
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
-        raise ValueError(
-            f'folds must be an integer, got {folds!r} (type {type(folds).__name__})'
-        )
-    if folds < 2:
-        raise ValueError(
-            f'folds must be at least 2 (each fold is tested on a model fitted on '
-            f'the others), got {folds}'
-        )
+    _check_fold_count(folds)
     check_block_size(block_size)
     for option, values, allowed in (
         ('protocols', protocols, get_args(Protocol)),
@@ -530,6 +537,19 @@ def _check_options(
                 raise ValueError(
                     f'unknown {option[:-1]} {value!r}; expected one of {list(allowed)}'
                 )
+
+
+def _check_fold_count(folds: Any) -> None:
+    """Refuse a number of folds that is not an integer of at least 2, naming it."""
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
+        raise ValueError(
+            f'folds must be an integer, got {folds!r} (type {type(folds).__name__})'
+        )
+    if folds < 2:
+        raise ValueError(
+            f'folds must be at least 2 (each fold is tested on a model fitted on '
+            f'the others), got {folds}'
+        )
 
 
 def check_encoders(encoders: Any) -> None:
@@ -607,6 +627,8 @@ def check_folds(
             largest class than the folds of the search of alpha (scikit-learn
             cannot stratify them).
     """
+    # options checked first, unwrapped: their message is not "too small"
+    folds_of_task = fold_indices(task.lonlat, folds, split, block_size, seed)
     n = len(task)
     what = f'task {task.name!r} ({n} points)'
     fewer = 'use fewer folds (--folds) or more points' if folds > 2 else 'add points'
@@ -626,7 +648,7 @@ def check_folds(
                 f'{what}: every target is {task.target[0]}, so R^2 is undefined'
             )
     try:
-        pairs = list(fold_indices(task.lonlat, folds, split, block_size, seed))
+        pairs = list(folds_of_task)
     except ValueError as error:
         raise ValueError(
             f'{what} is too small for {folds}-fold {split} cross-validation: '
