@@ -684,3 +684,37 @@ def test_check_folds_names_a_bad_option(
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         check_folds(task(40), 'spatial', folds, block_size)
     assert 'too small' not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ('n', 'kind', 'classes'),
+    [
+        (8, 'classification', 2),
+        (12, 'classification', 2),
+        (19, 'classification', 2),
+        (30, 'classification', 4),
+        (4, 'regression', 1),
+        (12, 'regression', 1),
+    ],
+)
+def test_mlp_probe_on_small_training_folds(n: int, kind: str, classes: int) -> None:
+    """The MLP's early stopping holds out 10 % of the training fold: with
+    too few points for it (2, and one per class) scikit-learn failed after
+    the features were computed ('test_size = 1 should be greater or equal to
+    the number of classes', 'The validation set is too small'). The MLP
+    now trains without early stopping on such a fold."""
+    small = task(n, kind, classes)
+    (result,) = run_probes([small], {'raw': raw}, protocols=['mlp'], folds=2)
+    assert len(result.scores) == 2
+    assert all(np.isfinite(result.scores))
+
+
+def test_mlp_probe_keeps_early_stopping_when_the_fold_allows() -> None:
+    from torchgeo_satclip.evaluation.probe import make_probe
+
+    assert make_probe('classification', 'mlp')[-1].early_stopping
+    assert not make_probe('classification', 'mlp', early_stopping=False)[
+        -1
+    ].early_stopping
+    regressor = make_probe('regression', 'mlp', early_stopping=False).regressor
+    assert not regressor[-1].early_stopping

@@ -4,7 +4,10 @@
   (regression, scored by R^2) or ``RidgeClassifierCV`` (classification, scored
   by accuracy), alpha chosen in {0.1, 1, 10} by internal cross-validation.
 * MLP probe, as SatCLIP's air-temperature example: MinMax scaling, two hidden
-  layers of 64, Adam with learning rate 1e-3 (targets standardised).
+  layers of 64, Adam with learning rate 1e-3 (targets standardised), stopped
+  early on 10 % of the training fold held out; a training fold too small to
+  hold out that part (see :func:`early_stopping_fits`) is trained for the
+  full 300 epochs instead.
 * Cross-validation: random k-fold, or spatial-block k-fold, where whole
   blocks of ``block_size`` x ``block_size`` degrees go to one fold, so that
   the test points are not next to training points; or ``'range'``, RANGE's
@@ -57,6 +60,7 @@ __all__ = [
     'check_encoders',
     'check_folds',
     'cross_validate',
+    'early_stopping_fits',
     'encode',
     'fold_indices',
     'make_probe',
@@ -376,8 +380,46 @@ def _fold_pairs(
         yield train, test
 
 
+#: Share of the MLP's training points held out for its early stopping.
+MLP_VALIDATION_FRACTION = 0.1
+
+
+def early_stopping_fits(target: np.ndarray, kind: str) -> bool:
+    """Whether the MLP probe can stop early when fitted on these targets.
+
+    Early stopping holds out ``ceil(0.1 N)`` of the ``N`` training points
+    (stratified by class for classification) and scores the MLP on them
+    after every epoch. That needs at least 2 held-out points and, for
+    classification, as many held-out points as classes, as many left to
+    train on, and 2 points of every class (scikit-learn refuses the split
+    otherwise).
+
+    Args:
+        target: the targets of a training fold.
+        kind: 'regression' or 'classification'.
+
+    Returns:
+        True if the held-out part can be drawn.
+    """
+    n = len(target)
+    held_out = math.ceil(MLP_VALIDATION_FRACTION * n)
+    if held_out < 2:
+        return False
+    if kind == 'classification':
+        counts = np.unique(target, return_counts=True)[1]
+        classes = len(counts)
+        if held_out < classes or n - held_out < classes or counts.min() < 2:
+            return False
+    return True
+
+
 def make_probe(
-    kind: str, protocol: Protocol = 'linear', seed: int = 0, cv: int | None = None
+    kind: str,
+    protocol: Protocol = 'linear',
+    seed: int = 0,
+    cv: int | None = None,
+    *,
+    early_stopping: bool = True,
 ) -> Any:
     """Build an unfitted scikit-learn probe.
 
@@ -388,6 +430,10 @@ def make_probe(
         seed: seed of the MLP.
         cv: folds of the linear probe's search of alpha (None: scikit-learn's
             default, efficient leave-one-out for regression).
+        early_stopping: whether the MLP stops when its score on 10 % of the
+            training points held out has not improved for 20 epochs (False:
+            it trains for 300 epochs); :func:`cross_validate` turns it off on
+            a fold where :func:`early_stopping_fits` is False.
 
     Returns:
         A scikit-learn estimator.
@@ -411,7 +457,8 @@ def make_probe(
         'hidden_layer_sizes': (64, 64),
         'learning_rate_init': 1e-3,
         'max_iter': 300,
-        'early_stopping': True,
+        'early_stopping': early_stopping,
+        'validation_fraction': MLP_VALIDATION_FRACTION,
         'n_iter_no_change': 20,
         'random_state': seed,
     }
@@ -493,7 +540,8 @@ def cross_validate(
     cv = RANGE_CV[task.kind] if split == 'range' else None
     pairs = check_folds(task, split, folds, block_size, seed, protocols=[protocol])
     for fold, (train, test) in enumerate(pairs, start=1):
-        probe = make_probe(task.kind, protocol, seed, cv)
+        stops = early_stopping_fits(task.target[train], task.kind)
+        probe = make_probe(task.kind, protocol, seed, cv, early_stopping=stops)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # convergence and ill-conditioning
