@@ -1,5 +1,6 @@
 """A probe's output folder holds one run: refused, replaced, never mixed."""
 
+import math
 import os
 import re
 from pathlib import Path
@@ -16,7 +17,8 @@ from torchgeo_satclip.evaluation.outputs import (
     earlier_outputs,
     remove_earlier_outputs,
 )
-from torchgeo_satclip.evaluation.plots import save_figure
+from torchgeo_satclip.evaluation.plots import plot_scores, save_figure
+from torchgeo_satclip.evaluation.probe import ProbeResult
 from torchgeo_satclip.evaluation.report import PROBE_OUTPUTS
 from torchgeo_satclip.evaluation.tasks import MAX_TASK_POINTS, load_task
 
@@ -255,3 +257,50 @@ def test_num_points_at_most_the_maximum(
     monkeypatch.setattr(report_module, 'resolve_encoders', None)
     with pytest.raises(ValueError, match='at most 1,000,000'):
         probe_report(tmp_path, ['air_temperature'], ['raw'], num_points=10**7)
+
+
+def _result(scores: list[float]) -> ProbeResult:
+    return ProbeResult('air', 'sh', 'linear', 'random', 'R2', scores)
+
+
+@pytest.mark.parametrize(
+    ('results', 'message'),
+    [
+        ([], 'results must be a non-empty list of probe results, got []'),
+        (
+            [_result([0.5, 0.6]), _result([math.nan, 0.5])],
+            "result 2 (task 'air', encoder 'sh', linear random) has scores "
+            '[nan, 0.5]: expected one or more finite scores',
+        ),
+        ([_result([])], 'has scores []: expected one or more finite scores'),
+    ],
+)
+def test_plot_scores_refuses_what_it_cannot_draw(
+    results: list[ProbeResult], message: str, tmp_path: Path
+) -> None:
+    """No result left a matplotlib figure open and raised matplotlib's
+    'Number of columns must be a positive integer, not 0'; a NaN score was
+    drawn as a missing bar, silently."""
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plot_scores(results, tmp_path / 'scores.png')
+    assert plt.get_fignums() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_scores_closes_its_figure_when_drawing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError('layout failed')
+
+    monkeypatch.setattr(Figure, 'tight_layout', broken)
+    before = plt.get_fignums()
+    with pytest.raises(RuntimeError, match='layout failed'):
+        plot_scores([_result([0.5, 0.6])], tmp_path / 'scores.png')
+    assert plt.get_fignums() == before

@@ -140,7 +140,22 @@ def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) ->
 
     Returns:
         The PNG path.
+
+    Raises:
+        ValueError: before any figure is made, for no result or a result
+            without scores or with a score that is not finite (naming it).
     """
+    if isinstance(results, str) or not results:
+        raise ValueError(
+            f'results must be a non-empty list of probe results, got {results!r}'
+        )
+    for number, r in enumerate(results, start=1):
+        if not r.scores or not np.isfinite(r.scores).all():
+            raise ValueError(
+                f'result {number} (task {r.task!r}, encoder {r.encoder!r}, '
+                f'{r.protocol} {r.split}) has scores {r.scores}: expected one or '
+                'more finite scores'
+            )
     import matplotlib
 
     matplotlib.use('agg')
@@ -151,6 +166,24 @@ def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) ->
     fig, axes = plt.subplots(
         1, len(panels), figsize=(3.2 * len(panels) + 1, 3.6), squeeze=False
     )
+    try:
+        _draw_scores(fig, axes, results, panels, encoders)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return save_figure(fig, path)
+
+
+def _draw_scores(
+    fig: Any,
+    axes: Any,
+    results: Sequence[ProbeResult],
+    panels: list[tuple[str, str]],
+    encoders: list[str],
+) -> None:
+    """Draw :func:`plot_scores`' panels, bars and legend on ``fig``."""
+    import matplotlib.pyplot as plt
+
     width = 0.8 / max(len(encoders), 1)
     colours: Any = plt.get_cmap('tab10')
     for ax, (task, metric) in zip(axes[0], panels, strict=True):
@@ -185,7 +218,6 @@ def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) ->
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='upper center', ncol=len(encoders), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return save_figure(fig, path)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], **options: Any) -> Path:
