@@ -718,3 +718,29 @@ def test_mlp_probe_keeps_early_stopping_when_the_fold_allows() -> None:
     ].early_stopping
     regressor = make_probe('regression', 'mlp', early_stopping=False).regressor
     assert not regressor[-1].early_stopping
+
+
+@pytest.mark.parametrize(
+    ('n', 'kind', 'protocols'),
+    [(12, 'regression', ['linear', 'mlp']), (8, 'classification', ['mlp'])],
+)
+def test_range_split_ignores_folds(n: int, kind: str, protocols: list[str]) -> None:
+    """RANGE's split is one 80/20 split whatever --folds says, but a task
+    with fewer points than folds was refused as 'too small for 20-fold
+    cross-validation ... use fewer folds'."""
+    small = task(n, kind)
+    ((train, test),) = check_folds(small, 'range', 20, protocols=protocols)
+    assert len(train) + len(test) == n
+    (result,) = run_probes(
+        [small], {'raw': raw}, protocols=[protocols[-1]], splits=['range'], folds=20
+    )  # type: ignore[list-item]
+    assert len(result.scores) == 1
+
+
+@pytest.mark.parametrize('folds', [2, 10])
+def test_range_split_too_small_names_the_split(folds: int) -> None:
+    with pytest.raises(
+        ValueError, match=r"task 'tiny4' \(4 points\) is too small for RANGE's 80/20"
+    ) as info:
+        check_folds(task(4, 'regression'), 'range', folds)
+    assert 'folds' not in str(info.value)

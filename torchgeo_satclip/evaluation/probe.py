@@ -666,7 +666,8 @@ def check_folds(
 
     Raises:
         ValueError: naming the task, the points it has and the fold, if there
-            are fewer points or spatial blocks than folds, a classification
+            are fewer points or spatial blocks than folds (under ``'range'``,
+            whose one split ignores ``folds``: fewer than 5 points), a classification
             task has fewer than two classes or a training fold holds one
             class only, or a regression task has a constant target or a test
             fold with fewer than two points or a constant target (R^2 is then
@@ -679,8 +680,12 @@ def check_folds(
     folds_of_task = fold_indices(task.lonlat, folds, split, block_size, seed)
     n = len(task)
     what = f'task {task.name!r} ({n} points)'
-    fewer = 'use fewer folds (--folds) or more points' if folds > 2 else 'add points'
-    if n < folds:
+    fewer = (
+        'use fewer folds (--folds) or more points'
+        if folds > 2 and split != 'range'  # RANGE's one split has no folds
+        else 'add points'
+    )
+    if n < folds and split != 'range':
         raise ValueError(
             f'{what} is too small for {folds}-fold cross-validation: every fold '
             f'needs a test point; {fewer}'
@@ -698,9 +703,13 @@ def check_folds(
     try:
         pairs = list(folds_of_task)
     except ValueError as error:
+        scheme = (
+            "RANGE's 80/20 split"
+            if split == 'range'
+            else f'{folds}-fold {split} cross-validation'
+        )
         raise ValueError(
-            f'{what} is too small for {folds}-fold {split} cross-validation: '
-            f'{error}; {fewer}'
+            f'{what} is too small for {scheme}: {error}; {fewer}'
         ) from None
     for fold, (train, test) in enumerate(pairs, start=1):
         where = f'{what}, {split} fold {fold} of {len(pairs)}'
