@@ -53,6 +53,14 @@ class Exploit:
         return (os.system, (f'touch {MARKER}',))
 
 
+class MemoisedFirst:
+    """A class whose module string the pickler memoises (with the next one)."""
+
+
+class MemoisedSecond:
+    """A second class of the same module: its module is a ``BINGET``."""
+
+
 def small() -> dict[str, Any]:
     return official_checkpoint(legendre_polys=2, capacity=4, embed_dim=3)
 
@@ -688,3 +696,39 @@ def test_legacy_torch_files_torch_cannot_read_are_named(
         match=rf'legacy \(pre-zip\) torch file of pickle protocol {protocol}',
     ):
         read_checkpoint(path)
+
+
+def _module_global(cls: type) -> str:
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
+@pytest.mark.parametrize('protocol', [2, 4, 5])
+@pytest.mark.parametrize(
+    ('make', 'calls'),
+    [
+        # the module string of the second class comes from the memo
+        (lambda: [MemoisedFirst(), MemoisedSecond()], [MemoisedFirst, MemoisedSecond]),
+        # the class name is the string already pickled as data: a BINGET
+        (lambda: [MemoisedSecond.__qualname__, MemoisedSecond()], [MemoisedSecond]),
+        (
+            lambda: ['data', MemoisedFirst.__qualname__, MemoisedFirst()],
+            [MemoisedFirst],
+        ),
+        # the same class twice: the class itself is memoised
+        (lambda: {'a': MemoisedFirst(), 'b': MemoisedFirst()}, [MemoisedFirst]),
+    ],
+    ids=['two-classes', 'name-memoised', 'name-after-data', 'same-class'],
+)
+def test_code_running_pickle_names_memoised_globals(
+    tmp_path: Path, make: Callable[[], Any], calls: list[type], protocol: int
+) -> None:
+    """STACK_GLOBAL was named from the last two strings of the pickle: when
+    its module or name came from the memo (protocol 4 and 5), the message
+    named a global that does not exist ('MemoisedFirst.MemoisedSecond',
+    'MemoisedSecond.tests.models...')."""
+    path = tmp_path / 'memo.ckpt'
+    path.write_bytes(pickle.dumps(make(), protocol=protocol))
+    with pytest.raises(CheckpointError, match='would run code') as info:
+        load_location_encoder(path)
+    named = ', '.join(_module_global(cls) for cls in calls)
+    assert f'(it calls {named})' in str(info.value)

@@ -82,26 +82,66 @@ def sniff_checkpoint(path: Path) -> FileKind | None:
     return FileKind(kind) if isinstance(kind, str) else kind
 
 
+#: What marks the stack in :func:`_pickle_imports` (the ``MARK`` opcode).
+_MARK = object()
+#: Opcodes that push their argument, a string, on the stack.
+_STRING_RESULTS = (pickletools.pyunicode, pickletools.pybytes_or_str)
+#: Opcodes that push a value of the memo, and that store the top of the stack.
+_MEMO_GETS = frozenset({'GET', 'BINGET', 'LONG_BINGET'})
+_MEMO_PUTS = frozenset({'PUT', 'BINPUT', 'LONG_BINPUT'})
+
+
 def _pickle_imports(path: Path) -> list[str] | None:
     """The globals a plain pickle would import, without unpickling it.
+
+    The pickle's stack and memo are followed with the strings on them only
+    (every other value is None), so that a ``STACK_GLOBAL`` is named from the
+    two strings it pops, pushed as literals or fetched from the memo.
 
     Returns:
         ``module.name`` of every global (``'?'`` where it is not a literal),
         empty for a pickle of plain data, None if the pickle is damaged.
     """
     names: list[str] = []
-    strings: list[str] = []
+    stack: list[object] = []
+    memo: dict[object, object] = {}
     try:
         with path.open('rb') as file:
             for opcode, arg, _ in pickletools.genops(file):
-                if isinstance(arg, str):
-                    strings.append(arg)
-                if opcode.name == 'GLOBAL' or opcode.name == 'INST':
+                name = opcode.name
+                if name == 'MARK':
+                    stack.append(_MARK)
+                    continue
+                if name == 'MEMOIZE' or name in _MEMO_PUTS:
+                    memo[len(memo) if name == 'MEMOIZE' else arg] = (
+                        stack[-1] if stack else None
+                    )
+                    continue
+                if name == 'DUP':
+                    stack.append(stack[-1] if stack else None)
+                    continue
+                before = opcode.stack_before
+                count = len(before)
+                if pickletools.markobject in before:
+                    while stack and stack.pop() is not _MARK:
+                        pass
+                    count = before.index(pickletools.markobject)
+                popped = [stack.pop() if stack else None for _ in range(count)]
+                if name == 'GLOBAL' or name == 'INST':
                     names.append(str(arg).replace(' ', '.'))
-                elif opcode.name == 'STACK_GLOBAL':
-                    names.append('.'.join(strings[-2:]) if len(strings) > 1 else '?')
-                elif opcode.name in _CODE_OPCODES and not names:
+                elif name == 'STACK_GLOBAL':
+                    qualname, module = popped
+                    literal = isinstance(module, str) and isinstance(qualname, str)
+                    names.append(f'{module}.{qualname}' if literal else '?')
+                elif name in _CODE_OPCODES and not names:
                     names.append('?')
+                after = opcode.stack_after
+                if name in _MEMO_GETS:
+                    stack.append(memo.get(arg))
+                elif len(after) == 1 and after[0] in _STRING_RESULTS:
+                    stack.append(arg)
+                else:
+                    stack.extend(None for _ in after)
     except Exception:  # any parse failure: a damaged pickle
         return None
     return names
