@@ -52,6 +52,10 @@ OPTIONS: list[tuple[str, Any, str]] = [
         ('block_size', v, 'block_size must be a positive number of degrees')
         for v in (0, -10.0, math.nan, math.inf, True, '10', None)
     ),
+    # seed -1 was reported as "task too small ... add points", 1.5 or '3' as
+    # numpy's TypeError, None gave folds that no run could repeat
+    *(('seed', v, 'seed must be an integer') for v in (1.5, '3', None, True)),
+    *(('seed', v, 'seed must be between 0 and 4294967295') for v in (-1, 2**32)),
     *(('protocols', v, 'unknown protocol') for v in (['svm'], ['linear', 'ridge'])),
     *(('protocols', v, 'protocols must be a non-empty list') for v in ('linear', [])),
     *(('splits', v, 'unknown split') for v in (['kfold'], ['random', 'block'])),
@@ -744,3 +748,10 @@ def test_range_split_too_small_names_the_split(folds: int) -> None:
     ) as info:
         check_folds(task(4, 'regression'), 'range', folds)
     assert 'folds' not in str(info.value)
+
+
+@pytest.mark.parametrize('seed', [-1, 2**32, 1.5, None])
+@pytest.mark.parametrize('split', ['random', 'spatial'])
+def test_fold_indices_refuses_a_bad_seed(seed: Any, split: str) -> None:
+    with pytest.raises(ValueError, match=r'seed must be (an integer|between 0 and)'):
+        fold_indices(task(40).lonlat, 2, split, 30.0, seed)  # type: ignore[arg-type]

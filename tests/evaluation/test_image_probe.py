@@ -515,3 +515,18 @@ def test_image_features_on_cuda_match_the_cpu(
         torch.backends.cudnn.allow_tf32 = previous
     assert cuda.device.type == 'cpu'
     torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('seed', [-1, 2**32, 1.5, None])
+def test_a_bad_seed_is_refused_before_any_work(seed: Any, tmp_path: Path) -> None:
+    """A negative seed was refused by scikit-learn's StratifiedKFold after
+    every checkpoint was read and every feature computed."""
+    lonlat, labels = world(60)
+    with pytest.raises(ValueError, match=r'seed must be (an integer|between 0 and)'):
+        image_probe({'a': np.ones((60, 3))}, lonlat, labels, seed=seed)
+    with pytest.raises(ValueError, match=r'seed must be (an integer|between 0 and)'):
+        image_probe_folds(lonlat, labels, 'random', seed=seed)
+    with pytest.raises(ValueError, match=r'seed must be (an integer|between 0 and)'):
+        image_probe_report(
+            tmp_path / 'absent', {'a': tmp_path / 'absent.ckpt'}, seed=seed
+        )

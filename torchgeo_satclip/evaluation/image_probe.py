@@ -56,7 +56,7 @@ from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
 from .plots import save_figure
-from .probe import check_block_size, fold_indices, require_sklearn
+from .probe import check_block_size, check_seed, fold_indices, require_sklearn
 
 __all__ = [
     'IMAGE_PROBE_C',
@@ -439,8 +439,10 @@ def image_probe_folds(
         ``(train, test)`` index arrays, one pair per fold.
 
     Raises:
-        ValueError: for another split, or too few points or blocks.
+        ValueError: for another split, a seed that is not an integer in
+            [0, 2**32 - 1], or too few points or blocks.
     """
+    check_seed(seed)
     if split == 'random':
         from sklearn.model_selection import StratifiedKFold
 
@@ -501,7 +503,8 @@ def image_probe(
             range (naming the first), mismatched lengths, fewer than two
             classes, a class with fewer members than folds under random CV,
             fewer blocks than folds, an unknown CV scheme, a *block_size*
-            that is not a positive number, features that are not finite
+            that is not a positive number, a seed that is not an integer in
+            [0, 2**32 - 1], features that are not finite
             (naming the encoder and row), or a training fold with a single
             class (the message names encoder, scheme and fold).
     """
@@ -525,6 +528,7 @@ def image_probe(
         raise ValueError(f'a probe needs at least two classes, got {sorted(counts)}')
     _check_cv(cv)
     check_block_size(block_size)
+    check_seed(seed)
     rare = sorted(name for name, count in counts.items() if count < folds)
     if 'random' in cv and rare:
         raise ValueError(
@@ -781,7 +785,7 @@ def image_probe_report(
     Raises:
         ValueError: for no checkpoints, an unknown label or CV scheme, fewer
             than two folds, a *block_size* that is not a positive number, a
-            checkpoint that is not a ``SatCLIPTask`` one
+            seed that is not an integer in [0, 2**32 - 1], a checkpoint that is not a ``SatCLIPTask`` one
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
             labelled points or classes for the folds, or a bad size.
         FileExistsError: if *output_dir* holds an earlier run's results and
@@ -796,6 +800,7 @@ def image_probe_report(
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
     _check_cv(cv)
     check_block_size(block_size)
+    check_seed(seed)
     if max_patches is not None and (
         isinstance(max_patches, bool) or not isinstance(max_patches, int)
     ):

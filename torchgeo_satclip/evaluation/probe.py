@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_int
 from .._io import atomic_path
 from ..geo import validate_lonlat
 from ..models import (
@@ -51,6 +52,7 @@ from .tasks import PointTask
 __all__ = [
     'ALPHAS',
     'BUILTIN_ENCODERS',
+    'MAX_SEED',
     'RANGE_CV',
     'RANGE_SEED',
     'ProbeResult',
@@ -59,6 +61,7 @@ __all__ = [
     'check_block_size',
     'check_encoders',
     'check_folds',
+    'check_seed',
     'cross_validate',
     'early_stopping_fits',
     'encode',
@@ -82,6 +85,8 @@ Split = Literal['random', 'spatial', 'range']
 RANGE_SEED = 42
 #: Folds of RANGE's search of alpha, by task kind.
 RANGE_CV = {'regression': 3, 'classification': 10}
+#: Largest seed of the folds and the MLPs (scikit-learn's ``random_state``).
+MAX_SEED = 2**32 - 1
 
 
 def _raw(lonlat: torch.Tensor) -> torch.Tensor:
@@ -330,7 +335,8 @@ def fold_indices(
 
     Raises:
         ValueError: for an unknown split, fewer than 2 folds or a number of
-            folds that is not an integer (unless ``'range'``), a
+            folds that is not an integer, a seed that is not one in
+            [0, :data:`MAX_SEED`] (unless ``'range'``), a
             ``block_size`` that is not a positive number of degrees (under
             ``'spatial'``), or fewer points or blocks than folds; the options
             are checked when it is called, before the first fold.
@@ -339,6 +345,7 @@ def fold_indices(
         raise ValueError(f"split must be 'random', 'spatial' or 'range', got {split!r}")
     if split != 'range':
         _check_fold_count(folds)
+        check_seed(seed)
     if split == 'spatial':
         check_block_size(block_size)
     return _fold_pairs(lonlat, folds, split, block_size, seed)
@@ -528,7 +535,7 @@ def cross_validate(
     require_sklearn()
     from sklearn.metrics import accuracy_score, r2_score
 
-    _check_options(folds, block_size, [protocol], [split])
+    _check_options(folds, block_size, [protocol], [split], seed)
     shape = np.shape(features)
     if len(shape) != 2 or shape[0] != len(task):
         source = f' of encoder {encoder_name!r}' if encoder_name else ''
@@ -570,10 +577,12 @@ def _check_options(
     block_size: float,
     protocols: Sequence[str],
     splits: Sequence[str],
+    seed: int,
 ) -> None:
     """Refuse probe options of the wrong type or out of range, naming them."""
     _check_fold_count(folds)
     check_block_size(block_size)
+    check_seed(seed)
     for option, values, allowed in (
         ('protocols', protocols, get_args(Protocol)),
         ('splits', splits, get_args(Split)),
@@ -614,6 +623,20 @@ def check_encoders(encoders: Any) -> None:
         raise ValueError(
             f'encoders must be a non-empty list of encoders, got {encoders!r}'
         )
+
+
+def check_seed(seed: Any) -> None:
+    """Refuse a seed of the folds or the MLPs that is not an integer in range.
+
+    Args:
+        seed: the seed.
+
+    Raises:
+        ValueError: naming the value, unless it is an integer (not a
+            ``bool``) in [0, :data:`MAX_SEED`], as scikit-learn and NumPy
+            take it.
+    """
+    check_int('seed', seed, 0, MAX_SEED)
 
 
 def check_block_size(block_size: Any) -> None:
@@ -800,7 +823,7 @@ def run_probes(
             any feature is computed.
     """
     require_sklearn()
-    _check_options(folds, block_size, protocols, splits)
+    _check_options(folds, block_size, protocols, splits, seed)
     if isinstance(tasks, str) or not tasks:
         raise ValueError(f'tasks must be a non-empty list of tasks, got {tasks!r}')
     check_encoders(encoders)
