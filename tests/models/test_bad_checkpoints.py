@@ -177,7 +177,9 @@ RUNS_CODE: list[tuple[str, bytes, str]] = [
             pickle.dumps(Exploit(), protocol=protocol),
             'would run code',
         )
-        for protocol in (2, 3, 4, 5)
+        # protocols 0 and 1 have no PROTO header: protocol 0 was called 'a
+        # text file', protocol 1 'unrecognised data'
+        for protocol in (0, 1, 2, 3, 4, 5)
     ),
     *(
         (
@@ -185,7 +187,7 @@ RUNS_CODE: list[tuple[str, bytes, str]] = [
             pickle.dumps({'state_dict': Exploit()}, protocol=protocol),
             'would run code',
         )
-        for protocol in (2, 4)
+        for protocol in (0, 1, 2, 4)
     ),
     ('torch-zip-exploit', torch_bytes({**small(), 'x': Exploit()}), 'would run code'),
     (

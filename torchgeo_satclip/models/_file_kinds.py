@@ -91,12 +91,17 @@ _MEMO_GETS = frozenset({'GET', 'BINGET', 'LONG_BINGET'})
 _MEMO_PUTS = frozenset({'PUT', 'BINPUT', 'LONG_BINPUT'})
 
 
-def _pickle_imports(path: Path) -> list[str] | None:
+def _pickle_imports(path: Path, *, whole: bool = False) -> list[str] | None:
     """The globals a plain pickle would import, without unpickling it.
 
     The pickle's stack and memo are followed with the strings on them only
     (every other value is None), so that a ``STACK_GLOBAL`` is named from the
     two strings it pops, pushed as literals or fetched from the memo.
+
+    Args:
+        path: the file.
+        whole: count the file as a pickle only if its ``STOP`` is its last
+            byte (for protocols 0 and 1, which have no header to tell them).
 
     Returns:
         ``module.name`` of every global (``'?'`` where it is not a literal),
@@ -142,9 +147,19 @@ def _pickle_imports(path: Path) -> list[str] | None:
                     stack.append(arg)
                 else:
                     stack.extend(None for _ in after)
+            if whole and file.read(1):
+                return None
     except Exception:  # any parse failure: a damaged pickle
         return None
     return names
+
+
+def _runs_code(imports: list[str], what: str = 'a plain Python pickle') -> FileKind:
+    """A pickle that would import ``imports`` when unpickled."""
+    shown = ', '.join(dict.fromkeys(imports))
+    return FileKind(
+        f'{what} whose unpickling would run code (it calls {shown})', runs_code=True
+    )
 
 
 def _zip_members(path: Path) -> list[str] | None:
@@ -215,13 +230,12 @@ def _describe(path: Path, head: bytes) -> FileKind | str | None:
         if imports is None:
             return 'a damaged Python pickle'
         if imports:
-            shown = ', '.join(dict.fromkeys(imports))
-            return FileKind(
-                f'a plain Python pickle whose unpickling would run code (it calls '
-                f'{shown})',
-                runs_code=True,
-            )
+            return _runs_code(imports)
         return 'a Python pickle of plain data (no tensors)'
+    # protocols 0 and 1 have no header: a whole pickle that imports something
+    headless = _pickle_imports(path, whole=True)
+    if headless:
+        return _runs_code(headless, 'a plain Python pickle of protocol 0 or 1')
     if _looks_like_text(head):
         return 'a JSON file' if _is_json(path) else 'a text file'
     return f'unrecognised data (first bytes {head[:8].hex(" ")})'
