@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,3 +150,14 @@ def test_spatial_blocks_wrap_at_the_dateline_and_close_at_the_poles(
         assert fold_of[0] == fold_of[1] == fold_of[2], seed
         assert fold_of[3] == fold_of[4], seed
         assert fold_of[5] == fold_of[6], seed
+
+
+@pytest.mark.parametrize('results', [[], ()])
+def test_no_result_writes_no_table(results: Any, tmp_path: Path) -> None:
+    """No result gave a malformed Markdown table (a header of five cells over
+    a rule of four) and a CSV of a header alone, written as results."""
+    with pytest.raises(ValueError, match=r'results must be a non-empty list'):
+        results_to_markdown(results)
+    with pytest.raises(ValueError, match=r'results must be a non-empty list'):
+        write_results(results, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()

@@ -869,6 +869,14 @@ def run_probes(
     return results
 
 
+def _check_results(results: Sequence[ProbeResult]) -> None:
+    """Refuse no result (or a string), naming the value."""
+    if isinstance(results, str) or not results:
+        raise ValueError(
+            f'results must be a non-empty list of probe results, got {results!r}'
+        )
+
+
 def results_to_markdown(results: Sequence[ProbeResult]) -> str:
     """A Markdown table: one row per task/protocol/split, one column per encoder.
 
@@ -878,7 +886,11 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
     Returns:
         The table, cells ``mean +- std`` over folds (the score alone for a
         single split).
+
+    Raises:
+        ValueError: for no result (the table would have no column).
     """
+    _check_results(results)
     encoders = list(dict.fromkeys(r.encoder for r in results))
     rows: dict[tuple[str, str, str, str], dict[str, ProbeResult]] = {}
     for r in results:
@@ -916,7 +928,11 @@ def write_results(
 
     Returns:
         The Markdown and CSV paths.
+
+    Raises:
+        ValueError: for no result, before anything is written.
     """
+    _check_results(results)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     markdown = out / 'probe_results.md'
