@@ -530,3 +530,20 @@ def test_a_bad_seed_is_refused_before_any_work(seed: Any, tmp_path: Path) -> Non
         image_probe_report(
             tmp_path / 'absent', {'a': tmp_path / 'absent.ckpt'}, seed=seed
         )
+
+
+def test_folds_may_be_a_numpy_integer() -> None:
+    """np.int64(3) was refused: 'folds must be an integer >= 2, got
+    np.int64(3)' (the probes of points take it)."""
+    lonlat, labels = world(60)
+    features = {'a': np.random.default_rng(0).standard_normal((60, 3))}
+    (result,) = image_probe(features, lonlat, labels, ['random'], np.int64(3))
+    assert len(result.accuracy) == 3
+    assert len(image_probe_folds(lonlat, labels, 'spatial', np.int64(3), 30.0)) == 3
+
+
+@pytest.mark.parametrize('folds', [1, 0, 2.5, True])
+def test_image_probe_folds_checks_folds(folds: Any) -> None:
+    lonlat, labels = world(60)
+    with pytest.raises(ValueError, match=rf'folds must be .*, got {folds!r}'):
+        image_probe_folds(lonlat, labels, 'random', folds)

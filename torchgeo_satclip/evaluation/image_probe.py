@@ -38,6 +38,7 @@ patch's point.
 import csv
 import json
 import math
+import numbers
 import os
 import sys
 from collections import Counter
@@ -439,9 +440,10 @@ def image_probe_folds(
         ``(train, test)`` index arrays, one pair per fold.
 
     Raises:
-        ValueError: for another split, a seed that is not an integer in
-            [0, 2**32 - 1], or too few points or blocks.
+        ValueError: for another split, fewer than 2 folds, a seed that is not
+            an integer in [0, 2**32 - 1], or too few points or blocks.
     """
+    folds = _check_folds(folds)
     check_seed(seed)
     if split == 'random':
         from sklearn.model_selection import StratifiedKFold
@@ -451,6 +453,19 @@ def image_probe_folds(
     if split == 'spatial':
         return list(fold_indices(lonlat, folds, 'spatial', block_size, seed))
     raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
+
+
+def _check_folds(folds: Any) -> int:
+    """Return *folds* as an ``int`` if it is an integer >= 2 (not a ``bool``).
+
+    Raises:
+        ValueError: naming the value otherwise.
+    """
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
+        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
+    if folds < 2:
+        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
+    return int(folds)
 
 
 def _check_cv(cv: object) -> None:
@@ -519,8 +534,7 @@ def image_probe(
     validate_lonlat(lonlat)
     labels = np.asarray(labels)
     n = len(labels)
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
+    folds = _check_folds(folds)
     if len(lonlat) != n:
         raise ValueError(f'{len(lonlat)} points but {n} labels')
     counts = Counter(labels.tolist())
@@ -794,8 +808,7 @@ def image_probe_report(
     require_sklearn()
     if label not in ('koppen', 'koppen_group'):
         raise ValueError(f"label must be 'koppen' or 'koppen_group', got {label!r}")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
+    folds = _check_folds(folds)
     if not checkpoints:
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
     _check_cv(cv)
