@@ -481,6 +481,20 @@ def test_numeric_classes_are_numbers(tmp_path: Path) -> None:
     assert task.target.tolist() == [0, 0, 1, 1, 1, 2, 2] * 2
 
 
+def test_class_names_around_spaces_are_one_class(tmp_path: Path) -> None:
+    """'forest' and ' forest' (a CSV written with ', ') were two classes,
+    silently, while ' 2' and '2' were one."""
+    rows = ['lon,lat,y'] + [
+        f'{i}.5,{i % 80}.5,{label}'
+        for i, label in enumerate(['forest', ' forest', 'sea ', 'sea'] * 3)
+    ]
+    path = tmp_path / 'classes.csv'
+    path.write_text('\n'.join(rows) + '\n')
+    task = task_from_csv(path, 'y')
+    assert task.classes == ['forest', 'sea']
+    assert task.target.tolist() == [0, 0, 1, 1] * 3
+
+
 def test_rows_without_a_target_are_skipped_whole(tmp_path: Path) -> None:
     """The documented skip: their coordinates are not read either."""
     path = tmp_path / 'skip.csv'

@@ -188,8 +188,10 @@ def task_from_csv(
 
     Returns:
         The task. Rows with an empty target are skipped whole (their
-        coordinates are not read); numeric class labels that are the same
-        number (``'1'``, ``'1.0'``) are one class, named ``'1'``.
+        coordinates are not read); class labels are read without the spaces
+        around them (``'a'`` and ``' a'`` are one class), and numeric ones
+        that are the same number (``'1'``, ``'1.0'``) are one class, named
+        ``'1'``.
 
     Raises:
         ValueError: if the file is not a CSV table (see the messages: ragged
@@ -256,8 +258,9 @@ def task_from_csv(
     if kind == 'regression':
         targets = _numbers(list(values), path, target, list(rows))
         return PointTask(label, lonlat, targets, 'regression', source=str(path))
-    labels = values.astype(str)
-    if all(_DECIMAL.fullmatch(v.strip()) for v in labels):
+    # Spaces around a cell are not part of its class: 'a' and ' a' are one.
+    labels = np.array([str(v).strip() for v in values])
+    if all(_DECIMAL.fullmatch(v) for v in labels):
         # One class per number: '1', '1.0' and ' 1' are the same class.
         labels = np.array([_number_label(float(v)) for v in labels])
     codes, classes, mask = _encode_classes(labels)
