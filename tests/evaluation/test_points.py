@@ -65,3 +65,20 @@ def test_csv_targets_standardised_by_the_training_split(tmp_path: Path) -> None:
     dataset = dm.train_dataset.dataset  # type: ignore[union-attr]
     train = np.asarray(dm.train_dataset.indices)  # type: ignore[union-attr]
     assert dataset.mean == pytest.approx(float(dataset.task.target[train].mean()))
+
+
+def test_a_fraction_that_rounds_to_no_point_is_refused(tmp_path: Path) -> None:
+    """val_split_pct 0.2 of 2 points rounded to an empty validation split, and
+    Lightning then skipped validation (and a val_loss checkpoint) in silence."""
+    path = tmp_path / 'points.csv'
+    path.write_text('lon,lat,y\n1.5,2.5,1\n3.5,4.5,2\n')
+    dm = PointDataModule(path=str(path), target='y', val_split_pct=0.2)
+    with pytest.raises(ValueError, match=r'val_split_pct 0\.2 of 2 points gives none'):
+        dm.setup('fit')
+    # no validation asked for: none is made
+    dm = PointDataModule(
+        path=str(path), target='y', val_split_pct=0.0, test_split_pct=0.0
+    )
+    dm.setup('fit')
+    assert len(dm.val_dataset) == 0  # type: ignore[arg-type]
+    assert len(dm.train_dataset) == 2  # type: ignore[arg-type]

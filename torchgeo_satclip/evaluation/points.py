@@ -217,11 +217,21 @@ class PointDataModule(NonGeoDataModule):  # type: ignore[misc]
             stage: 'fit', 'validate', 'test' or 'predict'.
 
         Raises:
-            ValueError: if the split leaves no training point.
+            ValueError: if the split leaves no training point, or a fraction
+                above 0 gives no point.
         """
         dataset = PointDataset(**self.kwargs)
         test = round(len(dataset) * self.test_split_pct)
         val = round(len(dataset) * self.val_split_pct)
+        for name, fraction, count in (
+            ('val_split_pct', self.val_split_pct, val),
+            ('test_split_pct', self.test_split_pct, test),
+        ):
+            if fraction > 0 and count == 0:
+                raise ValueError(
+                    f'{name} {fraction} of {len(dataset)} points gives none: '
+                    f'use more points, a larger {name}, or {name}=0 for no split'
+                )
         train = len(dataset) - val - test
         if train < 1:
             raise ValueError(
