@@ -428,3 +428,25 @@ def test_numpy_integer_arguments(root: Path) -> None:
     manifest = json.loads((root / 'packed' / 'manifest.json').read_text())
     assert manifest['shard_size'] == 3
     assert_identical(root)
+
+
+@pytest.mark.parametrize('gone', ['deleted', 'a folder'])
+def test_verify_without_index_refuses(
+    root: Path, gone: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No index.csv: verify cannot check that every listed file is packed."""
+    pack_s2_100k(root, patch_size=32, progress=False)
+    index = root / 'index.csv'
+    index.unlink()
+    if gone == 'a folder':
+        index.mkdir()
+    with pytest.raises(FileNotFoundError, match=r'index\.csv') as info:
+        verify_packed(root, patch_size=32, progress=False)
+    assert str(index) in str(info.value)
+    assert 'every file it lists is packed' in str(info.value)
+    argv = ['pack', str(root), '--patch-size', '32', '--verify', '--quiet']
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert 'verified' not in captured.out
+    found = 'is a directory, not a file' if gone == 'a folder' else 'not found'
+    assert f'{index} {found}: verify checks' in captured.err

@@ -545,7 +545,8 @@ def verify_packed(
         What was checked, and the stray shard files found.
 
     Raises:
-        FileNotFoundError: if there is no complete packed layout.
+        FileNotFoundError: if there is no complete packed layout, or no
+            ``index.csv`` (so no check that every file it lists is packed).
         PackedLayoutError: if the layout is damaged or stale; the message
             names the file, what differs and how to repair it.
         ValueError: if ``index.csv`` or ``dates.csv`` is malformed, or the
@@ -569,19 +570,24 @@ def verify_packed(
             f'{command} first'
         )
     index = root / 'index.csv'
-    if index.is_file():
-        fns, _ = read_index(index)
-        listed = [(index, fns)]
-        if (root / DATES_FILE).is_file():
-            listed.append((root / DATES_FILE, _dated_files(root, fns)))
-        for source, names in listed:
-            missing = [fn for fn in names if fn not in layout.location]
-            if missing:
-                raise PackedLayoutError(
-                    f'{directory}: {len(missing)} of the {len(names)} files '
-                    f'listed in {source} are not packed '
-                    f'({", ".join(missing[:5])}); run {command} to pack them'
-                )
+    if not index.is_file():
+        found = 'is a directory, not a file' if index.is_dir() else 'not found'
+        raise FileNotFoundError(
+            f'{index} {found}: verify checks that every file it lists is packed '
+            '(and S2100K reads it); restore the index.csv the layout was packed from'
+        )
+    fns, _ = read_index(index)
+    listed = [(index, fns)]
+    if (root / DATES_FILE).is_file():
+        listed.append((root / DATES_FILE, _dated_files(root, fns)))
+    for source, names in listed:
+        missing = [fn for fn in names if fn not in layout.location]
+        if missing:
+            raise PackedLayoutError(
+                f'{directory}: {len(missing)} of the {len(names)} files '
+                f'listed in {source} are not packed '
+                f'({", ".join(missing[:5])}); run {command} to pack them'
+            )
     strays = _unlisted_shard_files(directory, len(layout.shards))
     stray_bytes = 0
     for entry in strays:
