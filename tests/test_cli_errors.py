@@ -288,7 +288,7 @@ VALUES: list[tuple[list[str], str]] = [
         for extra, fragment in [
             (
                 ['--start', '2023-01-01', '--end', '2021-01-01'],
-                'end 2021-01-01 is before start 2023-01-01',
+                '--end 2021-01-01 is before start 2023-01-01',
             ),
             (
                 ['--start', '2021-01-01T12:00', '--end', '2021-01-01T11:00'],
@@ -296,53 +296,92 @@ VALUES: list[tuple[list[str], str]] = [
             ),
             (
                 ['--start', 'yesterday'],
-                "start must be an ISO date like 2021-01-01, not 'yesterday'",
+                "--start must be an ISO date like 2021-01-01, not 'yesterday'",
             ),
             (
                 ['--end', '2021-02-30'],
-                "end must be an ISO date like 2021-01-01, not '2021-02-30'",
+                "--end must be an ISO date like 2021-01-01, not '2021-02-30'",
             ),
             (
                 ['--max-cloud-cover', '-5'],
-                'max_cloud_cover must be a percentage in (0, 100]',
+                '--max-cloud-cover must be a percentage in (0, 100]',
             ),
             (
                 ['--max-cloud-cover', '0'],
-                'max_cloud_cover must be a percentage in (0, 100]',
+                '--max-cloud-cover must be a percentage in (0, 100]',
             ),
             (
                 ['--max-cloud-cover', '101'],
-                'max_cloud_cover must be a percentage in (0, 100]',
+                '--max-cloud-cover must be a percentage in (0, 100]',
             ),
-            (['--max-cloud-cover', 'nan'], 'max_cloud_cover must be finite'),
-            (['--max-cloud-cover', 'inf'], 'max_cloud_cover must be finite'),
-            (['--max-nodata', '1'], 'max_nodata_fraction must be in [0, 1)'),
-            (['--max-nodata', '-0.5'], 'max_nodata_fraction must be in [0, 1)'),
-            (['--size', '0'], 'size must be >= 1'),
-            (['--items-per-point', '0'], 'items_per_point must be >= 1'),
-            (['--workers', '0'], 'workers must be >= 1'),
-            (['--max-retries', '-1'], 'max_retries must be >= 0'),
-            (['--backoff', '-1'], 'backoff must be a finite number of seconds >= 0'),
-            (['--timeout', '0'], 'timeout must be a finite number of seconds > 0'),
-            (['--timeout', 'nan'], 'timeout must be a finite number of seconds > 0'),
-            (['--max-candidates', '-4'], 'max_candidates must be >= 0'),
-            (['--seed', '-1'], 'seed must be >= 0'),
-            (['--collection', ''], 'collection must be a STAC collection name'),
+            (['--max-cloud-cover', 'nan'], '--max-cloud-cover must be finite'),
+            (['--max-cloud-cover', 'inf'], '--max-cloud-cover must be finite'),
+            (['--max-nodata', '1'], '--max-nodata must be in [0, 1)'),
+            (['--max-nodata', '-0.5'], '--max-nodata must be in [0, 1)'),
+            (['--size', '0'], '--size must be >= 1'),
+            (['--items-per-point', '0'], '--items-per-point must be >= 1'),
+            (['--workers', '0'], '--workers must be >= 1'),
+            (['--max-retries', '-1'], '--max-retries must be >= 0'),
+            (['--backoff', '-1'], '--backoff must be a finite number of seconds >= 0'),
+            (['--timeout', '0'], '--timeout must be a finite number of seconds > 0'),
+            (['--timeout', 'nan'], '--timeout must be a finite number of seconds > 0'),
+            (['--max-candidates', '-4'], '--max-candidates must be >= 0'),
+            (['--seed', '-1'], '--seed must be >= 0'),
+            (['--collection', ''], '--collection must be a STAC collection name'),
         ]
     ),
-    (['build', '{tmp}/b', '--num-samples', '-1'], 'num_samples must be >= 0'),
+    (['build', '{tmp}/b', '--num-samples', '-1'], '--num-samples must be >= 0'),
     (
         ['pack', '{tmp}/dataset', '--shard-size', '0'],
-        'shard_size must be positive, not 0',
+        '--shard-size must be positive, not 0',
     ),
     (
         ['pack', '{tmp}/dataset', '--shard-size', '-8'],
-        'shard_size must be positive, not -8',
+        '--shard-size must be positive, not -8',
     ),
-    (['pack', '{tmp}/dataset', '--workers', '-1'], 'num_workers must be >= 0, not -1'),
-    (['demo-data', '{tmp}/d', '--n', '0'], 'must be'),
-    (['demo-data', '{tmp}/d', '--n', '-5'], 'must be'),
-    (['demo-data', '{tmp}/d', '--size', '0'], 'must be'),
+    (['pack', '{tmp}/dataset', '--workers', '-1'], '--workers must be >= 0, not -1'),
+    (['demo-data', '{tmp}/d', '--n', '0'], '--n must be positive, got 0'),
+    (['demo-data', '{tmp}/d', '--n', '-5'], '--n must be positive, got -5'),
+    (['demo-data', '{tmp}/d', '--size', '0'], '--size must be positive, got 0'),
+    (['demo-data', '{tmp}/d', '--dates', '0'], '--dates must be positive, got 0'),
+    (['demo-data', '{tmp}/d', '--seed', '-1'], '--seed must be >= 0, got -1'),
+    (
+        ['pack', '{tmp}/dataset', '--patch-size', '0'],
+        '--patch-size must be a positive integer',
+    ),
+    (
+        ['embed', '{tmp}/points.csv', '{tmp}/o.csv', '--batch-size', '0'],
+        '--batch-size must be at least 1, got 0',
+    ),
+    (
+        ['embed', '{tmp}/points.csv', '{tmp}/o.csv', '--legendre-polys', '0'],
+        '--legendre-polys must be at least 1, got 0',
+    ),
+    (
+        ['probe', '--encoders', 'raw', '--seed', '-1', '--output-dir', '{tmp}/p'],
+        '--seed must be at least 0, got -1',
+    ),
+    (
+        [
+            'probe',
+            '--tasks',
+            'land_ocean',
+            '--encoders',
+            'raw',
+            '--map-resolution',
+            '0',
+            '--output-dir',
+            '{tmp}/p',
+        ],
+        'error: --map-resolution must be a number of degrees in [0.05, 90]',
+    ),
+    *(
+        (['build', '{tmp}/b', '--num-samples', '1', *extra], fragment)
+        for extra, fragment in [
+            (['--dates', '0'], '--dates must be >= 1, not 0'),
+            (['--dates', '2', '--min-dates', '3'], '--min-dates must be <='),
+        ]
+    ),
     (['probe', '--csv', 'no-target'], "--csv expects PATH:TARGET, got 'no-target'"),
     (['probe', '--csv', ':v'], "--csv expects PATH:TARGET, got ':v'"),
     *(
@@ -360,17 +399,20 @@ VALUES: list[tuple[list[str], str]] = [
             fragment,
         )
         for extra, fragment in [
-            (['--folds', '1'], 'folds must be at least 2'),
-            (['--folds', '0'], 'folds must be at least 2'),
-            (['--folds', '-2'], 'folds must be at least 2'),
-            (['--block-size', '0'], 'block_size must be a positive number of degrees'),
+            (['--folds', '1'], '--folds must be at least 2'),
+            (['--folds', '0'], '--folds must be at least 2'),
+            (['--folds', '-2'], '--folds must be at least 2'),
+            (
+                ['--block-size', '0'],
+                '--block-size must be a positive number of degrees',
+            ),
             (
                 ['--block-size', '-10'],
-                'block_size must be a positive number of degrees',
+                '--block-size must be a positive number of degrees',
             ),
             (
                 ['--block-size', 'nan'],
-                'block_size must be a positive number of degrees',
+                '--block-size must be a positive number of degrees',
             ),
             (
                 ['--csv', '{tmp}/two.csv:v'],
@@ -403,7 +445,7 @@ VALUES: list[tuple[list[str], str]] = [
             '--output-dir',
             '{tmp}/p',
         ],
-        'num_points must be at least 1',
+        '--num-points must be at least 1',
     ),
     (
         ['probe', '--encoders', 'nope', '--output-dir', '{tmp}/p'],
@@ -629,7 +671,7 @@ def test_disk_full_while_working(
         (['pack', 'absent'], 'ROOT absent does not exist'),
         (
             ['build', 'b', '--num-samples', '1', '--max-cloud-cover', '-5'],
-            'max_cloud_cover',
+            '--max-cloud-cover must be a percentage',
         ),
     ],
 )
@@ -646,3 +688,70 @@ def test_process_exit_status(argv: list[str], fragment: str, files: Path) -> Non
     check_one_line(done.stderr, done.returncode, 2, fragment)
     assert not (files / 'o.parquet').exists()
     assert not (files / 'b').exists()
+
+
+# --------------------------------------------------------------------------
+# a library message names its parameter; the user typed an option
+
+
+@pytest.mark.parametrize(
+    ('message', 'expected'),
+    [
+        ('size must be >= 1, not 0', '--size must be >= 1, not 0'),
+        ('size: 0 is too small', '--size: 0 is too small'),
+        ('max_nodata_fraction must be in [0, 1)', '--max-nodata must be in [0, 1)'),
+        ('map_resolution (--map-resolution) must be', '--map-resolution must be'),
+        ('sizes differ', 'sizes differ'),  # another word
+        ('size_x must be even', 'size_x must be even'),
+        ('the patch size must be 32', 'the patch size must be 32'),  # not first
+    ],
+)
+def test_name_flag(message: str, expected: str) -> None:
+    from torchgeo_satclip.cli._preflight import name_flag
+
+    flags = {
+        'size': '--size',
+        'max_nodata_fraction': '--max-nodata',
+        'map_resolution': '--map-resolution',
+    }
+    assert name_flag(message, flags) == expected
+
+
+def test_parameters_name_options() -> None:
+    """Every renamed parameter of cli.PARAMETERS is set by an option."""
+    from torchgeo_satclip.cli import PARAMETERS, build_parser
+
+    args = {
+        'pack': ['pack', 'r'],
+        'build': ['build', 'r', '--num-samples', '1'],
+        'probe': ['probe'],
+        'demo-data': ['demo-data', 'r'],
+    }
+    assert set(PARAMETERS) <= set(args)
+    for command, renamed in PARAMETERS.items():
+        options = build_parser().parse_args(args[command]).option_flags
+        for dest in renamed.values():
+            assert dest in options, (command, dest)
+
+
+def test_option_left_out_is_not_named(
+    files: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message about a parameter the user did not set keeps its name.
+
+    --legendre-polys is refused beside a checkpoint; a checkpoint whose
+    architecture is bad is not the user's --legendre-polys.
+    """
+    import torchgeo_satclip.embed
+
+    message = 'legendre_polys must be at least 1, got 0 (in the checkpoint)'
+    monkeypatch.setattr(
+        torchgeo_satclip.embed, 'embed_points', _raiser(ValueError(message))
+    )
+    checkpoint = files / 'w.ckpt'
+    checkpoint.write_bytes(b'')
+    argv = ['embed', str(files / 'points.csv'), str(files / 'o.csv'), '--quiet']
+    status, _, err = run([*argv, '--weights', str(checkpoint)], capsys)
+    check_one_line(err, status, 2, f'embed: error: {message}')
+    status, _, err = run([*argv, '--legendre-polys', '0'], capsys)
+    check_one_line(err, status, 2, 'error: --legendre-polys must be at least 1')

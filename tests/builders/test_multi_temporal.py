@@ -349,9 +349,9 @@ def test_cli_dates(
     ('extra', 'fragment'),
     [
         (['--dates', 'x'], "argument --dates: invalid int value: 'x'"),
-        (['--dates', '0'], 'dates must be >= 1, not 0'),
+        (['--dates', '0'], '--dates must be >= 1, not 0'),
         (['--min-dates', 'two'], "argument --min-dates: invalid int value: 'two'"),
-        (['--dates', '3', '--min-dates', '4'], 'min_dates must be <= the number'),
+        (['--dates', '3', '--min-dates', '4'], '--min-dates must be <= the number'),
         (
             ['--dates', '2', '--windows', '2022-01-01/2022-02-01'],
             'argument --windows: not allowed with argument --dates',

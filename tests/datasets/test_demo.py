@@ -361,8 +361,8 @@ def test_overwrite_with_a_smaller_world_leaves_no_old_image(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ('option', 'value', 'match'),
     [
-        ('--size', '100000', 'size must be at most 4096 pixels, got 100000'),
-        ('--n', '10000000000', 'num_patches must be at most 10,000,000'),
+        ('--size', '100000', '--size must be at most 4096 pixels, got 100000'),
+        ('--n', '10000000000', '--n must be at most 10,000,000'),
     ],
 )
 def test_overwrite_with_impossible_sizes_keeps_the_world(

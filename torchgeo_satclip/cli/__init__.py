@@ -26,6 +26,8 @@ Errors: a mistake in the command gets one line naming the value or file and
 what was expected, and exit status 2; a failure while working (disk full, a
 failed download) one line and exit status 1. Paths and ``--device`` are
 checked before the subcommand runs (:mod:`torchgeo_satclip.cli._preflight`).
+A value the library refuses is named by the option that gave it
+(``--batch-size must be at least 1``, not the library's ``batch_size``).
 ``--debug`` (before or after the subcommand) shows the traceback instead.
 """
 
@@ -52,6 +54,15 @@ PATHS: dict[str, tuple[tuple[str, str, PathRole], ...]] = {
     'pack': (('root', 'ROOT', 'dataset_dir'),),
     'build': (('root', 'ROOT', 'output_dir'), ('region', '--region', 'input_file')),
     'demo-data': (('root', 'ROOT', 'output_dir'),),
+}
+
+#: The library parameters of each subcommand named otherwise than the option
+#: that sets them, ``{parameter: dest}`` (the others are their option's dest).
+PARAMETERS: dict[str, dict[str, str]] = {
+    'pack': {'num_workers': 'workers'},
+    'build': {'max_nodata_fraction': 'max_nodata'},
+    'probe': {'splits': 'cv', 'resolution': 'map_resolution'},
+    'demo-data': {'num_patches': 'n'},
 }
 
 _DEBUG_HELP = 'on an error, show the traceback instead of one line'
@@ -103,7 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             '--debug', action='store_true', default=argparse.SUPPRESS, help=_DEBUG_HELP
         )
+        options = {
+            action.dest: max(action.option_strings, key=len)
+            for action in sub._actions  # argparse has no public list of them
+            if action.option_strings and action.dest != argparse.SUPPRESS
+        }
+        sub.set_defaults(option_flags=options)
     return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, str]:
+    """The options that carried a value, by the library parameter they set.
+
+    A library message about a parameter whose option was left at None (not
+    given: the library chose) is about something else (a checkpoint's
+    architecture), and keeps its name.
+    """
+    options: dict[str, str] = getattr(args, 'option_flags', {})
+    dests = {dest: dest for dest in options}
+    dests.update(PARAMETERS.get(args.command, {}))
+    return {
+        parameter: options[dest]
+        for parameter, dest in dests.items()
+        if dest in options and getattr(args, dest, None) is not None
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected = isinstance(error, ValueError | OSError | ImportError | DataError)
         hint = '' if expected else ' (--debug shows the traceback)'
         message = _preflight.describe(error, _preflight.output_of(args, paths))
+        if isinstance(error, ValueError):  # the library names its parameters
+            message = _preflight.name_flag(message, _flags(args))
         print(f'{prefix}: error: {message}{hint}', file=sys.stderr)
         return status
     return status

@@ -15,7 +15,7 @@ import errno
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ __all__ = [
     'check_path',
     'describe',
     'exit_status',
+    'name_flag',
     'output_of',
 ]
 
@@ -284,3 +285,29 @@ def describe(error: BaseException, where: str | None = None) -> str:
     else:
         text = f'{type(error).__name__}: {error}'
     return ' '.join(text.split())
+
+
+def name_flag(message: str, flags: Mapping[str, str]) -> str:
+    """Name the option the user typed where a library message names its parameter.
+
+    The library's checks begin their messages with the parameter's name
+    (``batch_size must be at least 1, got 0``); the user typed an option
+    (``--batch-size``). Only the message's first word is replaced, the
+    convention of those checks: the same word later in a sentence may be
+    plain English.
+
+    Args:
+        message: the error's one line (see :func:`describe`).
+        flags: each library parameter whose option carried a value, mapped
+            to that option (``{'batch_size': '--batch-size'}``).
+
+    Returns:
+        The message with the option in place of a leading parameter name (or
+        of ``name (--option)``), else unchanged.
+    """
+    for parameter, flag in flags.items():
+        for head in (f'{parameter} ({flag})', parameter):
+            rest = message[len(head) :]
+            if message.startswith(head) and not rest[:1].isalnum() and rest[:1] != '_':
+                return flag + rest
+    return message
