@@ -309,6 +309,11 @@ LIBRARY_DEFAULTS = [
 ]
 
 
+#: Options that default to None, left out of the library call when not given
+#: (pack --verify refuses them, even repeating the default).
+LEFT_OUT = {('pack', 'shard_size'), ('pack', 'workers')}
+
+
 @pytest.mark.parametrize(
     ('command', 'dest', 'module', 'function', 'parameter'), LIBRARY_DEFAULTS
 )
@@ -319,6 +324,13 @@ def test_defaults_are_the_library_defaults(
     func = getattr(importlib.import_module(module), function)
     default = inspect.signature(func).parameters[parameter].default
     value = action.default
+    if (command, dest) in LEFT_OUT:  # None: not passed, the library's default
+        assert value is None
+        assert action.help is not None
+        assert action.help.endswith(f'(default: {default})') or (
+            f'(default: {default},' in action.help
+        )
+        return
     assert (tuple(value) if isinstance(value, list) else value) == default
     if action.help and '(default: ' in action.help and isinstance(default, int | str):
         assert f'(default: {default}' in action.help

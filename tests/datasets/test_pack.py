@@ -450,3 +450,34 @@ def test_verify_without_index_refuses(
     assert 'verified' not in captured.out
     found = 'is a directory, not a file' if gone == 'a folder' else 'not found'
     assert f'{index} {found}: verify checks' in captured.err
+
+
+@pytest.mark.parametrize(
+    'extra',
+    [
+        ['--shard-size', '4'],
+        ['--shard-size', '1024'],  # the default, given: still refused
+        ['--workers', '2'],
+        ['--workers', '0'],
+        ['--overwrite'],
+        ['--shard-size', '4', '--workers', '2', '--overwrite'],
+    ],
+)
+def test_cli_verify_refuses_options_of_packing(
+    root: Path, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--verify writes nothing: an option only packing uses is a mistake."""
+    pack_s2_100k(root, patch_size=32, progress=False)
+    argv = ['pack', str(root), '--patch-size', '32', '--verify', '--quiet', *extra]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    given = ' and '.join(a for a in extra if a.startswith('--'))
+    assert f'cannot be combined with {given}' in captured.err
+    assert len(captured.err.splitlines()) == 1
+
+
+def test_cli_pack_defaults(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --shard-size and --workers, the library's defaults apply."""
+    assert main(['pack', str(root), '--patch-size', '32', '--quiet']) == 0
+    assert 'packed 8 patches into 1 shards' in capsys.readouterr().out

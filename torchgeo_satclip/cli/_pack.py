@@ -4,6 +4,7 @@ import argparse
 
 from . import _common
 from ._common import Subparsers
+from ._preflight import UsageError
 from ._signatures import StaticSignature
 
 __all__ = ['add_parser', 'run']
@@ -48,14 +49,20 @@ def add_parser(subparsers: Subparsers) -> None:
         'side of every (square) patch in pixels; any other size is refused',
         type=int,
     )
-    _common.option(
-        parser, '--shard-size', PACK, 'shard_size', 'patches per shard', type=int
+    # None when not given (the library's default applies), so that --verify
+    # can refuse them even when they repeat the default
+    shard_size = PACK.default('shard_size')
+    parser.add_argument(
+        '--shard-size',
+        type=int,
+        default=None,
+        help=f'patches per shard (default: {shard_size})',
     )
     workers = PACK.default('num_workers')
     parser.add_argument(
         '--workers',
         type=int,
-        default=workers,
+        default=None,
         help=f'decoding processes, at most one per CPU (default: {workers}, in-process)',
     )
     parser.add_argument(
@@ -64,7 +71,8 @@ def add_parser(subparsers: Subparsers) -> None:
         help='instead of packing, check the packed layout fully: the SHA-256 '
         'of every shard and of every source GeoTIFF present, against the '
         'records written when packing (exit status 1 if damaged); its patches '
-        'must be of --patch-size',
+        'must be of --patch-size; --shard-size, --workers and --overwrite, '
+        'which only packing uses, are refused with it',
     )
     parser.set_defaults(func=run)
 
@@ -80,20 +88,35 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..datasets import pack_s2_100k
 
+    packing = {  # the options only packing uses, those given
+        flag: value
+        for flag, value in (
+            ('--shard-size', args.shard_size),
+            ('--workers', args.workers),
+            ('--overwrite', args.overwrite or None),
+        )
+        if value is not None
+    }
     if args.verify:
-        if args.overwrite:
-            raise ValueError(
-                '--verify checks an existing layout; it cannot be combined with '
-                '--overwrite'
+        if packing:
+            given = ' and '.join(packing)
+            raise UsageError(
+                '--verify checks an existing layout and writes nothing; it cannot '
+                f'be combined with {given}, which only packing uses; leave '
+                f'{given} out'
             )
         return _verify(args)
+    kwargs: dict[str, int] = {}  # those left out take pack_s2_100k's defaults
+    if args.shard_size is not None:
+        kwargs['shard_size'] = args.shard_size
+    if args.workers is not None:
+        kwargs['num_workers'] = args.workers
     result = pack_s2_100k(
         args.root,
         patch_size=args.patch_size,
-        shard_size=args.shard_size,
-        num_workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        **kwargs,
     )
     print(
         f'packed {result.num_samples} patches into {result.num_shards} shards '
