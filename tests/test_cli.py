@@ -555,3 +555,24 @@ def test_embed_neighbours_of_fewer_than_two_points(
     assert '(--neighbours: fewer than two points, so no neighbours)' in printed
     assert '->' not in printed
     assert 'nearest neighbour in embedding space' not in printed
+
+
+def test_build_locked_is_a_failure_while_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another build in ROOT: a DataError, status 1 as every other; --debug shows it."""
+    from torchgeo_satclip.builders import BuildLockedError
+
+    message = f'{tmp_path}/.build.lock: another build (pid 12) is writing here'
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise BuildLockedError(message)
+
+    monkeypatch.setattr(torchgeo_satclip.builders, 'build_dataset', locked)
+    argv = ['build', str(tmp_path), '--num-samples', '2', '--quiet']
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f'torchgeo-satclip build: error: {message}\n'
+    assert captured.out == ''
+    with pytest.raises(BuildLockedError):
+        main([*argv, '--debug'])

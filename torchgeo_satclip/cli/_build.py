@@ -180,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
         args: the parsed ``build`` arguments.
 
     Returns:
-        The exit status: 1 if the dataset is incomplete, 2 if another build
-        holds its lock.
+        The exit status: 1 if the dataset is incomplete (another build holding
+        its lock raises :class:`~torchgeo_satclip.builders.BuildLockedError`,
+        which the command line reports with exit status 1).
 
     Raises:
         ValueError: if --start or --end is given with --windows (the windows
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ..builders import BuildLockedError, build_dataset
+    from ..builders import build_dataset
 
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     level = logging.INFO if args.verbose else logging.WARNING
@@ -207,35 +208,31 @@ def run(args: argparse.Namespace) -> int:
     if args.api_url:
         kwargs['api_url'] = args.api_url
     with logging_redirect_tqdm():
-        try:
-            result = build_dataset(
-                args.root,
-                args.num_samples,
-                seed=args.seed,
-                start=args.start,
-                end=args.end,
-                max_cloud_cover=args.max_cloud_cover,
-                region=args.region,
-                land=not args.include_water,
-                collection=args.collection,
-                size=args.size,
-                max_nodata_fraction=args.max_nodata,
-                items_per_point=args.items_per_point,
-                resampling=args.resampling,
-                dates=args.dates,
-                windows=args.windows,
-                min_dates=args.min_dates,
-                workers=args.workers,
-                max_retries=args.max_retries,
-                backoff=args.backoff,
-                timeout=args.timeout,
-                max_candidates=args.max_candidates,
-                progress=not args.quiet,
-                **kwargs,
-            )
-        except BuildLockedError as error:
-            print(f'torchgeo-satclip build: error: {error}', file=sys.stderr)
-            return 2
+        result = build_dataset(
+            args.root,
+            args.num_samples,
+            seed=args.seed,
+            start=args.start,
+            end=args.end,
+            max_cloud_cover=args.max_cloud_cover,
+            region=args.region,
+            land=not args.include_water,
+            collection=args.collection,
+            size=args.size,
+            max_nodata_fraction=args.max_nodata,
+            items_per_point=args.items_per_point,
+            resampling=args.resampling,
+            dates=args.dates,
+            windows=args.windows,
+            min_dates=args.min_dates,
+            workers=args.workers,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
+            timeout=args.timeout,
+            max_candidates=args.max_candidates,
+            progress=not args.quiet,
+            **kwargs,
+        )
     rejected = ', '.join(f'{n} {why}' for why, n in sorted(result.rejected.items()))
     print(
         f'{result.num_samples} of {result.target} patches in {result.root} '
