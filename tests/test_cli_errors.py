@@ -543,6 +543,11 @@ RUNTIME: list[tuple[BaseException, int, str]] = [
         1,
         'no space left on device (writing under {root})',
     ),
+    (  # a broken pipe of the work, not of standard output: a failure
+        BrokenPipeError(errno.EPIPE, 'Broken pipe'),
+        1,
+        'error: Broken pipe (writing under {root})',
+    ),
     (ValueError('bad\nvalue'), 2, 'error: bad value'),
     (FileExistsError('/x exists; pass --overwrite'), 2, '/x exists; pass --overwrite'),
     (IsADirectoryError(errno.EISDIR, 'Is a directory', '/x'), 2, '/x: Is a directory'),
@@ -755,3 +760,30 @@ def test_option_left_out_is_not_named(
     check_one_line(err, status, 2, f'embed: error: {message}')
     status, _, err = run([*argv, '--legendre-polys', '0'], capsys)
     check_one_line(err, status, 2, 'error: --legendre-polys must be at least 1')
+
+
+def test_output_pipe_closed(files: Path) -> None:
+    """`... | head` that stops reading: no error about OUTPUT, status 141.
+
+    The embeddings were written; the only thing lost is the printed summary,
+    so the message must not say that writing under OUTPUT failed.
+    """
+    read, write = os.pipe()
+    os.close(read)  # the reader has left before the first line
+    env = {**os.environ, 'PYTHONPATH': str(REPO)}
+    argv = ['embed', 'points.csv', 'o.csv', '--quiet']
+    try:
+        done = subprocess.run(
+            [sys.executable, '-m', 'torchgeo_satclip.cli', *argv],
+            cwd=files,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.stderr == ''
+    assert done.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`
+    assert (files / 'o.csv').read_text().startswith('name,lon,lat,emb_0,')

@@ -32,6 +32,8 @@ A value the library refuses is named by the option that gave it
 """
 
 import argparse
+import os
+import select
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -67,6 +69,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
 
 _DEBUG_HELP = 'on an error, show the traceback instead of one line'
 
+#: The exit status when the reader of standard output has left (``| head``):
+#: 128 + SIGPIPE, as a shell reports a command that a closed pipe ended.
+_CLOSED_OUTPUT = 141
+
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (and exit status 2)."""
@@ -96,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
             'value, a missing input, an output folder that cannot be written, '
             'a device this machine lacks), found before any work and told in '
             'one line; 1 for a failure while working (a full disk, a failed '
-            'download); 130 if interrupted. --debug shows the traceback.'
+            'download); 130 if interrupted; 141, silently, if the reader of its '
+            'output left (| head). --debug shows the traceback.'
         ),
     )
     parser.add_argument(
@@ -140,6 +147,31 @@ def _flags(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
+def _output_closed() -> bool:
+    """Whether standard output is a pipe whose reader has left (``| head``).
+
+    Asked of the pipe itself (``poll`` reports an error on a pipe without
+    reader): a broken pipe of the work (a worker process) is a failure to
+    report. If so, standard output is pointed at the null device, so that
+    the interpreter's last flush does not fail again at exit.
+    """
+    poll = getattr(select, 'poll', None)
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced or closed
+        return False
+    if poll is None:  # pragma: no cover - Windows
+        return False
+    poller = poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poller.poll(0)):
+        return False
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -153,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 for a mistake in the command (also
-        from argparse), 1 for a failure while working, 130 if interrupted.
+        from argparse), 1 for a failure while working, 130 if interrupted,
+        141 if the reader of standard output left.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -164,12 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, 'device', None) is not None:
             _preflight.check_device(args.device)
         status: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except KeyboardInterrupt:
         if args.debug:
             raise
         print(f'{prefix}: interrupted', file=sys.stderr)
         return 130
     except Exception as error:
+        if isinstance(error, BrokenPipeError) and _output_closed():
+            return _CLOSED_OUTPUT  # the reader left: nobody to tell
         if args.debug:
             raise
         status = _preflight.exit_status(error)
