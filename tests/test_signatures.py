@@ -119,3 +119,34 @@ def test_errors() -> None:
         embed_file.default('nope')
     with pytest.raises(TypeError, match='not a Literal'):
         embed_file.choices('batch_size')
+
+
+def test_the_last_definition_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Python binds it: the implementation after ``@overload`` stubs (whose
+    defaults are ``...``), the later of two definitions."""
+    source = """
+from typing import overload
+
+@overload
+def f(x: int, n: int = ...) -> int: ...
+@overload
+def f(x: str, n: int = ...) -> str: ...
+def f(x, n=3):
+    return x
+
+def g(a=1):
+    return a
+
+def g(a=2):
+    return a
+"""
+    real = _signatures._source
+
+    def fake(module: str) -> tuple[ast.Module, bool] | None:
+        if module == 'torchgeo_satclip._fake_for_test':
+            return ast.parse(source), False
+        return real(module)
+
+    monkeypatch.setattr(_signatures, '_source', fake)
+    assert StaticSignature('torchgeo_satclip._fake_for_test', 'f').default('n') == 3
+    assert StaticSignature('torchgeo_satclip._fake_for_test', 'g').default('a') == 2

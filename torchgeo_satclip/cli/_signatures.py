@@ -174,7 +174,9 @@ class StaticSignature:
         while (module, function) not in seen:
             seen.add((module, function))
             tree = _parse(module)
-            for node in tree.body if tree is not None else ():
+            # the last definition, as Python binds it: the implementation
+            # after its @overload stubs (whose defaults are ``...``)
+            for node in reversed(tree.body) if tree is not None else ():
                 if isinstance(node, ast.FunctionDef) and node.name == function:
                     return module, node
             bound = _bindings(module).get(function)
