@@ -242,6 +242,11 @@ def test_probe_folds_random_are_stratified_and_spatial_keep_blocks_whole() -> No
             "non-empty list of 'random' and/or 'spatial', got 'spatial'",
         ),
         ({'cv': ()}, "non-empty list of 'random' and/or 'spatial', got"),
+        # one result per split given was promised: a repeated one gave one
+        (
+            {'cv': ('random', 'random')},
+            r"cv names 'random' twice in \('random', 'random'\)",
+        ),
         ({'folds': 1}, 'folds must be an integer >= 2'),
         ({'lonlat': np.zeros((3, 2))}, '3 points but 300 labels'),
     ],

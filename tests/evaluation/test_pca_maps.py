@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from torchgeo_satclip.evaluation import pca_rgb, plot_pca_map, probe_report
@@ -39,3 +40,23 @@ def test_probe_report_maps_a_two_feature_checkpoint(tmp_path: Path) -> None:
     )
     assert [path.name for path in report.figures] == ['scores.png', 'pca_tiny.png']
     assert all(path.is_file() for path in report.figures)
+
+
+def test_a_map_that_fails_to_draw_closes_its_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while drawing left the figure open (pyplot keeps it: a loop of
+    maps leaks them), where save_figure closes it after a success."""
+    import matplotlib.pyplot as plt
+
+    from torchgeo_satclip.evaluation import plots
+
+    def broken(*args: object, **kwargs: object) -> np.ndarray:
+        raise RuntimeError('land mask unreadable')
+
+    monkeypatch.setattr(plots, 'is_land', broken)
+    plt.close('all')
+    with pytest.raises(RuntimeError, match='land mask unreadable'):
+        plot_pca_map('raw', tmp_path / 'raw.png', resolution=30.0)
+    assert plt.get_fignums() == []
+    assert not (tmp_path / 'raw.png').exists()

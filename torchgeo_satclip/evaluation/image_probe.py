@@ -473,7 +473,7 @@ def _check_cv(cv: object) -> None:
 
     Raises:
         ValueError: naming the value (a plain string would be read letter
-            by letter).
+            by letter), or a split named twice.
     """
     if isinstance(cv, str) or not isinstance(cv, Sequence) or not cv:
         raise ValueError(
@@ -482,6 +482,12 @@ def _check_cv(cv: object) -> None:
     for split in cv:
         if split not in ('random', 'spatial'):
             raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
+    for split in set(cv):
+        if list(cv).count(split) > 1:
+            raise ValueError(
+                f'cv names {split!r} twice in {cv!r}: give each split once '
+                '(one result per split)'
+            )
 
 
 def image_probe(

@@ -110,21 +110,25 @@ def plot_pca_map(
     area = np.cos(np.radians(lonlat[:, 1]))
     rgb = pca_rgb(encode(encoder, lonlat), area).reshape(len(lat), len(lon), 3)
     fig, ax = plt.subplots(figsize=(10, 5.2))
-    ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
-    if coastlines:
-        try:
-            land = is_land(grid_lon, grid_lat).astype(float)
-            ax.contour(
-                grid_lon, grid_lat, land, levels=[0.5], colors='k', linewidths=0.5
-            )
-        except ImportError:
-            pass
-    name = encoder if isinstance(encoder, str) else type(encoder).__name__
-    ax.set_title(title or f'{name}: first three PCA components as RGB')
-    ax.set_xlabel('longitude')
-    ax.set_ylabel('latitude')
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-90, 90)
+    try:
+        ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
+        if coastlines:
+            try:
+                land = is_land(grid_lon, grid_lat).astype(float)
+                ax.contour(
+                    grid_lon, grid_lat, land, levels=[0.5], colors='k', linewidths=0.5
+                )
+            except ImportError:
+                pass
+        name = encoder if isinstance(encoder, str) else type(encoder).__name__
+        ax.set_title(title or f'{name}: first three PCA components as RGB')
+        ax.set_xlabel('longitude')
+        ax.set_ylabel('latitude')
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-90, 90)
+    except BaseException:
+        plt.close(fig)  # save_figure closes it after a success
+        raise
     return save_figure(fig, path, bbox_inches='tight')
 
 
