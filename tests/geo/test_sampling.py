@@ -61,6 +61,35 @@ def test_region_file(tmp_path) -> None:
     assert Region.from_file(path).bounds == (5.0, 45.0, 10.0, 48.0)
 
 
+def test_a_polygon_drawn_across_the_antimeridian_is_warned_of() -> None:
+    """Fiji drawn across 180 degrees (177 to -179) is, as RFC 7946 reads it,
+    a band 356 degrees wide round the other side of the world: points were
+    drawn there in silence. An edge longer than 180 degrees of longitude is
+    warned of, naming it; a region drawn wide on purpose still works."""
+    fiji = {
+        'type': 'Polygon',
+        'coordinates': [[[177, -18], [-179, -18], [-179, -16], [177, -16], [177, -18]]],
+    }
+    with pytest.warns(
+        UserWarning, match=r'\(177.*-18.*\) to \(-179.*-18.*\).*antimeridian'
+    ):
+        region = Region(fiji)
+    assert region.bounds == (-179.0, -18.0, 177.0, -16.0)  # read as it is
+    split = {
+        'type': 'MultiPolygon',
+        'coordinates': [
+            [[[177, -18], [180, -18], [180, -16], [177, -16], [177, -18]]],
+            [[[-180, -18], [-179, -18], [-179, -16], [-180, -16], [-180, -18]]],
+        ],
+    }
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        Region(split)
+        Region(BOX)
+
+
 def test_invalid() -> None:
     with pytest.raises(ValueError, match='Polygons'):
         Region({'type': 'Point', 'coordinates': [0, 0]})

@@ -21,6 +21,7 @@ same place.
 import json
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeAlias
 
@@ -54,11 +55,43 @@ def _shapely() -> Any:
     return shapely
 
 
+def _warn_of_long_edges(polygons: list[Any]) -> None:
+    """Warn of an edge longer than 180 degrees of longitude (the first one).
+
+    RFC 7946 draws an edge straight in longitude and latitude, so a polygon
+    drawn across the antimeridian (177 to -179) goes the long way round the
+    world. That is kept (a band drawn wide on purpose is valid), but it is
+    the usual mistake, so it is said.
+    """
+    for polygon in polygons:
+        parts = getattr(polygon, 'geoms', [polygon])
+        for part in parts:
+            for ring in (part.exterior, *part.interiors):
+                lonlat = np.asarray(ring.coords, dtype=np.float64)[:, :2]
+                jumps = np.abs(np.diff(lonlat[:, 0]))
+                if len(jumps) and jumps.max() > 180:
+                    i = int(np.argmax(jumps))
+                    (lon1, lat1), (lon2, lat2) = lonlat[i], lonlat[i + 1]
+                    warnings.warn(
+                        f'the region has an edge from ({lon1:g}, {lat1:g}) to '
+                        f'({lon2:g}, {lat2:g}), {jumps[i]:g} degrees of longitude '
+                        'long: as GeoJSON draws it (RFC 7946), it goes the long '
+                        'way round the world; if the polygon crosses the '
+                        'antimeridian, split it in two at 180 degrees (a '
+                        'MultiPolygon)',
+                        UserWarning,
+                        stacklevel=3,
+                    )
+                    return
+
+
 class Region:
     """A polygonal region in (lon, lat) degrees, read from GeoJSON.
 
     Polygons crossing the antimeridian are not supported: split them in two
-    (a ``MultiPolygon``) at 180 degrees.
+    (a ``MultiPolygon``) at 180 degrees. An edge longer than 180 degrees of
+    longitude (a polygon drawn across it, which RFC 7946 reads as going the
+    long way round) is kept as drawn, with a warning.
 
     The coordinates are WGS84 (longitude, latitude), as RFC 7946 has them,
     unless the GeoJSON has a ``crs`` member (GeoJSON 2008, as GDAL writes
@@ -100,6 +133,7 @@ class Region:
             raise ValueError('the region must be made of Polygons or MultiPolygons')
         if crs is not None:
             polygons = list(_reprojected(np.asarray(polygons, dtype=object), crs))
+        _warn_of_long_edges(polygons)
         self.geometry: Any = shapely.union_all(polygons)
         if self.geometry.is_empty or self.geometry.area == 0:
             raise ValueError('the region is empty')
