@@ -393,7 +393,10 @@ def test_task_encodes_in_parts_while_training(
     [
         ({'freeze_backbone': True}, 'cannot be frozen'),
         ({'moco_loss_weight': 0.0}, 'nothing to train'),
-        ({'moco_loss_weight': -1.0}, 'must be >= 0'),
+        (
+            {'moco_loss_weight': -1.0},
+            'moco_loss_weight must be a finite real number >= 0, not -1.0',
+        ),
         ({'moco_queue_size': 0}, 'moco_queue_size'),
         ({'moco_dim': 0}, 'moco_dim'),
         ({'moco_hidden_dim': 0}, 'moco_hidden_dim'),

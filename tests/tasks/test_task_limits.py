@@ -306,6 +306,32 @@ def test_logit_scale_is_held_at_its_maximum_in_training(tmp_path: Path) -> None:
         # named as the task's argument, not the network's 'dropout'
         ({'location_dropout': 1.0}, re.escape('location_dropout must be in [0, 1)')),
         ({'location_dropout': -0.1}, re.escape('location_dropout must be in [0, 1)')),
+        # a float width was truncated silently (2.5 -> 2), True counted as 1
+        ({'embed_dim': 2.5}, 'embed_dim must be an integer, got 2.5'),
+        ({'moco_loss_weight': 1.0, 'moco_dim': 2.5}, 'moco_dim must be an integer'),
+        ({'moco_loss_weight': 1.0, 'moco_dim': True}, 'moco_dim must be an integer'),
+        (
+            {'moco_loss_weight': 1.0, 'moco_hidden_dim': 3.5},
+            'moco_hidden_dim must be an integer, got 3.5',
+        ),
+        (
+            {'moco_loss_weight': 1.0, 'moco_queue_size': 8.5},
+            'moco_queue_size must be an integer, got 8.5',
+        ),
+        # a string failed with a TypeError of a comparison, naming no argument
+        (
+            {'moco_loss_weight': 1.0, 'moco_momentum': '0.9'},
+            "moco_momentum must be a real number, got '0.9'",
+        ),
+        ({'optimizer': 'sgd', 'momentum': '0.9'}, 'momentum must be a real number'),
+        (
+            {'clip_loss_weight': '1'},
+            "clip_loss_weight must be a finite real number >= 0, not '1'",
+        ),
+        (
+            {'geo_classes': 1, 'geo_loss_weight': '1'},
+            "geo_loss_weight must be a finite real number >= 0, not '1'",
+        ),
     ],
 )
 def test_python_arguments_of_the_wrong_kind_refused(

@@ -342,6 +342,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         ):
             check_flag(name, flag)
         check_int('in_channels', in_channels, minimum=1)
+        check_int('embed_dim', embed_dim, minimum=1)
         check_int('image_resolution', image_resolution, minimum=1)
         check_int('geo_classes', geo_classes, minimum=0)
         check_int('geo_kmeans_seed', geo_kmeans_seed)
@@ -356,10 +357,6 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         )
         if logit_scale_max is not None:
             _check_real('logit_scale_max', logit_scale_max, positive=True)
-        if geo_classes < 0 or geo_loss_weight < 0:
-            raise ValueError('geo_classes and geo_loss_weight must be >= 0')
-        if geo_loss_weight > 0 and geo_classes < 1:
-            raise ValueError('geo_loss_weight > 0 needs geo_classes >= 1')
         _check_moco_arguments(
             clip_loss_weight=clip_loss_weight,
             moco_loss_weight=moco_loss_weight,
@@ -375,6 +372,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             optimizer=optimizer,
             momentum=momentum,
         )
+        if geo_loss_weight > 0 and geo_classes < 1:
+            raise ValueError('geo_loss_weight > 0 needs geo_classes >= 1')
         if weights is not None and not isinstance(
             weights, bool | str | os.PathLike | WeightsEnum
         ):
@@ -1149,12 +1148,12 @@ def _check_moco_arguments(
     optimizer: str,
     momentum: float,
 ) -> None:
-    """Refuse invalid loss weights and MoCo arguments with a specific message."""
-    if clip_loss_weight < 0 or moco_loss_weight < 0:
-        raise ValueError(
-            'clip_loss_weight and moco_loss_weight must be >= 0, not '
-            f'{clip_loss_weight} and {moco_loss_weight}'
-        )
+    """Refuse invalid loss weights and MoCo arguments with a specific message.
+
+    Each is checked for its kind before any comparison: a string failed with
+    a ``TypeError`` of the comparison, naming no argument, and a float width
+    or queue size was truncated silently.
+    """
     for name, weight in (
         ('clip_loss_weight', clip_loss_weight),
         ('moco_loss_weight', moco_loss_weight),
@@ -1168,28 +1167,24 @@ def _check_moco_arguments(
         )
     if optimizer not in ('adamw', 'sgd'):
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {optimizer!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f'momentum must be in [0, 1), not {momentum}')
+    check_real('momentum', momentum, minimum=0.0, below=1.0)
     if moco_positives not in ('augmentation', 'temporal'):
         raise ValueError(
             "moco_positives must be 'augmentation' or 'temporal', not "
             f'{moco_positives!r}'
         )
-    if moco_dim < 1 or (moco_hidden_dim is not None and moco_hidden_dim < 1):
-        raise ValueError(
-            f'moco_dim and moco_hidden_dim must be positive, not {moco_dim} and '
-            f'{moco_hidden_dim}'
-        )
-    if moco_queue_size < 1:
-        raise ValueError(f'moco_queue_size must be positive, not {moco_queue_size}')
+    check_int('moco_dim', moco_dim, minimum=1)
+    if moco_hidden_dim is not None:
+        check_int('moco_hidden_dim', moco_hidden_dim, minimum=1)
+    check_int('moco_queue_size', moco_queue_size, minimum=1)
     if isinstance(moco_bn_splits, bool) or not isinstance(
         moco_bn_splits, numbers.Integral
     ):
         raise ValueError(f'moco_bn_splits must be an integer, not {moco_bn_splits!r}')
     if moco_bn_splits < 1:
         raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
-    if not 0 <= moco_momentum <= 1:
-        raise ValueError(f'moco_momentum must be in [0, 1], not {moco_momentum}')
+    if not 0 <= check_real('moco_momentum', moco_momentum) <= 1:
+        raise ValueError(f'moco_momentum must be in [0, 1], got {moco_momentum}')
     _check_real('moco_temperature', moco_temperature, positive=True)
     if moco_loss_weight > 0 and freeze_backbone:
         raise ValueError(
