@@ -184,7 +184,9 @@ def resolve_deprecated_location_args(
         new = DEPRECATED_LOCATION_ARGS[old]
         if current[new] not in (getattr(LOCATION_DEFAULTS, new), value):
             raise ValueError(
-                f'{old} (deprecated) and {new} are both given, with different values'
+                f'{old} (deprecated) and {new} are both given, with different '
+                f'values: {old} (deprecated) is {value!r} and {new} is '
+                f'{current[new]!r}: give one of them (as {new})'
             )
         warnings.warn(
             f'{old} is deprecated; use {new} (the name every task uses)',
