@@ -339,3 +339,32 @@ def test_python_arguments_of_the_wrong_kind_refused(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         tiny_task(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ('points', 'match'),
+    [
+        # a NaN failed inside the k-means with torch.multinomial's RuntimeError
+        (
+            [[math.nan, 0.0]] * 6,
+            re.escape('training locations row 0: non-finite coordinate'),
+        ),
+        # a latitude of 95 degrees was clustered in silence
+        (
+            [[10.0, 0.0]] * 5 + [[10.0, 95.0]],
+            'training locations row 5: latitude 95.0 is outside',
+        ),
+        # fewer points than classes named the k-means' k, not the argument
+        (
+            [[10.0, 0.0]] * 3,
+            re.escape('geo_classes (5) needs at least 5 training locations, got 3'),
+        ),
+    ],
+)
+def test_geo_centroids_of_bad_locations_refused(
+    points: list[list[float]], match: str
+) -> None:
+    task = tiny_task(geo_classes=5, geo_loss_weight=1.0)
+    with pytest.raises(ValueError, match=match):
+        task.fit_geo_centroids(torch.tensor(points, dtype=torch.float64))
+    assert not task.geo_centroids.any()  # left as it was

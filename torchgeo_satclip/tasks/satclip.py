@@ -59,6 +59,7 @@ from torchvision.models._api import WeightsEnum
 from .._checks import check_flag, check_int, check_real
 from .._compat import BaseTask, load_backbone_state_dict
 from ..datamodules.cached import CachedFeatureDataModule
+from ..geo import validate_lonlat
 from ..models import (
     OFFICIAL_VISION_LAYERS,
     CheckpointError,
@@ -877,7 +878,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             lonlat: ``(N, 2)`` (longitude, latitude) in degrees, N >= geo_classes.
 
         Raises:
-            ValueError: if the geo pretext is off or *lonlat* is not ``(N, 2)``.
+            ValueError: if the geo pretext is off, *lonlat* is not ``(N, 2)``,
+                holds a point that is not finite or out of range (naming its
+                row), or fewer than ``geo_classes`` points.
         """
         if self.geo_head is None:
             raise ValueError('the geo-classification pretext is off (geo_classes: 0)')
@@ -885,6 +888,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         if points.ndim != 2 or points.shape[1] != 2:
             raise ValueError(
                 f'training locations must be (N, 2) lon/lat, not {tuple(points.shape)}'
+            )
+        validate_lonlat(points, where=lambda row: f'training locations row {row}')
+        classes = int(self.hparams['geo_classes'])
+        if points.shape[0] < classes:
+            raise ValueError(
+                f'geo_classes ({classes}) needs at least {classes} training '
+                f'locations, got {points.shape[0]}: lower geo_classes'
             )
         centroids = spherical_kmeans(
             points.cpu(),
