@@ -772,3 +772,26 @@ def test_datasets_of_no_single_image_are_refused(
             extractor_key='band-means',
             **cache_args(tmp_path, **argument),
         )
+
+
+def test_setup_gives_every_submodule_its_own_mode_back(tmp_path: Path) -> None:
+    """The datamodule put the extractor back with ``train(was_training)``,
+    over every submodule: a backbone training with its batch norms frozen
+    in eval mode came back with them training (their statistics moving)."""
+    torch.manual_seed(0)
+    extractor = torch.nn.Sequential(
+        torch.nn.Conv2d(13, 4, 1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+    extractor.train()
+    extractor[1].eval()  # frozen statistics
+    dm = CachedFeatureDataModule(feature_extractor=extractor, **cache_args(tmp_path))
+    dm.setup('predict')  # builds the cache
+    again = CachedFeatureDataModule(feature_extractor=extractor, **cache_args(tmp_path))
+    again.setup('predict')  # reuses it, after the sample-0 check
+    assert again.cache_path == dm.cache_path
+    assert extractor.training
+    assert not extractor[1].training
+    assert extractor[0].training

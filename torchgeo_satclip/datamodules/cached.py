@@ -44,7 +44,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
@@ -327,19 +328,41 @@ def build_feature_cache(
         del out
 
     remove_stale_temporaries(path)
-    modes = (
-        [(module, module.training) for module in extractor.modules()]
-        if isinstance(extractor, nn.Module)
-        else []
-    )
-    for module, _ in modes:
-        module.eval()
-    try:
+    if isinstance(extractor, nn.Module):
+        with _evaluating(extractor):
+            atomic_write(path, write)
+    else:
         atomic_write(path, write)
-    finally:
-        for module, training in modes:
-            module.train(training)
     return path
+
+
+@contextmanager
+def _evaluating(
+    module: nn.Module, device: torch.device | None = None
+) -> Iterator[None]:
+    """Run *module* in eval mode (on *device*), then put it back as it was.
+
+    On leaving (after an error too), every submodule gets its own training
+    flag back and, when *device* is given, the module goes back to the device
+    of its first parameter (the CPU without one).
+
+    Args:
+        module: the feature extractor.
+        device: where to run it; None leaves it where it is.
+    """
+    modes = [(part, part.training) for part in module.modules()]
+    param = next(module.parameters(), None)
+    home = param.device if param is not None else torch.device('cpu')
+    if device is not None:
+        module.to(device)
+    module.eval()
+    try:
+        yield
+    finally:
+        if device is not None:
+            module.to(home)
+        for part, training in modes:
+            part.training = training
 
 
 def _write_text(path: str, text: str) -> None:
@@ -868,22 +891,13 @@ class CachedFeatureDataModule(S2100KDataModule):
         Raises:
             RuntimeError: naming the cache and the difference, if they differ.
         """
-        modes = [(module, module.training) for module in extractor.modules()]
-        param = next(extractor.parameters(), None)
-        home = param.device if param is not None else torch.device('cpu')
         batch = {
             k: v.to(device) if isinstance(v, Tensor) else v
             for k, v in default_collate([dataset[0]]).items()
         }
-        try:
-            extractor.to(device).eval()
-            with torch.no_grad():
-                batch = cast(nn.Module, self.aug).to(device)(batch)
-                computed = extractor(dihedral_view(batch['image'], 0))
-        finally:
-            extractor.to(home)
-            for module, training in modes:
-                module.train(training)
+        with _evaluating(extractor, device), torch.no_grad():
+            batch = cast(nn.Module, self.aug).to(device)(batch)
+            computed = extractor(dihedral_view(batch['image'], 0))
         computed = computed.detach().float().cpu().reshape(-1)
         stored = torch.from_numpy(np.asarray(features[0, 0], dtype=np.float32))
         scale = float(stored.abs().max()) if stored.numel() else 0.0
@@ -910,13 +924,11 @@ class CachedFeatureDataModule(S2100KDataModule):
         device: torch.device,
     ) -> None:
         """Run *extractor* over *dataset* (a module in eval mode on *device*)."""
-        module = extractor if isinstance(extractor, nn.Module) else None
-        if module is not None:
-            param = next(module.parameters(), None)
-            home = param.device if param is not None else torch.device('cpu')
-            was_training = module.training
-            module.to(device).eval()
-        try:
+        with (
+            _evaluating(extractor, device)
+            if isinstance(extractor, nn.Module)
+            else nullcontext()
+        ):
             build_feature_cache(
                 dataset,
                 extractor,
@@ -928,9 +940,6 @@ class CachedFeatureDataModule(S2100KDataModule):
                 num_workers=self.num_workers,
                 device=device,
             )
-        finally:
-            if module is not None:
-                module.to(home).train(was_training)
 
     def _use_cache(self) -> None:
         """Load or build the cache and serve the splits set up from it."""
