@@ -479,15 +479,16 @@ def _check_cv(cv: object) -> None:
         raise ValueError(
             f"cv must be a non-empty list of 'random' and/or 'spatial', got {cv!r}"
         )
+    seen: set[object] = set()
     for split in cv:
         if split not in ('random', 'spatial'):
             raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
-    for split in set(cv):
-        if list(cv).count(split) > 1:
+        if split in seen:
             raise ValueError(
                 f'cv names {split!r} twice in {cv!r}: give each split once '
                 '(one result per split)'
             )
+        seen.add(split)
 
 
 def image_probe(
