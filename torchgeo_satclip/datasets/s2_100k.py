@@ -901,14 +901,14 @@ class S2100K(NonGeoDataset):
             for remote in self.archive_remotes
             if not self._extracted(remote, missing)
         ]
+        local = [r for r in pending if (self.root / _filename(r[0])).is_file()]
         if not missing:
             # every image is here (extracted by hand, or by TorchGeo's S2100k,
             # which writes no marker): extract the archives at hand, which
             # rewrites an extraction killed before its marker, but download none
-            pending = [r for r in pending if (self.root / _filename(r[0])).is_file()]
+            pending = local
         if not pending:
             return fns, coords, present
-        local = [r for r in pending if (self.root / _filename(r[0])).is_file()]
         if not local and not self.download:
             if present or all(self._marker(r).exists() for r in pending):
                 # nothing to extract: _check_files says more
