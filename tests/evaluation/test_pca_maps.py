@@ -60,3 +60,18 @@ def test_a_map_that_fails_to_draw_closes_its_figure(
         plot_pca_map('raw', tmp_path / 'raw.png', resolution=30.0)
     assert plt.get_fignums() == []
     assert not (tmp_path / 'raw.png').exists()
+
+
+def test_a_bad_resolution_is_named_as_the_caller_passed_it(tmp_path: Path) -> None:
+    """``plot_pca_map(resolution=...)`` and ``probe_report(map_resolution=...)``
+    each name their own parameter, and neither names a command-line flag (the
+    command line names its flags itself)."""
+    with pytest.raises(ValueError, match=r'^resolution must be a number') as info:
+        plot_pca_map('raw', tmp_path / 'map.png', resolution=0.01)
+    assert '--' not in str(info.value)
+    with pytest.raises(ValueError, match=r'^map_resolution must be a number') as info:
+        probe_report(
+            tmp_path / 'out', ['air_temperature'], ['raw'], map_resolution=100.0
+        )
+    assert '--' not in str(info.value)
+    assert not (tmp_path / 'out').exists()

@@ -24,11 +24,12 @@ __all__ = [
 MIN_MAP_RESOLUTION = 0.05
 
 
-def check_map_resolution(resolution: Any) -> float:
+def check_map_resolution(resolution: Any, name: str = 'resolution') -> float:
     """Return the grid step of a PCA map if it is usable.
 
     Args:
         resolution: grid step in degrees.
+        name: the caller's name of the parameter, for the message.
 
     Returns:
         It, as a float.
@@ -42,7 +43,7 @@ def check_map_resolution(resolution: Any) -> float:
         or not MIN_MAP_RESOLUTION <= float(resolution) <= 90
     ):
         raise ValueError(
-            f'map_resolution (--map-resolution) must be a number of degrees in '
+            f'{name} must be a number of degrees in '
             f'[{MIN_MAP_RESOLUTION}, 90], got {resolution!r}'
         )
     return float(resolution)

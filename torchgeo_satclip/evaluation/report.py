@@ -149,7 +149,7 @@ def probe_report(
     check_sampling(**_given(num_points=num_points, seed=seed))
     require_sklearn()  # before any checkpoint or task is loaded
     if plots and map_resolution is not None:
-        check_map_resolution(map_resolution)  # before hours of probes
+        check_map_resolution(map_resolution, 'map_resolution')  # before the probes
     check_outputs(output_dir, PROBE_OUTPUTS, overwrite)
     named = resolve_encoders(encoders)
     loaded = [
