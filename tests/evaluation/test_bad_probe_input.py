@@ -636,6 +636,37 @@ def test_probe_report_needs_tasks_and_encoders(
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize(
+    ('given', 'message'),
+    [
+        ({'seed': 2**32}, 'seed must be between 0 and 4294967295, got 4294967296'),
+        ({'folds': 1}, 'folds must be at least 2'),
+        ({'block_size': -1.0}, 'block_size'),
+        ({'protocols': ['knn']}, "unknown protocol 'knn'"),
+        ({'splits': ['spacial']}, "unknown split 'spacial'"),
+    ],
+)
+def test_probe_report_checks_probe_options_before_the_work(
+    given: dict[str, Any],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probe option that the probes refuse (a seed above 2**32 - 1, which the
+    sampled tasks accept) was refused only once the checkpoints were loaded
+    and every task sampled (up to a million points each)."""
+    import torchgeo_satclip.evaluation.report as report_module
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('worked before the check')
+
+    monkeypatch.setattr(report_module, 'resolve_encoders', no_work)
+    monkeypatch.setattr(report_module, 'load_task', no_work)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        probe_report(tmp_path / 'out', ['air_temperature'], ['raw'], **given)
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.parametrize('n', [6, 11, 12, 14])
 def test_range_split_too_small_for_the_search_of_alpha(n: int) -> None:
     """RANGE's classification probe chooses alpha by 10-fold stratified CV

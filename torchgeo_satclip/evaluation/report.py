@@ -7,6 +7,7 @@ Options left at None take the default of the function they are passed to,
 so that there is one default, where the work is done.
 """
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .probe import (
     ProbeResult,
     Protocol,
     Split,
+    _check_options,
     _deduplicate,
     check_encoders,
     require_sklearn,
@@ -45,6 +47,23 @@ PROBE_OUTPUTS = (
 def _given(**options: Any) -> dict[str, Any]:
     """The options that are not None (the others take the callee's default)."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+def _check_probe_options(**given: Any) -> None:
+    """Run :func:`~.probe.run_probes`' own check of its options, up front.
+
+    Args:
+        given: the options given; the others are the defaults of
+            :func:`~.probe.run_probes`.
+    """
+    defaults = inspect.signature(run_probes).parameters
+    options = {name: given.get(name, defaults[name].default) for name in _PROBE_OPTIONS}
+    _check_options(**options)
+
+
+#: The options of :func:`~.probe.run_probes` that :func:`~.probe._check_options`
+#: checks.
+_PROBE_OPTIONS = ('folds', 'block_size', 'protocols', 'splits', 'seed')
 
 
 @dataclass
@@ -147,6 +166,10 @@ def probe_report(
             'no task given: name built-in tasks (tasks) or CSV tasks (csv_tasks)'
         )
     check_sampling(**_given(num_points=num_points, seed=seed))
+    _check_probe_options(
+        **_given(folds=folds, block_size=block_size, protocols=protocols, seed=seed),
+        splits=splits,
+    )
     require_sklearn()  # before any checkpoint or task is loaded
     if plots and map_resolution is not None:
         check_map_resolution(map_resolution, 'map_resolution')  # before the probes
