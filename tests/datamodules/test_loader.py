@@ -180,14 +180,55 @@ def test_unsuitable_datasets(root: Path, kwargs: dict[str, object]) -> None:
 
 
 def test_invalid_arguments(dataset: S2100K) -> None:
-    with pytest.raises(ValueError, match='must be >= 1'):
+    with pytest.raises(ValueError, match='batch_size must be at least 1, got 0'):
         ThreadedBatchLoader(dataset, 0)
-    with pytest.raises(ValueError, match='must be >= 1'):
+    with pytest.raises(ValueError, match='num_threads must be at least 1, got 0'):
         ThreadedBatchLoader(dataset, 2, num_threads=0)
+    with pytest.raises(ValueError, match='prefetch must be at least 1, got 0'):
+        ThreadedBatchLoader(dataset, 2, prefetch=0)
     with pytest.raises(ValueError, match=r'rank 2 is not in \[0, 2\)'):
         ThreadedBatchLoader(dataset, 2, rank=2, world_size=2)
     with pytest.raises(ValueError, match='give both rank and world_size or neither'):
         ThreadedBatchLoader(dataset, 2, rank=1)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'message'),
+    [
+        (
+            {'batch_size': 2.0},
+            r'batch_size must be an integer, got 2\.0 \(type float\)',
+        ),
+        ({'batch_size': True}, 'batch_size must be an integer, got True'),
+        ({'batch_size': None}, 'batch_size must be an integer, got None'),
+        ({'num_threads': 2.5}, 'num_threads must be an integer, got 2.5'),
+        ({'prefetch': 1.5}, 'prefetch must be an integer, got 1.5'),
+        ({'shuffle': 'no'}, "shuffle must be True or False, got 'no'"),
+        ({'drop_last': 1}, 'drop_last must be True or False, got 1'),
+        ({'pin_memory': None}, 'pin_memory must be True or False, got None'),
+        ({'rank': True, 'world_size': 2}, 'rank must be an integer, got True'),
+        ({'rank': 0, 'world_size': 0}, 'world_size must be at least 1, got 0'),
+        ({'rank': -1, 'world_size': 2}, r'rank -1 is not in \[0, 2\)'),
+    ],
+)
+def test_arguments_of_the_wrong_type(
+    dataset: S2100K, kwargs: dict[str, Any], message: str
+) -> None:
+    """Refused when built, naming the argument, as a DataLoader's batch_size is:
+    a float batch_size failed later in ``len`` or at the first batch, and a
+    flag taken for a size (``batch_size=True``) or a string taken for a flag
+    (``shuffle='no'`` shuffled) ran."""
+    arguments: dict[str, Any] = {'batch_size': 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ThreadedBatchLoader(dataset, **arguments)
+
+
+def test_numpy_integers_are_sizes(dataset: S2100K) -> None:
+    sizes: dict[str, Any] = {'num_threads': np.int32(2), 'prefetch': np.int64(1)}
+    loader = ThreadedBatchLoader(dataset, np.int64(3), **sizes)  # type: ignore[arg-type]
+    assert (loader.batch_size, loader.num_threads, loader.prefetch) == (3, 2, 1)
+    assert type(loader.batch_size) is int
+    assert [len(batch['image']) for batch in loader] == [3, 3, 2]
 
 
 def test_ranks_are_read_when_used(

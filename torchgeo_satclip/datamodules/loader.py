@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import SequentialSampler, Subset
 
+from .._checks import check_flag, check_int
 from ..datasets import S2100K
 
 __all__ = ['EpochSampler', 'ThreadedBatchLoader', 'threaded_source']
@@ -201,7 +202,9 @@ class ThreadedBatchLoader:
                 read as ``rank`` is).
 
         Raises:
-            ValueError: on an invalid argument or an unsuitable dataset.
+            ValueError: on an unsuitable dataset, or an invalid argument (the
+                sizes and ranks are integers, a bool is none, and the flags
+                are True or False).
         """
         source = threaded_source(dataset)
         if source is None:
@@ -210,17 +213,23 @@ class ThreadedBatchLoader:
                 "'both' mode, without transforms, with dates 'index' or 'pair' "
                 '(or a Subset of one)'
             )
-        if batch_size < 1 or num_threads < 1 or prefetch < 1:
-            raise ValueError(
-                'batch_size, num_threads and prefetch must be >= 1, not '
-                f'{batch_size}, {num_threads}, {prefetch}'
-            )
+        batch_size = check_int('batch_size', batch_size, minimum=1)
+        num_threads = check_int('num_threads', num_threads, minimum=1)
+        prefetch = check_int('prefetch', prefetch, minimum=1)
+        for name, flag in (
+            ('shuffle', shuffle),
+            ('drop_last', drop_last),
+            ('pin_memory', pin_memory),
+        ):
+            check_flag(name, flag)
         if (rank is None) != (world_size is None):
             raise ValueError(
                 f'give both rank and world_size or neither, not rank={rank} and '
                 f'world_size={world_size}'
             )
         if rank is not None and world_size is not None:
+            rank = check_int('rank', rank)
+            world_size = check_int('world_size', world_size, minimum=1)
             _check_rank(rank, world_size)
         #: The dataset given, as a ``DataLoader`` keeps it: the positions of
         #: :attr:`seen_batch_indices` index it, and ``len`` is its length.
