@@ -245,3 +245,21 @@ def test_partial_geoslice_query_is_a_clear_error(tmp_path: Path, query: str) -> 
     np.testing.assert_allclose(
         sample_lonlat(closed, dataset.crs)[0][0].numpy(), PARIS, atol=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'message'),
+    [
+        ({'dtype': torch.int64}, r'dtype must be a floating torch dtype.*torch\.int64'),
+        ({'dtype': 'float32'}, "dtype must be a floating torch dtype.*'float32'"),
+        ({'key': None}, 'key must be a name'),
+    ],
+)
+def test_bad_arguments_are_refused(
+    encoder: torch.nn.Module, kwargs: dict[str, Any], message: str
+) -> None:
+    """An integer dtype rounded every embedding (values in [-1, 1]) to 0 or
+    +-1 in silence; a dtype given as a string failed at the first sample
+    with "Invalid device string"; a key of None was written as sample[None]."""
+    with pytest.raises(ValueError, match=message):
+        LocationEmbedding(encoder, **kwargs)

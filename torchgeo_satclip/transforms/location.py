@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_dtype, check_name
 from .._compat import geo_sample_bounds
 from ..geo import reproject_to_lonlat
 from ..models import LocationEncoder, LocationSource, satclip_location_encoder
@@ -179,9 +180,13 @@ class LocationEmbedding(nn.Module):
             allow_random: accept ``encoder=None`` (for tests only).
 
         Raises:
-            ValueError: if *encoder* is None without *allow_random*.
+            ValueError: if *encoder* is None without *allow_random*, if
+                *dtype* is not a floating torch dtype (an integer one would
+                round every embedding to 0 or +-1), or *key* is no string.
         """
         super().__init__()
+        check_dtype('dtype', dtype)
+        check_name('key', key)
         if encoder is None and not allow_random:
             raise ValueError(
                 'LocationEmbedding needs an encoder: without one it would add the '
