@@ -263,3 +263,23 @@ def test_bad_arguments_are_refused(
     with "Invalid device string"; a key of None was written as sample[None]."""
     with pytest.raises(ValueError, match=message):
         LocationEmbedding(encoder, **kwargs)
+
+
+def test_bounds_of_one_sample_as_numbers(encoder: torch.nn.Module) -> None:
+    """Bounds given as a plain list of numbers are one sample's (as
+    geo_sample_bounds reads them): a (D,) embedding, as for a tuple or array."""
+    to_utm = Transformer.from_crs('EPSG:4326', 'EPSG:32631', always_xy=True)
+    x, y = to_utm.transform(*PARIS)
+    bounds = [x - 80, x + 80, 10.0, y - 80, y + 80, 10.0, 0.0, 1.0, 1.0]
+    if not TORCHGEO_AT_LEAST_0_10:  # a BoundingBox's order
+        bounds = [x - 80, x + 80, y - 80, y + 80, 0.0, 1.0]
+    transform = LocationEmbedding(encoder, crs='EPSG:32631')
+    for given in (bounds, tuple(bounds), np.array(bounds)):
+        lonlat, batched = sample_lonlat({'bounds': given}, 'EPSG:32631')
+        assert not batched
+        np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-6)
+        out = transform({'bounds': given})['location_embedding']
+        assert out.shape == (8,)
+    lonlat, batched = sample_lonlat({'bounds': [np.array(bounds)] * 2}, 'EPSG:32631')
+    assert batched
+    assert lonlat.shape == (2, 2)

@@ -125,9 +125,11 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         bounds = sample.get('bounds', sample.get('bbox'))
         if isinstance(bounds, Tensor):  # torchgeo 0.10: on the batch's device
             lonlat = lonlat.to(bounds.device)
-        batched = isinstance(bounds, list) or (
-            isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2
-        )
+        # a list of numbers is one sample's bounds, as geo_sample_bounds reads it
+        batched = (
+            isinstance(bounds, list)
+            and not (bounds and isinstance(bounds[0], int | float))
+        ) or (isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2)
         return lonlat, batched
     raise KeyError(
         "the sample has no location: expected 'point' (lon, lat), 'lon' and 'lat', "
