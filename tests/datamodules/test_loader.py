@@ -119,6 +119,38 @@ def test_stopping_early_waits_for_the_threads(dataset: S2100K) -> None:
     assert len(list(loader)) == 8
 
 
+def test_a_failed_read_waits_for_the_rest_of_its_batch(
+    dataset: S2100K, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error of one thread reaches the caller only once the other threads
+    of its batch are done: they were left writing into the batch (and reading
+    the memory maps) after the caller had the exception."""
+    import threading
+
+    real_read = dataset.read_files
+    failing, slow = dataset.files[0:2], dataset.files[2:4]
+    release = threading.Event()
+    done = threading.Event()
+
+    def read_files(fns: list[str], out: np.ndarray) -> None:
+        if list(fns) == failing:
+            raise RuntimeError(f'cannot read {fns[0]}')
+        if list(fns) == slow:
+            release.wait(0.5)  # long after the failure reached the caller
+        real_read(fns, out)
+        if list(fns) == slow:
+            done.set()
+
+    monkeypatch.setattr(dataset, 'read_files', read_files)
+    loader = ThreadedBatchLoader(dataset, 4, num_threads=2, prefetch=1)
+    with pytest.raises(RuntimeError, match=f'cannot read {failing[0]}'):
+        list(loader)
+    assert done.is_set()
+    release.set()
+    monkeypatch.undo()
+    assert len(list(loader)) == 2  # the loader still works
+
+
 def test_released_batches_are_read_into_the_same_blocks(dataset: S2100K) -> None:
     """Without pinning, blocks come back once released, and values stay right."""
     loader = ThreadedBatchLoader(dataset, 1, num_threads=2, prefetch=1)

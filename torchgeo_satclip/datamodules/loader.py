@@ -328,6 +328,10 @@ class ThreadedBatchLoader:
 
         Yields:
             The batches.
+
+        Raises:
+            RuntimeError: if an image cannot be read (the message names the
+                file), once no thread writes into its batch any more.
         """
         pin = self.pin_memory and _can_pin()
         if self.pin_memory and not pin:
@@ -358,9 +362,12 @@ class ThreadedBatchLoader:
                     read = [self.indices[i] for i in batches[next_batch]]
                     pending.append(self._submit(read, pin))
                     next_batch += 1
-                batch, futures = pending.popleft()
+                # popped once read: if a thread fails, the finally below
+                # waits for the other threads of its batch too
+                batch, futures = pending[0]
                 for future in futures:
                     future.result()
+                pending.popleft()
                 if self.source.image_dtype == 'float32':
                     # Converted into page-locked memory when pinning: the
                     # float32 batch is the one copied to the device.
