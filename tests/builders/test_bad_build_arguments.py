@@ -6,11 +6,13 @@ through ``build_dataset``, which must refuse them before it creates the root
 or reaches a STAC API.
 """
 
+import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from torchgeo_satclip.builders import BuildConfig, build_dataset
@@ -172,3 +174,35 @@ def test_build_dataset_refuses_before_any_work(
     with pytest.raises(ValueError, match=re.escape(fragment)):
         build_dataset(root, num_samples, api_url='http://127.0.0.1:9', **kwargs)
     assert not root.exists()
+
+
+#: NumPy scalars: accepted as the numbers they hold (from an array, a
+#: DataFrame row), and written to build.json as plain JSON numbers.
+NUMPY: list[tuple[str, Any]] = [
+    ('seed', np.int64(3)),
+    ('size', np.int32(128)),
+    ('items_per_point', np.uint8(2)),
+    ('max_cloud_cover', np.float32(12.5)),
+    ('max_nodata_fraction', np.float16(0.25)),
+    ('dates', np.int64(2)),
+    ('min_dates', np.int64(1)),
+]
+
+
+@pytest.mark.parametrize(('name', 'value'), NUMPY, ids=[n for n, _ in NUMPY])
+def test_numpy_numbers_accepted(name: str, value: Any) -> None:
+    """A NumPy number was accepted, then build.json could not be written.
+
+    ``json.dumps`` refused it (``TypeError: Object of type int64 is not JSON
+    serializable``) once the root was created and locked, and ``dates`` failed
+    in ``timedelta`` with a TypeError before any check named it.
+    """
+    kwargs: dict[str, Any] = {name: value}
+    if name in ('dates', 'min_dates'):
+        kwargs.update(start='2022-01-01', end='2022-12-31', dates=2)
+        kwargs[name] = value
+    config = BuildConfig(**kwargs)
+    assert type(getattr(config, name)) is type(value.item())
+    assert getattr(config, name) == value
+    assert BuildConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json())[name] == value.item()

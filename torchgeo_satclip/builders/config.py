@@ -76,18 +76,25 @@ def _stac_moment(value: str, name: str) -> str:
     return moment.replace(tzinfo=None).isoformat() + 'Z'
 
 
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    """Raise ValueError unless *value* is an integer (not a bool) >= *minimum*."""
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    """Return *value* as an int if it is an integer (not a bool) >= *minimum*.
+
+    A NumPy integer becomes the Python int it holds (which JSON writes).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(
             f'{name} must be an integer, not {value!r} (type {type(value).__name__})'
         )
     if value < minimum:
         raise ValueError(f'{name} must be >= {minimum}, not {value}')
+    return int(value)
 
 
 def _check_number(value: Any, name: str) -> float:
-    """Return *value* as a float if it is a finite real number (not a bool)."""
+    """Return *value* as a float if it is a finite real number (not a bool).
+
+    A NumPy number becomes the Python float it holds (which JSON writes).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(
             f'{name} must be a number, not {value!r} (type {type(value).__name__})'
@@ -241,7 +248,10 @@ class BuildConfig:
     min_dates: int | None = None
 
     def __post_init__(self) -> None:
-        """Check the parameters; normalise the region through JSON.
+        """Check the parameters; normalise numbers and the region for JSON.
+
+        NumPy numbers become the Python ints and floats they hold, and the
+        region goes through JSON (tuples become lists).
 
         Raises:
             ValueError: on an invalid parameter, naming it and its value: a
@@ -252,7 +262,9 @@ class BuildConfig:
                 unordered or overlapping windows, windows with a start or end
                 other than the defaults, ``min_dates`` outside ``[1, dates]``.
         """
-        _check_int(self.seed, 'seed', 0)
+        # NumPy numbers become Python ones: build.json must hold them, and
+        # the dates' arithmetic (timedelta) takes no NumPy integer.
+        object.__setattr__(self, 'seed', _check_int(self.seed, 'seed', 0))
         cloud = _check_number(self.max_cloud_cover, 'max_cloud_cover')
         if not 0 < cloud <= 100:
             raise ValueError(
@@ -264,8 +276,11 @@ class BuildConfig:
             raise ValueError(
                 f'max_nodata_fraction must be in [0, 1), not {self.max_nodata_fraction}'
             )
-        _check_int(self.size, 'size', 1)
-        _check_int(self.items_per_point, 'items_per_point', 1)
+        object.__setattr__(self, 'max_cloud_cover', cloud)
+        object.__setattr__(self, 'max_nodata_fraction', nodata)
+        object.__setattr__(self, 'size', _check_int(self.size, 'size', 1))
+        items = _check_int(self.items_per_point, 'items_per_point', 1)
+        object.__setattr__(self, 'items_per_point', items)
         if not isinstance(self.land, bool):
             raise ValueError(f'land must be True or False, not {self.land!r}')
         if not isinstance(self.collection, str) or not self.collection:
@@ -300,7 +315,7 @@ class BuildConfig:
 
     def _check_dates(self, start: datetime, end: datetime) -> None:
         """Check ``dates``, ``windows`` and ``min_dates``; resolve the last."""
-        _check_int(self.dates, 'dates', 1)
+        object.__setattr__(self, 'dates', _check_int(self.dates, 'dates', 1))
         if self.windows is not None:
             windows = _check_windows(self.windows)
             if self.dates not in (1, len(windows)):
@@ -320,12 +335,12 @@ class BuildConfig:
             _split_period(start, end, self.dates)
         if self.min_dates is None:
             object.__setattr__(self, 'min_dates', min(2, self.dates))
-        _check_int(self.min_dates, 'min_dates', 1)
-        assert self.min_dates is not None
-        if self.min_dates > self.dates:
+        minimum = _check_int(self.min_dates, 'min_dates', 1)
+        object.__setattr__(self, 'min_dates', minimum)
+        if minimum > self.dates:
             raise ValueError(
                 f'min_dates must be <= the number of dates ({self.dates}), not '
-                f'{self.min_dates}'
+                f'{minimum}'
             )
 
     @property
