@@ -44,6 +44,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -89,6 +90,8 @@ INDEX_FILE = 'index.csv'
 CONFIG_FILE = BUILD_FILE
 REJECTED_FILE = 'rejected.csv'
 LOCK_FILE = '.build.lock'
+
+logger = logging.getLogger(__name__)
 
 _INDEX_HEADER = 'fn,lon,lat\n'
 _REJECTED_HEADER = 'sample,lon,lat,reason\n'
@@ -376,15 +379,27 @@ class BuildState:
         self.rejected[sample] = reason
 
     def _lock(self) -> None:
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:  # EWOULDBLOCK: another descriptor holds it
                 os.close(fd)
                 raise BuildLockedError(
                     f'another build is running in {self.root}'
                 ) from None
+            except OSError as error:
+                # ENOLCK, EOPNOTSUPP, ...: a file system without locks (some
+                # network and FUSE mounts) cannot tell that a build runs, as
+                # on a platform without flock.
+                logger.warning(
+                    'cannot lock %s (%s): nothing keeps another build out of '
+                    '%s; run one build there at a time',
+                    path,
+                    error.strerror or error,
+                    self.root,
+                )
         self._lock_fd = fd
 
     def _check_config(self) -> None:
