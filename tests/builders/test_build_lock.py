@@ -1,16 +1,35 @@
-"""The lock of a dataset root on file systems without locks."""
+"""The lock of a dataset root: who holds it, and file systems without locks."""
 
 import errno
 import logging
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from torchgeo_satclip.builders import BuildConfig, _state
+from torchgeo_satclip.builders import BuildConfig, BuildLockedError, _state
 from torchgeo_satclip.builders._state import BuildState
 
 fcntl = pytest.importorskip('fcntl')  # the module _state locks with
+
+
+def test_locked_names_the_lock_file_and_its_holder(tmp_path: Path) -> None:
+    """The refusal named neither the lock file nor the build that holds it.
+
+    A build of another host (a shared file system) cannot be found by
+    looking at this host's processes.
+    """
+    config = BuildConfig()
+    with BuildState(tmp_path, config):
+        with pytest.raises(BuildLockedError) as raised:
+            BuildState(tmp_path, config).open()
+        message = str(raised.value)
+        assert str(tmp_path / '.build.lock') in message
+        assert f'process {os.getpid()} on {socket.gethostname()}' in message
+    # Released with the state (and by the kernel when a build is killed).
+    with BuildState(tmp_path, config):
+        pass
 
 
 @pytest.mark.parametrize('code', [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])

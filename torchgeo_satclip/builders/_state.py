@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -221,6 +222,21 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
     return rows, dirty
 
 
+def _lock_holder(fd: int) -> str:
+    """`` (process <pid> on <host>)`` as the holder of a lock file wrote it.
+
+    Returns:
+        The words, or an empty string when the file does not say.
+    """
+    try:
+        words = os.pread(fd, 300, 0).decode(errors='replace').split()
+    except OSError:
+        return ''
+    if len(words) != 2 or not words[0].isdecimal():
+        return ''  # an older build's empty lock, or one being written
+    return f' (process {words[0]} on {words[1]})'
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write a file under a temporary name, then rename it."""
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:
@@ -385,9 +401,12 @@ class BuildState:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # EWOULDBLOCK: another descriptor holds it
+                holder = _lock_holder(fd)
                 os.close(fd)
                 raise BuildLockedError(
-                    f'another build is running in {self.root}'
+                    f'another build{holder} is running in {self.root}: it holds '
+                    f'the lock {path}, released when that build ends (killed or '
+                    'not); wait for it, or stop it, then run this build again'
                 ) from None
             except OSError as error:
                 # ENOLCK, EOPNOTSUPP, ...: a file system without locks (some
@@ -400,6 +419,12 @@ class BuildState:
                     error.strerror or error,
                     self.root,
                 )
+            else:
+                # Who holds it, for the message of a build refused (of this
+                # host or another that shares the file system). Written in
+                # place: the lock is on this file, so it cannot be replaced.
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode(), 0)
         self._lock_fd = fd
 
     def _check_config(self) -> None:
