@@ -224,6 +224,28 @@ def test_rows_without_images_dropped(tmp_path: Path, server: FakeStacServer) -> 
     result = build_d(tmp_path, server, 2, dates=3)
     assert result.num_written == 1
     assert len(assert_layout(tmp_path)) == 2
+    # The dropped point was counted as resumed: 2 resumed + 1 written of 2.
+    assert result.num_resumed == 1
+    assert result.num_adopted == 0
+    assert result.num_samples == result.num_resumed + result.num_written
+
+
+def test_adopted_point_dropped_not_counted(
+    tmp_path: Path, server: FakeStacServer
+) -> None:
+    build_d(tmp_path, server, 1, dates=3)
+    images = tmp_path / 'images'
+    point = index_rows(tmp_path)[0][0]
+    stem = point.removesuffix('.tif')
+    # A killed run's point whose other image is not one of this build's.
+    (images / 'patch_7.tif').write_bytes((images / point).read_bytes())
+    (images / 'patch_7_t2.tif').write_bytes(b'not a tiff')
+    assert (images / f'{stem}_t2.tif').exists()
+    result = build_d(tmp_path, server, 1, dates=3)
+    assert not (images / 'patch_7.tif').exists()
+    assert result.num_resumed == 1
+    assert result.num_adopted == 0
+    assert result.num_samples == 1
 
 
 @pytest.mark.parametrize(

@@ -270,6 +270,7 @@ class BuildState:
         self.num_resumed = 0
         #: Finished images found without a row, given one when opened.
         self.num_adopted = 0
+        self._adopted: set[str] = set()
         #: point -> its ``(fn, date)``, of dates.csv (multi-temporal builds)
         self.dates: dict[str, list[tuple[str, dt.date]]] = {}
         self._lock_fd: int | None = None
@@ -535,6 +536,7 @@ class BuildState:
                     continue
                 os.write(fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
                 self.rows[fn] = (lon, lat)
+                self._adopted.add(fn)
                 self.num_adopted += 1
         finally:
             os.close(fd)
@@ -598,6 +600,11 @@ class BuildState:
         dirty = dirty or len(listed) != len(self.dates)
         for point in dropped:
             del self.rows[point]
+            # Neither resumed nor adopted: it is built again.
+            if point in self._adopted:
+                self.num_adopted -= 1
+            else:
+                self.num_resumed -= 1
         if dropped:
             # Their rows go first, then their files: index.csv never lists
             # a point without its images.
