@@ -17,7 +17,8 @@ The invariants, whatever moment a build is killed at (SIGKILL included):
 * an image exists under its final name only when complete (it is written under
   a temporary name, then renamed);
 * every row of ``index.csv`` names a complete image: the row is appended, in a
-  single ``write`` on an ``O_APPEND`` descriptor, only after the rename;
+  single ``write`` on an ``O_APPEND`` descriptor (its rest by more, should the
+  system write it short), only after the rename;
 * a sample is in ``index.csv`` at most once.
 
 The one state a kill can leave behind is an image renamed but not yet indexed.
@@ -222,6 +223,16 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
     return rows, dirty
 
 
+def _append(fd: int, data: bytes) -> None:
+    """Append *data* to an ``O_APPEND`` descriptor, all of it.
+
+    One ``write`` almost always takes it all; the rest of a short write (a
+    file system nearly full) follows, or the error that stopped it is raised.
+    """
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 def _lock_holder(fd: int) -> str:
     """`` (process <pid> on <host>)`` as the holder of a lock file wrote it.
 
@@ -375,10 +386,10 @@ class BuildState:
             if fn not in {name for name, _ in images}:
                 raise ValueError(f'the images of point {fn} do not list {fn} itself')
             lines = b''.join(_format_dates_row(fn, name, date) for name, date in images)
-            os.write(self._dates_fd, lines)  # before the index row: see the module
+            _append(self._dates_fd, lines)  # before the index row: see the module
             self.dates[fn] = list(images)
             self._dates_sorted = False
-        os.write(self._index_fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
+        _append(self._index_fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
         self.rows[fn] = (lon, lat)
 
     def reject(self, sample: int, lon: float, lat: float, reason: str) -> None:
@@ -392,7 +403,7 @@ class BuildState:
         """
         assert self._rejected_fd is not None, 'the state is not open'
         line = _format_row(sample, f'{lon:.6f}', f'{lat:.6f}', reason)
-        os.write(self._rejected_fd, line)
+        _append(self._rejected_fd, line)
         self.rejected[sample] = reason
 
     def _lock(self) -> None:
@@ -534,7 +545,7 @@ class BuildState:
                 if not valid or not (np.isfinite(lon) and np.isfinite(lat)):
                     os.unlink(path)
                     continue
-                os.write(fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
+                _append(fd, _format_row(fn, f'{lon:.6f}', f'{lat:.6f}'))
                 self.rows[fn] = (lon, lat)
                 self._adopted.add(fn)
                 self.num_adopted += 1
