@@ -158,3 +158,38 @@ def test_unreadable_build_json_named(tmp_path: Path, text: bytes, found: str) ->
     assert 'expected the JSON object of the build parameters' in message
     assert path.read_bytes() == text
     assert not (tmp_path / 'index.csv').exists()
+
+
+@pytest.mark.parametrize(
+    ('data', 'found'),
+    [
+        ({'version': 1}, 'format None, version 1'),
+        (
+            {'format': 'torchgeo-satclip/s2-100k-build', 'version': 2},
+            "format 'torchgeo-satclip/s2-100k-build', version 2",
+        ),
+        (
+            {'format': 'other/builder', 'version': '1'},
+            "format 'other/builder', version '1'",
+        ),
+    ],
+)
+def test_from_dict_names_what_it_found(data: dict[str, Any], found: str) -> None:
+    """The refusal named what was expected but not the format and version found."""
+    with pytest.raises(ValueError, match='configuration') as raised:
+        BuildConfig.from_dict(data)
+    assert found in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ('region', 'found'),
+    [
+        ({'type': 'Feature', 'geometry': REGION}, "a GeoJSON 'Feature'"),
+        ({'coordinates': []}, 'a mapping without a GeoJSON type'),
+        ('alps.geojson', "'alps.geojson' (type str)"),
+    ],
+)
+def test_region_refusal_names_what_it_found(region: Any, found: str) -> None:
+    with pytest.raises(ValueError, match='region must be a GeoJSON') as raised:
+        BuildConfig(region=region)
+    assert f'not {found}' in str(raised.value)

@@ -302,12 +302,17 @@ class BuildConfig:
                 f'end {self.end} is before start {self.start}; no scene can match'
             )
         if self.region is not None:
-            if not isinstance(self.region, Mapping) or self.region.get('type') not in (
-                'Polygon',
-                'MultiPolygon',
-            ):
+            kind = self.region.get('type') if isinstance(self.region, Mapping) else None
+            if kind not in ('Polygon', 'MultiPolygon'):
+                if not isinstance(self.region, Mapping):
+                    found = f'{self.region!r} (type {type(self.region).__name__})'
+                elif kind is None:
+                    found = 'a mapping without a GeoJSON type'
+                else:
+                    found = f'a GeoJSON {kind!r}'
                 raise ValueError(
-                    'region must be a GeoJSON Polygon or MultiPolygon geometry'
+                    'region must be a GeoJSON Polygon or MultiPolygon geometry '
+                    f'(a mapping with its type and coordinates), not {found}'
                 )
             # Tuples become lists, as in a saved build.json, so both compare equal.
             object.__setattr__(self, 'region', json.loads(json.dumps(self.region)))
@@ -412,9 +417,11 @@ class BuildConfig:
             ValueError: if *data* is not a configuration of this format and
                 version, has unknown keys or an invalid parameter.
         """
-        if data.get('format') != cls.FORMAT or data.get('version') != cls.VERSION:
+        found = (data.get('format'), data.get('version'))
+        if found != (cls.FORMAT, cls.VERSION):
             raise ValueError(
-                f'not a {cls.FORMAT} configuration of version {cls.VERSION}'
+                f'not a {cls.FORMAT} configuration of version {cls.VERSION} '
+                f'(found format {found[0]!r}, version {found[1]!r})'
             )
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names - {'format', 'version'})
