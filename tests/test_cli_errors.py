@@ -236,6 +236,14 @@ PATHS: list[tuple[list[str], str]] = [
         ['pack', '{tmp}/absent'],
         'ROOT {tmp}/absent does not exist; expected a dataset folder',
     ),
+    (  # ROOT before the checkpoints: the dataset is checked before any load
+        ['probe-images', '{tmp}/absent', '--checkpoints', 'a=x.ckpt'],
+        'ROOT {tmp}/absent does not exist; expected a dataset folder',
+    ),
+    (
+        ['probe-images', '{tmp}/plain.txt', '--checkpoints', 'a=x.ckpt'],
+        'ROOT {tmp}/plain.txt is a file; expected a dataset folder',
+    ),
     (
         ['pack', '{tmp}/plain.txt'],
         'ROOT {tmp}/plain.txt is a file; expected a dataset folder',
@@ -550,7 +558,21 @@ RUNTIME: list[tuple[BaseException, int, str]] = [
     ),
     (ValueError('bad\nvalue'), 2, 'error: bad value'),
     (FileExistsError('/x exists; pass --overwrite'), 2, '/x exists; pass --overwrite'),
-    (IsADirectoryError(errno.EISDIR, 'Is a directory', '/x'), 2, '/x: Is a directory'),
+    (  # a folder met while working, not typed: a failure, not a mistake
+        IsADirectoryError(errno.EISDIR, 'Is a directory', '/x'),
+        1,
+        '/x: Is a directory',
+    ),
+    (  # the typed ROOT: a mistake in the command
+        IsADirectoryError(errno.EISDIR, 'Is a directory', '{root}'),
+        2,
+        '{root}: Is a directory',
+    ),
+    (  # a file the data lists, missing from the disk: a fault of the data
+        FileNotFoundError('3 files listed in /d/index.csv are missing from /d/images'),
+        1,
+        'error: 3 files listed in /d/index.csv are missing',
+    ),
     (KeyboardInterrupt(), 130, 'interrupted'),
 ]
 
@@ -566,6 +588,8 @@ def test_failures_while_working(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if isinstance(error, OSError) and error.filename == '{root}':
+        error.filename = str(files / 'd')
     monkeypatch.setattr(
         torchgeo_satclip.datasets.demo, 'make_demo_dataset', _raiser(error)
     )

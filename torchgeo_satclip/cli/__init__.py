@@ -24,7 +24,8 @@ answer at once.
 
 Errors: a mistake in the command gets one line naming the value or file and
 what was expected, and exit status 2; a failure while working (disk full, a
-failed download) one line and exit status 1. Paths and ``--device`` are
+failed download, a file the data lists but the disk lacks) one line and exit
+status 1 (:func:`torchgeo_satclip.cli._preflight.exit_status` has the rule). Paths and ``--device`` are
 checked before the subcommand runs (:mod:`torchgeo_satclip.cli._preflight`).
 A value the library refuses is named by the option that gave it
 (``--batch-size must be at least 1``, not the library's ``batch_size``).
@@ -52,11 +53,19 @@ SUBCOMMANDS = (_embed, _probe, _probe_images, _pack, _build, _demo_data)
 PATHS: dict[str, tuple[tuple[str, str, PathRole], ...]] = {
     'embed': (('input', 'INPUT', 'input_file'), ('output', 'OUTPUT', 'output_file')),
     'probe': (('output_dir', '--output-dir', 'output_dir'),),
-    'probe-images': (('output_dir', '--output-dir', 'output_dir'),),
+    'probe-images': (
+        ('root', 'ROOT', 'input_dir'),
+        ('output_dir', '--output-dir', 'output_dir'),
+    ),
     'pack': (('root', 'ROOT', 'dataset_dir'),),
     'build': (('root', 'ROOT', 'output_dir'), ('region', '--region', 'input_file')),
     'demo-data': (('root', 'ROOT', 'output_dir'),),
 }
+
+#: What a dataset folder of the command line holds for the subcommand to
+#: start: an error that it lacks one of them is a mistake in the command
+#: (exit status 2), one about a file its data lists is a fault of the data (1).
+DATASET_PARTS: tuple[str, ...] = ('index.csv',)
 
 #: The library parameters of each subcommand named otherwise than the option
 #: that sets them, ``{parameter: dest}`` (the others are their option's dest).
@@ -99,11 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         description='SatCLIP location encoders for TorchGeo.',
         epilog=(
             'Exit status: 0 on success; 2 for a mistake in the command (a bad '
-            'value, a missing input, an output folder that cannot be written, '
-            'a device this machine lacks), found before any work and told in '
-            'one line; 1 for a failure while working (a full disk, a failed '
-            'download); 130 if interrupted; 141, silently, if the reader of its '
-            'output left (| head). --debug shows the traceback.'
+            'value, a missing input, a dataset folder without index.csv, an '
+            'existing output without --overwrite, an output folder that cannot '
+            'be written, a device this machine lacks), found before any work '
+            'and told in one line; 1 for a failure while working (a full disk, '
+            'a failed download, a file the data lists but the disk lacks); 130 '
+            'if interrupted; 141, silently, if the reader of its output left (| '
+            'head). --debug shows the traceback.'
         ),
     )
     parser.add_argument(
@@ -145,6 +156,17 @@ def _flags(args: argparse.Namespace) -> dict[str, str]:
         for parameter, dest in dests.items()
         if dest in options and getattr(args, dest, None) is not None
     }
+
+
+def _dataset_parts(args: argparse.Namespace) -> tuple[str, ...]:
+    """What the dataset folder of a command line must hold (see DATASET_PARTS).
+
+    ``pack --verify`` checks a packed layout: one that was never completed
+    (no ``packed/manifest.json``) was given by mistake.
+    """
+    if args.command == 'pack' and getattr(args, 'verify', False):
+        return (*DATASET_PARTS, 'packed/manifest.json')
+    return DATASET_PARTS
 
 
 def _output_closed() -> bool:
@@ -208,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _CLOSED_OUTPUT  # the reader left: nobody to tell
         if args.debug:
             raise
-        status = _preflight.exit_status(error)
+        given = [v for dest, _, _ in paths if (v := getattr(args, dest, None))]
+        incomplete = _preflight.lacks_parts(args, paths, _dataset_parts(args))
+        status = _preflight.exit_status(error, given, incomplete=incomplete)
         expected = isinstance(error, ValueError | OSError | ImportError | DataError)
         hint = '' if expected else ' (--debug shows the traceback)'
         message = _preflight.describe(error, _preflight.output_of(args, paths))

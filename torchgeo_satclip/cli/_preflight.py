@@ -4,9 +4,10 @@ Every subcommand answers a user's mistake with one line that names the value
 or file and says what was expected: exit status 2 for a mistake in the
 command (a bad value, a missing input, a directory where a file belongs, an
 output folder that cannot be written, a device this machine does not have),
-1 for a failure while working (the disk fills up, a download fails). The
-command's paths and ``--device`` are checked here before the subcommand runs,
-so that such a mistake is reported in a second, not after the work.
+1 for a failure while working (the disk fills up, a download fails, a file
+the data lists is missing). The command's paths and ``--device`` are checked
+here before the subcommand runs, so that such a mistake is reported in a
+second, not after the work; :func:`exit_status` says which error is which.
 
 Nothing here imports torch until a device is checked.
 """
@@ -28,6 +29,7 @@ __all__ = [
     'check_path',
     'describe',
     'exit_status',
+    'lacks_parts',
     'name_flag',
     'output_of',
 ]
@@ -38,8 +40,14 @@ __all__ = [
 #: * ``output_file``: not a directory, in a folder that exists (or can be
 #:   created) and can be written;
 #: * ``output_dir``: a folder that exists or can be created, and can be written;
-#: * ``dataset_dir``: an existing folder that can be read and written.
-PathRole = Literal['input_file', 'output_file', 'output_dir', 'dataset_dir']
+#: * ``dataset_dir``: an existing folder that can be read and written;
+#: * ``input_dir``: an existing folder that can be read (a dataset only read).
+PathRole = Literal[
+    'input_file', 'output_file', 'output_dir', 'dataset_dir', 'input_dir'
+]
+
+#: The roles of a dataset folder (see :func:`lacks_parts`).
+DATASET_ROLES: tuple[PathRole, ...] = ('dataset_dir', 'input_dir')
 
 
 class UsageError(ValueError):
@@ -131,6 +139,20 @@ def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> Non
         if not path.is_dir():
             raise UsageError(f'{label} {text} is a file; expected a dataset folder')
         _check_writable(path, label, text)
+    elif role == 'input_dir':
+        if not path.exists():
+            raise UsageError(
+                f'{label} {text} does not exist; expected a dataset folder'
+            )
+        if not path.is_dir():
+            raise UsageError(f'{label} {text} is a file; expected a dataset folder')
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as error:
+            raise UsageError(
+                f'{label} {text}: cannot read it ({_reason(error)})'
+            ) from None
     else:  # pragma: no cover - a programming error in a subcommand's table
         raise AssertionError(f'unknown path role {role!r}')
 
@@ -207,30 +229,85 @@ def _runtime_value_errors() -> tuple[type[BaseException], ...]:
     return (weights.DownloadError, weights.ChecksumError)
 
 
-#: Errors that are mistakes in the command (exit status 2).
-_USAGE_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    IsADirectoryError,
-    NotADirectoryError,
-)
+#: Errors of a path: a mistake in the command when about a path it names
+#: (see :func:`exit_status`), else a fault met while working.
+_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
-def exit_status(error: BaseException) -> int:
+def _same_path(a: str | os.PathLike[str] | bytes, b: str | os.PathLike[str]) -> bool:
+    return os.path.abspath(os.fsdecode(a)) == os.path.abspath(os.fspath(b))
+
+
+def lacks_parts(
+    args: Any, paths: Iterable[tuple[str, str, PathRole]], parts: Iterable[str]
+) -> bool:
+    """Whether a dataset folder of the command line lacks what makes it one.
+
+    Args:
+        args: the parsed arguments.
+        paths: the subcommand's ``(dest, label, role)`` path arguments; those
+            of a role in :data:`DATASET_ROLES` are looked at.
+        parts: the files, relative to the folder, that the subcommand reads
+            first (``index.csv``).
+
+    Returns:
+        True if such a folder was given and one of *parts* is not a file in it.
+    """
+    wanted = tuple(parts)
+    for dest, _, role in paths:
+        value = getattr(args, dest, None)
+        if (
+            value
+            and role in DATASET_ROLES
+            and not all((Path(value) / part).is_file() for part in wanted)
+        ):
+            return True
+    return False
+
+
+def exit_status(
+    error: BaseException,
+    given: Iterable[str | os.PathLike[str]] = (),
+    *,
+    incomplete: bool = False,
+) -> int:
     """The exit status for an error: 2 for a mistake in the command, else 1.
+
+    The rule: 2 for what changing the command line fixes, 1 for the rest.
+
+    * 2: a value refused (``ValueError``: :class:`UsageError` from the checks
+      before any work, and the library's checks of its arguments); an output
+      that exists, refused without ``--overwrite`` (the library's
+      ``FileExistsError``, raised with a message and no ``errno``); a
+      ``FileNotFoundError``, ``IsADirectoryError`` or ``NotADirectoryError``
+      about a path the user typed: the operating system's names it, or (the
+      library's, naming no file) a dataset folder given lacks what makes it
+      one (*incomplete*: no ``index.csv``).
+    * 1: everything else, met while working: a file the data lists but the
+      disk lacks (an image of ``index.csv``, a shard), the disk full, a
+      failed download or checksum, damaged data
+      (:class:`~torchgeo_satclip._errors.DataError`), a bug.
 
     Args:
         error: what the subcommand raised.
+        given: the paths typed on the command line.
+        incomplete: whether a dataset folder of the command line lacks what
+            makes it one (see :func:`lacks_parts`).
 
     Returns:
-        2 for a bad value or path (``ValueError``, a missing or existing
-        file, a directory where a file belongs), 1 for anything else (the
-        disk full, a failed download, a bug).
+        2 or 1.
     """
-    if isinstance(error, _runtime_value_errors()):
+    if isinstance(error, (DataError, *_runtime_value_errors())):
         return 1
-    return 2 if isinstance(error, _USAGE_ERRORS) else 1
+    if isinstance(error, ValueError):
+        return 2
+    if isinstance(error, FileExistsError):
+        return 2 if error.errno is None else 1
+    if isinstance(error, _PATH_ERRORS):
+        if error.filename is not None:
+            return 2 if any(_same_path(error.filename, p) for p in given) else 1
+        return 2 if incomplete else 1
+    return 1
 
 
 def output_of(args: Any, paths: Iterable[tuple[str, str, PathRole]]) -> str | None:
