@@ -224,7 +224,7 @@ def test_shared_options() -> None:
     parser = build_parser()
     expected = {
         'embed': {'seed', 'lon_column', 'lat_column', 'overwrite', 'quiet'},
-        'probe': {'seed', 'lon_column', 'lat_column', 'overwrite'},
+        'probe': {'seed', 'lon_column', 'lat_column', 'overwrite', 'quiet'},
         'probe-images': {'seed', 'overwrite', 'quiet'},
         'pack': {'overwrite', 'quiet'},
         'build': {'seed', 'quiet'},
@@ -236,7 +236,9 @@ def test_shared_options() -> None:
         assert {a.dest for a in actions} & shared == dests, name
         for action in actions:
             if action.dest == 'quiet':
-                assert action.help == 'no progress bar'
+                assert action.help == (
+                    'no progress bar nor progress lines (results are still printed)'
+                )
             if action.dest == 'seed':
                 assert action.type is int
                 assert action.help is not None

@@ -66,13 +66,19 @@ def _parent() -> argparse.ArgumentParser:
 
 
 def quiet() -> argparse.ArgumentParser:
-    """``--quiet``: no progress bar (the library's ``progress=not quiet``).
+    """``--quiet``: no progress bar nor progress lines (``progress=not quiet``).
+
+    The results are still written and printed.
 
     Returns:
         The parent parser.
     """
     parser = _parent()
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--quiet',
+        action='store_true',
+        help='no progress bar nor progress lines (results are still printed)',
+    )
     return parser
 
 

@@ -1,6 +1,8 @@
 """``torchgeo-satclip probe``: probe location features on labelled tasks."""
 
 import argparse
+import sys
+from collections.abc import Callable
 
 from . import _common
 from ._common import Subparsers, shown
@@ -42,6 +44,7 @@ def add_parser(subparsers: Subparsers) -> None:
         parents=[
             _common.seed(RUN_PROBES),
             _common.columns(TASK_FROM_CSV, ' of --csv'),
+            _common.quiet(),
             _common.overwrite(
                 'replace the results of an earlier run in --output-dir (refused '
                 'without it)'
@@ -167,8 +170,20 @@ def csv_tasks(specs: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _to_stderr(write: Callable[..., None]) -> Callable[[str], None]:
+    """A progress callback writing its line to stderr, above the bar."""
+
+    def progress(line: str) -> None:
+        write(line, file=sys.stderr)
+
+    return progress
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the probes: :func:`~torchgeo_satclip.evaluation.probe_report`.
+
+    Progress (a bar and a line per result) goes to stderr, none with
+    ``--quiet``: stdout has the results only.
 
     Args:
         args: the parsed ``probe`` arguments.
@@ -203,8 +218,8 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         map_resolution=args.map_resolution,
         references=args.references,
-        progress=tqdm.write,
-        progress_bar=True,
+        progress=None if args.quiet else _to_stderr(tqdm.write),
+        progress_bar=not args.quiet,
         overwrite=args.overwrite,
     )
     print(report.markdown.read_text())
