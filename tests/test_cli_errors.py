@@ -244,6 +244,11 @@ PATHS: list[tuple[list[str], str]] = [
         ['probe-images', '{tmp}/plain.txt', '--checkpoints', 'a=x.ckpt'],
         'ROOT {tmp}/plain.txt is a file; expected a dataset folder',
     ),
+    (  # not torchgeo's 'use download=True', an option the command lacks
+        ['probe-images', '{tmp}/folder', '--checkpoints', 'a=x.ckpt'],
+        'ROOT {tmp}/folder has no index.csv; expected an S2-100K-style dataset '
+        'folder (index.csv, images/)',
+    ),
     (
         ['pack', '{tmp}/plain.txt'],
         'ROOT {tmp}/plain.txt is a file; expected a dataset folder',

@@ -54,7 +54,7 @@ PATHS: dict[str, tuple[tuple[str, str, PathRole], ...]] = {
     'embed': (('input', 'INPUT', 'input_file'), ('output', 'OUTPUT', 'output_file')),
     'probe': (('output_dir', '--output-dir', 'output_dir'),),
     'probe-images': (
-        ('root', 'ROOT', 'input_dir'),
+        ('root', 'ROOT', 'input_dataset'),
         ('output_dir', '--output-dir', 'output_dir'),
     ),
     'pack': (('root', 'ROOT', 'dataset_dir'),),

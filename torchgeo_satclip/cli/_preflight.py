@@ -41,13 +41,14 @@ __all__ = [
 #:   created) and can be written;
 #: * ``output_dir``: a folder that exists or can be created, and can be written;
 #: * ``dataset_dir``: an existing folder that can be read and written;
-#: * ``input_dir``: an existing folder that can be read (a dataset only read).
+#: * ``input_dataset``: an existing folder that can be read, with an
+#:   ``index.csv`` (an S2-100K-style dataset that is only read).
 PathRole = Literal[
-    'input_file', 'output_file', 'output_dir', 'dataset_dir', 'input_dir'
+    'input_file', 'output_file', 'output_dir', 'dataset_dir', 'input_dataset'
 ]
 
 #: The roles of a dataset folder (see :func:`lacks_parts`).
-DATASET_ROLES: tuple[PathRole, ...] = ('dataset_dir', 'input_dir')
+DATASET_ROLES: tuple[PathRole, ...] = ('dataset_dir', 'input_dataset')
 
 
 class UsageError(ValueError):
@@ -139,7 +140,7 @@ def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> Non
         if not path.is_dir():
             raise UsageError(f'{label} {text} is a file; expected a dataset folder')
         _check_writable(path, label, text)
-    elif role == 'input_dir':
+    elif role == 'input_dataset':
         if not path.exists():
             raise UsageError(
                 f'{label} {text} does not exist; expected a dataset folder'
@@ -153,6 +154,11 @@ def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> Non
             raise UsageError(
                 f'{label} {text}: cannot read it ({_reason(error)})'
             ) from None
+        if not (path / 'index.csv').is_file():
+            raise UsageError(
+                f'{label} {text} has no index.csv; expected an S2-100K-style '
+                'dataset folder (index.csv, images/)'
+            )
     else:  # pragma: no cover - a programming error in a subcommand's table
         raise AssertionError(f'unknown path role {role!r}')
 
