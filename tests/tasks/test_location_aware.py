@@ -524,6 +524,51 @@ def test_location_arguments_build_the_encoder() -> None:
     assert LocationEncoderArgs.from_hparams(task.hparams).num_hidden_layers == 3
 
 
+@pytest.mark.parametrize(
+    ('key', 'value', 'hint'),
+    [
+        # the encoding's own argument, but set by the task's argument
+        ('legendre_polys', 5, 'give it as legendre_polys'),
+        ('dropout', 0.1, 'give it as location_dropout'),
+        ('network', 'mlp', 'give it as location_network'),
+        # the factory's arguments, no encoding's: validate was taken silently
+        ('validate', False, 'no argument of a positional encoding'),
+        ('dtype', torch.float64, 'no argument of a positional encoding'),
+    ],
+)
+def test_positional_encoding_kwargs_cannot_set_the_encoders_own_arguments(
+    key: str, value: Any, hint: str
+) -> None:
+    """They failed with 'got multiple values for keyword argument', or were
+    taken as the factory's own (``validate: false`` switched the point checks
+    off), naming no ``positional_encoding_kwargs``."""
+    args = LocationEncoderArgs(
+        legendre_polys=3,
+        embed_dim=8,
+        capacity=8,
+        positional_encoding_kwargs={key: value},
+    )
+    message = f'positional_encoding_kwargs sets {key!r} ({value!r})'
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        args.build()
+    assert hint in str(error.value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocationRegressionTask(**small(positional_encoding_kwargs={key: value}))
+    # loaded weights bring their own encoding: the arguments are not used
+    encoder = LocationEncoderArgs(legendre_polys=3, embed_dim=8, capacity=8).build()
+    assert args.build(encoder.state_dict()).embed_dim == 8
+
+
+def test_positional_encoding_kwargs_must_be_a_mapping() -> None:
+    args = LocationEncoderArgs(positional_encoding_kwargs=[('frequency_num', 4)])  # type: ignore[arg-type]
+    message = (
+        'positional_encoding_kwargs must be a mapping of argument names to '
+        "values, not [('frequency_num', 4)] (list)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        args.build()
+
+
 @pytest.mark.parametrize('old', sorted(DEPRECATED_LOCATION_ARGS))
 def test_deprecated_location_names(old: str) -> None:
     new = DEPRECATED_LOCATION_ARGS[old]

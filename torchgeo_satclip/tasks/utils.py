@@ -106,7 +106,10 @@ class LocationEncoderArgs:
 
         Raises:
             ValueError: if *weights* is a built ``LocationEncoder``, or an
-                argument is invalid (the message names it).
+                argument is invalid (the message names it), or, for a new
+                encoder, *positional_encoding_kwargs* is not a mapping or sets
+                an argument of the encoder itself (``legendre_polys``,
+                ``dropout``, ``validate``, ...).
         """
         if weights is not None:
             return satclip_location_encoder(
@@ -122,8 +125,66 @@ class LocationEncoderArgs:
             capacity=self.capacity,
             num_hidden_layers=self.num_hidden_layers,
             dropout=self.location_dropout,
-            **dict(self.positional_encoding_kwargs or {}),
+            **_positional_encoding_kwargs(self.positional_encoding_kwargs),
         )
+
+
+#: The location-encoder factory's own keywords, which
+#: ``positional_encoding_kwargs`` must not set (they went to the factory
+#: beside the task's value, a ``TypeError`` naming neither, or were taken as
+#: the factory's own: ``validate: false`` switched the point checks off), and
+#: the task argument that sets each (None: no task argument, as for
+#: ``validate``, which no positional encoding takes).
+_ENCODER_ARGUMENTS: dict[str, str | None] = {
+    'weights': 'location_weights',
+    'positional_encoding': 'positional_encoding',
+    'network': 'location_network',
+    'legendre_polys': 'legendre_polys',
+    'embed_dim': 'embed_dim',
+    'capacity': 'capacity',
+    'num_hidden_layers': 'num_hidden_layers',
+    'dropout': 'location_dropout',
+    'dtype': None,
+    'validate': None,
+    'root': None,
+    'progress': None,
+}
+
+
+def _positional_encoding_kwargs(kwargs: Any) -> dict[str, Any]:
+    """*positional_encoding_kwargs* as a dict, checked.
+
+    Args:
+        kwargs: the ``positional_encoding_kwargs`` argument (None: none).
+
+    Returns:
+        The arguments of the positional encoding.
+
+    Raises:
+        ValueError: if *kwargs* is not a mapping, or sets one of
+            :data:`_ENCODER_ARGUMENTS`; the message names the key, its value
+            and the task argument to use instead.
+    """
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(
+            'positional_encoding_kwargs must be a mapping of argument names to '
+            f'values, not {kwargs!r} ({type(kwargs).__name__})'
+        )
+    for key, value in kwargs.items():
+        if key not in _ENCODER_ARGUMENTS:
+            continue
+        argument = _ENCODER_ARGUMENTS[key]
+        fix = (
+            f'the task argument {argument} sets it: give it as {argument}, not '
+            'in positional_encoding_kwargs'
+            if argument is not None
+            else 'no argument of a positional encoding (the location encoder '
+            'sets it itself): remove it'
+        )
+        raise ValueError(f'positional_encoding_kwargs sets {key!r} ({value!r}); {fix}')
+    return dict(kwargs)
 
 
 #: The defaults every task uses (the released SatCLIP architecture).
