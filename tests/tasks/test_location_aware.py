@@ -342,6 +342,42 @@ def test_location_passed_explicitly_and_nothing_kept(task_class: str) -> None:
     assert set(vars(task)) == attributes
 
 
+@pytest.mark.parametrize('stage', ['training', 'validation', 'test'])
+def test_location_only_refuses_labels_it_cannot_learn(stage: str) -> None:
+    """A missing regression value (NaN) gave a NaN loss in silence, and one
+    optimiser step made every weight NaN; a class label outside [0,
+    num_classes) (labels counted from 1) failed inside torchmetrics with
+    "shape '[3, 3]' is invalid for input of size 18"."""
+    regression = LocationRegressionTask(**small())
+    step = getattr(regression, f'{stage}_step')
+    good = {'point': LONLAT, 'label': torch.tensor([1.5, -0.5])}
+    assert torch.isfinite(regression.training_step(good, 0))
+    missing = {'point': LONLAT, 'label': torch.tensor([1.5, float('nan')])}
+    message = "batch 'label' row 1 is nan: LocationRegressionTask needs finite"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        step(missing, 0)
+    two = LocationRegressionTask(num_outputs=2, **small())
+    missing = {'point': LONLAT, 'label': torch.tensor([[1.0, 2.0], [float('inf'), 0]])}
+    with pytest.raises(ValueError, match=re.escape('row 1 is [inf, 0.0]')):
+        getattr(two, f'{stage}_step')(missing, 0)
+
+    classification = LocationClassificationTask(num_classes=3, **small())
+    classification.configure_losses()
+    step = getattr(classification, f'{stage}_step')
+    for label, value in ((torch.tensor([1, 3]), 3), (torch.tensor([0, -1]), -1)):
+        message = (
+            f"batch 'label' row 1 is {value}, outside [0, 3) (num_classes=3): "
+            'class labels count from 0'
+        )
+        with pytest.raises(ValueError, match=re.escape(message)):
+            step({'point': LONLAT, 'label': label}, 0)
+    assert torch.isfinite(
+        classification.training_step(
+            {'point': LONLAT, 'label': torch.tensor([0, 2])}, 0
+        )
+    )
+
+
 def test_location_input_mismatch_is_an_error() -> None:
     images = torch.randn(2, 3, 8, 8)
     task = LocationAwareRegressionTask(model='tiny', **small())
