@@ -12,7 +12,11 @@ from lightning.pytorch.loggers import Logger
 from torch import Tensor
 from torchgeo.main import main
 
-from torchgeo_satclip._compat import ClassificationTask, RegressionTask
+from torchgeo_satclip._compat import (
+    TORCHGEO_AT_LEAST_0_10,
+    ClassificationTask,
+    RegressionTask,
+)
 from torchgeo_satclip.datamodules import EuroSATLocationDataModule
 from torchgeo_satclip.models import (
     LocationFusionModel,
@@ -542,6 +546,44 @@ def test_one_set_of_location_arguments(task_class: type) -> None:
     # released SatCLIP architecture
     assert (LOCATION_DEFAULTS.capacity, LOCATION_DEFAULTS.embed_dim) == (512, 256)
     assert LOCATION_DEFAULTS.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize(
+    ('fused', 'only'),
+    [
+        (LocationAwareClassificationTask, LocationClassificationTask),
+        (LocationAwareRegressionTask, LocationRegressionTask),
+    ],
+    ids=['classification', 'regression'],
+)
+def test_location_only_takes_every_argument_but_the_images(
+    fused: type, only: type
+) -> None:
+    """LocationClassificationTask lacked pos_weight (the 'bce' loss's weight
+    of TorchGeo 0.10's task and of the location-aware task): a TypeError, or
+    jsonargparse's refusal of the YAML key."""
+    image_arguments = {'model', 'weights', 'in_channels', 'freeze_backbone', 'fusion'}
+    arguments = inspect.signature(fused.__init__).parameters
+    own = inspect.signature(only.__init__).parameters
+    assert [name for name in arguments if name not in own] == [
+        name for name in arguments if name in image_arguments
+    ]
+    for name in set(own) & set(arguments):
+        assert own[name].default == arguments[name].default, name
+
+
+def test_location_only_pos_weight_as_the_location_aware_task() -> None:
+    weight = torch.tensor([2.0])
+    kwargs = small(task='binary', loss='bce', pos_weight=weight)
+    if TORCHGEO_AT_LEAST_0_10:
+        task = LocationClassificationTask(**kwargs)
+        assert torch.equal(task.hparams['pos_weight'], weight)
+        return
+    message = 'pos_weight need torchgeo >= 0.10'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocationAwareClassificationTask(model='tiny', **kwargs)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocationClassificationTask(**kwargs)
 
 
 def test_location_arguments_build_the_encoder() -> None:

@@ -159,6 +159,7 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
         head_layers: int = 2,
         head_dropout: float = 0.0,
         labels: list[str] | None = None,
+        pos_weight: Tensor | None = None,
         ignore_index: int | None = None,
         location_embed_dim: int | None = None,
         location_capacity: int | None = None,
@@ -210,6 +211,7 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
             head_layers: hidden layers of the MLP head (0: linear probe).
             head_dropout: dropout of the MLP head.
             labels: class names (torchgeo >= 0.10 only).
+            pos_weight: positive-class weight of the 'bce' loss (torchgeo >= 0.10).
             ignore_index: class ignored by loss and metrics (torchgeo >= 0.10).
             location_embed_dim: deprecated name of *embed_dim*.
             location_capacity: deprecated name of *capacity*.
@@ -237,7 +239,7 @@ class LocationClassificationTask(_LocationOnlyTask, ClassificationTask):  # type
             class_weights=class_weights,
             lr=lr,
             patience=patience,
-            **classification_kwargs(labels, None, ignore_index),
+            **classification_kwargs(labels, pos_weight, ignore_index),
         )
 
     def configure_models(self) -> None:
