@@ -8,6 +8,7 @@ out by hand in the comments.
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -183,3 +184,34 @@ def test_clip_loss_gradients_are_float32_under_bf16_autocast() -> None:
         assert x.grad is not None
         grads.append(x.grad)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+
+
+def test_gathered_output_needs_every_candidate() -> None:
+    # Rank 1 of 2 with 3 samples each: columns 0..5 are the gathered samples.
+    # Without all_lonlat, column j was read as local row j: images 3, 4 and 5
+    # retrieve columns 0, 1 and 2 (samples of rank 0) and were measured
+    # against the local samples 0, 1 and 2 (distance 0), in silence.
+    logits = ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5], [2, 0, 1, 3, 4, 5])
+    out = ClipOutput(torch.tensor(0.0), logits, logits, 3)
+    lonlat = equator(3, 10, 20)
+    message = (
+        'the logits have 6 columns (candidates gathered from every process), '
+        'but all_lonlat has 3 rows'
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        retrieval_metrics(out, lonlat)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        retrieval_metrics(out, lonlat, equator(0, 1, 2))
+    # the local rows must be the logits' rows
+    with pytest.raises(ValueError, match=re.escape('lonlat has 2 rows')):
+        retrieval_metrics(out, lonlat[:2], equator(0, 1, 2, 3, 10, 20))
+
+
+@pytest.mark.parametrize('shape', [(4,), (2, 3, 4), (3, 3, 3)])
+def test_clip_loss_needs_matrices(shape: tuple[int, ...]) -> None:
+    # (3, 3, 3) gave "Expected target size [3, 3], got [3]", a vector an
+    # IndexError, neither naming the embeddings
+    embedding = torch.randn(*shape)
+    message = f'embeddings must be (B, D) matrices, not {shape}'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clip_loss(embedding, embedding.clone(), torch.tensor(1.0))

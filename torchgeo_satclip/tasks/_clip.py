@@ -121,8 +121,18 @@ def clip_loss(
         The loss, both logit matrices and the local offset.
 
     Raises:
-        ValueError: if the two embeddings differ in shape.
+        ValueError: if an embedding is not a ``(B, D)`` matrix, or the two
+            differ in shape.
     """
+    for name, embedding in (
+        ('image', image_embedding),
+        ('location', location_embedding),
+    ):
+        if embedding.ndim != 2:
+            raise ValueError(
+                f'{name} embeddings must be (B, D) matrices, not '
+                f'{tuple(embedding.shape)}'
+            )
     if image_embedding.shape != location_embedding.shape:
         raise ValueError(
             f'image embeddings {tuple(image_embedding.shape)} and location '
@@ -164,9 +174,29 @@ def retrieval_metrics(
         candidates; top 5 becomes top ``N`` for batches under 5) and
         ``median_km``, the median great-circle distance between each image's
         true location and the location it retrieves first.
+
+    Raises:
+        ValueError: if *lonlat* does not have a row per row of the logits, or
+            the candidates (*all_lonlat*, else *lonlat*) one per column: a
+            gathered output needs *all_lonlat* (its column ``j`` is gathered
+            sample ``j``, not local sample ``j``).
     """
     candidates = all_lonlat if all_lonlat is not None else lonlat
     rows, columns = output.logits_image.shape
+    if lonlat.shape[0] != rows:
+        raise ValueError(
+            f'lonlat has {lonlat.shape[0]} rows, but the logits have {rows} '
+            '(one per local sample)'
+        )
+    if candidates.shape[0] != columns:
+        gathered = (
+            ' (candidates gathered from every process)' if columns != rows else ''
+        )
+        raise ValueError(
+            f'the logits have {columns} columns{gathered}, but all_lonlat has '
+            f'{candidates.shape[0]} rows: pass the (lon, lat) of every '
+            'candidate, in the order of the columns, as all_lonlat'
+        )
     target = torch.arange(rows, device=lonlat.device) + output.offset
     k = min(5, columns)
     metrics: dict[str, Tensor] = {}
