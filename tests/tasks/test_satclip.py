@@ -384,6 +384,29 @@ def test_geo_pretext_without_points_names_the_fix(tmp_path: Path) -> None:
         tiny_task().fit_geo_centroids(PointsDataModule.POINTS)
 
 
+def test_geo_pretext_never_fitted_is_refused_in_validation(tmp_path: Path) -> None:
+    """The k-means is fitted when fitting: a fresh task run through validate or
+    test kept its all-zero centres, so every geo target was class 0 and the
+    geo loss was measured against it in silence. A fitted task's centres,
+    restored from its checkpoint (after setup), are used as they are."""
+    task = tiny_task(geo_classes=2, geo_loss_weight=0.5)
+    with pytest.raises(ValueError, match=r'geo_classes .*never fitted.*ckpt_path'):
+        trainer(tmp_path).validate(task, quiet_datamodule())
+    fitted = tiny_task(geo_classes=2, geo_loss_weight=0.5)
+    fit = trainer(tmp_path / 'fit', max_steps=1, limit_val_batches=0)
+    fit.fit(fitted, quiet_datamodule())
+    checkpoint = tmp_path / 'fitted.ckpt'
+    fit.save_checkpoint(checkpoint)
+    fresh = tiny_task(geo_classes=2, geo_loss_weight=0.5)
+    halves = quiet_datamodule()
+    halves.val_split_pct = 0.5  # batches of two: a batch of one is skipped
+    (metrics,) = trainer(tmp_path / 'again').validate(
+        fresh, halves, ckpt_path=str(checkpoint)
+    )
+    assert 'val_geo_loss' in metrics
+    torch.testing.assert_close(fresh.geo_centroids, fitted.geo_centroids)
+
+
 def test_invalid_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='geo_classes'):
         tiny_task(geo_loss_weight=1.0)

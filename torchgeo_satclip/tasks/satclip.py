@@ -869,6 +869,35 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             )
         self.fit_geo_centroids(train_points())
 
+    def _check_geo_fitted(self) -> None:
+        """Refuse to evaluate the geo pretext with centres never fitted.
+
+        Run when validation or testing starts: after :meth:`setup` and after
+        a checkpoint given as ``ckpt_path`` is restored, which brings its
+        centres. Fitted centres are unit vectors; all-zero ones were never
+        fitted, and would make every geo target class 0.
+
+        Raises:
+            ValueError: naming the ways to fit or restore them.
+        """
+        if self.geo_head is not None and not bool(self.geo_centroids.any()):
+            raise ValueError(
+                f'geo_classes ({self.hparams["geo_classes"]}) > 0, but the '
+                'geo-classification centres were never fitted (they are fitted '
+                'on the training locations when fitting): validate or test a '
+                'fitted task (its checkpoint as ckpt_path, or '
+                'SatCLIPTask.load_from_checkpoint), or call fit_geo_centroids() '
+                'with the training lon/lat first'
+            )
+
+    def on_validation_start(self) -> None:
+        """Check that the geo pretext's centres were fitted (see :meth:`_check_geo_fitted`)."""
+        self._check_geo_fitted()
+
+    def on_test_start(self) -> None:
+        """Check that the geo pretext's centres were fitted (see :meth:`_check_geo_fitted`)."""
+        self._check_geo_fitted()
+
     def fit_geo_centroids(self, lonlat: Tensor) -> None:
         """Fit the geo-classification pseudo-classes on training locations.
 
