@@ -295,6 +295,20 @@ def small_state() -> dict[str, torch.Tensor]:
             ),
             'expected a float tensor',
         ),
+        # A NaN or an infinity was loaded as it was, and every point then
+        # embedded as NaN (the SatCLIP layouts were refused, GeoCLIP's not).
+        (
+            lambda s: s['LocEnc1.capsule.3.weight'].__setitem__((2, 5), torch.nan),
+            r'LocEnc1.capsule.3.weight has 1 non-finite value',
+        ),
+        (
+            lambda s: s['LocEnc2.capsule.0.b'].__setitem__((0, 1), torch.inf),
+            r'LocEnc2.capsule.0.b has 1 non-finite value',
+        ),
+        (
+            lambda s: s['LocEnc0.head.0.bias'].fill_(-torch.inf),
+            r'LocEnc0.head.0.bias has 4 non-finite values',
+        ),
     ],
 )
 def test_bad_state_dicts(change: Any, match: str) -> None:
@@ -474,7 +488,9 @@ def test_multiscale_mlp_by_name() -> None:
     )
     assert isinstance(net, MultiScaleMLP)
     assert net.num_branches == 3
-    assert len(net.branches[0].layers) == 6  # three Linear + ReLU
+    layers = net.branches[0].layers
+    assert isinstance(layers, torch.nn.Sequential)
+    assert len(layers) == 6  # three Linear + ReLU
 
 
 @pytest.mark.parametrize(
@@ -595,6 +611,7 @@ def test_low_precision_encoder_keeps_frequencies(dtype: torch.dtype) -> None:
         load_location_encoder(state, dtype=dtype),
     ):
         assert encoder.dtype == dtype
+        assert isinstance(encoder.posenc, RandomFourierFeatures)
         assert encoder.posenc.b.dtype == torch.float32
         assert torch.equal(encoder.posenc.b, frequencies)
         with torch.no_grad():
@@ -605,4 +622,5 @@ def test_low_precision_encoder_keeps_frequencies(dtype: torch.dtype) -> None:
         error = (out.double() - expected).abs().max() / expected.abs().max()
         assert error < 0.03, error
     new = satclip_location_encoder(**GEOCLIP_ARCHITECTURE, dtype=dtype)
+    assert isinstance(new.posenc, RandomFourierFeatures)
     assert torch.equal(new.posenc.b, RandomFourierFeatures().b.float())

@@ -96,7 +96,7 @@ def is_geoclip_state_dict(state_dict: Mapping[str, Any]) -> bool:
 
 
 def _tensor(state_dict: Mapping[str, Any], key: str) -> Tensor:
-    """``state_dict[key]``, which must be a floating tensor."""
+    """``state_dict[key]``, which must be a finite floating tensor."""
     if key not in state_dict:
         raise ValueError(f'missing key {key!r} of a GeoCLIP location encoder')
     value = state_dict[key]
@@ -104,6 +104,12 @@ def _tensor(state_dict: Mapping[str, Any], key: str) -> Tensor:
         raise ValueError(f'{key} is a {type(value).__name__}, expected a float tensor')
     if not value.is_floating_point():
         raise ValueError(f'{key} has dtype {value.dtype}, expected a float tensor')
+    bad = int((~torch.isfinite(value)).sum())
+    if bad:
+        raise ValueError(
+            f'{key} has {bad} non-finite value{"s" * (bad > 1)} (NaN or '
+            'infinity); the encoder would embed every point as NaN'
+        )
     return value
 
 
@@ -136,7 +142,8 @@ def geoclip_to_encoder_state_dict(
 
     Raises:
         ValueError: naming the key, if a key is not GeoCLIP's, a branch or
-            layer is missing, or the shapes do not fit together.
+            layer is missing, a tensor is not a floating one or holds a NaN
+            or an infinity, or the shapes do not fit together.
     """
     unknown = sorted(key for key in state_dict if not _KEY.match(key))
     if unknown:
