@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from torchgeo_satclip.models import (
     LocationEncoder,
+    MultiScaleMLP,
     SirenNet,
     SphericalHarmonics,
     build_location_encoder,
@@ -212,3 +213,32 @@ def test_half_precision_network_computes_coordinates_in_float32() -> None:
         embedding = encoder(lonlat)
     assert embedding.dtype == torch.bfloat16
     assert not torch.equal(embedding[0], embedding[1])
+
+
+@pytest.mark.parametrize('sigmas', [(1.0, 16.0), (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)])
+def test_geoclip_network_has_one_branch_per_scale(sigmas: tuple[float, ...]) -> None:
+    """GeoCLIP's network gives each random-Fourier-feature scale its own branch.
+
+    It had three branches whatever the scales: two scales were refused
+    (their features do not split into three blocks) and six were fed two
+    scales to each branch, a network GeoCLIP does not have.
+    """
+    torch.manual_seed(0)
+    encoder = build_location_encoder(
+        'rff',
+        'geoclip',
+        sigmas=sigmas,
+        encoded_size=4,
+        capacity=8,
+        embed_dim=3,
+        num_hidden_layers=1,
+    ).eval()
+    nnet = encoder.nnet
+    assert isinstance(nnet, MultiScaleMLP)
+    assert nnet.num_branches == len(sigmas)
+    lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.71]], dtype=torch.float64)
+    features = encoder.posenc(lonlat)  # 2 * 4 features per scale
+    expected = sum(
+        branch(features[:, 8 * i : 8 * i + 8]) for i, branch in enumerate(nnet.branches)
+    )
+    torch.testing.assert_close(encoder(lonlat), expected)

@@ -9,7 +9,16 @@ from torch import Tensor, nn
 from .._checks import check_dtype, check_flag, check_int, check_real
 from ..geo import compute_dtype, validate_lonlat
 from ._registry import lookup
-from .networks import MLP, FCNet, LinearNet, SatCLIPMLP, SirenNet, get_network
+from .networks import (
+    MLP,
+    NETWORKS,
+    FCNet,
+    LinearNet,
+    MultiScaleMLP,
+    SatCLIPMLP,
+    SirenNet,
+    get_network,
+)
 from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
 from .spherical_harmonics import SphericalHarmonics
 
@@ -156,7 +165,8 @@ def build_location_encoder(
         positional_encoding: SatCLIP's ``le_type`` (``'sphericalharmonics'``,
             ``'wrap'``, ``'spherec'``, ...).
         network: SatCLIP's ``pe_type`` (``'siren'``, ``'fcnet'``, ``'mlp'``,
-            ``'linear'``).
+            ``'linear'``), or ``'geoclip'`` (GeoCLIP's ReLU MLPs, outputs
+            summed: one branch per scale of ``'rff'``).
         legendre_polys: number of spherical-harmonic degrees ``L`` (only for
             ``'sphericalharmonics'``).
         embed_dim: embedding size.
@@ -195,14 +205,27 @@ def build_location_encoder(
     if positional_encoding == 'sphericalharmonics':
         posenc_kwargs = {'legendre_polys': legendre_polys, **posenc_kwargs}
     posenc = get_positional_encoding(positional_encoding, **posenc_kwargs)
-    nnet = get_network(
-        network,
-        dim_in=int(posenc.embedding_dim),  # type: ignore[arg-type]
-        dim_hidden=capacity,
-        dim_out=embed_dim,
-        num_layers=num_hidden_layers,
-        dropout=dropout,
-    )
+    dim_in = int(posenc.embedding_dim)  # type: ignore[arg-type]
+    scales = getattr(posenc, 'sigmas', None)
+    if lookup(NETWORKS, network, 'network') is MultiScaleMLP and scales is not None:
+        # One branch per scale of the random Fourier features, as in GeoCLIP
+        # (get_network's default of three would mix scales in a branch).
+        nnet: nn.Module = MultiScaleMLP(
+            dim_in=dim_in,
+            dim_hidden=capacity,
+            dim_out=embed_dim,
+            num_layers=num_hidden_layers,
+            num_branches=len(scales),
+        )
+    else:
+        nnet = get_network(
+            network,
+            dim_in=dim_in,
+            dim_hidden=capacity,
+            dim_out=embed_dim,
+            num_layers=num_hidden_layers,
+            dropout=dropout,
+        )
     return _to_dtype(LocationEncoder(posenc, nnet, validate=validate), dtype)
 
 
