@@ -624,3 +624,42 @@ def test_low_precision_encoder_keeps_frequencies(dtype: torch.dtype) -> None:
     new = satclip_location_encoder(**GEOCLIP_ARCHITECTURE, dtype=dtype)
     assert isinstance(new.posenc, RandomFourierFeatures)
     assert torch.equal(new.posenc.b, RandomFourierFeatures().b.float())
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize('how', ['to', 'method', 'parent'])
+def test_converted_encoder_keeps_frequencies(dtype: torch.dtype, how: str) -> None:
+    """``encoder.to(torch.bfloat16)`` keeps the frequency matrices unrounded.
+
+    The class documents ``encoder.to(torch.bfloat16)`` (also what Lightning's
+    ``bf16-true`` precision does to a task) as trading fidelity for speed, but
+    it rounded the frequencies of random Fourier features to bfloat16: 57 %
+    of the largest embedding value off, instead of the 0.5 % of an encoder
+    built in bfloat16.
+    """
+    state = random_geoclip_state(32, 16, 4, 1, seed=2)
+    frequencies = torch.stack([state[f'LocEnc{i}.capsule.0.b'] for i in range(3)])
+    points = torch.from_numpy(global_lonlat(500, seed=2)).float()
+    reference = geoclip_location_encoder(state)
+    with torch.no_grad():
+        expected = reference(points.double())
+    encoder = geoclip_location_encoder(state)
+    if how == 'to':
+        encoder.to(dtype)
+    elif how == 'method':
+        encoder.half() if dtype == torch.float16 else encoder.bfloat16()
+    else:
+        torch.nn.Sequential(encoder).to(dtype)
+    assert encoder.dtype == dtype
+    assert isinstance(encoder.posenc, RandomFourierFeatures)
+    assert encoder.posenc.b.dtype == torch.float32
+    assert torch.equal(encoder.posenc.b, frequencies)
+    with torch.no_grad():
+        out = encoder(points)
+    assert out.dtype == dtype
+    error = (out.double() - expected).abs().max() / expected.abs().max()
+    assert error < 0.03, error
+    # Back to float64: the (float32) frequencies come back exactly.
+    encoder.to(torch.float64)
+    assert encoder.posenc.b.dtype == torch.float64
+    assert torch.equal(encoder.posenc.b, frequencies.double())

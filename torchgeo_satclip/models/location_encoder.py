@@ -1,7 +1,8 @@
 """The location encoder: input validation, positional encoding, then a network."""
 
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,9 @@ __all__ = ['LocationEncoder', 'build_location_encoder']
 #: handed in.
 _LINEAR_FIRST = (SirenNet, FCNet, MLP, SatCLIPMLP, LinearNet)
 
+#: Dtypes that would round the positional encoding's buffers.
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 
 class LocationEncoder(nn.Module):
     """A SatCLIP location encoder: positional encoding, then network.
@@ -43,7 +47,9 @@ class LocationEncoder(nn.Module):
     is float64 (the default, as in the original and its float64 checkpoints)
     and in float32 otherwise; its output is then cast to the network's dtype.
     ``encoder.to(torch.float32)`` or ``encoder.to(torch.bfloat16)`` trades
-    fidelity for speed (the difference is measured in
+    fidelity for speed (the positional encoding's buffers, the frequencies of
+    random Fourier features, stay in float32 in a bfloat16 or float16
+    encoder) (the difference is measured in
     ``tests/models/test_location_encoder.py`` and documented in the README).
     A float32 network under autocast (``bf16-mixed``) gets its spherical
     harmonics already rounded to the autocast dtype, which is what its first
@@ -83,6 +89,32 @@ class LocationEncoder(nn.Module):
         self.posenc = posenc
         self.nnet = nnet
         self.validate = validate
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Self:
+        """Convert the encoder, keeping the encoding's buffers unrounded.
+
+        ``encoder.to(torch.bfloat16)`` (``.half()``, Lightning's
+        ``bf16-true``) would round the positional encoding's floating buffers
+        (the frequency matrices of ``'rff'``, up to about 1,000 at GeoCLIP's
+        scale 2^8) to the half dtype, moving their phases by radians: they
+        are kept in float32 instead, as :func:`build_location_encoder` keeps
+        them (see :func:`_to_dtype`).
+        """
+        before = {
+            name: buffer
+            for name, buffer in self.posenc.named_buffers()
+            if buffer.is_floating_point() and buffer.dtype not in _HALF_DTYPES
+        }
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        for name, kept in before.items():
+            owner, _, key = name.rpartition('.')
+            module = self.posenc.get_submodule(owner)
+            after = module._buffers[key]
+            if after is not None and after.dtype in _HALF_DTYPES:
+                module._buffers[key] = kept.to(
+                    device=after.device, dtype=compute_dtype(after.dtype)
+                )
+        return self
 
     @property
     def dtype(self) -> torch.dtype:
