@@ -16,6 +16,7 @@ from torchgeo_satclip._io import temporary_pattern
 from torchgeo_satclip.models import (
     ChecksumError,
     DownloadError,
+    GeoCLIPWeights,
     SatCLIPWeights,
     build_location_encoder,
     download_checkpoint,
@@ -70,7 +71,7 @@ def test_builder_takes_a_member(
 
 
 def test_every_member_has_a_sha256_slot() -> None:
-    for member in SatCLIPWeights:
+    for member in SatCLIPWeights.__members__.values():
         assert 'sha256' in member.meta
         assert expected_sha256(member) is None  # unknown: not verified
 
@@ -173,5 +174,27 @@ def test_weights_table_in_the_docs_matches_the_enum() -> None:
     assert table in docs.read_text(), (
         'docs/weights.rst is out of date: paste torchgeo_satclip.models.weights_table()'
     )
-    for member in SatCLIPWeights:
+    for member in SatCLIPWeights.__members__.values():
         assert member.url in table
+
+
+def test_geoclip_member_is_not_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GeoCLIP's url is its PyPI page: download_checkpoint fetched that HTML
+    # page into the cache as '1.3.0' and returned it as a checkpoint (offline:
+    # 'put the file at <cache>/1.3.0').
+    calls: list[str] = []
+
+    def fake_download(url: str, dst: str, progress: bool = True) -> None:
+        calls.append(url)
+        Path(dst).write_bytes(b'<!DOCTYPE html>')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', fake_download)
+    root = tmp_path / 'f'
+    with pytest.raises(
+        ValueError, match=r'GEOCLIP has no checkpoint to download.*\[geoclip\]'
+    ):
+        download_checkpoint(GeoCLIPWeights.GEOCLIP, root=root)
+    assert calls == []
+    assert not root.exists() or list(root.iterdir()) == []

@@ -374,7 +374,17 @@ def download_checkpoint(
         DownloadError: if the file is absent and cannot be downloaded (no
             network); the message says where to put it.
         ChecksumError: if the download does not have the known sha256.
+        ValueError: for :attr:`GeoCLIPWeights.GEOCLIP`, whose weights are in
+            the installed ``geoclip`` distribution, not at its ``url``.
     """
+    if isinstance(weights, GeoCLIPWeights):
+        raise ValueError(
+            f'GeoCLIPWeights.{weights.name} has no checkpoint to download (its url '
+            f"{weights.url} is the 'geoclip' package's page): its weights come "
+            f"from the installed 'geoclip' distribution ({GEOCLIP_WEIGHTS_FILE}; "
+            f'pip install "torchgeo-satclip[{GEOCLIP_EXTRA}]"): use '
+            "load_location_encoder('geoclip') or find_geoclip_weights()"
+        )
     directory = Path(root) if root is not None else _cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / Path(weights.url).name
