@@ -437,6 +437,30 @@ def test_save_official_checkpoint_refuses_what_the_official_code_cannot_read(
     assert not list(tmp_path.iterdir())
 
 
+def test_save_official_checkpoint_writes_the_encoders_own_values(
+    tmp_path: Path,
+) -> None:
+    # A location key given again in hyper_parameters, equal by == but a float
+    # or a bool, replaced the encoder's integer in the file: the file was
+    # written, and then refused by load_location_encoder ('must be an
+    # integer, got 4.0').
+    encoder = build_location_encoder(
+        legendre_polys=3, capacity=8, embed_dim=4, num_hidden_layers=1
+    ).eval()
+    given = {'embed_dim': 4.0, 'num_hidden_layers': True, 'legendre_polys': 3.0}
+    path = save_official_checkpoint(encoder, tmp_path / 'x.ckpt', given)
+    hparams = torch.load(path, weights_only=True)['hyper_parameters']
+    for key, value in (
+        ('embed_dim', 4),
+        ('num_hidden_layers', 1),
+        ('legendre_polys', 3),
+    ):
+        assert hparams[key] == value
+        assert type(hparams[key]) is int, key
+    lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.71]], dtype=torch.float64)
+    torch.testing.assert_close(load_location_encoder(path)(lonlat), encoder(lonlat))
+
+
 @pytest.mark.parametrize('name', ['grid', 'theory', 'spherec', 'spheremplus'])
 def test_save_official_checkpoint_refuses_a_single_frequency(
     tmp_path: Path, name: str

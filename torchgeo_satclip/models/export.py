@@ -236,9 +236,12 @@ def _official_hyper_parameters(
             'weight_decay': 0.01,
         }
     )
-    hparams.update(location)
     hparams.update(_OFFICIAL_POPPED)
     hparams.update(image)
+    # Last: a location key in image equals the encoder's by == only (4.0, or
+    # True for 1); the file must hold the encoder's integer, which the
+    # loaders check the type of.
+    hparams.update(location)
     return hparams
 
 
