@@ -117,6 +117,12 @@ NOT_CHECKPOINTS: list[tuple[str, bytes, str]] = [
         for seed in (0, 1, 2)
     ),
     ('empty', b'', 'it is an empty file (0 bytes)'),
+    # one to three bytes none of which is UTF-8 were 'a text file' (the
+    # allowance for a character cut by the 512-byte read left no text)
+    *(
+        (f'high-bytes-{len(data)}', data, 'it is unrecognised data')
+        for data in (b'\x80', b'\xff\xfe', b'\xc3', b'\x93\xa0\xe2')
+    ),
     *(
         (f'json-{i}', json.dumps(value).encode(), 'it is a JSON file')
         for i, value in enumerate(

@@ -172,9 +172,13 @@ def _zip_members(path: Path) -> list[str] | None:
 
 
 def _looks_like_text(head: bytes) -> bool:
-    """Whether the first bytes of a file are UTF-8 text (cut anywhere)."""
+    """Whether the first bytes of a file are UTF-8 text (cut anywhere).
+
+    Up to three bytes may be dropped (a final character cut by the read), but
+    some text must remain: one to three stray bytes are not a text file.
+    """
     text = head.decode('utf-8', errors='ignore')
-    if len(text.encode()) < len(head) - 3:  # more than a cut final character
+    if not text or len(text.encode()) < len(head) - 3:
         return False
     return all(char.isprintable() or char in '\t\r\n' for char in text)
 
