@@ -14,6 +14,7 @@ Nothing here downloads anything: the real weights are tested when the
 its discovery is tested on a fake distribution made in ``tmp_path``.
 """
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from torchgeo_satclip.models import (
     get_network,
     is_geoclip_state_dict,
     load_location_encoder,
+    released,
     satclip_location_encoder,
 )
 from torchgeo_satclip.models import weights as weights_module
@@ -460,6 +462,39 @@ def test_weights_enum_two_steps(
 def test_unknown_name_mentions_geoclip() -> None:
     with pytest.raises(CheckpointError, match="nor 'geoclip'"):
         load_location_encoder('geoclip2')
+
+
+@pytest.mark.parametrize(
+    'name',
+    [
+        'SatCLIPWeights.GEOCLIP',
+        'GeoCLIPWeights.SATCLIP_RESNET18_L10',
+        'ResNet18_Weights.SATCLIP_RESNET18_L10',
+    ],
+)
+def test_weights_name_of_the_wrong_class_is_refused(name: str) -> None:
+    # The class before the dot was ignored: 'SatCLIPWeights.GEOCLIP' loaded
+    # GeoCLIP's 512-d encoder, and any prefix named a SatCLIP member.
+    assert released.weights_member(name) is None
+    with pytest.raises(CheckpointError, match=re.escape(f'{name!r} is neither')):
+        load_location_encoder(name)
+
+
+@pytest.mark.parametrize(
+    ('name', 'member'),
+    [
+        ('geoclip', 'GEOCLIP'),
+        ('GeoCLIPWeights.GEOCLIP', 'GEOCLIP'),
+        ('torchgeo_satclip.models.GeoCLIPWeights.geoclip', 'GEOCLIP'),
+        ('SATCLIP_RESNET18_L10', 'SATCLIP_RESNET18_L10'),
+        ('satclipweights.satclip_resnet50_l40', 'SATCLIP_RESNET50_L40'),
+        ('SatCLIP_Weights.SATCLIP_VIT16_L40', 'SATCLIP_VIT16_L40'),  # TorchGeo's
+    ],
+)
+def test_weights_names_resolve(name: str, member: str) -> None:
+    found = released.weights_member(name)
+    assert found is not None
+    assert found.name == member
 
 
 def test_satclip_weights_names_unchanged() -> None:

@@ -307,16 +307,30 @@ def weights_member(name: str) -> WeightsEnum | None:
     Args:
         name: a :class:`SatCLIPWeights` member's name, alone or after the
             class (``'SATCLIP_RESNET18_L10'``,
-            ``'SatCLIPWeights.SATCLIP_RESNET18_L10'``), or GeoCLIP's
-            (``'geoclip'``, ``'GeoCLIPWeights.GEOCLIP'``).
+            ``'SatCLIPWeights.SATCLIP_RESNET18_L10'``, or after TorchGeo's
+            ``'SatCLIP_Weights.'``), or GeoCLIP's (``'geoclip'``,
+            ``'GeoCLIPWeights.GEOCLIP'``); the class may follow its module.
 
     Returns:
-        The member, or None if the name is none of them.
+        The member, or None if the name is none of them (a member's name
+        after another class, ``'SatCLIPWeights.GEOCLIP'``, is none).
     """
-    key = name.rsplit('.', 1)[-1].upper()
-    satclip = cast(dict[str, WeightsEnum], SatCLIPWeights.__members__)
-    geoclip = cast(dict[str, WeightsEnum], GeoCLIPWeights.__members__)
-    return satclip.get(key) or geoclip.get(key)
+    prefix, _, last = name.rpartition('.')
+    cls = prefix.rsplit('.', 1)[-1].lower()
+    key = last.upper()
+    for enum, classes in _WEIGHTS_CLASSES:
+        members = cast(dict[str, WeightsEnum], enum.__members__)
+        if key in members and (not prefix or cls in classes):
+            return members[key]
+    return None
+
+
+#: The weights enums :func:`weights_member` looks in, with the class names
+#: (lower case) that may come before a member's name.
+_WEIGHTS_CLASSES: tuple[tuple[type[WeightsEnum], frozenset[str]], ...] = (
+    (SatCLIPWeights, frozenset({'satclipweights', 'satclip_weights'})),
+    (GeoCLIPWeights, frozenset({'geoclipweights'})),
+)
 
 
 #: A hash prefix in a file name, as torch.hub and TorchGeo (``name-<hex>.pth``).
