@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import shutil
 from collections import OrderedDict
 from pathlib import Path
@@ -459,6 +460,20 @@ def test_save_official_checkpoint_writes_the_encoders_own_values(
         assert type(hparams[key]) is int, key
     lonlat = torch.tensor([[2.35, 48.86], [-74.0, 40.71]], dtype=torch.float64)
     torch.testing.assert_close(load_location_encoder(path)(lonlat), encoder(lonlat))
+
+
+def test_save_official_checkpoint_to_a_directory_is_refused_first(
+    tmp_path: Path,
+) -> None:
+    # The whole file was written to a temporary sibling, then the rename
+    # failed with IsADirectoryError naming that temporary file.
+    encoder = build_location_encoder(legendre_polys=3, capacity=8, embed_dim=4)
+    folder = tmp_path / 'exports'
+    folder.mkdir()
+    with pytest.raises(ValueError, match=re.escape(f'{folder} is a directory')):
+        save_official_checkpoint(encoder, folder)
+    assert list(tmp_path.iterdir()) == [folder]
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize('name', ['grid', 'theory', 'spherec', 'spheremplus'])

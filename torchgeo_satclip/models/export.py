@@ -291,9 +291,9 @@ def save_official_checkpoint(
         The path written.
 
     Raises:
-        ValueError: if the official code cannot rebuild ``encoder`` (a
-            positional encoding or network it does not have, such as ``rff``
-            or ``mlp``), if ``hyper_parameters`` has a key the official code
+        ValueError: if ``path`` is a directory, if the official code cannot
+            rebuild ``encoder`` (a positional encoding or network it does not
+            have, such as ``rff`` or ``mlp``), if ``hyper_parameters`` has a key the official code
             does not take or contradicts the encoder, if ``vision_layers``
             is not an official name or comes without the image weights, or
             if ``extra_state`` has a key of the location encoder
@@ -301,6 +301,11 @@ def save_official_checkpoint(
             weights of ``encoder`` in the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f'{path} is a directory; expected the path of the checkpoint file to '
+            f'write (for example {path / "satclip.ckpt"})'
+        )
     image = dict(hyper_parameters or {})
     hparams = _official_hyper_parameters(encoder, image, path)
     extra = dict(extra_state or {})
