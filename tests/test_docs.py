@@ -1,5 +1,9 @@
-"""The documentation builds with Sphinx, warnings as errors."""
+"""The documentation builds with Sphinx, and the commands, names and paths it gives exist."""
 
+import argparse
+import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,161 @@ def test_intersphinx_on_online_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     online = runpy.run_path(str(DOCS / 'conf.py'))
     assert 'sphinx.ext.intersphinx' in online['extensions']
     assert {'torch', 'torchgeo', 'lightning'} <= set(online['intersphinx_mapping'])
+
+
+#: Pages whose commands, names and paths are checked against the code: the
+#: README, every docs page but cli.md (the parser's own ``--help``, checked by
+#: test_cli_reference.py) and the configs, whose comments give commands.
+CHECKED_PAGES = sorted(
+    [
+        DOCS.parent / 'README.md',
+        *(p for p in DOCS.glob('*.md') if p.name != 'cli.md'),
+        *DOCS.glob('*.rst'),
+        *(DOCS.parent / 'configs').glob('*.yaml'),
+    ]
+)
+
+
+def code_lines(text: str) -> list[str]:
+    """The code of a page: lines of fenced blocks and comments, inline spans.
+
+    Continuation lines (a trailing backslash, in a YAML comment too) are
+    joined, and an inline span's line breaks become spaces.
+    """
+    text = re.sub(r'\\\n[\s#]*', ' ', text)
+    fence = re.compile(r'^```[^\n]*\n(.*?)^```', re.S | re.M)
+    lines = [line for block in fence.findall(text) for line in block.splitlines()]
+    prose = fence.sub('', text)
+    lines += [
+        ' '.join(span.split())
+        for span in re.findall(r'`([^`\n]+(?:\n[^`\n]+)*)`', prose)
+    ]
+    lines += [line for line in text.splitlines() if line.lstrip().startswith('#')]
+    return lines
+
+
+def command_words(line: str, command: str) -> list[list[str]]:
+    """The words after each *command* in *line*, up to a shell operator."""
+    pattern = rf'(?<![\w/-]){re.escape(command)}((?:[ \t]+[^\s|;&)#`]+)*)'
+    return [match.group(1).split() for match in re.finditer(pattern, line)]
+
+
+def flag(word: str) -> str | None:
+    """The option a command-line word names (``--size`` of ``--size=3``), if any."""
+    match = re.fullmatch(r'(--?[A-Za-z][\w-]*)(=.*)?', word)
+    return match.group(1) if match else None
+
+
+def test_documented_cli_options_exist() -> None:
+    """Every `torchgeo-satclip SUB --option` in the docs is an option of SUB."""
+    from torchgeo_satclip.cli import build_parser
+
+    parser = build_parser()
+    (subparsers,) = [
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    top = {f for a in parser._actions for f in a.option_strings}
+    found, wrong = 0, []
+    for page in CHECKED_PAGES:
+        for line in code_lines(page.read_text()):
+            for words in command_words(line, 'torchgeo-satclip'):
+                found += 1
+                options, sub = top, None
+                for word in words:
+                    name = flag(word)
+                    if name is None and sub is None:
+                        sub = word
+                        if sub not in subparsers.choices:
+                            wrong.append(f'{page.name}: no subcommand {sub!r}: {line}')
+                            break
+                        sub_parser = subparsers.choices[sub]
+                        options = {
+                            f for a in sub_parser._actions for f in a.option_strings
+                        }
+                    elif name is not None and name not in options:
+                        where = f'torchgeo-satclip {sub}' if sub else 'torchgeo-satclip'
+                        wrong.append(f'{page.name}: {where} has no {name}: {line}')
+    assert found > 20
+    assert not wrong, '\n'.join(wrong)
+
+
+def script_options(path: Path) -> set[str]:
+    """The options a benchmark script's parser declares (``add_argument``)."""
+    options = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == 'add_argument'
+        ):
+            options |= {
+                arg.value
+                for arg in node.args
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            }
+    return options
+
+
+def test_documented_benchmark_options_exist() -> None:
+    """Every `benchmarks/NAME.py --option` (or `.sh`) in the docs is in its parser."""
+    found, wrong = 0, []
+    for page in CHECKED_PAGES:
+        for line in code_lines(page.read_text()):
+            for script in sorted(set(re.findall(r'benchmarks/\w+\.(?:py|sh)', line))):
+                # A shell wrapper passes its options to the script of its name.
+                path = DOCS.parent / script
+                parser = path.with_suffix('.py')
+                options = script_options(parser) if parser.exists() else set()
+                for words in command_words(line, script):
+                    found += 1
+                    for word in words:
+                        option = flag(word)
+                        if option and option not in options:
+                            wrong.append(
+                                f'{page.name}: {script} has no {option}: {line}'
+                            )
+    assert found > 5
+    assert not wrong, '\n'.join(wrong)
+
+
+def test_documented_names_import() -> None:
+    """Every `torchgeo_satclip.a.b` named in the docs imports or is an attribute."""
+    found, wrong = set(), []
+    for page in CHECKED_PAGES:
+        for name in set(re.findall(r'torchgeo_satclip(?:\.\w+)+', page.read_text())):
+            found.add(name)
+            parts = name.split('.')
+            for i in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module('.'.join(parts[:i]))
+                except ModuleNotFoundError:
+                    continue
+                for j, part in enumerate(parts[i:], i):
+                    if not hasattr(obj, part):
+                        wrong.append(
+                            f'{page.name}: {".".join(parts[:j])} has no {part}'
+                        )
+                        break
+                    obj = getattr(obj, part)
+                break
+    assert len(found) > 50
+    assert not wrong, '\n'.join(sorted(wrong))
+
+
+def test_documented_repository_paths_exist() -> None:
+    """Every `configs/...`, `benchmarks/...`, `tests/...` path in the docs exists."""
+    root = DOCS.parent
+    found, wrong = 0, []
+    prefixes = 'configs|benchmarks|tests|examples|docs|torchgeo_satclip'
+    for page in CHECKED_PAGES:
+        for path in re.findall(
+            rf'(?<![\w/.-])(?:{prefixes})/[\w./-]*', page.read_text()
+        ):
+            path = path.rstrip('.-')
+            if path.startswith('docs/_build'):  # the Sphinx build's output
+                continue
+            found += 1
+            if not (root / path).exists():
+                wrong.append(f'{page.name}: {path}')
+    assert found > 20
+    assert not wrong, '\n'.join(sorted(set(wrong)))
