@@ -213,3 +213,17 @@ def test_documented_repository_paths_exist() -> None:
                 wrong.append(f'{page.name}: {path}')
     assert found > 20
     assert not wrong, '\n'.join(sorted(set(wrong)))
+
+
+def test_readme_packed_speed_up_is_performance_md_s() -> None:
+    """The README's packed-vs-GeoTIFF factor is the range of performance.md's table."""
+    table = (DOCS / 'performance.md').read_text().split('## This machine')[1]
+    ratios = []
+    for row in re.findall(r'^\| \d+ \| \d+ \|.*\|$', table, re.M):
+        cells = [float(c.replace(',', '')) for c in row.strip('|').split('|')]
+        geotiff, threads = cells[2], cells[5]
+        ratios.append(threads / geotiff)
+    assert len(ratios) == 4
+    readme = ' '.join((DOCS.parent / 'README.md').read_text().split())
+    low, high = round(min(ratios)), round(max(ratios))
+    assert f'reads {low} to {high} times as many images per loader thread' in readme
