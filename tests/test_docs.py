@@ -3,7 +3,9 @@
 import argparse
 import ast
 import importlib
+import inspect
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,53 @@ def test_readme_packed_speed_up_is_performance_md_s() -> None:
     readme = ' '.join((DOCS.parent / 'README.md').read_text().split())
     low, high = round(min(ratios)), round(max(ratios))
     assert f'reads {low} to {high} times as many images per loader thread' in readme
+
+
+def init_parameters(*classes: type) -> set[str]:
+    """The constructor parameters of *classes*."""
+    return {name for cls in classes for name in inspect.signature(cls).parameters} - {
+        'args',
+        'kwargs',
+    }
+
+
+def test_documented_config_keys_exist() -> None:
+    """Every `key: value` and `--model.init_args.key` in the docs is an argument."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from torchgeo_satclip import datamodules, tasks
+    from torchgeo_satclip.datasets import S2100K
+
+    def classes(module: types.ModuleType) -> list[type]:
+        return [
+            obj
+            for name in module.__all__
+            if inspect.isclass(obj := getattr(module, name))
+        ]
+
+    groups = {
+        'model.init_args': init_parameters(*classes(tasks)),
+        'data.init_args': init_parameters(*classes(datamodules)),
+        'data.dict_kwargs': init_parameters(S2100K),
+        'trainer': init_parameters(Trainer),
+    }
+    anywhere = set().union(*groups.values()) | init_parameters(ModelCheckpoint)
+    found, wrong = 0, []
+    for page in CHECKED_PAGES:
+        if page.suffix == '.yaml':  # whole configs: instantiated by the task tests
+            continue
+        text = page.read_text()
+        for group, key in re.findall(
+            r'--(model\.init_args|data\.init_args|data\.dict_kwargs|trainer)\.(\w+)',
+            text,
+        ):
+            found += 1
+            if key not in groups[group]:
+                wrong.append(f'{page.name}: --{group}.{key}')
+        for key in re.findall(r'`([a-z][a-z0-9_]*): [^`\n]+`', text):
+            found += 1
+            if key not in anywhere:
+                wrong.append(f'{page.name}: `{key}: ...`')
+    assert found > 30
+    assert not wrong, '\n'.join(sorted(set(wrong)))
