@@ -7,6 +7,7 @@ import inspect
 import re
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sphinx.cmd.build import build_main
@@ -278,4 +279,44 @@ def test_documented_config_keys_exist() -> None:
             if key not in anywhere:
                 wrong.append(f'{page.name}: `{key}: ...`')
     assert found > 30
+    assert not wrong, '\n'.join(sorted(set(wrong)))
+
+
+#: The package's parts whose public names the docs call.
+PARTS = (
+    'geo',
+    'models',
+    'datasets',
+    'datamodules',
+    'tasks',
+    'transforms',
+    'builders',
+    'embed',
+    'evaluation',
+)
+
+
+def test_documented_keyword_arguments_exist() -> None:
+    """Every `Name(..., keyword=...)` of a package name in the docs is accepted."""
+    public: dict[str, Any] = {}
+    for part in PARTS:
+        module = importlib.import_module(f'torchgeo_satclip.{part}')
+        public |= {name: getattr(module, name) for name in module.__all__}
+    call = re.compile(r'\b([A-Za-z_]\w*)(?:\.(\w+))?\(([^()]*(?:\([^()]*\)[^()]*)*)\)')
+    found, wrong = 0, []
+    for page in CHECKED_PAGES:
+        for name, method, args in call.findall(page.read_text()):
+            if name not in public:
+                continue
+            target = getattr(public[name], method) if method else public[name]
+            parameters = inspect.signature(target).parameters
+            if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+                continue
+            for keyword in re.findall(r'(?<![=\w.])(\w+)=(?!=)', args):
+                found += 1
+                if keyword not in parameters:
+                    wrong.append(
+                        f'{page.name}: {name}{"." + method if method else ""}({keyword}=)'
+                    )
+    assert found > 15
     assert not wrong, '\n'.join(sorted(set(wrong)))
