@@ -808,9 +808,9 @@ def run_probes(
         seed: seed of folds and MLPs.
         device: where to compute features.
         progress: called with a line of text after each result.
-        progress_bar: show a tqdm bar over the (task, encoder, protocol,
-            split) runs; lines from ``progress`` then go through
-            ``tqdm.write`` unless another callable is given.
+        progress_bar: show a tqdm bar (on stderr) over the (task, encoder,
+            protocol, split) runs; give ``progress=tqdm.write`` (or a callable
+            that writes through it) to print lines without breaking the bar.
 
     Returns:
         One result per task, encoder, protocol and split.
