@@ -208,9 +208,22 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
 
     Returns:
         The complete rows (header excluded) and whether the file needs a
-        rewrite (a missing newline at the end, or a wrong header).
+        rewrite (a missing newline at the end).
+
+    Raises:
+        ValueError: if the file is not text, or does not start with
+            *header*, naming the file and what it starts with. Each file is
+            created whole, its header included (written under a temporary
+            name, then renamed), so an empty file or another header never
+            comes from a killed build: the file is another's, or was edited.
     """
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        text, found = '', f'is not text ({error})'
+    else:
+        first = text.splitlines()[0] if text else ''
+        found = 'is empty' if not text else f'starts with {first[:100]!r}'
     dirty = False
     if text and not text.endswith('\n'):
         # A line without its newline was never completely written: drop it.
@@ -218,7 +231,11 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
         dirty = True
     lines = text.splitlines(keepends=True)
     if not lines or lines[0] != header:
-        raise ValueError(f'{path}: expected the header {header.strip()!r}')
+        raise ValueError(
+            f'{path} {found}, expected the header {header.strip()!r}: not a '
+            'file of this builder (every one is created with its header); put '
+            'back the file the build wrote, or build into another directory'
+        )
     rows = list(csv.reader(io.StringIO(''.join(lines[1:]))))
     return rows, dirty
 
