@@ -7,7 +7,9 @@ refused, naming the file, what it starts with and the header expected.
 A root built with other parameters is refused naming what differs, compactly.
 """
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +47,58 @@ def test_bad_header_names_file_and_what_it_found(
     path.unlink()
     with BuildState(tmp_path, config):
         pass
+
+
+def polygon(vertices: int, west: float = 10.0) -> dict[str, Any]:
+    """A polygon of *vertices* vertices (its ring closed), near (west, 45)."""
+    ring = [[west + 0.001 * i, 45.0 + 0.0001 * (i % 7)] for i in range(vertices)]
+    return {'type': 'Polygon', 'coordinates': [[*ring, ring[0]]]}
+
+
+def test_other_region_described_compactly(tmp_path: Path) -> None:
+    saved = BuildConfig(region=polygon(2000), land=False)
+    with BuildState(tmp_path, saved):
+        pass
+    other = BuildConfig(region=polygon(3000, west=11.0), land=False)
+    with pytest.raises(ValueError, match='other parameters') as raised:
+        BuildState(tmp_path, other).open()
+    message = str(raised.value)
+    assert len(message) < 600, message
+    assert 'region: Polygon of 2001 vertices' in message
+    assert '-> Polygon of 3001 vertices' in message
+    assert 'bounds (10, 45, 11.999, 45.0006)' in message
+    assert 'bounds (11, 45, 13.999, 45.0006)' in message
+
+
+def test_regions_alike_but_one_vertex_told_apart(tmp_path: Path) -> None:
+    region = polygon(50)
+    with BuildState(tmp_path, BuildConfig(region=region, land=False)):
+        pass
+    moved = json.loads(json.dumps(region))
+    moved['coordinates'][0][20][1] += 1e-7  # same type, count and bounds
+    with pytest.raises(ValueError, match='other parameters') as raised:
+        BuildState(tmp_path, BuildConfig(region=moved, land=False)).open()
+    message = str(raised.value)
+    assert message.count('Polygon of 51 vertices') == 2
+    assert message.count('sha256 ') == 2
+    hashes = [part.split()[0] for part in message.split('sha256 ')[1:]]
+    assert hashes[0] != hashes[1]
+
+
+def test_region_against_none_and_hand_edited(tmp_path: Path) -> None:
+    with BuildState(tmp_path, BuildConfig(region=polygon(500), land=False)):
+        pass
+    with pytest.raises(ValueError, match='other parameters') as raised:
+        BuildState(tmp_path, BuildConfig(land=False)).open()
+    message = str(raised.value)
+    assert 'region: Polygon of 501 vertices' in message
+    assert message.endswith(
+        '-> None); resume with the same ones, or build into another directory'
+    )
+    # A build.json whose region was edited by hand into something else.
+    data = json.loads((tmp_path / 'build.json').read_text())
+    data['region'] = {'type': 'Polygon', 'coordinates': 'x' * 5000}
+    (tmp_path / 'build.json').write_text(json.dumps(data))
+    with pytest.raises(ValueError, match='other parameters') as raised:
+        BuildState(tmp_path, BuildConfig(land=False)).open()
+    assert len(str(raised.value)) < 600

@@ -43,14 +43,16 @@ indexed, and rewrites ``dates.csv`` when anything changed.
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import logging
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -238,6 +240,41 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
         )
     rows = list(csv.reader(io.StringIO(''.join(lines[1:]))))
     return rows, dirty
+
+
+def _positions(coordinates: object) -> Iterator[list[float]]:
+    """The positions of GeoJSON coordinates, at any depth (malformed: skipped)."""
+    if isinstance(coordinates, list) and coordinates:
+        if all(isinstance(v, int | float) for v in coordinates):
+            yield coordinates
+        else:
+            for part in coordinates:
+                yield from _positions(part)
+
+
+def _describe_setting(key: str, value: object) -> str:
+    """A build parameter as a mismatch names it, a region compactly.
+
+    A region is told by its type, vertex count, bounds and a hash of its
+    JSON (regions alike but for a vertex differ in the hash), not by its
+    coordinates (kilobytes); any other value by its ``repr``, cut at 200
+    characters (a hand-edited ``build.json`` may hold anything).
+    """
+    if key != 'region' or not isinstance(value, dict):
+        text = repr(value)
+        return text if len(text) <= 200 else f'{text[:200]}... ({len(text)} chars)'
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    positions: list[Any] = [
+        p[:2] for p in _positions(value.get('coordinates')) if len(p) >= 2
+    ]
+    kind = str(value.get('type'))[:40]
+    if not positions:
+        return f'{kind} without coordinates, sha256 {digest[:12]}'
+    xs, ys = zip(*positions, strict=True)
+    bounds = ', '.join(f'{v:g}' for v in (min(xs), min(ys), max(xs), max(ys)))
+    return (
+        f'{kind} of {len(positions)} vertices, bounds ({bounds}), sha256 {digest[:12]}'
+    )
 
 
 def _append(fd: int, data: bytes) -> None:
@@ -488,7 +525,9 @@ class BuildState:
         )
         if changed:
             details = ', '.join(
-                f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed
+                f'{k}: {_describe_setting(k, saved.get(k))} -> '
+                f'{_describe_setting(k, current.get(k))}'
+                for k in changed
             )
             raise ValueError(
                 f'{self.root} was built with other parameters ({details}); resume '
