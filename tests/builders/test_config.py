@@ -1,9 +1,11 @@
 import dataclasses
 import inspect
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from torchgeo_satclip.builders import BuildConfig, build_dataset
@@ -193,3 +195,67 @@ def test_region_refusal_names_what_it_found(region: Any, found: str) -> None:
     with pytest.raises(ValueError, match='region must be a GeoJSON') as raised:
         BuildConfig(region=region)
     assert f'not {found}' in str(raised.value)
+
+
+NAN = float('nan')
+SQUARE = [[10.0, 45.0], [11.0, 45.0], [11.0, 46.0], [10.0, 45.0]]
+
+
+@pytest.mark.parametrize(
+    ('region', 'named'),
+    [
+        ({'type': 'Polygon'}, 'region has no coordinates'),
+        ({'type': 'Polygon', 'coordinates': []}, "region's coordinates list no ring"),
+        (
+            {'type': 'Polygon', 'coordinates': 'x'},
+            "region's coordinates must be a list of rings, not 'x'",
+        ),
+        ({'type': 'Polygon', 'coordinates': [[]]}, 'ring 0 has 0 vertices'),
+        (
+            {'type': 'Polygon', 'coordinates': [SQUARE, SQUARE[:2]]},
+            'ring 1 has 2 vertices',
+        ),
+        ({'type': 'MultiPolygon', 'coordinates': []}, 'list no polygon'),
+        ({'type': 'MultiPolygon', 'coordinates': [[]]}, 'polygon 0 lists no ring'),
+        (
+            {'type': 'Polygon', 'coordinates': [[*SQUARE[:2], [11.0, NAN], SQUARE[0]]]},
+            'ring 0, vertex 2: its latitude is nan',
+        ),
+        (
+            {
+                'type': 'MultiPolygon',
+                'coordinates': [[SQUARE], [[*SQUARE[:3], [math.inf, 45.0]]]],
+            },
+            'polygon 1, ring 0, vertex 3: its longitude is inf',
+        ),
+        (
+            {'type': 'Polygon', 'coordinates': [[*SQUARE[:3], ['10', 45.0]]]},
+            "ring 0, vertex 3: its longitude is '10'",
+        ),
+        (
+            {'type': 'Polygon', 'coordinates': [[*SQUARE[:3], [True, 45.0]]]},
+            'ring 0, vertex 3: its longitude is True',
+        ),
+        (
+            {'type': 'Polygon', 'coordinates': [[*SQUARE[:3], [10.0]]]},
+            'ring 0, vertex 3 is [10.0]',
+        ),
+    ],
+)
+def test_region_coordinates_checked(region: dict[str, Any], named: str) -> None:
+    """Empty or non-finite coordinates are refused when the config is made.
+
+    They were accepted (NaN written to build.json as ``NaN``, not JSON), and
+    only building the region refused some of them, without naming the vertex.
+    """
+    with pytest.raises(ValueError, match='region') as raised:
+        BuildConfig(region=region)
+    assert named in str(raised.value)
+
+
+def test_region_coordinates_kept() -> None:
+    """Altitudes, unclosed rings and NumPy numbers are valid coordinates."""
+    ring = [[10, 45, 100.0], [np.float32(11.0), 45], [11, np.int64(46)]]
+    config = BuildConfig(region={'type': 'Polygon', 'coordinates': [ring]})
+    assert config.region is not None
+    assert config.region['coordinates'][0][1] == [11.0, 45]

@@ -181,6 +181,94 @@ def _split_period(
     ]
 
 
+def _check_ring(ring: Any, where: str) -> list[list[Any]]:
+    """One linear ring of a region, its positions checked and made plain.
+
+    Raises:
+        ValueError: naming the ring (*where*) and the vertex, for a ring of
+            fewer than 3 vertices or a vertex that is not 2 or 3 finite
+            numbers.
+    """
+    if isinstance(ring, str | bytes) or not isinstance(ring, list | tuple):
+        raise ValueError(f'region {where} must be a list of vertices, not {ring!r}')
+    if len(ring) < 3:
+        raise ValueError(
+            f'region {where} has {len(ring)} vertices, expected at least 3 '
+            '(longitude, latitude) positions'
+        )
+    plain = []
+    for i, position in enumerate(ring):
+        vertex = f'region {where}, vertex {i}'
+        if (
+            isinstance(position, str | bytes)
+            or not isinstance(position, list | tuple)
+            or len(position) not in (2, 3)
+        ):
+            raise ValueError(
+                f'{vertex} is {position!r}, expected a position [longitude, '
+                'latitude] (an altitude may follow)'
+            )
+        values = []
+        for axis, value in zip(
+            ('longitude', 'latitude', 'altitude'), position, strict=False
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(
+                    f'{vertex}: its {axis} is {value!r}, expected a finite number'
+                )
+            values.append(
+                int(value) if isinstance(value, numbers.Integral) else float(value)
+            )
+        plain.append(values)
+    return plain
+
+
+def _check_region_coordinates(region: Mapping[str, Any]) -> list[Any]:
+    """The coordinates of a ``Polygon`` or ``MultiPolygon``, checked, as lists.
+
+    NumPy numbers become the Python ones they hold (which JSON writes).
+
+    Raises:
+        ValueError: for coordinates missing or empty, a polygon without a
+            ring, a ring of fewer than 3 vertices, or a vertex that is not
+            finite numbers, naming the polygon, ring and vertex.
+    """
+    if 'coordinates' not in region:
+        raise ValueError(
+            f'region has no coordinates: a GeoJSON {region["type"]} lists them'
+        )
+    multi = region['type'] == 'MultiPolygon'
+    polygons = region['coordinates']
+    what = 'polygons' if multi else 'rings'
+    if isinstance(polygons, str | bytes) or not isinstance(polygons, list | tuple):
+        raise ValueError(
+            f"region's coordinates must be a list of {what}, not {polygons!r}"[:300]
+        )
+    if not polygons:
+        raise ValueError(f"region's coordinates list no {what[:-1]}: it is empty")
+    if not multi:
+        return [_check_ring(ring, f'ring {i}') for i, ring in enumerate(polygons)]
+    checked = []
+    for p, rings in enumerate(polygons):
+        if isinstance(rings, str | bytes) or not isinstance(rings, list | tuple):
+            raise ValueError(
+                f'region polygon {p} must be a list of rings, not {rings!r}'[:300]
+            )
+        if not rings:
+            raise ValueError(f'region polygon {p} lists no ring: it is empty')
+        checked.append(
+            [
+                _check_ring(ring, f'polygon {p}, ring {i}')
+                for i, ring in enumerate(rings)
+            ]
+        )
+    return checked
+
+
 #: The fields of a multi-temporal build, left out of single-date build.json files.
 _TEMPORAL_FIELDS = ('dates', 'windows', 'min_dates')
 
@@ -260,7 +348,10 @@ class BuildConfig:
                 nodata fraction outside [0, 1), a size below 1, fewer than
                 one date (or more than the days from start to end), malformed,
                 unordered or overlapping windows, windows with a start or end
-                other than the defaults, ``min_dates`` outside ``[1, dates]``.
+                other than the defaults, ``min_dates`` outside ``[1, dates]``,
+                a region whose coordinates are missing or empty, or have a
+                ring of fewer than 3 vertices or a vertex that is not finite
+                numbers (naming the polygon, ring and vertex).
         """
         # NumPy numbers become Python ones: build.json must hold them, and
         # the dates' arithmetic (timedelta) takes no NumPy integer.
@@ -314,8 +405,10 @@ class BuildConfig:
                     'region must be a GeoJSON Polygon or MultiPolygon geometry '
                     f'(a mapping with its type and coordinates), not {found}'
                 )
+            coordinates = _check_region_coordinates(self.region)
             # Tuples become lists, as in a saved build.json, so both compare equal.
-            object.__setattr__(self, 'region', json.loads(json.dumps(self.region)))
+            region = {**self.region, 'coordinates': coordinates}
+            object.__setattr__(self, 'region', json.loads(json.dumps(region)))
         self._check_dates(start, end)
 
     def _check_dates(self, start: datetime, end: datetime) -> None:
