@@ -224,6 +224,9 @@ class FakeStacServer:
         self.honoured: set[str] = set()
         #: most items per page of a search, whatever its ``limit`` (None: any)
         self.page_size: int | None = None
+        #: largest ``limit`` a search takes; a larger one answers HTTP 400, as
+        #: the Planetary Computer does above 1000 (None: any)
+        self.max_limit: int | None = None
         #: (method, path, JSON body or None) of every request
         self.requests: list[tuple[str, str, Any]] = []
         self.httpd = _QuietServer(('127.0.0.1', 0), self._handler())
@@ -253,6 +256,7 @@ class FakeStacServer:
             self.conforms = set(EXTENSIONS)
             self.honoured = set()
             self.page_size = None
+            self.max_limit = None
             self.requests.clear()
 
     def count(self, method: str, prefix: str) -> int:
@@ -422,6 +426,11 @@ class FakeStacServer:
                 if url.path in ('/stac', '/stac/'):
                     self._json(server.landing())
                 elif url.path == '/stac/search' and body is not None:
+                    limit = int(body.get('limit') or 0)
+                    if server.max_limit is not None and limit > server.max_limit:
+                        message = f'limit {limit} is above {server.max_limit}'
+                        self._send(400, message.encode(), 'text/plain')
+                        return
                     self._json(server.search(body))
                 elif url.path.startswith('/cogs/'):
                     self._cog(url.path[len('/cogs/') :], head=head)

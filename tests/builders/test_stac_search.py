@@ -145,3 +145,32 @@ def test_answer_suspect(clouds: list[float | None], suspect: bool) -> None:
 
     items = [_item(cloud, i) for i, cloud in enumerate(clouds)]
     assert _answer_suspect(items, limit=3, max_cloud_cover=20.0) is suspect
+
+
+@pytest.mark.parametrize('items_per_point', [501, 10_000])
+def test_items_per_point_above_a_page_refused(
+    tmp_path: Path, server: FakeStacServer, items_per_point: int
+) -> None:
+    """The search asks for twice items_per_point items in one page.
+
+    The Planetary Computer answers HTTP 400 to a limit above 1000: every
+    point failed, logged and skipped, and the run ended incomplete. The
+    parameter is refused before any request, naming the bound and why.
+    """
+    server.max_limit = 1000
+    with pytest.raises(ValueError, match='items_per_point must be <= 500') as raised:
+        build(tmp_path, server, 1, 'E', items_per_point=items_per_point)
+    assert f'not {items_per_point}' in str(raised.value)
+    assert '1000' in str(raised.value)
+    assert not server.requests
+    assert not (tmp_path / 'build.json').exists()
+
+
+def test_most_items_per_point_in_one_page(
+    tmp_path: Path, server: FakeStacServer
+) -> None:
+    server.max_limit = 1000
+    server.honoured = {'query', 'sort'}
+    result = build(tmp_path, server, 1, 'E', items_per_point=500, max_candidates=1)
+    assert result.complete, (result.rejected, result.failures)
+    assert [body['limit'] for body in searches(server)] == [1000]

@@ -269,6 +269,11 @@ def _check_region_coordinates(region: Mapping[str, Any]) -> list[Any]:
     return checked
 
 
+#: Most items tried per point: the search of an API that sorts asks for twice
+#: as many in one page, and the Planetary Computer answers at most 1000 per
+#: page (HTTP 400 above).
+_MAX_ITEMS_PER_POINT = 500
+
 #: The fields of a multi-temporal build, left out of single-date build.json files.
 _TEMPORAL_FIELDS = ('dates', 'windows', 'min_dates')
 
@@ -299,7 +304,7 @@ class BuildConfig:
         items_per_point: items tried, least cloudy first, before a point is
             rejected (for the reason of the last one: too much nodata, a
             missing asset, a scene too small or unusable; 1: the S2-100K
-            recipe).
+            recipe; at most 500).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
         dates: images per point, from different times: the period from
             *start* to *end* (whole UTC days) is split into this many equal
@@ -345,7 +350,8 @@ class BuildConfig:
             ValueError: on an invalid parameter, naming it and its value: a
                 wrong type (a bool is not a number), a negative seed, an end
                 date before the start, a cloud cover outside (0, 100], a
-                nodata fraction outside [0, 1), a size below 1, fewer than
+                nodata fraction outside [0, 1), a size below 1,
+                ``items_per_point`` outside ``[1, 500]``, fewer than
                 one date (or more than the days from start to end), malformed,
                 unordered or overlapping windows, windows with a start or end
                 other than the defaults, ``min_dates`` outside ``[1, dates]``,
@@ -371,6 +377,13 @@ class BuildConfig:
         object.__setattr__(self, 'max_nodata_fraction', nodata)
         object.__setattr__(self, 'size', _check_int(self.size, 'size', 1))
         items = _check_int(self.items_per_point, 'items_per_point', 1)
+        if items > _MAX_ITEMS_PER_POINT:
+            raise ValueError(
+                f'items_per_point must be <= {_MAX_ITEMS_PER_POINT}, not {items}: '
+                'each search asks for twice as many items, and the Planetary '
+                f'Computer STAC API answers at most {2 * _MAX_ITEMS_PER_POINT} '
+                'per request'
+            )
         object.__setattr__(self, 'items_per_point', items)
         if not isinstance(self.land, bool):
             raise ValueError(f'land must be True or False, not {self.land!r}')

@@ -481,7 +481,7 @@ def build_dataset(
         items_per_point: items tried, least cloudy first, before a point is
             rejected (for the reason of the last one: too much nodata, a
             missing asset, a scene too small or unusable; 1: the S2-100K
-            recipe).
+            recipe; at most 500).
         resampling: resampling of the 20 m and 60 m bands to 10 m.
         dates: images per point: the period from *start* to *end* (whole UTC
             days) is split into this many equal consecutive windows, and each
