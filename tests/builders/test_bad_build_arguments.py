@@ -161,6 +161,11 @@ RUN: list[tuple[str, Any, str]] = [
         ('sign', v, 'sign must be a function that signs an item')
         for v in (True, 'planetary_computer.sign')
     ),
+    # failed with AttributeError: 'dict' object has no attribute 'region'
+    *(
+        ('config', v, 'config must be a BuildConfig')
+        for v in (BuildConfig().to_dict(), BuildConfig().to_json(), 'build.json')
+    ),
 ]
 
 

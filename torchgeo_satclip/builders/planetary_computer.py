@@ -515,7 +515,8 @@ def build_dataset(
         dataset has *num_samples* patches.
 
     Raises:
-        ValueError: on an invalid argument, or a root built with other
+        ValueError: on an invalid argument (a *config* that is not a
+            :class:`BuildConfig` included), or a root built with other
             parameters.
         BuildLockedError: if another build is running in *root*.
     """
@@ -528,6 +529,13 @@ def build_dataset(
         raise ValueError(
             'sign must be a function that signs an item (planetary_computer.sign) '
             f'or None for unsigned URLs, got {sign!r} ({type(sign).__name__})'
+        )
+    if config is not None and not isinstance(config, BuildConfig):
+        raise ValueError(
+            'config must be a BuildConfig, not '
+            f'{type(config).__name__} {str(config)[:80]!r}: '
+            'BuildConfig.from_dict(...) or BuildConfig.from_json(text) makes '
+            "one from a build.json's contents"
         )
     sampling_region = _as_region(region)
     arguments = BuildConfig(
