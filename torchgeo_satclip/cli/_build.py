@@ -96,7 +96,7 @@ def add_parser(subparsers: Subparsers) -> None:
             '--items-per-point',
             'items_per_point',
             'scenes tried per point, least cloudy first, before rejecting it '
-            '(for nodata or a flawed scene)',
+            '(for nodata or a flawed scene); at most 500',
             {'type': int},
         ),
         (
