@@ -1,4 +1,5 @@
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -358,3 +359,39 @@ def test_numpy_integers_are_integers() -> None:
         sample_points(count, seed=seed, land=False),
         sample_points(3, seed=2, land=False),
     )
+
+
+def _box_with(vertex: int, value: Any) -> dict[str, Any]:
+    """BOX with one coordinate of one vertex replaced."""
+    ring = [list(point) for point in BOX['coordinates'][0]]
+    ring[vertex][1] = value
+    return {'type': 'Polygon', 'coordinates': [ring]}
+
+
+@pytest.mark.parametrize(
+    ('geometry', 'message'),
+    [
+        (_box_with(2, float('nan')), r'geometry 1, vertex 3: \(10\.0, nan\)'),
+        (_box_with(1, float('inf')), r'geometry 1, vertex 2: \(10\.0, inf\)'),
+        ({'type': 'Polygon'}, r"geometry 1 \(Polygon\): .*'coordinates'"),
+        (_box_with(1, 'x'), r'geometry 1 \(Polygon\): '),
+        (
+            {'type': 'Polygon', 'coordinates': [[[0.0, 0.0], [1.0]]]},
+            r'geometry 1 \(Polygon\): ',
+        ),
+    ],
+)
+def test_region_with_a_malformed_vertex_names_it(
+    geometry: dict[str, Any], message: str
+) -> None:
+    """A NaN vertex made a region with only shapely's RuntimeWarnings (its
+    bounds NaN, so the [-180, 180] check passed); a missing or malformed
+    'coordinates' escaped as a bare KeyError or numpy's message."""
+    collection = {
+        'type': 'FeatureCollection',
+        'features': [{'type': 'Feature', 'geometry': geometry}],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no shapely RuntimeWarning first
+        with pytest.raises(ValueError, match=message):
+            Region(collection)

@@ -55,6 +55,46 @@ def _shapely() -> Any:
     return shapely
 
 
+def _shape(shape: Callable[[Any], Any], geometry: Any, number: int) -> Any:
+    """The shapely shape of a GeoJSON geometry, its vertices checked.
+
+    Args:
+        shape: ``shapely.geometry.shape``.
+        geometry: the GeoJSON geometry.
+        number: its number in the region (from 1), for messages.
+
+    Returns:
+        The shape.
+
+    Raises:
+        ValueError: naming the geometry, for one shapely cannot read (no
+            ``coordinates``, a vertex that is not a pair of numbers) or a
+            vertex that is not finite (NaN made a region whose bounds are
+            NaN, with only shapely's warnings).
+    """
+    kind = geometry.get('type') if isinstance(geometry, Mapping) else None
+    try:
+        with warnings.catch_warnings():
+            # shapely's "invalid value encountered": told below, by vertex
+            warnings.simplefilter('ignore', RuntimeWarning)
+            made = shape(geometry)
+            coordinates = _shapely().get_coordinates(made)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        what = f'no {error}' if isinstance(error, KeyError) else str(error)
+        raise ValueError(
+            f'geometry {number} ({kind}): cannot read it as GeoJSON ({what})'
+        ) from None
+    bad = ~np.isfinite(coordinates).all(axis=1)
+    if bad.any():
+        vertex = int(np.flatnonzero(bad)[0])
+        lon, lat = (float(v) for v in coordinates[vertex])
+        raise ValueError(
+            f'geometry {number}, vertex {vertex + 1}: ({lon}, {lat}) is not '
+            'finite; every vertex must be a pair of finite numbers'
+        )
+    return made
+
+
 def _warn_of_long_edges(polygons: list[Any]) -> None:
     """Warn of an edge longer than 180 degrees of longitude (the first one).
 
@@ -127,7 +167,7 @@ class Region:
             geometries = [geojson['geometry']]
         else:
             geometries = [geojson]
-        shapes = [shape(g) for g in geometries if g]
+        shapes = [_shape(shape, g, i) for i, g in enumerate(geometries, 1) if g]
         polygons = [s for s in shapes if s.geom_type in ('Polygon', 'MultiPolygon')]
         if not polygons or len(polygons) != len(shapes):
             raise ValueError('the region must be made of Polygons or MultiPolygons')
