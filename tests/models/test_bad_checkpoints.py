@@ -740,3 +740,29 @@ def test_code_running_pickle_names_memoised_globals(
         load_location_encoder(path)
     named = ', '.join(_module_global(cls) for cls in calls)
     assert f'(it calls {named})' in str(info.value)
+
+
+@pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_truncated_torch_files_are_named_truncated(
+    tmp_path: Path, legacy: bool
+) -> None:
+    """A cut legacy file ended its message with a bare 'EOFError: ' (or
+    'IndexError: index out of range'), or was refused as a pickle that
+    'would run code (it calls torch.Flo)', a global cut in half; a cut zip
+    file as 'OSError: [Errno 22] Invalid argument'."""
+    content = torch_bytes(small(), _use_new_zipfile_serialization=not legacy)
+    path = tmp_path / 'cut.ckpt'
+    header = 16  # shorter cuts are not recognisable as torch files at all
+    step = max(1, (len(content) - header) // 97)
+    for cut in range(header, len(content), step):
+        path.write_bytes(content[:cut])
+        with pytest.raises(CheckpointError) as info:
+            read_checkpoint(path)
+        message = str(info.value)
+        assert f'cannot read checkpoint {path}: it is truncated' in message, (
+            cut,
+            message,
+        )
+        assert 'run code' not in message, (cut, message)
+        assert not message.rstrip().endswith(':'), (cut, message)

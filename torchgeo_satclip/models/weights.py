@@ -31,7 +31,10 @@ import inspect
 import math
 import os
 import pickle
+import pickletools
 import re
+import struct
+import zipfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -155,6 +158,55 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _truncation(path: Path, error: Exception) -> str | None:
+    """Why a torch file that ``torch.load`` failed on is cut short, if it is.
+
+    Read without unpickling anything. A zip torch file ends with the zip
+    directory. A legacy (pre-zip) one starts with five pickles (magic number,
+    protocol, system information, the object, its storage keys), whose
+    opcodes are walked to their ``STOP``, then the tensors' bytes, which
+    ``torch.load`` reports running out of (``EOFError``, ``struct.error``,
+    ``unexpected EOF``).
+
+    Args:
+        path: the file.
+        error: what ``torch.load`` raised.
+
+    Returns:
+        What is cut off, or None if the file is not seen to be truncated.
+    """
+    with path.open('rb') as file:
+        head = file.read(4)
+        if head.startswith(b'PK'):
+            try:
+                with zipfile.ZipFile(file):
+                    return None
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+                return 'the zip directory that ends every torch file is missing'
+        if not head.startswith(b'\x80'):
+            return None
+        file.seek(0)
+        for record in _LEGACY_RECORDS:
+            try:
+                for _ in pickletools.genops(file):
+                    pass
+            except ValueError:  # genops: the pickle ends before its STOP
+                return f'it ends inside its {record}'
+    if isinstance(error, EOFError | struct.error) or 'unexpected EOF' in str(error):
+        return 'it ends inside its tensor data'
+    return None
+
+
+#: The pickles that start a legacy torch file, in order.
+_LEGACY_RECORDS = (
+    'magic number',
+    'protocol version',
+    'system information',
+    'pickled object',
+    'list of storages',
+)
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``torch.load`` a file with ``weights_only=True``, with errors naming it.
 
@@ -174,7 +226,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CheckpointError: naming the file, if it is missing, a directory,
             unreadable, not a torch file (saying what it is), a pickle that
-            would run code, damaged, or not a dict.
+            would run code, truncated (saying where it ends), damaged, or not
+            a dict.
     """
     path = Path(path)
     if path.is_dir():
@@ -199,24 +252,30 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     try:
         loaded = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r'GLOBAL ([\w.]+)', str(error))
-        said = (
-            f'it calls {found.group(1)}'
-            if found
-            else 'torch.load with weights_only=True said: '
-            + (str(error).strip().splitlines() or [''])[0]
-        )
-        raise CheckpointError(
-            f'refusing to load {path}: it holds objects other than tensors and '
-            f'plain containers, and loading it would run code from its pickle '
-            f'({said})'
-        ) from error
     except Exception as error:  # torch raises many kinds for a damaged file
+        cut = _truncation(path, error)
+        if cut is not None:
+            raise CheckpointError(
+                f'cannot read checkpoint {path}: it is truncated ({cut}; an '
+                'interrupted download or copy?): download or copy it again'
+            ) from error
+        if isinstance(error, pickle.UnpicklingError):
+            found = re.search(r'GLOBAL ([\w.]+)', str(error))
+            said = (
+                f'it calls {found.group(1)}'
+                if found
+                else 'torch.load with weights_only=True said: '
+                + (str(error).strip().splitlines() or [''])[0]
+            )
+            raise CheckpointError(
+                f'refusing to load {path}: it holds objects other than tensors and '
+                f'plain containers, and loading it would run code from its pickle '
+                f'({said})'
+            ) from error
         first = (str(error).strip().splitlines() or [''])[0]
         raise CheckpointError(
             f'cannot read checkpoint {path} (truncated or damaged torch file?): '
-            f'{type(error).__name__}: {first}'
+            f'{type(error).__name__}: {first or "(no message)"}'
         ) from error
     if not isinstance(loaded, Mapping):
         raise CheckpointError(
