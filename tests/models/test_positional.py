@@ -650,6 +650,29 @@ def test_rff_float32_module() -> None:
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize('convert', ['to', 'half', 'bfloat16'])
+def test_rff_half_conversion_keeps_the_frequencies(convert: str) -> None:
+    """``.to(torch.bfloat16)`` of the encoding alone rounded ``b`` (GeoCLIP's
+    scale 2^8: entries up to ~1,000, moved by up to 2, phases by radians);
+    the matrices stay float32, the features are those of the float32 module."""
+    encoding = RandomFourierFeatures()
+    exact = encoding.b.clone()
+    reference = RandomFourierFeatures().to(torch.float32)
+    if convert == 'to':
+        encoding.to(torch.bfloat16)
+    elif convert == 'half':
+        encoding.half()
+    else:
+        encoding.bfloat16()
+    assert encoding.b.dtype == torch.float32
+    assert torch.equal(encoding.b, exact.float())
+    assert encoding.state_dict()['b'].dtype == torch.float32
+    points = lonlat_grid(torch.float32)
+    assert torch.equal(encoding(points), reference(points))
+    # A full-precision conversion still converts.
+    assert encoding.double().b.dtype == torch.float64
+
+
 def test_rff_float32_phases_exact() -> None:
     """Phases reach ~1e4 rad at scale 2^8: computed in float64, float32 features agree."""
     encoding = RandomFourierFeatures()

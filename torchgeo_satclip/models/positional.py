@@ -46,8 +46,8 @@ through which SatCLIP builds every one of these encodings.
 """
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -646,6 +646,10 @@ def equal_earth_projection(lonlat: Tensor) -> Tensor:
     return torch.stack([x, y], dim=1)
 
 
+#: Dtypes that would round the frequency matrices of random Fourier features.
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
 class RandomFourierFeatures(nn.Module):
     """GeoCLIP's location features: Equal Earth, then Gaussian random Fourier features.
 
@@ -674,7 +678,10 @@ class RandomFourierFeatures(nn.Module):
     ``(len(sigmas), encoded_size, 2)``, which is part of the state dict. They
     have GeoCLIP's layout: GeoCLIP's pretrained ``LocEnc{i}.capsule.0.b`` can be
     copied into ``b[i]``. Converting the module (``.to(torch.float32)``) also
-    converts ``b``.
+    converts ``b``, except to a half dtype (``.to(torch.bfloat16)``,
+    ``.half()``): ``b`` is then kept in float32, since rounding its entries
+    (up to about 1,000 at the scale 2^8) to bfloat16 would move them by up
+    to 2, and the phases ``2 pi B_i v`` by radians.
 
     Precision: the phases ``2 pi B_i v`` reach about 10^4 radians at the scale
     2^8, where float32 keeps only about 1e-3 radian, enough to move GeoCLIP's
@@ -730,6 +737,19 @@ class RandomFourierFeatures(nn.Module):
         )
         sigma = torch.tensor(scales, dtype=torch.float64).view(-1, 1, 1)
         self.register_buffer('b', normal * sigma)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Self:
+        """Convert the module, keeping ``b`` in float32 or wider.
+
+        ``.to(torch.bfloat16)``, ``.half()`` and Lightning's ``bf16-true``
+        would round the frequency matrices; they are converted to float32
+        instead (``forward`` computes the phases in float64 anyway).
+        """
+        kept = self.b
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        if self.b.dtype in _HALF_DTYPES:
+            self.b = kept.to(device=self.b.device, dtype=torch.float32)
+        return self
 
     def forward(self, lonlat: Tensor) -> Tensor:
         """Encode points.
