@@ -103,3 +103,32 @@ def test_embed_offline_is_one_line(
     assert len(err.splitlines()) == 1, err
     assert 'no network' in err
     assert str(no_network / 'satclip-resnet18-l10.ckpt') in err
+
+
+@pytest.mark.parametrize(
+    'spec',
+    [
+        'SatCLIPWeights.GEOCLIP',
+        'Foo.GEOCLIP',
+        'GeoCLIPWeights.SATCLIP_RESNET18_L10',
+        'Foo.SATCLIP_RESNET18_L10',
+    ],
+)
+def test_a_member_after_the_wrong_class_is_an_unknown_encoder(
+    spec: str, no_network: Path
+) -> None:
+    """Any 'X.GEOCLIP' or 'X.SATCLIP_...' passed as a weights name and was
+    then refused by the loader (models.released.weights_member) with
+    another message: the probe's rule is now the loader's."""
+    with pytest.raises(ValueError, match=rf"unknown encoder '{spec}'"):
+        resolve_encoders([spec])
+
+
+@pytest.mark.parametrize(
+    'spec', ['geoclip', 'GEOCLIP', 'GeoCLIPWeights.GEOCLIP', 'x.GeoCLIPWeights.geoclip']
+)
+def test_geoclip_names_are_recognised(spec: str) -> None:
+    from torchgeo_satclip.evaluation.probe import _is_geoclip, _short_name
+
+    assert _is_geoclip(spec)
+    assert _short_name(spec) == 'geoclip'

@@ -47,6 +47,7 @@ from ..models import (
     list_weights,
     satclip_location_encoder,
 )
+from ..models.released import weights_member
 from .tasks import PointTask
 
 __all__ = [
@@ -103,8 +104,12 @@ BUILTIN_ENCODERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def _is_geoclip(spec: str) -> bool:
-    """Whether ``spec`` names GeoCLIP's weights (``'geoclip'``, ``'GeoCLIPWeights.GEOCLIP'``)."""
-    return spec.rsplit('.', 1)[-1].upper() in GeoCLIPWeights.__members__
+    """Whether ``spec`` names GeoCLIP's weights (``'geoclip'``, ``'GeoCLIPWeights.GEOCLIP'``).
+
+    The loader's rule (:func:`~torchgeo_satclip.models.released.weights_member`):
+    a member's name after another class (``'SatCLIPWeights.GEOCLIP'``) is none.
+    """
+    return isinstance(weights_member(spec), GeoCLIPWeights)
 
 
 def _load(spec: str) -> LocationEncoder:
@@ -272,7 +277,7 @@ def resolve_encoders(
         elif spec in BUILTIN_ENCODERS:
             resolved[name] = BUILTIN_ENCODERS[spec]
         else:
-            is_weights = spec.rsplit('.', 1)[-1].upper() in list_weights()
+            is_weights = weights_member(spec) is not None
             if not Path(spec).exists() and not is_weights and not _is_geoclip(spec):
                 raise ValueError(
                     f'unknown encoder {spec!r}: not a built-in one '
