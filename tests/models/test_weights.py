@@ -864,3 +864,51 @@ def test_factory_refuses_architecture_with_weights() -> None:
         satclip_location_encoder(official_checkpoint(), legendre_polys=40)
     # root and progress are no architecture: a new encoder ignores them
     satclip_location_encoder(None, legendre_polys=3, capacity=8, embed_dim=4)
+
+
+@pytest.mark.parametrize('where', ['memory', 'file'])
+def test_a_wrap_encoder_without_le_type_is_not_read_as_spherical_harmonics(
+    tmp_path: Path, where: str
+) -> None:
+    """A 'wrap' encoder's state dict (4 input features, 2^2) saved without
+    hyper_parameters loaded as spherical harmonics with legendre_polys=2:
+    other features under the same weights, no error."""
+    torch.manual_seed(0)
+    wrap = build_location_encoder('wrap', capacity=16, embed_dim=8).eval()
+    source: Any = wrap.state_dict()
+    origin = 'state dict'
+    if where == 'file':
+        source = tmp_path / 'wrap.pt'
+        torch.save(wrap.state_dict(), source)
+        origin = str(source)
+    with pytest.raises(CheckpointError) as info:
+        load_location_encoder(source)
+    message = str(info.value)
+    assert origin in message
+    assert "hyper_parameters['le_type']" in message
+    assert "'wrap'" in message
+    assert 'legendre_polys=2' in message
+    # The repair the message gives loads it, with its own features.
+    fixed = load_location_encoder(
+        {'state_dict': wrap.state_dict(), 'hyper_parameters': {'le_type': 'wrap'}}
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(fixed(POINTS), wrap(POINTS), rtol=0, atol=0)
+
+
+def test_positional_state_an_encoding_cannot_hold_is_refused() -> None:
+    """A random-Fourier-features encoder (16 features, 4^2) saved without
+    hyper_parameters loaded as spherical harmonics, its frequency matrix
+    ``posenc.b`` silently dropped."""
+    rff = build_location_encoder(
+        'rff', sigmas=(1.0,), encoded_size=8, capacity=16, embed_dim=8
+    )
+    with pytest.raises(
+        CheckpointError, match=r"posenc\.b.*hyper_parameters\['le_type'\]"
+    ):
+        load_location_encoder(rff.state_dict())
+    recorded = {'le_type': 'sphericalharmonics', 'legendre_polys': 4}
+    with pytest.raises(CheckpointError, match=r"posenc\.b.*'sphericalharmonics'"):
+        load_location_encoder(
+            {'state_dict': rff.state_dict(), 'hyper_parameters': recorded}
+        )

@@ -321,13 +321,14 @@ def _split_network_state(
 
 
 def _infer_siren_architecture(
-    state: Mapping[str, Tensor], origin: str
+    state: Mapping[str, Tensor], origin: str, harmonics: bool = True
 ) -> dict[str, int]:
     """Read ``legendre_polys``, ``capacity``, ``embed_dim`` and depth from shapes.
 
     The hidden layers must be ``layers.0`` to ``layers.<n-1>`` with none
     missing: a gap means a lost layer, which would otherwise load as a
-    shallower network.
+    shallower network. ``legendre_polys`` is read only with ``harmonics``
+    (a SIREN after spherical harmonics); another encoding's width is its own.
     """
     try:
         first = state['layers.0.weight']
@@ -343,18 +344,53 @@ def _infer_siren_architecture(
                 'matrix (2 dimensions)'
             )
     num_layers = _num_hidden_layers(state, origin)
+    shapes = {
+        'capacity': int(first.shape[0]),
+        'embed_dim': int(last.shape[0]),
+        'num_hidden_layers': num_layers,
+    }
+    if not harmonics:
+        return shapes
     legendre_polys = math.isqrt(first.shape[1])
     if legendre_polys**2 != first.shape[1]:
         raise CheckpointError(
             f'{origin}: layers.0.weight has {first.shape[1]} input features, which '
             'is not a square number L^2 of spherical harmonics'
         )
-    return {
-        'legendre_polys': legendre_polys,
-        'capacity': int(first.shape[0]),
-        'embed_dim': int(last.shape[0]),
-        'num_hidden_layers': num_layers,
-    }
+    return {'legendre_polys': legendre_polys, **shapes}
+
+
+def _check_assumed_harmonics(width: int, origin: str) -> None:
+    """Refuse to assume spherical harmonics where another encoding fits as well.
+
+    Without ``le_type`` (a bare state dict, TorchGeo's weights) the encoding
+    is taken to be spherical harmonics with ``L^2`` features. The encodings
+    that take no argument (``'direct'``, ``'cartesian3d'``, ``'wrap'``) need
+    nothing else recorded, so their bare state dicts are the likely ones to
+    come without it: where one of them has ``width`` features too (``'wrap'``:
+    4, ``L = 2``), the features would be the wrong ones.
+
+    Raises:
+        CheckpointError: naming ``le_type``, the encodings that fit and the
+            repair.
+    """
+    fits = [
+        name
+        for name, cls in POSITIONAL_ENCODINGS.items()
+        if name != 'sphericalharmonics'
+        and not inspect.signature(cls).parameters
+        and getattr(cls(), 'embedding_dim', None) == width
+    ]
+    if fits:
+        names = ' or '.join(repr(name) for name in fits)
+        raise CheckpointError(
+            f"{origin}: no hyper_parameters['le_type'] names the positional "
+            f"encoding, and layers.0.weight's {width} input features fit "
+            f'spherical harmonics with legendre_polys={math.isqrt(width)} as well '
+            f'as {names}: record the encoding the weights were trained with, '
+            "as load_location_encoder({'state_dict': ..., 'hyper_parameters': "
+            f"{{'le_type': {fits[0]!r}}}}})"
+        )
 
 
 def _num_hidden_layers(state: Mapping[str, Tensor], origin: str) -> int:
@@ -620,14 +656,13 @@ def _encoder_from_state(
     for key, name in _HPARAM_KEYS.items():
         if key in hparams and hparams[key] is not None:
             kwargs[name] = hparams[key]
+    assumed = 'positional_encoding' not in kwargs  # no le_type recorded
     kwargs.setdefault('positional_encoding', 'sphericalharmonics')
     kwargs.setdefault('network', 'siren')
     _check_harmonics_calculation(hparams, kwargs['positional_encoding'], origin)
-    if (
-        kwargs['positional_encoding'] == 'sphericalharmonics'
-        and kwargs['network'] == 'siren'
-    ):
-        inferred = _infer_siren_architecture(network_state, origin)
+    if kwargs['network'] == 'siren':
+        harmonics = kwargs['positional_encoding'] == 'sphericalharmonics'
+        inferred = _infer_siren_architecture(network_state, origin, harmonics)
         for key, value in inferred.items():
             if key in kwargs and int(kwargs[key]) != value:
                 raise CheckpointError(
@@ -682,6 +717,8 @@ def _encoder_from_state(
             )
     if prefix:
         _check_copies(state_dict, prefix, origin)
+    if assumed and kwargs['network'] == 'siren':
+        _check_assumed_harmonics(int(kwargs['legendre_polys']) ** 2, origin)
     encoder.nnet.load_state_dict(network_state, strict=True)
     return _to_dtype(encoder, dtype).eval()
 
@@ -716,7 +753,7 @@ def _restore_positional_state(
     """
     expected = encoder.posenc.state_dict()
     state_dict = checkpoint.get('state_dict', checkpoint)
-    if not expected or not isinstance(state_dict, Mapping):
+    if not isinstance(state_dict, Mapping):
         return encoder
     prefix, _ = _split_network_state(state_dict, origin)
     base = (prefix[: -len('nnet.')] if prefix.endswith('nnet.') else prefix) + 'posenc.'
@@ -727,6 +764,23 @@ def _restore_positional_state(
     }
     if not found:
         return encoder
+    if not expected:
+        hparams = checkpoint.get('hyper_parameters')
+        recorded = None
+        if isinstance(hparams, Mapping):
+            recorded = hparams.get('le_type') or hparams.get('positional_encoding')
+        said = (
+            f"hyper_parameters['le_type'] is {recorded!r}"
+            if recorded is not None
+            else "no hyper_parameters['le_type'] names the encoding, and "
+            "'sphericalharmonics' is assumed"
+        )
+        raise CheckpointError(
+            f'{origin}: {", ".join(sorted(base + k for k in found))} hold the '
+            f'state of a positional encoding, but {said}, which has none: record '
+            'the encoding the weights were trained with (le_type and its '
+            'arguments) in hyper_parameters'
+        )
     if set(found) != set(expected):
         raise CheckpointError(
             f'{origin}: positional-encoding keys {sorted(base + k for k in found)} '
@@ -765,7 +819,10 @@ def load_location_encoder(
             comes from ``hyper_parameters`` (SatCLIP's ``le_type``, ``pe_type``,
             ``legendre_polys``, ``capacity``, ``embed_dim``,
             ``num_hidden_layers``) or, for a SIREN without them, from the
-            weight shapes; the weights from ``model.location.nnet.*`` (else
+            weight shapes (without ``le_type``, spherical harmonics are
+            assumed, except where an encoding that takes no argument fits
+            the input width as well: ``'wrap'``'s 4 features are refused as
+            ambiguous); the weights from ``model.location.nnet.*`` (else
             ``model.nnet.*``, ``location_encoder.nnet.*``, ``nnet.*``).
         dtype: compute dtype of the returned encoder (float64 by default, the
             checkpoints' own precision).
