@@ -862,7 +862,7 @@ def test_factory_refuses_architecture_with_weights() -> None:
     """Architecture arguments beside weights were silently ignored."""
     with pytest.raises(ValueError, match=r'architecture arguments \(legendre_polys'):
         satclip_location_encoder(official_checkpoint(), legendre_polys=40)
-    # root and progress are no architecture: a new encoder ignores them
+    # root and progress are no architecture (root without weights: see below)
     satclip_location_encoder(None, legendre_polys=3, capacity=8, embed_dim=4)
 
 
@@ -912,3 +912,12 @@ def test_positional_state_an_encoding_cannot_hold_is_refused() -> None:
         load_location_encoder(
             {'state_dict': rff.state_dict(), 'hyper_parameters': recorded}
         )
+
+
+def test_factory_refuses_root_without_weights(tmp_path: Path) -> None:
+    """``root`` (where released weights are cached) with ``weights=None`` was
+    silently ignored: a forgotten ``weights=`` built a random encoder."""
+    with pytest.raises(ValueError, match=r'root=.*mine.*weights=None'):
+        satclip_location_encoder(root=tmp_path / 'mine', legendre_polys=3)
+    # progress, as torchvision's builders, is ignored without a download
+    satclip_location_encoder(progress=False, legendre_polys=3, capacity=8)

@@ -1008,8 +1008,10 @@ def satclip_location_encoder(
         ValueError: if ``dropout`` is not None and ``weights`` is a
             :class:`LocationEncoder` (returned as it is, so its dropout
             cannot be chosen here), ``dropout`` is not a finite real number
-            in [0, 1), or architecture arguments come with ``weights`` (they
-            would be ignored).
+            in [0, 1), architecture arguments come with ``weights`` (they
+            would be ignored), or ``root`` comes without ``weights`` (a new
+            encoder downloads nothing). ``progress`` without a download is
+            ignored, as by torchvision's builders.
     """
     if weights is not None and architecture:
         raise ValueError(
@@ -1026,6 +1028,12 @@ def satclip_location_encoder(
             )
         return weights
     if weights is None:
+        if root is not None:
+            raise ValueError(
+                f'root={str(root)!r} is where released weights are cached, but '
+                'weights=None builds a new, randomly initialised encoder: pass '
+                'the weights to load (a SatCLIPWeights member or name), or no root'
+            )
         if dropout is not None:
             architecture['dropout'] = dropout
         return build_location_encoder(dtype=dtype, **architecture)
