@@ -20,6 +20,8 @@ Usage::
     python benchmarks/location_encoder.py              # full run
     python benchmarks/location_encoder.py --quick      # fewer points/repeats
     python benchmarks/location_encoder.py --precision  # accuracy table (scipy)
+    python benchmarks/location_encoder.py --precision --grid 2001 37
+    python benchmarks/location_encoder.py --precision --grid 2001 37 --lat-range 89.9 90
 """
 
 import argparse
@@ -296,6 +298,57 @@ def precision_table(num_degrees: int = 40) -> None:
         print(f'| {lat} | ' + ' | '.join(cells) + ' |')
 
 
+def grid_worst_case(
+    num_latitudes: int,
+    num_longitudes: int,
+    lat_range: tuple[float, float] = (-90.0, 90.0),
+    num_degrees: int = 40,
+) -> None:
+    """Print this package's worst error on a lon/lat grid, float64 and float32.
+
+    The reference is the tests' scipy evaluation; at the worst (point,
+    feature) of each dtype the feature is also evaluated with mpmath at 30
+    digits, which tells whose error the difference is: near the poles scipy's
+    ``lpmv`` loses digits (it works from ``cos(theta)`` alone).
+    """
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.models.test_spherical_harmonics import mp_reference, reference
+
+    lats = np.linspace(lat_range[0], lat_range[1], num_latitudes)
+    lons = np.linspace(-180.0, 180.0, num_longitudes)
+    points = np.stack(np.meshgrid(lons, lats), axis=-1).reshape(-1, 2)
+    exact = reference(points, num_degrees)
+    print(
+        f'worst abs error over all {num_degrees**2} features, L = {num_degrees}, '
+        f'{num_latitudes} latitudes in [{lat_range[0]:g}, {lat_range[1]:g}] x '
+        f'{num_longitudes} longitudes (reference: scipy)'
+    )
+    for dtype in (torch.float64, torch.float32):
+        ours = spherical_harmonics(torch.from_numpy(points).to(dtype), num_degrees)
+        err = np.abs(ours.double().numpy() - exact)
+        row, column = np.unravel_index(int(err.argmax()), err.shape)
+        degree = math.isqrt(int(column))
+        order = int(column) - degree * degree - degree
+        lon, lat = (float(v) for v in points[row])
+        try:
+            mp = mp_reference(lon, lat, degree, order)
+            versus_mp = (
+                f'; vs mpmath (30 digits) there: ours '
+                f'{abs(float(ours[row, column]) - mp):.1e}, '
+                f'scipy {abs(float(exact[row, column]) - mp):.1e}'
+            )
+        except ValueError:  # mpmath does not converge on some exact zeros
+            versus_mp = ''
+        print(
+            f'  {str(dtype).split(".")[-1]}: {err.max():.1e} at lon {lon:g}, '
+            f'lat {lat:.10g}, degree {degree}, order {order} '
+            f'(feature {exact[row, column]:.2g}, relative '
+            f'{err.max() / abs(exact[row, column]):.0e}){versus_mp}'
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer points and repeats')
@@ -311,9 +364,34 @@ def main() -> None:
     parser.add_argument(
         '--precision', action='store_true', help='print the accuracy table and exit'
     )
+    parser.add_argument(
+        '--grid',
+        type=int,
+        nargs=2,
+        metavar=('LATITUDES', 'LONGITUDES'),
+        default=None,
+        help='with --precision: the worst error on this lon/lat grid instead',
+    )
+    parser.add_argument(
+        '--lat-range',
+        type=float,
+        nargs=2,
+        metavar=('LOW', 'HIGH'),
+        default=(-90.0, 90.0),
+        help='with --grid: the latitudes of the grid (default: -90 90)',
+    )
     args = parser.parse_args()
+    if args.grid is not None and not args.precision:
+        parser.error('--grid needs --precision')
     if args.precision:
-        precision_table()
+        if args.grid is not None:
+            if min(args.grid) < 2:
+                parser.error(f'--grid needs at least 2 x 2 points, got {args.grid}')
+            latitudes, longitudes = args.grid
+            low, high = args.lat_range
+            grid_worst_case(latitudes, longitudes, lat_range=(low, high))
+        else:
+            precision_table()
         return
     if args.cpu_only_threads is not None:
         run_cpu(args.cpu_only_threads, args.quick)

@@ -104,6 +104,43 @@ def test_data_pipeline_runs(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # the temporary root is gone
 
 
+def test_location_encoder_precision_grid() -> None:
+    """`--precision --grid` gives the worst error on a grid, checked with mpmath.
+
+    docs/precision.md and the README quote its figures (on 2,001 x 37 grids).
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / 'benchmarks' / 'location_encoder.py'),
+            '--precision',
+            '--grid',
+            '3',
+            '2',
+            '--lat-range',
+            '89.9',
+            '90',
+        ],
+        env={**os.environ, 'PYTHONPATH': str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert '3 latitudes in [89.9, 90] x 2 longitudes' in lines[0]
+    worst = {line.split(':')[0].strip(): line for line in lines[1:]}
+    assert set(worst) == {'float64', 'float32'}
+    for dtype, bound in (('float64', 1e-10), ('float32', 5e-4)):
+        error = float(worst[dtype].split(':')[1].split()[0])
+        assert 0 < error < bound
+        degree = int(worst[dtype].split('degree ')[1].split(',')[0])
+        assert 0 <= degree < 40
+        assert 'vs mpmath (30 digits) there: ours' in worst[dtype]
+    # The grid's latitudes are those asked for: 89.9, 89.95 and 90.
+    assert any(f'lat {lat},' in result.stdout for lat in ('89.9', '89.95', '90'))
+
+
 def test_gpu_suite_tests_section(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
