@@ -232,6 +232,31 @@ def test_readme_packed_speed_up_is_performance_md_s() -> None:
     assert f'reads {low} to {high} times as many images per loader thread' in readme
 
 
+def test_precision_worst_cases_lie_on_their_grids() -> None:
+    """Each worst-case latitude precision.md gives is a latitude of its grid.
+
+    The page quotes `location_encoder.py --precision --grid`: a grid of N
+    latitudes from LOW to HIGH (-90 to 90 when it names none), and the
+    latitude of the worst error on it, rounded to two decimals.
+    """
+    text = ' '.join((DOCS / 'precision.md').read_text().split())
+    grids = re.findall(
+        r'grid of ([\d,]+) latitudes (?:from (-?[\d.]+) to (-?[\d.]+) )?'
+        r'by \d+ longitudes.*?at latitude (-?[\d.]+)',
+        text,
+    )
+    for count, low, high, latitude in grids:
+        n, lo, hi = int(count.replace(',', '')), float(low or -90), float(high or 90)
+        step = (hi - lo) / (n - 1)
+        nearest = lo + round((float(latitude) - lo) / step) * step
+        assert lo <= nearest <= hi
+        assert abs(nearest - float(latitude)) <= 0.005 + 1e-9, (
+            f'latitude {latitude} is not on the grid of {n} latitudes '
+            f'from {lo:g} to {hi:g} (nearest: {nearest:.5f})'
+        )
+    assert len(grids) >= 2  # the whole sphere and next to the pole
+
+
 def init_parameters(*classes: type) -> set[str]:
     """The constructor parameters of *classes*."""
     return {name for cls in classes for name in inspect.signature(cls).parameters} - {
