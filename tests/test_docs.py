@@ -257,6 +257,35 @@ def test_precision_worst_cases_lie_on_their_grids() -> None:
     assert len(grids) >= 2  # the whole sphere and next to the pole
 
 
+#: The six released checkpoint files on the Hugging Face hub, in MB, smallest
+#: and largest (the hub's file lists, as the SatCLIP spec of the project records
+#: them): nothing here downloads them, so the docs may only quote this range.
+CHECKPOINT_MB = (57, 130)
+
+
+def test_checkpoint_sizes_are_the_hubs() -> None:
+    """Every size the README and docs give for the released checkpoints is the hub's."""
+    found, wrong = 0, []
+    for page in CHECKED_PAGES:
+        text = ' '.join(page.read_text().split())
+        for sentence in re.split(r'(?<=[.:;])\s', text):
+            if not re.search(r'checkpoint|SATCLIP_\w+_L\d+|SatCLIP weights', sentence):
+                continue
+            if re.search(r'(?:hundreds|tens) of megabytes', sentence):
+                wrong.append(f'{page.name}: {sentence}')
+            for size in re.findall(r'(\d+) MB', sentence):
+                found += 1
+                if not CHECKPOINT_MB[0] <= int(size) <= CHECKPOINT_MB[1]:
+                    wrong.append(f'{page.name}: {size} MB: {sentence}')
+            for low, high in re.findall(r'(\d+) to (\d+) MB', sentence):
+                if (int(low), int(high)) != CHECKPOINT_MB:
+                    wrong.append(f'{page.name}: {low} to {high} MB: {sentence}')
+            if re.search(r'about \d+ MB', sentence):
+                wrong.append(f'{page.name}: one size for all: {sentence}')
+    assert found >= 1
+    assert not wrong, '\n'.join(wrong)
+
+
 def init_parameters(*classes: type) -> set[str]:
     """The constructor parameters of *classes*."""
     return {name for cls in classes for name in inspect.signature(cls).parameters} - {
