@@ -286,6 +286,28 @@ def test_checkpoint_sizes_are_the_hubs() -> None:
     assert not wrong, '\n'.join(wrong)
 
 
+def test_full_s2_100k_size_is_its_packed_size() -> None:
+    """A size in GB the docs give for the full S2-100K is the packed layout's.
+
+    12 bands x 256 x 256 uint16 values per patch, 100,000 patches: 157 GB
+    (as `pack --help` says); the packed layout is what its page faults and
+    page cache concern.
+    """
+    packed = round(12 * 256 * 256 * 2 * 100_000 / 1e9)
+    found, wrong = 0, []
+    for page in [*CHECKED_PAGES, DOCS / 'cli.md']:
+        text = ' '.join(page.read_text().split())
+        for sentence in re.split(r'(?<=[.;])\s', text):
+            if not re.search(r'S2-100K|full set', sentence):
+                continue
+            for size in re.findall(r'(\d+) GB\b', sentence):
+                found += 1
+                if int(size) != packed:
+                    wrong.append(f'{page.name}: {size} GB, not {packed}: {sentence}')
+    assert found >= 2
+    assert not wrong, '\n'.join(wrong)
+
+
 def init_parameters(*classes: type) -> set[str]:
     """The constructor parameters of *classes*."""
     return {name for cls in classes for name in inspect.signature(cls).parameters} - {
