@@ -68,6 +68,26 @@ def test_an_image_missing_from_the_data_is_status_1(
     assert not (root / 'packed' / 'manifest.json').exists()
 
 
+@pytest.mark.parametrize(
+    ('text', 'fragment'),
+    [
+        ('fn,lon,lat\n', 'index.csv lists no files (only a header)'),
+        ('fn,lon\npatch_0.tif,1\n', 'index.csv, line 1: missing column(s) lat'),
+        ('fn,lon,lat\npatch_0.tif,1,95\n', 'index.csv, line 2: latitude 95'),
+    ],
+    ids=['header-only', 'column-missing', 'latitude-out-of-range'],
+)
+def test_a_malformed_index_of_the_data_is_status_1(
+    root: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ROOT has an index.csv, as the command said; the data in it is at fault."""
+    (root / 'index.csv').write_text(text)
+    argv = ['pack', str(root), '--patch-size', '32', '--quiet']
+    assert main(argv) == 1
+    one_line(capsys.readouterr().err, fragment)
+    assert not (root / 'packed').exists()
+
+
 def test_a_typed_path_that_is_no_dataset_is_status_2(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

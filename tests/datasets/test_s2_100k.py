@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Subset
 from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
 
 import torchgeo_satclip.datasets.s2_100k
+from torchgeo_satclip._errors import DataError
 from torchgeo_satclip.datamodules import collate_sample_batch
 from torchgeo_satclip.datasets import S2100K, SampleBatch, pack_s2_100k
 from torchgeo_satclip.datasets.s2_100k_files import (
@@ -352,8 +353,9 @@ class TestS2100K:
 
     def test_missing_file(self, fake_root: Path) -> None:
         (fake_root / 'images' / 'patch_6.tif').unlink()
-        with pytest.raises(FileNotFoundError, match=r'1 of 8 files .* patch_6\.tif'):
+        with pytest.raises(DataError, match=r'1 of 8 files .* patch_6\.tif') as e:
             S2100K(fake_root, patch_size=32)
+        assert isinstance(e.value, FileNotFoundError)  # what it was before
 
     def test_corrupt_file(self, fake_root: Path) -> None:
         path = fake_root / 'images' / 'patch_2.tif'

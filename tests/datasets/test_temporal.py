@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from torchgeo_satclip._errors import DataError
 from torchgeo_satclip.datamodules import ThreadedBatchLoader, collate_sample_batch
 from torchgeo_satclip.datamodules.loader import threaded_source
 from torchgeo_satclip.datasets import (
@@ -238,7 +239,7 @@ def test_packed_layout_without_the_dates(root: Path) -> None:
         PackedLayoutError, match=r'files listed in .*dates\.csv are not'
     ):
         verify_packed(root, patch_size=SIZE, progress=False)
-    with pytest.raises(FileNotFoundError, match=r'patch_0_a\.tif.*pack .* again'):
+    with pytest.raises(DataError, match=r'patch_0_a\.tif.*pack .* again'):
         S2100K(root, patch_size=SIZE, dates='pair')
     assert len(S2100K(root, patch_size=SIZE)) == 4  # index mode is complete
     pack_s2_100k(root, patch_size=SIZE, progress=False)  # resumes, adds the dates
@@ -336,11 +337,13 @@ def test_no_dates_file(root: Path) -> None:
 def test_missing_dated_image(root: Path) -> None:
     (root / 'images' / 'patch_1_a.tif').unlink()
     with pytest.raises(
-        FileNotFoundError, match=r'1 of 8 files listed in .*dates\.csv .*patch_1_a\.tif'
-    ):
+        DataError, match=r'1 of 8 files listed in .*dates\.csv .*patch_1_a\.tif'
+    ) as e:
         S2100K(root, patch_size=SIZE, dates='pair')
-    with pytest.raises(FileNotFoundError, match=r'dates\.csv are missing'):
+    assert isinstance(e.value, FileNotFoundError)  # what it was before
+    with pytest.raises(DataError, match=r'dates\.csv are missing') as e:
         pack_s2_100k(root, patch_size=SIZE, progress=False)
+    assert isinstance(e.value, FileNotFoundError)
 
 
 def test_bad_arguments_and_dates_file(root: Path) -> None:
@@ -348,11 +351,12 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
         S2100K(root, patch_size=SIZE, dates='both')  # type: ignore[arg-type]
     text = (root / 'dates.csv').read_text()
     (root / 'dates.csv').write_text(text.replace('2021-09-01', '2021-09-31'))
-    with pytest.raises(ValueError, match=r'line 4: date .* YYYY-MM-DD'):
+    with pytest.raises(DataError, match=r'line 4: date .* YYYY-MM-DD') as e:
         S2100K(root, patch_size=SIZE, dates='all')
+    assert isinstance(e.value, ValueError)  # what it was before: still caught
     lines = text.splitlines()
     (root / 'dates.csv').write_text('\n'.join(lines[:6]) + '\n')  # no patch_3.tif
-    with pytest.raises(ValueError, match=r'of index\.csv have no rows .*patch_3\.tif'):
+    with pytest.raises(DataError, match=r'of index\.csv have no rows .*patch_3\.tif'):
         S2100K(root, patch_size=SIZE, dates='pair')
     # a point of dates.csv that index.csv lacks: no build.json, no build hint
     (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
@@ -370,7 +374,7 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
         S2100K(root, patch_size=SIZE, dates='pair')
     assert 'build' not in str(e.value)
     (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
-    with pytest.raises(ValueError, match='run the same build again'):
+    with pytest.raises(DataError, match='run the same build again'):
         S2100K(root, patch_size=SIZE, dates='pair')
     single = lines[:1] + [
         line for line in lines[1:] if line.split(',')[0] == line.split(',')[1]

@@ -128,7 +128,9 @@ from .s2_100k_files import (
     PACKED_DIR,
     PACKED_FORMAT,
     PACKED_VERSION,
+    DatasetTableError,
     GeoTIFFError,
+    MissingFilesError,
     PackedLayout,
     PackedLayoutError,
     PackedShard,
@@ -454,11 +456,13 @@ def pack_s2_100k(
         What was written.
 
     Raises:
-        ValueError: on an invalid argument, a malformed ``index.csv`` or
-            ``dates.csv`` (the message names the line), or if the first
-            patch has another size than *patch_size* (nothing is written).
-        FileNotFoundError: if ``index.csv`` or files it (or ``dates.csv``)
-            lists are missing.
+        ValueError: on an invalid argument, or if the first patch has another
+            size than *patch_size* (nothing is written).
+        DatasetTableError: if ``index.csv`` or ``dates.csv`` is malformed
+            (the message names the line) or ``index.csv`` lists no file.
+        FileNotFoundError: if there is no ``index.csv``.
+        MissingFilesError: if files ``index.csv`` (or ``dates.csv``) lists
+            are missing from ``images/``.
         RuntimeError: if a patch cannot be decoded or a later one is not 12
             uint16 bands of *patch_size* (the message names it).
     """
@@ -644,7 +648,7 @@ def _listed_files(root: Path) -> list[str]:
         raise FileNotFoundError(f'{index_path} not found')
     fns, _ = read_index(index_path)
     if not fns:
-        raise ValueError(f'{index_path} lists no files (only a header)')
+        raise DatasetTableError(f'{index_path} lists no files (only a header)')
     listed = [(index_path, fns)]
     if (root / DATES_FILE).is_file():
         listed.append((root / DATES_FILE, _dated_files(root, fns)))
@@ -653,7 +657,7 @@ def _listed_files(root: Path) -> list[str]:
     for source, names in listed:
         missing = [fn for fn in names if fn not in present]
         if missing:
-            raise FileNotFoundError(
+            raise MissingFilesError(
                 f'{len(missing)} files listed in {source} are missing from '
                 f'{images}: ' + ', '.join(missing[:5])
             )

@@ -50,6 +50,8 @@ from .s2_100k_files import (
     NODATA_FILE,
     PACKED_DIR,
     PATCH_SIZE,
+    DatasetTableError,
+    MissingFilesError,
     PackedLayout,
     _PointsMismatchError,
     as_patch_size,
@@ -329,14 +331,17 @@ class S2100K(NonGeoDataset):
                 every access.
 
         Raises:
-            ValueError: on an invalid argument, a malformed ``index.csv``,
-                ``nodata.csv`` or ``dates.csv`` (the message names the line),
-                a packed layout or first GeoTIFF of another patch size, or,
-                with ``dates='pair'``, a dataset where no point has two dates.
+            ValueError: on an invalid argument, a packed layout or first
+                GeoTIFF of another patch size, or, with ``dates='pair'``, a
+                dataset where no point has two dates.
+            DatasetTableError: a malformed ``index.csv``, ``nodata.csv`` or
+                ``dates.csv`` (the message names the line), or an
+                ``index.csv`` that lists no patch (a ValueError too).
             DatasetNotFoundError: if the dataset is not found and *download* is False.
-            FileNotFoundError: if rows of ``index.csv`` (or, with *dates*
+            MissingFilesError: if rows of ``index.csv`` (or, with *dates*
                 ``'pair'`` or ``'all'``, of ``dates.csv``) have no image
-                file, or if *dates* needs a ``dates.csv`` that is missing.
+                file (a FileNotFoundError too).
+            FileNotFoundError: if *dates* needs a ``dates.csv`` that is missing.
             RuntimeError: if a checksum does not match, or a patch checked at
                 construction is unreadable or not 12 uint16 bands (with
                 *verify*, a later patch of another size too).
@@ -466,7 +471,7 @@ class S2100K(NonGeoDataset):
             killed = not error.missing and len(error.extra) == 1
             if not killed or not (self.root / BUILD_FILE).is_file():
                 raise
-            raise ValueError(
+            raise DatasetTableError(
                 f'{error}. {self.root} was made by `torchgeo-satclip build` '
                 f'({BUILD_FILE}): a build killed between appending a point to '
                 f'{DATES_FILE} and to index.csv leaves {DATES_FILE} ahead; run '
@@ -771,7 +776,7 @@ class S2100K(NonGeoDataset):
                     if self.packed is not None and source.name == DATES_FILE
                     else ''
                 )
-                raise FileNotFoundError(
+                raise MissingFilesError(
                     f'{len(missing)} of {len(names)} files listed in '
                     f'{source} are missing from {where}: {shown}{repair}'
                 )
@@ -880,7 +885,7 @@ class S2100K(NonGeoDataset):
         Raises:
             DatasetNotFoundError: if the dataset is not found and *download* is False.
             RuntimeError: if a checksum does not match.
-            ValueError: if ``index.csv`` is malformed or lists no patches.
+            DatasetTableError: if ``index.csv`` is malformed or lists no patches.
         """
         index = self.root / 'index.csv'
         if not index.is_file():
@@ -889,7 +894,7 @@ class S2100K(NonGeoDataset):
             self._fetch(*self.index_remote)
         fns, coords = read_index(index)
         if not fns:
-            raise ValueError(f'{index} lists no patches (only a header)')
+            raise DatasetTableError(f'{index} lists no patches (only a header)')
 
         packed = (self.root / PACKED_DIR / 'manifest.json').is_file()
         if self.mode == 'points' or (packed and layout != 'geotiff'):

@@ -47,7 +47,9 @@ __all__ = [
     'PACKED_FORMAT',
     'PACKED_VERSION',
     'PATCH_SIZE',
+    'DatasetTableError',
     'GeoTIFFError',
+    'MissingFilesError',
     'PackedLayout',
     'PackedLayoutError',
     'PackedShard',
@@ -130,6 +132,28 @@ _NOT_IN_A_NAME = re.compile(r'[/\\\x00-\x1f\x7f]')
 # ------------------------------------------------------------------ CSV files
 
 
+class DatasetTableError(DataError, ValueError):
+    """A table of a dataset (``index.csv``, ``dates.csv``, ``nodata.csv``) unfit to read.
+
+    Malformed, breaking a rule of its format, or listing no file: a fault of
+    the data, not of the call (the command line's exit status 1). The message
+    names the file (and line) and what was expected. Also a
+    :class:`ValueError`, what it was before, so ``except ValueError`` keeps
+    catching it.
+    """
+
+
+class MissingFilesError(DataError, FileNotFoundError):
+    """Files a table of the dataset lists that are not there to read.
+
+    Images of ``index.csv`` or ``dates.csv`` missing from ``images/`` (or
+    from the packed layout): a fault of the data, not of the call (the
+    command line's exit status 1). The message names the table, how many are
+    missing and the first of them. Also a :class:`FileNotFoundError`, what it
+    was before, so ``except FileNotFoundError`` keeps catching it.
+    """
+
+
 def parse_decimal(text: str) -> float | None:
     """Read a plain decimal number, as written by a program.
 
@@ -187,7 +211,7 @@ class _Table:
             text = data.decode('utf-8-sig')
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b'\n') + 1
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}, line {line}: not UTF-8 text (byte '
                 f'0x{data[error.start]:02x}); expected a UTF-8 CSV file with '
                 f'{expected}'
@@ -200,7 +224,9 @@ class _Table:
             self.header, self.header_line = fields, line
             _check_header(path, line, fields, required, expected)
             return
-        raise ValueError(f'{path}: empty file; expected a CSV file with {expected}')
+        raise DatasetTableError(
+            f'{path}: empty file; expected a CSV file with {expected}'
+        )
 
     def _lines(self) -> Iterator[tuple[int, list[str]]]:
         """The non-blank rows and the line each starts on, fields stripped."""
@@ -212,7 +238,7 @@ class _Table:
                     continue
                 yield line, [value.strip() for value in fields]
         except csv.Error as error:  # the failing row starts after the last read
-            raise ValueError(
+            raise DatasetTableError(
                 f'{self.path}, line {self._previous + 1}: not a readable CSV '
                 f'row ({error})'
             ) from None
@@ -227,7 +253,7 @@ class _Table:
         for line, fields in self._lines():
             if len(fields) != width:
                 count = len(fields)
-                raise ValueError(
+                raise DatasetTableError(
                     f'{self.path}, line {line}: {count} field{"s" * (count != 1)}, '
                     f'but the header has {width} ({", ".join(self.header)}); '
                     'quote values that contain commas and write decimals with '
@@ -248,19 +274,19 @@ def _check_header(
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
         if not name:
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}, line {line}: column {number} of the header has no name '
                 f'(a trailing comma?); expected {expected}'
             )
         if name in seen:
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}, line {line}: column {name!r} appears twice in the header '
                 f'(columns {seen[name]} and {number}); expected {expected}'
             )
         seen[name] = number
     missing = [name for name in required if name not in seen]
     if missing:
-        raise ValueError(
+        raise DatasetTableError(
             f'{path}, line {line}: missing column(s) {", ".join(missing)} in the '
             f'header {",".join(header)}; expected {expected}'
         )
@@ -269,9 +295,11 @@ def _check_header(
 def _file_name(path: Path, line: int, value: str, column: str = 'fn') -> str:
     """A patch's file name from a table: not empty, no folders."""
     if not value:
-        raise ValueError(f'{path}, line {line}: empty file name in column {column!r}')
+        raise DatasetTableError(
+            f'{path}, line {line}: empty file name in column {column!r}'
+        )
     if value in ('.', '..') or _NOT_IN_A_NAME.search(value):
-        raise ValueError(
+        raise DatasetTableError(
             f'{path}, line {line}: {value!r} in column {column!r} is not a plain '
             'file name (no folders, no control characters): patches are '
             'images/<fn> under the dataset root'
@@ -284,7 +312,7 @@ def _decimal(path: Path, line: int, column: str, value: str) -> float:
     number = parse_decimal(value)
     if number is None:
         what = f'{value!r} is not a plain decimal number' if value else 'is empty'
-        raise ValueError(f'{path}, line {line}: {column} {what}')
+        raise DatasetTableError(f'{path}, line {line}: {column} {what}')
     return number
 
 
@@ -292,7 +320,7 @@ def _fraction(path: Path, line: int, column: str, value: str) -> float:
     """A fraction in [0, 1] from a table."""
     number = _decimal(path, line, column, value)
     if not 0 <= number <= 1:  # NaN fails too
-        raise ValueError(
+        raise DatasetTableError(
             f'{path}, line {line}: {column} {value!r} is not a number in [0, 1]'
         )
     return number
@@ -301,7 +329,7 @@ def _fraction(path: Path, line: int, column: str, value: str) -> float:
 def _unique(path: Path, line: int, fn: str, first: dict[str, int]) -> None:
     """Refuse a file name listed twice; remember its line."""
     if fn in first:
-        raise ValueError(
+        raise DatasetTableError(
             f'{path}, line {line}: file name {fn!r} is listed twice '
             f'(lines {first[fn]} and {line})'
         )
@@ -354,6 +382,7 @@ def read_index(path: Path) -> tuple[list[str], NDArray[np.float64]]:
         where=lambda i: f'{path}, line {lines[i]}',
         columns=('lon', 'lat'),
         swap_hint='S2-100K stores lon before lat',
+        error=DatasetTableError,
     )
     return fns, lonlat
 
@@ -490,14 +519,14 @@ def read_dates_file(
                 raise ValueError(text)
             date = datetime.date.fromisoformat(text)
         except ValueError:
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}, line {line}: date {text!r} is not a date written YYYY-MM-DD'
             ) from None
         rows.append((line, point, fn, date))
     return _check_dates(path, rows, points)
 
 
-class _PointsMismatchError(ValueError):
+class _PointsMismatchError(DatasetTableError):
     """``dates.csv`` and ``index.csv`` list different points.
 
     Attributes:
@@ -530,7 +559,7 @@ def _check_dates(
     for line, point, fn, date in rows:
         _unique(path, line, fn, first)
         if (point, date) in seen:
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}, line {line}: point {point!r} has two images dated '
                 f'{date.isoformat()} (lines {seen[point, date]} and {line})'
             )
@@ -539,7 +568,7 @@ def _check_dates(
     for point, listed in dates.items():
         listed.sort()
         if not any(fn == point for _, fn in listed):
-            raise ValueError(
+            raise DatasetTableError(
                 f'{path}: point {point!r} does not list its own image (a row '
                 f'with point and fn both {point!r})'
             )
