@@ -410,6 +410,12 @@ class TestS2100KDataModule:
             ({'seed': 1.5}, 'seed must be an integer, got 1.5'),
             ({'seed': True}, 'seed must be an integer, got True'),
             ({'views': True}, 'views must be an integer, got True'),
+            # 'false' is truthy: it pinned every batch
+            (
+                {'pin_memory': 'false'},
+                "pin_memory must be True or False, got 'false' (type str)",
+            ),
+            ({'pin_memory': 0}, 'pin_memory must be True or False, got 0 (type int)'),
         ],
     )
     def test_invalid_numbers(self, kwargs: dict[str, Any], match: str) -> None:

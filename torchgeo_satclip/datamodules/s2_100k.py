@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
-from .._checks import check_int, check_real
+from .._checks import check_flag, check_int, check_real
 from .._compat import TorchGeoS2100k
 from ..datasets import S2100K, SampleBatch
 from ..geo import jitter_points
@@ -582,7 +582,8 @@ class S2100KDataModule(NonGeoDataModule):
 
         Raises:
             ValueError: on an invalid argument (a *batch_size* below 1, a
-                negative *num_workers*, a *seed* that is no integer, ...), or
+                negative *num_workers*, a *seed* that is no integer, a
+                *pin_memory* that is neither None nor a bool, ...), or
                 ``dataset='torchgeo'`` on torchgeo < 0.10.
         """
         if dataset == 'torchgeo':
@@ -614,7 +615,10 @@ class S2100KDataModule(NonGeoDataModule):
             raise ValueError(
                 f"loader must be 'auto', 'processes' or 'threads', not {loader!r}"
             )
-        self.pin_memory = pin_memory
+        # None: pin when the trainer runs on CUDA (decided per loader)
+        self.pin_memory = (
+            None if pin_memory is None else check_flag('pin_memory', pin_memory)
+        )
         self.loader = loader
         self.collate_fn = (
             collate_all_dates if kwargs.get('dates') == 'all' else collate_sample_batch
