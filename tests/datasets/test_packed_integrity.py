@@ -1221,6 +1221,44 @@ def test_pack_redoes_the_shard_of_a_changed_source(
     assert_serves_the_geotiffs(root)
 
 
+def _manifest_of_version_1(root: Path) -> None:
+    """An earlier layout's manifest.json of version 1; the records stay."""
+    path = root / 'packed' / 'manifest.json'
+    data = json.loads(path.read_text())
+    data['version'] = 1
+    data['shards'] = [s['name'] for s in data['shards']]
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize('offset', gaps())
+@pytest.mark.parametrize(
+    'before',
+    [
+        pytest.param(lambda root: None, id='complete'),
+        pytest.param(
+            lambda root: (root / 'packed' / 'manifest.json').unlink(),
+            id='interrupted',
+        ),
+        pytest.param(_manifest_of_version_1, id='manifest-of-version-1'),
+    ],
+)
+def test_pack_redoes_a_shard_damaged_between_samples(
+    root: Path, offset: int, before: Corruption
+) -> None:
+    """A bit flip only the full hash sees: pack alone, no shard deleted, redoes it.
+
+    Reused unchecked, the shard kept its flip under a new manifest that pinned
+    the hash of the shard as packed: a layout that ``pack`` had just reported
+    done, and that ``verify`` refused.
+    """
+    flip('shard_00001.npy', offset)(root)
+    before(root)
+    result = pack_s2_100k(root, patch_size=SIZE, shard_size=3, progress=False)
+    assert result.num_resumed_shards == 2
+    verify_packed(root, patch_size=SIZE, progress=False)
+    assert_serves_the_geotiffs(root)
+
+
 def test_stray_shards_reported(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
