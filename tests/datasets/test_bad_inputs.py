@@ -739,7 +739,9 @@ def test_declared_size_differs(patch_root: Path, patch_size: Any, found: str) ->
         patch_root,
         ValueError,
         at(path) + rf': patch of 32 x 32 pixels, expected {found} '
-        r"\(the dataset's patch_size\); pass patch_size=\(32, 32\)",
+        r"\(the dataset's patch_size\); pass patch_size=\(32, 32\) "
+        # the option too, for the command line (probe-images --patch-size)
+        r'\(--patch-size 32\) if every patch of this dataset has that size',
         patch_size=patch_size,
     )
 

@@ -796,16 +796,18 @@ class S2100K(NonGeoDataset):
         """
         if self.mode == 'points' or self.packed is not None:
             return
-        declare = 'pass patch_size={} if every patch of this dataset has that size'
         first = self.images_dir / fns[0]
         try:
             check_geotiff(first, self.patch_size)
         except RuntimeError as error:
             found = check_geotiff(first)  # 12 readable uint16 bands, other size?
             # a readable patch of another size: the argument is wrong (or
-            # this one patch is, which the message leaves to the user)
+            # this one patch is, which the message leaves to the user); the
+            # option too, for a command line (probe-images --patch-size)
+            option = f' (--patch-size {found[0]})' if found[0] == found[1] else ''
             raise ValueError(
-                f"{error} (the dataset's patch_size); " + declare.format(found)
+                f"{error} (the dataset's patch_size); pass patch_size={found}"
+                f'{option} if every patch of this dataset has that size'
             ) from None
         if verify:
             if dated is not None:
