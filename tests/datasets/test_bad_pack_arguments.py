@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from torchgeo_satclip._errors import DataError
-from torchgeo_satclip.datasets import pack_s2_100k
+from torchgeo_satclip.datasets import pack_s2_100k, verify_packed
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 
 PACK: list[tuple[str, Any, str]] = [
@@ -26,6 +26,12 @@ PACK: list[tuple[str, Any, str]] = [
         for v in (False, 1.5, '2', None)
     ),
     *(('num_workers', v, 'num_workers must be >= 0') for v in (-1, -8)),
+    # a string is truthy: overwrite='false' deleted the packed layout
+    *(
+        (name, v, f'{name} must be True or False, got {v!r}')
+        for name in ('overwrite', 'progress')
+        for v in ('false', 0, None)
+    ),
 ]
 
 
@@ -43,7 +49,7 @@ def dataset(tmp_path: Path) -> Path:
 def test_pack_arguments(dataset: Path, name: str, value: Any, fragment: str) -> None:
     before = sorted(dataset.rglob('*'))
     with pytest.raises(ValueError, match=re.escape(fragment)):
-        pack_s2_100k(dataset, progress=False, **{name: value})
+        pack_s2_100k(dataset, **{'progress': False, name: value})
     assert sorted(dataset.rglob('*')) == before
 
 
@@ -105,3 +111,11 @@ def test_demo_arguments(tmp_path: Path, name: str, value: Any, fragment: str) ->
     with pytest.raises(ValueError, match=re.escape(fragment)):
         make_demo_dataset(tmp_path / 'demo', progress=False, **kwargs)
     assert not (tmp_path / 'demo').exists()
+
+
+@pytest.mark.parametrize('value', ['false', 0, None])
+def test_verify_progress_is_a_flag(dataset: Path, value: Any) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f'progress must be True or False, got {value!r}')
+    ):
+        verify_packed(dataset, progress=value)

@@ -4,6 +4,7 @@ import re
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -152,6 +153,17 @@ class TestS2100K:
     def test_invalid_bands(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match='invalid bands'):
             S2100K(fake_root, patch_size=32, bands=['B10'])
+
+    @pytest.mark.parametrize(
+        'name', ['exclude_nodata', 'download', 'checksum', 'verify']
+    )
+    @pytest.mark.parametrize('value', ['false', 0, None])
+    def test_invalid_flags(self, fake_root: Path, name: str, value: Any) -> None:
+        """A string is truthy: exclude_nodata='false' dropped patches."""
+        with pytest.raises(
+            ValueError, match=re.escape(f'{name} must be True or False, got {value!r}')
+        ):
+            S2100K(fake_root, patch_size=32, **{name: value})
 
     def test_invalid_mode(self, fake_root: Path) -> None:
         with pytest.raises(ValueError, match='mode'):

@@ -120,6 +120,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from .._checks import check_flag
 from .._io import atomic_path, remove_stale_temporaries
 from .s2_100k_files import (
     ALL_BANDS,
@@ -485,6 +486,8 @@ def pack_s2_100k(
         raise ValueError(f'shard_size must be positive, not {shard_size}')
     if num_workers < 0:
         raise ValueError(f'num_workers must be >= 0, not {num_workers}')
+    overwrite = check_flag('overwrite', overwrite)  # 'false' would delete
+    progress = check_flag('progress', progress)
     root = Path(root)
     fns = _listed_files(root)
     images = root / 'images'
@@ -568,6 +571,7 @@ def verify_packed(
     """
     root = Path(root)
     size = as_patch_size(patch_size)
+    progress = check_flag('progress', progress)
     command = pack_command(root, size)
     directory = root / PACKED_DIR
     layout = PackedLayout.open(

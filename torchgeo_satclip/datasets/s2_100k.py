@@ -41,6 +41,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissi
 from torchgeo.datasets.utils import download_url
 from tqdm import tqdm
 
+from .._checks import check_flag
 from .._io import atomic_path
 from ._archive import extract_safely
 from .s2_100k_files import (
@@ -368,6 +369,11 @@ class S2100K(NonGeoDataset):
             raise ValueError(
                 f'invalid bands {list(bands)!r}; choose from {self.all_bands}'
             )
+        # a string is truthy: exclude_nodata='false' would drop patches
+        exclude_nodata = check_flag('exclude_nodata', exclude_nodata)
+        download = check_flag('download', download)
+        checksum = check_flag('checksum', checksum)
+        verify = check_flag('verify', verify)
         if not 0 <= max_nodata_fraction < 1:
             raise ValueError(
                 f'max_nodata_fraction must be in [0, 1), not {max_nodata_fraction}'
