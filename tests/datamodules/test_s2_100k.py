@@ -242,6 +242,15 @@ class TestAugmentation:
             ({'scale': True}, 'scale must be a real number, got True'),
             ({'crop_size': 2.5}, 'crop_size must be an integer, got 2.5'),
             ({'crop_size': True}, 'crop_size must be an integer, got True'),
+            # a string is truthy: 'false' flipped, blurred, inserted B10
+            ({'flips': 'false'}, "flips must be True or False, got 'false'"),
+            ({'blur': 'no'}, "blur must be True or False, got 'no'"),
+            ({'insert_b10': 1}, 'insert_b10 must be True or False, got 1'),
+            ({'random': 'false'}, "random must be True or False, got 'false'"),
+            (
+                {'symmetric_jitter': 'true'},
+                "symmetric_jitter must be True or False, got 'true'",
+            ),
         ],
     )
     def test_invalid_numbers(self, kwargs: dict[str, Any], match: str) -> None:
@@ -416,6 +425,17 @@ class TestS2100KDataModule:
                 "pin_memory must be True or False, got 'false' (type str)",
             ),
             ({'pin_memory': 0}, 'pin_memory must be True or False, got 0 (type int)'),
+            # 'false' augmented every validation batch
+            (
+                {'augment_val': 'false'},
+                "augment_val must be True or False, got 'false'",
+            ),
+            # a string failed with "'<=' not supported"; NaN named no value
+            (
+                {'val_split_pct': '0.1'},
+                "val_split_pct must be a real number, got '0.1'",
+            ),
+            ({'val_split_pct': float('nan')}, 'val_split_pct must be finite, got nan'),
         ],
     )
     def test_invalid_numbers(self, kwargs: dict[str, Any], match: str) -> None:

@@ -232,6 +232,14 @@ class S2100KAugmentation(nn.Module):
             crop_size = check_int('crop_size', crop_size, minimum=1)
         scale = check_real('scale', scale, positive=True)
         jitter = check_real('jitter', jitter, minimum=0)
+        for flag, value in (
+            ('insert_b10', insert_b10),
+            ('random', random),
+            ('flips', flips),
+            ('blur', blur),
+            ('symmetric_jitter', symmetric_jitter),
+        ):
+            check_flag(flag, value)  # a string is truthy: 'false' would apply it
         if augmentation not in ('satclip', 'moco'):
             raise ValueError(
                 f"augmentation must be 'satclip' or 'moco', not {augmentation!r}"
@@ -599,8 +607,10 @@ class S2100KDataModule(NonGeoDataModule):
             raise ValueError(
                 f"dataset must be 'torchgeo_satclip' or 'torchgeo', not {dataset!r}"
             )
-        if not 0 <= val_split_pct < 1:
+        val_split_pct = check_real('val_split_pct', val_split_pct, minimum=0)
+        if not val_split_pct < 1:
             raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+        check_flag('augment_val', augment_val)
         batch_size = check_int('batch_size', batch_size, minimum=1)
         num_workers = check_int('num_workers', num_workers, minimum=0)
         seed = check_int('seed', seed)
