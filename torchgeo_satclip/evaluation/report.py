@@ -49,6 +49,15 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
+#: The options of :func:`~.probe.run_probes` that :func:`~.probe._check_options`
+#: checks, with their defaults (read once, from its signature: one default).
+_PROBE_DEFAULTS: dict[str, Any] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(run_probes).parameters.items()
+    if name in ('folds', 'block_size', 'protocols', 'splits', 'seed')
+}
+
+
 def _check_probe_options(**given: Any) -> None:
     """Run :func:`~.probe.run_probes`' own check of its options, up front.
 
@@ -56,14 +65,7 @@ def _check_probe_options(**given: Any) -> None:
         given: the options given; the others are the defaults of
             :func:`~.probe.run_probes`.
     """
-    defaults = inspect.signature(run_probes).parameters
-    options = {name: given.get(name, defaults[name].default) for name in _PROBE_OPTIONS}
-    _check_options(**options)
-
-
-#: The options of :func:`~.probe.run_probes` that :func:`~.probe._check_options`
-#: checks.
-_PROBE_OPTIONS = ('folds', 'block_size', 'protocols', 'splits', 'seed')
+    _check_options(**{**_PROBE_DEFAULTS, **given})
 
 
 @dataclass
