@@ -94,6 +94,14 @@ def _check_folder_target(path: Path, label: str, value: str) -> None:
     _check_writable(ancestor, label, value)
 
 
+def _check_folder_exists(path: Path, label: str, text: str) -> None:
+    """Refuse a dataset folder that does not exist or is a file."""
+    if not path.exists():
+        raise UsageError(f'{label} {text} does not exist; expected a dataset folder')
+    if not path.is_dir():
+        raise UsageError(f'{label} {text} is a file; expected a dataset folder')
+
+
 def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> None:
     """Check one path argument before any work.
 
@@ -133,20 +141,10 @@ def check_path(value: str | os.PathLike[str], label: str, role: PathRole) -> Non
             raise UsageError(f'{label} {text} is a file; expected a directory')
         _check_folder_target(path, label, text)
     elif role == 'dataset_dir':
-        if not path.exists():
-            raise UsageError(
-                f'{label} {text} does not exist; expected a dataset folder'
-            )
-        if not path.is_dir():
-            raise UsageError(f'{label} {text} is a file; expected a dataset folder')
+        _check_folder_exists(path, label, text)
         _check_writable(path, label, text)
     elif role == 'input_dataset':
-        if not path.exists():
-            raise UsageError(
-                f'{label} {text} does not exist; expected a dataset folder'
-            )
-        if not path.is_dir():
-            raise UsageError(f'{label} {text} is a file; expected a dataset folder')
+        _check_folder_exists(path, label, text)
         try:
             with os.scandir(path):
                 pass
