@@ -369,18 +369,31 @@ def markdown(results: dict[str, Any]) -> str:
         stopped = ' (stopped before its end)' if results.get('running') == name else ''
         lines += [f'## {name}{stopped}', '', '| figure | value |', '|---|---|']
         for key, value in figures.items():
-            shown = f'{value:,.3g}' if isinstance(value, float) else str(value)
+            shown = f'{value:,.3g}' if isinstance(value, float) else one_line(value)
             if isinstance(value, float) and abs(value) >= 1000:
                 shown = f'{value:,.0f}'
+            shown = shown.replace('|', r'\|')  # a bar in a value is no column
             lines.append(f'| {key} | {shown} |')
         lines.append('')
     if results['errors']:
         lines += ['## errors', '']
-        lines += [f'- {name}: {error}' for name, error in results['errors'].items()]
+        lines += [
+            f'- {name}: {one_line(error)}' for name, error in results['errors'].items()
+        ]
         lines.append('')
     lines += ['## targets (issue 11, one H100/H200)', '']
     lines += [f'- {key}: {value:,.0f}' for key, value in results['targets'].items()]
     return '\n'.join(lines)
+
+
+def one_line(value: object) -> str:
+    """*value* as text on one line, for a table cell or a list item.
+
+    A CUDA error's message spans lines (PyTorch adds ``Search for
+    `cudaError...```, and more, on lines of their own): left as it is, it
+    would end its table row half-way.
+    """
+    return ' '.join(str(value).split())
 
 
 def cuda_broken() -> bool:

@@ -672,3 +672,48 @@ def test_gpu_suite_restarts_when_a_section_breaks_the_gpu(
         'kernel was switched off after the section encoder'
         in (tmp_path / 'gpu_results.md').read_text()
     )
+
+
+def test_gpu_suite_report_keeps_a_cuda_error_in_its_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CUDA error's message spans lines (PyTorch appends 'Search for
+    `cudaError...`' and more on lines of their own): in the Markdown report it
+    stays in its table row and its list item, and a '|' in it is no column
+    (the rows after it were cut in two, the table broken)."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    error = (
+        'AcceleratorError: CUDA error: an illegal memory access was encountered\n'
+        'Search for `cudaErrorIllegalAddress` in https://docs.nvidia.com | here\n'
+        'Device-side assertions were explicitly omitted.\n'
+    )
+    results: dict[str, Any] = {
+        'meta': {
+            'command': 'benchmarks/gpu_suite.sh',
+            'gpu': 'GPU',
+            'cpu_count': 16,
+            'torch': '2.11.0',
+            'python': '3.12.3',
+            'date': 'today',
+            'quick': False,
+        },
+        'targets': {},
+        'sections': {'data': {'packed_1_error': error, 'seconds': 1.5}},
+        'errors': {'data': error},
+    }
+    lines = gpu_suite.markdown(results).splitlines()
+    start = lines.index('## data') + 2
+    end = lines.index('', start)
+    rows = lines[start:end]
+    assert len(rows) == 4  # header, rule, the error, the seconds
+    for row in rows:
+        # three column bars, none escaped: two columns
+        assert len(row.replace('\\|', '').split('|')) == 4, row
+    assert 'cudaErrorIllegalAddress' in rows[2]
+    assert 'explicitly omitted.' in rows[2]
+    listed = lines[lines.index('## errors') + 2 :]
+    assert listed[0].startswith('- data: AcceleratorError')
+    assert 'cudaErrorIllegalAddress' in listed[0]
+    assert listed[1] == ''
