@@ -207,10 +207,15 @@ class Suite:
                 watchdog.cancel()
             figures['seconds'] = round(time.perf_counter() - start, 1)
             if torch.cuda.is_available():
-                figures['peak_gpu_memory_gib'] = round(
-                    torch.cuda.max_memory_allocated() / 2**30, 2
-                )
-                torch.cuda.reset_peak_memory_stats()
+                try:
+                    peak = torch.cuda.max_memory_allocated() / 2**30
+                    torch.cuda.reset_peak_memory_stats()
+                except Exception as error:
+                    # A broken GPU may fail even this (CUDA can answer any
+                    # call with the sticky error): the restart must go on.
+                    figures['peak_gpu_memory_gib'] = f'unknown ({type(error).__name__})'
+                else:
+                    figures['peak_gpu_memory_gib'] = round(peak, 2)
             self.results['sections'][name] = figures
             self.results.pop('running', None)
             self.save()

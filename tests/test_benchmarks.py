@@ -717,3 +717,41 @@ def test_gpu_suite_report_keeps_a_cuda_error_in_its_row(
     assert listed[0].startswith('- data: AcceleratorError')
     assert 'cudaErrorIllegalAddress' in listed[0]
     assert listed[1] == ''
+
+
+def test_gpu_suite_broken_gpu_goes_on_in_a_new_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section that leaves the GPU broken ends the process with RESTART, so
+    that gpu_suite.sh runs the sections left in a new one, even though the
+    broken GPU then fails the peak-memory query too (CUDA may answer any call
+    with the sticky error: that error escaped the section and the process
+    ended with status 1, which stops gpu_suite.sh)."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path)])
+    suite = gpu_suite.Suite(tmp_path, args)
+
+    def sticky(*args: object, **kwargs: object) -> int:
+        raise RuntimeError('CUDA error: an illegal memory access was encountered')
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'max_memory_allocated', sticky)
+    monkeypatch.setattr(torch.cuda, 'reset_peak_memory_stats', sticky)
+    monkeypatch.setattr(gpu_suite, 'cuda_broken', lambda: True)
+
+    def breaks_the_gpu() -> None:
+        with suite.section('encoder') as figures:
+            figures['sh_l10_float32_points_per_s'] = 1.0
+            sticky()
+
+    with pytest.raises(SystemExit) as stopped:
+        breaks_the_gpu()
+    assert stopped.value.code == gpu_suite.RESTART
+    saved = json.loads((tmp_path / 'gpu_results.json').read_text())
+    assert saved['broke_gpu'] == 'encoder'
+    assert 'illegal memory access' in saved['errors']['encoder']
+    encoder = saved['sections']['encoder']
+    assert encoder['sh_l10_float32_points_per_s'] == 1.0
+    assert encoder['peak_gpu_memory_gib'].startswith('unknown')
