@@ -1295,25 +1295,32 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def best_rate(figures: dict[str, Any]) -> float | None:
+    """The best images/s per worker or thread among a data section's figures."""
+    rates = [
+        v
+        for k, v in figures.items()
+        if k.endswith(('_per_worker', '_per_thread')) and isinstance(v, int | float)
+    ]
+    return max(rates, default=None)
+
+
 def data_sections(
     suite: Suite, args: argparse.Namespace, root: Path, tmp: Path
 ) -> None:
     """The sections that read the packed dataset at *root*, as asked for."""
     per_worker: float | None = None
     if not suite.pending('data'):  # measured by an earlier process of the run
-        per_worker = suite.results['sections']['data'].get('per_worker_best')
+        # the rates it kept, even if the watchdog stopped it before its
+        # finally below could record the best
+        per_worker = best_rate(suite.results['sections'].get('data', {}))
     if 'data' in args.sections and suite.pending('data'):
         with suite.section('data') as figures:
             try:
                 data_section(figures, args, root)
             finally:
                 # the best rate measured, even when another loader failed
-                rates = [
-                    v
-                    for k, v in figures.items()
-                    if k.endswith(('_per_worker', '_per_thread'))
-                ]
-                per_worker = max(rates, default=None)
+                per_worker = best_rate(figures)
                 if per_worker is not None:
                     figures['per_worker_best'] = per_worker
     if 'train' in args.sections and suite.pending('train'):

@@ -755,3 +755,30 @@ def test_gpu_suite_broken_gpu_goes_on_in_a_new_process(
     encoder = saved['sections']['encoder']
     assert encoder['sh_l10_float32_points_per_s'] == 1.0
     assert encoder['peak_gpu_memory_gib'].startswith('unknown')
+
+
+def test_gpu_suite_train_takes_the_rates_of_a_data_section_stopped_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data section stopped by the watchdog keeps the rates it measured,
+    but not ``per_worker_best`` (written in its ``finally``): the resumed
+    process sized the train section's loaders from ``--per-worker-guess``."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    args = gpu_suite.parse(['--quick', '--out', str(tmp_path), '--sections', 'train'])
+    suite = gpu_suite.Suite(tmp_path, args)
+    suite.results['sections']['data'] = {
+        'geotiff_1_per_worker': 60.0,
+        'packed_2_per_worker': 750.0,
+        'threads_4_per_thread': 410.0,
+        'packed_8_error': 'stopped',
+    }
+    seen: dict[str, Any] = {}
+
+    def train_section(figures: dict[str, Any], *rest: Any) -> None:
+        seen.update(figures)
+
+    monkeypatch.setattr(gpu_suite, 'train_section', train_section)
+    gpu_suite.data_sections(suite, args, tmp_path, tmp_path)
+    assert seen['per_worker_images_per_s'] == 750.0
