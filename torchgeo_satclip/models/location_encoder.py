@@ -20,7 +20,11 @@ from .networks import (
     SirenNet,
     get_network,
 )
-from .positional import POSITIONAL_ENCODINGS, get_positional_encoding
+from .positional import (
+    POSITIONAL_ENCODINGS,
+    _buffers_kept_unrounded,
+    get_positional_encoding,
+)
 from .spherical_harmonics import SphericalHarmonics
 
 __all__ = ['LocationEncoder', 'build_location_encoder']
@@ -29,9 +33,6 @@ __all__ = ['LocationEncoder', 'build_location_encoder']
 #: autocast that layer reads them in the autocast dtype, whatever they are
 #: handed in.
 _LINEAR_FIRST = (SirenNet, FCNet, MLP, SatCLIPMLP, LinearNet)
-
-#: Dtypes that would round the positional encoding's buffers.
-_HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class LocationEncoder(nn.Module):
@@ -100,20 +101,8 @@ class LocationEncoder(nn.Module):
         are kept in float32 instead, as :func:`build_location_encoder` keeps
         them (see :func:`_to_dtype`).
         """
-        before = {
-            name: buffer
-            for name, buffer in self.posenc.named_buffers()
-            if buffer.is_floating_point() and buffer.dtype not in _HALF_DTYPES
-        }
-        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
-        for name, kept in before.items():
-            owner, _, key = name.rpartition('.')
-            module = self.posenc.get_submodule(owner)
-            after = module._buffers[key]
-            if after is not None and after.dtype in _HALF_DTYPES:
-                module._buffers[key] = kept.to(
-                    device=after.device, dtype=compute_dtype(after.dtype)
-                )
+        with _buffers_kept_unrounded(self.posenc):
+            super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         return self
 
     @property

@@ -46,7 +46,8 @@ through which SatCLIP builds every one of these encodings.
 """
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -650,6 +651,38 @@ def equal_earth_projection(lonlat: Tensor) -> Tensor:
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
+@contextmanager
+def _buffers_kept_unrounded(module: nn.Module) -> Iterator[None]:
+    """Keep *module*'s floating buffers out of half dtypes while it is converted.
+
+    Around ``nn.Module._apply`` (``.to``, ``.half()``, ``.bfloat16()``): a
+    buffer the conversion gives float16 or bfloat16 is converted instead from
+    its value before, to float32 (:func:`~torchgeo_satclip.geo.compute_dtype`
+    of a half dtype), on the device the conversion chose. Other conversions
+    (a device, float32, float64) are left as they are.
+
+    Args:
+        module: the module converted inside the ``with`` block.
+
+    Yields:
+        Nothing.
+    """
+    before = {
+        name: buffer
+        for name, buffer in module.named_buffers()
+        if buffer.is_floating_point() and buffer.dtype not in _HALF_DTYPES
+    }
+    yield
+    for name, kept in before.items():
+        owner, _, key = name.rpartition('.')
+        holder = module.get_submodule(owner)
+        after = holder._buffers[key]
+        if after is not None and after.dtype in _HALF_DTYPES:
+            holder._buffers[key] = kept.to(
+                device=after.device, dtype=compute_dtype(after.dtype)
+            )
+
+
 class RandomFourierFeatures(nn.Module):
     """GeoCLIP's location features: Equal Earth, then Gaussian random Fourier features.
 
@@ -745,10 +778,8 @@ class RandomFourierFeatures(nn.Module):
         would round the frequency matrices; they are converted to float32
         instead (``forward`` computes the phases in float64 anyway).
         """
-        kept = self.b
-        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
-        if self.b.dtype in _HALF_DTYPES:
-            self.b = kept.to(device=self.b.device, dtype=torch.float32)
+        with _buffers_kept_unrounded(self):
+            super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         return self
 
     def forward(self, lonlat: Tensor) -> Tensor:
