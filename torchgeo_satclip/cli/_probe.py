@@ -2,7 +2,7 @@
 
 import argparse
 import sys
-from collections.abc import Callable
+from functools import partial
 
 from . import _common
 from ._common import Subparsers, shown
@@ -170,15 +170,6 @@ def csv_tasks(specs: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _to_stderr(write: Callable[..., None]) -> Callable[[str], None]:
-    """A progress callback writing its line to stderr, above the bar."""
-
-    def progress(line: str) -> None:
-        write(line, file=sys.stderr)
-
-    return progress
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the probes: :func:`~torchgeo_satclip.evaluation.probe_report`.
 
@@ -218,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         map_resolution=args.map_resolution,
         references=args.references,
-        progress=None if args.quiet else _to_stderr(tqdm.write),
+        progress=None if args.quiet else partial(tqdm.write, file=sys.stderr),
         progress_bar=not args.quiet,
         overwrite=args.overwrite,
     )
