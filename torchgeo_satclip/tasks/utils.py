@@ -23,6 +23,7 @@ from ..models import (
     LocationEncoder,
     LocationSource,
     RandomFourierFeatures,
+    build_location_encoder,
     location_encoder_hyper_parameters,
     satclip_location_encoder,
 )
@@ -129,13 +130,10 @@ class LocationEncoderArgs:
         )
 
 
-#: The location-encoder factory's own keywords, which
-#: ``positional_encoding_kwargs`` must not set (they went to the factory
-#: beside the task's value, a ``TypeError`` naming neither, or were taken as
-#: the factory's own: ``validate: false`` switched the point checks off), and
-#: the task argument that sets each (None: no task argument, as for
-#: ``validate``, which no positional encoding takes).
-_ENCODER_ARGUMENTS: dict[str, str | None] = {
+#: The task argument that sets each keyword of the location-encoder factory
+#: that has one; the factory's other keywords (``dtype``, ``validate``,
+#: ``root``, ``progress``) the task sets itself, or leaves.
+_TASK_ARGUMENTS: dict[str, str] = {
     'weights': 'location_weights',
     'positional_encoding': 'positional_encoding',
     'network': 'location_network',
@@ -144,11 +142,20 @@ _ENCODER_ARGUMENTS: dict[str, str | None] = {
     'capacity': 'capacity',
     'num_hidden_layers': 'num_hidden_layers',
     'dropout': 'location_dropout',
-    'dtype': None,
-    'validate': None,
-    'root': None,
-    'progress': None,
 }
+
+#: The location-encoder factory's own keywords (of
+#: :func:`~torchgeo_satclip.models.satclip_location_encoder` and the
+#: :func:`~torchgeo_satclip.models.build_location_encoder` it calls), which
+#: ``positional_encoding_kwargs`` must not set: they went to the factory
+#: beside the task's value (a ``TypeError`` naming neither), or were taken as
+#: the factory's own (``validate: false`` switched the point checks off).
+_ENCODER_KEYWORDS = frozenset(
+    parameter.name
+    for factory in (satclip_location_encoder, build_location_encoder)
+    for parameter in inspect.signature(factory).parameters.values()
+    if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+)
 
 
 def _positional_encoding_kwargs(kwargs: Any) -> dict[str, Any]:
@@ -162,7 +169,7 @@ def _positional_encoding_kwargs(kwargs: Any) -> dict[str, Any]:
 
     Raises:
         ValueError: if *kwargs* is not a mapping, or sets one of
-            :data:`_ENCODER_ARGUMENTS`; the message names the key, its value
+            :data:`_ENCODER_KEYWORDS`; the message names the key, its value
             and the task argument to use instead.
     """
     if kwargs is None:
@@ -173,9 +180,9 @@ def _positional_encoding_kwargs(kwargs: Any) -> dict[str, Any]:
             f'values, not {kwargs!r} ({type(kwargs).__name__})'
         )
     for key, value in kwargs.items():
-        if key not in _ENCODER_ARGUMENTS:
+        if key not in _ENCODER_KEYWORDS:
             continue
-        argument = _ENCODER_ARGUMENTS[key]
+        argument = _TASK_ARGUMENTS.get(key)
         fix = (
             f'the task argument {argument} sets it: give it as {argument}, not '
             'in positional_encoding_kwargs'
