@@ -17,11 +17,12 @@ PACKAGE = 'torchgeo_satclip'
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 #: Floors, bottom first. A part may import parts of lower floors only.
-#: ``_io``, ``_errors``, ``_checks``, ``_lazy`` and ``_compat`` are the
-#: package's own plumbing (atomic writes, the base of errors whose message
+#: ``_io``, ``_errors``, ``_checks``, ``_lazy``, ``_compat`` and ``_nn`` are
+#: the package's own plumbing (atomic writes, the base of errors whose message
 #: says everything, argument checks, lazy re-exports, the torchgeo 0.8/0.10
-#: differences); ``geo`` knows points and maps, nothing else.
-PLUMBING = ('_io', '_errors', '_checks', '_lazy', '_compat')
+#: differences, a caller's module borrowed in eval mode); ``geo`` knows points
+#: and maps, nothing else.
+PLUMBING = ('_io', '_errors', '_checks', '_lazy', '_compat', '_nn')
 FLOORS: tuple[tuple[str, ...], ...] = (
     (*PLUMBING, 'geo'),
     ('models', 'datasets'),

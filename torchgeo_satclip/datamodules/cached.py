@@ -44,8 +44,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence, Sized
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence, Sized
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .._io import atomic_write, remove_stale_temporaries
+from .._nn import evaluating
 from ..datasets import S2100K
 from ..datasets.s2_100k_files import DATES_FILE, sha256_file
 from .s2_100k import S2100KDataModule, _dataset_lonlat
@@ -329,40 +330,11 @@ def build_feature_cache(
 
     remove_stale_temporaries(path)
     if isinstance(extractor, nn.Module):
-        with _evaluating(extractor):
+        with evaluating(extractor):
             atomic_write(path, write)
     else:
         atomic_write(path, write)
     return path
-
-
-@contextmanager
-def _evaluating(
-    module: nn.Module, device: torch.device | None = None
-) -> Iterator[None]:
-    """Run *module* in eval mode (on *device*), then put it back as it was.
-
-    On leaving (after an error too), every submodule gets its own training
-    flag back and, when *device* is given, the module goes back to the device
-    of its first parameter (the CPU without one).
-
-    Args:
-        module: the feature extractor.
-        device: where to run it; None leaves it where it is.
-    """
-    modes = [(part, part.training) for part in module.modules()]
-    param = next(module.parameters(), None)
-    home = param.device if param is not None else torch.device('cpu')
-    if device is not None:
-        module.to(device)
-    module.eval()
-    try:
-        yield
-    finally:
-        if device is not None:
-            module.to(home)
-        for part, training in modes:
-            part.training = training
 
 
 def _write_text(path: str, text: str) -> None:
@@ -895,7 +867,7 @@ class CachedFeatureDataModule(S2100KDataModule):
             k: v.to(device) if isinstance(v, Tensor) else v
             for k, v in default_collate([dataset[0]]).items()
         }
-        with _evaluating(extractor, device), torch.no_grad():
+        with evaluating(extractor, device), torch.no_grad():
             batch = cast(nn.Module, self.aug).to(device)(batch)
             computed = extractor(dihedral_view(batch['image'], 0))
         computed = computed.detach().float().cpu().reshape(-1)
@@ -925,7 +897,7 @@ class CachedFeatureDataModule(S2100KDataModule):
     ) -> None:
         """Run *extractor* over *dataset* (a module in eval mode on *device*)."""
         with (
-            _evaluating(extractor, device)
+            evaluating(extractor, device)
             if isinstance(extractor, nn.Module)
             else nullcontext()
         ):

@@ -16,12 +16,9 @@ the processor's cache; the chunks go to the writer as they are.
 """
 
 import inspect
-import itertools
 import math
 import os
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
@@ -33,6 +30,7 @@ from tqdm import tqdm
 
 from .._checks import check_int
 from .._io import atomic_path, no_room, remove_stale_temporaries
+from .._nn import evaluating
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
 from .points import EmbedError, InputError, PointBatch, PointSource
 from .read import check_input, open_points, read_points
@@ -161,36 +159,6 @@ def _device(device: str | torch.device | None) -> torch.device:
     elif dev.type not in ('cpu', 'cuda', 'mps'):
         raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev
-
-
-@contextmanager
-def _evaluating(encoder: nn.Module, device: torch.device) -> Iterator[nn.Module]:
-    """The caller's encoder on ``device`` in eval mode, put back afterwards.
-
-    On leaving (after an error too) the encoder goes back to the device its
-    weights were on (unless they were on several) and every module gets its
-    own training flag back.
-
-    Args:
-        encoder: the encoder.
-        device: where to run it.
-
-    Yields:
-        The encoder, on ``device``, in eval mode.
-    """
-    modes = [(module, module.training) for module in encoder.modules()]
-    homes = {t.device for t in itertools.chain(encoder.parameters(), encoder.buffers())}
-    encoder.to(device)
-    encoder.eval()
-    try:
-        yield encoder
-    finally:
-        if len(homes) == 1:
-            (home,) = homes
-            if home != device:
-                encoder.to(home)
-        for module, mode in modes:
-            module.training = mode
 
 
 def _first_non_finite(piece: np.ndarray, columns: bool) -> int | None:
@@ -443,7 +411,7 @@ def _run(encoder: LocationEncoder, job: _Job, progress: bool) -> EmbedResult:
     _clashes(source, suffix, options)
     remove_stale_temporaries(output_path)
     with (
-        _evaluating(encoder, dev),
+        evaluating(encoder, dev),
         atomic_path(output_path, f'.tmp{suffix}') as tmp,
         tqdm(
             total=source.estimate, unit='pt', disable=not progress, desc='embedding'
@@ -659,7 +627,7 @@ def nearest_neighbours(
     if len(names) < 2:
         return []
     device = next(encoder.parameters()).device
-    with torch.no_grad(), _evaluating(encoder, device):
+    with torch.no_grad(), evaluating(encoder, device):
         emb = encoder(torch.cat(coords).to(device)).double().cpu()
     emb = nn.functional.normalize(emb, dim=1)
     similarity = emb @ emb.T
