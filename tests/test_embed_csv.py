@@ -6,6 +6,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -246,7 +247,7 @@ IDENT = st.text(
 def test_valid_files_read_back_exactly(
     tmp_path: Path,
     rows: list[tuple[str, float, float]],
-    quoting: int,
+    quoting: Literal[0, 1, 2, 3],
     newline: str,
 ) -> None:
     """Any table Python's csv writes is read back exactly, quotes or not."""
@@ -285,3 +286,20 @@ def test_the_garbage_collector_runs_between_batches(tmp_path: Path) -> None:
     next(abandoned)
     del abandoned
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize('line', ['""', '" "', '"\t "'])
+def test_a_quoted_empty_value_is_not_a_blank_line(line: str, tmp_path: Path) -> None:
+    """A line of one quoted value is a row of one field, not a blank line.
+
+    Python's csv writes a row of one empty value as ``""`` precisely so that
+    it reads back as a row; under a header of three columns it is a row with
+    too few fields, which must be refused, not skipped as if it were blank.
+    """
+    path = tmp_path / 'points.csv'
+    path.write_text(f'id,lon,lat\na,1,2\n{line}\nb,3,4\n')
+    with pytest.raises(
+        InputError, match=r'points\.csv, line 3: 1 field where the header has 3'
+    ):
+        read_all(path)
+    assert count_points(path) == 3  # a record, counted like the others

@@ -168,9 +168,21 @@ def _not_utf8(path: Path, offset: int, found: bytes) -> None:
     raise InputError(f'{path}, line {line}: not UTF-8 text{what}{hint}')
 
 
-def _is_blank(row: list[str]) -> bool:
-    """An empty line, or one of only spaces and tabs."""
-    return not row or (len(row) == 1 and set(row[0]) <= _BLANK)
+def _is_blank(row: list[str], line: str) -> bool:
+    """An empty line, or one of only spaces and tabs.
+
+    Args:
+        row: a record as the csv module splits it.
+        line: the physical line it was read from (the last, for a record
+            over several lines).
+
+    Returns:
+        Whether the record is a blank line. A quoted value (``""``, ``" "``)
+        is a field, so a line of one is a record of one field, not blank
+        (the csv module gives the line ``" "`` the row of the line ``' '``:
+        only the line tells them apart).
+    """
+    return not row or (len(row) == 1 and set(row[0]) <= _BLANK and '"' not in line)
 
 
 def _other_delimiter(header: str) -> str | None:
@@ -248,7 +260,15 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         InputError: for malformed CSV, naming the line.
     """
     with path.open(encoding='utf-8-sig', errors='surrogateescape', newline='') as f:
-        reader = csv.reader(f, strict=True)
+        last = ''
+
+        def lines() -> Iterator[str]:
+            nonlocal last
+            for text in f:
+                last = text
+                yield text
+
+        reader = csv.reader(lines(), strict=True)
         start = 1
         while True:
             try:
@@ -258,7 +278,7 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             except csv.Error as error:
                 raise _csv_error(path, start, error) from None
             line, start = start, reader.line_num + 1
-            if not _is_blank(row):
+            if not _is_blank(row, last):
                 yield line, row
 
 
