@@ -303,3 +303,59 @@ def test_a_quoted_empty_value_is_not_a_blank_line(line: str, tmp_path: Path) -> 
     ):
         read_all(path)
     assert count_points(path) == 3  # a record, counted like the others
+
+
+@pytest.mark.parametrize(
+    ('content', 'message'),
+    [
+        (
+            '# points of 2024\nid,lon,lat\na,1,2\n',
+            r"points\.csv: no column 'lon'; columns are \['# points of 2024'\] "
+            r"\(the header line starts with '#': comment lines are not supported; "
+            r'remove them, so that the first line names the columns\)$',
+        ),
+        (
+            '#made by a tool, v2\nid,lon,lat\na,1,2\n',
+            r"no column 'lon'.*\(the header line starts with '#'",
+        ),
+        (
+            '2.35,48.86\n-74.0,40.7\n',
+            r"points\.csv: no column 'lon'; columns are \['2\.35', '48\.86'\] "
+            r'\(the header line looks like data, not column names: the first '
+            r'line must name the columns, for example id,lon,lat\)$',
+        ),
+        (
+            'Paris,2.35,48.86\nRome,12.5,41.9\n',
+            r"no column 'lon'.*\(the header line looks like data",
+        ),
+        (
+            '0,0\n1,1\n',
+            r"points\.csv, line 1: column name '0' appears twice in the header "
+            r'\(columns 1 and 2\); names must be unique \(the header line looks '
+            r'like data',
+        ),
+        (
+            ',2.35,48.86\n',
+            r'points\.csv, line 1: column 1 of the header has no name \(the header '
+            r'line looks like data',
+        ),
+        (
+            'id,lon,lat\na,1,2\n# a note\nb,3,4\n',
+            r'points\.csv, line 3: 1 field where the header has 3; the line starts '
+            r"with '#': comment lines are not supported, remove it$",
+        ),
+        (
+            'id,lon,lat\n"a",1,2\n# a note, here\nb,3,4\n',
+            r'points\.csv, line 3: 2 fields where the header has 3; the line starts '
+            r"with '#'",
+        ),
+    ],
+)
+def test_no_header_or_a_comment_line_is_named(
+    content: str, message: str, tmp_path: Path
+) -> None:
+    """A file without a header line, or with comments, is refused saying so."""
+    path = tmp_path / 'points.csv'
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        read_all(path)

@@ -14,7 +14,9 @@ included):
   comma) or by tabs is refused saying so;
 * a header line of unique, non-empty column names; one trailing comma on
   every line (``id,lon,lat,``) is allowed and makes no column, as long as the
-  values after it are empty on every line;
+  values after it are empty on every line; there are no comment lines (a
+  header that starts with ``#`` or looks like a row of numbers is refused
+  saying so, and so is a row that starts with ``#``);
 * every other line has exactly as many fields as the header; blank lines
   (empty, or only spaces and tabs) are skipped, wherever they are;
 * no field longer than :data:`FIELD_LIMIT` characters;
@@ -223,6 +225,29 @@ def _delimiter_hint(looks: str) -> str:
     )
 
 
+def _header_hint(names: Sequence[str]) -> str | None:
+    """Why a header line looks like no header at all: a comment, or data.
+
+    Args:
+        names: the header's column names.
+
+    Returns:
+        What to do when the first name starts with ``#`` (a comment line) or
+        two names or more are numbers (a first row of data), else None.
+    """
+    if names and names[0].lstrip(' \t').startswith('#'):
+        return (
+            "the header line starts with '#': comment lines are not supported; "
+            'remove them, so that the first line names the columns'
+        )
+    if sum(number_error(name) is None for name in names) >= 2:
+        return (
+            'the header line looks like data, not column names: the first line '
+            'must name the columns, for example id,lon,lat'
+        )
+    return None
+
+
 def _first_line(path: Path) -> tuple[int, str]:
     """The first line that is not blank, and its number (``(0, '')`` if none)."""
     with path.open(encoding='utf-8-sig', errors='replace', newline='') as f:
@@ -350,14 +375,18 @@ def read_csv_header(path: Path) -> CsvHeader:
     columns = names[:-1] if trailing else names
     seen: dict[str, int] = {}
     for number, name in enumerate(columns, 1):
+        problem = None
         if not name.strip():
-            raise InputError(
-                f'{path}, line {line}: column {number} of the header has no name'
+            problem = f'column {number} of the header has no name'
+        elif name in seen:
+            problem = (
+                f'column name {name!r} appears twice in the header (columns '
+                f'{seen[name]} and {number}); names must be unique'
             )
-        if name in seen:
+        if problem is not None:
+            hint = _header_hint(columns)
             raise InputError(
-                f'{path}, line {line}: column name {name!r} appears twice in the '
-                f'header (columns {seen[name]} and {number}); names must be unique'
+                f'{path}, line {line}: {problem}' + (f' ({hint})' if hint else '')
             )
         seen[name] = number
     return CsvHeader(tuple(names), trailing, line)
@@ -392,7 +421,11 @@ def missing_column(
             hint = f' (did you mean {column!r}? names are case-sensitive)'
             break
     else:
-        other = delimiter_hint(columns) if comma_separated else None
+        other = (
+            delimiter_hint(columns) or _header_hint(columns)
+            if comma_separated
+            else None
+        )
         if other is not None:
             hint = f' ({other})'
     return InputError(f'{path}: no column {name!r}; columns are {list(columns)}{hint}')
@@ -610,6 +643,11 @@ class CsvPoints(PointSource):
                     hint = '; a trailing comma on this line but not on the header?'
             elif len(row) == width - 1 and self.header.trailing_comma:
                 hint = '; the header ends with a comma but this line does not'
+            if row[0].lstrip(' \t').startswith('#'):
+                hint = (
+                    "; the line starts with '#': comment lines are not supported, "
+                    'remove it'
+                )
             fields = 'field' if len(row) == 1 else 'fields'
             return f'{len(row)} {fields} where the header has {width}{hint}'
         if max(map(len, row)) > FIELD_LIMIT:
