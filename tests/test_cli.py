@@ -4,6 +4,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -53,10 +54,27 @@ def test_embed_help_explains_every_option(capsys: pytest.CaptureFixture[str]) ->
     ]:
         assert option in text
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == 'command')
     for name in ('embed', 'probe'):
-        for action in sub.choices[name]._actions:
+        for action in subcommand(parser, name)._actions:
             assert action.help, f'{name} {action.dest} has no help'
+
+
+def test_embed_help_names_what_the_code_accepts() -> None:
+    """Every input and output suffix, and both coordinate ranges refused."""
+    from torchgeo_satclip.embed.read import INPUT_FORMATS
+    from torchgeo_satclip.embed.write import OUTPUT_FORMATS
+
+    embed = subcommand(build_parser(), 'embed')
+    helps = {a.dest: str(a.help) for a in embed._actions}
+    for suffix in INPUT_FORMATS:
+        assert re.search(rf'{re.escape(suffix)}\b', helps['input']), suffix
+    for suffix in OUTPUT_FORMATS:
+        assert re.search(rf'{re.escape(suffix)}\b', helps['output']), suffix
+    description = ' '.join(str(embed.description).split())
+    assert 'longitudes outside [-180, 180]' in description
+    assert 'latitudes outside [-90, 90]' in description
+    assert 'row (Parquet)' in description
+    assert 'feature (GeoJSON)' in description
 
 
 def test_embed_csv_to_parquet_round_trip(points_csv: Path, tmp_path: Path) -> None:
@@ -147,6 +165,7 @@ HEAVY = ('torch', 'torchgeo', 'lightning', 'numpy', 'torchvision', 'timm')
 
 def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     sub = next(a for a in parser._actions if a.dest == 'command')
+    assert isinstance(sub.choices, dict)
     choice: argparse.ArgumentParser = sub.choices[name]
     return choice
 
@@ -412,7 +431,7 @@ def test_embed_random_encoder_options_still_apply(
     def embed(name: str, *extra: str) -> np.ndarray:
         out = tmp_path / f'{name}.npy'
         assert main(['embed', str(points_csv), str(out), '--quiet', *extra]) == 0
-        return np.load(out)
+        return np.asarray(np.load(out))
 
     default = embed('default')
     explicit = embed('explicit', '--weights', 'random', '--legendre-polys', '10')

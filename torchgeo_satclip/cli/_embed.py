@@ -22,17 +22,19 @@ BUILD_ENCODER = StaticSignature(
 
 DESCRIPTION = (
     'Embed every (longitude, latitude) point of INPUT with a SatCLIP location '
-    'encoder and write OUTPUT: .parquet (other input columns kept, then lon, '
+    'encoder and write OUTPUT: .parquet/.pq (other input columns kept, then lon, '
     'lat and the embedding as float32 emb_0..emb_{D-1} columns or, with '
     '--layout list, one fixed-size list column "embedding"), .csv (same '
     'columns) or .npy (float32 (N, D) array, input order). Streams in '
     'batches (memory bounded by --batch-size), uses the GPU when available, '
     'never replaces an existing OUTPUT without --overwrite, and writes to a '
     'temporary file renamed when complete (the temporaries of a killed run '
-    'are removed by the next). A bad row is reported with its line number; '
-    'latitudes outside [-90, 90] are refused, with a hint when the longitude '
-    'and latitude columns look swapped. CSV: UTF-8, a header line of unique '
-    'names, the same number of fields on every line, plain decimal numbers.'
+    'are removed by the next). A bad row is refused naming its line (CSV), '
+    'row (Parquet) or feature (GeoJSON) and the value: longitudes outside '
+    '[-180, 180] and latitudes outside [-90, 90] are refused, with a hint when '
+    'the longitude and latitude columns look swapped. CSV: UTF-8, a header '
+    'line of unique names, the same number of fields on every line, plain '
+    'decimal numbers.'
 )
 
 
@@ -60,11 +62,11 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         'input',
         help=(
-            'points: .csv (header line), .parquet, or .geojson/.json (a '
+            'points: .csv (header line), .parquet/.pq, or .geojson/.json (a '
             'FeatureCollection of Points; properties are kept)'
         ),
     )
-    parser.add_argument('output', help='output file: .parquet, .csv or .npy')
+    parser.add_argument('output', help='output file: .parquet/.pq, .csv or .npy')
     weights = EMBED_POINTS.default('weights')
     parser.add_argument(
         '--weights',
