@@ -359,3 +359,22 @@ def test_no_header_or_a_comment_line_is_named(
     path.write_text(content)
     with pytest.raises(InputError, match=message):
         read_all(path)
+
+
+@pytest.mark.parametrize('quote', ['', '"'])
+def test_two_trailing_commas_under_a_header_with_one(
+    quote: str, tmp_path: Path
+) -> None:
+    """The hint for one comma too many at the end names what is there.
+
+    The header ends with a comma, so the hint must not ask whether it does not.
+    """
+    path = tmp_path / 'points.csv'
+    path.write_text(f'id,lon,lat,\n{quote}a{quote},1,2,\nb,3,4,,\n')
+    with pytest.raises(InputError) as raised:
+        read_all(path)
+    message = str(raised.value)
+    assert message.endswith(
+        'points.csv, line 3: 5 fields where the header has 4; the line ends '
+        'with two commas, the header with one'
+    ), message

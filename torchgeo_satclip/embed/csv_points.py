@@ -640,7 +640,11 @@ class CsvPoints(PointSource):
                     'number: write 12.5)'
                 )
                 if len(row) == width + 1 and row[-1] == '':
-                    hint = '; a trailing comma on this line but not on the header?'
+                    hint = (
+                        '; the line ends with two commas, the header with one'
+                        if self.header.trailing_comma
+                        else '; a trailing comma on this line but not on the header?'
+                    )
             elif len(row) == width - 1 and self.header.trailing_comma:
                 hint = '; the header ends with a comma but this line does not'
             if row[0].lstrip(' \t').startswith('#'):
