@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import torch
 from torch import Tensor
 
-from .._checks import check_dtype, check_int, check_name, check_real
+from .._checks import check_dtype, check_flag, check_int, check_name, check_real
 from .._lazy import lazy_exports
 from ._file_kinds import sniff_checkpoint
 from .geoclip import (
@@ -961,6 +961,7 @@ def satclip_location_encoder(
     *,
     dtype: torch.dtype = torch.float64,
     dropout: float | None = None,
+    validate: bool | None = None,
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
     **architecture: Any,
@@ -992,6 +993,12 @@ def satclip_location_encoder(
             :func:`load_location_encoder` gives it (None: what a task
             checkpoint records, else 0.5); a new encoder as
             :func:`build_location_encoder` (None: 0.5).
+        validate: check every input point (see :class:`LocationEncoder`)
+            of a loaded or built encoder; None: the default, True. Not an
+            architecture argument: ``validate=False`` turns the checks off
+            on loaded weights too (for ``torch.compile(fullgraph=True)``,
+            ``torch.export`` or a hot loop of known-good points). It
+            changes no weight and no output for valid points.
         root: where released checkpoints are cached (default: the torch hub
             cache), as :func:`load_location_encoder`'s; for weights named by
             a :class:`SatCLIPWeights` member or name only.
@@ -1005,19 +1012,23 @@ def satclip_location_encoder(
         The location encoder.
 
     Raises:
-        ValueError: if ``dropout`` is not None and ``weights`` is a
-            :class:`LocationEncoder` (returned as it is, so its dropout
-            cannot be chosen here), ``dropout`` is not a finite real number
-            in [0, 1), architecture arguments come with ``weights`` (they
+        ValueError: if ``dropout`` or ``validate`` is not None and
+            ``weights`` is a :class:`LocationEncoder` (returned as it is, so
+            neither can be chosen here), ``dropout`` is not a finite real
+            number in [0, 1), ``validate`` is not None, True or False,
+            architecture arguments come with ``weights`` (they
             would be ignored), or ``root`` comes without ``weights`` (a new
             encoder downloads nothing). ``progress`` without a download is
             ignored, as by torchvision's builders.
     """
+    if validate is not None:
+        check_flag('validate', validate)
     if weights is not None and architecture:
         raise ValueError(
             f'architecture arguments ({", ".join(sorted(architecture))}) are for a '
             'new encoder (weights=None): the weights bring their own '
-            'architecture; pass only weights, dtype, dropout, root or progress'
+            'architecture; pass only weights, dtype, dropout, validate, root or '
+            'progress'
         )
     if isinstance(weights, LocationEncoder):
         if dropout is not None:
@@ -1025,6 +1036,12 @@ def satclip_location_encoder(
                 f'dropout={dropout!r} cannot be applied to a LocationEncoder '
                 'passed as weights: it is returned as it is; build it with '
                 'that dropout, or pass its checkpoint or state dict instead'
+            )
+        if validate is not None:
+            raise ValueError(
+                f'validate={validate!r} cannot be applied to a LocationEncoder '
+                'passed as weights: it is returned as it is; set its '
+                f'attribute instead (encoder.validate = {validate!r})'
             )
         return weights
     if weights is None:
@@ -1036,7 +1053,12 @@ def satclip_location_encoder(
             )
         if dropout is not None:
             architecture['dropout'] = dropout
+        if validate is not None:
+            architecture['validate'] = validate
         return build_location_encoder(dtype=dtype, **architecture)
-    return load_location_encoder(
+    encoder = load_location_encoder(
         weights, dtype=dtype, root=root, progress=progress, dropout=dropout
     )
+    if validate is not None:
+        encoder.validate = validate
+    return encoder
