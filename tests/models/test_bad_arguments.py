@@ -269,3 +269,52 @@ def test_valid_arguments_still_build() -> None:
 
     build_location_encoder(legendre_polys=np.int64(3), dropout=np.float64(0.99))
     get_positional_encoding('grid', min_radius=2, max_radius=2)  # equal radii
+
+
+#: get_network's common arguments that some networks do not use, with a bad
+#: value of each and the message fragment.
+IGNORED: list[tuple[str, Any, str]] = [
+    ('dim_hidden', True, 'dim_hidden must be an integer, got True'),
+    ('dim_hidden', 0, 'dim_hidden must be a positive integer, got 0'),
+    ('num_layers', -3, 'num_layers must be a positive integer, got -3'),
+    ('num_layers', 2.5, 'num_layers must be an integer, got 2.5'),
+    ('dropout', 7, 'dropout must be in [0, 1), got 7'),
+    ('dropout', 'x', "dropout must be a real number, got 'x'"),
+]
+IGNORED_CASES = [
+    (network, *case)
+    for network in sorted(NETWORKS)
+    for case in IGNORED
+    # the arguments each network ignores: linear has no hidden layer, fcnet
+    # a fixed depth, and mlp, linear and geoclip have no dropout
+    if (network, case[0])
+    in {
+        ('linear', 'dim_hidden'),
+        ('linear', 'num_layers'),
+        ('fcnet', 'num_layers'),
+        ('mlp', 'dropout'),
+        ('linear', 'dropout'),
+        ('geoclip', 'dropout'),
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ('network', 'argument', 'value', 'fragment'),
+    IGNORED_CASES,
+    ids=[f'{case[0]}-{case[1]}={case[2]!r}' for case in IGNORED_CASES],
+)
+def test_get_network_refuses_bad_ignored_arguments(
+    network: str, argument: str, value: Any, fragment: str
+) -> None:
+    """An argument a network does not use is still checked, as by the builder."""
+    kwargs: dict[str, Any] = {'dim_in': 6, 'dim_hidden': 5, 'dim_out': 3}
+    kwargs[argument] = value
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        get_network(network, **kwargs)
+
+
+@pytest.mark.parametrize('network', sorted(NETWORKS))
+def test_get_network_ignored_arguments_with_good_values_build(network: str) -> None:
+    net = get_network(network, 6, dim_hidden=5, dim_out=3, num_layers=1, dropout=0.0)
+    assert net(torch.zeros(2, 6)).shape == (2, 3)

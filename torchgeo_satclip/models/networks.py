@@ -559,7 +559,11 @@ def get_network(
         The network.
 
     Raises:
-        ValueError: if ``name`` is unknown.
+        ValueError: if ``name`` is unknown, or an argument is of the wrong
+            type or out of range, including one that network ignores (a
+            mistake in the caller's configuration all the same, as
+            :func:`~torchgeo_satclip.models.build_location_encoder` refuses
+            it); the message names the argument and the value.
     """
     cls = lookup(NETWORKS, name, 'network')
     offered = {
@@ -569,8 +573,16 @@ def get_network(
         'num_layers': num_layers,
         'dropout': dropout,
     }
-    # Each class takes the subset of the common arguments it has a use for.
+    # Each class takes the subset of the common arguments it has a use for,
+    # and checks it; the others are checked here, or they would pass unseen.
     accepted = inspect.signature(cls).parameters
+    ignored = set(offered) - set(accepted)
+    if 'dim_hidden' in ignored:
+        _check_positive(dim_hidden=dim_hidden)
+    if 'num_layers' in ignored:
+        _check_positive(num_layers=num_layers)
+    if 'dropout' in ignored:
+        _check_dropout(dropout)
     return cls(**{key: value for key, value in offered.items() if key in accepted})
 
 
