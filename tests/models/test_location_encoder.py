@@ -57,6 +57,48 @@ def test_mismatched_parts() -> None:
 
 
 @pytest.mark.parametrize(
+    'nnet',
+    [
+        torch.nn.Linear(10, 4),
+        torch.nn.Sequential(
+            torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)
+        ),
+    ],
+    ids=['Linear', 'Sequential'],
+)
+def test_mismatched_plain_torch_network(nnet: torch.nn.Module) -> None:
+    """A torch network without dim_in is checked by its first linear layer."""
+    with pytest.raises(ValueError, match=r'expects 10 input features.*produces 9'):
+        LocationEncoder(SphericalHarmonics(3), nnet)
+
+
+@pytest.mark.parametrize(
+    'nnet',
+    [
+        torch.nn.Linear(9, 4),
+        torch.nn.Sequential(
+            torch.nn.Linear(9, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)
+        ),
+    ],
+    ids=['Linear', 'Sequential'],
+)
+def test_plain_torch_network_embed_dim(nnet: torch.nn.Module) -> None:
+    encoder = LocationEncoder(SphericalHarmonics(3), nnet.double())
+    assert encoder.embed_dim == 4
+    points = torch.tensor([[2.35, 48.86]], dtype=torch.float64)
+    assert encoder(points).shape == (1, encoder.embed_dim)
+
+
+def test_embed_dim_of_a_network_of_unknown_width() -> None:
+    nnet = torch.nn.Sequential(torch.nn.Linear(9, 4), torch.nn.Tanh())
+    encoder = LocationEncoder(SphericalHarmonics(3), nnet)
+    # Not an AttributeError: nn.Module.__getattr__ would replace its message
+    # with "'LocationEncoder' object has no attribute 'embed_dim'".
+    with pytest.raises(TypeError, match=r'embedding size of the network Sequential'):
+        encoder.embed_dim  # noqa: B018
+
+
+@pytest.mark.parametrize(
     ('lonlat', 'match'),
     [
         (

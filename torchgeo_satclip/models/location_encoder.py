@@ -2,7 +2,7 @@
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +65,10 @@ class LocationEncoder(nn.Module):
 
         Args:
             posenc: positional encoding with an ``embedding_dim`` attribute.
-            nnet: network whose input size is ``posenc.embedding_dim``.
+            nnet: network whose input size is ``posenc.embedding_dim``
+                (checked where it can be read: the network's ``dim_in``, or
+                the ``in_features`` of a plain ``nn.Linear`` or of the first
+                layer of an ``nn.Sequential``).
             validate: check every input with
                 :func:`~torchgeo_satclip.geo.validate_lonlat` (one host
                 synchronisation per call; turn off in hot training loops whose
@@ -81,8 +84,8 @@ class LocationEncoder(nn.Module):
         super().__init__()
         check_flag('validate', validate)
         dim = getattr(posenc, 'embedding_dim', None)
-        dim_in = getattr(nnet, 'dim_in', dim)
-        if dim is not None and dim_in != dim:
+        dim_in = _network_width(nnet, 'in')
+        if dim is not None and dim_in is not None and dim_in != dim:
             raise ValueError(
                 f'network expects {dim_in} input features but the positional '
                 f'encoding produces {dim}'
@@ -114,8 +117,24 @@ class LocationEncoder(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        """Size of the output embedding."""
-        return int(self.nnet.dim_out)  # type: ignore[arg-type]
+        """Size of the output embedding.
+
+        The network's ``dim_out``, else the output width of a network that is,
+        or ends with, an ``nn.Linear``.
+
+        Raises:
+            TypeError: if the network has neither (not an ``AttributeError``,
+                which ``nn.Module`` would turn into "no attribute
+                'embed_dim'").
+        """
+        width = _network_width(self.nnet, 'out')
+        if width is None:
+            raise TypeError(
+                f'cannot tell the embedding size of the network '
+                f'{type(self.nnet).__name__}: give it a dim_out attribute (the '
+                'width of its output), or end it with an nn.Linear'
+            )
+        return width
 
     def forward(self, lonlat: Tensor) -> Tensor:
         """Embed points.
@@ -166,6 +185,24 @@ class LocationEncoder(nn.Module):
         ):
             return torch.get_autocast_dtype(device)
         return dtype
+
+
+def _network_width(nnet: nn.Module, side: Literal['in', 'out']) -> int | None:
+    """The input (``'in'``) or output (``'out'``) width of *nnet*, if known.
+
+    The network's ``dim_in`` or ``dim_out`` (every network of this package
+    has both); else, for a plain ``nn.Linear`` or an ``nn.Sequential`` that
+    starts (``'in'``) or ends (``'out'``) with one, that layer's
+    ``in_features`` or ``out_features``; else None.
+    """
+    own = getattr(nnet, f'dim_{side}', None)
+    if own is not None:
+        return int(own)
+    if isinstance(nnet, nn.Sequential) and len(nnet):
+        nnet = nnet[0 if side == 'in' else -1]
+    if isinstance(nnet, nn.Linear):
+        return nnet.in_features if side == 'in' else nnet.out_features
+    return None
 
 
 def build_location_encoder(
