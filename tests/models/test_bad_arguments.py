@@ -117,6 +117,16 @@ def test_unknown_encoding_argument(name: str, argument: str) -> None:
         build_location_encoder(positional_encoding=name, **{argument: 1})
 
 
+@pytest.mark.parametrize('name', sorted(POSITIONAL_ENCODINGS))
+def test_get_positional_encoding_unknown_argument(name: str) -> None:
+    """The same ValueError as the builder's, not Python's TypeError."""
+    with pytest.raises(
+        ValueError,
+        match=f"positional encoding '{name}' takes no argument 'foo'; it takes",
+    ):
+        get_positional_encoding(name, foo=1)
+
+
 MULTISCALE = ['grid', 'theory', 'spherec', 'spherecplus', 'spherem', 'spheremplus']
 RADII: list[tuple[str, Any, str]] = [
     *(

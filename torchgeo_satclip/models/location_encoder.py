@@ -1,6 +1,5 @@
 """The location encoder: input validation, positional encoding, then a network."""
 
-import inspect
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
@@ -21,7 +20,6 @@ from .networks import (
     get_network,
 )
 from .positional import (
-    POSITIONAL_ENCODINGS,
     _buffers_kept_unrounded,
     get_positional_encoding,
 )
@@ -252,14 +250,7 @@ def build_location_encoder(
         legendre_polys, embed_dim, capacity, num_hidden_layers, dropout, validate
     )
     check_dtype('dtype', dtype)
-    encoding = lookup(POSITIONAL_ENCODINGS, positional_encoding, 'positional encoding')
-    accepted = inspect.signature(encoding).parameters
-    unknown = sorted(set(posenc_kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f'positional encoding {positional_encoding!r} takes no argument '
-            f'{unknown[0]!r}; it takes {", ".join(accepted) or "no arguments"}'
-        )
+    # get_positional_encoding names an unknown encoding or argument.
     if positional_encoding == 'sphericalharmonics':
         posenc_kwargs = {'legendre_polys': legendre_polys, **posenc_kwargs}
     posenc = get_positional_encoding(positional_encoding, **posenc_kwargs)

@@ -45,6 +45,7 @@ through which SatCLIP builds every one of these encodings.
 ``hyper_parameters['le_type']``.
 """
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -838,9 +839,19 @@ def get_positional_encoding(name: str, **kwargs: Any) -> nn.Module:
         The encoding; its ``embedding_dim`` attribute is its output size.
 
     Raises:
-        ValueError: if ``name`` is unknown.
+        ValueError: if ``name`` is unknown, ``kwargs`` holds an argument that
+            encoding does not take (the message names it and lists those it
+            takes), or an argument is of the wrong type or out of range.
     """
-    return lookup(POSITIONAL_ENCODINGS, name, 'positional encoding')(**kwargs)
+    encoding = lookup(POSITIONAL_ENCODINGS, name, 'positional encoding')
+    accepted = inspect.signature(encoding).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f'positional encoding {name!r} takes no argument {unknown[0]!r}; '
+            f'it takes {", ".join(accepted) or "no arguments"}'
+        )
+    return encoding(**kwargs)
 
 
 def list_positional_encodings() -> list[str]:
