@@ -7,6 +7,7 @@ spot-checked with mpmath at 30 significant digits.
 """
 
 import math
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -14,7 +15,13 @@ import pytest
 import torch
 from scipy.special import lpmv
 
-from torchgeo_satclip.models import SphericalHarmonics, spherical_harmonics
+from torchgeo_satclip.models import (
+    SphericalHarmonics,
+    build_location_encoder,
+    load_location_encoder,
+    save_official_checkpoint,
+    spherical_harmonics,
+)
 
 
 def reference(
@@ -314,3 +321,24 @@ def test_inference_and_autograd_paths_agree(dtype: torch.dtype) -> None:
     tracked = spherical_harmonics(points.clone().requires_grad_(True), 30)
     assert tracked.requires_grad
     torch.testing.assert_close(fast, tracked.detach(), rtol=0, atol=0)
+
+
+def test_numpy_degree_count_is_stored_as_a_plain_int(tmp_path: Path) -> None:
+    """A NumPy integer is accepted but not kept: it would reach checkpoints.
+
+    ``legendre_polys`` goes into an exported checkpoint's hyper_parameters,
+    where a NumPy scalar makes the file unreadable with ``weights_only=True``.
+    """
+    encoding = SphericalHarmonics(np.int64(3))
+    assert type(encoding.legendre_polys) is int
+    assert type(encoding.embedding_dim) is int
+    encoder = build_location_encoder(
+        legendre_polys=np.int64(3), capacity=8, embed_dim=4
+    )
+    path = tmp_path / 'exported.ckpt'
+    save_official_checkpoint(encoder, path)
+    loaded = load_location_encoder(path)
+    assert loaded.posenc.legendre_polys == 3
+    points = torch.tensor([[2.35, 48.86], [0.0, -90.0]], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(points), encoder.eval()(points))

@@ -117,12 +117,19 @@ def _build_tables(
 
 def _check_arguments(
     legendre_polys: int, normalization: str, backend: str = 'auto'
-) -> None:
+) -> int:
     """Raise ``ValueError`` for a bad degree count, basis or backend.
 
     A bool is refused as a degree count too.
+
+    Returns:
+        ``legendre_polys`` as a plain ``int`` (a NumPy integer kept on the
+        module would reach an exported checkpoint's ``hyper_parameters``,
+        which ``torch.load(weights_only=True)`` then refuses).
     """
-    check_int('legendre_polys', legendre_polys, minimum=1, maximum=MAX_LEGENDRE_POLYS)
+    degrees = check_int(
+        'legendre_polys', legendre_polys, minimum=1, maximum=MAX_LEGENDRE_POLYS
+    )
     if normalization not in ('satclip', 'orthonormal'):
         raise ValueError(
             f"normalization must be 'satclip' or 'orthonormal', got {normalization!r}"
@@ -131,6 +138,7 @@ def _check_arguments(
         raise ValueError(
             f"backend must be 'auto', 'torch' or 'triton', got {backend!r}"
         )
+    return degrees
 
 
 #: Environment variable that, set to ``0``, keeps ``backend='auto'`` on the
@@ -469,7 +477,7 @@ class SphericalHarmonics(nn.Module):
             ValueError: if an argument is out of range.
         """
         super().__init__()
-        _check_arguments(legendre_polys, normalization, backend)
+        legendre_polys = _check_arguments(legendre_polys, normalization, backend)
         self.legendre_polys = legendre_polys
         self.normalization: Normalization = normalization
         self.backend: Backend = backend
