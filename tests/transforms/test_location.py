@@ -253,6 +253,10 @@ def test_partial_geoslice_query_is_a_clear_error(tmp_path: Path, query: str) -> 
         ({'dtype': torch.int64}, r'dtype must be a floating torch dtype.*torch\.int64'),
         ({'dtype': 'float32'}, "dtype must be a floating torch dtype.*'float32'"),
         ({'key': None}, 'key must be a name'),
+        (
+            {'encoder_dtype': torch.int32},
+            r'encoder_dtype must be a floating torch dtype.*torch\.int32',
+        ),
     ],
 )
 def test_bad_arguments_are_refused(
@@ -263,6 +267,31 @@ def test_bad_arguments_are_refused(
     with "Invalid device string"; a key of None was written as sample[None]."""
     with pytest.raises(ValueError, match=message):
         LocationEmbedding(encoder, **kwargs)
+
+
+@pytest.mark.parametrize('encoder_dtype', [torch.float32, torch.bfloat16])
+def test_encoder_dtype_applies_to_an_encoder_module(
+    encoder: torch.nn.Module, encoder_dtype: torch.dtype
+) -> None:
+    """A float64 encoder module passed with encoder_dtype=float32 was kept
+    in float64 (the factory returns a module as it is): the dtype asked for
+    was silently ignored. The frozen copy is converted; the caller's module
+    is not."""
+    transform = LocationEmbedding(encoder, encoder_dtype=encoder_dtype)
+    assert {p.dtype for p in transform.encoder.parameters()} == {encoder_dtype}
+    assert {p.dtype for p in encoder.parameters()} == {torch.float64}
+    sample = transform({'point': torch.tensor(PARIS)})
+    expected = reference(encoder, [PARIS])[0]
+    tolerance = 1e-5 if encoder_dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(
+        sample['location_embedding'], expected, atol=tolerance, rtol=0
+    )
+
+
+def test_encoder_dtype_none_keeps_the_modules_own(encoder: torch.nn.Module) -> None:
+    encoder32 = encoder.to(torch.float32)
+    transform = LocationEmbedding(encoder32)
+    assert {p.dtype for p in transform.encoder.parameters()} == {torch.float32}
 
 
 def test_bounds_of_one_sample_as_numbers(encoder: torch.nn.Module) -> None:

@@ -159,7 +159,7 @@ class LocationEmbedding(nn.Module):
         key: str = 'location_embedding',
         crs: Any = None,
         dtype: torch.dtype = torch.float32,
-        encoder_dtype: torch.dtype = torch.float64,
+        encoder_dtype: torch.dtype | None = None,
         allow_random: bool = False,
     ) -> None:
         """Initialise the transform.
@@ -178,16 +178,23 @@ class LocationEmbedding(nn.Module):
                 key, or with a ``crs`` of None (torchgeo 0.10: pass
                 ``dataset.crs``).
             dtype: dtype of the stored embedding.
-            encoder_dtype: compute dtype of an encoder loaded here.
+            encoder_dtype: compute dtype of the encoder: weights loaded here
+                are loaded in it (None: float64, as SatCLIP), and the frozen
+                copy of an encoder module passed is converted to it (None:
+                the module's own dtype; the positional encoding's frequencies
+                are never rounded, see :class:`LocationEncoder`).
             allow_random: accept ``encoder=None`` (for tests only).
 
         Raises:
             ValueError: if *encoder* is None without *allow_random*, if
-                *dtype* is not a floating torch dtype (an integer one would
-                round every embedding to 0 or +-1), or *key* is no string.
+                *dtype* or *encoder_dtype* is not a floating torch dtype (an
+                integer one would round every embedding to 0 or +-1), or
+                *key* is no string.
         """
         super().__init__()
         check_dtype('dtype', dtype)
+        if encoder_dtype is not None:
+            check_dtype('encoder_dtype', encoder_dtype)
         check_name('key', key)
         if encoder is None and not allow_random:
             raise ValueError(
@@ -200,7 +207,12 @@ class LocationEmbedding(nn.Module):
             # freeze a copy: the caller's module (a task's location_encoder,
             # say) keeps its mode, its gradients and its device
             encoder = copy.deepcopy(encoder)
-        self.encoder = satclip_location_encoder(encoder, dtype=encoder_dtype).eval()
+            if encoder_dtype is not None:
+                # the factory returns a module as it is, whatever its dtype
+                encoder = encoder.to(encoder_dtype)
+        self.encoder = satclip_location_encoder(
+            encoder, dtype=torch.float64 if encoder_dtype is None else encoder_dtype
+        ).eval()
         for param in self.encoder.parameters():
             param.requires_grad_(False)
         self.key = key
