@@ -474,3 +474,35 @@ def test_dataset_is_the_one_given(dataset: S2100K) -> None:
             sample = loader.dataset[position]
             assert torch.equal(sample['point'], batch['point'][i])
             assert torch.equal(sample['image'], batch['image'][i])
+
+
+def _epoch_points(dataset: S2100K, epoch: int, **kwargs: Any) -> list[Any]:
+    """The points of one epoch of a fresh loader, its epoch set as Lightning does."""
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2, **kwargs)
+    loader.sampler.set_epoch(epoch)
+    return points_of(list(loader))
+
+
+def test_two_iterators_at_once(dataset: S2100K) -> None:
+    """As a DataLoader's: each iterator has its own epoch and its own record
+    of the batches it gave. The second ``iter()`` emptied the one list both
+    appended to: the first iterator then recorded the second's positions and
+    raised IndexError once that list outgrew its epoch."""
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    first = iter(loader)
+    batches = [next(first)]  # the first iterator starts epoch 0
+    second = list(loader)  # a whole epoch (1) meanwhile
+    batches += list(first)
+    assert points_of(batches) == _epoch_points(dataset, 0)
+    assert points_of(second) == _epoch_points(dataset, 1)
+    # the positions of the latest iterator started, as Lightning's wrapper
+    # of a DataLoader's batch sampler records those of its latest
+    seen = [dataset[p]['point'].tolist() for b in loader.seen_batch_indices for p in b]
+    assert [tuple(p) for p in seen] == points_of(second)
+    # in lockstep, one batch each in turn
+    loader = ThreadedBatchLoader(dataset, 1, num_threads=1)
+    pairs = list(zip(loader, loader, strict=True))
+    assert len(pairs) == len(dataset)
+    for a, b in pairs:
+        assert torch.equal(a['image'], b['image'])
+    assert loader.seen_batch_indices == [[i] for i in range(len(dataset))]

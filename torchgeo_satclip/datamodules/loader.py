@@ -149,6 +149,22 @@ class _BatchBuffers:
         return torch.from_numpy(view)
 
 
+class _Pass:
+    """One iteration over a :class:`ThreadedBatchLoader`: its own state."""
+
+    def __init__(self, epoch: int) -> None:
+        """Start an iteration over the batches of *epoch*.
+
+        Args:
+            epoch: the epoch whose order it follows.
+        """
+        self.epoch = epoch
+        #: Batches of the epoch done: yielded (and, resumed, skipped).
+        self.batches = 0
+        #: The positions in the dataset of every batch yielded.
+        self.seen: list[list[int]] = []
+
+
 class ThreadedBatchLoader:
     """Batches of a packed S2-100K read by threads into (pinned) memory.
 
@@ -256,14 +272,24 @@ class ThreadedBatchLoader:
         #: it (and :attr:`sampler`) to tell whether a loader shuffles.
         self.batch_sampler = None
         self._pool: ThreadPoolExecutor | None = None
-        #: The positions in the dataset of every batch yielded this epoch, as
-        #: Lightning records them for a prediction DataLoader (so that
-        #: :class:`~torchgeo_satclip.tasks.EmbeddingWriter` can merge the
-        #: shares of several processes in dataset order).
-        self.seen_batch_indices: list[list[int]] = []
+        # the latest iteration started (its epoch, positions and progress)
+        self._latest: _Pass | None = None
         # the batches read ahead, the one being used, one the consumer may
         # still hold (Lightning fetches one ahead) and one spare
         self._buffers = _BatchBuffers(prefetch + 4)
+
+    @property
+    def seen_batch_indices(self) -> list[list[int]]:
+        """The positions in the dataset of every batch of the latest iteration.
+
+        Those the latest iterator started (its first batch asked for) has
+        yielded so far, as Lightning records them for a prediction
+        ``DataLoader`` (so that :class:`~torchgeo_satclip.tasks.EmbeddingWriter`
+        can merge the shares of several processes in dataset order). Each
+        iterator keeps its own list: an iterator started meanwhile does not
+        change another's.
+        """
+        return [] if self._latest is None else self._latest.seen
 
     @property
     def rank(self) -> int:
@@ -304,8 +330,8 @@ class ThreadedBatchLoader:
         n = self._num_samples(self.world_size)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _order(self) -> list[int]:
-        """This rank's positions in the loader's dataset for the current epoch.
+    def _order(self, epoch: int) -> list[int]:
+        """This rank's positions in the loader's dataset for *epoch*.
 
         Positions index the dataset the loader was given (a Subset's own
         positions); ``self.indices[position]`` is the S2-100K index read.
@@ -313,7 +339,7 @@ class ThreadedBatchLoader:
         rank, world_size = self._ranks()
         indices = list(range(len(self.indices)))
         if self.shuffle:
-            seed = (self.seed + self.sampler.epoch) % 2**64
+            seed = (self.seed + epoch) % 2**64
             generator = torch.Generator().manual_seed(seed)
             permutation = torch.randperm(len(indices), generator=generator).tolist()
             indices = [indices[i] for i in permutation]
@@ -340,7 +366,8 @@ class ThreadedBatchLoader:
                 'ThreadedBatchLoader does not pin its batches',
                 stacklevel=2,
             )
-        order = self._order()
+        progress = _Pass(self.sampler.epoch)
+        order = self._order(progress.epoch)
         if not self.sampler.explicit:
             self.sampler.epoch += 1  # outside Lightning: a new order next time
         else:
@@ -349,7 +376,7 @@ class ThreadedBatchLoader:
         batches = [order[i : i + self.batch_size] for i in starts]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        self.seen_batch_indices = []
+        self._latest = progress
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
                 self.num_threads, thread_name_prefix='s2100k-read'
@@ -376,7 +403,8 @@ class ThreadedBatchLoader:
                         image.shape, dtype=torch.float32, pin_memory=pin
                     )
                     batch['image'] = converted.copy_(image)
-                self.seen_batch_indices.append(batches[len(self.seen_batch_indices)])
+                progress.seen.append(batches[progress.batches])
+                progress.batches += 1
                 yield batch
         finally:
             for _, futures in pending:
