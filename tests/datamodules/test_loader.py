@@ -506,3 +506,154 @@ def test_two_iterators_at_once(dataset: S2100K) -> None:
     for a, b in pairs:
         assert torch.equal(a['image'], b['image'])
     assert loader.seen_batch_indices == [[i] for i in range(len(dataset))]
+
+
+def test_state_dict_continues_an_epoch(dataset: S2100K) -> None:
+    """A loader given the state of one stopped mid-epoch gives the rest of that
+    epoch (without reading the batches before), then the epochs after it."""
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    iterator = iter(loader)
+    before = [next(iterator)]
+    state = loader.state_dict()
+    assert (state['epoch'], state['batches']) == (0, 1)
+    assert loader.state_dict() == state
+    rest = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    rest.load_state_dict(state)
+    assert rest.state_dict() == state  # as loaded, until it iterates
+    after = list(rest)
+    assert points_of(before + after) == _epoch_points(dataset, 0)
+    assert len(rest.seen_batch_indices) == len(after) == 2
+    assert (rest.state_dict()['epoch'], rest.state_dict()['batches']) == (0, 3)
+    assert points_of(list(rest)) == _epoch_points(dataset, 1)
+    # the state of a finished epoch: the next epoch, from its start
+    again = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    again.load_state_dict(rest.state_dict())
+    assert points_of(list(again)) == _epoch_points(dataset, 2)
+    # Lightning sets the epoch after loading: another epoch starts afresh
+    other = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    other.load_state_dict(state)
+    other.sampler.set_epoch(4)
+    assert points_of(list(other)) == _epoch_points(dataset, 4)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'changed'),
+    [
+        ({'batch_size': 2}, 'batch_size 3 -> 2'),
+        ({'seed': 5}, 'seed 2 -> 5'),
+        ({'shuffle': False}, 'shuffle True -> False'),
+        ({'rank': 0, 'world_size': 2}, 'world_size 1 -> 2'),
+    ],
+)
+def test_state_of_another_order_restarts_the_epoch(
+    dataset: S2100K, kwargs: dict[str, Any], changed: str
+) -> None:
+    """Skipping the batches of another order would repeat some samples and
+    leave others out: a warning names what changed, and the epoch starts afresh."""
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    next(iter(loader))
+    arguments: dict[str, Any] = {'batch_size': 3, 'shuffle': True, 'seed': 2}
+    arguments.update(kwargs)
+    other = ThreadedBatchLoader(dataset, **arguments)
+    whole = ThreadedBatchLoader(dataset, **arguments)
+    whole.sampler.set_epoch(0)
+    with pytest.warns(UserWarning, match=f'{changed}.*starts epoch 0 afresh'):
+        other.load_state_dict(loader.state_dict())
+    assert points_of(list(other)) == points_of(list(whole))
+
+
+def _without_batches(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in state.items() if key != 'batches'}
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        (lambda state: list(state), 'state_dict must be a dict.*got a list'),
+        (_without_batches, "state_dict lacks 'batches'"),
+        (
+            lambda state: {**state, 'batches': 1.5},
+            r"state_dict\['batches'\] must be an integer, got 1.5",
+        ),
+        (
+            lambda state: {**state, 'epoch': -1},
+            r"state_dict\['epoch'\] must be at least 0, got -1",
+        ),
+    ],
+)
+def test_invalid_states(dataset: S2100K, change: Any, message: str) -> None:
+    """Refused, naming the key, the value and what was expected."""
+    loader = ThreadedBatchLoader(dataset, 3, shuffle=True, seed=2)
+    with pytest.raises(ValueError, match=message):
+        loader.load_state_dict(change(loader.state_dict()))
+
+
+class _RecordTrainBatches(LightningModule):
+    """Trains on a shuffling ThreadedBatchLoader, recording every batch's points."""
+
+    def __init__(self, dataset: S2100K) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.layer = torch.nn.Linear(1, 1)
+        self.seen: list[tuple[float, float]] = []
+
+    def train_dataloader(self) -> ThreadedBatchLoader:
+        return ThreadedBatchLoader(self.dataset, 3, shuffle=True, seed=2)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Tensor:
+        self.seen.extend(points_of([batch]))
+        out: Tensor = self.layer(batch['image'].float().mean().view(1, 1)).sum()
+        return out
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Preempted(Exception):
+    pass
+
+
+def _train(dataset: S2100K, stop_at: int | None, path: Path) -> list[Any]:
+    """Train two epochs (resumed from *path* if it exists), recording the points;
+    with *stop_at*, save a checkpoint to *path* after that step and stop."""
+    from lightning.pytorch import Callback
+
+    class Preempt(Callback):
+        def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+            if trainer.global_step == stop_at:
+                trainer.save_checkpoint(path)
+                raise _Preempted
+
+    module = _RecordTrainBatches(dataset)
+    trainer = Trainer(
+        accelerator='cpu',
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Preempt()],
+    )
+    ckpt_path = path if path.exists() else None
+    if stop_at is None:
+        trainer.fit(module, ckpt_path=ckpt_path)
+    else:
+        with pytest.raises(_Preempted):
+            trainer.fit(module, ckpt_path=ckpt_path)
+    return module.seen
+
+
+def test_lightning_resumes_mid_epoch(dataset: S2100K, tmp_path: Path) -> None:
+    """A run resumed from a checkpoint saved mid-epoch continues with that
+    epoch's batches not yet seen, in the order of an uninterrupted run
+    (Lightning saves and loads the loader's state_dict): it restarted the
+    epoch, training again on the batches before the checkpoint."""
+    uninterrupted = _train(dataset, None, tmp_path / 'none.ckpt')
+    assert uninterrupted == _epoch_points(dataset, 0) + _epoch_points(dataset, 1)
+    # epochs of batches of 3, 3 and 2: mid-epoch 0, at its end, mid-epoch 1
+    for stop_at, samples in ((1, 3), (3, 8), (5, 14)):
+        path = tmp_path / f'step{stop_at}.ckpt'
+        before = _train(dataset, stop_at, path)
+        assert len(before) == samples
+        after = _train(dataset, None, path)
+        assert before + after == uninterrupted, stop_at

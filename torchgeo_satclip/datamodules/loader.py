@@ -17,7 +17,10 @@ pickled or sent between processes and no page is faulted after the first
 batches. It is an iterable of batches with a
 ``len`` and a ``sampler.set_epoch`` (which Lightning calls each epoch), so
 Lightning takes it wherever it takes a ``DataLoader``; it shards the samples
-across ranks itself under DDP (as ``DistributedSampler`` would).
+across ranks itself under DDP (as ``DistributedSampler`` would). It has a
+``state_dict`` and a ``load_state_dict``, which Lightning saves in a
+checkpoint and loads when a run resumes from it: a run resumed mid-epoch
+continues that epoch with the batches not yet seen, in the same order.
 """
 
 import math
@@ -25,7 +28,7 @@ import operator
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -176,6 +179,15 @@ class ThreadedBatchLoader:
     with them (:meth:`~torchgeo_satclip.datasets.S2100K.draw`: ``date``
     ``(B, 2)``); the pairs are drawn in the main process, batch after batch,
     from torch's global RNG.
+
+    Each iterator has its own epoch and progress, as a ``DataLoader``'s
+    does. :meth:`state_dict` tells where the latest one is in its epoch;
+    Lightning saves it in every checkpoint, and gives it to
+    :meth:`load_state_dict` when a run resumes from one, so a run resumed
+    from a checkpoint saved mid-epoch continues that epoch with the batches
+    not yet seen, in the order of the uninterrupted run (the same seed,
+    epoch, batch size and number of ranks; with other settings the epoch
+    starts afresh, with a warning).
     """
 
     def __init__(
@@ -274,6 +286,8 @@ class ThreadedBatchLoader:
         self._pool: ThreadPoolExecutor | None = None
         # the latest iteration started (its epoch, positions and progress)
         self._latest: _Pass | None = None
+        # (epoch, batches done) of a loaded state, for the next iteration
+        self._resume: tuple[int, int] | None = None
         # the batches read ahead, the one being used, one the consumer may
         # still hold (Lightning fetches one ahead) and one spare
         self._buffers = _BatchBuffers(prefetch + 4)
@@ -367,6 +381,9 @@ class ThreadedBatchLoader:
                 stacklevel=2,
             )
         progress = _Pass(self.sampler.epoch)
+        resume, self._resume = self._resume, None
+        if resume is not None and resume[0] == progress.epoch:
+            progress.batches = resume[1]  # the batches before are not read
         order = self._order(progress.epoch)
         if not self.sampler.explicit:
             self.sampler.epoch += 1  # outside Lightning: a new order next time
@@ -382,7 +399,7 @@ class ThreadedBatchLoader:
                 self.num_threads, thread_name_prefix='s2100k-read'
             )
         pending: deque[tuple[dict[str, Tensor], list[Future[None]]]] = deque()
-        next_batch = 0
+        next_batch = progress.batches
         try:
             while pending or next_batch < len(batches):
                 while next_batch < len(batches) and len(pending) <= self.prefetch:
@@ -413,6 +430,101 @@ class ThreadedBatchLoader:
                 for future in futures:
                     if not future.cancelled():
                         future.exception()  # wait: the buffer must outlive it
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the latest iteration is in its epoch, for a checkpoint.
+
+        Lightning saves it in a checkpoint and gives it to
+        :meth:`load_state_dict` when a run resumes from that checkpoint.
+
+        Returns:
+            ``epoch`` and ``batches`` (the batches of that epoch done), and
+            what the order of the batches depends on: ``batch_size``,
+            ``drop_last``, ``shuffle``, ``seed``, ``num_samples`` (the
+            dataset's length), ``world_size`` and ``num_batches`` (the
+            batches of an epoch per rank). All plain ints and bools.
+        """
+        if self._resume is not None:  # loaded, and not iterated since
+            epoch, batches = self._resume
+        elif self._latest is not None:
+            epoch, batches = self._latest.epoch, self._latest.batches
+        else:
+            epoch, batches = self.sampler.epoch, 0
+        return {'epoch': int(epoch), 'batches': batches, **self._layout()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Continue from a state of :meth:`state_dict`, as Lightning resumes.
+
+        The next iteration of the saved epoch gives the batches of it not
+        yet done, in the same order, without reading those before (pairs of
+        dates are drawn for the batches read only). A state saved at the end
+        of an epoch starts the next one. Lightning sets the epoch after
+        loading: another epoch than the saved one starts from its start. A
+        state saved with another order of the batches (another
+        ``batch_size``, ``drop_last``, ``shuffle``, ``seed``, dataset length
+        or ``world_size``) restarts the saved epoch, with a warning.
+
+        Args:
+            state_dict: what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: if *state_dict* is not a dict, lacks a key, or holds
+                an epoch or a number of batches that is no integer of at
+                least 0; the message names the key and the value.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(
+                'state_dict must be a dict (from ThreadedBatchLoader.state_dict), '
+                f'got a {type(state_dict).__name__}'
+            )
+        layout = self._layout()
+        for key in ('epoch', 'batches', *layout):
+            if key not in state_dict:
+                raise ValueError(
+                    f'state_dict lacks {key!r}: a ThreadedBatchLoader.state_dict '
+                    f'has {sorted(("epoch", "batches", *layout))}, got '
+                    f'{sorted(map(str, state_dict))}'
+                )
+        epoch = check_int("state_dict['epoch']", state_dict['epoch'], minimum=0)
+        batches = check_int("state_dict['batches']", state_dict['batches'], minimum=0)
+        num_batches = check_int(
+            "state_dict['num_batches']", state_dict['num_batches'], minimum=0
+        )
+        self._resume = None
+        self.sampler.epoch = epoch
+        self.sampler.explicit = False
+        if batches >= num_batches:  # the epoch was done: the next one
+            self.sampler.epoch = epoch + 1
+            return
+        if batches == 0:
+            return
+        changed = [
+            f'{key} {state_dict[key]!r} -> {value!r}'
+            for key, value in layout.items()
+            if state_dict[key] != value
+        ]
+        if changed:
+            warnings.warn(
+                f'the ThreadedBatchLoader state was saved {batches} batches '
+                f'into epoch {epoch} with another order of the batches '
+                f'({", ".join(changed)}): the loader starts epoch {epoch} '
+                'afresh; resume with the same settings to continue it',
+                stacklevel=2,
+            )
+            return
+        self._resume = (epoch, batches)
+
+    def _layout(self) -> dict[str, Any]:
+        """What the order of the batches depends on, for :meth:`state_dict`."""
+        return {
+            'batch_size': self.batch_size,
+            'drop_last': self.drop_last,
+            'shuffle': self.shuffle,
+            'seed': self.seed % 2**64,
+            'num_samples': len(self.indices),
+            'world_size': self.world_size,
+            'num_batches': len(self),
+        }
 
     def _submit(
         self, indices: Sequence[int], pin: bool
