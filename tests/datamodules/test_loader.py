@@ -241,6 +241,9 @@ def test_invalid_arguments(dataset: S2100K) -> None:
         ({'rank': True, 'world_size': 2}, 'rank must be an integer, got True'),
         ({'rank': 0, 'world_size': 0}, 'world_size must be at least 1, got 0'),
         ({'rank': -1, 'world_size': 2}, r'rank -1 is not in \[0, 2\)'),
+        ({'seed': 1.5}, r'seed must be an integer, got 1\.5 \(type float\)'),
+        ({'seed': True}, 'seed must be an integer, got True'),
+        ({'seed': '7'}, "seed must be an integer, got '7'"),
     ],
 )
 def test_arguments_of_the_wrong_type(
@@ -249,7 +252,8 @@ def test_arguments_of_the_wrong_type(
     """Refused when built, naming the argument, as a DataLoader's batch_size is:
     a float batch_size failed later in ``len`` or at the first batch, and a
     flag taken for a size (``batch_size=True``) or a string taken for a flag
-    (``shuffle='no'`` shuffled) ran."""
+    (``shuffle='no'`` shuffled) ran; a seed of another type raised TypeError
+    without naming it, or (``True``) seeded the shuffle as 1."""
     arguments: dict[str, Any] = {'batch_size': 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         ThreadedBatchLoader(dataset, **arguments)

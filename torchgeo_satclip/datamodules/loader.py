@@ -24,7 +24,6 @@ continues that epoch with the batches not yet seen, in the same order.
 """
 
 import math
-import operator
 import warnings
 import weakref
 from collections import deque
@@ -231,8 +230,8 @@ class ThreadedBatchLoader:
 
         Raises:
             ValueError: on an unsuitable dataset, or an invalid argument (the
-                sizes and ranks are integers, a bool is none, and the flags
-                are True or False).
+                sizes, ranks and seed are integers, a bool is none, and the
+                flags are True or False).
         """
         source = threaded_source(dataset)
         if source is None:
@@ -271,7 +270,7 @@ class ThreadedBatchLoader:
         self.num_threads = num_threads
         self.pin_memory = pin_memory
         self.prefetch = prefetch
-        self.seed = operator.index(seed)
+        self.seed = check_int('seed', seed)
         self._rank = rank
         self._world_size = world_size
         #: Lightning calls ``sampler.set_epoch(epoch)`` at every epoch. Without
