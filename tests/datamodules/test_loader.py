@@ -661,3 +661,38 @@ def test_lightning_resumes_mid_epoch(dataset: S2100K, tmp_path: Path) -> None:
         assert len(before) == samples
         after = _train(dataset, None, path)
         assert before + after == uninterrupted, stop_at
+
+
+def test_batch_buffers_lend_a_block_once_across_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two iterators in two threads take blocks at once: a block found free
+    was lent to both (each found it free before the other marked it lent),
+    and the two batches were read into the same memory."""
+    import threading
+    import time
+    import weakref
+    from types import SimpleNamespace
+
+    from torchgeo_satclip.datamodules import loader
+
+    def slow_ref(view: Any) -> Any:
+        time.sleep(0.05)  # between finding a block free and marking it lent
+        return weakref.ref(view)
+
+    buffers = _BatchBuffers(capacity=2)
+    buffers.take((2, 3))  # one block, free again at once
+    monkeypatch.setattr(loader, 'weakref', SimpleNamespace(ref=slow_ref))
+    start = threading.Barrier(2)
+    taken: list[Tensor] = []
+
+    def take() -> None:
+        start.wait()
+        taken.append(buffers.take((2, 3)))
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({t.data_ptr() for t in taken}) == 2

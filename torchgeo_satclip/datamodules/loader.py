@@ -24,6 +24,7 @@ continues that epoch with the batches not yet seen, in the same order.
 """
 
 import math
+import threading
 import warnings
 import weakref
 from collections import deque
@@ -114,7 +115,8 @@ class _BatchBuffers:
     read). Each block is lent as a new ndarray view that the returned tensor
     holds (``torch.from_numpy``); the pool keeps only a weak reference to
     that view, so a block is lent again only once every tensor made from it
-    is gone, however long the consumer keeps a batch.
+    is gone, however long the consumer keeps a batch. Safe to use from
+    several threads (iterators of one loader in different threads).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -128,6 +130,8 @@ class _BatchBuffers:
         self._blocks: dict[
             tuple[int, ...], list[tuple[NDArray[np.uint16], weakref.ref[Any]]]
         ] = {}
+        # held from finding a block free to marking it lent
+        self._lock = threading.Lock()
 
     def take(self, shape: tuple[int, ...]) -> torch.Tensor:
         """A uint16 tensor of *shape* (uninitialized) that nothing else uses.
@@ -138,17 +142,18 @@ class _BatchBuffers:
         Returns:
             The tensor.
         """
-        blocks = self._blocks.setdefault(shape, [])
-        for i, (block, lent) in enumerate(blocks):
-            if lent() is None:
-                view = block.view()
-                blocks[i] = (block, weakref.ref(view))
-                return torch.from_numpy(view)
-        block = np.empty(shape, dtype=np.uint16)
-        view = block.view()
-        if len(blocks) < self.capacity:
-            blocks.append((block, weakref.ref(view)))
-        return torch.from_numpy(view)
+        with self._lock:
+            blocks = self._blocks.setdefault(shape, [])
+            for i, (block, lent) in enumerate(blocks):
+                if lent() is None:
+                    view = block.view()
+                    blocks[i] = (block, weakref.ref(view))
+                    return torch.from_numpy(view)
+            block = np.empty(shape, dtype=np.uint16)
+            view = block.view()
+            if len(blocks) < self.capacity:
+                blocks.append((block, weakref.ref(view)))
+            return torch.from_numpy(view)
 
 
 class _Pass:
