@@ -1,4 +1,5 @@
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,11 @@ from torchgeo_satclip.datamodules import (
     ThreadedBatchLoader,
     collate_sample_batch,
 )
-from torchgeo_satclip.datamodules.loader import _BatchBuffers, threaded_source
+from torchgeo_satclip.datamodules.loader import (
+    RestartingDataLoader,
+    _BatchBuffers,
+    threaded_source,
+)
 from torchgeo_satclip.datasets import S2100K, pack_s2_100k
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
@@ -595,13 +600,16 @@ def test_invalid_states(dataset: S2100K, change: Any, message: str) -> None:
 class _RecordTrainBatches(LightningModule):
     """Trains on a shuffling ThreadedBatchLoader, recording every batch's points."""
 
-    def __init__(self, dataset: S2100K) -> None:
+    def __init__(self, dataset: S2100K, kind: str = 'threads') -> None:
         super().__init__()
         self.dataset = dataset
+        self.kind = kind
         self.layer = torch.nn.Linear(1, 1)
         self.seen: list[tuple[float, float]] = []
 
-    def train_dataloader(self) -> ThreadedBatchLoader:
+    def train_dataloader(self) -> ThreadedBatchLoader | RestartingDataLoader:
+        if self.kind == 'processes':
+            return RestartingDataLoader(self.dataset, batch_size=3, shuffle=True)
         return ThreadedBatchLoader(self.dataset, 3, shuffle=True, seed=2)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Tensor:
@@ -617,7 +625,9 @@ class _Preempted(Exception):
     pass
 
 
-def _train(dataset: S2100K, stop_at: int | None, path: Path) -> list[Any]:
+def _train(
+    dataset: S2100K, stop_at: int | None, path: Path, kind: str = 'threads'
+) -> list[Any]:
     """Train two epochs (resumed from *path* if it exists), recording the points;
     with *stop_at*, save a checkpoint to *path* after that step and stop."""
     from lightning.pytorch import Callback
@@ -628,7 +638,7 @@ def _train(dataset: S2100K, stop_at: int | None, path: Path) -> list[Any]:
                 trainer.save_checkpoint(path)
                 raise _Preempted
 
-    module = _RecordTrainBatches(dataset)
+    module = _RecordTrainBatches(dataset, kind)
     trainer = Trainer(
         accelerator='cpu',
         max_epochs=2,
@@ -661,6 +671,73 @@ def test_lightning_resumes_mid_epoch(dataset: S2100K, tmp_path: Path) -> None:
         assert len(before) == samples
         after = _train(dataset, None, path)
         assert before + after == uninterrupted, stop_at
+
+
+@pytest.mark.parametrize(
+    ('saved', 'resumed', 'message'),
+    [
+        ('threads', 'processes', 'by the threaded loader, and is resumed with a'),
+        ('processes', 'threads', 'by a DataLoader'),
+        ('processes', 'processes', 'by a DataLoader'),
+    ],
+)
+def test_resume_mid_epoch_with_the_other_loader(
+    dataset: S2100K, tmp_path: Path, saved: str, resumed: str, message: str
+) -> None:
+    """A checkpoint saved mid-epoch with the threaded loader could not be
+    resumed with worker processes (loader: processes, or num_workers: 0
+    under auto): Lightning refused it, "The CombinedLoader has 0 stateful
+    loaders, but found 1 states". The DataLoader the datamodule gives has a
+    state too; either loader restarts the epoch of the other's state, and
+    says so, as Lightning says it of a loader without a state."""
+    path = tmp_path / 'step1.ckpt'
+    before = _train(dataset, 1, path, saved)
+    assert len(before) == 3
+    with pytest.warns(UserWarning, match=f'saved 1 of 3 batches .*{message}'):
+        after = _train(dataset, None, path, resumed)
+    # Lightning counts the batch done: the 2 other batches of epoch 0 are the
+    # start of a new order, then epoch 1 (8 samples)
+    assert len(after) == 6 + 8
+    if resumed == 'threads':
+        assert after[:6] == _epoch_points(dataset, 0)[:6]
+
+
+def test_restarting_dataloader_state(dataset: S2100K) -> None:
+    loader = RestartingDataLoader(dataset, batch_size=3)
+    assert loader.state_dict() == {
+        'loader': 'DataLoader',
+        'batches': 0,
+        'num_batches': 3,
+    }
+    iterator = iter(loader)
+    next(iterator)
+    next(iterator)
+    assert loader.state_dict()['batches'] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        loader.load_state_dict({'batches': 3, 'num_batches': 3})  # at the end
+        loader.load_state_dict({'batches': 0, 'num_batches': 3})
+    for state, error in [
+        ([1, 3], 'state_dict must be a dict'),
+        ({'batches': 1}, "state_dict lacks 'num_batches'"),
+        ({'batches': -1, 'num_batches': 3}, "state_dict\\['batches'\\]"),
+        ({'batches': 1.5, 'num_batches': 3}, "state_dict\\['batches'\\]"),
+    ]:
+        with pytest.raises(ValueError, match=error):
+            loader.load_state_dict(state)  # type: ignore[arg-type]
+
+
+def test_datamodule_processes_loader_has_a_state(root: Path) -> None:
+    dm = S2100KDataModule(
+        root=root,
+        patch_size=32,
+        batch_size=2,
+        num_workers=0,
+        crop_size=16,
+        loader='processes',
+    )
+    dm.setup('fit')
+    assert isinstance(dm.train_dataloader(), RestartingDataLoader)
 
 
 def test_batch_buffers_lend_a_block_once_across_threads(

@@ -36,12 +36,33 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
-from torch.utils.data import SequentialSampler, Subset
+from torch.utils.data import DataLoader, SequentialSampler, Subset
 
 from .._checks import check_flag, check_int
 from ..datasets import S2100K
 
-__all__ = ['EpochSampler', 'ThreadedBatchLoader', 'threaded_source']
+__all__ = [
+    'EpochSampler',
+    'RestartingDataLoader',
+    'ThreadedBatchLoader',
+    'threaded_source',
+]
+
+#: The ``loader`` entry of a :class:`RestartingDataLoader` state.
+_DATALOADER_STATE = 'DataLoader'
+
+
+def _restart_warning(batches: int, num_batches: int, kind: str) -> str:
+    """The warning of a loader that cannot continue a checkpoint's epoch."""
+    return (
+        f'the checkpoint was saved {batches} of {num_batches} batches into an '
+        f'epoch by {kind}, which cannot continue it: the loader starts the '
+        f'epoch afresh while Lightning counts its first {batches} batches as '
+        f'done, so the other {num_batches - batches} are drawn from a new order '
+        '(some samples are trained on twice in this epoch, others not at all). '
+        'To resume mid-epoch, save and resume with the threaded loader '
+        "(loader='threads')"
+    )
 
 
 class EpochSampler:
@@ -170,6 +191,82 @@ class _Pass:
         self.batches = 0
         #: The positions in the dataset of every batch yielded.
         self.seen: list[list[int]] = []
+
+
+class RestartingDataLoader(DataLoader[Any]):
+    """A ``DataLoader`` whose place in an epoch goes into a checkpoint.
+
+    It cannot continue an epoch (its sampler keeps no place), but Lightning
+    refuses to resume a checkpoint holding a train loader's state with a
+    loader that has none, so without this a run saved with
+    :class:`ThreadedBatchLoader` could not be resumed with worker processes.
+    :meth:`load_state_dict` accepts the state of either loader and restarts
+    the epoch, with a warning when the checkpoint was saved mid-epoch (which
+    Lightning itself warns of only for a loader without a state): Lightning
+    counts the batches done before the checkpoint, so the rest of that epoch
+    is the start of a new order, as with a plain ``DataLoader``.
+    """
+
+    _batches = 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        """Yield the batches of an epoch, counting them for :meth:`state_dict`."""
+        self._batches = 0
+        for batch in super().__iter__():
+            self._batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The batches of the latest epoch done, for a checkpoint.
+
+        Returns:
+            ``loader`` (``'DataLoader'``), ``batches`` and ``num_batches``.
+        """
+        return {
+            'loader': _DATALOADER_STATE,
+            'batches': self._batches,
+            'num_batches': len(self),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Take a checkpoint's loader state: the epoch starts afresh.
+
+        Args:
+            state_dict: what :meth:`state_dict` or
+                :meth:`ThreadedBatchLoader.state_dict` returned.
+
+        Raises:
+            ValueError: if *state_dict* is not a dict, or its ``batches`` or
+                ``num_batches`` is no integer of at least 0.
+        """
+        batches, num_batches = _batch_counts(state_dict)
+        if 0 < batches < num_batches:
+            kind = (
+                'a DataLoader'
+                if state_dict.get('loader') == _DATALOADER_STATE
+                else 'the threaded loader, and is resumed with a DataLoader'
+            )
+            warnings.warn(
+                _restart_warning(batches, num_batches, kind), UserWarning, stacklevel=2
+            )
+
+
+def _batch_counts(state_dict: Any) -> tuple[int, int]:
+    """The ``batches`` and ``num_batches`` of a loader state, checked."""
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(
+            "state_dict must be a dict (from a loader's state_dict), got a "
+            f'{type(state_dict).__name__}'
+        )
+    counts = []
+    for key in ('batches', 'num_batches'):
+        if key not in state_dict:
+            raise ValueError(
+                f'state_dict lacks {key!r}: a loader state has it, got '
+                f'{sorted(map(str, state_dict))}'
+            )
+        counts.append(check_int(f'state_dict[{key!r}]', state_dict[key], minimum=0))
+    return counts[0], counts[1]
 
 
 class ThreadedBatchLoader:
@@ -481,6 +578,17 @@ class ThreadedBatchLoader:
                 'state_dict must be a dict (from ThreadedBatchLoader.state_dict), '
                 f'got a {type(state_dict).__name__}'
             )
+        if state_dict.get('loader') == _DATALOADER_STATE:
+            # saved with worker processes, which keep no order to continue
+            self._resume = None
+            batches, num_batches = _batch_counts(state_dict)
+            if 0 < batches < num_batches:
+                warnings.warn(
+                    _restart_warning(batches, num_batches, 'a DataLoader'),
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return
         layout = self._layout()
         for key in ('epoch', 'batches', *layout):
             if key not in state_dict:

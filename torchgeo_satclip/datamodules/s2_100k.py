@@ -28,14 +28,14 @@ from typing import Any, Literal, cast
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.data import Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
 from .._checks import check_flag, check_int, check_real
 from .._compat import TorchGeoS2100k
 from ..datasets import S2100K, SampleBatch
 from ..geo import jitter_points
-from .loader import ThreadedBatchLoader, threaded_source
+from .loader import RestartingDataLoader, ThreadedBatchLoader, threaded_source
 
 __all__ = [
     'RandomBandMean',
@@ -819,7 +819,10 @@ class S2100KDataModule(NonGeoDataModule):
                 pin_memory=pin_memory,
                 seed=self.seed,
             )
-        return DataLoader(
+        # A state in checkpoints, as the threaded loader has: Lightning
+        # refuses to resume a checkpoint saved with one loader with the other
+        # kind otherwise.
+        return RestartingDataLoader(
             dataset=dataset,
             batch_size=batch_size,
             shuffle=split == 'train',
