@@ -15,7 +15,13 @@ from .export import (
     location_encoder_hyper_parameters,
     save_official_checkpoint,
 )
-from .fusion import Fusion, LocationFusionModel, LocationInput, LocationOnlyModel
+from .fusion import (
+    Fusion,
+    LocationFusionModel,
+    LocationInput,
+    LocationOnlyModel,
+    check_location_embedding,
+)
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
     GEOCLIP_SIGMAS,
@@ -117,6 +123,7 @@ __all__ = [
     'Theory',
     'Wrap',
     'build_location_encoder',
+    'check_location_embedding',
     'download_checkpoint',
     'equal_earth_projection',
     'expected_sha256',

@@ -12,7 +12,10 @@ The ``nn.Module`` side of the location-aware tasks
 ``location_input`` declares what ``location`` is: ``'lonlat'``, ``(B, 2)``
 longitude/latitude in degrees, embedded by the location encoder; or
 ``'embedding'``, ``(B, embed_dim)`` precomputed embeddings. A tensor of the
-other kind is an error, never a guess.
+other kind is an error, never a guess. Precomputed embeddings must be finite
+(:func:`check_location_embedding`): a model checks them when they are on the
+CPU; on an accelerator that would cost a host synchronisation per call, so the
+location-aware tasks check each batch on the CPU before Lightning moves it.
 """
 
 import enum
@@ -24,7 +27,13 @@ from torch import Tensor, nn
 from .._checks import check_flag, check_int, check_real
 from .location_encoder import LocationEncoder
 
-__all__ = ['Fusion', 'LocationFusionModel', 'LocationInput', 'LocationOnlyModel']
+__all__ = [
+    'Fusion',
+    'LocationFusionModel',
+    'LocationInput',
+    'LocationOnlyModel',
+    'check_location_embedding',
+]
 
 
 class Fusion(enum.StrEnum):
@@ -69,6 +78,49 @@ def _choice(name: str, kind: type[_Choice], value: Any) -> _Choice:
         raise ValueError(f'{name} must be {choices}, got {value!r}') from None
 
 
+def _check_embedding_shape(embedding: Tensor, embed_dim: int) -> None:
+    """Raise unless *embedding* is ``(B, embed_dim)`` (see below)."""
+    if embedding.ndim != 2 or embedding.shape[1] != embed_dim:
+        raise ValueError(
+            f"location_input='embedding' expects (B, {embed_dim}) "
+            f'embeddings, got shape {tuple(embedding.shape)}'
+        )
+
+
+def check_location_embedding(
+    embedding: Tensor, embed_dim: int, *, name: str = 'location embedding'
+) -> None:
+    """Check ``(B, embed_dim)`` precomputed location embeddings.
+
+    A NaN or infinite embedding would give NaN predictions (and, in
+    training, NaN weights after one step) without a word. The values are
+    checked on the tensor's device: call it on the CPU (as the tasks do,
+    before a batch is moved) to avoid a host synchronisation.
+
+    Args:
+        embedding: the embeddings.
+        embed_dim: the size the model's location encoder gives.
+        name: what *embedding* is, for the message.
+
+    Raises:
+        ValueError: if *embedding* is not ``(B, embed_dim)``, or a value is
+            not finite; the message names the first such row and column and
+            its value.
+    """
+    _check_embedding_shape(embedding, embed_dim)
+    if not embedding.is_floating_point() or embedding.shape[0] == 0:
+        return
+    bad = ~torch.isfinite(embedding)
+    if not bool(bad.any()):
+        return
+    row, column = (int(i) for i in bad.nonzero()[0])
+    raise ValueError(
+        f'{name} row {row}, column {column} is {embedding[row, column].item()}: '
+        f'expected finite (B, {embed_dim}) embeddings; recompute them with the '
+        'location encoder (points must be finite lon/lat in degrees)'
+    )
+
+
 class _Location(nn.Module):
     """A location encoder, frozen (in eval mode, no gradients) or trainable."""
 
@@ -110,14 +162,15 @@ class _Location(nn.Module):
         model in float64 (``precision='64-true'``) gets float64 embeddings.
 
         Raises:
-            ValueError: if the tensor is not of the declared kind.
+            ValueError: if the tensor is not of the declared kind, or a
+                precomputed embedding on the CPU is not finite (one on an
+                accelerator is not checked here: that would synchronise).
         """
         if self.location_input is LocationInput.EMBEDDING:
-            if location.ndim != 2 or location.shape[1] != self.embed_dim:
-                raise ValueError(
-                    f"location_input='embedding' expects (B, {self.embed_dim}) "
-                    f'embeddings, got shape {tuple(location.shape)}'
-                )
+            if location.device.type == 'cpu':
+                check_location_embedding(location, self.embed_dim)
+            else:
+                _check_embedding_shape(location, self.embed_dim)
             return location
         if location.ndim != 2 or location.shape[1] != 2:
             raise ValueError(
