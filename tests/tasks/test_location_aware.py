@@ -824,3 +824,186 @@ def test_own_checkpoint_as_backbone_weights(
     trainable = {p.requires_grad for p in fused.backbone.parameters()}
     assert trainable == {not freeze_backbone}
     assert all(p.requires_grad for p in fused.head.parameters())
+
+
+def image_batch(label: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        'image': torch.zeros(len(label), 3, 8, 8),
+        'point': LONLAT,
+        'label': label,
+        **extra,
+    }
+
+
+NAN = float('nan')
+INF = float('inf')
+
+
+@pytest.mark.parametrize(
+    ('task_kwargs', 'label', 'message'),
+    [
+        (
+            {'task': 'multiclass', 'num_classes': 3},
+            torch.tensor([1, 3]),
+            "batch 'label' row 1 is 3: expected an integer class in [0, 3) "
+            '(num_classes=3); class labels count from 0',
+        ),
+        (
+            {'task': 'multiclass', 'num_classes': 3},
+            torch.tensor([-1, 0]),
+            "batch 'label' row 0 is -1: expected an integer class in [0, 3)",
+        ),
+        (
+            {'task': 'multiclass', 'num_classes': 3},
+            torch.tensor([0.0, 1.0]),
+            "batch 'label' has dtype torch.float32: expected integer class "
+            'indices in [0, 3)',
+        ),
+        (
+            {'task': 'binary', 'loss': 'bce'},
+            torch.tensor([0, 2]),
+            "batch 'label' row 1 is 2: expected 0 or 1 (task='binary')",
+        ),
+        (
+            {'task': 'multilabel', 'num_labels': 2, 'loss': 'bce'},
+            torch.tensor([[0.0, 1.0], [NAN, 1.0]]),
+            "batch 'label' row 1, column 0 is nan: expected 0 or 1 (task='multilabel')",
+        ),
+    ],
+)
+def test_location_aware_classification_refuses_bad_labels(
+    task_kwargs: dict[str, Any], label: Tensor, message: str
+) -> None:
+    """An out-of-range class failed deep inside the loss (an opaque CUDA
+    assert on a GPU), or trained in silence; it is refused on the CPU batch."""
+    task = LocationAwareClassificationTask(model='tiny', **task_kwargs, **small())
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task.on_before_batch_transfer(image_batch(label), 0)
+    good = torch.zeros(label.shape, dtype=torch.long)
+    batch = image_batch(good)
+    assert task.on_before_batch_transfer(batch, 0) is batch
+
+
+@pytest.mark.parametrize(
+    ('num_outputs', 'label', 'message'),
+    [
+        (1, torch.tensor([1.5, NAN]), "batch 'label' row 1 is nan: expected finite"),
+        (1, torch.tensor([-INF, 0.0]), "batch 'label' row 0 is -inf: expected finite"),
+        (
+            2,
+            torch.tensor([[1.0, 2.0], [0.0, INF]]),
+            "batch 'label' row 1, column 1 is inf: expected finite regression targets",
+        ),
+    ],
+)
+def test_location_aware_regression_refuses_non_finite_targets(
+    num_outputs: int, label: Tensor, message: str
+) -> None:
+    """A NaN target made the loss NaN and, after one step, every weight."""
+    task = LocationAwareRegressionTask(model='tiny', num_outputs=num_outputs, **small())
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task.on_before_batch_transfer(image_batch(label), 0)
+    batch = image_batch(torch.nan_to_num(label, nan=0.0, posinf=0.0, neginf=0.0))
+    assert task.on_before_batch_transfer(batch, 0) is batch
+    # predict batches have no label
+    del batch['label']
+    assert task.on_before_batch_transfer(batch, 0) is batch
+
+
+def test_location_aware_task_refuses_bad_locations_before_transfer() -> None:
+    task = LocationAwareRegressionTask(model='tiny', **small())
+    points = torch.tensor([[2.35, 48.86], [NAN, 40.7]])
+    batch = image_batch(torch.zeros(2), point=points)
+    with pytest.raises(ValueError, match=re.escape("batch 'point' row 1: non-finite")):
+        task.on_before_batch_transfer(batch, 0)
+    embedded = LocationAwareRegressionTask(
+        model='tiny', location_input='embedding', **small()
+    )
+    embedding = torch.zeros(2, 8)
+    embedding[0, 5] = INF
+    batch = image_batch(torch.zeros(2), location_embedding=embedding)
+    message = "batch 'location_embedding' row 0, column 5 is inf: expected finite"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        embedded.on_before_batch_transfer(batch, 0)
+
+
+@pytest.mark.parametrize('task_class', ['classification', 'regression'])
+def test_bad_label_stops_a_real_fit_before_the_step(task_class: str) -> None:
+    """The check runs in Lightning's own loop, on the batch before it moves:
+    the model never sees the bad batch."""
+    from torch.utils.data import DataLoader
+
+    task: Any
+    if task_class == 'classification':
+        task = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
+        labels: list[Any] = [0, 1, 5, 2]
+        message = "batch 'label' row 0 is 5: expected an integer class in [0, 3)"
+    else:
+        task = LocationAwareRegressionTask(model='tiny', **small())
+        labels = [0.5, 1.0, NAN, 2.0]
+        message = "batch 'label' row 0 is nan: expected finite"
+    samples: Any = [
+        {'image': torch.zeros(3, 8, 8), 'point': LONLAT[i % 2], 'label': labels[i]}
+        for i in range(4)
+    ]
+    calls: list[int] = []
+    model_forward = task.model.forward
+
+    def spy(*args: Tensor) -> Tensor:
+        calls.append(len(args[0]))
+        out: Tensor = model_forward(*args)
+        return out
+
+    task.model.forward = spy
+
+    def fit(half: Any) -> None:
+        loader: DataLoader[Any] = DataLoader(half, batch_size=2)
+        Trainer(
+            accelerator='cpu',
+            fast_dev_run=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(task, train_dataloaders=loader, val_dataloaders=loader)
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fit(samples[2:])
+    assert calls == []
+    fit(samples[:2])  # the good half trains and validates
+    assert calls == [2, 2]
+
+
+def test_bad_label_caught_when_the_datamodule_owns_the_hook() -> None:
+    """Lightning calls a datamodule's on_before_batch_transfer instead of the
+    model's: the task then checks each batch in its step (on the device)."""
+    from lightning.pytorch import LightningDataModule
+    from torch.utils.data import DataLoader
+
+    samples: Any = [
+        {'image': torch.zeros(3, 8, 8), 'point': LONLAT[i], 'label': [0, 4][i]}
+        for i in range(2)
+    ]
+
+    class OwnHook(LightningDataModule):
+        def train_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(samples, batch_size=2)
+
+        def val_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(samples, batch_size=2)
+
+        def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            return batch
+
+    task = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
+    trainer = Trainer(
+        accelerator='cpu',
+        fast_dev_run=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    message = "batch 'label' row 1 is 4: expected an integer class in [0, 3)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(task, datamodule=OwnHook())

@@ -30,6 +30,12 @@ and the released architecture's defaults), or is loaded from
 ``location_weights`` (a checkpoint path or a ``SatCLIPWeights`` member or
 name); it is frozen by default (``freeze_location=False`` fine-tunes it).
 
+Each batch is checked on the CPU, before Lightning moves it to the device
+(``on_before_batch_transfer``, so the checks cost no host synchronisation): a
+regression target must be finite, a class an integer in ``[0, num_classes)``
+(0 or 1 for 'binary' and 'multilabel'), a point finite lon/lat in degrees and
+a precomputed embedding finite; the message names the value and its row.
+
 The step methods pass each batch's location to the model explicitly; they
 compute TorchGeo's losses and metrics, log them as the installed TorchGeo
 version does (in every step on 0.8, at epoch end on 0.10) and draw TorchGeo's
@@ -37,12 +43,14 @@ validation figures.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import kornia.augmentation as K
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.datasets import RGBBandsMissingError, unbind_samples
@@ -56,10 +64,12 @@ from .._compat import (
     load_backbone_state_dict,
     regression_kwargs,
 )
+from ..geo import validate_lonlat
 from ..models import (
     LocationEncoder,
     LocationFusionModel,
     LocationInput,
+    check_location_embedding,
     read_checkpoint,
 )
 from ..transforms.location import sample_lonlat
@@ -88,6 +98,17 @@ _IGNORE = (
     'location_capacity',
     'location_layers',
 )
+
+
+def _position(index: tuple[int, ...]) -> str:
+    """``'row 3'``, ``'row 3, column 1'``: where a value is in a batch tensor."""
+    if not index:
+        return ''
+    if len(index) == 1:
+        return f' row {index[0]}'
+    if len(index) == 2:
+        return f' row {index[0]}, column {index[1]}'
+    return f' at {list(index)}'
 
 
 class _LocationSteps:
@@ -147,6 +168,9 @@ class _LocationSteps:
 
         A task whose location is a precomputed embedding
         (``location_input='embedding'``) reads no points: nothing to check.
+        If the trainer's datamodule has its own ``on_before_batch_transfer``
+        (which Lightning then calls instead of the task's), the batches are
+        checked in each step instead, on the device.
 
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
@@ -155,9 +179,147 @@ class _LocationSteps:
             ValueError: under ``'16-true'`` or ``'bf16-true'`` (see
                 :func:`check_point_precision`).
         """
+        trainer = getattr(self, '_trainer', None)
         if self.hparams['location_input'] != 'embedding':
-            check_point_precision(getattr(self, '_trainer', None))
+            check_point_precision(trainer)
+        # Lightning calls a datamodule's on_before_batch_transfer instead of
+        # the task's: then each step checks its batch (on the device)
+        datamodule = getattr(trainer, 'datamodule', None)
+        self._check_in_step = isinstance(datamodule, LightningDataModule) and (
+            is_overridden('on_before_batch_transfer', datamodule, LightningDataModule)
+        )
         super().setup(stage)  # type: ignore[misc]
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Check a batch on the CPU, before Lightning moves it to the device.
+
+        Lightning calls this hook in every loop (fit, validate, test,
+        predict) on the batch as the DataLoader gives it, so the checks cost
+        no host synchronisation per step (tensors already on an accelerator
+        are not checked here).
+
+        Args:
+            batch: the DataLoader's batch.
+            dataloader_idx: index of the current dataloader.
+
+        Returns:
+            The batch, unchanged.
+
+        Raises:
+            ValueError: if a label, a point or a precomputed embedding of the
+                batch cannot be learned from (see :meth:`_check_batch_labels`);
+                the message names the value and its row.
+        """
+        batch = super().on_before_batch_transfer(batch, dataloader_idx)  # type: ignore[misc]
+        if isinstance(batch, dict):
+            self._check_batch(batch, cpu_only=True)
+        return batch
+
+    def _check_batch(self, batch: dict[str, Any], *, cpu_only: bool) -> None:
+        """Check a batch's location and labels (see :meth:`on_before_batch_transfer`).
+
+        Args:
+            batch: the batch.
+            cpu_only: check only tensors on the CPU (no host synchronisation).
+        """
+
+        def here(tensor: Tensor) -> bool:
+            return not cpu_only or tensor.device.type == 'cpu'
+
+        self._check_location(batch, here)
+        if 'label' in batch:
+            label = torch.as_tensor(batch['label'])
+            if here(label):
+                self._check_batch_labels(label)
+
+    def _check_location(
+        self, batch: dict[str, Any], here: Callable[[Tensor], bool]
+    ) -> None:
+        """Refuse non-finite points or precomputed embeddings.
+
+        Points read from GeoDataset bounds are left to the location encoder
+        (reprojecting them twice would cost more than the check saves).
+
+        Args:
+            batch: the batch.
+            here: whether to check a tensor (by its device).
+        """
+        if self.hparams['location_input'] == LocationInput.EMBEDDING:
+            embedding = batch.get('location_embedding')
+            if isinstance(embedding, Tensor) and here(embedding):
+                check_location_embedding(
+                    embedding,
+                    int(self.hparams['embed_dim']),
+                    name="batch 'location_embedding'",
+                )
+            return
+        if 'point' in batch:
+            key = "batch 'point'"
+        elif 'lon' in batch and 'lat' in batch:
+            key = "batch 'lon'/'lat'"
+        else:
+            return
+        lonlat, _ = sample_lonlat(batch)
+        if here(lonlat):
+            validate_lonlat(lonlat, where=lambda row: f'{key} row {row}')
+
+    def _check_batch_labels(self, label: Tensor) -> None:
+        """Refuse labels the task cannot learn from.
+
+        A NaN regression target makes the loss NaN and, after one optimiser
+        step, every weight; a class index out of range fails deep inside the
+        loss (an opaque device-side assert on a GPU) or torchmetrics.
+
+        Args:
+            label: the batch's ``label``.
+
+        Raises:
+            ValueError: if a regression target is not finite, a multiclass
+                label not an integer in ``[0, num_classes)`` (or
+                ``ignore_index``), or a binary or multilabel one not 0 or 1;
+                the message names the first such value and its row.
+        """
+        if label.numel() == 0:
+            return
+        hp = self.hparams
+        if not self._classifies:
+            if not label.is_floating_point():
+                return
+            bad = ~torch.isfinite(label)
+            expected = (
+                'expected finite regression targets: drop or fill the samples '
+                'with missing values'
+            )
+        else:
+            task = hp['task']
+            if task == 'multiclass':
+                classes = int(hp['num_classes'])
+                if (
+                    label.is_floating_point()
+                    or label.is_complex()
+                    or label.dtype == torch.bool
+                ):
+                    raise ValueError(
+                        f"batch 'label' has dtype {label.dtype}: expected integer "
+                        f'class indices in [0, {classes}) (task={task!r})'
+                    )
+                bad = (label < 0) | (label >= classes)
+                expected = (
+                    f'expected an integer class in [0, {classes}) '
+                    f'(num_classes={classes}); class labels count from 0'
+                )
+            else:
+                bad = (label != 0) & (label != 1)
+                expected = f'expected 0 or 1 (task={task!r})'
+            ignore = hp.get('ignore_index')
+            if ignore is not None:
+                bad &= label != ignore
+        if not bool(bad.any()):
+            return
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"batch 'label'{_position(index)} is {label[index].item()}: {expected}"
+        )
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:
         """The location input of a batch, as ``location_input`` declares.
@@ -207,6 +369,8 @@ class _LocationSteps:
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor]:
         """Loss and metrics of a batch; returns the loss and the prediction."""
+        if getattr(self, '_check_in_step', False):
+            self._check_batch(batch, cpu_only=False)
         y_hat, y, y_loss = self._targets(self._output(batch), batch)
         batch_size = y_hat.shape[0]
         metrics = getattr(self, f'{stage}_metrics')
