@@ -94,11 +94,11 @@ def test_a_polygon_drawn_across_the_antimeridian_is_warned_of() -> None:
 def test_invalid() -> None:
     with pytest.raises(ValueError, match='Polygons'):
         Region({'type': 'Point', 'coordinates': [0, 0]})
-    with pytest.raises(ValueError, match='antimeridian'):
+    with pytest.raises(ValueError, match='at most 360 degrees'):
         Region(
             {
                 'type': 'Polygon',
-                'coordinates': [[[170, 0], [190, 0], [190, 5], [170, 0]]],
+                'coordinates': [[[170, 0], [540, 0], [540, 5], [170, 0]]],
             }
         )
     with pytest.raises(ValueError, match='num_points'):
@@ -395,3 +395,134 @@ def test_region_with_a_malformed_vertex_names_it(
         warnings.simplefilter('error')  # no shapely RuntimeWarning first
         with pytest.raises(ValueError, match=message):
             Region(collection)
+
+
+#: Fiji's box, 177 to 182 degrees east with continuous longitudes (182 is
+#: -178): the convention of a polygon crossing the antimeridian.
+FIJI_UNWRAPPED = {
+    'type': 'Polygon',
+    'coordinates': [[[177, -19], [182, -19], [182, -16], [177, -16], [177, -19]]],
+}
+
+
+@pytest.mark.parametrize(
+    ('geometry', 'west_part', 'east_part'),
+    [
+        # past 180: 177..180 stays, 180..182 becomes -180..-178
+        (FIJI_UNWRAPPED, (177.0, 180.0), (-180.0, -178.0)),
+        # before -180: -185..-180 becomes 175..180, -180..-175 stays
+        (
+            {
+                'type': 'Polygon',
+                'coordinates': [
+                    [[-185, -19], [-175, -19], [-175, -16], [-185, -16], [-185, -19]]
+                ],
+            },
+            (175.0, 180.0),
+            (-180.0, -175.0),
+        ),
+    ],
+)
+def test_a_polygon_with_continuous_longitudes_is_split_at_the_antimeridian(
+    geometry: dict[str, Any],
+    west_part: tuple[float, float],
+    east_part: tuple[float, float],
+) -> None:
+    """A polygon written with longitudes past 180 (or before -180) was refused:
+    it is split at 180 degrees and the part outside shifted by 360, a
+    MultiPolygon inside [-180, 180] of the same places and area."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no long edge: nothing to warn of
+        region = Region(geometry)
+    assert region.geometry.geom_type == 'MultiPolygon'
+    assert region.bounds == (-180.0, -19.0, 180.0, -16.0)
+    parts = sorted(tuple(p.bounds) for p in region.parts)
+    assert parts == [
+        (east_part[0], -19.0, east_part[1], -16.0),
+        (west_part[0], -19.0, west_part[1], -16.0),
+    ]
+    ring = np.asarray(geometry['coordinates'][0], dtype=np.float64)
+    width = ring[:, 0].max() - ring[:, 0].min()
+    assert region.geometry.area == pytest.approx(width * 3.0, rel=1e-12)
+    # Points on both sides of 180, each as the intended region has it.
+    lon = np.array([179.5, -179.5, 178.5, -178.5, -176.0, 176.0, 0.0, 179.5])
+    lat = np.array([-17.0, -17.0, -17.0, -17.0, -17.0, -17.0, -17.0, -20.0])
+    unwrapped = np.where(lon < ring[:, 0].min(), lon + 360, lon)
+    unwrapped = np.where(unwrapped > ring[:, 0].max(), unwrapped - 360, unwrapped)
+    expected = (
+        (unwrapped > ring[:, 0].min())
+        & (unwrapped < ring[:, 0].max())
+        & (lat > -19)
+        & (lat < -16)
+    )
+    assert region.contains(lon, lat).tolist() == expected.tolist()
+    assert expected[:2].all()  # both sides of 180 are in
+
+
+def test_sampling_a_region_across_the_antimeridian() -> None:
+    """Points drawn from it lie on both sides of 180 degrees, none outside the
+    region or outside [-180, 180], in proportion to the two parts' areas."""
+    region = Region(FIJI_UNWRAPPED)
+    points = sample_points(3000, seed=4, region=region, land=False)
+    lon, lat = points[:, 0], points[:, 1]
+    assert (np.abs(lon) <= 180).all()
+    assert region.contains(lon, lat).all()
+    assert ((lon >= 177) | (lon <= -178)).all()
+    assert ((lat > -19) & (lat < -16)).all()
+    # 3 of the 5 degrees lie west of 180, 2 east of it.
+    assert np.mean(lon > 0) == pytest.approx(0.6, abs=0.03)
+    # Fiji's islands lie on both sides of 180: land points there too.
+    land = sample_points(200, seed=4, region=region)
+    assert region.contains(land[:, 0], land[:, 1]).all()
+    assert (land[:, 0] > 0).any()
+    assert (land[:, 0] < 0).any()
+
+
+def test_a_feature_collection_across_the_antimeridian_is_one_region() -> None:
+    """Features past 180 and inside [-180, 180] are shifted and unioned as one."""
+    region = Region(
+        {
+            'type': 'FeatureCollection',
+            'features': [
+                {'type': 'Feature', 'geometry': FIJI_UNWRAPPED},
+                {
+                    'type': 'Feature',
+                    'geometry': {
+                        'type': 'Polygon',
+                        'coordinates': _square(-179, -18, 2),
+                    },
+                },
+            ],
+        }
+    )
+    # -179..-178 x -18..-16 lies in both (Fiji shifted): counted once.
+    assert region.geometry.area == pytest.approx(5 * 3 + 2 * 2 - 1 * 2)
+    assert region.contains(np.array([-177.5, 179.0]), np.array([-17.0, -17.0])).all()
+
+
+@pytest.mark.parametrize(
+    ('ring', 'message'),
+    [
+        # wider than the globe
+        (
+            [[-170, 0], [200, 0], [200, 5], [-170, 5], [-170, 0]],
+            r'geometry 1, polygon 1 spans longitudes -170 to 200, 370 degrees wide: '
+            'a polygon spans at most 360',
+        ),
+        # latitude out of range (lon and lat swapped)
+        (
+            [[10, 100], [12, 100], [12, 102], [10, 102], [10, 100]],
+            r'geometry 1 spans latitudes 100 to 102.*\[-90, 90\]',
+        ),
+        # more than a turn past 180: projected metres read as degrees
+        (
+            [[600, 10], [620, 10], [620, 20], [600, 20], [600, 10]],
+            r'geometry 1 spans longitudes 600 to 620.*\[-540, 540\]',
+        ),
+    ],
+)
+def test_a_region_outside_the_globe_is_refused_naming_its_bounds(
+    ring: list[list[float]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Region({'type': 'Polygon', 'coordinates': [ring]})

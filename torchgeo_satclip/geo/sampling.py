@@ -117,7 +117,8 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
                         f'({lon2:g}, {lat2:g}), {jumps[i]:g} degrees of longitude '
                         'long: as GeoJSON draws it (RFC 7946), it goes the long '
                         'way round the world; if the polygon crosses the '
-                        'antimeridian, split it in two at 180 degrees (a '
+                        'antimeridian, write its longitudes continuous (177 to '
+                        '181, past 180) or split it in two at 180 degrees (a '
                         'MultiPolygon)',
                         UserWarning,
                         stacklevel=3,
@@ -125,13 +126,83 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
                     return
 
 
+def _check_bounds(geometry: Any, number: int) -> None:
+    """Check the longitudes and latitudes of one geometry of a region.
+
+    Args:
+        geometry: the shapely ``Polygon`` or ``MultiPolygon``, in (lon, lat).
+        number: its number in the region (from 1), for messages.
+
+    Raises:
+        ValueError: naming the geometry and the bounds found, for a latitude
+            outside [-90, 90], a longitude outside [-540, 540] (more than one
+            turn past the antimeridian: not a polygon written with continuous
+            longitudes, but, say, projected coordinates read as degrees) or a
+            polygon spanning more than 360 degrees of longitude.
+    """
+    west, south, east, north = geometry.bounds
+    if south < -90 or north > 90:
+        raise ValueError(
+            f'geometry {number} spans latitudes {south:g} to {north:g}: they must '
+            'lie within [-90, 90] degrees (GeoJSON positions are [longitude, '
+            'latitude], longitude first)'
+        )
+    if west < -540 or east > 540:
+        raise ValueError(
+            f'geometry {number} spans longitudes {west:g} to {east:g}: they must '
+            'lie within [-180, 180] degrees, or within [-540, 540] for a polygon '
+            'that crosses the antimeridian with continuous longitudes (177 to '
+            '182); are the coordinates in another CRS without a "crs" member?'
+        )
+    for k, part in enumerate(_shapely().get_parts(geometry), 1):
+        west, _, east, _ = part.bounds
+        if east - west > 360:
+            raise ValueError(
+                f'geometry {number}, polygon {k} spans longitudes {west:g} to '
+                f'{east:g}, {east - west:g} degrees wide: a polygon spans at most '
+                '360 degrees of longitude (once round the world)'
+            )
+
+
+def _wrapped(geometry: Any) -> Any:
+    """A region inside [-180, 180]: the parts past the antimeridian shifted.
+
+    A polygon written with continuous longitudes across the antimeridian
+    (177 to 182) is cut at 180 (and -180) degrees, and each part outside
+    [-180, 180] is moved by a whole turn (182 becomes -178); the parts are
+    then unioned into one ``Polygon`` or ``MultiPolygon`` of the same places.
+    A geometry already inside [-180, 180] is returned as it is.
+    """
+    west, _, east, _ = geometry.bounds
+    if west >= -180 and east <= 180:
+        return geometry
+    shapely = _shapely()
+    from shapely.affinity import translate  # type: ignore[import-untyped]
+
+    parts = []
+    for polygon in shapely.get_parts(geometry):
+        for turn in (-1, 0, 1):
+            window = shapely.box(-180 + 360 * turn, -90, 180 + 360 * turn, 90)
+            for part in shapely.get_parts(shapely.intersection(polygon, window)):
+                # the cut may leave edges and points along 180 degrees: no area
+                if part.geom_type == 'Polygon' and part.area > 0:
+                    parts.append(translate(part, xoff=-360.0 * turn))
+    return shapely.union_all(parts)
+
+
 class Region:
     """A polygonal region in (lon, lat) degrees, read from GeoJSON.
 
-    Polygons crossing the antimeridian are not supported: split them in two
-    (a ``MultiPolygon``) at 180 degrees. An edge longer than 180 degrees of
-    longitude (a polygon drawn across it, which RFC 7946 reads as going the
-    long way round) is kept as drawn, with a warning.
+    A polygon crossing the antimeridian is written either split in two at
+    180 degrees (a ``MultiPolygon``, as RFC 7946 asks) or with continuous
+    longitudes that pass 180 or -180 (Fiji as 177 to 182, or -183 to
+    -178): the region is then split at 180 degrees and the part outside
+    [-180, 180] shifted by 360 degrees, a ``MultiPolygon`` of the same
+    places and area inside [-180, 180]. Longitudes must lie within
+    [-540, 540] (one turn past either side) and span at most 360 degrees.
+    An edge longer than 180 degrees of longitude (a polygon drawn across the
+    antimeridian from 177 to -179, which RFC 7946 reads as going the long
+    way round) is kept as drawn, with a warning.
 
     The coordinates are WGS84 (longitude, latitude), as RFC 7946 has them,
     unless the GeoJSON has a ``crs`` member (GeoJSON 2008, as GDAL writes
@@ -153,8 +224,10 @@ class Region:
         Raises:
             ValueError: if the GeoJSON holds no polygon, has a bad ``crs``
                 member (malformed, linked, or naming a CRS pyproj does not
-                know), a vertex outside the domain of its CRS, or lies
-                outside [-180, 180] x [-90, 90].
+                know), a vertex outside the domain of its CRS, a latitude
+                outside [-90, 90], a longitude outside [-540, 540] or
+                longitudes spanning more than 360 degrees (naming the bounds
+                found).
         """
         shapely = _shapely()
         from shapely.geometry import shape  # type: ignore[import-untyped]
@@ -167,22 +240,20 @@ class Region:
             geometries = [geojson['geometry']]
         else:
             geometries = [geojson]
-        shapes = [_shape(shape, g, i) for i, g in enumerate(geometries, 1) if g]
+        numbers = [i for i, g in enumerate(geometries, 1) if g]
+        shapes = [_shape(shape, geometries[i - 1], i) for i in numbers]
         polygons = [s for s in shapes if s.geom_type in ('Polygon', 'MultiPolygon')]
         if not polygons or len(polygons) != len(shapes):
             raise ValueError('the region must be made of Polygons or MultiPolygons')
         if crs is not None:
             polygons = list(_reprojected(np.asarray(polygons, dtype=object), crs))
+        for number, polygon in zip(numbers, polygons, strict=True):
+            _check_bounds(polygon, number)
         _warn_of_long_edges(polygons)
-        self.geometry: Any = shapely.union_all(polygons)
+        self.geometry: Any = shapely.union_all([_wrapped(p) for p in polygons])
         if self.geometry.is_empty or self.geometry.area == 0:
             raise ValueError('the region is empty')
         west, south, east, north = self.geometry.bounds
-        if west < -180 or east > 180 or south < -90 or north > 90:
-            raise ValueError(
-                'the region must lie within [-180, 180] x [-90, 90] degrees '
-                '(split polygons crossing the antimeridian)'
-            )
         self.bounds: tuple[float, float, float, float] = (west, south, east, north)
         shapely.prepare(self.geometry)
         # The disjoint polygons of the union, and their bounding boxes.
