@@ -526,3 +526,52 @@ def test_a_region_outside_the_globe_is_refused_naming_its_bounds(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         Region({'type': 'Polygon', 'coordinates': [ring]})
+
+
+#: A ring that crosses itself (a bow tie): not a valid polygon.
+BOW_TIE = [[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    'geojson',
+    [
+        {'type': 'Polygon', 'coordinates': [BOW_TIE]},
+        {
+            'type': 'FeatureCollection',
+            'features': [
+                {
+                    'type': 'Feature',
+                    'geometry': {'type': 'Polygon', 'coordinates': _square(20, 0, 1)},
+                },
+                {
+                    'type': 'Feature',
+                    'geometry': {
+                        'type': 'MultiPolygon',
+                        'coordinates': [[BOW_TIE], _square(0, 0, 1)],
+                    },
+                },
+            ],
+        },
+    ],
+)
+def test_a_self_intersecting_polygon_is_refused_naming_it(
+    geojson: dict[str, Any],
+) -> None:
+    """A bow tie was 'the region is empty' (its two lobes' signed areas
+    cancel), or, beside another polygon, shapely's bare GEOSException
+    ('TopologyException: side location conflict')."""
+    number = 1 if geojson['type'] == 'Polygon' else 2
+    with pytest.raises(
+        ValueError,
+        match=rf'geometry {number} \((Multi)?Polygon\), polygon 1 is not a valid '
+        r'polygon: Self-intersection\[5 5\]',
+    ):
+        Region(geojson)
+
+
+def test_overlapping_polygons_of_a_multipolygon_are_unioned() -> None:
+    """Not valid as one MultiPolygon by OGC's rules, but not refused either."""
+    region = Region(
+        {'type': 'MultiPolygon', 'coordinates': [_square(0, 0, 2), _square(1, 1, 2)]}
+    )
+    assert region.geometry.area == pytest.approx(7.0)

@@ -126,6 +126,34 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
                     return
 
 
+def _check_valid(geometry: Any, number: int) -> None:
+    """Check that each polygon of one geometry of a region is valid (OGC rules).
+
+    A ring that crosses itself (a bow tie) has lobes of opposite signed
+    areas, which union and containment do not treat as the places inside:
+    the region came out empty, or shapely failed with a bare
+    ``GEOSException``. Polygons of a ``MultiPolygon`` may overlap: they are
+    unioned, as the geometries of a region are.
+
+    Args:
+        geometry: the shapely ``Polygon`` or ``MultiPolygon``, in (lon, lat).
+        number: its number in the region (from 1), for messages.
+
+    Raises:
+        ValueError: naming the geometry and what shapely finds wrong with it
+            (``Self-intersection[5 5]``), and how to repair it.
+    """
+    shapely = _shapely()
+    for k, polygon in enumerate(shapely.get_parts(geometry), 1):
+        if not shapely.is_valid(polygon):
+            raise ValueError(
+                f'geometry {number} ({geometry.geom_type}), polygon {k} is not a '
+                f'valid polygon: {shapely.is_valid_reason(polygon)}; its rings must '
+                'not cross themselves or each other (shapely.make_valid or '
+                '"ogr2ogr -makevalid" repairs it)'
+            )
+
+
 def _check_bounds(geometry: Any, number: int) -> None:
     """Check the longitudes and latitudes of one geometry of a region.
 
@@ -222,7 +250,8 @@ class Region:
                 or in the CRS its ``crs`` member names.
 
         Raises:
-            ValueError: if the GeoJSON holds no polygon, has a bad ``crs``
+            ValueError: if the GeoJSON holds no polygon or an invalid one (a
+                ring that crosses itself, naming where), has a bad ``crs``
                 member (malformed, linked, or naming a CRS pyproj does not
                 know), a vertex outside the domain of its CRS, a latitude
                 outside [-90, 90], a longitude outside [-540, 540] or
@@ -248,6 +277,7 @@ class Region:
         if crs is not None:
             polygons = list(_reprojected(np.asarray(polygons, dtype=object), crs))
         for number, polygon in zip(numbers, polygons, strict=True):
+            _check_valid(polygon, number)
             _check_bounds(polygon, number)
         _warn_of_long_edges(polygons)
         self.geometry: Any = shapely.union_all([_wrapped(p) for p in polygons])
