@@ -575,3 +575,42 @@ def test_overlapping_polygons_of_a_multipolygon_are_unioned() -> None:
         {'type': 'MultiPolygon', 'coordinates': [_square(0, 0, 2), _square(1, 1, 2)]}
     )
     assert region.geometry.area == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize(
+    ('geojson', 'message'),
+    [
+        ([[0, 0], [1, 1]], 'a GeoJSON object (a mapping), not list [[0, 0], [1, 1]]'),
+        ('alps.geojson', "a GeoJSON object (a mapping), not str 'alps.geojson'"),
+        ({'type': 'Feature'}, 'the Feature has no "geometry" member'),
+        (
+            {'type': 'FeatureCollection', 'features': [{'type': 'Feature'}]},
+            'feature 1 of the FeatureCollection has no "geometry" member',
+        ),
+        (
+            {'type': 'FeatureCollection', 'features': [1]},
+            'feature 1 of the FeatureCollection must be a GeoJSON object (a '
+            'mapping), not int 1',
+        ),
+        (
+            {'type': 'FeatureCollection', 'features': {'type': 'Feature'}},
+            'the FeatureCollection\'s "features" must be a list of Features, not dict',
+        ),
+    ],
+)
+def test_a_malformed_geojson_object_is_refused_naming_what_is_wrong(
+    geojson: Any, message: str
+) -> None:
+    """These escaped as a bare AttributeError ('list' object has no attribute
+    'get'), KeyError ('geometry') or TypeError, without the file's name."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Region(geojson)
+
+
+def test_a_geojson_file_that_is_not_an_object_names_the_file(tmp_path) -> None:
+    path = tmp_path / 'r.geojson'
+    path.write_text('[1, 2]')
+    with pytest.raises(
+        ValueError, match=re.escape(f'{path}: a region (FeatureCollection')
+    ):
+        Region.from_file(path)

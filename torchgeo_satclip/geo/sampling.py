@@ -126,6 +126,53 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
                     return
 
 
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    """``value``, checked to be a GeoJSON object (a mapping).
+
+    Raises:
+        ValueError: naming *what* it is and the type and value found.
+    """
+    if not isinstance(value, Mapping):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else f'{shown[:77]}...'
+        raise ValueError(
+            f'{what} must be a GeoJSON object (a mapping), not '
+            f'{type(value).__name__} {shown}'
+        )
+    return value
+
+
+def _geometries(geojson: Any) -> list[Any]:
+    """The geometries of a ``FeatureCollection``, a ``Feature`` or a geometry.
+
+    Raises:
+        ValueError: naming what is wrong, for a value or a feature that is
+            not a mapping, ``features`` that are not a list, or a feature
+            without a ``geometry`` member (RFC 7946 has it, null if none).
+    """
+    _object(geojson, 'a region (FeatureCollection, Feature, Polygon or MultiPolygon)')
+    kind = geojson.get('type')
+    if kind == 'FeatureCollection':
+        features = geojson.get('features', [])
+        if not isinstance(features, list | tuple):
+            raise ValueError(
+                'the FeatureCollection\'s "features" must be a list of Features, '
+                f'not {type(features).__name__}'
+            )
+        geometries = []
+        for i, feature in enumerate(features, 1):
+            where = f'feature {i} of the FeatureCollection'
+            if 'geometry' not in _object(feature, where):
+                raise ValueError(f'{where} has no "geometry" member (null if none)')
+            geometries.append(feature['geometry'])
+        return geometries
+    if kind == 'Feature':
+        if 'geometry' not in geojson:
+            raise ValueError('the Feature has no "geometry" member (null if none)')
+        return [geojson['geometry']]
+    return [geojson]
+
+
 def _check_valid(geometry: Any, number: int) -> None:
     """Check that each polygon of one geometry of a region is valid (OGC rules).
 
@@ -250,7 +297,8 @@ class Region:
                 or in the CRS its ``crs`` member names.
 
         Raises:
-            ValueError: if the GeoJSON holds no polygon or an invalid one (a
+            ValueError: if the GeoJSON is malformed (not a mapping, a feature
+                without a ``geometry``), holds no polygon or an invalid one (a
                 ring that crosses itself, naming where), has a bad ``crs``
                 member (malformed, linked, or naming a CRS pyproj does not
                 know), a vertex outside the domain of its CRS, a latitude
@@ -261,14 +309,8 @@ class Region:
         shapely = _shapely()
         from shapely.geometry import shape  # type: ignore[import-untyped]
 
+        geometries = _geometries(geojson)
         crs = geojson_crs(geojson['crs']) if 'crs' in geojson else None
-        kind = geojson.get('type')
-        if kind == 'FeatureCollection':
-            geometries = [f['geometry'] for f in geojson.get('features', [])]
-        elif kind == 'Feature':
-            geometries = [geojson['geometry']]
-        else:
-            geometries = [geojson]
         numbers = [i for i, g in enumerate(geometries, 1) if g]
         shapes = [_shape(shape, geometries[i - 1], i) for i in numbers]
         polygons = [s for s in shapes if s.geom_type in ('Polygon', 'MultiPolygon')]
