@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from global_land_mask import globe
 
-from torchgeo_satclip.geo import Region, sample_points
+from torchgeo_satclip.geo import Region, iter_points, sample_points
 
 BOX = {
     'type': 'Polygon',
@@ -614,3 +614,18 @@ def test_a_geojson_file_that_is_not_an_object_names_the_file(tmp_path) -> None:
         ValueError, match=re.escape(f'{path}: a region (FeatureCollection')
     ):
         Region.from_file(path)
+
+
+def test_a_region_that_is_not_a_region_is_refused_at_once() -> None:
+    """A GeoJSON mapping passed as region failed on the first point drawn,
+    with AttributeError: 'dict' object has no attribute 'part_bounds'."""
+    message = (
+        r'region must be a Region \(Region\(geojson\) or Region.from_file\(path\)\) '
+        r"or None, not dict \{'type': 'Polygon'"
+    )
+    with pytest.raises(ValueError, match=message):
+        iter_points(region=BOX)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        sample_points(1, region=BOX, land=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='where must be a function'):
+        iter_points(where=np.ones(3, dtype=bool))  # type: ignore[arg-type]

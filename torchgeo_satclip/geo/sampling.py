@@ -453,12 +453,25 @@ def iter_points(
         An endless iterator of ``(lon, lat)`` in degrees.
 
     Raises:
-        ValueError: if ``seed`` is not a non-negative integer (at once), or if
-            no point survives the restrictions for many batches (while
+        ValueError: if ``seed`` is not a non-negative integer, ``region`` not
+            a :class:`Region` or ``where`` not callable (at once), or if no
+            point survives the restrictions for many batches (while
             iterating).
     """
     if not _is_integer(seed) or seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
+    if region is not None and not isinstance(region, Region):
+        shown = repr(region)
+        shown = shown if len(shown) <= 80 else f'{shown[:77]}...'
+        raise ValueError(
+            'region must be a Region (Region(geojson) or Region.from_file(path)) '
+            f'or None, not {type(region).__name__} {shown}'
+        )
+    if where is not None and not callable(where):
+        raise ValueError(
+            'where must be a function (lon, lat) -> bool mask, or None, not '
+            f'{type(where).__name__}'
+        )
     return _points(int(seed), region, land, where)
 
 
@@ -528,8 +541,8 @@ def sample_points(
         first *k* rows are the same for any *num_points* >= *k*.
 
     Raises:
-        ValueError: if *num_points* is not an integer or is negative, or
-            *seed* is not a non-negative integer.
+        ValueError: if *num_points* is not an integer or is negative, or for
+            any reason of :func:`iter_points`.
     """
     if not _is_integer(num_points):
         raise ValueError(f'num_points must be an integer, got {num_points!r}')
