@@ -629,3 +629,16 @@ def test_a_region_that_is_not_a_region_is_refused_at_once() -> None:
         sample_points(1, region=BOX, land=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='where must be a function'):
         iter_points(where=np.ones(3, dtype=bool))  # type: ignore[arg-type]
+
+
+def test_no_point_found_names_the_restrictions_in_force() -> None:
+    """With land=False the message still asked 'is there land in the
+    region? (see land=False)', which was not the cause."""
+    region = Region({'type': 'Polygon', 'coordinates': _square(-30, -10, 1)})
+    with pytest.raises(ValueError, match=r'on land.*land=False'):
+        sample_points(1, region=region)
+    never = lambda lon, lat: np.zeros(lon.shape, dtype=bool)  # noqa: E731
+    with pytest.raises(ValueError, match='no point found') as info:
+        sample_points(1, region=region, land=False, where=never)
+    assert 'land' not in str(info.value)
+    assert 'where' in str(info.value)

@@ -456,7 +456,7 @@ def iter_points(
         ValueError: if ``seed`` is not a non-negative integer, ``region`` not
             a :class:`Region` or ``where`` not callable (at once), or if no
             point survives the restrictions for many batches (while
-            iterating).
+            iterating, naming the restrictions in force).
     """
     if not _is_integer(seed) or seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
@@ -511,9 +511,19 @@ def _points(
             keep &= np.asarray(where(lon, lat), dtype=bool)
         empty_batches = 0 if keep.any() else empty_batches + 1
         if empty_batches > _MAX_EMPTY_BATCHES:
+            wanted = [
+                what
+                for what, used in (
+                    ('inside the region', region is not None),
+                    ('on land', land),
+                    ('where the mask `where` is true', where is not None),
+                )
+                if used
+            ]
+            hint = ' (land=False keeps the points at sea)' if land else ''
             raise ValueError(
-                f'no point found in {_MAX_EMPTY_BATCHES * _BATCH} draws: is there '
-                'land in the region? (see land=False)'
+                f'no point found in {_MAX_EMPTY_BATCHES * _BATCH} draws '
+                f'{", ".join(wanted)}: is there such a place?{hint}'
             )
         for x, y in zip(lon[keep], lat[keep], strict=True):
             yield float(x), float(y)
