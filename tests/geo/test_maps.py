@@ -60,3 +60,13 @@ def test_grids_keep_their_shape() -> None:
     lon, lat = np.meshgrid(np.linspace(-180, 180, 5), np.linspace(-90, 90, 3))
     assert is_land(lon, lat).shape == (3, 5)
     assert is_koppen_land(lon, lat).shape == (3, 5)
+
+
+def test_no_points_give_empty_results_of_the_right_dtype() -> None:
+    """No points gave a float64 array of zones (numpy's default for an empty
+    list), not strings."""
+    zones = koppen_zone(np.zeros((0, 2)))
+    assert zones.shape == (0,)
+    assert zones.dtype.kind == 'U'
+    assert is_koppen_land(np.zeros(0), np.zeros(0)).dtype == np.bool_
+    assert is_land(np.zeros(0), np.zeros(0)).dtype == np.bool_

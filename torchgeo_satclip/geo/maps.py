@@ -76,7 +76,8 @@ def koppen_zone(lonlat: NDArray[np.float64]) -> NDArray[np.str_]:
     names = dict(
         zip(table['zoneNum'].astype(int), table['kg_zone'].astype(str), strict=True)
     )
-    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]])
+    # dtype=str: no points give an empty array of strings, not of floats
+    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]], dtype=str)
 
 
 def is_koppen_land(
