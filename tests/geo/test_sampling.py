@@ -291,30 +291,41 @@ def _projected(crs: str, ring: list[tuple[float, float]]) -> list[list[float]]:
     return [list(forward.transform(lon, lat)) for lon, lat in ring]
 
 
-@pytest.mark.parametrize(
-    ('crs', 'ring', 'jump'),
-    [
-        # Fiji in its own CRS: one ring across 180 degrees
-        (
-            'EPSG:3460',
-            [(177.0, -19.0), (179.9, -19.0), (-179.5, -17.0), (177.0, -17.0)],
-            'from longitude 179.9 to -179.5',
-        ),
-        # a square round the South Pole in Antarctic polar stereographic
-        ('EPSG:3031', None, 'from longitude -135 to 135'),
-    ],
-)
-def test_projected_ring_across_180_or_round_a_pole_is_refused(
-    crs: str, ring: list[tuple[float, float]] | None, jump: str
-) -> None:
-    """Straight edges in lon/lat would make it the rest of the world (Fiji's
-    box became 716 square degrees around it) or an empty region."""
-    if ring is None:
-        xy = [[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6], [-1e6, -1e6]]
-    else:
-        xy = _projected(crs, [*ring, ring[0]])
-    with pytest.raises(ValueError, match=f'ring of the region in {crs} goes {jump} '):
-        Region({'type': 'Polygon', 'coordinates': [xy], 'crs': _crs(crs)})
+def test_projected_ring_round_a_pole_is_refused() -> None:
+    """A square round the South Pole in Antarctic polar stereographic: with
+    straight edges in lon/lat it would be an empty region or the rest of the
+    world."""
+    xy = [[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6], [-1e6, -1e6]]
+    with pytest.raises(
+        ValueError,
+        match=r'ring of the region in EPSG:3031 goes from longitude -135 to 135 '
+        r'.*round a pole',
+    ):
+        Region({'type': 'Polygon', 'coordinates': [xy], 'crs': _crs('EPSG:3031')})
+
+
+@pytest.mark.parametrize('hole', [False, True])
+def test_projected_ring_across_180_is_split_at_the_antimeridian(hole: bool) -> None:
+    """Fiji in its own CRS, one ring across 180 degrees, was refused (its
+    longitudes jump from 179.9 to -179.5 once reprojected): the ring is made
+    continuous (179.9 to 180.5) and split at the antimeridian like any other."""
+    ring = [(177.0, -19.0), (179.9, -19.0), (-179.5, -17.0), (177.0, -17.0)]
+    rings = [_projected('EPSG:3460', [*ring, ring[0]])]
+    if hole:  # a hole across 180 too, starting east of it
+        inner = [(-179.9, -18.2), (-179.9, -17.8), (179.5, -17.8), (179.5, -18.2)]
+        rings.append(_projected('EPSG:3460', [*inner, inner[0]]))
+    region = Region({'type': 'Polygon', 'coordinates': rings, 'crs': _crs('EPSG:3460')})
+    assert region.geometry.geom_type == 'MultiPolygon'
+    assert region.bounds[0] == -180.0
+    assert region.bounds[2] == 180.0
+    lon = np.array([178.0, 179.95, -179.9, -179.95, 179.7, 0.0, -170.0])
+    lat = np.array([-18.0, -18.5, -17.5, -18.0, -18.0, -18.0, -18.0])
+    expected = [True, True, True, not hole, not hole, False, False]
+    assert region.contains(lon, lat).tolist() == expected
+    points = sample_points(500, seed=0, region=region, land=False)
+    assert (points[:, 0] > 0).any()
+    assert (points[:, 0] < 0).any()
+    assert region.contains(points[:, 0], points[:, 1]).all()
 
 
 def test_projected_region_split_at_180_is_kept() -> None:

@@ -285,7 +285,9 @@ class Region:
     longitude-first order as GDAL writes it) is read as it is, and the
     vertices of any other CRS are reprojected to longitude and latitude (the
     edges between them stay straight in longitude and latitude; see
-    :func:`~torchgeo_satclip.geo.crs.geojson_crs`).
+    :func:`~torchgeo_satclip.geo.crs.geojson_crs`): a ring that then crosses
+    the antimeridian is made continuous and split there, one that goes round
+    a pole is refused.
     """
 
     def __init__(self, geojson: Mapping[str, Any]) -> None:
@@ -301,7 +303,8 @@ class Region:
                 without a ``geometry``), holds no polygon or an invalid one (a
                 ring that crosses itself, naming where), has a bad ``crs``
                 member (malformed, linked, or naming a CRS pyproj does not
-                know), a vertex outside the domain of its CRS, a latitude
+                know), a vertex outside the domain of its CRS or a ring
+                that goes round a pole once reprojected, a latitude
                 outside [-90, 90], a longitude outside [-540, 540] or
                 longitudes spanning more than 360 degrees (naming the bounds
                 found).
@@ -376,13 +379,18 @@ class Region:
 def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
     """Polygons with their vertices reprojected from ``crs`` to (lon, lat).
 
+    A ring that crosses the antimeridian once reprojected (its longitudes
+    jump from 179.9 to -179.5 between two vertices) is made continuous
+    (179.9 to 180.5), and its holes placed beside it, so that
+    :class:`Region` splits it at 180 degrees as it does a polygon written
+    with continuous longitudes.
+
     Raises:
         ValueError: naming the first vertex that does not reproject (outside
             the domain of the CRS, or not finite), or a ring that, once in
-            longitude and latitude, crosses the antimeridian or goes round a
-            pole (two consecutive vertices more than 180 degrees of longitude
-            apart): drawn with straight edges in longitude and latitude, it
-            would cover the rest of the world instead.
+            longitude and latitude, goes round a pole (its longitudes turn by
+            360 degrees): drawn with straight edges in longitude and
+            latitude, it would cover the rest of the world instead.
     """
 
     def transform(xy: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -398,21 +406,55 @@ def _reprojected(polygons: NDArray[Any], crs: str) -> NDArray[Any]:
         return lonlat
 
     shapely = _shapely()
-    reprojected = np.asarray(shapely.transform(polygons, transform), dtype=object)
-    for ring in shapely.get_rings(shapely.get_parts(reprojected)):
-        lon = shapely.get_coordinates(ring)[:, 0]
-        jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180)
-        if len(jumps):
-            i = int(jumps[0])
-            raise ValueError(
-                f'a ring of the region in {crs} goes from longitude '
-                f'{lon[i]:.6g} to {lon[i + 1]:.6g} between two vertices once '
-                'reprojected: it crosses the antimeridian or goes round a pole, '
-                'which a region drawn with straight edges in longitude and '
-                'latitude cannot hold; split it at 180 degrees into a '
-                'MultiPolygon, away from the poles'
-            )
-    return reprojected
+    reprojected = shapely.transform(polygons, transform)
+    return np.asarray([_continuous(g, crs) for g in reprojected], dtype=object)
+
+
+def _continuous(geometry: Any, crs: str) -> Any:
+    """A reprojected polygon or multipolygon, each ring's longitudes continuous.
+
+    Raises:
+        ValueError: for a ring that goes round a pole, naming its first jump
+            of longitude.
+    """
+    shapely = _shapely()
+    polygons = []
+    for polygon in shapely.get_parts(geometry):
+        shell = _continuous_ring(polygon.exterior, crs)
+        middle = shell[:, 0].mean()
+        holes = []
+        for interior in polygon.interiors:
+            hole = _continuous_ring(interior, crs)
+            # a hole lies inside its shell: the same turn of longitude
+            hole[:, 0] += 360.0 * np.round((middle - hole[:, 0].mean()) / 360.0)
+            holes.append(hole)
+        polygons.append(shapely.Polygon(shell, holes))
+    if geometry.geom_type == 'MultiPolygon':
+        return shapely.MultiPolygon(polygons)
+    return polygons[0]
+
+
+def _continuous_ring(ring: Any, crs: str) -> NDArray[np.float64]:
+    """The (lon, lat) vertices of a reprojected ring, longitudes unwrapped.
+
+    Raises:
+        ValueError: for a ring whose longitudes, made continuous, do not
+            come back to where they started (it goes round a pole).
+    """
+    lonlat = np.array(_shapely().get_coordinates(ring), dtype=np.float64)
+    lon = lonlat[:, 0]
+    continuous = np.unwrap(lon, period=360.0)
+    if abs(continuous[-1] - continuous[0]) > 180:
+        i = int(np.flatnonzero(np.abs(np.diff(lon)) > 180)[0])
+        raise ValueError(
+            f'a ring of the region in {crs} goes from longitude {lon[i]:.6g} to '
+            f'{lon[i + 1]:.6g} between two vertices once reprojected, and in all '
+            'round a pole (its longitudes turn by 360 degrees), which a region '
+            'drawn with straight edges in longitude and latitude cannot hold; '
+            'split it into polygons that do not go round the pole'
+        )
+    lonlat[:, 0] = continuous
+    return lonlat
 
 
 def _box_weights(bounds: NDArray[np.float64]) -> NDArray[np.float64]:
