@@ -183,3 +183,17 @@ def test_geographic_longitudes_beyond_180_are_wrapped(crs: object) -> None:
     assert np.abs(lonlat[:, 0]).max() <= 180
     # the same place, a whole turn away: faithfully reprojected
     assert reproject_checked(x, y, crs)[1] is None
+
+
+@pytest.mark.parametrize('crs', ['EPSG:4326', 'EPSG:4269'])
+def test_a_latitude_beyond_the_poles_did_not_map(crs: str) -> None:
+    """pyproj passes a geographic CRS's latitude 95 through as it is, and it
+    came back (10, 95) from reproject_checked as faithfully reprojected."""
+    from torchgeo_satclip.geo.crs import not_reprojected, reproject_checked
+
+    x = np.array([10.0, 10.0, 10.0, 10.0])
+    y = np.array([90.0, -90.0, 95.0, -90.5])
+    lonlat, first = reproject_checked(x, y, crs)
+    assert first == 2
+    bad = not_reprojected(x, y, crs, lonlat)
+    assert bad.tolist() == [False, False, True, True]

@@ -112,7 +112,9 @@ def not_reprojected(
     Web Mercator, say) comes out of pyproj non-finite or, worse, wrapped
     around the globe to a plausible longitude. Such a point does not map
     back to where it came from: the (lon, lat) are projected back to
-    ``crs`` by the same transformation and compared with (x, y).
+    ``crs`` by the same transformation and compared with (x, y). Nor does a
+    latitude beyond the poles (95 degrees in a geographic CRS, which pyproj
+    passes through as it is).
 
     Args:
         x: easting (or longitude) in ``crs``.
@@ -134,6 +136,8 @@ def not_reprojected(
     turn = _longitude_turn(crs)
     with np.errstate(invalid='ignore', over='ignore'):
         bad = ~np.isfinite(lonlat).all(axis=1)
+        # pyproj passes a geographic CRS's latitude through as it is (95)
+        bad |= np.abs(lonlat[:, 1]) > 90
         for axis, (given, back) in enumerate(
             ((x, np.asarray(back_x)), (y, np.asarray(back_y)))
         ):
