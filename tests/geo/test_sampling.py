@@ -653,3 +653,20 @@ def test_no_point_found_names_the_restrictions_in_force() -> None:
         sample_points(1, region=region, land=False, where=never)
     assert 'land' not in str(info.value)
     assert 'where' in str(info.value)
+
+
+def test_contains_refuses_points_outside_the_globe() -> None:
+    """Asked whether (181, -17) lies in Fiji written as 177 to 182, contains
+    said False in silence (the region is stored inside [-180, 180]); a point
+    out of range is named, as everywhere else, and shapes must agree."""
+    region = Region(FIJI_UNWRAPPED)
+    with pytest.raises(ValueError, match=r'longitude 181\.0 is outside \[-180, 180\]'):
+        region.contains(np.array([179.0, 181.0]), np.array([-17.0, -17.0]))
+    with pytest.raises(ValueError, match=r'same shape, got \(2,\) and \(3,\)'):
+        region.contains(np.zeros(2), np.zeros(3))
+    assert region.contains(
+        np.array([[179.0, -179.0]]), np.full((1, 2), -17.0)
+    ).shape == (
+        1,
+        2,
+    )

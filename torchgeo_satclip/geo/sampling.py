@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .crs import geojson_crs, reproject_checked
-from .maps import is_land
+from .maps import _checked, is_land
 
 __all__ = ['PointMask', 'Region', 'iter_points', 'sample_points']
 
@@ -367,12 +367,19 @@ class Region:
         """Which points lie inside the region.
 
         Args:
-            lon: longitudes in degrees.
-            lat: latitudes in degrees.
+            lon: longitudes in degrees, in [-180, 180] (where the region is
+                kept, also when it was written with continuous longitudes
+                past 180).
+            lat: latitudes in degrees (same shape as ``lon``).
 
         Returns:
-            A boolean mask.
+            A boolean mask of the shape of ``lon``.
+
+        Raises:
+            ValueError: if the shapes differ or a point is not finite or out
+                of range (naming the first one), rather than False for it.
         """
+        lon, lat = _checked(lon, lat)
         return np.asarray(_shapely().contains_xy(self.geometry, lon, lat), dtype=bool)
 
 
