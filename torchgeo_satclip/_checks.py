@@ -8,7 +8,7 @@ where a size belongs is a mistake, not a size.
 
 import math
 import numbers
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import torch
 
@@ -80,7 +80,15 @@ def check_real(
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f'{name} must be a real number, got {_shown(value)}')
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int or Fraction beyond a float's range
+        whole = int(cast(SupportsInt, value))
+        sign = '-' if whole < 0 else ''
+        raise ValueError(
+            f'{name} must be finite, got {sign}1e{int(math.log10(abs(whole)))} '
+            'or so, beyond the range of a float'
+        ) from None
     if not math.isfinite(number):
         raise ValueError(f'{name} must be finite, got {number}')
     if positive and number <= 0:
