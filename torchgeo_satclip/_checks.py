@@ -16,8 +16,14 @@ __all__ = ['check_dtype', 'check_flag', 'check_int', 'check_name', 'check_real']
 
 
 def _shown(value: Any) -> str:
-    """``True (type bool)``: the value and its type, for a wrong type."""
-    return f'{value!r} (type {type(value).__name__})'
+    """``True (type bool)``: the value and its type, for a wrong type.
+
+    A type outside the builtins is named with its module (``numpy.bool``,
+    ``torch.Tensor``): NumPy's boolean alone is ``bool``.
+    """
+    kind = type(value)
+    module = '' if kind.__module__ == 'builtins' else f'{kind.__module__}.'
+    return f'{value!r} (type {module}{kind.__qualname__})'
 
 
 def check_int(
