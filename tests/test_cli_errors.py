@@ -331,15 +331,15 @@ VALUES: list[tuple[list[str], str]] = [
             (['--max-cloud-cover', 'inf'], '--max-cloud-cover must be finite'),
             (['--max-nodata', '1'], '--max-nodata must be in [0, 1)'),
             (['--max-nodata', '-0.5'], '--max-nodata must be in [0, 1)'),
-            (['--size', '0'], '--size must be >= 1'),
-            (['--items-per-point', '0'], '--items-per-point must be >= 1'),
+            (['--size', '0'], '--size must be at least 1, got 0'),
+            (['--items-per-point', '0'], '--items-per-point must be at least 1'),
             (['--workers', '0'], '--workers must be >= 1'),
             (['--max-retries', '-1'], '--max-retries must be >= 0'),
             (['--backoff', '-1'], '--backoff must be a finite number of seconds >= 0'),
             (['--timeout', '0'], '--timeout must be a finite number of seconds > 0'),
             (['--timeout', 'nan'], '--timeout must be a finite number of seconds > 0'),
             (['--max-candidates', '-4'], '--max-candidates must be >= 0'),
-            (['--seed', '-1'], '--seed must be >= 0'),
+            (['--seed', '-1'], '--seed must be at least 0, got -1'),
             (['--collection', ''], '--collection must be a STAC collection name'),
         ]
     ),
@@ -391,8 +391,8 @@ VALUES: list[tuple[list[str], str]] = [
     *(
         (['build', '{tmp}/b', '--num-samples', '1', *extra], fragment)
         for extra, fragment in [
-            (['--dates', '0'], '--dates must be >= 1, not 0'),
-            (['--dates', '2', '--min-dates', '3'], '--min-dates must be <='),
+            (['--dates', '0'], '--dates must be at least 1, got 0'),
+            (['--dates', '2', '--min-dates', '3'], '--min-dates must be at most'),
         ]
     ),
     (['probe', '--csv', 'no-target'], "--csv expects PATH:TARGET, got 'no-target'"),

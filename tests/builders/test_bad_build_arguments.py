@@ -20,18 +20,18 @@ from torchgeo_satclip.builders import BuildConfig, build_dataset
 #: (parameter, bad value, fragment of the message)
 CONFIG: list[tuple[str, Any, str]] = [
     *(('seed', v, 'seed must be an integer') for v in (True, 1.5, '0', None)),
-    *(('seed', v, 'seed must be >= 0') for v in (-1, -(2**40))),
+    *(('seed', v, 'seed must be at least 0, got') for v in (-1, -(2**40))),
     *(
         ('max_cloud_cover', v, 'max_cloud_cover must be a percentage in (0, 100]')
         for v in (-5, -5.0, 0, 0.0, 100.5, 1000)
     ),
     *(
-        ('max_cloud_cover', v, 'max_cloud_cover must be a number')
+        ('max_cloud_cover', v, 'max_cloud_cover must be a real number, got')
         for v in (True, '20', None, [20])
     ),
     *(
         ('max_cloud_cover', v, 'max_cloud_cover must be finite')
-        for v in (math.nan, math.inf)
+        for v in (math.nan, math.inf, 10**400, -(10**400))
     ),
     *(
         ('max_nodata_fraction', v, 'max_nodata_fraction must be in [0, 1)')
@@ -39,15 +39,15 @@ CONFIG: list[tuple[str, Any, str]] = [
     ),
     *(
         ('max_nodata_fraction', v, 'max_nodata_fraction must be')
-        for v in (True, '0.1', math.nan, None)
+        for v in (True, '0.1', math.nan, None, 10**400)
     ),
     *(('size', v, 'size must be an integer') for v in (True, 2.5, '256', None)),
-    *(('size', v, 'size must be >= 1') for v in (0, -256)),
+    *(('size', v, 'size must be at least 1, got') for v in (0, -256)),
     *(
         ('items_per_point', v, 'items_per_point must be an integer')
         for v in (False, 1.0, '1')
     ),
-    *(('items_per_point', v, 'items_per_point must be >= 1') for v in (0, -1)),
+    *(('items_per_point', v, 'items_per_point must be at least 1') for v in (0, -1)),
     *(('land', v, 'land must be True or False') for v in (1, 0, 'yes', None)),
     *(
         ('collection', v, 'collection must be a STAC collection name')
@@ -92,7 +92,7 @@ REVERSED = [
 
 
 def _ids(cases: list[tuple[str, Any, str]]) -> list[str]:
-    return [f'{name}={value!r}' for name, value, _ in cases]
+    return [f'{name}={value!r:.40}' for name, value, _ in cases]
 
 
 @pytest.mark.parametrize(('name', 'value', 'fragment'), CONFIG, ids=_ids(CONFIG))
@@ -154,8 +154,8 @@ RUN: list[tuple[str, Any, str]] = [
     # and the dataset's parameters, through build_dataset
     ('max_cloud_cover', -5.0, 'max_cloud_cover must be a percentage in (0, 100]'),
     ('end', '2020-01-01', 'end 2020-01-01 is before start 2021-01-01'),
-    ('size', 0, 'size must be >= 1'),
-    ('seed', -3, 'seed must be >= 0'),
+    ('size', 0, 'size must be at least 1, got 0'),
+    ('seed', -3, 'seed must be at least 0, got -3'),
     # every point failed with a TypeError, logged, and the run ended incomplete
     *(
         ('sign', v, 'sign must be a function that signs an item')

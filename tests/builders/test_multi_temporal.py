@@ -280,7 +280,7 @@ def test_other_windows_refused(tmp_path: Path, server: FakeStacServer) -> None:
 
 #: (build_dataset arguments, fragment of the message)
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({'dates': 0}, 'dates must be >= 1, not 0'),
+    ({'dates': 0}, 'dates must be at least 1, got 0'),
     ({'dates': 2.0}, 'dates must be an integer'),
     ({'dates': True}, 'dates must be an integer'),
     (
@@ -307,9 +307,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
         'dates=2 but 3 windows are given',
     ),
     ({'windows': WINDOWS, 'start': '2022-01-01'}, 'give start and end, or windows'),
-    ({'dates': 3, 'min_dates': 4}, 'min_dates must be <= the number of dates (3)'),
-    ({'min_dates': 2}, 'min_dates must be <= the number of dates (1)'),
-    ({'dates': 3, 'min_dates': 0}, 'min_dates must be >= 1'),
+    (
+        {'dates': 3, 'min_dates': 4},
+        'min_dates must be at most the number of dates (3), got 4',
+    ),
+    ({'min_dates': 2}, 'min_dates must be at most the number of dates (1), got 2'),
+    ({'dates': 3, 'min_dates': 0}, 'min_dates must be at least 1, got 0'),
     ({'dates': 3, 'min_dates': '2'}, 'min_dates must be an integer'),
 ]
 
@@ -371,9 +374,12 @@ def test_cli_dates(
     ('extra', 'fragment'),
     [
         (['--dates', 'x'], "argument --dates: invalid int value: 'x'"),
-        (['--dates', '0'], '--dates must be >= 1, not 0'),
+        (['--dates', '0'], '--dates must be at least 1, got 0'),
         (['--min-dates', 'two'], "argument --min-dates: invalid int value: 'two'"),
-        (['--dates', '3', '--min-dates', '4'], '--min-dates must be <= the number'),
+        (
+            ['--dates', '3', '--min-dates', '4'],
+            '--min-dates must be at most the number',
+        ),
         (
             ['--dates', '2', '--windows', '2022-01-01/2022-02-01'],
             'argument --windows: not allowed with argument --dates',

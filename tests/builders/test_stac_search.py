@@ -158,9 +158,11 @@ def test_items_per_point_above_a_page_refused(
     parameter is refused before any request, naming the bound and why.
     """
     server.max_limit = 1000
-    with pytest.raises(ValueError, match='items_per_point must be <= 500') as raised:
+    with pytest.raises(
+        ValueError, match='items_per_point must be at most 500, got'
+    ) as raised:
         build(tmp_path, server, 1, 'E', items_per_point=items_per_point)
-    assert f'not {items_per_point}' in str(raised.value)
+    assert f'got {items_per_point}' in str(raised.value)
     assert '1000' in str(raised.value)
     assert not server.requests
     assert not (tmp_path / 'build.json').exists()

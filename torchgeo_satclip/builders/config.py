@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, get_args
 
+from .._checks import check_int, check_real
 from .stac import COLLECTION
 
 __all__ = ['BuildConfig']
@@ -74,34 +75,6 @@ def _stac_moment(value: str, name: str) -> str:
         return day.isoformat()
     moment = _check_date(value, name).astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat() + 'Z'
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    """Return *value* as an int if it is an integer (not a bool) >= *minimum*.
-
-    A NumPy integer becomes the Python int it holds (which JSON writes).
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f'{name} must be an integer, not {value!r} (type {type(value).__name__})'
-        )
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, not {value}')
-    return int(value)
-
-
-def _check_number(value: Any, name: str) -> float:
-    """Return *value* as a float if it is a finite real number (not a bool).
-
-    A NumPy number becomes the Python float it holds (which JSON writes).
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f'{name} must be a number, not {value!r} (type {type(value).__name__})'
-        )
-    if not math.isfinite(value):
-        raise ValueError(f'{name} must be finite, not {value}')
-    return float(value)
 
 
 def _parse_window(value: Any, position: int) -> tuple[dt.date, dt.date]:
@@ -361,25 +334,23 @@ class BuildConfig:
         """
         # NumPy numbers become Python ones: build.json must hold them, and
         # the dates' arithmetic (timedelta) takes no NumPy integer.
-        object.__setattr__(self, 'seed', _check_int(self.seed, 'seed', 0))
-        cloud = _check_number(self.max_cloud_cover, 'max_cloud_cover')
+        object.__setattr__(self, 'seed', check_int('seed', self.seed, minimum=0))
+        cloud = check_real('max_cloud_cover', self.max_cloud_cover)
         if not 0 < cloud <= 100:
             raise ValueError(
                 'max_cloud_cover must be a percentage in (0, 100] (scenes with '
-                f'less cloud cover are kept), not {self.max_cloud_cover}'
+                f'less cloud cover are kept), got {self.max_cloud_cover}'
             )
-        nodata = _check_number(self.max_nodata_fraction, 'max_nodata_fraction')
-        if not 0 <= nodata < 1:
-            raise ValueError(
-                f'max_nodata_fraction must be in [0, 1), not {self.max_nodata_fraction}'
-            )
+        nodata = check_real(
+            'max_nodata_fraction', self.max_nodata_fraction, minimum=0.0, below=1.0
+        )
         object.__setattr__(self, 'max_cloud_cover', cloud)
         object.__setattr__(self, 'max_nodata_fraction', nodata)
-        object.__setattr__(self, 'size', _check_int(self.size, 'size', 1))
-        items = _check_int(self.items_per_point, 'items_per_point', 1)
+        object.__setattr__(self, 'size', check_int('size', self.size, minimum=1))
+        items = check_int('items_per_point', self.items_per_point, minimum=1)
         if items > _MAX_ITEMS_PER_POINT:
             raise ValueError(
-                f'items_per_point must be <= {_MAX_ITEMS_PER_POINT}, not {items}: '
+                f'items_per_point must be at most {_MAX_ITEMS_PER_POINT}, got {items}: '
                 'each search asks for twice as many items, and the Planetary '
                 f'Computer STAC API answers at most {2 * _MAX_ITEMS_PER_POINT} '
                 'per request'
@@ -426,7 +397,7 @@ class BuildConfig:
 
     def _check_dates(self, start: datetime, end: datetime) -> None:
         """Check ``dates``, ``windows`` and ``min_dates``; resolve the last."""
-        object.__setattr__(self, 'dates', _check_int(self.dates, 'dates', 1))
+        object.__setattr__(self, 'dates', check_int('dates', self.dates, minimum=1))
         if self.windows is not None:
             windows = _check_windows(self.windows)
             if self.dates not in (1, len(windows)):
@@ -446,12 +417,12 @@ class BuildConfig:
             _split_period(start, end, self.dates)
         if self.min_dates is None:
             object.__setattr__(self, 'min_dates', min(2, self.dates))
-        minimum = _check_int(self.min_dates, 'min_dates', 1)
+        minimum = check_int('min_dates', self.min_dates, minimum=1)
         object.__setattr__(self, 'min_dates', minimum)
         if minimum > self.dates:
             raise ValueError(
-                f'min_dates must be <= the number of dates ({self.dates}), not '
-                f'{minimum}'
+                f'min_dates must be at most the number of dates ({self.dates}), '
+                f'got {minimum}'
             )
 
     @property
