@@ -17,6 +17,11 @@ that id, and no lock held on the file) and deletes them, so the next run of
 the same command cleans up after the killed one and never touches the file of
 a run still going. A file is flushed to the disk before it takes its final
 name, so that a power cut cannot leave it there empty or cut.
+
+A destination that is a symbolic link is written through, as a plain
+``open(path, 'w')`` does: the file it points to is replaced (its temporary
+sits beside it, so the rename stays on one file system) and the link is
+kept.
 """
 
 import errno
@@ -68,6 +73,11 @@ def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
     )
 
 
+def _destination(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` replaces: ``path`` with its links followed."""
+    return Path(os.path.realpath(path))
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -94,19 +104,21 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
     the rename, for a read-only file).
 
     Args:
-        path: the final destination (its directory is created if needed).
+        path: the final destination (its directory is created if needed); a
+            symbolic link stands for the file it points to.
         suffix: ``'.tmp'`` followed by an optional extension for writers that
             look at it, for example ``'.tmp.npy'``.
 
     Returns:
-        The temporary file's path: ``<dir>/.<name>.<pid>.<random><suffix>``.
+        The temporary file's path: ``<dir>/.<name>.<pid>.<random><suffix>``,
+        beside the file a link points to.
 
     Raises:
         ValueError: if ``suffix`` does not start with ``'.tmp'``.
     """
     if not suffix.startswith(TEMPORARY_INFIX):
         raise ValueError(f'suffix must start with {TEMPORARY_INFIX!r}, got {suffix!r}')
-    path = Path(path)
+    path = _destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(path)
     handle, name = tempfile.mkstemp(
@@ -188,13 +200,15 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
     :func:`remove_stale_temporaries` in another process never deletes it.
 
     Args:
-        path: the final destination.
+        path: the final destination; a symbolic link is kept, and the file
+            it points to replaced.
         suffix: suffix of the temporary name (see :func:`temporary_sibling`).
 
     Yields:
         The temporary path.
     """
-    mode = _mode_for(Path(path))
+    path = _destination(path)
+    mode = _mode_for(path)
     tmp = temporary_sibling(path, suffix)
     lock = None
     try:
@@ -204,7 +218,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
             os.chmod(tmp, mode)
         _flush(tmp)
         os.replace(tmp, path)
-        _flush(Path(path).parent, directory=True)
+        _flush(path.parent, directory=True)
     finally:
         tmp.unlink(missing_ok=True)
         if lock is not None:
@@ -261,12 +275,13 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     costs no disk space once the command is run again.
 
     Args:
-        path: a final destination.
+        path: a final destination (a symbolic link: the file it points to,
+            beside which its temporaries are written).
 
     Returns:
         The files deleted.
     """
-    path = Path(path)
+    path = _destination(path)
     pattern = temporary_pattern(path)
     removed: list[Path] = []
     try:
