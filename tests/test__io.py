@@ -4,6 +4,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from torchgeo_satclip._io import atomic_write, remove_stale_temporaries
 
 
@@ -59,3 +61,41 @@ def test_stale_temporaries_of_a_symlinked_destination(tmp_path: Path) -> None:
     stale.write_bytes(b'x')
     assert remove_stale_temporaries(link) == [stale]
     assert not stale.exists()
+
+
+def test_folder_destination_refused_before_writing(tmp_path: Path) -> None:
+    """A folder under the output's name is refused before the content is made.
+
+    The whole file was written (an embedding run of hours), then the rename
+    onto the folder failed with ``[Errno 21] Is a directory``, naming the
+    temporary file first.
+    """
+    folder = tmp_path / 'out.parquet'
+    folder.mkdir()
+    (folder / 'part-0.parquet').write_bytes(b'kept')
+    calls: list[str] = []
+    with pytest.raises(IsADirectoryError) as raised:
+        atomic_write(folder, calls.append)
+    assert str(raised.value) == (
+        f'cannot write {folder}: it is a folder, expected a file (or none)'
+    )
+    assert calls == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.parquet']
+    assert (folder / 'part-0.parquet').read_bytes() == b'kept'
+
+
+def test_file_in_place_of_the_folder_refused(tmp_path: Path) -> None:
+    """A file where the output's folder should be: named as such.
+
+    Creating the folder failed with ``[Errno 17] File exists``, naming the
+    file but not that a folder was expected there, nor the output.
+    """
+    blocker = tmp_path / 'results'
+    blocker.write_text('a file')
+    target = blocker / 'sub' / 'out.csv'
+    with pytest.raises(NotADirectoryError) as raised:
+        atomic_write(target, writing(b'x'))
+    assert str(raised.value) == (
+        f'cannot write {target}: {blocker} is a file, expected a folder'
+    )
+    assert blocker.read_text() == 'a file'

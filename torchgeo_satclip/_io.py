@@ -78,6 +78,28 @@ def _destination(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _make_folder(path: Path) -> None:
+    """Create the folder of the file ``path``, refusing a folder in its place.
+
+    Raises:
+        IsADirectoryError: if ``path`` is a folder.
+        NotADirectoryError: if ``path``'s folder, or one above it, is a file.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(
+            f'cannot write {path}: it is a folder, expected a file (or none)'
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(
+            f'cannot write {path}: {blocker} is a file, expected a folder'
+        ) from None
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -115,11 +137,14 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
 
     Raises:
         ValueError: if ``suffix`` does not start with ``'.tmp'``.
+        IsADirectoryError: if ``path`` is a folder (refused before anything
+            is written, not when the finished file is renamed onto it).
+        NotADirectoryError: if ``path``'s folder, or one above it, is a file.
     """
     if not suffix.startswith(TEMPORARY_INFIX):
         raise ValueError(f'suffix must start with {TEMPORARY_INFIX!r}, got {suffix!r}')
     path = _destination(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     mode = _mode_for(path)
     handle, name = tempfile.mkstemp(
         prefix=f'.{path.name}.{os.getpid()}.', suffix=suffix, dir=path.parent
@@ -236,6 +261,8 @@ def atomic_write(
         suffix: suffix of the temporary name.
 
     Raises:
+        IsADirectoryError: if ``path`` is a folder, before ``write`` is called.
+        NotADirectoryError: if ``path``'s folder, or one above it, is a file.
         BaseException: whatever ``write`` raises; the temporary file is
             removed and ``path`` is left as it was.
     """
