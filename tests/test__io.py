@@ -99,3 +99,50 @@ def test_file_in_place_of_the_folder_refused(tmp_path: Path) -> None:
         f'cannot write {target}: {blocker} is a file, expected a folder'
     )
     assert blocker.read_text() == 'a file'
+
+
+@pytest.mark.skipif(
+    not Path('/proc/self/status').exists(), reason='reads the umask from /proc'
+)
+def test_umask_read_without_changing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mode of a new file follows the umask, which is never set meanwhile.
+
+    The umask was read by setting it to 0 and back: for that moment, a file
+    created by another thread (``embed`` writes on one) was world-writable.
+    """
+    old = os.umask(0o027)
+    try:
+        calls: list[int] = []
+        umask = os.umask
+
+        def recording_umask(mask: int) -> int:
+            calls.append(mask)
+            return umask(mask)
+
+        monkeypatch.setattr(os, 'umask', recording_umask)
+        target = tmp_path / 'out.bin'
+        atomic_write(target, writing(b'data'))
+        assert target.stat().st_mode & 0o777 == 0o640
+        assert calls == []
+    finally:
+        os.umask(old)
+
+
+def test_umask_without_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``/proc`` cannot tell it, the umask is still the one applied."""
+    from torchgeo_satclip import _io
+
+    def no_proc(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError('/proc/self/status')
+
+    monkeypatch.setattr(_io, 'open', no_proc, raising=False)
+    old = os.umask(0o077)
+    try:
+        target = tmp_path / 'out.bin'
+        atomic_write(target, writing(b'data'))
+        assert target.stat().st_mode & 0o777 == 0o600
+        assert os.umask(0o077) == 0o077
+    finally:
+        os.umask(old)

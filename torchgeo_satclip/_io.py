@@ -101,6 +101,19 @@ def _make_folder(path: Path) -> None:
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    Linux tells it in ``/proc/self/status``. Elsewhere it is set to 0 and
+    back, which leaves a moment when a file that another thread creates is
+    open to all.
+    """
+    try:
+        with open('/proc/self/status', encoding='ascii') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split(':', 1)[1], 8)
+    except (OSError, ValueError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
     return umask
