@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from torchgeo_satclip._io import atomic_write, remove_stale_temporaries
+from torchgeo_satclip._io import atomic_write, pid_alive, remove_stale_temporaries
 
 
 def writing(data: bytes) -> Callable[[str], None]:
@@ -146,3 +146,16 @@ def test_umask_without_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert os.umask(0o077) == 0o077
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize('pid', [2**31, 2**40, 10**30])
+def test_process_id_beyond_any_process(tmp_path: Path, pid: int) -> None:
+    """A temporary named with a process id no system has is stale, not a crash.
+
+    ``os.kill`` raised OverflowError for it, so one such file beside the
+    output made every later write of it fail.
+    """
+    assert not pid_alive(pid)
+    stale = tmp_path / f'.out.npy.{pid}.abcd1234.tmp.npy'
+    stale.write_bytes(b'x')
+    assert remove_stale_temporaries(tmp_path / 'out.npy') == [stale]

@@ -296,7 +296,7 @@ def pid_alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no process has such an id
         return False
     except OSError:  # PermissionError: alive, owned by someone else
         return True
