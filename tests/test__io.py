@@ -159,3 +159,22 @@ def test_process_id_beyond_any_process(tmp_path: Path, pid: int) -> None:
     stale = tmp_path / f'.out.npy.{pid}.abcd1234.tmp.npy'
     stale.write_bytes(b'x')
     assert remove_stale_temporaries(tmp_path / 'out.npy') == [stale]
+
+
+def test_temporary_removed_when_its_mode_cannot_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt (or error) while the temporary is set up leaves no file.
+
+    The file made by ``mkstemp`` stayed behind when ``fchmod`` failed, under
+    a name of this (live) process, which no cleanup of later runs removes
+    while it runs.
+    """
+
+    def interrupted(fd: int, mode: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, 'fchmod', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / 'out.bin', writing(b'x'))
+    assert list(tmp_path.iterdir()) == []

@@ -164,6 +164,9 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
     )
     try:
         os.fchmod(handle, mode | 0o600)
+    except BaseException:  # KeyboardInterrupt too: no file left behind
+        os.unlink(name)
+        raise
     finally:
         os.close(handle)
     return Path(name)
@@ -247,8 +250,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
     """
     path = _destination(path)
     mode = _mode_for(path)
-    tmp = temporary_sibling(path, suffix)
     lock = None
+    tmp = temporary_sibling(path, suffix)
     try:
         lock = _lock(tmp)
         yield tmp
