@@ -48,7 +48,11 @@ CONFIG: list[tuple[str, Any, str]] = [
         for v in (False, 1.0, '1')
     ),
     *(('items_per_point', v, 'items_per_point must be at least 1') for v in (0, -1)),
-    *(('land', v, 'land must be True or False') for v in (1, 0, 'yes', None)),
+    *(
+        ('land', v, f'land must be True or False, got {v!r} (type {t})')
+        for v, t in ((1, 'int'), (0, 'int'), ('yes', 'str'), (None, 'NoneType'))
+    ),
+    ('land', np.True_, 'land must be True or False, got np.True_ (type numpy.bool)'),
     *(
         ('collection', v, 'collection must be a STAC collection name')
         for v in ('', None, 3)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, get_args
 
-from .._checks import check_int, check_real
+from .._checks import check_flag, check_int, check_real
 from .stac import COLLECTION
 
 __all__ = ['BuildConfig']
@@ -356,8 +356,7 @@ class BuildConfig:
                 'per request'
             )
         object.__setattr__(self, 'items_per_point', items)
-        if not isinstance(self.land, bool):
-            raise ValueError(f'land must be True or False, not {self.land!r}')
+        check_flag('land', self.land)
         if not isinstance(self.collection, str) or not self.collection:
             raise ValueError(
                 f'collection must be a STAC collection name, not {self.collection!r}'
