@@ -38,8 +38,8 @@ def _parse(text: str) -> tuple[int, int]:
     return int(major), int(''.join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-#: The installed torchgeo version string.
-TORCHGEO_VERSION: str = getattr(torchgeo, '__version__', version('torchgeo'))
+#: The installed torchgeo version string (its metadata's only without one).
+TORCHGEO_VERSION: str = getattr(torchgeo, '__version__', None) or version('torchgeo')
 
 #: True on torchgeo 0.10 and newer.
 TORCHGEO_AT_LEAST_0_10: bool = _parse(TORCHGEO_VERSION) >= (0, 10)
