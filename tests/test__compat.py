@@ -30,3 +30,26 @@ def test_version_without_distribution_metadata(
         monkeypatch.undo()
         importlib.reload(_compat)
     assert torchgeo.__version__ == _compat.TORCHGEO_VERSION
+
+
+@pytest.mark.parametrize(
+    ('text', 'parsed'),
+    [
+        ('0.8.1', (0, 8)),
+        ('0.10.1', (0, 10)),
+        ('0.10.0.dev0', (0, 10)),
+        ('0.9rc1', (0, 9)),
+        ('0.9b2', (0, 9)),
+        ('1.0', (1, 0)),
+        ('1.2+local.7', (1, 2)),
+    ],
+)
+def test_parse_reads_the_minor_version_up_to_its_first_non_digit(
+    text: str, parsed: tuple[int, int]
+) -> None:
+    """A pre-release tag after the minor number is not part of it.
+
+    Every digit of the minor part was kept: ``0.9rc1`` read as ``(0, 91)``,
+    which is torchgeo 0.10 or newer.
+    """
+    assert _compat._parse(text) == parsed

@@ -7,6 +7,7 @@ dataset and a SatCLIP location model. The rest of the package imports these
 names from here and never checks versions itself.
 """
 
+import itertools
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
@@ -33,9 +34,14 @@ __all__ = [
 
 
 def _parse(text: str) -> tuple[int, int]:
-    """Return ``(major, minor)`` of a version string such as ``'0.10.1'``."""
+    """Return ``(major, minor)`` of a version string such as ``'0.10.1'``.
+
+    The minor number is the digits the second part starts with: a tag after
+    them (``0.9rc1``, ``1.2+local``) is not part of it.
+    """
     major, minor = text.split('.')[:2]
-    return int(major), int(''.join(ch for ch in minor if ch.isdigit()) or 0)
+    digits = ''.join(itertools.takewhile(str.isdigit, minor))
+    return int(major), int(digits or 0)
 
 
 #: The installed torchgeo version string (its metadata's only without one).
