@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from torchgeo_satclip._io import atomic_write, pid_alive, remove_stale_temporaries
+from torchgeo_satclip._io import (
+    atomic_write,
+    pid_alive,
+    remove_stale_temporaries,
+    temporary_pattern,
+    temporary_sibling,
+)
 
 
 def writing(data: bytes) -> Callable[[str], None]:
@@ -178,3 +184,23 @@ def test_temporary_removed_when_its_mode_cannot_be_set(
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / 'out.bin', writing(b'x'))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    'name', ['a' * 250 + '.npy', 'é' * 125 + '.npy', 'a' + 'é' * 125 + '.npy']
+)
+def test_longest_file_names_written(tmp_path: Path, name: str) -> None:
+    """A file name the system takes (up to 255 bytes) can be written atomically.
+
+    Its temporary added about 25 characters to it, and making it failed with
+    ``[Errno 36] File name too long``, naming the temporary file.
+    """
+    target = tmp_path / name
+    atomic_write(target, writing(b'x'))
+    assert target.read_bytes() == b'x'
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    tmp = temporary_sibling(target, '.tmp.npy')
+    assert temporary_pattern(target).fullmatch(tmp.name) is not None
+    stale = tmp_path / tmp.name.replace(f'.{os.getpid()}.', '.999999999.')
+    tmp.rename(stale)
+    assert remove_stale_temporaries(target) == [stale]

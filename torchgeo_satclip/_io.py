@@ -5,7 +5,8 @@ indexes) goes through here, so that an interrupted run never leaves a
 half-written file under the final name.
 
 Temporary files are named ``.<name>.<pid>.<random>.tmp<extension>`` in the
-destination's folder: ``<name>`` is the final file's name, ``<pid>`` the id of
+destination's folder: ``<name>`` is the final file's name (its first 200
+bytes, for a longer one: a name may have 255), ``<pid>`` the id of
 the process writing it, ``<random>`` eight characters of :mod:`tempfile` and
 ``<extension>`` an optional extension for writers that look at it (``.npy``).
 For example ``.embeddings.parquet.41213.k2x9_a0q.tmp.parquet``. While
@@ -51,8 +52,22 @@ __all__ = [
 #: What every temporary name carries before its optional extension.
 TEMPORARY_INFIX = '.tmp'
 
+#: Most bytes of the final name a temporary name repeats: with what it adds
+#: (some 30 bytes), it stays within the 255 that file systems allow.
+_NAME_BYTES = 200
+
 #: errno values that mean the file system has no room left for the file.
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _name_part(path: str | os.PathLike[str]) -> str:
+    """``<name>`` of the temporary names of ``path``: its name, cut to 200 bytes.
+
+    Cut as bytes, as the file system counts them (a character cut in two
+    stays a valid file name); a cut name is its own name part.
+    """
+    name = os.fsencode(Path(path).name)
+    return os.fsdecode(name[:_NAME_BYTES])
 
 
 def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
@@ -63,9 +78,10 @@ def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
 
     Returns:
         A pattern that matches ``.<name>.<pid>.<random>.tmp<extension>`` for
-        ``path``'s name, with the process id as group ``'pid'``.
+        ``path``'s name (see :func:`_name_part`), with the process id as group
+        ``'pid'``.
     """
-    name = re.escape(Path(path).name)
+    name = re.escape(_name_part(path))
     return re.compile(
         rf'\.{name}\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}'
         r'(?:\.[^/]*)?',
@@ -160,7 +176,7 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
     _make_folder(path)
     mode = _mode_for(path)
     handle, name = tempfile.mkstemp(
-        prefix=f'.{path.name}.{os.getpid()}.', suffix=suffix, dir=path.parent
+        prefix=f'.{_name_part(path)}.{os.getpid()}.', suffix=suffix, dir=path.parent
     )
     try:
         os.fchmod(handle, mode | 0o600)
