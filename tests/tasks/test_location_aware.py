@@ -1,6 +1,7 @@
 import dataclasses
 import inspect
 import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -346,40 +347,37 @@ def test_location_passed_explicitly_and_nothing_kept(task_class: str) -> None:
     assert set(vars(task)) == attributes
 
 
-@pytest.mark.parametrize('stage', ['training', 'validation', 'test'])
-def test_location_only_refuses_labels_it_cannot_learn(stage: str) -> None:
+def test_location_only_refuses_labels_it_cannot_learn() -> None:
     """A missing regression value (NaN) gave a NaN loss in silence, and one
     optimiser step made every weight NaN; a class label outside [0,
     num_classes) (labels counted from 1) failed inside torchmetrics with
-    "shape '[3, 3]' is invalid for input of size 18"."""
+    "shape '[3, 3]' is invalid for input of size 18". The batch is checked
+    on the CPU, before Lightning moves it (the step checked it on the
+    device, a host synchronisation per step)."""
     regression = LocationRegressionTask(**small())
-    step = getattr(regression, f'{stage}_step')
     good = {'point': LONLAT, 'label': torch.tensor([1.5, -0.5])}
-    assert torch.isfinite(regression.training_step(good, 0))
+    assert regression.on_before_batch_transfer(good, 0) is good
     missing = {'point': LONLAT, 'label': torch.tensor([1.5, float('nan')])}
-    message = "batch 'label' row 1 is nan: LocationRegressionTask needs finite"
+    message = "batch 'label' row 1 is nan: expected finite regression targets"
     with pytest.raises(ValueError, match=re.escape(message)):
-        step(missing, 0)
+        regression.on_before_batch_transfer(missing, 0)
     two = LocationRegressionTask(num_outputs=2, **small())
     missing = {'point': LONLAT, 'label': torch.tensor([[1.0, 2.0], [float('inf'), 0]])}
-    with pytest.raises(ValueError, match=re.escape('row 1 is [inf, 0.0]')):
-        getattr(two, f'{stage}_step')(missing, 0)
+    with pytest.raises(ValueError, match=re.escape('row 1')):
+        two.on_before_batch_transfer(missing, 0)
 
     classification = LocationClassificationTask(num_classes=3, **small())
-    classification.configure_losses()
-    step = getattr(classification, f'{stage}_step')
     for label, value in ((torch.tensor([1, 3]), 3), (torch.tensor([0, -1]), -1)):
         message = (
-            f"batch 'label' row 1 is {value}, outside [0, 3) (num_classes=3): "
-            'class labels count from 0'
+            f"batch 'label' row 1 is {value}: expected an integer class in [0, 3) "
+            '(num_classes=3); class labels count from 0'
         )
         with pytest.raises(ValueError, match=re.escape(message)):
-            step({'point': LONLAT, 'label': label}, 0)
-    assert torch.isfinite(
-        classification.training_step(
-            {'point': LONLAT, 'label': torch.tensor([0, 2])}, 0
-        )
-    )
+            classification.on_before_batch_transfer(
+                {'point': LONLAT, 'label': label}, 0
+            )
+    good = {'point': LONLAT, 'label': torch.tensor([0, 2])}
+    assert classification.on_before_batch_transfer(good, 0) is good
 
 
 def test_location_input_mismatch_is_an_error() -> None:
@@ -1007,3 +1005,40 @@ def test_bad_label_caught_when_the_datamodule_owns_the_hook() -> None:
     message = "batch 'label' row 1 is 4: expected an integer class in [0, 3)"
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(task, datamodule=OwnHook())
+
+
+def test_no_lightning_note_of_the_task_owning_the_batch_hook() -> None:
+    """Every fit through a datamodule (EuroSATLocationDataModule, say) warned
+    "You have overridden `on_before_batch_transfer` in `LightningModule` but
+    have passed in a `LightningDataModule`": the task's batch checks rely on
+    it, so the note is silenced."""
+    from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.trainer.connectors import data_connector
+    from torch.utils.data import DataLoader
+
+    samples: Any = [
+        {'image': torch.zeros(3, 8, 8), 'point': LONLAT[i], 'label': i}
+        for i in range(2)
+    ]
+
+    class Plain(LightningDataModule):
+        def train_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(samples, batch_size=2)
+
+        def val_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(samples, batch_size=2)
+
+    task = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
+    trainer = Trainer(
+        accelerator='cpu',
+        fast_dev_run=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    # Lightning warns once per process: forget an earlier test's warning
+    data_connector.warning_cache.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        trainer.fit(task, datamodule=Plain())
+    assert not [w for w in caught if 'on_before_batch_transfer' in str(w.message)]

@@ -35,6 +35,9 @@ Each batch is checked on the CPU, before Lightning moves it to the device
 regression target must be finite, a class an integer in ``[0, num_classes)``
 (0 or 1 for 'binary' and 'multilabel'), a point finite lon/lat in degrees and
 a precomputed embedding finite; the message names the value and its row.
+Lightning's note that the task overrides ``on_before_batch_transfer`` while
+a datamodule is passed (it then uses the task's) is silenced: that is the
+design, not a mistake to warn of.
 
 The step methods pass each batch's location to the model explicitly; they
 compute TorchGeo's losses and metrics, log them as the installed TorchGeo
@@ -43,6 +46,7 @@ validation figures.
 """
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -179,6 +183,13 @@ class _LocationSteps:
             ValueError: under ``'16-true'`` or ``'bf16-true'`` (see
                 :func:`check_point_precision`).
         """
+        # Lightning notes, once per run, that it takes the hook from the task
+        # when the datamodule does not override it: the checks rely on it.
+        warnings.filterwarnings(
+            'ignore',
+            message=r'You have overridden `on_before_batch_transfer` in '
+            r'`LightningModule` but have passed in a `LightningDataModule`',
+        )
         trainer = getattr(self, '_trainer', None)
         if self.hparams['location_input'] != 'embedding':
             check_point_precision(trainer)

@@ -4,16 +4,15 @@ For datasets of points with labels and no image (species records, weather
 stations, survey points): a location embedding, then an MLP head;
 ``forward(location)``. The location arguments, ``location_input`` and the
 step methods are those of the location-aware tasks
-(:mod:`torchgeo_satclip.tasks.location_aware`); the steps first check each
-batch's labels, which come from tables of points: a regression label that is
-not finite (a missing value) or a class index outside ``[0, num_classes)``
-is refused, naming its row.
+(:mod:`torchgeo_satclip.tasks.location_aware`), and so is the check of each
+batch on the CPU before Lightning moves it (labels come from tables of
+points): a regression label that is not finite (a missing value) or a class
+index outside ``[0, num_classes)`` is refused, naming its row.
 """
 
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
@@ -54,55 +53,6 @@ class _LocationOnlyTask(_LocationSteps):
         """
         out: Tensor = self.model(location)
         return out
-
-    def _targets(
-        self, y_hat: Tensor, batch: dict[str, Any]
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Prediction, metric target and loss target, the labels checked first.
-
-        Raises:
-            ValueError: if a regression label is not finite (a missing value
-                of a table of points), or a multiclass label is outside
-                ``[0, num_classes)`` (and not ``ignore_index``); the message
-                names the row and the value.
-        """
-        self._check_labels(torch.as_tensor(batch['label']))
-        return super()._targets(y_hat, batch)
-
-    def _check_labels(self, label: Tensor) -> None:
-        """Refuse labels the task cannot learn from (see :meth:`_targets`).
-
-        A NaN regression target makes the loss NaN and, after one optimiser
-        step, every weight; a class index out of range fails deep inside
-        torchmetrics with a message about shapes.
-        """
-        hp = self.hparams
-        if not self._classifies:
-            if not label.is_floating_point():
-                return
-            bad = ~torch.isfinite(label)
-            expected = (
-                f': {type(self).__name__} needs finite regression targets: drop '
-                'or fill the points with missing values'
-            )
-        elif hp['task'] == 'multiclass' and not label.is_floating_point():
-            classes = int(hp['num_classes'])
-            bad = (label < 0) | (label >= classes)
-            ignore = hp.get('ignore_index')
-            if ignore is not None:
-                bad &= label != ignore
-            expected = (
-                f', outside [0, {classes}) (num_classes={classes}): class labels '
-                'count from 0'
-            )
-        else:
-            return
-        if not bool(bad.any()):
-            return
-        if label.ndim == 0:
-            raise ValueError(f"batch 'label' is {label.item()}{expected}")
-        row = int(bad.reshape(len(label), -1).any(dim=1).nonzero()[0, 0])
-        raise ValueError(f"batch 'label' row {row} is {label[row].tolist()}{expected}")
 
     def _build_location_only(self, num_outputs: int) -> None:
         """Set ``self.model``: the location encoder, then the MLP head.
