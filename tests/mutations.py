@@ -339,10 +339,18 @@ MUTANTS = [
     Mutant(
         'clip-median-is-mean',
         'tasks/_clip.py',
-        "metrics['median_km'] = distance.median().float()",
+        "metrics['median_km'] = torch.quantile(distance.double(), 0.5).float()",
         "metrics['median_km'] = distance.mean().float()",
         ('tests/tasks/test_clip.py', 'tests/tasks/test_satclip.py'),
         'median_km reports the mean distance',
+    ),
+    Mutant(
+        'clip-median-is-lower-middle',
+        'tasks/_clip.py',
+        "metrics['median_km'] = torch.quantile(distance.double(), 0.5).float()",
+        "metrics['median_km'] = distance.median().float()",
+        ('tests/tasks/test_clip.py', 'tests/tasks/test_satclip.py'),
+        'median_km of an even batch is the lower middle distance (torch.median)',
     ),
     Mutant(
         'clip-top5-is-top1',

@@ -141,6 +141,18 @@ def test_small_batch_top5_is_top_n() -> None:
     assert metrics['median_km'].item() == pytest.approx(5 * KM_PER_DEGREE)
 
 
+def test_median_km_of_an_even_batch_is_the_mean_of_the_middle_two() -> None:
+    """torch.median gave the lower of the two middle distances (1 degree
+    here): a batch of four reported the second-smallest error, not the
+    median (numpy.median's 2 degrees)."""
+    logits = ranked([0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3])
+    out = ClipOutput(torch.tensor(0.0), logits, logits.clone(), 0)
+    # every image retrieves location 0: distances 0, 1, 3 and 10 degrees
+    metrics = retrieval_metrics(out, equator(0, 1, 3, 10))
+    assert metrics['median_km'].item() == pytest.approx(2 * KM_PER_DEGREE)
+    assert metrics['median_km'].dtype == torch.float32
+
+
 def test_clip_loss_is_float32_under_bf16_autocast() -> None:
     """``bf16-mixed`` leaves the logits float32 and equal to the float32 ones.
 

@@ -173,7 +173,8 @@ def retrieval_metrics(
         local rows whose match is among the top 1 or 5 of the ``N``
         candidates; top 5 becomes top ``N`` for batches under 5) and
         ``median_km``, the median great-circle distance between each image's
-        true location and the location it retrieves first.
+        true location and the location it retrieves first (for an even
+        number of images, the mean of the two middle distances).
 
     Raises:
         ValueError: if *lonlat* does not have a row per row of the logits, or
@@ -209,7 +210,9 @@ def retrieval_metrics(
         if name == 'i2l':
             retrieved = top[:, 0]
     distance = great_circle_km(lonlat.to(candidates.dtype), candidates[retrieved])
-    metrics['median_km'] = distance.median().float()
+    # the mean of the two middle distances of an even batch (torch.median
+    # returns the lower one)
+    metrics['median_km'] = torch.quantile(distance.double(), 0.5).float()
     return metrics
 
 
