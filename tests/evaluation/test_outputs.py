@@ -304,3 +304,40 @@ def test_plot_scores_closes_its_figure_when_drawing_fails(
     with pytest.raises(RuntimeError, match='layout failed'):
         plot_scores([_result([0.5, 0.6])], tmp_path / 'scores.png')
     assert plt.get_fignums() == before
+
+
+def test_save_figure_closes_its_figure_when_the_folder_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    """The output folder was made before the ``try`` that closes the figure:
+    a path under a file raised and left the figure open."""
+    import matplotlib.pyplot as plt
+
+    (tmp_path / 'taken').write_text('a file, not a folder')
+    fig = plt.figure()
+    before = [n for n in plt.get_fignums() if n != fig.number]
+    with pytest.raises(FileExistsError, match='taken'):
+        save_figure(fig, tmp_path / 'taken' / 'scores.png')
+    assert plt.get_fignums() == before
+
+
+def test_the_image_probe_plot_closes_its_figure_when_drawing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """probe-images' bar chart had no close-on-error: a failure while drawing
+    left its figure open (plot_scores and plot_pca_map close theirs)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from torchgeo_satclip.evaluation.image_probe import ImageProbeResult, _plot
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError('layout failed')
+
+    monkeypatch.setattr(Figure, 'tight_layout', broken)
+    results = [ImageProbeResult('a', 'random', [0.5, 0.7], [0.4, 0.6], 10, 2)]
+    before = plt.get_fignums()
+    with pytest.raises(RuntimeError, match='layout failed'):
+        _plot(results, tmp_path / 'image_probe.png', 'title', 0.5)
+    assert plt.get_fignums() == before
+    assert list(tmp_path.iterdir()) == []

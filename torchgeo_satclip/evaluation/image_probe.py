@@ -684,21 +684,29 @@ def _plot(
     by_key = {(r.encoder, r.split): r for r in results}
     width = 0.8 / max(len(splits), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(encoders) + 2), 4.5))
-    x = np.arange(len(encoders))
-    for i, split in enumerate(splits):
-        means = [100 * by_key[(e, split)].accuracy_mean for e in encoders]
-        stds = [100 * by_key[(e, split)].accuracy_std for e in encoders]
-        offset = (i - (len(splits) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=stds, capsize=3, label=f'{split} CV')
-    ax.axhline(
-        100 * majority, color='k', linestyle='--', linewidth=1, label='majority class'
-    )
-    ax.set_xticks(x, encoders, rotation=20, ha='right')
-    ax.set_ylabel('accuracy (%), mean ± std over folds')
-    ax.set_ylim(0, 100)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
+    try:
+        x = np.arange(len(encoders))
+        for i, split in enumerate(splits):
+            means = [100 * by_key[(e, split)].accuracy_mean for e in encoders]
+            stds = [100 * by_key[(e, split)].accuracy_std for e in encoders]
+            offset = (i - (len(splits) - 1) / 2) * width
+            ax.bar(x + offset, means, width, yerr=stds, capsize=3, label=f'{split} CV')
+        ax.axhline(
+            100 * majority,
+            color='k',
+            linestyle='--',
+            linewidth=1,
+            label='majority class',
+        )
+        ax.set_xticks(x, encoders, rotation=20, ha='right')
+        ax.set_ylabel('accuracy (%), mean ± std over folds')
+        ax.set_ylim(0, 100)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)  # save_figure closes it after a success
+        raise
     return save_figure(fig, path)
 
 

@@ -228,6 +228,8 @@ def _draw_scores(
 def save_figure(fig: Any, path: str | os.PathLike[str], **options: Any) -> Path:
     """Save and close a figure, atomically: a temporary sibling, then a rename.
 
+    The figure is closed whether or not it could be saved.
+
     Args:
         fig: the matplotlib figure.
         path: where it goes; its extension names the format (PNG without one).
@@ -239,9 +241,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str], **options: Any) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fmt = out.suffix[1:].lower() or 'png'
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out, suffix=f'.tmp.{fmt}') as tmp:
             fig.savefig(tmp, dpi=100, format=fmt, **options)
     finally:
