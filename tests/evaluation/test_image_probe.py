@@ -16,6 +16,7 @@ from torchgeo_satclip.datasets import S2100K
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 from torchgeo_satclip.evaluation import (
     climate_labels,
+    fold_indices,
     image_features,
     image_probe,
     image_probe_folds,
@@ -247,7 +248,7 @@ def test_probe_folds_random_are_stratified_and_spatial_keep_blocks_whole() -> No
             {'cv': ('random', 'random')},
             r"cv names 'random' twice in \('random', 'random'\)",
         ),
-        ({'folds': 1}, 'folds must be an integer >= 2'),
+        ({'folds': 1}, r'folds must be at least 2 \(each fold is tested'),
         ({'lonlat': np.zeros((3, 2))}, '3 points but 300 labels'),
     ],
 )
@@ -480,7 +481,7 @@ def test_report_reads_every_checkpoint_before_the_data(tmp_path: Path) -> None:
         image_probe_report(tmp_path, {'a': bad}, label='zone')  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='no checkpoints given'):
         image_probe_report(tmp_path, {})
-    with pytest.raises(ValueError, match='folds must be an integer >= 2, got 1'):
+    with pytest.raises(ValueError, match=r'folds must be at least 2 .*, got 1$'):
         image_probe_report(tmp_path, {'a': bad}, folds=1)
     with pytest.raises(ValueError, match="non-empty list of 'random' and/or"):
         image_probe_report(tmp_path, {'a': bad}, cv='spatial')  # type: ignore[arg-type]
@@ -545,6 +546,19 @@ def test_folds_may_be_a_numpy_integer() -> None:
     (result,) = image_probe(features, lonlat, labels, ['random'], np.int64(3))
     assert len(result.accuracy) == 3
     assert len(image_probe_folds(lonlat, labels, 'spatial', np.int64(3), 30.0)) == 3
+
+
+@pytest.mark.parametrize('folds', [1, 0, 2.5, True, '5', None])
+def test_a_bad_number_of_folds_gets_the_point_probes_message(folds: Any) -> None:
+    """The image probe had its own copy of the check, with its own text
+    ('folds must be an integer >= 2, got 1'): the same bad option read
+    differently in probe and probe-images."""
+    lonlat, labels = world(60)
+    with pytest.raises(ValueError, match=r'^folds must be') as points:
+        list(fold_indices(lonlat, folds, 'random'))
+    with pytest.raises(ValueError, match=r'^folds must be') as images:
+        image_probe_folds(lonlat, labels, 'random', folds)
+    assert str(images.value) == str(points.value)
 
 
 @pytest.mark.parametrize('folds', [1, 0, 2.5, True])

@@ -38,7 +38,6 @@ patch's point.
 import csv
 import json
 import math
-import numbers
 import os
 import sys
 from collections import Counter
@@ -57,7 +56,13 @@ from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
 from .plots import save_figure
-from .probe import check_block_size, check_seed, fold_indices, require_sklearn
+from .probe import (
+    _check_fold_count,
+    check_block_size,
+    check_seed,
+    fold_indices,
+    require_sklearn,
+)
 
 __all__ = [
     'IMAGE_PROBE_C',
@@ -443,7 +448,7 @@ def image_probe_folds(
         ValueError: for another split, fewer than 2 folds, a seed that is not
             an integer in [0, 2**32 - 1], or too few points or blocks.
     """
-    folds = _check_folds(folds)
+    folds = _check_fold_count(folds)
     check_seed(seed)
     if split == 'random':
         from sklearn.model_selection import StratifiedKFold
@@ -453,19 +458,6 @@ def image_probe_folds(
     if split == 'spatial':
         return list(fold_indices(lonlat, folds, 'spatial', block_size, seed))
     raise ValueError(f"cv must be 'random' or 'spatial', got {split!r}")
-
-
-def _check_folds(folds: Any) -> int:
-    """Return *folds* as an ``int`` if it is an integer >= 2 (not a ``bool``).
-
-    Raises:
-        ValueError: naming the value otherwise.
-    """
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
-        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
-    if folds < 2:
-        raise ValueError(f'folds must be an integer >= 2, got {folds!r}')
-    return int(folds)
 
 
 def _check_cv(cv: object) -> None:
@@ -541,7 +533,7 @@ def image_probe(
     validate_lonlat(lonlat)
     labels = np.asarray(labels)
     n = len(labels)
-    folds = _check_folds(folds)
+    folds = _check_fold_count(folds)
     if len(lonlat) != n:
         raise ValueError(f'{len(lonlat)} points but {n} labels')
     counts = Counter(labels.tolist())
@@ -823,7 +815,7 @@ def image_probe_report(
     require_sklearn()
     if label not in ('koppen', 'koppen_group'):
         raise ValueError(f"label must be 'koppen' or 'koppen_group', got {label!r}")
-    folds = _check_folds(folds)
+    folds = _check_fold_count(folds)
     if not checkpoints:
         raise ValueError('no checkpoints given: pass at least one NAME=PATH')
     _check_cv(cv)

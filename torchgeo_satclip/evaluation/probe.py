@@ -601,8 +601,16 @@ def _check_options(
                 )
 
 
-def _check_fold_count(folds: Any) -> None:
-    """Refuse a number of folds that is not an integer of at least 2, naming it."""
+def _check_fold_count(folds: Any) -> int:
+    """Return *folds* as an ``int`` if it is an integer of at least 2.
+
+    The one check of a number of folds, for the probes of points and of
+    images alike.
+
+    Raises:
+        ValueError: naming the value, for one that is not an integer (a
+            ``bool`` included) or is less than 2.
+    """
     if isinstance(folds, bool) or not isinstance(folds, numbers.Integral):
         raise ValueError(
             f'folds must be an integer, got {folds!r} (type {type(folds).__name__})'
@@ -612,6 +620,7 @@ def _check_fold_count(folds: Any) -> None:
             f'folds must be at least 2 (each fold is tested on a model fitted on '
             f'the others), got {folds}'
         )
+    return int(folds)
 
 
 def check_encoders(encoders: Any) -> None:
