@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from torchgeo_satclip._io import temporary_pattern
 from torchgeo_satclip.datamodules import S2100KAugmentation
 from torchgeo_satclip.datasets import S2100K
 from torchgeo_satclip.datasets.demo import make_demo_dataset
@@ -24,6 +26,7 @@ from torchgeo_satclip.evaluation import (
     load_image_backbone,
     random_image_backbone,
 )
+from torchgeo_satclip.evaluation.image_probe import IMAGE_PROBE_OUTPUTS
 from torchgeo_satclip.models import CheckpointError
 from torchgeo_satclip.tasks import SatCLIPTask
 
@@ -441,6 +444,41 @@ def test_report_without_baseline_on_a_subset(
     assert report.results[0].accuracy == report.results[1].accuracy
     assert report.num_patches == 60
     assert report.figure is None
+
+
+@pytest.mark.skipif(not Path('/proc/self/fd').is_dir(), reason='needs /proc')
+def test_every_file_of_the_report_is_flushed_before_its_rename(
+    demo_root: Path,
+    checkpoint: tuple[Path, SatCLIPTask],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Markdown, CSV and JSON files were written with plain writes into
+    the staging folder and renamed into place without being flushed to the
+    disk (only the figure went through _io.atomic_path): a power cut after
+    the rename could bring them back empty."""
+    names: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        names.append(Path(os.readlink(f'/proc/self/fd/{fd}')).name)
+        real(fd)
+
+    monkeypatch.setattr(os, 'fsync', spy)
+    image_probe_report(
+        demo_root,
+        {'a': checkpoint[0]},
+        cv=('random',),
+        folds=2,
+        max_patches=40,
+        random_baseline=False,
+        output_dir=tmp_path,
+        progress=False,
+    )
+    for name in IMAGE_PROBE_OUTPUTS:
+        pattern = temporary_pattern(name)
+        assert any(pattern.fullmatch(f) for f in names), (name, names)
+        assert (tmp_path / name).is_file()
 
 
 def test_report_refuses_then_replaces_an_earlier_run(

@@ -10,6 +10,7 @@ import matplotlib
 import pytest
 
 import torchgeo_satclip.evaluation.report as report_module
+from torchgeo_satclip._io import temporary_pattern
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.evaluation import probe_report
 from torchgeo_satclip.evaluation.outputs import (
@@ -341,3 +342,34 @@ def test_the_image_probe_plot_closes_its_figure_when_drawing_fails(
         _plot(results, tmp_path / 'image_probe.png', 'title', 0.5)
     assert plt.get_fignums() == before
     assert list(tmp_path.iterdir()) == []
+
+
+def flushed_before_rename(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the names of the files flushed to the disk (``os.fsync``)."""
+    names: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        names.append(Path(os.readlink(f'/proc/self/fd/{fd}')).name)
+        real(fd)
+
+    monkeypatch.setattr(os, 'fsync', spy)
+    return names
+
+
+@pytest.mark.skipif(not Path('/proc/self/fd').is_dir(), reason='needs /proc')
+def test_every_file_of_a_probe_run_is_flushed_before_its_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """published.md was written with a plain write_text into the staging
+    folder, never flushed to the disk (probe_results.* and the figures go
+    through _io.atomic_path, which flushes): a power cut after the rename
+    could bring it back empty."""
+    flushed = flushed_before_rename(monkeypatch)
+    report = probe_report(
+        tmp_path, ['air_temperature'], ['raw'], plots=False, references=True, **FAST
+    )
+    assert report.published == tmp_path / 'published.md'
+    for name in ('probe_results.md', 'probe_results.csv', 'published.md'):
+        pattern = temporary_pattern(name)
+        assert any(pattern.fullmatch(f) for f in flushed), (name, flushed)

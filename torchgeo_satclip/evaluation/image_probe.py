@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._io import atomic_path, atomic_write
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..geo import koppen_zone, validate_lonlat
@@ -971,9 +972,11 @@ def image_probe_report(
     }
     figure = None
     with staged_outputs(out, IMAGE_PROBE_OUTPUTS) as stage:
-        (stage / markdown.name).write_text(text)
-        _write_csv(os.fspath(stage / table.name), results, models)
-        (stage / json_path.name).write_text(json.dumps(payload, indent=2) + '\n')
+        with atomic_path(stage / markdown.name) as tmp:
+            tmp.write_text(text)
+        atomic_write(stage / table.name, lambda tmp: _write_csv(tmp, results, models))
+        with atomic_path(stage / json_path.name) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2) + '\n')
         if plots:
             figure = out / 'image_probe.png'
             _plot(

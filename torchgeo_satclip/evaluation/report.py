@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_path
 from .outputs import check_outputs, staged_outputs
 from .plots import check_map_resolution, plot_pca_map, plot_scores
 from .probe import (
@@ -204,7 +205,8 @@ def probe_report(
             text = references_to_markdown(results)
             if text:
                 published = out / 'published.md'
-                (stage / published.name).write_text(text)
+                with atomic_path(stage / published.name) as tmp:
+                    tmp.write_text(text)
         if plots:
             figures.append(out / plot_scores(results, stage / 'scores.png').name)
             resolution = _given(resolution=map_resolution)
