@@ -161,3 +161,35 @@ def test_no_result_writes_no_table(results: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r'results must be a non-empty list'):
         write_results(results, tmp_path / 'out')
     assert not (tmp_path / 'out').exists()
+
+
+def test_encode_gives_a_training_module_back_in_training_mode(tmp_path: Path) -> None:
+    """encode() (and plot_pca_map, through it) called .eval() on the caller's
+    module and left it so: a PCA map drawn in the middle of training turned
+    its dropout off for the rest of the run."""
+    import torch
+
+    from torchgeo_satclip.evaluation import plot_pca_map
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 4, dtype=torch.float64)
+            self.dropout = torch.nn.Dropout(0.5)
+            self.frozen = torch.nn.BatchNorm1d(4, dtype=torch.float64).eval()
+
+        def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+            return self.frozen(self.dropout(self.linear(lonlat / 90)))
+
+    encoder = Encoder().train()
+    encoder.frozen.eval()  # a part the caller keeps in eval mode
+    lonlat = sample_points(50, 0)
+    features = encode(encoder, lonlat)
+    assert np.array_equal(features, encode(encoder, lonlat))  # eval: no dropout
+    assert encoder.training
+    assert encoder.dropout.training
+    assert not encoder.frozen.training
+    plot_pca_map(encoder, tmp_path / 'map.png', resolution=30.0, coastlines=False)
+    assert encoder.training
+    assert encoder.dropout.training
+    assert not encoder.frozen.training

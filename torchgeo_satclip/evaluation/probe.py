@@ -28,6 +28,7 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_int
 from .._io import atomic_path
+from .._nn import evaluating
 from ..geo import validate_lonlat
 from ..models import (
     GeoCLIPWeights,
@@ -154,7 +156,8 @@ def encode(
         device: where to compute.
 
     Returns:
-        float64 ``(N, D)`` features.
+        float64 ``(N, D)`` features. A module is run in eval mode and given
+        back as it was (each submodule's training flag, its device).
 
     Raises:
         ValueError: naming the first point that is not a finite (lon, lat)
@@ -175,10 +178,15 @@ def _encode_valid(
         module = BUILTIN_ENCODERS.get(encoder) or _load(encoder)
     else:
         module = encoder
-    if isinstance(module, torch.nn.Module):
-        module = module.to(device).eval()
+    # a caller's module is given back as it was: each part's training flag
+    # and its device
+    borrowed: AbstractContextManager[Any] = (
+        evaluating(module, torch.device(device))
+        if isinstance(module, torch.nn.Module)
+        else nullcontext()
+    )
     out = []
-    with torch.no_grad():
+    with borrowed, torch.no_grad():
         for start in range(0, len(lonlat), batch_size):
             chunk = torch.from_numpy(
                 np.ascontiguousarray(lonlat[start : start + batch_size])
