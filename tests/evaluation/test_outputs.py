@@ -373,3 +373,28 @@ def test_every_file_of_a_probe_run_is_flushed_before_its_rename(
     for name in ('probe_results.md', 'probe_results.csv', 'published.md'):
         pattern = temporary_pattern(name)
         assert any(pattern.fullmatch(f) for f in flushed), (name, flushed)
+
+
+@pytest.mark.parametrize('name', ['probe_results.md', 'published.md'])
+def test_a_folder_under_an_output_name_is_refused_before_any_work(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder named probe_results.md was not an earlier result (not a
+    file), so the run went ahead, probed everything, renamed
+    probe_results.csv into place and then failed on the folder with
+    IsADirectoryError: the earlier run's files half replaced."""
+    (tmp_path / name).mkdir()
+    (tmp_path / 'probe_results.csv').write_text('the earlier table')
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('probed before the output folder was checked')
+
+    monkeypatch.setattr(report_module, 'run_probes', no_work)
+    for overwrite in (False, True):
+        with pytest.raises(IsADirectoryError, match=re.escape(name)) as info:
+            probe_report(
+                tmp_path, ['air_temperature'], ['raw'], overwrite=overwrite, **FAST
+            )
+        assert str(tmp_path) in str(info.value)
+        assert 'a folder' in str(info.value)
+    assert (tmp_path / 'probe_results.csv').read_text() == 'the earlier table'

@@ -12,6 +12,7 @@ were (only a stop during those few renames leaves a mix); the staging folder
 of a killed run is removed by the next run.
 """
 
+import glob
 import os
 import re
 import shutil
@@ -70,10 +71,29 @@ def check_outputs(
             *overwrite* is False; the message names the folder, the files
             and the option.
         NotADirectoryError: if *directory* is an existing file.
+        IsADirectoryError: if *directory* holds a folder (or anything but a
+            regular file) under the fixed name of one of the report's files
+            (a pattern without wildcards), which no file can replace,
+            whatever *overwrite*; the message names it.
     """
     out = Path(directory)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f'{out} is a file, not an output folder')
+    if out.is_dir():
+        blocked = [
+            out / pattern
+            for pattern in sorted(patterns)
+            if not glob.has_magic(pattern)
+            and (out / pattern).exists()
+            and not (out / pattern).is_file()
+        ]
+        if blocked:
+            what = 'a folder' if blocked[0].is_dir() else 'not a regular file'
+            raise IsADirectoryError(
+                f'{out} holds {blocked[0].name}, {what}, under the name of one '
+                "of the probe's files, which the run could not replace; move or "
+                'remove it, or choose another output folder'
+            )
     found = earlier_outputs(out, patterns)
     if found and not overwrite:
         shown = ', '.join(path.name for path in found[:4])
