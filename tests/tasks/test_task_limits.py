@@ -118,6 +118,15 @@ def test_logit_scale_max_gives_a_finite_loss(maximum: float) -> None:
             {'min_lr': -1e-6},
             'min_lr must be a finite real number >= 0, not -1e-06',
         ),
+        # a bare OverflowError ('int too large to convert to float') before
+        (
+            {'lr': 10**400},
+            'lr must be finite, got 1e400 or so, beyond the range of a float',
+        ),
+        (
+            {'weight_decay': -(10**400)},
+            'weight_decay must be finite, got -1e400 or so, beyond the range',
+        ),
         (
             {'lr': 1e-4, 'min_lr': 1e-3},
             'min_lr (0.001) must not be above lr (0.0001)',

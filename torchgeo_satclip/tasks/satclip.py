@@ -1135,7 +1135,11 @@ def _check_real(name: str, value: Any, *, positive: bool) -> float:
     wanted = f'{name} must be a finite real number {"above 0" if positive else ">= 0"}'
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f'{wanted}, not {value!r} ({type(value).__name__})')
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range: named as check_real does
+        check_real(name, value)
+        raise
     if not math.isfinite(number) or number < 0 or (positive and number == 0):
         raise ValueError(f'{wanted}, not {number}')
     return number
