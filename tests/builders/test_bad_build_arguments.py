@@ -136,24 +136,24 @@ RUN: list[tuple[str, Any, str]] = [
         ('num_samples', v, 'num_samples must be an integer')
         for v in (True, 2.5, '10', None)
     ),
-    ('num_samples', -1, 'num_samples must be >= 0'),
+    ('num_samples', -1, 'num_samples must be at least 0'),
     *(('workers', v, 'workers must be an integer') for v in (True, 1.5, '8')),
-    *(('workers', v, 'workers must be >= 1') for v in (0, -2)),
+    *(('workers', v, 'workers must be at least 1') for v in (0, -2)),
     *(('max_retries', v, 'max_retries must be an integer') for v in (False, 1.5)),
-    ('max_retries', -1, 'max_retries must be >= 0'),
+    ('max_retries', -1, 'max_retries must be at least 0'),
     *(
         ('max_candidates', v, 'max_candidates must be an integer')
         for v in (True, 2.5, '4')
     ),
-    ('max_candidates', -1, 'max_candidates must be >= 0'),
+    ('max_candidates', -1, 'max_candidates must be at least 0'),
     *(
         (name, v, f'{name} must be a finite number of seconds >= 0')
         for name in ('backoff', 'max_backoff')
-        for v in (-1.0, math.nan, math.inf, True, '1')
+        for v in (-1.0, math.nan, math.inf, True, '1', 10**400)
     ),
     *(
         ('timeout', v, 'timeout must be a finite number of seconds > 0')
-        for v in (0, 0.0, -1.0, math.nan, math.inf, True, '60')
+        for v in (0, 0.0, -1.0, math.nan, math.inf, True, '60', 10**400)
     ),
     # and the dataset's parameters, through build_dataset
     ('max_cloud_cover', -5.0, 'max_cloud_cover must be a percentage in (0, 100]'),

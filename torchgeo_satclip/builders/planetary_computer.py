@@ -68,6 +68,7 @@ from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from tqdm import tqdm
 
+from .._checks import check_int
 from .._io import atomic_path
 from ..datasets.s2_100k_files import ALL_BANDS
 from ..geo import Region, iter_points
@@ -605,13 +606,7 @@ def _check_run_options(
     if max_candidates is not None:
         counts.append(('max_candidates', max_candidates, 0))
     for name, value, minimum in counts:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(
-                f'{name} must be an integer, not {value!r} '
-                f'(type {type(value).__name__})'
-            )
-        if value < minimum:
-            raise ValueError(f'{name} must be >= {minimum}, not {value}')
+        check_int(name, value, minimum=minimum)
     for name, seconds, zero_ok in (
         ('backoff', backoff, True),
         ('max_backoff', max_backoff, True),
@@ -620,7 +615,7 @@ def _check_run_options(
         if (
             isinstance(seconds, bool)
             or not isinstance(seconds, numbers.Real)
-            or not math.isfinite(seconds)
+            or not _finite(seconds)
             or seconds < 0
             or (seconds == 0 and not zero_ok)
         ):
@@ -628,6 +623,14 @@ def _check_run_options(
             raise ValueError(
                 f'{name} must be a finite number of {expected}, not {seconds!r}'
             )
+
+
+def _finite(number: numbers.Real) -> bool:
+    """Whether *number* is finite as a float (an int beyond a float's is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # 10**400: 'int too large to convert to float'
+        return False
 
 
 def _as_windows(windows: Any) -> Any:
