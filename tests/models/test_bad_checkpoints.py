@@ -297,6 +297,18 @@ def test_directory_and_missing(tmp_path: Path) -> None:
         load_location_encoder(tmp_path / 'absent.ckpt')
 
 
+@pytest.mark.parametrize('source', ['', '  '])
+def test_empty_path(source: str) -> None:
+    """An empty path is the current folder to pathlib: it was refused as
+    "'.' is a directory, expected a checkpoint file", naming no mistake."""
+    from torchgeo_satclip.models import satclip_location_encoder
+
+    with pytest.raises(CheckpointError, match='an empty path: expected a checkpoint'):
+        load_location_encoder(source)
+    with pytest.raises(CheckpointError, match='an empty path'):
+        satclip_location_encoder(source)
+
+
 # --------------------------------------------------------------------------
 # Corruptions of the content, each a function of a (deep-copied) checkpoint.
 

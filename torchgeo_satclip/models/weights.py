@@ -871,6 +871,15 @@ def load_location_encoder(
         return _restore_positional_state(encoder, source, 'state dict')
     # The weights members, and torchvision with them, are imported only for a
     # member or a name: a checkpoint path does not need them.
+    if isinstance(source, str) and not source.strip():
+        # Path('') is the current folder: refused as a folder, confusingly
+        from .released import list_weights
+
+        raise CheckpointError(
+            f'source is {source!r}, an empty path: expected a '
+            'checkpoint file, a SatCLIPWeights name '
+            f"({', '.join(list_weights())}) or 'geoclip'"
+        )
     if isinstance(source, str) and not Path(source).exists():
         from .released import list_weights, weights_member
 
