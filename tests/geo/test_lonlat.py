@@ -1,4 +1,5 @@
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +172,32 @@ class TestJitter:
         assert (out[:, 0] >= -180).all()
         assert (out[:, 0] < 180).all()
         assert (out[:, 0] > 179.999).any()  # some did wrap to the east side
+
+    @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+    def test_half_precision_is_not_rounded_by_the_wrap(
+        self, dtype: torch.dtype
+    ) -> None:
+        """In bfloat16, the wrap's 190.3 rounded to 190: a jitter of 0 moved
+        longitude 10.31 to 10.0 (float16: by about 0.05 degrees)."""
+        point = torch.tensor([[10.3125, 45.5], [179.9, 0.0]], dtype=dtype)
+        out = jitter_points(point, 0.0)
+        assert out.dtype == dtype
+        assert torch.equal(out[0], point[0])
+        torch.manual_seed(0)
+        many = torch.tensor([[179.9, 0.0]], dtype=dtype).repeat(10_000, 1)
+        out = jitter_points(many, 0.5)
+        assert (out[:, 0] >= -180).all()
+        assert (out[:, 0] < 180).all()
+
+    @pytest.mark.parametrize('amount', [math.nan, math.inf, -0.1, True, '0.1'])
+    def test_bad_amount(self, amount: Any) -> None:
+        """NaN or inf made every point NaN in silence."""
+        with pytest.raises(ValueError, match='amount must be'):
+            jitter_points(torch.zeros(2, 2), amount)
+
+    def test_integer_points(self) -> None:
+        with pytest.raises(ValueError, match='point must be a floating tensor'):
+            jitter_points(torch.zeros(2, 2, dtype=torch.int64), 0.1)
 
     def test_float64(self) -> None:
         point = torch.tensor([[10.0, 20.0]], dtype=torch.float64)

@@ -7,6 +7,9 @@ call it, so a bad point gets the same message everywhere (which row, which
 value, and a hint when the two columns look swapped).
 """
 
+import contextlib
+import math
+import numbers
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -195,23 +198,46 @@ def lonlat_to_unit(lonlat: Tensor) -> Tensor:
 def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tensor:
     """Jitter (lon, lat) in degrees, keeping them valid.
 
-    Longitude wraps into [-180, 180), latitude is clamped to [-90, 90].
+    Longitude wraps into [-180, 180), latitude is clamped to [-90, 90]. The
+    arithmetic is done in :func:`compute_dtype` of the points' dtype (the
+    wrap of a half-precision longitude near 180 would otherwise round it by
+    a degree); the result has the points' dtype.
 
     Args:
-        point: ``(..., 2)`` tensor of (lon, lat).
-        amount: maximum jitter in degrees.
+        point: ``(..., 2)`` floating tensor of (lon, lat).
+        amount: maximum jitter in degrees, a finite number >= 0.
         symmetric: U(-amount, amount) instead of SatCLIP's U(0, amount).
 
     Returns:
         The jittered points (a new tensor).
+
+    Raises:
+        ValueError: if *amount* is not a finite real number >= 0, or
+            *point* is not a floating tensor.
     """
-    noise = torch.rand_like(point) * amount
+    degrees = None
+    if not isinstance(amount, bool) and isinstance(amount, numbers.Real):
+        with contextlib.suppress(OverflowError):
+            degrees = float(amount)
+    if degrees is None or not math.isfinite(degrees) or degrees < 0:
+        raise ValueError(
+            f'amount must be a finite number of degrees >= 0, got {amount!r}'
+        )
+    amount = degrees
+    if not point.is_floating_point():
+        raise ValueError(
+            f'point must be a floating tensor of (lon, lat) degrees, got {point.dtype}'
+        )
+    work = point.to(compute_dtype(point.dtype))
+    noise = torch.rand_like(work) * amount
     if symmetric:
         noise = 2 * noise - amount
-    moved = point + noise
+    moved = work + noise
     lon = torch.remainder(moved[..., 0] + 180.0, 360.0) - 180.0
-    # A longitude a hair west of -180 rounds to a remainder of exactly 360
-    # (in float32, up to half an ulp of 360 away), which would give 180.
-    lon = torch.where(lon >= 180.0, lon - 360.0, lon)
     lat = moved[..., 1].clamp(-90.0, 90.0)
-    return torch.stack([lon, lat], dim=-1)
+    out = torch.stack([lon, lat], dim=-1).to(point.dtype)
+    # A longitude a hair west of -180 rounds to a remainder of exactly 360
+    # (in float32, up to half an ulp of 360 away), which would give 180; so
+    # may one a hair west of 180 in half precision.
+    out[..., 0] = torch.where(out[..., 0] >= 180.0, out[..., 0] - 360.0, out[..., 0])
+    return out
