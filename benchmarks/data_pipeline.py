@@ -77,7 +77,7 @@ def make_root(root: Path, num_patches: int, seed: int = 0) -> None:
             with rasterio.open(root / 'images' / fn, 'w', **profile) as dst:
                 dst.write(image)
         lines.append(f'{fn},{rng.uniform(-180, 180):.6f},{rng.uniform(-60, 80):.6f}')
-    (root / 'index.csv').write_text('\n'.join(lines) + '\n')
+    (root / 'index.csv').write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
 def images_per_second(

@@ -48,7 +48,7 @@ def make_input(path: Path, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     lon = rng.uniform(-180, 180, n)
     lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
-    with path.open('w') as handle:
+    with path.open('w', encoding='utf-8') as handle:
         handle.write('id,lon,lat\n')
         for start in range(0, n, 100_000):
             stop = min(start + 100_000, n)

@@ -287,7 +287,7 @@ class Suite:
         path = self.out / 'gpu_results.json'
         if not path.exists():
             return
-        earlier: dict[str, Any] = json.loads(path.read_text())
+        earlier: dict[str, Any] = json.loads(path.read_text(encoding='utf-8'))
         died_in = earlier.pop('running', None)
         if died_in is not None:
             earlier['errors'][died_in] = (
@@ -325,7 +325,7 @@ class Suite:
             ('gpu_results.md', markdown(self.results)),
         ):
             tmp = self.out / f'.{name}.{os.getpid()}.tmp'
-            tmp.write_text(text + '\n')
+            tmp.write_text(text + '\n', encoding='utf-8')
             os.replace(tmp, self.out / name)
 
 
@@ -742,14 +742,14 @@ def make_packed_root(parent: Path, num_patches: int, processes: int) -> Path:
     (root / 'images').mkdir(parents=True)
     lines = ['fn,lon,lat']
     for part, start, _ in jobs:
-        rows = (part / 'index.csv').read_text().splitlines()[1:]
+        rows = (part / 'index.csv').read_text(encoding='utf-8').splitlines()[1:]
         for row in rows:
             fn, lon, lat = row.split(',')
             new = f'p{start}_{fn}'
             os.replace(part / 'images' / fn, root / 'images' / new)
             lines.append(f'{new},{lon},{lat}')
         shutil.rmtree(part)
-    (root / 'index.csv').write_text('\n'.join(lines) + '\n')
+    (root / 'index.csv').write_text('\n'.join(lines) + '\n', encoding='utf-8')
     workers = processes if processes > 1 else 0
     pack_s2_100k(root, shard_size=512, num_workers=workers, progress=False)
     return root
@@ -1162,7 +1162,7 @@ def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
     log = args.out / 'cuda_tests.log'
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     start = time.perf_counter()
-    with log.open('w') as stream:
+    with log.open('w', encoding='utf-8') as stream:
         try:
             run = subprocess.run(
                 command,
@@ -1178,7 +1178,7 @@ def tests_section(figures: dict[str, Any], args: argparse.Namespace) -> None:
         else:
             timed_out = False
     figures['pytest_seconds'] = time.perf_counter() - start
-    output = log.read_text(errors='replace')
+    output = log.read_text(encoding='utf-8', errors='replace')
     print(output[-4000:], flush=True)
     if timed_out:
         running = [

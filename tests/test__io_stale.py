@@ -120,7 +120,7 @@ def test_replacing_keeps_the_mode(mode: int, tmp_path: Path) -> None:
 
     def write(tmp: str) -> None:
         seen.append(stat.S_IMODE(os.stat(tmp).st_mode))  # private while written
-        with open(tmp, 'w') as handle:
+        with open(tmp, 'w', encoding='utf-8') as handle:
             handle.write('new')
 
     atomic_write(target, write)

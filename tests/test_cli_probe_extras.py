@@ -30,7 +30,7 @@ def _block_sklearn(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def user_task(path: Path, n: int = 60) -> Path:
     rng = np.random.default_rng(0)
-    with path.open('w', newline='') as f:
+    with path.open('w', encoding='utf-8', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['lon', 'lat', 'value'])
         for lon, lat in zip(

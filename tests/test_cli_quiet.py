@@ -21,7 +21,7 @@ def user_task(path: Path) -> Path:
         for lon in range(-170, 180, 40)
         for lat in range(-80, 81, 20)
     ]
-    path.write_text('lon,lat,value\n' + '\n'.join(rows) + '\n')
+    path.write_text('lon,lat,value\n' + '\n'.join(rows) + '\n', encoding='utf-8')
     return path
 
 

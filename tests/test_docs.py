@@ -139,7 +139,7 @@ def test_documented_cli_options_exist() -> None:
 def script_options(path: Path) -> set[str]:
     """The options a benchmark script's parser declares (``add_argument``)."""
     options = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)

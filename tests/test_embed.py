@@ -37,7 +37,7 @@ def expected(encoder: torch.nn.Module) -> np.ndarray:
 
 
 def write_csv(path: Path, rows: list[str], header: str = 'id,lon,lat') -> Path:
-    path.write_text('\n'.join([header, *rows]) + '\n')
+    path.write_text('\n'.join([header, *rows]) + '\n', encoding='utf-8')
     return path
 
 
@@ -211,7 +211,7 @@ def read_output(path: Path, dim: int) -> tuple[list[str] | None, np.ndarray]:
     if path.suffix == '.csv':
         import csv
 
-        with path.open(newline='') as handle:
+        with path.open(encoding='utf-8', newline='') as handle:
             rows = list(csv.DictReader(handle))
         ids = [r['id'] for r in rows]
         return ids, np.array([[float(r[f'emb_{i}']) for i in range(dim)] for r in rows])
@@ -509,7 +509,7 @@ def geojson_points(
     }
     if crs is not None:
         document = {'type': 'FeatureCollection', 'crs': crs, **document}
-    path.write_text(json.dumps(document))
+    path.write_text(json.dumps(document), encoding='utf-8')
     return path
 
 

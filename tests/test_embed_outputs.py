@@ -37,7 +37,7 @@ def encoder() -> torch.nn.Module:
 
 def write_empty(path: Path) -> None:
     if path.suffix == '.csv':
-        path.write_text('id,lon,lat\n')
+        path.write_text('id,lon,lat\n', encoding='utf-8')
     elif path.suffix == '.parquet':
         pq.write_table(
             pa.table(
@@ -50,7 +50,9 @@ def write_empty(path: Path) -> None:
             path,
         )
     else:
-        path.write_text(json.dumps({'type': 'FeatureCollection', 'features': []}))
+        path.write_text(
+            json.dumps({'type': 'FeatureCollection', 'features': []}), encoding='utf-8'
+        )
 
 
 @pytest.mark.parametrize('source', ['.csv', '.parquet', '.geojson'])
@@ -178,7 +180,7 @@ def many_points(path: Path, n: int) -> Path:
         f'{i},{float(x)!r},{float(y)!r}'
         for i, (x, y) in enumerate(zip(lon, lat, strict=True))
     ]
-    path.write_text('id,lon,lat\n' + '\n'.join(lines) + '\n')
+    path.write_text('id,lon,lat\n' + '\n'.join(lines) + '\n', encoding='utf-8')
     return path
 
 

@@ -32,7 +32,7 @@ def test_failed_write_leaves_target_and_no_temporary(tmp_path: Path) -> None:
     target.write_text('old')
 
     def broken(tmp: str) -> None:
-        Path(tmp).write_text('half')
+        Path(tmp).write_text('half', encoding='utf-8')
         raise RuntimeError('disk full')
 
     with pytest.raises(RuntimeError, match='disk full'):

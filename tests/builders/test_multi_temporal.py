@@ -192,7 +192,7 @@ def test_repairs_what_a_kill_leaves(tmp_path: Path, server: FakeStacServer) -> N
     (images / 'patch_8.tif').write_bytes(copy[point])
     # patch_9: an image of a later window, killed before the first was renamed.
     (images / 'patch_9_t1.tif').write_bytes(copy[f'{stem}_t2.tif'])
-    with open(tmp_path / DATES_FILE, 'a', newline='') as f:
+    with open(tmp_path / DATES_FILE, 'a', encoding='utf-8', newline='') as f:
         f.write(
             'patch_8.tif,patch_8.tif,2022-05-01\r\n'
             'patch_8.tif,patch_8_t2.tif,2022-10-01\r\npatch_8.tif,patch'

@@ -234,7 +234,7 @@ def test_repairs_what_a_kill_leaves(tmp_path: Path, server: FakeStacServer) -> N
     (images / 'patch_7.tif').write_bytes((images / 'patch_0.tif').read_bytes())
     (images / '.patch_8.tif.123.456.tmp').write_bytes(b'half')
     (images / 'patch_9.tif').write_bytes(b'not a tiff')
-    with open(tmp_path / 'index.csv', 'a') as f:
+    with open(tmp_path / 'index.csv', 'a', encoding='utf-8') as f:
         f.write(index_rows(tmp_path)[0][0] + ',1.0,2.0\npatch_1')
     result = build(tmp_path, server, 3, 'A')
     assert result.num_adopted == 1

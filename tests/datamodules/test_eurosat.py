@@ -118,6 +118,8 @@ def test_shipped_config_states_its_normalization() -> None:
     """The recipe with SENTINEL2_ALL_MOCO weights names the matching input."""
     import yaml
 
-    config = yaml.safe_load(Path('configs', 'eurosat_location.yaml').read_text())
+    config = yaml.safe_load(
+        Path('configs', 'eurosat_location.yaml').read_text(encoding='utf-8')
+    )
     assert config['model']['init_args']['weights'].endswith('SENTINEL2_ALL_MOCO')
     assert config['data']['init_args']['normalization'] == 'reflectance'

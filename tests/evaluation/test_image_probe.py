@@ -604,3 +604,39 @@ def test_image_probe_folds_checks_folds(folds: Any) -> None:
     lonlat, labels = world(60)
     with pytest.raises(ValueError, match=rf'folds must be .*, got {folds!r}'):
         image_probe_folds(lonlat, labels, 'random', folds)
+
+
+def test_results_are_written_in_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """The CSV (and Markdown, JSON) were written in the locale's encoding:
+    under an ASCII locale (LC_ALL=C without Python's UTF-8 mode) a
+    non-ASCII encoder name failed with UnicodeEncodeError, and under Latin-1
+    it would be written in Latin-1. Every text file of the package is now
+    opened with encoding='utf-8' (ruff's PLW1514 keeps it so)."""
+    import subprocess
+    import sys
+
+    script = (
+        'import sys\n'
+        'from torchgeo_satclip.evaluation.image_probe import '
+        'ImageProbeResult, _write_csv\n'
+        "r = ImageProbeResult('K\\u00f6ppen-net', 'random', [0.5], [0.4], 10, 2)\n"
+        "_write_csv(sys.argv[1], [r], {'K\\u00f6ppen-net': 'resnet18'})\n"
+    )
+    out = tmp_path / 'scores.csv'
+    env = {
+        **os.environ,
+        'LC_ALL': 'C',
+        'PYTHONUTF8': '0',
+        'PYTHONCOERCECLOCALE': '0',
+        'PYTHONPATH': os.pathsep.join(sys.path),
+    }
+    done = subprocess.run(
+        [sys.executable, '-c', script, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding='utf-8',
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'K\u00f6ppen-net'.encode() in out.read_bytes()

@@ -14,7 +14,7 @@ def write_task(path: Path, target: np.ndarray, lonlat: np.ndarray) -> Path:
         f'{lon},{lat},{y}'
         for (lon, lat), y in zip(lonlat.tolist(), target.tolist(), strict=True)
     ]
-    path.write_text('\n'.join(lines) + '\n')
+    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
     return path
 
 

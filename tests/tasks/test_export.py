@@ -82,7 +82,9 @@ def stand_in_timm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def recipe_task(config: Path, **overrides: Any) -> SatCLIPTask:
-    args = dict(yaml.safe_load(config.read_text())['model']['init_args'])
+    args = dict(
+        yaml.safe_load(config.read_text(encoding='utf-8'))['model']['init_args']
+    )
     args.update(weights=None, **overrides)  # nothing downloaded
     torch.manual_seed(0)
     task = SatCLIPTask(**args)

@@ -20,7 +20,7 @@ ALL = [*PAPER, CONFIGS / 'gassl_demo.yaml', CONFIGS / 'satclip_gassl_hybrid.yaml
 
 
 def load(config: Path) -> dict[str, Any]:
-    return dict(yaml.safe_load(config.read_text()))
+    return dict(yaml.safe_load(config.read_text(encoding='utf-8')))
 
 
 def test_the_four_paper_variants_exist() -> None:

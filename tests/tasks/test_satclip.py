@@ -170,7 +170,7 @@ def test_recipe_config_parses(config: Path, capsys: pytest.CaptureFixture[str]) 
 def test_recipe_config_fast_dev_run(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if 'dates:' in config.read_text():
+    if 'dates:' in config.read_text(encoding='utf-8'):
         pytest.skip('multi-temporal: run on two-date data in test_gassl_configs.py')
     config, data = config.resolve(), DATA.resolve()
     monkeypatch.chdir(tmp_path)  # the recipes write checkpoints/ and predictions/
@@ -780,7 +780,9 @@ def recipe_checkpoint(config: Path) -> dict[str, Any]:
     """The ``init_args`` of the one ``ModelCheckpoint`` of a config."""
     import yaml
 
-    trainer_config = yaml.safe_load(config.read_text()).get('trainer') or {}
+    trainer_config = (
+        yaml.safe_load(config.read_text(encoding='utf-8')).get('trainer') or {}
+    )
     checkpoints = [
         c.get('init_args', {})
         for c in trainer_config.get('callbacks') or []

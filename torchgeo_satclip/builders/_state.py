@@ -220,7 +220,7 @@ def _read_lines(path: Path, header: str) -> tuple[list[list[str]], bool]:
             comes from a killed build: the file is another's, or was edited.
     """
     try:
-        text = path.read_text()
+        text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as error:
         text, found = '', f'is not text ({error})'
     else:
@@ -506,7 +506,7 @@ class BuildState:
         # Compared as JSON, key by key, so that build.json files of any
         # version, or edited by hand, are told apart by what differs.
         try:
-            saved = json.loads(path.read_text())
+            saved = json.loads(path.read_text(encoding='utf-8'))
             found = f'a JSON {type(saved).__name__}'
         except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
             saved, found = None, f'not JSON ({error})'

@@ -213,11 +213,11 @@ def run(args: argparse.Namespace) -> int:
         progress_bar=not args.quiet,
         overwrite=args.overwrite,
     )
-    print(report.markdown.read_text())
+    print(report.markdown.read_text(encoding='utf-8'))
     print(f'wrote {report.markdown} and {report.table}')
     if report.published is not None:
         print()
-        print(report.published.read_text())
+        print(report.published.read_text(encoding='utf-8'))
         print(f'wrote {report.published}')
     elif args.references:
         print('no result has a published counterpart (see --help of --references)')

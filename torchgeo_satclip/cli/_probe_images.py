@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         overwrite=args.overwrite,
     )
-    print(report.markdown.read_text())
+    print(report.markdown.read_text(encoding='utf-8'))
     written = [report.markdown, report.table, report.json]
     if report.figure is not None:
         written.append(report.figure)

@@ -338,7 +338,7 @@ def build_feature_cache(
 
 
 def _write_text(path: str, text: str) -> None:
-    Path(path).write_text(text)
+    Path(path).write_text(text, encoding='utf-8')
 
 
 def _hash_tensor(digest: 'hashlib._Hash', tensor: Tensor) -> None:

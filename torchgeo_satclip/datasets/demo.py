@@ -550,7 +550,7 @@ def make_demo_dataset(
         write_dates_file(root / DATES_FILE, dated)
 
     def write_index(tmp: str) -> None:
-        with open(tmp, 'w', newline='') as out:
+        with open(tmp, 'w', encoding='utf-8', newline='') as out:
             writer = csv.writer(out)
             writer.writerow(['fn', 'lon', 'lat'])
             writer.writerows(rows)

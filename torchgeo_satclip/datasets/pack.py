@@ -291,7 +291,7 @@ def _shard_done(
     if sources != record.sources:  # only modification times changed
         record = dataclasses.replace(record, sources=sources)
         with atomic_path(meta) as tmp:
-            tmp.write_text(json.dumps(record.to_json()))
+            tmp.write_text(json.dumps(record.to_json()), encoding='utf-8')
     return record
 
 
@@ -715,7 +715,10 @@ def _pack_shards(
 
 def _write_index(out: Path, shards: Sequence[PackedShard]) -> None:
     """Write ``files.csv``: each file's shard, row, nodata and source fingerprint."""
-    with atomic_path(out / 'files.csv') as tmp, open(tmp, 'w', newline='') as f:
+    with (
+        atomic_path(out / 'files.csv') as tmp,
+        open(tmp, 'w', encoding='utf-8', newline='') as f,
+    ):
         writer = csv.writer(f)
         writer.writerow(FILES_COLUMNS)
         for k, shard in enumerate(shards):
@@ -757,7 +760,7 @@ def _write_manifest(
         ],
     }
     with atomic_path(out / 'manifest.json') as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + '\n')
+        tmp.write_text(json.dumps(manifest, indent=2) + '\n', encoding='utf-8')
 
 
 def _write_shard(
@@ -806,5 +809,5 @@ def _write_shard(
         )
         meta.unlink(missing_ok=True)
     with atomic_path(meta) as tmp:
-        tmp.write_text(json.dumps(record.to_json()))
+        tmp.write_text(json.dumps(record.to_json()), encoding='utf-8')
     return record

@@ -968,7 +968,7 @@ class S2100K(NonGeoDataset):
             'files': list(files),
         }
         with atomic_path(self._marker(remote)) as tmp:
-            tmp.write_text(json.dumps(record, indent=0) + '\n')
+            tmp.write_text(json.dumps(record, indent=0) + '\n', encoding='utf-8')
 
     def _given(self, remote: tuple[str, str]) -> set[str] | None:
         """The files an archive gave when extracted, from its marker.

@@ -408,7 +408,7 @@ def write_nodata_file(
     bad = [(fn, f) for fn, f in zip(fns, fractions, strict=True) if not 0 <= f <= 1]
     if bad:
         raise ValueError(f'nodata fraction {bad[0][1]} of {bad[0][0]} not in [0, 1]')
-    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+    with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['fn', 'nodata_fraction'])
         for fn, fraction in zip(fns, fractions, strict=True):
@@ -478,7 +478,7 @@ def write_dates_file(
     """
     ordered = sorted(rows, key=lambda row: (row[0], row[2], row[1]))
     _check_dates(path, [(i + 2, *row) for i, row in enumerate(ordered)], None)
-    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+    with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['point', 'fn', 'date'])
         for point, fn, date in ordered:

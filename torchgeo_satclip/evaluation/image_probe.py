@@ -704,7 +704,7 @@ def _plot(
 
 
 def _write_csv(path: str, results: Sequence[ImageProbeResult], models: Any) -> None:
-    with open(path, 'w', newline='') as file:
+    with open(path, 'w', encoding='utf-8', newline='') as file:
         writer = csv.writer(file)
         writer.writerow(
             [
@@ -973,10 +973,10 @@ def image_probe_report(
     figure = None
     with staged_outputs(out, IMAGE_PROBE_OUTPUTS) as stage:
         with atomic_path(stage / markdown.name) as tmp:
-            tmp.write_text(text)
+            tmp.write_text(text, encoding='utf-8')
         atomic_write(stage / table.name, lambda tmp: _write_csv(tmp, results, models))
         with atomic_path(stage / json_path.name) as tmp:
-            tmp.write_text(json.dumps(payload, indent=2) + '\n')
+            tmp.write_text(json.dumps(payload, indent=2) + '\n', encoding='utf-8')
         if plots:
             figure = out / 'image_probe.png'
             _plot(

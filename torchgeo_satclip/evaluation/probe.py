@@ -959,9 +959,12 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     markdown = out / 'probe_results.md'
     with atomic_path(markdown) as tmp:
-        tmp.write_text(results_to_markdown(results))
+        tmp.write_text(results_to_markdown(results), encoding='utf-8')
     table = out / 'probe_results.csv'
-    with atomic_path(table) as tmp, tmp.open('w', newline='') as handle:
+    with (
+        atomic_path(table) as tmp,
+        tmp.open('w', encoding='utf-8', newline='') as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(
             ['task', 'encoder', 'protocol', 'split', 'metric', 'mean', 'std', 'folds']

@@ -206,7 +206,7 @@ def probe_report(
             if text:
                 published = out / 'published.md'
                 with atomic_path(stage / published.name) as tmp:
-                    tmp.write_text(text)
+                    tmp.write_text(text, encoding='utf-8')
         if plots:
             figures.append(out / plot_scores(results, stage / 'scores.png').name)
             resolution = _given(resolution=map_resolution)

@@ -355,7 +355,7 @@ class Region:
             ValueError: if the file is not JSON, or for any reason of
                 :class:`Region`, the message starting with the file.
         """
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             try:
                 return cls(json.load(f))
             except ValueError as error:

@@ -62,8 +62,8 @@ for cls in CLASSES:
                 names[split].append(name.replace('.tif', '.jpg'))
 
 for split, files in names.items():
-    with open(f'eurosat-{split}.txt', 'w') as f:
+    with open(f'eurosat-{split}.txt', 'w', encoding='utf-8') as f:
         f.write('\n'.join(files) + '\n')
 
-with open('centroids.csv', 'w') as f:
+with open('centroids.csv', 'w', encoding='utf-8') as f:
     f.write('fn,lon,lat\n' + '\n'.join(rows) + '\n')

@@ -69,11 +69,11 @@ def temporal() -> None:
     rng = np.random.default_rng(1)
     shutil.rmtree('temporal', ignore_errors=True)
     os.makedirs(os.path.join('temporal', 'images'))
-    with open(os.path.join('temporal', 'index.csv'), 'w') as f:
+    with open(os.path.join('temporal', 'index.csv'), 'w', encoding='utf-8') as f:
         f.write('fn,lon,lat\n')
         for i, point in enumerate(TEMPORAL):
             f.write(f'{point},{10.5 * i - 20:.6f},{7.25 * i - 5:.6f}\n')
-    with open(os.path.join('temporal', 'dates.csv'), 'w') as f:
+    with open(os.path.join('temporal', 'dates.csv'), 'w', encoding='utf-8') as f:
         f.write('point,fn,date\n')
         for point, images in TEMPORAL.items():
             for fn, date in images:
@@ -92,7 +92,7 @@ def main() -> None:
     os.makedirs('images')
     lons = rng.uniform(-180, 180, NUM_PATCHES)
     lats = rng.uniform(-60, 80, NUM_PATCHES)
-    with open('index.csv', 'w') as f:
+    with open('index.csv', 'w', encoding='utf-8') as f:
         f.write('fn,lon,lat\n')
         for i in range(NUM_PATCHES):
             fn = f'patch_{i}.tif'
