@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,66 @@ def test_parquet_and_geojson_inputs(tmp_path: Path, encoder: torch.nn.Module) ->
     lines = out_csv.read_text().splitlines()
     assert lines[0].split(',')[:3] == ['name', 'lon', 'lat']
     assert lines[2].startswith('nyc,-74,40.7,')  # shortest round-trip text
+
+
+def _feature_collection(path: Path, ids: list[Any], properties: list[Any]) -> None:
+    features = []
+    for (_, lon, lat), fid, props in zip(POINTS, ids, properties, strict=True):
+        feature: dict[str, Any] = {
+            'type': 'Feature',
+            'geometry': {'type': 'Point', 'coordinates': [lon, lat]},
+            'properties': props,
+        }
+        if fid is not None:
+            feature['id'] = fid
+        features.append(feature)
+    path.write_text(
+        json.dumps({'type': 'FeatureCollection', 'features': features}),
+        encoding='utf-8',
+    )
+
+
+def test_geojson_feature_ids_are_kept(tmp_path: Path, encoder: torch.nn.Module) -> None:
+    """A Feature's top-level "id" (RFC 7946, section 3.2) was dropped: only
+    the properties became columns, so the output matched the input by order
+    only. It is now the first column (null where a feature has none)."""
+    geojson = tmp_path / 'in.geojson'
+    _feature_collection(geojson, ['a', None, 'c'], [{'n': 1}, {'n': 2}, None])
+    out = tmp_path / 'out.parquet'
+    embed_file(encoder, geojson, out, progress=False)
+    table = pq.read_table(out)
+    assert table.column_names[:4] == ['id', 'n', 'lon', 'lat']
+    assert table.column('id').to_pylist() == ['a', None, 'c']
+    assert table.column('n').to_pylist() == [1, 2, None]
+    numbered = tmp_path / 'numbered.geojson'
+    _feature_collection(numbered, [7, 8, 9], [{}, {}, {}])
+    embed_file(encoder, numbered, out, progress=False, overwrite=True)
+    assert pq.read_table(out).column('id').to_pylist() == [7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    ('ids', 'properties', 'message'),
+    [
+        (['a', 'b', 'c'], [{}, {'id': 2}, {}], 'feature 2: a property is named "id"'),
+        (['a', [1], 'c'], [{}, {}, {}], 'feature 2: "id" must be a string or a number'),
+        (
+            ['a', True, 'c'],
+            [{}, {}, {}],
+            'feature 2: "id" must be a string or a number',
+        ),
+    ],
+)
+def test_geojson_bad_feature_ids(
+    tmp_path: Path,
+    encoder: torch.nn.Module,
+    ids: list[Any],
+    properties: list[Any],
+    message: str,
+) -> None:
+    geojson = tmp_path / 'in.geojson'
+    _feature_collection(geojson, ids, properties)
+    with pytest.raises(InputError, match=re.escape(message)):
+        embed_file(encoder, geojson, tmp_path / 'out.parquet', progress=False)
 
 
 def pandas_frame(index: str) -> pd.DataFrame:

@@ -374,6 +374,7 @@ class GeoJsonPoints(PointSource):
             raise InputError(f'{path}: "features" must be an array of features')
         coords = np.empty((len(features), 2), dtype=np.float64)
         properties: list[dict[str, Any]] = []
+        ids: list[Any] = []
         for index, feature in enumerate(features):
             coords[index] = self._point(index, feature)
             values = feature.get('properties')
@@ -383,10 +384,20 @@ class GeoJsonPoints(PointSource):
                     f'or null, got a JSON {_kind(values)}'
                 )
             properties.append(values or {})
+            ids.append(self._feature_id(index, feature))
         if crs is not None:
             coords = self._reproject(coords, crs)
         check_lonlat(path, coords, self._where, None)
         self.lonlat = coords
+        if any(i is not None for i in ids):
+            # RFC 7946's identifier of a feature, kept as the first column
+            clash = next((i for i, p in enumerate(properties) if 'id' in p), None)
+            if clash is not None:
+                raise InputError(
+                    f'{self._where(clash)}: a property is named "id", like the '
+                    'column of the features\' "id" members; rename the property'
+                )
+            properties = [{'id': i, **p} for i, p in zip(ids, properties, strict=True)]
         self.columns = self._columns(properties)
         self.schema = pa.schema([(k, v.type) for k, v in self.columns.items()])
         self.estimate = len(features)
@@ -408,6 +419,18 @@ class GeoJsonPoints(PointSource):
                 'coordinates and the "crs" member'
             )
         return lonlat
+
+    def _feature_id(self, index: int, feature: dict[str, Any]) -> Any:
+        """A feature's ``id`` member (RFC 7946: a string or a number), or None."""
+        value = feature.get('id')
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
+            raise InputError(
+                f'{self._where(index)}: "id" must be a string or a number '
+                f'(RFC 7946), got a JSON {_kind(value)}'
+            )
+        return value
 
     def _point(self, index: int, feature: Any) -> tuple[float, float]:
         where = self._where(index)
