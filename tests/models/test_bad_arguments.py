@@ -69,6 +69,15 @@ def test_build_location_encoder_refuses(
 ) -> None:
     kwargs: dict[str, Any] = {'legendre_polys': 2, 'capacity': 4, 'embed_dim': 3}
     kwargs[name] = value
+    if (
+        network == 'mlp'
+        and name == 'num_hidden_layers'
+        and value == 0
+        and type(value) is int
+    ):
+        # SatCLIP's MLP has a hidden input layer: none after it is allowed
+        assert build_location_encoder(network=network, **kwargs).embed_dim == 3
+        return
     with pytest.raises(ValueError, match=re.escape(fragment)):
         build_location_encoder(network=network, **kwargs)
 

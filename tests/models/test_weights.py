@@ -764,15 +764,17 @@ class _OriginalResidual(torch.nn.Module):
 class _OriginalNetwork(torch.nn.Module):
     """The original code's non-SIREN networks, laid out with its names."""
 
-    def __init__(self, name: str, dim_in: int, hidden: int, out: int) -> None:
+    def __init__(
+        self, name: str, dim_in: int, hidden: int, out: int, layers: int = 2
+    ) -> None:
         super().__init__()
         self.name = name
-        if name == 'mlp':  # input, two hidden layers that share ONE module, output
+        if name == 'mlp':  # input, hidden layers that share ONE module, output
             shared = torch.nn.Linear(hidden, hidden)
             self.features = torch.nn.Sequential(
                 torch.nn.Linear(dim_in, hidden),
                 torch.nn.ReLU(),
-                *[shared, torch.nn.ReLU()] * 2,
+                *[shared, torch.nn.ReLU()] * layers,
                 torch.nn.Linear(hidden, out),
             )
         elif name == 'fcnet':
@@ -827,6 +829,47 @@ def test_original_code_checkpoints_of_every_network(name: str) -> None:
     with torch.no_grad():
         expected = reference(SphericalHarmonics(3)(POINTS))
         torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=0)
+
+
+def test_original_mlp_without_hidden_layers() -> None:
+    """The original code's MLP takes num_hidden_layers=0 (its input layer is
+    hidden already), but the loader refused such a checkpoint
+    ("num_hidden_layers must be at least 1"), and so did
+    build_location_encoder; other networks still need one."""
+    torch.manual_seed(0)
+    reference = _OriginalNetwork('mlp', dim_in=9, hidden=8, out=4, layers=0)
+    reference = reference.double().eval()
+    state_dict = {
+        prefix + key: value.clone()
+        for prefix in ('model.location.nnet.', 'model.nnet.')
+        for key, value in reference.original_state().items()
+    }
+    hyper_parameters = {
+        'le_type': 'sphericalharmonics',
+        'pe_type': 'mlp',
+        'legendre_polys': 3,
+        'harmonics_calculation': 'analytic',
+        'capacity': 8,
+        'embed_dim': 4,
+        'num_hidden_layers': 0,
+    }
+    encoder = load_location_encoder(
+        {'state_dict': state_dict, 'hyper_parameters': hyper_parameters}
+    )
+    with torch.no_grad():
+        expected = reference(SphericalHarmonics(3)(POINTS))
+        torch.testing.assert_close(encoder(POINTS), expected, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match='num_hidden_layers'):
+        load_location_encoder(
+            {
+                'state_dict': state_dict,
+                'hyper_parameters': {**hyper_parameters, 'pe_type': 'siren'},
+            }
+        )
+    with pytest.raises(ValueError, match=r"got 0 \(of the networks, only 'mlp'"):
+        build_location_encoder(network='siren', num_hidden_layers=0)
+    with pytest.raises(ValueError, match='positive integer, got -1'):
+        build_location_encoder(network='mlp', num_hidden_layers=-1)
 
 
 def test_factory_honours_root_and_progress(

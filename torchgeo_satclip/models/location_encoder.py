@@ -227,7 +227,8 @@ def build_location_encoder(
             ``'sphericalharmonics'``).
         embed_dim: embedding size.
         capacity: hidden width of the network.
-        num_hidden_layers: hidden layers of the network.
+        num_hidden_layers: hidden layers of the network (0 only for
+            ``'mlp'``, whose input layer is hidden already, as in SatCLIP).
         dropout: dropout probability of the network in training.
         dtype: parameter and compute dtype (float64 by default, as SatCLIP).
             The positional encoding's buffers (the frequencies of ``'rff'``)
@@ -249,6 +250,18 @@ def build_location_encoder(
     _check_architecture(
         legendre_polys, embed_dim, capacity, num_hidden_layers, dropout, validate
     )
+    if num_hidden_layers < 0 or (
+        num_hidden_layers == 0
+        and lookup(NETWORKS, network, 'network') is not SatCLIPMLP
+    ):
+        raise ValueError(
+            f'num_hidden_layers must be a positive integer, got {num_hidden_layers}'
+            + (
+                " (of the networks, only 'mlp' takes 0)"
+                if num_hidden_layers == 0
+                else ''
+            )
+        )
     check_dtype('dtype', dtype)
     # get_positional_encoding names an unknown encoding or argument.
     if positional_encoding == 'sphericalharmonics':
@@ -319,12 +332,10 @@ def _check_architecture(
         ValueError: naming the first argument of the wrong type or out of range.
     """
     check_int('legendre_polys', legendre_polys, minimum=1)
-    for name, value in (
-        ('embed_dim', embed_dim),
-        ('capacity', capacity),
-        ('num_hidden_layers', num_hidden_layers),
-    ):
+    for name, value in (('embed_dim', embed_dim), ('capacity', capacity)):
         if check_int(name, value) < 1:
             raise ValueError(f'{name} must be a positive integer, got {value}')
+    # 0 only for SatCLIP's MLP, as the original code allows (checked by the caller)
+    check_int('num_hidden_layers', num_hidden_layers)
     check_real('dropout', dropout, minimum=0.0, below=1.0)
     check_flag('validate', validate)

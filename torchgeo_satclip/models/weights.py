@@ -522,10 +522,19 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
             f'{origin}: hyper_parameters is a {type(raw).__name__}, expected a dict'
         )
     hparams = dict(raw)
+    # SatCLIP's MLP may have no hidden layer after its input layer
+    mlp = hparams.get('pe_type') == 'mlp'
     checks: list[tuple[str, Any]] = [
         *((key, lambda v, k: check_name(k, v)) for key in _NAME_KEYS),
         *((key, lambda v, k: check_int(k, v, minimum=1)) for key in _SIZE_KEYS),
     ]
+    if mlp:
+        checks = [
+            (key, lambda v, k: check_int(k, v, minimum=0))
+            if key == 'num_hidden_layers'
+            else (key, check)
+            for key, check in checks
+        ]
     for key, check in checks:
         if hparams.get(key) is not None:
             try:
