@@ -773,3 +773,41 @@ def test_batch_buffers_lend_a_block_once_across_threads(
     for thread in threads:
         thread.join()
     assert len({t.data_ptr() for t in taken}) == 2
+
+
+def test_one_thread_pool_for_iterators_started_at_once(
+    dataset: S2100K, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two iterators starting in two threads at the same moment could each
+    create the loader's thread pool (an unguarded `if self._pool is None`):
+    one pool was then never shut down."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torchgeo_satclip.datamodules import loader as module
+
+    made: list[ThreadPoolExecutor] = []
+
+    class SlowPool(ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            time.sleep(0.05)  # between the check and the assignment
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(module, 'ThreadPoolExecutor', SlowPool)
+    loader = ThreadedBatchLoader(dataset, 3)
+    start = threading.Barrier(2)
+    firsts: list[Any] = []
+
+    def first_batch() -> None:
+        start.wait()
+        firsts.append(next(iter(loader)))
+
+    threads = [threading.Thread(target=first_batch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(firsts) == 2
+    assert len(made) == 1

@@ -385,6 +385,7 @@ class ThreadedBatchLoader:
         #: it (and :attr:`sampler`) to tell whether a loader shuffles.
         self.batch_sampler = None
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()  # two iterators may start at once
         # the latest iteration started (its epoch, positions and progress)
         self._latest: _Pass | None = None
         # (epoch, batches done) of a loaded state, for the next iteration
@@ -495,10 +496,11 @@ class ThreadedBatchLoader:
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         self._latest = progress
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                self.num_threads, thread_name_prefix='s2100k-read'
-            )
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.num_threads, thread_name_prefix='s2100k-read'
+                )
         pending: deque[tuple[dict[str, Tensor], list[Future[None]]]] = deque()
         next_batch = progress.batches
         try:
