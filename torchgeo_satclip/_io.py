@@ -42,6 +42,7 @@ __all__ = [
     'TEMPORARY_INFIX',
     'atomic_path',
     'atomic_write',
+    'flush_folder',
     'no_room',
     'pid_alive',
     'remove_stale_temporaries',
@@ -241,6 +242,19 @@ def _flush(path: Path, *, directory: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def flush_folder(path: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries to the disk (``fsync``), best effort.
+
+    After files are renamed into a folder, a power cut can bring back the
+    folder without the renames unless its entries are flushed. Some file
+    systems and platforms cannot open or flush a folder: then nothing is done.
+
+    Args:
+        path: the folder.
+    """
+    _flush(Path(path), directory=True)
 
 
 @contextmanager

@@ -398,3 +398,37 @@ def test_a_folder_under_an_output_name_is_refused_before_any_work(
         assert str(tmp_path) in str(info.value)
         assert 'a folder' in str(info.value)
     assert (tmp_path / 'probe_results.csv').read_text() == 'the earlier table'
+
+
+@pytest.mark.skipif(not Path('/proc/self/fd').is_dir(), reason='needs /proc')
+def test_the_output_folder_is_flushed_after_the_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """staged_outputs renamed the run's files into the output folder but
+    never flushed the folder's entries: a power cut after the run could
+    bring back the folder without the new files (or with the earlier run's
+    files it had removed)."""
+    from torchgeo_satclip.evaluation.outputs import staged_outputs
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(('fsync', os.readlink(f'/proc/self/fd/{fd}')))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append(('replace', str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    out = tmp_path / 'run'
+    with staged_outputs(out, ['a.md', 'b.csv']) as stage:
+        (stage / 'a.md').write_text('a', encoding='utf-8')
+        (stage / 'b.csv').write_text('b', encoding='utf-8')
+    renames = [i for i, (kind, _) in enumerate(events) if kind == 'replace']
+    flushes = [i for i, event in enumerate(events) if event == ('fsync', str(out))]
+    assert renames, events
+    assert flushes, events
+    assert flushes[-1] > renames[-1], events

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .._io import pid_alive
+from .._io import flush_folder, pid_alive
 
 __all__ = [
     'check_outputs',
@@ -159,5 +159,6 @@ def staged_outputs(
             os.replace(path, out / path.name)
             written.append(out / path.name)
         remove_earlier_outputs(out, patterns, written)
+        flush_folder(out)  # the renames and removals, through a power cut
     finally:
         shutil.rmtree(stage, ignore_errors=True)
