@@ -50,12 +50,14 @@ import logging
 import os
 import re
 import socket
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import shapely  # type: ignore[import-untyped]
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
@@ -69,6 +71,7 @@ from ..datasets.s2_100k_files import (
     DATES_FILE,
     write_dates_file,
 )
+from ..geo import Region
 from .config import BuildConfig
 
 try:
@@ -86,6 +89,7 @@ __all__ = [
     'date_of',
     'patch_centroid',
     'patch_name',
+    'region_record',
     'sample_of',
     'temporal_name',
 ]
@@ -169,6 +173,49 @@ def sample_of(fn: str) -> int | None:
     """
     match = _PATCH_RE.fullmatch(fn)
     return int(match.group(1)) if match else None
+
+
+def region_record(region: Region | None) -> dict[str, Any] | None:
+    """The geometry ``build.json`` records of a region: the region as sampled.
+
+    The region's geometry (unioned, split at the antimeridian) in shapely's
+    normal form, as JSON gives it back, so that a region given as a mapping,
+    a file, a :class:`~torchgeo_satclip.geo.Region` or the ``region`` of a
+    :class:`~.config.BuildConfig` (this record included: the normal form of
+    a record is itself) is recorded alike.
+
+    Args:
+        region: the region, or None for the whole globe.
+
+    Returns:
+        A GeoJSON ``Polygon`` or ``MultiPolygon``, or None.
+    """
+    if region is None:
+        return None
+    geometry = shapely.geometry.mapping(shapely.normalize(region.geometry))
+    record: dict[str, Any] = json.loads(json.dumps(geometry))
+    return record
+
+
+def _same_region(saved: object, current: object) -> bool:
+    """Whether two recorded regions are one region, in any of their forms.
+
+    ``build.json`` files written before :func:`region_record` recorded a
+    region given to ``BuildConfig`` as it was written, and one given to
+    ``build_dataset`` unioned but not normalised: both are compared by
+    their :func:`region_record`. A record that is no region (edited by hand)
+    is another region.
+    """
+    if saved == current:
+        return True
+    if not isinstance(saved, dict) or not isinstance(current, dict):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # warned of when the build began
+            return region_record(Region(saved)) == region_record(Region(current))
+    except Exception:  # whatever a hand-edited record makes fail
+        return False
 
 
 def patch_centroid(
@@ -522,6 +569,7 @@ class BuildState:
             key
             for key in set(saved) | set(current)
             if saved.get(key) != current.get(key)
+            and not (key == 'region' and _same_region(saved.get(key), current.get(key)))
         )
         if changed:
             details = ', '.join(

@@ -46,6 +46,7 @@ again with a larger number of samples extends the dataset. The parameters
 that define the dataset are a :class:`~.config.BuildConfig`.
 """
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -63,7 +64,6 @@ import numpy as np
 import planetary_computer
 import pystac
 import rasterio
-import shapely  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from tqdm import tqdm
@@ -72,7 +72,13 @@ from .._checks import check_int
 from .._io import atomic_path
 from ..datasets.s2_100k_files import ALL_BANDS
 from ..geo import Region, iter_points
-from ._state import BuildState, patch_centroid, patch_name, temporal_name
+from ._state import (
+    BuildState,
+    patch_centroid,
+    patch_name,
+    region_record,
+    temporal_name,
+)
 from .config import BuildConfig
 from .reading import (
     _asset_gone,
@@ -544,7 +550,7 @@ def build_dataset(
         start=start,
         end=end,
         max_cloud_cover=max_cloud_cover,
-        region=_geometry(sampling_region),
+        region=region_record(sampling_region),
         land=land,
         collection=collection,
         size=size,
@@ -563,7 +569,11 @@ def build_dataset(
             'arguments, not both'
         )
     else:
+        # Points are drawn in the region as given (the stream of a build is
+        # the one it always was), and build.json records it as an argument's
+        # region is recorded, so either form resumes the other.
         sampling_region = _as_region(config.region)
+        config = dataclasses.replace(config, region=region_record(sampling_region))
     root = Path(root)
     builder = _Builder(
         config=config,
@@ -679,14 +689,6 @@ def _as_region(
     if region is None or isinstance(region, Region):
         return region
     return Region(region) if isinstance(region, Mapping) else Region.from_file(region)
-
-
-def _geometry(region: Region | None) -> dict[str, Any] | None:
-    """The GeoJSON geometry of a region (what ``build.json`` records)."""
-    if region is None:
-        return None
-    geometry: dict[str, Any] = shapely.geometry.mapping(region.geometry)
-    return geometry
 
 
 def _log_result(result: BuildResult) -> None:
