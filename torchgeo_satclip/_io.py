@@ -44,6 +44,7 @@ __all__ = [
     'atomic_write',
     'flush_folder',
     'no_room',
+    'parse_temporary_name',
     'pid_alive',
     'remove_stale_temporaries',
     'temporary_pattern',
@@ -56,6 +57,12 @@ TEMPORARY_INFIX = '.tmp'
 #: Most bytes of the final name a temporary name repeats: with what it adds
 #: (some 30 bytes), it stays within the 255 that file systems allow.
 _NAME_BYTES = 200
+
+#: What a temporary name adds after its name part: ``.<pid>.<random>.tmp<extension>``.
+_TAIL = rf'\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}(?:\.[^/]*)?'
+
+#: Any temporary name, its name part the longest that leaves a tail.
+_ANY_TEMPORARY = re.compile(rf'\.(?P<name>.+){_TAIL}', re.ASCII | re.DOTALL)
 
 #: errno values that mean the file system has no room left for the file.
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -82,12 +89,33 @@ def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
         ``path``'s name (see :func:`_name_part`), with the process id as group
         ``'pid'``.
     """
-    name = re.escape(_name_part(path))
-    return re.compile(
-        rf'\.{name}\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}'
-        r'(?:\.[^/]*)?',
-        re.ASCII,
-    )
+    return re.compile(rf'\.{re.escape(_name_part(path))}{_TAIL}', re.ASCII)
+
+
+def parse_temporary_name(name: str) -> tuple[str, int] | None:
+    """Read a temporary file's name back: the name part and the process id.
+
+    The one reader of the format for a folder's names (whose final files are
+    not known beforehand); :func:`temporary_pattern` matches the names of
+    one final file.
+
+    Args:
+        name: a file name (not a path).
+
+    Returns:
+        ``(name_part, pid)`` when *name* is ``.<name>.<pid>.<random>.tmp
+        <extension>``, else None. The name part is the final file's name,
+        or its first 200 bytes for a longer one (see :func:`_name_part`):
+        ``temporary_pattern(folder / name_part)`` matches *name*, and
+        ``remove_stale_temporaries(folder / name_part)`` looks at it. A name
+        that itself holds ``.<digits>.<random>.tmp`` is read whole (the
+        longest name part): the extensions written after ``.tmp`` never
+        hold one.
+    """
+    match = _ANY_TEMPORARY.fullmatch(name)
+    if match is None:
+        return None
+    return match['name'], int(match['pid'])
 
 
 def _destination(path: str | os.PathLike[str]) -> Path:

@@ -481,3 +481,27 @@ def test_cli_pack_defaults(root: Path, capsys: pytest.CaptureFixture[str]) -> No
     """Without --shard-size and --workers, the library's defaults apply."""
     assert main(['pack', str(root), '--patch-size', '32', '--quiet']) == 0
     assert 'packed 8 patches into 1 shards' in capsys.readouterr().out
+
+
+def test_live_temporary_of_a_name_with_digits_is_kept(root: Path) -> None:
+    """A final name holding ``.<digits>.<random>.tmp`` is read whole.
+
+    The packer's own copy of the temporary-name format read the shortest
+    final name: ``.notes.<dead>.ab12cd.tmp.<live pid>.zz99yy.tmp``, this
+    process's temporary of ``notes.<dead>.ab12cd.tmp``, was taken for a
+    killed run's temporary of ``notes`` and deleted under the live run.
+    """
+    import os
+
+    dead = _dead_pid()
+    live = root / f'.notes.{dead}.ab12cd.tmp.{os.getpid()}.zz99yy.tmp'
+    stale = root / f'.notes.{dead}.ab12cd.tmp.{dead}.qq11ww.tmp'
+    long_name = 'n' * 250 + '.csv'  # its temporaries hold its first 200 bytes
+    long_stale = root / f'.{"n" * 200}.{dead}.ee22rr.tmp'
+    for path in (live, stale, long_stale):
+        path.write_bytes(b'half a file')
+    pack_s2_100k(root, shard_size=3, progress=False, patch_size=32)
+    assert live.exists()
+    assert not stale.exists()
+    assert not long_stale.exists()
+    assert not (root / long_name).exists()

@@ -121,7 +121,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from .._checks import check_flag
-from .._io import atomic_path, remove_stale_temporaries
+from .._io import atomic_path, parse_temporary_name, remove_stale_temporaries
 from .s2_100k_files import (
     ALL_BANDS,
     DATES_FILE,
@@ -313,12 +313,6 @@ def _previous_shards(out: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-#: A temporary sibling's name: ``.<final name>.<pid>.<random>.tmp[.ext]``.
-_TEMPORARY = re.compile(
-    r'\.(?P<final>.+?)\.[0-9]+\.[a-z0-9_]+\.tmp(?:\.[^/]*)?', re.ASCII
-)
-
-
 def _remove_stale_temporaries(folder: Path) -> None:
     """Delete what killed packing runs left in *folder* (never a live run's).
 
@@ -329,9 +323,9 @@ def _remove_stale_temporaries(folder: Path) -> None:
     :func:`~torchgeo_satclip._io.remove_stale_temporaries`).
     """
     finals = {
-        match['final']
+        parsed[0]
         for entry in os.scandir(folder)
-        if (match := _TEMPORARY.fullmatch(entry.name)) is not None
+        if (parsed := parse_temporary_name(entry.name)) is not None
     }
     for final in sorted(finals):
         remove_stale_temporaries(folder / final)
@@ -388,8 +382,8 @@ def _delete_layout(out: Path) -> None:
         shutil.rmtree(out)
         return
     for entry in os.scandir(out):
-        temporary = _TEMPORARY.fullmatch(entry.name)
-        name = entry.name if temporary is None else temporary['final']
+        temporary = parse_temporary_name(entry.name)
+        name = entry.name if temporary is None else temporary[0]
         if entry.is_dir(follow_symlinks=False) or not (
             name in _LAYOUT_FILES or _SHARD.fullmatch(name)
         ):
