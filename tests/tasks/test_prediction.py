@@ -487,3 +487,71 @@ def test_an_output_dir_that_is_no_folder_is_refused_before_the_work(
     with pytest.raises(ValueError, match=rf'output_dir {later}: {later} is a file'):
         writer.on_predict_start(_one_process(), _NO_MODULE)
     assert file.read_bytes() == b'old'
+
+
+@pytest.mark.parametrize('fmt', ['parquet', 'npy'])
+@pytest.mark.parametrize(
+    ('batch', 'message'),
+    [
+        (
+            {'point': torch.zeros(3, 2), 'location_embedding': torch.ones(6, 4)},
+            r'location_embedding of shape \(6, 4\), expected \(3, embedding size\)',
+        ),
+        (
+            {'point': torch.zeros(3, 2), 'location_embedding': torch.ones(3)},
+            r'location_embedding of shape \(3,\), expected \(3, embedding size\)',
+        ),
+        (
+            {'point': torch.zeros(3, 2), 'image_embedding': torch.ones(3, 2, 4)},
+            r'image_embedding of shape \(3, 2, 4\), expected \(3, embedding size\)',
+        ),
+        (
+            {'point': torch.zeros(3, 3), 'location_embedding': torch.ones(3, 4)},
+            r'point of shape \(3, 3\), expected \(batch size, 2\)',
+        ),
+    ],
+)
+def test_predictions_of_mismatched_shapes_are_refused(
+    fmt: Literal['parquet', 'npy'],
+    batch: dict[str, torch.Tensor],
+    message: str,
+    tmp_path: Path,
+) -> None:
+    """Embeddings whose rows are not the points' (or a point that is not
+    (lon, lat)) were written as they came: an npy run wrote a points.csv of 3
+    rows beside a location_embedding.npy of 6, dropped a point's third column,
+    and kept a 1-D or 3-D embedding; now the batch is named and refused."""
+    writer = EmbeddingWriter(tmp_path / 'out', format=fmt)
+    with pytest.raises(ValueError, match=rf'predicted batch 1: {message}'):
+        writer.write_on_epoch_end(
+            _one_process(), _NO_MODULE, [_batch([0, 1, 2]), batch], []
+        )
+    assert not (tmp_path / 'out').exists()
+
+
+def test_embeddings_of_different_widths_are_refused(tmp_path: Path) -> None:
+    """Batches whose embeddings differ in size failed in torch.cat, with a
+    message that named neither the embedding nor the batch."""
+    first = {'point': torch.zeros(2, 2), 'location_embedding': torch.ones(2, 4)}
+    second = {'point': torch.zeros(2, 2), 'location_embedding': torch.ones(2, 5)}
+    with pytest.raises(
+        ValueError,
+        match=r'predicted batch 1: location_embedding of size 5, '
+        r'but batch 0 has size 4',
+    ):
+        EmbeddingWriter(tmp_path).write_on_epoch_end(
+            _one_process(), _NO_MODULE, [first, second], []
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_ranks_refuse_mismatched_rows(tmp_path: Path) -> None:
+    """Under DDP an embedding with more rows than points was cut to the
+    points' rows in silence (the gather takes a share's first rows)."""
+    bad = {'point': torch.zeros(1, 2), 'location_embedding': torch.ones(2, 3)}
+    shares: list[tuple[Any, Any]] = [([bad], [[[0]]]), ([_batch([1])], [[[1]]])]
+    errors = _ranks(EmbeddingWriter(tmp_path / 'out'), shares)
+    assert isinstance(errors[0], ValueError)
+    assert 'location_embedding of shape (2, 3)' in str(errors[0])
+    assert isinstance(errors[1], RuntimeError)
+    assert not (tmp_path / 'out').exists()

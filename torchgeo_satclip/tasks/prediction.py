@@ -482,12 +482,16 @@ def _merge(
 def _check_batches(batches: list[Any]) -> None:
     """Raise ``ValueError`` unless every batch has a point and an embedding.
 
-    Every batch must be a dict with a ``point`` and at least one key of
-    :data:`_KEYS`; the message names the first batch that is not, and what
-    it is.
+    Every batch must be a dict with a ``point`` of shape ``(B, 2)`` and at
+    least one key of :data:`_KEYS`, each embedding of shape ``(B, size)``
+    with the size of that embedding in the other batches; the message names
+    the first batch that is not, and what it is. (Values without a shape are
+    left to the conversion, which refuses them.)
     """
+    sizes: dict[str, tuple[int, int]] = {}  # embedding: (size, first batch)
     for i, b in enumerate(batches):
         if isinstance(b, dict) and 'point' in b and any(k in b for k in _KEYS):
+            _check_shapes(b, i, sizes)
             continue
         if isinstance(b, dict):
             found = f'has keys {sorted(b)}'
@@ -498,6 +502,47 @@ def _check_batches(batches: list[Any]) -> None:
             f'of {", ".join(_KEYS)} (as SatCLIPTask.predict_step returns); '
             f'predicted batch {i} {found}'
         )
+
+
+def _check_shapes(
+    batch: dict[str, Any], index: int, sizes: dict[str, tuple[int, int]]
+) -> None:
+    """Refuse a batch whose embeddings' rows are not its points'.
+
+    Args:
+        batch: one prediction, with a ``point`` and an embedding.
+        index: its position among the predicted batches.
+        sizes: each embedding's size and the first batch that had it,
+            updated.
+
+    Raises:
+        ValueError: naming the batch, the value, its shape and what was
+            expected.
+    """
+    where = f'EmbeddingWriter: predicted batch {index}:'
+    point = getattr(batch['point'], 'shape', None)
+    if point is None:
+        return
+    if len(point) != 2 or point[1] != 2:
+        raise ValueError(
+            f'{where} point of shape {tuple(point)}, expected (batch size, 2): '
+            'one (longitude, latitude) per sample'
+        )
+    for key in _KEYS:
+        shape = getattr(batch.get(key), 'shape', None)
+        if shape is None:
+            continue
+        if len(shape) != 2 or shape[0] != point[0]:
+            raise ValueError(
+                f'{where} {key} of shape {tuple(shape)}, expected '
+                f'({point[0]}, embedding size): one embedding per point'
+            )
+        size, first = sizes.setdefault(key, (int(shape[1]), index))
+        if shape[1] != size:
+            raise ValueError(
+                f'{where} {key} of size {shape[1]}, but batch {first} has size '
+                f'{size}: every batch must have embeddings of one size'
+            )
 
 
 def _arrays(batches: list[Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
