@@ -99,7 +99,7 @@ def test_parquet_and_geojson_inputs(tmp_path: Path, encoder: torch.nn.Module) ->
     embed_file(encoder, geojson, out_csv, progress=False)
     lines = out_csv.read_text().splitlines()
     assert lines[0].split(',')[:3] == ['name', 'lon', 'lat']
-    assert lines[2].startswith('nyc,-74,40.7,')  # shortest round-trip text
+    assert lines[2].startswith('nyc,-74.0,40.7,')  # shortest float text
 
 
 def _feature_collection(path: Path, ids: list[Any], properties: list[Any]) -> None:

@@ -456,3 +456,43 @@ def test_csv_batches_are_joined_in_bounded_chunks(
     embed_file(encoder, src, alone, batch_size=50, progress=False)
     assert alone.read_bytes() == whole.read_bytes()
     assert len(sizes) == 50
+
+
+def test_csv_output_reads_back_as_floats_with_pandas(
+    tmp_path: Path, encoder: LocationEncoder
+) -> None:
+    """Integral floats were written as integers ('5', '-0'), so pandas read a
+    grid's lon and lat, and a float column of whole numbers, as int64 (and
+    -0.0 as 0), not the float64 that the Parquet output has."""
+    import pandas as pd
+    import pyarrow.csv as pa_csv
+
+    src = tmp_path / 'in.parquet'
+    pq.write_table(
+        pa.table(
+            {
+                'height': pa.array([100.0, -0.0, 2.0], pa.float64()),
+                'weight': pa.array([1.0, None, 3.0], pa.float32()),
+                'lon': [-180.0, 0.0, 10.0],
+                'lat': [-90.0, 45.0, 0.0],
+            }
+        ),
+        src,
+    )
+    out = tmp_path / 'out.csv'
+    embed_file(encoder, src, out, progress=False)
+    parquet = tmp_path / 'out.parquet'
+    embed_file(encoder, src, parquet, progress=False)
+    want = pd.read_parquet(parquet)
+    got = pd.read_csv(out)
+    for name in ('height', 'weight', 'lon', 'lat'):
+        assert got[name].dtype == np.float64, name
+    np.testing.assert_array_equal(got[['lon', 'lat']], want[['lon', 'lat']])
+    np.testing.assert_array_equal(got['height'], want['height'])
+    assert np.signbit(got['height'][1])  # -0.0 kept its sign
+    np.testing.assert_array_equal(got['weight'], want['weight'])
+    emb = [f'emb_{i}' for i in range(DIM)]
+    np.testing.assert_array_equal(got[emb].astype(np.float32), want[emb])
+    table = pa_csv.read_csv(out)  # pyarrow infers the same types
+    for name in ('height', 'lon', 'lat', *emb):
+        assert pa.types.is_floating(table.schema.field(name).type), name

@@ -11,7 +11,8 @@ array of shape ``(0, D)``.
   emb_{D-1}`` (``layout='columns'``) or one fixed-size list column
   ``embedding`` (``layout='list'``); one row group per batch.
 * CSV: the same columns; numbers as the shortest text that reads back to the
-  same float32 (embedding) or float64 (coordinates) value.
+  same float32 (embedding) or float64 (coordinates) value, with a decimal
+  point (``5.0``, not ``5``) so that pandas reads floats back.
 * ``.npy``: the float32 ``(N, D)`` array, written sequentially (never through
   a memory map, so a full disk is an error, not a crash), with the space for
   the expected number of points reserved first where the file system can
@@ -327,8 +328,34 @@ def _csv_text(values: Any) -> Any:
             text = pa.array(
                 [None if v is None else str(v) for v in values.to_pylist()], pa.string()
             )
+        if pa.types.is_floating(kind):
+            text = _float_text(values, text)
         return pc.fill_null(text, '')
     return pc.fill_null(text, '')
+
+
+def _float_text(values: Any, text: Any) -> Any:
+    """Float text that reads back as a float: ``'5'`` becomes ``'5.0'``.
+
+    Arrow writes an integral float as an integer (``5``, ``-0``), which
+    pandas and pyarrow read as int64 (and ``-0`` as 0) when a whole column
+    is integral, as the longitudes and latitudes of a grid are.
+
+    Args:
+        values: the float column.
+        text: its text, as Arrow writes it.
+
+    Returns:
+        The text, with ``.0`` after every integer.
+    """
+    try:
+        whole = pc.any(pc.equal(pc.floor(values), values)).as_py()
+    except pa.ArrowNotImplementedError:  # float16: look at the text
+        whole = True
+    if not whole:  # the usual embedding column: nothing to do, cheaply
+        return text
+    bare = pc.match_substring_regex(text, r'^[+-]?[0-9]+$')
+    return pc.if_else(bare, pc.binary_join_element_wise(text, '.0', ''), text)
 
 
 class CsvSink(Sink):
