@@ -555,3 +555,33 @@ def test_ranks_refuse_mismatched_rows(tmp_path: Path) -> None:
     assert 'location_embedding of shape (2, 3)' in str(errors[0])
     assert isinstance(errors[1], RuntimeError)
     assert not (tmp_path / 'out').exists()
+
+
+def test_npy_flush_failure_keeps_the_earlier_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file was flushed to the disk just before its own rename, so an
+    error (or an interrupt) while flushing the second file came after the
+    first was renamed: a new .npy beside the earlier run's points.csv. All
+    are now flushed before any is renamed."""
+    import errno
+    import os
+    import stat
+
+    writer = EmbeddingWriter(tmp_path, format='npy')
+    writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([0, 1])], [])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    fsync = os.fsync
+    files: list[int] = []
+
+    def failing(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            files.append(fd)
+            if len(files) == 2:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', failing)
+    with pytest.raises(OSError, match='Input/output error'):
+        writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([7, 8, 9])], [])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -200,8 +200,8 @@ class EmbeddingWriter(BasePredictionWriter):
     ) -> None:
         """Write the files of ``points`` (float64) and ``embeddings`` (float32).
 
-        All temporary files are written before any is renamed: a failure
-        leaves the earlier files as they were. Once they are renamed, an
+        All temporary files are written and flushed to the disk before any
+        is renamed: a failure leaves the earlier files as they were. Once they are renamed, an
         earlier run's files that this run does not replace are removed.
 
         Args:
@@ -225,10 +225,14 @@ class EmbeddingWriter(BasePredictionWriter):
         with ExitStack() as stack:  # every rename waits for the last write
             tmp = stack.enter_context(atomic_path(self.output_dir / 'points.csv'))
             frame.to_csv(tmp, index=False)
+            written = [tmp]
             for key, values in embeddings.items():
                 tmp = stack.enter_context(atomic_path(self.output_dir / f'{key}.npy'))
                 with open(tmp, 'wb') as f:
                     np.save(f, values)
+                written.append(tmp)
+            for tmp in written:  # the slow part, before the first rename
+                _flush_to_disk(tmp)
         for key in _KEYS:  # an earlier run's embedding this run has not
             if key not in embeddings:
                 (self.output_dir / f'{key}.npy').unlink(missing_ok=True)
@@ -282,6 +286,21 @@ class EmbeddingWriter(BasePredictionWriter):
         message = strategy.broadcast(message, src=0)
         if message is not None:
             raise RuntimeError(f'EmbeddingWriter: rank 0 failed to write: {message}')
+
+
+def _flush_to_disk(path: Path) -> None:
+    """Flush a written file to the disk (``fsync``).
+
+    :func:`~torchgeo_satclip._io.atomic_path` flushes each file just before
+    its rename; flushing all of a run's files first leaves only the renames
+    between the first and the last, so an error or an interrupt while a
+    large file is flushed renames none.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _agree(trainer: pl.Trainer, error: BaseException | None, failure: str) -> None:
