@@ -701,59 +701,6 @@ def test_a_cache_of_other_features_under_the_same_key_is_refused(
     assert keyed.cache_path != first.cache_path
 
 
-class _FakeStrategy:
-    """What ``_load_or_build`` asks of a Lightning strategy, for one rank."""
-
-    def __init__(self, key_of_rank_0: str) -> None:
-        self.key_of_rank_0 = key_of_rank_0
-        self.barriers: list[str] = []
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        assert src == 0
-        return self.key_of_rank_0
-
-    def barrier(self, name: str) -> None:
-        self.barriers.append(name)
-
-
-class _FakeTrainer:
-    def __init__(self, rank: int, key_of_rank_0: str) -> None:
-        self.global_rank = rank
-        self.world_size = 2
-        self.strategy = _FakeStrategy(key_of_rank_0)
-
-
-def test_every_rank_reads_the_cache_rank_0_built(tmp_path: Path) -> None:
-    # rank 0 builds with its backbone
-    first = cached(tmp_path, frozen_task())
-    first.setup('fit')
-    assert first.cache_path is not None
-    built = np.load(first.cache_path)
-    # rank 1's unseeded backbone has other weights, so another key of its own
-    torch.manual_seed(1)
-    other = frozen_task()
-    torch.manual_seed(1)
-    for p in other.parameters():
-        p.data.normal_()
-    second = CachedFeatureDataModule(
-        feature_extractor=other.feature_extractor(), **cache_args(tmp_path)
-    )
-    second.trainer = _FakeTrainer(1, first.cache_key())  # type: ignore[assignment]
-    second.setup('fit')
-    assert second.cache_key() != first.cache_key()
-    assert second.cache_path == first.cache_path
-    np.testing.assert_array_equal(np.load(second.cache_path), built)
-    assert second.trainer.strategy.barriers == ['satclip_feature_cache']  # type: ignore[union-attr]
-    # a rank that cannot see rank 0's file (a disk of its own node)
-    third = CachedFeatureDataModule(
-        feature_extractor=other.feature_extractor(),
-        **cache_args(tmp_path, cache_dir=str(tmp_path / 'node-1')),
-    )
-    third.trainer = _FakeTrainer(1, first.cache_key())  # type: ignore[assignment]
-    with pytest.raises(FileNotFoundError, match=r'built by global rank 0.*shares'):
-        third.setup('fit')
-
-
 @pytest.mark.parametrize(
     ('argument', 'match'),
     [
@@ -795,3 +742,133 @@ def test_setup_gives_every_submodule_its_own_mode_back(tmp_path: Path) -> None:
     assert extractor.training
     assert not extractor[1].training
     assert extractor[0].training
+
+
+class _WouldHang(AssertionError):
+    """A rank waits for a collective call that global rank 0 never makes."""
+
+
+class _Rank0Strategy:
+    """Global rank 0's strategy: records what it sends to the other ranks."""
+
+    root_device = torch.device('cpu')
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.barriers: list[str] = []
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        assert src == 0
+        self.sent.append(obj)
+        return obj
+
+    def barrier(self, name: str) -> None:
+        self.barriers.append(name)
+
+
+class _ReplayStrategy:
+    """Another rank's strategy: receives what rank 0 sent, in order.
+
+    A broadcast or barrier that rank 0 never reached would wait forever in a
+    real process group; here it raises :class:`_WouldHang`.
+    """
+
+    root_device = torch.device('cpu')
+
+    def __init__(self, rank_0: _Rank0Strategy) -> None:
+        self.received = list(rank_0.sent)
+        self.barriers_of_rank_0 = list(rank_0.barriers)
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        assert src == 0
+        if not self.received:
+            raise _WouldHang('global rank 0 never sends this broadcast')
+        return self.received.pop(0)
+
+    def barrier(self, name: str) -> None:
+        if not self.barriers_of_rank_0 or self.barriers_of_rank_0.pop(0) != name:
+            raise _WouldHang(f'global rank 0 never reaches the barrier {name!r}')
+
+
+class _Trainer:
+    def __init__(self, rank: int, strategy: Any) -> None:
+        self.global_rank = rank
+        self.world_size = 2
+        self.strategy = strategy
+
+
+class _FailingAug(torch.nn.Module):
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise OSError('sample 0 cannot be read')
+
+
+def _nan_features(image: torch.Tensor) -> torch.Tensor:
+    features = image.mean(dim=(2, 3))
+    features[0, 0] = float('nan')
+    return features
+
+
+@pytest.mark.parametrize(
+    ('failure', 'match'),
+    [
+        ('build', 'the feature extractor returned nan'),
+        ('key', 'sample 0 cannot be read'),
+    ],
+)
+def test_a_failure_of_rank_0_stops_every_rank(
+    tmp_path: Path, failure: str, match: str
+) -> None:
+    """Rank 0 failed to hash or build the cache and left the other ranks
+    waiting at the barrier (or the key's broadcast) for ever: it now tells
+    them, and every rank raises, naming rank 0's failure."""
+
+    def datamodule(rank: int, strategy: Any) -> CachedFeatureDataModule:
+        dm = CachedFeatureDataModule(
+            feature_extractor=_nan_features,
+            extractor_key='nan',
+            **cache_args(tmp_path),
+        )
+        if failure == 'key':
+            dm.aug = _FailingAug()
+        dm.trainer = _Trainer(rank, strategy)  # type: ignore[assignment]
+        return dm
+
+    rank_0 = _Rank0Strategy()
+    with pytest.raises((ValueError, OSError), match=match):
+        datamodule(0, rank_0).setup('fit')
+    with pytest.raises(
+        RuntimeError, match=rf'global rank 0 failed .*global rank 1 stops too.*{match}'
+    ):
+        datamodule(1, _ReplayStrategy(rank_0)).setup('fit')
+    assert not list((tmp_path / 'cache').glob('features-*.npy'))
+
+
+def test_every_rank_reads_the_cache_rank_0_built(tmp_path: Path) -> None:
+    # rank 0 builds with its backbone
+    rank_0 = _Rank0Strategy()
+    first = cached(tmp_path, frozen_task())
+    first.trainer = _Trainer(0, rank_0)  # type: ignore[assignment]
+    first.setup('fit')
+    assert first.cache_path is not None
+    built = np.load(first.cache_path)
+    assert rank_0.barriers == ['satclip_feature_cache']
+    # rank 1's unseeded backbone has other weights, so another key of its own
+    torch.manual_seed(1)
+    other = frozen_task()
+    torch.manual_seed(1)
+    for p in other.parameters():
+        p.data.normal_()
+    second = cached(tmp_path, other)
+    second.trainer = _Trainer(1, _ReplayStrategy(rank_0))  # type: ignore[assignment]
+    second.setup('fit')
+    assert second.cache_key() != first.cache_key()
+    assert second.cache_path == first.cache_path
+    np.testing.assert_array_equal(np.load(second.cache_path), built)
+    # a rank that cannot see rank 0's file (a disk of its own node)
+    third = CachedFeatureDataModule(
+        feature_extractor=other.feature_extractor(),
+        **cache_args(tmp_path, cache_dir=str(tmp_path / 'node-1')),
+    )
+    third.trainer = _Trainer(1, _ReplayStrategy(rank_0))  # type: ignore[assignment]
+    with pytest.raises(FileNotFoundError, match=r'built by global rank 0.*shares'):
+        third.setup('fit')

@@ -32,7 +32,8 @@ the cached ones, which catches what the key cannot see (a function held in an
 attribute). It is written to a temporary name
 and renamed when complete (an interrupted build never leaves a cache that
 looks valid), and the temporaries of a build that was killed are removed by
-the next one. Under DDP, rank 0 builds it while the others wait.
+the next one. Under DDP, rank 0 builds it while the others wait (a failure of
+rank 0 stops them all).
 
 What caching cannot reproduce: the per-epoch random crop and Gaussian blur of
 the original augmentation (features are of the centre crop; flips and
@@ -47,7 +48,7 @@ import os
 from collections.abc import Callable, Sequence, Sized
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 import numpy as np
 import torch
@@ -541,6 +542,48 @@ def _preprocess_fingerprint(dataset: Any, preprocess: Any) -> str:
     return digest.hexdigest()
 
 
+_T = TypeVar('_T')
+
+
+def _from_rank_0(strategy: Any, rank: int, compute: Callable[[], _T], what: str) -> _T:
+    """*compute* run on global rank 0, its result (or failure) sent to every rank.
+
+    The other ranks wait in a broadcast for rank 0's answer, so a failure of
+    rank 0 is broadcast too, instead of leaving them waiting for a broadcast
+    or barrier that rank 0 never reaches: rank 0 raises its error, and every
+    other rank a ``RuntimeError`` naming it.
+
+    Args:
+        strategy: the trainer's strategy (``broadcast``).
+        rank: this process's global rank.
+        compute: what rank 0 runs.
+        what: what *compute* does, for the message.
+
+    Returns:
+        Rank 0's result of *compute*, on every rank.
+
+    Raises:
+        RuntimeError: on a rank other than 0, if *compute* failed on rank 0.
+    """
+    result: _T | None = None
+    failure: Exception | None = None
+    if rank == 0:
+        try:
+            result = compute()
+        except Exception as error:
+            failure = error
+    message = None if failure is None else f'{type(failure).__name__}: {failure}'
+    result, message = strategy.broadcast((result, message), src=0)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise RuntimeError(
+            f'global rank 0 failed to {what}, so global rank {rank} stops too: '
+            f'{message}'
+        )
+    return cast(_T, result)
+
+
 class CachedFeatureDataModule(S2100KDataModule):
     """S2-100K as cached frozen-backbone features (fast SatCLIP pretraining).
 
@@ -788,7 +831,9 @@ class CachedFeatureDataModule(S2100KDataModule):
             # it (an unseeded frozen backbone can differ from rank to rank;
             # DDP gives every rank rank 0's weights when it wraps the model);
             # the other ranks need not hash weights and read a sample for it.
-            key = strategy.broadcast(self.cache_key() if rank == 0 else '', src=0)
+            key = _from_rank_0(
+                strategy, rank, self.cache_key, 'compute the feature cache key'
+            )
         path = self._cache_root() / f'features-{key[:24]}.npy'
         meta_path = path.with_suffix('.json')
 
@@ -797,8 +842,8 @@ class CachedFeatureDataModule(S2100KDataModule):
                 return torch.device('cpu')
             return cast(torch.device, trainer.strategy.root_device)
 
-        built = False
-        if rank == 0:
+        def build() -> bool:
+            """Build the cache and its metadata where missing (rank 0 only)."""
             for target in (path, meta_path):  # what a killed build left
                 remove_stale_temporaries(target)
             built = not path.exists()
@@ -818,7 +863,13 @@ class CachedFeatureDataModule(S2100KDataModule):
                     meta_path,
                     lambda tmp: _write_text(tmp, json.dumps(meta, indent=1)),
                 )
-        if strategy is not None:
+            return built
+
+        built = False
+        if strategy is None:
+            built = build()
+        else:
+            _from_rank_0(strategy, rank, build, f'build the feature cache {path}')
             strategy.barrier('satclip_feature_cache')
             if not path.exists():
                 raise FileNotFoundError(
