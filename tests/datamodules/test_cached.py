@@ -872,3 +872,52 @@ def test_every_rank_reads_the_cache_rank_0_built(tmp_path: Path) -> None:
     third.trainer = _Trainer(1, _ReplayStrategy(rank_0))  # type: ignore[assignment]
     with pytest.raises(FileNotFoundError, match=r'built by global rank 0.*shares'):
         third.setup('fit')
+
+
+@pytest.mark.parametrize(
+    ('argument', 'match'),
+    [
+        ({'views': True}, 'views must be an integer, got True'),
+        ({'views': 2.0}, 'views must be an integer, got 2.0'),
+        ({'views': '2'}, "views must be an integer, got '2'"),
+        ({'feature_batch_size': 0}, 'feature_batch_size must be at least 1, got 0'),
+        ({'feature_batch_size': 8.5}, 'feature_batch_size must be an integer'),
+        ({'in_memory': 'no'}, "in_memory must be True or False, got 'no'"),
+        ({'cache_dtype': 'bfloat16'}, "cache_dtype must be 'float16' or 'float32'"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(
+    argument: dict[str, Any], match: str
+) -> None:
+    """views True or 2.0 were taken (True keyed another cache of the same
+    features than 1; 2.0 failed in range() while building), a feature batch
+    size of 0 failed in the DataLoader at the first build, and in_memory 'no'
+    loaded the cache into memory."""
+    with pytest.raises(ValueError, match=match):
+        CachedFeatureDataModule(root=str(DATA), patch_size=32, **argument)
+
+
+@pytest.mark.parametrize(
+    ('argument', 'match'),
+    [
+        ({'dtype': 'bfloat16'}, "dtype must be 'float16' or 'float32', got 'bfloat16'"),
+        ({'views': 2.5}, 'views must be an integer, got 2.5'),
+        ({'views': True}, 'views must be an integer, got True'),
+        ({'views': 0}, 'views must be between 1 and 8, got 0'),
+        ({'batch_size': 0}, 'batch_size must be at least 1, got 0'),
+    ],
+)
+def test_build_feature_cache_refuses_bad_arguments_by_name(
+    tmp_path: Path, argument: dict[str, Any], match: str
+) -> None:
+    """A dtype of neither kind failed with a bare KeyError('bfloat16'), and
+    views 2.5 with a TypeError of range(); nothing is written."""
+    dataset = [{'image': torch.rand(2, 4, 4)} for _ in range(2)]
+    with pytest.raises(ValueError, match=match):
+        build_feature_cache(
+            dataset,  # type: ignore[arg-type]
+            band_means,
+            tmp_path / 'f.npy',
+            **argument,
+        )
+    assert not list(tmp_path.iterdir())

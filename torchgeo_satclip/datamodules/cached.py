@@ -56,6 +56,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from .._checks import check_flag, check_int
 from .._io import atomic_write, remove_stale_temporaries
 from .._nn import evaluating
 from ..datasets import S2100K
@@ -79,6 +80,17 @@ _NP_DTYPES: dict[str, type[np.floating[Any]]] = {
     'float16': np.float16,
     'float32': np.float32,
 }
+
+
+def _check_dtype(name: str, dtype: object) -> type[np.floating[Any]]:
+    """The numpy storage type of *dtype*, if it is ``'float16'`` or ``'float32'``.
+
+    Raises:
+        ValueError: naming the argument *name* and the value, if it is neither.
+    """
+    if not isinstance(dtype, str) or dtype not in _NP_DTYPES:
+        raise ValueError(f"{name} must be 'float16' or 'float32', got {dtype!r}")
+    return _NP_DTYPES[dtype]
 
 
 def dihedral_view(image: Tensor, view: int) -> Tensor:
@@ -282,16 +294,18 @@ def build_feature_cache(
         The path written.
 
     Raises:
-        ValueError: if *views* is not in 1-8, if *extractor* returns
+        ValueError: if *views* is not an integer in 1-8, *dtype* neither
+            ``'float16'`` nor ``'float32'``, *batch_size* not a positive
+            integer, if *extractor* returns
             anything but a ``(B, F)`` tensor of one row per image (with the
             same ``F`` for every batch), or a feature that is not finite in
             *dtype* (NaN or infinite, or beyond float16's range).
     """
-    if not 1 <= views <= 8:
-        raise ValueError(f'views must be in 1-8, not {views}')
+    views = check_int('views', views, minimum=1, maximum=8)
+    np_dtype = _check_dtype('dtype', dtype)
+    batch_size = check_int('batch_size', batch_size, minimum=1)
     path = Path(path)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    np_dtype = _NP_DTYPES[dtype]
     total = len(dataset)  # type: ignore[arg-type]
     files = _sample_files(dataset)
 
@@ -653,12 +667,12 @@ class CachedFeatureDataModule(S2100KDataModule):
                 than ``'both'`` or ``dates`` other than ``'index'``: the cache
                 holds one image's features per sample).
         """
-        if not 1 <= views <= 8:
-            raise ValueError(f'views must be in 1-8, not {views}')
-        if cache_dtype not in _NP_DTYPES:
-            raise ValueError(
-                f'cache_dtype must be float16 or float32, not {cache_dtype!r}'
-            )
+        views = check_int('views', views, minimum=1, maximum=8)
+        _check_dtype('cache_dtype', cache_dtype)
+        in_memory = check_flag('in_memory', in_memory)
+        feature_batch_size = check_int(
+            'feature_batch_size', feature_batch_size, minimum=1
+        )
         # The cache holds the features of one image per sample.
         if kwargs.get('mode', 'both') != 'both':
             raise ValueError(
