@@ -646,3 +646,59 @@ def test_bf16_mixed_and_channels_last(tmp_path: Path) -> None:
     assert task.moco.queue.dtype == torch.float32
     assert int(task.moco.queue_ptr) == 4
     assert torch.allclose(task.moco.queue[:4].norm(dim=1), torch.ones(4), atol=1e-3)
+
+
+# ------------------------------------------------- bad input, by name
+@pytest.mark.parametrize('temperature', [0.0, -0.2, math.nan, math.inf, True, '0.2'])
+def test_moco_loss_refuses_a_bad_temperature(temperature: Any) -> None:
+    """A temperature of 0 or NaN gave a NaN loss and a negative one a finite
+    loss that rewards ranking the positive last, both in silence."""
+    query, key, queue = torch.randn(3, 4), torch.randn(3, 4), torch.randn(5, 4)
+    with pytest.raises(ValueError, match='temperature'):
+        moco_loss(query, key, queue, temperature)
+
+
+@pytest.mark.parametrize('keys', [torch.rand(3, 5), torch.rand(3), torch.rand(3, 4, 1)])
+def test_enqueue_refuses_keys_of_another_shape(keys: Tensor) -> None:
+    """Keys of another width failed inside index_copy_ with torch's message
+    ('Source/destination tensor must have same slice shapes'), naming
+    neither the queue nor what it holds."""
+    encoder = MomentumEncoder(nn.Identity(), nn.Identity(), queue_size=8, dim=4)
+    before = encoder.queue.clone()
+    with pytest.raises(ValueError, match=r'\(N, 4\) keys .*\(8, 4\)'):
+        encoder.enqueue(keys)
+    assert torch.equal(encoder.queue, before)
+    assert int(encoder.queue_ptr) == 0
+
+
+@pytest.mark.parametrize(
+    ('queue_size', 'dim', 'match'),
+    [(8.5, 4, 'queue_size'), (True, 4, 'queue_size'), (8, 4.0, 'dim'), (8, 0, 'dim')],
+)
+def test_momentum_encoder_refuses_bad_sizes(
+    queue_size: Any, dim: Any, match: str
+) -> None:
+    """8.5 and 4.0 failed in torch.randn with a list of its signatures; True
+    made a queue of one key."""
+    with pytest.raises(ValueError, match=match):
+        MomentumEncoder(nn.Identity(), nn.Identity(), queue_size, dim)
+
+
+def test_momentum_update_refuses_encoders_of_other_shapes() -> None:
+    """A query parameter of shape (4,) was broadcast into a key parameter of
+    shape (3, 4) in silence: every row moved towards the same vector."""
+    key = nn.Linear(4, 3)
+    query = nn.Linear(4, 1)  # weight (1, 4) broadcasts into (3, 4)
+    with pytest.raises(ValueError, match=r'weight .*\(3, 4\).*\(1, 4\)'):
+        momentum_update(key, query, 0.9)
+
+
+@pytest.mark.parametrize('momentum', [1.5, -0.1, math.nan, True])
+def test_momentum_update_refuses_a_bad_momentum(momentum: Any) -> None:
+    """1.5 pushed the key encoder away from the query encoder, NaN made it
+    NaN, in silence."""
+    key, query = nn.Linear(4, 3), nn.Linear(4, 3)
+    before = key.weight.detach().clone()
+    with pytest.raises(ValueError, match='momentum'):
+        momentum_update(key, query, momentum)
+    assert torch.equal(key.weight, before)

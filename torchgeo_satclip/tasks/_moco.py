@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_int, check_real
 from ._clip import float32_math
 
 __all__ = [
@@ -114,9 +115,31 @@ def momentum_update(key: nn.Module, query: nn.Module, momentum: float) -> None:
         key: the momentum encoder.
         query: the encoder trained by back-propagation (same architecture).
         momentum: m in [0, 1].
+
+    Raises:
+        ValueError: if *momentum* is not a real number in [0, 1], or the two
+            encoders' parameters differ in number or shape (nothing is
+            updated then).
     """
-    for k, q in zip(key.parameters(), query.parameters(), strict=True):
-        k.mul_(momentum).add_(q.detach(), alpha=1 - momentum)
+    m = check_real('momentum', momentum)
+    if not 0 <= m <= 1:
+        raise ValueError(f'momentum must be in [0, 1], got {m}')
+    keys = list(key.named_parameters())
+    queries = list(query.parameters())
+    if len(keys) != len(queries):
+        raise ValueError(
+            f'the key encoder has {len(keys)} parameters and the query encoder '
+            f'{len(queries)}: expected a copy of the query encoder'
+        )
+    for (name, k), q in zip(keys, queries, strict=True):
+        if k.shape != q.shape:
+            raise ValueError(
+                f'key encoder parameter {name} of shape {tuple(k.shape)}, query '
+                f'encoder parameter of shape {tuple(q.shape)}: expected a copy of '
+                'the query encoder'
+            )
+    for (_, k), q in zip(keys, queries, strict=True):
+        k.mul_(m).add_(q.detach(), alpha=1 - m)
 
 
 class MoCoOutput(NamedTuple):
@@ -154,8 +177,10 @@ def moco_loss(
         The loss, the logits and the top-1 accuracy of the positive.
 
     Raises:
-        ValueError: if the shapes disagree.
+        ValueError: if the shapes disagree, or *temperature* is not a finite
+            number above 0.
     """
+    temperature = check_real('temperature', temperature, positive=True)
     if (
         query.shape != key.shape
         or query.ndim != 2
@@ -207,13 +232,11 @@ class MomentumEncoder(nn.Module):
             dim: D, the width of the keys.
 
         Raises:
-            ValueError: if *queue_size* or *dim* is not positive.
+            ValueError: if *queue_size* or *dim* is not a positive integer.
         """
         super().__init__()
-        if queue_size < 1 or dim < 1:
-            raise ValueError(
-                f'queue_size and dim must be positive, not {queue_size} and {dim}'
-            )
+        queue_size = check_int('queue_size', queue_size, minimum=1)
+        dim = check_int('dim', dim, minimum=1)
         self.backbone = copy.deepcopy(backbone)
         self.head = copy.deepcopy(head)
         self.requires_grad_(False)
@@ -293,8 +316,16 @@ class MomentumEncoder(nn.Module):
 
         Args:
             keys: ``(N, D)`` normalised keys.
+
+        Raises:
+            ValueError: if *keys* is not ``(N, D)`` (the queue is left as it is).
         """
-        size = self.queue.shape[0]
+        size, dim = self.queue.shape
+        if keys.ndim != 2 or keys.shape[1] != dim:
+            raise ValueError(
+                f'MoCo enqueue: expected (N, {dim}) keys for the queue of shape '
+                f'{tuple(self.queue.shape)}, got {tuple(keys.shape)}'
+            )
         keys = keys.detach().to(self.queue.dtype)
         if keys.shape[0] > size:
             keys = keys[-size:]
