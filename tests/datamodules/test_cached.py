@@ -921,3 +921,20 @@ def test_build_feature_cache_refuses_bad_arguments_by_name(
             **argument,
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_cache_file_of_another_shape_names_what_was_expected(tmp_path: Path) -> None:
+    """A file under the key's name with other dimensions (copied from another
+    run, say) was refused as 'feature cache ... has shape (8, 2, 13)' alone."""
+    args = cache_args(tmp_path, feature_extractor=band_means, extractor_key='bm')
+    first = CachedFeatureDataModule(**args)
+    first.setup('predict')
+    assert first.cache_path is not None
+    np.save(first.cache_path, np.zeros((8, 2, 13), dtype=np.float32))
+    again = CachedFeatureDataModule(**args)
+    with pytest.raises(
+        RuntimeError,
+        match=r'has shape \(8, 2, 13\), expected \(8, 1, F\) \(8 samples, 1 '
+        r'view\): delete it to rebuild it',
+    ):
+        again.setup('predict')

@@ -895,8 +895,18 @@ class CachedFeatureDataModule(S2100KDataModule):
         features: NDArray[Any] = np.load(
             path, mmap_mode=None if self.in_memory else 'r'
         )
-        if features.shape[0] != len(dataset) or features.shape[1] != self.views:  # type: ignore[arg-type]
-            raise RuntimeError(f'feature cache {path} has shape {features.shape}')
+        samples = len(dataset)  # type: ignore[arg-type]
+        if (
+            features.ndim != 3
+            or features.shape[0] != samples
+            or features.shape[1] != self.views
+        ):
+            views = f'{self.views} view' + ('s' if self.views != 1 else '')
+            raise RuntimeError(
+                f'feature cache {path} has shape {tuple(features.shape)}, expected '
+                f'({samples}, {self.views}, F) ({samples} samples, {views}): '
+                'delete it to rebuild it'
+            )
         if (
             not built
             and strategy is None
