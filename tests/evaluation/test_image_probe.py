@@ -581,9 +581,10 @@ def test_folds_may_be_a_numpy_integer() -> None:
     np.int64(3)' (the probes of points take it)."""
     lonlat, labels = world(60)
     features = {'a': np.random.default_rng(0).standard_normal((60, 3))}
-    (result,) = image_probe(features, lonlat, labels, ['random'], np.int64(3))
+    three: Any = np.int64(3)
+    (result,) = image_probe(features, lonlat, labels, ['random'], three)
     assert len(result.accuracy) == 3
-    assert len(image_probe_folds(lonlat, labels, 'spatial', np.int64(3), 30.0)) == 3
+    assert len(image_probe_folds(lonlat, labels, 'spatial', three, 30.0)) == 3
 
 
 @pytest.mark.parametrize('folds', [1, 0, 2.5, True, '5', None])
@@ -640,3 +641,107 @@ def test_results_are_written_in_utf8_whatever_the_locale(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert 'K\u00f6ppen-net'.encode() in out.read_bytes()
+
+
+def test_integer_arguments_may_be_numpy_integers(
+    demo_root: Path, checkpoint: tuple[Path, SatCLIPTask], tmp_path: Path
+) -> None:
+    """max_patches=np.int64(60) and batch_size=np.int64(50) were refused
+    ('must be a positive integer') while folds took numpy integers, and a
+    numpy patch_size, crop_size or seed (or a float32 block_size) was taken
+    and then failed the JSON write ('Object of type int64 is not JSON
+    serializable') after every feature had been computed."""
+    numpy: dict[str, Any] = {
+        'folds': np.int64(2),
+        'block_size': np.float32(30.0),
+        'patch_size': np.int64(32),
+        'crop_size': np.int64(16),
+        'batch_size': np.int64(50),
+        'max_patches': np.int64(60),
+        'seed': np.int64(3),
+    }
+    report = image_probe_report(
+        demo_root,
+        {'a': checkpoint[0]},
+        random_baseline=False,
+        output_dir=tmp_path,
+        plots=False,
+        progress=False,
+        **numpy,
+    )
+    assert report.num_patches == 60
+    payload = json.loads(report.json.read_text(encoding='utf-8'))
+    assert (payload['folds'], payload['patch_size'], payload['crop_size']) == (
+        2,
+        32,
+        16,
+    )
+    assert (payload['seed'], payload['block_size']) == (3, 30.0)
+    backbone, _ = load_image_backbone(checkpoint[0])
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    features = image_features(
+        backbone, dataset, numpy['batch_size'], progress=False, indices=[0, 1, 2]
+    )
+    assert features.shape == (3, 96)
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'max_patches': True}, 'max_patches must be an integer, got True (type bool)'),
+        ({'max_patches': 2.0}, 'max_patches must be an integer, got 2.0 (type float)'),
+        ({'max_patches': 0}, 'max_patches must be at least 1, got 0'),
+        ({'batch_size': True}, 'batch_size must be an integer, got True (type bool)'),
+        ({'batch_size': 0}, 'batch_size must be at least 1, got 0'),
+        ({'crop_size': True}, 'crop_size must be an integer, got True (type bool)'),
+        ({'crop_size': '8'}, "crop_size must be an integer, got '8' (type str)"),
+        ({'crop_size': 0}, 'crop_size 0 does not fit the 32 x 32 patches'),
+        ({'crop_size': 64}, 'crop_size 64 does not fit the 32 x 32 patches'),
+        (
+            {'patch_size': 16, 'crop_size': 20},
+            'crop_size 20 does not fit the 16 x 16 patches',
+        ),
+        ({'patch_size': True}, 'patch_size must be a positive integer or a'),
+    ],
+)
+def test_bad_integer_arguments_are_refused_before_any_work(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    """A bad batch or crop size was found only after every checkpoint had
+    been read (and the dataset's labels computed): here a bad checkpoint and
+    no dataset, so the argument must be named first."""
+    bad = bad_file(tmp_path, 'json')
+    with pytest.raises(ValueError, match=re.escape(message)):
+        image_probe_report(tmp_path / 'absent', {'a': bad}, progress=False, **change)
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'crop_size': '8'}, "crop_size must be an integer, got '8' (type str)"),
+        ({'crop_size': True}, 'crop_size must be an integer, got True (type bool)'),
+        ({'batch_size': 2.0}, 'batch_size must be an integer, got 2.0 (type float)'),
+    ],
+)
+def test_image_features_name_a_bad_size(
+    demo_root: Path, change: dict[str, Any], message: str
+) -> None:
+    """A string crop size failed with a TypeError of '<' naming nothing."""
+    backbone, _ = random_image_backbone(MODEL)
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    with pytest.raises(ValueError, match=re.escape(message)):
+        image_features(backbone, dataset, progress=False, **change)
+
+
+def test_random_backbone_checks_its_integers() -> None:
+    """in_channels=np.int64(13) was refused while a seed of 1.5 or True was
+    taken (torch.manual_seed truncates it) and recorded as given."""
+    channels: Any = np.int64(13)
+    seed: Any = np.int64(2)
+    _, info = random_image_backbone(MODEL, channels, seed)
+    assert (info.in_channels, info.seed) == (13, 2)
+    assert type(info.in_channels) is int
+    assert type(info.seed) is int
+    for bad in (1.5, True, -1):
+        with pytest.raises(ValueError, match=r'^seed must be'):
+            random_image_backbone(MODEL, seed=bad)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ patch's point.
 import csv
 import json
 import math
+import numbers
 import os
 import sys
 from collections import Counter
@@ -50,9 +51,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int
 from .._io import atomic_path, atomic_write
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
+from ..datasets.s2_100k_files import as_patch_size
 from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
@@ -149,14 +152,15 @@ def _frozen(backbone: nn.Module) -> nn.Module:
 
 
 def _check_in_channels(in_channels: Any, where: str) -> int:
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+    if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral):
         raise ValueError(f'{where}: in_channels must be 12 or 13, got {in_channels!r}')
-    if in_channels not in (12, 13):
+    channels = int(in_channels)
+    if channels not in (12, 13):
         raise ValueError(
-            f'{where}: in_channels {in_channels} is not an S2-100K layout '
+            f'{where}: in_channels {channels} is not an S2-100K layout '
             '(12 bands, or 13 with the zero B10)'
         )
-    return in_channels
+    return channels
 
 
 def random_image_backbone(
@@ -175,9 +179,12 @@ def random_image_backbone(
         The backbone (eval mode, frozen) and its description.
 
     Raises:
-        ValueError: for a model timm does not know or another channel count.
+        ValueError: for a model timm does not know, another channel count or
+            a seed that is not an integer in [0, 2**32 - 1].
     """
     in_channels = _check_in_channels(in_channels, f'random {model}')
+    check_seed(seed)
+    seed = int(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         backbone = _build(model, in_channels)
@@ -282,6 +289,25 @@ def _input_channels(backbone: nn.Module) -> int | None:
     return None
 
 
+def _check_crop_size(crop_size: Any, patch_size: tuple[int, int]) -> int | None:
+    """Return *crop_size* as an ``int`` (or None) if it fits the patches.
+
+    Raises:
+        ValueError: naming the value, for one that is not an integer (a
+            ``bool`` included) or does not fit ``(height, width)`` patches.
+    """
+    if crop_size is None:
+        return None
+    crop = check_int('crop_size', crop_size)
+    height, width = patch_size
+    if not 1 <= crop <= min(height, width):
+        raise ValueError(
+            f'crop_size {crop} does not fit the {height} x {width} patches '
+            f'(expected 1 to {min(height, width)}, or None for no crop)'
+        )
+    return crop
+
+
 def image_features(
     backbone: nn.Module,
     dataset: S2100K,
@@ -320,18 +346,10 @@ def image_features(
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
-    if batch_size < 1:
-        raise ValueError(f'batch_size must be a positive integer, got {batch_size}')
+    batch_size = check_int('batch_size', batch_size, 1)
     if getattr(dataset, 'mode', 'both') != 'both':
         raise ValueError("the dataset has no images: open it with mode='both'")
-    height, width = dataset.patch_size
-    if crop_size is not None and (crop_size < 1 or crop_size > min(height, width)):
-        raise ValueError(
-            f'crop_size {crop_size} does not fit the {height} x {width} patches '
-            f'(expected 1 to {min(height, width)}, or None for no crop)'
-        )
+    crop_size = _check_crop_size(crop_size, dataset.patch_size)
     channels = _input_channels(backbone)
     insert_b10 = channels != len(dataset.bands)
     preprocess = S2100KAugmentation(
@@ -809,7 +827,8 @@ def image_probe_report(
             than two folds, a *block_size* that is not a positive number, a
             seed that is not an integer in [0, 2**32 - 1], a checkpoint that is not a ``SatCLIPTask`` one
             (:class:`~torchgeo_satclip.models.CheckpointError`), too few
-            labelled points or classes for the folds, or a bad size.
+            labelled points or classes for the folds, or a bad size (any
+            integer, a NumPy one too, but not a ``bool``).
         FileExistsError: if *output_dir* holds an earlier run's results and
             *overwrite* is False.
     """
@@ -822,12 +841,14 @@ def image_probe_report(
     _check_cv(cv)
     check_block_size(block_size)
     check_seed(seed)
-    if max_patches is not None and (
-        isinstance(max_patches, bool) or not isinstance(max_patches, int)
-    ):
-        raise ValueError(f'max_patches must be a positive integer, got {max_patches!r}')
-    if max_patches is not None and max_patches < 1:
-        raise ValueError(f'max_patches must be a positive integer, got {max_patches}')
+    # plain Python numbers from here (a NumPy one is taken, and written to JSON)
+    block_size, seed = float(block_size), int(seed)
+    height, width = as_patch_size(patch_size, 'patch_size')
+    side: int | list[int] = height if height == width else [height, width]
+    crop_size = _check_crop_size(crop_size, (height, width))
+    batch_size = check_int('batch_size', batch_size, 1)
+    if max_patches is not None:
+        max_patches = check_int('max_patches', max_patches, 1)
     check_outputs(output_dir, IMAGE_PROBE_OUTPUTS, overwrite)
 
     def say(message: str) -> None:
@@ -846,7 +867,7 @@ def image_probe_report(
                 model, in_channels, seed
             )
 
-    dataset = S2100K(root, patch_size=patch_size, image_dtype='uint16')
+    dataset = S2100K(root, patch_size=(height, width), image_dtype='uint16')
     lonlat_all = np.asarray(dataset.points, dtype=np.float64)
     num_patches = len(lonlat_all)
     order = np.arange(num_patches)
@@ -917,7 +938,7 @@ def image_probe_report(
             'Probe: standardised features, logistic regression (multinomial, '
             f'lbfgs, C = {IMAGE_PROBE_C:g}), {folds}-fold CV (random: stratified; '
             f'spatial: {block_size:g}-degree blocks), seed {seed}; centre crop '
-            f'{crop_size} of {patch_size}-pixel patches. Mean ± std over folds.',
+            f'{crop_size} of {side}-pixel patches. Mean ± std over folds.',
             '',
             image_probe_to_markdown(results, models),
             'Encoders:',
@@ -932,7 +953,7 @@ def image_probe_report(
         'folds': folds,
         'block_size': block_size,
         'seed': seed,
-        'patch_size': patch_size,
+        'patch_size': side,
         'crop_size': crop_size,
         'num_patches': len(order),
         'num_unlabelled': num_unlabelled,
