@@ -745,3 +745,45 @@ def test_random_backbone_checks_its_integers() -> None:
     for bad in (1.5, True, -1):
         with pytest.raises(ValueError, match=r'^seed must be'):
             random_image_backbone(MODEL, seed=bad)  # type: ignore[arg-type]
+
+
+def training_backbone() -> torch.nn.Sequential:
+    """A backbone training, with a frozen batch norm (in eval mode)."""
+    backbone = torch.nn.Sequential(
+        torch.nn.Conv2d(13, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+    backbone.train()
+    backbone[1].eval()
+    return backbone
+
+
+def test_image_features_give_the_backbone_back_as_it_was(demo_root: Path) -> None:
+    """image_features left the caller's backbone in eval mode (a model
+    training went on with its batch norms and dropout frozen): each part now
+    gets its own training flag back, after an error too."""
+    backbone = training_backbone()
+    modes = [part.training for part in backbone.modules()]
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    features = image_features(backbone, dataset, progress=False, indices=[0, 1])
+    assert features.shape == (2, 4)
+    assert [part.training for part in backbone.modules()] == modes
+
+    def fail(*_: Any) -> None:
+        raise RuntimeError('boom')
+
+    backbone[2].register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match='boom'):
+        image_features(backbone, dataset, progress=False, indices=[0])
+    assert [part.training for part in backbone.modules()] == modes
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_image_features_give_the_backbone_back_on_its_device(demo_root: Path) -> None:
+    """image_features on device='cuda' left the caller's backbone there."""
+    backbone = training_backbone()
+    dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
+    image_features(backbone, dataset, device='cuda', progress=False, indices=[0])
+    assert {p.device.type for p in backbone.parameters()} == {'cpu'}

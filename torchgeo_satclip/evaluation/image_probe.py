@@ -53,6 +53,7 @@ from torch import Tensor, nn
 
 from .._checks import check_int
 from .._io import atomic_path, atomic_write
+from .._nn import evaluating
 from ..datamodules import S2100KAugmentation, collate_sample_batch
 from ..datasets import S2100K
 from ..datasets.s2_100k_files import as_patch_size
@@ -324,7 +325,8 @@ def image_features(
     (:class:`~torchgeo_satclip.datamodules.S2100KAugmentation` with
     ``random=False``: divided by 10,000, the all-zero B10 inserted when the
     backbone takes 13 channels, centre crop of ``crop_size``). No gradient;
-    the backbone is put in eval mode.
+    the backbone runs in eval mode on *device* and is given back as it was
+    (each submodule's training flag, its device), after an error too.
 
     Args:
         backbone: a timm backbone returning pooled ``(B, F)`` features.
@@ -359,9 +361,10 @@ def image_features(
     loader = DataLoader(
         subset, batch_size=batch_size, shuffle=False, collate_fn=collate_sample_batch
     )
-    backbone = backbone.to(device).eval()
     out: list[Tensor] = []
-    with torch.inference_mode():
+    # the caller's backbone is given back as it was: each part's training
+    # flag and its device
+    with evaluating(backbone, torch.device(device)), torch.inference_mode():
         for batch in tqdm(
             loader, desc='image features', unit='batch', disable=not progress
         ):
@@ -906,7 +909,6 @@ def image_probe_report(
             progress=progress,
             indices=indices.tolist(),
         )
-        backbones[name] = backbone.cpu()
     results = image_probe(features, lonlat, labels, cv, folds, seed, block_size)
     majority = max(Counter(labels.tolist()).values()) / len(labels)
 
