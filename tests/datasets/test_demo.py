@@ -2,6 +2,7 @@ import datetime
 import hashlib
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -396,3 +397,32 @@ def test_overwrite_of_a_build_forgets_the_build(tmp_path: Path) -> None:
     ):
         pass
     assert len(S2100K(tmp_path, patch_size=4)) == 3
+
+
+def test_numpy_integers_are_taken_and_bools_refused(tmp_path: Path) -> None:
+    """make_demo_dataset(num_patches=np.int64(2)) and acquisition_dates with
+    a NumPy count were refused ('must be an integer, got np.int64(2)'),
+    although the other parts of the package take NumPy integers."""
+    numpy: dict[str, Any] = {
+        'num_patches': np.int64(2),
+        'size': np.int32(4),
+        'seed': np.uint8(1),
+        'dates': np.int64(2),
+        'year': np.int16(2020),
+    }
+    make_demo_dataset(tmp_path / 'numpy', progress=False, **numpy)
+    plain: dict[str, Any] = {name: int(value) for name, value in numpy.items()}
+    make_demo_dataset(tmp_path / 'plain', progress=False, **plain)
+    assert digest(tmp_path / 'numpy') == digest(tmp_path / 'plain')
+    dated = [
+        (tmp_path / kind / 'dates.csv').read_bytes() for kind in ('numpy', 'plain')
+    ]
+    assert dated[0] == dated[1]
+    count: Any = np.int64(3)
+    year: Any = np.int64(2024)
+    days = acquisition_dates(count, year, np.random.default_rng(0))
+    assert days == acquisition_dates(3, 2024, np.random.default_rng(0))
+    for name in numpy:
+        with pytest.raises(ValueError, match=f'^{name} must be an integer, got True'):
+            make_demo_dataset(tmp_path / 'bool', progress=False, **{name: True})
+    assert not (tmp_path / 'bool').exists()

