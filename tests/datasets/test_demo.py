@@ -426,3 +426,52 @@ def test_numpy_integers_are_taken_and_bools_refused(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=f'^{name} must be an integer, got True'):
             make_demo_dataset(tmp_path / 'bool', progress=False, **{name: True})
     assert not (tmp_path / 'bool').exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.run(
+        [sys.executable, '-c', 'import os; print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)
+
+
+@pytest.mark.parametrize('overwrite', [False, True])
+def test_stale_temporaries_of_killed_runs_are_removed(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    """A run killed by SIGKILL (or SIGTERM) left the image it was writing
+    under its temporary name (400 MB at the largest size), and no later run
+    removed it: each kill added one. A run now deletes the temporaries of
+    its files whose process is gone, never those of a live run nor other
+    files."""
+    import os
+
+    if overwrite:
+        make_demo_dataset(tmp_path, num_patches=2, size=4, progress=False)
+    images = tmp_path / 'images'
+    images.mkdir(exist_ok=True)
+    dead = _dead_pid()
+    stale = [
+        images / f'.patch_7.tif.{dead}.ab12cd.tmp.tif',
+        images / f'.patch_3_t2.tif.{dead}.x9y8z7.tmp.tif',
+        tmp_path / f'.index.csv.{dead}.qq11ww.tmp',
+        tmp_path / f'.dates.csv.{dead}.ee22rr.tmp',
+    ]
+    kept = [
+        images / f'.patch_1.tif.{os.getpid()}.zz99yy.tmp.tif',  # a live run's
+        images / f'.notes.txt.{dead}.aa11bb.tmp',  # not a file of the demo world
+    ]
+    for path in [*stale, *kept]:
+        path.write_bytes(b'half a patch')
+    make_demo_dataset(
+        tmp_path, num_patches=2, size=4, progress=False, overwrite=overwrite
+    )
+    assert [path.name for path in stale if path.exists()] == []
+    assert all(path.exists() for path in kept)
+    assert len(S2100K(tmp_path, patch_size=4)) == 2

@@ -62,7 +62,7 @@ import rasterio
 from affine import Affine
 from tqdm import tqdm
 
-from .._io import atomic_path, atomic_write
+from .._io import atomic_path, atomic_write, remove_stale_temporaries
 from ..geo import is_koppen_land, koppen_zone, sample_points
 from .s2_100k_files import (
     BUILD_FILE,
@@ -427,6 +427,38 @@ def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
 _DEMO_IMAGE = re.compile(r'patch_[0-9]+(?:_t[0-9]+)?\.tif', re.ASCII)
 
 
+#: The temporary name of a file this module writes (``atomic_path``'s
+#: ``.<name>.<pid>.<random>.tmp<extension>``), with the file's name as ``final``.
+_DEMO_TEMPORARY = re.compile(
+    r'\.(?P<final>patch_[0-9]+(?:_t[0-9]+)?\.tif|index\.csv|dates\.csv)'
+    r'\.[0-9]+\.[a-z0-9_]+\.tmp(?:\.[^/]*)?',
+    re.ASCII,
+)
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete what killed runs left under *root* (never a live run's).
+
+    A run killed by SIGKILL or SIGTERM leaves the image it was writing (or
+    the index) under its temporary name; the next run finds every such file
+    of the demo world in *root* and ``images/`` by its name and deletes
+    those whose process is gone (see
+    :func:`~torchgeo_satclip._io.remove_stale_temporaries`).
+    """
+    for folder in (root, root / 'images'):
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        finals = {
+            match['final']
+            for entry in entries
+            if (match := _DEMO_TEMPORARY.fullmatch(entry.name)) is not None
+        }
+        for final in sorted(finals):
+            remove_stale_temporaries(folder / final)
+
+
 def _forget_earlier_world(root: Path) -> None:
     """Delete what describes the images of an earlier world in *root*.
 
@@ -468,6 +500,9 @@ def make_demo_dataset(
     year: int = 2021,
 ) -> Path:
     """Write a demo world in the S2-100K layout.
+
+    Every file is written under a temporary name and renamed when complete;
+    the temporaries that killed runs left (an image, the index) are deleted.
 
     Args:
         root: output directory (``root/index.csv``, ``root/images/``, with
@@ -529,6 +564,7 @@ def make_demo_dataset(
         raise FileExistsError(f'{index} exists; pass overwrite=True (--overwrite)')
     lonlat, zones = demo_locations(num_patches, seed)
     _forget_earlier_world(root)  # before any image is replaced
+    _remove_stale_temporaries(root)
     images = root / 'images'
     images.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, float, float]] = []
