@@ -475,3 +475,19 @@ def test_stale_temporaries_of_killed_runs_are_removed(
     assert [path.name for path in stale if path.exists()] == []
     assert all(path.exists() for path in kept)
     assert len(S2100K(tmp_path, patch_size=4)) == 2
+
+
+def test_overwrite_help_names_everything_it_deletes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--help said --overwrite replaces 'its index, nodata, dates, packed
+    layout', but it also deletes the earlier world's images and a build's
+    build.json (the state a resumed build needs; see
+    test_overwrite_of_a_build_forgets_the_build): each is named."""
+    with pytest.raises(SystemExit):
+        main(['demo-data', '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    help_text = text[text.index('--overwrite ') :]
+    for deleted in ('index.csv', 'images', 'nodata.csv', 'dates.csv', 'packed/'):
+        assert deleted in help_text, deleted
+    assert 'build.json' in help_text

@@ -34,7 +34,9 @@ def add_parser(subparsers: Subparsers) -> None:
         parents=[
             _common.seed(MAKE_DEMO),
             _common.overwrite(
-                'replace an existing world (its index, nodata, dates, packed layout)'
+                'replace an existing world: its index.csv, nodata.csv, dates.csv, '
+                "packed/, a build's build.json and its images (patch_*.tif) are "
+                'deleted first'
             ),
             _common.quiet(),
         ],
