@@ -347,6 +347,18 @@ def test_location_passed_explicitly_and_nothing_kept(task_class: str) -> None:
     assert set(vars(task)) == attributes
 
 
+def quiet_fast_dev_run() -> Trainer:
+    """A CPU trainer of one training and one validation batch, writing nothing."""
+    return Trainer(
+        accelerator='cpu',
+        fast_dev_run=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 def test_location_only_refuses_labels_it_cannot_learn() -> None:
     """A missing regression value (NaN) gave a NaN loss in silence, and one
     optimiser step made every weight NaN; a class label outside [0,
@@ -956,14 +968,7 @@ def test_bad_label_stops_a_real_fit_before_the_step(task_class: str) -> None:
 
     def fit(half: Any) -> None:
         loader: DataLoader[Any] = DataLoader(half, batch_size=2)
-        Trainer(
-            accelerator='cpu',
-            fast_dev_run=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(task, train_dataloaders=loader, val_dataloaders=loader)
+        quiet_fast_dev_run().fit(task, train_dataloaders=loader, val_dataloaders=loader)
 
     with pytest.raises(ValueError, match=re.escape(message)):
         fit(samples[2:])
@@ -994,14 +999,7 @@ def test_bad_label_caught_when_the_datamodule_owns_the_hook() -> None:
             return batch
 
     task = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
-    trainer = Trainer(
-        accelerator='cpu',
-        fast_dev_run=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_fast_dev_run()
     message = "batch 'label' row 1 is 4: expected an integer class in [0, 3)"
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(task, datamodule=OwnHook())
@@ -1029,14 +1027,7 @@ def test_no_lightning_note_of_the_task_owning_the_batch_hook() -> None:
             return DataLoader(samples, batch_size=2)
 
     task = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
-    trainer = Trainer(
-        accelerator='cpu',
-        fast_dev_run=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_fast_dev_run()
     # Lightning warns once per process: forget an earlier test's warning
     data_connector.warning_cache.clear()
     with warnings.catch_warnings(record=True) as caught:
