@@ -670,3 +670,15 @@ def test_contains_refuses_points_outside_the_globe() -> None:
         1,
         2,
     )
+
+
+def test_a_ring_mixing_positions_with_and_without_altitude() -> None:
+    """RFC 7946 positions may carry an altitude; a ring mixing them with
+    plain (x, y) positions was 'cannot read it as GeoJSON (... inhomogeneous
+    shape ...)', although BuildConfig takes such a region: the build then
+    failed on it. A region is flat: the altitude is dropped."""
+    ring = [[10, 45, 100.0], [11.0, 45], [11, 46, 3], [10, 45]]
+    mixed = Region({'type': 'Polygon', 'coordinates': [ring]})
+    flat = Region({'type': 'Polygon', 'coordinates': [[p[:2] for p in ring]]})
+    assert mixed.geometry.equals(flat.geometry)
+    assert mixed.bounds == (10.0, 45.0, 11.0, 46.0)

@@ -55,6 +55,15 @@ def _shapely() -> Any:
     return shapely
 
 
+def _flat(coordinates: Any) -> Any:
+    """GeoJSON coordinates with every position cut to (x, y); others as given."""
+    if not isinstance(coordinates, list | tuple):
+        return coordinates
+    if coordinates and not isinstance(coordinates[0], list | tuple):
+        return list(coordinates[:2])  # a position
+    return [_flat(c) for c in coordinates]
+
+
 def _shape(shape: Callable[[Any], Any], geometry: Any, number: int) -> Any:
     """The shapely shape of a GeoJSON geometry, its vertices checked.
 
@@ -73,6 +82,10 @@ def _shape(shape: Callable[[Any], Any], geometry: Any, number: int) -> Any:
             NaN, with only shapely's warnings).
     """
     kind = geometry.get('type') if isinstance(geometry, Mapping) else None
+    if isinstance(geometry, Mapping) and 'coordinates' in geometry:
+        # A region is flat: an altitude is dropped (shapely cannot read a
+        # ring whose positions mix two and three numbers).
+        geometry = {**geometry, 'coordinates': _flat(geometry['coordinates'])}
     try:
         with warnings.catch_warnings():
             # shapely's "invalid value encountered": told below, by vertex
