@@ -256,6 +256,25 @@ def test_region_coordinates_checked(region: dict[str, Any], named: str) -> None:
     assert named in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ('ring', 'named'),
+    [
+        ([[0, 0], [1, 0], [1, 100], [0, 0]], 'lie within'),  # beyond the pole
+        ([[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]], 'Self-intersection'),  # bow tie
+        ([[-200, 0], [200, 0], [200, 1], [-200, 1], [-200, 0]], 'region:'),
+    ],
+)
+def test_region_geometry_checked_when_the_config_is_made(
+    ring: list[Any], named: str
+) -> None:
+    """A latitude of 100, a bow tie or a polygon wider than 360 degrees
+    passed BuildConfig (only the structure and the numbers were checked)
+    and failed only when build_dataset read the region."""
+    with pytest.raises(ValueError, match=r'^region: ') as raised:
+        BuildConfig(region={'type': 'Polygon', 'coordinates': [ring]})
+    assert named in str(raised.value)
+
+
 def test_region_coordinates_kept() -> None:
     """Altitudes, unclosed rings and NumPy numbers are valid coordinates."""
     ring = [[10, 45, 100.0], [np.float32(11.0), 45], [11, np.int64(46)]]

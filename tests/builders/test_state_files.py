@@ -51,7 +51,10 @@ def test_bad_header_names_file_and_what_it_found(
 
 def polygon(vertices: int, west: float = 10.0) -> dict[str, Any]:
     """A polygon of *vertices* vertices (its ring closed), near (west, 45)."""
-    ring = [[west + 0.001 * i, 45.0 + 0.0001 * (i % 7)] for i in range(vertices)]
+    # a zigzag top edge above 45.0001, then one vertex at (east, 45): a simple
+    # polygon (BuildConfig refuses a self-intersecting one)
+    top = [[west + 0.001 * i, 45.0001 + 0.0001 * (i % 6)] for i in range(vertices - 1)]
+    ring = [*top, [west + 0.001 * (vertices - 1), 45.0]]
     return {'type': 'Polygon', 'coordinates': [[*ring, ring[0]]]}
 
 

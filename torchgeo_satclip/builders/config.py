@@ -11,6 +11,7 @@ import json
 import math
 import numbers
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -198,6 +199,28 @@ def _check_ring(ring: Any, where: str) -> list[list[Any]]:
             )
         plain.append(values)
     return plain
+
+
+def _check_region_geometry(region: Mapping[str, Any]) -> None:
+    """Refuse a region the build could not sample from, as it would at once.
+
+    What only the geometry tells (a latitude beyond the poles, a
+    self-intersecting polygon, a polygon wider than 360 degrees, an empty
+    one) was found only when ``build_dataset`` read the region, after the
+    configuration was written or compared. The long-edge warning is left to
+    the build, which reads the region again.
+
+    Raises:
+        ValueError: ``Region``'s reason, prefixed with ``region:``.
+    """
+    from ..geo import Region
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        try:
+            Region(region)
+        except ValueError as error:
+            raise ValueError(f'region: {error}') from None
 
 
 def _check_region_coordinates(region: Mapping[str, Any]) -> list[Any]:
@@ -392,6 +415,7 @@ class BuildConfig:
             # Tuples become lists, as in a saved build.json, so both compare equal.
             region = {**self.region, 'coordinates': coordinates}
             object.__setattr__(self, 'region', json.loads(json.dumps(region)))
+            _check_region_geometry(self.region)
         self._check_dates(start, end)
 
     def _check_dates(self, start: datetime, end: datetime) -> None:
