@@ -622,7 +622,10 @@ class ThreadedBatchLoader:
                 f'the ThreadedBatchLoader state was saved {batches} batches '
                 f'into epoch {epoch} with another order of the batches '
                 f'({", ".join(changed)}): the loader starts epoch {epoch} '
-                'afresh; resume with the same settings to continue it',
+                f'afresh while Lightning counts its first {batches} batches as '
+                'done, so the rest of the epoch is drawn from a new order (some '
+                'samples are trained on twice in it, others not at all); resume '
+                'with the same settings to continue it',
                 stacklevel=2,
             )
             return
