@@ -239,16 +239,26 @@ class RestartingDataLoader(DataLoader[Any]):
             ValueError: if *state_dict* is not a dict, or its ``batches`` or
                 ``num_batches`` is no integer of at least 0.
         """
-        batches, num_batches = _batch_counts(state_dict)
-        if 0 < batches < num_batches:
-            kind = (
-                'a DataLoader'
-                if state_dict.get('loader') == _DATALOADER_STATE
-                else 'the threaded loader, and is resumed with a DataLoader'
-            )
-            warnings.warn(
-                _restart_warning(batches, num_batches, kind), UserWarning, stacklevel=2
-            )
+        kind = (
+            'a DataLoader'
+            if isinstance(state_dict, Mapping)
+            and state_dict.get('loader') == _DATALOADER_STATE
+            else 'the threaded loader, and is resumed with a DataLoader'
+        )
+        _warn_of_restart(state_dict, kind)
+
+
+def _warn_of_restart(state_dict: Any, kind: str) -> None:
+    """Warn that a state saved mid-epoch by *kind* restarts its epoch.
+
+    Raises:
+        ValueError: as :func:`_batch_counts`.
+    """
+    batches, num_batches = _batch_counts(state_dict)
+    if 0 < batches < num_batches:
+        warnings.warn(
+            _restart_warning(batches, num_batches, kind), UserWarning, stacklevel=3
+        )
 
 
 def _batch_counts(state_dict: Any) -> tuple[int, int]:
@@ -583,13 +593,7 @@ class ThreadedBatchLoader:
         if state_dict.get('loader') == _DATALOADER_STATE:
             # saved with worker processes, which keep no order to continue
             self._resume = None
-            batches, num_batches = _batch_counts(state_dict)
-            if 0 < batches < num_batches:
-                warnings.warn(
-                    _restart_warning(batches, num_batches, 'a DataLoader'),
-                    UserWarning,
-                    stacklevel=2,
-                )
+            _warn_of_restart(state_dict, 'a DataLoader')
             return
         layout = self._layout()
         for key in ('epoch', 'batches', *layout):
@@ -600,10 +604,7 @@ class ThreadedBatchLoader:
                     f'{sorted(map(str, state_dict))}'
                 )
         epoch = check_int("state_dict['epoch']", state_dict['epoch'], minimum=0)
-        batches = check_int("state_dict['batches']", state_dict['batches'], minimum=0)
-        num_batches = check_int(
-            "state_dict['num_batches']", state_dict['num_batches'], minimum=0
-        )
+        batches, num_batches = _batch_counts(state_dict)
         self._resume = None
         self.sampler.epoch = epoch
         self.sampler.explicit = False
