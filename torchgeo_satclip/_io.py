@@ -42,6 +42,7 @@ __all__ = [
     'TEMPORARY_INFIX',
     'atomic_path',
     'atomic_write',
+    'flush_file',
     'flush_folder',
     'no_room',
     'parse_temporary_name',
@@ -270,6 +271,22 @@ def _flush(path: Path, *, directory: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def flush_file(path: str | os.PathLike[str]) -> None:
+    """Flush a written file's content to the disk (``fsync``).
+
+    :func:`atomic_path` flushes each file just before its rename; a writer
+    of several files flushes them all first with this, so that an error or
+    an interrupt during the slow part renames none of them.
+
+    Args:
+        path: the file.
+
+    Raises:
+        OSError: if the file cannot be opened or flushed.
+    """
+    _flush(Path(path))
 
 
 def flush_folder(path: str | os.PathLike[str]) -> None:

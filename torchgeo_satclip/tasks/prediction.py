@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
-from .._io import atomic_path
+from .._io import atomic_path, flush_file
 
 __all__ = ['EmbeddingWriter']
 
@@ -232,7 +232,7 @@ class EmbeddingWriter(BasePredictionWriter):
                     np.save(f, values)
                 written.append(tmp)
             for tmp in written:  # the slow part, before the first rename
-                _flush_to_disk(tmp)
+                flush_file(tmp)
         for key in _KEYS:  # an earlier run's embedding this run has not
             if key not in embeddings:
                 (self.output_dir / f'{key}.npy').unlink(missing_ok=True)
@@ -286,21 +286,6 @@ class EmbeddingWriter(BasePredictionWriter):
         message = strategy.broadcast(message, src=0)
         if message is not None:
             raise RuntimeError(f'EmbeddingWriter: rank 0 failed to write: {message}')
-
-
-def _flush_to_disk(path: Path) -> None:
-    """Flush a written file to the disk (``fsync``).
-
-    :func:`~torchgeo_satclip._io.atomic_path` flushes each file just before
-    its rename; flushing all of a run's files first leaves only the renames
-    between the first and the last, so an error or an interrupt while a
-    large file is flushed renames none.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _agree(trainer: pl.Trainer, error: BaseException | None, failure: str) -> None:
