@@ -139,6 +139,12 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
                     return
 
 
+def _short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters (a GeoJSON mapping may be long)."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f'{shown[:77]}...'
+
+
 def _object(value: Any, what: str) -> Mapping[str, Any]:
     """``value``, checked to be a GeoJSON object (a mapping).
 
@@ -146,11 +152,9 @@ def _object(value: Any, what: str) -> Mapping[str, Any]:
         ValueError: naming *what* it is and the type and value found.
     """
     if not isinstance(value, Mapping):
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else f'{shown[:77]}...'
         raise ValueError(
             f'{what} must be a GeoJSON object (a mapping), not '
-            f'{type(value).__name__} {shown}'
+            f'{type(value).__name__} {_short_repr(value)}'
         )
     return value
 
@@ -523,11 +527,9 @@ def iter_points(
     if not _is_integer(seed) or seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
     if region is not None and not isinstance(region, Region):
-        shown = repr(region)
-        shown = shown if len(shown) <= 80 else f'{shown[:77]}...'
         raise ValueError(
             'region must be a Region (Region(geojson) or Region.from_file(path)) '
-            f'or None, not {type(region).__name__} {shown}'
+            f'or None, not {type(region).__name__} {_short_repr(region)}'
         )
     if where is not None and not callable(where):
         raise ValueError(
