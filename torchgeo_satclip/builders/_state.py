@@ -50,7 +50,6 @@ import logging
 import os
 import re
 import socket
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ from ..datasets.s2_100k_files import (
     write_dates_file,
 )
 from ..geo import Region
-from .config import BuildConfig
+from .config import BuildConfig, _quiet_region
 
 try:
     import fcntl
@@ -210,10 +209,10 @@ def _same_region(saved: object, current: object) -> bool:
         return True
     if not isinstance(saved, dict) or not isinstance(current, dict):
         return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # warned of when the build began
-            return region_record(Region(saved)) == region_record(Region(current))
+    try:  # warned of long edges when the build began: not again
+        return region_record(_quiet_region(saved)) == region_record(
+            _quiet_region(current)
+        )
     except Exception:  # whatever a hand-edited record makes fail
         return False
 

@@ -201,6 +201,19 @@ def _check_ring(ring: Any, where: str) -> list[list[Any]]:
     return plain
 
 
+def _quiet_region(region: Mapping[str, Any]) -> Any:
+    """``Region(region)`` without its long-edge warning (the build gives it).
+
+    Raises:
+        ValueError: as :class:`~torchgeo_satclip.geo.Region` does.
+    """
+    from ..geo import Region
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return Region(region)
+
+
 def _check_region_geometry(region: Mapping[str, Any]) -> None:
     """Refuse a region the build could not sample from, as it would at once.
 
@@ -213,14 +226,10 @@ def _check_region_geometry(region: Mapping[str, Any]) -> None:
     Raises:
         ValueError: ``Region``'s reason, prefixed with ``region:``.
     """
-    from ..geo import Region
-
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        try:
-            Region(region)
-        except ValueError as error:
-            raise ValueError(f'region: {error}') from None
+    try:
+        _quiet_region(region)
+    except ValueError as error:
+        raise ValueError(f'region: {error}') from None
 
 
 def _check_region_coordinates(region: Mapping[str, Any]) -> list[Any]:
