@@ -60,7 +60,7 @@ from ..datasets.s2_100k_files import as_patch_size
 from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
 from .outputs import check_outputs, staged_outputs
-from .plots import save_figure
+from .plots import closed_on_error, save_figure
 from .probe import (
     _check_fold_count,
     check_block_size,
@@ -698,7 +698,7 @@ def _plot(
     by_key = {(r.encoder, r.split): r for r in results}
     width = 0.8 / max(len(splits), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(encoders) + 2), 4.5))
-    try:
+    with closed_on_error(fig):
         x = np.arange(len(encoders))
         for i, split in enumerate(splits):
             means = [100 * by_key[(e, split)].accuracy_mean for e in encoders]
@@ -718,9 +718,6 @@ def _plot(
         ax.set_title(title)
         ax.legend()
         fig.tight_layout()
-    except BaseException:
-        plt.close(fig)  # save_figure closes it after a success
-        raise
     return save_figure(fig, path)
 
 

@@ -1,7 +1,8 @@
 """Figures: the embedding's first three PCA components as a world map, score bars."""
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from .probe import ProbeResult, encode
 
 __all__ = [
     'check_map_resolution',
+    'closed_on_error',
     'pca_rgb',
     'plot_pca_map',
     'plot_scores',
@@ -111,7 +113,7 @@ def plot_pca_map(
     area = np.cos(np.radians(lonlat[:, 1]))
     rgb = pca_rgb(encode(encoder, lonlat), area).reshape(len(lat), len(lon), 3)
     fig, ax = plt.subplots(figsize=(10, 5.2))
-    try:
+    with closed_on_error(fig):
         ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
         if coastlines:
             try:
@@ -127,9 +129,6 @@ def plot_pca_map(
         ax.set_ylabel('latitude')
         ax.set_xlim(-180, 180)
         ax.set_ylim(-90, 90)
-    except BaseException:
-        plt.close(fig)  # save_figure closes it after a success
-        raise
     return save_figure(fig, path, bbox_inches='tight')
 
 
@@ -171,11 +170,8 @@ def plot_scores(results: Sequence[ProbeResult], path: str | os.PathLike[str]) ->
     fig, axes = plt.subplots(
         1, len(panels), figsize=(3.2 * len(panels) + 1, 3.6), squeeze=False
     )
-    try:
+    with closed_on_error(fig):
         _draw_scores(fig, axes, results, panels, encoders)
-    except BaseException:
-        plt.close(fig)
-        raise
     return save_figure(fig, path)
 
 
@@ -223,6 +219,25 @@ def _draw_scores(
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='upper center', ncol=len(encoders), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
+
+
+@contextmanager
+def closed_on_error(fig: Any) -> Iterator[None]:
+    """Close *fig* if drawing it fails (:func:`save_figure` closes it after).
+
+    A figure left open on an error stays in pyplot's registry for the rest
+    of the process.
+
+    Args:
+        fig: the matplotlib figure being drawn.
+    """
+    try:
+        yield
+    except BaseException:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        raise
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], **options: Any) -> Path:
