@@ -123,7 +123,7 @@ def test_cache_reused_and_keyed_by_weights(tmp_path: Path) -> None:
 
 def test_views_and_shapes(tmp_path: Path) -> None:
     task = frozen_task()
-    dm = cached(tmp_path, task, views=8, cache_dtype='float16')
+    dm = cached(tmp_path, task, feature_views=8, cache_dtype='float16')
     dm.setup('fit')
     features = np.load(dm.cache_path)  # type: ignore[arg-type]
     assert features.dtype == np.float16
@@ -252,8 +252,8 @@ def test_train_points_of_the_cached_split(tmp_path: Path) -> None:
 
 
 def test_invalid_arguments() -> None:
-    with pytest.raises(ValueError, match='views'):
-        CachedFeatureDataModule(views=9, root=str(DATA), patch_size=32)
+    with pytest.raises(ValueError, match='feature_views'):
+        CachedFeatureDataModule(feature_views=9, root=str(DATA), patch_size=32)
     with pytest.raises(ValueError, match='cache_dtype'):
         CachedFeatureDataModule(cache_dtype='int8', root=str(DATA), patch_size=32)  # type: ignore[arg-type]
 
@@ -877,9 +877,9 @@ def test_every_rank_reads_the_cache_rank_0_built(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ('argument', 'match'),
     [
-        ({'views': True}, 'views must be an integer, got True'),
-        ({'views': 2.0}, 'views must be an integer, got 2.0'),
-        ({'views': '2'}, "views must be an integer, got '2'"),
+        ({'feature_views': True}, 'feature_views must be an integer, got True'),
+        ({'feature_views': 2.0}, 'feature_views must be an integer, got 2.0'),
+        ({'feature_views': '2'}, "feature_views must be an integer, got '2'"),
         ({'feature_batch_size': 0}, 'feature_batch_size must be at least 1, got 0'),
         ({'feature_batch_size': 8.5}, 'feature_batch_size must be an integer'),
         ({'in_memory': 'no'}, "in_memory must be True or False, got 'no'"),
@@ -938,3 +938,42 @@ def test_a_cache_file_of_another_shape_names_what_was_expected(tmp_path: Path) -
         r'view\): delete it to rebuild it',
     ):
         again.setup('predict')
+
+
+def test_dihedral_views_are_not_views_per_sample(tmp_path: Path) -> None:
+    """The dihedral views were kept in ``views``, the attribute that
+    S2100KDataModule.on_after_batch_transfer reads as the number of views per
+    sample: with 2 cached views an image batch reaching it was duplicated to
+    ``(B, 2, C, H, W)``. The two meanings now have their own attributes."""
+    args = cache_args(tmp_path, feature_extractor=band_means, extractor_key='bm')
+    dm = CachedFeatureDataModule(feature_views=2, **args)
+    assert dm.feature_views == 2
+    assert dm.views == 1  # one view per sample in a batch
+    dm.setup('fit')
+    assert dm.cache_path is not None
+    assert np.load(dm.cache_path).shape[:2] == (8, 2)
+    image = torch.zeros(3, 12, 32, 32, dtype=torch.uint16)
+    batch = {'image': image, 'point': torch.zeros(3, 2, dtype=torch.float64)}
+    out = dm.on_after_batch_transfer(batch, 0)
+    assert out['image'].shape == (3, 12, 32, 32)
+    features = next(iter(dm.train_dataloader()))
+    assert dm.on_after_batch_transfer(features, 0)['features'].shape == (3, 13)
+
+
+def test_views_is_a_deprecated_name_of_feature_views(tmp_path: Path) -> None:
+    """``views`` (the old name, in configs as ``views: 8``) still works, with
+    a DeprecationWarning; given beside another ``feature_views`` it is refused."""
+    args = cache_args(tmp_path, feature_extractor=band_means, extractor_key='bm')
+    with pytest.warns(DeprecationWarning, match='views is deprecated.*feature_views'):
+        dm = CachedFeatureDataModule(views=3, **args)
+    assert dm.feature_views == 3
+    assert dm.views == 1
+    dm.setup('predict')
+    assert dm.cache_path is not None
+    assert np.load(dm.cache_path).shape[1] == 3
+    with pytest.raises(
+        ValueError, match=r'views \(deprecated\) is 3.*feature_views is 2'
+    ):
+        CachedFeatureDataModule(views=3, feature_views=2, **args)
+    with pytest.raises(ValueError, match='views must be between 1 and 8, got 9'):
+        CachedFeatureDataModule(views=9, **args)

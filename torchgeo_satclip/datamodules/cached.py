@@ -37,7 +37,7 @@ rank 0 stops them all).
 
 What caching cannot reproduce: the per-epoch random crop and Gaussian blur of
 the original augmentation (features are of the centre crop; flips and
-rotations are covered by ``views``). Point jitter still applies per batch.
+rotations are covered by ``feature_views``). Point jitter still applies per batch.
 """
 
 import copy
@@ -45,6 +45,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence, Sized
 from contextlib import nullcontext
 from pathlib import Path
@@ -607,8 +608,9 @@ class CachedFeatureDataModule(S2100KDataModule):
     true at its ``setup``, which hands over its backbone. The extractor runs
     once per image and view (later runs reuse the cache), then batches are
     ``{'features': (B, F), 'point': (B, 2)}``. Validation uses view 0 (the
-    centre crop); training draws one of ``views`` views per sample and jitters
-    the points as :class:`S2100KDataModule` does.
+    centre crop); training draws one of ``feature_views`` views per sample and
+    jitters the points as :class:`S2100KDataModule` does. A batch holds one view
+    per sample: :attr:`views` (S2100KDataModule's views per sample) is 1.
     """
 
     def __init__(
@@ -622,13 +624,14 @@ class CachedFeatureDataModule(S2100KDataModule):
         jitter: float = 0.01,
         symmetric_jitter: bool = False,
         cache_dir: str | None = None,
-        views: int = 1,
+        feature_views: int = 1,
         cache_dtype: Literal['float16', 'float32'] = 'float16',
         in_memory: bool = True,
         feature_batch_size: int = 256,
         feature_extractor: nn.Module | Callable[[Tensor], Tensor] | None = None,
         extractor_key: str | None = None,
         dataset: Literal['torchgeo_satclip', 'torchgeo'] = 'torchgeo_satclip',
+        views: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new CachedFeatureDataModule instance.
@@ -644,8 +647,8 @@ class CachedFeatureDataModule(S2100KDataModule):
             symmetric_jitter: jitter by U(-jitter, jitter).
             cache_dir: directory of the feature caches (default:
                 ``<root>/feature_cache``).
-            views: dihedral views cached per image, 1-8 (8: all flips and
-                rotations).
+            feature_views: dihedral views cached per image, 1-8 (8: all
+                flips and rotations); training draws one per sample.
             cache_dtype: storage dtype of the features.
             in_memory: load the cache into memory (else memory-map it).
             feature_batch_size: images per extractor call while caching.
@@ -660,14 +663,34 @@ class CachedFeatureDataModule(S2100KDataModule):
                 and structure (and this key, if given).
             dataset: ``'torchgeo_satclip'`` or ``'torchgeo'`` (see
                 :class:`S2100KDataModule`).
+            views: deprecated name of *feature_views* (None: not given), with
+                a ``DeprecationWarning``: S2100KDataModule's *views* are the
+                views per sample of a batch, which here is always 1.
             **kwargs: passed to the dataset class (``root``, ...).
 
         Raises:
             ValueError: on an invalid argument (also a dataset ``mode`` other
                 than ``'both'`` or ``dates`` other than ``'index'``: the cache
-                holds one image's features per sample).
+                holds one image's features per sample), or *views* and
+                *feature_views* both given, with different values.
         """
-        views = check_int('views', views, minimum=1, maximum=8)
+        feature_views = check_int('feature_views', feature_views, minimum=1, maximum=8)
+        if views is not None:
+            views = check_int('views', views, minimum=1, maximum=8)
+            if feature_views not in (1, views):
+                raise ValueError(
+                    'views (deprecated) and feature_views are both given, with '
+                    f'different values: views (deprecated) is {views!r} and '
+                    f'feature_views is {feature_views!r}: give one of them (as '
+                    'feature_views)'
+                )
+            warnings.warn(
+                'CachedFeatureDataModule: views is deprecated; use feature_views '
+                '(views is the number of views per sample of S2100KDataModule)',
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            feature_views = views
         _check_dtype('cache_dtype', cache_dtype)
         in_memory = check_flag('in_memory', in_memory)
         feature_batch_size = check_int(
@@ -702,7 +725,8 @@ class CachedFeatureDataModule(S2100KDataModule):
         self.crop_size = crop_size
         self.insert_b10 = insert_b10
         self.cache_dir = cache_dir
-        self.views = views
+        #: Dihedral views cached per image (training draws one per sample).
+        self.feature_views = feature_views
         self.cache_dtype: Literal['float16', 'float32'] = cache_dtype
         self.in_memory = in_memory
         self.feature_batch_size = feature_batch_size
@@ -803,7 +827,7 @@ class CachedFeatureDataModule(S2100KDataModule):
         settings = {
             'crop_size': self.crop_size,
             'insert_b10': self.insert_b10,
-            'views': self.views,
+            'views': self.feature_views,
             'dtype': self.cache_dtype,
             'dataset': type(self.dataset).__name__,
             'bands': list(getattr(self.dataset, 'bands', [])),
@@ -869,7 +893,7 @@ class CachedFeatureDataModule(S2100KDataModule):
                     'key': key,
                     'root': None if root is None else str(root),
                     'samples': len(dataset),  # type: ignore[arg-type]
-                    'views': self.views,
+                    'views': self.feature_views,
                     'dtype': self.cache_dtype,
                     'extractor': self._extractor_key or type(extractor).__name__,
                 }
@@ -899,12 +923,13 @@ class CachedFeatureDataModule(S2100KDataModule):
         if (
             features.ndim != 3
             or features.shape[0] != samples
-            or features.shape[1] != self.views
+            or features.shape[1] != self.feature_views
         ):
-            views = f'{self.views} view' + ('s' if self.views != 1 else '')
+            count = self.feature_views
+            views = f'{count} view' + ('s' if count != 1 else '')
             raise RuntimeError(
                 f'feature cache {path} has shape {tuple(features.shape)}, expected '
-                f'({samples}, {self.views}, F) ({samples} samples, {views}): '
+                f'({samples}, {count}, F) ({samples} samples, {views}): '
                 'delete it to rebuild it'
             )
         if (
@@ -981,7 +1006,7 @@ class CachedFeatureDataModule(S2100KDataModule):
                 extractor,
                 path,
                 preprocess=cast(nn.Module, self.aug).to(device),
-                views=self.views,
+                views=self.feature_views,
                 dtype=self.cache_dtype,
                 batch_size=self.feature_batch_size,
                 num_workers=self.num_workers,
