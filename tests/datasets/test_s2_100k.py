@@ -510,7 +510,7 @@ class TestS2100K:
             fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=fraction
         )
         assert kept.excluded == ['patch_3.tif']
-        (fake_root / 'nodata.csv').unlink()
+        (fake_root / 'nodata.csv').unlink(missing_ok=True)
         dropped = S2100K(
             fake_root, patch_size=32, exclude_nodata=True, max_nodata_fraction=0.0
         )
@@ -926,3 +926,33 @@ def test_points_are_the_index_values_exactly() -> None:
     batch = ds.__getitems__([2, 0])
     assert batch[1]['point'].dtype == torch.float64
     assert batch[1]['point'].tolist() == [float(rows[0]['lon']), float(rows[0]['lat'])]
+
+
+@pytest.mark.parametrize('layout', ['geotiff', 'packed'])
+def test_progress_false_shows_no_progress_bar(
+    fake_root: Path, layout: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The 'verifying GeoTIFFs' and 'measuring nodata' bars were drawn on
+    stderr whatever the caller asked (a command's --quiet could not silence
+    them); progress=False now silences every bar of the dataset, as it does
+    pack_s2_100k's and verify_packed's."""
+    if layout == 'packed':
+        pack_s2_100k(fake_root, patch_size=32, progress=False)
+    capfd.readouterr()
+    args: dict[str, Any] = {'patch_size': 32, 'layout': layout, 'verify': True}
+    S2100K(fake_root, exclude_nodata=True, progress=False, **args)
+    assert capfd.readouterr().err == ''
+    (fake_root / 'nodata.csv').unlink(missing_ok=True)
+    S2100K(fake_root, exclude_nodata=True, progress=False, **args)
+    assert capfd.readouterr().err == ''
+    # progress=True (the default) still shows them
+    (fake_root / 'nodata.csv').unlink(missing_ok=True)
+    S2100K(fake_root, exclude_nodata=True, **args)
+    err = capfd.readouterr().err
+    if layout == 'geotiff':
+        assert 'verifying GeoTIFFs' in err
+        assert 'measuring nodata' in err
+    else:
+        assert 'verifying shards' in err
+    with pytest.raises(ValueError, match="progress must be True or False, got 'no'"):
+        S2100K(fake_root, progress='no', **args)  # type: ignore[arg-type]

@@ -271,6 +271,7 @@ class S2100K(NonGeoDataset):
         verify: bool = False,
         dates: Literal['index', 'pair', 'all'] = 'index',
         pair_seed: int | None = None,
+        progress: bool = True,
     ) -> None:
         """Initialize a new S2100K instance.
 
@@ -330,6 +331,9 @@ class S2100K(NonGeoDataset):
                 from this seed (the same pairs at every access, say for
                 validation; torch's RNG is not used). None: a new pair at
                 every access.
+            progress: show progress bars (on stderr) while *verify* checks
+                every patch and while *exclude_nodata* measures nodata; False
+                for none (a command's ``--quiet``).
 
         Raises:
             ValueError: on an invalid argument, a packed layout or first
@@ -374,6 +378,7 @@ class S2100K(NonGeoDataset):
         download = check_flag('download', download)
         checksum = check_flag('checksum', checksum)
         verify = check_flag('verify', verify)
+        self.progress = check_flag('progress', progress)
         if not 0 <= max_nodata_fraction < 1:
             raise ValueError(
                 f'max_nodata_fraction must be in [0, 1), not {max_nodata_fraction}'
@@ -401,7 +406,7 @@ class S2100K(NonGeoDataset):
                 self.root / PACKED_DIR,
                 sources=self.images_dir,
                 verify=verify and mode == 'both',
-                progress=verify,
+                progress=verify and self.progress,
                 patch_size=self.patch_size,
                 check_size=mode != 'points',
             )
@@ -818,7 +823,13 @@ class S2100K(NonGeoDataset):
         if verify:
             if dated is not None:
                 fns = [fn for point in dated.values() for _, fn in point]
-            for fn in tqdm(fns, desc='verifying GeoTIFFs', unit='patch'):
+            bar = tqdm(
+                fns,
+                desc='verifying GeoTIFFs',
+                unit='patch',
+                disable=not self.progress,
+            )
+            for fn in bar:
                 read_geotiff(self.images_dir / fn, size=self.patch_size)
 
     def _nodata_fractions(self, fns: Sequence[str]) -> list[float]:
@@ -830,7 +841,12 @@ class S2100K(NonGeoDataset):
         if all(fn in record for fn in fns):
             return [record[fn] for fn in fns]
         fractions = []
-        for fn in tqdm(fns, desc='measuring nodata (once; recorded in nodata.csv)'):
+        bar = tqdm(
+            fns,
+            desc='measuring nodata (once; recorded in nodata.csv)',
+            disable=not self.progress,
+        )
+        for fn in bar:
             if fn in record:
                 fractions.append(record[fn])
             else:
