@@ -340,3 +340,28 @@ def test_failed_extraction_leaves_no_half_written_file(
     assert extract_safely(archive, target) == sorted(new)
     for name, data in new.items():
         assert (target / name).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ('mode', 'kind'),
+    [(stat.S_IFLNK | 0o777, 'a link'), (stat.S_IFIFO | 0o644, 'a special file')],
+)
+def test_zip_links_and_special_files_refused(
+    tmp_path: Path, mode: int, kind: str
+) -> None:
+    """A zip member marked as a symbolic link (or a FIFO) in its Unix mode was
+    written as a regular file holding the link's target (here a path outside
+    the root), although links refuse the whole archive, as they do in a tar."""
+    target = tmp_path / 'images'
+    archive = tmp_path / 'a.zip'
+    with zipfile.ZipFile(archive, 'w') as handle:
+        handle.writestr('ok.tif', b'x')
+        info = zipfile.ZipInfo('patch_1.tif')
+        info.create_system = 3  # Unix: external_attr holds st_mode
+        info.external_attr = mode << 16
+        handle.writestr(info, str(tmp_path / 'secret'))
+    with pytest.raises(
+        ValueError, match=rf"member 'patch_1.tif' is {kind}, not a regular file"
+    ):
+        extract_safely(archive, target)
+    assert not any(target.iterdir())

@@ -20,6 +20,7 @@ import gzip
 import lzma
 import os
 import shutil
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -148,10 +149,18 @@ def _extract_tar(archive: Path, root: Path) -> list[str]:
 def _extract_zip(archive: Path, root: Path) -> list[str]:
     with zipfile.ZipFile(archive) as handle:
         members: list[tuple[str, Path]] = []
-        for name in handle.namelist():
+        for info in handle.infolist():
+            name = info.filename
             target = _inside(root, name)
             if target is None:
                 raise _refuse(archive, name, f'would be written outside {root}')
+            # A Unix mode in the high bits says what the member is; a file
+            # type other than a regular file or folder (a symbolic link, a
+            # FIFO) is refused as in a tar (0: no type recorded, a file).
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                what = 'a link' if kind == stat.S_IFLNK else 'a special file'
+                raise _refuse(archive, name, f'is {what}, not a regular file')
             members.append((name, target))
         _check_file_paths(
             archive,
