@@ -956,3 +956,21 @@ def test_progress_false_shows_no_progress_bar(
         assert 'verifying shards' in err
     with pytest.raises(ValueError, match="progress must be True or False, got 'no'"):
         S2100K(fake_root, progress='no', **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ('value', 'match'),
+    [
+        ('0.1', "max_nodata_fraction must be a real number, got '0.1'"),
+        (None, 'max_nodata_fraction must be a real number, got None'),
+        (True, 'max_nodata_fraction must be a real number, got True'),
+        (float('nan'), 'max_nodata_fraction must be finite, got nan'),
+        (1.0, r'max_nodata_fraction must be in \[0, 1\), got 1.0'),
+    ],
+)
+def test_bad_max_nodata_fraction_is_refused_by_name(value: object, match: str) -> None:
+    """A string or None (a config's quoted or empty value) failed with a bare
+    TypeError from a comparison ("'<=' not supported between instances of
+    'int' and 'str'"), naming neither the argument nor what it expects."""
+    with pytest.raises(ValueError, match=match):
+        S2100K(DATA, patch_size=32, max_nodata_fraction=value)  # type: ignore[arg-type]

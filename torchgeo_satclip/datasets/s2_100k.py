@@ -41,7 +41,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset, RGBBandsMissi
 from torchgeo.datasets.utils import download_url
 from tqdm import tqdm
 
-from .._checks import check_flag
+from .._checks import check_flag, check_real
 from .._io import atomic_path
 from ._archive import extract_safely
 from .s2_100k_files import (
@@ -379,10 +379,10 @@ class S2100K(NonGeoDataset):
         checksum = check_flag('checksum', checksum)
         verify = check_flag('verify', verify)
         self.progress = check_flag('progress', progress)
-        if not 0 <= max_nodata_fraction < 1:
-            raise ValueError(
-                f'max_nodata_fraction must be in [0, 1), not {max_nodata_fraction}'
-            )
+        # a string or None failed in the comparison, naming nothing
+        max_nodata_fraction = check_real(
+            'max_nodata_fraction', max_nodata_fraction, minimum=0, below=1
+        )
 
         self.patch_size = as_patch_size(
             self.patch_size if patch_size is None else patch_size
