@@ -190,7 +190,7 @@ def main() -> None:
         cached = CachedFeatureDataModule(
             **common,
             layout='packed',
-            views=args.views,
+            feature_views=args.views,
             cache_dir=str(Path(tmp) / 'cache'),
         )
         cached.set_feature_extractor(task.feature_extractor())
