@@ -1033,3 +1033,56 @@ def test_no_lightning_note_of_the_task_owning_the_batch_hook() -> None:
     with warnings.catch_warnings(record=True) as caught:
         trainer.fit(task, datamodule=Plain())
     assert not [w for w in caught if 'on_before_batch_transfer' in str(w.message)]
+
+
+def test_regression_figures_skip_a_plot_of_class_names(tmp_path: Path) -> None:
+    """EuroSAT's plot names classes by label: a regression value cannot be
+    shown, so the figure is skipped (with a warning), never the run. (Not
+    fast_dev_run: it replaces the logger, and no figure is drawn.)"""
+    import matplotlib.pyplot as plt
+
+    plt.close('all')
+    logger = FigureLogger()
+    task = LocationAwareRegressionTask(model='tiny', in_channels=13, **small())
+    datamodule = EuroSATLocationDataModule(batch_size=2, root='tests/data/eurosat')
+    with pytest.warns(UserWarning, match=r'EuroSATLocationDataModule\.plot'):
+        Trainer(
+            accelerator='cpu',
+            limit_val_batches=1,
+            logger=logger,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=str(tmp_path),
+        ).validate(task, datamodule)
+    assert logger.figures == []
+    assert plt.get_fignums() == []  # nothing a failed plot opened stays open
+
+
+class RegressionPlotDataModule(EuroSATLocationDataModule):  # type: ignore[misc]
+    """A datamodule whose plot shows regression values."""
+
+    def plot(self, sample: dict[str, Tensor]) -> Any:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.set_title(f'{float(sample["prediction"][0]):.2f}')
+        return fig
+
+
+def test_regression_figures_when_the_plot_can_show_them(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close('all')
+    logger = FigureLogger()
+    task = LocationAwareRegressionTask(model='tiny', in_channels=13, **small())
+    datamodule = RegressionPlotDataModule(batch_size=2, root='tests/data/eurosat')
+    Trainer(
+        accelerator='cpu',
+        limit_val_batches=1,
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    ).validate(task, datamodule)
+    assert logger.figures == ['image/0']
+    assert plt.get_fignums() == []

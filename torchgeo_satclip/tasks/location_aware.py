@@ -453,7 +453,12 @@ class _LocationSteps:
         return y_hat.sigmoid()
 
     def _log_figure(self, batch: dict[str, Any], batch_idx: int, y_hat: Tensor) -> None:
-        """TorchGeo's validation figure: the datamodule's plot of a sample."""
+        """TorchGeo's validation figure: the datamodule's plot of a sample.
+
+        A regression task whose datamodule's plot cannot show a float
+        prediction (EuroSAT's names the class of each label) logs no figure
+        and warns once; the run goes on.
+        """
         experiment: Any = (
             getattr(self.logger, 'experiment', None) if self.logger else None
         )
@@ -477,15 +482,34 @@ class _LocationSteps:
         for key in ('image', 'label', 'prediction'):
             batch[key] = batch[key].cpu()
         sample = unbind_samples(batch)[0]
+        figures = set(plt.get_fignums())
         try:
             fig = datamodule.plot(sample)
         except RGBBandsMissingError:
             fig = None
+        except (TypeError, ValueError, IndexError, KeyError) as error:
+            if self._classifies:
+                raise
+            # a plot of class names (EuroSAT's) cannot show a regression
+            # value: no figure, but the run goes on
+            for number in set(plt.get_fignums()) - figures:
+                plt.close(number)
+            if not getattr(self, '_figure_warned', False):
+                self._figure_warned = True
+                warnings.warn(
+                    f'{type(datamodule).__name__}.plot cannot show a regression '
+                    f'sample ({type(error).__name__}: {error}): no validation '
+                    'figures are logged; it expects a class label (a plot that '
+                    "shows float 'label' and 'prediction' values is needed)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return
         if fig:
             experiment.add_figure(
                 f'image/{batch_idx}', fig, global_step=self.global_step
             )
-            plt.close()
+            plt.close(fig)
 
 
 class _FusionTask(_LocationSteps):
