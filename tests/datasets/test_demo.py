@@ -491,3 +491,59 @@ def test_overwrite_help_names_everything_it_deletes(
     for deleted in ('index.csv', 'images', 'nodata.csv', 'dates.csv', 'packed/'):
         assert deleted in help_text, deleted
     assert 'build.json' in help_text
+
+
+def _ground_geometry(path: Path) -> tuple[float, float, float, float]:
+    """(lon, lat) of a patch's centre and its pixel's east and north size in m."""
+    from pyproj import Geod, Transformer
+
+    with rasterio.open(path) as src:
+        crs, transform, size = src.crs, src.transform, src.width
+    to_lonlat = Transformer.from_crs(crs.to_wkt(), 'EPSG:4326', always_xy=True)
+
+    def at(col: float, row: float) -> tuple[float, float]:
+        lon, lat = to_lonlat.transform(*(transform * (col, row)))
+        return float(lon), float(lat)
+
+    centre = at(size / 2, size / 2)
+    geod = Geod(ellps='WGS84')
+    east = geod.inv(*at(0.5, 0.5), *at(1.5, 0.5))[2]
+    north = geod.inv(*at(0.5, 0.5), *at(0.5, 1.5))[2]
+    return centre[0], centre[1], east, north
+
+
+@pytest.mark.parametrize(
+    'lonlat',
+    [
+        (72.79303023, -89.7858731),  # a demo point in Antarctica
+        (-29.31744165, 83.00118085),  # the northernmost of 20,000
+        (179.9999, -16.5),  # Fiji, on the antimeridian
+        (-179.9999, 65.0),
+        (2.35, 48.86),
+    ],
+)
+def test_patches_are_10_m_pixels_centred_on_their_point(
+    tmp_path: Path, lonlat: tuple[float, float]
+) -> None:
+    """As S2-100K's (local UTM zone, 10 m): near the poles too, where pixels
+    of equal degrees were centimetres wide and the patch could pass the pole
+    or the antimeridian."""
+    path = tmp_path / 'patch_0.tif'
+    data = np.ones((12, 32, 32), dtype=np.uint16)
+    torchgeo_satclip.datasets.demo._write_patch(path, data, *lonlat)
+    lon, lat, east, north = _ground_geometry(path)
+    assert (lon, lat) == pytest.approx(lonlat, abs=1e-6)
+    assert east == pytest.approx(10, rel=0.01)
+    assert north == pytest.approx(10, rel=0.01)
+    with rasterio.open(path) as src:
+        assert src.read().tolist() == data.tolist()
+
+
+def test_every_patch_is_centred_on_its_index_point(tmp_path: Path) -> None:
+    root = make_demo_dataset(tmp_path, num_patches=4, size=8, seed=5, progress=False)
+    lines = (root / 'index.csv').read_text(encoding='utf-8').splitlines()[1:]
+    for line in lines:
+        fn, lon, lat = line.split(',')
+        centre = _ground_geometry(root / 'images' / fn)
+        assert centre[:2] == pytest.approx((float(lon), float(lat)), abs=1e-5)
+        assert centre[2:] == pytest.approx((10, 10), rel=0.01)

@@ -12,7 +12,8 @@ per-patch brightness factor and pixel noise. Everything is seeded, so the same
 arguments give byte-identical files.
 
 The output is exactly the S2-100K layout (``index.csv`` with ``fn, lon, lat``
-and 12-band uint16 LZW GeoTIFFs under ``images/``), so
+and 12-band uint16 LZW GeoTIFFs under ``images/``, each in the local UTM zone
+with 10 m pixels, centred on its point), so
 :class:`~torchgeo_satclip.datasets.S2100K` and the datamodule read it as they
 read the real data. Patches are small (32 x 32 by default) so that a model
 trains on a laptop CPU in minutes.
@@ -55,7 +56,9 @@ import numbers
 import os
 import re
 import shutil
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -399,12 +402,36 @@ def demo_locations(num_patches: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return lonlat, koppen_zone(lonlat)
 
 
+#: Pixel side of a demo patch in metres (Sentinel-2's 10 m bands).
+_PIXEL_M = 10.0
+
+
+@lru_cache(maxsize=128)
+def _utm_from_lonlat(epsg: int) -> Any:
+    """The (lon, lat) to UTM transformer of a WGS 84 / UTM zone, cached."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs('EPSG:4326', f'EPSG:{epsg}', always_xy=True)
+
+
+def _utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the standard WGS 84 / UTM zone of a point (326zz, 327zz)."""
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
 def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
-    """Write one patch centred on (lon, lat) as a 12-band uint16 LZW GeoTIFF."""
+    """Write one patch centred on (lon, lat) as a 12-band uint16 LZW GeoTIFF.
+
+    As S2-100K's patches: in the point's UTM zone, with square 10 m pixels
+    (on the ground, at any latitude: near the poles too, and across the
+    antimeridian).
+    """
     size = data.shape[-1]
-    pixel = 10.0 / 111_320.0  # about 10 m in degrees of latitude
-    west, north = lon - size / 2 * pixel, lat + size / 2 * pixel
-    transform = Affine(pixel, 0.0, west, 0.0, -pixel, north)
+    epsg = _utm_epsg(lon, lat)
+    x, y = _utm_from_lonlat(epsg).transform(lon, lat)
+    half = size / 2 * _PIXEL_M
+    transform = Affine(_PIXEL_M, 0.0, x - half, 0.0, -_PIXEL_M, y + half)
     with (
         atomic_path(path, '.tmp.tif') as tmp,
         rasterio.open(
@@ -415,7 +442,7 @@ def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
             width=size,
             count=12,
             dtype='uint16',
-            crs='EPSG:4326',
+            crs=f'EPSG:{epsg}',
             transform=transform,
             compress='lzw',
         ) as dst,
