@@ -248,6 +248,15 @@ def test_acquisition_dates_refuses_other_counts(count: object) -> None:
         acquisition_dates(count, 2024, np.random.default_rng(0))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize('year', [2021.7, True, '2021', 0, -5, 10000])
+def test_acquisition_dates_refuses_other_years(year: object) -> None:
+    """A float year was cut (2021.7 gave dates of 2021), True was year 1 and
+    a string was parsed; 0 failed as datetime's 'year 0 is out of range',
+    naming no argument."""
+    with pytest.raises(ValueError, match=r'year must be an integer from 1 to 9999'):
+        acquisition_dates(2, year, np.random.default_rng(0))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ('kwargs', 'match'),
     [

@@ -222,14 +222,15 @@ def acquisition_dates(
 
     Args:
         count: number of dates, 1 to :data:`MAX_DATES`.
-        year: the year.
+        year: the year, 1 to 9999.
         rng: draws the jitter (up to a week, less when dates are closer).
 
     Returns:
         The dates, strictly increasing.
 
     Raises:
-        ValueError: if *count* is not an integer from 1 to :data:`MAX_DATES`.
+        ValueError: if *count* is not an integer from 1 to :data:`MAX_DATES`,
+            or *year* not one from 1 to 9999.
     """
     if (
         isinstance(count, bool)
@@ -239,6 +240,12 @@ def acquisition_dates(
         raise ValueError(
             f'count must be an integer from 1 to {MAX_DATES} (MAX_DATES), got {count!r}'
         )
+    if (
+        isinstance(year, bool)
+        or not isinstance(year, numbers.Integral)
+        or not 1 <= year <= 9999
+    ):
+        raise ValueError(f'year must be an integer from 1 to 9999, got {year!r}')
     count, year = int(count), int(year)
     spacing = 350 / count
     jitter = max(0, min(7, int(spacing / 2) - 1))
