@@ -1086,3 +1086,34 @@ def test_regression_figures_when_the_plot_can_show_them(tmp_path: Path) -> None:
     ).validate(task, datamodule)
     assert logger.figures == ['image/0']
     assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize(
+    ('num_outputs', 'label', 'expected'),
+    [
+        (2, torch.tensor([1.5, -0.5]), '(batch, 2) for num_outputs=2'),
+        (1, torch.ones(2, 3), '(batch,) or (batch, 1) for num_outputs=1'),
+        (1, torch.ones(2, 1, 1), '(batch,) or (batch, 1) for num_outputs=1'),
+        (2, torch.ones(2, 3, dtype=torch.long), '(batch, 2) for num_outputs=2'),
+    ],
+)
+def test_regression_refuses_labels_of_another_shape(
+    num_outputs: int, label: Tensor, expected: str
+) -> None:
+    """A target of the wrong shape failed in torchmetrics with 'expected to
+    have the same shape, but got torch.Size([2, 2]) and torch.Size([2, 1])',
+    naming neither the label nor num_outputs, and showing a shape the label
+    did not have (the step had added a dimension)."""
+    shape = tuple(label.shape)
+    message = f"batch 'label' has shape {shape}: expected {expected}"
+    for task in (
+        LocationRegressionTask(num_outputs=num_outputs, **small()),
+        LocationAwareRegressionTask(model='tiny', num_outputs=num_outputs, **small()),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            task.on_before_batch_transfer({'point': LONLAT, 'label': label}, 0)
+    goods = [torch.ones(2, num_outputs)] + ([torch.ones(2)] if num_outputs == 1 else [])
+    task = LocationRegressionTask(num_outputs=num_outputs, **small())
+    for good in goods:
+        batch = {'point': LONLAT, 'label': good}
+        assert task.on_before_batch_transfer(batch, 0) is batch

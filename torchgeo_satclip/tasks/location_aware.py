@@ -285,15 +285,18 @@ class _LocationSteps:
             label: the batch's ``label``.
 
         Raises:
-            ValueError: if a regression target is not finite, a multiclass
-                label not an integer in ``[0, num_classes)`` (or
-                ``ignore_index``), or a binary or multilabel one not 0 or 1;
-                the message names the first such value and its row.
+            ValueError: if regression targets are not ``(batch,
+                num_outputs)`` (or ``(batch,)`` for one output) or not
+                finite, a multiclass label not an integer in ``[0,
+                num_classes)`` (or ``ignore_index``), or a binary or
+                multilabel one not 0 or 1; the message names the shape, or
+                the first such value and its row.
         """
         if label.numel() == 0:
             return
         hp = self.hparams
         if not self._classifies:
+            self._check_target_shape(label)
             if not label.is_floating_point():
                 return
             bad = ~torch.isfinite(label)
@@ -330,6 +333,28 @@ class _LocationSteps:
         index = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(
             f"batch 'label'{_position(index)} is {label[index].item()}: {expected}"
+        )
+
+    def _check_target_shape(self, label: Tensor) -> None:
+        """Refuse regression targets of another shape than the predictions.
+
+        Args:
+            label: the batch's ``label``.
+
+        Raises:
+            ValueError: unless *label* is ``(batch, num_outputs)``, or
+                ``(batch,)`` for one output; the message names both.
+        """
+        outputs = int(self.hparams['num_outputs'])
+        shape = tuple(label.shape)
+        if len(shape) == 2 and shape[1] == outputs:
+            return
+        if len(shape) == 1 and outputs == 1:
+            return
+        expected = '(batch,) or (batch, 1)' if outputs == 1 else f'(batch, {outputs})'
+        raise ValueError(
+            f"batch 'label' has shape {shape}: expected {expected} for "
+            f'num_outputs={outputs} (one target per output of the task)'
         )
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:
