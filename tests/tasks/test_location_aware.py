@@ -1117,3 +1117,41 @@ def test_regression_refuses_labels_of_another_shape(
     for good in goods:
         batch = {'point': LONLAT, 'label': good}
         assert task.on_before_batch_transfer(batch, 0) is batch
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'label', 'expected'),
+    [
+        (
+            {'num_classes': 3},
+            torch.tensor([[1], [2]]),
+            "(batch,) for task='multiclass'",
+        ),
+        ({'task': 'binary'}, torch.tensor([[1], [0]]), "(batch,) for task='binary'"),
+        (
+            {'task': 'multilabel', 'num_labels': 3},
+            torch.tensor([1, 0]),
+            '(batch, 3) for num_labels=3',
+        ),
+        (
+            {'task': 'multilabel', 'num_labels': 3},
+            torch.tensor([[1, 0], [0, 1]]),
+            '(batch, 3) for num_labels=3',
+        ),
+    ],
+)
+def test_classification_refuses_labels_of_another_shape(
+    kwargs: dict[str, Any], label: Tensor, expected: str
+) -> None:
+    """As for regression: torchmetrics' 'should have the same shape' named
+    neither the label nor the task's argument."""
+    message = f"batch 'label' has shape {tuple(label.shape)}: expected {expected}"
+    for task in (
+        LocationClassificationTask(**kwargs, **small()),
+        LocationAwareClassificationTask(model='tiny', **kwargs, **small()),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            task.on_before_batch_transfer({'point': LONLAT, 'label': label}, 0)
+    good = torch.ones(2, 3, dtype=torch.long) if 'num_labels' in kwargs else label[:, 0]
+    batch = {'point': LONLAT, 'label': good}
+    assert task.on_before_batch_transfer(batch, 0) is batch

@@ -285,18 +285,18 @@ class _LocationSteps:
             label: the batch's ``label``.
 
         Raises:
-            ValueError: if regression targets are not ``(batch,
-                num_outputs)`` (or ``(batch,)`` for one output) or not
-                finite, a multiclass label not an integer in ``[0,
+            ValueError: if the labels are not of the predictions' shape
+                (see :meth:`_check_label_shape`), a regression target is
+                not finite, a multiclass label not an integer in ``[0,
                 num_classes)`` (or ``ignore_index``), or a binary or
                 multilabel one not 0 or 1; the message names the shape, or
                 the first such value and its row.
         """
         if label.numel() == 0:
             return
+        self._check_label_shape(label)
         hp = self.hparams
         if not self._classifies:
-            self._check_target_shape(label)
             if not label.is_floating_point():
                 return
             bad = ~torch.isfinite(label)
@@ -335,26 +335,39 @@ class _LocationSteps:
             f"batch 'label'{_position(index)} is {label[index].item()}: {expected}"
         )
 
-    def _check_target_shape(self, label: Tensor) -> None:
-        """Refuse regression targets of another shape than the predictions.
+    def _check_label_shape(self, label: Tensor) -> None:
+        """Refuse labels of another shape than the task's predictions.
 
         Args:
             label: the batch's ``label``.
 
         Raises:
-            ValueError: unless *label* is ``(batch, num_outputs)``, or
-                ``(batch,)`` for one output; the message names both.
+            ValueError: unless *label* is ``(batch, num_outputs)`` (or
+                ``(batch,)`` for one output) for regression, ``(batch,)``
+                for 'multiclass' and 'binary', ``(batch, num_labels)`` for
+                'multilabel'; the message names the shape and the argument.
         """
-        outputs = int(self.hparams['num_outputs'])
+        hp = self.hparams
         shape = tuple(label.shape)
-        if len(shape) == 2 and shape[1] == outputs:
-            return
-        if len(shape) == 1 and outputs == 1:
-            return
-        expected = '(batch,) or (batch, 1)' if outputs == 1 else f'(batch, {outputs})'
+        if not self._classifies:
+            size = int(hp['num_outputs'])
+            if (len(shape) == 2 and shape[1] == size) or (len(shape) == 1 == size):
+                return
+            expected = '(batch,) or (batch, 1)' if size == 1 else f'(batch, {size})'
+            why = f'num_outputs={size} (one target per output of the task)'
+        elif hp['task'] == 'multilabel':
+            if hp['num_labels'] is None:
+                return  # TorchGeo's metrics refuse the task
+            size = int(hp['num_labels'])
+            if len(shape) == 2 and shape[1] == size:
+                return
+            expected, why = f'(batch, {size})', f'num_labels={size} (one 0 or 1 each)'
+        else:
+            if len(shape) == 1:
+                return
+            expected, why = '(batch,)', f'task={hp["task"]!r} (one class per sample)'
         raise ValueError(
-            f"batch 'label' has shape {shape}: expected {expected} for "
-            f'num_outputs={outputs} (one target per output of the task)'
+            f"batch 'label' has shape {shape}: expected {expected} for {why}"
         )
 
     def batch_location(self, batch: dict[str, Any]) -> Tensor:
