@@ -353,6 +353,7 @@ def test_npy_files_of_one_run_only(tmp_path: Path) -> None:
     assert np.load(tmp_path / 'location_embedding.npy').shape == (3, 3)
     assert not (tmp_path / 'image_embedding.npy').exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'embedding_writer.json',
         'location_embedding.npy',
         'points.csv',
     ]
@@ -366,8 +367,13 @@ def test_a_run_of_the_other_format_replaces_the_earlier_run(
     points.csv and *.npy beside the new parquet (and the reverse), although
     the folder never mixes two runs."""
     files = {
-        'npy': ['image_embedding.npy', 'location_embedding.npy', 'points.csv'],
-        'parquet': ['embeddings.parquet'],
+        'npy': [
+            'embedding_writer.json',
+            'image_embedding.npy',
+            'location_embedding.npy',
+            'points.csv',
+        ],
+        'parquet': ['embedding_writer.json', 'embeddings.parquet'],
     }
     EmbeddingWriter(tmp_path, format=first).write_on_epoch_end(
         _one_process(), _NO_MODULE, [_batch([0, 1, 2])], []
@@ -401,6 +407,7 @@ def test_two_writers_of_one_run_share_a_folder(order: str, tmp_path: Path) -> No
             trainer, _NO_MODULE, [_batch([7, 8], image=False)], []
         )
     assert sorted(p.name for p in out.iterdir()) == [
+        'embedding_writer.json',
         'embeddings.parquet',
         'location_embedding.npy',
         'points.csv',
@@ -585,3 +592,53 @@ def test_npy_flush_failure_keeps_the_earlier_files(
     with pytest.raises(OSError, match='Input/output error'):
         writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([7, 8, 9])], [])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ('fmt', 'theirs'),
+    [
+        ('parquet', ['points.csv', 'location_embedding.npy']),
+        ('npy', ['embeddings.parquet', 'image_embedding.npy']),
+    ],
+)
+def test_files_the_writer_did_not_write_are_left_with_a_warning(
+    fmt: Literal['parquet', 'npy'], theirs: list[str], tmp_path: Path
+) -> None:
+    """A user's points.csv or .npy beside a parquet run (or embeddings.parquet
+    beside an npy run) was deleted at the end of the run, because a file of
+    that name might be an earlier run's: now only files the writer can show it
+    wrote (recorded in its manifest) are removed; others are left, with a
+    warning that names them."""
+    for name in theirs:
+        (tmp_path / name).write_bytes(b'mine')
+    writer = EmbeddingWriter(tmp_path, format=fmt)
+    with pytest.warns(UserWarning, match='left .* in place') as record:
+        writer.write_on_epoch_end(
+            _one_process(), _NO_MODULE, [_batch([0, 1], image=False)], []
+        )
+    for name in theirs:
+        assert (tmp_path / name).read_bytes() == b'mine'
+        assert any(str(tmp_path / name) in str(w.message) for w in record)
+
+
+def test_a_file_changed_since_the_writer_wrote_it_is_left(tmp_path: Path) -> None:
+    """A file of an earlier run that the user has since replaced is theirs."""
+    EmbeddingWriter(tmp_path, format='npy').write_on_epoch_end(
+        _one_process(), _NO_MODULE, [_batch([0, 1, 2])], []
+    )
+    (tmp_path / 'points.csv').write_text('lon,lat\n9.5,9.5\n')
+    with pytest.warns(UserWarning, match=r'points\.csv in place'):
+        EmbeddingWriter(tmp_path).write_on_epoch_end(
+            _one_process(), _NO_MODULE, [_batch([0, 1])], []
+        )
+    assert (tmp_path / 'points.csv').read_text() == 'lon,lat\n9.5,9.5\n'
+    # the earlier run's own .npy files, unchanged, are removed
+    assert not list(tmp_path.glob('*.npy'))
+
+
+def test_a_foreign_manifest_is_refused_before_the_work(tmp_path: Path) -> None:
+    """The writer never overwrites a file of its manifest's name it did not write."""
+    (tmp_path / 'embedding_writer.json').write_text('{"mine": true}')
+    with pytest.raises(ValueError, match=r'embedding_writer\.json.* not the record'):
+        EmbeddingWriter(tmp_path)
+    assert (tmp_path / 'embedding_writer.json').read_text() == '{"mine": true}'

@@ -12,6 +12,7 @@ Lightning records for a ``DataLoader``), drops the repeats a padding sampler
 adds, and rank 0 writes the same files a single process would.
 """
 
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
-from .._io import atomic_path, flush_file
+from .._io import atomic_path, atomic_write, flush_file
 
 __all__ = ['EmbeddingWriter']
 
@@ -34,6 +35,14 @@ __all__ = ['EmbeddingWriter']
 #: (``image_features``: the backbone's pooled features, which
 #: ``SatCLIPTask.predict_step`` returns with CLIP off).
 _KEYS = ('location_embedding', 'image_embedding', 'image_features')
+
+#: The file in which a writer records the files it wrote into its folder
+#: (each one's size and modification time), so that a later run removes an
+#: earlier run's files only, never a file it cannot show it wrote.
+_MANIFEST = 'embedding_writer.json'
+
+#: What the manifest's ``writer`` says, which tells it from another file.
+_WRITER = 'torchgeo_satclip.tasks.EmbeddingWriter'
 
 #: Rows per collective call when gathering the predictions of all processes,
 #: which bounds the memory of one transfer (rows x (3 + embedding sizes) x 8
@@ -57,6 +66,13 @@ class EmbeddingWriter(BasePredictionWriter):
     ``.npy``), unless another ``EmbeddingWriter`` of the same trainer writes
     that format into the same folder: the folder never mixes two runs.
 
+    Only files an ``EmbeddingWriter`` wrote are removed: it records each file
+    it writes (its size and modification time) in ``embedding_writer.json``
+    beside them, and a file of one of those names that is not recorded there,
+    or has changed since, is left in place with a warning that names it. A
+    folder whose ``embedding_writer.json`` is not such a record is refused
+    before the work.
+
     Under a multi-process strategy (``ddp`` on several devices) rank 0
     writes the files, with every sample of the prediction dataset once, in
     dataset order: the content a single-process run writes. This needs the
@@ -79,8 +95,9 @@ class EmbeddingWriter(BasePredictionWriter):
             format: ``'parquet'`` or ``'npy'`` (with a CSV of the points).
 
         Raises:
-            ValueError: on an unknown format, or an ``output_dir`` that is a
-                file or lies under one.
+            ValueError: on an unknown format, an ``output_dir`` that is a
+                file or lies under one, or one whose ``embedding_writer.json``
+                is not a writer's record.
         """
         super().__init__(write_interval='epoch')
         if format not in ('parquet', 'npy'):
@@ -90,7 +107,11 @@ class EmbeddingWriter(BasePredictionWriter):
         self._check_folder()
 
     def _check_folder(self) -> None:
-        """Refuse an output folder that is a file, or lies under one."""
+        """Refuse an output folder that is a file, or lies under one.
+
+        And one whose manifest is not a writer's record (see
+        :func:`_read_manifest`).
+        """
         for path in (self.output_dir, *self.output_dir.parents):
             if path.exists():
                 if not path.is_dir():
@@ -99,7 +120,8 @@ class EmbeddingWriter(BasePredictionWriter):
                         'EmbeddingWriter writes its files into a folder: name '
                         'a folder (it is created if needed)'
                     )
-                return
+                break
+        _read_manifest(self.output_dir)
 
     def on_predict_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
@@ -111,7 +133,8 @@ class EmbeddingWriter(BasePredictionWriter):
             pl_module: the task.
 
         Raises:
-            ValueError: if ``output_dir`` is now a file or lies under one.
+            ValueError: if ``output_dir`` is now a file or lies under one, or
+                its ``embedding_writer.json`` is not a writer's record.
         """
         self._check_folder()
 
@@ -201,8 +224,11 @@ class EmbeddingWriter(BasePredictionWriter):
         """Write the files of ``points`` (float64) and ``embeddings`` (float32).
 
         All temporary files are written and flushed to the disk before any
-        is renamed: a failure leaves the earlier files as they were. Once they are renamed, an
-        earlier run's files that this run does not replace are removed.
+        is renamed: a failure leaves the earlier files as they were. Once
+        they are renamed, an earlier run's files that this run does not
+        replace are removed, if the manifest shows that a writer wrote them
+        (others are left, with a warning), and the manifest records the
+        files of this run.
 
         Args:
             points: the points.
@@ -211,6 +237,7 @@ class EmbeddingWriter(BasePredictionWriter):
                 same folder, whose files are left there.
         """
         shared = shared or set()
+        manifest = _read_manifest(self.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame({'lon': points[:, 0], 'lat': points[:, 1]})
         if self.format == 'parquet':
@@ -218,26 +245,34 @@ class EmbeddingWriter(BasePredictionWriter):
                 frame[key] = list(values)
             with atomic_path(self.output_dir / 'embeddings.parquet') as tmp:
                 frame.to_parquet(tmp, index=False)
+            written = ['embeddings.parquet']
+            stale = []
             if 'npy' not in shared:  # an earlier npy run's files
-                for name in ['points.csv', *(f'{key}.npy' for key in _KEYS)]:
-                    (self.output_dir / name).unlink(missing_ok=True)
-            return
-        with ExitStack() as stack:  # every rename waits for the last write
-            tmp = stack.enter_context(atomic_path(self.output_dir / 'points.csv'))
-            frame.to_csv(tmp, index=False)
-            written = [tmp]
-            for key, values in embeddings.items():
-                tmp = stack.enter_context(atomic_path(self.output_dir / f'{key}.npy'))
-                with open(tmp, 'wb') as f:
-                    np.save(f, values)
-                written.append(tmp)
-            for tmp in written:  # the slow part, before the first rename
-                flush_file(tmp)
-        for key in _KEYS:  # an earlier run's embedding this run has not
-            if key not in embeddings:
-                (self.output_dir / f'{key}.npy').unlink(missing_ok=True)
-        if 'parquet' not in shared:  # an earlier parquet run's file
-            (self.output_dir / 'embeddings.parquet').unlink(missing_ok=True)
+                stale = ['points.csv', *(f'{key}.npy' for key in _KEYS)]
+        else:
+            with ExitStack() as stack:  # every rename waits for the last write
+                tmp = stack.enter_context(atomic_path(self.output_dir / 'points.csv'))
+                frame.to_csv(tmp, index=False)
+                temporaries = [tmp]
+                for key, values in embeddings.items():
+                    tmp = stack.enter_context(
+                        atomic_path(self.output_dir / f'{key}.npy')
+                    )
+                    with open(tmp, 'wb') as f:
+                        np.save(f, values)
+                    temporaries.append(tmp)
+                for tmp in temporaries:  # the slow part, before the first rename
+                    flush_file(tmp)
+            written = ['points.csv', *(f'{key}.npy' for key in embeddings)]
+            # an earlier run's embedding this run has not
+            stale = [f'{key}.npy' for key in _KEYS if key not in embeddings]
+            if 'parquet' not in shared:  # an earlier parquet run's file
+                stale.append('embeddings.parquet')
+        for name in stale:
+            _remove_if_written(self.output_dir / name, manifest)
+        for name in written:
+            manifest[name] = _fingerprint(self.output_dir / name)
+        _write_manifest(self.output_dir, manifest)
 
     def _write_distributed(
         self, trainer: pl.Trainer, predictions: Any, batch_indices: Any
@@ -286,6 +321,90 @@ class EmbeddingWriter(BasePredictionWriter):
         message = strategy.broadcast(message, src=0)
         if message is not None:
             raise RuntimeError(f'EmbeddingWriter: rank 0 failed to write: {message}')
+
+
+def _fingerprint(path: Path) -> list[int]:
+    """What the manifest records of a file: its size and modification time."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _read_manifest(folder: Path) -> dict[str, list[int]]:
+    """The files a writer recorded in ``folder``, with their fingerprints.
+
+    Args:
+        folder: the output folder.
+
+    Returns:
+        Each recorded file's name and :func:`_fingerprint`; empty without a
+        manifest.
+
+    Raises:
+        ValueError: if ``folder`` holds a file of the manifest's name that is
+            not a writer's record (which the writer must not overwrite).
+    """
+    path = folder / _MANIFEST
+    try:
+        text = path.read_text(encoding='utf-8')
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f'output_dir {folder}: cannot read {path} ({error}); EmbeddingWriter '
+            'records the files it writes there'
+        ) from error
+    try:
+        record = json.loads(text)
+        files = record['files'] if record.get('writer') == _WRITER else None
+    except (ValueError, AttributeError, KeyError, TypeError):
+        files = None
+    if not isinstance(files, dict) or not all(
+        isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v)
+        for v in files.values()
+    ):
+        raise ValueError(
+            f'output_dir {folder}: {path} is not the record of an EmbeddingWriter '
+            f'(a JSON object with "writer": "{_WRITER}" and the files it '
+            'wrote), and the writer would overwrite it: move that file, or '
+            'choose another output_dir'
+        )
+    return {str(name): list(value) for name, value in files.items()}
+
+
+def _write_manifest(folder: Path, files: dict[str, list[int]]) -> None:
+    """Record the files a writer wrote into ``folder`` (atomically)."""
+    record = {'writer': _WRITER, 'files': dict(sorted(files.items()))}
+    text = json.dumps(record, indent=1) + '\n'
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding='utf-8')
+
+    atomic_write(folder / _MANIFEST, write)
+
+
+def _remove_if_written(path: Path, manifest: dict[str, list[int]]) -> None:
+    """Remove an earlier run's file, if the manifest shows a writer wrote it.
+
+    A file that is not recorded, or has changed since it was, is left in
+    place with a warning that names it. Either way it leaves the manifest.
+
+    Args:
+        path: a file of the other format, or of an embedding not predicted.
+        manifest: the recorded files, updated.
+    """
+    recorded = manifest.pop(path.name, None)
+    if not os.path.lexists(path):
+        return
+    if path.is_file() and recorded == _fingerprint(path):
+        path.unlink()
+        return
+    warnings.warn(
+        f'EmbeddingWriter: left {path} in place: it is not part of this run, '
+        'but no EmbeddingWriter recorded writing it (or it has changed since), '
+        "so it may be yours; remove it yourself if it is an earlier run's",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _agree(trainer: pl.Trainer, error: BaseException | None, failure: str) -> None:
