@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
@@ -642,3 +643,70 @@ def test_a_foreign_manifest_is_refused_before_the_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r'embedding_writer\.json.* not the record'):
         EmbeddingWriter(tmp_path)
     assert (tmp_path / 'embedding_writer.json').read_text() == '{"mine": true}'
+
+
+class _Points(pl.LightningModule):
+    """Predicts each batch's points as their own embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def predict_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        self.steps += 1
+        point = batch['point'] if isinstance(batch, dict) else batch.double()[:, None]
+        point = point.expand(-1, 2).double()
+        return {'point': point, 'location_embedding': point.float()}
+
+
+def _predict(loader: Any, out: Path, root: Path) -> _Points:
+    trainer = pl.Trainer(
+        accelerator='cpu',
+        callbacks=[EmbeddingWriter(out)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    model = _Points()
+    trainer.predict(model, loader, return_predictions=False)
+    return model
+
+
+def test_a_loader_that_drops_the_last_batch_is_refused(tmp_path: Path) -> None:
+    """A ThreadedBatchLoader with drop_last=True (which Lightning cannot
+    rebuild, as it rebuilds a DataLoader with drop_last=False to predict) left
+    the last sample of 8 out of the files in silence; now it is refused before
+    any batch is predicted."""
+    import shutil
+
+    from torchgeo_satclip.datamodules import ThreadedBatchLoader
+    from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+
+    root = tmp_path / 's2_100k'
+    data = Path(__file__).parents[1] / 'data' / 's2_100k'
+    shutil.copytree(data, root, ignore=shutil.ignore_patterns('real', 'data.py'))
+    pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
+    dataset = S2100K(root, patch_size=32, image_dtype='uint16')
+    assert len(dataset) == 8
+    out = tmp_path / 'out'
+    loader = ThreadedBatchLoader(dataset, 3, drop_last=True, num_threads=1)
+    with pytest.raises(
+        ValueError,
+        match=r'dataloader 0 has drop_last=True \(ThreadedBatchLoader\), so the '
+        r'last 2 of its 8 samples would get no embedding.*drop_last=False',
+    ):
+        _predict(loader, out, tmp_path)
+    assert not out.exists()
+    _predict(ThreadedBatchLoader(dataset, 3, num_threads=1), out, tmp_path)
+    assert len(pd.read_parquet(out / 'embeddings.parquet')) == 8
+
+
+def test_a_dataloader_with_drop_last_predicts_every_sample(tmp_path: Path) -> None:
+    """Lightning rebuilds a prediction DataLoader with drop_last=False: no
+    refusal, and every sample is written."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(torch.arange(10), batch_size=4, drop_last=True)
+    _predict(loader, tmp_path / 'out', tmp_path)
+    assert len(pd.read_parquet(tmp_path / 'out' / 'embeddings.parquet')) == 10

@@ -73,6 +73,12 @@ class EmbeddingWriter(BasePredictionWriter):
     folder whose ``embedding_writer.json`` is not such a record is refused
     before the work.
 
+    Every sample is written: a prediction loader that drops its last
+    incomplete batch (``drop_last=True``) is refused before the work.
+    Lightning rebuilds a ``DataLoader`` with ``drop_last=False`` to predict,
+    but not another loader (a
+    :class:`~torchgeo_satclip.datamodules.ThreadedBatchLoader`).
+
     Under a multi-process strategy (``ddp`` on several devices) rank 0
     writes the files, with every sample of the prediction dataset once, in
     dataset order: the content a single-process run writes. This needs the
@@ -126,7 +132,7 @@ class EmbeddingWriter(BasePredictionWriter):
     def on_predict_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> None:
-        """Check the output folder again before the work.
+        """Check the output folder again, and the loaders, before the work.
 
         Args:
             trainer: the trainer.
@@ -134,9 +140,14 @@ class EmbeddingWriter(BasePredictionWriter):
 
         Raises:
             ValueError: if ``output_dir`` is now a file or lies under one, or
-                its ``embedding_writer.json`` is not a writer's record.
+                its ``embedding_writer.json`` is not a writer's record; or if
+                a prediction loader drops its last incomplete batch
+                (``drop_last=True``), whose samples would be missing from the
+                files.
         """
         self._check_folder()
+        for i, loader in enumerate(_loaders(trainer.predict_dataloaders)):
+            _check_drop_last(loader, i, self.output_dir)
 
     def on_predict_batch_start(
         self,
@@ -684,6 +695,52 @@ def _loaders(iterables: Any) -> list[Any]:
     if iterables is None:
         return []
     return list(CombinedLoader(iterables, mode='sequential').flattened)
+
+
+def _check_drop_last(loader: Any, index: int, output_dir: Path) -> None:
+    """Refuse a prediction loader that drops its last incomplete batch.
+
+    Its ``drop_last``, or its batch sampler's, is read (Lightning's wrapper of
+    a prediction loader's batch sampler keeps the wrapped one's attributes).
+
+    Args:
+        loader: a prediction loader.
+        index: its ``dataloader_idx``.
+        output_dir: the writer's folder, for the message.
+
+    Raises:
+        ValueError: naming the loader, how many samples it would drop (where
+            its sampler has a length) and the repair.
+    """
+    batch_sampler = getattr(loader, 'batch_sampler', None)
+    owner = next(
+        (o for o in (loader, batch_sampler) if getattr(o, 'drop_last', False) is True),
+        None,
+    )
+    if owner is None:
+        return
+    sampler = getattr(owner, 'sampler', None)
+    size = getattr(owner, 'batch_size', None)
+    try:
+        samples = len(sampler)  # type: ignore[arg-type]
+    except TypeError:
+        samples = None
+    if isinstance(samples, int) and isinstance(size, int) and size > 0:
+        left = samples % size
+        dropped = (
+            f'the last {left} of its {samples} samples'
+            if left
+            else f'none of its {samples} samples now (batches of {size}), but '
+            'the last incomplete batch of any other number of samples'
+        )
+    else:
+        dropped = 'the samples of its last incomplete batch'
+    raise ValueError(
+        f'EmbeddingWriter: prediction dataloader {index} has drop_last=True '
+        f'({type(owner).__name__}), so {dropped} would get no embedding and '
+        f'be missing from the files in {output_dir}; build the prediction '
+        'loader with drop_last=False'
+    )
 
 
 def _seen_batch_indices(loader: Any) -> list[Any] | None:
