@@ -496,3 +496,55 @@ def test_csv_output_reads_back_as_floats_with_pandas(
     table = pa_csv.read_csv(out)  # pyarrow infers the same types
     for name in ('height', 'lon', 'lat', *emb):
         assert pa.types.is_floating(table.schema.field(name).type), name
+
+
+@pytest.mark.parametrize('layout', ['columns', 'list'])
+def test_parquet_input_columns_keep_their_statistics_when_nested(
+    tmp_path: Path, encoder: torch.nn.Module, layout: str
+) -> None:
+    """The writer keeps min/max statistics, dictionary encoding and
+    compression for the input's own columns, but named them by column name,
+    which matches a flat column only: a list, fixed-size list or struct
+    input column (stored as leaf columns such as ``tags.list.element``) lost
+    all three, so pyarrow saw no statistics to filter its row groups by."""
+    source = tmp_path / 'in.parquet'
+    pq.write_table(
+        pa.table(
+            {
+                'name': ['a', 'b', 'c'],
+                'tags': pa.array([[1, 2], [3], [4, 5, 6]], pa.list_(pa.int64())),
+                'pair': pa.array(
+                    [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], pa.list_(pa.float64(), 2)
+                ),
+                'site': pa.array([{'code': 7}, {'code': 8}, {'code': 9}]),
+                'lon': [0.0, 10.0, 20.0],
+                'lat': [1.0, 2.0, 3.0],
+            }
+        ),
+        source,
+    )
+    out = tmp_path / 'out.parquet'
+    embed_file(encoder, source, out, progress=False, device='cpu', layout=layout)  # type: ignore[arg-type]
+    group = pq.ParquetFile(out).metadata.row_group(0)
+    columns = {
+        group.column(i).path_in_schema: group.column(i)
+        for i in range(group.num_columns)
+    }
+    own = [
+        'name',
+        'tags.list.element',
+        'pair.list.element',
+        'site.code',
+        'lon',
+        'lat',
+    ]
+    for path in own:
+        column = columns.pop(path)
+        assert column.is_stats_set, path
+        assert column.statistics.has_min_max, path
+        assert column.compression == 'SNAPPY', path
+    for path, column in columns.items():  # the embedding's: neither
+        assert path.startswith(('emb_', 'embedding')), path
+        assert not column.is_stats_set, path
+        assert column.compression == 'UNCOMPRESSED', path
+    assert pq.read_table(out).column('tags').to_pylist() == [[1, 2], [3], [4, 5, 6]]

@@ -434,6 +434,47 @@ class CsvSink(Sink):
             self.handle.close()
 
 
+def _leaf_count(kind: pa.DataType) -> int:
+    """How many Parquet columns (leaves) a field of this Arrow type is stored as."""
+    if isinstance(kind, pa.ExtensionType):
+        return _leaf_count(kind.storage_type)
+    if pa.types.is_struct(kind):
+        return sum(_leaf_count(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        return _leaf_count(kind.key_type) + _leaf_count(kind.item_type)
+    value_type = getattr(kind, 'value_type', None)  # list types, not dictionary
+    if value_type is not None and not pa.types.is_dictionary(kind):
+        return _leaf_count(value_type)
+    return 1
+
+
+def _leaf_paths(schema: pa.Schema) -> list[list[str]]:
+    """The Parquet column paths of each field of ``schema``, as pyarrow writes them.
+
+    A flat field is one column named as the field; a nested one is one per
+    leaf (``tags.list.element``, ``site.code``). Read from the metadata of an
+    empty file of the schema, written in memory.
+
+    Args:
+        schema: the output's schema.
+
+    Returns:
+        One list of paths per field, in the schema's order.
+    """
+    buffer = pa.BufferOutputStream()
+    pq.ParquetWriter(buffer, schema).close()  # not empty_table: imports pandas
+    parquet = pq.read_metadata(pa.BufferReader(buffer.getvalue())).schema
+    leaves = [parquet.column(i).path for i in range(len(parquet))]
+    counts = [_leaf_count(field.type) for field in schema]
+    if sum(counts) != len(leaves):  # a type this count does not know: by name
+        return [[name] for name in schema.names]
+    out, start = [], 0
+    for count in counts:
+        out.append(leaves[start : start + count])
+        start += count
+    return out
+
+
 class ParquetSink(Sink):
     """A Parquet file, one row group per batch."""
 
@@ -462,13 +503,17 @@ class ParquetSink(Sink):
         # Embedding values are continuous: dictionary encoding, min/max
         # statistics and compression cost time and buy nothing (float32 noise
         # does not compress); keep all three for the input's own columns.
-        own = [*options.schema.names, options.lon_column, options.lat_column]
-        compression = {name: 'none' for name in embedding_columns(options)}
-        compression.update({name: 'snappy' for name in own})
+        # The options name Parquet columns, the leaves of a nested field
+        # (``tags.list.element``), not the fields.
+        paths = _leaf_paths(self.schema)
+        inputs = paths[: len(options.schema)]
+        own = [leaf for leaves in paths[: len(options.schema) + 2] for leaf in leaves]
+        compression = {leaf: 'none' for leaves in paths for leaf in leaves}
+        compression.update({leaf: 'snappy' for leaf in own})
         self.writer = pq.ParquetWriter(
             str(path),
             self.schema,
-            use_dictionary=list(options.schema.names),
+            use_dictionary=[leaf for leaves in inputs for leaf in leaves],
             write_statistics=own,
             compression=compression,
         )
