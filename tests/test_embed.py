@@ -648,3 +648,61 @@ def test_embed_command_refuses_a_seed_out_of_range(
         f'18446744073709551615, got {seed}\n'
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize('source', ['.csv', '.parquet', '.geojson'])
+def test_each_point_is_checked_once(
+    tmp_path: Path,
+    encoder: torch.nn.Module,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+) -> None:
+    """Every reader checks its points (finite, in range) with validate_lonlat,
+    naming the line, row or feature; the encoder then checked every chunk of
+    them again, a second finite check of the same points. Now the encoder's
+    check is off while embed_file runs (and back after, an error included),
+    and a bad point is still refused by the reader, on every input path."""
+    from torchgeo_satclip.models import location_encoder
+
+    calls = []
+    check = location_encoder.validate_lonlat
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(location_encoder, 'validate_lonlat', counted)
+    points = [(10.0, 20.0), (-30.0, 40.0), (float('nan'), 5.0)]
+
+    def write(path: Path, rows: list[tuple[float, float]]) -> Path:
+        if source == '.csv':
+            return write_csv(
+                path, [f'{i},{lon},{lat}' for i, (lon, lat) in enumerate(rows)]
+            )
+        if source == '.parquet':
+            lon, lat = zip(*rows, strict=True)
+            pq.write_table(pa.table({'lon': list(lon), 'lat': list(lat)}), path)
+            return path
+        features = [
+            {
+                'type': 'Feature',
+                'geometry': {'type': 'Point', 'coordinates': [lon, lat]},
+                'properties': {},
+            }
+            for lon, lat in rows
+        ]
+        text = json.dumps({'type': 'FeatureCollection', 'features': features})
+        path.write_text(text.replace('NaN', '"nan"'), encoding='utf-8')
+        return path
+
+    good = write(tmp_path / f'good{source}', points[:2])
+    embed_file(encoder, good, tmp_path / 'out.npy', progress=False, device='cpu')
+    assert calls == []
+    assert encoder.validate is True
+    bad = write(tmp_path / f'bad{source}', points)
+    with pytest.raises(InputError, match=r'bad\.'):
+        embed_file(encoder, bad, tmp_path / 'bad.npy', progress=False, device='cpu')
+    assert encoder.validate is True
+    assert not (tmp_path / 'bad.npy').exists()
+    with pytest.raises(ValueError, match='non-finite'):  # the encoder's own check
+        encoder(torch.tensor([[float('nan'), 0.0]], dtype=torch.float64))

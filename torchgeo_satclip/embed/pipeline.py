@@ -9,6 +9,10 @@ the next batch is embedded, to a temporary file renamed over the output when
 complete. Memory is bounded by the batch size (about two batches of
 embeddings at a time), whatever the number of points.
 
+Each point is checked once, by its reader (which names its line, row or
+feature); a :class:`~torchgeo_satclip.models.LocationEncoder`'s own check of
+its input is off while it embeds the checked points.
+
 On the CPU the encoder runs on chunks of :data:`CHUNK` points, and each
 chunk's embedding is converted to float32 and laid out as the writer wants it
 (transposed into ``emb_*`` columns for Parquet and CSV) while it is still in
@@ -18,7 +22,9 @@ the processor's cache; the chunks go to the writer as they are.
 import inspect
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
@@ -400,6 +406,30 @@ def _prepare(
     return _Job(source, output_path, dev, lon_column, lat_column, layout)
 
 
+@contextmanager
+def _points_checked(encoder: nn.Module) -> Iterator[None]:
+    """Run a location encoder without its own check of the points.
+
+    Every reader has checked each batch with
+    :func:`~torchgeo_satclip.geo.validate_lonlat` (naming the line, row or
+    feature of a bad point); the encoder's check of every chunk would make
+    the same finite and range checks again. Its ``validate`` flag is put back
+    after, an error included.
+
+    Args:
+        encoder: the encoder (one that is not a ``LocationEncoder`` is left
+            as it is).
+    """
+    if not isinstance(encoder, LocationEncoder) or not encoder.validate:
+        yield
+        return
+    encoder.validate = False
+    try:
+        yield
+    finally:
+        encoder.validate = True
+
+
 def _run(encoder: LocationEncoder, job: _Job, progress: bool) -> EmbedResult:
     """Embed every point of a prepared job and write the output."""
     source, output_path, dev = job.source, job.output, job.device
@@ -412,6 +442,7 @@ def _run(encoder: LocationEncoder, job: _Job, progress: bool) -> EmbedResult:
     remove_stale_temporaries(output_path)
     with (
         evaluating(encoder, dev),
+        _points_checked(encoder),
         atomic_path(output_path, f'.tmp{suffix}') as tmp,
         tqdm(
             total=source.estimate, unit='pt', disable=not progress, desc='embedding'
