@@ -67,3 +67,47 @@ def test_long_name_gives_its_name_part(tmp_path: Path, final: str) -> None:
 )
 def test_other_names_are_not_temporaries(name: str) -> None:
     assert parse_temporary_name(name) is None
+
+
+#: A process id that no process has (beyond any pid_max).
+DEAD = 999_999_999
+
+
+@pytest.mark.parametrize(
+    ('name', 'owner', 'other'),
+    [
+        # the temporary of 'a.1.bbbbbbbb.tmp', or of 'a' with '.2.cccccccc.tmp' after .tmp
+        (f'.a.1.bbbbbbbb.tmp.{DEAD}.cccccccc.tmp', 'a.1.bbbbbbbb.tmp', 'a'),
+        (f'.a.{DEAD}.bbbbbbbb.tmp.{DEAD}.cccccccc.tmp', f'a.{DEAD}.bbbbbbbb.tmp', 'a'),
+        # the temporary of 'x.<pid>' (random 'tmp'), or of 'x' with '.tmp' after .tmp
+        (f'.x.{DEAD}.{DEAD}.tmp.tmp', f'x.{DEAD}', 'x'),
+    ],
+)
+def test_a_temporary_belongs_to_one_final_name(
+    tmp_path: Path, name: str, owner: str, other: str
+) -> None:
+    """No temporary name reads as the temporary of two final names.
+
+    Else the stale-temporary cleanup of one file could delete another's.
+    """
+    assert parse_temporary_name(name)[0] == owner  # type: ignore[index]
+    assert temporary_pattern(tmp_path / owner).fullmatch(name) is not None
+    assert temporary_pattern(tmp_path / other).fullmatch(name) is None
+    (tmp_path / name).write_bytes(b'another file, being written')
+    assert remove_stale_temporaries(tmp_path / other) == []
+    assert (tmp_path / name).exists()
+    assert remove_stale_temporaries(tmp_path / owner) == [tmp_path / name]
+
+
+@pytest.mark.parametrize(
+    'suffix',
+    ['.tmp.2.cccccccc.tmp', '.tmp.tar.gz', '.tmp.', '.tmp./x', '.tmp.a/b', '.tmp.tmp'],
+)
+def test_suffix_with_more_than_one_extension_refused(
+    tmp_path: Path, suffix: str
+) -> None:
+    """What follows ``.tmp`` is one extension: a dot in it would make names ambiguous."""
+    with pytest.raises(ValueError, match=r"suffix must be '\.tmp'") as error:
+        temporary_sibling(tmp_path / 'a', suffix)
+    assert repr(suffix) in str(error.value)
+    assert list(tmp_path.iterdir()) == []

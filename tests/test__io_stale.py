@@ -36,7 +36,7 @@ def test_names_carry_the_process_id(tmp_path: Path) -> None:
     assert match is not None
     assert int(match['pid']) == os.getpid()
     assert temporary_pattern(tmp_path / 'out.parq').fullmatch(tmp.name) is None
-    with pytest.raises(ValueError, match=r"must start with '\.tmp'"):
+    with pytest.raises(ValueError, match=r"suffix must be '\.tmp' followed"):
         temporary_sibling(tmp_path / 'out.npy', '.npy')
 
 

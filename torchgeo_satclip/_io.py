@@ -8,7 +8,11 @@ Temporary files are named ``.<name>.<pid>.<random>.tmp<extension>`` in the
 destination's folder: ``<name>`` is the final file's name (its first 200
 bytes, for a longer one: a name may have 255), ``<pid>`` the id of
 the process writing it, ``<random>`` eight characters of :mod:`tempfile` and
-``<extension>`` an optional extension for writers that look at it (``.npy``).
+``<extension>`` an optional extension for writers that look at it (``.npy``:
+one dot, none after it). A name is the temporary of one final file only:
+the tail after ``<name>`` is read from the end, so that a final name that
+looks like a temporary (``a.1.abcdefgh.tmp``) cannot make its temporaries
+read as those of another (``a``).
 For example ``.embeddings.parquet.41213.k2x9_a0q.tmp.parquet``. While
 :func:`atomic_path` writes one, the process also holds an exclusive
 :func:`fcntl.flock` lock on it. A run killed by SIGKILL (or a power cut)
@@ -59,8 +63,18 @@ TEMPORARY_INFIX = '.tmp'
 #: (some 30 bytes), it stays within the 255 that file systems allow.
 _NAME_BYTES = 200
 
+#: The optional extension after ``.tmp``: one dot and a name without any,
+#: other than ``tmp`` (``.tmp.tmp`` would read as a random part ``tmp``).
+_EXTENSION = r'\.(?!tmp\Z)[^./\x00]+'
+
 #: What a temporary name adds after its name part: ``.<pid>.<random>.tmp<extension>``.
-_TAIL = rf'\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}(?:\.[^/]*)?'
+#: A name has at most one such tail: it ends in ``.tmp`` (no extension) or
+#: in ``.tmp.<extension>``, and the process id and random part are the two
+#: dot-free parts before ``.tmp``.
+_TAIL = rf'\.(?P<pid>[0-9]+)\.[a-z0-9_]+{re.escape(TEMPORARY_INFIX)}(?:{_EXTENSION})?'
+
+#: A suffix that :func:`temporary_sibling` accepts: ``.tmp`` and one extension.
+_SUFFIX = re.compile(rf'{re.escape(TEMPORARY_INFIX)}(?:{_EXTENSION})?', re.ASCII)
 
 #: Any temporary name, its name part the longest that leaves a tail.
 _ANY_TEMPORARY = re.compile(rf'\.(?P<name>.+){_TAIL}', re.ASCII | re.DOTALL)
@@ -109,9 +123,9 @@ def parse_temporary_name(name: str) -> tuple[str, int] | None:
         or its first 200 bytes for a longer one (see :func:`_name_part`):
         ``temporary_pattern(folder / name_part)`` matches *name*, and
         ``remove_stale_temporaries(folder / name_part)`` looks at it. A name
-        that itself holds ``.<digits>.<random>.tmp`` is read whole (the
-        longest name part): the extensions written after ``.tmp`` never
-        hold one.
+        that itself holds ``.<digits>.<random>.tmp`` is read whole: the
+        extension written after ``.tmp`` has no dot, so a name has one
+        reading only.
     """
     match = _ANY_TEMPORARY.fullmatch(name)
     if match is None:
@@ -188,20 +202,26 @@ def temporary_sibling(path: str | os.PathLike[str], suffix: str = '.tmp') -> Pat
         path: the final destination (its directory is created if needed); a
             symbolic link stands for the file it points to.
         suffix: ``'.tmp'`` followed by an optional extension for writers that
-            look at it, for example ``'.tmp.npy'``.
+            look at it, for example ``'.tmp.npy'`` (one extension: no dot nor
+            ``/`` after its own, and not ``'.tmp.tmp'``).
 
     Returns:
         The temporary file's path: ``<dir>/.<name>.<pid>.<random><suffix>``,
         beside the file a link points to.
 
     Raises:
-        ValueError: if ``suffix`` does not start with ``'.tmp'``.
+        ValueError: if ``suffix`` is not ``'.tmp'`` followed by at most one
+            extension.
         IsADirectoryError: if ``path`` is a folder (refused before anything
             is written, not when the finished file is renamed onto it).
         NotADirectoryError: if ``path``'s folder, or one above it, is a file.
     """
-    if not suffix.startswith(TEMPORARY_INFIX):
-        raise ValueError(f'suffix must start with {TEMPORARY_INFIX!r}, got {suffix!r}')
+    if _SUFFIX.fullmatch(suffix) is None:
+        raise ValueError(
+            f'suffix must be {TEMPORARY_INFIX!r} followed by at most one extension '
+            f"other than '.tmp', without a dot or '/' (such as '.tmp.npy'), "
+            f'got {suffix!r}'
+        )
     path = _destination(path)
     _make_folder(path)
     mode = _mode_for(path)
