@@ -40,7 +40,16 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._errors import DataError
-from . import _build, _demo_data, _embed, _pack, _preflight, _probe, _probe_images
+from . import (
+    _build,
+    _common,
+    _demo_data,
+    _embed,
+    _pack,
+    _preflight,
+    _probe,
+    _probe_images,
+)
 from ._preflight import PathRole
 
 __all__ = ['build_parser', 'main']
@@ -113,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
             'be written, a device this machine lacks), found before any work '
             'and told in one line; 1 for a failure while working (a full disk, '
             'a failed download, a file the data lists but the disk lacks); 130 '
-            'if interrupted; 141, silently, if the reader of its output left (| '
-            'head). --debug shows the traceback.'
+            'if interrupted; 143 if ended by SIGTERM (as on an error, no '
+            'temporary file is left); 141, silently, if the reader of its '
+            'output left (| head). --debug shows the traceback.'
         ),
     )
     parser.add_argument(
@@ -208,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 for a mistake in the command (also
         from argparse), 1 for a failure while working, 130 if interrupted,
+        143 if ended by SIGTERM (the subcommand's temporary files removed),
         141 if the reader of standard output left.
     """
     parser = build_parser()
@@ -218,13 +229,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _preflight.check_paths(args, paths)
         if getattr(args, 'device', None) is not None:
             _preflight.check_device(args.device)
-        status: int = args.func(args)
+        with _common.terminate_cleanly():  # SIGTERM: temporaries removed
+            status: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except KeyboardInterrupt:
         if args.debug:
             raise
         print(f'{prefix}: interrupted', file=sys.stderr)
         return 130
+    except _common.Terminated as stop:
+        if args.debug:
+            raise
+        print(f'{prefix}: terminated', file=sys.stderr)
+        return int(stop.code or 1)
     except Exception as error:
         if isinstance(error, BrokenPipeError) and _output_closed():
             return _CLOSED_OUTPUT  # the reader left: nobody to tell

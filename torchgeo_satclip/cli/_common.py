@@ -4,14 +4,32 @@ Each factory returns a parent parser (``add_help=False``) for
 ``add_parser(..., parents=[...])``: the option's name, action and help are
 written once here, and its default is read from the library function that the
 subcommand calls (see :mod:`torchgeo_satclip.cli._signatures`), never torch.
+
+:func:`terminate_cleanly` turns SIGTERM into an exception while a subcommand
+runs, so that its temporary files are removed as on an error.
 """
 
 import argparse
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeAlias
 
 from ._signatures import StaticSignature
 
-__all__ = ['Subparsers', 'columns', 'option', 'overwrite', 'quiet', 'seed', 'shown']
+__all__ = [
+    'Subparsers',
+    'Terminated',
+    'columns',
+    'option',
+    'overwrite',
+    'quiet',
+    'seed',
+    'shown',
+    'terminate_cleanly',
+]
 
 #: What ``ArgumentParser.add_subparsers`` returns.
 Subparsers: TypeAlias = 'argparse._SubParsersAction[argparse.ArgumentParser]'
@@ -130,3 +148,44 @@ def columns(source: StaticSignature, of: str = '') -> argparse.ArgumentParser:
         text = f'{name} column{of}, degrees'
         option(parser, f'--{axis}-column', source, f'{axis}_column', text)
     return parser
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived while a subcommand ran; the code is 128 + the signal."""
+
+
+@contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs.
+
+    The exception unwinds the work like an error, so that every temporary
+    file is removed and no output is left half-written; the exit status is
+    143 (128 + SIGTERM), as a shell reports a command that SIGTERM ended.
+    The previous handler is put back afterwards. Off the main thread (where
+    Python cannot set a handler) signals are left alone. A process forked
+    inside the block (a data loader's worker) is ended by SIGTERM as before.
+
+    Yields:
+        Nothing.
+    """
+    owner = os.getpid()
+    previous: Any = None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() == owner:
+            raise Terminated(128 + signum)
+        if callable(previous):  # a forked process: what it did before
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

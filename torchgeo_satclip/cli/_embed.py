@@ -1,10 +1,6 @@
 """``torchgeo-satclip embed``: embed the points of a file."""
 
 import argparse
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 from . import _common
 from ._common import Subparsers
@@ -118,39 +114,6 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-@contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """Turn SIGTERM into ``SystemExit`` so that temporary files are removed."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Embed the points: :func:`~torchgeo_satclip.embed.embed_points`.
-
-    SIGTERM ends the run like an error: the temporary file is removed.
-
-    Args:
-        args: the parsed ``embed`` arguments.
-
-    Returns:
-        The exit status.
-    """
-    with _terminate_cleanly():
-        return _run(args)
-
-
 def _check_random_only(args: argparse.Namespace) -> None:
     """Refuse the options of a random encoder with other ``--weights``.
 
@@ -174,7 +137,15 @@ def _check_random_only(args: argparse.Namespace) -> None:
             )
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Embed the points: :func:`~torchgeo_satclip.embed.embed_points`.
+
+    Args:
+        args: the parsed ``embed`` arguments.
+
+    Returns:
+        The exit status.
+    """
     from ..embed import embed_points
     from ..embed.pipeline import check_seed
 
