@@ -1,5 +1,6 @@
 """``torchgeo-satclip probe-images``: its errors, its output, its defaults."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -162,3 +163,48 @@ def test_help_imports_no_torch() -> None:
     }
     assert 'torchgeo_satclip' in imported
     assert imported.isdisjoint({'torch', 'numpy', 'sklearn', 'timm', 'matplotlib'})
+
+
+@pytest.mark.parametrize('value', ['none', 'None', 'NONE', '0'])
+def test_crop_size_none_feeds_whole_patches(value: str) -> None:
+    """``--crop-size none`` (or 0) is the library's crop_size=None: no crop."""
+    argv = ['probe-images', 'root', '--checkpoints', 'a=b', '--crop-size', value]
+    assert build_parser().parse_args(argv).crop_size is None
+
+
+def test_crop_size_help_says_how_to_ask_for_no_crop() -> None:
+    parser = build_parser()
+    (subparsers,) = [
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    text = ' '.join(subparsers.choices['probe-images'].format_help().split())
+    assert 'none (or 0) for no crop' in text
+
+
+@pytest.mark.parametrize('value', ['-3', 'whole', '1.5'])
+def test_bad_crop_size_is_one_line_and_status_2(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ['probe-images', 'root', '--checkpoints', 'a=b', '--crop-size', value]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert (
+        f'--crop-size: expected a positive whole number of pixels, or none (or 0) for no crop, got {value!r}'
+        in err
+    )
+
+
+def test_probe_images_without_a_crop(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / 'out'
+    argv = ['probe-images', str(demo / 'world'), '--checkpoints']
+    argv += [f'tiny={demo}/task.ckpt', '--folds', '2', '--quiet', '--no-plots']
+    argv += ['--no-random-baseline', '--crop-size', 'none', '--output-dir', str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert 'no crop (whole 32-pixel patches)' in printed
+    assert 'crop None' not in printed

@@ -7,7 +7,7 @@ from ._common import Subparsers, shown
 from ._preflight import UsageError, check_path
 from ._signatures import StaticSignature
 
-__all__ = ['add_parser', 'named_checkpoints', 'run']
+__all__ = ['add_parser', 'crop_size', 'named_checkpoints', 'run']
 
 IMAGE_PROBE_REPORT = StaticSignature(
     'torchgeo_satclip.evaluation.image_probe', 'image_probe_report'
@@ -19,7 +19,8 @@ DESCRIPTION = (
     'SatCLIPTask Lightning checkpoint: its image backbone (the model.* '
     'tensors; a MoCo momentum copy is ignored) computes one feature vector '
     "per patch of ROOT, on the datamodule's validation preprocessing (divide "
-    'by 10,000, insert the zero B10, centre crop). A random-init copy of each '
+    'by 10,000, insert the zero B10, centre crop; --crop-size none feeds the '
+    'whole patches). A random-init copy of each '
     'architecture is added as a baseline. Points without a Koppen zone '
     '(ocean) and classes with fewer points than folds are dropped and '
     'counted. Probe: standardised features, logistic regression (lbfgs, '
@@ -100,8 +101,9 @@ def add_parser(subparsers: Subparsers) -> None:
         '--crop-size',
         IMAGE_PROBE_REPORT,
         'crop_size',
-        'side of the centre crop fed to the encoders',
-        type=int,
+        'side of the centre crop fed to the encoders in pixels; none (or 0) for '
+        'no crop: the whole patches',
+        type=crop_size,
     )
     _common.option(
         parser,
@@ -135,6 +137,32 @@ def add_parser(subparsers: Subparsers) -> None:
         help=f'output folder (default: {output_dir})',
     )
     parser.set_defaults(func=run)
+
+
+def crop_size(text: str) -> int | None:
+    """Read ``--crop-size``: pixels, or ``none`` (or ``0``) for no crop.
+
+    Args:
+        text: the value given.
+
+    Returns:
+        The side in pixels, or None for no crop (the whole patches).
+
+    Raises:
+        argparse.ArgumentTypeError: for anything else, naming the value.
+    """
+    if text.strip().lower() == 'none':
+        return None
+    try:
+        side = int(text)
+    except ValueError:
+        side = -1
+    if side < 0:
+        raise argparse.ArgumentTypeError(
+            'expected a positive whole number of pixels, or none (or 0) for no '
+            f'crop, got {text!r}'
+        )
+    return side or None
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:

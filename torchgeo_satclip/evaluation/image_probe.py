@@ -924,6 +924,11 @@ def image_probe_report(
     dropped_text = (
         ', '.join(f'{k} ({v})' for k, v in dropped.items()) if dropped else 'none'
     )
+    cropped = (
+        f'no crop (whole {side}-pixel patches)'
+        if crop_size is None
+        else f'centre crop {crop_size} of {side}-pixel patches'
+    )
     text = '\n'.join(
         [
             '# Linear probe on frozen image features',
@@ -936,8 +941,8 @@ def image_probe_report(
             '',
             'Probe: standardised features, logistic regression (multinomial, '
             f'lbfgs, C = {IMAGE_PROBE_C:g}), {folds}-fold CV (random: stratified; '
-            f'spatial: {block_size:g}-degree blocks), seed {seed}; centre crop '
-            f'{crop_size} of {side}-pixel patches. Mean ± std over folds.',
+            f'spatial: {block_size:g}-degree blocks), seed {seed}; {cropped}. '
+            'Mean ± std over folds.',
             '',
             image_probe_to_markdown(results, models),
             'Encoders:',
