@@ -469,6 +469,20 @@ def test_probe_bad_csv_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert 'PATH:TARGET' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('spec', ['points.csv:', 'points.csv: ', ':value'])
+def test_probe_csv_spec_without_a_target(
+    spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty TARGET (or PATH) is refused as the spec it is, before any file."""
+    argv = ['probe', '--csv', spec, '--output-dir', str(tmp_path / 'out')]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f'torchgeo-satclip probe: error: --csv expects PATH:TARGET, got {spec!r}'
+    ), err
+    assert not (tmp_path / 'out').exists()
+
+
 # issue 12.7: build --verbose shows retries; tensorboard through an extra
 
 

@@ -159,12 +159,13 @@ def csv_tasks(specs: list[str]) -> list[tuple[str, str]]:
         ``(path, target)`` pairs.
 
     Raises:
-        ValueError: for a value without ``:`` or without a path.
+        ValueError: for a value without ``:``, without a path or without a
+            target (an empty or blank one).
     """
     pairs = []
     for spec in specs:
         path, sep, target = spec.rpartition(':')
-        if not sep or not path:
+        if not sep or not path or not target.strip():
             raise ValueError(f'--csv expects PATH:TARGET, got {spec!r}')
         pairs.append((path, target))
     return pairs
