@@ -480,6 +480,14 @@ VALUES: list[tuple[list[str], str]] = [
         ['embed', '{tmp}/points.csv', '{tmp}/o.csv', '--weights', '{tmp}/folder'],
         'is a directory, expected a checkpoint file',
     ),
+    (
+        ['embed', '{tmp}/points.csv', '{tmp}/o.csv', '--weights', 'nope.ckpt'],
+        "--weights 'nope.ckpt' is neither an existing checkpoint file",
+    ),
+    (
+        ['embed', '{tmp}/points.csv', '{tmp}/o.csv', '--weights', ''],
+        "--weights is '', an empty path",
+    ),
 ]
 
 
@@ -760,6 +768,7 @@ def test_parameters_name_options() -> None:
         'build': ['build', 'r', '--num-samples', '1'],
         'probe': ['probe'],
         'demo-data': ['demo-data', 'r'],
+        'embed': ['embed', 'p.csv', 'o.csv'],
     }
     assert set(PARAMETERS) <= set(args)
     for command, renamed in PARAMETERS.items():

@@ -83,6 +83,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     'build': {'max_nodata_fraction': 'max_nodata'},
     'probe': {'splits': 'cv', 'resolution': 'map_resolution'},
     'demo-data': {'num_patches': 'n'},
+    'embed': {'source': 'weights'},
 }
 
 _DEBUG_HELP = 'on an error, show the traceback instead of one line'

@@ -895,7 +895,7 @@ def load_location_encoder(
         member = weights_member(source)
         if member is None:
             raise CheckpointError(
-                f'{source!r} is neither an existing checkpoint file nor a '
+                f'source {source!r} is neither an existing checkpoint file nor a '
                 f'SatCLIPWeights name ({", ".join(list_weights())}) nor '
                 "'geoclip' (GeoCLIPWeights.GEOCLIP)"
             )
