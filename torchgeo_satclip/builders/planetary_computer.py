@@ -123,7 +123,8 @@ class BuildResult:
             much nodata; ``missing_asset``, a band without an asset or whose
             asset answers HTTP 404/410;
             ``scene_too_small``; ``bad_scene``, a grid that is not north-up
-            or does not hold the point, or a band that is not uint16;
+            or does not hold the point, or a band that is not uint16, is in
+            another CRS than B02 or does not cover the whole patch;
             ``few_dates``: fewer windows than ``min_dates`` gave a patch).
         failures: ``(sample, error)`` of the points that kept failing (tried
             again by a re-run).

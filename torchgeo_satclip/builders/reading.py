@@ -360,6 +360,71 @@ def _grid_window(
     return Window(col_off, row_off, size, size)
 
 
+#: How far (in pixels of a band) its grid may miss the patch's bounds: the
+#: rounding of the bounds' arithmetic, never a pixel.
+_COVER_TOLERANCE = 1e-6
+
+
+def _band_window(
+    src: Any,
+    item: pystac.Item,
+    band: str,
+    crs: Any,
+    bounds: tuple[float, float, float, float],
+) -> Window:
+    """The window of a band's own grid over the patch's bounds.
+
+    Args:
+        src: the open dataset of the band.
+        item: the item, for the messages.
+        band: the band's asset key, for the messages.
+        crs: the CRS of the grid band (and of the patch).
+        bounds: ``(left, bottom, right, top)`` of the patch in *crs*.
+
+    Returns:
+        The window (fractional where the band's pixels are larger than the
+        patch's), inside the band.
+
+    Raises:
+        _Rejected: ``bad_scene``, naming the item and the band, if the band is
+            in another CRS than the grid band, is not north-up, or does not
+            cover the whole patch (a read would crop the window and stretch
+            what is left over the patch, or read another place).
+    """
+    if src.crs != crs:
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: asset {band} is in {src.crs}, {_GRID_BAND} in '
+            f'{crs}; expected every band in the same CRS',
+        )
+    grid = src.transform
+    if grid.b != 0 or grid.d != 0 or grid.e >= 0:
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: the grid of {band} is rotated or south-up '
+            f'({tuple(grid)[:6]}), expected north-up',
+        )
+    window = from_bounds(*bounds, transform=grid)
+    if (
+        window.col_off < -_COVER_TOLERANCE
+        or window.row_off < -_COVER_TOLERANCE
+        or window.col_off + window.width > src.width + _COVER_TOLERANCE
+        or window.row_off + window.height > src.height + _COVER_TOLERANCE
+    ):
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: asset {band} covers {_format_bounds(src.bounds)} '
+            f'(left, bottom, right, top in {crs}), not all of the patch '
+            f'{_format_bounds(bounds)} cut from {_GRID_BAND}',
+        )
+    return window
+
+
+def _format_bounds(bounds: Iterable[float]) -> str:
+    """``(left, bottom, right, top)``, to the millimetre (whole metres bare)."""
+    return '(' + ', '.join(f'{v:.3f}'.rstrip('0').rstrip('.') for v in bounds) + ')'
+
+
 def _read_patch(
     item: pystac.Item,
     lon: float,
@@ -396,7 +461,8 @@ def _read_patch(
     Raises:
         _Rejected: if the item lacks a band (``missing_asset``), its scene is
             smaller than a patch (``scene_too_small``), or its grid is not
-            north-up, does not hold the point or a band is not uint16
+            north-up, does not hold the point, a band is not uint16, is in
+            another CRS than B02 or does not cover the whole patch
             (``bad_scene``); with a detail that names the item and what is
             wrong.
     """
@@ -424,8 +490,8 @@ def _read_patch(
                 continue
             with rasterio.open(item.assets[band].href) as src:
                 _check_dtype(src, item, band)
-                band_window = from_bounds(
-                    left, bottom, right, top, transform=src.transform
+                band_window = _band_window(
+                    src, item, band, crs, (left, bottom, right, top)
                 )
                 bands[band] = src.read(
                     1,
