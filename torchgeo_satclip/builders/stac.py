@@ -3,7 +3,8 @@
 For a point, the STAC API is asked for the items of a collection over the
 point in a date range with ``eo:cloud_cover`` below a maximum, sorted by cloud
 cover. The answer is filtered and sorted again here, whatever the server did,
-so the least cloudy item whose footprint covers the point always comes first.
+so the least cloudy item of the date range whose footprint covers the point
+always comes first.
 
 Only the first items of the answer are read when the API declares the query
 and sort extensions (its ``conformsTo``): they are then the least cloudy ones.
@@ -63,6 +64,54 @@ def _item_date(item: pystac.Item) -> dt.date | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC)
     return moment.date()
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """*moment* in UTC (a naive one is taken to be UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def _period(interval: str) -> tuple[dt.datetime, dt.datetime]:
+    """The first and last moments of a search's ``start/end``, in UTC.
+
+    Args:
+        interval: two ``YYYY-MM-DD`` dates or RFC 3339 moments, as
+            :meth:`~.config.BuildConfig.stac_datetime` writes them.
+
+    Returns:
+        ``(first, last)``; a date alone is its whole UTC day, as
+        pystac-client sends it (its start, or its last microsecond).
+    """
+    start, end = interval.split('/')
+    first = _utc(dt.datetime.fromisoformat(start.replace('Z', '+00:00')))
+    last = _utc(dt.datetime.fromisoformat(end.replace('Z', '+00:00')))
+    if 'T' not in end:
+        last += dt.timedelta(days=1, microseconds=-1)
+    return first, last
+
+
+def _within(item: pystac.Item, first: dt.datetime, last: dt.datetime) -> bool:
+    """Whether an item's time is in a range, as a STAC search matches it.
+
+    Args:
+        item: a STAC item.
+        first: the range's first moment (aware).
+        last: its last moment (aware), included.
+
+    Returns:
+        Whether its ``datetime`` is in the range or, without one, its
+        ``start_datetime`` to ``end_datetime`` overlaps it (an item without
+        a time is not).
+    """
+    if item.datetime is not None:
+        return first <= _utc(item.datetime) <= last
+    start = item.common_metadata.start_datetime
+    end = item.common_metadata.end_datetime
+    if start is None or end is None:
+        return False
+    return _utc(start) <= last and first <= _utc(end)
 
 
 def _covering(
@@ -205,7 +254,8 @@ class _ItemSearch:
                 date is one of them.
 
         Returns:
-            The items; filtered and sorted here too, whatever the server did.
+            The items; filtered (footprint, cloud maximum, dates) and sorted
+            here too, whatever the server did.
             Only the first ones of the answer are read from an API that
             declares the query and sort extensions, every page of it from
             another (see the module).
@@ -242,7 +292,8 @@ class _ItemSearch:
             found = answer(False)
         items = _covering(found, lon, lat, self.max_cloud_cover)
         if window is None:
-            return items
+            first_moment, last_moment = _period(self.datetime)
+            return [item for item in items if _within(item, first_moment, last_moment)]
         first, last = window
         return [
             item
