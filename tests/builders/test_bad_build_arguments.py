@@ -185,6 +185,53 @@ def test_build_dataset_refuses_before_any_work(
     assert not root.exists()
 
 
+#: STAC API URLs that are none: pystac-client read one without a scheme as
+#: a local file (every point skipped: FileNotFoundError), and retried another
+#: scheme's as a transient error (a minute per point), until max_candidates.
+BAD_URLS = [
+    'planetarycomputer.microsoft.com/api/stac/v1',
+    'ftp://example.com/stac',
+    '/tmp/catalog.json',
+    '',
+    None,
+    b'https://planetarycomputer.microsoft.com/api/stac/v1',
+]
+
+
+@pytest.mark.parametrize('url', BAD_URLS, ids=[repr(u) for u in BAD_URLS])
+def test_api_url_must_be_http(tmp_path: Path, url: Any) -> None:
+    root = tmp_path / 'dataset'
+    with pytest.raises(ValueError, match=r'^api_url must be') as raised:
+        # no candidate: a regression fails at once instead of retrying
+        build_dataset(root, 2, api_url=url, max_candidates=0)
+    message = str(raised.value)
+    assert message.startswith(
+        f'api_url must be an http:// or https:// URL, not {url!r}'
+    )
+    assert 'https://planetarycomputer.microsoft.com/api/stac/v1' in message
+    assert not root.exists()
+
+
+#: GDAL options that are none: a sequence failed with 'dictionary update
+#: sequence element #0 has length 19; 2 is required', a name that is not a
+#: string in every read (after the search), naming neither.
+BAD_GDAL_ENV = [['GDAL_HTTP_TIMEOUT=5'], 'GDAL_HTTP_TIMEOUT=5', {5: 'x'}]
+
+
+@pytest.mark.parametrize('options', BAD_GDAL_ENV, ids=[repr(o) for o in BAD_GDAL_ENV])
+def test_gdal_env_must_be_a_mapping(tmp_path: Path, options: Any) -> None:
+    root = tmp_path / 'dataset'
+    with pytest.raises(ValueError, match=r'^gdal_env must be') as raised:
+        build_dataset(
+            root, 2, api_url='http://127.0.0.1:9', gdal_env=options, max_candidates=0
+        )
+    assert str(raised.value).startswith(
+        'gdal_env must be a mapping of GDAL configuration options (names to '
+        f'values, e.g. {{"GDAL_HTTP_TIMEOUT": "30"}}), not {options!r}'
+    )
+    assert not root.exists()
+
+
 #: NumPy scalars: accepted as the numbers they hold (from an array, a
 #: DataFrame row), and written to build.json as plain JSON numbers.
 NUMPY: list[tuple[str, Any]] = [

@@ -524,13 +524,16 @@ def build_dataset(
 
     Raises:
         ValueError: on an invalid argument (a *config* that is not a
-            :class:`BuildConfig` included), or a root built with other
-            parameters.
+            :class:`BuildConfig`, an *api_url* that is not ``http(s)://`` or
+            *gdal_env* that is not a mapping included), or a root built with
+            other parameters.
         BuildLockedError: if another build is running in *root*.
     """
     _check_run_options(
         num_samples, workers, max_retries, backoff, max_backoff, timeout, max_candidates
     )
+    _check_api_url(api_url)
+    _check_gdal_env(gdal_env)
     if sign is not None and not callable(sign):
         # else every point fails with a TypeError, logged, and the run ends
         # incomplete
@@ -634,6 +637,39 @@ def _check_run_options(
             raise ValueError(
                 f'{name} must be a finite number of {expected}, not {seconds!r}'
             )
+
+
+def _check_api_url(api_url: object) -> None:
+    """Refuse a STAC API URL that is not ``http(s)://``, before any work.
+
+    pystac-client reads a URL without a scheme as a local file, and another
+    scheme fails as an API error it retries: every point of the run would be
+    skipped, one by one.
+
+    Raises:
+        ValueError: naming the value and what was expected.
+    """
+    if not isinstance(api_url, str) or not api_url.startswith(('http://', 'https://')):
+        raise ValueError(
+            f'api_url must be an http:// or https:// URL, not {api_url!r} '
+            f'(the STAC API, e.g. {DEFAULT_API_URL})'
+        )
+
+
+def _check_gdal_env(gdal_env: object) -> None:
+    """Refuse GDAL options that are not a mapping of names, before any work.
+
+    Raises:
+        ValueError: naming the value and what was expected.
+    """
+    if gdal_env is not None and (
+        not isinstance(gdal_env, Mapping)
+        or not all(isinstance(name, str) for name in gdal_env)
+    ):
+        raise ValueError(
+            'gdal_env must be a mapping of GDAL configuration options (names to '
+            f'values, e.g. {{"GDAL_HTTP_TIMEOUT": "30"}}), not {gdal_env!r}'[:300]
+        )
 
 
 def _finite(number: numbers.Real) -> bool:
