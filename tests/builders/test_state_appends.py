@@ -55,3 +55,24 @@ def test_dates_rows_written_whole(tmp_path: Path) -> None:
     listed = read_dates_file(tmp_path / 'dates.csv', ['patch_0.tif'])
     state.close()
     assert listed == {'patch_0.tif': [(date, fn) for fn, date in images]}
+
+
+@pytest.mark.parametrize('sample', ['²', '١', '-1', ''])
+def test_rejected_row_with_a_sample_that_is_not_a_number_is_dropped(
+    tmp_path: Path, sample: str
+) -> None:
+    """A rejected row whose sample is not ASCII digits is a damaged row.
+
+    ``'²'.isdigit()`` is true (and ``'١'`` is an Arabic-Indic one) but
+    ``int('²')`` fails: the row is dropped like any other damaged row, and the
+    build goes on with the good ones.
+    """
+    (tmp_path / 'rejected.csv').write_text(
+        f'sample,lon,lat,reason\n3,1.0,2.0,no_item\n{sample},1.0,2.0,no_item\n',
+        encoding='utf-8',
+    )
+    with BuildState(tmp_path, BuildConfig()) as state:
+        assert state.rejected == {3: 'no_item'}
+    assert (tmp_path / 'rejected.csv').read_text(encoding='utf-8') == (
+        'sample,lon,lat,reason\n3,1.0,2.0,no_item\n'
+    )

@@ -611,7 +611,7 @@ class BuildState:
         raw_rows, dirty = _read_lines(path, _REJECTED_HEADER)
         kept = []
         for row in raw_rows:
-            if len(row) == 4 and row[0].isdigit():
+            if len(row) == 4 and row[0].isascii() and row[0].isdigit():
                 self.rejected[int(row[0])] = row[3]
                 kept.append(row)
             else:
