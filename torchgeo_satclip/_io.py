@@ -362,13 +362,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = '.tmp') -> Iterator[
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = '.tmp'
+    path: str | os.PathLike[str], write: Callable[[str], object], suffix: str = '.tmp'
 ) -> None:
     """Write ``path`` atomically: ``write`` fills a temporary sibling, then rename.
 
     Args:
         path: the final destination.
-        write: called with the temporary file's path; it writes the content.
+        write: called with the temporary file's path; it writes the content
+            (what it returns is ignored).
         suffix: suffix of the temporary name.
 
     Raises:

@@ -12,7 +12,7 @@ import math
 import numbers
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, get_args
@@ -342,7 +342,7 @@ class BuildConfig:
     items_per_point: int = 1
     resampling: _ResamplingName = 'nearest'
     dates: int = 1
-    windows: tuple[str, ...] | None = None
+    windows: Sequence[str] | None = None
     min_dates: int | None = None
 
     def __post_init__(self) -> None:
