@@ -88,7 +88,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -566,7 +566,7 @@ def encoder_degrees(
 
             def full() -> Tensor:
                 with torch.no_grad(), autocast:
-                    return encoder(lonlat)
+                    return cast(Tensor, encoder(lonlat))
 
             for part, fn in (('sh', sh), ('encoder', full)):
                 value = rate(fn, n, args.min_seconds)
@@ -581,7 +581,7 @@ def encoder_degrees(
 
         def net(features: Tensor = features) -> Tensor:
             with torch.no_grad(), autocast:
-                return encoder.nnet(features)
+                return cast(Tensor, encoder.nnet(features))
 
         key = f'net_l{degrees}_{mode}_points_per_s'
         figures[key] = rate(net, n, args.min_seconds)
@@ -708,8 +708,11 @@ def sweep_blocks(
     for block in (128, 256, 512, 1024):
 
         def fused() -> Tensor:
-            return _sh_triton.fused_spherical_harmonics(
-                lonlat, 40, 'satclip', torch.float32, torch.bfloat16, block=block
+            return cast(
+                Tensor,
+                _sh_triton.fused_spherical_harmonics(
+                    lonlat, 40, 'satclip', torch.float32, torch.bfloat16, block=block
+                ),
             )
 
         key = f'sh_l40_bf16_block{block}_points_per_s'
@@ -805,8 +808,8 @@ def data_epoch_batches(args: argparse.Namespace) -> int:
     Four a worker of the most workers tried, and every batch a rate times
     (plus the first, not timed).
     """
-    most = max(args.workers)
-    return max(4 * most, args.data_batches * most + 1)
+    most: int = max(args.workers)
+    return cast(int, max(4 * most, args.data_batches * most + 1))
 
 
 def train_workers() -> int:
@@ -820,7 +823,7 @@ def train_epoch_batches(args: argparse.Namespace) -> int:
     Four a worker of the most workers used, and every step of a fit (plus
     one).
     """
-    return max(4 * train_workers(), args.train_steps + 1)
+    return cast(int, max(4 * train_workers(), args.train_steps + 1))
 
 
 def data_loaders(
@@ -1025,7 +1028,7 @@ def train_section(
     skip = 3
     # 1. compute alone: one batch, reused, no DataLoader workers at all
     timer = StepTimer(skip)
-    dm = OneBatch(num_workers=0, **common)
+    dm: S2100KDataModule = OneBatch(num_workers=0, **common)
     trainer_for(args, steps, callbacks=[timer]).fit(recipe_task(args), dm)
     compute = args.train_batch_size / timer.seconds_per_step()
     figures['compute_only_images_per_s'] = compute

@@ -529,9 +529,9 @@ def test_gpu_suite_a_failing_loader_leaves_the_other_figures(
     assert train['compute_only_images_per_s'] > 0
     processes = [key for key in train if key.startswith('end_to_end_processes_')]
     assert any(key.endswith('_images_per_s') for key in processes), train
-    threads = [key for key in train if key.startswith('end_to_end_threads_')]
-    assert threads, train
-    assert all(key.endswith('_error') for key in threads), train
+    thread_runs = [key for key in train if key.startswith('end_to_end_threads_')]
+    assert thread_runs, train
+    assert all(key.endswith('_error') for key in thread_runs), train
     assert 'end_to_end_threads' in results['errors']['train']
 
 

@@ -7,6 +7,7 @@ speed of the same path.
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -143,7 +144,7 @@ def test_fused_spherical_harmonics_on_cuda(
 
     def counted(*args: object, **kwargs: object) -> Tensor:
         calls.append(1)
-        return kernel(*args, **kwargs)  # type: ignore[arg-type]
+        return cast(Tensor, kernel(*args, **kwargs))  # type: ignore[arg-type]
 
     monkeypatch.setattr(_sh_triton, 'fused_spherical_harmonics', counted)
     points = _points(max(num_points, 6), torch.float64)[-num_points:].cuda()

@@ -2,7 +2,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -20,21 +20,21 @@ from torchgeo_satclip.embed import (
     pipeline,
     read_points,
 )
-from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.models import LocationEncoder, build_location_encoder
 
 POINTS = [('paris', 2.35, 48.86), ('nyc', -74.0, 40.7), ('tokyo', 139.7, 35.7)]
 
 
 @pytest.fixture
-def encoder() -> torch.nn.Module:
+def encoder() -> LocationEncoder:
     torch.manual_seed(0)
     return build_location_encoder(legendre_polys=3, embed_dim=4, capacity=8)
 
 
-def expected(encoder: torch.nn.Module) -> np.ndarray:
+def expected(encoder: LocationEncoder) -> np.ndarray:
     lonlat = torch.tensor([p[1:] for p in POINTS], dtype=torch.float64)
     with torch.no_grad():
-        return encoder.eval()(lonlat).float().numpy()
+        return cast(np.ndarray, encoder.eval()(lonlat).float().numpy())
 
 
 def write_csv(path: Path, rows: list[str], header: str = 'id,lon,lat') -> Path:
@@ -51,7 +51,10 @@ def points_csv(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize('layout', ['columns', 'list'])
 def test_csv_to_parquet_keeps_ids(
-    points_csv: Path, tmp_path: Path, encoder: torch.nn.Module, layout: str
+    points_csv: Path,
+    tmp_path: Path,
+    encoder: LocationEncoder,
+    layout: Literal['columns', 'list'],
 ) -> None:
     out = tmp_path / 'out.parquet'
     result = embed_file(
@@ -69,7 +72,7 @@ def test_csv_to_parquet_keeps_ids(
     np.testing.assert_allclose(emb, expected(encoder), rtol=1e-6)
 
 
-def test_parquet_and_geojson_inputs(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_parquet_and_geojson_inputs(tmp_path: Path, encoder: LocationEncoder) -> None:
     parquet = tmp_path / 'in.parquet'
     pq.write_table(
         pa.table(
@@ -119,7 +122,7 @@ def _feature_collection(path: Path, ids: list[Any], properties: list[Any]) -> No
     )
 
 
-def test_geojson_feature_ids_are_kept(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_geojson_feature_ids_are_kept(tmp_path: Path, encoder: LocationEncoder) -> None:
     """A Feature's top-level "id" (RFC 7946, section 3.2) was dropped: only
     the properties became columns, so the output matched the input by order
     only. It is now the first column (null where a feature has none)."""
@@ -151,7 +154,7 @@ def test_geojson_feature_ids_are_kept(tmp_path: Path, encoder: torch.nn.Module) 
 )
 def test_geojson_bad_feature_ids(
     tmp_path: Path,
-    encoder: torch.nn.Module,
+    encoder: LocationEncoder,
     ids: list[Any],
     properties: list[Any],
     message: str,
@@ -184,7 +187,7 @@ def pandas_frame(index: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize('index', ['slice', 'reversed', 'named', 'text', 'default'])
 def test_parquet_written_by_pandas_keeps_its_index(
-    index: str, tmp_path: Path, encoder: torch.nn.Module
+    index: str, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     """pandas stores a RangeIndex (``df.iloc[100:200]``) in its metadata only:
     its labels were lost, and a stored index came back as a column named
@@ -214,7 +217,7 @@ def test_parquet_written_by_pandas_keeps_its_index(
         assert rows[label].tolist() == frame.index.tolist()
 
 
-def test_swapped_columns_refused(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_swapped_columns_refused(tmp_path: Path, encoder: LocationEncoder) -> None:
     path = write_csv(
         tmp_path / 'swapped.csv',
         [f'{n},{lat},{lon}' for n, lon, lat in POINTS],
@@ -227,7 +230,7 @@ def test_swapped_columns_refused(tmp_path: Path, encoder: torch.nn.Module) -> No
     assert not list(tmp_path.glob('.o.csv*'))  # no temporary file left behind
 
 
-def test_bad_row_reported_by_line(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_bad_row_reported_by_line(tmp_path: Path, encoder: LocationEncoder) -> None:
     path = write_csv(tmp_path / 'bad.csv', ['a,1,2', 'b,3,4', 'c,oops,5'])
     with pytest.raises(InputError, match=r'bad\.csv, line 4: cannot read a number'):
         list(read_points(path))
@@ -243,7 +246,7 @@ def test_bad_row_reported_by_line(tmp_path: Path, encoder: torch.nn.Module) -> N
 
 
 def test_no_silent_overwrite(
-    points_csv: Path, tmp_path: Path, encoder: torch.nn.Module
+    points_csv: Path, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     out = tmp_path / 'out.parquet'
     out.write_text('precious')
@@ -283,7 +286,7 @@ def read_output(path: Path, dim: int) -> tuple[list[str] | None, np.ndarray]:
 
 @pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
 def test_row_order_across_batches(
-    tmp_path: Path, encoder: torch.nn.Module, suffix: str
+    tmp_path: Path, encoder: LocationEncoder, suffix: str
 ) -> None:
     """7 points in batches of 3: every id keeps the embedding of its own point."""
     source = write_csv(
@@ -303,7 +306,7 @@ def test_row_order_across_batches(
 @pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
 def test_failed_overwrite_keeps_the_old_output(
     tmp_path: Path,
-    encoder: torch.nn.Module,
+    encoder: LocationEncoder,
     suffix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -458,7 +461,7 @@ def test_nearest_neighbours_do_not_drop_out(named_points: Path) -> None:
 def test_embed_file_leaves_the_encoder_as_it_was(
     points_csv: Path,
     tmp_path: Path,
-    encoder: torch.nn.Module,
+    encoder: LocationEncoder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """embed_file moved the caller's encoder to the device and left it there
@@ -510,7 +513,7 @@ def test_embed_file_leaves_the_encoder_as_it_was(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_embed_file_puts_the_encoder_back_on_its_device(
-    points_csv: Path, tmp_path: Path, encoder: torch.nn.Module
+    points_csv: Path, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     encoder.train()
     embed_file(encoder, points_csv, tmp_path / 'out.npy', device='cuda', progress=False)
@@ -589,7 +592,7 @@ def crs_named(name: str) -> dict[str, object]:
     ],
 )
 def test_geojson_crs_is_reprojected(
-    name: str, code: int, tmp_path: Path, encoder: torch.nn.Module
+    name: str, code: int, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     """Coordinates in the CRS a GeoJSON 2008 ``crs`` member names are those
     points, not metres read as degrees."""

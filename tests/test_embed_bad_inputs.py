@@ -15,7 +15,7 @@ quotes, and the reference one, which a quoted identifier column selects).
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import torch
 
 from torchgeo_satclip.cli import main
 from torchgeo_satclip.embed import InputError, embed_file
-from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.models import LocationEncoder, build_location_encoder
 
 #: Points of the valid file every case starts from (batches of 2: row 3 is in
 #: the second batch).
@@ -74,7 +74,7 @@ def csv_field(value: str, quote: bool) -> str:
 
 
 def csv_text(
-    rows: list[tuple[str, ...]], header: str = 'id,lon,lat', quote_ids: bool = False
+    rows: Sequence[tuple[str, ...]], header: str = 'id,lon,lat', quote_ids: bool = False
 ) -> bytes:
     lines = [header]
     for row in rows:
@@ -125,6 +125,14 @@ NOT_NUMBERS = {
     "12'": 'not a number',
     '12N': 'not a number',
 }
+# The case tables below reuse these loop names for values of several types.
+column: Any
+values: Any
+value: Any
+bad: Any
+content: Any
+coords: Any
+axis: Any
 for reader, quote in READERS.items():
     for text, reason in NOT_NUMBERS.items():
         for column, name in ((1, 'lon'), (2, 'lat')):
@@ -458,7 +466,7 @@ for name, values, kind in NOT_NUMERIC:
 for index, _ in PLACES:
     row = index + 1
     for column, axis in (('lon', 'longitude'), ('lat', 'latitude')):
-        values: list[float | None] = list(LONS if column == 'lon' else LATS)
+        values = list(LONS if column == 'lon' else LATS)
         values[index] = None
         columns = {'id': IDS, 'lon': LONS, 'lat': LATS, column: values}
         case(
@@ -624,7 +632,7 @@ for kind, value, shown in [
 ]:
     for axis, position in (('longitude', 0), ('latitude', 1)):
         for index, number in GEOJSON_PLACES:
-            coords: list[Any] = [10.0, 20.0]
+            coords = [10.0, 20.0]
             coords[position] = value
             case(
                 f'geojson-{kind}-{axis}-feature{number}',
@@ -1042,7 +1050,7 @@ for index, number in GEOJSON_PLACES:
 
 
 @pytest.fixture(scope='module')
-def encoder() -> torch.nn.Module:
+def encoder() -> LocationEncoder:
     torch.manual_seed(0)
     return build_location_encoder(legendre_polys=3, embed_dim=4, capacity=8)
 
@@ -1065,7 +1073,7 @@ def test_there_are_enough_cases() -> None:
 
 @pytest.mark.parametrize('bad', CASES, ids=[c.id for c in CASES])
 def test_refused_clearly_and_nothing_left(
-    bad: Case, tmp_path: Path, encoder: torch.nn.Module
+    bad: Case, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     source = write_case(tmp_path, bad)
     output = tmp_path / f'out{bad.output or OUTPUTS[CASES.index(bad) % len(OUTPUTS)]}'
@@ -1105,7 +1113,7 @@ def test_command_line_status_2_one_line(
 
 
 def test_the_first_problem_in_the_file_is_reported(
-    tmp_path: Path, encoder: torch.nn.Module
+    tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     """Two mistakes in one batch: the one on the earlier line is named."""
     rows = [list(p) for p in POINTS]

@@ -22,6 +22,7 @@ from torchgeo_satclip.embed import write as embed_write
 from torchgeo_satclip.models import (
     CheckpointError,
     LocationEncoder,
+    SirenNet,
     build_location_encoder,
 )
 
@@ -30,7 +31,7 @@ DIM = 4
 
 
 @pytest.fixture
-def encoder() -> torch.nn.Module:
+def encoder() -> LocationEncoder:
     torch.manual_seed(0)
     return build_location_encoder(legendre_polys=3, embed_dim=DIM, capacity=8)
 
@@ -58,7 +59,7 @@ def write_empty(path: Path) -> None:
 @pytest.mark.parametrize('source', ['.csv', '.parquet', '.geojson'])
 @pytest.mark.parametrize('output', ['.parquet', '.csv', '.npy', 'list'])
 def test_no_points_give_a_valid_empty_file(
-    source: str, output: str, tmp_path: Path, encoder: torch.nn.Module
+    source: str, output: str, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     src = tmp_path / f'in{source}'
     write_empty(src)
@@ -85,7 +86,7 @@ def test_no_points_give_a_valid_empty_file(
         )
 
 
-def test_csv_output_is_exact(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_csv_output_is_exact(tmp_path: Path, encoder: LocationEncoder) -> None:
     """Every float32 and float64 reads back bit for bit; awkward ids survive."""
     names = ['plain', 'a, b', 'say "hi"', 'two\nlines', 'é', '', ' x ']
     rng = np.random.default_rng(0)
@@ -150,7 +151,7 @@ def test_csv_output_of_large_and_view_strings(
 @pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
 @pytest.mark.parametrize('mode', [0o600, 0o640, 0o604])
 def test_overwrite_keeps_the_mode(
-    suffix: str, mode: int, tmp_path: Path, encoder: torch.nn.Module
+    suffix: str, mode: int, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     src = tmp_path / 'in.csv'
     src.write_text('id,lon,lat\na,1,2\n')
@@ -162,7 +163,7 @@ def test_overwrite_keeps_the_mode(
     assert out.read_bytes() != b'old'
 
 
-def test_new_output_follows_the_umask(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_new_output_follows_the_umask(tmp_path: Path, encoder: LocationEncoder) -> None:
     src = tmp_path / 'in.csv'
     src.write_text('id,lon,lat\na,1,2\n')
     old = os.umask(0o027)
@@ -185,7 +186,7 @@ def many_points(path: Path, n: int) -> Path:
 
 
 def test_npy_reserves_its_space_first(
-    tmp_path: Path, encoder: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, encoder: LocationEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A disk too small for the array is found before any point is embedded."""
     src = many_points(tmp_path / 'in.csv', 10)
@@ -215,7 +216,7 @@ def test_full_disk_while_writing(
     suffix: str,
     code: int,
     tmp_path: Path,
-    encoder: torch.nn.Module,
+    encoder: LocationEncoder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src = many_points(tmp_path / 'in.csv', 10)
@@ -290,7 +291,7 @@ def test_a_real_file_size_limit(tmp_path: Path) -> None:
 
 
 def test_non_finite_weights_are_refused(
-    tmp_path: Path, encoder: torch.nn.Module
+    tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     src = many_points(tmp_path / 'in.csv', 3)
     state = encoder.state_dict()
@@ -307,13 +308,16 @@ def test_non_finite_weights_are_refused(
 
 @pytest.mark.parametrize('suffix', ['.parquet', '.csv', '.npy'])
 def test_non_finite_embeddings_are_refused(
-    suffix: str, tmp_path: Path, encoder: torch.nn.Module
+    suffix: str, tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     """Finite weights whose output overflows float32: refused, naming the point."""
     src = tmp_path / 'in.csv'
     src.write_text('id,lon,lat\na,1,2\nb,3,4\nc,5,6\n')
     with torch.no_grad():
-        encoder.double().nnet.last_layer.bias[0] = 1e300  # finite in float64
+        nnet = encoder.double().nnet
+        assert isinstance(nnet, SirenNet)
+        assert nnet.last_layer.bias is not None
+        nnet.last_layer.bias[0] = 1e300  # finite in float64
     out = tmp_path / f'out{suffix}'
     with pytest.raises(
         EmbedError,
@@ -323,7 +327,7 @@ def test_non_finite_embeddings_are_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.csv']
 
 
-def test_checked_before_the_work(tmp_path: Path, encoder: torch.nn.Module) -> None:
+def test_checked_before_the_work(tmp_path: Path, encoder: LocationEncoder) -> None:
     src = many_points(tmp_path / 'in.csv', 3)
     (tmp_path / 'file').write_text('x')
     (tmp_path / 'folder.parquet').mkdir()
@@ -344,8 +348,12 @@ def test_checked_before_the_work(tmp_path: Path, encoder: torch.nn.Module) -> No
     for batch_size in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match='batch_size'):
             embed_file(
-                encoder, src, tmp_path / 'o.npy', batch_size=batch_size, progress=False
-            )  # type: ignore[arg-type]
+                encoder,
+                src,
+                tmp_path / 'o.npy',
+                batch_size=batch_size,  # type: ignore[arg-type]
+                progress=False,
+            )
     for device, match in [('foo', 'unknown device'), ('xpu', 'not supported')]:
         with pytest.raises(ValueError, match=match):
             embed_file(encoder, src, tmp_path / 'o.npy', device=device, progress=False)

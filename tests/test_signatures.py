@@ -73,7 +73,9 @@ def test_reads_source_without_importing(monkeypatch: pytest.MonkeyPatch) -> None
     def no_import(name: str) -> None:
         raise AssertionError(f'imported {name}')
 
-    monkeypatch.setattr(_signatures.importlib, 'import_module', no_import)
+    monkeypatch.setattr(
+        'torchgeo_satclip.cli._signatures.importlib.import_module', no_import
+    )
     probe = StaticSignature('torchgeo_satclip.evaluation.probe', 'run_probes')
     assert probe.default('folds') == 5
     assert probe.default('protocols') == ('linear',)

@@ -5,7 +5,7 @@ patch them in; a test module asks for one with
 ``pytestmark = pytest.mark.usefixtures('tiny_timm')``.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ class TinyNet(nn.Module):
         self.fc: nn.Module = nn.Linear(4, num_classes) if num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return cast(torch.Tensor, self.fc(self.features(x)))
 
 
 class TinyClassifierNet(nn.Module):
@@ -53,7 +53,7 @@ class TinyClassifierNet(nn.Module):
         self.fc = nn.Linear(4, num_classes) if num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return cast(torch.Tensor, self.fc(self.features(x)))
 
 
 def create_model(*args: Any, **kwargs: Any) -> nn.Module:

@@ -160,7 +160,7 @@ def band_values(kind: str, band: str, size: int) -> np.ndarray:
     rows, cols = np.mgrid[0:size, 0:size]
     if kind == 'cloudy':
         return np.full((size, size), CLOUDY_VALUE, dtype=np.uint16)
-    data = 1000 + 100 * BANDS.index(band) + (rows * 7 + cols * 3) % 50
+    data: np.ndarray = 1000 + 100 * BANDS.index(band) + (rows * 7 + cols * 3) % 50
     data = data.astype(np.uint16)
     if kind == 'nodata':
         data[:, : size * 3 // 5] = 0  # 60 % nodata

@@ -21,7 +21,8 @@ from torchgeo_satclip.builders.config import BuildConfig
 from torchgeo_satclip.builders.planetary_computer import _Builder
 from torchgeo_satclip.builders.reading import _Rejected, _Retry
 
-from .test_nodata import BANDS, CENTRE, EXTENT, SIZE, make_item
+from .fake_stac import BANDS
+from .test_nodata import CENTRE, EXTENT, SIZE, make_item
 
 #: The flawed items, and the reason each is passed over for.
 FLAWS = {

@@ -22,7 +22,7 @@ from .test_planetary_computer import REPO, build, cli_args, index_rows
 
 #: The year of scene D, split into three windows by dates=3:
 #: 2022-01-01/2022-05-01, 2022-05-02/2022-08-31, 2022-09-01/2022-12-31.
-YEAR = {'start': '2022-01-01', 'end': '2022-12-31'}
+YEAR: dict[str, Any] = {'start': '2022-01-01', 'end': '2022-12-31'}
 #: Explicit windows: the first third ends on 30 April.
 WINDOWS = ['2022-01-01/2022-04-30', '2022-05-01/2022-08-31', '2022-09-01/2022-12-31']
 
@@ -419,6 +419,7 @@ def test_cli_bad_dates(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = tmp_path / 'b'
+    status: int | str | None
     try:
         status = main(['build', str(root), '--num-samples', '1', *extra])
     except SystemExit as error:  # argparse's own errors

@@ -403,5 +403,6 @@ def test_cli_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> N
     assert '--num-samples' in capsys.readouterr().out
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == 'command')
+    assert isinstance(sub.choices, dict)
     for action in sub.choices['build']._actions:
         assert action.help, f'build {action.dest} has no help'

@@ -5,10 +5,11 @@ machine lacks and the suite never uses: every attribute, submodule and call
 of this stub gives another placeholder, and a placeholder can be subclassed.
 """
 
+import importlib.abc
 import importlib.machinery
 import sys
 import types
-from typing import Any
+from typing import Any, cast
 
 
 class _Placeholder:
@@ -53,7 +54,9 @@ class _Finder:
         self, name: str, path: Any = None, target: Any = None
     ) -> importlib.machinery.ModuleSpec | None:
         if name.startswith('lightly.'):
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return importlib.machinery.ModuleSpec(
+                name, cast(importlib.abc.Loader, self), is_package=True
+            )
         return None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
