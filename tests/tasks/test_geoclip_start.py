@@ -1,7 +1,7 @@
 """SatCLIPTask starting from GeoCLIP's pretrained location encoder."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -78,7 +78,7 @@ def test_embed_dim_must_match() -> None:
 def test_checkpoint_keeps_geoclip_frequencies(tmp_path: Path) -> None:
     """After training, the task and the loader rebuild GeoCLIP's own matrices."""
     task = geoclip_task(lr=1e-3)
-    before = task.location_encoder.posenc.b.clone()
+    before = cast(torch.Tensor, task.location_encoder.posenc.b).clone()
     trainer = Trainer(
         accelerator='cpu',
         default_root_dir=str(tmp_path),

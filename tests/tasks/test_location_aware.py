@@ -4,11 +4,11 @@ import re
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import Logger
 from torch import Tensor
 from torchgeo.main import main
@@ -278,13 +278,13 @@ LONLAT = torch.tensor([[2.35, 48.86], [-74.0, 40.7]])
 
 
 @pytest.mark.parametrize('fusion', ['concat', 'film'])
-def test_forward_and_frozen_location(fusion: str) -> None:
+def test_forward_and_frozen_location(fusion: Literal['concat', 'film']) -> None:
     task = LocationAwareClassificationTask(
         model='tiny', num_classes=3, fusion=fusion, **small()
     )
     images = torch.randn(2, 3, 8, 8)
     assert task(images, LONLAT).shape == (2, 3)
-    encoder = task.model.location.encoder
+    encoder = cast(LocationFusionModel, task.model).location.encoder
     task.train()
     assert not encoder.training
     assert all(not p.requires_grad for p in encoder.parameters())
@@ -329,7 +329,7 @@ def test_location_passed_explicitly_and_nothing_kept(task_class: str) -> None:
 
     def spy(*args: torch.Tensor) -> torch.Tensor:
         seen.append(args[-1])
-        return model_forward(*args)
+        return cast(Tensor, model_forward(*args))
 
     task.model.forward = spy
     task.configure_losses()
@@ -435,7 +435,7 @@ def test_location_only_fit_in_float64(tmp_path: Path) -> None:
 @pytest.mark.parametrize('location_input', ['lonlat', 'embedding'])
 @pytest.mark.parametrize('model_dtype', [torch.float32, torch.float64])
 def test_embedding_cast_to_the_model_dtype(
-    location_input: str, model_dtype: torch.dtype
+    location_input: Literal['lonlat', 'embedding'], model_dtype: torch.dtype
 ) -> None:
     """Each model casts the embedding (encoder's or precomputed) to its own dtype."""
     for dtype in (torch.float32, torch.float64):
@@ -483,7 +483,9 @@ def test_bad_head_is_refused(
 
 
 def test_bad_location_only_model_is_refused() -> None:
-    encoder = LocationRegressionTask(**small()).model.location.encoder
+    encoder = cast(
+        LocationOnlyModel, LocationRegressionTask(**small()).model
+    ).location.encoder
     for kwargs, message in (
         ({'hidden': 0}, 'hidden must be at least 1, got 0'),
         ({'num_layers': -1}, 'num_layers must be at least 0, got -1'),
@@ -518,7 +520,9 @@ def test_bad_fusion_model_is_refused(kwargs: dict[str, Any], message: str) -> No
     ``'sum' is not a valid Fusion``, naming neither the argument nor the
     choices.
     """
-    encoder = LocationRegressionTask(**small()).model.location.encoder
+    encoder = cast(
+        LocationOnlyModel, LocationRegressionTask(**small()).model
+    ).location.encoder
     args: dict[str, Any] = {
         'backbone': torch.nn.Flatten(),
         'num_features': 12,
@@ -545,7 +549,7 @@ TASKS = [
 
 
 @pytest.mark.parametrize('task_class', TASKS, ids=lambda c: c.__name__)
-def test_one_set_of_location_arguments(task_class: type) -> None:
+def test_one_set_of_location_arguments(task_class: type[LightningModule]) -> None:
     """Every task takes the same location-encoder names, with one set of defaults."""
     parameters = inspect.signature(task_class.__init__).parameters
     for field in dataclasses.fields(LocationEncoderArgs):
@@ -567,7 +571,7 @@ def test_one_set_of_location_arguments(task_class: type) -> None:
     ids=['classification', 'regression'],
 )
 def test_location_only_takes_every_argument_but_the_images(
-    fused: type, only: type
+    fused: type[LightningModule], only: type[LightningModule]
 ) -> None:
     """LocationClassificationTask lacked pos_weight (the 'bce' loss's weight
     of TorchGeo 0.10's task and of the location-aware task): a TypeError, or
@@ -605,7 +609,7 @@ def test_location_arguments_build_the_encoder() -> None:
         num_hidden_layers=3,
         allow_random_location=True,
     )
-    encoder = task.model.location.encoder
+    encoder = cast(LocationOnlyModel, task.model).location.encoder
     assert encoder.embed_dim == 6
     assert type(encoder.posenc).__name__ == 'Wrap'
     assert next(iter(encoder.nnet.parameters())).shape[0] == 5
@@ -661,13 +665,17 @@ def test_positional_encoding_kwargs_must_be_a_mapping() -> None:
 def test_deprecated_location_names(old: str) -> None:
     new = DEPRECATED_LOCATION_ARGS[old]
     with pytest.warns(DeprecationWarning, match=f'{old} is deprecated; use {new}'):
-        task = LocationRegressionTask(**{old: 6}, allow_random_location=True)
+        task = LocationRegressionTask(
+            **cast(dict[str, Any], {old: 6}), allow_random_location=True
+        )
     assert task.hparams[new] == 6
     assert old not in task.hparams
     # the message names both values, not only both names
     message = f'{old} (deprecated) is 6 and {new} is 5: give one of them'
     with pytest.raises(ValueError, match=re.escape(message)):
-        LocationRegressionTask(**{old: 6, new: 5}, allow_random_location=True)
+        LocationRegressionTask(
+            **cast(dict[str, Any], {old: 6, new: 5}), allow_random_location=True
+        )
 
 
 def test_loaded_location_weights_rebuild_from_hparams(tmp_path: Path) -> None:
@@ -675,7 +683,8 @@ def test_loaded_location_weights_rebuild_from_hparams(tmp_path: Path) -> None:
         legendre_polys=3, embed_dim=6, capacity=5, allow_random_location=True
     )
     path = save_official_checkpoint(
-        source.model.location.encoder, tmp_path / 'encoder.ckpt'
+        cast(LocationOnlyModel, source.model).location.encoder,
+        tmp_path / 'encoder.ckpt',
     )
     task = LocationRegressionTask(location_weights=str(path))
     assert (task.hparams['legendre_polys'], task.hparams['capacity']) == (3, 5)
@@ -703,7 +712,8 @@ def test_fine_tuned_location_gets_gradients() -> None:
     task.configure_losses()
     loss = task.training_step(batch_at(LONLAT, label=torch.tensor([1.0, 2.0])), 0)
     loss.backward()
-    grads = [p.grad for p in task.model.location.encoder.parameters()]
+    encoder = cast(LocationFusionModel, task.model).location.encoder
+    grads = [p.grad for p in encoder.parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
@@ -768,7 +778,7 @@ def test_location_only_tasks() -> None:
 
 @pytest.mark.parametrize('fusion', ['concat', 'film'])
 def test_real_timm_backbone_with_pre_logits_head(
-    fusion: str, monkeypatch: pytest.MonkeyPatch
+    fusion: Literal['concat', 'film'], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MobileNetV3 pools to head_hidden_size (1024), not num_features (288)."""
     monkeypatch.undo()  # a real timm model, not the tiny_timm stand-in

@@ -2,7 +2,7 @@
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from torchgeo_satclip.datamodules import S2100KDataModule
 from torchgeo_satclip.datasets import S2100K
@@ -106,12 +106,16 @@ def test_momentum_update_formula_exact_and_buffers_untouched() -> None:
     torch.manual_seed(0)
     query = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
     key = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
-    query[1].running_mean.fill_(5.0)  # buffers are not momentum-updated (MoCo)
+    cast(Tensor, query[1].running_mean).fill_(
+        5.0
+    )  # buffers are not momentum-updated (MoCo)
     before = [p.clone() for p in key.parameters()]
     momentum_update(key, query, 0.75)
     for old, new, q in zip(before, key.parameters(), query.parameters(), strict=True):
         torch.testing.assert_close(new, 0.75 * old + 0.25 * q, rtol=0, atol=1e-15)
-    assert torch.equal(key[1].running_mean, torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(
+        cast(Tensor, key[1].running_mean), torch.zeros(4, dtype=torch.float64)
+    )
 
 
 def move_query_away(task: SatCLIPTask) -> tuple[list[Tensor], list[Tensor]]:
@@ -252,7 +256,8 @@ def test_mlp_head_shape() -> None:
 
 
 def task_head_widths(task: SatCLIPTask) -> tuple[int, int, int]:
-    first, last = task.moco_head[0], task.moco_head[2]
+    head = cast(nn.Sequential, task.moco_head)
+    first, last = cast(nn.Linear, head[0]), cast(nn.Linear, head[2])
     return first.in_features, first.out_features, last.out_features
 
 
@@ -589,11 +594,12 @@ def test_validation_pairs_are_fixed_training_pairs_are_not() -> None:
     (seeded by the split's seed): its loss compares across epochs."""
     dm = temporal_datamodule(val_split_pct=0.5, seed=1, batch_size=1)
     dm.setup('fit')
-    assert dm.val_dataset is not None
-    val_source = dm.val_dataset.dataset
+    assert isinstance(dm.val_dataset, Subset)
+    assert isinstance(dm.train_dataset, Subset)
+    val_source = cast(S2100K, dm.val_dataset.dataset)
     assert val_source.fixed_pairs
-    assert not dm.train_dataset.dataset.fixed_pairs
-    assert val_source.files is dm.dataset.files
+    assert not cast(S2100K, dm.train_dataset.dataset).fixed_pairs
+    assert val_source.files is cast(S2100K, dm.dataset).files
     torch.manual_seed(0)
     epochs = [
         [batch['date'].tolist() for batch in dm.val_dataloader()] for _ in range(12)
@@ -606,12 +612,12 @@ def test_validation_pairs_are_fixed_training_pairs_are_not() -> None:
     for seed in (-1, np.int64(3)):
         odd = temporal_datamodule(val_split_pct=0.5, seed=seed, batch_size=1)
         odd.setup('fit')
-        assert odd.val_dataset is not None
-        assert odd.val_dataset.dataset.fixed_pairs
+        assert isinstance(odd.val_dataset, Subset)
+        assert cast(S2100K, odd.val_dataset.dataset).fixed_pairs
     # a dataset whose pairs are already fixed is used as it is
     seeded = temporal_datamodule(val_split_pct=0.5, pair_seed=5, batch_size=1)
     seeded.setup('fit')
-    assert seeded.val_dataset is not None
+    assert isinstance(seeded.val_dataset, Subset)
     assert seeded.val_dataset.dataset is seeded.dataset
 
 

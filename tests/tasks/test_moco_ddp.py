@@ -9,10 +9,10 @@ import pytest
 import timm
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
+from torch.multiprocessing.spawn import spawn
 from torch.utils.data import DataLoader
 
 from tests.ddp import DestroyProcessGroupAtExit
@@ -37,7 +37,7 @@ class _TinyBN(nn.Module):
         self.norm = nn.BatchNorm2d(4)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(self.conv(x)).amax(dim=(2, 3))
+        return cast(Tensor, self.norm(self.conv(x)).amax(dim=(2, 3)))
 
 
 def _task() -> SatCLIPTask:
@@ -92,7 +92,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
 def test_queue_equal_on_every_process_with_shuffled_keys(tmp_path: Path) -> None:
     out = str(tmp_path / 'result')
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
     results = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(WORLD)]
 
     # the same queue, pointer and momentum encoder on every process

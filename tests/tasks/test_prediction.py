@@ -402,7 +402,7 @@ def test_two_writers_of_one_run_share_a_folder(order: str, tmp_path: Path) -> No
     ]
     if order == 'parquet first':
         writers.reverse()
-    trainer = SimpleNamespace(world_size=1, global_rank=0, callbacks=writers)
+    trainer: Any = SimpleNamespace(world_size=1, global_rank=0, callbacks=writers)
     for writer in writers:
         writer.write_on_epoch_end(
             trainer, _NO_MODULE, [_batch([7, 8], image=False)], []
@@ -429,7 +429,7 @@ def test_npy_write_failure_keeps_the_earlier_files(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(prediction.np, 'save', full)
+    monkeypatch.setattr('torchgeo_satclip.tasks.prediction.np.save', full)
     with pytest.raises(OSError, match='No space left'):
         writer.write_on_epoch_end(_one_process(), _NO_MODULE, [_batch([7, 8, 9])], [])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 from torchgeo.main import main
 
@@ -38,7 +38,7 @@ def weights_file(tmp_path: Path) -> Path:
     return save_official_checkpoint(encoder, tmp_path / 'location.ckpt')
 
 
-TASKS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
+TASKS: dict[str, tuple[type[LightningModule], dict[str, Any]]] = {
     'satclip': (SatCLIPTask, {'model': 'tiny', 'in_channels': 13, 'embed_dim': 8}),
     'aware-classification': (
         LocationAwareClassificationTask,
@@ -92,7 +92,7 @@ def test_missing_weights_file_is_an_error(name: str, tmp_path: Path) -> None:
         task_class(**kwargs, location_weights=str(tmp_path / 'missing.ckpt'))
 
 
-CONFIGS = {
+CONFIGS: dict[str, tuple[str, type[LightningModule]]] = {
     'satclip': ('satclip_s2_100k.yaml', SatCLIPTask),
     'aware-classification': (
         'eurosat_location.yaml',

@@ -1,7 +1,7 @@
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -227,7 +227,7 @@ def test_loss_matches_hand_computed() -> None:
     scale = math.log(1 / 0.07)
 
     def normalise(x: np.ndarray) -> np.ndarray:
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
+        return cast(np.ndarray, x / np.linalg.norm(x, axis=1, keepdims=True))
 
     logits = np.exp(scale) * normalise(img) @ normalise(loc).T
 
@@ -489,6 +489,7 @@ def test_weights_enum_and_checkpoint(
     t.fit(tiny_task(), quiet_datamodule())
     t.save_checkpoint(path)
     trained = t.lightning_module
+    assert isinstance(trained, SatCLIPTask)
     from_ckpt = tiny_task(weights=str(path))
     for key, value in trained.model.state_dict().items():
         assert torch.equal(from_ckpt.model.state_dict()[key], value)
@@ -576,7 +577,7 @@ def test_export_official_checkpoint(tmp_path: Path) -> None:
         )
         assert torch.equal(
             state['model.visual.features.0.weight'],
-            task.model.features[0].weight.detach(),
+            cast(nn.Conv2d, cast(TinyNet, task.model).features[0]).weight.detach(),
         )
         assert state['model.logit_scale'].item() == pytest.approx(
             task.logit_scale.item()
@@ -726,7 +727,7 @@ def test_bf16_mixed_keeps_location_dtype(tmp_path: Path, location_dtype: str) ->
 
 def test_channels_last(tmp_path: Path) -> None:
     task = tiny_task(channels_last=True)
-    conv = task.model.features[0]
+    conv = cast(nn.Conv2d, cast(TinyNet, task.model).features[0])
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     inputs: list[torch.Tensor] = []
     conv.register_forward_pre_hook(lambda m, args: inputs.append(args[0]))

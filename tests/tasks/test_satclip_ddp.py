@@ -4,15 +4,15 @@ import math
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import pytest
 import timm
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
+from torch.multiprocessing.spawn import spawn
 
 from torchgeo_satclip.tasks import SatCLIPTask
 from torchgeo_satclip.tasks._clip import clip_loss
@@ -53,7 +53,7 @@ class _Tiny(nn.Module):
         self.conv = nn.Conv2d(kwargs.get('in_chans', 3), 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).mean(dim=(2, 3))
+        return cast(torch.Tensor, self.conv(x).mean(dim=(2, 3)))
 
 
 def _task() -> SatCLIPTask:
@@ -61,13 +61,16 @@ def _task() -> SatCLIPTask:
     # Patch timm only while the task is built: a global assignment would leak
     # the stand-in into every later test of the session.
     with mock.patch.object(timm, 'create_model', _Tiny):
-        return SatCLIPTask(
-            embed_dim=4,
-            legendre_polys=3,
-            capacity=8,
-            location_dropout=0.0,
-            location_dtype='float64',
-        ).eval()
+        return cast(
+            SatCLIPTask,
+            SatCLIPTask(
+                embed_dim=4,
+                legendre_polys=3,
+                capacity=8,
+                location_dropout=0.0,
+                location_dtype='float64',
+            ).eval(),
+        )
 
 
 def _task_batch(features: torch.Tensor, lonlat: torch.Tensor) -> dict[str, Any]:
@@ -121,7 +124,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
 def test_gathered_loss_equals_single_process_loss(tmp_path: Path) -> None:
     out = tmp_path / 'result.pt'
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
     result = torch.load(out, weights_only=True)
 
     features, lonlat = _data()

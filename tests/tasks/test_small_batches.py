@@ -29,6 +29,7 @@ def test_last_batch_of_one_is_skipped(tmp_path: Path) -> None:
     (metrics,) = trainer(tmp_path).validate(task, dm)
     batches: list[Any] = list(dm.val_dataloader())
     assert [len(b['point']) for b in batches] == [2, 1]
+    assert dm.val_aug is not None
     batch = dm.val_aug(batches[0])
     task.eval()
     with torch.no_grad():
