@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -24,23 +25,27 @@ from torchgeo_satclip.datasets import S2100K, _archive
 from torchgeo_satclip.datasets._archive import extract_safely
 
 
-def add_file(tar: tarfile.TarFile, name: str, data: bytes = b'x') -> None:
+def add_file(tar: tarfile.TarFile, name: str, data: bytes = b'x') -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
+    return info
 
 
-def add_special(tar: tarfile.TarFile, name: str, kind: bytes, target: str = '') -> None:
+def add_special(
+    tar: tarfile.TarFile, name: str, kind: bytes, target: str = ''
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = target
     if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
         info.devmajor, info.devminor = 1, 3
     tar.addfile(info)
+    return info
 
 
 #: (case id, how to fill the archive, the member named in the refusal)
-HOSTILE: list[tuple[str, Callable[[tarfile.TarFile, Path], None], str]] = [
+HOSTILE: list[tuple[str, Callable[[tarfile.TarFile, Path], object], str]] = [
     ('dotdot', lambda t, base: add_file(t, '../../ESCAPED.txt'), '../../ESCAPED.txt'),
     ('dotdot-one', lambda t, base: add_file(t, '../ESCAPED.txt'), '../ESCAPED.txt'),
     (
@@ -105,7 +110,7 @@ def data_filter(
 def test_hostile_tar_refused(
     tmp_path: Path,
     data_filter: bool,
-    fill: Callable[[tarfile.TarFile, Path], None],
+    fill: Callable[[tarfile.TarFile, Path], object],
     member: str,
 ) -> None:
     root = tmp_path / 'root'
@@ -218,7 +223,10 @@ def test_not_an_archive(tmp_path: Path, content: bytes) -> None:
         extract_safely(archive, tmp_path / 'images')
 
 
-def _tar_bytes(mode: str) -> bytes:
+_WriteMode = Literal['w', 'w:gz', 'w:bz2', 'w:xz']
+
+
+def _tar_bytes(mode: _WriteMode) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode) as tar:
         add_file(tar, 'patch_0.tif', os.urandom(5000))
@@ -231,7 +239,7 @@ def _tar_bytes(mode: str) -> bytes:
     # an uncompressed tar cut in its zero padding is complete: cut in a file
     [(m, f) for m in ('w:gz', 'w:bz2', 'w:xz') for f in (0.3, 0.6, 0.9)] + [('w', 0.3)],
 )
-def test_truncated_archive(tmp_path: Path, mode: str, fraction: float) -> None:
+def test_truncated_archive(tmp_path: Path, mode: _WriteMode, fraction: float) -> None:
     data = _tar_bytes(mode)
     archive = tmp_path / 'satclip.tar'
     archive.write_bytes(data[: int(len(data) * fraction)])
@@ -240,7 +248,7 @@ def test_truncated_archive(tmp_path: Path, mode: str, fraction: float) -> None:
 
 
 @pytest.mark.parametrize('mode', ['w', 'w:gz', 'w:bz2', 'w:xz'])
-def test_good_tar_extracts(tmp_path: Path, data_filter: bool, mode: str) -> None:
+def test_good_tar_extracts(tmp_path: Path, data_filter: bool, mode: _WriteMode) -> None:
     archive = tmp_path / 'a.tar'
     with tarfile.open(archive, mode) as tar:
         info = tarfile.TarInfo('sub')

@@ -24,9 +24,9 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ from rasterio.transform import from_origin
 
 from torchgeo_satclip._errors import DataError
 from torchgeo_satclip.cli import main
-from torchgeo_satclip.datasets import S2100K, pack_s2_100k
+from torchgeo_satclip.datasets import S2100K, SampleBatch, pack_s2_100k
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 SIZE = 32  # the fake patches are 32 x 32
@@ -813,7 +813,9 @@ def test_declared_size_of_another_dataset(patch_root: Path) -> None:
     for size in (32, (32, 32), [32, 32]):
         ds = S2100K(patch_root, patch_size=size)  # type: ignore[arg-type]
         assert ds.patch_size == (32, 32)
-        assert ds.__getitems__([0, 1]).stacked['image'].shape == (2, 12, 32, 32)
+        batch = ds.__getitems__([0, 1])
+        assert isinstance(batch, SampleBatch)
+        assert batch.stacked['image'].shape == (2, 12, 32, 32)
 
 
 def test_subclass_declares_size(patch_root: Path) -> None:
@@ -985,4 +987,5 @@ def test_points_are_not_a_silent_default(index_root: Path) -> None:
     expected = torch.tensor(
         [[float(v) for v in r.split(',')[1:]] for r in ROWS], dtype=torch.float64
     )
-    assert torch.equal(torch.stack([s['point'] for s in ds]), expected)
+    points = [s['point'] for s in cast(Iterable[dict[str, torch.Tensor]], ds)]
+    assert torch.equal(torch.stack(points), expected)

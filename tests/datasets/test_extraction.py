@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 
+import torchgeo_satclip.datasets._archive
 import torchgeo_satclip.datasets.s2_100k
 from torchgeo_satclip.datasets import S2100K
 
@@ -76,7 +77,7 @@ class Listings:
 def extractions(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The archives S2100K extracts, in order."""
     done: list[Path] = []
-    real = torchgeo_satclip.datasets.s2_100k.extract_safely
+    real = torchgeo_satclip.datasets._archive.extract_safely
 
     def counting(archive: Path, directory: Path) -> list[str]:
         done.append(Path(archive))

@@ -19,7 +19,7 @@ def test_file_centroids(tmp_path: Path) -> None:
         paths.append(path)
     np.testing.assert_allclose(file_centroid(paths[1]), places[1], atol=1e-6)
 
-    class Files(torch.utils.data.Dataset):
+    class Files(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         def __init__(self) -> None:
             self.samples = [(os.fspath(p), 0) for p in paths]
 

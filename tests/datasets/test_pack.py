@@ -83,11 +83,12 @@ class TestPack:
         assert S2100K(root, patch_size=32).layout == 'geotiff'
 
         calls.clear()
-        monkeypatch.setattr(
-            torchgeo_satclip.datasets.pack,
-            '_decode',
-            lambda p, size: (calls.append(p), original(p, size))[1],
-        )
+
+        def counted(p: Any, size: Any) -> Any:
+            calls.append(p)
+            return original(p, size)
+
+        monkeypatch.setattr(torchgeo_satclip.datasets.pack, '_decode', counted)
         result = pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
         assert result.num_resumed_shards == 1
         assert [p.name for p in calls] == [f'patch_{i}.tif' for i in range(3, 8)]
@@ -308,8 +309,6 @@ def test_workers_are_capped_by_cpus_and_patches(
     """--workers 100000 on 8 patches starts a handful of processes, not 100,000."""
     import multiprocessing
 
-    import torchgeo_satclip.datasets.pack as pack_module
-
     root = tmp_path / 's2_100k'
     shutil.copytree(DATA, root, ignore=shutil.ignore_patterns('real', 'data.py'))
     asked: list[int] = []
@@ -323,8 +322,10 @@ def test_workers_are_capped_by_cpus_and_patches(
             asked.append(processes)
             return self.context.Pool(processes)
 
-    monkeypatch.setattr(pack_module.multiprocessing, 'get_context', _Context)
-    monkeypatch.setattr(pack_module.os, 'cpu_count', lambda: 2)
+    monkeypatch.setattr(
+        'torchgeo_satclip.datasets.pack.multiprocessing.get_context', _Context
+    )
+    monkeypatch.setattr('torchgeo_satclip.datasets.pack.os.cpu_count', lambda: 2)
     pack_s2_100k(root, patch_size=32, shard_size=3, num_workers=100_000, progress=False)
     assert asked == [2]
     assert S2100K(root, patch_size=32).layout == 'packed'
@@ -420,8 +421,8 @@ def test_numpy_integer_arguments(root: Path) -> None:
     result = pack_s2_100k(
         root,
         patch_size=32,
-        shard_size=np.int64(3),
-        num_workers=np.int64(0),
+        shard_size=np.int64(3),  # type: ignore[arg-type]
+        num_workers=np.int64(0),  # type: ignore[arg-type]
         progress=False,
     )
     assert result.num_shards == 3

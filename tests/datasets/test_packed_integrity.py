@@ -27,7 +27,7 @@ import struct
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -85,7 +85,7 @@ def root(tmp_path: Path, template: Path) -> Path:
 
 # ------------------------------------------------------------- corruptions
 
-Corruption = Callable[[Path], None]
+Corruption = Callable[[Path], object]
 
 
 def files_lines(change: Callable[[list[str]], list[str] | None]) -> Corruption:
@@ -497,7 +497,13 @@ CASES = [
     *(
         Case(
             f'manifest-says-{h}x{w}',
-            json_file('manifest.json', lambda d, h=h, w=w: d.update(height=h, width=w)),
+            json_file(
+                'manifest.json',
+                cast(
+                    Callable[[Any], Any],
+                    lambda d, h=h, w=w: d.update(height=h, width=w),
+                ),
+            ),
             MANIFEST,
             rf'height x width is {h} x {w}, but shard_00000\.npy holds patches '
             r'of 32 x 32',
@@ -1100,9 +1106,12 @@ def test_verify_another_patch_size(
     """Checking 32-pixel patches as 256-pixel ones says which size they have."""
     before = snapshot(root)
     hashed: list[Any] = []
-    monkeypatch.setattr(
-        s2_100k_files, 'sha256_file', lambda *a: hashed.append(a) or 'x'
-    )
+
+    def sha256_file(*a: Any) -> str:
+        hashed.append(a)
+        return 'x'
+
+    monkeypatch.setattr(s2_100k_files, 'sha256_file', sha256_file)
     monkeypatch.setattr(
         s2_100k_files._Checker, 'hash_shards', lambda *a: hashed.append(a)
     )

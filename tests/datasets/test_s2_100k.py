@@ -3,8 +3,9 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchgeo.datasets import DatasetNotFoundError, RGBBandsMissingError
 
+import torchgeo_satclip.datasets._archive
 import torchgeo_satclip.datasets.s2_100k
 from torchgeo_satclip._errors import DataError
 from torchgeo_satclip.datamodules import collate_sample_batch
@@ -29,6 +31,11 @@ matplotlib.use('agg')
 
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 REAL = DATA / 'real'
+
+
+def samples(dataset: S2100K) -> Iterable[dict[str, torch.Tensor]]:
+    """The dataset itself, typed as the iterable it is (by ``__getitem__``)."""
+    return cast(Iterable[dict[str, torch.Tensor]], dataset)
 
 
 def sha256(path: Path) -> str:
@@ -247,11 +254,11 @@ class TestS2100K:
         root.mkdir()
         shutil.copy(DATA / 'index.csv', root)
         shutil.copy(DATA / 'satclip.tar', root)
-        expected = [s['image'] for s in S2100K(DATA, patch_size=32)]
+        expected = [s['image'] for s in samples(S2100K(DATA, patch_size=32))]
         assert len(S2100K(root, patch_size=32)) == 8
         assert (root / '.satclip.tar.extracted').is_file()
         extractions: list[Path] = []
-        real = torchgeo_satclip.datasets.s2_100k.extract_safely
+        real = torchgeo_satclip.datasets._archive.extract_safely
 
         def counting(archive: Path, directory: Path) -> list[str]:
             extractions.append(Path(archive))
@@ -311,7 +318,7 @@ class TestS2100K:
         expected = S2100K(root, patch_size=32)[6]['image']
         pack_s2_100k(root, patch_size=32, shard_size=3, progress=False)
         shutil.rmtree(root / 'images')
-        real = torchgeo_satclip.datasets.s2_100k.extract_safely
+        real = torchgeo_satclip.datasets._archive.extract_safely
 
         def refused(archive: Path, directory: Path) -> list[str]:
             raise AssertionError(f'{archive} extracted for the packed layout')
@@ -576,10 +583,10 @@ class TestS2100K:
     def test_real_patches(self) -> None:
         ds = S2100K(REAL)
         assert len(ds) == 3
-        for sample in ds:
+        for sample in samples(ds):
             assert sample['image'].shape == (12, 256, 256)
             assert sample['image'].max() > 100
-        lats = sorted(float(s['point'][1]) for s in ds)
+        lats = sorted(float(s['point'][1]) for s in samples(ds))
         assert lats[-1] == pytest.approx(77.863973)
         fig = ds.plot(ds[1])
         plt.close(fig)
@@ -611,7 +618,9 @@ class TestS2100K:
         shutil.copytree(REAL, root)
         pack_s2_100k(root, progress=False)
         for a, b in zip(
-            S2100K(root, layout='geotiff'), S2100K(root, layout='packed'), strict=True
+            samples(S2100K(root, layout='geotiff')),
+            samples(S2100K(root, layout='packed')),
+            strict=True,
         ):
             assert torch.equal(a['image'], b['image'])
 

@@ -360,9 +360,11 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
         S2100K(root, patch_size=SIZE, dates='pair')
     # a point of dates.csv that index.csv lacks: no build.json, no build hint
     (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
-    with pytest.raises(ValueError, match=r'are not in index\.csv: patch_9\.tif') as e:
+    with pytest.raises(
+        ValueError, match=r'are not in index\.csv: patch_9\.tif'
+    ) as error:
         S2100K(root, patch_size=SIZE, dates='pair')
-    assert 'build' not in str(e.value)
+    assert 'build' not in str(error.value)
     # made by build, but two points ahead: no kill leaves that, no build hint
     (root / 'build.json').write_text('{}')
     (root / 'dates.csv').write_text(
@@ -370,9 +372,9 @@ def test_bad_arguments_and_dates_file(root: Path) -> None:
         + 'patch_8.tif,patch_8.tif,2021-01-01\n'
         + 'patch_9.tif,patch_9.tif,2021-01-01\n'
     )
-    with pytest.raises(ValueError, match=r'2 point\(s\) .* not in index') as e:
+    with pytest.raises(ValueError, match=r'2 point\(s\) .* not in index') as error:
         S2100K(root, patch_size=SIZE, dates='pair')
-    assert 'build' not in str(e.value)
+    assert 'build' not in str(error.value)
     (root / 'dates.csv').write_text(text + 'patch_9.tif,patch_9.tif,2021-01-01\n')
     with pytest.raises(DataError, match='run the same build again'):
         S2100K(root, patch_size=SIZE, dates='pair')
