@@ -3,8 +3,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -81,12 +82,14 @@ def test_cached_and_uncached_loss_agree(tmp_path: Path, dtype: str, tol: float) 
         'image': torch.stack([s['image'] for s in images]),
         'point': torch.stack([s['point'] for s in images]),
     }
+    assert uncached.train_aug is not None
     batch = uncached.train_aug(batch)
     features = dm.train_dataset.__getitems__(indices)
     feature_batch = {
         'features': torch.stack([s['features'] for s in features]),
         'point': torch.stack([s['point'] for s in features]),
     }
+    assert dm.train_aug is not None
     feature_batch = dm.train_aug(feature_batch)
     torch.testing.assert_close(feature_batch['point'], batch['point'])
     torch.manual_seed(1)
@@ -263,7 +266,7 @@ def test_no_validation_split_validates_nothing(tmp_path: Path) -> None:
     dm = cached(tmp_path, frozen_task(), val_split_pct=0.0)
     dm.setup('fit')
     assert dm.val_dataset is None
-    assert dm.val_dataloader() == []
+    assert cast(object, dm.val_dataloader()) == []
     assert len(dm.train_dataloader().dataset) == 8  # type: ignore[arg-type]
 
 
@@ -491,7 +494,15 @@ def test_build_feature_cache_runs_a_module_in_eval_mode(tmp_path: Path) -> None:
 class NormalisedBands(torch.nn.Module):
     """The datamodule's preprocessing, then each band scaled by (x - mean) / std."""
 
-    def __init__(self, aug: torch.nn.Module, mean: float, std: float) -> None:
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        aug: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+        mean: float,
+        std: float,
+    ) -> None:
         super().__init__()
         self.aug = aug
         self.register_buffer('mean', torch.tensor(mean))
@@ -662,7 +673,7 @@ class Reduce(torch.nn.Module):
         self.reduce = reduce
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.reduce(self.conv(x), dim=(2, 3))
+        return cast(torch.Tensor, self.reduce(self.conv(x), dim=(2, 3)))
 
 
 def test_a_cache_of_other_features_under_the_same_key_is_refused(

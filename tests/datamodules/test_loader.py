@@ -343,15 +343,13 @@ def test_threads_open_each_shard_once_and_one_at_a_time(
 
     import numpy as np
 
-    from torchgeo_satclip.datasets import s2_100k_files
-
     real_load = np.load
     inside = 0
     most = 0
     opened: list[str] = []
     count_lock = threading.Lock()
 
-    def slow_load(path: object, *args: object, **kwargs: object) -> object:
+    def slow_load(path: Any, *args: Any, **kwargs: Any) -> object:
         nonlocal inside, most
         with count_lock:
             inside += 1
@@ -364,7 +362,7 @@ def test_threads_open_each_shard_once_and_one_at_a_time(
             with count_lock:
                 inside -= 1
 
-    monkeypatch.setattr(s2_100k_files.np, 'load', slow_load)
+    monkeypatch.setattr('torchgeo_satclip.datasets.s2_100k_files.np.load', slow_load)
     dataset = S2100K(root, patch_size=32, image_dtype='uint16')
     batches = list(ThreadedBatchLoader(dataset, 1, num_threads=3))
     assert len(batches) == len(dataset)
@@ -474,7 +472,10 @@ def test_dataset_is_the_one_given(dataset: S2100K) -> None:
     subset = Subset(Subset(dataset, [7, 5, 3, 1, 0]), [4, 1, 2, 0])
     loader = ThreadedBatchLoader(subset, 3, shuffle=True, rank=1, world_size=2)
     assert loader.dataset is subset
-    assert len(loader.dataset) == len(DataLoader(subset).dataset) == 4
+    assert isinstance(loader.dataset, Subset)
+    torch_loader = DataLoader(subset)
+    assert isinstance(torch_loader.dataset, Subset)
+    assert len(loader.dataset) == len(torch_loader.dataset) == 4
     batches = list(loader)
     assert len(loader.seen_batch_indices) == len(batches) == 1
     for batch, positions in zip(batches, loader.seen_batch_indices, strict=True):

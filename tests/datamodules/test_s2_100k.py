@@ -2,7 +2,7 @@ import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 from lightning.pytorch import Trainer
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchgeo.datamodules.utils import MisconfigurationException
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10
@@ -91,7 +91,7 @@ class TestSplit:
             with pytest.raises(ValueError, match='seed must be an integer'):
                 split_indices(['a', 'b', 'c'], 0.5, seed)  # type: ignore[arg-type]
         keys = [f'patch_{i}.tif' for i in range(50)]
-        assert split_indices(keys, 0.5, np.int64(1)) == split_indices(keys, 0.5, 1)
+        assert split_indices(keys, 0.5, np.int64(1)) == split_indices(keys, 0.5, 1)  # type: ignore[arg-type]
 
     def test_limits(self) -> None:
         keys = [f'patch_{i}.tif' for i in range(10)]
@@ -120,8 +120,8 @@ class TestSplit:
                 crop_size=None,
             )
             dm.setup('fit')
-            assert dm.val_dataset is not None
-            return [dm.dataset.files[i] for i in dm.val_dataset.indices]  # type: ignore[union-attr]
+            assert isinstance(dm.val_dataset, Subset)
+            return [cast(S2100K, dm.dataset).files[i] for i in dm.val_dataset.indices]
 
         assert val_files(0) == val_files(0)
         assert len(val_files(0)) == 2
@@ -149,7 +149,7 @@ class TestSplit:
             dm.val_dataloader()  # no split made yet
         dm.setup('fit')
         assert dm.val_dataset is None
-        assert dm.val_dataloader() == []
+        assert cast(object, dm.val_dataloader()) == []
 
         class Count(LightningModule):
             def __init__(self) -> None:
@@ -158,7 +158,7 @@ class TestSplit:
                 self.validated = 0
 
             def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-                return self.weight * batch['point'].sum()
+                return cast(torch.Tensor, self.weight * batch['point'].sum())
 
             def validation_step(self, batch: Any, batch_idx: int) -> None:
                 self.validated += len(batch['point'])
@@ -373,7 +373,7 @@ class TestS2100KDataModule:
         reason='torchgeo.datasets.S2100k needs torchgeo >= 0.10',
     )
     def test_torchgeo_dataset(self, real_root: Path) -> None:
-        from torchgeo.datasets import S2100k
+        from torchgeo.datasets import S2100k  # type: ignore[attr-defined]
 
         dm = S2100KDataModule(
             batch_size=2, root=real_root, dataset='torchgeo', val_split_pct=0.25
@@ -449,9 +449,9 @@ class TestS2100KDataModule:
             root=DATA,
             patch_size=32,
             crop_size=None,
-            batch_size=np.int64(2),
-            num_workers=np.int64(0),
-            seed=np.int64(3),
+            batch_size=np.int64(2),  # type: ignore[arg-type]
+            num_workers=np.int64(0),  # type: ignore[arg-type]
+            seed=np.int64(3),  # type: ignore[arg-type]
         )
         assert (dm.batch_size, dm.num_workers, dm.seed) == (2, 0, 3)
         assert type(dm.batch_size) is int
@@ -475,7 +475,11 @@ class TestBatchedUint16:
     def test_model_sees_geotiff_values(
         self, packed_root: Path, num_workers: int, loader: str, split: str
     ) -> None:
-        common = {'root': packed_root, 'batch_size': 1, 'val_split_pct': 0.34}
+        common: dict[str, Any] = {
+            'root': packed_root,
+            'batch_size': 1,
+            'val_split_pct': 0.34,
+        }
         geotiff = S2100KDataModule(
             layout='geotiff', image_dtype='float32', num_workers=0, **common
         )
@@ -500,6 +504,7 @@ class TestBatchedUint16:
         for dm, batch in ((geotiff, raw_tif), (packed, raw_packed)):
             torch.manual_seed(1)  # the random crop, flips, blur and jitter
             aug = dm.train_aug if split == 'train' else dm.val_aug
+            assert aug is not None
             seen.append(aug(batch))
         seen_tif, seen_packed = seen
         assert raw_tif['image'].dtype == torch.float32

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import kornia.augmentation as K
 import pytest
@@ -19,7 +20,7 @@ TRAIN = SimpleNamespace(training=True)
 VAL = SimpleNamespace(training=False, validating=True, sanity_checking=False)
 
 
-def datamodule(**kwargs: object) -> S2100KDataModule:
+def datamodule(**kwargs: Any) -> S2100KDataModule:
     dm = S2100KDataModule(
         batch_size=4, crop_size=16, root=str(DATA), patch_size=32, **kwargs
     )
@@ -43,6 +44,7 @@ def test_views_2_duplicates_and_augments_each_view() -> None:
     out = dm.on_after_batch_transfer(dict(batch), 0)
     assert out['image'].shape == (4, 2, 13, 16, 16)
     assert torch.equal(out['image'][:, 0], out['image'][:, 1])
+    assert dm.val_aug is not None
     center = dm.val_aug({'image': batch['image']})['image']
     assert torch.equal(out['image'][:, 0], center)
 
@@ -84,9 +86,10 @@ def test_moco_ops() -> None:
         K.RandomGaussianBlur,
         K.RandomHorizontalFlip,
     ]
-    assert ops[0].flags['size'] == (224, 224)
-    assert ops[3].flags['kernel_size'] == (23, 23)
-    assert moco_image_ops(16)[3].flags['kernel_size'] == (3, 3)
+    assert cast(K.RandomResizedCrop, ops[0]).flags['size'] == (224, 224)
+    assert cast(K.RandomGaussianBlur, ops[3]).flags['kernel_size'] == (23, 23)
+    blur = cast(K.RandomGaussianBlur, moco_image_ops(16)[3])
+    assert blur.flags['kernel_size'] == (3, 3)
     aug = S2100KAugmentation(crop_size=16, augmentation='moco')
     assert [type(op) for op in aug.image_ops] == [type(op) for op in moco_image_ops(16)]
     # deterministic (validation) transforms centre-crop either way
