@@ -9,7 +9,7 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pytest
@@ -27,6 +27,7 @@ from torchgeo_satclip.evaluation.probe import (
     encode,
     fold_indices,
 )
+from torchgeo_satclip.geo import validate_lonlat
 
 
 def task(
@@ -57,9 +58,15 @@ OPTIONS: list[tuple[str, Any, str]] = [
     *(('seed', v, 'seed must be an integer') for v in (1.5, '3', None, True)),
     *(('seed', v, 'seed must be between 0 and 4294967295') for v in (-1, 2**32)),
     *(('protocols', v, 'unknown protocol') for v in (['svm'], ['linear', 'ridge'])),
-    *(('protocols', v, 'protocols must be a non-empty list') for v in ('linear', [])),
+    *(
+        ('protocols', v, 'protocols must be a non-empty list')
+        for v in ('linear', cast(list[str], []))
+    ),
     *(('splits', v, 'unknown split') for v in (['kfold'], ['random', 'block'])),
-    *(('splits', v, 'splits must be a non-empty list') for v in ('random', [])),
+    *(
+        ('splits', v, 'splits must be a non-empty list')
+        for v in ('random', cast(list[str], []))
+    ),
 ]
 
 
@@ -512,7 +519,7 @@ def test_run_probes_validates_each_task_once(monkeypatch: pytest.MonkeyPatch) ->
     from torchgeo_satclip.evaluation import probe
 
     calls: list[int] = []
-    real = probe.validate_lonlat
+    real = validate_lonlat
 
     def counted(lonlat: Any, **kwargs: Any) -> Any:
         calls.append(len(lonlat))
@@ -773,7 +780,9 @@ def test_mlp_probe_keeps_early_stopping_when_the_fold_allows() -> None:
     ('n', 'kind', 'protocols'),
     [(12, 'regression', ['linear', 'mlp']), (8, 'classification', ['mlp'])],
 )
-def test_range_split_ignores_folds(n: int, kind: str, protocols: list[str]) -> None:
+def test_range_split_ignores_folds(
+    n: int, kind: str, protocols: list[Literal['linear', 'mlp']]
+) -> None:
     """RANGE's split is one 80/20 split whatever --folds says, but a task
     with fewer points than folds was refused as 'too small for 20-fold
     cross-validation ... use fewer folds'."""
@@ -782,7 +791,7 @@ def test_range_split_ignores_folds(n: int, kind: str, protocols: list[str]) -> N
     assert len(train) + len(test) == n
     (result,) = run_probes(
         [small], {'raw': raw}, protocols=[protocols[-1]], splits=['range'], folds=20
-    )  # type: ignore[list-item]
+    )
     assert len(result.scores) == 1
 
 

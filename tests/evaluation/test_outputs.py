@@ -214,7 +214,7 @@ def test_a_value_given_twice_is_refused(
             return tuple(fill(v) for v in value)
         return [fill(v) for v in value]
 
-    given = {'tasks': [], 'encoders': ['raw']}
+    given: dict[str, Any] = {'tasks': [], 'encoders': ['raw']}
     given.update({key: fill(value) for key, value in options.items()})
     with pytest.raises(ValueError, match=message):
         probe_report(tmp_path / 'out', **given, **FAST)

@@ -1,5 +1,6 @@
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_folds() -> None:
     for train, test in fold_indices(lonlat, 5, 'spatial', 30.0):
         assert not set(train) & set(test)
         seen[test] += 1
-        blocks = lambda idx: {  # noqa: E731
+        blocks: Callable[[np.ndarray], set[tuple[int, int]]] = lambda idx: {  # noqa: E731
             (int((lon + 180) // 30), int((lat + 90) // 30)) for lon, lat in lonlat[idx]
         }
         assert not blocks(train) & blocks(test)  # whole blocks per fold
@@ -63,7 +64,7 @@ def test_fold_limits() -> None:
 
 
 @pytest.mark.parametrize('split', ['random', 'spatial'])
-def test_sh_beats_raw_on_air_temperature(split: str) -> None:
+def test_sh_beats_raw_on_air_temperature(split: Literal['random', 'spatial']) -> None:
     task = load_task('air_temperature')
     raw = cross_validate(encode('raw', task.lonlat), task, 'linear', split, folds=3)
     sh = cross_validate(encode('sh', task.lonlat), task, 'linear', split, folds=3)
@@ -179,7 +180,9 @@ def test_encode_gives_a_training_module_back_in_training_mode(tmp_path: Path) ->
             self.frozen = torch.nn.BatchNorm1d(4, dtype=torch.float64).eval()
 
         def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-            return self.frozen(self.dropout(self.linear(lonlat / 90)))
+            return cast(
+                torch.Tensor, self.frozen(self.dropout(self.linear(lonlat / 90)))
+            )
 
     encoder = Encoder().train()
     encoder.frozen.eval()  # a part the caller keeps in eval mode

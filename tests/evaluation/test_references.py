@@ -1,6 +1,7 @@
 """Published figures beside measured ones; the zoo's 'geoclip'; RANGE's figures."""
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -98,19 +99,23 @@ def test_several_sources_are_numbered() -> None:
 # ------------------------------------------------------------ RANGE's split
 def test_range_split_is_torch_random_split() -> None:
     """80/20 as torch.utils.data.random_split with a generator seeded 42."""
-    from torch.utils.data import random_split
+    from torch.utils.data import Dataset, random_split
 
     train, test = range_split(3076)
     assert (len(train), len(test)) == (2461, 615)
     expected = random_split(
-        range(3076), [0.8, 0.2], generator=torch.Generator().manual_seed(RANGE_SEED)
+        cast(Dataset[int], range(3076)),  # random_split only takes its len()
+        [0.8, 0.2],
+        generator=torch.Generator().manual_seed(RANGE_SEED),
     )
     assert list(train) == list(expected[0].indices)
     assert list(test) == list(expected[1].indices)
     for n in (5, 7, 10, 11, 999):
         train, test = range_split(n)
         parts = random_split(
-            range(n), [0.8, 0.2], generator=torch.Generator().manual_seed(42)
+            cast(Dataset[int], range(n)),
+            [0.8, 0.2],
+            generator=torch.Generator().manual_seed(42),
         )
         assert [len(train), len(test)] == [len(part) for part in parts]
         assert sorted([*train, *test]) == list(range(n))

@@ -1,4 +1,5 @@
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,10 +23,10 @@ class TestValidate:
         'point',
         [[180.0, 90.0], [-180.0, -90.0], [0.0, 0.0], [179.9999, -89.9999]],
     )
-    def test_on_the_limits(self, to: object, point: list[float]) -> None:
+    def test_on_the_limits(self, to: Callable[..., Any], point: list[float]) -> None:
         validate_lonlat(
             to([point], dtype=torch.float64 if to is torch.tensor else None)
-        )  # type: ignore[operator]
+        )
 
     @pytest.mark.parametrize('to', ['torch', 'numpy'])
     @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -8,7 +9,7 @@ from global_land_mask import globe
 
 from torchgeo_satclip.geo import Region, iter_points, sample_points
 
-BOX = {
+BOX: dict[str, Any] = {
     'type': 'Polygon',
     'coordinates': [
         [[5.0, 45.0], [10.0, 45.0], [10.0, 48.0], [5.0, 48.0], [5.0, 45.0]]
@@ -54,7 +55,7 @@ def test_region() -> None:
     assert globe.is_land(points[:, 1], points[:, 0]).all()
 
 
-def test_region_file(tmp_path) -> None:
+def test_region_file(tmp_path: Path) -> None:
     import json
 
     path = tmp_path / 'r.geojson'
@@ -133,7 +134,8 @@ def test_single_polygon_stream_is_the_builders() -> None:
     rng = np.random.default_rng(7)
     west, south, east, north = 5.0, 45.0, 10.0, 48.0
     lon = rng.uniform(west, east, _BATCH)
-    sin_lat = rng.uniform(*np.sin(np.radians([south, north])), _BATCH)
+    low, high = np.sin(np.radians([south, north]))
+    sin_lat = rng.uniform(low, high, _BATCH)
     lat = np.degrees(np.arcsin(sin_lat))
     keep = region.contains(lon, lat)
     expected = np.stack([lon[keep], lat[keep]], axis=1)[:100]
@@ -229,7 +231,7 @@ def _mercator(ring: list[list[float]]) -> list[list[float]]:
 def test_region_in_web_mercator(name: str) -> None:
     """A region GDAL wrote in EPSG:3857 is the region in lon/lat, not metres
     read as degrees (which lie far outside the globe)."""
-    ring = BOX['coordinates'][0]
+    ring: list[list[float]] = BOX['coordinates'][0]
     region = Region(
         {
             'type': 'FeatureCollection',
@@ -250,7 +252,7 @@ def test_region_in_web_mercator(name: str) -> None:
     assert region.contains(points[:, 0], points[:, 1]).all()
 
 
-def test_region_file_with_a_bad_crs_names_the_file(tmp_path) -> None:
+def test_region_file_with_a_bad_crs_names_the_file(tmp_path: Path) -> None:
     import json
 
     path = tmp_path / 'r.geojson'
@@ -618,7 +620,9 @@ def test_a_malformed_geojson_object_is_refused_naming_what_is_wrong(
         Region(geojson)
 
 
-def test_a_geojson_file_that_is_not_an_object_names_the_file(tmp_path) -> None:
+def test_a_geojson_file_that_is_not_an_object_names_the_file(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / 'r.geojson'
     path.write_text('[1, 2]')
     with pytest.raises(
@@ -677,7 +681,7 @@ def test_a_ring_mixing_positions_with_and_without_altitude() -> None:
     plain (x, y) positions was 'cannot read it as GeoJSON (... inhomogeneous
     shape ...)', although BuildConfig takes such a region: the build then
     failed on it. A region is flat: the altitude is dropped."""
-    ring = [[10, 45, 100.0], [11.0, 45], [11, 46, 3], [10, 45]]
+    ring: list[list[float]] = [[10, 45, 100.0], [11.0, 45], [11, 46, 3], [10, 45]]
     mixed = Region({'type': 'Polygon', 'coordinates': [ring]})
     flat = Region({'type': 'Polygon', 'coordinates': [[p[:2] for p in ring]]})
     assert mixed.geometry.equals(flat.geometry)

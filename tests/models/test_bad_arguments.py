@@ -123,7 +123,7 @@ def test_unknown_encoding_argument(name: str, argument: str) -> None:
     with pytest.raises(
         ValueError, match=f"positional encoding '{name}' takes no argument '{argument}'"
     ):
-        build_location_encoder(positional_encoding=name, **{argument: 1})
+        build_location_encoder(positional_encoding=name, **{argument: 1})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize('name', sorted(POSITIONAL_ENCODINGS))
@@ -286,7 +286,7 @@ def test_valid_arguments_still_build() -> None:
     assert encoder.embed_dim == 1
     import numpy as np
 
-    build_location_encoder(legendre_polys=np.int64(3), dropout=np.float64(0.99))
+    build_location_encoder(legendre_polys=np.int64(3), dropout=np.float64(0.99))  # type: ignore[arg-type]
     get_positional_encoding('grid', min_radius=2, max_radius=2)  # equal radii
 
 

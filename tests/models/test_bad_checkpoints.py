@@ -28,7 +28,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -393,7 +393,9 @@ def space2vec() -> dict[str, Any]:
         'embed_dim': 3,
         'num_hidden_layers': 2,
     }
-    arguments = {k: v for k, v in hparams.items() if k not in ('le_type', 'pe_type')}
+    arguments: dict[str, Any] = {
+        k: v for k, v in hparams.items() if k not in ('le_type', 'pe_type')
+    }
     encoder = build_location_encoder('grid', 'siren', **arguments)
     state = {PREFIX + k: v for k, v in encoder.nnet.state_dict().items()}
     return {'state_dict': state, 'hyper_parameters': hparams}
@@ -495,7 +497,9 @@ CORRUPTIONS: list[tuple[str, Callable[[], dict[str, Any]], Corruption, str]] = [
         (
             f'{key}-{dtype}',
             small,
-            set_weight(key, lambda t, d=dtype: t.to(d)),
+            set_weight(
+                key, cast(Callable[[torch.Tensor], Any], lambda t, d=dtype: t.to(d))
+            ),
             f'{PREFIX}{key} has dtype {dtype}, expected a floating dtype',
         )
         for key in NNET_KEYS

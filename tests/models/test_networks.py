@@ -1,4 +1,5 @@
 import math
+from typing import cast
 
 import pytest
 import torch
@@ -14,6 +15,17 @@ from torchgeo_satclip.models import (
     SirenNet,
     get_network,
 )
+
+
+def hidden(net: SirenNet, i: int) -> SirenLayer:
+    """Hidden layer *i* of *net* (a ModuleList item, typed)."""
+    return cast(SirenLayer, net.layers[i])
+
+
+def bias_of(layer: SirenLayer) -> torch.Tensor:
+    """The bias of a layer built with one."""
+    assert layer.bias is not None
+    return layer.bias
 
 
 def test_siren_released_shapes_and_keys() -> None:
@@ -37,10 +49,14 @@ def test_siren_initialisation_bounds() -> None:
     net = SirenNet(dim_in=100, dim_hidden=512, dim_out=256, num_layers=2)
     first = 1.0 / 100
     other = math.sqrt(6.0 / 512) / 1.0
-    for param in (net.layers[0].weight, net.layers[0].bias):
+    for param in (hidden(net, 0).weight, bias_of(hidden(net, 0))):
         assert param.abs().max() <= first
         assert param.abs().max() > 0.9 * first  # uniform fills the range
-    for param in (net.layers[1].weight, net.layers[1].bias, net.last_layer.weight):
+    for param in (
+        hidden(net, 1).weight,
+        bias_of(hidden(net, 1)),
+        net.last_layer.weight,
+    ):
         assert param.abs().max() <= other
         assert param.abs().max() > 0.9 * other
 
@@ -49,9 +65,9 @@ def test_siren_forward_formula_eval() -> None:
     torch.manual_seed(0)
     net = SirenNet(dim_in=4, dim_hidden=8, dim_out=3, num_layers=2).double().eval()
     x = torch.randn(5, 4, dtype=torch.float64)
-    h = torch.sin(30.0 * (x @ net.layers[0].weight.T + net.layers[0].bias))
-    h = torch.sin(1.0 * (h @ net.layers[1].weight.T + net.layers[1].bias))
-    expected = h @ net.last_layer.weight.T + net.last_layer.bias
+    h = torch.sin(30.0 * (x @ hidden(net, 0).weight.T + bias_of(hidden(net, 0))))
+    h = torch.sin(1.0 * (h @ hidden(net, 1).weight.T + bias_of(hidden(net, 1))))
+    expected = h @ net.last_layer.weight.T + bias_of(net.last_layer)
     torch.testing.assert_close(net(x), expected)
     # eval mode is deterministic: no dropout
     torch.testing.assert_close(net(x), net(x))
@@ -84,7 +100,7 @@ def test_siren_dropout_before_sine_in_training_only() -> None:
     out = layer(x)
     # Dropped pre-activations are 0, so sin(0) = 0 exactly; kept ones are
     # sin(2 (Wx + b)) (inverted dropout scales by 1/(1 - p)).
-    pre = x @ layer.weight.T + layer.bias
+    pre = x @ layer.weight.T + bias_of(layer)
     dropped = out == 0
     assert 0.35 < dropped.float().mean() < 0.65
     torch.testing.assert_close(out[~dropped], torch.sin(2.0 * pre)[~dropped])

@@ -6,6 +6,7 @@ SatCLIP code), not by calling the implementation.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ from torchgeo_satclip.models import (
 )
 
 # Small configurations: cheap, and F = 3 (odd) exercises the layouts.
-SMALL: dict[str, dict[str, object]] = {
+SMALL: dict[str, dict[str, Any]] = {
     'direct': {},
     'cartesian3d': {},
     'wrap': {},
@@ -637,7 +638,7 @@ def sample_points_tensor() -> torch.Tensor:
         {'encoded_size': 2.5},
     ],
 )
-def test_rff_invalid_arguments(kwargs: dict[str, object]) -> None:
+def test_rff_invalid_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r'sigmas|encoded_size'):
         RandomFourierFeatures(**kwargs)
 

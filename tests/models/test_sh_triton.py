@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -132,7 +133,9 @@ def interpreted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Ten
 @pytest.mark.parametrize('num_degrees', DEGREES)
 @pytest.mark.parametrize('normalization', ['satclip', 'orthonormal'])
 def test_interpreted_kernel_matches_reference(
-    interpreted: dict[str, torch.Tensor], num_degrees: int, normalization: str
+    interpreted: dict[str, torch.Tensor],
+    num_degrees: int,
+    normalization: Literal['satclip', 'orthonormal'],
 ) -> None:
     points = interpreted['points'].numpy()
     expected = reference(points, num_degrees, pi_on_m0=normalization == 'satclip')

@@ -264,7 +264,7 @@ def test_no_python_loop_over_orders() -> None:
 
     class Counter(TorchDispatchMode):
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call]
             self.count = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -329,11 +329,13 @@ def test_numpy_degree_count_is_stored_as_a_plain_int(tmp_path: Path) -> None:
     ``legendre_polys`` goes into an exported checkpoint's hyper_parameters,
     where a NumPy scalar makes the file unreadable with ``weights_only=True``.
     """
-    encoding = SphericalHarmonics(np.int64(3))
+    encoding = SphericalHarmonics(np.int64(3))  # type: ignore[arg-type]
     assert type(encoding.legendre_polys) is int
     assert type(encoding.embedding_dim) is int
     encoder = build_location_encoder(
-        legendre_polys=np.int64(3), capacity=8, embed_dim=4
+        legendre_polys=np.int64(3),  # type: ignore[arg-type]
+        capacity=8,
+        embed_dim=4,
     )
     path = tmp_path / 'exported.ckpt'
     save_official_checkpoint(encoder, path)

@@ -5,11 +5,13 @@ import pickle
 import re
 import shutil
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
+from torch import nn
 
 from torchgeo_satclip import _compat
 from torchgeo_satclip.models import (
@@ -112,7 +114,7 @@ def reference_embedding(
         pre = x @ sd[f'model.location.nnet.layers.{i}.weight'].T
         x = torch.sin(w0 * (pre + sd[f'model.location.nnet.layers.{i}.bias']))
     w = sd['model.location.nnet.last_layer.weight']
-    return x @ w.T + sd['model.location.nnet.last_layer.bias']
+    return cast(torch.Tensor, x @ w.T + sd['model.location.nnet.last_layer.bias'])
 
 
 @pytest.fixture
@@ -146,7 +148,7 @@ def test_architecture_read_from_hyper_parameters(
     torch.save(ckpt, path)
     encoder = load_location_encoder(path)
     assert encoder.posenc.embedding_dim == legendre_polys**2
-    assert len(encoder.nnet.layers) == layers
+    assert len(cast(nn.ModuleList, encoder.nnet.layers)) == layers
     with torch.no_grad():
         torch.testing.assert_close(
             encoder(POINTS), reference_embedding(ckpt, POINTS), rtol=0, atol=1e-12
@@ -193,7 +195,7 @@ def test_no_hyper_parameters_infers_from_shapes() -> None:
     encoder = load_location_encoder(bare)
     assert encoder.posenc.legendre_polys == 7
     assert encoder.embed_dim == 8
-    assert len(encoder.nnet.layers) == 3
+    assert len(cast(nn.ModuleList, encoder.nnet.layers)) == 3
 
 
 class Exploit:
@@ -493,7 +495,7 @@ def test_save_official_checkpoint_refuses_a_single_frequency(
 
 def test_enum_members_and_meta() -> None:
     assert len(SatCLIPWeights) == 6
-    for member in SatCLIPWeights:
+    for member in cast(Iterable[SatCLIPWeights], SatCLIPWeights):
         meta = member.meta
         name = member.name.lower().replace('_', '-')
         assert member.url.endswith(f'{name}.ckpt')
@@ -703,7 +705,8 @@ def test_one_factory() -> None:
         satclip_location_encoder,
     )
 
-    assert list_weights() == [m.name for m in SatCLIPWeights]
+    members = cast(Iterable[SatCLIPWeights], SatCLIPWeights)
+    assert list_weights() == [m.name for m in members]
     assert list_weights()[0] == 'SATCLIP_RESNET18_L10'
     built = satclip_location_encoder(
         legendre_polys=3, embed_dim=8, capacity=16, dtype=torch.float32

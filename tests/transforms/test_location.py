@@ -1,5 +1,5 @@
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from rasterio.transform import from_origin
 from torchgeo.datasets import RasterDataset, stack_samples
 
 from torchgeo_satclip._compat import TORCHGEO_AT_LEAST_0_10, geo_sample_bounds
-from torchgeo_satclip.models import build_location_encoder
+from torchgeo_satclip.models import LocationEncoder, build_location_encoder
 from torchgeo_satclip.transforms import LocationEmbedding, sample_lonlat
 
 PARIS = (2.35, 48.86)
@@ -37,25 +37,27 @@ def write_utm_tif(path: Path, lonlat: tuple[float, float], epsg: int = 32631) ->
 
 
 @pytest.fixture
-def encoder() -> torch.nn.Module:
+def encoder() -> LocationEncoder:
     torch.manual_seed(0)
     return build_location_encoder(legendre_polys=4, embed_dim=8, capacity=16)
 
 
 def reference(
-    encoder: torch.nn.Module, lonlat: list[tuple[float, float]]
+    encoder: LocationEncoder, lonlat: list[tuple[float, float]]
 ) -> torch.Tensor:
     """The embedding of the encoder in eval mode (no dropout), leaving its mode."""
     training = encoder.training
     encoder.eval()
     try:
         with torch.no_grad():
-            return encoder(torch.tensor(lonlat, dtype=torch.float64)).float()
+            return cast(
+                torch.Tensor, encoder(torch.tensor(lonlat, dtype=torch.float64)).float()
+            )
     finally:
         encoder.train(training)
 
 
-def test_point_sample_and_batch(encoder: torch.nn.Module) -> None:
+def test_point_sample_and_batch(encoder: LocationEncoder) -> None:
     transform = LocationEmbedding(encoder)
     sample = transform({'image': torch.zeros(3, 4, 4), 'point': torch.tensor(PARIS)})
     assert sample['location_embedding'].shape == (8,)
@@ -71,7 +73,7 @@ def test_point_sample_and_batch(encoder: torch.nn.Module) -> None:
     )
 
 
-def test_lat_lon_keys(encoder: torch.nn.Module) -> None:
+def test_lat_lon_keys(encoder: LocationEncoder) -> None:
     transform = LocationEmbedding(encoder)
     single = transform({'lat': torch.tensor(PARIS[1]), 'lon': torch.tensor(PARIS[0])})
     assert single['location_embedding'].shape == (8,)
@@ -86,14 +88,14 @@ def test_lat_lon_keys(encoder: torch.nn.Module) -> None:
     )
 
 
-def test_encoder_frozen_and_eval(encoder: torch.nn.Module) -> None:
+def test_encoder_frozen_and_eval(encoder: LocationEncoder) -> None:
     transform = LocationEmbedding(encoder)
     transform.train()
     assert not transform.encoder.training
     assert all(not p.requires_grad for p in transform.parameters())
 
 
-def test_the_callers_encoder_is_left_alone(encoder: torch.nn.Module) -> None:
+def test_the_callers_encoder_is_left_alone(encoder: LocationEncoder) -> None:
     """A task's encoder passed to the transform keeps training.
 
     The transform froze (``eval()``, ``requires_grad_(False)``) the module it
@@ -123,7 +125,7 @@ def test_the_callers_encoder_is_left_alone(encoder: torch.nn.Module) -> None:
         assert torch.equal(p, before[name]), name
 
 
-def test_no_location_raises(encoder: torch.nn.Module) -> None:
+def test_no_location_raises(encoder: LocationEncoder) -> None:
     with pytest.raises(KeyError, match='no location'):
         LocationEmbedding(encoder)({'image': torch.zeros(1)})
 
@@ -138,7 +140,7 @@ def test_no_location_raises(encoder: torch.nn.Module) -> None:
     ],
 )
 def test_point_of_another_shape_raises(
-    encoder: torch.nn.Module, point: torch.Tensor, match: str
+    encoder: LocationEncoder, point: torch.Tensor, match: str
 ) -> None:
     # reshaped to (-1, 2), these would become scrambled (lon, lat) pairs
     with pytest.raises(ValueError, match=match):
@@ -161,7 +163,7 @@ def test_lon_lat_of_other_shapes_raise(lon: torch.Tensor, lat: torch.Tensor) -> 
 
 
 def test_geodataset_sample_reprojected(
-    tmp_path: Path, encoder: torch.nn.Module
+    tmp_path: Path, encoder: LocationEncoder
 ) -> None:
     write_utm_tif(tmp_path / 'paris.tif', PARIS)
     dataset = RasterDataset(paths=str(tmp_path))
@@ -260,7 +262,7 @@ def test_partial_geoslice_query_is_a_clear_error(tmp_path: Path, query: str) -> 
     ],
 )
 def test_bad_arguments_are_refused(
-    encoder: torch.nn.Module, kwargs: dict[str, Any], message: str
+    encoder: LocationEncoder, kwargs: dict[str, Any], message: str
 ) -> None:
     """An integer dtype rounded every embedding (values in [-1, 1]) to 0 or
     +-1 in silence; a dtype given as a string failed at the first sample
@@ -271,7 +273,7 @@ def test_bad_arguments_are_refused(
 
 @pytest.mark.parametrize('encoder_dtype', [torch.float32, torch.bfloat16])
 def test_encoder_dtype_applies_to_an_encoder_module(
-    encoder: torch.nn.Module, encoder_dtype: torch.dtype
+    encoder: LocationEncoder, encoder_dtype: torch.dtype
 ) -> None:
     """A float64 encoder module passed with encoder_dtype=float32 was kept
     in float64 (the factory returns a module as it is): the dtype asked for
@@ -288,13 +290,13 @@ def test_encoder_dtype_applies_to_an_encoder_module(
     )
 
 
-def test_encoder_dtype_none_keeps_the_modules_own(encoder: torch.nn.Module) -> None:
+def test_encoder_dtype_none_keeps_the_modules_own(encoder: LocationEncoder) -> None:
     encoder32 = encoder.to(torch.float32)
     transform = LocationEmbedding(encoder32)
     assert {p.dtype for p in transform.encoder.parameters()} == {torch.float32}
 
 
-def test_bounds_of_one_sample_as_numbers(encoder: torch.nn.Module) -> None:
+def test_bounds_of_one_sample_as_numbers(encoder: LocationEncoder) -> None:
     """Bounds given as a plain list of numbers are one sample's (as
     geo_sample_bounds reads them): a (D,) embedding, as for a tuple or array."""
     to_utm = Transformer.from_crs('EPSG:4326', 'EPSG:32631', always_xy=True)
