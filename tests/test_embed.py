@@ -656,7 +656,7 @@ def test_embed_command_refuses_a_seed_out_of_range(
 @pytest.mark.parametrize('source', ['.csv', '.parquet', '.geojson'])
 def test_each_point_is_checked_once(
     tmp_path: Path,
-    encoder: torch.nn.Module,
+    encoder: LocationEncoder,
     monkeypatch: pytest.MonkeyPatch,
     source: str,
 ) -> None:
@@ -668,13 +668,15 @@ def test_each_point_is_checked_once(
     from torchgeo_satclip.models import location_encoder
 
     calls = []
-    check = location_encoder.validate_lonlat
+    check = location_encoder.validate_lonlat  # type: ignore[attr-defined]
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return check(*args, **kwargs)
 
-    monkeypatch.setattr(location_encoder, 'validate_lonlat', counted)
+    monkeypatch.setattr(
+        'torchgeo_satclip.models.location_encoder.validate_lonlat', counted
+    )
     points = [(10.0, 20.0), (-30.0, 40.0), (float('nan'), 5.0)]
 
     def write(path: Path, rows: list[tuple[float, float]]) -> Path:

@@ -3,7 +3,7 @@
 import threading
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -705,8 +705,9 @@ def test_a_loader_that_drops_the_last_batch_is_refused(tmp_path: Path) -> None:
 def test_a_dataloader_with_drop_last_predicts_every_sample(tmp_path: Path) -> None:
     """Lightning rebuilds a prediction DataLoader with drop_last=False: no
     refusal, and every sample is written."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
-    loader = DataLoader(torch.arange(10), batch_size=4, drop_last=True)
+    samples = cast(Dataset[torch.Tensor], torch.arange(10))  # indexable as one
+    loader = DataLoader(samples, batch_size=4, drop_last=True)
     _predict(loader, tmp_path / 'out', tmp_path)
     assert len(pd.read_parquet(tmp_path / 'out' / 'embeddings.parquet')) == 10
