@@ -1,5 +1,6 @@
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -686,3 +687,48 @@ def test_a_ring_mixing_positions_with_and_without_altitude() -> None:
     flat = Region({'type': 'Polygon', 'coordinates': [[p[:2] for p in ring]]})
     assert mixed.geometry.equals(flat.geometry)
     assert mixed.bounds == (10.0, 45.0, 11.0, 46.0)
+
+
+@pytest.mark.parametrize(
+    ('mask', 'returned'),
+    [
+        (lambda lon, lat: lat, 'ndarray of dtype float64 and shape (4096,)'),
+        (
+            lambda lon, lat: np.where(lat > 0, 'north', ''),
+            'ndarray of dtype <U5 and shape (4096,)',
+        ),
+        (
+            lambda lon, lat: (lat > 0).astype(np.uint8),
+            'ndarray of dtype uint8 and shape (4096,)',
+        ),
+        (lambda lon, lat: (lat > 0)[:-1], 'ndarray of dtype bool and shape (4095,)'),
+        (
+            lambda lon, lat: (lat > 0)[:, None],
+            'ndarray of dtype bool and shape (4096, 1)',
+        ),
+        (lambda lon, lat: True, 'bool of dtype bool and shape ()'),
+        (lambda lon, lat: None, 'None'),
+    ],
+)
+def test_where_must_return_one_bool_a_point(
+    mask: Callable[[Any, Any], Any], returned: str
+) -> None:
+    """A mask of latitudes (or zone names, or 0/1) was read as truthiness:
+    every point off the equator (every named zone) was kept, in silence; a
+    mask of another shape failed with numpy's 'operands could not be
+    broadcast together', and None with 'no point found ... is there such a
+    place?'."""
+    with pytest.raises(ValueError, match=r'^where must return a boolean mask') as info:
+        sample_points(3, land=False, where=mask)
+    message = str(info.value)
+    assert '((4096,), dtype bool)' in message
+    assert f'got {returned}:' in message
+
+
+def test_where_may_return_a_list_or_tensor_of_bools() -> None:
+    north = sample_points(5, seed=2, land=False, where=lambda lon, lat: lat > 0)
+    listed = sample_points(
+        5, seed=2, land=False, where=lambda lon, lat: (lat > 0).tolist()
+    )
+    np.testing.assert_array_equal(north, listed)
+    assert (north[:, 1] > 0).all()

@@ -520,7 +520,9 @@ def iter_points(
 
     Raises:
         ValueError: if ``seed`` is not a non-negative integer, ``region`` not
-            a :class:`Region` or ``where`` not callable (at once), or if no
+            a :class:`Region` or ``where`` not callable (at once), if
+            ``where`` returns anything but a boolean array of the shape of
+            its ``lon`` (while iterating, naming what it returned), or if no
             point survives the restrictions for many batches (while
             iterating, naming the restrictions in force).
     """
@@ -572,7 +574,7 @@ def _points(
         if land:
             keep &= is_land(lon, lat)
         if where is not None:
-            keep &= np.asarray(where(lon, lat), dtype=bool)
+            keep &= _mask(where, lon, lat)
         empty_batches = 0 if keep.any() else empty_batches + 1
         if empty_batches > _MAX_EMPTY_BATCHES:
             wanted = [
@@ -591,6 +593,35 @@ def _points(
             )
         for x, y in zip(lon[keep], lat[keep], strict=True):
             yield float(x), float(y)
+
+
+def _mask(
+    where: PointMask, lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """What the mask ``where`` says of the points, checked to be one bool each.
+
+    Raises:
+        ValueError: naming what ``where`` returned, for anything but a
+            boolean array of the points' shape: latitudes, zone names or
+            0/1 values were each read as true or false (any nonzero number,
+            any non-empty string is true), and a mask of another shape
+            failed with numpy's broadcasting error, naming no argument.
+    """
+    returned = where(lon, lat)
+    mask = np.asarray(returned)
+    if mask.dtype != np.bool_ or mask.shape != lon.shape:
+        what = (
+            'None'
+            if returned is None
+            else f'{type(returned).__name__} of dtype {mask.dtype} and shape '
+            f'{mask.shape}'
+        )
+        raise ValueError(
+            f'where must return a boolean mask of the shape of lon and lat, '
+            f'one bool a point ({lon.shape}, dtype bool), got {what}: compare '
+            'the values it looks up (lat > 0, zone != 0)'
+        )
+    return np.asarray(mask, dtype=np.bool_)
 
 
 def sample_points(
