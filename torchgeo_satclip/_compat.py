@@ -8,6 +8,7 @@ names from here and never checks versions itself.
 """
 
 import itertools
+import numbers
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
@@ -212,7 +213,7 @@ def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
         items = [bounds]
     elif isinstance(bounds, list | tuple):
         items = list(bounds)
-        if items and isinstance(items[0], int | float):
+        if items and isinstance(items[0], numbers.Real):  # np.float32 too
             items = [np.asarray(items, dtype=np.float64)]
     else:
         items = [bounds]

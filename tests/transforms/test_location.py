@@ -314,3 +314,35 @@ def test_bounds_of_one_sample_as_numbers(encoder: LocationEncoder) -> None:
     lonlat, batched = sample_lonlat({'bounds': [np.array(bounds)] * 2}, 'EPSG:32631')
     assert batched
     assert lonlat.shape == (2, 2)
+
+
+@pytest.mark.parametrize('number', [np.float32, np.int64, np.float64])
+def test_bounds_of_one_sample_as_numpy_numbers(number: type[np.generic]) -> None:
+    """A list of NumPy float32 (or int64) bounds was read as a list of
+    bounds and failed with 'cannot read bounds from float32'; it is one
+    sample's bounds, as a list of Python numbers is."""
+    to_utm = Transformer.from_crs('EPSG:4326', 'EPSG:32631', always_xy=True)
+    x, y = (round(v) for v in to_utm.transform(*PARIS))
+    values = [x - 80, x + 80, 10, y - 80, y + 80, 10, 0, 1, 1]
+    if not TORCHGEO_AT_LEAST_0_10:  # a BoundingBox's order
+        values = [x - 80, x + 80, y - 80, y + 80, 0, 1]
+    given = [number(v) for v in values]
+    expected = [np.asarray(values, dtype=np.float64)]
+    np.testing.assert_array_equal(
+        geo_sample_bounds({'bounds': given}),
+        geo_sample_bounds({'bounds': expected}),
+    )
+    lonlat, batched = sample_lonlat({'bounds': given}, 'EPSG:32631')
+    assert not batched
+    np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-2)
+
+
+def test_one_crs_per_sample_of_a_batch() -> None:
+    """A batch whose 'crs' list was shorter than its bounds failed with a
+    bare IndexError (and a longer one was cut in silence)."""
+    box = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+    if TORCHGEO_AT_LEAST_0_10:
+        box = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    for crs in (['EPSG:4326'], ['EPSG:4326'] * 3):
+        with pytest.raises(ValueError, match=rf"'crs' has {len(crs)} entries for 2"):
+            sample_lonlat({'bounds': [box, box], 'crs': crs})

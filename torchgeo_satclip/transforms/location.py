@@ -13,6 +13,7 @@ A sample (or a collated batch) can say where it is in three ways, all read by
 """
 
 import copy
+import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -108,6 +109,11 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         sample_crs = sample.get('crs')
         if isinstance(sample_crs, list | tuple):
             crs_list = [crs if c is None else c for c in sample_crs]
+            if len(crs_list) != len(boxes):
+                raise ValueError(
+                    f"the sample's 'crs' has {len(crs_list)} entries for "
+                    f'{len(boxes)} bounds: expected one CRS per sample'
+                )
         else:
             crs_list = [crs if sample_crs is None else sample_crs] * len(boxes)
         if any(c is None for c in crs_list):
@@ -128,7 +134,7 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         # a list of numbers is one sample's bounds, as geo_sample_bounds reads it
         batched = (
             isinstance(bounds, list)
-            and not (bounds and isinstance(bounds[0], int | float))
+            and not (bounds and isinstance(bounds[0], numbers.Real))
         ) or (isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2)
         return lonlat, batched
     raise KeyError(
