@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -200,6 +201,59 @@ def _official_siren_problem(nnet: nn.Module) -> str | None:
     return None
 
 
+#: The types of the official ``SatCLIPLightningModule``'s arguments, which
+#: every ``weights_only`` loader reads back.
+_PLAIN_TYPES = (type(None), bool, int, float, str)
+
+
+def _plain_value(key: str, value: object) -> object:
+    """``hyper_parameters[key]`` as a value every ``weights_only`` loader reads.
+
+    A NumPy scalar (a number from a NumPy computation or config) becomes the
+    Python number it holds, which is what it means; any other object would be
+    pickled as a call (``pathlib.PosixPath``, ``numpy...scalar``) that
+    ``torch.load(..., weights_only=True)`` refuses, in this package, TorchGeo
+    and RANGE alike.
+
+    Raises:
+        ValueError: naming the key, if ``value`` is none of None, a bool, an
+            int, a float, a string or a NumPy scalar of a bool or a number.
+    """
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        value = value.item()
+    if not isinstance(value, _PLAIN_TYPES):
+        raise ValueError(
+            f"hyper_parameters['{key}'] is a {type(value).__name__} ({value!r}), "
+            'expected None, a bool, an int, a float or a string (the arguments '
+            'of the official SatCLIPLightningModule): anything else is pickled '
+            'as code that torch.load(..., weights_only=True) refuses'
+        )
+    return value
+
+
+def _check_extra_state(extra: Mapping[Any, object]) -> None:
+    """Refuse ``extra_state`` entries that are not tensors under string names.
+
+    Raises:
+        ValueError: naming the key, if a key is not a string or a value not
+            a tensor (a NumPy array would make the file unreadable with
+            ``weights_only=True``; a number is not a state-dict entry).
+    """
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            raise ValueError(
+                f'extra_state key {key!r} is a {type(key).__name__}, expected a '
+                "string (a state-dict name such as 'model.visual.conv1.weight')"
+            )
+        if not isinstance(value, Tensor):
+            raise ValueError(
+                f'extra_state[{key!r}] is a {type(value).__name__}, expected a '
+                'tensor (torch.as_tensor it): the file must hold plain tensors '
+                'for torch.load(..., weights_only=True) and the official '
+                'strict load'
+            )
+
+
 def _official_hyper_parameters(
     encoder: LocationEncoder, image: Mapping[str, Any], path: Path
 ) -> dict[str, Any]:
@@ -219,6 +273,7 @@ def _official_hyper_parameters(
             f'hyper_parameters {unknown} are not arguments of the official '
             'SatCLIPLightningModule (it would refuse them)'
         )
+    image = {key: _plain_value(key, value) for key, value in image.items()}
     clashes = sorted(
         key for key in location if key in image and image[key] != location[key]
     )
@@ -294,7 +349,11 @@ def save_official_checkpoint(
         ValueError: if ``path`` is a directory, if the official code cannot
             rebuild ``encoder`` (a positional encoding or network it does not
             have, such as ``rff`` or ``mlp``), if ``hyper_parameters`` has a key the official code
-            does not take or contradicts the encoder, if ``vision_layers``
+            does not take or contradicts the encoder, or a value that is not
+            None, a bool, an int, a float or a string (a NumPy scalar is
+            written as the Python number it holds), if ``extra_state`` has a
+            key that is not a string or a value that is not a tensor, if
+            ``vision_layers``
             is not an official name or comes without the image weights, or
             if ``extra_state`` has a key of the location encoder
             (``model.location.*``, ``model.nnet.*``), which would replace the
@@ -309,6 +368,7 @@ def save_official_checkpoint(
     image = dict(hyper_parameters or {})
     hparams = _official_hyper_parameters(encoder, image, path)
     extra = dict(extra_state or {})
+    _check_extra_state(extra)
     # The location weights come from encoder alone: an extra key under their
     # prefixes would replace them in the file, silently.
     clashing = sorted(
