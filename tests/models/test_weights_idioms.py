@@ -1,10 +1,12 @@
 """TorchGeo's weights idioms: get_state_dict, the builder, hashes, offline."""
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
 import urllib.error
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,31 @@ def test_geoclip_member_is_not_downloaded(
         download_checkpoint(GeoCLIPWeights.GEOCLIP, root=root)
     assert calls == []
     assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_download_removes_the_partial_file_of_a_killed_download(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch.hub.download_url_to_file streams into its own sibling of the name
+    # it is given, '<name>.<uuid hex>.partial', and renames it at the end: a
+    # download killed outright (SIGKILL, a power cut) left that file, with
+    # every byte fetched so far (up to 130 MB), under a name no later
+    # download removed; only the empty temporary file was cleaned up.
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copier(released, []))
+    root = tmp_path / 'g'
+    final = root / Path(MEMBER.url).name
+    root.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()  # a process that has exited: its temporaries are stale
+    killed = f'.{final.name}.{child.pid}.abcd1234.tmp'
+    partial = root / f'{killed}.{uuid.uuid4().hex}.partial'
+    partial.write_bytes(b'cut' * 1000)
+    (root / killed).write_bytes(b'')
+    # another live process's download, and a file that only looks alike
+    live = root / f'.{final.name}.{os.getpid()}.ef56.tmp.{uuid.uuid4().hex}.partial'
+    live.write_bytes(b'in progress')
+    other = root / f'{killed}.notahexname.partial'
+    other.write_bytes(b'mine')
+    assert download_checkpoint(MEMBER, root=root) == final
+    assert final.read_bytes() == released.read_bytes()
+    assert sorted(root.iterdir()) == sorted([final, live, other])
