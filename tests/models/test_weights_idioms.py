@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -228,3 +229,44 @@ def test_download_removes_the_partial_file_of_a_killed_download(
     assert download_checkpoint(MEMBER, root=root) == final
     assert final.read_bytes() == released.read_bytes()
     assert sorted(root.iterdir()) == sorted([final, live, other])
+
+
+def _no_download(url: str, dst: str, progress: bool = True) -> None:
+    raise AssertionError(f'downloaded {url} to {dst}')
+
+
+def test_root_that_is_a_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FileExistsError: [Errno 17] File exists: '<root>', from mkdir: neither
+    # root nor what was expected was named.
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', _no_download)
+    root = tmp_path / 'cache'
+    root.write_text('not a folder')
+    message = rf"^root '{re.escape(str(root))}' is a file, expected the folder"
+    with pytest.raises(ValueError, match=message):
+        download_checkpoint(MEMBER, root=root)
+    with pytest.raises(ValueError, match=message):
+        satclip_location_encoder(weights='SATCLIP_RESNET18_L10', root=root)
+    blocked = root / 'below'
+    with pytest.raises(
+        ValueError,
+        match=rf"^root '{re.escape(str(blocked))}' cannot be created as a folder",
+    ):
+        download_checkpoint(MEMBER, root=blocked)
+    assert root.read_text() == 'not a folder'
+    with pytest.raises(ValueError, match=r'^root is 3 \(type int\), expected the'):
+        download_checkpoint(MEMBER, root=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('root', ['', '  '])
+def test_empty_root_is_refused(
+    root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Path('') is the current folder: the checkpoint (up to 130 MB) was
+    # downloaded into wherever the command ran, not into the cache.
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', _no_download)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"^root is '{root}', an empty path"):
+        download_checkpoint(MEMBER, root=root)
+    assert list(tmp_path.iterdir()) == []

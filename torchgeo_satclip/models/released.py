@@ -45,6 +45,7 @@ from .geoclip import (
 from .weights import (
     ChecksumError,
     DownloadError,
+    _check_root,
     load_location_encoder,
     sha256sum,
 )
@@ -436,7 +437,9 @@ def download_checkpoint(
             network); the message says where to put it.
         ChecksumError: if the download does not have the known sha256.
         ValueError: for :attr:`GeoCLIPWeights.GEOCLIP`, whose weights are in
-            the installed ``geoclip`` distribution, not at its ``url``.
+            the installed ``geoclip`` distribution, not at its ``url``; or
+            naming ``root``, if it is not a path, is empty, is a file or
+            cannot be created as a folder (checked before any download).
     """
     if isinstance(weights, GeoCLIPWeights):
         raise ValueError(
@@ -446,8 +449,21 @@ def download_checkpoint(
             f'pip install "torchgeo-satclip[{GEOCLIP_EXTRA}]"): use '
             "load_location_encoder('geoclip') or find_geoclip_weights()"
         )
-    directory = Path(root) if root is not None else _cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _check_root(root) or _cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = error.strerror or str(error)
+        if root is not None:
+            raise ValueError(
+                f'root {str(directory)!r} cannot be created as a folder ({why}): '
+                'expected the folder to keep released checkpoints in (or None for '
+                'the torch hub cache)'
+            ) from None
+        raise DownloadError(
+            f'cannot create the checkpoint cache {directory} ({why}): set '
+            'TORCH_HOME, or pass root, a folder to keep released checkpoints in'
+        ) from None
     path = directory / Path(weights.url).name
     if path.exists():
         return path

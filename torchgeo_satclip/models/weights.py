@@ -626,6 +626,43 @@ def _encoding_arguments(name: str) -> set[str]:
     return set(inspect.signature(cls).parameters)
 
 
+def _check_root(root: object) -> Path | None:
+    """Return the folder ``root`` names for released checkpoints, or None.
+
+    Args:
+        root: None (the torch hub cache) or the path of a folder, which need
+            not exist yet.
+
+    Returns:
+        ``root`` as a path, or None.
+
+    Raises:
+        ValueError: naming ``root``, if it is not a path, is empty or blank
+            (``Path('')`` is the current folder, where a checkpoint would be
+            downloaded unasked), or is an existing file.
+    """
+    if root is None:
+        return None
+    if not isinstance(root, str | os.PathLike):
+        raise ValueError(
+            f'root is {root!r} (type {type(root).__name__}), expected the path of '
+            'the folder to keep released checkpoints in, or None for the torch '
+            'hub cache'
+        )
+    if not str(root).strip():
+        raise ValueError(
+            f'root is {str(root)!r}, an empty path: expected the folder to keep '
+            'released checkpoints in, or None for the torch hub cache'
+        )
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f'root {str(path)!r} is a file, expected the folder to keep released '
+            'checkpoints in (or None for the torch hub cache)'
+        )
+    return path
+
+
 def _check_dropout(dropout: object) -> float | None:
     """Return the ``dropout`` asked of a loaded encoder: None, or a probability.
 
@@ -866,12 +903,14 @@ def load_location_encoder(
         GeoCLIPNotInstalledError: if GeoCLIP's weights are asked for by
             name but the ``geoclip`` extra is not installed.
         TypeError: if ``source`` is of an unsupported type.
-        ValueError: if ``dtype`` is not a floating torch dtype, or ``dropout``
+        ValueError: if ``dtype`` is not a floating torch dtype, ``dropout``
             is neither None nor a finite real number in [0, 1) (a bool is
-            refused); checked before any file is read.
+            refused), or ``root`` is neither None nor the path of a folder
+            (an empty path, a file); checked before any file is read.
     """
     check_dtype('dtype', dtype)
     dropout = _check_dropout(dropout)
+    _check_root(root)
     hyper_parameters: Mapping[str, Any] | None = None
     if isinstance(source, Mapping):
         if is_geoclip_state_dict(source):
