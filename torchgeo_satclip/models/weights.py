@@ -496,6 +496,9 @@ _HPARAM_KEYS = {
 _SPACE2VEC_KEYS = ('frequency_num', 'min_radius', 'max_radius')
 
 
+#: The original code's name of a part of the encoder, and SatCLIPTask's.
+_SYNONYMS = (('le_type', 'positional_encoding'), ('pe_type', 'location_network'))
+
 #: ``hyper_parameters`` keys holding names, and those holding positive integers.
 _NAME_KEYS = ('le_type', 'pe_type', 'positional_encoding', 'location_network')
 _SIZE_KEYS = ('legendre_polys', 'embed_dim', 'capacity', 'num_hidden_layers')
@@ -513,7 +516,10 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
         A copy of ``raw`` as a dict.
 
     Raises:
-        CheckpointError: naming the key of a value of the wrong type.
+        CheckpointError: naming the key of a value of the wrong type, or the
+            two keys of a part named twice (``le_type`` and
+            ``positional_encoding``, ``pe_type`` and ``location_network``)
+            with different names.
     """
     if raw is None:
         return {}
@@ -541,6 +547,16 @@ def _hyper_parameters(raw: Any, origin: str) -> dict[str, Any]:
                 check(hparams[key], f"hyper_parameters['{key}']")
             except ValueError as error:
                 raise CheckpointError(f'{origin}: {error}') from None
+    for official, own in _SYNONYMS:
+        first, second = hparams.get(official), hparams.get(own)
+        if first is not None and second is not None and first != second:
+            raise CheckpointError(
+                f"{origin}: hyper_parameters['{official}'] is {first!r} but "
+                f"hyper_parameters['{own}'] is {second!r}: they name the same "
+                "part of the encoder (the original code's key and this "
+                "package's), so the record contradicts itself; keep the one the "
+                'weights were trained with'
+            )
     extra = hparams.get('positional_encoding_kwargs')
     if extra is not None and not (
         isinstance(extra, Mapping) and all(isinstance(k, str) for k in extra)
