@@ -101,3 +101,22 @@ def test_extra_state_holds_tensors_under_names(
             extra_state={'model.logit_scale': torch.tensor(1.0), **extra},
         )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ('encoder', 'hint'),
+    [
+        ('satclip.ckpt', 'load_location_encoder'),
+        (torch.nn.Linear(2, 4), 'load_location_encoder'),
+    ],
+)
+def test_encoder_that_is_not_a_location_encoder_is_named(
+    tmp_path: Path, encoder: object, hint: str
+) -> None:
+    # AttributeError: 'str' object has no attribute 'posenc': a checkpoint
+    # path passed for the encoder (to convert a file) was not named as such.
+    with pytest.raises(
+        TypeError, match=rf'^encoder must be a LocationEncoder, got .*{hint}'
+    ):
+        save_official_checkpoint(encoder, tmp_path / 'x.ckpt')  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -346,6 +346,8 @@ def save_official_checkpoint(
         The path written.
 
     Raises:
+        TypeError: if ``encoder`` is not a :class:`LocationEncoder` (a
+            checkpoint path, a task).
         ValueError: if ``path`` is a directory, if the official code cannot
             rebuild ``encoder`` (a positional encoding or network it does not
             have, such as ``rff`` or ``mlp``), if ``hyper_parameters`` has a key the official code
@@ -359,6 +361,15 @@ def save_official_checkpoint(
             (``model.location.*``, ``model.nnet.*``), which would replace the
             weights of ``encoder`` in the file.
     """
+    if not isinstance(encoder, LocationEncoder):
+        shown = repr(encoder) if isinstance(encoder, str | os.PathLike) else ''
+        raise TypeError(
+            f'encoder must be a LocationEncoder, got {type(encoder).__name__} '
+            f'{shown}'.rstrip()
+            + ': load one first (load_location_encoder(checkpoint) for a file or '
+            'a state dict; a SatCLIPTask is written by '
+            'tasks.export_official_checkpoint)'
+        )
     path = Path(path)
     if path.is_dir():
         raise ValueError(
