@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import check_dtype
 from .location_encoder import LocationEncoder, _to_dtype, build_location_encoder
 from .networks import MultiScaleMLP
 from .positional import RandomFourierFeatures
@@ -297,9 +298,11 @@ def geoclip_location_encoder(
         eval mode.
 
     Raises:
-        ValueError: if ``state_dict`` is not in GeoCLIP's layout (see
+        ValueError: if ``dtype`` is not a floating torch dtype, or
+            ``state_dict`` is not in GeoCLIP's layout (see
             :func:`geoclip_to_encoder_state_dict`).
     """
+    check_dtype('dtype', dtype)
     if state_dict is None:
         return build_location_encoder(**GEOCLIP_ARCHITECTURE, dtype=dtype).eval()
     architecture, converted = geoclip_to_encoder_state_dict(state_dict)
