@@ -597,6 +597,17 @@ CORRUPTIONS: list[tuple[str, Callable[[], dict[str, Any]], Corruption, str]] = [
         ),
         'expected layers.<number>.weight or .bias',
     ),
+    (
+        'layer-index-a-superscript-digit',  # '²'.isdigit() is true, int('²') fails
+        small,
+        then(
+            drop_hparams,
+            lambda c: c['state_dict'].__setitem__(
+                PREFIX + 'layers.\u00b2.weight', torch.zeros(4, 4, dtype=torch.float64)
+            ),
+        ),
+        'expected layers.<number>.weight or .bias',
+    ),
     *(
         (
             f'{key}-1d-no-hparams',

@@ -399,7 +399,7 @@ def _num_hidden_layers(state: Mapping[str, Tensor], origin: str) -> int:
     for key in state:
         if key.startswith('layers.'):
             index = key.split('.')[1]
-            if not index.isdigit():
+            if not (index.isascii() and index.isdigit()):
                 raise CheckpointError(
                     f'{origin}: {key}: expected layers.<number>.weight or .bias'
                 )
