@@ -136,10 +136,10 @@ def test_spatial_blocks_wrap_at_the_dateline_and_close_at_the_poles(
             [180.0, 5.0],  # the same place as the next one
             [-180.0, 5.0],
             [-179.0, 6.0],  # in the same block
-            [0.0, 90.0],  # the north pole, in the row below it
-            [1.0, 89.0],
-            [20.0, -90.0],  # the south pole, in the first row
-            [21.0, -89.0],
+            [0.0, 90.0],  # the north pole, in the row below it (first column)
+            [-179.5, 89.0],
+            [20.0, -90.0],  # the south pole, in the first row (first column)
+            [-179.5, -89.0],
         ]
         + [[lon, 45.0] for lon in range(-170, 171, 20)]
     )
@@ -151,6 +151,25 @@ def test_spatial_blocks_wrap_at_the_dateline_and_close_at_the_poles(
         assert fold_of[0] == fold_of[1] == fold_of[2], seed
         assert fold_of[3] == fold_of[4], seed
         assert fold_of[5] == fold_of[6], seed
+
+
+@pytest.mark.parametrize('block_size', [10.0, 7.0, 45.0])
+def test_a_pole_is_one_place_whatever_its_longitude(block_size: float) -> None:
+    """The north pole written at lon 0 and at lon 100 is one place, yet the
+    two fell into different columns of blocks, so a spatial split could train
+    on a pole's point and test on its twin (leakage: the same place, the same
+    target, on both sides)."""
+    poles = [[lon, lat] for lat in (90.0, -90.0) for lon in range(-180, 181, 15)]
+    points = np.array(poles + [[lon, 0.0] for lon in range(-175, 180, 10)])
+    north = np.flatnonzero(points[:, 1] == 90.0)
+    south = np.flatnonzero(points[:, 1] == -90.0)
+    for seed in range(8):
+        pairs = list(fold_indices(points, 3, 'spatial', block_size, seed))
+        fold_of = np.empty(len(points), int)
+        for fold, (_, test) in enumerate(pairs):
+            fold_of[test] = fold
+        assert len(set(fold_of[north])) == 1, seed
+        assert len(set(fold_of[south])) == 1, seed
 
 
 @pytest.mark.parametrize('results', [[], ()])

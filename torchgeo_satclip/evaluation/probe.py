@@ -336,8 +336,9 @@ def fold_indices(
         folds: number of folds.
         split: 'random' (points shuffled into folds), 'spatial' (blocks of
             ``block_size`` degrees from (-180, -90), shuffled into folds,
-            whole; longitude 180 is in the blocks of -180 and latitude 90 in
-            the last row) or 'range'
+            whole; longitude 180 is in the blocks of -180, latitude 90 in
+            the last row, and a pole, whatever its longitude, in the first
+            block of its row) or 'range'
             (RANGE's single 80/20 split, :func:`range_split`; ``folds`` and
             ``seed`` do not apply).
         block_size: side of the spatial blocks in degrees.
@@ -381,6 +382,8 @@ def _fold_pairs(
         # longitude 180 is longitude -180 (one meridian: the first column),
         # and latitude 90 lies in the last row, not in a row of its own
         col = np.floor(((lonlat[:, 0] + 180.0) % 360.0) / block_size).astype(np.int64)
+        # a pole is one place whatever its longitude: its points, one block
+        col[np.abs(lonlat[:, 1]) == 90.0] = 0
         row = np.floor((lonlat[:, 1] + 90.0) / block_size).astype(np.int64)
         row = np.minimum(row, max(math.ceil(180.0 / block_size) - 1, 0))
         # (column, row) pairs, in that order: a single number col * K + row
