@@ -809,3 +809,37 @@ def test_range_split_too_small_names_the_split(folds: int) -> None:
 def test_fold_indices_refuses_a_bad_seed(seed: Any, split: str) -> None:
     with pytest.raises(ValueError, match=r'seed must be (an integer|between 0 and)'):
         fold_indices(task(40).lonlat, 2, split, 30.0, seed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('value', ['NaN', 'nan', 'NA', 'n/a', 'null', 'None', '-inf'])
+@pytest.mark.parametrize('kind', ['auto', 'classification'])
+def test_class_numbers_with_a_missing_value_cell(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    """Class labels 0/1 with a 'NaN' (or 'NA', 'null') cell: the cell became
+    a class of its own, named 'NaN', and was probed as one (a third class
+    of missing values, with the accuracy counted on it)."""
+    rows = [
+        f'{lon},{lat},{i % 2}'
+        for i, (lon, lat) in enumerate(
+            zip(range(-150, 150, 10), range(-60, 60, 4), strict=True)
+        )
+    ]
+    rows.insert(6, f'10,20,{value}')  # data row 7
+    path = tmp_path / 'task.csv'
+    path.write_text('lon,lat,y\n' + '\n'.join(rows) + '\n')
+    with pytest.raises(ValueError, match='leave the cell empty') as info:
+        task_from_csv(path, 'y', kind=kind)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert f"{path}, data row 7: target 'y' is {value!r}" in message
+    assert 'the 30 other targets are numbers' in message
+    # an empty cell skips its row, and words stay classes
+    path.write_text(
+        'lon,lat,y\n' + '\n'.join(rows).replace(f',{value}\n', ',\n') + '\n'
+    )
+    assert task_from_csv(path, 'y', kind=kind).classes == ['0', '1']  # type: ignore[arg-type]
+    words = [
+        r.rsplit(',', 1)[0] + (',NA' if i % 2 else ',EU') for i, r in enumerate(rows)
+    ]
+    path.write_text('lon,lat,y\n' + '\n'.join(words) + '\n')
+    assert task_from_csv(path, 'y', kind=kind).classes == ['EU', 'NA']  # type: ignore[arg-type]

@@ -72,6 +72,14 @@ class PointTask:
 _DECIMAL = re.compile(r'[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
 
 
+#: Spellings of a missing or non-finite value (compared in lower case), which
+#: in a column of class numbers are no class of their own.
+_MISSING = frozenset(
+    {'nan', '+nan', '-nan', 'na', 'n/a', '#n/a', 'null', 'none', 'inf', '+inf'}
+    | {'-inf', 'infinity', '+infinity', '-infinity'}
+)
+
+
 def _read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     """Read a CSV file with a header line into columns of text.
 
@@ -199,8 +207,10 @@ def task_from_csv(
             target is the longitude or latitude column, a coordinate is not a
             plain decimal number or is out of range, a regression target (or,
             with ``kind='auto'``, one of a column of mostly numbers) is not a
-            finite number, or no row has a target; the message names the
-            file, the row and the column.
+            finite number, a class label is a missing value (``NaN``,
+            ``NA``, ``null``, ``inf``) among class labels that are all
+            numbers, or no row has a target; the message names the file, the
+            row and the column.
     """
     if kind not in ('auto', 'regression', 'classification'):
         raise ValueError(
@@ -260,6 +270,16 @@ def task_from_csv(
         return PointTask(label, lonlat, targets, 'regression', source=str(path))
     # Spaces around a cell are not part of its class: 'a' and ' a' are one.
     labels = np.array([str(v).strip() for v in values])
+    missing = np.array([v.lower() in _MISSING for v in labels], dtype=bool)
+    if missing.any() and all(_DECIMAL.fullmatch(v) for v in labels[~missing]):
+        # class numbers with a 'NaN' cell: a missing value, not a class
+        bad = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f'{path}, data row {rows[bad] + 1}: target {target!r} is '
+            f'{values[bad]!r}, a missing value, but the {int((~missing).sum())} '
+            'other targets are numbers (class labels); leave the cell empty '
+            'to skip the row'
+        )
     if all(_DECIMAL.fullmatch(v) for v in labels):
         # One class per number: '1', '1.0' and ' 1' are the same class.
         labels = np.array([_number_label(float(v)) for v in labels])
