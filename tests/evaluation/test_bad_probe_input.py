@@ -843,3 +843,21 @@ def test_class_numbers_with_a_missing_value_cell(
     ]
     path.write_text('lon,lat,y\n' + '\n'.join(words) + '\n')
     assert task_from_csv(path, 'y', kind=kind).classes == ['EU', 'NA']  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ('lat', 'fragment'), [(math.nan, 'non-finite'), (300.0, 'latitude')]
+)
+@pytest.mark.parametrize('split', ['random', 'spatial', 'range'])
+def test_cross_validate_refuses_a_task_of_bad_points(
+    lat: float, fragment: str, split: str
+) -> None:
+    """cross_validate, called alone, took a task with a NaN or 300 degree
+    latitude and scored it: the spatial blocks cast NaN to an integer (a
+    RuntimeWarning) and put every such point in one arbitrary block."""
+    bad = task(200, 'regression')
+    bad.lonlat[7, 1] = lat
+    features = np.random.default_rng(0).normal(size=(200, 3))
+    with pytest.raises(ValueError, match=fragment) as info:
+        cross_validate(features, bad, split=split)  # type: ignore[arg-type]
+    assert "task 'tiny200', point 7 (from 0)" in str(info.value)

@@ -543,15 +543,34 @@ def cross_validate(
         R^2 (regression) or accuracy (classification) of each fold.
 
     Raises:
-        ValueError: if the features are not ``(N, D)`` with one row per point
+        ValueError: if the task's points are not finite (lon, lat) in range
+            or its targets not one per point (naming the task and the first
+            bad point), the features are not ``(N, D)`` with one row per point
             of the task, the task is too small for the folds asked (see
             :func:`check_folds`), or the probe cannot be fitted on a fold (the
             message names the task, the probe and the fold).
     """
     require_sklearn()
+    _check_options(folds, block_size, [protocol], [split], seed)
+    _check_points(task)
+    return _cross_validate(
+        features, task, protocol, split, folds, block_size, seed, encoder_name
+    )
+
+
+def _cross_validate(
+    features: np.ndarray,
+    task: PointTask,
+    protocol: Protocol,
+    split: Split,
+    folds: int,
+    block_size: float,
+    seed: int,
+    encoder_name: str,
+) -> ProbeResult:
+    """:func:`cross_validate` of a task and options already checked."""
     from sklearn.metrics import accuracy_score, r2_score
 
-    _check_options(folds, block_size, [protocol], [split], seed)
     shape = np.shape(features)
     if len(shape) != 2 or shape[0] != len(task):
         source = f' of encoder {encoder_name!r}' if encoder_name else ''
@@ -874,7 +893,8 @@ def run_probes(
                 features = _encode_valid(encoder, task.lonlat, 65536, device)
                 for protocol in protocols:
                     for split in splits:
-                        result = cross_validate(
+                        # points and options checked above, once
+                        result = _cross_validate(
                             features,
                             task,
                             protocol,
