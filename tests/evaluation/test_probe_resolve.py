@@ -76,6 +76,34 @@ def test_two_last_ckpt_maps_do_not_overwrite(tmp_path: Path) -> None:
     assert 'run_a_last' in report.markdown.read_text()
 
 
+@pytest.mark.parametrize('stem', ['raw', 'wrap', 'sh', 'sh20', 'geoclip'])
+def test_a_checkpoint_is_never_named_as_a_builtin_encoder(
+    tmp_path: Path, stem: str
+) -> None:
+    """A checkpoint saved as raw.ckpt (or wrap.ckpt, geoclip.ckpt) was shown
+    as 'raw': its PCA map was skipped as raw's, and published.md set its
+    score beside RANGE's published figure for raw coordinates (or wrap,
+    GeoCLIP), a comparison with another encoder."""
+    path = checkpoint(tmp_path / f'{stem}.ckpt', 0)
+    assert list(resolve_encoders([str(path)])) == [f'{stem}_ckpt']
+    assert list(resolve_encoders([stem, str(path)]))[1] == f'{stem}_ckpt'
+    report = probe_report(
+        tmp_path / 'out',
+        ['air_temperature'],
+        [str(path)],
+        splits=('random',),
+        folds=2,
+        map_resolution=30.0,
+        references=True,
+    )
+    names = sorted(figure.name for figure in report.figures)
+    assert names == [f'pca_{stem}_ckpt.png', 'scores.png']
+    assert report.published is not None
+    published = report.published.read_text()
+    assert f'| {stem} |' not in published
+    assert '0.381 | 0.381' not in published
+
+
 def test_probe_offline_fails_first_in_one_line(
     no_network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -196,13 +196,21 @@ def _encode_valid(
 
 
 def _short_name(spec: str) -> str:
-    """A legend name: ``sh``, ``resnet18_l10`` (a weights name) or a file's stem."""
+    """A legend name: ``sh``, ``resnet18_l10`` (a weights name) or a file's stem.
+
+    A file whose stem is a built-in encoder's name or ``geoclip``
+    (``raw.ckpt``) is named with its suffix (``raw_ckpt``): under the
+    encoder's own name it would be taken for it (no PCA map, as ``raw``; set
+    beside the published figures of raw coordinates, ``wrap`` or GeoCLIP).
+    """
     if spec in BUILTIN_ENCODERS:
         return spec
     if _is_geoclip(spec) and not Path(spec).exists():
         return 'geoclip'
     path = Path(spec)
     if path.suffix and path.exists():
+        if path.stem in BUILTIN_ENCODERS or path.stem == 'geoclip':
+            return f'{path.stem}_{path.suffix[1:]}'
         return path.stem
     key = spec.rsplit('.', 1)[-1].upper()
     if key.startswith('SATCLIP_'):
@@ -265,7 +273,9 @@ def resolve_encoders(
 
     Returns:
         Display name (``sh``, ``resnet18_l10``, ``geoclip``, a checkpoint's
-        stem, with its folder when two stems are the same) to encoder module.
+        stem, with its folder when two stems are the same, and with its
+        suffix, ``raw_ckpt``, when it is a built-in encoder's name) to encoder
+        module.
 
     Raises:
         ValueError: for an encoder that is neither built in, a weights name
