@@ -861,3 +861,16 @@ def test_cross_validate_refuses_a_task_of_bad_points(
     with pytest.raises(ValueError, match=fragment) as info:
         cross_validate(features, bad, split=split)  # type: ignore[arg-type]
     assert "task 'tiny200', point 7 (from 0)" in str(info.value)
+
+
+def test_numeric_class_labels_are_one_class_beside_words(tmp_path: Path) -> None:
+    """'1' and '1.0' are one class, as documented, also when another label is
+    a word: they were two classes ('1', '1.0') as soon as one label was not a
+    number, so the probe was scored on telling a class from itself."""
+    path = tmp_path / 'task.csv'
+    labels = ['1', '1.0', 'other', ' 1 ', '2', '2.0'] * 3
+    rows = [f'{-170 + 10 * i},{-40 + 4 * i},{v}' for i, v in enumerate(labels)]
+    path.write_text('lon,lat,y\n' + '\n'.join(rows) + '\n')
+    task = task_from_csv(path, 'y')
+    assert task.classes == ['1', '2', 'other']
+    assert task.target.tolist() == [0, 0, 2, 0, 1, 1] * 3

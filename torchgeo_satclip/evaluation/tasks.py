@@ -280,9 +280,11 @@ def task_from_csv(
             'other targets are numbers (class labels); leave the cell empty '
             'to skip the row'
         )
-    if all(_DECIMAL.fullmatch(v) for v in labels):
-        # One class per number: '1', '1.0' and ' 1' are the same class.
-        labels = np.array([_number_label(float(v)) for v in labels])
+    # One class per number: '1', '1.0' and ' 1' are the same class (beside
+    # words too).
+    labels = np.array(
+        [_number_label(float(v)) if _DECIMAL.fullmatch(v) else v for v in labels]
+    )
     codes, classes, mask = _encode_classes(labels)
     return PointTask(label, lonlat[mask], codes, 'classification', classes, str(path))
 
