@@ -432,3 +432,37 @@ def test_the_output_folder_is_flushed_after_the_renames(
     assert renames, events
     assert flushes, events
     assert flushes[-1] > renames[-1], events
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a Markdown table row (``\\|`` is inside a cell)."""
+    return re.split(r'(?<!\\)\|', line.strip())[1:-1]
+
+
+def test_a_pipe_in_a_name_stays_in_its_cell() -> None:
+    """A task or encoder named with '|' (a CSV column 'a|b', a checkpoint
+    'x|y.ckpt') ended its cell: the row had more cells than the header,
+    shifting every score after it under another encoder's name."""
+    from torchgeo_satclip.evaluation import image_probe_to_markdown, results_to_markdown
+    from torchgeo_satclip.evaluation.image_probe import ImageProbeResult
+    from torchgeo_satclip.evaluation.references import references_to_markdown
+
+    results = [
+        ProbeResult('pts:a|b', 'x|y', 'linear', 'random', 'R2', [0.5, 0.6]),
+        ProbeResult('pts:a|b', 'raw', 'linear', 'random', 'R2', [0.1, 0.2]),
+        ProbeResult('air_temperature', 'x|y', 'linear', 'random', 'R2', [0.7]),
+    ]
+    for table in (
+        results_to_markdown(results),
+        references_to_markdown(results),
+        image_probe_to_markdown(
+            [ImageProbeResult('m|n', 'random', [0.5], [0.4], 10, 2)],
+            {'m|n': 'resnet|18\nv2'},
+        ),
+    ):
+        rows = [line for line in table.splitlines() if line.startswith('|')]
+        assert len(rows) >= 3, table
+        assert {len(_cells(row)) for row in rows} == {len(_cells(rows[0]))}, table
+    table = results_to_markdown(results)
+    assert '| pts:a\\|b |' in table
+    assert '| x\\|y |' in table.splitlines()[0]

@@ -59,7 +59,7 @@ from ..datasets import S2100K
 from ..datasets.s2_100k_files import as_patch_size
 from ..geo import koppen_zone, validate_lonlat
 from ..models import CheckpointError, read_checkpoint
-from .outputs import check_outputs, staged_outputs
+from .outputs import check_outputs, markdown_cell, staged_outputs
 from .plots import closed_on_error, save_figure
 from .probe import (
     _check_fold_count,
@@ -650,7 +650,8 @@ def image_probe_to_markdown(
     ]
     for r in results:
         lines.append(
-            f'| {r.encoder} | {models.get(r.encoder, "")} | {r.split} | '
+            f'| {markdown_cell(r.encoder)} | '
+            f'{markdown_cell(models.get(r.encoder, ""))} | {r.split} | '
             f'{_percent(r.accuracy_mean, r.accuracy_std)} | '
             f'{_percent(r.macro_f1_mean, r.macro_f1_std)} |'
         )

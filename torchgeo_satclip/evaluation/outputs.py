@@ -26,9 +26,27 @@ from .._io import flush_folder, pid_alive
 __all__ = [
     'check_outputs',
     'earlier_outputs',
+    'markdown_cell',
     'remove_earlier_outputs',
     'staged_outputs',
 ]
+
+
+def markdown_cell(text: object) -> str:
+    r"""Text for one cell of a Markdown table row.
+
+    A ``|`` in a name (a CSV column, a checkpoint file) ended its cell and
+    shifted the rest of the row; a line break ended the row. ``|`` is
+    escaped as ``\|`` and line breaks become spaces.
+
+    Args:
+        text: the cell's value (converted with :func:`str`).
+
+    Returns:
+        The text, safe inside ``| ... |``.
+    """
+    return ' '.join(str(text).splitlines()).replace('|', '\\|')
+
 
 #: Name of a run's staging folder: ``.stage.<pid>.<random>``.
 _STAGE = re.compile(r'\.stage\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+')

@@ -50,6 +50,7 @@ from ..models import (
     satclip_location_encoder,
 )
 from ..models.released import weights_member
+from .outputs import markdown_cell
 from .tasks import PointTask
 
 __all__ = [
@@ -951,7 +952,9 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
     for r in results:
         rows.setdefault((r.task, r.metric, r.protocol, r.split), {})[r.encoder] = r
     lines = [
-        '| task | metric | probe | CV | ' + ' | '.join(encoders) + ' |',
+        '| task | metric | probe | CV | '
+        + ' | '.join(markdown_cell(e) for e in encoders)
+        + ' |',
         '|---|---|---|---|' + '---|' * len(encoders),
     ]
     for (task, metric, protocol, split), cells in rows.items():
@@ -967,7 +970,9 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
                 text += f' +- {cell.std:.3f}'
             values.append(f'**{text}**' if cell.mean == best else text)
         lines.append(
-            f'| {task} | {metric} | {protocol} | {split} | ' + ' | '.join(values) + ' |'
+            f'| {markdown_cell(task)} | {metric} | {protocol} | {split} | '
+            + ' | '.join(values)
+            + ' |'
         )
     return '\n'.join(lines) + '\n'
 

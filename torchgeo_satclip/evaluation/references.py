@@ -18,6 +18,7 @@ k-fold cross-validation, which averages over more test points.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .outputs import markdown_cell
 from .probe import ProbeResult
 
 __all__ = [
@@ -121,9 +122,10 @@ def references_to_markdown(
         key = (ref.task, ref.encoder or '', ref.metric, ref.protocol)
         same = measured.get((*key, ref.split)) if ref.encoder else None
         kfold = measured.get((*key, 'random')) if ref.encoder else None
-        label = f'{ref.task} ({ref.metric}, {ref.protocol})'
+        label = markdown_cell(f'{ref.task} ({ref.metric}, {ref.protocol})')
+        encoder = markdown_cell(ref.encoder) if same or kfold else ''
         rows.append(
-            f'| {label} | {ref.encoder if same or kfold else ""} | {ref.model} {mark} '
+            f'| {label} | {encoder} | {markdown_cell(ref.model)} {mark} '
             f'| {ref.value:.3f} | {_cell(same, ref.value)} | '
             f'{_cell(kfold, ref.value)} |'
         )
