@@ -65,6 +65,7 @@ from ..models import (
     CheckpointError,
     LocationEncoder,
     load_location_encoder,
+    read_checkpoint,
     save_official_checkpoint,
 )
 from ._clip import (
@@ -104,12 +105,19 @@ def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
     A file may be a TorchGeo task checkpoint (``model.*`` keys, or
     ``model.backbone.model.*``), a SatCLIP checkpoint (``model.visual.*``,
     official or exported), a SatCLIPTask checkpoint (``model.*``), or a plain
-    state dict; it is read with ``weights_only=True``.
+    state dict; it is read with ``weights_only=True`` (by
+    :func:`~torchgeo_satclip.models.read_checkpoint`, which names a file that
+    is none).
+
+    Raises:
+        CheckpointError: naming the file, if it is not a readable checkpoint.
+        ValueError: if *weights* is neither an existing file nor the name of
+            TorchGeo weights.
     """
     if isinstance(weights, WeightsEnum):
         return cast(dict[str, Tensor], weights.get_state_dict(progress=True))
     if os.path.exists(weights):
-        loaded = torch.load(weights, map_location='cpu', weights_only=True)
+        loaded = read_checkpoint(weights)
         state = loaded.get('state_dict', loaded)
         for prefix in ('model.visual.', 'model.backbone.model.', 'model.'):
             found = {
@@ -122,7 +130,45 @@ def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
         return dict(state)
     from torchgeo.models import get_weight
 
-    return cast(dict[str, Tensor], get_weight(weights).get_state_dict(progress=True))
+    try:
+        enum = get_weight(str(weights))
+    except ValueError:
+        raise ValueError(
+            f'weights {str(weights)!r} is neither an existing checkpoint file nor '
+            'the name of TorchGeo weights (such as '
+            "'ResNet18_Weights.SENTINEL2_ALL_MOCO'); pass null for random weights"
+        ) from None
+    return cast(dict[str, Tensor], enum.get_state_dict(progress=True))
+
+
+def _check_backbone_keys(
+    model: nn.Module, state: Mapping[str, Any], weights: str | os.PathLike[str]
+) -> None:
+    """Refuse a checkpoint file that lacks tensors of the backbone.
+
+    TorchGeo's loader loads with ``strict=False``: the backbone's tensors
+    that the file lacks would stay randomly initialised (and, with
+    ``freeze_backbone``, stay so). Batch-norm counters
+    (``num_batches_tracked``) may be missing; keys the backbone does not have
+    (a classifier, other parts of a task) are left to the loader.
+
+    Raises:
+        ValueError: naming the file, how many tensors it lacks and the first
+            of them.
+    """
+    expected = [
+        key for key in model.state_dict() if not key.endswith('num_batches_tracked')
+    ]
+    missing = [key for key in expected if key not in state]
+    if missing:
+        found = ', '.join(repr(key) for key in list(state)[:3]) or 'none'
+        raise ValueError(
+            f'weights {str(weights)!r} lacks {len(missing)} of the {len(expected)} '
+            f'tensors of the image backbone, first {", ".join(map(repr, missing[:3]))} '
+            f'(its keys begin {found}): expected a checkpoint of this backbone '
+            '(a TorchGeo or SatCLIPTask checkpoint, a SatCLIP checkpoint, or its '
+            'state dict)'
+        )
 
 
 class SatCLIPTask(BaseTask):  # type: ignore[misc]
@@ -404,8 +450,12 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             num_classes=0,
             pretrained=self.weights is True,
         )
-        if self.weights and self.weights is not True:
+        if self.weights is not None and not isinstance(self.weights, bool):
             state_dict = _backbone_state_dict(self.weights)
+            if not isinstance(self.weights, WeightsEnum) and os.path.exists(
+                self.weights
+            ):
+                _check_backbone_keys(self.model, state_dict, self.weights)
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
         if hp['freeze_backbone']:

@@ -1,0 +1,74 @@
+"""SatCLIPTask's backbone ``weights`` from a file: what is not one is named.
+
+A file was read with a bare ``torch.load``, and its state dict loaded with
+``strict=False``: a text file failed with ``KeyError: 101``, a list with an
+``AttributeError``, a state dict of other keys with ``KeyError:
+'features.0.weight'``, a state dict that lacked some of the backbone's keys
+was accepted (those layers stayed random, frozen with ``freeze_backbone``),
+a missing file was "not a valid WeightsEnum", and ``''`` meant random
+weights.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from torchgeo_satclip.models import CheckpointError
+
+from ..tiny_timm import TinyNet
+from .test_satclip import tiny_task
+
+pytestmark = pytest.mark.usefixtures('tiny_timm')
+
+
+def test_a_text_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / 'notes.ckpt'
+    path.write_text('hello')
+    with pytest.raises(CheckpointError, match=r'notes\.ckpt is not a torch checkpoint'):
+        tiny_task(weights=str(path))
+
+
+def test_a_file_that_is_not_a_dict_is_named(tmp_path: Path) -> None:
+    path = tmp_path / 'list.pt'
+    torch.save([1, 2], path)
+    with pytest.raises(CheckpointError, match=r'list\.pt'):
+        tiny_task(weights=str(path))
+
+
+@pytest.mark.parametrize(
+    'state',
+    [
+        {'state_dict': {'foo.weight': torch.zeros(3)}},
+        {k: v for k, v in TinyNet(13).state_dict().items() if k != 'features.1.weight'},
+    ],
+    ids=['other-keys', 'partial'],
+)
+def test_a_state_dict_without_the_backbones_keys_is_refused(
+    state: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / 'other.pt'
+    torch.save(state, path)
+    with pytest.raises(
+        ValueError, match=r"weights .*other\.pt.* lacks .*'features\.1\.weight'"
+    ):
+        tiny_task(weights=str(path), freeze_backbone=True)
+
+
+def test_a_full_state_dict_with_extra_keys_loads(tmp_path: Path) -> None:
+    state = TinyNet(13).state_dict()
+    path = tmp_path / 'full.pt'
+    torch.save({**state, 'extra.weight': torch.zeros(2)}, path)
+    task = tiny_task(weights=str(path))
+    for key, value in state.items():
+        assert torch.equal(task.model.state_dict()[key], value)
+
+
+@pytest.mark.parametrize('weights', ['nope.ckpt', 'runs/last.ckpt', ''])
+def test_neither_a_file_nor_a_weights_name(weights: str, tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf'weights {weights!r} is neither an existing checkpoint file nor',
+    ):
+        tiny_task(weights=weights)
