@@ -20,6 +20,7 @@ import yaml
 from torch import nn
 
 from torchgeo_satclip.models import (
+    CheckpointError,
     LocationEncoder,
     build_location_encoder,
     load_location_encoder,
@@ -270,3 +271,33 @@ def test_location_encoder_official_code_lacks(config: Path, tmp_path: Path) -> N
                 task, tmp_path / 'g.ckpt', location_only=location_only
             )
     assert not (tmp_path / 'g.ckpt').exists()
+
+
+def test_export_of_a_file_that_is_not_a_checkpoint_names_it(tmp_path: Path) -> None:
+    """A text file failed with ``KeyError: 105``, a missing one with a bare
+    ``FileNotFoundError``: the file is read as every checkpoint is."""
+    text = tmp_path / 'notes.ckpt'
+    text.write_text('hi')
+    with pytest.raises(CheckpointError, match=r'notes\.ckpt is not a torch checkpoint'):
+        export_official_checkpoint(text, tmp_path / 'out.ckpt')
+    with pytest.raises(CheckpointError, match=r'not found: .*missing\.ckpt'):
+        export_official_checkpoint(tmp_path / 'missing.ckpt', tmp_path / 'out.ckpt')
+    assert not (tmp_path / 'out.ckpt').exists()
+
+
+def test_export_of_a_checkpoint_with_clip_off_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GASSL checkpoint (clip_loss_weight: 0) is a SatCLIPTask checkpoint:
+    it was refused as 'not a SatCLIPTask checkpoint'."""
+    monkeypatch.setattr(timm, 'create_model', lambda *a, **k: TinyNet(13))
+    task = SatCLIPTask(
+        clip_loss_weight=0.0, moco_loss_weight=1.0, moco_queue_size=8, moco_dim=4
+    )
+    source = tmp_path / 'gassl.ckpt'
+    torch.save(
+        {'state_dict': task.state_dict(), 'hyper_parameters': dict(task.hparams)},
+        source,
+    )
+    with pytest.raises(CheckpointError, match=r'gassl\.ckpt.*CLIP part, which is off'):
+        export_official_checkpoint(source, tmp_path / 'out.ckpt')

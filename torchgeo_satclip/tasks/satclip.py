@@ -1321,8 +1321,9 @@ def export_official_checkpoint(
 
     Args:
         task_or_ckpt: a task, or the path of a SatCLIPTask Lightning
-            checkpoint (read with ``weights_only=True``; no timm model is
-            built).
+            checkpoint (read with ``weights_only=True`` by
+            :func:`~torchgeo_satclip.models.read_checkpoint`; no timm model
+            is built).
         path: destination file (written atomically).
         location_only: write the location encoder alone (no ``model.visual.*``;
             ``hyper_parameters['location_only']`` is True), for an image
@@ -1334,7 +1335,8 @@ def export_official_checkpoint(
         The path written.
 
     Raises:
-        CheckpointError: if a checkpoint file is not a SatCLIPTask checkpoint.
+        CheckpointError: if a checkpoint file cannot be read, is not a
+            SatCLIPTask checkpoint, or is one with CLIP off.
         ValueError: if the official code cannot build the image encoder (and
             ``location_only`` is False) or the location encoder.
     """
@@ -1344,9 +1346,17 @@ def export_official_checkpoint(
         hparams: dict[str, Any] = dict(task_or_ckpt.hparams)
         encoder = task_or_ckpt.location_encoder
     else:
-        checkpoint = torch.load(task_or_ckpt, map_location='cpu', weights_only=True)
+        checkpoint = read_checkpoint(task_or_ckpt)
         state = dict(checkpoint.get('state_dict', {}))
         hparams = dict(checkpoint.get('hyper_parameters', {}))
+        clip_weight = hparams.get('clip_loss_weight', 1.0)
+        if isinstance(clip_weight, int | float) and not clip_weight > 0:
+            raise CheckpointError(
+                f'{task_or_ckpt}: export_official_checkpoint needs the CLIP part, '
+                f'which is off in this SatCLIPTask checkpoint (clip_loss_weight: '
+                f'{clip_weight}): it has no projection, location encoder or logit '
+                'scale to export'
+            )
         if 'projection.weight' not in state or 'logit_scale' not in state:
             raise CheckpointError(
                 f'{task_or_ckpt}: not a SatCLIPTask checkpoint (no projection.weight '
