@@ -693,9 +693,12 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         if self.moco_enabled:
             self._check_views(batch)
         if 'features' in batch:
+            # cached features may be float16: in the dtype of the head that
+            # reads them (the projection, or the geo head with CLIP off)
             features = batch['features']
-            if self.clip_enabled:
-                features = features.to(self.projection.weight.dtype)
+            head = self.projection if self.clip_enabled else self.geo_head
+            if head is not None:
+                features = features.to(head.weight.dtype)
         elif 'image' in batch:
             features = in_parts(
                 self.image_features,
@@ -1052,14 +1055,14 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             ``location_embedding`` (and ``image_embedding``) of shape
             ``(B, embed_dim)``, not normalised, and the ``point``. With CLIP
             off: the ``point`` and the backbone's pooled ``image_features``
-            (of view 0).
+            (of view 0; a batch's cached ``features`` as float32).
         """
         if not self.clip_enabled:
-            image = _first_view(batch['image'])
-            return {
-                'point': batch['point'],
-                'image_features': self.image_features(image),
-            }
+            if 'features' in batch:  # cached (float16 by default)
+                features = batch['features'].float()
+            else:
+                features = self.image_features(_first_view(batch['image']))
+            return {'point': batch['point'], 'image_features': features}
         out = {
             'point': batch['point'],
             'location_embedding': self.encode_location(batch['point']),
