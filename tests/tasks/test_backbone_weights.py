@@ -18,7 +18,7 @@ import torch
 from torchgeo_satclip.models import CheckpointError
 
 from ..tiny_timm import TinyNet
-from .test_satclip import tiny_task
+from .test_satclip import FakeWeights, tiny_task
 
 pytestmark = pytest.mark.usefixtures('tiny_timm')
 
@@ -72,3 +72,35 @@ def test_neither_a_file_nor_a_weights_name(weights: str, tmp_path: Path) -> None
         match=rf'weights {weights!r} is neither an existing checkpoint file nor',
     ):
         tiny_task(weights=weights)
+
+
+@pytest.mark.parametrize('source', ['file', 'enum'])
+def test_weights_of_other_channels_for_a_frozen_backbone_are_refused(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TorchGeo's loader replaces a first layer of other input channels with a
+    random one (with a warning); frozen, it stayed random for the whole run."""
+    state = TinyNet(12).state_dict()
+    weights: Any
+    if source == 'file':
+        weights = str(tmp_path / 'twelve.pt')
+        torch.save(state, weights)
+    else:
+        weights = FakeWeights.TINY
+        monkeypatch.setattr(
+            FakeWeights.TINY,
+            'get_state_dict',
+            lambda *a, **k: dict(state),
+            raising=False,
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"'features\.0\.weight' of shape \(4, 12, 3, 3\).*\(4, 13, 3, 3\)"
+        r'.*in_channels',
+    ):
+        tiny_task(weights=weights, in_channels=13, freeze_backbone=True)
+    with pytest.warns(UserWarning, match='input channels'):
+        trained = tiny_task(weights=weights, in_channels=13)  # TorchGeo's way
+    assert torch.equal(
+        trained.model.state_dict()['features.1.weight'], state['features.1.weight']
+    )

@@ -171,6 +171,39 @@ def _check_backbone_keys(
         )
 
 
+def _check_frozen_shapes(
+    model: nn.Module, state: Mapping[str, Any], weights: WeightsEnum | str
+) -> None:
+    """Refuse weights with a tensor of another shape for a frozen backbone.
+
+    TorchGeo's loader replaces a first layer of other input channels with a
+    random one (with a warning): fine when the backbone trains, but a frozen
+    backbone would keep that random layer for the whole run.
+
+    Raises:
+        ValueError: naming the weights, the tensor and both shapes.
+    """
+    own = model.state_dict()
+    for key, value in state.items():
+        if key not in own or not isinstance(value, Tensor):
+            continue
+        expected = tuple(own[key].shape)
+        if tuple(value.shape) == expected:
+            continue
+        channels = ''
+        if value.ndim == len(expected) >= 2 and value.shape[0] == expected[0]:
+            channels = (
+                f' (input channels: {value.shape[1]} in the weights, in_channels '
+                f'{expected[1]} here)'
+            )
+        raise ValueError(
+            f'weights {str(weights)!r} do not fit the frozen backbone: their '
+            f'{key!r} of shape {tuple(value.shape)} would replace one of shape '
+            f'{expected}{channels} by a random layer, frozen for the whole run: '
+            'set in_channels to match the weights, or freeze_backbone: false'
+        )
+
+
 class SatCLIPTask(BaseTask):  # type: ignore[misc]
     """SatCLIP: contrastive pretraining of a location encoder on satellite images.
 
@@ -456,6 +489,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 self.weights
             ):
                 _check_backbone_keys(self.model, state_dict, self.weights)
+            if hp['freeze_backbone']:
+                _check_frozen_shapes(self.model, state_dict, self.weights)
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
         if hp['freeze_backbone']:
