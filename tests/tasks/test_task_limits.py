@@ -377,3 +377,30 @@ def test_geo_centroids_of_bad_locations_refused(
     with pytest.raises(ValueError, match=match):
         task.fit_geo_centroids(torch.tensor(points, dtype=torch.float64))
     assert not task.geo_centroids.any()  # left as it was
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        {'temperature': 1e-39},
+        {'temperature': 2e-38},
+        {'temperature': 5e-324},
+        {'moco_loss_weight': 1.0, 'moco_temperature': 1e-39},
+    ],
+)
+def test_temperature_whose_logits_overflow_refused(kwargs: dict[str, Any]) -> None:
+    """A temperature near 1 / float32's largest number was accepted: the
+    logits (exp(ln(1 / temperature)) times a cosine, or a cosine divided by
+    it) or the loss overflowed to inf in float32, and the loss was inf or NaN."""
+    (name,) = (key for key in kwargs if key.endswith('temperature'))
+    with pytest.raises(
+        ValueError, match=rf'{name} must be at least 2\.35e-38.*not {kwargs[name]}'
+    ):
+        tiny_task(**kwargs)
+
+
+@pytest.mark.parametrize('temperature', [2.4e-38, 1e-30])
+def test_smallest_temperatures_give_a_finite_loss(temperature: float) -> None:
+    task = tiny_task(temperature=temperature)
+    loss, _ = task.compute_loss(fixed_batch())
+    assert torch.isfinite(loss)

@@ -98,6 +98,26 @@ _DTYPES = {'float32': torch.float32, 'float64': torch.float64}
 #: Smallest batch with a contrastive signal (one positive, one negative).
 _MIN_CONTRASTIVE_BATCH = 2
 
+#: Smallest temperature of the contrastive losses: their float32 logits reach
+#: 1 / temperature and each cross-entropy twice that, and the two of CLIP are
+#: summed, so 1 / temperature must stay under an eighth of float32's largest
+#: number (about 2.35e-38; below it the loss is inf or NaN).
+_SMALLEST_TEMPERATURE = 8 / torch.finfo(torch.float32).max
+
+
+def _check_temperature(name: str, value: Any) -> None:
+    """Refuse a temperature that is not a finite number at least ``_SMALLEST_TEMPERATURE``.
+
+    Raises:
+        ValueError: naming the argument, the value and the limit.
+    """
+    if _check_real(name, value, positive=True) < _SMALLEST_TEMPERATURE:
+        raise ValueError(
+            f'{name} must be at least {_SMALLEST_TEMPERATURE:.3g} (below it the '
+            'float32 logits or loss overflow to inf and training runs on a NaN '
+            f'loss), not {value}'
+        )
+
 
 def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
     """State dict of an image backbone from an enum, a name or a checkpoint file.
@@ -331,7 +351,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             warmup_steps: linear warmup optimiser steps (with either scheduler),
                 an integer >= 0.
             min_lr: final learning rate of the cosine schedule, in [0, lr].
-            temperature: initial temperature, finite and above 0;
+            temperature: initial temperature, finite and at least about
+                2.35e-38 (the float32 logits overflow below it);
                 ``logit_scale = ln(1 / temperature)``.
             logit_scale_max: clamp ``exp(logit_scale)`` at this value, finite
                 and above 0 (CLIP uses 100): the parameter is held there after
@@ -427,7 +448,7 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         check_int('geo_classes', geo_classes, minimum=0)
         check_int('geo_kmeans_seed', geo_kmeans_seed)
         check_real('location_dropout', location_dropout, minimum=0.0, below=1.0)
-        _check_real('temperature', temperature, positive=True)
+        _check_temperature('temperature', temperature)
         _check_optimiser_arguments(
             lr=lr,
             weight_decay=weight_decay,
@@ -1316,7 +1337,7 @@ def _check_moco_arguments(
         raise ValueError(f'moco_bn_splits must be >= 1, not {moco_bn_splits}')
     if not 0 <= check_real('moco_momentum', moco_momentum) <= 1:
         raise ValueError(f'moco_momentum must be in [0, 1], got {moco_momentum}')
-    _check_real('moco_temperature', moco_temperature, positive=True)
+    _check_temperature('moco_temperature', moco_temperature)
     if moco_loss_weight > 0 and freeze_backbone:
         raise ValueError(
             'MoCo (moco_loss_weight > 0) trains the backbone: it cannot be '
