@@ -846,6 +846,48 @@ def test_own_checkpoint_as_backbone_weights(
     assert all(p.requires_grad for p in fused.head.parameters())
 
 
+@pytest.mark.parametrize('freeze_backbone', [False, True])
+def test_own_checkpoint_lacking_backbone_tensors_is_refused(
+    tmp_path: Path, freeze_backbone: bool
+) -> None:
+    """A fused checkpoint lacking some backbone tensors loaded in part (TorchGeo
+    loads with strict=False): those layers stayed random, frozen with
+    freeze_backbone, in silence. It is refused, naming the file and a key."""
+    source = LocationAwareClassificationTask(model='tiny', num_classes=3, **small())
+    state = source.state_dict()
+    lost = next(k for k in state if k.startswith('model.backbone.'))
+    del state[lost]
+    path = tmp_path / 'fused.ckpt'
+    torch.save({'state_dict': state, 'hyper_parameters': dict(source.hparams)}, path)
+    key = lost.removeprefix('model.backbone.')
+    with pytest.raises(ValueError, match=rf"fused\.ckpt.*lacks 1 of .*'{key}'"):
+        LocationAwareRegressionTask(
+            model='tiny', weights=str(path), freeze_backbone=freeze_backbone, **small()
+        )
+
+
+def test_own_checkpoint_of_other_channels_for_a_frozen_backbone_is_refused(
+    tmp_path: Path,
+) -> None:
+    """TorchGeo's loader swaps a first layer of other input channels for a
+    random one with a warning; frozen, that random layer stayed for the whole
+    run. Refused for a frozen backbone; a trained one keeps the warning."""
+    source = LocationAwareClassificationTask(
+        model='tiny', num_classes=3, in_channels=4, **small()
+    )
+    path = tmp_path / 'fused.ckpt'
+    torch.save(
+        {'state_dict': source.state_dict(), 'hyper_parameters': dict(source.hparams)},
+        path,
+    )
+    with pytest.raises(ValueError, match=r'input channels: 4 in the weights'):
+        LocationAwareRegressionTask(
+            model='tiny', weights=str(path), freeze_backbone=True, **small()
+        )
+    with pytest.warns(UserWarning, match='input channels'):
+        LocationAwareRegressionTask(model='tiny', weights=str(path), **small())
+
+
 def image_batch(label: Any, **extra: Any) -> dict[str, Any]:
     return {
         'image': torch.zeros(len(label), 3, 8, 8),

@@ -80,6 +80,8 @@ from ..transforms.location import sample_lonlat
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_backbone_keys,
+    check_frozen_shapes,
     check_point_precision,
     check_random_location,
     location_encoder_architecture,
@@ -615,6 +617,15 @@ class _FusionTask(_LocationSteps):
             configure()
         finally:
             self.weights = weights
+        # TorchGeo's loader loads with strict=False: refuse what it would leave
+        # random. The classifier (the last child) is not in a fused checkpoint:
+        # the fused model has none (reset_classifier(0)).
+        classifier = list(self.model.named_children())[-1][0]
+        check_backbone_keys(
+            self.model, backbone_state, str(weights), skip=f'{classifier}.'
+        )
+        if self.hparams.get('freeze_backbone', False):
+            check_frozen_shapes(self.model, backbone_state, weights)
         load_backbone_state_dict(self.model, backbone_state)
 
     def _configure_fusion(self) -> None:

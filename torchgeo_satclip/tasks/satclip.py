@@ -86,6 +86,8 @@ from ._moco import (
 from .utils import (
     LOCATION_DEFAULTS,
     LocationEncoderArgs,
+    check_backbone_keys,
+    check_frozen_shapes,
     check_point_precision,
     location_encoder_architecture,
     pooled_feature_size,
@@ -159,69 +161,6 @@ def _backbone_state_dict(weights: WeightsEnum | str) -> dict[str, Tensor]:
             "'ResNet18_Weights.SENTINEL2_ALL_MOCO'); pass null for random weights"
         ) from None
     return cast(dict[str, Tensor], enum.get_state_dict(progress=True))
-
-
-def _check_backbone_keys(
-    model: nn.Module, state: Mapping[str, Any], weights: str | os.PathLike[str]
-) -> None:
-    """Refuse a checkpoint file that lacks tensors of the backbone.
-
-    TorchGeo's loader loads with ``strict=False``: the backbone's tensors
-    that the file lacks would stay randomly initialised (and, with
-    ``freeze_backbone``, stay so). Batch-norm counters
-    (``num_batches_tracked``) may be missing; keys the backbone does not have
-    (a classifier, other parts of a task) are left to the loader.
-
-    Raises:
-        ValueError: naming the file, how many tensors it lacks and the first
-            of them.
-    """
-    expected = [
-        key for key in model.state_dict() if not key.endswith('num_batches_tracked')
-    ]
-    missing = [key for key in expected if key not in state]
-    if missing:
-        found = ', '.join(repr(key) for key in list(state)[:3]) or 'none'
-        raise ValueError(
-            f'weights {str(weights)!r} lacks {len(missing)} of the {len(expected)} '
-            f'tensors of the image backbone, first {", ".join(map(repr, missing[:3]))} '
-            f'(its keys begin {found}): expected a checkpoint of this backbone '
-            '(a TorchGeo or SatCLIPTask checkpoint, a SatCLIP checkpoint, or its '
-            'state dict)'
-        )
-
-
-def _check_frozen_shapes(
-    model: nn.Module, state: Mapping[str, Any], weights: WeightsEnum | str
-) -> None:
-    """Refuse weights with a tensor of another shape for a frozen backbone.
-
-    TorchGeo's loader replaces a first layer of other input channels with a
-    random one (with a warning): fine when the backbone trains, but a frozen
-    backbone would keep that random layer for the whole run.
-
-    Raises:
-        ValueError: naming the weights, the tensor and both shapes.
-    """
-    own = model.state_dict()
-    for key, value in state.items():
-        if key not in own or not isinstance(value, Tensor):
-            continue
-        expected = tuple(own[key].shape)
-        if tuple(value.shape) == expected:
-            continue
-        channels = ''
-        if value.ndim == len(expected) >= 2 and value.shape[0] == expected[0]:
-            channels = (
-                f' (input channels: {value.shape[1]} in the weights, in_channels '
-                f'{expected[1]} here)'
-            )
-        raise ValueError(
-            f'weights {str(weights)!r} do not fit the frozen backbone: their '
-            f'{key!r} of shape {tuple(value.shape)} would replace one of shape '
-            f'{expected}{channels} by a random layer, frozen for the whole run: '
-            'set in_channels to match the weights, or freeze_backbone: false'
-        )
 
 
 class SatCLIPTask(BaseTask):  # type: ignore[misc]
@@ -509,9 +448,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             if not isinstance(self.weights, WeightsEnum) and os.path.exists(
                 self.weights
             ):
-                _check_backbone_keys(self.model, state_dict, self.weights)
+                check_backbone_keys(self.model, state_dict, self.weights)
             if hp['freeze_backbone']:
-                _check_frozen_shapes(self.model, state_dict, self.weights)
+                check_frozen_shapes(self.model, state_dict, self.weights)
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
         if hp['freeze_backbone']:

@@ -13,11 +13,13 @@ encoder with :meth:`LocationEncoderArgs.build`.
 
 import dataclasses
 import inspect
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 from ..models import (
     LocationEncoder,
@@ -32,6 +34,8 @@ __all__ = [
     'DEPRECATED_LOCATION_ARGS',
     'LOCATION_DEFAULTS',
     'LocationEncoderArgs',
+    'check_backbone_keys',
+    'check_frozen_shapes',
     'check_point_precision',
     'check_random_location',
     'location_encoder_architecture',
@@ -430,3 +434,85 @@ def check_point_precision(trainer: Any) -> None:
         '(autocast), which keeps the points and the location encoder in their '
         'own dtype'
     )
+
+
+def check_backbone_keys(
+    model: nn.Module,
+    state: Mapping[str, Any],
+    weights: str | os.PathLike[str],
+    skip: str | None = None,
+) -> None:
+    """Refuse a checkpoint file that lacks tensors of the backbone.
+
+    TorchGeo's loader loads with ``strict=False``: the backbone's tensors
+    that the file lacks would stay randomly initialised (and, with
+    ``freeze_backbone``, stay so). Batch-norm counters
+    (``num_batches_tracked``) may be missing; keys the backbone does not have
+    (a classifier, other parts of a task) are left to the loader.
+
+    Args:
+        model: the backbone.
+        state: the state dict the weights give it.
+        weights: where they come from, for the message.
+        skip: a prefix of keys the weights need not hold (a classifier the
+            caller replaces).
+
+    Raises:
+        ValueError: naming the file, how many tensors it lacks and the first
+            of them.
+    """
+    expected = [
+        key
+        for key in model.state_dict()
+        if not key.endswith('num_batches_tracked')
+        and not (skip and key.startswith(skip))
+    ]
+    missing = [key for key in expected if key not in state]
+    if missing:
+        found = ', '.join(repr(key) for key in list(state)[:3]) or 'none'
+        raise ValueError(
+            f'weights {str(weights)!r} lacks {len(missing)} of the {len(expected)} '
+            f'tensors of the image backbone, first {", ".join(map(repr, missing[:3]))} '
+            f'(its keys begin {found}): expected a checkpoint of this backbone '
+            '(a TorchGeo or SatCLIPTask checkpoint, a SatCLIP checkpoint, or its '
+            'state dict)'
+        )
+
+
+def check_frozen_shapes(
+    model: nn.Module, state: Mapping[str, Any], weights: Any
+) -> None:
+    """Refuse weights with a tensor of another shape for a frozen backbone.
+
+    TorchGeo's loader replaces a first layer of other input channels with a
+    random one (with a warning): fine when the backbone trains, but a frozen
+    backbone would keep that random layer for the whole run.
+
+    Args:
+        model: the backbone.
+        state: the state dict the weights give it.
+        weights: where they come from (a path or a weights enum), for the
+            message.
+
+    Raises:
+        ValueError: naming the weights, the tensor and both shapes.
+    """
+    own = model.state_dict()
+    for key, value in state.items():
+        if key not in own or not isinstance(value, Tensor):
+            continue
+        expected = tuple(own[key].shape)
+        if tuple(value.shape) == expected:
+            continue
+        channels = ''
+        if value.ndim == len(expected) >= 2 and value.shape[0] == expected[0]:
+            channels = (
+                f' (input channels: {value.shape[1]} in the weights, in_channels '
+                f'{expected[1]} here)'
+            )
+        raise ValueError(
+            f'weights {str(weights)!r} do not fit the frozen backbone: their '
+            f'{key!r} of shape {tuple(value.shape)} would replace one of shape '
+            f'{expected}{channels} by a random layer, frozen for the whole run: '
+            'set in_channels to match the weights, or freeze_backbone: false'
+        )
