@@ -428,7 +428,7 @@ class ImageProbeResult:
 
     @property
     def accuracy_std(self) -> float:
-        """Standard deviation of the accuracy over folds."""
+        """Standard deviation of the accuracy over folds (population, ddof = 0)."""
         return float(np.std(self.accuracy))
 
     @property
@@ -438,7 +438,7 @@ class ImageProbeResult:
 
     @property
     def macro_f1_std(self) -> float:
-        """Standard deviation of the macro-F1 over folds."""
+        """Standard deviation of the macro-F1 over folds (population, ddof = 0)."""
         return float(np.std(self.macro_f1))
 
 

@@ -522,7 +522,7 @@ class ProbeResult:
 
     @property
     def std(self) -> float:
-        """Standard deviation of the score over folds."""
+        """Standard deviation of the score over folds (population, ddof = 0)."""
         return float(np.std(self.scores))
 
 
