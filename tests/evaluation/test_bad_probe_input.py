@@ -717,6 +717,18 @@ def test_fold_indices_refuses_a_bad_block_size(block_size: Any) -> None:
             list(fold_indices(points, 2, 'spatial', block_size))
 
 
+@pytest.mark.parametrize('block_size', [1e-20, 5e-18, 1e-10])
+def test_fold_indices_refuses_a_block_size_too_small(block_size: float) -> None:
+    """Below about 1e-17 degrees the block numbers overflowed int64: points
+    far apart shared a block, or the run stopped with '1 blocks cannot make 2
+    folds'. A block under 1e-9 degrees (0.1 mm) is refused by name."""
+    points = task(40).lonlat
+    with pytest.raises(
+        ValueError, match=rf'block_size must be at least 1e-09 degrees .*{block_size!r}'
+    ):
+        list(fold_indices(points, 2, 'spatial', block_size))
+
+
 @pytest.mark.parametrize('folds', [0, 1, -2, 2.5, True])
 @pytest.mark.parametrize('split', ['random', 'spatial'])
 def test_fold_indices_refuses_a_bad_number_of_folds(folds: Any, split: str) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     'ALPHAS',
     'BUILTIN_ENCODERS',
     'MAX_SEED',
+    'MIN_BLOCK_SIZE',
     'RANGE_CV',
     'RANGE_SEED',
     'ProbeResult',
@@ -694,6 +695,10 @@ def check_seed(seed: Any) -> None:
     check_int('seed', seed, 0, MAX_SEED)
 
 
+#: The smallest side of a spatial block, in degrees (about 0.1 mm).
+MIN_BLOCK_SIZE = 1e-9
+
+
 def check_block_size(block_size: Any) -> None:
     """Refuse a side of the spatial blocks that is not a positive number.
 
@@ -702,7 +707,7 @@ def check_block_size(block_size: Any) -> None:
 
     Raises:
         ValueError: naming the value, unless it is a finite real number
-            greater than 0 (not a ``bool``).
+            (not a ``bool``) of at least :data:`MIN_BLOCK_SIZE`.
     """
     if (
         isinstance(block_size, bool)
@@ -712,6 +717,13 @@ def check_block_size(block_size: Any) -> None:
     ):
         raise ValueError(
             f'block_size must be a positive number of degrees, got {block_size!r}'
+        )
+    if block_size < MIN_BLOCK_SIZE:
+        # 360 / block_size block numbers overflow int64 near 1e-17 (far-apart
+        # points shared a block), and float64 longitudes resolve about 3e-14
+        raise ValueError(
+            f'block_size must be at least {MIN_BLOCK_SIZE:g} degrees (about '
+            f'0.1 mm), got {block_size!r}'
         )
 
 
