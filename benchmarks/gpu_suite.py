@@ -85,6 +85,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -931,20 +932,22 @@ class StepTimer(Callback):
 
 def recipe_task(args: argparse.Namespace, compile: bool = False) -> SatCLIPTask:
     """The ResNet18-L10 recipe's task (random frozen backbone)."""
-    return SatCLIPTask(
-        compile_image_encoder=compile,
-        model='resnet18',
-        weights=None,
-        in_channels=13,
-        freeze_backbone=True,
-        embed_dim=256,
-        legendre_polys=10,
-        capacity=512,
-        num_hidden_layers=2,
-        location_dropout=0.5,
-        location_dtype='float64',
-        channels_last=True,
-    )
+    with warnings.catch_warnings():  # random weights time as trained ones
+        warnings.filterwarnings('ignore', message='.*backbone is random')
+        return SatCLIPTask(
+            compile_image_encoder=compile,
+            model='resnet18',
+            weights=None,
+            in_channels=13,
+            freeze_backbone=True,
+            embed_dim=256,
+            legendre_polys=10,
+            capacity=512,
+            num_hidden_layers=2,
+            location_dropout=0.5,
+            location_dtype='float64',
+            channels_last=True,
+        )
 
 
 def trainer_for(args: argparse.Namespace, steps: int, **kwargs: Any) -> Trainer:

@@ -28,6 +28,7 @@ import argparse
 import importlib.util
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,15 @@ def main() -> None:
             f'{args.steps} steps, {args.num_workers} workers, {args.accelerator}',
             flush=True,
         )
-        task = SatCLIPTask(
-            model=args.model,
-            freeze_backbone=True,
-            legendre_polys=args.legendre_polys,
-            location_dtype=args.location_dtype,
-            validate_locations=False,
-        )
+        with warnings.catch_warnings():  # random weights time as trained ones
+            warnings.filterwarnings('ignore', message='.*backbone is random')
+            task = SatCLIPTask(
+                model=args.model,
+                freeze_backbone=True,
+                legendre_polys=args.legendre_polys,
+                location_dtype=args.location_dtype,
+                validate_locations=False,
+            )
         common: dict[str, Any] = {
             'batch_size': args.batch_size,
             'num_workers': args.num_workers,

@@ -9,6 +9,7 @@ a missing file was "not a valid WeightsEnum", and ``''`` meant random
 weights.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,14 @@ def test_weights_of_other_channels_for_a_frozen_backbone_are_refused(
     assert torch.equal(
         trained.model.state_dict()['features.1.weight'], state['features.1.weight']
     )
+
+
+@pytest.mark.parametrize('weights', [None, False])
+def test_a_frozen_random_backbone_is_warned_of(weights: Any) -> None:
+    """freeze_backbone with no weights trained a projection over a random
+    backbone kept random for the whole run, without a word."""
+    with pytest.warns(UserWarning, match='backbone is random and stays so'):
+        tiny_task(weights=weights, freeze_backbone=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='.*backbone is random')
+        tiny_task(weights=weights, freeze_backbone=False)

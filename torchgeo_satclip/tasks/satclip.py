@@ -43,6 +43,7 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -257,7 +258,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 weights.
             in_channels: image channels (13: SSL4EO-S12 layout).
             freeze_backbone: train only the projection (the released recipe);
-                the backbone is then kept in eval mode.
+                the backbone is then kept in eval mode. With no *weights* it
+                stays random: a warning says so.
             embed_dim: size of both embeddings (the location encoder's
                 ``embed_dim``).
             location_weights: initialise the location encoder from anything
@@ -454,6 +456,16 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             load_backbone_state_dict(self.model, state_dict)
         num_features = pooled_feature_size(self.model)
         if hp['freeze_backbone']:
+            if self.weights is None or self.weights is False:
+                warnings.warn(
+                    'freeze_backbone is True with weights None: the image backbone '
+                    'is random and stays so for the whole run (only the projection '
+                    'trains); give weights (for example '
+                    'ResNet18_Weights.SENTINEL2_ALL_MOCO) or set freeze_backbone: '
+                    'false',
+                    UserWarning,
+                    stacklevel=2,
+                )
             self.model.requires_grad_(False)
             self.model.eval()
         if hp.get('channels_last', False):
