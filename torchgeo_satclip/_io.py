@@ -402,7 +402,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_temporaries(
+    path: str | os.PathLike[str], after: str = ''
+) -> list[Path]:
     """Delete the temporary siblings of ``path`` that killed runs left behind.
 
     A temporary file (named as :func:`temporary_pattern` describes) is stale
@@ -416,12 +418,18 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     Args:
         path: a final destination (a symbolic link: the file it points to,
             beside which its temporaries are written).
+        after: a regular expression of what follows the temporary name in
+            the files to delete (another tool's name for a file it streams
+            into beside a temporary, such as torch hub's
+            ``.<hex>.partial``); empty for the temporaries themselves.
 
     Returns:
         The files deleted.
     """
     path = _destination(path)
     pattern = temporary_pattern(path)
+    if after:
+        pattern = re.compile(pattern.pattern + after, pattern.flags)
     removed: list[Path] = []
     try:
         entries = list(os.scandir(path.parent))

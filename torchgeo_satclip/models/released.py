@@ -32,9 +32,7 @@ from torchvision.models._api import Weights, WeightsEnum
 
 from .._io import (
     atomic_path,
-    pid_alive,
     remove_stale_temporaries,
-    temporary_pattern,
 )
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
@@ -367,43 +365,6 @@ def expected_sha256(weights: WeightsEnum) -> str | None:
 _HUB_PARTIAL = r'\.[0-9a-f]{32}\.partial'
 
 
-def _remove_stale_hub_partials(path: Path) -> list[Path]:
-    """Delete what downloads of ``path`` killed outright left in torch's name.
-
-    :func:`download_checkpoint` gives torch a temporary name of the package
-    (``.<name>.<pid>.<random>.tmp``), but torch streams the bytes into a
-    sibling of it, ``.<name>.<pid>.<random>.tmp.<hex>.partial``, which
-    :func:`~torchgeo_satclip._io.remove_stale_temporaries` does not match.
-    Those of a process that is no longer alive are removed (never this
-    process's, nor a live one's).
-
-    Args:
-        path: the checkpoint's final path.
-
-    Returns:
-        The files deleted.
-    """
-    pattern = re.compile(temporary_pattern(path).pattern + _HUB_PARTIAL, re.ASCII)
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except (FileNotFoundError, NotADirectoryError):
-        return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False):
-            continue
-        pid = int(match['pid'])
-        if pid == os.getpid() or pid_alive(pid):
-            continue
-        try:
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue  # another download cleaned it up first
-        removed.append(Path(entry.path))
-    return removed
-
-
 def _cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / 'checkpoints'
 
@@ -470,7 +431,8 @@ def download_checkpoint(
     # What a download killed by SIGKILL (or a power cut) left behind: the
     # package's temporary file and torch's partial file beside it.
     remove_stale_temporaries(path)
-    _remove_stale_hub_partials(path)
+    # torch streams into .<temporary>.<hex>.partial, not a name of the package's
+    remove_stale_temporaries(path, after=_HUB_PARTIAL)
     with atomic_path(path) as partial:
         try:
             torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
