@@ -135,3 +135,20 @@ def test_next_item_when_a_band_is_elsewhere(tmp_path: Path) -> None:
     with pytest.raises(_Rejected) as raised:
         builder(images, [bad, good], items_per_point=1).make_patch(1, *CENTRE)
     assert raised.value.reason == 'bad_scene'
+
+
+@pytest.mark.parametrize('band', ['B02', 'B05'])
+def test_band_on_a_south_up_grid_refused(tmp_path: Path, band: str) -> None:
+    """A south-up grid (rows going north) puts the patch's rows upside down
+    or the window outside the raster; B02's grid and every other band's are
+    checked alike, naming the band."""
+    item = make_item(tmp_path / 'item')
+    res = RESOLUTION[band]
+    with rasterio.open(item.assets[band].href) as src:
+        height = src.height
+    south_up = rasterio.Affine(res, 0, LEFT, 0, res, TOP - height * res)
+    rewrite(item, band, transform=south_up)
+    with pytest.raises(_Rejected) as raised:
+        read(item, *CENTRE)
+    assert raised.value.reason == 'bad_scene'
+    assert f'item item: the grid of {band} is rotated or south-up' in str(raised.value)

@@ -307,6 +307,23 @@ def _check_dtype(src: Any, item: pystac.Item, band: str) -> None:
         )
 
 
+def _north_up_grid(src: Any, item: pystac.Item, band: str) -> Any:
+    """The affine transform of a band's grid, refused unless north-up.
+
+    Raises:
+        _Rejected: ``bad_scene`` for a rotated or south-up grid, naming the
+            item and the band.
+    """
+    grid = src.transform
+    if grid.b != 0 or grid.d != 0 or grid.e >= 0:
+        raise _Rejected(
+            'bad_scene',
+            f'item {item.id}: the grid of {band} is rotated or south-up '
+            f'({tuple(grid)[:6]}), expected north-up',
+        )
+    return grid
+
+
 def _grid_window(
     src: Any, item: pystac.Item, lon: float, lat: float, size: int
 ) -> Window:
@@ -331,13 +348,7 @@ def _grid_window(
             antimeridian; the window would otherwise be shifted to the
             scene's edge, however far from the point).
     """
-    grid = src.transform
-    if grid.b != 0 or grid.d != 0 or grid.e >= 0:
-        raise _Rejected(
-            'bad_scene',
-            f'item {item.id}: the grid of {_GRID_BAND} is rotated or south-up '
-            f'({tuple(grid)[:6]}), expected north-up',
-        )
+    grid = _north_up_grid(src, item, _GRID_BAND)
     if src.width < size or src.height < size:
         raise _Rejected(
             'scene_too_small',
@@ -397,13 +408,7 @@ def _band_window(
             f'item {item.id}: asset {band} is in {src.crs}, {_GRID_BAND} in '
             f'{crs}; expected every band in the same CRS',
         )
-    grid = src.transform
-    if grid.b != 0 or grid.d != 0 or grid.e >= 0:
-        raise _Rejected(
-            'bad_scene',
-            f'item {item.id}: the grid of {band} is rotated or south-up '
-            f'({tuple(grid)[:6]}), expected north-up',
-        )
+    grid = _north_up_grid(src, item, band)
     window = from_bounds(*bounds, transform=grid)
     if (
         window.col_off < -_COVER_TOLERANCE
