@@ -1072,7 +1072,8 @@ class CachedFeatureDataModule(S2100KDataModule):
         """Batches of cached validation features (view 0).
 
         Returns:
-            The validation dataloader.
+            The validation dataloader; an empty list when the validation split
+            is empty (``val_split_pct=0``): Lightning then validates nothing.
 
         Raises:
             RuntimeError: if no feature extractor is set.
