@@ -158,6 +158,27 @@ def test_probe_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(['probe', '--tasks', 'nope']) == 2
 
 
+@pytest.mark.parametrize(
+    ('kind', 'metric'), [(None, 'R2'), ('classification', 'accuracy')]
+)
+def test_probe_csv_kind(tmp_path: Path, kind: str | None, metric: str) -> None:
+    """25 integer class codes read as a regression target under 'auto' (more
+    than 20 numbers), and the CLI had no way to say they are classes."""
+    user = tmp_path / 'codes.csv'
+    rows = [
+        f'{lon},{lat},{(lon // 14 + 13) % 25}'
+        for lon in range(-180, 180, 4)
+        for lat in range(-80, 81, 20)
+    ]
+    user.write_text('lon,lat,code\n' + '\n'.join(rows) + '\n', encoding='utf-8')
+    out = tmp_path / 'probe'
+    args = ['probe', '--csv', f'{user}:code', '--encoders', 'raw', '--cv', 'random']
+    args += ['--folds', '2', '--no-plots', '--quiet', '--output-dir', str(out)]
+    assert main(args + (['--csv-kind', kind] if kind else [])) == 0
+    table = (out / 'probe_results.csv').read_text(encoding='utf-8')
+    assert f',{metric},' in table, table
+
+
 REPO = Path(__file__).parents[1]
 #: Imported only when a subcommand runs, never for --help or --version.
 HEAVY = ('torch', 'torchgeo', 'lightning', 'numpy', 'torchvision', 'timm')

@@ -72,6 +72,17 @@ def add_parser(subparsers: Subparsers) -> None:
             'and the TARGET column; repeatable'
         ),
     )
+    parser.add_argument(
+        '--csv-kind',
+        choices=PROBE_REPORT.choices('csv_kind'),
+        default=PROBE_REPORT.default('csv_kind'),
+        help=(
+            "what the --csv targets are: 'auto' reads a column of more than 20 "
+            'distinct numbers as a regression target and anything else as '
+            'classes; classification for more than 20 integer class codes '
+            f'(default: {PROBE_REPORT.default("csv_kind")})'
+        ),
+    )
     encoders = PROBE_REPORT.default('encoders')
     parser.add_argument(
         '--encoders',
@@ -199,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         builtin,
         args.encoders,
         csv_tasks=user_tasks,
+        csv_kind=args.csv_kind,
         lon_column=args.lon_column,
         lat_column=args.lat_column,
         num_points=args.num_points,

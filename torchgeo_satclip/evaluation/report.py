@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._io import atomic_path
 from .outputs import check_outputs, staged_outputs
@@ -92,6 +92,7 @@ def probe_report(
     encoders: Sequence[str] = ('raw', 'wrap', 'sh'),
     *,
     csv_tasks: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    csv_kind: Literal['auto', 'regression', 'classification'] = 'auto',
     lon_column: str | None = None,
     lat_column: str | None = None,
     num_points: int | None = None,
@@ -119,6 +120,10 @@ def probe_report(
         csv_tasks: user tasks, ``(CSV path, target column)`` pairs, named
             ``stem:target`` (``folder/stem:target`` when two files have the
             same name and target).
+        csv_kind: what the CSV tasks' targets are: 'regression',
+            'classification' (for example more than 20 integer class codes,
+            which 'auto' reads as a regression target), or 'auto' (see
+            :func:`~torchgeo_satclip.evaluation.task_from_csv`).
         lon_column: longitude column of the CSV tasks.
         lat_column: latitude column of the CSV tasks.
         num_points: points of the sampled built-in tasks.
@@ -183,7 +188,7 @@ def probe_report(
     ]
     columns = _given(lon_column=lon_column, lat_column=lat_column)
     loaded += [
-        task_from_csv(path, target, name=name, **columns)
+        task_from_csv(path, target, name=name, kind=csv_kind, **columns)
         for (path, target), name in zip(
             csv_tasks, _csv_task_names(csv_tasks), strict=True
         )
