@@ -1,4 +1,5 @@
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from torchgeo_satclip.datasets import S2100K, SampleBatch, pack_s2_100k
 from torchgeo_satclip.datasets.s2_100k_files import (
     nodata_fraction,
     read_nodata_file,
+    write_nodata_file,
 )
 
 matplotlib.use('agg')
@@ -983,3 +985,14 @@ def test_bad_max_nodata_fraction_is_refused_by_name(value: object, match: str) -
     'int' and 'str'"), naming neither the argument nor what it expects."""
     with pytest.raises(ValueError, match=match):
         S2100K(DATA, patch_size=32, max_nodata_fraction=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('fraction', [-0.5, 1.5, math.nan])
+def test_write_nodata_file_names_the_file_of_a_bad_fraction(
+    tmp_path: Path, fraction: float
+) -> None:
+    """A fraction outside [0, 1] named the value and the patch, not the CSV."""
+    path = tmp_path / 'nodata.csv'
+    with pytest.raises(ValueError, match=rf'{re.escape(str(path))}: nodata fraction'):
+        write_nodata_file(path, ['a.tif', 'b.tif'], [0.0, fraction])
+    assert list(tmp_path.iterdir()) == []

@@ -407,7 +407,10 @@ def write_nodata_file(
     """
     bad = [(fn, f) for fn, f in zip(fns, fractions, strict=True) if not 0 <= f <= 1]
     if bad:
-        raise ValueError(f'nodata fraction {bad[0][1]} of {bad[0][0]} not in [0, 1]')
+        raise ValueError(
+            f'{path}: nodata fraction {bad[0][1]} of {bad[0][0]} not in [0, 1]; '
+            'nothing written'
+        )
     with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['fn', 'nodata_fraction'])
