@@ -65,7 +65,12 @@ import rasterio
 from affine import Affine
 from tqdm import tqdm
 
-from .._io import atomic_path, atomic_write, remove_stale_temporaries
+from .._io import (
+    atomic_path,
+    atomic_write,
+    parse_temporary_name,
+    remove_stale_temporaries,
+)
 from ..geo import is_koppen_land, koppen_zone, sample_points
 from .s2_100k_files import (
     BUILD_FILE,
@@ -461,13 +466,8 @@ def _write_patch(path: Path, data: np.ndarray, lon: float, lat: float) -> None:
 _DEMO_IMAGE = re.compile(r'patch_[0-9]+(?:_t[0-9]+)?\.tif', re.ASCII)
 
 
-#: The temporary name of a file this module writes (``atomic_path``'s
-#: ``.<name>.<pid>.<random>.tmp<extension>``), with the file's name as ``final``.
-_DEMO_TEMPORARY = re.compile(
-    r'\.(?P<final>patch_[0-9]+(?:_t[0-9]+)?\.tif|index\.csv|dates\.csv)'
-    r'\.[0-9]+\.[a-z0-9_]+\.tmp(?:\.[^/]*)?',
-    re.ASCII,
-)
+#: The files this module writes under a temporary name besides the images.
+_DEMO_FILES = frozenset({'index.csv', 'dates.csv'})
 
 
 def _remove_stale_temporaries(root: Path) -> None:
@@ -485,9 +485,10 @@ def _remove_stale_temporaries(root: Path) -> None:
         except (FileNotFoundError, NotADirectoryError):
             continue
         finals = {
-            match['final']
+            parsed[0]
             for entry in entries
-            if (match := _DEMO_TEMPORARY.fullmatch(entry.name)) is not None
+            if (parsed := parse_temporary_name(entry.name)) is not None
+            and (parsed[0] in _DEMO_FILES or _DEMO_IMAGE.fullmatch(parsed[0]))
         }
         for final in sorted(finals):
             remove_stale_temporaries(folder / final)
