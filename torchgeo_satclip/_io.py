@@ -421,7 +421,8 @@ def remove_stale_temporaries(
         after: a regular expression of what follows the temporary name in
             the files to delete (another tool's name for a file it streams
             into beside a temporary, such as torch hub's
-            ``.<hex>.partial``); empty for the temporaries themselves.
+            ``.<hex>.partial``; optional, ``(?:...)?``, for both kinds in one
+            pass); empty for the temporaries themselves.
 
     Returns:
         The files deleted.

@@ -30,10 +30,7 @@ import torch
 from torch import nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from .._io import (
-    atomic_path,
-    remove_stale_temporaries,
-)
+from .._io import atomic_path, remove_stale_temporaries
 from .geoclip import (
     GEOCLIP_ARCHITECTURE,
     GEOCLIP_DISTRIBUTION,
@@ -429,10 +426,9 @@ def download_checkpoint(
     if path.exists():
         return path
     # What a download killed by SIGKILL (or a power cut) left behind: the
-    # package's temporary file and torch's partial file beside it.
-    remove_stale_temporaries(path)
-    # torch streams into .<temporary>.<hex>.partial, not a name of the package's
-    remove_stale_temporaries(path, after=_HUB_PARTIAL)
+    # package's temporary file and the one torch streams into beside it
+    # (.<temporary>.<hex>.partial), in one look at the folder.
+    remove_stale_temporaries(path, after=f'(?:{_HUB_PARTIAL})?')
     with atomic_path(path) as partial:
         try:
             torch.hub.download_url_to_file(weights.url, str(partial), progress=progress)
