@@ -59,11 +59,7 @@ def _item_date(item: pystac.Item) -> dt.date | None:
         The date, or None for an item without a time.
     """
     moment = item.datetime or item.common_metadata.start_datetime
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC)
-    return moment.date()
+    return None if moment is None else _utc(moment).date()
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
