@@ -20,12 +20,7 @@ from torchgeo_satclip._io import (
     temporary_sibling,
 )
 
-
-def dead_pid() -> int:
-    """The id of a process that has exited."""
-    child = subprocess.Popen([sys.executable, '-c', 'pass'])
-    child.wait()
-    return child.pid
+from .processes import dead_pid
 
 
 def test_names_carry_the_process_id(tmp_path: Path) -> None:

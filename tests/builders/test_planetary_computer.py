@@ -19,6 +19,7 @@ from torchgeo_satclip.builders.reading import _forget
 from torchgeo_satclip.cli import build_parser, main
 from torchgeo_satclip.datasets import S2100K
 
+from ..processes import dead_pid
 from .fake_stac import BANDS, CLOUDY_VALUE, SCENES, FakeStacServer
 
 #: GDAL must not retry by itself: the builder's retries are what is tested.
@@ -244,13 +245,6 @@ def test_repairs_what_a_kill_leaves(tmp_path: Path, server: FakeStacServer) -> N
     assert sorted(os.listdir(images)) == sorted(fns)
     rows = {row[0]: row for row in index_rows(tmp_path)}
     assert rows['patch_7.tif'][1:] == rows['patch_0.tif'][1:]
-
-
-def dead_pid() -> int:
-    """The id of a process that has exited."""
-    child = subprocess.Popen([sys.executable, '-c', 'pass'])
-    child.wait()
-    return child.pid
 
 
 def test_stale_root_temporaries_removed(tmp_path: Path) -> None:

@@ -1,8 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +19,8 @@ from torchgeo_satclip.datamodules import (
 from torchgeo_satclip.datasets import pack_s2_100k
 from torchgeo_satclip.datasets.demo import make_demo_dataset
 from torchgeo_satclip.tasks import SatCLIPTask
+
+from ..processes import dead_pid
 
 pytestmark = pytest.mark.usefixtures('tiny_timm')
 
@@ -406,13 +406,6 @@ def test_packed_layout_is_keyed_by_its_manifest(tmp_path: Path) -> None:
         features_of_images_on_disk(repacked),
         rtol=1e-6,
     )
-
-
-def dead_pid() -> int:
-    """The id of a process that has exited."""
-    child = subprocess.Popen([sys.executable, '-c', 'pass'])
-    child.wait()
-    return child.pid
 
 
 def test_stale_temporaries_of_a_killed_build_are_removed(tmp_path: Path) -> None:

