@@ -746,12 +746,10 @@ class FigureLogger(Logger):
         pass
 
 
-def test_validation_figures_as_torchgeo(tmp_path: Path) -> None:
+def validate_with_figures(task: Any, datamodule: Any, tmp_path: Path) -> list[str]:
+    """The tags of the figures one validation batch logs (a real logger:
+    fast_dev_run replaces it, and no figure is drawn)."""
     logger = FigureLogger()
-    task = LocationAwareClassificationTask(
-        model='tiny', in_channels=13, num_classes=2, **small()
-    )
-    datamodule = EuroSATLocationDataModule(batch_size=2, root='tests/data/eurosat')
     Trainer(
         accelerator='cpu',
         limit_val_batches=1,
@@ -760,7 +758,15 @@ def test_validation_figures_as_torchgeo(tmp_path: Path) -> None:
         enable_model_summary=False,
         default_root_dir=str(tmp_path),
     ).validate(task, datamodule)
-    assert logger.figures == ['image/0']
+    return logger.figures
+
+
+def test_validation_figures_as_torchgeo(tmp_path: Path) -> None:
+    task = LocationAwareClassificationTask(
+        model='tiny', in_channels=13, num_classes=2, **small()
+    )
+    datamodule = EuroSATLocationDataModule(batch_size=2, root='tests/data/eurosat')
+    assert validate_with_figures(task, datamodule, tmp_path) == ['image/0']
 
 
 def test_location_only_tasks() -> None:
@@ -1094,19 +1100,11 @@ def test_regression_figures_skip_a_plot_of_class_names(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close('all')
-    logger = FigureLogger()
     task = LocationAwareRegressionTask(model='tiny', in_channels=13, **small())
     datamodule = EuroSATLocationDataModule(batch_size=2, root='tests/data/eurosat')
     with pytest.warns(UserWarning, match=r'EuroSATLocationDataModule\.plot'):
-        Trainer(
-            accelerator='cpu',
-            limit_val_batches=1,
-            logger=logger,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=str(tmp_path),
-        ).validate(task, datamodule)
-    assert logger.figures == []
+        figures = validate_with_figures(task, datamodule, tmp_path)
+    assert figures == []
     assert plt.get_fignums() == []  # nothing a failed plot opened stays open
 
 
@@ -1125,18 +1123,9 @@ def test_regression_figures_when_the_plot_can_show_them(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close('all')
-    logger = FigureLogger()
     task = LocationAwareRegressionTask(model='tiny', in_channels=13, **small())
     datamodule = RegressionPlotDataModule(batch_size=2, root='tests/data/eurosat')
-    Trainer(
-        accelerator='cpu',
-        limit_val_batches=1,
-        logger=logger,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    ).validate(task, datamodule)
-    assert logger.figures == ['image/0']
+    assert validate_with_figures(task, datamodule, tmp_path) == ['image/0']
     assert plt.get_fignums() == []
 
 
