@@ -474,7 +474,7 @@ CANARY = Mutant(
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
     skip = {'.git', '__pycache__', '.mypy_cache', '.ruff_cache', '.pytest_cache'}
-    skip |= {'.hypothesis', 'lightning_logs', '.venv'}
+    skip |= {'.hypothesis', 'lightning_logs', '.venv', '.ci-legs'}
     return {name for name in names if name in skip or name.endswith('.egg-info')}
 
 
