@@ -30,6 +30,7 @@ __all__ = [
     'classification_kwargs',
     'geo_sample_bounds',
     'load_backbone_state_dict',
+    'read_geo_bounds',
     'regression_kwargs',
 ]
 
@@ -160,19 +161,60 @@ def _box_from_query(bounds: Any) -> tuple[float, float, float, float]:
     return float(x.start), float(y.start), float(x.stop), float(y.stop)
 
 
+def _is_number(value: Any) -> bool:
+    """Whether *value* is one number of a box (a 0-d tensor or array too)."""
+    if isinstance(value, Tensor | np.ndarray):
+        return value.ndim == 0
+    return isinstance(value, numbers.Real)  # np.float32 and np.int64 too
+
+
+def _box_from_values(
+    values: list[float], bounds: Any
+) -> tuple[float, float, float, float]:
+    """Return ``(minx, miny, maxx, maxy)`` of one sample's bounds as numbers."""
+    if len(values) == 9:  # torchgeo 0.10: x start/stop/step, y ..., t ...
+        return values[0], values[3], values[1], values[4]
+    if len(values) == 6:  # torchgeo 0.8 BoundingBox: minx, maxx, miny, maxy, t
+        return values[0], values[2], values[1], values[3]
+    shown = _short(bounds)
+    if len(values) == 4:
+        raise ValueError(
+            f'bounds {shown} are ambiguous: four numbers are (minx, maxx, miny, '
+            "maxy) in torchgeo's BoundingBox order but (west, south, east, "
+            'north) in rasterio, shapely and GeoJSON; expected 6 numbers (a '
+            'BoundingBox: minx, maxx, miny, maxy, mint, maxt), 9 (torchgeo '
+            '0.10: xmin, xmax, xres, ymin, ymax, yres, tmin, tmax, tres), a '
+            'BoundingBox, a shapely box or a GeoSlice (slice(minx, maxx), '
+            'slice(miny, maxy))'
+        )
+    raise ValueError(
+        f'bounds {shown} hold {len(values)} values: expected 6 (a BoundingBox: '
+        'minx, maxx, miny, maxy, mint, maxt) or 9 (torchgeo 0.10: xmin, xmax, '
+        'xres, ymin, ymax, yres, tmin, tmax, tres)'
+    )
+
+
+def _short(value: Any) -> str:
+    """The repr of *value*, cut to 120 characters."""
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + '...'
+
+
 def _box_from_bounds(bounds: Any) -> tuple[float, float, float, float]:
     """Return ``(minx, miny, maxx, maxy)`` of one GeoDataset bounds value."""
     if isinstance(bounds, Tensor | np.ndarray):
-        values = [float(v) for v in bounds.reshape(-1).tolist()]
-        if len(values) == 9:  # torchgeo 0.10: x start/stop/step, y ..., t ...
-            return values[0], values[3], values[1], values[4]
-        if len(values) in (4, 6):  # torchgeo 0.8 BoundingBox as a tensor
-            return values[0], values[2], values[1], values[3]
-        raise ValueError(f'cannot read bounds of {len(values)} values')
+        if bounds.ndim != 1:
+            raise ValueError(
+                f'cannot read bounds of shape {tuple(bounds.shape)} ({_short(bounds)}): '
+                'expected (6,) or (9,) for one sample, (B, 6) or (B, 9) for a batch'
+            )
+        return _box_from_values([float(v) for v in bounds.tolist()], bounds)
     if isinstance(bounds, slice) or (
         isinstance(bounds, tuple | list) and bounds and isinstance(bounds[0], slice)
     ):
         return _box_from_query(bounds)  # torchgeo 0.8.1 GeoSlice query
+    if isinstance(bounds, tuple | list) and all(_is_number(v) for v in bounds):
+        return _box_from_values([float(v) for v in bounds], bounds)
     if hasattr(bounds, 'geom_type') and hasattr(bounds, 'bounds'):  # shapely
         minx, miny, maxx, maxy = (float(v) for v in bounds.bounds)
         return minx, miny, maxx, maxy
@@ -183,6 +225,63 @@ def _box_from_bounds(bounds: Any) -> tuple[float, float, float, float]:
     raise TypeError(f'cannot read bounds from {type(bounds).__name__}')
 
 
+def read_geo_bounds(bounds: Any) -> tuple[np.ndarray, bool]:
+    """Read the ``bounds`` value of a GeoDataset sample or batch.
+
+    The one reader of bounds: :func:`geo_sample_bounds` and
+    :func:`~torchgeo_satclip.transforms.sample_lonlat` both use it, so they
+    agree on what is one sample and what is a batch.
+
+    One sample's bounds are a GeoSlice query (a slice or a tuple of slices,
+    torchgeo 0.8.1), a ``BoundingBox``, a shapely geometry, or numbers (a
+    1-D tensor or array, or a list or tuple of numbers, 0-d tensors
+    included) in torchgeo's order: 6 are a BoundingBox's ``(minx, maxx,
+    miny, maxy, mint, maxt)``, 9 torchgeo 0.10's ``(xmin, xmax, xres, ymin,
+    ymax, yres, tmin, tmax, tres)``. A batch is a 2-D ``(B, 6)`` or ``(B,
+    9)`` tensor or array, or a list or a tuple (of any length, 4 included)
+    of one sample's bounds each.
+
+    Args:
+        bounds: the value under the sample's ``bounds`` (or ``bbox``) key.
+
+    Returns:
+        ``(boxes, batched)``: a float64 ``(N, 4)`` array of ``(minx, miny,
+        maxx, maxy)`` and whether *bounds* were a batch's (N is 1 when not).
+
+    Raises:
+        ValueError: for four numbers (``(minx, maxx, miny, maxy)`` in
+            torchgeo's order, ``(west, south, east, north)`` in rasterio's
+            and shapely's: ambiguous), another count than 6 or 9, a tensor
+            that is not 1-D or 2-D, a list that mixes numbers and bounds, or
+            a torchgeo 0.8.1 query that leaves the x or y range open
+            (``dataset[x0:x1]``, ``dataset[:, y0:y1]``: the sample's extent
+            is unknown).
+        TypeError: for a value that is no kind of bounds.
+    """
+    if isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2:
+        items: list[Any] = list(bounds)
+        batched = True
+    elif isinstance(bounds, Tensor | np.ndarray):
+        items, batched = [bounds], False
+    elif isinstance(bounds, tuple) and bounds and isinstance(bounds[0], slice):
+        items, batched = [bounds], False  # one GeoSlice query
+    elif isinstance(bounds, list | tuple):
+        numbers_in = [_is_number(item) for item in bounds]
+        if bounds and all(numbers_in):
+            items, batched = [bounds], False
+        elif any(numbers_in):
+            raise ValueError(
+                f'bounds {_short(bounds)} mix numbers and bounds: expected one '
+                "sample's numbers or a list (or tuple) of bounds, one per sample"
+            )
+        else:
+            items, batched = list(bounds), True
+    else:
+        items, batched = [bounds], False
+    boxes = np.array([_box_from_bounds(item) for item in items], dtype=np.float64)
+    return boxes.reshape(-1, 4), batched
+
+
 def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
     """Spatial bounds of a GeoDataset sample or batch, in its own CRS.
 
@@ -190,7 +289,10 @@ def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
     x, y, t slices), a deprecated ``BoundingBox(minx, maxx, miny, maxy, mint,
     maxt)`` or a shapely polygon (``bbox`` before 0.6), and a batch holds a
     list of them; torchgeo 0.10 puts a tensor ``[xmin, xmax, xres, ymin, ymax, yres, tmin,
-    tmax, tres]`` under ``bounds``, stacked to ``(B, 9)`` in a batch.
+    tmax, tres]`` under ``bounds``, stacked to ``(B, 9)`` in a batch. They are
+    read by :func:`read_geo_bounds` (which says what is one sample's and what
+    a batch's: a list or a tuple of bounds is a batch; four bare numbers are
+    refused as ambiguous).
 
     Args:
         sample: a sample or a collated batch.
@@ -200,23 +302,11 @@ def geo_sample_bounds(sample: Mapping[str, Any]) -> np.ndarray | None:
         the sample has no bounds.
 
     Raises:
-        ValueError: for a torchgeo 0.8.1 query that leaves the x or y range
-            open (``dataset[x0:x1]``, ``dataset[:, y0:y1]``): the sample's
-            extent is unknown.
+        ValueError: for bounds :func:`read_geo_bounds` refuses (four numbers,
+            another count than 6 or 9, a torchgeo 0.8.1 query that leaves
+            the x or y range open, ...).
     """
     bounds = sample.get('bounds', sample.get('bbox'))
     if bounds is None:
         return None
-    if isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2:
-        items: list[Any] = list(bounds)
-    elif isinstance(bounds, tuple) and bounds and isinstance(bounds[0], slice):
-        items = [bounds]
-    elif isinstance(bounds, list | tuple):
-        items = list(bounds)
-        if items and isinstance(items[0], numbers.Real):  # np.float32 too
-            items = [np.asarray(items, dtype=np.float64)]
-    else:
-        items = [bounds]
-    return np.array(
-        [_box_from_bounds(item) for item in items], dtype=np.float64
-    ).reshape(-1, 4)
+    return read_geo_bounds(bounds)[0]

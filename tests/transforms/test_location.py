@@ -346,3 +346,118 @@ def test_one_crs_per_sample_of_a_batch() -> None:
     for crs in (['EPSG:4326'], ['EPSG:4326'] * 3):
         with pytest.raises(ValueError, match=rf"'crs' has {len(crs)} entries for 2"):
             sample_lonlat({'bounds': [box, box], 'crs': crs})
+
+
+def utm_extent(lonlat: tuple[float, float]) -> tuple[float, float, float, float]:
+    """``(minx, maxx, miny, maxy)`` of a 160 m square in EPSG:32631 centred on
+    ``lonlat``."""
+    to_utm = Transformer.from_crs('EPSG:4326', 'EPSG:32631', always_xy=True)
+    x, y = to_utm.transform(*lonlat)
+    return x - 80, x + 80, y - 80, y + 80
+
+
+def utm_box(lonlat: tuple[float, float]) -> np.ndarray:
+    """One sample's bounds in EPSG:32631 around ``lonlat``, in this torchgeo's
+    order: a BoundingBox's (minx, maxx, miny, maxy, mint, maxt) on 0.8, the
+    (xmin, xmax, xres, ymin, ymax, yres, tmin, tmax, tres) tensor's on 0.10."""
+    minx, maxx, miny, maxy = utm_extent(lonlat)
+    if TORCHGEO_AT_LEAST_0_10:
+        return np.array([minx, maxx, 10, miny, maxy, 10, 0, 1, 1])
+    return np.array([minx, maxx, miny, maxy, 0, 1])
+
+
+BATCH_PLACES = [PARIS, (3.0, 45.0), (1.0, 50.0), (4.0, 43.5)]
+
+
+@pytest.mark.parametrize('count', [1, 2, 4])
+@pytest.mark.parametrize('kind', ['tuple', 'list', 'tuple of lists', 'tuple of slices'])
+def test_a_tuple_of_bounds_is_a_batch_as_geo_sample_bounds_reads_it(
+    encoder: LocationEncoder, count: int, kind: str
+) -> None:
+    """geo_sample_bounds read a tuple of several samples' bounds as a batch,
+    but sample_lonlat called it one sample (only a list was a batch there),
+    so LocationEmbedding kept the first sample's embedding alone, as a (D,)
+    tensor, and dropped the others in silence. Both now read bounds with
+    one parser: a list or a tuple of bounds is a batch, whatever its length
+    (4 included)."""
+    places = BATCH_PLACES[:count]
+    extents = [utm_extent(place) for place in places]
+    given: Any = {
+        'tuple': tuple(utm_box(place) for place in places),
+        'list': [utm_box(place) for place in places],
+        'tuple of lists': tuple(utm_box(place).tolist() for place in places),
+        'tuple of slices': tuple(
+            (slice(minx, maxx), slice(miny, maxy)) for minx, maxx, miny, maxy in extents
+        ),
+    }[kind]
+    read = geo_sample_bounds({'bounds': given})
+    assert read is not None
+    assert read.shape == (count, 4)
+    lonlat, batched = sample_lonlat({'bounds': given}, 'EPSG:32631')
+    assert batched
+    np.testing.assert_allclose(lonlat.numpy(), places, atol=1e-6)
+    transform = LocationEmbedding(encoder, crs='EPSG:32631')
+    out = transform({'bounds': given})['location_embedding']
+    torch.testing.assert_close(out, reference(encoder, places), atol=1e-5, rtol=1e-5)
+
+
+def test_numbers_of_one_sample_may_be_zero_dimensional_tensors() -> None:
+    """tuple(tensor) of one sample's bounds holds 0-d tensors: they were read
+    as bounds each ('cannot read bounds of 1 values'); they are numbers."""
+    box = utm_box(PARIS)
+    for given in (tuple(torch.from_numpy(box)), list(box.astype(np.float32))):
+        lonlat, batched = sample_lonlat({'bounds': given}, 'EPSG:32631')
+        assert not batched
+        np.testing.assert_allclose(lonlat[0].numpy(), PARIS, atol=1e-2)
+
+
+FOUR = [448000.0, 448160.0, 5411000.0, 5411160.0]
+
+
+@pytest.mark.parametrize(
+    ('given', 'message'),
+    [
+        (
+            FOUR,
+            r'\[448000\.0, 448160\.0, 5411000\.0, 5411160\.0\] are ambiguous.*expected 6',
+        ),
+        (
+            tuple(FOUR),
+            r'\(448000\.0, 448160\.0.* are ambiguous.*\(west, south, east, north\)',
+        ),
+        (torch.tensor(FOUR), r'448000.* are ambiguous'),
+        (np.array([FOUR, FOUR]), r'448000.* are ambiguous'),
+        ([np.array(FOUR)] * 2, r'448000.* are ambiguous'),
+        ((FOUR, FOUR, FOUR, FOUR), r'448000.* are ambiguous'),
+        (
+            [utm_box(PARIS), 3.0],
+            r'mix numbers and bounds.*expected one sample.s numbers or a list',
+        ),
+        (
+            (3.0, utm_box(PARIS)),
+            r'mix numbers and bounds.*expected one sample.s numbers or a list',
+        ),
+        (
+            torch.zeros(1, 1, 6),
+            r'bounds of shape \(1, 1, 6\).*expected \(6,\) or \(9,\)',
+        ),
+        (
+            np.zeros((1, 1, 9)),
+            r'bounds of shape \(1, 1, 9\).*expected \(6,\) or \(9,\)',
+        ),
+        (torch.tensor(5.0), r'bounds of shape \(\).*expected \(6,\) or \(9,\)'),
+        ([1.0, 2.0, 3.0], r'bounds \[1\.0, 2\.0, 3\.0\] hold 3 values.*expected 6'),
+    ],
+)
+def test_ambiguous_or_malformed_bounds_are_refused(given: Any, message: str) -> None:
+    """Four numbers were read in silence as (minx, maxx, miny, maxy), though
+    rasterio, shapely and GeoJSON write four numbers as (west, south, east,
+    north): the centre came out at ((west + south) / 2, (east + north) / 2).
+    A list mixing numbers and bounds failed with 'cannot read bounds from
+    float', a (1, 1, 6) tensor was read as one box and a 0-d tensor as a
+    box of one value. Each is refused naming the value and what was
+    expected, by both readers."""
+    with pytest.raises(ValueError, match=message):
+        geo_sample_bounds({'bounds': given})
+    with pytest.raises(ValueError, match=message):
+        sample_lonlat({'bounds': given}, 'EPSG:32631')

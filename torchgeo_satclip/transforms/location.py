@@ -10,10 +10,15 @@ A sample (or a collated batch) can say where it is in three ways, all read by
 * GeoDataset ``bounds`` (``bbox`` in old torchgeo) plus a CRS (the sample's
   ``crs`` key in torchgeo 0.8, or given to the transform, since torchgeo 0.10
   samples carry none): the centre of the bounds, reprojected to EPSG:4326.
+  One sample's bounds are a GeoSlice, a ``BoundingBox``, a shapely geometry
+  or 6 (BoundingBox order: minx, maxx, miny, maxy, mint, maxt) or 9
+  (torchgeo 0.10) numbers; a ``(B, 6)``/``(B, 9)`` tensor, or a list or a
+  tuple of them, is a batch. Four bare numbers are refused: they are
+  (minx, maxx, miny, maxy) in torchgeo's order but (west, south, east,
+  north) in rasterio's and shapely's.
 """
 
 import copy
-import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_dtype, check_name
-from .._compat import geo_sample_bounds
+from .._compat import read_geo_bounds
 from ..geo import reproject_to_lonlat
 from ..models import LocationEncoder, LocationSource, satclip_location_encoder
 
@@ -78,7 +83,11 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
 
     Raises:
         KeyError: if the sample says nothing about where it is.
-        ValueError: if ``bounds`` come without any CRS, or ``point`` is not
+        ValueError: if ``bounds`` come without any CRS or are not bounds
+            :func:`~torchgeo_satclip._compat.read_geo_bounds` reads (the one
+            reader of bounds, shared with ``geo_sample_bounds``: a list or a
+            tuple of bounds is a batch, four bare numbers are refused as
+            ambiguous), or ``point`` is not
             ``(2,)`` or ``(B, 2)`` (a ``(2, B)`` or ``(B, 3)`` tensor would
             otherwise be read as scrambled pairs), or ``lon`` and ``lat``
             are not scalars or ``(B,)`` of one shape.
@@ -104,8 +113,9 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         lat = lat.to(lon.device)
         batched = lon.ndim == 1
         return torch.stack([lon.reshape(-1), lat.reshape(-1)], dim=1), batched
-    boxes = geo_sample_bounds(sample)
-    if boxes is not None:
+    bounds = sample.get('bounds', sample.get('bbox'))
+    if bounds is not None:
+        boxes, batched = read_geo_bounds(bounds)
         sample_crs = sample.get('crs')
         if isinstance(sample_crs, list | tuple):
             crs_list = [crs if c is None else c for c in sample_crs]
@@ -128,14 +138,8 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             for i in range(len(boxes))
         ]
         lonlat = torch.from_numpy(np.concatenate(rows)).to(torch.float64)
-        bounds = sample.get('bounds', sample.get('bbox'))
         if isinstance(bounds, Tensor):  # torchgeo 0.10: on the batch's device
             lonlat = lonlat.to(bounds.device)
-        # a list of numbers is one sample's bounds, as geo_sample_bounds reads it
-        batched = (
-            isinstance(bounds, list)
-            and not (bounds and isinstance(bounds[0], numbers.Real))
-        ) or (isinstance(bounds, Tensor | np.ndarray) and bounds.ndim == 2)
         return lonlat, batched
     raise KeyError(
         "the sample has no location: expected 'point' (lon, lat), 'lon' and 'lat', "
