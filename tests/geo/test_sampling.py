@@ -366,6 +366,25 @@ def test_seed_must_be_a_non_negative_integer(seed: object) -> None:
         sample_points(1, seed=seed, land=False)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize('land', ['False', 'no', None, 0, 1, 2.0])
+def test_land_must_be_a_bool(land: object) -> None:
+    """land was read as truthiness: land='False' (a YAML or CLI string) kept
+    only the points on land, land=None or 0 every point, in silence. Both
+    sampling functions refuse it at once, naming it."""
+    message = rf'land must be True or False, got {re.escape(repr(land))} \(type '
+    with pytest.raises(ValueError, match=message):
+        sample_points(1, land=land)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        iter_points(land=land)  # type: ignore[arg-type]
+
+
+def test_a_numpy_bool_is_a_bool() -> None:
+    flag: Any = np.bool_(False)
+    np.testing.assert_array_equal(
+        sample_points(3, land=flag), sample_points(3, land=False)
+    )
+
+
 def test_numpy_integers_are_integers() -> None:
     count: Any = np.int64(3)
     seed: Any = np.int64(2)

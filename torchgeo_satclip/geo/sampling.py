@@ -519,8 +519,9 @@ def iter_points(
         An endless iterator of ``(lon, lat)`` in degrees.
 
     Raises:
-        ValueError: if ``seed`` is not a non-negative integer, ``region`` not
-            a :class:`Region` or ``where`` not callable (at once), if
+        ValueError: if ``seed`` is not a non-negative integer, ``land`` not
+            a bool (``'False'`` would be true), ``region`` not a
+            :class:`Region` or ``where`` not callable (at once), if
             ``where`` returns anything but a boolean array of the shape of
             its ``lon`` (while iterating, naming what it returned), or if no
             point survives the restrictions for many batches (while
@@ -528,6 +529,13 @@ def iter_points(
     """
     if not _is_integer(seed) or seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
+    if not isinstance(land, bool | np.bool_):
+        kind = type(land)
+        module = '' if kind.__module__ == 'builtins' else f'{kind.__module__}.'
+        raise ValueError(
+            f'land must be True or False, got {land!r} (type '
+            f'{module}{kind.__qualname__}): True keeps only the points on land'
+        )
     if region is not None and not isinstance(region, Region):
         raise ValueError(
             'region must be a Region (Region(geojson) or Region.from_file(path)) '
@@ -538,7 +546,7 @@ def iter_points(
             'where must be a function (lon, lat) -> bool mask, or None, not '
             f'{type(where).__name__}'
         )
-    return _points(int(seed), region, land, where)
+    return _points(int(seed), region, bool(land), where)
 
 
 def _is_integer(value: object) -> bool:
