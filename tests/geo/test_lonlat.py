@@ -1,4 +1,5 @@
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -199,6 +200,17 @@ class TestJitter:
     def test_integer_points(self) -> None:
         with pytest.raises(ValueError, match='point must be a floating tensor'):
             jitter_points(torch.zeros(2, 2, dtype=torch.int64), 0.1)
+
+    @pytest.mark.parametrize('shape', [(3, 3), (5,), (3, 1), (), (4, 2, 1)])
+    def test_points_must_end_in_lon_lat(self, shape: tuple[int, ...]) -> None:
+        """A (3, 3) tensor came back (3, 2) and a (5,) tensor (2,): columns
+        were dropped in silence; a (3, 1) one failed with a bare IndexError."""
+        with pytest.raises(
+            ValueError,
+            match=rf'point must be \(\.\.\., 2\) \(lon, lat\).*got shape '
+            rf'{re.escape(str(shape))}',
+        ):
+            jitter_points(torch.zeros(shape), 0.1)
 
     def test_float64(self) -> None:
         point = torch.tensor([[10.0, 20.0]], dtype=torch.float64)

@@ -213,7 +213,8 @@ def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tens
 
     Raises:
         ValueError: if *amount* is not a finite real number >= 0, or
-            *point* is not a floating tensor.
+            *point* is not a floating tensor whose last dimension is 2 (a
+            ``(N, 3)`` one would lose its third column in silence).
     """
     degrees = None
     if not isinstance(amount, bool) and isinstance(amount, numbers.Real):
@@ -227,6 +228,11 @@ def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tens
     if not point.is_floating_point():
         raise ValueError(
             f'point must be a floating tensor of (lon, lat) degrees, got {point.dtype}'
+        )
+    if point.ndim == 0 or point.shape[-1] != 2:
+        raise ValueError(
+            'point must be (..., 2) (lon, lat) in degrees, its last dimension '
+            f'(longitude, latitude), got shape {tuple(point.shape)}'
         )
     work = point.to(compute_dtype(point.dtype))
     noise = torch.rand_like(work) * amount
