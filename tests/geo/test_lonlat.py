@@ -139,6 +139,25 @@ def test_lonlat_to_unit() -> None:
     )
 
 
+@pytest.mark.parametrize('shape', [(4, 3), (3,), (4, 1), ()])
+def test_sphere_geometry_refuses_points_not_ending_in_lon_lat(
+    shape: tuple[int, ...],
+) -> None:
+    """great_circle_km read the first two of three columns (unit vectors, or
+    (lon, lat, alt)) as lon and lat and answered in silence, a (3,) point
+    too; lonlat_to_unit failed with 'too many values to unpack' or
+    'not enough values'. Both name the argument and the shape found."""
+    bad = torch.ones(shape)
+    good = torch.zeros(4, 2)
+    match = r'must be \(\.\.\., 2\) \(lon, lat\).*got shape ' + re.escape(str(shape))
+    with pytest.raises(ValueError, match='^a ' + match):
+        great_circle_km(bad, good)
+    with pytest.raises(ValueError, match='^b ' + match):
+        great_circle_km(good, bad)
+    with pytest.raises(ValueError, match='^lonlat ' + match):
+        lonlat_to_unit(bad)
+
+
 class TestJitter:
     def test_bounds(self) -> None:
         torch.manual_seed(0)

@@ -153,6 +153,19 @@ def validate_lonlat(
     raise error(f'{where(row)}: latitude {lat}{lat_column} is outside [-90, 90]{hint}')
 
 
+def _check_pairs(name: str, points: Tensor) -> None:
+    """Check that the last dimension of ``points`` is (longitude, latitude).
+
+    Raises:
+        ValueError: naming ``name`` and the shape found.
+    """
+    if points.ndim == 0 or points.shape[-1] != 2:
+        raise ValueError(
+            f'{name} must be (..., 2) (lon, lat) in degrees, its last dimension '
+            f'(longitude, latitude), got shape {tuple(points.shape)}'
+        )
+
+
 def great_circle_km(a: Tensor, b: Tensor) -> Tensor:
     """Great-circle (haversine) distance between (lon, lat) points in degrees.
 
@@ -163,7 +176,12 @@ def great_circle_km(a: Tensor, b: Tensor) -> Tensor:
     Returns:
         float64 distances in kilometres on a sphere of radius
         :data:`EARTH_RADIUS_KM`.
+
+    Raises:
+        ValueError: if the last dimension of ``a`` or ``b`` is not 2.
     """
+    _check_pairs('a', a)
+    _check_pairs('b', b)
     a = torch.deg2rad(a.double())
     b = torch.deg2rad(b.double())
     dlon = b[..., 0] - a[..., 0]
@@ -183,7 +201,11 @@ def lonlat_to_unit(lonlat: Tensor) -> Tensor:
 
     Returns:
         ``(..., 3)`` float64 unit vectors (x towards lon 0, z to the north pole).
+
+    Raises:
+        ValueError: if the last dimension of ``lonlat`` is not 2.
     """
+    _check_pairs('lonlat', lonlat)
     lon, lat = torch.deg2rad(lonlat.double()).unbind(-1)
     return torch.stack(
         [
@@ -229,11 +251,7 @@ def jitter_points(point: Tensor, amount: float, symmetric: bool = False) -> Tens
         raise ValueError(
             f'point must be a floating tensor of (lon, lat) degrees, got {point.dtype}'
         )
-    if point.ndim == 0 or point.shape[-1] != 2:
-        raise ValueError(
-            'point must be (..., 2) (lon, lat) in degrees, its last dimension '
-            f'(longitude, latitude), got shape {tuple(point.shape)}'
-        )
+    _check_pairs('point', point)
     work = point.to(compute_dtype(point.dtype))
     noise = torch.rand_like(work) * amount
     if symmetric:
