@@ -93,6 +93,41 @@ def test_a_polygon_drawn_across_the_antimeridian_is_warned_of() -> None:
         Region(BOX)
 
 
+@pytest.mark.parametrize(
+    'ring',
+    [
+        # the whole globe: its edges along the poles are points on the sphere
+        [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]],
+        # Antarctica as a cap: an edge along the pole, one full turn at -60
+        [[-180, -90], [180, -90], [180, -60], [-180, -60], [-180, -90]],
+        # the Arctic written the other way round
+        [[180, 60], [-180, 60], [-180, 90], [180, 90], [180, 60]],
+    ],
+)
+def test_a_band_or_a_cap_round_the_globe_is_not_warned_of(
+    ring: list[list[float]],
+) -> None:
+    """The whole globe, or a polar cap, can only be written with edges from
+    -180 to 180 (a full turn, both ends on the antimeridian) and edges along
+    a pole (one point on the sphere); each was warned of as 'the long way
+    round the world ... write its longitudes continuous or split it in two
+    at 180', which is no repair of it. An edge that crosses 180 from
+    anywhere else still is (test_a_polygon_drawn_across_the_antimeridian_...)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        region = Region({'type': 'Polygon', 'coordinates': [ring]})
+    lat = sample_points(2000, region=region, land=False)[:, 1]
+    south, north = region.bounds[1], region.bounds[3]
+    assert ((lat >= south) & (lat <= north)).all()
+    with pytest.warns(UserWarning, match=r'\(170, 0\) to \(-170, 0\)'):
+        Region(
+            {
+                'type': 'Polygon',
+                'coordinates': [[[170, 0], [-170, 0], [-170, 5], [170, 5], [170, 0]]],
+            }
+        )
+
+
 def test_invalid() -> None:
     with pytest.raises(ValueError, match='Polygons'):
         Region({'type': 'Point', 'coordinates': [0, 0]})

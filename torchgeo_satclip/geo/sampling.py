@@ -114,14 +114,21 @@ def _warn_of_long_edges(polygons: list[Any]) -> None:
     RFC 7946 draws an edge straight in longitude and latitude, so a polygon
     drawn across the antimeridian (177 to -179) goes the long way round the
     world. That is kept (a band drawn wide on purpose is valid), but it is
-    the usual mistake, so it is said.
+    the usual mistake, so it is said. Two long edges are no mistake and are
+    not warned of: one along a pole (a single point on the sphere) and one
+    from -180 to 180 (a full turn, both ends on the antimeridian), the only
+    ways to write the whole globe, a band round it or a polar cap.
     """
     for polygon in polygons:
         parts = getattr(polygon, 'geoms', [polygon])
         for part in parts:
             for ring in (part.exterior, *part.interiors):
                 lonlat = np.asarray(ring.coords, dtype=np.float64)[:, :2]
-                jumps = np.abs(np.diff(lonlat[:, 0]))
+                lon, lat = lonlat[:, 0], lonlat[:, 1]
+                jumps = np.abs(np.diff(lon))
+                on_a_pole = (np.abs(lat[:-1]) == 90) & (lat[:-1] == lat[1:])
+                full_turn = (np.abs(lon[:-1]) == 180) & (jumps == 360)
+                jumps[on_a_pole | full_turn] = 0
                 if len(jumps) and jumps.max() > 180:
                     i = int(np.argmax(jumps))
                     (lon1, lat1), (lon2, lat2) = lonlat[i], lonlat[i + 1]
@@ -294,7 +301,9 @@ class Region:
     [-540, 540] (one turn past either side) and span at most 360 degrees.
     An edge longer than 180 degrees of longitude (a polygon drawn across the
     antimeridian from 177 to -179, which RFC 7946 reads as going the long
-    way round) is kept as drawn, with a warning.
+    way round) is kept as drawn, with a warning; an edge along a pole or
+    from -180 to 180 (the whole globe, a band round it, a polar cap) is not
+    warned of.
 
     The coordinates are WGS84 (longitude, latitude), as RFC 7946 has them,
     unless the GeoJSON has a ``crs`` member (GeoJSON 2008, as GDAL writes
