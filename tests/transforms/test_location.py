@@ -461,3 +461,16 @@ def test_ambiguous_or_malformed_bounds_are_refused(given: Any, message: str) -> 
         geo_sample_bounds({'bounds': given})
     with pytest.raises(ValueError, match=message):
         sample_lonlat({'bounds': given}, 'EPSG:32631')
+
+
+@pytest.mark.parametrize('given', [[], (), np.zeros((0, 6)), torch.zeros(0, 9)])
+def test_bounds_of_an_empty_batch(encoder: LocationEncoder, given: Any) -> None:
+    """An empty batch's bounds (a last partial batch filtered to nothing, an
+    empty list) failed with numpy's 'need at least one array to
+    concatenate', though 'point' of shape (0, 2) gives (0, D)."""
+    lonlat, batched = sample_lonlat({'bounds': given}, 'EPSG:32631')
+    assert batched
+    assert lonlat.shape == (0, 2)
+    assert lonlat.dtype == torch.float64
+    transform = LocationEmbedding(encoder, crs='EPSG:32631')
+    assert transform({'bounds': given})['location_embedding'].shape == (0, 8)

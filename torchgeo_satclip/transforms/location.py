@@ -137,7 +137,9 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             reproject_to_lonlat(x[i : i + 1], y[i : i + 1], crs_list[i])
             for i in range(len(boxes))
         ]
-        lonlat = torch.from_numpy(np.concatenate(rows)).to(torch.float64)
+        lonlat = torch.from_numpy(
+            np.concatenate(rows) if rows else np.empty((0, 2))
+        ).to(torch.float64)
         if isinstance(bounds, Tensor):  # torchgeo 0.10: on the batch's device
             lonlat = lonlat.to(bounds.device)
         return lonlat, batched
