@@ -67,3 +67,26 @@ def test_check_location_embedding() -> None:
     message = "batch 'location_embedding' row 1, column 3 is nan: expected finite"
     with pytest.raises(ValueError, match=re.escape(message)):
         check_location_embedding(embedding, 4, name="batch 'location_embedding'")
+
+
+@pytest.mark.parametrize('fusion', ['concat', 'film'])
+@pytest.mark.parametrize('location_input', ['lonlat', 'embedding'])
+@pytest.mark.parametrize('rows', [1, 2, 6])
+def test_one_location_per_image(fusion: str, location_input: str, rows: int) -> None:
+    """FiLM broadcast one location over a whole batch of images in silence
+    (and concat failed inside torch.cat): the rows must match."""
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2, 5))
+    model = LocationFusionModel(
+        backbone, 5, _encoder(), 2, fusion=fusion, location_input=location_input
+    )
+    if fusion == 'film':
+        nn.init.normal_(model.film.weight)  # not the identity it starts as
+    images = torch.zeros(4, 3, 2, 2)
+    width = 2 if location_input == 'lonlat' else 4
+    assert model(images, torch.zeros(4, width)).shape == (4, 2)
+    message = (
+        f'location has shape ({rows}, {width}) for 4 images: expected one '
+        f'location per image, (4, {width})'
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model(images, torch.zeros(rows, width))

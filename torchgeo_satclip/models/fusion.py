@@ -245,8 +245,18 @@ class LocationFusionModel(nn.Module):
             ``(B, num_outputs)`` logits or values.
 
         Raises:
-            ValueError: if *location* is not of the declared kind.
+            ValueError: if *location* is not of the declared kind, or has
+                not one row per image (one location is not broadcast over a
+                batch).
         """
+        if location.ndim == 0 or location.shape[0] != image.shape[0]:
+            lonlat = self.location.location_input is LocationInput.LONLAT
+            width = 2 if lonlat else self.location.embed_dim
+            raise ValueError(
+                f'location has shape {tuple(location.shape)} for {image.shape[0]} '
+                f'images: expected one location per image, ({image.shape[0]}, '
+                f'{width})'
+            )
         features = self.backbone(image)
         embedding = self.location(location).to(features.dtype)
         if self.fusion is Fusion.FILM:
