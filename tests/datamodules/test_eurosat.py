@@ -123,3 +123,41 @@ def test_shipped_config_states_its_normalization() -> None:
     )
     assert config['model']['init_args']['weights'].endswith('SENTINEL2_ALL_MOCO')
     assert config['data']['init_args']['normalization'] == 'reflectance'
+
+
+def test_dataset_transforms_see_the_location() -> None:
+    """EuroSAT applied a transforms= given to the datamodule before the
+    location was added: a LocationEmbedding (docs/geodataset.md: 'as a dataset
+    transforms= argument') failed at the first sample with 'the sample has no
+    location'. It is applied once, after 'point' is added, in every split."""
+    from torchgeo_satclip.datasets.located import file_centroid
+    from torchgeo_satclip.transforms import LocationEmbedding
+
+    embed = LocationEmbedding(None, allow_random=True)
+    seen: list[set[str]] = []
+
+    def transforms(sample: dict[str, Any]) -> dict[str, Any]:
+        seen.append(set(sample))
+        out: dict[str, Any] = embed(sample)
+        return out
+
+    datamodule = EuroSATLocationDataModule(
+        batch_size=2, root=str(ROOT), transforms=transforms
+    )
+    datamodule.setup('fit')
+    datamodule.setup('test')
+    for name in ('train_dataset', 'val_dataset', 'test_dataset'):
+        dataset = getattr(datamodule, name)
+        assert isinstance(dataset, FileCentroids)
+        for index in (0, len(dataset) - 1):
+            seen.clear()
+            sample = dataset[index]
+            assert seen == [{'image', 'label', 'point'}]  # once, with the point
+            point = torch.tensor(
+                file_centroid(dataset.paths[index]), dtype=torch.float64
+            )
+            assert torch.equal(sample['point'], point)
+            expected = embed({'point': point})['location_embedding']
+            assert torch.equal(sample['location_embedding'], expected)
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch['location_embedding'].shape == (2, embed.encoder.embed_dim)

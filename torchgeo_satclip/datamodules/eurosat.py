@@ -69,7 +69,11 @@ class EuroSATLocationDataModule(EuroSATDataModule):  # type: ignore[misc]
                 ``SENTINEL2_ALL_MOCO`` backbones) or 'statistics' (TorchGeo's
                 EuroSAT per-band mean and std); see the class docstring.
             **kwargs: passed to ``torchgeo.datasets.EuroSAT``; *bands*
-                defaults to :data:`SATCLIP_BANDS`.
+                defaults to :data:`SATCLIP_BANDS`, and *transforms* is
+                applied by the :class:`FileCentroids` wrapper instead, after
+                ``point`` is added (so that a
+                :class:`~torchgeo_satclip.transforms.LocationEmbedding` can
+                read it).
 
         Raises:
             ValueError: if *normalization* is none of its choices.
@@ -80,6 +84,8 @@ class EuroSATLocationDataModule(EuroSATDataModule):  # type: ignore[misc]
             )
             raise ValueError(f'normalization must be {choices}, got {normalization!r}')
         kwargs.setdefault('bands', SATCLIP_BANDS)
+        # EuroSAT would apply them before the wrapper adds the location
+        self.sample_transforms = kwargs.pop('transforms', None)
         super().__init__(batch_size, num_workers, **kwargs)
         self.normalization = normalization
         if normalization == 'reflectance':
@@ -90,7 +96,7 @@ class EuroSATLocationDataModule(EuroSATDataModule):  # type: ignore[misc]
             )
 
     def setup(self, stage: str) -> None:
-        """Build the datasets, then wrap them.
+        """Build the datasets, then wrap them (the wrapper applies *transforms*).
 
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
@@ -99,4 +105,8 @@ class EuroSATLocationDataModule(EuroSATDataModule):  # type: ignore[misc]
         for name in ('train_dataset', 'val_dataset', 'test_dataset', 'predict_dataset'):
             dataset = getattr(self, name, None)
             if dataset is not None and not isinstance(dataset, FileCentroids):
-                setattr(self, name, FileCentroids(dataset))
+                setattr(
+                    self,
+                    name,
+                    FileCentroids(dataset, transforms=self.sample_transforms),
+                )
