@@ -415,6 +415,32 @@ def test_location_input_mismatch_is_an_error() -> None:
         )
 
 
+def test_batch_without_the_declared_location_names_its_keys() -> None:
+    """A batch lacking the location that location_input declares was refused
+    without the keys it did have, nor a word of the other location_input."""
+    embedded = LocationAwareRegressionTask(
+        model='tiny', location_input='embedding', **small()
+    )
+    message = (
+        "location_input='embedding' needs batches with a 'location_embedding' "
+        "(see transforms.LocationEmbedding); the batch has keys 'image', "
+        "'point', 'label' (for its 'point' use location_input='lonlat')"
+    )
+    with pytest.raises(KeyError) as raised:
+        embedded.batch_location(batch_at(LONLAT, label=torch.ones(2)))
+    assert raised.value.args[0] == message
+    lonlat = LocationAwareRegressionTask(model='tiny', **small())
+    batch = {'image': torch.zeros(2, 3, 8, 8), 'location_embedding': torch.zeros(2, 8)}
+    message = (
+        "the sample (keys 'image', 'location_embedding') has no location: "
+        "expected 'point' (lon, lat), 'lon' and 'lat', or GeoDataset 'bounds' "
+        "with a CRS (for its 'location_embedding' use location_input='embedding')"
+    )
+    with pytest.raises(KeyError) as raised:
+        lonlat.batch_location(batch)
+    assert raised.value.args[0] == message
+
+
 def test_location_only_fit_in_float64(tmp_path: Path) -> None:
     """``precision='64-true'`` keeps the points, and the location-only head runs.
 

@@ -131,6 +131,38 @@ def test_no_location_raises(encoder: LocationEncoder) -> None:
 
 
 @pytest.mark.parametrize(
+    ('keys', 'message'),
+    [
+        (
+            ('image', 'label'),
+            "the sample (keys 'image', 'label') has no location: expected "
+            "'point' (lon, lat), 'lon' and 'lat', or GeoDataset 'bounds' with a CRS",
+        ),
+        (
+            ('image', 'lon'),
+            "the sample (keys 'image', 'lon') has 'lon' but no 'lat': expected "
+            'both, in degrees',
+        ),
+        (
+            ('lat', 'label'),
+            "the sample (keys 'lat', 'label') has 'lat' but no 'lon': expected "
+            'both, in degrees',
+        ),
+    ],
+    ids=['none', 'lon only', 'lat only'],
+)
+def test_no_location_names_the_keys(
+    encoder: LocationEncoder, keys: tuple[str, ...], message: str
+) -> None:
+    """A sample with 'lon' and no 'lat' was said to have no location at all,
+    and no message named the keys the sample did have."""
+    sample = {key: torch.tensor(1.0) for key in keys}
+    with pytest.raises(KeyError) as raised:
+        LocationEmbedding(encoder)(sample)
+    assert raised.value.args[0] == message
+
+
+@pytest.mark.parametrize(
     ('point', 'match'),
     [
         (torch.zeros(2, 3), r'got shape \(2, 3\) \(transposed'),

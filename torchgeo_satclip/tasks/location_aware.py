@@ -384,16 +384,32 @@ class _LocationSteps:
             ``(B, 2)`` float64 lon/lat or ``(B, embed_dim)`` embeddings.
 
         Raises:
-            KeyError: if the batch lacks the declared key.
+            KeyError: if the batch lacks the declared key; the message names
+                the batch's keys (and the other ``location_input``, if the
+                batch has its location).
         """
         if self.hparams['location_input'] == LocationInput.EMBEDDING:
             if 'location_embedding' not in batch:
+                keys = ', '.join(repr(key) for key in batch)
+                other = next(
+                    (key for key in ('point', 'lon', 'bounds') if key in batch), None
+                )
+                hint = f" (for its {other!r} use location_input='lonlat')"
                 raise KeyError(
                     "location_input='embedding' needs batches with a "
-                    "'location_embedding' (see transforms.LocationEmbedding)"
+                    "'location_embedding' (see transforms.LocationEmbedding); "
+                    f'the batch has keys {keys}{hint if other else ""}'
                 )
             return torch.as_tensor(batch['location_embedding'])
-        lonlat, _ = sample_lonlat(batch)
+        try:
+            lonlat, _ = sample_lonlat(batch)
+        except KeyError as error:
+            if 'location_embedding' not in batch:
+                raise
+            raise KeyError(
+                f"{error.args[0]} (for its 'location_embedding' use "
+                "location_input='embedding')"
+            ) from None
         return lonlat
 
     def _output(self, batch: dict[str, Any]) -> Tensor:

@@ -82,7 +82,8 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         sample, whose ``N`` is 1).
 
     Raises:
-        KeyError: if the sample says nothing about where it is.
+        KeyError: if the sample says nothing about where it is, or has only
+            one of ``lon`` and ``lat``; the message names the sample's keys.
         ValueError: if ``bounds`` come without any CRS or are not bounds
             :func:`~torchgeo_satclip._compat.read_geo_bounds` reads (the one
             reader of bounds, shared with ``geo_sample_bounds``: a list or a
@@ -143,9 +144,16 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
         if isinstance(bounds, Tensor):  # torchgeo 0.10: on the batch's device
             lonlat = lonlat.to(bounds.device)
         return lonlat, batched
+    keys = ', '.join(repr(key) for key in sample)
+    for have, lacks in (('lon', 'lat'), ('lat', 'lon')):
+        if have in sample:
+            raise KeyError(
+                f'the sample (keys {keys}) has {have!r} but no {lacks!r}: expected '
+                'both, in degrees'
+            )
     raise KeyError(
-        "the sample has no location: expected 'point' (lon, lat), 'lon' and 'lat', "
-        "or GeoDataset 'bounds' with a CRS"
+        f"the sample (keys {keys}) has no location: expected 'point' (lon, lat), "
+        "'lon' and 'lat', or GeoDataset 'bounds' with a CRS"
     )
 
 
