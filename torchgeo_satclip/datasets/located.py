@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..geo import reproject_to_lonlat
+from ..geo.crs import reproject_checked
 
 __all__ = ['FileCentroids', 'file_centroid', 'file_paths']
 
@@ -32,7 +32,10 @@ def file_centroid(path: str | os.PathLike[str]) -> tuple[float, float]:
         The centre of the file's bounds in EPSG:4326 degrees.
 
     Raises:
-        ValueError: if the file has no CRS or no geotransform.
+        ValueError: if the file has no CRS or no geotransform, or the centre
+            of its bounds is no place on Earth in its CRS (outside the
+            CRS's domain, or a latitude beyond the poles: metres labelled
+            as degrees, say); the message names the file and the centre.
     """
     import rasterio
 
@@ -41,9 +44,15 @@ def file_centroid(path: str | os.PathLike[str]) -> tuple[float, float]:
             raise ValueError(f'{path} is not georeferenced (no CRS or geotransform)')
         left, bottom, right, top = src.bounds
         crs = src.crs
-    lonlat = reproject_to_lonlat(
-        np.array([(left + right) / 2]), np.array([(bottom + top) / 2]), crs
-    )
+    x, y = (left + right) / 2, (bottom + top) / 2
+    lonlat, bad = reproject_checked(np.array([x]), np.array([y]), crs)
+    if bad is not None:
+        raise ValueError(
+            f'{path}: the centre of its bounds, ({x}, {y}) in {crs}, is not a '
+            f'place on Earth (it reprojects to lon/lat ({lonlat[0, 0]}, '
+            f'{lonlat[0, 1]})): expected a file whose CRS and geotransform put '
+            'it inside that CRS; check its header'
+        )
     return float(lonlat[0, 0]), float(lonlat[0, 1])
 
 
