@@ -81,6 +81,26 @@ def test_measured_beside_published() -> None:
     assert lines[-1] == f'[1] {RANGE_SOURCE}'
 
 
+@pytest.mark.parametrize(
+    ('measured', 'published', 'shown'),
+    [
+        (0.4865, 0.476, '0.486 | +0.010'),  # 0.4865 is 0.48649999... in binary
+        (0.2225, 0.558, '0.223 | -0.335'),
+        (0.3814, 0.3806, '0.381 | +0.000'),  # a published figure of 4 decimals
+    ],
+)
+def test_the_difference_is_that_of_the_figures_shown(
+    measured: float, published: float, shown: str
+) -> None:
+    """The difference was taken before rounding: '0.486 | +0.011' beside 0.476."""
+    mine = PublishedScore(
+        'air_temperature', 'Mine', 'raw', 'R2', published, 'linear', 'range', 'Paper'
+    )
+    text = references_to_markdown([result('raw', measured, 'range')], [mine])
+    row = next(line for line in text.splitlines() if 'Mine' in line)
+    assert f'| {published:.3f} | {shown} |' in row
+
+
 def test_nothing_to_compare() -> None:
     other = ProbeResult('koppen', 'raw', 'linear', 'random', 'accuracy', [0.3])
     assert references_to_markdown([other]) == ''

@@ -78,12 +78,18 @@ PUBLISHED: tuple[PublishedScore, ...] = (
 
 
 def _cell(result: ProbeResult | None, published: float) -> str:
-    """``mean (+-std) | difference`` of a result, or two empty cells."""
+    """``mean (+-std) | difference`` of a result, or two empty cells.
+
+    The difference is that of the two figures as printed (three decimals), so
+    that the row adds up: 0.4865 is printed 0.486, and beside a published
+    0.476 its difference is +0.010, not the +0.011 of the unrounded mean.
+    """
     if result is None:
         return ' | '
     spread = f' +- {result.std:.3f}' if len(result.scores) > 1 else ''
-    difference = round(result.mean - published, 3) + 0.0  # no '-0.000'
-    return f'{result.mean:.3f}{spread} | {difference:+.3f}'
+    mean = f'{result.mean:.3f}'
+    difference = round(float(mean) - float(f'{published:.3f}'), 3) + 0.0  # no -0
+    return f'{mean}{spread} | {difference:+.3f}'
 
 
 def references_to_markdown(
