@@ -644,6 +644,55 @@ def test_probe_report_needs_tasks_and_encoders(
 
 
 @pytest.mark.parametrize(
+    ('csv_tasks', 'message'),
+    [
+        (
+            ('stations.csv', 'meanT'),
+            'csv_tasks must be a list of (CSV path, target column) pairs; item 1 '
+            "is 'stations.csv'",
+        ),
+        (
+            'stations.csv',
+            'csv_tasks must be a list of (CSV path, target column) pairs, got '
+            "'stations.csv'",
+        ),
+        (
+            [('stations.csv',)],
+            'csv_tasks must be a list of (CSV path, target column) pairs; item 1 '
+            "is ('stations.csv',)",
+        ),
+        (
+            [('a.csv', 'y'), ('stations.csv', 3)],
+            'csv_tasks must be a list of (CSV path, target column) pairs; item 2 '
+            "is ('stations.csv', 3)",
+        ),
+        (
+            [(3, 'y')],
+            'csv_tasks must be a list of (CSV path, target column) pairs; item 1 '
+            "is (3, 'y')",
+        ),
+    ],
+)
+def test_probe_report_refuses_csv_tasks_that_are_not_pairs(
+    csv_tasks: Any, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pair given without its list (csv_tasks=('stations.csv', 'meanT'))
+    failed with Python's bare 'too many values to unpack (expected 2)', and a
+    target that is not a column name with "'int' object has no attribute
+    'lower'" after the built-in tasks were loaded."""
+    import torchgeo_satclip.evaluation.report as report_module
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError('worked before the check')
+
+    monkeypatch.setattr(report_module, 'resolve_encoders', no_work)
+    monkeypatch.setattr(report_module, 'load_task', no_work)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        probe_report(tmp_path / 'out', [], ['raw'], csv_tasks=csv_tasks)
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize(
     ('given', 'message'),
     [
         ({'seed': 2**32}, 'seed must be between 0 and 4294967295, got 4294967296'),

@@ -152,7 +152,8 @@ def probe_report(
         nothing in *output_dir*.
 
     Raises:
-        ValueError: for no task or no encoder, an unknown encoder, a
+        ValueError: for no task or no encoder, *csv_tasks* that are not
+            ``(path, target)`` pairs, an unknown encoder, a
             checkpoint that cannot be read or downloaded, a task, CSV task or
             encoder given twice, or a *map_resolution* outside [0.05, 90]
             degrees, before anything is computed or written.
@@ -162,6 +163,7 @@ def probe_report(
     if isinstance(tasks, str):
         raise ValueError(f'tasks must be a list of task names, got {tasks!r}')
     check_encoders(encoders)
+    _check_csv_tasks(csv_tasks)
     _check_distinct('task', tasks, tasks)
     _check_distinct(
         'CSV task',
@@ -229,6 +231,39 @@ def probe_report(
         figures,
         published,
     )
+
+
+def _check_csv_tasks(csv_tasks: Any) -> None:
+    """Refuse *csv_tasks* unless it is a list of ``(CSV path, target)`` pairs.
+
+    One pair given without its list (``('stations.csv', 'meanT')``) was read
+    item by item and failed with Python's bare "too many values to unpack".
+
+    Args:
+        csv_tasks: what the caller passed as ``csv_tasks``.
+
+    Raises:
+        ValueError: naming the argument, the first item that is not a pair of
+            a path (``str`` or path-like) and a column name (``str``) and its
+            number (from 1).
+    """
+    expected = 'csv_tasks must be a list of (CSV path, target column) pairs'
+    if isinstance(csv_tasks, str | bytes | os.PathLike) or not isinstance(
+        csv_tasks, Sequence
+    ):
+        raise ValueError(f'{expected}, got {csv_tasks!r}')
+    for number, item in enumerate(csv_tasks, start=1):
+        if (
+            isinstance(item, str | bytes)
+            or not isinstance(item, Sequence)
+            or len(item) != 2
+            or not isinstance(item[0], str | os.PathLike)
+            or not isinstance(item[1], str)
+        ):
+            raise ValueError(
+                f'{expected}; item {number} is {item!r}, expected a pair such '
+                "as ('stations.csv', 'meanT')"
+            )
 
 
 def _csv_task_names(
