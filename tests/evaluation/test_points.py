@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchgeo_satclip.evaluation import PointDataModule
+from torchgeo_satclip.evaluation import PointDataModule, PointDataset
 
 STATIONS = 'air_temperature'  # the 3,076 real stations, shipped with the package
 
@@ -82,3 +82,40 @@ def test_a_fraction_that_rounds_to_no_point_is_refused(tmp_path: Path) -> None:
     dm.setup('fit')
     assert len(dm.val_dataset) == 0  # type: ignore[arg-type]
     assert len(dm.train_dataset) == 2  # type: ignore[arg-type]
+
+
+def test_a_csv_of_class_codes_can_be_read_as_classes(tmp_path: Path) -> None:
+    """PointDataset had no kind=: 30 integer class codes (ecoregion ids) were
+    read by task_from_csv's 'auto' as a regression target and served as
+    standardised float labels, with no way to say they are classes (and 3
+    numeric levels could not be read as a regression target)."""
+    rows = ['lon,lat,zone'] + [
+        f'{i * 11 % 340 - 170},{i % 160 - 80},{i % 30}' for i in range(90)
+    ]
+    path = tmp_path / 'zones.csv'
+    path.write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    classes = PointDataset(path=str(path), target='zone', kind='classification')
+    assert classes.task.kind == 'classification'
+    assert classes.labels.dtype == torch.int64
+    assert len(classes.task.classes) == 30
+    assert PointDataset(path=str(path), target='zone').task.kind == 'regression'
+
+    rows = ['lon,lat,level'] + [
+        f'{i * 11 % 340 - 170},{i % 160 - 80},{i % 3}' for i in range(90)
+    ]
+    path.write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    levels = PointDataset(path=str(path), target='level', kind='regression')
+    assert levels.task.kind == 'regression'
+    assert levels.labels.dtype == torch.float32
+    assert float(levels.labels.mean()) == pytest.approx(0.0, abs=1e-6)
+
+    datamodule = PointDataModule(path=str(path), target='level', kind='regression')
+    datamodule.setup('fit')
+    assert datamodule.train_dataset.dataset.task.kind == 'regression'  # type: ignore[union-attr]
+
+
+def test_kind_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / 'zones.csv'
+    path.write_text('lon,lat,zone\n1,2,3\n', encoding='utf-8')
+    with pytest.raises(ValueError, match="kind must be 'auto', 'regression' or"):
+        PointDataset(path=str(path), target='zone', kind='classes')  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ or a user CSV as samples ``{'point': (lon, lat), 'label': target}``;
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
         seed: int = 0,
         standardize: bool = True,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+        kind: Literal['auto', 'regression', 'classification'] = 'auto',
     ) -> None:
         """Initialise the dataset.
 
@@ -52,17 +53,27 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
             standardize: scale regression targets to zero mean and unit
                 variance (``mean``/``std`` attributes keep the scale).
             transforms: applied to each sample.
+            kind: what the targets of ``path`` are: 'regression',
+                'classification' (for example more than 20 integer class
+                codes, which 'auto' reads as a regression target), or 'auto'
+                (see :func:`~torchgeo_satclip.evaluation.task_from_csv`);
+                a built-in task has its own.
 
         Raises:
-            ValueError: if ``path`` is given without ``target``, the CSV is
-                refused by :func:`~torchgeo_satclip.evaluation.task_from_csv`
-                (a non-finite regression target among others), or a
-                regression label is not finite once standardised as float32.
+            ValueError: if *kind* is not one of the three, ``path`` is given
+                without ``target``, the CSV is refused by
+                :func:`~torchgeo_satclip.evaluation.task_from_csv` (a
+                non-finite regression target among others), or a regression
+                label is not finite once standardised as float32.
         """
+        if kind not in ('auto', 'regression', 'classification'):
+            raise ValueError(
+                f"kind must be 'auto', 'regression' or 'classification', got {kind!r}"
+            )
         if path is not None:
             if target is None:
                 raise ValueError('a CSV path needs target= (the target column)')
-            self.task = task_from_csv(path, target, lon_column, lat_column)
+            self.task = task_from_csv(path, target, lon_column, lat_column, kind)
         else:
             self.task = load_task(task, num_points, seed)
         self.points = torch.from_numpy(self.task.lonlat.astype(np.float32))
