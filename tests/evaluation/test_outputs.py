@@ -307,6 +307,32 @@ def test_plot_scores_closes_its_figure_when_drawing_fails(
     assert plt.get_fignums() == before
 
 
+def test_every_encoder_drawn_is_in_the_legend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legend was read from the first panel's first group of bars only:
+    an encoder with no result there (results of two runs put together) was
+    drawn in its colour with no name."""
+    import torchgeo_satclip.evaluation.plots as plots_module
+
+    drawn: list[Any] = []
+    save = plots_module.save_figure
+
+    def keep(fig: Any, path: Any, **options: Any) -> Path:
+        drawn.append([text.get_text() for text in fig.legends[0].get_texts()])
+        return save(fig, path, **options)
+
+    monkeypatch.setattr(plots_module, 'save_figure', keep)
+    results = [
+        ProbeResult('t1', 'a', 'linear', 'random', 'R2', [0.5, 0.6]),
+        ProbeResult('t2', 'a', 'linear', 'random', 'R2', [0.5, 0.6]),
+        ProbeResult('t2', 'b', 'linear', 'random', 'R2', [0.7, 0.8]),
+        ProbeResult('t1', 'c', 'linear', 'spatial', 'R2', [0.7, 0.8]),
+    ]
+    plot_scores(results, tmp_path / 'scores.png')
+    assert drawn == [['a', 'b', 'c']]
+
+
 def test_save_figure_closes_its_figure_when_the_folder_cannot_be_made(
     tmp_path: Path,
 ) -> None:

@@ -182,11 +182,16 @@ def _draw_scores(
     panels: list[tuple[str, str]],
     encoders: list[str],
 ) -> None:
-    """Draw :func:`plot_scores`' panels, bars and legend on ``fig``."""
+    """Draw :func:`plot_scores`' panels, bars and legend on ``fig``.
+
+    The legend names every encoder drawn, from the first bar drawn of each
+    (an encoder need not have a result in the first panel or group).
+    """
     import matplotlib.pyplot as plt
 
     width = 0.8 / max(len(encoders), 1)
     colours: Any = plt.get_cmap('tab10')
+    handles: dict[str, Any] = {}
     for ax, (task, metric) in zip(axes[0], panels, strict=True):
         mine = [r for r in results if r.task == task and r.metric == metric]
         groups = list(dict.fromkeys((r.protocol, r.split) for r in mine))
@@ -202,22 +207,28 @@ def _draw_scores(
                 )
                 if cell is None:
                     continue
-                ax.bar(
+                bars = ax.bar(
                     g + (e - (len(encoders) - 1) / 2) * width,
                     cell.mean,
                     width,
                     yerr=cell.std,
                     color=colours(e % 10),
-                    label=encoder if g == 0 else None,
                     capsize=2,
                 )
+                handles.setdefault(encoder, bars)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f'{p}\n{s}' for p, s in groups], fontsize=8)
         ax.set_title(task)
         ax.set_ylabel(metric)
         ax.set_ylim(min(0.0, *(r.mean - r.std for r in mine)), 1.0)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='upper center', ncol=len(encoders), frameon=False)
+    named = [encoder for encoder in encoders if encoder in handles]
+    fig.legend(
+        [handles[encoder] for encoder in named],
+        named,
+        loc='upper center',
+        ncol=len(encoders),
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.9))
 
 
