@@ -1,6 +1,7 @@
 """PCA maps of encoders with fewer than three features."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,3 +76,35 @@ def test_a_bad_resolution_is_named_as_the_caller_passed_it(tmp_path: Path) -> No
         )
     assert '--' not in str(info.value)
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize(
+    ('resolution', 'cells'),
+    [(50.0, (-180.0, 170.0, -110.0, 90.0)), (7.0, (-180.0, 177.0, -92.0, 90.0))],
+)
+def test_the_map_is_drawn_where_its_cells_are(
+    resolution: float,
+    cells: tuple[float, float, float, float],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image of a grid whose step does not divide 180 degrees was
+    stretched over (-180, 180, -90, 90): at 50 degrees its four rows (centres
+    65 to -85) were drawn 45 degrees high, so the colours stood up to 12.5
+    degrees away from their points and from the coastlines drawn over them."""
+    from torchgeo_satclip.evaluation import plots
+
+    drawn: list[tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]] = []
+    save = plots.save_figure
+
+    def keep(fig: Any, path: Any, **options: Any) -> Path:
+        ax = fig.axes[0]
+        extent = tuple(float(v) for v in ax.images[0].get_extent())
+        drawn.append((extent, tuple(ax.get_xlim()), tuple(ax.get_ylim())))
+        return save(fig, path, **options)
+
+    monkeypatch.setattr(plots, 'save_figure', keep)
+    plot_pca_map('wrap', tmp_path / 'wrap.png', resolution=resolution)
+    ((extent, xlim, ylim),) = drawn
+    assert extent == pytest.approx(cells)
+    assert (xlim, ylim) == ((-180.0, 180.0), (-90.0, 90.0))

@@ -114,7 +114,16 @@ def plot_pca_map(
     rgb = pca_rgb(encode(encoder, lonlat), area).reshape(len(lat), len(lon), 3)
     fig, ax = plt.subplots(figsize=(10, 5.2))
     with closed_on_error(fig):
-        ax.imshow(rgb, extent=(-180, 180, -90, 90), interpolation='nearest')
+        # The cells' own bounds: a step that does not divide 180 degrees
+        # overhangs the last column and row (cropped by the limits below),
+        # where (-180, 180, -90, 90) would stretch the grid off its points.
+        cells = (
+            lon[0] - resolution / 2,
+            lon[-1] + resolution / 2,
+            lat[-1] - resolution / 2,
+            lat[0] + resolution / 2,
+        )
+        ax.imshow(rgb, extent=cells, interpolation='nearest')
         if coastlines:
             try:
                 land = is_land(grid_lon, grid_lat).astype(float)
