@@ -20,6 +20,27 @@ def test_pca_rgb_of_two_features_has_a_black_blue_channel() -> None:
     assert (rgb[:, 2] == 0).all()
 
 
+def test_rounding_noise_is_no_colour() -> None:
+    """A component made of the features' rounding alone was scaled to [0, 1]
+    like the others: the third component of a rank-two encoder (a linear
+    layer on lon/lat) filled the blue channel with speckle, and a field
+    constant up to float32 rounding was a full-colour map."""
+    rng = np.random.default_rng(0)
+    lonlat = np.stack([rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)], 1)
+    weights = rng.normal(size=(2, 64))
+    features = (lonlat @ weights).astype(np.float32)  # rank two, rounded
+    rgb = pca_rgb(features, np.cos(np.radians(lonlat[:, 1])))
+    assert np.ptp(rgb[:, 0]) > 0.5
+    assert np.ptp(rgb[:, 1]) > 0.5
+    assert (rgb[:, 2] == 0).all()
+    constant = np.full((500, 8), 0.1) + 1e-9 * rng.normal(size=(500, 8))
+    assert (pca_rgb(constant.astype(np.float32)) == 0).all()
+    assert (pca_rgb(np.ones((10, 4))) == 0).all()
+    # a faint but real component in float64 keeps its colour
+    faint = np.concatenate([lonlat, 1e-6 * lonlat[:, :1] ** 2], axis=1)
+    assert np.ptp(pca_rgb(faint)[:, 2]) > 0.5
+
+
 def test_a_two_feature_encoder_is_mapped(tmp_path: Path) -> None:
     # 'cannot reshape array of size 144 into shape (6,12,3)'
     path = plot_pca_map('raw', tmp_path / 'raw.png', resolution=30.0)

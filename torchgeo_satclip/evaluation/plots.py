@@ -25,6 +25,10 @@ __all__ = [
 #: Finest grid step of a PCA map in degrees (7,200 x 3,600 = 26 million points).
 MIN_MAP_RESOLUTION = 0.05
 
+#: A PCA component whose singular value is at most this many roundings of the
+#: features' dtype (its epsilon times the features' scale) is noise: 0.
+NOISE_ROUNDINGS = 1000
+
 
 def check_map_resolution(resolution: Any, name: str = 'resolution') -> float:
     """Return the grid step of a PCA map if it is usable.
@@ -62,14 +66,21 @@ def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     Returns:
         ``(N, 3)`` colours; with fewer than three components (``D < 3``, or
         fewer than three points) the missing ones are 0 (their channels
-        black).
+        black), and so is a component no larger than the rounding of the
+        features' dtype (:data:`NOISE_ROUNDINGS` of its epsilon times the
+        features' scale): scaled to [0, 1] like the others, the rounding noise
+        of a rank-two encoder's third component, or of a constant field,
+        filled its channel with speckle. A constant field is black.
     """
     w = np.ones(len(features)) if weights is None else np.asarray(weights, np.float64)
     w = w / w.sum()
     mean = w @ features
     centred = features - mean
-    _, _, vt = np.linalg.svd(centred * np.sqrt(w)[:, None], full_matrices=False)
+    _, singular, vt = np.linalg.svd(centred * np.sqrt(w)[:, None], full_matrices=False)
     components = centred @ vt[:3].T
+    dtype = features.dtype if np.issubdtype(features.dtype, np.floating) else float
+    scale = (singular[:1].sum() + np.linalg.norm(mean)) * np.finfo(dtype).eps
+    components[:, singular[:3] <= NOISE_ROUNDINGS * scale] = 0
     if components.shape[1] < 3:  # an encoder of 2 features: red and green only
         components = np.pad(components, ((0, 0), (0, 3 - components.shape[1])))
     low = np.percentile(components, 1, axis=0)
