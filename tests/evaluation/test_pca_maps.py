@@ -1,5 +1,6 @@
 """PCA maps of encoders with fewer than three features."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,32 @@ def test_the_map_is_drawn_where_its_cells_are(
     ((extent, xlim, ylim),) = drawn
     assert extent == pytest.approx(cells)
     assert (xlim, ylim) == ((-180.0, 180.0), (-90.0, 90.0))
+
+
+@pytest.mark.parametrize(
+    ('features', 'weights', 'message'),
+    [
+        (
+            np.zeros((0, 4)),
+            None,
+            'features must be (N, D) with N >= 1, got shape (0, 4)',
+        ),
+        (np.arange(5.0), None, 'features must be (N, D) with N >= 1, got shape (5,)'),
+        (
+            np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]),
+            None,
+            'features row 1 is not finite',
+        ),
+        (np.ones((3, 2)), np.ones(2), 'weights must be (3,), one per row'),
+        (np.ones((3, 2)), np.zeros(3), 'weights must be finite, at least 0'),
+        (np.ones((3, 2)), np.array([1.0, -1.0, 1.0]), 'weights must be finite'),
+    ],
+)
+def test_pca_rgb_names_what_it_cannot_map(
+    features: np.ndarray, weights: np.ndarray | None, message: str
+) -> None:
+    """A NaN feature (an encoder gone NaN somewhere on the grid) failed with
+    numpy's 'SVD did not converge', no point with 'index -1 is out of bounds',
+    zero weights with NaN colours."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pca_rgb(features, weights)

@@ -71,8 +71,31 @@ def pca_rgb(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
         features' scale): scaled to [0, 1] like the others, the rounding noise
         of a rank-two encoder's third component, or of a constant field,
         filled its channel with speckle. A constant field is black.
+
+    Raises:
+        ValueError: if *features* are not a finite ``(N, D)`` array with a
+            row (naming the first row that is not finite), or *weights* are
+            not ``N`` finite numbers at least 0 with a positive sum.
     """
-    w = np.ones(len(features)) if weights is None else np.asarray(weights, np.float64)
+    features = np.asarray(features)
+    if features.ndim != 2 or len(features) == 0:
+        raise ValueError(
+            f'features must be (N, D) with N >= 1, got shape {features.shape}'
+        )
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f'features row {int(bad[0])} is not finite: {features[bad[0]][:8].tolist()}'
+        )
+    n = len(features)
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (n,):
+        raise ValueError(f'weights must be ({n},), one per row, got shape {w.shape}')
+    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+        raise ValueError(
+            'weights must be finite, at least 0 and of positive sum, got values '
+            f'from {float(w.min())} to {float(w.max())}'
+        )
     w = w / w.sum()
     mean = w @ features
     centred = features - mean
