@@ -13,9 +13,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._checks import check_int
 from ..geo import great_circle_km, lonlat_to_unit
 
 __all__ = [
+    'MAX_KMEANS_SEED',
     'ClipOutput',
     'clip_loss',
     'float32_math',
@@ -24,6 +26,11 @@ __all__ = [
     'retrieval_metrics',
     'spherical_kmeans',
 ]
+
+
+#: Largest seed of :func:`spherical_kmeans`: ``torch.Generator`` seeds are 64
+#: bits (a negative one it takes modulo ``2**64``, as another seed's alias).
+MAX_KMEANS_SEED = 2**64 - 1
 
 
 class ClipOutput(NamedTuple):
@@ -244,15 +251,20 @@ def spherical_kmeans(
     Args:
         lonlat: ``(N, 2)`` (longitude, latitude) in degrees, ``N >= k``.
         k: number of clusters.
-        iterations: maximum Lloyd iterations.
-        seed: seed of the initialisation.
+        iterations: maximum Lloyd iterations, at least 1.
+        seed: seed of the initialisation, 0 to ``MAX_KMEANS_SEED``.
 
     Returns:
         ``(k, 3)`` float64 unit-vector centroids.
 
     Raises:
-        ValueError: if ``k`` is not positive or exceeds the number of points.
+        ValueError: if ``k`` is not a positive integer or exceeds the number
+            of points, *iterations* is not an integer >= 1, or *seed* not an
+            integer in [0, ``MAX_KMEANS_SEED``].
     """
+    k = check_int('k', k, minimum=1)
+    iterations = check_int('iterations', iterations, minimum=1)
+    seed = check_int('seed', seed, minimum=0, maximum=MAX_KMEANS_SEED)
     points = lonlat_to_unit(lonlat.detach().cpu())
     n = points.shape[0]
     if not 1 <= k <= n:

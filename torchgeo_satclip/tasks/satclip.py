@@ -70,6 +70,7 @@ from ..models import (
     save_official_checkpoint,
 )
 from ._clip import (
+    MAX_KMEANS_SEED,
     clip_loss,
     gather_with_grad,
     nearest_centroid,
@@ -312,7 +313,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 from :meth:`fit_geo_centroids` when fitting without a
                 datamodule.
             geo_loss_weight: weight lambda of the geo-classification loss.
-            geo_kmeans_seed: seed of the k-means.
+            geo_kmeans_seed: seed of the k-means, an integer from 0 to
+                ``2**64 - 1`` (a 64-bit ``torch.Generator`` seed).
             image_resolution: input size recorded by
                 :func:`export_official_checkpoint` (224 in the released models).
             channels_last: keep the image backbone and its input in the
@@ -387,7 +389,9 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         check_int('embed_dim', embed_dim, minimum=1)
         check_int('image_resolution', image_resolution, minimum=1)
         check_int('geo_classes', geo_classes, minimum=0)
-        check_int('geo_kmeans_seed', geo_kmeans_seed)
+        check_int(
+            'geo_kmeans_seed', geo_kmeans_seed, minimum=0, maximum=MAX_KMEANS_SEED
+        )
         check_real('location_dropout', location_dropout, minimum=0.0, below=1.0)
         _check_temperature('temperature', temperature)
         _check_optimiser_arguments(

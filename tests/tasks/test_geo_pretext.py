@@ -1,0 +1,62 @@
+"""The geo-classification pretext's k-means: its arguments and its classes."""
+
+from typing import Any
+
+import pytest
+import torch
+
+from torchgeo_satclip.tasks import SatCLIPTask
+from torchgeo_satclip.tasks._clip import nearest_centroid, spherical_kmeans
+
+from .test_satclip import tiny_task
+
+pytestmark = pytest.mark.usefixtures('tiny_timm')
+
+POINTS = torch.tensor(
+    [[0.0, 0.0], [10.0, 5.0], [-100.0, -40.0], [120.0, 60.0], [30.0, -20.0]],
+    dtype=torch.float64,
+)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        # torch.Generator.manual_seed failed with 'Overflow when unpacking
+        # long long', naming nothing; -1 seeded as 2 ** 64 - 1 does
+        ({'seed': 2**64}, r'seed must be between 0 and 18446744073709551615'),
+        ({'seed': -1}, r'seed must be between 0 and 18446744073709551615, got -1'),
+        ({'seed': 0.5}, 'seed must be an integer'),
+        # True made one cluster, or failed in torch.bincount
+        ({'k': True}, 'k must be an integer, got True'),
+        ({'k': 2.0}, 'k must be an integer, got 2.0'),
+        # no Lloyd iteration: the k-means++ seeds came back as centroids
+        ({'iterations': 0}, 'iterations must be at least 1, got 0'),
+        ({'iterations': -3}, 'iterations must be at least 1, got -3'),
+    ],
+)
+def test_spherical_kmeans_refuses_bad_arguments(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    args: dict[str, Any] = {'k': 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        spherical_kmeans(POINTS, **args)
+
+
+@pytest.mark.parametrize('seed', [2**64, -1, -(2**63) - 1])
+def test_geo_kmeans_seed_beyond_64_bits_refused_at_construction(seed: int) -> None:
+    """Accepted by the task, it failed only in setup, with torch's overflow."""
+    with pytest.raises(
+        ValueError, match=r'geo_kmeans_seed must be between 0 and 18446744073709551615'
+    ):
+        tiny_task(geo_classes=2, geo_loss_weight=1.0, geo_kmeans_seed=seed)
+
+
+def test_largest_geo_kmeans_seed_fits() -> None:
+    task = tiny_task(geo_classes=2, geo_loss_weight=1.0, geo_kmeans_seed=2**64 - 1)
+    task.fit_geo_centroids(POINTS)
+    assert torch.allclose(
+        task.geo_centroids.norm(dim=1), torch.ones(2, dtype=torch.float64)
+    )
+    assert isinstance(task, SatCLIPTask)
+    labels = nearest_centroid(POINTS, task.geo_centroids)
+    assert set(labels.tolist()) == {0, 1}
