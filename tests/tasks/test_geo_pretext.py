@@ -60,3 +60,33 @@ def test_largest_geo_kmeans_seed_fits() -> None:
     assert isinstance(task, SatCLIPTask)
     labels = nearest_centroid(POINTS, task.geo_centroids)
     assert set(labels.tolist()) == {0, 1}
+
+
+# Two places: repeated rows, the same pole under other longitudes, and the
+# antimeridian as -180 and 180 (unit vectors that differ by 2e-16).
+TWO_PLACES = [
+    torch.tensor([[10.0, 5.0], [-100.0, -40.0]] * 4, dtype=torch.float64),
+    torch.tensor([[0.0, 90.0], [50.0, 90.0], [-120.0, 90.0], [3.0, 4.0]]),
+    torch.tensor([[180.0, 0.0], [-180.0, 0.0], [3.0, 4.0]], dtype=torch.float64),
+]
+
+
+@pytest.mark.parametrize('points', TWO_PLACES)
+def test_more_clusters_than_distinct_points_refused(points: torch.Tensor) -> None:
+    """k-means++ drew the same place twice: a class no point ever had."""
+    with pytest.raises(ValueError, match=r'k \(3\) .* 2 distinct'):
+        spherical_kmeans(points, 3)
+    # every one of as many clusters as places is some point's class
+    centroids = spherical_kmeans(points, 2)
+    assert set(nearest_centroid(points, centroids).tolist()) == {0, 1}
+
+
+def test_geo_classes_beyond_the_distinct_training_locations_refused() -> None:
+    task = tiny_task(geo_classes=3, geo_loss_weight=1.0)
+    with pytest.raises(
+        ValueError,
+        match=r'geo_classes \(3\) needs at least 3 distinct training locations, '
+        r'got 8 \(2 distinct\)',
+    ):
+        task.fit_geo_centroids(TWO_PLACES[0])
+    assert not bool(task.geo_centroids.any())  # nothing fitted

@@ -366,7 +366,10 @@ def test_python_arguments_of_the_wrong_kind_refused(
         # fewer points than classes named the k-means' k, not the argument
         (
             [[10.0, 0.0]] * 3,
-            re.escape('geo_classes (5) needs at least 5 training locations, got 3'),
+            re.escape(
+                'geo_classes (5) needs at least 5 distinct training locations, '
+                'got 3 (1 distinct)'
+            ),
         ),
     ],
 )

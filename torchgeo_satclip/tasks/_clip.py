@@ -20,6 +20,7 @@ __all__ = [
     'MAX_KMEANS_SEED',
     'ClipOutput',
     'clip_loss',
+    'count_distinct_points',
     'float32_math',
     'gather_with_grad',
     'nearest_centroid',
@@ -236,6 +237,30 @@ def nearest_centroid(lonlat: Tensor, centroids: Tensor) -> Tensor:
     return (lonlat_to_unit(lonlat) @ centroids.double().T).argmax(dim=1)
 
 
+#: Decimals of the unit vectors compared by :func:`count_distinct_points`
+#: (1e-12 of the Earth's radius is about 6 micrometres): a pole under other
+#: longitudes, or a point on the antimeridian as -180 and 180, is one place.
+_DISTINCT_DECIMALS = 12
+
+
+def count_distinct_points(lonlat: Tensor) -> int:
+    """Number of distinct places among (lon, lat) points.
+
+    Points are compared by their unit vectors, so ``(0, 90)`` and
+    ``(50, 90)`` (the north pole) are one place, as are ``(-180, 0)`` and
+    ``(180, 0)``.
+
+    Args:
+        lonlat: ``(N, 2)`` (longitude, latitude) in degrees.
+
+    Returns:
+        How many different places the points are.
+    """
+    unit = lonlat_to_unit(lonlat.detach().cpu()).round(decimals=_DISTINCT_DECIMALS)
+    # + 0.0 turns -0.0 into 0.0
+    return int(torch.unique(unit + 0.0, dim=0).shape[0])
+
+
 def spherical_kmeans(
     lonlat: Tensor, k: int, iterations: int = 50, seed: int = 0
 ) -> Tensor:
@@ -249,7 +274,8 @@ def spherical_kmeans(
     seed give the same centroids on every machine.
 
     Args:
-        lonlat: ``(N, 2)`` (longitude, latitude) in degrees, ``N >= k``.
+        lonlat: ``(N, 2)`` (longitude, latitude) in degrees, at least ``k``
+            distinct places (:func:`count_distinct_points`).
         k: number of clusters.
         iterations: maximum Lloyd iterations, at least 1.
         seed: seed of the initialisation, 0 to ``MAX_KMEANS_SEED``.
@@ -259,8 +285,10 @@ def spherical_kmeans(
 
     Raises:
         ValueError: if ``k`` is not a positive integer or exceeds the number
-            of points, *iterations* is not an integer >= 1, or *seed* not an
-            integer in [0, ``MAX_KMEANS_SEED``].
+            of points or of distinct places (k-means++ would draw a place
+            twice, a cluster no point is nearest to), *iterations* is not an
+            integer >= 1, or *seed* not an integer in [0,
+            ``MAX_KMEANS_SEED``].
     """
     k = check_int('k', k, minimum=1)
     iterations = check_int('iterations', iterations, minimum=1)
@@ -269,6 +297,12 @@ def spherical_kmeans(
     n = points.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f'k must be in [1, {n}] (the number of points), not {k}')
+    distinct = count_distinct_points(lonlat)
+    if k > distinct:
+        raise ValueError(
+            f'k ({k}) is more than the {distinct} distinct places among the {n} '
+            'points: some clusters would have no point'
+        )
     generator = torch.Generator().manual_seed(seed)
     first = int(torch.randint(n, (1,), generator=generator))
     chosen = [first]

@@ -72,6 +72,7 @@ from ..models import (
 from ._clip import (
     MAX_KMEANS_SEED,
     clip_loss,
+    count_distinct_points,
     gather_with_grad,
     nearest_centroid,
     retrieval_metrics,
@@ -968,12 +969,13 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Called by :meth:`setup` with the datamodule's ``train_points()``.
 
         Args:
-            lonlat: ``(N, 2)`` (longitude, latitude) in degrees, N >= geo_classes.
+            lonlat: ``(N, 2)`` (longitude, latitude) in degrees, at least
+                ``geo_classes`` distinct places.
 
         Raises:
             ValueError: if the geo pretext is off, *lonlat* is not ``(N, 2)``,
                 holds a point that is not finite or out of range (naming its
-                row), or fewer than ``geo_classes`` points.
+                row), or fewer than ``geo_classes`` distinct places.
         """
         if self.geo_head is None:
             raise ValueError('the geo-classification pretext is off (geo_classes: 0)')
@@ -984,10 +986,14 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             )
         validate_lonlat(points, where=lambda row: f'training locations row {row}')
         classes = int(self.hparams['geo_classes'])
-        if points.shape[0] < classes:
+        distinct = count_distinct_points(points)
+        if distinct < classes:
+            # more classes than places: k-means++ draws a place twice, and a
+            # class is the target of no point
             raise ValueError(
-                f'geo_classes ({classes}) needs at least {classes} training '
-                f'locations, got {points.shape[0]}: lower geo_classes'
+                f'geo_classes ({classes}) needs at least {classes} distinct '
+                f'training locations, got {points.shape[0]} ({distinct} '
+                'distinct): lower geo_classes'
             )
         centroids = spherical_kmeans(
             points.cpu(),
