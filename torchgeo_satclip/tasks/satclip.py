@@ -44,7 +44,7 @@ import numbers
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -908,6 +908,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
 
+        Warns:
+            UserWarning: if MoCo's queue is not smaller than the training set
+                (see :meth:`_check_queue_size`).
+
         Raises:
             ValueError: if the geo pretext is on and the datamodule has no
                 ``train_points()``, if a cached-feature datamodule meets an
@@ -922,6 +926,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             and datamodule.feature_extractor is None
         ):
             datamodule.set_feature_extractor(self.feature_extractor())
+        if self.moco_enabled and stage == 'fit':
+            self._check_queue_size(datamodule)
         if self.geo_head is None or stage != 'fit':
             return
         train_points = getattr(datamodule, 'train_points', None)
@@ -933,6 +939,41 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 f'it; this one is {type(datamodule).__name__}), or set geo_classes: 0'
             )
         self.fit_geo_centroids(train_points())
+
+    def _check_queue_size(self, datamodule: Any) -> None:
+        """Warn of a MoCo queue at least as large as the training set.
+
+        Every step enqueues a key of each of its samples (two with
+        ``moco_symmetric``), so the queue holds the keys of the last
+        ``moco_queue_size`` samples drawn (half as many): once that reaches
+        the training set, most queries meet a key of their own sample, from
+        an earlier epoch, among their negatives. MoCo's queue is well below
+        its training set (65,536 keys for ImageNet's 1.28 million images).
+        A datamodule whose ``train_dataset`` has no length is not checked.
+
+        Args:
+            datamodule: the trainer's datamodule (after its ``setup('fit')``).
+        """
+        dataset = getattr(datamodule, 'train_dataset', None)
+        if not isinstance(dataset, Sized):
+            return
+        samples = len(dataset)
+        queue = int(self.hparams['moco_queue_size'])
+        symmetric = bool(self.hparams.get('moco_symmetric', False))
+        keys_per_sample = 2 if symmetric else 1
+        if samples == 0 or queue < keys_per_sample * samples:
+            return
+        each = ' (two keys each, moco_symmetric)' if symmetric else ''
+        warnings.warn(
+            f'moco_queue_size ({queue}) is not smaller than the {samples} '
+            f'training samples{each}: the queue holds the keys of the last '
+            f'{queue // keys_per_sample} samples drawn, so '
+            'most queries meet a key of their own sample from an earlier epoch '
+            'among their negatives; lower moco_queue_size well below the '
+            'training set (MoCo: 65,536 keys for 1.28 million images)',
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _check_geo_fitted(self) -> None:
         """Refuse to evaluate the geo pretext with centres never fitted.
