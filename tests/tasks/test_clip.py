@@ -227,3 +227,31 @@ def test_clip_loss_needs_matrices(shape: tuple[int, ...]) -> None:
     message = f'embeddings must be (B, D) matrices, not {shape}'
     with pytest.raises(ValueError, match=re.escape(message)):
         clip_loss(embedding, embedding.clone(), torch.tensor(1.0))
+
+
+def test_a_candidate_at_the_same_place_is_a_hit() -> None:
+    """Two samples at one place have the same location embedding: which of
+    the two tied columns topk returned decided a hit or a miss, so a perfect
+    encoder scored 3/4 on this batch (and 1/2 with the order reversed)."""
+    locations = torch.eye(4)[[0, 1, 1, 2]]  # samples 1 and 2 at one place
+    images = locations + 0.01 * torch.eye(4)[[1, 2, 3, 0]]
+    out = clip_loss(images, locations, torch.tensor(math.log(100.0)))
+    lonlat = torch.tensor(
+        [[0.0, 0.0], [10.0, 10.0], [10.0, 10.0], [50.0, -20.0]], dtype=torch.float64
+    )
+    check(
+        retrieval_metrics(out, lonlat),
+        {
+            'i2l_top1': 1.0,
+            'i2l_top5': 1.0,
+            'l2i_top1': 1.0,
+            'l2i_top5': 1.0,
+            'median_km': 0.0,
+        },
+    )
+    # the same place under other coordinates (the antimeridian) is one too
+    lonlat[1:3] = torch.tensor([[180.0, 0.0], [-180.0, 0.0]], dtype=torch.float64)
+    assert retrieval_metrics(out, lonlat)['i2l_top1'].item() == 1.0
+    # a place a metre away is another place: a tie lost is a miss
+    lonlat[1:3] = torch.tensor([[10.0, 10.0], [10.00001, 10.0]], dtype=torch.float64)
+    assert retrieval_metrics(out, lonlat)['i2l_top1'].item() == 0.75

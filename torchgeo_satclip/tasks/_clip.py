@@ -178,8 +178,10 @@ def retrieval_metrics(
 
     Returns:
         ``i2l_top1``, ``i2l_top5``, ``l2i_top1``, ``l2i_top5`` (fractions of
-        local rows whose match is among the top 1 or 5 of the ``N``
-        candidates; top 5 becomes top ``N`` for batches under 5) and
+        local rows whose match, or a candidate at the same place, is among
+        the top 1 or 5 of the ``N`` candidates; top 5 becomes top ``N`` for
+        batches under 5; samples at one place have the same location
+        embedding, so none of them can be told from the others) and
         ``median_km``, the median great-circle distance between each image's
         true location and the location it retrieves first (for an even
         number of images, the mean of the two middle distances).
@@ -210,9 +212,15 @@ def retrieval_metrics(
     k = min(5, columns)
     metrics: dict[str, Tensor] = {}
     retrieved = output.logits_image.new_empty(0, dtype=torch.long)
+    # a candidate at the sample's own place is a hit: samples at one place
+    # have the same location embedding, and which of the tied columns topk
+    # returns would otherwise decide
+    own = lonlat_to_unit(lonlat).to(output.logits_image.device)
+    units = lonlat_to_unit(candidates).to(output.logits_image.device)
     for name, logits in (('i2l', output.logits_image), ('l2i', output.logits_location)):
         top = logits.detach().topk(k, dim=1).indices
-        hits = top == target[:, None]
+        same_place = (units[top] - own[:, None]).abs().amax(dim=-1) <= _SAME_PLACE
+        hits = (top == target[:, None].to(top.device)) | same_place
         metrics[f'{name}_top1'] = hits[:, 0].float().mean()
         metrics[f'{name}_top5'] = hits.any(dim=1).float().mean()
         if name == 'i2l':
@@ -236,6 +244,10 @@ def nearest_centroid(lonlat: Tensor, centroids: Tensor) -> Tensor:
     """
     return (lonlat_to_unit(lonlat) @ centroids.double().T).argmax(dim=1)
 
+
+#: Largest difference of the unit vectors of two points at one place
+#: (:func:`retrieval_metrics`), about 6 micrometres on the Earth.
+_SAME_PLACE = 1e-12
 
 #: Decimals of the unit vectors compared by :func:`count_distinct_points`
 #: (1e-12 of the Earth's radius is about 6 micrometres): a pole under other
