@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import kornia.augmentation as K
 import numpy as np
 import pytest
 import torch
@@ -981,3 +982,47 @@ def test_views_is_a_deprecated_name_of_feature_views(tmp_path: Path) -> None:
         CachedFeatureDataModule(views=3, feature_views=2, **args)
     with pytest.raises(ValueError, match='views must be between 1 and 8, got 9'):
         CachedFeatureDataModule(views=9, **args)
+
+
+class BandMeans(torch.nn.Module):
+    """``band_means`` as a module (a module's reused cache is checked)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return band_means(image)
+
+
+def _minus_five(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {**batch, 'image': batch['image'] - 5}  # fails on uint16
+
+
+@pytest.mark.parametrize('kind', ['kornia', 'function'])
+def test_a_replaced_aug_gets_float_images_while_caching(
+    tmp_path: Path, kind: str
+) -> None:
+    """As in training (S2100KDataModule.on_after_batch_transfer), a user's own
+    ``aug`` gets float32 images of the stored values while the cache is
+    keyed, built and checked for reuse: it got the uint16 batches, on which
+    kornia's Normalize and arithmetic fail, and a function, which has no
+    ``.to``, could not be moved to the device."""
+    aug: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    if kind == 'kornia':
+        aug = K.AugmentationSequential(
+            K.Normalize(mean=torch.full((12,), 1000.0), std=torch.full((12,), 500.0)),
+            data_keys=None,
+        )
+    else:
+        aug = _minus_five
+    args = cache_args(tmp_path, insert_b10=False, feature_extractor=BandMeans())
+    dm = CachedFeatureDataModule(**args)
+    dm.aug = aug  # type: ignore[assignment]
+    dm.setup('fit')
+    raw = dm.dataset[0]['image'][None]  # type: ignore[index]
+    assert raw.dtype == torch.uint16  # read as stored
+    expected = band_means(aug({'image': raw.float()})['image'])[0]
+    np.testing.assert_allclose(
+        np.asarray(dm._features)[0, 0], expected.numpy(), rtol=1e-5
+    )
+    again = CachedFeatureDataModule(**args)  # reuses it, after checking sample 0
+    again.aug = aug  # type: ignore[assignment]
+    again.setup('fit')
+    assert again.cache_path == dm.cache_path

@@ -62,7 +62,7 @@ from .._io import atomic_write, remove_stale_temporaries
 from .._nn import evaluating
 from ..datasets import S2100K
 from ..datasets.s2_100k_files import DATES_FILE, sha256_file
-from .s2_100k import S2100KDataModule, _dataset_lonlat
+from .s2_100k import S2100KDataModule, _dataset_lonlat, _float_images
 
 __all__ = [
     'CachedFeatureDataModule',
@@ -76,6 +76,9 @@ __all__ = [
 #: the cache device to ``(B, F)`` features. An ``nn.Module`` is run in eval mode
 #: and keyed by its weights and structure; another callable needs an explicit key.
 FeatureExtractor: TypeAlias = nn.Module | Callable[[Tensor], Tensor]
+
+#: A batch transform run before the extractor (the datamodule's ``aug``).
+_BatchTransform: TypeAlias = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 _NP_DTYPES: dict[str, type[np.floating[Any]]] = {
     'float16': np.float16,
@@ -262,7 +265,7 @@ def build_feature_cache(
     extractor: Callable[[Tensor], Tensor],
     path: str | os.PathLike[str],
     *,
-    preprocess: nn.Module | None = None,
+    preprocess: _BatchTransform | None = None,
     views: int = 1,
     dtype: Literal['float16', 'float32'] = 'float16',
     batch_size: int = 256,
@@ -283,7 +286,9 @@ def build_feature_cache(
             (an ``nn.Module`` is run in eval mode).
         path: destination ``.npy`` file.
         preprocess: batch transform applied on *device* before the views (for
-            S2-100K: /10000, B10 and centre crop).
+            S2-100K: /10000, B10 and centre crop). It gets float32 images:
+            integer ones (the stored uint16 values) are converted on *device*
+            first, as :class:`S2100KDataModule` does before its augmentations.
         views: number of dihedral views (1-8) per image, see
             :func:`dihedral_view`.
         dtype: storage dtype.
@@ -318,6 +323,7 @@ def build_feature_cache(
                 k: v.to(device) if isinstance(v, Tensor) else v
                 for k, v in batch.items()
             }
+            batch = _float_images(batch)
             if preprocess is not None:
                 batch = preprocess(batch)
             image = batch['image']
@@ -351,6 +357,16 @@ def build_feature_cache(
     else:
         atomic_write(path, write)
     return path
+
+
+def _on_device(transform: Any, device: torch.device) -> _BatchTransform:
+    """The datamodule's batch *transform*, moved to *device* if it is a module.
+
+    A plain function (a user's own ``aug``) runs where its batch is.
+    """
+    if isinstance(transform, nn.Module):
+        return cast(_BatchTransform, transform.to(device))
+    return cast(_BatchTransform, transform)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -548,7 +564,7 @@ def _preprocess_fingerprint(dataset: Any, preprocess: Any) -> str:
         preprocess = copy.deepcopy(preprocess).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        batch = default_collate([dataset[0]])
+        batch = _float_images(default_collate([dataset[0]]))
         if preprocess is not None:
             batch = preprocess(batch)
     image = batch.get('image') if isinstance(batch, dict) else None
@@ -968,7 +984,7 @@ class CachedFeatureDataModule(S2100KDataModule):
             for k, v in default_collate([dataset[0]]).items()
         }
         with evaluating(extractor, device), torch.no_grad():
-            batch = cast(nn.Module, self.aug).to(device)(batch)
+            batch = _on_device(self.aug, device)(_float_images(batch))
             computed = extractor(dihedral_view(batch['image'], 0))
         computed = computed.detach().float().cpu().reshape(-1)
         stored = torch.from_numpy(np.asarray(features[0, 0], dtype=np.float32))
@@ -1005,7 +1021,7 @@ class CachedFeatureDataModule(S2100KDataModule):
                 dataset,
                 extractor,
                 path,
-                preprocess=cast(nn.Module, self.aug).to(device),
+                preprocess=_on_device(self.aug, device),
                 views=self.feature_views,
                 dtype=self.cache_dtype,
                 batch_size=self.feature_batch_size,

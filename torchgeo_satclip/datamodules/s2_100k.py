@@ -314,6 +314,19 @@ class S2100KAugmentation(nn.Module):
         return batch
 
 
+def _float_images(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """*batch* with an integer ``image`` as float32 of the same values.
+
+    The stored uint16 values become TorchGeo's float images where the batch
+    is (on the device), before any augmentation sees them: the datamodule's
+    and the feature cache's. A float ``image``, or none, is left as it is.
+    """
+    image = batch.get('image')
+    if image is None or image.is_floating_point():
+        return batch
+    return {**batch, 'image': image.float()}
+
+
 def collate_sample_batch(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     """Collate samples, passing a batch read as one on without copying it.
 
@@ -667,10 +680,8 @@ class S2100KDataModule(NonGeoDataModule):
         Returns:
             The augmented batch.
         """
+        batch = _float_images(batch)
         image = batch.get('image')
-        if image is not None and not image.is_floating_point():
-            image = image.float()
-            batch = {**batch, 'image': image}
         if self.views == 2 and image is not None and image.ndim < _VIEW_BATCH_DIMS:
             batch = {**batch, 'image': torch.stack([image, image], dim=1)}
         out: dict[str, Tensor] = super().on_after_batch_transfer(batch, dataloader_idx)
