@@ -49,7 +49,8 @@ Sections, each measured in the same run as its baseline:
     and the time the compilation adds to the fit.
 ``tests`` (only when asked for)
     The CUDA tests (``tests/test_cuda.py``, the CUDA test of every
-    positional encoding and of the image probe's features), run by pytest in
+    positional encoding, those of the image probe's features and of
+    ``embed_file``'s device: every test skipped without CUDA), run by pytest in
     a subprocess: counts and the
     names of failures. A failure is reported like a failed section.
 ``ddp``
@@ -1146,11 +1147,16 @@ def ddp_section(figures: dict[str, Any], args: argparse.Namespace, root: Path) -
 
 
 # -------------------------------------------------------------------- tests
-#: The CUDA tests the suite runs (``--sections tests``).
+#: The CUDA tests the suite runs (``--sections tests``): every test that is
+#: skipped without CUDA, which runs nowhere else (``tests/test_benchmarks.py``
+#: checks that none is missing).
 CUDA_TESTS = (
     'tests/test_cuda.py',
     'tests/models/test_positional.py::test_cuda_matches_cpu',
     'tests/evaluation/test_image_probe.py::test_image_features_on_cuda_match_the_cpu',
+    'tests/evaluation/test_image_probe.py::'
+    'test_image_features_give_the_backbone_back_on_its_device',
+    'tests/test_embed.py::test_embed_file_puts_the_encoder_back_on_its_device',
 )
 
 

@@ -1,5 +1,6 @@
 """The GPU benchmark suite runs end to end on the CPU (``--quick``), so it never rots."""
 
+import ast
 import json
 import os
 import subprocess
@@ -782,3 +783,63 @@ def test_gpu_suite_train_takes_the_rates_of_a_data_section_stopped_early(
     monkeypatch.setattr(gpu_suite, 'train_section', train_section)
     gpu_suite.data_sections(suite, args, tmp_path, tmp_path)
     assert seen['per_worker_images_per_s'] == 750.0
+
+
+def _needs_cuda(decorators: list[ast.expr], source: str) -> bool:
+    """Whether one of *decorators* skips the test without CUDA."""
+    return any(
+        'torch.cuda.is_available()' in (ast.get_source_segment(source, d) or '')
+        for d in decorators
+    )
+
+
+def cuda_only_tests() -> set[str]:
+    """``path::name`` of every test under tests/ that is skipped without CUDA."""
+    found = set()
+    for path in sorted((ROOT / 'tests').rglob('test_*.py')):
+        source = path.read_text(encoding='utf-8')
+        tree = ast.parse(source)
+        whole = any(
+            isinstance(node, ast.Assign)
+            and any(getattr(t, 'id', None) == 'pytestmark' for t in node.targets)
+            and 'torch.cuda.is_available()'
+            in (ast.get_source_segment(source, node.value) or '')
+            for node in tree.body
+        )
+        name = path.relative_to(ROOT).as_posix()
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith('test_'):
+                if whole or _needs_cuda(node.decorator_list, source):
+                    found.add(f'{name}::{node.name}')
+            elif isinstance(node, ast.ClassDef) and node.name.startswith('Test'):
+                skipped = whole or _needs_cuda(node.decorator_list, source)
+                for method in node.body:
+                    if isinstance(method, ast.FunctionDef) and (
+                        method.name.startswith('test_')
+                        and (skipped or _needs_cuda(method.decorator_list, source))
+                    ):
+                        found.add(f'{name}::{node.name}::{method.name}')
+    return found
+
+
+def test_gpu_suite_runs_every_cuda_only_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test skipped without CUDA runs nowhere but in ``--sections tests``:
+    one missing from CUDA_TESTS is never run at all (the GPU visit is the
+    only machine with CUDA)."""
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    needed = cuda_only_tests()
+    assert 'tests/test_cuda.py::test_uint16_batches_convert_on_the_gpu' in needed
+    assert 'tests/models/test_positional.py::test_cuda_matches_cpu' in needed
+
+    def run(test: str) -> bool:
+        return any(
+            test == listed or test.startswith(f'{listed}::')
+            for listed in gpu_suite.CUDA_TESTS
+        )
+
+    assert sorted(test for test in needed if not run(test)) == []
+    for listed in gpu_suite.CUDA_TESTS:  # and nothing listed that is gone
+        assert (ROOT / listed.split('::')[0]).is_file(), listed
+        assert '::' not in listed or listed in needed, listed
