@@ -6,7 +6,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -787,3 +787,29 @@ def test_image_features_give_the_backbone_back_on_its_device(demo_root: Path) ->
     dataset = S2100K(demo_root, patch_size=32, image_dtype='uint16')
     image_features(backbone, dataset, device='cuda', progress=False, indices=[0])
     assert {p.device.type for p in backbone.parameters()} == {'cpu'}
+
+
+@pytest.mark.parametrize(
+    ('device', 'message'),
+    [
+        ('gpu', r"device 'gpu' is not a torch device; expected 'cpu', 'cuda'"),
+        ('cuda', r"device 'cuda': no CUDA device is available on this machine"),
+        ('cuda:1', r"device 'cuda:1': no CUDA device is available on this machine"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_refused_before_any_work(
+    device: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """image_probe_report(device='cuda') on a machine without CUDA read every
+    checkpoint, the dataset and its climate zones, then failed at the first
+    batch with torch's 'Torch not compiled with CUDA enabled' (or, for a
+    name torch does not know, its own message), naming no argument."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
+    with pytest.raises(ValueError, match=f'^{message}'):
+        image_probe_report(
+            tmp_path / 'absent', {'a': tmp_path / 'absent.ckpt'}, device=device
+        )
+    backbone = training_backbone()
+    with pytest.raises(ValueError, match=f'^{message}'):
+        image_features(backbone, cast(S2100K, None), device=device, progress=False)
