@@ -394,7 +394,18 @@ def test_embed_points_refuses_random_options_with_weights(
         ({'lon_column': 'longitude'}, InputError, "no column 'longitude'"),
         ({'batch_size': 0}, ValueError, 'batch_size must be at least 1'),
         ({'layout': 'rows'}, ValueError, "layout must be 'columns' or 'list'"),
-        ({'device': 'foo'}, ValueError, "unknown device 'foo'"),
+        ({'device': 'foo'}, ValueError, "^device 'foo' is not a torch device"),
+        (
+            {'device': 1},  # not CUDA device 1 (Lightning's devices=1 is a count)
+            ValueError,
+            r"^device must be a torch device such as 'cpu', 'cuda' or 'cuda:N', "
+            r'got 1 \(type int\)$',
+        ),
+        (
+            {'device': 'meta'},
+            ValueError,
+            "^device 'meta' is not supported; expected 'cpu', 'cuda', 'cuda:N' or 'mps'$",
+        ),
     ],
 )
 def test_embed_points_checks_before_loading_the_weights(

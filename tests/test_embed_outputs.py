@@ -354,7 +354,7 @@ def test_checked_before_the_work(tmp_path: Path, encoder: LocationEncoder) -> No
                 batch_size=batch_size,  # type: ignore[arg-type]
                 progress=False,
             )
-    for device, match in [('foo', 'unknown device'), ('xpu', 'not supported')]:
+    for device, match in [('foo', 'is not a torch device'), ('xpu', 'not supported')]:
         with pytest.raises(ValueError, match=match):
             embed_file(encoder, src, tmp_path / 'o.npy', device=device, progress=False)
     if not torch.cuda.is_available():

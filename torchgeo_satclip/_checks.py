@@ -12,7 +12,14 @@ from typing import Any, SupportsInt, cast
 
 import torch
 
-__all__ = ['check_dtype', 'check_flag', 'check_int', 'check_name', 'check_real']
+__all__ = [
+    'check_device',
+    'check_dtype',
+    'check_flag',
+    'check_int',
+    'check_name',
+    'check_real',
+]
 
 
 def _shown(value: Any) -> str:
@@ -168,3 +175,59 @@ def check_dtype(name: str, value: Any, *, optional: bool = False) -> None:
             f'{name} must be {accepted} torch dtype such as torch.float64, '
             f'got {value!r}'
         )
+
+
+def check_device(name: str, value: Any) -> torch.device:
+    """Return ``value`` as a ``torch.device``, if this machine has that device.
+
+    Only a name (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``) or a
+    ``torch.device`` is taken: ``torch.device(1)`` would read an integer as
+    CUDA device 1, where Lightning's ``devices=1`` is a count.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+
+    Returns:
+        The device.
+
+    Raises:
+        ValueError: if ``value`` is not a string or a ``torch.device``, is a
+            name torch does not know, is a CUDA or MPS device this machine
+            lacks, or is of another type (``meta``, ``xpu``).
+    """
+    expected = "'cpu', 'cuda' or 'cuda:N'"
+    if not isinstance(value, (str, torch.device)):
+        raise ValueError(
+            f'{name} must be a torch device such as {expected}, got {_shown(value)}'
+        )
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f'{name} {value!r} is not a torch device; expected {expected}'
+        ) from None
+    shown = repr(str(device) if isinstance(value, torch.device) else value)
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f'{name} {shown}: no CUDA device is available on this machine; '
+                "use 'cpu'"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f'{name} {shown}: this machine has {count} CUDA device(s), '
+                f'cuda:0 to cuda:{count - 1}'
+            )
+    elif device.type == 'mps':
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"{name} {shown}: MPS is not available on this machine; use 'cpu'"
+            )
+    elif device.type != 'cpu':
+        raise ValueError(
+            f"{name} {shown} is not supported; expected 'cpu', 'cuda', 'cuda:N' "
+            "or 'mps'"
+        )
+    return device

@@ -795,10 +795,12 @@ def test_image_features_give_the_backbone_back_on_its_device(demo_root: Path) ->
         ('gpu', r"device 'gpu' is not a torch device; expected 'cpu', 'cuda'"),
         ('cuda', r"device 'cuda': no CUDA device is available on this machine"),
         ('cuda:1', r"device 'cuda:1': no CUDA device is available on this machine"),
+        (1, r"device must be a torch device such as 'cpu', 'cuda' or 'cuda:N', got 1 "),
+        ('meta', r"device 'meta' is not supported; expected 'cpu', 'cuda', 'cuda:N'"),
     ],
 )
 def test_a_device_this_machine_lacks_is_refused_before_any_work(
-    device: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    device: str | int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """image_probe_report(device='cuda') on a machine without CUDA read every
     checkpoint, the dataset and its climate zones, then failed at the first
@@ -808,8 +810,15 @@ def test_a_device_this_machine_lacks_is_refused_before_any_work(
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
     with pytest.raises(ValueError, match=f'^{message}'):
         image_probe_report(
-            tmp_path / 'absent', {'a': tmp_path / 'absent.ckpt'}, device=device
+            tmp_path / 'absent',
+            {'a': tmp_path / 'absent.ckpt'},
+            device=device,  # type: ignore[arg-type]
         )
     backbone = training_backbone()
     with pytest.raises(ValueError, match=f'^{message}'):
-        image_features(backbone, cast(S2100K, None), device=device, progress=False)
+        image_features(
+            backbone,
+            cast(S2100K, None),
+            device=device,  # type: ignore[arg-type]
+            progress=False,
+        )

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .._checks import check_int
+from .._checks import check_device, check_int
 from .._io import atomic_path, no_room, remove_stale_temporaries
 from .._nn import evaluating
 from ..models import CheckpointError, LocationEncoder, satclip_location_encoder
@@ -146,25 +146,10 @@ def check_seed(seed: int, name: str = 'seed') -> int:
 
 
 def _device(device: str | torch.device | None) -> torch.device:
+    """*device* checked (:func:`check_device`), or CUDA if available for None."""
     if device is None:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
-    if dev.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f'device {device!r}: no CUDA device is available')
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(f'device {device!r}: only {count} CUDA device(s)')
-    elif dev.type == 'mps' and not torch.backends.mps.is_available():
-        raise ValueError(f'device {device!r}: MPS is not available')
-    elif dev.type not in ('cpu', 'cuda', 'mps'):
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
-    return dev
+    return check_device('device', device)
 
 
 def _first_non_finite(piece: np.ndarray, columns: bool) -> int | None:

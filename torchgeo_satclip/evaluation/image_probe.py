@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_int
+from .._checks import check_device, check_int
 from .._io import atomic_path, atomic_write
 from .._nn import evaluating
 from ..datamodules import S2100KAugmentation, collate_sample_batch
@@ -309,41 +309,6 @@ def _check_crop_size(crop_size: Any, patch_size: tuple[int, int]) -> int | None:
     return crop
 
 
-def _check_device(device: str | torch.device) -> torch.device:
-    """*device* as a ``torch.device``, if this machine has it.
-
-    Raises:
-        ValueError: naming *device*, for a name torch does not know, or a
-            CUDA or MPS device this machine lacks.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"device {device!r} is not a torch device; expected 'cpu', 'cuda' "
-            "or 'cuda:N'"
-        ) from None
-    if dev.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(
-                f'device {device!r}: no CUDA device is available on this '
-                "machine; use 'cpu'"
-            )
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(
-                f'device {device!r}: this machine has {count} CUDA device(s), '
-                f'cuda:0 to cuda:{count - 1}'
-            )
-    elif dev.type == 'mps' and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r}: MPS is not available; use 'cpu'")
-    elif dev.type not in ('cpu', 'cuda', 'mps'):
-        raise ValueError(
-            f"device {device!r} is not supported; expected 'cpu', 'cuda' or 'cuda:N'"
-        )
-    return dev
-
-
 def image_features(
     backbone: nn.Module,
     dataset: S2100K,
@@ -384,7 +349,7 @@ def image_features(
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
-    device = _check_device(device)
+    device = check_device('device', device)
     batch_size = check_int('batch_size', batch_size, 1)
     if getattr(dataset, 'mode', 'both') != 'both':
         raise ValueError("the dataset has no images: open it with mode='both'")
@@ -880,7 +845,7 @@ def image_probe_report(
     _check_cv(cv)
     check_block_size(block_size)
     check_seed(seed)
-    device = _check_device(device)
+    device = check_device('device', device)
     # plain Python numbers from here (a NumPy one is taken, and written to JSON)
     block_size, seed = float(block_size), int(seed)
     height, width = as_patch_size(patch_size, 'patch_size')
