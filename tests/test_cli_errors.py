@@ -163,12 +163,13 @@ DEVICES: list[tuple[str, str]] = [
         )
     ),
     *(
-        (value, f'--device {value}: the {value.split(":")[0]} device is not available')
-        for value in ('meta', 'xla', 'hpu', 'ipu', 'mtia', 'vulkan', 'xpu', 'mps')
+        (value, f'--device {value!r} is not supported')
+        for value in ('meta', 'xla', 'hpu', 'ipu', 'mtia', 'vulkan', 'xpu')
     ),
-    ('cuda', '--device cuda: no CUDA device is available'),
-    ('cuda:0', '--device cuda:0: no CUDA device is available'),
-    ('cuda:7', '--device cuda:7'),
+    ('mps', "--device 'mps': MPS is not available on this machine"),
+    ('cuda', "--device 'cuda': no CUDA device is available"),
+    ('cuda:0', "--device 'cuda:0': no CUDA device is available"),
+    ('cuda:7', "--device 'cuda:7'"),
 ]
 
 

@@ -181,48 +181,25 @@ def check_paths(args: Any, paths: Iterable[tuple[str, str, PathRole]]) -> None:
 def check_device(value: str, label: str = '--device') -> None:
     """Check that a torch device exists on this machine.
 
+    The library's own check (:func:`torchgeo_satclip._checks.check_device`),
+    run before any work, so the command line refuses exactly what the
+    library would refuse later.
+
     Args:
         value: the device as given (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
             ``'mps'``).
         label: the option, for the message.
 
     Raises:
-        UsageError: for a name torch does not know, or a device this machine
-            does not have (naming the devices it has).
+        UsageError: for a name torch does not know, a device this machine
+            does not have, or a type of device the package does not run on.
     """
-    import torch
+    from .._checks import check_device as check
 
-    expected = 'expected cpu, cuda, cuda:N or mps'
     try:
-        device = torch.device(value)
-    except (RuntimeError, ValueError, TypeError):
-        raise UsageError(
-            f'{label} {value!r} is not a torch device; {expected}'
-        ) from None
-    if device.type == 'cpu':
-        return
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f'{label} {value}: no CUDA device is available on this machine '
-                f'(torch {torch.__version__}); use --device cpu'
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise UsageError(
-                f'{label} {value}: this machine has {count} CUDA device'
-                f'{"s" * (count != 1)} (cuda:0 to cuda:{count - 1})'
-            )
-        return
-    backend = getattr(torch.backends, device.type, None) or getattr(
-        torch, device.type, None
-    )
-    is_available = getattr(backend, 'is_available', None)
-    if not (callable(is_available) and is_available()):
-        raise UsageError(
-            f'{label} {value}: the {device.type} device is not available on this '
-            f'machine; {expected}'
-        )
+        check(label, value)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _runtime_value_errors() -> tuple[type[BaseException], ...]:
