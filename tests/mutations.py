@@ -280,8 +280,8 @@ MUTANTS = [
     Mutant(
         'split-refuses-zero-validation',
         'datamodules/s2_100k.py',
-        'if not 0 <= val_split_pct < 1:',
-        'if not 0 < val_split_pct < 1:',
+        "val_split_pct = check_real('val_split_pct', val_split_pct, minimum=0, below=1)\n    seed",
+        "val_split_pct = check_real('val_split_pct', val_split_pct, positive=True, below=1)\n    seed",
         ('tests/datamodules/test_s2_100k.py',),
         'split_indices refuses val_split_pct=0 (no validation set)',
     ),

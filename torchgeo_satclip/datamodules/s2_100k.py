@@ -454,8 +454,7 @@ def split_indices(
         ValueError: if the fraction is out of range or leaves no training
             sample, or *seed* is not an integer.
     """
-    if not 0 <= val_split_pct < 1:
-        raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+    val_split_pct = check_real('val_split_pct', val_split_pct, minimum=0, below=1)
     seed = check_int('seed', seed)  # a bool or float would name another split
     n = len(keys)
     num_val = round(n * val_split_pct)
@@ -620,9 +619,7 @@ class S2100KDataModule(NonGeoDataModule):
             raise ValueError(
                 f"dataset must be 'torchgeo_satclip' or 'torchgeo', not {dataset!r}"
             )
-        val_split_pct = check_real('val_split_pct', val_split_pct, minimum=0)
-        if not val_split_pct < 1:
-            raise ValueError(f'val_split_pct must be in [0, 1), not {val_split_pct}')
+        val_split_pct = check_real('val_split_pct', val_split_pct, minimum=0, below=1)
         check_flag('augment_val', augment_val)
         batch_size = check_int('batch_size', batch_size, minimum=1)
         num_workers = check_int('num_workers', num_workers, minimum=0)
