@@ -166,6 +166,27 @@ def test_key_encoder_moves_once_per_optimiser_step(tmp_path: Path) -> None:
         torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-5)
 
 
+def test_a_second_fit_updates_the_key_encoder_at_its_first_step(
+    tmp_path: Path,
+) -> None:
+    """A second fit of the same task (a new Trainer, or resuming in the same
+    process) starts its steps again: the key encoder moves at the first."""
+    task = moco_task(moco_momentum=0.9, moco_positives='temporal', lr=1e-12)
+    for run in range(2):
+        query, key = move_query_away(task)
+        trainer = fit_trainer(
+            tmp_path / str(run),
+            max_steps=1,
+            limit_train_batches=1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(task, pair_datamodule(augmentation='moco'))
+        assert trainer.global_step == 1
+        for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
+            torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-5)
+
+
 def test_validation_neither_updates_nor_enqueues() -> None:
     task = moco_task().eval()
     queue = task.moco.queue.clone()

@@ -200,6 +200,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     moco_head: nn.Module
     #: MoCo's momentum encoder and queue (only with ``moco_loss_weight`` > 0).
     moco: MomentumEncoder
+    #: The optimiser step of MoCo's last momentum update (None: none yet).
+    _moco_updated_at_step: int | None = None
 
     def __init__(
         self,
@@ -808,15 +810,27 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
         in MoCo: with ``accumulate_grad_batches`` k, an update at every batch
         would move it k times towards the same query weights (momentum
         ``m ** k`` instead of ``m``). Without a trainer, every call is a step.
+        The step remembered is forgotten when a fit starts
+        (:meth:`on_train_start`): another fit's step numbers start again.
         """
         trainer = getattr(self, '_trainer', None)
         if trainer is None:
             return True
         step = int(trainer.global_step)
-        if getattr(self, '_moco_updated_at_step', None) == step:
+        if self._moco_updated_at_step == step:
             return False
         self._moco_updated_at_step = step
         return True
+
+    def on_train_start(self) -> None:
+        """Forget the optimiser step of MoCo's last momentum update.
+
+        A second fit of this task (another Trainer, or resuming from a
+        checkpoint in the same process) counts its steps from 0 or from the
+        checkpoint's step again: the step at which the last fit stopped must
+        not skip the momentum update of the new fit's step of that number.
+        """
+        self._moco_updated_at_step = None
 
     def _moco_loss(
         self, image: Tensor, query_features: Tensor, enqueue: bool
