@@ -90,3 +90,36 @@ def test_geo_classes_beyond_the_distinct_training_locations_refused() -> None:
     ):
         task.fit_geo_centroids(TWO_PLACES[0])
     assert not bool(task.geo_centroids.any())  # nothing fitted
+
+
+@pytest.mark.parametrize('clip', [True, False], ids=['clip', 'clip_off'])
+def test_geo_logits_are_float32_under_bf16_autocast(clip: bool) -> None:
+    """``bf16-mixed``: the geo head's logits and loss are float32, as CLIP's
+    and MoCo's are (they were bfloat16, eight bits of mantissa)."""
+    torch.manual_seed(0)
+    task = tiny_task(
+        geo_classes=3,
+        geo_loss_weight=1.0,
+        clip_loss_weight=1.0 if clip else 0.0,
+    )
+    task.fit_geo_centroids(POINTS)
+    assert task.geo_head is not None
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    task.geo_head.register_forward_hook(
+        lambda module, args, output: seen.append((args[0], output))
+    )
+    g = torch.Generator().manual_seed(0)
+    batch = {'image': torch.rand(4, 13, 16, 16, generator=g), 'point': POINTS[:4]}
+    task.eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        _, metrics = task.compute_loss(batch)
+    ((features, logits),) = seen
+    assert logits.dtype == torch.float32
+    # the loss of those logits, computed in float32 throughout
+    target = nearest_centroid(POINTS[:4], task.geo_centroids)
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(
+            task.geo_head(features.float()), target
+        )
+    assert metrics['geo_loss'].dtype == torch.float32
+    torch.testing.assert_close(metrics['geo_loss'], expected, rtol=1e-6, atol=1e-6)

@@ -73,6 +73,7 @@ from ._clip import (
     MAX_KMEANS_SEED,
     clip_loss,
     count_distinct_points,
+    float32_math,
     gather_with_grad,
     nearest_centroid,
     retrieval_metrics,
@@ -749,9 +750,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             loss = loss + hp['moco_loss_weight'] * moco_value
         if self.geo_head is not None:
             target = nearest_centroid(lonlat.detach(), self.geo_centroids)
-            geo_loss = F.cross_entropy(
-                self.geo_head(geo_input), target.to(lonlat.device)
-            )
+            # float32 logits and loss under mixed precision, as CLIP's and MoCo's
+            with float32_math(geo_input):
+                geo_logits = self.geo_head(geo_input.to(self.geo_head.weight.dtype))
+                geo_loss = F.cross_entropy(geo_logits.float(), target.to(lonlat.device))
             metrics['geo_loss'] = geo_loss.detach()
             loss = loss + hp['geo_loss_weight'] * geo_loss
         return loss, metrics
