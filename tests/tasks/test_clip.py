@@ -229,6 +229,27 @@ def test_clip_loss_needs_matrices(shape: tuple[int, ...]) -> None:
         clip_loss(embedding, embedding.clone(), torch.tensor(1.0))
 
 
+@pytest.mark.parametrize('shape', [(3,), (3, 1), (1, 3), (0,)])
+def test_clip_loss_needs_one_logit_scale(shape: tuple[int, ...]) -> None:
+    # a (B,) scale was broadcast into a scale per column, (0,) into an empty
+    # loss, without a word
+    torch.manual_seed(0)
+    image, location = torch.randn(3, 4), torch.randn(3, 4)
+    message = f'logit_scale must be a scalar (one number), not of shape {shape}'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clip_loss(image, location, torch.ones(shape))
+
+
+def test_clip_loss_takes_a_one_element_logit_scale() -> None:
+    torch.manual_seed(0)
+    image, location = torch.randn(3, 4), torch.randn(3, 4)
+    scalar = clip_loss(image, location, torch.tensor(2.0))
+    one = clip_loss(image, location, torch.tensor([2.0]))
+    assert one.loss.shape == ()
+    torch.testing.assert_close(one.loss, scalar.loss)
+    torch.testing.assert_close(one.logits_image, scalar.logits_image)
+
+
 def test_a_candidate_at_the_same_place_is_a_hit() -> None:
     """Two samples at one place have the same location embedding: which of
     the two tied columns topk returned decided a hit or a miss, so a perfect

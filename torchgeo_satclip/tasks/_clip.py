@@ -121,7 +121,8 @@ def clip_loss(
     Args:
         image_embedding: ``(B, D)`` image embeddings.
         location_embedding: ``(B, D)`` location embeddings of the same samples.
-        logit_scale: scalar, the log of the inverse temperature.
+        logit_scale: scalar, the log of the inverse temperature (a tensor
+            of one element).
         gather: take negatives from every process (no-op without an
             initialised process group of several processes).
 
@@ -129,8 +130,9 @@ def clip_loss(
         The loss, both logit matrices and the local offset.
 
     Raises:
-        ValueError: if an embedding is not a ``(B, D)`` matrix, or the two
-            differ in shape.
+        ValueError: if an embedding is not a ``(B, D)`` matrix, the two
+            differ in shape, or *logit_scale* is not one number (a ``(B,)``
+            scale would be broadcast into a scale per column).
     """
     for name, embedding in (
         ('image', image_embedding),
@@ -146,6 +148,12 @@ def clip_loss(
             f'image embeddings {tuple(image_embedding.shape)} and location '
             f'embeddings {tuple(location_embedding.shape)} differ in shape'
         )
+    if logit_scale.numel() != 1:
+        raise ValueError(
+            'logit_scale must be a scalar (one number), not of shape '
+            f'{tuple(logit_scale.shape)}: a scale of several would be broadcast '
+            'into one per column of the logits'
+        )
     with float32_math(image_embedding):
         image = F.normalize(image_embedding.float(), dim=-1)
         location = F.normalize(location_embedding.float(), dim=-1)
@@ -154,7 +162,7 @@ def clip_loss(
             all_location, _ = gather_with_grad(location)
         else:
             all_image, all_location, offset = image, location, 0
-        scale = logit_scale.float().exp()
+        scale = logit_scale.float().exp().reshape(())
         logits_image = scale * image @ all_location.T
         logits_location = scale * location @ all_image.T
         target = torch.arange(image.shape[0], device=image.device) + offset
