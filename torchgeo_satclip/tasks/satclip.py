@@ -203,6 +203,8 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
     moco: MomentumEncoder
     #: The optimiser step of MoCo's last momentum update (None: none yet).
     _moco_updated_at_step: int | None = None
+    #: Whether a skipped training batch of one has been warned of.
+    _warned_small_batch = False
 
     def __init__(
         self,
@@ -1061,8 +1063,16 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
 
     def training_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
+    ) -> Tensor | None:
         """Compute the training loss.
+
+        With CLIP on, a batch of fewer than two samples (the last one of a
+        loader without ``drop_last``) has no negative: its CLIP loss and
+        gradient are 0 and its retrieval is perfect. On one process its step
+        is skipped (None: no optimiser step, which would still decay the
+        weights), with a warning the first time; under DDP, where Lightning
+        cannot skip a step, it is refused, unless ``gather_distributed``
+        takes the negatives from the other processes.
 
         Args:
             batch: the output of your DataLoader.
@@ -1070,12 +1080,41 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
             dataloader_idx: index of the current dataloader.
 
         Returns:
-            The loss tensor.
+            The loss tensor, or None for a skipped batch.
+
+        Raises:
+            ValueError: for a CLIP batch of fewer than two samples under DDP
+                without ``gather_distributed``.
         """
+        batch_size = int(batch['point'].shape[0])
+        if self.clip_enabled and batch_size < _MIN_CONTRASTIVE_BATCH:
+            world = _world()[1]
+            if world > 1 and not self.hparams['gather_distributed']:
+                raise ValueError(
+                    f'a training batch of {batch_size} sample(s) on this process: '
+                    'the CLIP loss needs at least 2 (one negative), and Lightning '
+                    'cannot skip a step under DDP. Drop the last incomplete batch '
+                    '(drop_last=True in the training DataLoader), or set '
+                    "gather_distributed: true to take the other processes' "
+                    'samples as negatives'
+                )
+            if world == 1:
+                if not self._warned_small_batch:
+                    warnings.warn(
+                        f'a training batch of {batch_size} sample(s) skipped: the '
+                        'CLIP loss needs at least 2 (one negative; with one, loss '
+                        'and gradient are 0 and retrieval is perfect). Drop the '
+                        'last incomplete batch (drop_last=True in the training '
+                        'DataLoader); this warning is given once',
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                    self._warned_small_batch = True
+                return None
         loss, metrics = self.compute_loss(
             batch, gather=self.hparams['gather_distributed'], enqueue=True
         )
-        self._log_step('train', loss, metrics, batch['point'].shape[0])
+        self._log_step('train', loss, metrics, batch_size)
         return loss
 
     def validation_step(
