@@ -506,3 +506,30 @@ def test_bounds_of_an_empty_batch(encoder: LocationEncoder, given: Any) -> None:
     assert lonlat.dtype == torch.float64
     transform = LocationEmbedding(encoder, crs='EPSG:32631')
     assert transform({'bounds': given})['location_embedding'].shape == (0, 8)
+
+
+@pytest.mark.parametrize(
+    ('crs', 'x', 'where'),
+    [
+        # beyond Web Mercator's easting of 20,037,508 m: wrapped to -90.5
+        ('EPSG:3857', 3e7, 'the sample'),
+        # far outside a UTM zone: (nan, inf)
+        ('EPSG:32631', 1e9, 'the sample'),
+    ],
+)
+def test_bounds_outside_their_crs_are_refused(crs: str, x: float, where: str) -> None:
+    sample = {'bounds': (x - 10, x + 10, -10.0, 10.0, 0.0, 1.0), 'crs': crs}
+    with pytest.raises(ValueError, match=f"{where}'s bounds") as error:
+        sample_lonlat(sample)
+    assert crs in str(error.value)
+    assert f'{x:g}' in str(error.value)
+
+
+def test_bounds_outside_their_crs_name_the_sample_of_a_batch() -> None:
+    bounds = [(0.0, 10.0, 0.0, 10.0, 0.0, 1.0), (1e9 - 10, 1e9 + 10, -10.0, 10.0, 0, 1)]
+    with pytest.raises(ValueError, match="sample 1 of the batch's bounds"):
+        sample_lonlat({'bounds': bounds, 'crs': 'EPSG:32631'})
+    # bounds inside the CRS's area are read as before
+    lonlat, batched = sample_lonlat({'bounds': bounds[:1], 'crs': 'EPSG:32631'})
+    assert batched
+    assert torch.isfinite(lonlat).all()

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .._checks import check_dtype, check_name
 from .._compat import read_geo_bounds
-from ..geo import reproject_to_lonlat
+from ..geo.crs import reproject_checked
 from ..models import LocationEncoder, LocationSource, satclip_location_encoder
 
 __all__ = [
@@ -67,6 +67,12 @@ def _as_tensor(value: Any) -> Tensor:
     return value if isinstance(value, Tensor) else torch.as_tensor(value)
 
 
+def _crs_name(crs: Any) -> str:
+    """A CRS as messages name it: its short string (EPSG:32631), cut at 100."""
+    text = str(crs.to_string() if hasattr(crs, 'to_string') else crs)
+    return text if len(text) <= 100 else f'{text[:97]}...'
+
+
 def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, bool]:
     """Read the (longitude, latitude) of a sample or batch.
 
@@ -91,7 +97,9 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             ambiguous), or ``point`` is not
             ``(2,)`` or ``(B, 2)`` (a ``(2, B)`` or ``(B, 3)`` tensor would
             otherwise be read as scrambled pairs), or ``lon`` and ``lat``
-            are not scalars or ``(B,)`` of one shape.
+            are not scalars or ``(B,)`` of one shape, or bounds are outside
+            the area of their CRS (naming the sample; pyproj would give NaN,
+            or a longitude wrapped round the globe).
     """
     if 'point' in sample:
         point = _as_tensor(sample['point']).to(torch.float64)
@@ -134,10 +142,18 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             )
         x = (boxes[:, 0] + boxes[:, 2]) / 2
         y = (boxes[:, 1] + boxes[:, 3]) / 2
-        rows = [
-            reproject_to_lonlat(x[i : i + 1], y[i : i + 1], crs_list[i])
-            for i in range(len(boxes))
-        ]
+        rows = []
+        for i in range(len(boxes)):
+            row, bad = reproject_checked(x[i : i + 1], y[i : i + 1], crs_list[i])
+            if bad is not None:
+                where = f'sample {i} of the batch' if batched else 'the sample'
+                raise ValueError(
+                    f"{where}'s bounds, centred at x={x[i]:g}, y={y[i]:g} in "
+                    f'{_crs_name(crs_list[i])}, are outside the area of that CRS '
+                    f'(reprojected to lon/lat {row[0, 0]:g}, {row[0, 1]:g}): '
+                    'expected bounds in the CRS of the sample (the dataset.crs)'
+                )
+            rows.append(row)
         lonlat = torch.from_numpy(
             np.concatenate(rows) if rows else np.empty((0, 2))
         ).to(torch.float64)
