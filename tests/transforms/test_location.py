@@ -533,3 +533,31 @@ def test_bounds_outside_their_crs_name_the_sample_of_a_batch() -> None:
     lonlat, batched = sample_lonlat({'bounds': bounds[:1], 'crs': 'EPSG:32631'})
     assert batched
     assert torch.isfinite(lonlat).all()
+
+
+def test_a_list_of_point_tensors_is_a_batch() -> None:
+    points = [torch.tensor(PARIS), torch.tensor([-74.0, 40.7])]
+    lonlat, batched = sample_lonlat({'point': points})
+    assert batched
+    torch.testing.assert_close(lonlat, torch.stack(points).double())
+    lon, lat = [torch.tensor(2.35), torch.tensor(-74.0)], [torch.tensor(48.86)] * 2
+    lonlat, batched = sample_lonlat({'lon': lon, 'lat': lat})
+    assert batched
+    assert lonlat.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ('sample', 'key'),
+    [
+        ({'point': [torch.tensor(PARIS), torch.tensor([1.0, 2.0, 3.0])]}, 'point'),
+        ({'point': 'Paris'}, 'point'),
+        ({'lon': [torch.tensor([1.0, 2.0]), 'x'], 'lat': [1.0, 2.0]}, 'lon'),
+    ],
+)
+def test_unreadable_coordinates_name_their_key(
+    sample: dict[str, Any], key: str
+) -> None:
+    # torch's 'only one element tensors can be converted to Python scalars'
+    # named no key
+    with pytest.raises(ValueError, match=f"the sample's '{key}'"):
+        sample_lonlat(sample)

@@ -63,8 +63,30 @@ def get_location_encoder(
     return satclip_location_encoder(source, dtype=dtype, **build_kwargs)
 
 
-def _as_tensor(value: Any) -> Tensor:
-    return value if isinstance(value, Tensor) else torch.as_tensor(value)
+def _as_tensor(value: Any, key: str) -> Tensor:
+    """The sample's *key* as a float64 tensor (a list of tensors stacked).
+
+    Raises:
+        ValueError: naming *key*, if the value is not numbers (torch's own
+            message names nothing).
+    """
+    try:
+        if isinstance(value, Tensor):
+            tensor = value
+        elif (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(item, Tensor) for item in value)
+        ):
+            tensor = torch.stack(value)  # a batch a collate left as a list
+        else:
+            tensor = torch.as_tensor(value)
+        return tensor.to(torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"the sample's {key!r} is not numbers of one shape in degrees "
+            f'({type(value).__name__}: {error})'
+        ) from None
 
 
 def _crs_name(crs: Any) -> str:
@@ -78,7 +100,9 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
 
     Args:
         sample: a sample or a collated batch (see the module docstring for the
-            keys read, in order of preference).
+            keys read, in order of preference); a ``point``, ``lon`` or
+            ``lat`` given as a list of tensors (a collate that did not stack
+            them) is a batch of them.
         crs: CRS of ``bounds`` when the sample has no ``crs`` key (torchgeo
             0.10 GeoDataset samples) or a ``crs`` of None.
 
@@ -97,12 +121,13 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             ambiguous), or ``point`` is not
             ``(2,)`` or ``(B, 2)`` (a ``(2, B)`` or ``(B, 3)`` tensor would
             otherwise be read as scrambled pairs), or ``lon`` and ``lat``
-            are not scalars or ``(B,)`` of one shape, or bounds are outside
-            the area of their CRS (naming the sample; pyproj would give NaN,
-            or a longitude wrapped round the globe).
+            are not scalars or ``(B,)`` of one shape, or a coordinate is not
+            numbers (naming its key), or bounds are outside the area of their
+            CRS (naming the sample; pyproj would give NaN, or a longitude
+            wrapped round the globe).
     """
     if 'point' in sample:
-        point = _as_tensor(sample['point']).to(torch.float64)
+        point = _as_tensor(sample['point'], 'point')
         if point.shape != (2,) and (point.ndim != 2 or point.shape[1] != 2):
             transposed = point.ndim == 2 and point.shape[0] == 2
             hint = ' (transposed? (B, 2) it must be)' if transposed else ''
@@ -112,8 +137,8 @@ def sample_lonlat(sample: Mapping[str, Any], crs: Any = None) -> tuple[Tensor, b
             )
         return point.reshape(-1, 2), point.ndim == 2
     if 'lon' in sample and 'lat' in sample:
-        lon = _as_tensor(sample['lon']).to(torch.float64)
-        lat = _as_tensor(sample['lat']).to(torch.float64)
+        lon = _as_tensor(sample['lon'], 'lon')
+        lat = _as_tensor(sample['lat'], 'lat')
         if lon.ndim > 1 or lon.shape != lat.shape:
             raise ValueError(
                 "the sample's 'lon' and 'lat' must be scalars or (B,) tensors of "
