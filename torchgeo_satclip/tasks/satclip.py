@@ -308,7 +308,10 @@ class SatCLIPTask(BaseTask):  # type: ignore[misc]
                 CLIP's; None never clamps (the original).
             gather_distributed: all-gather embeddings across devices so that
                 negatives come from the global batch (the original uses only
-                the local micro-batch).
+                the local micro-batch). Every device's batch must be of one
+                size at each step (Lightning's ``DistributedSampler`` gives
+                that; a sampler of your own must too): it is not checked. So
+                must MoCo's under DDP, whose keys are always gathered.
             geo_classes: K of the geo-classification pretext task: k-means of
                 the training locations into K pseudo-classes predicted from the
                 image embedding (the projection) with CLIP on, from the
