@@ -119,3 +119,33 @@ def test_kind_is_checked(tmp_path: Path) -> None:
     path.write_text('lon,lat,zone\n1,2,3\n', encoding='utf-8')
     with pytest.raises(ValueError, match="kind must be 'auto', 'regression' or"):
         PointDataset(path=str(path), target='zone', kind='classes')  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ('indices', 'message'),
+    [
+        ([0, 1, -1], r'indices hold -1 \(item 2, from 0\).* 0 to 49'),
+        ([0, 50], r'indices hold 50 \(item 1, from 0\).* 0 to 49'),
+        ([0, 1.5], r'indices hold 1\.5 \(item 1, from 0\).*integer'),
+        ([True, 2], r'indices hold True \(item 0, from 0\).*integer'),
+        (['3'], r"indices hold '3' \(item 0, from 0\).*integer"),
+    ],
+)
+def test_fit_standardization_refuses_indices_outside_the_points(
+    indices: list[object], message: str, tmp_path: Path
+) -> None:
+    """A negative index wrapped to a point from the end, 1.5 was cut to 1
+    and True read as 1: the mean and std were fitted on points the caller
+    did not give, in silence (an index past the end failed in numpy)."""
+    rows = ['lon,lat,y'] + [f'{i * 7 - 175}.5,{i - 25}.25,{i * i}' for i in range(50)]
+    path = tmp_path / 'points.csv'
+    path.write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    dataset = PointDataset(path=str(path), target='y')
+    labels = dataset.labels.clone()
+    with pytest.raises(ValueError, match=f'fit_standardization: {message}'):
+        dataset.fit_standardization(indices)  # type: ignore[arg-type]
+    assert torch.equal(dataset.labels, labels)
+    dataset.fit_standardization(np.arange(10))  # numpy integers are indices
+    assert dataset.mean == pytest.approx(float(np.mean(np.arange(10) ** 2)))
+    dataset.fit_standardization(torch.arange(20))  # and a tensor's
+    assert dataset.mean == pytest.approx(float(np.mean(np.arange(20) ** 2)))

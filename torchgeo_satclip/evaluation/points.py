@@ -86,7 +86,7 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
             self.labels = torch.from_numpy(values.astype(np.int64))
         self.transforms = transforms
 
-    def fit_standardization(self, indices: Sequence[int]) -> None:
+    def fit_standardization(self, indices: Sequence[int] | np.ndarray | Tensor) -> None:
         """Standardise the labels with the mean and std of *indices* only.
 
         :class:`PointDataModule` passes its training split, so that the
@@ -94,16 +94,38 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
         nothing for a classification task or with ``standardize=False``.
 
         Args:
-            indices: the points whose targets give ``mean`` and ``std``.
+            indices: the points whose targets give ``mean`` and ``std``
+                (integers from 0 to ``len(self) - 1``).
 
         Raises:
-            ValueError: if *indices* is empty, or as :class:`PointDataset`.
+            ValueError: if *indices* is empty or holds anything but such an
+                integer (a negative index would wrap to a point from the end,
+                1.5 or ``True`` be read as 1), naming the first and the range
+                expected, or as :class:`PointDataset`.
         """
         if self.task.kind != 'regression' or not self.standardize:
             return
-        fit = np.asarray(list(indices), dtype=np.int64)
-        if fit.size == 0:
+        # a tensor's items are tensors: its numbers are the indices
+        given = indices.tolist() if isinstance(indices, Tensor) else list(indices)
+        if not given:
             raise ValueError('fit_standardization needs at least one point')
+        count = len(self.task.target)
+        for item, index in enumerate(given):
+            if isinstance(index, bool | np.bool_) or not isinstance(
+                index, numbers.Integral
+            ):
+                raise ValueError(
+                    f'fit_standardization: indices hold {index!r} (item {item}, '
+                    f'from 0): expected integers, the points of the task from 0 '
+                    f'to {count - 1}'
+                )
+            if not 0 <= int(index) < count:
+                raise ValueError(
+                    f'fit_standardization: indices hold {index!r} (item {item}, '
+                    f'from 0), outside the task of {count} points: expected 0 to '
+                    f'{count - 1}'
+                )
+        fit = np.asarray(given, dtype=np.int64)
         self.labels = self._regression_labels(self.task.target, True, fit)
 
     def _regression_labels(
