@@ -160,3 +160,34 @@ def test_geoclip_names_are_recognised(spec: str) -> None:
 
     assert _is_geoclip(spec)
     assert _short_name(spec) == 'geoclip'
+
+
+@pytest.mark.parametrize('stem', ['vit16_l40', 'resnet18_l10'])
+def test_a_checkpoint_is_never_named_as_released_weights(
+    tmp_path: Path, stem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's checkpoint saved as vit16_l40.ckpt was named 'vit16_l40', the
+    name of SATCLIP_VIT16_L40, and published.md set its score beside RANGE's
+    published SatCLIP-ViT16-L40 figure as if it were the released model.
+    Two files l40.ckpt, one in a folder vit16, were named so too, and so was
+    a file named SATCLIP_VIT16_L40 (which the loader reads as a file)."""
+    from torchgeo_satclip.evaluation import ProbeResult, references_to_markdown
+
+    path = checkpoint(tmp_path / f'{stem}.ckpt', 0)
+    assert list(resolve_encoders([str(path)])) == [f'{stem}_ckpt']
+    result = ProbeResult(
+        'air_temperature', f'{stem}_ckpt', 'linear', 'range', 'R2', [0.5]
+    )
+    assert f'| {stem} |' not in references_to_markdown([result])
+    folder, _, rest = stem.partition('_')
+    a = checkpoint(tmp_path / folder / f'{rest}.ckpt', 1)
+    b = checkpoint(tmp_path / 'other' / f'{rest}.ckpt', 2)
+    assert list(resolve_encoders([str(a), str(b)])) == [
+        f'{stem}_ckpt',
+        f'other_{rest}',
+    ]
+    monkeypatch.chdir(tmp_path)
+    weights = f'SATCLIP_{stem.upper()}'
+    checkpoint(tmp_path / weights, 3)
+    checkpoint(tmp_path / stem, 4)
+    assert list(resolve_encoders([weights, stem])) == [weights, f'{stem}_file']

@@ -197,23 +197,48 @@ def _encode_valid(
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def _reserved_names() -> set[str]:
+    """The names of the encoders a user's file must not be named as.
+
+    The built-in encoders, ``geoclip`` and the released weights
+    (``vit16_l40``): the PCA maps skip ``raw``, and
+    :func:`~.references.references_to_markdown` sets the results of
+    ``raw``, ``wrap``, ``geoclip`` and ``vit16_l40`` beside published figures
+    of those models.
+    """
+    weights = {name.removeprefix('SATCLIP_').lower() for name in list_weights()}
+    return {*BUILTIN_ENCODERS, 'geoclip', *weights}
+
+
+def _file_name(name: str, path: Path) -> str:
+    """*name* of the file *path*, with its suffix if it is a reserved name.
+
+    ``raw.ckpt`` is ``raw_ckpt`` and ``vit16_l40.ckpt`` is ``vit16_l40_ckpt``
+    (``_file`` for a file without suffix): under the encoder's own name a
+    user's checkpoint would be taken for it (see :func:`_reserved_names`).
+    """
+    if name not in _reserved_names():
+        return name
+    return f'{name}_{path.suffix[1:] or "file"}'
+
+
 def _short_name(spec: str) -> str:
     """A legend name: ``sh``, ``resnet18_l10`` (a weights name) or a file's stem.
 
-    A file whose stem is a built-in encoder's name or ``geoclip``
-    (``raw.ckpt``) is named with its suffix (``raw_ckpt``): under the
+    A file (an existing path is always read as one) whose stem is the name of
+    a built-in encoder, ``geoclip`` or released weights (``raw.ckpt``,
+    ``vit16_l40.ckpt``) is named with its suffix (``raw_ckpt``): under the
     encoder's own name it would be taken for it (no PCA map, as ``raw``; set
-    beside the published figures of raw coordinates, ``wrap`` or GeoCLIP).
+    beside the published figures of raw coordinates, ``wrap``, GeoCLIP or
+    SatCLIP-ViT16-L40).
     """
     if spec in BUILTIN_ENCODERS:
         return spec
-    if _is_geoclip(spec) and not Path(spec).exists():
-        return 'geoclip'
     path = Path(spec)
-    if path.suffix and path.exists():
-        if path.stem in BUILTIN_ENCODERS or path.stem == 'geoclip':
-            return f'{path.stem}_{path.suffix[1:]}'
-        return path.stem
+    if path.exists():  # the loader's rule: an existing path is a file
+        return _file_name(path.stem, path)
+    if _is_geoclip(spec):
+        return 'geoclip'
     key = spec.rsplit('.', 1)[-1].upper()
     if key.startswith('SATCLIP_'):
         return key[len('SATCLIP_') :].lower()
@@ -221,10 +246,14 @@ def _short_name(spec: str) -> str:
 
 
 def _unique_names(specs: Sequence[str]) -> list[str]:
-    """Short names, made unique with the parent folder, then a counter."""
+    """Short names, made unique with the parent folder, then a counter.
+
+    A file's name with its folder is no encoder's either (``vit16/l40.ckpt``
+    beside another ``l40.ckpt`` is ``vit16_l40_ckpt``).
+    """
     short = [_short_name(spec) for spec in specs]
     names = [
-        f'{Path(spec).parent.name}_{name}'
+        _file_name(f'{Path(spec).parent.name}_{name}', Path(spec))
         if short.count(name) > 1 and Path(spec).parent.name
         else name
         for spec, name in zip(specs, short, strict=True)
@@ -276,8 +305,8 @@ def resolve_encoders(
     Returns:
         Display name (``sh``, ``resnet18_l10``, ``geoclip``, a checkpoint's
         stem, with its folder when two stems are the same, and with its
-        suffix, ``raw_ckpt``, when it is a built-in encoder's name) to encoder
-        module.
+        suffix, ``raw_ckpt`` or ``vit16_l40_ckpt``, when it is the name of a
+        built-in encoder, ``geoclip`` or released weights) to encoder module.
 
     Raises:
         ValueError: for an encoder that is neither built in, a weights name
