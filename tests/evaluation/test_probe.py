@@ -215,3 +215,25 @@ def test_encode_gives_a_training_module_back_in_training_mode(tmp_path: Path) ->
     assert encoder.training
     assert encoder.dropout.training
     assert not encoder.frozen.training
+
+
+def test_the_best_cell_is_chosen_on_the_printed_figures() -> None:
+    """The bold best was chosen on the unrounded mean: two encoders that
+    both print 0.931 showed one bold and one plain, a difference the table
+    does not show."""
+    from torchgeo_satclip.evaluation import ProbeResult
+
+    def row(a: float, b: float, c: float) -> list[str]:
+        results = [
+            ProbeResult('t', name, 'linear', 'random', 'R2', [mean, mean])
+            for name, mean in (('a', a), ('b', b), ('c', c))
+        ]
+        return results_to_markdown(results).splitlines()[2].split(' | ')[4:]
+
+    # 0.9312 and 0.9308 both print 0.931: both bold
+    assert row(0.9312, 0.9308, 0.5) == [
+        '**0.931 +- 0.000**',
+        '**0.931 +- 0.000**',
+        '0.500 +- 0.000 |',
+    ]
+    assert row(0.9314, 0.9316, 0.5)[:2] == ['0.931 +- 0.000', '**0.932 +- 0.000**']

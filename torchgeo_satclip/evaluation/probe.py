@@ -982,7 +982,8 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
 
     Returns:
         The table, cells ``mean +- std`` over folds (the score alone for a
-        single split).
+        single split); the best mean of each row, as printed (three
+        decimals), is bold, every cell that prints it if several do.
 
     Raises:
         ValueError: for no result (the table would have no column).
@@ -999,7 +1000,8 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
         '|---|---|---|---|' + '---|' * len(encoders),
     ]
     for (task, metric, protocol, split), cells in rows.items():
-        best = max(c.mean for c in cells.values())
+        # the best as printed: two cells that both read 0.931 are both bold
+        best = max(float(f'{c.mean:.3f}') for c in cells.values())
         values = []
         for encoder in encoders:
             cell = cells.get(encoder)
@@ -1007,9 +1009,10 @@ def results_to_markdown(results: Sequence[ProbeResult]) -> str:
                 values.append('')
                 continue
             text = f'{cell.mean:.3f}'
+            bold = float(text) == best
             if len(cell.scores) > 1:  # one split (--cv range) has no spread
                 text += f' +- {cell.std:.3f}'
-            values.append(f'**{text}**' if cell.mean == best else text)
+            values.append(f'**{text}**' if bold else text)
         lines.append(
             f'| {markdown_cell(task)} | {metric} | {protocol} | {split} | '
             + ' | '.join(values)
