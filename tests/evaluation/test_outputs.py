@@ -91,6 +91,8 @@ def test_overwrite_replaces_the_run_and_drops_its_other_files(tmp_path: Path) ->
         'scores.png',
     ]
     (tmp_path / 'mine.txt').write_text('not a result')
+    # a map of the user's own, named like the probe's maps: no run wrote it
+    (tmp_path / 'pca_notes.png').write_bytes(b'my own figure')
     second = probe_report(
         tmp_path,
         ['land_ocean'],
@@ -101,15 +103,17 @@ def test_overwrite_replaces_the_run_and_drops_its_other_files(tmp_path: Path) ->
     )
     assert [r.encoder for r in first.results] == ['raw', 'sh']
     assert [r.encoder for r in second.results] == ['raw', 'wrap']
-    # pca_sh.png was the first run's: gone; the user's own file stays
+    # pca_sh.png was the first run's: gone; the user's own files stay
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'mine.txt',
+        'pca_notes.png',
         'pca_wrap.png',
         'probe_results.csv',
         'probe_results.md',
         'scores.png',
     ]
     assert 'wrap' in (tmp_path / 'probe_results.md').read_text()
+    assert (tmp_path / 'pca_notes.png').read_bytes() == b'my own figure'
 
 
 @pytest.mark.parametrize('failing', ['plot_scores', 'plot_pca_map', 'write_results'])
@@ -492,3 +496,43 @@ def test_a_pipe_in_a_name_stays_in_its_cell() -> None:
     table = results_to_markdown(results)
     assert '| pts:a\\|b |' in table
     assert '| x\\|y |' in table.splitlines()[0]
+
+
+def test_overwrite_deletes_only_the_maps_of_the_earlier_runs_encoders(
+    tmp_path: Path,
+) -> None:
+    """--overwrite deleted every pca_*.png of the folder as an earlier run's
+    map (a user's pca_notes.png too): only the maps of the encoders in the
+    earlier run's probe_results.csv are its, matched by name, not pattern."""
+    from torchgeo_satclip.evaluation.outputs import staged_outputs
+    from torchgeo_satclip.evaluation.report import _earlier_run_files
+
+    out = tmp_path / 'run'
+    out.mkdir()
+    names = ['pca_a[1].png', 'pca_a1.png', 'pca_raw.png', 'pca_notes.png']
+    for name in [*names, 'published.md']:
+        (out / name).write_bytes(b'x')
+    # an earlier run of the encoders raw (no map) and a[1]
+    (out / 'probe_results.csv').write_text(
+        'task,encoder,protocol,split,metric,mean,std,folds\n'
+        't,raw,linear,random,R2,0.5,0.1,0.4 0.6\n'
+        't,a[1],linear,random,R2,0.5,0.1,0.4 0.6\n',
+        encoding='utf-8',
+    )
+    with staged_outputs(out, _earlier_run_files(out)) as stage:
+        (stage / 'probe_results.csv').write_text('new', encoding='utf-8')
+    assert sorted(path.name for path in out.iterdir()) == [
+        'pca_a1.png',
+        'pca_notes.png',
+        'pca_raw.png',
+        'probe_results.csv',
+    ]
+    # no table that can be read: no map is known to be the run's
+    (out / 'pca_a[1].png').write_bytes(b'x')
+    (out / 'probe_results.csv').write_bytes(b'\xff\xfe not utf-8')
+    assert _earlier_run_files(out) == [
+        'probe_results.md',
+        'probe_results.csv',
+        'published.md',
+        'scores.png',
+    ]

@@ -130,9 +130,14 @@ def remove_earlier_outputs(
 ) -> list[Path]:
     """Delete the files of an earlier run that this run did not write again.
 
+    Every regular file matching a pattern is taken for the earlier run's: a
+    caller whose file names vary (a map per encoder) passes the names that
+    run wrote (:func:`glob.escape`), not a wildcard that a user's own file
+    would match too.
+
     Args:
         directory: the output folder.
-        patterns: the report's files, as for :func:`earlier_outputs`.
+        patterns: the earlier run's files, as for :func:`earlier_outputs`.
         written: the files this run wrote.
 
     Returns:
@@ -155,7 +160,8 @@ def staged_outputs(
 
     Args:
         directory: the output folder (created).
-        patterns: the report's files, as for :func:`earlier_outputs`.
+        patterns: the earlier run's files, as for
+            :func:`remove_earlier_outputs`.
 
     Yields:
         The staging folder (inside *directory*): write every file there, under

@@ -7,6 +7,8 @@ Options left at None take the default of the function they are passed to,
 so that there is one default, where the work is done.
 """
 
+import csv
+import glob
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -35,7 +37,9 @@ from .tasks import check_sampling, load_task, task_from_csv
 __all__ = ['PROBE_OUTPUTS', 'ProbeReport', 'probe_report']
 
 #: The files a run writes into its output folder (``pca_<encoder>.png`` for
-#: each encoder but ``raw``).
+#: each encoder but ``raw``). A folder holding any of them is refused without
+#: ``overwrite``; with it, only the files the earlier run wrote are deleted
+#: (see :func:`_earlier_run_files`).
 PROBE_OUTPUTS = (
     'probe_results.md',
     'probe_results.csv',
@@ -43,6 +47,38 @@ PROBE_OUTPUTS = (
     'scores.png',
     'pca_*.png',
 )
+
+
+def _earlier_run_files(directory: Path) -> list[str]:
+    """The files an earlier run wrote into *directory*, as patterns.
+
+    The fixed names of :data:`PROBE_OUTPUTS`, and ``pca_<encoder>.png`` for
+    each encoder but ``raw`` of the earlier run's ``probe_results.csv`` (none
+    when it is missing or cannot be read): a user's ``pca_notes.png`` is no
+    run's map, and ``pca_*.png`` would delete it.
+
+    Args:
+        directory: the output folder.
+
+    Returns:
+        Patterns of :func:`~.outputs.staged_outputs` matching those names
+        alone (:func:`glob.escape`).
+    """
+    fixed = [pattern for pattern in PROBE_OUTPUTS if not glob.has_magic(pattern)]
+    encoders: set[str] = set()
+    try:
+        with (directory / 'probe_results.csv').open(
+            encoding='utf-8', newline=''
+        ) as handle:
+            for row in csv.DictReader(handle):
+                name = row.get('encoder')
+                if isinstance(name, str) and name and name != 'raw':
+                    encoders.add(name)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        encoders = set()  # no table: no map is known to be the run's
+    maps = [f'pca_{name}.png' for name in sorted(encoders)]
+    # a name that is not one file of the folder ('a/b') was never written
+    return fixed + [glob.escape(m) for m in maps if Path(m).name == m]
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -142,7 +178,8 @@ def probe_report(
         overwrite: replace the results of an earlier run in *output_dir*
             (:data:`PROBE_OUTPUTS`); once this run's files are written, the
             earlier run's files it did not write again (the map of an encoder
-            no longer probed, ``published.md``) are deleted.
+            of its ``probe_results.csv`` no longer probed, ``published.md``)
+            are deleted, and no other file.
 
     Returns:
         The results and the files written (one ``pca_<name>.png`` per
@@ -206,7 +243,7 @@ def probe_report(
     out = Path(output_dir)
     figures: list[Path] = []
     published = None
-    with staged_outputs(out, PROBE_OUTPUTS) as stage:
+    with staged_outputs(out, _earlier_run_files(out)) as stage:
         write_results(results, stage)
         if references:
             text = references_to_markdown(results)
