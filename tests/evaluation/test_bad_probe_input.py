@@ -935,3 +935,25 @@ def test_numeric_class_labels_are_one_class_beside_words(tmp_path: Path) -> None
     task = task_from_csv(path, 'y')
     assert task.classes == ['1', '2', 'other']
     assert task.target.tolist() == [0, 0, 2, 0, 1, 1] * 3
+
+
+@pytest.mark.parametrize(
+    ('batch_size', 'message'),
+    [
+        (-1, 'batch_size must be at least 1, got -1'),
+        (0, 'batch_size must be at least 1, got 0'),
+        (1.5, 'batch_size must be an integer, got 1.5'),
+        (True, 'batch_size must be an integer, got True'),
+    ],
+)
+def test_encode_refuses_a_batch_size_that_is_no_number_of_points(
+    batch_size: Any, message: str
+) -> None:
+    """encode(batch_size=-1) gave (0, 0) features for every point, in silence
+    (the probes then failed on the shape, naming no batch size); 0 failed
+    with Python's 'range() arg 3 must not be zero', 1.5 with a TypeError."""
+    lonlat = np.array([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        encode('raw', lonlat, batch_size=batch_size)
+    one: Any = np.int64(1)  # a numpy integer is a batch size
+    assert encode('raw', lonlat, batch_size=one).shape == (2, 2)

@@ -163,8 +163,11 @@ def encode(
 
     Raises:
         ValueError: naming the first point that is not a finite (lon, lat)
-            in range (the built-in encoders would encode it all the same).
+            in range (the built-in encoders would encode it all the same), or
+            a *batch_size* that is not a positive integer (a negative one gave
+            no feature at all), before any encoder is loaded.
     """
+    batch_size = check_int('batch_size', batch_size, 1)
     validate_lonlat(np.asarray(lonlat, dtype=np.float64))
     return _encode_valid(encoder, lonlat, batch_size, device)
 
