@@ -25,7 +25,14 @@ from torchgeo_satclip.evaluation.tasks import MAX_TASK_POINTS, load_task
 
 matplotlib.use('agg')
 
-FAST: dict[str, Any] = {'splits': ('random',), 'folds': 2, 'protocols': ('linear',)}
+#: Small runs: one split of two folds, the linear probe, coarse maps (a map
+#: at the default resolution took most of a run's time).
+FAST: dict[str, Any] = {
+    'splits': ('random',),
+    'folds': 2,
+    'protocols': ('linear',),
+    'map_resolution': 30.0,
+}
 
 
 def contents(folder: Path) -> dict[str, bytes]:
