@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import pytest
+import torch
 
 from torchgeo_satclip.evaluation import (
     PointTask,
@@ -957,3 +958,29 @@ def test_encode_refuses_a_batch_size_that_is_no_number_of_points(
         encode('raw', lonlat, batch_size=batch_size)
     one: Any = np.int64(1)  # a numpy integer is a batch size
     assert encode('raw', lonlat, batch_size=one).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ('device', 'message'),
+    [
+        ('gpu', "device 'gpu' is not a torch device"),
+        (1, 'device must be a torch device'),
+        *(
+            []
+            if torch.cuda.is_available()
+            else [('cuda', "device 'cuda': no CUDA device is available")]
+        ),
+    ],
+)
+def test_a_device_this_machine_lacks_is_refused_before_any_encoder_loads(
+    device: Any, message: str, tmp_path: Path
+) -> None:
+    """device='cuda' on a CPU machine (or 'gpu') loaded every encoder first,
+    downloading released weights if need be, then failed with torch's own
+    message naming no argument."""
+    missing = str(tmp_path / 'absent.ckpt')  # loading it would fail otherwise
+    lonlat = np.array([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        encode(missing, lonlat, device=device)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_probes([task(40)], [missing], folds=2, device=device)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import check_int
+from .._checks import check_device, check_int
 from .._io import atomic_path
 from .._nn import evaluating
 from ..geo import validate_lonlat
@@ -165,9 +165,11 @@ def encode(
         ValueError: naming the first point that is not a finite (lon, lat)
             in range (the built-in encoders would encode it all the same), or
             a *batch_size* that is not a positive integer (a negative one gave
-            no feature at all), before any encoder is loaded.
+            no feature at all), or a *device* this machine lacks, before any
+            encoder is loaded.
     """
     batch_size = check_int('batch_size', batch_size, 1)
+    device = check_device('device', device)
     validate_lonlat(np.asarray(lonlat, dtype=np.float64))
     return _encode_valid(encoder, lonlat, batch_size, device)
 
@@ -918,11 +920,12 @@ def run_probes(
         ValueError: for an option of the wrong type or out of range, no
             task or no encoder, two tasks of the same name (their results could not be told apart:
             the tables are keyed by task name), an unknown encoder, or a task
-            too small for the folds asked (see :func:`check_folds`), before
-            any feature is computed.
+            too small for the folds asked (see :func:`check_folds`), or a
+            *device* this machine lacks, before any encoder is loaded.
     """
     require_sklearn()
     _check_options(folds, block_size, protocols, splits, seed)
+    device = check_device('device', device)
     if isinstance(tasks, str) or not tasks:
         raise ValueError(f'tasks must be a non-empty list of tasks, got {tasks!r}')
     check_encoders(encoders)
