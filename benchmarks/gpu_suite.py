@@ -1273,7 +1273,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.device = torch.device('cuda' if cuda else 'cpu')
     cores = os.cpu_count() or 1
     if args.quick:
-        args.encoder_points = 2048
+        # 64: every encoder figure is 5 calls or more at L = 10 and 40, in
+        # three modes, with two backends (2,048 points took minutes on a
+        # loaded 2-core CI machine)
+        args.encoder_points = 64
         args.min_seconds = 0.05
         args.num_patches = 24
         args.workers = [1, 2]
