@@ -27,13 +27,29 @@ def gpu_suite_sh(python: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_gpu_suite_quick(tmp_path: Path) -> None:
-    result = gpu_suite_sh(sys.executable, '--out', str(tmp_path))
+@pytest.fixture(scope='module')
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One ``gpu_suite.sh --quick`` run of the default sections and the CUDA
+    tests, shared by the tests that check its parts: one start-up of the
+    suite (imports of torch, Lightning and the package) instead of two."""
+    out = tmp_path_factory.mktemp('quick')
+    sections = ('tests', 'encoder', 'data', 'train', 'cached', 'ddp')
+    return out, gpu_suite_sh(sys.executable, '--out', str(out), '--sections', *sections)
+
+
+def test_gpu_suite_quick(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, result = quick_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    results = json.loads((tmp_path / 'gpu_results.json').read_text())
+    results = json.loads((out / 'gpu_results.json').read_text())
     assert results['errors'] == {}
     sections = results['sections']
     assert set(sections) == {
+        'tests',  # asked for: the run is shared with test_gpu_suite_tests_section
         'encoder',
         'encoder_compiled',
         'dataset',
@@ -42,6 +58,11 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
         'cached',
         'ddp',
     }
+    # the run names its sections; these are the default ones
+    monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
+    import gpu_suite
+
+    assert gpu_suite.parse([]).sections == ['encoder', 'data', 'train', 'cached', 'ddp']
     for degrees in (10, 40):
         for mode in ('float32', 'tf32', 'bf16'):
             for part in ('sh', 'encoder', 'net'):
@@ -58,11 +79,12 @@ def test_gpu_suite_quick(tmp_path: Path) -> None:
     assert sections['cached']['cached_500_epochs_minutes'] > 0
     assert sections['ddp']['ddp_backend'] == 'gloo'
     assert results['meta']['quick'] is True
-    page = (tmp_path / 'gpu_results.md').read_text()
+    page = (out / 'gpu_results.md').read_text()
     assert '## train' in page
     assert 'not figures' in page  # a quick run says it is no measurement
-    # nothing left behind but the two result files
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    # nothing left behind but the two result files and the CUDA tests' log
+    assert sorted(p.name for p in out.iterdir()) == [
+        'cuda_tests.log',
         'gpu_results.json',
         'gpu_results.md',
     ]
@@ -143,19 +165,25 @@ def test_location_encoder_precision_grid() -> None:
 
 
 def test_gpu_suite_tests_section(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``--sections tests`` runs the CUDA tests (all skipped without a GPU) and
     reports a failing test by name, as a failed section."""
-    result = gpu_suite_sh(sys.executable, '--out', str(tmp_path), '--sections', 'tests')
+    quick, result = quick_run  # its sections: tests and the default ones
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = json.loads((tmp_path / 'gpu_results.json').read_text())['sections']
+    figures = json.loads((quick / 'gpu_results.json').read_text())['sections']
     assert figures['tests']['tests_skipped'] > 10
     assert figures['tests']['tests_failed'] == 0
     assert figures['tests']['tests_failures'] == 'none'
 
     monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
     import gpu_suite
+
+    # The test files below need no plugin: pytest starts without importing
+    # the installed ones (hypothesis alone takes seconds).
+    monkeypatch.setenv('PYTEST_DISABLE_PLUGIN_AUTOLOAD', '1')
 
     failing = tmp_path / 'test_fails.py'
     failing.write_text(
@@ -185,13 +213,13 @@ def test_gpu_suite_tests_section(
         'def test_hangs():\n    time.sleep(600)\n'
     )
     monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(hung),))
-    args = gpu_suite.parse(['--quick', '--out', str(out), '--tests-timeout', '20'])
+    args = gpu_suite.parse(['--quick', '--out', str(out), '--tests-timeout', '8'])
     figures = {}
     with pytest.raises(
-        RuntimeError, match=r'ran past --tests-timeout 20 s, last started: .*test_hangs'
+        RuntimeError, match=r'ran past --tests-timeout 8 s, last started: .*test_hangs'
     ):
         gpu_suite.tests_section(figures, args)
-    assert 20 <= figures['pytest_seconds'] < 60
+    assert 8 <= figures['pytest_seconds'] < 48
     log = (out / 'cuda_tests.log').read_text()
     assert 'test_first PASSED' in log
     assert log.rstrip().endswith('test_hangs')  # written as it ran
