@@ -244,6 +244,8 @@ def test_gpu_suite_cuda_log_written_as_the_tests_run(
         f'    Path({str(marker)!r}).write_text(text)\n'
     )
     monkeypatch.setattr(gpu_suite, 'CUDA_TESTS', (str(probe),))
+    # no plugin needed: pytest starts without importing the installed ones
+    monkeypatch.setenv('PYTEST_DISABLE_PLUGIN_AUTOLOAD', '1')
     figures: dict[str, Any] = {}
     gpu_suite.tests_section(
         figures, gpu_suite.parse(['--quick', '--out', str(tmp_path)])
