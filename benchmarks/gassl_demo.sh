@@ -11,7 +11,9 @@
 # POINTS (2000), EPOCHS (50), JOBS (2 trainings at a time, one thread each),
 # BATCH (the recipes' batch sizes unless set; tests use a tiny world),
 # VARIANTS (the five below unless set: names separated by spaces),
-# SEED (the recipes' seed_everything, 0, unless set).
+# SEED (the recipes' seed_everything, 0, unless set),
+# PROBE_ARGS (more probe-images arguments, separated by spaces; tests pass
+# --folds 2: fewer probe fits on a tiny world).
 #
 # Variants (configs/gassl_demo.yaml is MoCo-v2 + Geo + TP; the others switch
 # parts off on the command line; satclip is configs/satclip_demo.yaml):
@@ -35,6 +37,7 @@ JOBS="${JOBS:-2}"
 extra=()  # arguments for every training
 [ -n "${BATCH:-}" ] && extra+=(--data.init_args.batch_size "$BATCH")
 [ -n "${SEED:-}" ] && extra+=(--seed_everything "$SEED")
+read -r -a probe_extra <<< "${PROBE_ARGS:-}"
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
 known=" moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip moco_v2_split8 moco_v2_geo_tp_split8 "
@@ -100,4 +103,5 @@ for name in "${names[@]}"; do
     checkpoints+=("$name=$OUT/$name/runs/$sub/checkpoints/last.ckpt")
 done
 torchgeo-satclip probe-images "$DATA" --patch-size 32 --crop-size 16 \
-    --checkpoints "${checkpoints[@]}" --output-dir "$OUT/probe" --overwrite --quiet
+    --checkpoints "${checkpoints[@]}" --output-dir "$OUT/probe" --overwrite --quiet \
+    "${probe_extra[@]}"

@@ -433,6 +433,8 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         'CUDA_VISIBLE_DEVICES': '',
         'VARIANTS': 'moco_v2 moco_v2_geo moco_v2_tp moco_v2_geo_tp satclip '
         'moco_v2_split8',
+        # both cross-validations, 2 folds each: 28 probe fits, not 70
+        'PROBE_ARGS': '--folds 2',
     }
     result = subprocess.run(
         ['bash', str(ROOT / 'benchmarks' / 'gassl_demo.sh')],
@@ -447,6 +449,8 @@ def test_gassl_demo_comparison_runs(tmp_path: Path) -> None:
         (tmp_path / 'out' / 'probe' / 'image_probe_results.json').read_text()
     )
     names = {row['encoder'] for row in report['results']}
+    assert report['folds'] == 2  # PROBE_ARGS reached the probe
+    assert {row['cv'] for row in report['results']} == {'random', 'spatial'}
     assert names == {
         'moco_v2',
         'moco_v2_geo',
