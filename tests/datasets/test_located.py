@@ -53,6 +53,25 @@ def test_file_centroids(tmp_path: Path) -> None:
         file_centroid(plain)
 
 
+def write_two_by_two(
+    path: Path, crs: str, left: float, top: float, size: float
+) -> Path:
+    """Write a 2 x 2 uint8 GeoTIFF whose top-left corner is (left, top)."""
+    with rasterio.open(
+        path,
+        'w',
+        driver='GTiff',
+        width=2,
+        height=2,
+        count=1,
+        dtype='uint8',
+        crs=crs,
+        transform=from_origin(left, top, size, size),
+    ) as dst:
+        dst.write(np.zeros((1, 2, 2), np.uint8))
+    return path
+
+
 @pytest.mark.parametrize(
     ('crs', 'left', 'centre'),
     [
@@ -70,19 +89,7 @@ def test_centre_that_is_no_place_names_the_file(
     """A file whose header puts its centre off the Earth gave a wrapped or
     non-finite point in silence; the task then named only a row of a
     (shuffled) batch, never the file."""
-    path = tmp_path / 'bad.tif'
-    with rasterio.open(
-        path,
-        'w',
-        driver='GTiff',
-        width=2,
-        height=2,
-        count=1,
-        dtype='uint8',
-        crs=crs,
-        transform=from_origin(left, 5420000.0, 10, 10),
-    ) as dst:
-        dst.write(np.zeros((1, 2, 2), np.uint8))
+    path = write_two_by_two(tmp_path / 'bad.tif', crs, left, 5420000.0, 10.0)
     message = (
         f'{path}: the centre of its bounds, {centre} in {crs}, is not a place on Earth'
     )
@@ -103,18 +110,6 @@ def test_centroids_that_are_places(
 ) -> None:
     """The check of the centre keeps a longitude a whole turn away (181.5 is
     -178.5) and a southern UTM zone's false northing."""
-    path = tmp_path / 'good.tif'
     size = 1.0 if crs == 'EPSG:4326' else 1000.0  # 2 px: 2 degrees or 2 km
-    with rasterio.open(
-        path,
-        'w',
-        driver='GTiff',
-        width=2,
-        height=2,
-        count=1,
-        dtype='uint8',
-        crs=crs,
-        transform=from_origin(left, top, size, size),
-    ) as dst:
-        dst.write(np.zeros((1, 2, 2), np.uint8))
+    path = write_two_by_two(tmp_path / 'good.tif', crs, left, top, size)
     np.testing.assert_allclose(file_centroid(path), expected, atol=0.01)
