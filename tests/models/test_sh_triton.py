@@ -42,6 +42,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 DEGREES = (1, 2, 3, 10, 40)
+# Degrees whose narrow outputs (bfloat16, float16, float64 to float32) are
+# checked: the rounding happens once, at the store, whatever the degree, and
+# each L = 40 call costs the interpreter seconds (L = 10's polar point at
+# 89.999 degrees already rounds subnormal values).
+NARROW_DEGREES = (1, 2, 3, 10)
 
 # Runs in a subprocess with TRITON_INTERPRET=1: every case through the public
 # function with backend='triton', saved for the test to compare.
@@ -54,7 +59,7 @@ from torchgeo_satclip.models import _sh_triton
 
 assert _sh_triton.interpreted()
 points = torch.from_numpy(np.load(sys.argv[1]))
-degrees = json.loads(sys.argv[2])
+degrees, narrow_degrees = json.loads(sys.argv[2])
 out = {}
 for L in degrees:
     for dtype in (torch.float32, torch.float64):
@@ -63,6 +68,8 @@ for L in degrees:
             out[key] = spherical_harmonics(
                 points.to(dtype), L, norm, backend='triton'
             )
+    if L not in narrow_degrees:
+        continue
     f32 = points.float()
     out[f'{L}-bfloat16'] = spherical_harmonics(
         f32, L, dtype=torch.bfloat16, backend='triton'
@@ -116,7 +123,7 @@ def interpreted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Ten
             '-c',
             INTERPRETED,
             str(points),
-            json.dumps(DEGREES),
+            json.dumps([DEGREES, NARROW_DEGREES]),
             str(result),
         ],
         env=env,
@@ -156,7 +163,7 @@ def test_interpreted_kernel_matches_reference(
     )
 
 
-@pytest.mark.parametrize('num_degrees', DEGREES)
+@pytest.mark.parametrize('num_degrees', NARROW_DEGREES)
 def test_interpreted_kernel_rounds_like_tensor_to(
     interpreted: dict[str, torch.Tensor], num_degrees: int
 ) -> None:
