@@ -86,6 +86,9 @@ def test_each_rank_reads_its_own_share(tmp_path: Path) -> None:
         capacity=8,
         num_hidden_layers=1,
         location_dtype='float32',
+        # a batch of one per process has no negative of its own: the other
+        # process's sample serves (refused without: test_small_batches.py)
+        gather_distributed=True,
     )
     out = str(tmp_path / 'seen')
     trainer = Trainer(
