@@ -19,7 +19,7 @@ from torch.utils.data import random_split
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
 
-from .tasks import load_task, task_from_csv
+from .tasks import check_csv_kind, load_task, task_from_csv
 
 __all__ = ['PointDataModule', 'PointDataset']
 
@@ -66,10 +66,7 @@ class PointDataset(NonGeoDataset):  # type: ignore[misc]
                 non-finite regression target among others), or a regression
                 label is not finite once standardised as float32.
         """
-        if kind not in ('auto', 'regression', 'classification'):
-            raise ValueError(
-                f"kind must be 'auto', 'regression' or 'classification', got {kind!r}"
-            )
+        check_csv_kind(kind)  # before a built-in task, which does not read it
         if path is not None:
             if target is None:
                 raise ValueError('a CSV path needs target= (the target column)')

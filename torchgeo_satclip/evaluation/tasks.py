@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,6 +36,7 @@ __all__ = [
     'BUILTIN_TASKS',
     'MAX_TASK_POINTS',
     'PointTask',
+    'check_csv_kind',
     'check_sampling',
     'load_task',
     'sample_sphere',
@@ -173,6 +174,21 @@ def _encode_classes(
     return target, keep_names, mask
 
 
+def check_csv_kind(kind: Any) -> None:
+    """Refuse a *kind* of CSV targets that :func:`task_from_csv` does not know.
+
+    Args:
+        kind: 'auto', 'regression' or 'classification'.
+
+    Raises:
+        ValueError: for anything else, naming it.
+    """
+    if kind not in ('auto', 'regression', 'classification'):
+        raise ValueError(
+            f"kind must be 'auto', 'regression' or 'classification', got {kind!r}"
+        )
+
+
 def task_from_csv(
     path: str | os.PathLike[str],
     target: str,
@@ -212,10 +228,7 @@ def task_from_csv(
             numbers, or no row has a target; the message names the file, the
             row and the column.
     """
-    if kind not in ('auto', 'regression', 'classification'):
-        raise ValueError(
-            f"kind must be 'auto', 'regression' or 'classification', got {kind!r}"
-        )
+    check_csv_kind(kind)
     if lon_column == lat_column:
         raise ValueError(f'the longitude and latitude columns are both {lon_column!r}')
     if target in (lon_column, lat_column):
