@@ -132,13 +132,21 @@ def move_query_away(task: SatCLIPTask) -> tuple[list[Tensor], list[Tensor]]:
     return [p.clone() for p in queries], [p.clone() for p in task.moco.parameters()]
 
 
+def assert_moved_once(
+    task: SatCLIPTask, query: list[Tensor], key: list[Tensor], atol: float
+) -> None:
+    """The momentum encoder made one update at momentum 0.9 from *key*
+    towards *query* (the copies :func:`move_query_away` returned)."""
+    for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=atol)
+
+
 def test_task_updates_the_key_encoder_before_computing_keys() -> None:
     task = moco_task(moco_momentum=0.9).train()
     query, key = move_query_away(task)
     batch = pair_batch()
     task.compute_loss(batch, enqueue=True)
-    for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
-        torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-6)
+    assert_moved_once(task, query, key, atol=1e-6)
     # the enqueued keys are the updated momentum encoder's normalised keys
     moco = task.moco
     expected = F.normalize(moco.head(moco.backbone(batch['image'][:, 1])), dim=1)
@@ -162,8 +170,7 @@ def test_key_encoder_moves_once_per_optimiser_step(tmp_path: Path) -> None:
     trainer.fit(task, pair_datamodule(augmentation='moco'))
     assert trainer.global_step == 1
     assert int(task.moco.queue_ptr) == 8  # both batches enqueued their keys
-    for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
-        torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-5)
+    assert_moved_once(task, query, key, atol=1e-5)
 
 
 def test_a_second_fit_updates_the_key_encoder_at_its_first_step(
@@ -183,8 +190,7 @@ def test_a_second_fit_updates_the_key_encoder_at_its_first_step(
         )
         trainer.fit(task, pair_datamodule(augmentation='moco'))
         assert trainer.global_step == 1
-        for old, new, q in zip(key, task.moco.parameters(), query, strict=True):
-            torch.testing.assert_close(new, 0.9 * old + 0.1 * q, rtol=0, atol=1e-5)
+        assert_moved_once(task, query, key, atol=1e-5)
 
 
 def test_validation_neither_updates_nor_enqueues() -> None:
