@@ -94,7 +94,7 @@ class TestSplit:
         assert split_indices(keys, 0.5, np.int64(1)) == split_indices(keys, 0.5, 1)  # type: ignore[arg-type]
         # a string failed with a bare '<=' TypeError; False was read as 0
         for fraction in ('0.1', False, None, float('nan')):
-            with pytest.raises(ValueError, match='^val_split_pct must be'):
+            with pytest.raises(ValueError, match=r'^val_split_pct must be'):
                 split_indices(keys, fraction, 0)  # type: ignore[arg-type]
 
     def test_limits(self) -> None:
